@@ -1,0 +1,30 @@
+"""Simulate how Kubernetes Services route traffic across a cluster, and test what you see with statistics.
+
+>>> from sim import load_scenario, run, summarize
+"""
+
+from sim.engine import run
+from sim.errors import SpecError
+from sim.experiment.analysis import summarize, summarize_service
+from sim.io import load_scenario, load_topology
+from sim.outcomes import DropReason, Outcome
+from sim.records import RunResult
+from sim.scenario import Scenario, Stream
+from sim.stats import ChiSquare, chi_square_gof, chi_square_power
+
+__all__ = [
+    "ChiSquare",
+    "DropReason",
+    "Outcome",
+    "RunResult",
+    "Scenario",
+    "SpecError",
+    "Stream",
+    "chi_square_gof",
+    "chi_square_power",
+    "load_scenario",
+    "load_topology",
+    "run",
+    "summarize",
+    "summarize_service",
+]

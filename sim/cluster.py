@@ -1,0 +1,121 @@
+"""Kubernetes objects as frozen values: Node, Pod, Service, Endpoint, and the policies spelled as the API does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sim.distributions import Dist, Exponential
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+class TrafficPolicy(StrEnum):
+    """``internalTrafficPolicy`` / ``externalTrafficPolicy``."""
+
+    CLUSTER = "Cluster"
+    LOCAL = "Local"
+
+
+class TrafficDistribution(StrEnum):
+    """``spec.trafficDistribution``; PreferClose is the deprecated alias of PreferSameZone."""
+
+    PREFER_CLOSE = "PreferClose"
+    PREFER_SAME_ZONE = "PreferSameZone"
+    PREFER_SAME_NODE = "PreferSameNode"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A Kubernetes Node: its name and labels."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def zone(self) -> str:
+        """The zone label, or ``""`` (which matches no zone hint)."""
+        return self.labels.get(ZONE_LABEL, "")
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A pod on a node; backends serve requests with ``concurrency`` workers drawing ``service_time`` (s)."""
+
+    name: str
+    node: str
+    ip: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    ready: bool = True
+    service_time: Dist = Exponential(0.001)
+    concurrency: int = 1
+
+
+@dataclass(frozen=True)
+class Service:
+    """A Service: a label selector plus the routing fields, named after the Kubernetes API in snake_case."""
+
+    name: str
+    selector: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    port: int = 80
+    internal_traffic_policy: TrafficPolicy = TrafficPolicy.CLUSTER
+    external_traffic_policy: TrafficPolicy = TrafficPolicy.CLUSTER
+    node_port: int = 0
+    load_balancer_ips: tuple[str, ...] = ()
+    external_ips: tuple[str, ...] = ()
+    traffic_distribution: TrafficDistribution | None = None
+
+    @property
+    def externally_accessible(self) -> bool:
+        """NodePort, LoadBalancer VIPs or externalIPs make the Service reachable from outside."""
+        return self.node_port != 0 or bool(self.load_balancer_ips) or bool(self.external_ips)
+
+    @property
+    def uses_cluster_endpoints(self) -> bool:
+        """kube-proxy builds the cluster set unless iTP=Local on a Service that is not externally accessible."""
+        return self.internal_traffic_policy != TrafficPolicy.LOCAL or self.externally_accessible
+
+    @property
+    def uses_local_endpoints(self) -> bool:
+        """kube-proxy builds the local set for iTP=Local, or eTP=Local on an externally accessible Service."""
+        return self.internal_traffic_policy == TrafficPolicy.LOCAL or (
+            self.external_traffic_policy == TrafficPolicy.LOCAL and self.externally_accessible
+        )
+
+    def selects(self, pod: Pod) -> bool:
+        """Whether the selector matches the pod's labels (an empty selector selects nothing, as in Kubernetes)."""
+        return bool(self.selector) and all(pod.labels.get(k) == v for k, v in self.selector.items())
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One EndpointSlice endpoint with its conditions and hints; ``pod`` names the backing pod."""
+
+    address: str
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+    node_name: str | None = None
+    zone: str | None = None
+    zone_hints: frozenset[str] | None = None
+    node_hints: frozenset[str] | None = None
+    pod: str | None = None
+
+
+def endpoints_for(service: Service, pods: Iterable[Pod], nodes: Mapping[str, Node]) -> tuple[Endpoint, ...]:
+    """The Service's endpoints, one per selected pod, sorted by ``"IP:port"`` string as kube-proxy sorts them."""
+    endpoints = [
+        Endpoint(
+            address=f"{pod.ip}:{service.port}",
+            ready=pod.ready,
+            serving=pod.ready,
+            terminating=False,
+            node_name=pod.node,
+            zone=nodes[pod.node].zone or None,
+            pod=pod.name,
+        )
+        for pod in pods
+        if service.selects(pod)
+    ]
+    return tuple(sorted(endpoints, key=lambda ep: ep.address))

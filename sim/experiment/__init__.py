@@ -1,0 +1,1 @@
+"""Experiments over runs: analysis of results (and, later, sweeps and executors)."""

@@ -1,0 +1,45 @@
+"""How a request ended: the Outcome of each record and, for failures, the DropReason."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Outcome(IntEnum):
+    """A request's fate; every request sent is exactly one of these at the end of a run."""
+
+    IN_FLIGHT = 0
+    OK = 1
+    DROPPED = 2
+
+
+class DropReason(IntEnum):
+    """Why a request failed, with what the client saw; ``NONE`` for requests that did not fail."""
+
+    NONE = 0
+    NO_ENDPOINTS = 1
+    NO_LOCAL_ENDPOINTS = 2
+    NO_BACKENDS = 3
+
+    @property
+    def label(self) -> str:
+        """A short snake_case name for tables and JSON."""
+        return self.name.lower()
+
+    @property
+    def client_waits(self) -> bool:
+        """True where the dataplane drops silently, so the client learns only at its connect timeout."""
+        return self == DropReason.NO_LOCAL_ENDPOINTS
+
+    @property
+    def description(self) -> str:
+        """What happened in the dataplane and what the client saw, in words."""
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS = {
+    DropReason.NONE: "not dropped",
+    DropReason.NO_ENDPOINTS: "Service has no endpoints: REJECT, the client sees 'connection refused' at once",
+    DropReason.NO_LOCAL_ENDPOINTS: "no local endpoints: DROP, the client waits for its connect timeout",
+    DropReason.NO_BACKENDS: "no backend on this node (Cilium socket-LB): connect() fails at once, EHOSTUNREACH",
+}

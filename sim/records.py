@@ -1,0 +1,76 @@
+"""Flat per-request records in numpy columns, and the RunResult that carries them with their scenario and seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sim.outcomes import DropReason, Outcome
+
+if TYPE_CHECKING:
+    from sim.scenario import Scenario
+
+COLUMNS: dict[str, np.dtype] = {
+    "stream": np.dtype(np.int32),
+    "client": np.dtype(np.int32),
+    "client_node": np.dtype(np.int16),
+    "service": np.dtype(np.int16),
+    "endpoint": np.dtype(np.int32),
+    "endpoint_node": np.dtype(np.int16),
+    "hops": np.dtype(np.int8),
+    "t_sent": np.dtype(np.float64),
+    "t_arrived": np.dtype(np.float64),
+    "t_started": np.dtype(np.float64),
+    "t_finished": np.dtype(np.float64),
+    "t_returned": np.dtype(np.float64),
+    "outcome": np.dtype(np.int8),
+    "reason": np.dtype(np.int8),
+}
+"""One row per request. Indices point into RunResult's name tables; -1 means none (a request never routed).
+
+Times are seconds of simulated time: sent by the client, arrived at the backend pod, started service, finished
+service, returned to the client (for a failure: when the client learned of it). NaN where a step never happened.
+"""
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """The records of one run, with the scenario and seed that made them and the simulated end time (s)."""
+
+    scenario: Scenario
+    seed: int
+    columns: dict[str, np.ndarray]
+    node_names: tuple[str, ...]
+    pod_names: tuple[str, ...]
+    service_names: tuple[str, ...]
+    end_s: float
+
+    def __len__(self) -> int:
+        return len(self.columns["t_sent"])
+
+    @property
+    def outcome(self) -> np.ndarray:
+        """The Outcome code of each request."""
+        return self.columns["outcome"]
+
+    @property
+    def latency_s(self) -> np.ndarray:
+        """Seconds from send to return for every request (NaN while in flight)."""
+        return self.columns["t_returned"] - self.columns["t_sent"]
+
+    def counts(self) -> dict[str, int]:
+        """Requests by outcome name, e.g. ``{"ok": 9990, "dropped": 0, "in_flight": 10}``."""
+        codes = np.bincount(self.outcome, minlength=len(Outcome))
+        return {o.name.lower(): int(codes[o]) for o in Outcome}
+
+    def drops(self, mask: np.ndarray | None = None) -> dict[str, int]:
+        """Dropped requests by DropReason label (only reasons that occurred), optionally within ``mask``."""
+        reasons = self.columns["reason"] if mask is None else self.columns["reason"][mask]
+        codes = np.bincount(reasons, minlength=len(DropReason))
+        return {r.label: int(codes[r]) for r in DropReason if r != DropReason.NONE and codes[r]}
+
+    def nbytes_per_request(self) -> float:
+        """Memory the columns hold per request, in bytes."""
+        return sum(c.itemsize for c in self.columns.values()) if len(self) else 0.0

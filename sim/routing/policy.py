@@ -1,0 +1,118 @@
+"""Which endpoints a connection may use: kube-proxy's CategorizeEndpoints and Cilium's backend selection, pure.
+
+The rules follow ``shared/k8s-semantics.md`` sections (a), (d) and (e) (kube-proxy ``pkg/proxy/topology.go``) and
+the Cilium section (``Writer.DefaultSelectBackends``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sim.cluster import Endpoint, Node, Service, TrafficPolicy
+
+Endpoints = tuple[Endpoint, ...]
+
+
+class TopologyMode(StrEnum):
+    """How kube-proxy filters the cluster set by hints on one node."""
+
+    NONE = ""
+    PREFER_SAME_ZONE = "PreferSameZone"
+    PREFER_SAME_NODE = "PreferSameNode"
+
+
+@dataclass(frozen=True)
+class Categorized:
+    """kube-proxy's four results; ``None`` means the Service never uses that set, ``()`` used but empty."""
+
+    cluster: Endpoints | None
+    local: Endpoints | None
+    all_reachable: Endpoints | None
+    has_any: bool
+
+
+def topology_mode(endpoints: Sequence[Endpoint], node: Node, *, prefer_same_node_gate: bool = True) -> TopologyMode:
+    """``topologyModeFromHints``: node hints, then zone hints, each only if every ready endpoint is hinted."""
+    ready = [ep for ep in endpoints if ep.ready]
+    if not ready:
+        return TopologyMode.NONE
+    if prefer_same_node_gate and all(ep.node_hints for ep in ready):
+        if any(node.name in ep.node_hints for ep in ready if ep.node_hints):
+            return TopologyMode.PREFER_SAME_NODE
+    if all(ep.zone_hints for ep in ready):
+        if any(node.zone in ep.zone_hints for ep in ready if ep.zone_hints):
+            return TopologyMode.PREFER_SAME_ZONE
+    return TopologyMode.NONE
+
+
+def available_for_topology(ep: Endpoint, mode: TopologyMode, node: Node) -> bool:
+    """``availableForTopology``: whether ``ep`` passes the hint filter of ``mode`` on ``node``."""
+    if mode == TopologyMode.PREFER_SAME_NODE:
+        return bool(ep.node_hints) and node.name in ep.node_hints  # type: ignore[operator]
+    if mode == TopologyMode.PREFER_SAME_ZONE:
+        return bool(ep.zone_hints) and node.zone in ep.zone_hints  # type: ignore[operator]
+    return True
+
+
+def _is_local(ep: Endpoint, node: Node) -> bool:
+    """kube-proxy: local iff the endpoint names this node; an endpoint with no nodeName is never local."""
+    return ep.node_name is not None and ep.node_name == node.name
+
+
+def categorize_endpoints(
+    service: Service, endpoints: Sequence[Endpoint], node: Node, *, prefer_same_node_gate: bool = True
+) -> Categorized:
+    """kube-proxy's ``CategorizeEndpoints`` for one Service on one node (semantics doc section (a))."""
+    if not endpoints:
+        return Categorized(None, None, None, False)
+    has_any = False
+    cluster: Endpoints | None = None
+    topology_filtered = False
+    if service.uses_cluster_endpoints:
+        mode = topology_mode(endpoints, node, prefer_same_node_gate=prefer_same_node_gate)
+        topology_filtered = mode != TopologyMode.NONE
+        cluster = tuple(ep for ep in endpoints if ep.ready and available_for_topology(ep, mode, node))
+        if not cluster:
+            cluster = tuple(ep for ep in endpoints if ep.serving and ep.terminating)
+        has_any = bool(cluster)
+    if not service.uses_local_endpoints:
+        return Categorized(cluster, None, cluster, has_any)
+
+    local: Endpoints | None = None
+    has_local_ready = has_local_serving_terminating = False
+    for ep in endpoints:
+        if ep.ready or (ep.serving and ep.terminating):
+            has_any = True
+        if _is_local(ep, node):
+            has_local_ready |= ep.ready
+            has_local_serving_terminating |= ep.serving and ep.terminating
+    if has_local_ready:
+        local = tuple(ep for ep in endpoints if _is_local(ep, node) and ep.ready)
+    elif has_local_serving_terminating:
+        local = tuple(ep for ep in endpoints if _is_local(ep, node) and ep.serving and ep.terminating)
+
+    if not service.uses_cluster_endpoints:
+        return Categorized(None, local, local, has_any)
+    assert cluster is not None
+    local_uses_terminating = not has_local_ready and has_local_serving_terminating
+    if not topology_filtered and not local_uses_terminating:
+        return Categorized(cluster, local, cluster, has_any)
+    seen = {ep.address for ep in cluster}
+    union = cluster + tuple(ep for ep in (local or ()) if ep.address not in seen)
+    return Categorized(cluster, local, union, has_any)
+
+
+def cilium_select_backends(service: Service, endpoints: Sequence[Endpoint], node: Node) -> Endpoints:
+    """Cilium's ``DefaultSelectBackends`` for a ClusterIP frontend: the backends written to this node's BPF map.
+
+    iTP=Local keeps backends on this node, and (unlike kube-proxy) a backend with no node name counts as local.
+    Active (ready) backends are used; only when none is active, terminating ones that still serve.
+    """
+    only_local = service.internal_traffic_policy == TrafficPolicy.LOCAL
+    candidates = [ep for ep in endpoints if not (only_local and ep.node_name and ep.node_name != node.name)]
+    active = tuple(ep for ep in candidates if ep.ready)
+    if active:
+        return active
+    return tuple(ep for ep in candidates if ep.serving and ep.terminating)
