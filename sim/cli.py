@@ -54,8 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.command == "validate":
-        print(f"{args.file}: ok ({len(scenario.pods)} pods, {len(scenario.services)} services, "
-              f"{len(scenario.streams)} streams)")
+        print(
+            f"{args.file}: ok ({len(scenario.pods)} pods, {len(scenario.services)} services, "
+            f"{len(scenario.streams)} streams)"
+        )
         return 0
     result = run(scenario, seed)
     summary = summarize(result, alpha=args.alpha)
@@ -78,9 +80,13 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
     ]
     for name, s in summary["services"].items():
         svc = scenario.service(name)
-        clients = sorted({f"{st.client}@{scenario.pod(st.client).node}" for st in scenario.streams if st.service == name})
+        clients = sorted(
+            {f"{st.client}@{scenario.pod(st.client).node}" for st in scenario.streams if st.service == name}
+        )
         out.append("")
-        out.append(f"Service {name}  internalTrafficPolicy={svc.internal_traffic_policy}  clients: {', '.join(clients)}")
+        out.append(
+            f"Service {name}  internalTrafficPolicy={svc.internal_traffic_policy}  clients: {', '.join(clients)}"
+        )
         out.append(
             f"  sent {s['sent']}  completed {s['completed']}  dropped {s['dropped']}  "
             f"in flight {s['in_flight']}  violations {s['violations']}"

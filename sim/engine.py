@@ -48,7 +48,7 @@ class _Backend:
 class _Target:
     """One endpoint as seen from one client node: its backend, pod index and the two path-delay draws (s)."""
 
-    __slots__ = ("backend", "pod", "out", "back")
+    __slots__ = ("back", "backend", "out", "pod")
 
     def __init__(self, backend: _Backend, pod: int, out: Iterator[float], back: Iterator[float]) -> None:
         self.backend = backend
@@ -60,7 +60,7 @@ class _Target:
 class _Stream:
     """A client stream's run-time state."""
 
-    __slots__ = ("index", "targets", "choose", "drop", "fail_after", "gaps", "remaining", "closed", "flow")
+    __slots__ = ("choose", "closed", "drop", "fail_after", "flow", "gaps", "index", "remaining", "targets")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -236,7 +236,7 @@ class _Run:
         stream_client = np.array([pod_index[s.client] for s in sc.streams], dtype=np.int32)
         stream_service = np.array([service_index[s.service] for s in sc.streams], dtype=np.int16)
 
-        raw = {
+        raw: dict[str, array] = {
             "stream": self.c_stream,
             "endpoint": self.c_endpoint,
             "t_sent": self.c_sent,

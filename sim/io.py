@@ -6,6 +6,7 @@ file, the field and the problem.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -48,7 +49,7 @@ class _Table:
             return default
         value = self.data.pop(key)
         kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
-        if isinstance(value, bool) and bool not in kinds_t or not isinstance(value, kinds_t):
+        if (isinstance(value, bool) and bool not in kinds_t) or not isinstance(value, kinds_t):
             wanted = " or ".join(_type_name(k) for k in kinds_t)
             raise self.error(key, f"must be {wanted}, got {_type_name(value)} {value!r}")
         return value
@@ -97,9 +98,14 @@ class _Table:
 
 def _type_name(value: object) -> str:
     t = value if isinstance(value, type) else type(value)
-    return {dict: "a table", list: "an array", str: "a string", int: "an integer", float: "a number", bool: "a boolean"}.get(
-        t, t.__name__
-    )
+    return {
+        dict: "a table",
+        list: "an array",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+    }.get(t, t.__name__)
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -251,7 +257,7 @@ def _trace(t: _Table) -> tuple[float, ...]:
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
             raise t.error("times_s", "must be an array of numbers of seconds")
         times = [float(v) for v in raw]
-    if any(v < 0 for v in times) or any(b < a for a, b in zip(times, times[1:], strict=False)):
+    if any(v < 0 for v in times) or any(b < a for a, b in itertools.pairwise(times)):
         raise t.error(key, "send times must be >= 0 and sorted")
     return tuple(times)
 
@@ -268,12 +274,12 @@ def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     name = top.take("name", str, path.stem)
     seed = top.integer("seed", 0, minimum=0)
     topo_file = top.take("topology", str)
-    topology_path = (path.parent / topo_file).resolve() if not Path(topo_file).is_absolute() else Path(topo_file)
+    topology_path = path.parent / topo_file
     try:
         topology = load_topology(topology_path)
     except SpecError as e:
         if e.path == str(topology_path) and e.problem == "no such file":
-            raise top.error("topology", f"no such file {topo_file!r} (looked in {topology_path.parent})") from None
+            raise top.error("topology", f"no such file {str(topology_path)!r}") from None
         raise
     dataplane = top.take("dataplane", str, "iptables")
     picker = top.take("picker", str, "")

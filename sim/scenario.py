@@ -47,7 +47,9 @@ class Scenario:
 
     def __post_init__(self) -> None:
         if not self.picker:
-            object.__setattr__(self, "picker", self.dataplane_impl.default_picker if self.dataplane in DATAPLANES else "")
+            object.__setattr__(
+                self, "picker", self.dataplane_impl.default_picker if self.dataplane in DATAPLANES else ""
+            )
         self._validate()
 
     def _validate(self) -> None:

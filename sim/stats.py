@@ -45,7 +45,7 @@ def chi_square_gof(observed: Sequence[float], expected_shares: Sequence[float]) 
         raise ValueError("expected_shares must be >= 0 with a positive sum")
     keep = shares > 0
     obs, shares = obs[keep], shares[keep] / shares[keep].sum()
-    n = int(round(obs.sum()))
+    n = round(obs.sum())
     expected = shares * obs.sum()
     if obs.size < 2 or n == 0:
         return ChiSquare(0.0, 1.0, 0, n, 0.0, float(expected.min()) if expected.size else 0.0)
@@ -80,10 +80,7 @@ def verdict(result: ChiSquare, alpha: float = 0.01) -> str:
     """The plain-words reading of a goodness-of-fit test at level ``alpha``."""
     if result.dof == 0:
         return "one eligible endpoint: every routed request must land there; nothing to test"
-    if result.min_expected < 5:
-        caution = f" (caution: smallest expected count {result.min_expected:.1f} < 5)"
-    else:
-        caution = ""
+    caution = f" (caution: smallest expected count {result.min_expected:.1f} < 5)" if result.min_expected < 5 else ""
     if result.pvalue < alpha:
         return f"REJECT the expected split at alpha={alpha} (p={result.pvalue:.3g}, w={result.cohens_w:.3f})" + caution
     return f"consistent with the expected split at alpha={alpha} (p={result.pvalue:.3g})" + caution

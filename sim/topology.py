@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -88,7 +89,7 @@ class Topology:
             path = Path((src,), self.same_node)
         else:
             vertices = nx.dijkstra_path(self.graph, src, dst, weight="mean_s")
-            hops = tuple(self.graph.edges[u, v]["latency"] for u, v in zip(vertices, vertices[1:], strict=False))
+            hops = tuple(self.graph.edges[u, v]["latency"] for u, v in itertools.pairwise(vertices))
             path = Path(tuple(vertices), Sum(hops))
         self._paths[key] = path
         return path

@@ -95,7 +95,11 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     routed_counts = np.bincount(endpoint[routed], minlength=n_pods)
     reply_counts = np.bincount(endpoint[ok], minlength=n_pods)
     relevant = np.flatnonzero((expected > 0) | (routed_counts > 0))
-    test = chi_square_gof(routed_counts[expected > 0], expected[expected > 0]) if expected.any() else chi_square_gof([0], [1])
+    test = (
+        chi_square_gof(routed_counts[expected > 0], expected[expected > 0])
+        if expected.any()
+        else chi_square_gof([0], [1])
+    )
     deterministic = result.scenario.picker_impl.deterministic
     max_dev = float(np.max(np.abs(routed_counts - expected))) if expected.any() else 0.0
     if deterministic and test.dof > 0:
@@ -106,7 +110,11 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     node_counts = np.bincount(cols["endpoint_node"][mine][ok], minlength=len(result.node_names))
     latency = result.latency_s[mine][ok]
     latency_s = (
-        {"mean": float(latency.mean()), "p50": float(np.percentile(latency, 50)), "p99": float(np.percentile(latency, 99))}
+        {
+            "mean": float(latency.mean()),
+            "p50": float(np.percentile(latency, 50)),
+            "p99": float(np.percentile(latency, 99)),
+        }
         if latency.size
         else {"mean": float("nan"), "p50": float("nan"), "p99": float("nan")}
     )

@@ -38,12 +38,11 @@ def topology_mode(endpoints: Sequence[Endpoint], node: Node, *, prefer_same_node
     ready = [ep for ep in endpoints if ep.ready]
     if not ready:
         return TopologyMode.NONE
-    if prefer_same_node_gate and all(ep.node_hints for ep in ready):
-        if any(node.name in ep.node_hints for ep in ready if ep.node_hints):
-            return TopologyMode.PREFER_SAME_NODE
-    if all(ep.zone_hints for ep in ready):
-        if any(node.zone in ep.zone_hints for ep in ready if ep.zone_hints):
-            return TopologyMode.PREFER_SAME_ZONE
+    node_hinted = prefer_same_node_gate and all(ep.node_hints for ep in ready)
+    if node_hinted and any(node.name in ep.node_hints for ep in ready if ep.node_hints):
+        return TopologyMode.PREFER_SAME_NODE
+    if all(ep.zone_hints for ep in ready) and any(node.zone in ep.zone_hints for ep in ready if ep.zone_hints):
+        return TopologyMode.PREFER_SAME_ZONE
     return TopologyMode.NONE
 
 

@@ -1,0 +1,105 @@
+"""Invariants over generated scenarios (hypothesis): accounting, locality, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim.cluster import Pod, Service, TrafficPolicy
+from sim.distributions import Exponential, Uniform
+from sim.engine import run
+from sim.outcomes import DropReason, Outcome
+from sim.routing import DATAPLANES
+from sim.scenario import Scenario, Stream
+from sim.workload import ClosedLoop, ConstantRate, Poisson
+from tests.conftest import star
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    n_nodes = draw(st.integers(1, 4))
+    nodes = [f"n{i}" for i in range(n_nodes)]
+    n_services = draw(st.integers(1, 3))
+    pods = []
+    for s in range(n_services):
+        for node in nodes:
+            for k in range(draw(st.integers(0, 2))):
+                pods.append(
+                    Pod(
+                        f"s{s}-{node}-{k}",
+                        node,
+                        f"10.{s}.{nodes.index(node)}.{k + 2}",
+                        {"app": f"s{s}"},
+                        ready=draw(st.booleans()) or draw(st.booleans()),
+                        service_time=Exponential(draw(st.sampled_from([0.0001, 0.001, 0.01]))),
+                        concurrency=draw(st.integers(1, 3)),
+                    )
+                )
+    clients = [Pod(f"c{i}", draw(st.sampled_from(nodes)), f"10.99.0.{i + 2}", {"app": "client"}) for i in range(2)]
+    services = tuple(
+        Service(f"s{s}", {"app": f"s{s}"}, internal_traffic_policy=draw(st.sampled_from(list(TrafficPolicy))))
+        for s in range(n_services)
+    )
+    workloads = st.sampled_from([ClosedLoop(), Poisson(200.0), ConstantRate(100.0), ClosedLoop(Uniform(0.0, 0.01))])
+    streams = tuple(
+        Stream(
+            c.name,
+            f"s{draw(st.integers(0, n_services - 1))}",
+            draw(workloads),
+            draw(st.integers(0, 60)),
+            connect_timeout_s=draw(st.sampled_from([0.5, 127.0])),
+        )
+        for c in clients
+    )
+    return Scenario(
+        name="generated",
+        topology=star(nodes, hop=Exponential(0.0002)),
+        pods=tuple(pods + clients),
+        services=services,
+        streams=streams,
+        dataplane=draw(st.sampled_from(sorted(DATAPLANES))),
+        duration_s=draw(st.sampled_from([None, 0.05])),
+    )
+
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(scenarios(), st.integers(0, 2**32 - 1))
+def test_every_request_is_completed_dropped_with_reason_or_in_flight(scenario, seed):
+    r = run(scenario, seed)
+    c = r.columns
+    assert set(np.unique(c["outcome"])) <= {int(o) for o in Outcome}
+    dropped = c["outcome"] == Outcome.DROPPED
+    assert np.all(c["reason"][dropped] != DropReason.NONE)
+    assert np.all(c["reason"][~dropped] == DropReason.NONE)
+    in_flight = c["outcome"] == Outcome.IN_FLIGHT
+    if scenario.duration_s is None:
+        assert not in_flight.any()
+        expected = sum(s.requests or 0 for s in scenario.streams)
+        assert len(r) == expected
+    else:
+        assert np.all(c["t_sent"] <= scenario.duration_s)
+        assert np.all(np.isnan(c["t_returned"][in_flight]))
+    ok = c["outcome"] == Outcome.OK
+    assert np.all(c["t_returned"][ok] >= c["t_sent"][ok])
+    assert np.all(c["endpoint"][ok] >= 0)
+
+
+@SETTINGS
+@given(scenarios(), st.integers(0, 2**32 - 1))
+def test_local_never_leaves_the_node(scenario, seed):
+    c = run(scenario, seed).columns
+    local = [i for i, s in enumerate(scenario.services) if s.internal_traffic_policy == TrafficPolicy.LOCAL]
+    routed_local = np.isin(c["service"], local) & (c["endpoint"] >= 0)
+    assert np.all(c["endpoint_node"][routed_local] == c["client_node"][routed_local])
+
+
+@settings(max_examples=25, deadline=None)
+@given(scenarios(), st.integers(0, 2**32 - 1))
+def test_same_seed_same_result(scenario, seed):
+    a, b = run(scenario, seed), run(scenario, seed)
+    for name in a.columns:
+        assert np.array_equal(a.columns[name], b.columns[name], equal_nan=True)

@@ -1,0 +1,106 @@
+"""Statistics against theory, at fixed seeds. Each test states its level and the wrong model it must reject."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from sim.cluster import Endpoint
+from sim.distributions import Constant, Exponential
+from sim.engine import run
+from sim.experiment.analysis import summarize_service
+from sim.io import load_scenario
+from sim.rng import Streams
+from sim.routing import PICKERS
+from sim.stats import chi_square_gof, chi_square_power, cohens_w
+from sim.workload import Poisson
+from tests.conftest import DEMO, two_node_scenario
+
+pytestmark = pytest.mark.statistical
+
+ALPHA = 0.01
+N = 2000
+ENDPOINTS = tuple(Endpoint(f"10.0.0.{i}:80", node_name="n", pod=f"p{i}") for i in range(2))
+
+
+class Biased6040:
+    """A wrong picker: claims uniform shares but sends 60% to the first endpoint."""
+
+    name: ClassVar[str] = "biased-60-40"
+    deterministic: ClassVar[bool] = False
+
+    def shares(self, endpoints):
+        return np.full(len(endpoints), 1 / len(endpoints))
+
+    def chooser(self, endpoints, rng):
+        return lambda flow: 0 if rng.random() < 0.6 else 1
+
+
+def picker_pvalue(picker, seed: int) -> float:
+    choose = picker.chooser(ENDPOINTS, Streams(seed).generator("route"))
+    counts = np.bincount([choose(f) for f in range(N)], minlength=len(ENDPOINTS))
+    return chi_square_gof(counts, picker.shares(ENDPOINTS)).pvalue
+
+
+def test_sample_size_has_the_power_to_see_a_60_40_skew():
+    # the wrong picker's test below is only meaningful if it would fail almost surely
+    assert chi_square_power(cohens_w([0.6, 0.4], [0.5, 0.5]), N, dof=1, alpha=ALPHA) > 0.999
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in PICKERS.items() if not p.deterministic))
+def test_random_pickers_pass_chi_square(name):
+    assert picker_pvalue(PICKERS[name], seed=1) > ALPHA
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in PICKERS.items() if p.deterministic))
+def test_deterministic_pickers_balance_exactly(name):
+    choose = PICKERS[name].chooser(ENDPOINTS, Streams(1).generator("route"))
+    counts = np.bincount([choose(f) for f in range(N)], minlength=len(ENDPOINTS))
+    assert counts.max() - counts.min() <= 1
+
+
+def test_biased_picker_fails_the_same_test():
+    assert picker_pvalue(Biased6040(), seed=1) < ALPHA
+
+
+def test_demo_echo1_is_uniform_and_echo2_stays_local():
+    scenario, seed = load_scenario(DEMO)
+    result = run(scenario, seed)
+    echo1 = summarize_service(result, "echo-1")
+    assert echo1.chi_square.pvalue > ALPHA
+    assert echo1.violations == 0
+    assert set(echo1.by_node) == {"kind-worker", "kind-worker2"}
+    echo2 = summarize_service(result, "echo-2")
+    assert echo2.by_node == {"kind-worker": 10000}
+    assert echo2.violations == 0
+
+
+def test_mm1_mean_sojourn_matches_theory():
+    """One Poisson client (lambda=0.5/s) and one exp(1 s) server: mean sojourn 1/(mu - lambda) = 2 s.
+
+    Five independent replications of 4000 requests: the replication means' grand mean must lie within 3 standard
+    errors (of those means) of theory, and a model with a 10% faster server (sojourn 1.8 s) must lie outside.
+    """
+    lam, mu = 0.5, 1.0
+    means = []
+    for rep in range(5):
+        sc = two_node_scenario(
+            requests=4000, workload=Poisson(lam), service_time=Exponential(1 / mu), remote_backend=False
+        )
+        r = run(sc, seed=100 + rep)
+        lat = r.columns["t_finished"] - r.columns["t_arrived"]
+        means.append(lat[1000:].mean())  # drop the warm-up from an empty queue
+    grand = float(np.mean(means))
+    se = float(np.std(means, ddof=1) / math.sqrt(len(means)))
+    assert abs(grand - 1 / (mu - lam)) < 3 * se
+    wrong = 1 / (1.1 * mu - lam)
+    assert abs(grand - wrong) > 3 * se
+
+
+def test_constant_network_delays_add_up():
+    sc = two_node_scenario(requests=50, service_time=Constant(0.001), local_backend=False)
+    lat = run(sc, 1).latency_s
+    assert np.allclose(lat, 4 * 0.0001 + 0.001)  # two hops out, two back, 1 ms service
