@@ -263,13 +263,22 @@ def _trace(t: _Table) -> tuple[float, ...]:
 
 
 def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> tuple[Scenario, int]:
-    """Read a scenario/experiment TOML file into a validated Scenario and its seed.
+    """Read a scenario TOML file into a validated Scenario and its seed.
 
     ``overrides`` may set ``seed`` and ``requests`` (requests per stream), as the CLI flags do.
     """
     path = Path(path)
+    return parse_scenario(_load_toml(path), path, overrides)
+
+
+def parse_scenario(
+    raw: Mapping[str, Any], path: str | Path, overrides: Mapping[str, Any] | None = None
+) -> tuple[Scenario, int]:
+    """Build a validated Scenario and its seed from a parsed scenario table; ``path`` names it in errors and
+    anchors relative file names (topology, traces)."""
+    path = Path(path)
     overrides = dict(overrides or {})
-    raw = _load_toml(path)
+    raw = dict(raw)
     top = _Table(path, "", raw)
     name = top.take("name", str, path.stem)
     seed = top.integer("seed", 0, minimum=0)
