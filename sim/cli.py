@@ -76,7 +76,7 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
     """The human tables of ``sim run``: one block per Service."""
     out = [
         f"scenario {summary['scenario']}  seed {summary['seed']}  dataplane {summary['dataplane']}  "
-        f"picker {summary['picker']}  simulated {summary['end_s']:.3f} s"
+        f"simulated {summary['end_s']:.3f} s"
     ]
     for name, s in summary["services"].items():
         svc = scenario.service(name)

@@ -26,12 +26,27 @@ class TrafficDistribution(StrEnum):
     PREFER_SAME_NODE = "PreferSameNode"
 
 
+class SessionAffinity(StrEnum):
+    """``spec.sessionAffinity``."""
+
+    NONE = "None"
+    CLIENT_IP = "ClientIP"
+
+
+DEFAULT_AFFINITY_TIMEOUT_S = 10800.0
+"""``DefaultClientIPServiceAffinitySeconds``: ClientIP affinity lasts 3 hours unless ``timeoutSeconds`` says."""
+MAX_AFFINITY_TIMEOUT_S = 86400.0
+"""``MaxClientIPServiceAffinitySeconds``."""
+
+
 @dataclass(frozen=True)
 class Node:
-    """A Kubernetes Node: its name and labels."""
+    """A Kubernetes Node: name, labels, allocatable CPU (cores) and readiness."""
 
     name: str
     labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    allocatable_cpu: float = 0.0
+    ready: bool = True
 
     @property
     def zone(self) -> str:
@@ -48,6 +63,7 @@ class Pod:
     ip: str
     labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
     ready: bool = True
+    terminating: bool = False
     service_time: Dist = Exponential(0.001)
     concurrency: int = 1
 
@@ -65,6 +81,9 @@ class Service:
     load_balancer_ips: tuple[str, ...] = ()
     external_ips: tuple[str, ...] = ()
     traffic_distribution: TrafficDistribution | None = None
+    session_affinity: SessionAffinity = SessionAffinity.NONE
+    session_affinity_timeout_s: float = DEFAULT_AFFINITY_TIMEOUT_S
+    annotations: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def externally_accessible(self) -> bool:
@@ -104,13 +123,17 @@ class Endpoint:
 
 
 def endpoints_for(service: Service, pods: Iterable[Pod], nodes: Mapping[str, Node]) -> tuple[Endpoint, ...]:
-    """The Service's endpoints, one per selected pod, sorted by ``"IP:port"`` string as kube-proxy sorts them."""
+    """The Service's endpoints, one per selected pod, sorted by ``"IP:port"`` string as kube-proxy sorts them.
+
+    Conditions follow the EndpointSlice controller: a terminating pod is never ready, stays ``serving`` while its
+    readiness probe passes, and is marked ``terminating``.
+    """
     endpoints = [
         Endpoint(
             address=f"{pod.ip}:{service.port}",
-            ready=pod.ready,
+            ready=pod.ready and not pod.terminating,
             serving=pod.ready,
-            terminating=False,
+            terminating=pod.terminating,
             node_name=pod.node,
             zone=nodes[pod.node].zone or None,
             pod=pod.name,

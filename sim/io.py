@@ -15,10 +15,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sim.cluster import Pod, Service, TrafficDistribution, TrafficPolicy
+from sim.cluster import (
+    DEFAULT_AFFINITY_TIMEOUT_S,
+    MAX_AFFINITY_TIMEOUT_S,
+    Pod,
+    Service,
+    SessionAffinity,
+    TrafficDistribution,
+    TrafficPolicy,
+)
 from sim.distributions import Constant, Dist, Exponential, Gamma, LogNormal, Uniform
 from sim.errors import SpecError
-from sim.scenario import LINUX_SYN_TIMEOUT_S, SCENARIO, Scenario, Stream
+from sim.routing import DataplaneConfig
+from sim.scenario import LINUX_SYN_TIMEOUT_S, SCENARIO, Connections, ExternalClient, Scenario, Stream, Target
 from sim.topology import ElementKind, Link, Topology
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace, Workload
 
@@ -174,11 +183,16 @@ def load_topology(path: str | Path) -> Topology:
     same_node = _dist(top, "same_node_latency", Constant(0.0))
     top.data.pop("same_node_latency", None)
     nodes: dict[str, dict[str, str]] = {}
+    cpu: dict[str, float] = {}
+    unready: set[str] = set()
     for t in top.tables("nodes"):
         node = t.take("name", str)
         if node in nodes:
             raise t.error("name", f"duplicate node {node!r}")
         nodes[node] = t.strings("labels")
+        cpu[node] = t.number("cpu", 0.0, minimum=0)
+        if not t.take("ready", bool, True):
+            unready.add(node)
         t.done()
     if not nodes:
         raise top.error("nodes", "a topology needs at least one [[nodes]] entry")
@@ -206,7 +220,15 @@ def load_topology(path: str | Path) -> Topology:
         links.append(Link(between[0], between[1], latency))
         t.done()
     top.done()
-    return Topology(name=name, nodes=nodes, elements=elements, links=links, same_node=same_node)
+    return Topology(
+        name=name,
+        nodes=nodes,
+        elements=elements,
+        links=links,
+        same_node=same_node,
+        allocatable_cpu=cpu,
+        unready=frozenset(unready),
+    )
 
 
 # --- scenario --------------------------------------------------------------------------------------------------
@@ -214,6 +236,8 @@ def load_topology(path: str | Path) -> Topology:
 _WORKLOADS = ["poisson", "constant", "closed_loop", "trace"]
 _POLICIES = [p.value for p in TrafficPolicy]
 _DISTRIBUTIONS = [d.value for d in TrafficDistribution]
+_AFFINITIES = [a.value for a in SessionAffinity]
+_TARGETS = [t.value for t in Target]
 
 
 def _workload(t: _Table) -> Workload:
@@ -262,6 +286,43 @@ def _trace(t: _Table) -> tuple[float, ...]:
     return tuple(times)
 
 
+def _string_list(t: _Table, key: str) -> tuple[str, ...]:
+    values = t.take(key, list, [])
+    if not all(isinstance(v, str) for v in values):
+        raise t.error(key, "must be an array of strings")
+    return tuple(values)
+
+
+def _dataplane(top: _Table) -> DataplaneConfig:
+    """``dataplane = "cilium"``, or a table ``[dataplane]`` with name and options."""
+    raw = top.data.get("dataplane", "iptables")
+    if isinstance(raw, str):
+        return DataplaneConfig(name=top.take("dataplane", str, "iptables"))
+    t = _Table(top.path, "dataplane", top.take("dataplane", (dict, str)))
+    config = DataplaneConfig(
+        name=t.take("name", str, "iptables"),
+        picker=t.take("picker", str, ""),
+        maglev_table_size=t.integer("maglev_table_size", 16381, minimum=1),
+        enable_service_topology=t.take("enable_service_topology", bool, False),
+        external_clusterip=t.take("external_clusterip", bool, False),
+        prefer_same_node_gate=t.take("prefer_same_node_gate", bool, True),
+    )
+    t.done()
+    return config
+
+
+def _connections(stream: _Table) -> Connections:
+    """``connections = { max_requests = 100, max_age_s = 30 }``: keep-alive; absent: a new connection a request."""
+    if "connections" not in stream.data:
+        return Connections()
+    t = _Table(stream.path, stream.field("connections"), stream.take("connections", dict))
+    conn = Connections(
+        t.integer("max_requests", 1, minimum=1), t.number("max_age_s", float("inf"), minimum=0, strict=True)
+    )
+    t.done()
+    return conn
+
+
 def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> tuple[Scenario, int]:
     """Read a scenario TOML file into a validated Scenario and its seed.
 
@@ -290,8 +351,7 @@ def parse_scenario(
         if e.path == str(topology_path) and e.problem == "no such file":
             raise top.error("topology", f"no such file {str(topology_path)!r}") from None
         raise
-    dataplane = top.take("dataplane", str, "iptables")
-    picker = top.take("picker", str, "")
+    dataplane = _dataplane(top)
     duration_s = top.number("duration_s", None, minimum=0, strict=True)
 
     defaults = _Table(path, "defaults", top.take("defaults", dict, {}))
@@ -321,6 +381,7 @@ def parse_scenario(
                 ip=t.take("ip", str, default_ip),
                 labels=t.strings("labels"),
                 ready=t.take("ready", bool, True),
+                terminating=t.take("terminating", bool, False),
                 service_time=service_time,
                 concurrency=t.integer("concurrency", default_concurrency, minimum=1),
             )
@@ -329,6 +390,17 @@ def parse_scenario(
 
     services = []
     for t in top.tables("services"):
+        affinity_timeout = DEFAULT_AFFINITY_TIMEOUT_S
+        if "sessionAffinityConfig" in t.data:
+            config = _Table(path, t.field("sessionAffinityConfig"), t.take("sessionAffinityConfig", dict))
+            client_ip = _Table(path, config.field("clientIP"), config.take("clientIP", dict))
+            affinity_timeout = client_ip.number("timeoutSeconds", DEFAULT_AFFINITY_TIMEOUT_S, minimum=1)
+            if affinity_timeout > MAX_AFFINITY_TIMEOUT_S:
+                raise client_ip.error(
+                    "timeoutSeconds", f"must be <= {MAX_AFFINITY_TIMEOUT_S:g}, got {affinity_timeout:g}"
+                )
+            client_ip.done()
+            config.done()
         services.append(
             Service(
                 name=t.take("name", str),
@@ -341,9 +413,23 @@ def parse_scenario(
                     "externalTrafficPolicy", TrafficPolicy, _POLICIES, TrafficPolicy.CLUSTER
                 ),
                 node_port=t.integer("nodePort", 0, minimum=0),
-                load_balancer_ips=tuple(t.take("loadBalancerIPs", list, [])),
-                external_ips=tuple(t.take("externalIPs", list, [])),
+                load_balancer_ips=_string_list(t, "loadBalancerIPs"),
+                external_ips=_string_list(t, "externalIPs"),
                 traffic_distribution=t.choice("trafficDistribution", TrafficDistribution, _DISTRIBUTIONS, None),
+                session_affinity=t.choice("sessionAffinity", SessionAffinity, _AFFINITIES, SessionAffinity.NONE),
+                session_affinity_timeout_s=affinity_timeout,
+                annotations=t.strings("annotations"),
+            )
+        )
+        t.done()
+
+    external: list[ExternalClient] = []
+    for t in top.tables("external_clients"):
+        external.append(
+            ExternalClient(
+                name=t.take("name", str),
+                attach=t.take("attach", str),
+                ip=t.take("ip", str, f"203.0.113.{len(external) + 1}"),
             )
         )
         t.done()
@@ -365,6 +451,10 @@ def parse_scenario(
                 requests=requests,
                 start_s=t.number("start_s", 0.0, minimum=0),
                 connect_timeout_s=t.number("connect_timeout_s", default_connect_timeout, minimum=0),
+                target=t.choice("target", Target, _TARGETS, Target.CLUSTER_IP),
+                node=t.take("node", str, None),
+                health_checks=t.take("health_checks", bool, False),
+                connections=_connections(t),
             )
         )
         t.done()
@@ -381,7 +471,7 @@ def parse_scenario(
             services=tuple(services),
             streams=tuple(streams),
             dataplane=dataplane,
-            picker=picker,
+            external_clients=tuple(external),
             duration_s=duration_s,
             spec=raw,
         )

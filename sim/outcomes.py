@@ -20,6 +20,8 @@ class DropReason(IntEnum):
     NO_ENDPOINTS = 1
     NO_LOCAL_ENDPOINTS = 2
     NO_BACKENDS = 3
+    NO_REAL_SERVERS = 4
+    NO_SERVICE_BACKEND = 5
 
     @property
     def label(self) -> str:
@@ -29,7 +31,7 @@ class DropReason(IntEnum):
     @property
     def client_waits(self) -> bool:
         """True where the dataplane drops silently, so the client learns only at its connect timeout."""
-        return self == DropReason.NO_LOCAL_ENDPOINTS
+        return self in (DropReason.NO_LOCAL_ENDPOINTS, DropReason.NO_REAL_SERVERS, DropReason.NO_SERVICE_BACKEND)
 
     @property
     def description(self) -> str:
@@ -42,4 +44,6 @@ _DESCRIPTIONS = {
     DropReason.NO_ENDPOINTS: "Service has no endpoints: REJECT, the client sees 'connection refused' at once",
     DropReason.NO_LOCAL_ENDPOINTS: "no local endpoints: DROP, the client waits for its connect timeout",
     DropReason.NO_BACKENDS: "no backend on this node (Cilium socket-LB): connect() fails at once, EHOSTUNREACH",
+    DropReason.NO_REAL_SERVERS: "IPVS virtual server with no real servers: nothing answers, client connect timeout",
+    DropReason.NO_SERVICE_BACKEND: "Cilium tc path: DROP_NO_SERVICE (reason 158), client connect timeout",
 }

@@ -12,14 +12,20 @@ from sim.outcomes import DropReason, Outcome
 if TYPE_CHECKING:
     from sim.scenario import Scenario
 
+PICK_REUSED, PICK_FRESH, PICK_AFFINITY = 0, 1, 2
+"""The ``pick`` column: the request rode an open connection, a picker chose afresh, or session affinity chose."""
+
 COLUMNS: dict[str, np.dtype] = {
     "stream": np.dtype(np.int32),
     "client": np.dtype(np.int32),
     "client_node": np.dtype(np.int16),
     "service": np.dtype(np.int16),
+    "entry_node": np.dtype(np.int16),
     "endpoint": np.dtype(np.int32),
     "endpoint_node": np.dtype(np.int16),
     "hops": np.dtype(np.int8),
+    "pick": np.dtype(np.int8),
+    "source_preserved": np.dtype(np.int8),
     "t_sent": np.dtype(np.float64),
     "t_arrived": np.dtype(np.float64),
     "t_started": np.dtype(np.float64),
@@ -29,6 +35,11 @@ COLUMNS: dict[str, np.dtype] = {
     "reason": np.dtype(np.int8),
 }
 """One row per request. Indices point into RunResult's name tables; -1 means none (a request never routed).
+
+``client`` indexes ``client_names`` (pods first, then external clients, whose ``client_node`` is -1);
+``entry_node`` is the node whose proxy decided (the client's node for pod traffic); ``hops`` counts links one
+way; ``pick`` says how the endpoint was chosen (0 rode an open connection, 1 the picker, 2 session affinity);
+``source_preserved`` whether the backend sees the client's own address (1) or a SNAT address (0).
 
 Times are seconds of simulated time: sent by the client, arrived at the backend pod, started service, finished
 service, returned to the client (for a failure: when the client learned of it). NaN where a step never happened.
@@ -46,6 +57,7 @@ class RunResult:
     pod_names: tuple[str, ...]
     service_names: tuple[str, ...]
     end_s: float
+    client_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.columns["t_sent"])

@@ -4,21 +4,72 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cached_property
 
-from sim.cluster import Endpoint, Node, Pod, Service, endpoints_for
+from sim.cluster import Endpoint, Node, Pod, Service, TrafficPolicy, endpoints_for
 from sim.errors import SpecError
-from sim.routing import DATAPLANES, DEFAULT_DATAPLANE, PICKERS, Dataplane, Picker, Route
+from sim.routing import (
+    DATAPLANES,
+    PICKERS,
+    Dataplane,
+    DataplaneConfig,
+    Hints,
+    Picker,
+    Route,
+    Source,
+    generate_hints,
+    local_ready_endpoints,
+)
+from sim.routing.maglev import TABLE_SIZES
 from sim.topology import Topology
-from sim.workload import Trace, Workload
+from sim.workload import ClosedLoop, Trace, Workload
 
 LINUX_SYN_TIMEOUT_S = 127.0
 """Linux gives up a TCP connect after 6 SYN retries: 1+2+4+8+16+32+64 s (``net.ipv4.tcp_syn_retries=6``)."""
+EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+
+class Target(StrEnum):
+    """Which address of the Service a stream calls."""
+
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+@dataclass(frozen=True)
+class Connections:
+    """How a client uses TCP connections: a new one per request (``max_requests=1``, curl in a loop) or
+    keep-alive, where requests share a connection (and so its endpoint) until it has carried ``max_requests`` or
+    is ``max_age_s`` seconds old."""
+
+    max_requests: int = 1
+    max_age_s: float = float("inf")
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether requests may share a connection."""
+        return self.max_requests > 1
+
+
+@dataclass(frozen=True)
+class ExternalClient:
+    """A client outside the cluster, attached to a topology vertex (e.g. an ``internet`` router)."""
+
+    name: str
+    attach: str
+    ip: str
 
 
 @dataclass(frozen=True)
 class Stream:
-    """One client pod calling one Service: ``requests`` sends (None: until the run's ``duration_s``)."""
+    """One client (pod or external) calling one Service: ``requests`` sends (None: until ``duration_s``).
+
+    ``target`` picks the Service address: ClusterIP (pods only), NodePort on ``node``, or the LoadBalancer, which
+    spreads connections uniformly over nodes (only over nodes passing the eTP=Local health check when
+    ``health_checks``; if none passes, over all, as cloud load balancers fail open).
+    """
 
     client: str
     service: str
@@ -26,9 +77,18 @@ class Stream:
     requests: int | None = None
     start_s: float = 0.0
     connect_timeout_s: float = LINUX_SYN_TIMEOUT_S
+    target: Target = Target.CLUSTER_IP
+    node: str | None = None
+    health_checks: bool = False
+    connections: Connections = Connections()
 
 
 SCENARIO = "<scenario>"
+
+
+def fail(fld: str, problem: str) -> SpecError:
+    """A SpecError found while validating a Scenario; ``sim.io`` puts the file's path in."""
+    return SpecError(SCENARIO, fld, problem)
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,83 +100,135 @@ class Scenario:
     pods: tuple[Pod, ...]
     services: tuple[Service, ...]
     streams: tuple[Stream, ...]
-    dataplane: str = DEFAULT_DATAPLANE
-    picker: str = ""
+    dataplane: DataplaneConfig = DataplaneConfig()
+    external_clients: tuple[ExternalClient, ...] = ()
     duration_s: float | None = None
     spec: Mapping[str, object] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.picker:
-            object.__setattr__(
-                self, "picker", self.dataplane_impl.default_picker if self.dataplane in DATAPLANES else ""
-            )
         self._validate()
 
     def _validate(self) -> None:
-        fail = lambda fld, problem: SpecError(SCENARIO, fld, problem)  # noqa: E731 - a local shorthand
-        if self.dataplane not in DATAPLANES:
-            raise fail("dataplane", f"unknown dataplane {self.dataplane!r}; expected one of {sorted(DATAPLANES)}")
-        if self.picker not in self.dataplane_impl.pickers:
-            offered = list(self.dataplane_impl.pickers)
-            raise fail("picker", f"{self.dataplane} does not offer picker {self.picker!r}; it offers {offered}")
+        dp = self.dataplane
+        if dp.name not in DATAPLANES:
+            raise fail("dataplane.name", f"unknown dataplane {dp.name!r}; expected one of {sorted(DATAPLANES)}")
+        if dp.picker and dp.picker not in PICKERS:
+            raise fail("dataplane.picker", f"unknown picker {dp.picker!r}; expected one of {sorted(PICKERS)}")
+        if dp.maglev_table_size not in TABLE_SIZES:
+            raise fail("dataplane.maglev_table_size", f"must be one of Cilium's primes {list(TABLE_SIZES)}")
         if self.duration_s is not None and not self.duration_s > 0:
             raise fail("duration_s", f"must be > 0 seconds, got {self.duration_s}")
-        pod_names: set[str] = set()
+        names: set[str] = set()
         for i, pod in enumerate(self.pods):
-            if pod.name in pod_names:
+            if pod.name in names:
                 raise fail(f"pods[{i}].name", f"duplicate pod name {pod.name!r}")
-            pod_names.add(pod.name)
+            names.add(pod.name)
             if pod.node not in self.topology.nodes:
                 raise fail(f"pods[{i}].node", f"node {pod.node!r} is not in topology {self.topology.name!r}")
             if pod.concurrency < 1:
                 raise fail(f"pods[{i}].concurrency", f"must be >= 1, got {pod.concurrency}")
+        for i, ext in enumerate(self.external_clients):
+            if ext.name in names:
+                raise fail(f"external_clients[{i}].name", f"duplicate client name {ext.name!r}")
+            names.add(ext.name)
+            if ext.attach not in self.topology.graph:
+                raise fail(f"external_clients[{i}].attach", f"{ext.attach!r} is not in topology {self.topology.name!r}")
         service_names: set[str] = set()
         for i, svc in enumerate(self.services):
             if svc.name in service_names:
                 raise fail(f"services[{i}].name", f"duplicate service name {svc.name!r}")
             service_names.add(svc.name)
+            if not 1 <= svc.session_affinity_timeout_s <= 86400:
+                raise fail(f"services[{i}].timeoutSeconds", "must be between 1 and 86400 seconds")
         if not self.streams:
             raise fail("streams", "no client streams: add at least one [[streams]] table")
         for i, stream in enumerate(self.streams):
-            if stream.client not in pod_names:
-                raise fail(f"streams[{i}].client", f"no pod named {stream.client!r}")
-            if stream.service not in service_names:
-                raise fail(f"streams[{i}].service", f"no service named {stream.service!r}")
-            if stream.requests is None and self.duration_s is None and not isinstance(stream.workload, Trace):
-                raise fail(f"streams[{i}].requests", "give requests, or duration_s for the scenario")
-            if stream.requests is not None and stream.requests < 0:
-                raise fail(f"streams[{i}].requests", f"must be >= 0, got {stream.requests}")
-            client_node = self.pod(stream.client).node
+            self._validate_stream(i, stream, names, service_names)
+
+    def _validate_stream(self, i: int, stream: Stream, names: set[str], services: set[str]) -> None:
+        if stream.client not in names:
+            raise fail(f"streams[{i}].client", f"no pod or external client named {stream.client!r}")
+        if stream.service not in services:
+            raise fail(f"streams[{i}].service", f"no service named {stream.service!r}")
+        if stream.requests is None and self.duration_s is None and not isinstance(stream.workload, Trace):
+            raise fail(f"streams[{i}].requests", "give requests, or duration_s for the scenario")
+        if stream.requests is not None and stream.requests < 0:
+            raise fail(f"streams[{i}].requests", f"must be >= 0, got {stream.requests}")
+        svc = self.service(stream.service)
+        external = self.is_external(stream.client)
+        if external and stream.target == Target.CLUSTER_IP:
+            raise fail(f"streams[{i}].target", "a client outside the cluster cannot reach a ClusterIP")
+        if stream.target == Target.NODE_PORT:
+            if svc.node_port == 0:
+                raise fail(f"streams[{i}].target", f"service {svc.name!r} has no nodePort")
+            if stream.node not in self.topology.nodes:
+                raise fail(f"streams[{i}].node", f"NodePort target needs a node of the topology, got {stream.node!r}")
+        if stream.target == Target.LOAD_BALANCER and not svc.load_balancer_ips:
+            raise fail(f"streams[{i}].target", f"service {svc.name!r} has no loadBalancerIPs")
+        if stream.target == Target.LOAD_BALANCER and not self.lb_nodes(stream):
+            raise fail(f"streams[{i}].target", "every node is excluded from external load balancers")
+        if (
+            stream.requests is None
+            and isinstance(stream.workload, ClosedLoop)
+            and stream.workload.think.mean_s == 0
+            and any(
+                self.route(stream, n).drop and not self.route(stream, n).drop.client_waits
+                for n in self.entry_nodes(stream)
+            )
+        ):
+            raise fail(f"streams[{i}].requests", "a closed loop failing at once with no think time never ends")
+        origin = self.origin(stream.client)
+        for entry in self.entry_nodes(stream):
+            if not self.topology.connected(origin, entry):
+                raise fail(f"streams[{i}]", f"client {stream.client!r} at {origin!r} has no path to node {entry!r}")
             for ep in self.endpoints(stream.service):
-                if ep.node_name and not self.topology.connected(client_node, ep.node_name):
+                if ep.node_name and not self.topology.connected(entry, ep.node_name):
                     raise fail(
                         f"streams[{i}]",
-                        f"client {stream.client!r} on node {client_node!r} has no network path to backend "
+                        f"client {stream.client!r} on node {entry!r} has no network path to backend "
                         f"{ep.pod!r} on node {ep.node_name!r}",
                     )
 
+    # --- lookups ---------------------------------------------------------------------------------------------
+
     @cached_property
     def nodes(self) -> dict[str, Node]:
-        """Kubernetes Nodes by name, with their labels from the topology."""
-        return {name: Node(name, dict(labels)) for name, labels in self.topology.nodes.items()}
+        """Kubernetes Nodes by name, with labels, allocatable CPU and readiness from the topology."""
+        topo = self.topology
+        return {
+            name: Node(name, dict(labels), topo.allocatable_cpu.get(name, 0.0), name not in topo.unready)
+            for name, labels in topo.nodes.items()
+        }
 
     @cached_property
     def _pods_by_name(self) -> dict[str, Pod]:
         return {pod.name: pod for pod in self.pods}
 
     @cached_property
+    def _external_by_name(self) -> dict[str, ExternalClient]:
+        return {c.name: c for c in self.external_clients}
+
+    @cached_property
     def _services_by_name(self) -> dict[str, Service]:
         return {svc.name: svc for svc in self.services}
 
-    @property
-    def dataplane_impl(self) -> Dataplane:
-        """The Dataplane object named by ``dataplane``."""
-        return DATAPLANES[self.dataplane]
+    @cached_property
+    def _hints(self) -> dict[str, Hints]:
+        return {
+            svc.name: generate_hints(svc, endpoints_for(svc, self.pods, self.nodes), self.nodes)
+            for svc in self.services
+        }
 
     @property
-    def picker_impl(self) -> Picker:
-        """The Picker object named by ``picker``."""
-        return PICKERS[self.picker]
+    def dataplane_impl(self) -> Dataplane:
+        """The Dataplane named by the config."""
+        return DATAPLANES[self.dataplane.name]
+
+    def picker(self, name: str) -> Picker:
+        """A picker object by registry name, with this scenario's options."""
+        if name == "maglev":
+            return PICKERS["maglev"](table_size=self.dataplane.maglev_table_size)  # type: ignore[call-arg]
+        return PICKERS[name]()
 
     def pod(self, name: str) -> Pod:
         """The pod called ``name``."""
@@ -126,15 +238,53 @@ class Scenario:
         """The Service called ``name``."""
         return self._services_by_name[name]
 
-    @cached_property
-    def _endpoints(self) -> dict[str, tuple[Endpoint, ...]]:
-        return {svc.name: endpoints_for(svc, self.pods, self.nodes) for svc in self.services}
+    def is_external(self, client: str) -> bool:
+        """Whether ``client`` is outside the cluster."""
+        return client in self._external_by_name
+
+    def client_ip(self, client: str) -> str:
+        """The address a client's connections come from."""
+        return self._external_by_name[client].ip if self.is_external(client) else self.pod(client).ip
+
+    def origin(self, client: str) -> str:
+        """The topology vertex a client's packets start from: its pod's node, or where it attaches."""
+        return self._external_by_name[client].attach if self.is_external(client) else self.pod(client).node
 
     def endpoints(self, service: str) -> tuple[Endpoint, ...]:
-        """The Service's endpoints (all selected pods, with conditions), sorted by address."""
-        return self._endpoints[service]
+        """The Service's endpoints with conditions and the controller's hints, sorted by address."""
+        return self._hints[service].endpoints
 
-    def route(self, service: str, node: str) -> Route:
-        """Which endpoints a pod on ``node`` may reach through the Service's ClusterIP, per the dataplane."""
-        svc = self.service(service)
-        return self.dataplane_impl.route(svc, self.endpoints(service), self.nodes[node])
+    def hints(self, service: str) -> Hints:
+        """The hints the EndpointSlice controller wrote for ``service`` (or why it wrote none)."""
+        return self._hints[service]
+
+    def source(self, stream: Stream) -> Source:
+        """What kind of connection a stream makes."""
+        if self.is_external(stream.client):
+            return Source.EXTERNAL
+        return Source.POD if stream.target == Target.CLUSTER_IP else Source.POD_EXTERNAL
+
+    def lb_nodes(self, stream: Stream) -> tuple[str, ...]:
+        """The nodes a load balancer sends the stream's connections to."""
+        nodes = tuple(n for n, node in self.nodes.items() if EXCLUDE_FROM_LB not in node.labels and node.ready)
+        if stream.health_checks:
+            eps = self.endpoints(stream.service)
+            if self.service(stream.service).external_traffic_policy == TrafficPolicy.LOCAL:
+                healthy = tuple(n for n in nodes if local_ready_endpoints(eps, self.nodes[n]) > 0)
+                return healthy or nodes
+        return nodes
+
+    def entry_nodes(self, stream: Stream) -> tuple[str, ...]:
+        """The nodes whose proxy handles the stream's new connections."""
+        if stream.target == Target.LOAD_BALANCER and self.is_external(stream.client):
+            return self.lb_nodes(stream)
+        if stream.target == Target.NODE_PORT and self.is_external(stream.client):
+            return (stream.node or "",)
+        return (self.pod(stream.client).node,)
+
+    def route(self, stream: Stream, node: str) -> Route:
+        """Which endpoints a new connection of ``stream`` entering at ``node`` may reach, per the dataplane."""
+        svc = self.service(stream.service)
+        return self.dataplane_impl.route(
+            svc, self.endpoints(stream.service), self.nodes[node], self.source(stream), self.dataplane
+        )

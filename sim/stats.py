@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as st
 
 
@@ -26,7 +27,7 @@ class ChiSquare:
     min_expected: float
 
 
-def chi_square_gof(observed: Sequence[float], expected_shares: Sequence[float]) -> ChiSquare:
+def chi_square_gof(observed: ArrayLike, expected_shares: ArrayLike) -> ChiSquare:
     """Test observed counts against expected shares (normalised to sum 1); zero-share cells must be empty.
 
     Cells whose expected share is 0 are left out: a count there is a policy violation, which the caller reports

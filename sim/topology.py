@@ -53,7 +53,7 @@ class Topology:
     """Kubernetes nodes (with labels), network elements and links; path lookups are computed once and cached.
 
     ``same_node`` is the pod-to-pod delay on one node (veth and bridge on the host), used when client and backend
-    share a node.
+    share a node. ``allocatable_cpu`` (cores) and ``unready`` describe nodes for the topology-aware hints heuristic.
     """
 
     name: str
@@ -61,6 +61,8 @@ class Topology:
     elements: Mapping[str, ElementKind]
     links: Sequence[Link]
     same_node: Dist
+    allocatable_cpu: Mapping[str, float] = field(default_factory=dict)
+    unready: frozenset[str] = frozenset()
     graph: nx.Graph = field(init=False, repr=False)
     _paths: dict[tuple[str, str], Path] = field(init=False, repr=False)
 
@@ -80,7 +82,7 @@ class Topology:
         return nx.has_path(self.graph, a, b)
 
     def path(self, src: str, dst: str) -> Path:
-        """The lowest-mean-latency path from node ``src`` to node ``dst`` (networkx Dijkstra, cached per source)."""
+        """The lowest-mean-latency path between two vertices (networkx Dijkstra, cached per pair)."""
         key = (src, dst)
         cached = self._paths.get(key)
         if cached is not None:

@@ -8,6 +8,7 @@ import pytest
 
 from sim.cluster import Pod, Service, TrafficPolicy
 from sim.distributions import Constant, Dist, Exponential
+from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, Stream
 from sim.topology import ElementKind, Link, Topology
 from sim.workload import ClosedLoop, Workload
@@ -50,7 +51,7 @@ def two_node_scenario(
         pods=tuple(pods),
         services=(Service("svc", {"app": "svc"}, internal_traffic_policy=policy),),
         streams=(Stream("client", "svc", workload, requests),),
-        dataplane=dataplane,
+        dataplane=DataplaneConfig(dataplane),
         duration_s=duration_s,
     )
 

@@ -103,7 +103,7 @@ def test_scenario_parses(files):
     assert [type(s.workload) for s in sc.streams] == [Poisson, ClosedLoop, Trace, ConstantRate]
     assert sc.streams[1].workload == ClosedLoop(Exponential(1.0))
     assert sc.streams[2].requests is None
-    assert sc.dataplane == "iptables" and sc.picker == "random"
+    assert sc.dataplane.name == "iptables" and sc.dataplane.picker == ""
     # pod IPs follow the node's pod CIDR, in file order per node
     assert sc.pod("client").ip == "10.244.0.2" and sc.pod("web-a").ip == "10.244.0.3"
     assert sc.pod("web-b").ip == "10.244.1.2"
@@ -148,7 +148,7 @@ def edit(files: Path, old: str, new: str, name: str = "s.toml") -> Path:
         ('kind = "poisson"', 'kind = "bursty"', "streams[0].workload.kind", "unknown workload"),
         ("concurrency = 3", "concurrency = 0", "pods[1].concurrency", "must be >= 1"),
         ('service = "web"', 'service = "api"', "streams[0].service", "no service named 'api'"),
-        ('client = "client"', 'client = "ghost"', "streams[0].client", "no pod named 'ghost'"),
+        ('client = "client"', 'client = "ghost"', "streams[0].client", "no pod or external client named 'ghost'"),
         ('name = "web-b"', 'name = "web-a"', "pods[2].name", "duplicate pod name"),
         ("shape = 2", "shape = 0", "defaults.service_time.shape", "must be > 0"),
         ("mean_s = 0.01, sigma = 1.0", "mean_s = 0.01", "pods[2].service_time.sigma", "is required"),

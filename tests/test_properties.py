@@ -10,7 +10,7 @@ from sim.cluster import Pod, Service, TrafficPolicy
 from sim.distributions import Exponential, Uniform
 from sim.engine import run
 from sim.outcomes import DropReason, Outcome
-from sim.routing import DATAPLANES
+from sim.routing import DATAPLANES, DataplaneConfig
 from sim.scenario import Scenario, Stream
 from sim.workload import ClosedLoop, ConstantRate, Poisson
 from tests.conftest import star
@@ -58,7 +58,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         pods=tuple(pods + clients),
         services=services,
         streams=streams,
-        dataplane=draw(st.sampled_from(sorted(DATAPLANES))),
+        dataplane=DataplaneConfig(draw(st.sampled_from(sorted(DATAPLANES)))),
         duration_s=draw(st.sampled_from([None, 0.05])),
     )
 

@@ -8,22 +8,24 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from sim.cluster import Endpoint
+from sim.cluster import Endpoint, Pod, Service, TrafficPolicy
 from sim.distributions import Constant, Exponential
 from sim.engine import run
 from sim.experiment.analysis import summarize_service
 from sim.io import load_scenario
 from sim.rng import Streams
-from sim.routing import PICKERS
+from sim.routing import PICKERS, DataplaneConfig, flow_key
+from sim.scenario import Scenario, Stream
 from sim.stats import chi_square_gof, chi_square_power, cohens_w
-from sim.workload import Poisson
-from tests.conftest import DEMO, two_node_scenario
+from sim.workload import ClosedLoop, Poisson
+from tests.conftest import DEMO, star, two_node_scenario
 
 pytestmark = pytest.mark.statistical
 
 ALPHA = 0.01
 N = 2000
 ENDPOINTS = tuple(Endpoint(f"10.0.0.{i}:80", node_name="n", pod=f"p{i}") for i in range(2))
+CLIENT_IPS = [f"10.1.{i // 200}.{i % 200 + 2}" for i in range(400)]
 
 
 class Biased6040:
@@ -31,18 +33,33 @@ class Biased6040:
 
     name: ClassVar[str] = "biased-60-40"
     deterministic: ClassVar[bool] = False
+    needs_load: ClassVar[bool] = False
 
-    def shares(self, endpoints):
+    def shares(self, endpoints, client_ip=None):
         return np.full(len(endpoints), 1 / len(endpoints))
 
-    def chooser(self, endpoints, rng):
+    def chooser(self, endpoints, rng, load):
         return lambda flow: 0 if rng.random() < 0.6 else 1
 
 
-def picker_pvalue(picker, seed: int) -> float:
-    choose = picker.chooser(ENDPOINTS, Streams(seed).generator("route"))
-    counts = np.bincount([choose(f) for f in range(N)], minlength=len(ENDPOINTS))
-    return chi_square_gof(counts, picker.shares(ENDPOINTS)).pvalue
+def connections(seed: int) -> list[tuple[str, int]]:
+    """N new connections as the engine makes them: a client IP each, ports rising per client."""
+    rng = Streams(seed).generator("clients")
+    ports: dict[str, int] = {}
+    out = []
+    for c in rng.integers(0, len(CLIENT_IPS), N).tolist():
+        ip = CLIENT_IPS[c]
+        ports[ip] = ports.get(ip, 32767) + 1
+        out.append((ip, ports[ip]))
+    return out
+
+
+def picker_test(picker, seed: int):
+    choose = picker.chooser(ENDPOINTS, Streams(seed).generator("route"), [0] * len(ENDPOINTS))
+    conns = connections(seed)
+    counts = np.bincount([choose(flow_key(ip, port)) for ip, port in conns], minlength=len(ENDPOINTS))
+    expected = np.sum([picker.shares(ENDPOINTS, ip) for ip, _ in conns], axis=0)
+    return counts, expected
 
 
 def test_sample_size_has_the_power_to_see_a_60_40_skew():
@@ -52,18 +69,51 @@ def test_sample_size_has_the_power_to_see_a_60_40_skew():
 
 @pytest.mark.parametrize("name", sorted(n for n, p in PICKERS.items() if not p.deterministic))
 def test_random_pickers_pass_chi_square(name):
-    assert picker_pvalue(PICKERS[name], seed=1) > ALPHA
+    counts, expected = picker_test(PICKERS[name](), seed=1)
+    assert chi_square_gof(counts, expected).pvalue > ALPHA
 
 
 @pytest.mark.parametrize("name", sorted(n for n, p in PICKERS.items() if p.deterministic))
 def test_deterministic_pickers_balance_exactly(name):
-    choose = PICKERS[name].chooser(ENDPOINTS, Streams(1).generator("route"))
-    counts = np.bincount([choose(f) for f in range(N)], minlength=len(ENDPOINTS))
+    counts, _ = picker_test(PICKERS[name](), seed=1)
     assert counts.max() - counts.min() <= 1
 
 
 def test_biased_picker_fails_the_same_test():
-    assert picker_pvalue(Biased6040(), seed=1) < ALPHA
+    counts, expected = picker_test(Biased6040(), seed=1)
+    assert chi_square_gof(counts, expected).pvalue < ALPHA
+
+
+def spread_scenario(picker: str, policy: TrafficPolicy, requests: int) -> Scenario:
+    """Three nodes, two backends and one closed-loop client on each; every request a new connection."""
+    nodes = ["n0", "n1", "n2"]
+    pods = [Pod(f"b-{n}-{k}", n, f"10.244.{i}.{k + 10}", {"app": "b"}) for i, n in enumerate(nodes) for k in range(2)]
+    clients = [Pod(f"c-{n}", n, f"10.244.{i}.2", {"app": "c"}) for i, n in enumerate(nodes)]
+    return Scenario(
+        name="spread",
+        topology=star(nodes),
+        pods=tuple(pods + clients),
+        services=(Service("b", {"app": "b"}, internal_traffic_policy=policy),),
+        streams=tuple(Stream(c.name, "b", ClosedLoop(), requests) for c in clients),
+        dataplane=DataplaneConfig("iptables", picker=picker),
+    )
+
+
+@pytest.mark.parametrize("policy", list(TrafficPolicy))
+@pytest.mark.parametrize("name", sorted(PICKERS))
+def test_every_picker_and_policy_through_the_engine(name, policy):
+    """Engine counts against the routing layer's expectation, for every registered picker and iTP policy."""
+    result = run(spread_scenario(name, policy, 600), seed=2)
+    s = summarize_service(result, "b")
+    assert s.violations == 0
+    assert s.sent == s.completed == 1800
+    if PICKERS[name].deterministic:
+        assert s.max_deviation <= 3  # one per proxy at most
+    else:
+        assert s.chi_square.pvalue > ALPHA
+    if policy == TrafficPolicy.LOCAL:
+        c = result.columns
+        assert np.all(c["endpoint_node"] == c["client_node"])
 
 
 def test_demo_echo1_is_uniform_and_echo2_stays_local():

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from sim.outcomes import Outcome
-from sim.records import RunResult
+from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.stats import ChiSquare, chi_square_gof, verdict
 
 
@@ -26,12 +26,17 @@ class ServiceSummary:
     by_node: dict[str, int]
     by_endpoint: dict[str, int]
     routed_by_endpoint: dict[str, int]
+    """Fresh picks per endpoint: what the chi-square tests."""
     expected_share: dict[str, float]
     chi_square: ChiSquare
     deterministic: bool
     max_deviation: float
     verdict: str
     latency_s: dict[str, float]
+    cross_node_fraction: float
+    source_preserved_fraction: float
+    picks: dict[str, int]
+    pickers: list[str]
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``)."""
@@ -58,57 +63,81 @@ class ServiceSummary:
                 "verdict": self.verdict,
             },
             "latency_s": self.latency_s,
+            "cross_node_fraction": self.cross_node_fraction,
+            "source_preserved_fraction": self.source_preserved_fraction,
+            "picks": self.picks,
+            "pickers": self.pickers,
         }
 
 
-def expected_shares(result: RunResult) -> np.ndarray:
-    """Per stream, the share of routed requests each pod should receive (streams x pods; rows sum to 1 or 0)."""
+def route_shares(result: RunResult) -> dict[tuple[int, int], np.ndarray]:
+    """Per (stream, entry node index), the share of fresh picks each pod should receive (rows sum to 1 or 0)."""
     sc = result.scenario
     pod_index = {name: i for i, name in enumerate(result.pod_names)}
-    shares = np.zeros((len(sc.streams), len(result.pod_names)))
+    node_index = {name: i for i, name in enumerate(result.node_names)}
+    out: dict[tuple[int, int], np.ndarray] = {}
     for k, stream in enumerate(sc.streams):
-        route = sc.route(stream.service, sc.pod(stream.client).node)
-        if route.endpoints:
-            idx = [pod_index[ep.pod or ""] for ep in route.endpoints]
-            shares[k, idx] = sc.picker_impl.shares(route.endpoints)
-    return shares
+        ip = sc.client_ip(stream.client)
+        for node in sc.entry_nodes(stream):
+            shares = np.zeros(len(result.pod_names))
+            route = sc.route(stream, node)
+            if route.endpoints:
+                idx = [pod_index[ep.pod or ""] for ep in route.endpoints]
+                shares[idx] = sc.picker(route.picker).shares(route.endpoints, ip)
+            out[k, node_index[node]] = shares
+    return out
+
+
+def _pickers_used(result: RunResult, service: str) -> list[str]:
+    sc = result.scenario
+    names = {sc.route(st, n).picker for st in sc.streams if st.service == service for n in sc.entry_nodes(st)}
+    return sorted(names)
 
 
 def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -> ServiceSummary:
-    """Summarise one Service's requests in ``result``; the chi-square tests routing decisions (all routed)."""
+    """Summarise one Service's requests in ``result``.
+
+    The chi-square tests the picker's fresh choices only: requests that rode an open keep-alive connection or
+    were pinned by session affinity are not independent draws, though they count in ``by_endpoint`` and every
+    routed request is checked for violations (an endpoint its route did not allow).
+    """
     cols = result.columns
     s_idx = result.service_names.index(service)
     mine = cols["service"] == s_idx
     outcome = cols["outcome"][mine]
     endpoint = cols["endpoint"][mine]
     stream = cols["stream"][mine]
+    entry = cols["entry_node"][mine]
+    pick = cols["pick"][mine]
     ok = outcome == Outcome.OK
     routed = endpoint >= 0
+    fresh = routed & (pick == PICK_FRESH)
     n_pods = len(result.pod_names)
 
-    shares = expected_shares(result)
-    routed_per_stream = np.bincount(stream[routed], minlength=shares.shape[0])
-    expected = routed_per_stream @ shares  # expected routed count per pod
-    allowed = shares[stream[routed], endpoint[routed]] > 0
-    violations = int(np.count_nonzero(~allowed))
+    expected = np.zeros(n_pods)
+    violations = 0
+    for (k, node), shares in route_shares(result).items():
+        group = (stream == k) & (entry == node)
+        expected += np.count_nonzero(group & fresh) * shares
+        violations += int(np.count_nonzero(shares[endpoint[group & routed]] == 0))
 
-    routed_counts = np.bincount(endpoint[routed], minlength=n_pods)
+    routed_counts = np.bincount(endpoint[fresh], minlength=n_pods)
     reply_counts = np.bincount(endpoint[ok], minlength=n_pods)
-    relevant = np.flatnonzero((expected > 0) | (routed_counts > 0))
-    test = (
-        chi_square_gof(routed_counts[expected > 0], expected[expected > 0])
-        if expected.any()
-        else chi_square_gof([0], [1])
-    )
-    deterministic = result.scenario.picker_impl.deterministic
-    max_dev = float(np.max(np.abs(routed_counts - expected))) if expected.any() else 0.0
+    all_routed = np.bincount(endpoint[routed], minlength=n_pods)
+    relevant = np.flatnonzero((expected > 0) | (all_routed > 0))
+    positive = expected > 0
+    test = chi_square_gof(routed_counts[positive], expected[positive]) if positive.any() else chi_square_gof([0], [1])
+    pickers = _pickers_used(result, service)
+    deterministic = any(result.scenario.picker(p).deterministic for p in pickers)
+    max_dev = float(np.max(np.abs(routed_counts - expected))) if positive.any() else 0.0
     if deterministic and test.dof > 0:
-        words = f"deterministic picker ({result.scenario.picker}): exact balance expected, max deviation {max_dev:g}"
+        words = f"deterministic picker ({', '.join(pickers)}): exact balance expected, max deviation {max_dev:g}"
     else:
         words = verdict(test, alpha)
 
     node_counts = np.bincount(cols["endpoint_node"][mine][ok], minlength=len(result.node_names))
     latency = result.latency_s[mine][ok]
+    nan = float("nan")
     latency_s = (
         {
             "mean": float(latency.mean()),
@@ -116,9 +145,11 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
             "p99": float(np.percentile(latency, 99)),
         }
         if latency.size
-        else {"mean": float("nan"), "p50": float("nan"), "p99": float("nan")}
+        else {"mean": nan, "p50": nan, "p99": nan}
     )
     total = expected.sum()
+    served = cols["endpoint_node"][mine][ok]
+    cross = float(np.mean(served != entry[ok])) if served.size else nan
     return ServiceSummary(
         name=service,
         sent=int(mine.sum()),
@@ -136,6 +167,14 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         max_deviation=max_dev,
         verdict=words,
         latency_s=latency_s,
+        cross_node_fraction=cross,
+        source_preserved_fraction=float(np.mean(cols["source_preserved"][mine][ok])) if ok.any() else nan,
+        picks={
+            "fresh": int(np.count_nonzero(fresh)),
+            "affinity": int(np.count_nonzero(routed & (pick == PICK_AFFINITY))),
+            "reused_connection": int(np.count_nonzero(routed & (pick == PICK_REUSED))),
+        },
+        pickers=pickers,
     )
 
 
@@ -144,8 +183,7 @@ def summarize(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
     return {
         "scenario": result.scenario.name,
         "seed": result.seed,
-        "dataplane": result.scenario.dataplane,
-        "picker": result.scenario.picker,
+        "dataplane": result.scenario.dataplane.name,
         "end_s": result.end_s,
         "services": {
             name: summarize_service(result, name, alpha=alpha).to_json()

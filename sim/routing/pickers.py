@@ -1,17 +1,37 @@
-"""How one endpoint is picked from a selected set: the Picker protocol and the registry of pickers."""
+"""How one endpoint is picked from a selected set: the Picker protocol and the registry of pickers.
+
+A picker is one class and one registry line. It states the share of new connections each endpoint should get
+(what the chi-square test expects) and makes a chooser per proxy, which keeps that proxy's state.
+
+A flow is an int: ``(crc32(client IP) << 16) | source port`` (see ``flow_key``). Pickers that hash read it;
+the others ignore it.
+"""
 
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import numpy as np
 
 from sim.cluster import Endpoint
+from sim.routing import maglev
 
 Chooser = Callable[[int], int]
-"""``choose(flow) -> index`` into the endpoint tuple it was made for; ``flow`` is a hash of the connection."""
+"""``choose(flow) -> index`` into the endpoint tuple it was made for."""
+
+
+def ip_key(ip: str) -> int:
+    """A stable 32-bit key for a client IP address."""
+    return zlib.crc32(ip.encode())
+
+
+def flow_key(ip: str, port: int) -> int:
+    """The flow of a new connection from ``ip`` with source ``port``."""
+    return (ip_key(ip) << 16) | (port & 0xFFFF)
 
 
 class Picker(Protocol):
@@ -19,13 +39,16 @@ class Picker(Protocol):
 
     name: ClassVar[str]
     deterministic: ClassVar[bool]
+    """True where counts are balanced by construction (a chi-square p-value would look "too good")."""
+    needs_load: ClassVar[bool]
+    """True where the chooser reads live per-endpoint connection counts."""
 
-    def shares(self, endpoints: Sequence[Endpoint]) -> np.ndarray:
-        """The long-run fraction of new connections each endpoint receives (sums to 1)."""
+    def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
+        """Long-run fraction of new connections per endpoint (sums to 1); ``client_ip`` for per-client pickers."""
         ...
 
-    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator) -> Chooser:
-        """A chooser for one proxy (one node) over ``endpoints``; any state it keeps is that proxy's."""
+    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
+        """A chooser for one proxy; ``load[i]`` is that proxy's open connections to endpoint i (kept by the engine)."""
         ...
 
 
@@ -35,37 +58,154 @@ def _uniform_indices(n: int, rng: np.random.Generator, block: int = 4096) -> Ite
         yield from rng.integers(0, n, size=block).tolist()
 
 
+def _uniform(endpoints: Sequence[Endpoint]) -> np.ndarray:
+    return np.full(len(endpoints), 1.0 / len(endpoints))
+
+
+@dataclass(frozen=True)
 class Random:
     """Uniform per new connection: iptables ``statistic --mode random``, nftables ``numgen``, Cilium ``random``."""
 
     name: ClassVar[str] = "random"
     deterministic: ClassVar[bool] = False
+    needs_load: ClassVar[bool] = False
 
-    def shares(self, endpoints: Sequence[Endpoint]) -> np.ndarray:
+    def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         """1/n each."""
-        return np.full(len(endpoints), 1.0 / len(endpoints))
+        return _uniform(endpoints)
 
-    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator) -> Chooser:
+    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
         """Independent uniform draws; the flow is ignored."""
         draws = _uniform_indices(len(endpoints), rng)
         return lambda flow: next(draws)
 
 
+@dataclass(frozen=True)
 class RoundRobin:
     """Deterministic rotation per proxy (IPVS ``rr``): counts are exactly balanced, never random."""
 
     name: ClassVar[str] = "round-robin"
     deterministic: ClassVar[bool] = True
+    needs_load: ClassVar[bool] = False
 
-    def shares(self, endpoints: Sequence[Endpoint]) -> np.ndarray:
+    def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         """1/n each."""
-        return np.full(len(endpoints), 1.0 / len(endpoints))
+        return _uniform(endpoints)
 
-    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator) -> Chooser:
+    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
         """Rotation starting at the first endpoint; the rng is not used."""
         order = itertools.cycle(range(len(endpoints)))
         return lambda flow: next(order)
 
 
-PICKERS: dict[str, Picker] = {p.name: p for p in (Random(), RoundRobin())}
-"""Every picker by the name used in scenario files."""
+@dataclass(frozen=True)
+class LeastConnections:
+    """IPVS ``lc``: the endpoint with the fewest open connections from this proxy.
+
+    Ties go to the next endpoint after the last one picked: IPVS counts recently closed (inactive) connections
+    too, which spreads idle ties round the list rather than always picking the first. Shares are 1/n for
+    identical backends.
+    """
+
+    name: ClassVar[str] = "least-connections"
+    deterministic: ClassVar[bool] = True
+    needs_load: ClassVar[bool] = True
+
+    def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
+        """1/n each (by symmetry, for identical backends)."""
+        return _uniform(endpoints)
+
+    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
+        """Scan from after the last pick for the least-loaded endpoint."""
+        n = len(endpoints)
+        last = [n - 1]
+
+        def choose(flow: int) -> int:
+            start = last[0] + 1
+            best = start % n
+            for k in range(start, start + n):
+                i = k % n
+                if load[i] < load[best]:
+                    best = i
+            last[0] = best
+            return best
+
+        return choose
+
+
+@dataclass(frozen=True)
+class PowerOfTwoChoices:
+    """Two endpoints drawn at random; the one with fewer open connections wins (ties: the first drawn)."""
+
+    name: ClassVar[str] = "power-of-two"
+    deterministic: ClassVar[bool] = False
+    needs_load: ClassVar[bool] = True
+
+    def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
+        """1/n each (by symmetry, for identical backends)."""
+        return _uniform(endpoints)
+
+    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
+        """Two distinct uniform candidates per connection."""
+        n = len(endpoints)
+        if n == 1:
+            return lambda flow: 0
+        first = _uniform_indices(n, rng)
+        offset = _uniform_indices(n - 1, rng)
+
+        def choose(flow: int) -> int:
+            a = next(first)
+            b = (a + 1 + next(offset)) % n
+            return b if load[b] < load[a] else a
+
+        return choose
+
+
+@dataclass(frozen=True)
+class Maglev:
+    """Maglev consistent hashing of the flow (Cilium ``maglev``; IPVS ``mh`` with the source-port flag)."""
+
+    table_size: int = maglev.DEFAULT_TABLE_SIZE
+    seed: str = maglev.DEFAULT_SEED
+    name: ClassVar[str] = "maglev"
+    deterministic: ClassVar[bool] = False
+    needs_load: ClassVar[bool] = False
+
+    def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
+        """Each endpoint's fraction of table slots (within about 1% of 1/n for M >> n)."""
+        lut = maglev.table([ep.address for ep in endpoints], self.table_size, self.seed)
+        return np.bincount(lut, minlength=len(endpoints)) / self.table_size
+
+    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
+        """Table lookup of the hashed flow; the same flow always lands on the same backend."""
+        lut = maglev.table([ep.address for ep in endpoints], self.table_size, self.seed).tolist()
+        size = self.table_size
+        return lambda flow: lut[maglev.mix64(flow) % size]
+
+
+@dataclass(frozen=True)
+class SourceHash:
+    """IPVS ``sh``: a hash of the client IP alone, so every connection of one client lands on one endpoint."""
+
+    name: ClassVar[str] = "source-hash"
+    deterministic: ClassVar[bool] = False
+    needs_load: ClassVar[bool] = False
+
+    def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
+        """One-hot on the client's endpoint; 1/n each over many clients (``client_ip=None``)."""
+        if client_ip is None:
+            return _uniform(endpoints)
+        out = np.zeros(len(endpoints))
+        out[maglev.mix64(ip_key(client_ip)) % len(endpoints)] = 1.0
+        return out
+
+    def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
+        """Hash of the flow's client-IP part."""
+        n = len(endpoints)
+        return lambda flow: maglev.mix64(flow >> 16) % n
+
+
+PICKERS: dict[str, type[Random | RoundRobin | LeastConnections | PowerOfTwoChoices | Maglev | SourceHash]] = {
+    p.name: p for p in (Random, RoundRobin, LeastConnections, PowerOfTwoChoices, Maglev, SourceHash)
+}
+"""Every picker class by the name used in scenario files; ``PICKERS[name]()`` makes one with defaults."""

@@ -103,15 +103,33 @@ def categorize_endpoints(
     return Categorized(cluster, local, union, has_any)
 
 
-def cilium_select_backends(service: Service, endpoints: Sequence[Endpoint], node: Node) -> Endpoints:
-    """Cilium's ``DefaultSelectBackends`` for a ClusterIP frontend: the backends written to this node's BPF map.
+def cilium_select_backends(
+    service: Service,
+    endpoints: Sequence[Endpoint],
+    node: Node,
+    *,
+    only_local: bool | None = None,
+    service_topology: bool = False,
+) -> Endpoints:
+    """Cilium's ``DefaultSelectBackends``: the backends written to this node's BPF map for one frontend.
 
-    iTP=Local keeps backends on this node, and (unlike kube-proxy) a backend with no node name counts as local.
-    Active (ready) backends are used; only when none is active, terminating ones that still serve.
+    ``only_local`` defaults to iTP=Local (a ClusterIP frontend); an External scope passes eTP=Local. A backend
+    with no node name counts as local, unlike kube-proxy. With ``service_topology`` (``--enable-service-topology``,
+    off by default) and a non-local frontend, a backend is skipped when it has zone hints that do not name this
+    node's zone; backends without hints stay. Active (ready) backends are used; only when none is active,
+    terminating ones that still serve.
     """
-    only_local = service.internal_traffic_policy == TrafficPolicy.LOCAL
+    if only_local is None:
+        only_local = service.internal_traffic_policy == TrafficPolicy.LOCAL
     candidates = [ep for ep in endpoints if not (only_local and ep.node_name and ep.node_name != node.name)]
+    if service_topology and not only_local:
+        candidates = [ep for ep in candidates if not ep.zone_hints or node.zone in ep.zone_hints]
     active = tuple(ep for ep in candidates if ep.ready)
     if active:
         return active
     return tuple(ep for ep in candidates if ep.serving and ep.terminating)
+
+
+def local_ready_endpoints(endpoints: Sequence[Endpoint], node: Node) -> int:
+    """What kube-proxy's health server reports for eTP=Local on ``node``: its local ready endpoints."""
+    return sum(1 for ep in endpoints if ep.ready and _is_local(ep, node))
