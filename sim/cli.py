@@ -1,16 +1,31 @@
-"""Command line: ``sim run`` and ``sim validate``. Bad input prints one line and exits 2."""
+"""Command line: ``sim run``, ``validate``, ``sweep`` and ``plot``. Bad input prints one line and exits 2."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sim.engine import run
 from sim.errors import SpecError
 from sim.experiment.analysis import summarize
-from sim.io import dumps_json, load_scenario, write_atomic
+from sim.experiment.executors import Dask, Executor, Processes, Serial
+from sim.experiment.sweep import replication_seed, sweep
+from sim.io import (
+    ResultDir,
+    dumps_json,
+    is_experiment,
+    load_experiment,
+    load_results,
+    load_scenario,
+    parse_scenario,
+    parse_set,
+    write_atomic,
+)
 from sim.scenario import Scenario
 
 EXIT_BAD_INPUT = 2
@@ -30,7 +45,49 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--out", metavar="PATH", help="also write the JSON summary to PATH (atomically)")
     p_val = sub.add_parser("validate", help="check a scenario file and exit 0, or print its first problem and exit 2")
     p_val.add_argument("file")
+    _sweep_parsers(sub)
     return parser
+
+
+def _sweep_parsers(sub: Any) -> None:
+    p_sweep = sub.add_parser(
+        "sweep", help="run an experiment spec: every design point x replication, in parallel, resumable"
+    )
+    p_sweep.add_argument("spec", help="experiment spec TOML, e.g. experiments/latency_locality_tradeoff.toml")
+    p_sweep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a base-scenario field by dotted path (VALUE read as TOML; a bare word is a string)",
+    )
+    p_sweep.add_argument("--out", metavar="DIR", help="results directory (default: results/<experiment name>)")
+    p_sweep.add_argument("--workers", type=_positive, help="local worker processes (default: every core)")
+    where = p_sweep.add_mutually_exclusive_group()
+    where.add_argument("--serial", action="store_true", help="run in this process, one run after another")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
+    where.add_argument("--dask-local", action="store_true", help="start a Dask LocalCluster of --workers workers")
+    p_sweep.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    p_plot = sub.add_parser("plot", help="draw a sweep's figures (PNG and SVG) from its results directory")
+    p_plot.add_argument("results", help="a results directory written by `sim sweep`")
+    p_plot.add_argument("--out", metavar="DIR", help="where to write the figures (default: RESULTS/figures)")
+    p_plot.add_argument("--x", help="factor on the x axis of the trade-off (default: the spec's [plot] x)")
+    p_plot.add_argument("--line", help="factor drawn as one line each (default: the spec's [plot] line)")
+    p_plot.add_argument("--service", help="the Service to plot (default: the first)")
+    p_plot.add_argument(
+        "--at",
+        action="append",
+        default=[],
+        metavar="FACTOR=LEVEL",
+        help="the design point of the per-run figures (default: each factor's last level)",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _non_negative(text: str) -> int:
@@ -43,13 +100,31 @@ def _non_negative(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "plot":
+        return _plot(args)
     try:
         overrides: dict[str, Any] = {}
         if getattr(args, "seed", None) is not None:
             overrides["seed"] = args.seed
         if getattr(args, "requests", None) is not None:
             overrides["requests"] = args.requests
-        scenario, seed = load_scenario(args.file, overrides)
+        if is_experiment(args.file):
+            # An experiment spec: validate checks all of it; run runs its first design point at replication 0.
+            experiment = load_experiment(args.file)
+            if args.command == "validate":
+                n = len(experiment.design_points)
+                print(
+                    f"{args.file}: ok (experiment {experiment.name}: {n} design points x "
+                    f"{experiment.replications} replications = {n * experiment.replications} runs)"
+                )
+                return 0
+            point = experiment.design_points[0]
+            overrides.setdefault("seed", replication_seed(experiment.root_seed, 0))
+            scenario, seed = parse_scenario(point.table, point.anchor, overrides)
+        else:
+            scenario, seed = load_scenario(args.file, overrides)
     except SpecError as e:
         print(f"sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -68,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.1%}"
+
+
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None or seconds != seconds else f"{seconds * 1e3:.3f} ms"
 
@@ -80,12 +159,11 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
     ]
     for name, s in summary["services"].items():
         svc = scenario.service(name)
-        clients = sorted(
-            {f"{st.client}@{scenario.pod(st.client).node}" for st in scenario.streams if st.service == name}
-        )
+        clients = sorted({f"{st.client}@{scenario.origin(st.client)}" for st in scenario.streams if st.service == name})
         out.append("")
         out.append(
-            f"Service {name}  internalTrafficPolicy={svc.internal_traffic_policy}  clients: {', '.join(clients)}"
+            f"Service {name}  internalTrafficPolicy={svc.internal_traffic_policy}  "
+            f"externalTrafficPolicy={svc.external_traffic_policy}  clients: {', '.join(clients)}"
         )
         out.append(
             f"  sent {s['sent']}  completed {s['completed']}  dropped {s['dropped']}  "
@@ -101,7 +179,7 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
         for node in sorted(set(s["by_node"]) | set(node_expected)):
             n = s["by_node"].get(node, 0)
             out.append(f"  {node:<28}{n:>9}{n / replies:>9.1%}{node_expected.get(node, 0.0):>10.1%}")
-        out.append(f"  {'routed by endpoint (pod)':<28}{'routed':>9}{'share':>9}{'expected':>10}{'replies':>9}")
+        out.append(f"  {'new connections by pod':<28}{'picked':>9}{'share':>9}{'expected':>10}{'replies':>9}")
         for pod, n in s["routed_by_endpoint"].items():
             share = n / routed if routed else 0.0
             out.append(
@@ -116,5 +194,89 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
         lat = s["latency_s"]
         out.append(f"  latency (completed): mean {_ms(lat['mean'])}  p50 {_ms(lat['p50'])}  p99 {_ms(lat['p99'])}")
         drops = ", ".join(f"{reason} {n}" for reason, n in s["drops"].items()) or "none"
-        out.append(f"  drops: {drops}")
+        waited = f" (the client learned after {s['failed_after_s']:.3f} s on average)" if s["dropped"] else ""
+        out.append(f"  drops: {drops}{waited}")
+        picks = s["picks"]
+        out.append(
+            f"  cross-node {_pct(s['cross_node_fraction'])}  cross-zone {_pct(s['cross_zone_fraction'])}  "
+            f"source IP kept {_pct(s['source_preserved_fraction'])}  picker {', '.join(s['pickers']) or '-'}  "
+            f"picks: {picks['fresh']} fresh, {picks['affinity']} by affinity, {picks['reused_connection']} on open "
+            "connections"
+        )
+        out.append(f"  topology hints: {s['hints']}")
+        if s["timed_out"] or s["retries"]:
+            out.append(f"  timed out {s['timed_out']}  retries {s['retries']}")
+        parts = s["latency_parts_s"]
+        if s["completed"]:
+            out.append(
+                f"  latency legs (mean): out {_ms(parts['network_out'])}  queue {_ms(parts['queue_wait'])}  "
+                f"service {_ms(parts['service'])}  back {_ms(parts['network_back'])}"
+            )
+        busy = ", ".join(f"{pod} {m['utilization']:.0%}" for pod, m in s["pods"].items())
+        if busy:
+            out.append(f"  backend utilisation: {busy}")
     return "\n".join(out)
+
+
+def _error(e: SpecError | str) -> int:
+    print(f"sim: error: {e}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """``sim sweep``: run an experiment's missing runs, print "computed X, reused Y" and where results are."""
+    started = time.perf_counter()
+    try:
+        sets = dict(parse_set(text) for text in args.set)
+        experiment = load_experiment(args.spec, sets)
+    except SpecError as e:
+        return _error(e)
+    out = Path(args.out) if args.out else Path("results") / re.sub(r"[^\w.-]+", "-", experiment.name)
+    executor: Executor
+    if args.scheduler:
+        executor = Dask(args.scheduler)
+    elif args.dask_local:
+        executor = Dask(workers=args.workers)
+    elif args.serial:
+        executor = Serial()
+    else:
+        executor = Processes(args.workers)
+    n = len(experiment.design_points)
+    print(
+        f"experiment {experiment.name}: {n} design points x {experiment.replications} replications = "
+        f"{n * experiment.replications} runs -> {out} ({executor.describe()})",
+        flush=True,
+    )
+    result = sweep(experiment, ResultDir(out), executor, fail_fast=args.fail_fast)
+    print(f"{result.report()} in {time.perf_counter() - started:.1f} s")
+    print(f"summary: {out / 'summary.csv'}")
+    failures = [r for r in result.records if r["status"] != "ok"]
+    if failures:
+        first = failures[0]
+        print(
+            f"sim: {len(failures)} run(s) failed; first: design point {first['design_point']} replication "
+            f"{first['replication']}: {first['error']} (traceback in {ResultDir(out).run_file(first['key'])})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    """``sim plot``: write a sweep's figures as PNG and SVG."""
+    try:
+        info, records = load_results(args.results)
+        at = dict(parse_set(text) for text in args.at)
+    except SpecError as e:
+        return _error(e)
+    from sim import plots  # here: matplotlib takes a while to import, and only this command needs it
+
+    try:
+        figures = plots.sweep_figures(info, records, x=args.x, line=args.line, service=args.service, at=at)
+    except ValueError as e:
+        return _error(f"{args.results}: {e}")
+    out = Path(args.out) if args.out else Path(args.results) / "figures"
+    for name, figure in figures.items():
+        for path in plots.save_figure(figure, out / name):
+            print(path)
+    return 0

@@ -66,6 +66,8 @@ class Pod:
     terminating: bool = False
     service_time: Dist = Exponential(0.001)
     concurrency: int = 1
+    queue_limit: int | None = None
+    """Most requests that may wait for a worker; one more is refused (``queue_full``). None: unbounded."""
 
 
 @dataclass(frozen=True)

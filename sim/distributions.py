@@ -78,6 +78,22 @@ class Gamma:
 
 
 @dataclass(frozen=True)
+class Empirical:
+    """Resampling of measured durations ``samples_s`` (seconds), each equally likely."""
+
+    samples_s: tuple[float, ...]
+
+    @property
+    def mean_s(self) -> float:
+        """Mean in seconds."""
+        return sum(self.samples_s) / len(self.samples_s)
+
+    def __call__(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """``size`` draws with replacement, in seconds."""
+        return rng.choice(np.asarray(self.samples_s), size)
+
+
+@dataclass(frozen=True)
 class Sum:
     """The sum of independent draws from each part: a network path's delay is the sum of its hops."""
 
@@ -96,7 +112,7 @@ class Sum:
         return total
 
 
-Dist = Constant | Exponential | LogNormal | Uniform | Gamma | Sum
+Dist = Constant | Exponential | LogNormal | Uniform | Gamma | Empirical | Sum
 """A duration distribution in seconds: ``dist(rng, size) -> ndarray`` and ``dist.mean_s``."""
 
 ZERO = Constant(0.0)

@@ -35,20 +35,43 @@ _NAN = math.nan
 _OK = int(Outcome.OK)
 _DROPPED = int(Outcome.DROPPED)
 _IN_FLIGHT = int(Outcome.IN_FLIGHT)
+_TIMEOUT = int(Outcome.TIMEOUT)
 EPHEMERAL_PORTS = (32768, 60999)
 """Linux ``net.ipv4.ip_local_port_range``: a new connection's source port, in turn."""
 
 
+LINUX_TCP_RETRIES2_S = 924.6
+"""Linux gives up on an established connection whose peer vanished after ~15 retransmissions (tcp_retries2=15)."""
+
+
 class _Backend:
-    """A backend pod: ``capacity`` workers, a FIFO queue, and its own service-time draws (s)."""
+    """A backend pod: ``capacity`` workers, a FIFO queue (at most ``limit`` waiting), its service-time draws (s),
+    and time-weighted monitors (areas under queue length and busy workers since ``last``)."""
 
-    __slots__ = ("busy", "capacity", "queue", "service_times")
+    __slots__ = (
+        "alive",
+        "busy",
+        "busy_area",
+        "capacity",
+        "last",
+        "limit",
+        "queue",
+        "queue_area",
+        "service_times",
+        "serving",
+    )
 
-    def __init__(self, capacity: int, service_times: Iterator[float]) -> None:
+    def __init__(self, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
+        self.alive = True
         self.busy = 0
         self.capacity = capacity
+        self.limit = sys.maxsize if limit is None else limit
         self.queue: deque[tuple[int, _Stream, _Target]] = deque()
+        self.serving: dict[int, tuple[int, _Stream, _Target]] = {}
         self.service_times = service_times
+        self.queue_area = 0.0
+        self.busy_area = 0.0
+        self.last = 0.0
 
 
 class _Target:
@@ -74,13 +97,15 @@ class _Target:
 
 
 class _Entry:
-    """A stream's route through one entry node's proxy."""
+    """A stream's route through one entry node's proxy, as of control-plane ``version``."""
 
-    __slots__ = ("affinity", "choose", "drop", "fail_after", "node", "preserved", "targets")
+    __slots__ = ("affinity", "choose", "drop", "fail_after", "node", "preserved", "slot_of", "targets", "version")
 
     def __init__(self, node: int) -> None:
         self.node = node
+        self.version = 0
         self.targets: tuple[_Target, ...] = ()
+        self.slot_of: dict[int, int] = {}
         self.choose: Chooser | None = None
         self.affinity: Affinity | None = None
         self.drop = int(DropReason.NONE)
@@ -92,10 +117,12 @@ class _Stream:
     """A client stream's run-time state."""
 
     __slots__ = (
+        "backoff",
         "closed",
         "conn_left",
         "conn_opened",
         "conn_target",
+        "connect_timeout_s",
         "entries",
         "gaps",
         "index",
@@ -105,6 +132,10 @@ class _Stream:
         "max_requests",
         "ports",
         "remaining",
+        "retries",
+        "retry_base_s",
+        "retry_max_s",
+        "timeout_s",
     )
 
     def __init__(self, index: int) -> None:
@@ -121,6 +152,12 @@ class _Stream:
         self.conn_target: tuple[_Entry, _Target] | None = None
         self.conn_left = 0
         self.conn_opened = 0.0
+        self.connect_timeout_s = 0.0
+        self.timeout_s: float | None = None
+        self.retries = 0
+        self.retry_base_s = 0.0
+        self.retry_max_s = 0.0
+        self.backoff: Iterator[float] = iter(())
 
 
 def _indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iterator[int]:
@@ -128,21 +165,30 @@ def _indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iterator[in
         yield from rng.integers(0, n, size=block).tolist()
 
 
+Request = tuple[int, _Stream, _Target]
+
+
 class _Run:
-    """The state of one run: SimPy environment, record columns, backends and streams."""
+    """The state of one run: SimPy environment, record columns, backends, proxies and streams."""
 
     def __init__(self, scenario: Scenario, streams: Streams) -> None:
         self.env = env = simpy.Environment()
         self.scenario = scenario
+        self.rngs = streams
         topo = scenario.topology
         self.node_names = tuple(topo.nodes)
         self.pod_names = tuple(p.name for p in scenario.pods)
         self.client_names = self.pod_names + tuple(c.name for c in scenario.external_clients)
-        node_index = {name: i for i, name in enumerate(self.node_names)}
-        pod_index = {name: i for i, name in enumerate(self.pod_names)}
+        self.node_index = {name: i for i, name in enumerate(self.node_names)}
+        self.pod_index = {name: i for i, name in enumerate(self.pod_names)}
+        self.dynamic = bool(scenario.timeline)
+        self.window_start = 0.0
         # Raw columns, appended at send time and filled in as the request moves on.
         self.c_stream = array("i")
+        self.c_request = array("i")
+        self.c_attempt = array("b")
         self.c_entry = array("h")
+        self.c_version = array("h")
         self.c_endpoint = array("i")
         self.c_pick = array("b")
         self.c_preserved = array("b")
@@ -154,69 +200,25 @@ class _Run:
         self.c_outcome = array("b")
         self.c_reason = array("b")
 
-        backends: dict[str, _Backend] = {}
-        paths: dict[tuple[str, ...], Iterator[float]] = {}
-        proxies: dict[tuple[object, ...], tuple[Chooser, list[int] | None, Affinity | None]] = {}
-
-        def path_draws(*vertices: str) -> Iterator[float]:
-            """Draws of the delay along consecutive vertices (each leg its own lowest-latency path)."""
-            if vertices not in paths:
-                legs = tuple(topo.path(a, b).delay for a, b in itertools.pairwise(vertices))
-                dist = legs[0] if len(legs) == 1 else Sum(legs)
-                paths[vertices] = blocks(dist, streams.generator("network", *vertices))
-            return paths[vertices]
-
-        def backend(pod_name: str) -> _Backend:
-            if pod_name not in backends:
-                pod = scenario.pod(pod_name)
-                draws = blocks(pod.service_time, streams.generator("service", pod_name))
-                backends[pod_name] = _Backend(pod.concurrency, draws)
-            return backends[pod_name]
+        self.backends: dict[str, _Backend] = {}
+        for pod in scenario.pods:
+            draws = blocks(pod.service_time, streams.generator("service", pod.name))
+            self.backends[pod.name] = _Backend(pod.concurrency, pod.queue_limit, draws)
+            self.backends[pod.name].alive = pod.name not in scenario.absent
+        self._paths: dict[tuple[str, ...], Iterator[float]] = {}
+        self._proxies: dict[tuple[object, ...], tuple[Chooser, list[int] | None]] = {}
+        self._affinity: dict[tuple[str, str], Affinity] = {}
+        self.by_node: dict[str, list[tuple[int, _Entry]]] = {n: [] for n in self.node_names}
 
         self.streams: list[_Stream] = []
         occurrences: dict[tuple[str, str], int] = {}
         for k, spec in enumerate(scenario.streams):
             s = _Stream(k)
-            svc = scenario.service(spec.service)
-            origin = scenario.origin(spec.client)
             entries = []
             for node in scenario.entry_nodes(spec):
-                e = _Entry(node_index[node])
-                route = scenario.route(spec, node)
-                e.preserved = int(route.source_preserved)
-                if not route.endpoints:
-                    e.drop = int(route.drop)
-                    e.fail_after = spec.connect_timeout_s if route.drop.client_waits else 0.0
-                    entries.append(e)
-                    continue
-                key = (node, spec.service, route.picker, scenario.source(spec).value, route.endpoints)
-                if key not in proxies:
-                    picker = scenario.picker(route.picker)
-                    load = [0] * len(route.endpoints) if picker.needs_load else None
-                    rng = streams.generator("route", node, spec.service, route.picker)
-                    affinity = (
-                        Affinity(svc.session_affinity_timeout_s)
-                        if svc.session_affinity == SessionAffinity.CLIENT_IP
-                        else None
-                    )
-                    proxies[key] = (picker.chooser(route.endpoints, rng, load or []), load, affinity)
-                e.choose, load, e.affinity = proxies[key]
-                hops_out = (origin, node) if origin != node else ()
-                e.targets = tuple(
-                    _Target(
-                        backend(ep.pod or ""),
-                        pod_index[ep.pod or ""],
-                        path_draws(*hops_out, node, ep.node_name or node)
-                        if hops_out
-                        else path_draws(node, ep.node_name or node),
-                        path_draws(ep.node_name or node, node, origin)
-                        if hops_out
-                        else path_draws(ep.node_name or node, node),
-                        load,
-                        slot,
-                    )
-                    for slot, ep in enumerate(route.endpoints)
-                )
+                e = _Entry(self.node_index[node])
+                self._build(k, e, 0)
+                self.by_node[node].append((k, e))
                 entries.append(e)
             s.entries = tuple(entries)
             if len(entries) > 1:
@@ -229,28 +231,143 @@ class _Run:
             s.ip = ip_key(scenario.client_ip(spec.client))
             s.max_requests = spec.connections.max_requests
             s.max_age_s = spec.connections.max_age_s
+            s.connect_timeout_s = spec.connect_timeout_s
+            s.timeout_s = spec.timeout_s
+            s.retries = spec.retries.attempts
+            s.retry_base_s, s.retry_max_s = spec.retries.base_s, spec.retries.max_s
+            if s.retries:
+                uniform = streams.generator("retries", spec.client, spec.service, nth)
+                s.backoff = blocks(lambda rng, n: rng.random(n), uniform)
             self.streams.append(s)
             if s.remaining > 0:
                 start = spec.start_s if s.closed else spec.start_s + next(s.gaps, _NAN)
                 if not math.isnan(start):
                     env.timeout(start, s).callbacks.append(self._tick)
 
+        for version, (at_s, _) in enumerate(scenario.versions[1:], start=1):
+            for node in self.node_names:
+                env.timeout(at_s + scenario.sync.lag(node), (node, version)).callbacks.append(self._sync)
+        for change in scenario.data_changes:
+            env.timeout(change.at_s, change).callbacks.append(self._data_change)
+        if scenario.warmup_s > 0:
+            env.timeout(scenario.warmup_s).callbacks.append(self._end_warmup)
+
+    # --- proxies: routes per entry node and control-plane version --------------------------------------------
+
+    def _draws(self, *vertices: str) -> Iterator[float]:
+        """Draws of the delay along consecutive vertices (each leg its own lowest-latency path), in seconds."""
+        if vertices not in self._paths:
+            topo = self.scenario.topology
+            legs = tuple(topo.path(a, b).delay for a, b in itertools.pairwise(vertices))
+            dist = legs[0] if len(legs) == 1 else Sum(legs)
+            self._paths[vertices] = blocks(dist, self.rngs.generator("network", *vertices))
+        return self._paths[vertices]
+
+    def _build(self, k: int, e: _Entry, version: int) -> None:
+        """(Re)build entry ``e`` of stream ``k`` from the route its node's proxy computes at ``version``."""
+        sc = self.scenario
+        spec = sc.streams[k]
+        node = self.node_names[e.node]
+        route = sc.route(spec, node, version)
+        svc = sc.service_at(spec.service, version)
+        e.version = version
+        e.preserved = int(route.source_preserved)
+        e.drop = int(route.drop)
+        e.fail_after = spec.connect_timeout_s if route.drop.client_waits else 0.0
+        e.targets, e.slot_of, e.choose, e.affinity = (), {}, None, None
+        if not route.endpoints:
+            return
+        key = (node, spec.service, route.picker, sc.source(spec).value, route.endpoints)
+        if key not in self._proxies:
+            picker = sc.picker(route.picker)
+            load = [0] * len(route.endpoints) if picker.needs_load else None
+            rng = self.rngs.generator("route", node, spec.service, route.picker, version)
+            self._proxies[key] = (picker.chooser(route.endpoints, rng, load or []), load)
+        e.choose, load = self._proxies[key]
+        if svc.session_affinity == SessionAffinity.CLIENT_IP:
+            table = self._affinity.setdefault((node, spec.service), Affinity(svc.session_affinity_timeout_s))
+            table.timeout_s = svc.session_affinity_timeout_s
+            e.affinity = table
+        origin = sc.origin(spec.client)
+        lead = (origin,) if origin != node else ()
+        targets = []
+        for slot, ep in enumerate(route.endpoints):
+            ep_node = ep.node_name or node
+            out = self._draws(*lead, node, ep_node)
+            back = self._draws(ep_node, node, *lead)
+            pod = self.pod_index[ep.pod or ""]
+            targets.append(_Target(self.backends[ep.pod or ""], pod, out, back, load, slot))
+            e.slot_of[pod] = slot
+        e.targets = tuple(targets)
+
+    def _sync(self, ev: simpy.Event) -> None:
+        """A node's proxy applies a control-plane version (after that node's sync lag)."""
+        node, version = ev._value
+        for k, e in self.by_node[node]:
+            if version > e.version:
+                self._build(k, e, version)
+
+    def _data_change(self, ev: simpy.Event) -> None:
+        """Pods stop answering (deleted, or their node died) or start (added, node back)."""
+        change = ev._value
+        now = self.env.now
+        reason = DropReason.NODE_FAILED if change.node_failed else DropReason.BACKEND_GONE
+        for name in sorted(change.stop):
+            b = self.backends[name]
+            if not b.alive:
+                continue
+            self._account(b, now)
+            b.alive = False
+            doomed = list(b.serving.values()) + list(b.queue)
+            b.serving.clear()
+            b.queue.clear()
+            b.busy = 0
+            for req in doomed:
+                # a dead node says nothing (the client's TCP gives up); a killed pod's reset travels back
+                delay = LINUX_TCP_RETRIES2_S if reason == DropReason.NODE_FAILED else next(req[2].back)
+                self.env.timeout(delay, (*req, int(reason))).callbacks.append(self._fail)
+        for name in sorted(change.start):
+            self._account(self.backends[name], now)
+            self.backends[name].alive = True
+
+    def _end_warmup(self, ev: simpy.Event) -> None:
+        """Monitors restart at ``warmup_s``: what happened before is the transient, not the steady state."""
+        now = self.env.now
+        for b in self.backends.values():
+            self._account(b, now)
+            b.queue_area = b.busy_area = 0.0
+        self.window_start = now
+
+    @staticmethod
+    def _account(b: _Backend, now: float) -> None:
+        dt = now - b.last
+        if dt:
+            b.queue_area += len(b.queue) * dt
+            b.busy_area += b.busy * dt
+            b.last = now
+
     # --- the request's life, one callback per step -------------------------------------------------------------
 
     def _tick(self, ev: simpy.Event) -> None:
         """A stream's send time has come: send, and for open loop schedule the next send."""
         s: _Stream = ev._value
-        self._send(s)
+        s.remaining -= 1
+        self._send(s, -1, 0)
         if not s.closed and s.remaining > 0:
             gap = next(s.gaps, None)
             if gap is not None:
                 self.env.timeout(gap, s).callbacks.append(self._tick)
 
-    def _send(self, s: _Stream) -> None:
+    def _retry(self, ev: simpy.Event) -> None:
+        s, request, attempt = ev._value
+        self._send(s, request, attempt)
+
+    def _send(self, s: _Stream, request: int, attempt: int) -> None:
         i = len(self.c_sent)
         now = self.env.now
-        s.remaining -= 1
         self.c_stream.append(s.index)
+        self.c_request.append(i if request < 0 else request)
+        self.c_attempt.append(attempt)
         self.c_sent.append(now)
         self.c_arrived.append(_NAN)
         self.c_started.append(_NAN)
@@ -267,15 +384,18 @@ class _Run:
             entry = s.entries[next(s.lb)] if s.lb is not None else s.entries[0]
             if entry.choose is None:
                 self.c_entry.append(entry.node)
+                self.c_version.append(entry.version)
                 self.c_endpoint.append(-1)
                 self.c_pick.append(PICK_FRESH)
                 self.c_preserved.append(entry.preserved)
-                self.env.timeout(entry.fail_after, (i, s, entry)).callbacks.append(self._fail)
+                self.env.timeout(entry.fail_after, (i, s, None, entry.drop)).callbacks.append(self._fail)
+                if s.timeout_s is not None:
+                    self.env.timeout(s.timeout_s, (i, s, None)).callbacks.append(self._expire)
                 return
             pick = PICK_FRESH
             k = -1
             if entry.affinity is not None:
-                k = entry.affinity.lookup(s.ip, now)
+                k = entry.slot_of.get(entry.affinity.lookup(s.ip, now), -1)
                 if k >= 0:
                     pick = PICK_AFFINITY
             if k < 0:
@@ -283,9 +403,9 @@ class _Run:
                 k = entry.choose(
                     (s.ip << 16) | (EPHEMERAL_PORTS[0] + s.ports % (EPHEMERAL_PORTS[1] - EPHEMERAL_PORTS[0]))
                 )
-            if entry.affinity is not None:
-                entry.affinity.record(s.ip, k, now)
             target = entry.targets[k]
+            if entry.affinity is not None:
+                entry.affinity.record(s.ip, target.pod, now)
             if s.max_requests > 1:
                 s.conn_target = (entry, target)
                 s.conn_left = s.max_requests - 1
@@ -293,31 +413,51 @@ class _Run:
         if target.load is not None:
             target.load[target.slot] += 1
         self.c_entry.append(entry.node)
+        self.c_version.append(entry.version)
         self.c_endpoint.append(target.pod)
         self.c_pick.append(pick)
         self.c_preserved.append(entry.preserved)
-        self.env.timeout(next(target.out), (i, s, target)).callbacks.append(self._arrive)
+        req = (i, s, target)
+        self.env.timeout(next(target.out), req).callbacks.append(self._arrive)
+        if s.timeout_s is not None:
+            self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
 
     def _arrive(self, ev: simpy.Event) -> None:
         req = ev._value
-        self.c_arrived[req[0]] = self.env.now
-        b = req[2].backend
+        i, s, target = req
+        now = self.env.now
+        self.c_arrived[i] = now
+        b = target.backend
+        if not b.alive:  # a proxy not yet synced sent it to a pod that is gone: the SYN goes unanswered
+            wait = max(0.0, self.c_sent[i] + s.connect_timeout_s - now)
+            self.env.timeout(wait, (*req, int(DropReason.STALE_ENDPOINT))).callbacks.append(self._fail)
+            return
         if b.busy < b.capacity:
+            self._account(b, now)
             b.busy += 1
             self._start(req, b)
-        else:
+        elif len(b.queue) < b.limit:
+            self._account(b, now)
             b.queue.append(req)
+        else:
+            self.env.timeout(next(target.back), (*req, int(DropReason.QUEUE_FULL))).callbacks.append(self._fail)
 
-    def _start(self, req: tuple[int, _Stream, _Target], b: _Backend) -> None:
+    def _start(self, req: Request, b: _Backend) -> None:
         self.c_started[req[0]] = self.env.now
+        if self.dynamic:
+            b.serving[req[0]] = req
         self.env.timeout(next(b.service_times), req).callbacks.append(self._finish)
 
     def _finish(self, ev: simpy.Event) -> None:
         req = ev._value
         target = req[2]
-        self.c_finished[req[0]] = self.env.now
-        self.env.timeout(next(target.back), req).callbacks.append(self._return)
         b = target.backend
+        if self.dynamic and b.serving.pop(req[0], None) is None:
+            return  # the pod stopped while serving it; the failure is already recorded
+        now = self.env.now
+        self.c_finished[req[0]] = now
+        self.env.timeout(next(target.back), req).callbacks.append(self._return)
+        self._account(b, now)
         if b.queue:
             self._start(b.queue.popleft(), b)
         else:
@@ -325,25 +465,45 @@ class _Run:
 
     def _return(self, ev: simpy.Event) -> None:
         i, s, target = ev._value
+        if self.c_outcome[i] != _IN_FLIGHT:
+            return  # the client gave up already (timeout); the backend did the work anyway
         self.c_returned[i] = self.env.now
         self.c_outcome[i] = _OK
-        if target.load is not None:
-            target.load[target.slot] -= 1
-        if s.closed:
-            self._again(s)
+        self._resolve(i, s, target, True)
 
     def _fail(self, ev: simpy.Event) -> None:
-        i, s, entry = ev._value
+        i, s, target, reason = ev._value
+        if self.c_outcome[i] != _IN_FLIGHT:
+            return
         self.c_returned[i] = self.env.now
         self.c_outcome[i] = _DROPPED
-        self.c_reason[i] = entry.drop
-        if s.closed:
-            self._again(s)
+        self.c_reason[i] = reason
+        self._resolve(i, s, target, False)
 
-    def _again(self, s: _Stream) -> None:
-        """Closed loop: think, then send the next request if any remain."""
-        if s.remaining > 0:
-            self.env.timeout(next(s.gaps), s).callbacks.append(self._tick)
+    def _expire(self, ev: simpy.Event) -> None:
+        i, s, target = ev._value
+        if self.c_outcome[i] != _IN_FLIGHT:
+            return
+        self.c_returned[i] = self.env.now
+        self.c_outcome[i] = _TIMEOUT
+        self._resolve(i, s, target, False)
+
+    def _resolve(self, i: int, s: _Stream, target: _Target | None, ok: bool) -> None:
+        """Request attempt ``i`` is over for the client: free its connection slot, then retry or go on."""
+        if target is not None and target.load is not None:
+            target.load[target.slot] -= 1
+        attempt = self.c_attempt[i]
+        if not ok and attempt < s.retries:
+            cap = min(s.retry_max_s, s.retry_base_s * 2**attempt)
+            value = (s, self.c_request[i], attempt + 1)
+            self.env.timeout(next(s.backoff) * cap, value).callbacks.append(self._retry)
+        elif s.closed and s.remaining > 0:
+            s.remaining -= 1
+            self.env.timeout(next(s.gaps), s).callbacks.append(self._again)
+
+    def _again(self, ev: simpy.Event) -> None:
+        """Closed loop: the think time is over; send the next request."""
+        self._send(ev._value, -1, 0)
 
     # --- results -------------------------------------------------------------------------------------------------
 
@@ -360,6 +520,9 @@ class _Run:
 
         raw: dict[str, array] = {
             "stream": self.c_stream,
+            "request": self.c_request,
+            "attempt": self.c_attempt,
+            "version": self.c_version,
             "entry_node": self.c_entry,
             "endpoint": self.c_endpoint,
             "pick": self.c_pick,
@@ -389,7 +552,28 @@ class _Run:
             tuple(s.name for s in sc.services),
             self.env.now,
             self.client_names,
+            self._monitors(),
         )
+
+    def _monitors(self) -> dict[str, np.ndarray]:
+        """Time averages per pod since the warm-up: queue length, busy workers, utilisation, number in system."""
+        now = self.env.now
+        window = now - self.window_start
+        queue, busy, cap = [], [], []
+        for name in self.pod_names:
+            b = self.backends[name]
+            self._account(b, now)
+            queue.append(b.queue_area / window if window > 0 else _NAN)
+            busy.append(b.busy_area / window if window > 0 else _NAN)
+            cap.append(b.capacity)
+        q, w = np.asarray(queue), np.asarray(busy)
+        return {
+            "queue_mean": q,
+            "busy_mean": w,
+            "utilization": w / np.asarray(cap, dtype=float),
+            "in_system_mean": q + w,
+            "window_s": np.full(len(q), window),
+        }
 
     def _hops(self, cols: dict[str, np.ndarray]) -> np.ndarray:
         """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests)."""

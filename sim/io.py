@@ -6,6 +6,7 @@ file, the field and the problem.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -24,10 +25,32 @@ from sim.cluster import (
     TrafficDistribution,
     TrafficPolicy,
 )
-from sim.distributions import Constant, Dist, Exponential, Gamma, LogNormal, Uniform
+from sim.distributions import Constant, Dist, Empirical, Exponential, Gamma, LogNormal, Uniform
 from sim.errors import SpecError
+from sim.experiment.results import RESERVED_COLUMNS
+from sim.experiment.spec import (
+    DesignPoint,
+    Experiment,
+    Factor,
+    PathError,
+    level_choices,
+    overlapping,
+    parse_path,
+    resolve,
+)
 from sim.routing import DataplaneConfig
-from sim.scenario import LINUX_SYN_TIMEOUT_S, SCENARIO, Connections, ExternalClient, Scenario, Stream, Target
+from sim.scenario import (
+    LINUX_SYN_TIMEOUT_S,
+    SCENARIO,
+    Connections,
+    ExternalClient,
+    Retries,
+    Scenario,
+    Stream,
+    Sync,
+    Target,
+)
+from sim.timeline import NODE_MONITOR_GRACE_PERIOD_S, Action, Event
 from sim.topology import ElementKind, Link, Topology
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace, Workload
 
@@ -133,7 +156,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 # --- distributions ---------------------------------------------------------------------------------------------
 
-_DISTS = ["constant", "exponential", "lognormal", "uniform", "gamma"]
+_DISTS = ["constant", "exponential", "lognormal", "uniform", "gamma", "empirical"]
 
 
 def _dist(parent: _Table, key: str, default: Any = _MISSING) -> Any:
@@ -164,6 +187,11 @@ def _dist(parent: _Table, key: str, default: Any = _MISSING) -> Any:
         dist = Uniform(low, high)
     elif kind == "gamma":
         dist = Gamma(t.number("mean_s", minimum=0), t.number("shape", minimum=0, strict=True))
+    elif kind == "empirical":
+        key, samples = _numbers(t, "samples_s")
+        if not samples or min(samples) < 0:
+            raise t.error(key, "needs at least one sample, every one >= 0 seconds")
+        dist = Empirical(samples)
     else:
         raise t.error("dist", f"unknown distribution {kind!r}; expected one of {_DISTS}")
     t.done()
@@ -258,32 +286,100 @@ def _workload(t: _Table) -> Workload:
     return workload
 
 
-def _trace(t: _Table) -> tuple[float, ...]:
-    """Send times in seconds: inline ``times_s = [...]`` or ``file = "x.csv"`` (one time per line, # comments)."""
-    key = "file" if "file" in t.data else "times_s"
-    if key == "file":
+def _numbers(t: _Table, inline_key: str) -> tuple[str, tuple[float, ...]]:
+    """Numbers of seconds: inline ``<inline_key> = [...]`` or ``file = "x.csv"`` (first column, one a line, an
+    optional header line, # comments). Returns the key that gave them, for error messages."""
+    if "file" in t.data:
         file = t.path.parent / t.take("file", str)
         try:
             lines = file.read_text().splitlines()
         except OSError as e:
             raise t.error("file", f"cannot read {file}: {e.strerror}") from None
-        times = []
+        values = []
         for n, line in enumerate(lines, 1):
             text = line.split("#", 1)[0].strip().split(",")[0].strip()
             if not text or (n == 1 and not text[0].isdigit() and text[0] not in "+-."):
                 continue  # blank, comment or a header line
             try:
-                times.append(float(text))
+                values.append(float(text))
             except ValueError:
                 raise SpecError(str(file), f"line {n}", f"not a number of seconds: {text!r}") from None
-    else:
-        raw = t.take("times_s", list)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
-            raise t.error("times_s", "must be an array of numbers of seconds")
-        times = [float(v) for v in raw]
+        return "file", tuple(values)
+    raw = t.take(inline_key, list)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+        raise t.error(inline_key, "must be an array of numbers of seconds")
+    return inline_key, tuple(float(v) for v in raw)
+
+
+def _trace(t: _Table) -> tuple[float, ...]:
+    """Send times in seconds from the stream's start, sorted and >= 0."""
+    key, times = _numbers(t, "times_s")
     if any(v < 0 for v in times) or any(b < a for a, b in itertools.pairwise(times)):
         raise t.error(key, "send times must be >= 0 and sorted")
-    return tuple(times)
+    return times
+
+
+def _retries(stream: _Table) -> Retries:
+    """``retries = { attempts = 2, base_s = 0.025, max_s = 0.25 }``."""
+    if "retries" not in stream.data:
+        return Retries()
+    t = _Table(stream.path, stream.field("retries"), stream.take("retries", dict))
+    out = Retries(
+        t.integer("attempts", 0, minimum=0), t.number("base_s", 0.025, minimum=0), t.number("max_s", 0.25, minimum=0)
+    )
+    t.done()
+    return out
+
+
+def _sync(top: _Table, topology: Topology) -> Sync:
+    """``[sync] lag_s = 1.0, per_node = { "kind-worker2" = 3.0 }``: EndpointSlice-to-proxy delay per node (s)."""
+    if "sync" not in top.data:
+        return Sync()
+    t = _Table(top.path, "sync", top.take("sync", dict))
+    lag = t.number("lag_s", 1.0, minimum=0)
+    per_node_table = _Table(top.path, "sync.per_node", t.take("per_node", dict, {}))
+    per_node = {}
+    for node in list(per_node_table.data):
+        if node not in topology.nodes:
+            raise per_node_table.error(node, f"node {node!r} is not in topology {topology.name!r}")
+        per_node[node] = per_node_table.number(node, minimum=0)
+    t.done()
+    return Sync(lag, per_node)
+
+
+_ACTIONS = [a.value for a in Action]
+_UPDATABLE = {
+    "internalTrafficPolicy": ("internal_traffic_policy", TrafficPolicy),
+    "externalTrafficPolicy": ("external_traffic_policy", TrafficPolicy),
+    "trafficDistribution": ("traffic_distribution", TrafficDistribution),
+}
+
+
+def _event(t: _Table) -> Event:
+    """One ``[[timeline]]`` entry: ``at_s``, ``action`` and what it acts on."""
+    at_s = t.number("at_s", minimum=0)
+    action = t.choice("action", Action, _ACTIONS)
+    kwargs: dict[str, Any] = {}
+    if action in (Action.TERMINATE, Action.READY, Action.UNREADY, Action.ADD):
+        kwargs["pod"] = t.take("pod", str)
+        if action == Action.TERMINATE:
+            kwargs["grace_s"] = t.number("grace_s", 30.0, minimum=0)
+    elif action in (Action.FAIL, Action.RECOVER):
+        kwargs["node"] = t.take("node", str)
+        if action == Action.FAIL:
+            kwargs["detect_s"] = t.number("detect_s", NODE_MONITOR_GRACE_PERIOD_S, minimum=0)
+    else:
+        kwargs["service"] = t.take("service", str)
+        changes = _Table(t.path, t.field("set"), t.take("set", dict))
+        fields: dict[str, object] = {}
+        for key in list(changes.data):
+            if key not in _UPDATABLE:
+                raise changes.error(key, f"cannot be changed by the timeline; expected one of {sorted(_UPDATABLE)}")
+            name, kind = _UPDATABLE[key]
+            fields[name] = changes.choice(key, kind, [v.value for v in kind])
+        kwargs["changes"] = fields
+    t.done()
+    return Event(at_s, action, **kwargs)
 
 
 def _string_list(t: _Table, key: str) -> tuple[str, ...]:
@@ -359,9 +455,12 @@ def parse_scenario(
     defaults.data.pop("service_time", None)
     default_concurrency = defaults.integer("concurrency", 1, minimum=1)
     default_connect_timeout = defaults.number("connect_timeout_s", LINUX_SYN_TIMEOUT_S, minimum=0)
+    default_queue_limit = defaults.integer("queue_limit", None, minimum=0)
+    default_timeout = defaults.number("timeout_s", None, minimum=0, strict=True)
     defaults.done()
 
     node_order = list(topology.nodes)
+    absent: set[str] = set()
     per_node: dict[str, int] = {}
     pods = []
     for t in top.tables("pods"):
@@ -384,8 +483,11 @@ def parse_scenario(
                 terminating=t.take("terminating", bool, False),
                 service_time=service_time,
                 concurrency=t.integer("concurrency", default_concurrency, minimum=1),
+                queue_limit=t.integer("queue_limit", default_queue_limit, minimum=0),
             )
         )
+        if not t.take("present", bool, True):
+            absent.add(pod_name)
         t.done()
 
     services = []
@@ -455,9 +557,14 @@ def parse_scenario(
                 node=t.take("node", str, None),
                 health_checks=t.take("health_checks", bool, False),
                 connections=_connections(t),
+                timeout_s=t.number("timeout_s", default_timeout, minimum=0, strict=True),
+                retries=_retries(t),
             )
         )
         t.done()
+    sync = _sync(top, topology)
+    timeline = tuple(_event(t) for t in top.tables("timeline"))
+    warmup_s = top.number("warmup_s", 0.0, minimum=0)
     top.done()
     if "seed" in overrides:
         seed = overrides.pop("seed")
@@ -473,6 +580,10 @@ def parse_scenario(
             dataplane=dataplane,
             external_clients=tuple(external),
             duration_s=duration_s,
+            warmup_s=warmup_s,
+            timeline=timeline,
+            absent=frozenset(absent),
+            sync=sync,
             spec=raw,
         )
     except SpecError as e:
@@ -514,3 +625,291 @@ def _nan_to_none(obj: object) -> object:
     if isinstance(obj, (list, tuple)):
         return [_nan_to_none(v) for v in obj]
     return obj
+
+
+# --- experiments: spec files and result directories ----------------------------------------------------------
+#
+# An experiment spec (a TOML file with an [experiment] table) names a base scenario, as a file or an inline
+# [scenario] table, factors over its fields by dotted path (sim.experiment.spec), replications and a root seed.
+# Each design point's table goes through parse_scenario, so every scenario field is sweepable, and a problem is
+# reported against the factor or --set that caused it. A result directory holds runs/<key>.json (one file per
+# run), experiment.json and summary.csv, each written atomically.
+
+
+def is_experiment(path: str | Path) -> bool:
+    """Whether a TOML file is an experiment spec (it has an ``[experiment]`` table) rather than a scenario."""
+    return isinstance(_load_toml(Path(path)).get("experiment"), dict)
+
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """A ``PATH=VALUE`` override: the value is read as a TOML value, or taken as a string if it is not one.
+
+    >>> parse_set("defaults.concurrency=4")
+    ('defaults.concurrency', 4)
+    >>> parse_set("services.api.internalTrafficPolicy=Local")
+    ('services.api.internalTrafficPolicy', 'Local')
+    """
+    path, sep, value = text.partition("=")
+    if not sep or not path.strip():
+        raise SpecError("--set", text, "expected PATH=VALUE, e.g. defaults.concurrency=2")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return path.strip(), parsed
+
+
+def load_experiment(path: str | Path, sets: Mapping[str, Any] | None = None) -> Experiment:
+    """Read an experiment spec; ``sets`` overrides base-scenario fields by dotted path (``--set``)."""
+    path = Path(path)
+    return parse_experiment(_load_toml(path), path, sets)
+
+
+def _quoted(name: str) -> str:
+    return f'"{name}"' if "." in name else name
+
+
+def _linked_factor(path: Path, name: str, where: str, raw: dict[str, Any]) -> Factor:
+    t = _Table(path, where, raw)
+    levels = t.take("levels", list)
+    flat: dict[str, Any] = {}
+
+    def flatten(prefix: str, table: Mapping[str, Any]) -> None:
+        for key, value in table.items():
+            full = f"{prefix}.{key}" if prefix else key
+            flatten(full, value) if isinstance(value, dict) else flat.__setitem__(full, value)
+
+    flatten("", t.data)
+    t.data.clear()
+    if not flat:
+        raise t.error("levels", "a linked factor also needs the paths it sets, each with one value per level")
+    settings = []
+    for p, values in flat.items():
+        if not isinstance(values, list) or len(values) != len(levels):
+            got = f"{len(values)} values" if isinstance(values, list) else f"{_type_name(values)} {values!r}"
+            raise t.error(_quoted(p), f"must be an array of {len(levels)} values, one per level; got {got}")
+        settings.append((p, tuple(values)))
+    return Factor(name, tuple(levels), tuple(settings))
+
+
+def _factors(path: Path, raw: Mapping[str, Any]) -> list[Factor]:
+    """[factors]: ``"dotted.path" = [levels]``, or a linked factor ``[factors.NAME]`` with ``levels`` and paths."""
+    factors: list[Factor] = []
+
+    def walk(prefix: str, table: Mapping[str, Any]) -> None:
+        for key, value in table.items():
+            name = f"{prefix}.{key}" if prefix else key
+            where = f"factors.{_quoted(name)}"
+            if isinstance(value, list):
+                factors.append(Factor(name, tuple(value), ((name, tuple(value)),)))
+            elif isinstance(value, dict) and "levels" in value:
+                factors.append(_linked_factor(path, name, where, value))
+            elif isinstance(value, dict):
+                walk(name, value)  # an unquoted dotted key: TOML made nested tables of it
+            else:
+                raise SpecError(str(path), where, f"must be an array of levels (or a table with levels); got {value!r}")
+
+    walk("", raw)
+    for f in factors:
+        where = f"factors.{_quoted(f.name)}"
+        if not f.levels:
+            raise SpecError(str(path), where, "needs at least one level")
+        texts = [json.dumps(v, sort_keys=True, default=str) for v in f.levels]
+        if len(set(texts)) < len(texts):
+            raise SpecError(str(path), where, f"repeats a level: {list(f.levels)}")
+        if f.name in RESERVED_COLUMNS:
+            raise SpecError(str(path), where, f"{f.name!r} is a column of the results table; name the factor otherwise")
+        for p, _ in f.settings:
+            try:
+                segments = parse_path(p)
+            except PathError as e:
+                raise SpecError(str(path), where, str(e)) from None
+            if segments == ("seed",):
+                raise SpecError(str(path), where, "seeds come from [experiment] root_seed and the replication number")
+    try:
+        clash = overlapping(p for f in factors for p, _ in f.settings)
+    except PathError as e:
+        raise SpecError(str(path), "factors", str(e)) from None
+    if clash:
+        raise SpecError(str(path), "factors", f"two factors set the same field: {clash[0]!r} and {clash[1]!r}")
+    return factors
+
+
+def _file_digests(table: Mapping[str, Any], anchor: Path, cache: dict[Path, str]) -> dict[str, str]:
+    """sha256 of every file a scenario table names (``topology``, trace ``file``), by the name used in the table."""
+    found: dict[str, str] = {}
+
+    def walk(obj: object) -> None:
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                if key in ("topology", "file") and isinstance(value, str):
+                    file = anchor.parent / value
+                    if file.is_file():
+                        if file not in cache:
+                            cache[file] = hashlib.sha256(file.read_bytes()).hexdigest()
+                        found[value] = cache[file]
+                else:
+                    walk(value)
+        elif isinstance(obj, list):
+            for value in obj:
+                walk(value)
+
+    walk(table)
+    return found
+
+
+def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str, Any] | None = None) -> Experiment:
+    """Build an Experiment from a parsed spec table, checking the base scenario, every override, every factor
+    level and every design point; ``path`` names the spec in errors and anchors relative file names."""
+    path = Path(path)
+    spec = str(path)
+    top = _Table(path, "", raw)
+    head = _Table(path, "experiment", top.take("experiment", dict))
+    name = head.take("name", str, path.stem)
+    scenario_file = head.take("scenario", str, None)
+    replications = head.integer("replications", minimum=1)
+    root_seed = head.integer("root_seed", 0, minimum=0)
+    head.done()
+    inline = top.take("scenario", dict, None)
+    factors_raw = top.take("factors", dict, {})
+    plot = _Table(path, "plot", top.take("plot", dict, {}))
+    top.done()
+    if scenario_file is not None and inline is not None:
+        raise head.error("scenario", "give a scenario file here or an inline [scenario] table, not both")
+    if scenario_file is None:
+        if inline is None:
+            raise head.error("scenario", "is required: a scenario file, or an inline [scenario] table")
+        anchor, base, prefix = path, dict(inline), "scenario."
+    else:
+        anchor, prefix = path.parent / scenario_file, ""
+        if not anchor.is_file():
+            raise head.error("scenario", f"no such file {str(anchor)!r}")
+        base = _load_toml(anchor)
+    base.pop("seed", None)  # a sweep's seeds come from root_seed and the replication
+
+    def build(table: dict[str, Any], blame: str = "", fields: Mapping[str, str] | None = None) -> Scenario:
+        """parse_scenario on a resolved table; a problem in it is put on the factor or --set that set it."""
+        try:
+            return parse_scenario(table, anchor)[0]
+        except SpecError as e:
+            if e.path != str(anchor):
+                raise
+            if not blame:
+                raise SpecError(spec if prefix else e.path, prefix + e.field, e.problem) from None
+            for p, fld in (fields or {}).items():
+                inside = fld == e.field or fld.startswith((e.field + ".", e.field + "["))
+                if inside and e.problem.startswith("unknown key"):
+                    raise SpecError(spec, blame, f"unknown path {p!r}: the scenario has no field {e.field!r}") from None
+            own = e.field in (fields or {}).values()
+            raise SpecError(spec, blame, e.problem if own else f"{prefix}{e.field}: {e.problem}") from None
+
+    def resolved(table: Mapping[str, Any], blame: str, assignments: list[tuple[str, Any]]) -> tuple[dict, dict]:
+        try:
+            return resolve(table, assignments)
+        except PathError as e:
+            raise SpecError(spec, blame, f"unknown path: {e}") from None
+
+    build(base)
+    for key, value in (sets or {}).items():
+        blame = f"--set {key}"
+        if parse_path(key) == ("seed",):
+            raise SpecError(spec, blame, "seeds come from [experiment] root_seed and the replication number")
+        table, fields = resolved(base, blame, [(key, value)])
+        build(table, blame, fields)
+    base, _ = resolve(base, list((sets or {}).items()))
+
+    factors = _factors(path, factors_raw)
+    for f in factors:
+        for level in range(len(f.levels)):
+            blame = f"factors.{_quoted(f.name)}"
+            table, fields = resolved(base, blame, f.assignments(level))
+            build(table, blame, fields)
+
+    names = [f.name for f in factors]
+    roles: dict[str, Any] = {}
+    for role in ("x", "line"):
+        chosen = plot.take(role, str, None)
+        if chosen is not None and chosen not in names:
+            raise plot.error(role, f"names no factor; the factors are {names}")
+        if chosen is not None:
+            roles[role] = chosen
+    labels = plot.strings("labels")
+    for factor in labels:
+        if factor not in names:
+            raise plot.error(f"labels.{_quoted(factor)}", f"names no factor; the factors are {names}")
+    if labels:
+        roles["labels"] = labels
+    plot.done()
+
+    digests: dict[Path, str] = {}
+    points: list[DesignPoint] = []
+    seen: dict[str, int] = {}
+    for index, choice in enumerate(level_choices(factors)):
+        values = {f.name: f.levels[level] for f, level in zip(factors, choice, strict=True)}
+        assignments = [a for f, level in zip(factors, choice, strict=True) for a in f.assignments(level)]
+        at = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        table, fields = resolve(base, assignments)
+        scenario = build(table, f"factors (design point {at})", fields)
+        text = json.dumps(table, sort_keys=True, default=str)
+        if text in seen:
+            raise SpecError(spec, "factors", f"design points {seen[text]} and {index} ({at}) give the same scenario")
+        seen[text] = index
+        points.append(DesignPoint(index, values, table, scenario, str(anchor), _file_digests(table, anchor, digests)))
+    return Experiment(
+        name=name,
+        path=spec,
+        factors=tuple(factors),
+        replications=replications,
+        root_seed=root_seed,
+        design_points=tuple(points),
+        plot=roles,
+        sets=dict(sets or {}),
+    )
+
+
+class ResultDir:
+    """A sweep's results on disk: ``runs/<key>.json`` per run, ``experiment.json`` and ``summary.csv``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def run_file(self, key: str) -> Path:
+        """Where the record of run ``key`` lives."""
+        return self.path / "runs" / f"{key}.json"
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The record of run ``key``, or None if there is none (or it cannot be read)."""
+        try:
+            record = json.loads(self.run_file(key).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("key") == key else None
+
+    def save(self, record: Mapping[str, Any]) -> None:
+        """Write one run's record atomically."""
+        write_atomic(self.run_file(record["key"]), dumps_json(record))
+
+    def save_experiment(self, info: Mapping[str, Any]) -> None:
+        """Write ``experiment.json`` atomically."""
+        write_atomic(self.path / "experiment.json", dumps_json(info))
+
+    def save_summary(self, csv_text: str) -> None:
+        """Write ``summary.csv`` atomically."""
+        write_atomic(self.path / "summary.csv", csv_text)
+
+
+def load_results(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A result directory's experiment description and the records of its runs found there, in run order."""
+    path = Path(path)
+    if not path.is_dir():
+        raise SpecError(str(path), "", "no such results directory")
+    info_file = path / "experiment.json"
+    try:
+        info = json.loads(info_file.read_text())
+    except FileNotFoundError:
+        raise SpecError(str(path), "", "not a results directory: no experiment.json (run `sim sweep` first)") from None
+    except (OSError, ValueError) as e:
+        raise SpecError(str(info_file), "", f"cannot be read: {e}") from None
+    store = ResultDir(path)
+    records = [rec for run in info.get("runs", []) if (rec := store.load(run["key"])) is not None]
+    return info, records

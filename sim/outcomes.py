@@ -6,11 +6,13 @@ from enum import IntEnum
 
 
 class Outcome(IntEnum):
-    """A request's fate; every request sent is exactly one of these at the end of a run."""
+    """A request's fate; every request sent is exactly one of these at the end of a run (TIMEOUT: the client gave
+    up at its request timeout; the backend may still have done the work)."""
 
     IN_FLIGHT = 0
     OK = 1
     DROPPED = 2
+    TIMEOUT = 3
 
 
 class DropReason(IntEnum):
@@ -22,6 +24,10 @@ class DropReason(IntEnum):
     NO_BACKENDS = 3
     NO_REAL_SERVERS = 4
     NO_SERVICE_BACKEND = 5
+    QUEUE_FULL = 6
+    BACKEND_GONE = 7
+    NODE_FAILED = 8
+    STALE_ENDPOINT = 9
 
     @property
     def label(self) -> str:
@@ -31,7 +37,12 @@ class DropReason(IntEnum):
     @property
     def client_waits(self) -> bool:
         """True where the dataplane drops silently, so the client learns only at its connect timeout."""
-        return self in (DropReason.NO_LOCAL_ENDPOINTS, DropReason.NO_REAL_SERVERS, DropReason.NO_SERVICE_BACKEND)
+        return self in (
+            DropReason.NO_LOCAL_ENDPOINTS,
+            DropReason.NO_REAL_SERVERS,
+            DropReason.NO_SERVICE_BACKEND,
+            DropReason.STALE_ENDPOINT,
+        )
 
     @property
     def description(self) -> str:
@@ -46,4 +57,8 @@ _DESCRIPTIONS = {
     DropReason.NO_BACKENDS: "no backend on this node (Cilium socket-LB): connect() fails at once, EHOSTUNREACH",
     DropReason.NO_REAL_SERVERS: "IPVS virtual server with no real servers: nothing answers, client connect timeout",
     DropReason.NO_SERVICE_BACKEND: "Cilium tc path: DROP_NO_SERVICE (reason 158), client connect timeout",
+    DropReason.QUEUE_FULL: "the backend pod's queue was full: refused at once (a 503 back to the client)",
+    DropReason.BACKEND_GONE: "the pod was killed while serving the request: the client gets a reset",
+    DropReason.NODE_FAILED: "the node died with the request on it: the client waits (TCP retries, ~15 min)",
+    DropReason.STALE_ENDPOINT: "a proxy not yet synced sent the connection to a pod that is gone: connect timeout",
 }

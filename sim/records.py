@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +17,9 @@ PICK_REUSED, PICK_FRESH, PICK_AFFINITY = 0, 1, 2
 
 COLUMNS: dict[str, np.dtype] = {
     "stream": np.dtype(np.int32),
+    "request": np.dtype(np.int32),
+    "attempt": np.dtype(np.int8),
+    "version": np.dtype(np.int16),
     "client": np.dtype(np.int32),
     "client_node": np.dtype(np.int16),
     "service": np.dtype(np.int16),
@@ -40,6 +43,8 @@ COLUMNS: dict[str, np.dtype] = {
 ``entry_node`` is the node whose proxy decided (the client's node for pod traffic); ``hops`` counts links one
 way; ``pick`` says how the endpoint was chosen (0 rode an open connection, 1 the picker, 2 session affinity);
 ``source_preserved`` whether the backend sees the client's own address (1) or a SNAT address (0).
+``request`` is the row of a request's first attempt and ``attempt`` counts retries (0 for the first);
+``version`` is the control-plane version the entry node's proxy routed with.
 
 Times are seconds of simulated time: sent by the client, arrived at the backend pod, started service, finished
 service, returned to the client (for a failure: when the client learned of it). NaN where a step never happened.
@@ -58,6 +63,9 @@ class RunResult:
     service_names: tuple[str, ...]
     end_s: float
     client_names: tuple[str, ...] = ()
+    monitors: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per pod (aligned with ``pod_names``), time averages since the warm-up: ``queue_mean``, ``busy_mean``,
+    ``utilization``, ``in_system_mean``, and ``window_s`` (the averaging window in seconds)."""
 
     def __len__(self) -> int:
         return len(self.columns["t_sent"])

@@ -22,6 +22,7 @@ from sim.routing import (
     local_ready_endpoints,
 )
 from sim.routing.maglev import TABLE_SIZES
+from sim.timeline import Action, ClusterState, DataChange, Event, plan
 from sim.topology import Topology
 from sim.workload import ClosedLoop, Trace, Workload
 
@@ -54,6 +55,28 @@ class Connections:
 
 
 @dataclass(frozen=True)
+class Retries:
+    """Client retries: up to ``attempts`` more tries of a failed or timed-out request, each after a full-jitter
+    exponential backoff, uniform on [0, min(max_s, base_s * 2**k)] before retry k (Envoy's defaults: 25 ms, 250 ms)."""
+
+    attempts: int = 0
+    base_s: float = 0.025
+    max_s: float = 0.25
+
+
+@dataclass(frozen=True)
+class Sync:
+    """How long an EndpointSlice change takes to reach each node's proxy (s): ``lag_s``, or ``per_node[name]``."""
+
+    lag_s: float = 1.0
+    per_node: Mapping[str, float] = field(default_factory=dict, hash=False, compare=False)
+
+    def lag(self, node: str) -> float:
+        """Seconds from a control-plane change to ``node``'s proxy applying it."""
+        return self.per_node.get(node, self.lag_s)
+
+
+@dataclass(frozen=True)
 class ExternalClient:
     """A client outside the cluster, attached to a topology vertex (e.g. an ``internet`` router)."""
 
@@ -68,7 +91,8 @@ class Stream:
 
     ``target`` picks the Service address: ClusterIP (pods only), NodePort on ``node``, or the LoadBalancer, which
     spreads connections uniformly over nodes (only over nodes passing the eTP=Local health check when
-    ``health_checks``; if none passes, over all, as cloud load balancers fail open).
+    ``health_checks``; if none passes, over all, as cloud load balancers fail open). ``timeout_s`` is the
+    client's request timeout (the backend finishes its work anyway); ``retries`` retries failures and timeouts.
     """
 
     client: str
@@ -81,6 +105,8 @@ class Stream:
     node: str | None = None
     health_checks: bool = False
     connections: Connections = Connections()
+    timeout_s: float | None = None
+    retries: Retries = Retries()
 
 
 SCENARIO = "<scenario>"
@@ -103,6 +129,10 @@ class Scenario:
     dataplane: DataplaneConfig = DataplaneConfig()
     external_clients: tuple[ExternalClient, ...] = ()
     duration_s: float | None = None
+    warmup_s: float = 0.0
+    timeline: tuple[Event, ...] = ()
+    absent: frozenset[str] = frozenset()
+    sync: Sync = Sync()
     spec: Mapping[str, object] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +148,8 @@ class Scenario:
             raise fail("dataplane.maglev_table_size", f"must be one of Cilium's primes {list(TABLE_SIZES)}")
         if self.duration_s is not None and not self.duration_s > 0:
             raise fail("duration_s", f"must be > 0 seconds, got {self.duration_s}")
+        if self.warmup_s < 0 or (self.duration_s is not None and self.warmup_s >= self.duration_s):
+            raise fail("warmup_s", f"must be >= 0 and below duration_s, got {self.warmup_s}")
         names: set[str] = set()
         for i, pod in enumerate(self.pods):
             if pod.name in names:
@@ -140,10 +172,25 @@ class Scenario:
             service_names.add(svc.name)
             if not 1 <= svc.session_affinity_timeout_s <= 86400:
                 raise fail(f"services[{i}].timeoutSeconds", "must be between 1 and 86400 seconds")
+        for i, ev in enumerate(self.timeline):
+            self._validate_event(i, ev, names, service_names)
         if not self.streams:
             raise fail("streams", "no client streams: add at least one [[streams]] table")
         for i, stream in enumerate(self.streams):
             self._validate_stream(i, stream, names, service_names)
+
+    def _validate_event(self, i: int, ev: Event, pods: set[str], services: set[str]) -> None:
+        pod_actions = (Action.TERMINATE, Action.READY, Action.UNREADY, Action.ADD)
+        if ev.action in pod_actions and ev.pod not in self._pods_by_name:
+            raise fail(f"timeline[{i}].pod", f"no pod named {ev.pod!r}")
+        if ev.action == Action.ADD and ev.pod not in self.absent:
+            raise fail(f"timeline[{i}].pod", f"pod {ev.pod!r} is already present: declare it with present = false")
+        if ev.action in (Action.FAIL, Action.RECOVER) and ev.node not in self.topology.nodes:
+            raise fail(f"timeline[{i}].node", f"node {ev.node!r} is not in topology {self.topology.name!r}")
+        if ev.action == Action.UPDATE and ev.service not in services:
+            raise fail(f"timeline[{i}].service", f"no service named {ev.service!r}")
+        if ev.at_s < 0:
+            raise fail(f"timeline[{i}].at_s", f"must be >= 0 seconds, got {ev.at_s}")
 
     def _validate_stream(self, i: int, stream: Stream, names: set[str], services: set[str]) -> None:
         if stream.client not in names:
@@ -213,11 +260,37 @@ class Scenario:
         return {svc.name: svc for svc in self.services}
 
     @cached_property
-    def _hints(self) -> dict[str, Hints]:
-        return {
-            svc.name: generate_hints(svc, endpoints_for(svc, self.pods, self.nodes), self.nodes)
-            for svc in self.services
-        }
+    def _plan(self) -> tuple[list[tuple[float, ClusterState]], list[DataChange]]:
+        return plan(self.pods, self.services, self.absent, self.timeline)
+
+    @property
+    def versions(self) -> list[tuple[float, ClusterState]]:
+        """Control-plane states over time: (seconds, state), the first at 0 s."""
+        return self._plan[0]
+
+    @property
+    def data_changes(self) -> list[DataChange]:
+        """Data-plane changes over time: pods that stop or start answering."""
+        return self._plan[1]
+
+    @cached_property
+    def _hints_by_version(self) -> dict[int, dict[str, Hints]]:
+        return {}
+
+    def _hints(self, version: int) -> dict[str, Hints]:
+        cached = self._hints_by_version.get(version)
+        if cached is None:
+            state = self.versions[version][1]
+            cached = {
+                svc.name: generate_hints(svc, endpoints_for(svc, state.pods, self.nodes), self.nodes)
+                for svc in state.services
+            }
+            self._hints_by_version[version] = cached
+        return cached
+
+    def service_at(self, name: str, version: int) -> Service:
+        """The Service called ``name`` as published in control-plane version ``version``."""
+        return next(s for s in self.versions[version][1].services if s.name == name)
 
     @property
     def dataplane_impl(self) -> Dataplane:
@@ -250,13 +323,13 @@ class Scenario:
         """The topology vertex a client's packets start from: its pod's node, or where it attaches."""
         return self._external_by_name[client].attach if self.is_external(client) else self.pod(client).node
 
-    def endpoints(self, service: str) -> tuple[Endpoint, ...]:
+    def endpoints(self, service: str, version: int = 0) -> tuple[Endpoint, ...]:
         """The Service's endpoints with conditions and the controller's hints, sorted by address."""
-        return self._hints[service].endpoints
+        return self._hints(version)[service].endpoints
 
-    def hints(self, service: str) -> Hints:
+    def hints(self, service: str, version: int = 0) -> Hints:
         """The hints the EndpointSlice controller wrote for ``service`` (or why it wrote none)."""
-        return self._hints[service]
+        return self._hints(version)[service]
 
     def source(self, stream: Stream) -> Source:
         """What kind of connection a stream makes."""
@@ -282,9 +355,9 @@ class Scenario:
             return (stream.node or "",)
         return (self.pod(stream.client).node,)
 
-    def route(self, stream: Stream, node: str) -> Route:
-        """Which endpoints a new connection of ``stream`` entering at ``node`` may reach, per the dataplane."""
-        svc = self.service(stream.service)
-        return self.dataplane_impl.route(
-            svc, self.endpoints(stream.service), self.nodes[node], self.source(stream), self.dataplane
-        )
+    def route(self, stream: Stream, node: str, version: int = 0) -> Route:
+        """Which endpoints a new connection of ``stream`` entering at ``node`` may reach, per the dataplane, as
+        that node's proxy sees control-plane version ``version``."""
+        svc = self.service_at(stream.service, version)
+        endpoints = self.endpoints(stream.service, version)
+        return self.dataplane_impl.route(svc, endpoints, self.nodes[node], self.source(stream), self.dataplane)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as st
+
+# scipy.stats is imported inside the functions: it costs about a second, which every CLI call would pay.
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ def chi_square_gof(observed: ArrayLike, expected_shares: ArrayLike) -> ChiSquare
     expected = shares * obs.sum()
     if obs.size < 2 or n == 0:
         return ChiSquare(0.0, 1.0, 0, n, 0.0, float(expected.min()) if expected.size else 0.0)
+    from scipy import stats as st  # lazily: see the note at the imports
+
     statistic, pvalue = st.chisquare(obs, expected)
     return ChiSquare(float(statistic), float(pvalue), obs.size - 1, n, math.sqrt(statistic / n), float(expected.min()))
 
@@ -62,6 +65,8 @@ def chi_square_power(w: float, n: int, dof: int, alpha: float = 0.05) -> float:
     >>> round(chi_square_power(0.1, 785, 1), 2)  # Cohen's table: w=0.1, dof=1, n=785 gives power 0.80
     0.8
     """
+    from scipy import stats as st  # lazily: see the note at the imports
+
     critical = st.chi2.ppf(1 - alpha, dof)
     return float(st.ncx2.sf(critical, dof, n * w**2))
 

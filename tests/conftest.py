@@ -17,13 +17,20 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "experiments" / "cilium_demo.toml"
 
 
-def star(nodes: list[str], hop: Dist = Constant(0.0001), same_node: Dist = Constant(0.00001)) -> Topology:
-    """Nodes joined by one bridge, every link drawing ``hop`` seconds."""
+def star(
+    nodes: list[str], hop: Dist = Constant(0.0001), same_node: Dist = Constant(0.00001), internet: Dist | None = None
+) -> Topology:
+    """Nodes joined by one bridge, every link drawing ``hop`` seconds; optionally an ``internet`` router on it."""
+    links = [Link(n, "br", hop) for n in nodes]
+    elements = {"br": ElementKind.BRIDGE}
+    if internet is not None:
+        elements["internet"] = ElementKind.ROUTER
+        links.append(Link("internet", "br", internet))
     return Topology(
         name="star",
         nodes={n: {"topology.kubernetes.io/zone": "z"} for n in nodes},
-        elements={"br": ElementKind.BRIDGE},
-        links=[Link(n, "br", hop) for n in nodes],
+        elements=elements,
+        links=links,
         same_node=same_node,
     )
 

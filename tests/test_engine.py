@@ -15,7 +15,7 @@ LOCAL, CLUSTER = TrafficPolicy.LOCAL, TrafficPolicy.CLUSTER
 def test_every_request_sent_completes_without_a_horizon():
     r = run(two_node_scenario(requests=500), seed=1)
     assert len(r) == 500
-    assert r.counts() == {"in_flight": 0, "ok": 500, "dropped": 0}
+    assert r.counts() == {"in_flight": 0, "ok": 500, "dropped": 0, "timeout": 0}
 
 
 def test_times_are_ordered_along_the_request():
@@ -117,3 +117,235 @@ def test_common_random_numbers_across_policies():
 def test_records_are_compact():
     r = run(two_node_scenario(requests=10), 1)
     assert r.nbytes_per_request() <= 100
+
+
+# --- routing features through the engine ---------------------------------------------------------------------
+
+from sim.cluster import Pod, Service, SessionAffinity  # noqa: E402
+from sim.distributions import Constant  # noqa: E402
+from sim.experiment.analysis import summarize_service  # noqa: E402
+from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED  # noqa: E402
+from sim.routing import DataplaneConfig  # noqa: E402
+from sim.scenario import Connections, ExternalClient, Scenario, Stream, Target  # noqa: E402
+from tests.conftest import star  # noqa: E402
+
+
+def three_node(service: Service, streams, *, dataplane="iptables", pods=None, external=()):
+    pods = pods or [
+        Pod("client", "a", "10.244.0.2", {"app": "client"}),
+        Pod("web-a", "a", "10.244.0.3", {"app": "web"}),
+        Pod("web-b", "b", "10.244.1.3", {"app": "web"}),
+        Pod("web-c", "c", "10.244.2.3", {"app": "web"}),
+    ]
+    topo = star(["a", "b", "c"], internet=Constant(0.01))
+    return Scenario(
+        name="three",
+        topology=topo,
+        pods=tuple(pods),
+        services=(service,),
+        streams=tuple(streams),
+        dataplane=DataplaneConfig(dataplane),
+        external_clients=tuple(external),
+    )
+
+
+def test_session_affinity_sticks_until_the_timeout_since_the_last_connection():
+    svc = Service("web", {"app": "web"}, session_affinity=SessionAffinity.CLIENT_IP, session_affinity_timeout_s=1.0)
+    # a request every 0.6 s keeps refreshing the 1 s window: one fresh pick, then affinity all the way
+    r = run(three_node(svc, [Stream("client", "web", ConstantRate(1 / 0.6), 20)]), 1)
+    c = r.columns
+    assert c["pick"][0] == PICK_FRESH and np.all(c["pick"][1:] == PICK_AFFINITY)
+    assert len(set(c["endpoint"].tolist())) == 1
+    # a request every 1.5 s outlives the window: every connection is a fresh draw
+    r = run(three_node(svc, [Stream("client", "web", ConstantRate(1 / 1.5), 60)]), 1)
+    assert np.all(r.columns["pick"] == PICK_FRESH)
+    assert len(set(r.columns["endpoint"].tolist())) == 3
+
+
+def test_keep_alive_rides_one_connection_for_max_requests():
+    conn = Connections(max_requests=10)
+    r = run(
+        three_node(Service("web", {"app": "web"}), [Stream("client", "web", ClosedLoop(), 100, connections=conn)]), 2
+    )
+    c = r.columns
+    assert np.count_nonzero(c["pick"] == PICK_FRESH) == 10
+    assert np.count_nonzero(c["pick"] == PICK_REUSED) == 90
+    for start in range(0, 100, 10):
+        assert len(set(c["endpoint"][start : start + 10].tolist())) == 1
+    s = summarize_service(r, "web")
+    assert s.chi_square.n == 10 and s.picks["reused_connection"] == 90
+
+
+def test_keep_alive_max_age():
+    conn = Connections(max_requests=1000, max_age_s=0.35)
+    r = run(
+        three_node(Service("web", {"app": "web"}), [Stream("client", "web", ConstantRate(10), 20, connections=conn)]), 2
+    )
+    fresh_times = r.columns["t_sent"][r.columns["pick"] == PICK_FRESH]
+    assert np.allclose(fresh_times, [0.1, 0.5, 0.9, 1.3, 1.7])
+
+
+@pytest.mark.parametrize(("etp", "local_only"), [(LOCAL, True), (CLUSTER, False)])
+def test_external_load_balancer_spreads_over_nodes(etp, local_only):
+    svc = Service("web", {"app": "web"}, external_traffic_policy=etp, load_balancer_ips=("198.51.100.7",))
+    stream = Stream("user", "web", Poisson(500.0), 3000, target=Target.LOAD_BALANCER)
+    r = run(three_node(svc, [stream], external=[ExternalClient("user", "internet", "203.0.113.9")]), 3)
+    c = r.columns
+    assert set(np.unique(c["entry_node"]).tolist()) == {0, 1, 2}
+    assert np.all(c["client_node"] == -1)
+    same = c["endpoint_node"] == c["entry_node"]
+    assert np.all(same) if local_only else (~same).any()
+    assert np.all(c["source_preserved"] == (1 if local_only else 0))
+    assert summarize_service(r, "web").violations == 0
+
+
+def test_etp_local_drops_on_nodes_without_endpoints_unless_health_checked():
+    svc = Service("web", {"app": "web"}, external_traffic_policy=LOCAL, load_balancer_ips=("198.51.100.7",))
+    pods = [Pod("web-a", "a", "10.244.0.3", {"app": "web"})]
+    ext = [ExternalClient("user", "internet", "203.0.113.9")]
+    blind = Stream("user", "web", Poisson(100.0), 600, target=Target.LOAD_BALANCER, connect_timeout_s=3.0)
+    r = run(three_node(svc, [blind], pods=pods, external=ext), 4)
+    dropped = r.columns["outcome"] == Outcome.DROPPED
+    # the LB picks each node with p = 1/3 and 2 of 3 have no local endpoint: Binomial(600, 2/3), within 4 SE
+    assert abs(dropped.mean() - 2 / 3) < 4 * (2 / 3 * 1 / 3 / 600) ** 0.5
+    assert np.all(r.columns["entry_node"][dropped] != 0)
+    assert np.allclose(r.latency_s[dropped], 3.0)
+    checked = Stream("user", "web", Poisson(100.0), 600, target=Target.LOAD_BALANCER, health_checks=True)
+    r = run(three_node(svc, [checked], pods=pods, external=ext), 4)
+    assert r.counts()["dropped"] == 0 and np.all(r.columns["entry_node"] == 0)
+
+
+def test_node_port_enters_at_the_named_node():
+    svc = Service("web", {"app": "web"}, node_port=30080)
+    stream = Stream("user", "web", Poisson(100.0), 200, target=Target.NODE_PORT, node="b")
+    r = run(three_node(svc, [stream], external=[ExternalClient("user", "internet", "203.0.113.9")]), 5)
+    assert np.all(r.columns["entry_node"] == 1)
+    assert np.all(r.columns["hops"][r.columns["endpoint_node"] == 1] == 2)  # internet -> br -> b, then same node
+
+
+def test_terminating_pods_serve_only_when_nothing_is_ready():
+    pods = [
+        Pod("client", "a", "10.244.0.2", {"app": "client"}),
+        Pod("web-a", "a", "10.244.0.3", {"app": "web"}, terminating=True),
+        Pod("web-b", "b", "10.244.1.3", {"app": "web"}),
+    ]
+    r = run(three_node(Service("web", {"app": "web"}), [Stream("client", "web", ClosedLoop(), 100)], pods=pods), 6)
+    assert set(r.columns["endpoint"].tolist()) == {2}
+    pods[2] = Pod("web-b", "b", "10.244.1.3", {"app": "web"}, ready=False)
+    r = run(three_node(Service("web", {"app": "web"}), [Stream("client", "web", ClosedLoop(), 100)], pods=pods), 6)
+    assert set(r.columns["endpoint"].tolist()) == {1}  # terminating but serving: the fallback
+
+
+# --- load, failures and a changing cluster --------------------------------------------------------------------
+
+from dataclasses import replace  # noqa: E402
+
+from sim.scenario import Retries, Sync  # noqa: E402
+from sim.timeline import Action, Event  # noqa: E402
+
+
+def test_request_timeout_records_timeout_and_the_backend_still_works():
+    sc = two_node_scenario(requests=5, service_time=Constant(2.0), remote_backend=False)
+    sc = replace(sc, streams=(Stream("client", "svc", ClosedLoop(), 5, timeout_s=0.5),))
+    c = run(sc, 1).columns
+    assert np.all(c["outcome"] == Outcome.TIMEOUT)
+    assert np.allclose(c["t_returned"] - c["t_sent"], 0.5)
+    assert np.all(c["t_finished"][:1] > c["t_returned"][:1])  # the work went on after the client gave up
+    assert np.allclose(np.diff(c["t_sent"]), 0.5)  # the closed loop moved on at each timeout
+
+
+def test_retries_are_linked_records_with_backoff():
+    sc = two_node_scenario(LOCAL, local_backend=False, requests=4, dataplane="cilium")
+    retries = Retries(attempts=2, base_s=0.1, max_s=1.0)
+    sc = replace(sc, streams=(Stream("client", "svc", ClosedLoop(), 4, retries=retries),))
+    c = run(sc, 2).columns
+    assert len(c["request"]) == 12  # 4 requests x 3 attempts, all failing at once (EHOSTUNREACH)
+    assert np.array_equal(c["attempt"], np.tile([0, 1, 2], 4))
+    assert np.array_equal(c["request"], np.repeat(c["request"][::3], 3))
+    gaps = c["t_sent"][1:3] - c["t_returned"][0:2]
+    assert 0 <= gaps[0] <= 0.1 and 0 <= gaps[1] <= 0.2  # full jitter below base * 2**k
+
+
+def test_queue_full_is_refused():
+    pods = (
+        Pod("client", "a", "10.244.0.2", {"app": "client"}),
+        Pod("svc-a", "a", "10.244.0.3", {"app": "svc"}, service_time=Constant(1.0), queue_limit=1),
+    )
+    sc = two_node_scenario(requests=10, workload=ConstantRate(100.0))
+    sc = replace(sc, pods=pods)
+    r = run(sc, 3)
+    c = r.columns
+    # one in service, one waiting, the other eight refused within the first second
+    assert r.counts()["ok"] == 2 and r.drops() == {"queue_full": 8}
+    assert np.all(c["t_returned"][c["outcome"] == Outcome.DROPPED] < 1.0)
+
+
+def dying_scenario(policy, *, lag_s: float, grace_s: float = 2.0):
+    """Client and one backend on node a, one on b; the pod on a is deleted at t=5 s."""
+    sc = two_node_scenario(
+        policy, requests=None, workload=Poisson(100.0), duration_s=12.0, service_time=Constant(0.001)
+    )
+    return replace(
+        sc,
+        timeline=(Event(5.0, Action.TERMINATE, pod="svc-a", grace_s=grace_s),),
+        sync=Sync(lag_s),
+        streams=(Stream("client", "svc", Poisson(100.0), None, connect_timeout_s=1.0),),
+    )
+
+
+def test_cluster_moves_to_the_remote_pod_without_failures_when_the_lag_is_within_the_grace():
+    r = run(dying_scenario(CLUSTER, lag_s=0.5), 4)
+    c = r.columns
+    assert r.counts()["dropped"] == 0
+    late = c["t_sent"] > 5.5  # after the proxy synced, only the remote pod
+    assert np.all(c["endpoint"][late] == 2)
+    assert np.any(c["endpoint"][(c["t_sent"] > 5.0) & (c["t_sent"] < 5.5)] == 1)  # still served while terminating
+
+
+def test_local_fails_from_the_moment_the_endpoint_is_gone():
+    r = run(dying_scenario(LOCAL, lag_s=0.5), 4)
+    c = r.columns
+    failed = c["outcome"] == Outcome.DROPPED
+    assert not failed[c["t_sent"] < 7.0].any()  # terminating but serving: the local fallback (doc (e))
+    assert np.all(c["outcome"][c["t_sent"] > 7.0] != Outcome.OK)  # gone at 5 + 2 s (the last still in flight)
+    assert failed[(c["t_sent"] > 7.0) & (c["t_sent"] < 10.9)].all()
+    reasons = set(c["reason"][failed].tolist())
+    assert reasons <= {DropReason.STALE_ENDPOINT, DropReason.NO_LOCAL_ENDPOINTS, DropReason.BACKEND_GONE}
+    after_sync = (c["t_sent"] > 7.6) & failed
+    assert after_sync.any() and np.all(c["reason"][after_sync] == DropReason.NO_LOCAL_ENDPOINTS)
+
+
+def test_cluster_with_a_lag_longer_than_the_grace_fails_only_in_between():
+    r = run(dying_scenario(CLUSTER, lag_s=3.0, grace_s=1.0), 5)
+    c = r.columns
+    failed = c["outcome"] == Outcome.DROPPED
+    assert failed.any()
+    assert np.all((c["t_sent"][failed] >= 6.0 - 0.01) & (c["t_sent"][failed] <= 8.0))  # gone at 6, synced at 8
+    assert set(c["reason"][failed].tolist()) <= {DropReason.STALE_ENDPOINT, DropReason.BACKEND_GONE}
+
+
+def test_node_failure_kills_in_flight_and_is_noticed_after_detection():
+    sc = two_node_scenario(CLUSTER, requests=None, workload=Poisson(50.0), duration_s=20.0, service_time=Constant(0.5))
+    sc = replace(
+        sc,
+        timeline=(Event(5.0, Action.FAIL, node="b", detect_s=4.0),),
+        sync=Sync(0.5),
+        streams=(Stream("client", "svc", Poisson(50.0), None, connect_timeout_s=1.0, timeout_s=2.0),),
+        pods=tuple(replace(p, concurrency=100) for p in sc.pods),
+    )
+    c = run(sc, 6).columns
+    to_b = c["endpoint_node"] == 1
+    hit = to_b & (c["t_sent"] > 4.6) & (c["t_sent"] < 9.4)
+    assert np.all(c["outcome"][hit] != Outcome.OK)  # in flight at the failure, or sent to b before detection
+    assert not np.any(to_b & (c["t_sent"] > 9.6))  # detected at 9 s, synced at 9.5 s: b no longer chosen
+    assert np.all(c["outcome"][~to_b & (c["t_sent"] < 19)] == Outcome.OK)
+
+
+def test_service_update_switches_policy_after_the_lag():
+    sc = two_node_scenario(CLUSTER, requests=None, workload=Poisson(200.0), duration_s=4.0)
+    update = Event(2.0, Action.UPDATE, service="svc", changes={"internal_traffic_policy": LOCAL})
+    sc = replace(sc, timeline=(update,), sync=Sync(0.25))
+    c = run(sc, 7).columns
+    assert np.any(c["endpoint_node"][c["t_sent"] < 2.0] == 1)
+    assert np.all(c["endpoint_node"][c["t_sent"] > 2.25] == 0)
+    assert set(np.unique(c["version"]).tolist()) == {0, 1}

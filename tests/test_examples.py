@@ -69,3 +69,112 @@ def test_help():
     done = sim("--help")
     assert done.returncode == 0 and "run" in done.stdout
     assert "--requests" in sim("run", "--help").stdout
+
+
+# --- each shipped experiment's outcome, asserted ---------------------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+from sim import load_scenario, run, summarize_service  # noqa: E402
+from sim.outcomes import DropReason  # noqa: E402
+
+
+def experiment(name: str, **overrides):
+    scenario, seed = load_scenario(ROOT / "experiments" / f"{name}.toml", overrides)
+    return run(scenario, seed)
+
+
+def test_local_pod_gone_iptables_times_out():
+    s = summarize_service(experiment("local_pod_gone_iptables"), "echo-2")
+    assert s.dropped == s.sent and s.drops == {DropReason.NO_LOCAL_ENDPOINTS.label: s.sent}
+    assert s.failed_after_s == 5.0  # the client's connect timeout
+
+
+def test_local_pod_gone_cilium_fails_at_once():
+    s = summarize_service(experiment("local_pod_gone_cilium"), "echo-2")
+    assert s.dropped == s.sent and s.drops == {DropReason.NO_BACKENDS.label: s.sent}
+    assert s.failed_after_s == 0.0
+
+
+def test_local_pod_gone_ipvs_with_node_port_silently_crosses_nodes():
+    s = summarize_service(experiment("local_pod_gone_ipvs"), "echo-2")
+    assert s.completed == s.sent and s.by_node == {"kind-worker2": s.sent}
+    assert s.cross_node_fraction == 1.0
+
+
+def test_topology_aware_keeps_traffic_in_zone_or_on_node():
+    r = experiment("topology_aware")
+    plain, zone, node = (summarize_service(r, n) for n in ("spread", "spread-same-zone", "spread-same-node"))
+    assert plain.cross_zone_fraction > 0.5
+    assert zone.cross_zone_fraction == 0.0 and zone.hints == "written"
+    assert node.cross_zone_fraction == 0.0
+    c = r.columns
+    same_node = r.service_names.index("spread-same-node")
+    zone_a = (c["service"] == same_node) & (c["client_node"] == r.node_names.index("zone-a-node-1"))
+    assert np.all(c["endpoint_node"][zone_a] == c["client_node"][zone_a])  # its node has an endpoint
+    assert node.chi_square.pvalue > 0.01 and zone.chi_square.pvalue > 0.01  # uniform within the filtered sets
+
+
+def test_topology_auto_withholds_hints_when_a_zone_is_short():
+    r = experiment("topology_auto")
+    six, four = summarize_service(r, "auto-six"), summarize_service(r, "auto-four")
+    assert six.hints == "written" and six.cross_zone_fraction == 0.0
+    assert "overload threshold" in four.hints and four.cross_zone_fraction > 0.4
+
+
+def test_etp_local_behind_a_load_balancer():
+    r = experiment("etp_local_lb")
+    blind, checked = summarize_service(r, "web-blind"), summarize_service(r, "web-checked")
+    # the LB picks one of two workers per connection: Binomial(2000, 1/2) drops, within 4 SE
+    assert abs(blind.dropped / blind.sent - 0.5) < 4 * (0.25 / blind.sent) ** 0.5
+    assert set(blind.drops) == {DropReason.NO_LOCAL_ENDPOINTS.label}
+    assert checked.dropped == 0
+    assert blind.source_preserved_fraction == checked.source_preserved_fraction == 1.0
+
+
+def test_maglev_moves_only_the_leaving_backends_flows():
+    r = experiment("maglev_remap")
+    c = r.columns
+    full = c["endpoint"][c["service"] == r.service_names.index("web")]
+    less = c["endpoint"][c["service"] == r.service_names.index("web-minus-one")]
+    moved = full != less
+    gone = full == r.pod_names.index("web-0")
+    assert np.all(moved[gone])  # web-0's flows had to move
+    # flows of surviving backends almost never move; Maglev's bound is small, random choice would move ~4/5
+    assert moved[~gone].mean() < 0.05
+    for name in ("web", "web-minus-one"):
+        assert summarize_service(r, name).chi_square.pvalue > 0.01
+
+
+def test_keep_alive_skews_requests_but_not_connections():
+    r = experiment("keepalive_skew")
+    curl, pool = summarize_service(r, "echo-curl"), summarize_service(r, "echo-pool")
+    assert curl.chi_square.n == 2000 and curl.chi_square.pvalue > 0.01
+    assert pool.chi_square.n == 4  # the connections are the draws
+    assert sum(pool.by_endpoint.values()) == 2000
+    assert all(n % 500 == 0 for n in pool.by_endpoint.values())
+
+
+def test_local_pod_dies():
+    r = experiment("local_pod_dies")
+    cluster, local = summarize_service(r, "echo-cluster"), summarize_service(r, "echo-local")
+    assert cluster.dropped == cluster.timed_out == 0  # the 1 s sync lag is inside the 5 s grace
+    c = r.columns
+    mine = c["service"] == r.service_names.index("echo-local")
+    ok = c["outcome"] == 1
+    # served (by the terminating pod) until it is gone; a request in service at 15 s is reset (backend_gone)
+    assert np.all(ok[mine & (c["t_sent"] < 14.9)])
+    assert not np.any(ok[mine & (c["t_sent"] > 15.0)])  # then nothing: Local fails from the moment it is gone
+    assert local.dropped > 0 and DropReason.NO_LOCAL_ENDPOINTS.label in local.drops
+
+
+def test_skewed_clients_local_tail_explodes():
+    r = experiment("skewed_clients")
+    cluster, local = summarize_service(r, "echo-cluster"), summarize_service(r, "echo-local")
+    assert local.cross_node_fraction == 0.0 and cluster.cross_node_fraction > 0.4
+    assert local.latency_s["p99"] > 2 * cluster.latency_s["p99"]
+    assert (
+        local.pods["echo-local-kind-worker"]["utilization"]
+        > 0.8
+        > cluster.pods["echo-cluster-kind-worker"]["utilization"]
+    )

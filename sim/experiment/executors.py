@@ -1,0 +1,131 @@
+"""Where runs execute: one small interface, three implementations.
+
+``Serial`` runs in this process (the Python API's default: safe in notebooks and debuggers). ``Processes`` uses a
+loky pool of local worker processes (the CLI's default); loky pickles functions with cloudpickle, so functions
+defined in a notebook work, which the standard library's pool does not under spawn or forkserver. ``Dask`` sends
+the same tasks to a ``dask.distributed`` cluster (``pip install '.[dask]'``), or to a ``LocalCluster`` it starts.
+
+Every executor yields results as tasks finish, in completion order; a task's result must say which task it was.
+Closing the iterator early (``--fail-fast``, Ctrl-C) cancels the tasks not yet started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import as_completed
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Executor(Protocol):
+    """Runs ``fn`` over ``items`` and yields each result as soon as it is ready (in any order)."""
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        """Apply ``fn`` to every item; yield results as they finish."""
+        ...
+
+    def describe(self) -> str:
+        """A few words for logs, e.g. ``"2 processes"``."""
+        ...
+
+
+def cpu_count() -> int:
+    """Cores this process may use (respecting CPU affinity and container limits, via loky)."""
+    from loky import cpu_count as loky_cpu_count  # here: loky is only needed when processes are
+
+    return max(1, int(loky_cpu_count()))
+
+
+class Serial:
+    """Runs every task in this process, one after another, in order."""
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        """Apply ``fn`` to each item in turn."""
+        for item in items:
+            yield fn(item)
+
+    def describe(self) -> str:
+        """``"serial"``."""
+        return "serial"
+
+
+class Processes:
+    """A loky pool of ``workers`` local processes (default: every core this process may use).
+
+    The pool is loky's reusable executor: a second sweep in the same notebook reuses the warm workers.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers if workers is not None else cpu_count()
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        """Submit every item at once; yield results as workers finish them."""
+        if not items:
+            return
+        from loky import get_reusable_executor  # here: importing loky starts nothing, but costs time
+
+        pool = get_reusable_executor(max_workers=self.workers)
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def describe(self) -> str:
+        """E.g. ``"2 processes"``."""
+        return f"{self.workers} process{'es' if self.workers != 1 else ''}"
+
+
+class Dask:
+    """A ``dask.distributed`` cluster: at ``address`` (e.g. ``tcp://scheduler:8786``), or, without one, a
+    ``LocalCluster`` of ``workers`` workers started for the sweep and closed after it.
+
+    ``processes=False`` runs a LocalCluster's workers as threads of this process (quick to start; for tests).
+    Workers need this package installed; tasks carry their parsed scenarios, so they need no files.
+    """
+
+    def __init__(self, address: str | None = None, *, workers: int | None = None, processes: bool = True) -> None:
+        self.address = address
+        self.workers = workers
+        self.processes = processes
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        """Submit every item to the cluster; yield results as they finish."""
+        if not items:
+            return
+        try:
+            from distributed import Client, LocalCluster
+            from distributed import as_completed as dask_completed
+        except ImportError:  # pragma: no cover - the test environment has dask
+            raise RuntimeError("the Dask executor needs dask: pip install 'k8s-service-sim[dask]'") from None
+
+        cluster: Any = None
+        if self.address is None:
+            cluster = LocalCluster(
+                n_workers=self.workers or cpu_count(),
+                threads_per_worker=1,
+                processes=self.processes,
+                dashboard_address=None,
+            )
+        client = Client(cluster if cluster is not None else self.address)
+        futures = client.map(fn, list(items), pure=False)
+        try:
+            for future in dask_completed(futures):
+                yield future.result()
+        finally:
+            client.cancel(futures)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+    def describe(self) -> str:
+        """E.g. ``"Dask at tcp://host:8786"`` or ``"Dask LocalCluster (2 workers)"``."""
+        if self.address:
+            return f"Dask at {self.address}"
+        return f"Dask LocalCluster ({self.workers or cpu_count()} workers)"

@@ -1,0 +1,214 @@
+"""Sweeps: expand an experiment into runs, execute them on an executor, keep every record, resume after a crash.
+
+A run is one design point at one replication. Replication r of every design point runs with the same seed,
+drawn from ``root_seed`` and r alone, and the engine keys every random stream by entity (``sim.rng``), so all
+policies at replication r see identical arrivals: common random numbers, and comparisons are paired.
+
+A run's key hashes its resolved scenario table (with the contents of the files it names) and its seed: a rerun
+finds the records already stored under those keys, computes only the rest, and says "computed X, reused Y".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm import tqdm
+
+from sim.engine import run as simulate
+from sim.experiment.analysis import run_metrics
+from sim.experiment.executors import Executor, Serial
+from sim.experiment.results import RESULT_FORMAT, MemoryStore, ResultStore, summary_csv, summary_frame
+from sim.experiment.spec import DesignPoint, Experiment
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def replication_seed(root_seed: int, replication: int) -> int:
+    """The seed of replication ``replication``: a 63-bit integer from child r of ``SeedSequence(root_seed)``.
+
+    >>> replication_seed(1, 0) == replication_seed(1, 0) != replication_seed(1, 1)
+    True
+    """
+    words = np.random.SeedSequence(root_seed, spawn_key=(replication,)).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) | (int(words[1]) >> 1)
+
+
+def run_key(point: DesignPoint, seed: int) -> str:
+    """The name of a run's result: a hash of its resolved scenario table, the files it names, and its seed."""
+    text = json.dumps(
+        {"format": RESULT_FORMAT, "scenario": point.table, "files": point.files, "seed": seed},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One task: a design point at one replication, with its seed and its key."""
+
+    key: str
+    point: DesignPoint
+    replication: int
+    seed: int
+
+
+def expand(experiment: Experiment) -> list[Run]:
+    """Every (design point, replication), replication-major: all design points of replication 0 come first, so
+    a sweep stopped half-way has whole replications to look at."""
+    seeds = [replication_seed(experiment.root_seed, r) for r in range(experiment.replications)]
+    return [
+        Run(run_key(point, seeds[r]), point, r, seeds[r])
+        for r in range(experiment.replications)
+        for point in experiment.design_points
+    ]
+
+
+def execute(run: Run) -> dict[str, Any]:
+    """Simulate one run and measure it; an exception becomes an ``error`` outcome with its traceback.
+
+    Runs on workers: it takes the parsed scenario with it and returns a small JSON-ready dict keyed by the run.
+    """
+    start = time.perf_counter()
+    outcome: dict[str, Any] = {"key": run.key, "status": "ok", "error": None, "traceback": None, "metrics": None}
+    try:
+        outcome["metrics"] = run_metrics(simulate(run.point.scenario, run.seed))
+    except Exception as e:  # a failed run is recorded, and the sweep goes on
+        outcome.update(status="error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+    outcome["wall_s"] = time.perf_counter() - start
+    return outcome
+
+
+def _labels(experiment: Experiment, run: Run) -> dict[str, Any]:
+    """The fields of a record that say where in this experiment the run sits."""
+    return {
+        "format": RESULT_FORMAT,
+        "key": run.key,
+        "experiment": experiment.name,
+        "design_point": run.point.index,
+        "factors": dict(run.point.factors),
+        "replication": run.replication,
+        "seed": run.seed,
+    }
+
+
+def record(experiment: Experiment, run: Run, outcome: dict[str, Any]) -> dict[str, Any]:
+    """A run's full record: labels, resolved scenario table (re-runnable with ``parse_scenario(scenario,
+    scenario_path)`` and ``run(..., seed)``), status, error and traceback, wall time (s) and metrics."""
+    return {
+        **_labels(experiment, run),
+        "scenario": run.point.table,
+        "scenario_path": run.point.anchor,
+        "files": dict(run.point.files),
+        "status": outcome["status"],
+        "error": outcome["error"],
+        "traceback": outcome["traceback"],
+        "wall_s": outcome["wall_s"],
+        "metrics": outcome["metrics"],
+    }
+
+
+def describe(experiment: Experiment, runs: list[Run]) -> dict[str, Any]:
+    """The experiment's description with its runs (key, design point, replication, seed) in run order."""
+    listed = [{"key": r.key, "design_point": r.point.index, "replication": r.replication, "seed": r.seed} for r in runs]
+    return {"format": RESULT_FORMAT, **experiment.describe(), "runs": listed}
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResult:
+    """What a sweep did: every finished record (in design-point order), the tidy summary table, and counts."""
+
+    records: list[dict[str, Any]]
+    summary: pd.DataFrame
+    total: int
+    computed: int
+    reused: int
+    failed: int
+    stopped: bool
+
+    def report(self) -> str:
+        """``"computed X, reused Y"``, with failures and an early stop when there were any."""
+        words = f"computed {self.computed}, reused {self.reused}"
+        if self.failed:
+            words += f", failed {self.failed}"
+        if self.stopped:
+            words += f"; stopped at the first failure, {self.total - len(self.records)} runs not done"
+        return words
+
+
+def sweep(
+    experiment: Experiment,
+    store: ResultStore | None = None,
+    executor: Executor | None = None,
+    *,
+    fail_fast: bool = False,
+    progress: bool | None = None,
+) -> SweepResult:
+    """Run every (design point, replication) of ``experiment`` that ``store`` has no finished record of.
+
+    Records are saved as they arrive, so a crash loses only runs in progress; failed runs are recorded and tried
+    again by the next sweep. ``progress``: a tqdm bar on stderr (None: only when stderr is a terminal).
+    Defaults: an in-memory store and the serial executor.
+    """
+    store = store if store is not None else MemoryStore()
+    executor = executor if executor is not None else Serial()
+    runs = expand(experiment)
+    store.save_experiment(describe(experiment, runs))
+
+    records: dict[str, dict[str, Any]] = {}
+    pending: list[Run] = []
+    for run in runs:
+        old = store.load(run.key)
+        if old is None or old.get("status") != "ok":
+            pending.append(run)
+            continue
+        current = {**old, **_labels(experiment, run)}
+        if current != old:  # the same run under another name or design point: relabel it for this experiment
+            store.save(current)
+        records[run.key] = current
+    reused = len(records)
+
+    by_key = {run.key: run for run in pending}
+    computed = failed = 0
+    stopped = False
+    bar = tqdm(
+        total=len(pending),
+        desc=experiment.name,
+        unit="run",
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+        dynamic_ncols=True,
+    )
+    outcomes = executor.map(execute, pending)
+    try:
+        for outcome in outcomes:
+            run = by_key[outcome["key"]]
+            rec = record(experiment, run, outcome)
+            store.save(rec)
+            records[run.key] = rec
+            computed += 1
+            bar.update()
+            if rec["status"] != "ok":
+                failed += 1
+                bar.set_postfix(failed=failed)
+                if fail_fast:
+                    stopped = True
+                    break
+    finally:
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            close()
+        bar.close()
+
+    ordered = [records[r.key] for r in sorted(runs, key=lambda r: (r.point.index, r.replication)) if r.key in records]
+    summary = summary_frame(ordered, experiment.factor_names)
+    store.save_summary(summary_csv(summary))
+    return SweepResult(ordered, summary, len(runs), computed, reused, failed, stopped)

@@ -1,0 +1,179 @@
+"""Analysis over replications and sweeps, against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.cluster import TrafficPolicy
+from sim.engine import run
+from sim.experiment.analysis import (
+    chi_square_by_design_point,
+    design_point_summary,
+    false_discovery,
+    histogram_ecdf,
+    latency_histogram,
+    locality,
+    mean_ci,
+    paired_difference,
+    paired_differences,
+    pooled_histogram,
+    run_metrics,
+    sample_size,
+    skew_power,
+    skew_sample_size,
+)
+from sim.stats import chi_square_power
+from tests.conftest import two_node_scenario
+
+
+def test_mean_ci_is_the_student_t_interval():
+    # mean 3, sd sqrt(2.5), sem sqrt(0.5), t(0.975, 4) = 2.776445 -> half-width 1.963243
+    ci = mean_ci([1, 2, 3, 4, 5])
+    assert (ci.mean, ci.n) == (3.0, 5)
+    assert ci.sd == pytest.approx(math.sqrt(2.5))
+    assert (ci.low, ci.high) == pytest.approx((3 - 1.963243, 3 + 1.963243), abs=1e-6)
+    # 90%: t(0.95, 4) = 2.131847 -> half-width 1.507443
+    assert mean_ci([1, 2, 3, 4, 5], 0.90).high == pytest.approx(3 + 1.507443, abs=1e-6)
+    assert mean_ci([2.0, np.nan, 4.0]).mean == 3.0  # NaN left out
+    one = mean_ci([7.0])
+    assert one.mean == 7.0 and math.isnan(one.low) and math.isnan(one.high)
+    assert math.isnan(mean_ci([]).mean)
+
+
+def test_paired_difference_uses_per_replication_differences():
+    # d = [1, 2, 3]: mean 2, sd 1, t(0.975, 2) = 4.302653 -> half-width 2.484138; t = 2 / (1 / sqrt 3) = 3.4641
+    d = paired_difference([2, 4, 6], [1, 2, 3])
+    assert (d.mean, d.n, d.cohens_dz) == (2.0, 3, 2.0)
+    assert (d.low, d.high) == pytest.approx((2 - 2.484138, 2 + 2.484138), abs=1e-6)
+    assert d.statistic == pytest.approx(2 * math.sqrt(3))
+    assert d.pvalue == pytest.approx(0.074180, abs=1e-6)  # two-sided, 2 dof
+    # the pairing matters: the same numbers unpaired would hide a constant shift behind the spread
+    shifted = paired_difference([10.5, 20.5, 30.5], [10, 20, 30])
+    assert shifted.mean == 0.5 and shifted.low == shifted.high == 0.5 and shifted.pvalue == 0.0
+    assert paired_difference([1, np.nan, 3], [0, 5, 1]).n == 2
+
+
+def test_false_discovery_is_benjamini_hochberg():
+    # sorted p = .01 .03 .04 .5 -> p*m/rank = .04 .06 .0533 .5 -> running minimum from the top
+    q = false_discovery([0.01, 0.04, 0.03, 0.5])
+    assert q == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
+    q = false_discovery([0.02, np.nan, 0.04])
+    assert q[0] == pytest.approx(0.04) and math.isnan(q[1]) and q[2] == pytest.approx(0.04)
+
+
+def test_sample_size_and_power_match_cohens_tables():
+    # Cohen (1988), table 7.4.6, alpha 0.05, power 0.80: w=0.1 -> 785 (dof 1), w=0.3 -> 88 (dof 1), 133 (dof 4)
+    assert sample_size(0.1, 1) == 785
+    assert sample_size(0.3, 1) == 88
+    assert sample_size(0.3, 4) == 133
+    n = sample_size(0.2, 2, alpha=0.01, power=0.9)
+    assert chi_square_power(0.2, n, 2, 0.01) >= 0.9 > chi_square_power(0.2, n - 1, 2, 0.01)
+    # a 55/45 split against 50/50 is w = 0.1
+    assert skew_sample_size([0.55, 0.45], [0.5, 0.5]) == 785
+    assert skew_power([0.55, 0.45], [0.5, 0.5], 785) == pytest.approx(chi_square_power(0.1, 785, 1))
+    # endpoints that should get nothing are left out, as in the test itself
+    assert skew_sample_size([0.55, 0.45, 0.0], [0.5, 0.5, 0.0]) == 785
+    with pytest.raises(ValueError):
+        sample_size(0.0, 1)
+
+
+def test_latency_histogram_bins_and_pooling():
+    h = latency_histogram(np.array([1e-3, 1e-3, 1.3e-3, np.nan, 1e-9]))
+    # 1 ms is bin 60 (20 bins per decade above 1 us), 1.3 ms bin 62; 1 ns lands in bin 0
+    assert h["first"] == 0 and h["counts"][0] == 1 and h["counts"][60] == 2 and h["counts"][62] == 1
+    assert sum(h["counts"]) == 4
+    a, b = latency_histogram(np.array([1e-3])), latency_histogram(np.array([1e-2, 1e-2]))
+    upper, counts = pooled_histogram([a, b, latency_histogram(np.array([]))])
+    assert counts.sum() == 3 and counts[0] == 1 and counts[-1] == 2
+    assert upper[0] == pytest.approx(1e-6 * 10 ** (61 / 20))
+    edges, cdf = histogram_ecdf([a, b])
+    assert len(edges) == len(cdf) == 21  # bins 60 (1 ms) to 80 (10 ms)
+    assert cdf[0] == pytest.approx(1 / 3) and cdf[-1] == 1.0 and np.all(np.diff(cdf) >= 0)
+
+
+def test_locality_counts_where_requests_were_served():
+    local = run(two_node_scenario(TrafficPolicy.LOCAL, requests=300), 1)
+    loc = locality(local, "svc")
+    assert loc["by_client_node"] == {"a": {"a": 300}}
+    assert loc["cross_zone_fraction"] == 0.0  # star(): both nodes in zone "z"
+    cluster = run(two_node_scenario(TrafficPolicy.CLUSTER, requests=300), 1)
+    rows = locality(cluster, "svc")["by_client_node"]["a"]
+    assert rows["a"] + rows["b"] == 300 and rows["b"] > 0
+    metrics = run_metrics(cluster)["services"]["svc"]
+    assert metrics["cross_node_fraction"] == pytest.approx(rows["b"] / 300)
+    assert sum(metrics["latency_histogram"]["counts"]) == 300
+
+
+def frame() -> pd.DataFrame:
+    """Two policies x two loads x 3 replications of one Service; latency = a known function of the cell."""
+    rows = []
+    for point, (policy, load) in enumerate([("Cluster", 1), ("Cluster", 2), ("Local", 1), ("Local", 2)]):
+        for r in range(3):
+            latency = {"Cluster": 2.0, "Local": 1.0}[policy] * load + 0.1 * r
+            rows.append(
+                {
+                    "design_point": point,
+                    "replication": r,
+                    "status": "ok",
+                    "policy": policy,
+                    "load": load,
+                    "service": "api",
+                    "latency_mean_s": latency,
+                    "latency_p99_s": 3 * latency,
+                    "cross_node_fraction": 0.5 if policy == "Cluster" else 0.0,
+                    "cross_zone_fraction": np.nan,
+                }
+            )
+    rows.append({**rows[0], "replication": 3, "status": "error", "latency_mean_s": np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_design_point_summary_gives_t_intervals_per_design_point():
+    table = design_point_summary(frame(), ["policy", "load"])
+    assert list(table["design_point"]) == [0, 1, 2, 3]
+    assert list(table["n"]) == [3, 3, 3, 3]  # the failed run is left out
+    row = table[(table.policy == "Local") & (table.load == 2)].iloc[0]
+    # values 2.0, 2.1, 2.2: mean 2.1, sd 0.1, t(0.975, 2) = 4.302653 -> half-width 0.248414
+    assert row["latency_mean_s"] == pytest.approx(2.1)
+    assert row["latency_mean_s_high"] - row["latency_mean_s"] == pytest.approx(0.248414, abs=1e-6)
+    assert row["cross_node_fraction"] == 0.0 and math.isnan(row["cross_zone_fraction"])
+
+
+def test_paired_differences_between_policies_at_each_design_point():
+    diffs = paired_differences(frame(), ["policy", "load"], "policy", "Cluster")
+    assert list(diffs["load"]) == [1, 2]
+    # Local - Cluster = -load in every replication: the difference is exact
+    assert list(diffs["difference"]) == pytest.approx([-1.0, -2.0])
+    assert list(diffs["low"]) == pytest.approx([-1.0, -2.0]) and list(diffs["n"]) == [3, 3]
+    assert set(diffs["policy"]) == {"Local"} and set(diffs["baseline"]) == {"Cluster"}
+
+
+def record(point: int, rep: int, routed: dict[str, int], expected: dict[str, float]) -> dict:
+    service = {"routed_by_endpoint": routed, "expected_share": expected, "violations": 0}
+    return {"design_point": point, "replication": rep, "status": "ok", "factors": {"p": point},
+            "metrics": {"services": {"api": service}}}  # fmt: skip
+
+
+def test_chi_square_per_design_point_pools_replications_and_controls_false_discoveries():
+    records = [
+        record(0, 0, {"x": 30, "y": 20}, {"x": 0.5, "y": 0.5}),
+        record(0, 1, {"x": 30, "y": 20}, {"x": 0.5, "y": 0.5}),  # pooled 60/40 of 100: chi2 4.0, p 0.0455
+        record(1, 0, {"x": 50, "y": 50}, {"x": 0.5, "y": 0.5}),  # chi2 0, p 1
+        record(2, 0, {"x": 10}, {"x": 1.0}),  # one endpoint: nothing to test
+        {"design_point": 3, "replication": 0, "status": "error", "factors": {"p": 3}, "metrics": None},
+    ]
+    table = chi_square_by_design_point(records, ["p"], alpha=0.05)
+    assert list(table["design_point"]) == [0, 1, 2]
+    first = table.iloc[0]
+    assert (first["runs"], first["n"], first["dof"]) == (2, 100, 1)
+    assert first["statistic"] == pytest.approx(4.0) and first["pvalue"] == pytest.approx(0.0455, abs=1e-4)
+    assert first["cohens_w"] == pytest.approx(0.2)
+    assert first["power"] == pytest.approx(chi_square_power(0.1, 100, 1, 0.05))
+    # BH over the two testable design points: q = (0.0455 * 2 / 1, 1.0)
+    assert table["qvalue"].iloc[0] == pytest.approx(2 * first["pvalue"])
+    assert not table["reject"].iloc[0]  # 0.091 > 0.05: not a discovery once the sweep is accounted for
+    assert math.isnan(table["pvalue"].iloc[2]) and not table["reject"].iloc[2]

@@ -1,0 +1,176 @@
+"""Sweeps: expansion, seeds and common random numbers, records, resuming, failures, and a crash mid-sweep."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sim.engine import run as simulate
+from sim.experiment.analysis import run_metrics
+from sim.experiment.results import MemoryStore
+from sim.experiment.sweep import expand, replication_seed, sweep
+from sim.io import ResultDir, dumps_json, load_experiment, load_results, parse_scenario
+from tests.conftest import ROOT
+from tests.test_spec import SPEC, write_spec
+
+FACTORS = ["services.svc.internalTrafficPolicy", "streams.0.workload.rate_rps"]
+
+
+def test_expand_is_factorial_times_replications_with_seeds_shared_across_design_points(tmp_path):
+    exp = load_experiment(write_spec(tmp_path))
+    runs = expand(exp)
+    assert len(runs) == 4 * 3
+    assert [(r.replication, r.point.index) for r in runs[:5]] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0)]
+    seeds = {r.replication: {x.seed for x in runs if x.replication == r.replication} for r in runs}
+    assert all(len(s) == 1 for s in seeds.values())  # one seed per replication, whatever the design point
+    assert len({next(iter(s)) for s in seeds.values()}) == 3  # and replications differ
+    assert seeds[1] == {replication_seed(11, 1)}
+    assert len({r.key for r in runs}) == len(runs)
+    assert [r.key for r in expand(load_experiment(write_spec(tmp_path)))] == [r.key for r in runs]  # stable
+
+
+def test_run_key_follows_the_files_a_scenario_names(tmp_path):
+    path = write_spec(tmp_path)
+    before = [r.key for r in expand(load_experiment(path))]
+    topo = tmp_path / "topo.toml"
+    topo.write_text(topo.read_text().replace("mean_s = 0.0002", "mean_s = 0.0003"))
+    after = [r.key for r in expand(load_experiment(path))]
+    assert not set(before) & set(after)
+
+
+def test_policies_see_identical_arrivals_under_common_random_numbers(tmp_path):
+    exp = load_experiment(write_spec(tmp_path))
+    by_point = {(r.point.factors[FACTORS[0]], r.point.factors[FACTORS[1]], r.replication): r for r in expand(exp)}
+    for rate in (100, 400):
+        cluster, local = by_point["Cluster", rate, 1], by_point["Local", rate, 1]
+        a = simulate(cluster.point.scenario, cluster.seed).columns
+        b = simulate(local.point.scenario, local.seed).columns
+        assert np.array_equal(a["t_sent"], b["t_sent"])
+        assert not np.array_equal(a["endpoint_node"], b["endpoint_node"])  # and yet they routed differently
+    other = by_point["Cluster", 100, 2]
+    assert not np.array_equal(
+        simulate(other.point.scenario, other.seed).columns["t_sent"],
+        simulate(by_point["Cluster", 100, 1].point.scenario, by_point["Cluster", 100, 1].seed).columns["t_sent"],
+    )
+
+
+def test_sweep_writes_records_summary_and_reruns_nothing(tmp_path):
+    exp = load_experiment(write_spec(tmp_path))
+    out = tmp_path / "results"
+    first = sweep(exp, ResultDir(out))
+    assert (first.total, first.computed, first.reused, first.failed) == (12, 12, 0, 0)
+    assert first.report() == "computed 12, reused 0"
+    files = sorted((out / "runs").glob("*.json"))
+    assert len(files) == 12
+    rec = json.loads(files[0].read_text())
+    assert rec["status"] == "ok" and rec["seed"] == replication_seed(11, rec["replication"])
+    assert set(rec["factors"]) == set(FACTORS)
+    svc = rec["metrics"]["services"]["svc"]
+    assert {"latency_s", "cross_node_fraction", "cross_zone_fraction", "by_client_node", "latency_histogram"} <= set(
+        svc
+    )
+    assert len(files[0].read_bytes()) < 20_000  # small files
+
+    rows = list(csv.DictReader((out / "summary.csv").read_text().splitlines()))
+    assert len(rows) == 12  # one row per run x Service
+    assert {"replication", "seed", "design_point", "service", "latency_p99_s", *FACTORS} <= set(rows[0])
+    assert {(r["replication"], r["seed"]) for r in rows} == {(str(i), str(replication_seed(11, i))) for i in range(3)}
+    assert list(first.summary.columns) == list(rows[0])
+
+    again = sweep(exp, ResultDir(out))
+    assert again.report() == "computed 0, reused 12"
+    assert [json.dumps(r, sort_keys=True) for r in again.records] == [
+        json.dumps(json.loads(dumps_json(r)), sort_keys=True) for r in first.records
+    ]
+    info, records = load_results(out)
+    assert info["name"] == "small" and len(info["runs"]) == 12 and len(records) == 12
+
+
+def test_a_record_reruns_to_the_same_metrics(tmp_path):
+    exp = load_experiment(write_spec(tmp_path))
+    rec = sweep(exp, ResultDir(tmp_path / "r")).records[5]
+    scenario, _ = parse_scenario(rec["scenario"], rec["scenario_path"])
+    again = run_metrics(simulate(scenario, rec["seed"]))
+    assert json.loads(dumps_json(again)) == json.loads(dumps_json(rec["metrics"]))
+
+
+def test_changed_levels_compute_only_new_runs_and_relabel_old_ones(tmp_path):
+    path = write_spec(tmp_path)
+    store = MemoryStore()
+    sweep(load_experiment(path), store)
+    path.write_text(SPEC.replace("[100, 400]", "[100, 400, 800]"))
+    second = sweep(load_experiment(path), store)
+    assert second.report() == "computed 6, reused 12"
+    path.write_text(SPEC.replace('name = "small"', 'name = "renamed"'))
+    third = sweep(load_experiment(path), store)
+    assert third.report() == "computed 0, reused 12"
+    assert {r["experiment"] for r in third.records} == {"renamed"}
+    assert store.load(third.records[0]["key"])["experiment"] == "renamed"
+
+
+def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    exp = load_experiment(write_spec(tmp_path))
+    broken = replace(exp.design_points[1], scenario=None)  # the engine will raise on it
+    exp = replace(exp, design_points=(exp.design_points[0], broken, *exp.design_points[2:]))
+    out = tmp_path / "results"
+    result = sweep(exp, ResultDir(out))
+    assert (result.computed, result.failed, result.stopped) == (12, 3, False)
+    failed = [r for r in result.records if r["status"] == "error"]
+    assert {r["design_point"] for r in failed} == {1}
+    assert "AttributeError" in failed[0]["error"] and "Traceback" in failed[0]["traceback"]
+    assert failed[0]["metrics"] is None
+    rows = list(csv.DictReader((out / "summary.csv").read_text().splitlines()))
+    assert sum(r["status"] == "error" for r in rows) == 3 and all(r["error"] for r in rows if r["status"] == "error")
+    # failed runs are tried again; finished ones are not
+    assert sweep(exp, ResultDir(out)).report() == "computed 3, reused 9, failed 3"
+
+    stopped = sweep(exp, MemoryStore(), fail_fast=True)
+    assert (stopped.computed, stopped.failed, stopped.stopped) == (2, 1, True)
+    assert "stopped at the first failure" in stopped.report()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_sweep_then_rerun_computes_only_the_missing_runs(tmp_path):
+    """Kill a sweep (its whole process group) with SIGKILL mid-way: no result file is partial, and a rerun
+    computes exactly the runs that have no file. Records are written by the sweep's own process whatever the
+    executor, so the serial one (quickest to start) stands for all."""
+    spec = write_spec(tmp_path, SPEC.replace("replications = 3", "replications = 5"))
+    out = tmp_path / "results"
+    runs = out / "runs"
+    cmd = [sys.executable, "-m", "sim", "sweep", str(spec), "--out", str(out), "--set", "streams.0.requests=8000"]
+    proc = subprocess.Popen(
+        [*cmd, "--serial"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while len(list(runs.glob("*.json"))) < 3:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the sweep wrote no results in time"
+            time.sleep(0.01)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+
+    done_before = {p.name: (p.stat().st_mtime_ns, p.read_text()) for p in runs.glob("*.json")}
+    for text in (t for _, t in done_before.values()):
+        assert json.loads(text)["status"] == "ok"  # every result file is whole
+    finished = len(done_before)
+    assert 3 <= finished < 20, f"{finished} of 20 runs finished before the kill; expected the kill mid-way"
+
+    rerun = subprocess.run([*cmd, "--serial"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"computed {20 - finished}, reused {finished}" in rerun.stdout
+    after = {p.name: (p.stat().st_mtime_ns, p.read_text()) for p in runs.glob("*.json")}
+    assert len(after) == 20
+    assert all(after[name] == before for name, before in done_before.items())  # finished runs were not redone
+    assert all(json.loads(text)["status"] == "ok" for _, text in after.values())
