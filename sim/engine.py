@@ -1,5 +1,8 @@
 """The only SimPy code: clients, network paths and backend queues. ``run(scenario, seed) -> RunResult``.
 
+The per-request callbacks read ``env._now`` and ``event._value`` (SimPy's own slots) rather than the ``now``
+and ``value`` properties: a property is a Python call, paid four times a request.
+
 A request is a chain of SimPy callbacks rather than a generator process (about 3x faster): send -> (path delay)
 -> arrive at the backend pod -> (queue) -> start -> (service time) -> finish -> (path delay back) -> return. Each
 step is one ``Timeout`` whose value carries the request, so a request costs four events: the send tick, the trip
@@ -23,9 +26,9 @@ import numpy as np
 import simpy
 
 from sim.cluster import SessionAffinity
-from sim.distributions import Sum
+from sim.distributions import Constant, Sum
 from sim.outcomes import DropReason, Outcome
-from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
+from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult, monitors
 from sim.rng import Seed, Streams, blocks
 from sim.routing import Affinity, Chooser, ip_key
 from sim.scenario import Scenario
@@ -38,6 +41,7 @@ _IN_FLIGHT = int(Outcome.IN_FLIGHT)
 _TIMEOUT = int(Outcome.TIMEOUT)
 EPHEMERAL_PORTS = (32768, 60999)
 """Linux ``net.ipv4.ip_local_port_range``: a new connection's source port, in turn."""
+_PORT_BASE, _PORT_SPAN = EPHEMERAL_PORTS[0], EPHEMERAL_PORTS[1] - EPHEMERAL_PORTS[0]
 
 
 LINUX_TCP_RETRIES2_S = 924.6
@@ -69,9 +73,6 @@ class _Backend:
         self.queue: deque[tuple[int, _Stream, _Target]] = deque()
         self.serving: dict[int, tuple[int, _Stream, _Target]] = {}
         self.service_times = service_times
-        self.queue_area = 0.0
-        self.busy_area = 0.0
-        self.last = 0.0
 
 
 class _Target:
@@ -135,6 +136,7 @@ class _Stream:
         "retries",
         "retry_base_s",
         "retry_max_s",
+        "think_zero",
         "timeout_s",
     )
 
@@ -145,6 +147,7 @@ class _Stream:
         self.gaps: Iterator[float] = iter(())
         self.remaining = 0
         self.closed = False
+        self.think_zero = False
         self.ip = 0
         self.ports = 0
         self.max_requests = 1
@@ -168,6 +171,12 @@ def _indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iterator[in
 Request = tuple[int, _Stream, _Target]
 
 
+# Record layout while running: three flat arrays, five slots per request, so a send costs three ``extend``s.
+_I_STREAM, _I_REQUEST, _I_ENDPOINT, _I_ENTRY, _I_VERSION = range(5)
+_S_ATTEMPT, _S_PICK, _S_PRESERVED, _S_OUTCOME, _S_REASON = range(5)
+_T_SENT, _T_ARRIVED, _T_STARTED, _T_FINISHED, _T_RETURNED = range(5)
+
+
 class _Run:
     """The state of one run: SimPy environment, record columns, backends, proxies and streams."""
 
@@ -182,23 +191,9 @@ class _Run:
         self.node_index = {name: i for i, name in enumerate(self.node_names)}
         self.pod_index = {name: i for i, name in enumerate(self.pod_names)}
         self.dynamic = bool(scenario.timeline)
-        self.window_start = 0.0
-        # Raw columns, appended at send time and filled in as the request moves on.
-        self.c_stream = array("i")
-        self.c_request = array("i")
-        self.c_attempt = array("b")
-        self.c_entry = array("h")
-        self.c_version = array("h")
-        self.c_endpoint = array("i")
-        self.c_pick = array("b")
-        self.c_preserved = array("b")
-        self.c_sent = array("d")
-        self.c_arrived = array("d")
-        self.c_started = array("d")
-        self.c_finished = array("d")
-        self.c_returned = array("d")
-        self.c_outcome = array("b")
-        self.c_reason = array("b")
+        self.ints = array("i")  # stream, request, endpoint, entry node, version
+        self.small = array("b")  # attempt, pick, source preserved, outcome, reason
+        self.times = array("d")  # sent, arrived, started, finished, returned
 
         self.backends: dict[str, _Backend] = {}
         for pod in scenario.pods:
@@ -228,6 +223,7 @@ class _Run:
             s.gaps = spec.workload.gaps(streams.generator("arrivals", spec.client, spec.service, nth))
             s.remaining = sys.maxsize if spec.requests is None else spec.requests
             s.closed = isinstance(spec.workload, ClosedLoop)
+            s.think_zero = s.closed and spec.workload.think == Constant(0.0)  # type: ignore[union-attr]
             s.ip = ip_key(scenario.client_ip(spec.client))
             s.max_requests = spec.connections.max_requests
             s.max_age_s = spec.connections.max_age_s
@@ -249,8 +245,6 @@ class _Run:
                 env.timeout(at_s + scenario.sync.lag(node), (node, version)).callbacks.append(self._sync)
         for change in scenario.data_changes:
             env.timeout(change.at_s, change).callbacks.append(self._data_change)
-        if scenario.warmup_s > 0:
-            env.timeout(scenario.warmup_s).callbacks.append(self._end_warmup)
 
     # --- proxies: routes per entry node and control-plane version --------------------------------------------
 
@@ -312,39 +306,23 @@ class _Run:
         change = ev._value
         now = self.env.now
         reason = DropReason.NODE_FAILED if change.node_failed else DropReason.BACKEND_GONE
+        times = self.times
         for name in sorted(change.stop):
             b = self.backends[name]
             if not b.alive:
                 continue
-            self._account(b, now)
             b.alive = False
             doomed = list(b.serving.values()) + list(b.queue)
             b.serving.clear()
             b.queue.clear()
             b.busy = 0
             for req in doomed:
+                times[req[0] + _T_FINISHED] = now  # the work ends here, unfinished
                 # a dead node says nothing (the client's TCP gives up); a killed pod's reset travels back
                 delay = LINUX_TCP_RETRIES2_S if reason == DropReason.NODE_FAILED else next(req[2].back)
                 self.env.timeout(delay, (*req, int(reason))).callbacks.append(self._fail)
         for name in sorted(change.start):
-            self._account(self.backends[name], now)
             self.backends[name].alive = True
-
-    def _end_warmup(self, ev: simpy.Event) -> None:
-        """Monitors restart at ``warmup_s``: what happened before is the transient, not the steady state."""
-        now = self.env.now
-        for b in self.backends.values():
-            self._account(b, now)
-            b.queue_area = b.busy_area = 0.0
-        self.window_start = now
-
-    @staticmethod
-    def _account(b: _Backend, now: float) -> None:
-        dt = now - b.last
-        if dt:
-            b.queue_area += len(b.queue) * dt
-            b.busy_area += b.busy * dt
-            b.last = now
 
     # --- the request's life, one callback per step -------------------------------------------------------------
 
@@ -363,18 +341,12 @@ class _Run:
         self._send(s, request, attempt)
 
     def _send(self, s: _Stream, request: int, attempt: int) -> None:
-        i = len(self.c_sent)
-        now = self.env.now
-        self.c_stream.append(s.index)
-        self.c_request.append(i if request < 0 else request)
-        self.c_attempt.append(attempt)
-        self.c_sent.append(now)
-        self.c_arrived.append(_NAN)
-        self.c_started.append(_NAN)
-        self.c_finished.append(_NAN)
-        self.c_returned.append(_NAN)
-        self.c_outcome.append(_IN_FLIGHT)
-        self.c_reason.append(0)
+        """Open (or reuse) a connection and send one attempt; ``request`` is the first attempt's row, or -1."""
+        times = self.times
+        b5 = len(times)
+        row = b5 // 5
+        now = self.env._now
+        times.extend((now, _NAN, _NAN, _NAN, _NAN))
         conn = s.conn_target
         if conn is not None and s.conn_left > 0 and now - s.conn_opened < s.max_age_s:
             entry, target = conn
@@ -383,14 +355,11 @@ class _Run:
         else:
             entry = s.entries[next(s.lb)] if s.lb is not None else s.entries[0]
             if entry.choose is None:
-                self.c_entry.append(entry.node)
-                self.c_version.append(entry.version)
-                self.c_endpoint.append(-1)
-                self.c_pick.append(PICK_FRESH)
-                self.c_preserved.append(entry.preserved)
-                self.env.timeout(entry.fail_after, (i, s, None, entry.drop)).callbacks.append(self._fail)
+                self.ints.extend((s.index, row if request < 0 else request, -1, entry.node, entry.version))
+                self.small.extend((attempt, PICK_FRESH, entry.preserved, _IN_FLIGHT, 0))
+                self.env.timeout(entry.fail_after, (b5, s, None, entry.drop)).callbacks.append(self._fail)
                 if s.timeout_s is not None:
-                    self.env.timeout(s.timeout_s, (i, s, None)).callbacks.append(self._expire)
+                    self.env.timeout(s.timeout_s, (b5, s, None)).callbacks.append(self._expire)
                 return
             pick = PICK_FRESH
             k = -1
@@ -412,41 +381,34 @@ class _Run:
                 s.conn_opened = now
         if target.load is not None:
             target.load[target.slot] += 1
-        self.c_entry.append(entry.node)
-        self.c_version.append(entry.version)
-        self.c_endpoint.append(target.pod)
-        self.c_pick.append(pick)
-        self.c_preserved.append(entry.preserved)
-        req = (i, s, target)
+        self.ints.extend((s.index, row if request < 0 else request, target.pod, entry.node, entry.version))
+        self.small.extend((attempt, pick, entry.preserved, _IN_FLIGHT, 0))
+        req = (b5, s, target)
         self.env.timeout(next(target.out), req).callbacks.append(self._arrive)
         if s.timeout_s is not None:
             self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
 
     def _arrive(self, ev: simpy.Event) -> None:
         req = ev._value
-        i, s, target = req
-        now = self.env.now
-        self.c_arrived[i] = now
+        b5, s, target = req
+        now = self.env._now
         b = target.backend
         if not b.alive:  # a proxy not yet synced sent it to a pod that is gone: the SYN goes unanswered
-            wait = max(0.0, self.c_sent[i] + s.connect_timeout_s - now)
+            wait = max(0.0, self.times[b5] + s.connect_timeout_s - now)
             self.env.timeout(wait, (*req, int(DropReason.STALE_ENDPOINT))).callbacks.append(self._fail)
             return
+        self.times[b5 + _T_ARRIVED] = now
         if b.busy < b.capacity:
-            self._account(b, now)
             b.busy += 1
-            self._start(req, b)
+            self.times[b5 + _T_STARTED] = now
+            if self.dynamic:
+                b.serving[b5] = req
+            self.env.timeout(next(b.service_times), req).callbacks.append(self._finish)
         elif len(b.queue) < b.limit:
-            self._account(b, now)
             b.queue.append(req)
         else:
+            self.times[b5 + _T_FINISHED] = now  # refused: the pod is done with it at once
             self.env.timeout(next(target.back), (*req, int(DropReason.QUEUE_FULL))).callbacks.append(self._fail)
-
-    def _start(self, req: Request, b: _Backend) -> None:
-        self.c_started[req[0]] = self.env.now
-        if self.dynamic:
-            b.serving[req[0]] = req
-        self.env.timeout(next(b.service_times), req).callbacks.append(self._finish)
 
     def _finish(self, ev: simpy.Event) -> None:
         req = ev._value
@@ -454,52 +416,60 @@ class _Run:
         b = target.backend
         if self.dynamic and b.serving.pop(req[0], None) is None:
             return  # the pod stopped while serving it; the failure is already recorded
-        now = self.env.now
-        self.c_finished[req[0]] = now
+        now = self.env._now
+        self.times[req[0] + _T_FINISHED] = now
         self.env.timeout(next(target.back), req).callbacks.append(self._return)
-        self._account(b, now)
         if b.queue:
-            self._start(b.queue.popleft(), b)
+            nxt = b.queue.popleft()
+            self.times[nxt[0] + _T_STARTED] = now
+            if self.dynamic:
+                b.serving[nxt[0]] = nxt
+            self.env.timeout(next(b.service_times), nxt).callbacks.append(self._finish)
         else:
             b.busy -= 1
 
     def _return(self, ev: simpy.Event) -> None:
-        i, s, target = ev._value
-        if self.c_outcome[i] != _IN_FLIGHT:
+        b5, s, target = ev._value
+        if self.small[b5 + _S_OUTCOME] != _IN_FLIGHT:
             return  # the client gave up already (timeout); the backend did the work anyway
-        self.c_returned[i] = self.env.now
-        self.c_outcome[i] = _OK
-        self._resolve(i, s, target, True)
+        self.times[b5 + _T_RETURNED] = self.env._now
+        self.small[b5 + _S_OUTCOME] = _OK
+        self._resolve(b5, s, target, True)
 
     def _fail(self, ev: simpy.Event) -> None:
-        i, s, target, reason = ev._value
-        if self.c_outcome[i] != _IN_FLIGHT:
+        b5, s, target, reason = ev._value
+        if self.small[b5 + _S_OUTCOME] != _IN_FLIGHT:
             return
-        self.c_returned[i] = self.env.now
-        self.c_outcome[i] = _DROPPED
-        self.c_reason[i] = reason
-        self._resolve(i, s, target, False)
+        self.times[b5 + _T_RETURNED] = self.env.now
+        self.small[b5 + _S_OUTCOME] = _DROPPED
+        self.small[b5 + _S_REASON] = reason
+        self._resolve(b5, s, target, False)
 
     def _expire(self, ev: simpy.Event) -> None:
-        i, s, target = ev._value
-        if self.c_outcome[i] != _IN_FLIGHT:
+        b5, s, target = ev._value
+        if self.small[b5 + _S_OUTCOME] != _IN_FLIGHT:
             return
-        self.c_returned[i] = self.env.now
-        self.c_outcome[i] = _TIMEOUT
-        self._resolve(i, s, target, False)
+        self.times[b5 + _T_RETURNED] = self.env.now
+        self.small[b5 + _S_OUTCOME] = _TIMEOUT
+        self._resolve(b5, s, target, False)
 
-    def _resolve(self, i: int, s: _Stream, target: _Target | None, ok: bool) -> None:
-        """Request attempt ``i`` is over for the client: free its connection slot, then retry or go on."""
+    def _resolve(self, b5: int, s: _Stream, target: _Target | None, ok: bool) -> None:
+        """A request attempt is over for the client: free its connection slot, then retry or go on."""
         if target is not None and target.load is not None:
             target.load[target.slot] -= 1
-        attempt = self.c_attempt[i]
-        if not ok and attempt < s.retries:
-            cap = min(s.retry_max_s, s.retry_base_s * 2**attempt)
-            value = (s, self.c_request[i], attempt + 1)
-            self.env.timeout(next(s.backoff) * cap, value).callbacks.append(self._retry)
-        elif s.closed and s.remaining > 0:
+        if not ok and s.retries:
+            attempt = self.small[b5 + _S_ATTEMPT]
+            if attempt < s.retries:
+                cap = min(s.retry_max_s, s.retry_base_s * 2**attempt)
+                value = (s, self.ints[b5 + _I_REQUEST], attempt + 1)
+                self.env.timeout(next(s.backoff) * cap, value).callbacks.append(self._retry)
+                return
+        if s.closed and s.remaining > 0:
             s.remaining -= 1
-            self.env.timeout(next(s.gaps), s).callbacks.append(self._again)
+            if s.think_zero:
+                self._send(s, -1, 0)
+            else:
+                self.env.timeout(next(s.gaps), s).callbacks.append(self._again)
 
     def _again(self, ev: simpy.Event) -> None:
         """Closed loop: the think time is over; send the next request."""
@@ -510,39 +480,40 @@ class _Run:
     def result(self, seed: int) -> RunResult:
         """Freeze the raw columns into a RunResult, deriving client, node, service and hop columns."""
         sc = self.scenario
-        node_index = {n: i for i, n in enumerate(self.node_names)}
+        ints = np.frombuffer(self.ints, dtype=np.int32).reshape(-1, 5)
+        small = np.frombuffer(self.small, dtype=np.int8).reshape(-1, 5)
+        times = np.frombuffer(self.times, dtype=np.float64).reshape(-1, 5)
+        cols: dict[str, np.ndarray] = {
+            "stream": ints[:, _I_STREAM],
+            "request": ints[:, _I_REQUEST],
+            "endpoint": ints[:, _I_ENDPOINT],
+            "entry_node": ints[:, _I_ENTRY],
+            "version": ints[:, _I_VERSION],
+            "attempt": small[:, _S_ATTEMPT],
+            "pick": small[:, _S_PICK],
+            "source_preserved": small[:, _S_PRESERVED],
+            "outcome": small[:, _S_OUTCOME],
+            "reason": small[:, _S_REASON],
+            "t_sent": times[:, _T_SENT],
+            "t_arrived": times[:, _T_ARRIVED],
+            "t_started": times[:, _T_STARTED],
+            "t_finished": times[:, _T_FINISHED],
+            "t_returned": times[:, _T_RETURNED],
+        }
+        node_index = self.node_index
         pod_node = np.array([node_index[p.node] for p in sc.pods] + [-1], dtype=np.int16)
         client_node = np.array([node_index[p.node] for p in sc.pods] + [-1] * len(sc.external_clients), dtype=np.int16)
         service_index = {n: i for i, n in enumerate(s.name for s in sc.services)}
         client_index = {n: i for i, n in enumerate(self.client_names)}
         stream_client = np.array([client_index[s.client] for s in sc.streams], dtype=np.int32)
         stream_service = np.array([service_index[s.service] for s in sc.streams], dtype=np.int16)
-
-        raw: dict[str, array] = {
-            "stream": self.c_stream,
-            "request": self.c_request,
-            "attempt": self.c_attempt,
-            "version": self.c_version,
-            "entry_node": self.c_entry,
-            "endpoint": self.c_endpoint,
-            "pick": self.c_pick,
-            "source_preserved": self.c_preserved,
-            "t_sent": self.c_sent,
-            "t_arrived": self.c_arrived,
-            "t_started": self.c_started,
-            "t_finished": self.c_finished,
-            "t_returned": self.c_returned,
-            "outcome": self.c_outcome,
-            "reason": self.c_reason,
-        }
-        cols = {name: np.frombuffer(col, dtype=COLUMNS[name]).copy() for name, col in raw.items()}
         stream = cols["stream"]
         cols["client"] = stream_client[stream]
         cols["client_node"] = client_node[cols["client"]]
         cols["service"] = stream_service[stream]
         cols["endpoint_node"] = pod_node[cols["endpoint"]]  # endpoint -1 picks the trailing -1
         cols["hops"] = self._hops(cols)
-        ordered = {name: cols[name].astype(dtype, copy=False) for name, dtype in COLUMNS.items()}
+        ordered = {name: np.ascontiguousarray(cols[name], dtype=dtype) for name, dtype in COLUMNS.items()}
         return RunResult(
             sc,
             seed,
@@ -552,28 +523,8 @@ class _Run:
             tuple(s.name for s in sc.services),
             self.env.now,
             self.client_names,
-            self._monitors(),
+            monitors(ordered, [p.concurrency for p in sc.pods], sc.warmup_s, self.env.now),
         )
-
-    def _monitors(self) -> dict[str, np.ndarray]:
-        """Time averages per pod since the warm-up: queue length, busy workers, utilisation, number in system."""
-        now = self.env.now
-        window = now - self.window_start
-        queue, busy, cap = [], [], []
-        for name in self.pod_names:
-            b = self.backends[name]
-            self._account(b, now)
-            queue.append(b.queue_area / window if window > 0 else _NAN)
-            busy.append(b.busy_area / window if window > 0 else _NAN)
-            cap.append(b.capacity)
-        q, w = np.asarray(queue), np.asarray(busy)
-        return {
-            "queue_mean": q,
-            "busy_mean": w,
-            "utilization": w / np.asarray(cap, dtype=float),
-            "in_system_mean": q + w,
-            "window_s": np.full(len(q), window),
-        }
 
     def _hops(self, cols: dict[str, np.ndarray]) -> np.ndarray:
         """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests)."""

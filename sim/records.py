@@ -47,7 +47,8 @@ way; ``pick`` says how the endpoint was chosen (0 rode an open connection, 1 the
 ``version`` is the control-plane version the entry node's proxy routed with.
 
 Times are seconds of simulated time: sent by the client, arrived at the backend pod, started service, finished
-service, returned to the client (for a failure: when the client learned of it). NaN where a step never happened.
+(when the pod was done with it: served, refused because its queue was full, or killed), returned to the client
+(for a failure: when the client learned of it). NaN where a step never happened.
 """
 
 
@@ -94,3 +95,37 @@ class RunResult:
     def nbytes_per_request(self) -> float:
         """Memory the columns hold per request, in bytes."""
         return sum(c.itemsize for c in self.columns.values()) if len(self) else 0.0
+
+
+def monitors(
+    columns: dict[str, np.ndarray], capacities: list[int], warmup_s: float, end_s: float
+) -> dict[str, np.ndarray]:
+    """Time averages per pod over [``warmup_s``, ``end_s``] seconds, from the records alone.
+
+    A request is in its pod from ``t_arrived`` until ``t_finished`` (the end of the run if still there):
+    waiting until ``t_started``, then busy. The time average of a count is the sum of the requests' time inside
+    the window divided by the window, so these are exact, with no bookkeeping in the simulation loop.
+    """
+    n = len(capacities)
+    window = end_s - warmup_s
+    if window <= 0:
+        nan = np.full(n, np.nan)
+        return {"queue_mean": nan, "busy_mean": nan, "utilization": nan, "in_system_mean": nan, "window_s": nan}
+    arrived, started, finished = columns["t_arrived"], columns["t_started"], columns["t_finished"]
+    entered = ~np.isnan(arrived)
+    left = np.where(np.isnan(finished), end_s, finished)
+    began = np.where(np.isnan(started), left, started)
+
+    def inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.clip(np.minimum(b, end_s) - np.maximum(a, warmup_s), 0.0, None)
+
+    pod = columns["endpoint"][entered]
+    waiting = np.bincount(pod, inside(arrived, began)[entered], minlength=n) / window
+    busy = np.bincount(pod, inside(began, left)[entered], minlength=n) / window
+    return {
+        "queue_mean": waiting,
+        "busy_mean": busy,
+        "utilization": busy / np.asarray(capacities, dtype=float),
+        "in_system_mean": waiting + busy,
+        "window_s": np.full(n, window),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Iterator
 from typing import Protocol
@@ -51,7 +52,7 @@ class BlockDraw(Protocol):
 def blocks(draw: BlockDraw, rng: np.random.Generator, block: int = 4096) -> Iterator[float]:
     """An endless iterator over ``draw(rng, block)`` arrays, one Python float at a time.
 
-    Drawing in blocks keeps per-request cost to one ``next()``; the sequence depends only on the rng's state.
+    Drawing in blocks keeps per-request cost to one C-level ``next()`` (``itertools.chain`` over the blocks); the
+    sequence depends only on the rng's state.
     """
-    while True:
-        yield from draw(rng, block).tolist()
+    return itertools.chain.from_iterable(map(lambda _: draw(rng, block).tolist(), itertools.repeat(None)))
