@@ -1,7 +1,8 @@
 """Benchmark sim.engine.run against hand-written SimPy models and Ciw on the same workloads.
 
 Usage: ``python benchmarks/run.py [--quick] [--requests N] [--repeat K]``. Everything runs in one process; the last
-line is ``ratios: vs_simpy_callback=X vs_simpy_process=X vs_ciw=X fast_vs_des=na`` (our requests/s over theirs, W).
+line is ``ratios: vs_simpy_callback=X vs_simpy_process=X vs_ciw=X fast_vs_des=X`` (our DES's requests/s over theirs,
+and the vectorised fast path's over our DES's, all on W).
 
 Workload W: 4 clients each sending Poisson 0.5 req/s (open loop) to 8 single-worker backends with exponential
 service (mean 1 s), backend picked uniformly at random, constant 0.1 s network delay each way. Each backend is an
@@ -33,6 +34,7 @@ import simpy
 from sim.cluster import Pod, Service
 from sim.distributions import Constant, Exponential
 from sim.engine import run
+from sim.fastpath import fast_path_problem, run_fast
 from sim.io import load_scenario
 from sim.outcomes import Outcome
 from sim.records import RunResult
@@ -165,11 +167,11 @@ def w_scenario(per_client: int) -> Scenario:
     )
 
 
-def peak_bytes_per_request(scenario: Scenario, requests: int) -> float:
-    """tracemalloc's peak traced bytes during ``run(scenario)``, per request."""
+def peak_bytes_per_request(scenario: Scenario, requests: int, engine: Callable[[Scenario, int], object] = run) -> float:
+    """tracemalloc's peak traced bytes during ``engine(scenario)`` (the DES unless told), per request."""
     gc.collect()
     tracemalloc.start()
-    run(scenario, SEED)
+    engine(scenario, SEED)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak / requests
@@ -380,24 +382,34 @@ def simpy_callback_demo(per_stream: int, seed: int) -> Times:
 # --- running and reporting -----------------------------------------------------------------------------------
 
 
-def measure_w(per_client: int, repeat: int) -> tuple[list[Row], float, float, str]:
-    """Every W model; returns rows, tracemalloc peak bytes/request, RunResult bytes/request, Ciw's version."""
+FAST = "fast: fastpath.run_fast"
+
+
+def measure_w(per_client: int, repeat: int) -> tuple[list[Row], Row, float, float, float, str]:
+    """Every W model; returns the rows, the fast path's row, tracemalloc peak bytes/request of the DES and of the
+    fast path, RunResult bytes/request, and Ciw's version."""
     n = CLIENTS * per_client
     scenario = w_scenario(per_client)
+    assert fast_path_problem(scenario) is None
     models: dict[str, Callable[[], RunResult | Times]] = {
         "ours: sim.engine.run": lambda: run(scenario, SEED),
+        FAST: lambda: run_fast(scenario, SEED),  # the same scenario object, timed end to end like the DES
         "simpy callback": lambda: simpy_callback_w(per_client, SEED),
         "simpy process": lambda: simpy_process_w(per_client, SEED),
     }
     raced = race(models, repeat)
+    fast_value, fast_seconds = raced.pop(FAST)
     result = raced["ours: sim.engine.run"][0]
     assert isinstance(result, RunResult) and result.counts()["ok"] == n
+    assert isinstance(fast_value, RunResult) and fast_value.counts()["ok"] == n
     rows = rows_of("W", n, raced)
+    fast = Row("W", FAST, n, fast_seconds, mean_latency(fast_value))  # also ours: no ours/peer ratio
     peer = ciw_w(n, SEED, rows[0])  # once: Ciw takes ~15x as long as the rest, far beyond any timing noise
     if peer is not None:
         rows.append(peer[0])
     peak = peak_bytes_per_request(w_scenario(per_client), n)
-    return rows, peak, result.nbytes_per_request(), "na" if peer is None else peer[1]
+    fast_peak = peak_bytes_per_request(w_scenario(per_client), n, run_fast)
+    return rows, fast, peak, fast_peak, result.nbytes_per_request(), "na" if peer is None else peer[1]
 
 
 def measure_demo(per_stream: int, repeat: int) -> list[Row]:
@@ -471,20 +483,28 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     versions = f"python {platform.python_version()}, simpy {simpy.__version__}, numpy {np.__version__}"
     print(f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}  {platform.machine()}, {os.cpu_count()} cpus")
-    w_rows, peak, columns, ciw_version = measure_w(args.requests // CLIENTS, args.repeat)
+    w_rows, fast, peak, fast_peak, columns, ciw_version = measure_w(args.requests // CLIENTS, args.repeat)
     demo_rows = measure_demo(args.requests // 2, args.repeat)
     print(f"{versions}, ciw {ciw_version}\n")
-    print(table(w_rows + demo_rows))
+    print(table([w_rows[0], fast, *w_rows[1:], *demo_rows]))
     print()
-    check("W", w_rows, W_THEORY_S, "M/M/1 at rho 0.25: 1/(1-0.25) + 0.2 s network")
+    check("W", [*w_rows, fast], W_THEORY_S, "M/M/1 at rho 0.25: 1/(1-0.25) + 0.2 s network")
     check("demo", demo_rows, DEMO_THEORY_S, "no queueing: at most 2 requests in flight")
     if ciw_version != "na":
         print("ciw: the 0.1 s trips are modelled as infinite-server Deterministic(0.1) nodes, not left out")
-    print(f"memory, W through run(): tracemalloc peak {peak:.0f} bytes/request; RunResult columns {columns:.0f}")
+    print(
+        f"memory, W: tracemalloc peak {peak:.0f} bytes/request through run(), {fast_peak:.0f} through run_fast(); "
+        f"RunResult columns {columns:.0f}"
+    )
+    fast_vs_des = fast.rps / w_rows[0].rps
+    print(
+        f"fast path on W: {fast.rps:,.0f} requests/s, {fast_vs_des:.1f}x the DES "
+        f"(targets: >= 20x and >= 3,000,000 requests/s)"
+    )
     w = {name: ratio_of(w_rows, name) for name in ("simpy callback", "simpy process", "ciw")}
     print(
         f"ratios: vs_simpy_callback={w['simpy callback']} vs_simpy_process={w['simpy process']} "
-        f"vs_ciw={w['ciw']} fast_vs_des=na"
+        f"vs_ciw={w['ciw']} fast_vs_des={fast_vs_des:.2f}"
     )
 
 

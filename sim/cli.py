@@ -15,6 +15,7 @@ from sim.errors import SpecError
 from sim.experiment.analysis import summarize
 from sim.experiment.executors import Dask, Executor, Processes, Serial
 from sim.experiment.sweep import replication_seed, sweep
+from sim.fastpath import fast_path_problem, run_fast
 from sim.io import (
     ResultDir,
     dumps_json,
@@ -43,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--alpha", type=float, default=0.01, help="significance level of the chi-square verdict")
     p_run.add_argument("--json", action="store_true", help="print exactly one JSON object instead of tables")
     p_run.add_argument("--out", metavar="PATH", help="also write the JSON summary to PATH (atomically)")
+    p_run.add_argument(
+        "--engine",
+        choices=("des", "fast", "auto"),
+        default="des",
+        help="des: the SimPy simulation (default); fast: the vectorised fast path, refused where it is not exact; "
+        "auto: fast where exact, else des (says which and why on stderr)",
+    )
     p_val = sub.add_parser("validate", help="check a scenario file and exit 0, or print its first problem and exit 2")
     p_val.add_argument("file")
     _sweep_parsers(sub)
@@ -128,14 +136,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as e:
         print(f"sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    problem = fast_path_problem(scenario)
     if args.command == "validate":
+        fast = "exact" if problem is None else f"no ({problem})"
         print(
             f"{args.file}: ok ({len(scenario.pods)} pods, {len(scenario.services)} services, "
-            f"{len(scenario.streams)} streams)"
+            f"{len(scenario.streams)} streams; fast path: {fast})"
         )
         return 0
-    result = run(scenario, seed)
-    summary = summarize(result, alpha=args.alpha)
+    engine = args.engine
+    if engine == "fast" and problem is not None:
+        print(f"sim: error: {args.file}: --engine fast: the fast path is not exact here: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if engine == "auto":
+        engine = "des" if problem else "fast"
+        why = f"the fast path is not exact here: {problem}" if problem else "the fast path is exact here"
+        print(f"sim: engine auto -> {engine}: {why}", file=sys.stderr)
+    result = (run_fast if engine == "fast" else run)(scenario, seed)
+    summary = {**summarize(result, alpha=args.alpha), "engine": engine}
     text = dumps_json(summary)
     if args.out:
         write_atomic(args.out, text)
@@ -247,7 +265,11 @@ def _sweep(args: argparse.Namespace) -> int:
         f"{n * experiment.replications} runs -> {out} ({executor.describe()})",
         flush=True,
     )
-    result = sweep(experiment, ResultDir(out), executor, fail_fast=args.fail_fast)
+    try:
+        result = sweep(experiment, ResultDir(out), executor, fail_fast=args.fail_fast)
+    except KeyboardInterrupt:
+        print(f"sim: interrupted; finished runs are kept in {out}: run the same command to resume", file=sys.stderr)
+        return 130
     print(f"{result.report()} in {time.perf_counter() - started:.1f} s")
     print(f"summary: {out / 'summary.csv'}")
     failures = [r for r in result.records if r["status"] != "ok"]

@@ -26,6 +26,15 @@ class TrafficDistribution(StrEnum):
     PREFER_SAME_NODE = "PreferSameNode"
 
 
+class Discipline(StrEnum):
+    """How a backend pod serves its requests."""
+
+    FIFO = "fifo"
+    """``concurrency`` workers; the others wait in arrival order."""
+    PS = "ps"
+    """Processor sharing, like threads on ``concurrency`` CPUs: n requests each progress at min(1, c/n)."""
+
+
 class SessionAffinity(StrEnum):
     """``spec.sessionAffinity``."""
 
@@ -68,6 +77,7 @@ class Pod:
     concurrency: int = 1
     queue_limit: int | None = None
     """Most requests that may wait for a worker; one more is refused (``queue_full``). None: unbounded."""
+    discipline: Discipline = Discipline.FIFO
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ key.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import sys
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 import numpy as np
 import simpy
 
-from sim.cluster import SessionAffinity
+from sim.cluster import Discipline, SessionAffinity
 from sim.distributions import Constant, Sum
 from sim.outcomes import DropReason, Outcome
 from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult, monitors
@@ -49,23 +50,25 @@ LINUX_TCP_RETRIES2_S = 924.6
 
 
 class _Backend:
-    """A backend pod: ``capacity`` workers, a FIFO queue (at most ``limit`` waiting), its service-time draws (s),
-    and time-weighted monitors (areas under queue length and busy workers since ``last``)."""
+    """A backend pod: ``capacity`` workers and a FIFO queue (at most ``limit`` waiting), or processor sharing
+    (``ps``: every request in service, sharing ``capacity`` CPUs); its service-time draws (s); and, in a
+    changing cluster, the requests in service, so that they can fail when the pod stops."""
 
     __slots__ = (
         "alive",
         "busy",
-        "busy_area",
         "capacity",
-        "last",
+        "jobs",
         "limit",
+        "ps",
+        "ps_last",
+        "ps_version",
         "queue",
-        "queue_area",
         "service_times",
         "serving",
     )
 
-    def __init__(self, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
+    def __init__(self, capacity: int, limit: int | None, service_times: Iterator[float], ps: bool = False) -> None:
         self.alive = True
         self.busy = 0
         self.capacity = capacity
@@ -73,6 +76,10 @@ class _Backend:
         self.queue: deque[tuple[int, _Stream, _Target]] = deque()
         self.serving: dict[int, tuple[int, _Stream, _Target]] = {}
         self.service_times = service_times
+        self.ps = ps
+        self.jobs: dict[int, list] = {}  # processor sharing: row -> [remaining work (s), request]
+        self.ps_last = 0.0
+        self.ps_version = 0
 
 
 class _Target:
@@ -198,7 +205,7 @@ class _Run:
         self.backends: dict[str, _Backend] = {}
         for pod in scenario.pods:
             draws = blocks(pod.service_time, streams.generator("service", pod.name))
-            self.backends[pod.name] = _Backend(pod.concurrency, pod.queue_limit, draws)
+            self.backends[pod.name] = _Backend(pod.concurrency, pod.queue_limit, draws, pod.discipline == Discipline.PS)
             self.backends[pod.name].alive = pod.name not in scenario.absent
         self._paths: dict[tuple[str, ...], Iterator[float]] = {}
         self._proxies: dict[tuple[object, ...], tuple[Chooser, list[int] | None]] = {}
@@ -216,10 +223,10 @@ class _Run:
                 self.by_node[node].append((k, e))
                 entries.append(e)
             s.entries = tuple(entries)
-            if len(entries) > 1:
-                s.lb = _indices(len(entries), streams.generator("load-balancer", spec.client, spec.service))
             nth = occurrences.get((spec.client, spec.service), 0)
             occurrences[spec.client, spec.service] = nth + 1
+            if len(entries) > 1:
+                s.lb = _indices(len(entries), streams.generator("load-balancer", spec.client, spec.service, nth))
             s.gaps = spec.workload.gaps(streams.generator("arrivals", spec.client, spec.service, nth))
             s.remaining = sys.maxsize if spec.requests is None else spec.requests
             s.closed = isinstance(spec.workload, ClosedLoop)
@@ -254,7 +261,7 @@ class _Run:
             topo = self.scenario.topology
             legs = tuple(topo.path(a, b).delay for a, b in itertools.pairwise(vertices))
             dist = legs[0] if len(legs) == 1 else Sum(legs)
-            self._paths[vertices] = blocks(dist, self.rngs.generator("network", *vertices))
+            self._paths[vertices] = blocks(dist, functools.partial(self.rngs.generator, "network", *vertices))
         return self._paths[vertices]
 
     def _build(self, k: int, e: _Entry, version: int) -> None:
@@ -275,7 +282,7 @@ class _Run:
         if key not in self._proxies:
             picker = sc.picker(route.picker)
             load = [0] * len(route.endpoints) if picker.needs_load else None
-            rng = self.rngs.generator("route", node, spec.service, route.picker, version)
+            rng = self.rngs.generator("route", node, spec.service, route.picker, sc.source(spec).value, version)
             self._proxies[key] = (picker.chooser(route.endpoints, rng, load or []), load)
         e.choose, load = self._proxies[key]
         if svc.session_affinity == SessionAffinity.CLIENT_IP:
@@ -312,9 +319,11 @@ class _Run:
             if not b.alive:
                 continue
             b.alive = False
-            doomed = list(b.serving.values()) + list(b.queue)
+            doomed = list(b.serving.values()) + list(b.queue) + [job[1] for job in b.jobs.values()]
             b.serving.clear()
             b.queue.clear()
+            b.jobs.clear()
+            b.ps_version += 1
             b.busy = 0
             for req in doomed:
                 times[req[0] + _T_FINISHED] = now  # the work ends here, unfinished
@@ -398,7 +407,9 @@ class _Run:
             self.env.timeout(wait, (*req, int(DropReason.STALE_ENDPOINT))).callbacks.append(self._fail)
             return
         self.times[b5 + _T_ARRIVED] = now
-        if b.busy < b.capacity:
+        if b.ps:
+            self._ps_arrive(req, b, now)
+        elif b.busy < b.capacity:
             b.busy += 1
             self.times[b5 + _T_STARTED] = now
             if self.dynamic:
@@ -427,6 +438,50 @@ class _Run:
             self.env.timeout(next(b.service_times), nxt).callbacks.append(self._finish)
         else:
             b.busy -= 1
+
+    # --- processor sharing: every request in service at once, each at rate min(1, capacity / n) -----------------
+
+    def _ps_arrive(self, req: Request, b: _Backend, now: float) -> None:
+        self._ps_advance(b, now)
+        if len(b.jobs) >= b.capacity + b.limit:
+            self.times[req[0] + _T_FINISHED] = now
+            self.env.timeout(next(req[2].back), (*req, int(DropReason.QUEUE_FULL))).callbacks.append(self._fail)
+            return
+        self.times[req[0] + _T_STARTED] = now
+        b.jobs[req[0]] = [next(b.service_times), req]
+        self._ps_next(b)
+
+    @staticmethod
+    def _ps_advance(b: _Backend, now: float) -> None:
+        """Credit every job with the work done since the last change (seconds of service at full speed)."""
+        if b.jobs:
+            done = (now - b.ps_last) * min(1.0, b.capacity / len(b.jobs))
+            for job in b.jobs.values():
+                job[0] -= done
+        b.ps_last = now
+
+    def _ps_next(self, b: _Backend) -> None:
+        """Schedule the next completion (of the job with the least work left); earlier schedules go stale."""
+        b.ps_version += 1
+        if b.jobs:
+            rate = min(1.0, b.capacity / len(b.jobs))
+            row = min(b.jobs, key=lambda r: b.jobs[r][0])
+            delay = max(0.0, b.jobs[row][0]) / rate
+            self.env.timeout(delay, (b, b.ps_version, row)).callbacks.append(self._ps_done)
+
+    def _ps_done(self, ev: simpy.Event) -> None:
+        b, version, row = ev._value
+        if version != b.ps_version:
+            return
+        now = self.env._now
+        self._ps_advance(b, now)
+        # The scheduled job is done whatever rounding left on it (a delay below the clock's resolution would
+        # otherwise fire again and again at the same instant); so is any job left with under a nanosecond.
+        for done in [r for r, job in b.jobs.items() if r == row or job[0] <= 1e-9]:
+            req = b.jobs.pop(done)[1]
+            self.times[done + _T_FINISHED] = now
+            self.env.timeout(next(req[2].back), req).callbacks.append(self._return)
+        self._ps_next(b)
 
     def _return(self, ev: simpy.Event) -> None:
         b5, s, target = ev._value

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sim.cluster import (
     DEFAULT_AFFINITY_TIMEOUT_S,
     MAX_AFFINITY_TIMEOUT_S,
+    Discipline,
     Pod,
     Service,
     SessionAffinity,
@@ -265,6 +266,7 @@ _WORKLOADS = ["poisson", "constant", "closed_loop", "trace"]
 _POLICIES = [p.value for p in TrafficPolicy]
 _DISTRIBUTIONS = [d.value for d in TrafficDistribution]
 _AFFINITIES = [a.value for a in SessionAffinity]
+_DISCIPLINES = [d.value for d in Discipline]
 _TARGETS = [t.value for t in Target]
 
 
@@ -456,6 +458,7 @@ def parse_scenario(
     default_concurrency = defaults.integer("concurrency", 1, minimum=1)
     default_connect_timeout = defaults.number("connect_timeout_s", LINUX_SYN_TIMEOUT_S, minimum=0)
     default_queue_limit = defaults.integer("queue_limit", None, minimum=0)
+    default_discipline = defaults.choice("discipline", Discipline, _DISCIPLINES, Discipline.FIFO)
     default_timeout = defaults.number("timeout_s", None, minimum=0, strict=True)
     defaults.done()
 
@@ -484,6 +487,7 @@ def parse_scenario(
                 service_time=service_time,
                 concurrency=t.integer("concurrency", default_concurrency, minimum=1),
                 queue_limit=t.integer("queue_limit", default_queue_limit, minimum=0),
+                discipline=t.choice("discipline", Discipline, _DISCIPLINES, default_discipline),
             )
         )
         if not t.take("present", bool, True):
@@ -670,6 +674,7 @@ def _quoted(name: str) -> str:
 
 
 def _linked_factor(path: Path, name: str, where: str, raw: dict[str, Any]) -> Factor:
+    """``[factors.NAME]``: ``levels`` (the values recorded) and paths, each with one value per level."""
     t = _Table(path, where, raw)
     levels = t.take("levels", list)
     flat: dict[str, Any] = {}
@@ -677,7 +682,10 @@ def _linked_factor(path: Path, name: str, where: str, raw: dict[str, Any]) -> Fa
     def flatten(prefix: str, table: Mapping[str, Any]) -> None:
         for key, value in table.items():
             full = f"{prefix}.{key}" if prefix else key
-            flatten(full, value) if isinstance(value, dict) else flat.__setitem__(full, value)
+            if isinstance(value, dict):
+                flatten(full, value)  # an unquoted dotted key: TOML made nested tables of it
+            else:
+                flat[full] = value
 
     flatten("", t.data)
     t.data.clear()
@@ -807,14 +815,15 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
         try:
             return resolve(table, assignments)
         except PathError as e:
-            raise SpecError(spec, blame, f"unknown path: {e}") from None
+            words = str(e) if str(e).startswith("malformed") else f"unknown path: {e}"
+            raise SpecError(spec, blame, words) from None
 
     build(base)
     for key, value in (sets or {}).items():
         blame = f"--set {key}"
+        table, fields = resolved(base, blame, [(key, value)])
         if parse_path(key) == ("seed",):
             raise SpecError(spec, blame, "seeds come from [experiment] root_seed and the replication number")
-        table, fields = resolved(base, blame, [(key, value)])
         build(table, blame, fields)
     base, _ = resolve(base, list((sets or {}).items()))
 

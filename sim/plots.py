@@ -19,6 +19,8 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 
 from sim.experiment.analysis import design_point_summary, histogram_ecdf, mean_ci
 from sim.experiment.results import summary_frame
@@ -49,6 +51,22 @@ def _positions(values: Sequence[Any]) -> tuple[np.ndarray, list[str] | None]:
 def _dodge(xs: np.ndarray, i: int, n: int, spread: float) -> np.ndarray:
     """Shift line ``i`` of ``n`` sideways by a little, so identical lines and their error bars stay visible."""
     return xs + (i - (n - 1) / 2) * spread / max(n, 1)
+
+
+_STYLES = ("-", "--", "-.", ":")
+
+
+def _plain_log(axis: Any, *, minor: bool = True) -> None:
+    """Label a log axis 0.1, 2, 10 rather than 10^-1, 2x10^0, 10^1 (1, 2, 3 and 5 times a power of ten, where
+    matplotlib would put a label); ``minor=False`` labels powers of ten only, for axes that span decades."""
+    if not minor:
+        axis.set_minor_formatter(FuncFormatter(lambda v, pos: ""))
+    for get, put in (
+        (axis.get_major_formatter, axis.set_major_formatter),
+        (axis.get_minor_formatter, axis.set_minor_formatter),
+    ):
+        default = get()
+        put(FuncFormatter(lambda v, pos, d=default: f"{v:g}" if d(v, pos) and f"{v:e}"[0] in "1235" else ""))
 
 
 def _legend(ax: Axes, **kwargs: Any) -> None:
@@ -112,6 +130,7 @@ def tradeoff_latency(
     if ticks is not None:
         ax.set_xticks(range(len(ticks)), ticks)
     ax.set_yscale("log")
+    _plain_log(ax.yaxis)
     ax.set_xlabel(x_label or x)
     ax.set_ylabel("latency (ms, log scale)")
     ax.set_title("Latency: mean (solid) and p99 (dashed), 95% CI")
@@ -215,9 +234,18 @@ def endpoint_bars(
     return ax
 
 
-def node_heatmap(records: Records, service: str, ax: Axes | None = None, *, title: str | None = None) -> Axes:
+def node_heatmap(
+    records: Records,
+    service: str,
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    clients: Sequence[str] | None = None,
+    servers: Sequence[str] | None = None,
+) -> Axes:
     """Completed requests by client node (rows) and serving node (columns), as a share (%) of all of them, summed
-    over the records (replications)."""
+    over the records (replications). ``clients``, ``servers``: the rows and columns to draw (default: the nodes
+    that appear), e.g. the same ones for panels side by side."""
     ax = _axes(ax)
     runs = _service_metrics(records, service)
     counts: dict[tuple[str, str], int] = {}
@@ -225,8 +253,8 @@ def node_heatmap(records: Records, service: str, ax: Axes | None = None, *, titl
         for client, row in m["by_client_node"].items():
             for served, n in row.items():
                 counts[client, served] = counts.get((client, served), 0) + n
-    clients = sorted({c for c, _ in counts})
-    served_nodes = sorted({s for _, s in counts})
+    clients = list(clients) if clients is not None else sorted({c for c, _ in counts})
+    served_nodes = list(servers) if servers is not None else sorted({s for _, s in counts})
     grid = np.array([[counts.get((c, s), 0) for s in served_nodes] for c in clients], dtype=float)
     grid = grid.reshape(len(clients), len(served_nodes))
     total = grid.sum()
@@ -256,10 +284,13 @@ def latency_ecdf(
         if not upper.size:
             continue
         lower = upper[0] / 10 ** (1 / hists[0]["bins_per_decade"])
-        ax.plot(np.r_[lower, upper] * _MS, np.r_[0.0, cdf], color=_color(i), label=f"{label} ({len(hists)} runs)")
+        style = _STYLES[i % len(_STYLES)]
+        label = f"{label} ({len(hists)} runs)"
+        ax.plot(np.r_[lower, upper] * _MS, np.r_[0.0, cdf], color=_color(i), ls=style, lw=1.8, label=label)
     ax.axhline(0.99, color="grey", ls=":", lw=1)
-    ax.text(ax.get_xlim()[0], 0.99, " p99", va="bottom", ha="left", fontsize="small", color="grey")
+    ax.text(0.01, 0.985, "p99", transform=ax.get_yaxis_transform(), va="top", fontsize="small", color="grey")
     ax.set_xscale("log")
+    _plain_log(ax.xaxis, minor=False)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of requests at or below")
@@ -332,17 +363,35 @@ def sweep_figures(
         table = table[table["service"] == service]
         facets = [n for n in names if n not in (x, line)]
         combos = [(None, table)] if not facets else list(table.groupby(facets, sort=False))
-        fig = Figure(figsize=(max(5.2 * len(combos) + 0.8, 8.0), 8.6), layout="constrained")
+        fig = Figure(figsize=(max(4.8 * len(combos) + 2.4, 8.0), 8.0), layout="constrained")
         axes = fig.subplots(2, len(combos), squeeze=False, sharex="col")
         for j, (values, sub) in enumerate(combos):
             top, bottom = axes[0][j], axes[1][j]
             tradeoff_latency(sub, x, line, top, x_label=labels.get(x))
             tradeoff_locality(sub, x, line, bottom, x_label=labels.get(x))
+            for ax in (top, bottom):
+                legend = ax.get_legend()
+                if legend is not None:
+                    legend.remove()  # one legend for the figure instead
+            at_facet = ""
             if values is not None:
-                where = _describe(dict(zip(facets, values if isinstance(values, tuple) else (values,), strict=True)))
-                top.set_title(f"Latency at {where}\nmean (solid), p99 (dashed), 95% CI")
-                bottom.set_title(f"Locality at {where}\nanother node (solid), another zone (dotted)")
-        fig.suptitle(f"{title}\nlatency and locality against {labels.get(x, x)}, one line per {line or 'run'}")
+                at_facet = " at " + _describe(
+                    dict(zip(facets, values if isinstance(values, tuple) else (values,), strict=True))
+                )
+            top.set_title(f"Latency{at_facet}")
+            bottom.set_title(f"Locality{at_facet}")
+        handles = [
+            Line2D([], [], color=_color(i), marker="o", label=str(level))
+            for i, (level, _) in enumerate(_lines(table, line))
+            if level is not None
+        ]
+        handles += [
+            Line2D([], [], color="grey", ls="-", label="mean latency /\nanother node"),
+            Line2D([], [], color="grey", ls="--", label="p99 latency"),
+            Line2D([], [], color="grey", ls=":", label="another zone"),
+        ]
+        fig.legend(handles=handles, loc="outside right upper", title=line, fontsize="small")
+        fig.suptitle(f"{title}: latency and locality against {labels.get(x, x)}\nmeans over replications, 95% CI bars")
         figures["tradeoff"] = fig
 
     chosen = {n: (at or {}).get(n, levels[n][-1]) for n in names if n != line}
@@ -355,24 +404,36 @@ def sweep_figures(
         picked = [r for r in here if line is None or r["factors"].get(line) == level]
         if picked:
             groups[str(level) if line else "all runs"] = picked
-    where = f" at {_describe(chosen)}" if chosen else " (every run)"
+    where = f"at {_describe(chosen)}" if chosen else "(every run)"
+    runs = [m for recs in groups.values() for m in _service_metrics(recs, service)]
+    ncols = 2 if len(groups) > 2 else max(len(groups), 1)
+    nrows = -(-len(groups) // ncols)
 
-    ncols = max(len(groups), 1)
-    fig = Figure(figsize=(max(5.0 * ncols + 0.6, 8.0), 5.2), layout="constrained")
-    pods = _endpoints([m for recs in groups.values() for m in _service_metrics(recs, service)])
-    for ax, (label, recs) in zip(fig.subplots(1, ncols, squeeze=False)[0], groups.items(), strict=False):
+    def panels(width: float, height: float) -> tuple[Figure, list[Axes]]:
+        fig = Figure(figsize=(max(width * ncols, 8.0), height * nrows + 0.6), layout="constrained")
+        axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+        for extra in axes[len(groups) :]:
+            extra.set_axis_off()
+        return fig, axes
+
+    fig, grid = panels(6.0, 4.2)
+    pods = _endpoints(runs)
+    for ax, (label, recs) in zip(grid, groups.items(), strict=False):
         endpoint_bars(recs, service, ax, title=f"{line}={label}" if line else label, endpoints=pods)
-    fig.suptitle(f"{title}: requests per endpoint\n{where.strip()}")
+    fig.suptitle(f"{title}: requests per endpoint\n{where}")
     figures["endpoints"] = fig
 
-    fig = Figure(figsize=(max(5.6 * ncols + 0.6, 8.0), 5.0), layout="constrained")
-    for ax, (label, recs) in zip(fig.subplots(1, ncols, squeeze=False)[0], groups.items(), strict=False):
-        node_heatmap(recs, service, ax, title=f"{line}={label}" if line else label)
-    fig.suptitle(f"{title}: client node x serving node\n{where.strip()}")
+    fig, grid = panels(6.4, 3.4)
+    pairs = [(c, s) for m in runs for c, row in m["by_client_node"].items() for s in row]
+    clients, servers = sorted({c for c, _ in pairs}), sorted({s for _, s in pairs})
+    for ax, (label, recs) in zip(grid, groups.items(), strict=False):
+        title_here = f"{line}={label}" if line else label
+        node_heatmap(recs, service, ax, title=title_here, clients=clients, servers=servers)
+    fig.suptitle(f"{title}: client node x serving node\n{where}")
     figures["heatmap"] = fig
 
     fig = Figure(figsize=(8.0, 5.2), layout="constrained")
-    latency_ecdf(groups, service, fig.add_subplot(), title=f"Latency ECDF per {line or 'run'}\n{where.strip()}")
+    latency_ecdf(groups, service, fig.add_subplot(), title=f"Latency ECDF per {line or 'run'}\n{where}")
     fig.suptitle(title)
     figures["latency_ecdf"] = fig
     return figures

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
@@ -49,10 +49,22 @@ class BlockDraw(Protocol):
     def __call__(self, rng: np.random.Generator, size: int, /) -> np.ndarray: ...
 
 
-def blocks(draw: BlockDraw, rng: np.random.Generator, block: int = 4096) -> Iterator[float]:
-    """An endless iterator over ``draw(rng, block)`` arrays, one Python float at a time.
+def blocks(
+    draw: BlockDraw, rng: np.random.Generator | Callable[[], np.random.Generator], block: int = 4096
+) -> Iterator[float]:
+    """An endless iterator over ``draw(rng, n)`` arrays, one Python float at a time.
 
-    Drawing in blocks keeps per-request cost to one C-level ``next()`` (``itertools.chain`` over the blocks); the
+    Drawing in blocks keeps per-request cost to one C-level ``next()`` (``itertools.chain`` over the blocks).
+    Nothing is drawn until the first ``next()``, blocks grow from 16 to ``block`` draws, and ``rng`` may be a
+    function that makes the Generator on first use: a large cluster has many paths that few requests take. The
     sequence depends only on the rng's state.
     """
-    return itertools.chain.from_iterable(map(lambda _: draw(rng, block).tolist(), itertools.repeat(None)))
+    made: list[np.random.Generator] = []
+
+    def fill(n: int) -> list[float]:
+        if not made:
+            made.append(rng if isinstance(rng, np.random.Generator) else rng())
+        return draw(made[0], n).tolist()  # type: ignore[no-any-return]
+
+    sizes = itertools.chain((16, 64, 256, 1024), itertools.repeat(block))
+    return itertools.chain.from_iterable(map(fill, sizes))

@@ -65,6 +65,7 @@ class Topology:
     unready: frozenset[str] = frozenset()
     graph: nx.Graph = field(init=False, repr=False)
     _paths: dict[tuple[str, str], Path] = field(init=False, repr=False)
+    _trees: dict[str, dict[str, list[str]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         graph = nx.Graph()
@@ -76,13 +77,14 @@ class Topology:
             graph.add_edge(link.a, link.b, latency=link.latency, mean_s=link.latency.mean_s)
         object.__setattr__(self, "graph", graph)
         object.__setattr__(self, "_paths", {})
+        object.__setattr__(self, "_trees", {})
 
     def connected(self, a: str, b: str) -> bool:
         """Whether any route joins vertices ``a`` and ``b``."""
         return nx.has_path(self.graph, a, b)
 
     def path(self, src: str, dst: str) -> Path:
-        """The lowest-mean-latency path between two vertices (networkx Dijkstra, cached per pair)."""
+        """The lowest-mean-latency path between two vertices (networkx Dijkstra from ``src``, once per source)."""
         key = (src, dst)
         cached = self._paths.get(key)
         if cached is not None:
@@ -90,7 +92,10 @@ class Topology:
         if src == dst:
             path = Path((src,), self.same_node)
         else:
-            vertices = nx.dijkstra_path(self.graph, src, dst, weight="mean_s")
+            tree = self._trees.get(src)
+            if tree is None:
+                tree = self._trees[src] = nx.single_source_dijkstra_path(self.graph, src, weight="mean_s")
+            vertices = tree[dst]
             hops = tuple(self.graph.edges[u, v]["latency"] for u, v in itertools.pairwise(vertices))
             path = Path(tuple(vertices), Sum(hops))
         self._paths[key] = path

@@ -178,3 +178,14 @@ def test_skewed_clients_local_tail_explodes():
         > 0.8
         > cluster.pods["echo-cluster-kind-worker"]["utilization"]
     )
+
+
+def test_engine_choice():
+    path = str(ROOT / "experiments" / "skewed_clients.toml")
+    auto = sim("run", path, "--engine", "auto", "--requests", "500", "--json")
+    assert auto.returncode == 0 and "engine auto -> fast" in auto.stderr
+    assert json.loads(auto.stdout)["engine"] == "fast"
+    refused = sim("run", str(DEMO), "--engine", "fast")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "closed loop" in refused.stderr
+    fallback = sim("run", str(DEMO), "--engine", "auto", "--requests", "100", "--json")
+    assert fallback.returncode == 0 and json.loads(fallback.stdout)["engine"] == "des"

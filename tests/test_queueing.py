@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from sim.cluster import Pod, Service
+from sim.cluster import Discipline, Pod, Service
 from sim.distributions import Constant, Dist, Exponential
 from sim.engine import run
 from sim.outcomes import DropReason, Outcome
@@ -26,7 +26,15 @@ R = 6
 N = 12_000
 
 
-def queue(lam: float, service: Dist, *, workers: int = 1, queue_limit: int | None = None, warmup_s: float = 0.0):
+def queue(
+    lam: float,
+    service: Dist,
+    *,
+    workers: int = 1,
+    queue_limit: int | None = None,
+    warmup_s: float = 0.0,
+    discipline: Discipline = Discipline.FIFO,
+):
     """One Poisson client (rate lam/s) and one pod: an M/G/c(/K) queue behind a constant 0.1 ms hop."""
     return Scenario(
         name="queue",
@@ -41,6 +49,7 @@ def queue(lam: float, service: Dist, *, workers: int = 1, queue_limit: int | Non
                 service_time=service,
                 concurrency=workers,
                 queue_limit=queue_limit,
+                discipline=discipline,
             ),
         ),
         services=(Service("s", {"app": "s"}),),
@@ -150,3 +159,22 @@ def test_littles_law_on_the_monitors():
     assert abs(grand) < 3 * se
     # utilisation = rho for a single-worker queue
     check(float(np.mean(utilization)), float(np.std(utilization, ddof=1) / math.sqrt(R)), lam / mu, lam / (1.1 * mu))
+
+
+def test_processor_sharing_is_insensitive_to_the_service_distribution():
+    """M/G/1-PS: mean sojourn E[S]/(1 - rho) whatever the distribution; with constant service FIFO gives less."""
+    lam, d = 0.5, 1.0
+    sc = queue(lam, Constant(d), discipline=Discipline.PS)
+    rho = lam * d
+    check(
+        *replicate(sc, sojourn), d / (1 - rho), d + rho * d / (2 * (1 - rho))
+    )  # PS, and M/D/1 FIFO as the wrong model
+
+
+def test_processor_sharing_on_two_cores_matches_mm2():
+    """M/M/c-PS with exponential service has the M/M/c-FIFO mean sojourn (the count process is the same)."""
+    lam, mu, c = 1.5, 1.0, 2
+    sc = queue(lam, Exponential(1 / mu), workers=c, discipline=Discipline.PS)
+    theory = erlang_c(c, lam / mu) / (c * mu - lam) + 1 / mu
+    wrong = erlang_c(c, lam / (1.1 * mu)) / (c * 1.1 * mu - lam) + 1 / (1.1 * mu)
+    check(*replicate(sc, sojourn), theory, wrong)

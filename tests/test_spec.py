@@ -271,6 +271,11 @@ def test_bad_set_names_the_override(tmp_path):
     with pytest.raises(SpecError) as err:
         load_experiment(path, {"streams.0.requests": "many"})
     assert err.value.field == "--set streams.0.requests" and "must be an integer" in err.value.problem
+    with pytest.raises(SpecError) as err:
+        load_experiment(path, {"streams..requests": 1})
+    assert err.value.field == "--set streams..requests" and "malformed path" in err.value.problem
+    with pytest.raises(SpecError, match="root_seed"):
+        load_experiment(path, {"seed": 3})
 
 
 def test_problem_in_the_base_scenario_names_its_file(tmp_path):

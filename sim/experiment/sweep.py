@@ -184,7 +184,7 @@ def sweep(
         desc=experiment.name,
         unit="run",
         file=sys.stderr,
-        disable=None if progress is None else not progress,
+        disable=(None if progress is None else not progress) if pending else True,
         dynamic_ncols=True,
     )
     outcomes = executor.map(execute, pending)
