@@ -103,3 +103,91 @@ def test_same_seed_same_result(scenario, seed):
     a, b = run(scenario, seed), run(scenario, seed)
     for name in a.columns:
         assert np.array_equal(a.columns[name], b.columns[name], equal_nan=True)
+
+
+# --- a changing cluster under load: timeouts, retries, bounded queues, processor sharing, a timeline -----------
+
+from dataclasses import replace  # noqa: E402
+
+from sim.cluster import Discipline  # noqa: E402
+from sim.scenario import Retries, Sync  # noqa: E402
+from sim.timeline import Action, Event  # noqa: E402
+
+
+@st.composite
+def busy_scenarios(draw: st.DrawFn) -> Scenario:
+    base = draw(scenarios())
+    pods = tuple(
+        replace(
+            p,
+            queue_limit=draw(st.sampled_from([None, 0, 2])),
+            discipline=draw(st.sampled_from(list(Discipline))),
+        )
+        for p in base.pods
+    )
+    streams = tuple(
+        replace(
+            s,
+            timeout_s=draw(st.sampled_from([None, 0.002, 0.05])),
+            retries=Retries(draw(st.integers(0, 2)), 0.001, 0.01),
+        )
+        for s in base.streams
+    )
+    backends = [p for p in pods if not p.name.startswith("c")]
+    events = []
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.floats(0.0, 0.05))
+        kind = draw(st.sampled_from(["pod", "node", "service"]))
+        if kind == "pod" and backends:
+            pod = draw(st.sampled_from(backends)).name
+            action = draw(st.sampled_from([Action.TERMINATE, Action.READY, Action.UNREADY]))
+            events.append(Event(at, action, pod=pod, grace_s=draw(st.sampled_from([0.0, 0.01]))))
+        elif kind == "node":
+            node = draw(st.sampled_from(list(base.topology.nodes)))
+            events.append(Event(at, Action.FAIL, node=node, detect_s=0.01))
+            if draw(st.booleans()):
+                events.append(Event(at + 0.02, Action.RECOVER, node=node))
+        else:
+            svc = draw(st.sampled_from(base.services)).name
+            policy = draw(st.sampled_from(list(TrafficPolicy)))
+            events.append(Event(at, Action.UPDATE, service=svc, changes={"internal_traffic_policy": policy}))
+    return replace(
+        base, pods=pods, streams=streams, timeline=tuple(events), sync=Sync(draw(st.sampled_from([0.0, 0.005])))
+    )
+
+
+@SETTINGS
+@given(busy_scenarios(), st.integers(0, 2**32 - 1))
+def test_changing_cluster_accounts_for_every_request(scenario, seed):
+    r = run(scenario, seed)
+    c = r.columns
+    outcome = c["outcome"]
+    for k in range(len(scenario.services)):
+        mine = c["service"] == k
+        counts = np.bincount(outcome[mine], minlength=len(Outcome))
+        assert counts.sum() == mine.sum()  # sent = completed + dropped + timed out + in flight
+    dropped = outcome == Outcome.DROPPED
+    assert np.all(c["reason"][dropped] != DropReason.NONE)
+    assert np.all(c["reason"][~dropped] == DropReason.NONE)
+    if scenario.duration_s is None:
+        assert not np.any(outcome == Outcome.IN_FLIGHT)
+    # each request's attempts are linked to its first row, in order, no more than the retries allow
+    first = c["attempt"] == 0
+    assert np.all(c["request"][first] == np.flatnonzero(first))
+    per_stream_first = np.bincount(c["stream"][first], minlength=len(scenario.streams))
+    for k, stream in enumerate(scenario.streams):
+        if scenario.duration_s is None:
+            assert per_stream_first[k] == stream.requests
+        assert np.all(c["attempt"][c["stream"] == k] <= stream.retries.attempts)
+    assert np.all(c["t_sent"] >= c["t_sent"][c["request"]])
+    # time order wherever a step happened
+    for a, b in (("t_sent", "t_arrived"), ("t_arrived", "t_started"), ("t_started", "t_finished")):
+        both = ~np.isnan(c[a]) & ~np.isnan(c[b])
+        assert np.all(c[b][both] >= c[a][both])
+    resolved = outcome != Outcome.IN_FLIGHT
+    assert np.all(c["t_returned"][resolved] >= c["t_sent"][resolved])
+    # Local never leaves the node, under the policy of the version the entry node routed with
+    for row in np.flatnonzero((c["endpoint"] >= 0) & (c["pick"] == 1)).tolist():
+        svc = scenario.service_at(scenario.services[c["service"][row]].name, int(c["version"][row]))
+        if svc.internal_traffic_policy == TrafficPolicy.LOCAL:  # (no nodePort here: IPVS has no fallback)
+            assert c["endpoint_node"][row] == c["entry_node"][row]
