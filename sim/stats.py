@@ -26,6 +26,9 @@ class ChiSquare:
     n: int
     cohens_w: float
     min_expected: float
+    method: str = "chi-square"
+    """How ``pvalue`` was computed: ``chi-square``, or ``exact binomial`` for two cells with an expected count under
+    5, where the chi-square approximation is poor (a 4-0 split of 4 fair coin flips would get p = 0.046)."""
 
 
 def chi_square_gof(observed: ArrayLike, expected_shares: ArrayLike) -> ChiSquare:
@@ -54,7 +57,11 @@ def chi_square_gof(observed: ArrayLike, expected_shares: ArrayLike) -> ChiSquare
     from scipy import stats as st  # lazily: see the note at the imports
 
     statistic, pvalue = st.chisquare(obs, expected)
-    return ChiSquare(float(statistic), float(pvalue), obs.size - 1, n, math.sqrt(statistic / n), float(expected.min()))
+    w = math.sqrt(statistic / n)
+    if obs.size == 2 and expected.min() < 5 and np.allclose(obs, np.round(obs)):
+        exact = st.binomtest(int(round(obs[0])), n, float(shares[0])).pvalue
+        return ChiSquare(float(statistic), float(exact), 1, n, w, float(expected.min()), "exact binomial")
+    return ChiSquare(float(statistic), float(pvalue), obs.size - 1, n, w, float(expected.min()))
 
 
 def chi_square_power(w: float, n: int, dof: int, alpha: float = 0.05) -> float:
@@ -86,7 +93,12 @@ def verdict(result: ChiSquare, alpha: float = 0.01) -> str:
     """The plain-words reading of a goodness-of-fit test at level ``alpha``."""
     if result.dof == 0:
         return "one eligible endpoint: every routed request must land there; nothing to test"
-    caution = f" (caution: smallest expected count {result.min_expected:.1f} < 5)" if result.min_expected < 5 else ""
+    if result.method != "chi-square":
+        caution = f" ({result.method} test: too few for chi-square)"
+    elif result.min_expected < 5:
+        caution = f" (caution: smallest expected count {result.min_expected:.1f} < 5)"
+    else:
+        caution = ""
     if result.pvalue < alpha:
         return f"REJECT the expected split at alpha={alpha} (p={result.pvalue:.3g}, w={result.cohens_w:.3f})" + caution
     return f"consistent with the expected split at alpha={alpha} (p={result.pvalue:.3g})" + caution

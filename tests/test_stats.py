@@ -47,4 +47,12 @@ def test_cohens_w_of_a_60_40_split():
 def test_verdict_words():
     assert "REJECT" in verdict(chi_square_gof([70, 30], [1, 1]))
     assert "consistent" in verdict(chi_square_gof([51, 49], [1, 1]))
-    assert "caution" in verdict(chi_square_gof([3, 1], [1, 1]))
+    assert "exact binomial" in verdict(chi_square_gof([3, 1], [1, 1]))
+    assert "caution" in verdict(chi_square_gof([3, 1, 1], [1, 1, 1]))
+
+
+def test_two_cells_with_few_counts_use_the_exact_binomial():
+    r = chi_square_gof([4, 0], [0.5, 0.5])
+    assert r.method == "exact binomial"
+    assert r.pvalue == pytest.approx(0.125)  # P(4-0 or 0-4) = 2/16
+    assert chi_square_gof([60, 40], [0.5, 0.5]).method == "chi-square"

@@ -80,6 +80,7 @@ class ServiceSummary:
                 "dof": cs.dof,
                 "n": cs.n,
                 "cohens_w": cs.cohens_w,
+                "method": cs.method,
                 "deterministic_picker": self.deterministic,
                 "max_deviation": self.max_deviation,
                 "verdict": self.verdict,
