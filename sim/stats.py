@@ -59,7 +59,7 @@ def chi_square_gof(observed: ArrayLike, expected_shares: ArrayLike) -> ChiSquare
     statistic, pvalue = st.chisquare(obs, expected)
     w = math.sqrt(statistic / n)
     if obs.size == 2 and expected.min() < 5 and np.allclose(obs, np.round(obs)):
-        exact = st.binomtest(int(round(obs[0])), n, float(shares[0])).pvalue
+        exact = st.binomtest(round(obs[0]), n, float(shares[0])).pvalue
         return ChiSquare(float(statistic), float(exact), 1, n, w, float(expected.min()), "exact binomial")
     return ChiSquare(float(statistic), float(pvalue), obs.size - 1, n, w, float(expected.min()))
 
