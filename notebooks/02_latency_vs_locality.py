@@ -29,8 +29,6 @@
 
 # %%
 import dataclasses
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -38,7 +36,6 @@ import pandas as pd
 from IPython.display import display
 from loky import get_reusable_executor
 
-import sim
 from sim import Outcome, load_scenario, run
 from sim.experiment.analysis import design_point_summary, paired_differences, route_shares, summarize_service
 from sim.experiment.executors import Processes, Serial
@@ -54,25 +51,7 @@ WORKERS = 2  # local processes for the sweep; 1 runs it in this process
 
 
 # %%
-def find_root(start: Path) -> Path:
-    """The repository root: the first folder upwards holding pyproject.toml and experiments/."""
-    for folder in (start, *start.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "experiments").is_dir():
-            return folder
-    return Path(sim.__file__).resolve().parent.parent  # an editable install: the package sits in the root
-
-
-ROOT = find_root(Path.cwd().resolve())
-EXPERIMENTS = ROOT / "experiments"
-FIGURES = Path(os.environ["SIM_FIGURES_DIR"]) if os.environ.get("SIM_FIGURES_DIR") else None
-
-
-def save(fig, name: str) -> None:
-    """Write the figure to $SIM_FIGURES_DIR/<name>.png when that variable is set (the test suite sets it)."""
-    if FIGURES is not None:
-        FIGURES.mkdir(parents=True, exist_ok=True)
-        fig.savefig(FIGURES / f"{name}.png", dpi=110, bbox_inches="tight")
-
+from nbsetup import EXPERIMENTS, ROOT, save  # noqa: E402, F401 - the repository root and figure saving
 
 # %% [markdown]
 # ## 1. Skewed clients on the kind cluster

@@ -28,9 +28,7 @@
 #    takes care of that.
 
 # %%
-import os
 import tomllib
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,25 +56,7 @@ WORKERS = 1  # 1 runs the sweep in this process (fastest for runs this small); m
 
 
 # %%
-def find_root(start: Path) -> Path:
-    """The repository root: the first folder upwards holding pyproject.toml and experiments/."""
-    for folder in (start, *start.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "experiments").is_dir():
-            return folder
-    return Path(sim.__file__).resolve().parent.parent  # an editable install: the package sits in the root
-
-
-ROOT = find_root(Path.cwd().resolve())
-EXPERIMENTS = ROOT / "experiments"
-FIGURES = Path(os.environ["SIM_FIGURES_DIR"]) if os.environ.get("SIM_FIGURES_DIR") else None
-
-
-def save(fig, name: str) -> None:
-    """Write the figure to $SIM_FIGURES_DIR/<name>.png when that variable is set (the test suite sets it)."""
-    if FIGURES is not None:
-        FIGURES.mkdir(parents=True, exist_ok=True)
-        fig.savefig(FIGURES / f"{name}.png", dpi=110, bbox_inches="tight")
-
+from nbsetup import EXPERIMENTS, ROOT, save  # noqa: E402, F401 - the repository root and figure saving
 
 rng = np.random.default_rng(20260501)  # for the Monte Carlo checks of the formulas (not for the simulator)
 

@@ -33,8 +33,6 @@
 # much traffic crosses zones.
 
 # %%
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import networkx as nx
@@ -42,7 +40,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-import sim
 from sim import load_scenario, run
 from sim.experiment.analysis import mean_ci, route_shares, run_metrics, summarize_service
 from sim.plots import node_heatmap
@@ -53,25 +50,7 @@ SEEDS = 5  # runs per scenario, for confidence intervals over runs
 
 
 # %%
-def find_root(start: Path) -> Path:
-    """The repository root: the first folder upwards holding pyproject.toml and experiments/."""
-    for folder in (start, *start.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "experiments").is_dir():
-            return folder
-    return Path(sim.__file__).resolve().parent.parent  # an editable install: the package sits in the root
-
-
-ROOT = find_root(Path.cwd().resolve())
-EXPERIMENTS = ROOT / "experiments"
-FIGURES = Path(os.environ["SIM_FIGURES_DIR"]) if os.environ.get("SIM_FIGURES_DIR") else None
-
-
-def save(fig, name: str) -> None:
-    """Write the figure to $SIM_FIGURES_DIR/<name>.png when that variable is set (the test suite sets it)."""
-    if FIGURES is not None:
-        FIGURES.mkdir(parents=True, exist_ok=True)
-        fig.savefig(FIGURES / f"{name}.png", dpi=110, bbox_inches="tight")
-
+from nbsetup import EXPERIMENTS, ROOT, save  # noqa: E402, F401 - the repository root and figure saving
 
 # %% [markdown]
 # ## 1. The multi-zone cluster
