@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as st
 
 from sim.cluster import ZONE_LABEL
 from sim.outcomes import Outcome
@@ -23,6 +22,13 @@ from sim.stats import ChiSquare, chi_square_gof, chi_square_power, cohens_w, ver
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+def _scipy_stats():
+    """scipy.stats, imported on first use: it costs about a second, which every ``sim`` command would pay."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -325,7 +331,11 @@ def locality(result: RunResult, service: str) -> dict[str, Any]:
     cross-node fraction is ``summarize``'s ``cross_node_fraction``.
     """
     cols = result.columns
-    mine = (cols["service"] == result.service_names.index(service)) & (cols["outcome"] == Outcome.OK)
+    mine = (
+        (cols["service"] == result.service_names.index(service))
+        & (cols["outcome"] == Outcome.OK)
+        & (cols["t_sent"] >= result.scenario.warmup_s)
+    )
     entry = cols["entry_node"][mine].astype(np.int64)
     served = cols["endpoint_node"][mine].astype(np.int64)
     zones = [result.scenario.topology.nodes[n].get(ZONE_LABEL, "") for n in result.node_names]
@@ -346,10 +356,11 @@ def locality(result: RunResult, service: str) -> dict[str, Any]:
 
 
 def run_metrics(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
-    """``summarize(result)`` plus, per Service, ``locality`` and the ``latency_histogram`` of completed requests."""
+    """``summarize(result)`` plus, per Service, ``locality`` and the ``latency_histogram`` of completed requests
+    (all after the scenario's warm-up, as in ``summarize``)."""
     metrics = summarize(result, alpha=alpha)
     cols = result.columns
-    ok = cols["outcome"] == Outcome.OK
+    ok = (cols["outcome"] == Outcome.OK) & (cols["t_sent"] >= result.scenario.warmup_s)
     latency = result.latency_s
     for name, svc in metrics["services"].items():
         for key, value in locality(result, name).items():
@@ -394,7 +405,7 @@ def mean_ci(values: ArrayLike, confidence: float = 0.95) -> MeanCI:
     if n < 2:
         return MeanCI(mean, math.nan, math.nan, n, math.nan, confidence)
     sd = float(x.std(ddof=1))
-    half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    half = float(_scipy_stats().t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     return MeanCI(mean, mean - half, mean + half, n, sd, confidence)
 
 
@@ -432,7 +443,7 @@ def paired_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95) -> P
         same = ci.mean == 0
         return PairedDifference(ci.mean, ci.mean, ci.mean, ci.n, 0.0 if same else math.inf, 1.0 if same else 0.0, 0.0)
     statistic = ci.mean / (ci.sd / math.sqrt(ci.n))
-    pvalue = float(2 * st.t.sf(abs(statistic), ci.n - 1))
+    pvalue = float(2 * _scipy_stats().t.sf(abs(statistic), ci.n - 1))
     return PairedDifference(ci.mean, ci.low, ci.high, ci.n, float(statistic), pvalue, ci.mean / ci.sd)
 
 
@@ -446,7 +457,7 @@ def false_discovery(pvalues: ArrayLike, method: str = "bh") -> np.ndarray:
     q = np.full(p.shape, math.nan)
     finite = ~np.isnan(p)
     if finite.any():
-        q[finite] = st.false_discovery_control(p[finite], method=method)
+        q[finite] = _scipy_stats().false_discovery_control(p[finite], method=method)
     return q
 
 
