@@ -588,7 +588,6 @@ def parse_scenario(
             timeline=timeline,
             absent=frozenset(absent),
             sync=sync,
-            spec=raw,
         )
     except SpecError as e:
         if e.path == SCENARIO:

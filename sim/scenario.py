@@ -133,7 +133,6 @@ class Scenario:
     timeline: tuple[Event, ...] = ()
     absent: frozenset[str] = frozenset()
     sync: Sync = Sync()
-    spec: Mapping[str, object] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._validate()

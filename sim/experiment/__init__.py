@@ -1,1 +1,1 @@
-"""Experiments over runs: analysis of results (and, later, sweeps and executors)."""
+"""Experiments over runs: the analysis of results, experiment specs, sweeps and where they execute."""
