@@ -189,3 +189,12 @@ def test_engine_choice():
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "closed loop" in refused.stderr
     fallback = sim("run", str(DEMO), "--engine", "auto", "--requests", "100", "--json")
     assert fallback.returncode == 0 and json.loads(fallback.stdout)["engine"] == "des"
+
+
+def test_cross_node_fraction_per_entry_node():
+    s = summarize_service(experiment("skewed_clients", requests=300), "echo-cluster")
+    assert set(s.cross_node_by_entry_node) == {"kind-worker", "kind-worker2"}
+    # two pods, uniform: 1/2 each; each node sends >= 300 requests, so 0.2 is over 6 binomial standard errors
+    assert all(0.3 < f < 0.7 for f in s.cross_node_by_entry_node.values())
+    local = summarize_service(experiment("skewed_clients", requests=300), "echo-local")
+    assert set(local.cross_node_by_entry_node.values()) == {0.0}

@@ -54,6 +54,8 @@ class ServiceSummary:
     latency_s: dict[str, float]
     cross_node_fraction: float
     cross_zone_fraction: float
+    cross_node_by_entry_node: dict[str, float]
+    """Per node where requests entered (the client's node for pods), the share served on another node."""
     hints: str
     failed_after_s: float
     """Mean seconds a failed request's client waited before it learned of the failure (0: at once)."""
@@ -94,6 +96,7 @@ class ServiceSummary:
             "latency_s": self.latency_s,
             "cross_node_fraction": self.cross_node_fraction,
             "cross_zone_fraction": self.cross_zone_fraction,
+            "cross_node_by_entry_node": self.cross_node_by_entry_node,
             "hints": self.hints,
             "failed_after_s": self.failed_after_s,
             "source_preserved_fraction": self.source_preserved_fraction,
@@ -187,6 +190,9 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     total = expected.sum()
     served = cols["endpoint_node"][mine][ok]
     cross = float(np.mean(served != entry[ok])) if served.size else nan
+    cross_by_node = {
+        result.node_names[n]: float(np.mean(served[entry[ok] == n] != n)) for n in np.unique(entry[ok]).tolist()
+    }
     zones = np.array([result.scenario.nodes[n].zone for n in result.node_names] + [""], dtype=object)
     cross_zone = float(np.mean(zones[served] != zones[entry[ok]])) if served.size else nan
     withheld = result.scenario.hints(service).withheld
@@ -209,6 +215,7 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         latency_s=latency_s,
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
+        cross_node_by_entry_node=cross_by_node,
         hints=f"none: {withheld}" if withheld else "written",
         failed_after_s=float(result.latency_s[mine][outcome == Outcome.DROPPED].mean())
         if (outcome == Outcome.DROPPED).any()
