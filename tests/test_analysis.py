@@ -25,6 +25,7 @@ from sim.experiment.analysis import (
     sample_size,
     skew_power,
     skew_sample_size,
+    summarize_service,
 )
 from sim.stats import chi_square_power
 from tests.conftest import two_node_scenario
@@ -99,7 +100,7 @@ def test_locality_counts_where_requests_were_served():
     local = run(two_node_scenario(TrafficPolicy.LOCAL, requests=300), 1)
     loc = locality(local, "svc")
     assert loc["by_client_node"] == {"a": {"a": 300}}
-    assert loc["cross_zone_fraction"] == 0.0  # star(): both nodes in zone "z"
+    assert summarize_service(local, "svc").cross_zone_fraction == 0.0  # star(): both nodes in zone "z"
     cluster = run(two_node_scenario(TrafficPolicy.CLUSTER, requests=300), 1)
     rows = locality(cluster, "svc")["by_client_node"]["a"]
     assert rows["a"] + rows["b"] == 300 and rows["b"] > 0

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sim.cluster import ZONE_LABEL
 from sim.outcomes import Outcome
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.stats import ChiSquare, chi_square_gof, chi_square_power, cohens_w, verdict
@@ -193,8 +192,7 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     cross_by_node = {
         result.node_names[n]: float(np.mean(served[entry[ok] == n] != n)) for n in np.unique(entry[ok]).tolist()
     }
-    zones = np.array([result.scenario.nodes[n].zone for n in result.node_names] + [""], dtype=object)
-    cross_zone = float(np.mean(zones[served] != zones[entry[ok]])) if served.size else nan
+    cross_zone = _cross_zone(result, entry[ok], served)
     withheld = result.scenario.hints(service).withheld
     return ServiceSummary(
         name=service,
@@ -232,6 +230,17 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         latency_parts_s=_latency_parts(result, mine & (cols["outcome"] == Outcome.OK)),
         pods=_pod_monitors(result, np.unique(endpoint[routed])),
     )
+
+
+def _cross_zone(result: RunResult, entry: np.ndarray, served: np.ndarray) -> float:
+    """Share (0..1) of requests served in another zone than their entry node's, over requests whose two nodes
+    both carry a zone label (NaN if none do: a cluster without zones has no cross-zone traffic to speak of)."""
+    zones = [result.scenario.nodes[n].zone for n in result.node_names]
+    code = {z: i for i, z in enumerate(sorted(set(zones)))}
+    node_zone = np.array([code[z] if z else -1 for z in zones] + [-1], dtype=np.int64)
+    ez, sz = node_zone[entry.astype(np.int64)], node_zone[served.astype(np.int64)]
+    zoned = (ez >= 0) & (sz >= 0)
+    return float(np.mean(ez[zoned] != sz[zoned])) if zoned.any() else float("nan")
 
 
 def _latency_parts(result: RunResult, rows: np.ndarray) -> dict[str, float]:
@@ -330,13 +339,9 @@ def histogram_ecdf(histograms: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray,
 
 
 def locality(result: RunResult, service: str) -> dict[str, Any]:
-    """Where one Service's completed requests were served, relative to the node they entered on (the client's
-    node for pod clients; for external clients the node whose proxy took the connection).
-
-    ``cross_zone_fraction``: share (0..1) served in another zone, over requests whose two nodes both carry a zone
-    label (NaN if none do); ``by_client_node``: completed requests per entry node and serving node. The
-    cross-node fraction is ``summarize``'s ``cross_node_fraction``.
-    """
+    """``by_client_node``: one Service's completed requests (after the warm-up) per entry node and serving node;
+    the entry node is the client's node for pod clients, for external clients the node whose proxy took the
+    connection. Cross-node and cross-zone fractions are ``summarize``'s."""
     cols = result.columns
     mine = (
         (cols["service"] == result.service_names.index(service))
@@ -345,21 +350,13 @@ def locality(result: RunResult, service: str) -> dict[str, Any]:
     )
     entry = cols["entry_node"][mine].astype(np.int64)
     served = cols["endpoint_node"][mine].astype(np.int64)
-    zones = [result.scenario.topology.nodes[n].get(ZONE_LABEL, "") for n in result.node_names]
-    zone_code = {z: i for i, z in enumerate(sorted(set(zones)))}
-    node_zone = np.array([zone_code[z] if z else -1 for z in zones] + [-1], dtype=np.int64)
-    ez, sz = node_zone[entry], node_zone[served]
-    zoned = (ez >= 0) & (sz >= 0)
-    n_zoned = int(np.count_nonzero(zoned))
-    cross_zone = float(np.count_nonzero(ez[zoned] != sz[zoned]) / n_zoned) if n_zoned else math.nan
-
     n_nodes = len(result.node_names)
     pairs = np.bincount(entry * n_nodes + served, minlength=n_nodes * n_nodes) if entry.size else np.zeros(0, int)
     by_client_node: dict[str, dict[str, int]] = {}
     for code in np.flatnonzero(pairs).tolist():
         e, s = divmod(code, n_nodes)
         by_client_node.setdefault(result.node_names[e], {})[result.node_names[s]] = int(pairs[code])
-    return {"cross_zone_fraction": cross_zone, "by_client_node": by_client_node}
+    return {"by_client_node": by_client_node}
 
 
 def run_metrics(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
@@ -370,8 +367,7 @@ def run_metrics(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
     ok = (cols["outcome"] == Outcome.OK) & (cols["t_sent"] >= result.scenario.warmup_s)
     latency = result.latency_s
     for name, svc in metrics["services"].items():
-        for key, value in locality(result, name).items():
-            svc.setdefault(key, value)  # where summarize already reports a measure, its definition stands
+        svc.update(locality(result, name))
         mine = ok & (cols["service"] == result.service_names.index(name))
         svc["latency_histogram"] = latency_histogram(latency[mine])
     return metrics
