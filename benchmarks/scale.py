@@ -1,0 +1,414 @@
+"""Scale benchmark: a generated leaf-spine multi-zone cluster, 10,000 backend pods, 100 Services, 1M requests.
+
+Usage: ``python benchmarks/scale.py [--quick] [--repeat K] [--nodes N] [--requests R]``.
+
+Cluster (``leaf_spine``): N nodes (default 1,000) in 3 zones, racks of ~20 nodes under a leaf switch, each leaf
+linked to every spine of its zone (2-4), each spine to both core routers. One-way link delays: node-leaf
+Exponential(20 us), leaf-spine LogNormal(50 us), spine-core LogNormal(250 us), so a cross-zone trip is ~500 us
+longer than a same-zone one; same node Exponential(10 us). Nodes carry the zone label and 16 or 32 CPUs.
+
+Workload (``scenario``): 100 Services x 100 backend pods (10,000, placed at random, 10 a node on 1,000 nodes),
+1-4 workers each, exponential service; Services 0-9 ``internalTrafficPolicy: Local`` (2 ms mean), 10-14
+``trafficDistribution: PreferSameZone``, the rest ``Cluster`` (10 ms mean). 1,000 client pods round robin over
+the nodes, two open-loop Poisson streams each (200,000 requests/s in all), R requests in all (default
+1,000,000). iptables dataplane, random picker.
+
+Measured, each configuration in a fresh child process (``--child``) so that its peak RSS is its own: setup
+(Topology, Scenario with its validation, and the engine's route building: ``sim.engine._Run``), the DES (the
+rest of ``sim.engine.run``), peak RSS, and in one more process tracemalloc's peak; the fast path
+(``sim.fastpath.run_fast``) on the same cluster with one worker per pod, where it is exact. Then how the costs
+grow with requests (R/100, R/10, R at N nodes) and with nodes (10, 100, N at R/10). The last line is
+``scale: setup_s=X des_s=X fast_s=X peak_mb=X`` for the headline (N nodes, R requests). ``--quick`` divides
+R by 10.
+
+Targets (issue 6, item 5): setup (graph + path latencies) <= 2 s, DES <= 15 s, peak memory <= 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import ipaddress
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+from run import CLIENTS as W_CLIENTS  # benchmarks/run.py: workload W, the speed reference
+from run import w_scenario
+
+from sim import engine
+from sim.cluster import ZONE_LABEL, Pod, Service, TrafficDistribution, TrafficPolicy
+from sim.distributions import Exponential, LogNormal
+from sim.fastpath import fast_path_problem, run_fast
+from sim.rng import Streams
+from sim.routing import DataplaneConfig
+from sim.scenario import Scenario, Stream
+from sim.topology import ElementKind, Link, Topology
+from sim.workload import Poisson
+
+SEED = 20261126
+SETUP_TARGET_S, DES_TARGET_S, MEMORY_TARGET_MB = 2.0, 15.0, 300.0
+MB = 2**20
+W_REFERENCE = 100_000  # requests of workload W timed as the machine's speed reference (--quick: 10,000)
+
+# The cluster
+ZONES = 3
+RACK_NODES = 20
+NODE_LEAF = Exponential(20e-6)  # NIC, veth and top-of-rack port: ~20 us one way
+LEAF_SPINE = LogNormal(50e-6, 0.3)  # ~50 us
+SPINE_CORE = LogNormal(250e-6, 0.3)  # two of these between zones: ~500 us more than a same-zone trip
+SAME_NODE = Exponential(10e-6)  # veth and the host bridge
+CORES = 2
+
+# The workload
+SERVICES = 100
+ENDPOINTS = 100  # backend pods per Service
+LOCAL_SERVICES = 10  # internalTrafficPolicy: Local (node-local agents: fast service)
+ZONAL_SERVICES = 5  # trafficDistribution: PreferSameZone
+CLIENTS = 1000  # client pods, spread round robin over the nodes
+STREAMS_PER_CLIENT = 2
+TOTAL_RATE_RPS = 200_000.0  # over all streams: each stream sends TOTAL_RATE_RPS / streams
+SERVICE_MEAN_S = 0.010
+LOCAL_SERVICE_MEAN_S = 0.002
+
+
+def zone_name(z: int) -> str:
+    """The zone label value of zone ``z``."""
+    return f"zone-{chr(ord('a') + z)}"
+
+
+def leaf_spine(nodes: int, zones: int = ZONES, seed: int = SEED) -> Topology:
+    """A leaf-spine cluster: ``nodes`` Kubernetes nodes in ``zones`` zones, racks of ~20 nodes under one leaf
+    switch each, every leaf linked to each of its zone's 2-4 spines, every spine to each of the core routers.
+
+    Nodes are numbered zone by zone (``node-0000`` ... ); each has the zone label, a hostname label and 16 or 32
+    allocatable cores (drawn from ``seed``).
+    """
+    rng = np.random.default_rng(seed)
+    cpu = rng.choice([16.0, 32.0], nodes)
+    labels: dict[str, dict[str, str]] = {}
+    elements: dict[str, ElementKind] = {f"core-{c}": ElementKind.ROUTER for c in range(CORES)}
+    links: list[Link] = []
+    width = len(str(nodes - 1))
+    for z in range(zones):
+        members = range(z * nodes // zones, (z + 1) * nodes // zones)
+        racks = max(1, round(len(members) / RACK_NODES))
+        spines = [f"spine-{z}-{s}" for s in range(min(4, max(2, math.ceil(racks / 4))))]
+        for spine in spines:
+            elements[spine] = ElementKind.ROUTER
+            links.extend(Link(spine, f"core-{c}", SPINE_CORE) for c in range(CORES))
+        for r in range(racks):
+            leaf = f"leaf-{z}-{r}"
+            elements[leaf] = ElementKind.SWITCH
+            links.extend(Link(leaf, spine, LEAF_SPINE) for spine in spines)
+        for k, i in enumerate(members):
+            name = f"node-{i:0{width}d}"
+            labels[name] = {ZONE_LABEL: zone_name(z), "kubernetes.io/hostname": name}
+            links.append(Link(name, f"leaf-{z}-{k * racks // len(members)}", NODE_LEAF))
+    return Topology(
+        name=f"leaf-spine-{nodes}",
+        nodes=labels,
+        elements=elements,
+        links=links,
+        same_node=SAME_NODE,
+        allocatable_cpu={name: float(c) for name, c in zip(labels, cpu, strict=True)},
+    )
+
+
+def pod_ip(k: int) -> str:
+    """A unique pod address for pod number ``k`` (10.128.0.0/9)."""
+    return str(ipaddress.IPv4Address("10.128.0.2") + k)
+
+
+def scenario(topology: Topology, requests: int, seed: int = SEED, one_worker: bool = False) -> Scenario:
+    """100 Services of 100 backend pods each over ``topology``'s nodes; 1,000 client pods, each with two
+    open-loop Poisson streams to Services it can reach, ``requests`` in all.
+
+    Services 0-9 are ``internalTrafficPolicy: Local`` (their pods serve in 2 ms mean), 10-14 have
+    ``trafficDistribution: PreferSameZone``, the rest are plain ``Cluster``; others serve in 10 ms mean. Backend
+    pods have 1-4 workers. Backends are placed by a random balanced assignment (10 per node on 1,000 nodes); a
+    client picks its Services uniformly among the non-Local ones and the Local ones with a pod on its node.
+    ``one_worker`` gives every backend one worker instead (where the fast path is exact), with the same draws.
+    """
+    rng = np.random.default_rng(seed)
+    nodes = list(topology.nodes)
+    n_backends = SERVICES * ENDPOINTS
+    placement = rng.permutation(np.resize(np.arange(len(nodes)), n_backends)).tolist()
+    workers = rng.integers(1, 5, n_backends).tolist()
+    if one_worker:
+        workers = [1] * n_backends
+    services: list[Service] = []
+    pods: list[Pod] = []
+    local_on: dict[str, set[int]] = {n: set() for n in nodes}
+    for s in range(SERVICES):
+        local, zonal = s < LOCAL_SERVICES, LOCAL_SERVICES <= s < LOCAL_SERVICES + ZONAL_SERVICES
+        name = f"svc-{s:03d}"
+        services.append(
+            Service(
+                name,
+                selector={"app": name},
+                internal_traffic_policy=TrafficPolicy.LOCAL if local else TrafficPolicy.CLUSTER,
+                traffic_distribution=TrafficDistribution.PREFER_SAME_ZONE if zonal else None,
+            )
+        )
+        mean_s = LOCAL_SERVICE_MEAN_S if local else SERVICE_MEAN_S
+        for j in range(ENDPOINTS):
+            k = s * ENDPOINTS + j
+            node = nodes[placement[k]]
+            if local:
+                local_on[node].add(s)
+            pods.append(
+                Pod(
+                    f"{name}-{j:03d}",
+                    node,
+                    pod_ip(k),
+                    {"app": name},
+                    service_time=Exponential(mean_s),
+                    concurrency=workers[k],
+                )
+            )
+    streams: list[Stream] = []
+    n_streams = CLIENTS * STREAMS_PER_CLIENT
+    per_stream = np.full(n_streams, requests // n_streams)
+    per_stream[: requests % n_streams] += 1
+    rate = TOTAL_RATE_RPS / n_streams
+    cluster_wide = list(range(LOCAL_SERVICES, SERVICES))
+    for c in range(CLIENTS):
+        name, node = f"client-{c:04d}", nodes[c % len(nodes)]
+        pods.append(Pod(name, node, pod_ip(n_backends + c), {"app": "client"}))
+        choices = cluster_wide + sorted(local_on[node])
+        for t, s in enumerate(rng.choice(choices, STREAMS_PER_CLIENT, replace=False).tolist()):
+            streams.append(Stream(name, f"svc-{s:03d}", Poisson(rate), int(per_stream[c * STREAMS_PER_CLIENT + t])))
+    return Scenario(
+        name=f"scale-{len(nodes)}-nodes",
+        topology=topology,
+        pods=tuple(pods),
+        services=tuple(services),
+        streams=tuple(streams),
+        dataplane=DataplaneConfig(name="iptables"),
+    )
+
+
+# --- measuring, each configuration in a fresh child process ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """One measurement: cluster size, requests, engine (``des`` or ``fast``), and whether tracemalloc runs."""
+
+    nodes: int
+    requests: int
+    engine: str = "des"
+    trace: bool = False
+    workers: int = 0  # 0: 1-4 per pod as drawn; 1: every pod one worker (where the fast path is exact)
+
+
+def measure(cfg: Config) -> dict[str, Any]:
+    """Build and run one configuration in this process; wall-clock seconds per phase and memory.
+
+    ``setup_s`` is building the Topology, the Scenario (its validation included) and, for the DES,
+    ``sim.engine._Run(scenario, Streams(seed))``: shortest paths, routes, proxies, per-path draw iterators,
+    everything before the first event. ``run_s`` is the rest of ``sim.engine.run``'s body on that same state
+    (``env.run`` and ``result``), so setup + run is one cold ``run(scenario, seed)``. For the fast path,
+    setup is Topology + Scenario and ``run_s`` is ``run_fast(scenario, seed)`` end to end.
+    """
+    gc.collect()
+    if cfg.trace:
+        tracemalloc.start()
+    start = time.perf_counter()
+    topology = leaf_spine(cfg.nodes)
+    built = time.perf_counter()
+    sc = scenario(topology, cfg.requests, one_worker=cfg.workers == 1)
+    validated = time.perf_counter()
+    out: dict[str, Any] = {"topology_s": built - start, "scenario_s": validated - built}
+    if cfg.engine == "fast":
+        result = run_fast(sc, SEED)
+        done = time.perf_counter()
+        out["setup_s"], out["run_s"] = validated - start, done - validated
+    else:
+        state = engine._Run(sc, Streams(SEED))
+        routed = time.perf_counter()
+        state.env.run(until=sc.duration_s)
+        result = state.result(SEED)
+        done = time.perf_counter()
+        out["routes_s"] = routed - validated
+        out["setup_s"], out["run_s"] = routed - start, done - routed
+    out["fast_path_problem"] = fast_path_problem(sc) or ""  # untimed
+    if cfg.trace:
+        out["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / MB
+        tracemalloc.stop()
+    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB  # Linux: KiB
+    out["counts"] = result.counts()
+    out["mean_latency_s"] = float(np.nanmean(result.latency_s))
+    # Topology's caches as of today (private: None if they go): node pairs with a Path, Dijkstra sources
+    out["paths"] = len(getattr(topology, "_paths", ())) or None
+    out["dijkstra_sources"] = len(getattr(topology, "_trees", ())) or None
+    out["requests"] = len(result)
+    return out
+
+
+def in_child(cfg: Config) -> dict[str, Any]:
+    """``measure(cfg)`` in a fresh Python process, so that its ru_maxrss is this configuration's alone."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(asdict(cfg))], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"child {cfg} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def best_of(cfg: Config, repeat: int) -> dict[str, Any]:
+    """``in_child(cfg)`` ``repeat`` times: the fastest setup and run seconds, the largest memory figures."""
+    runs = [in_child(cfg) for _ in range(repeat)]
+    best = dict(runs[0])
+    for key in ("topology_s", "scenario_s", "routes_s", "setup_s", "run_s"):
+        if key in best:
+            best[key] = min(r[key] for r in runs)
+    for key in ("maxrss_mb", "tracemalloc_peak_mb"):
+        if key in best:
+            best[key] = max(r[key] for r in runs)
+    return best
+
+
+def check_split() -> None:
+    """The setup/run split must be ``sim.engine.run``: compare the records on workload W (benchmarks/run.py)."""
+    sc = w_scenario(500)
+    state = engine._Run(sc, Streams(SEED))
+    state.env.run(until=sc.duration_s)
+    split, whole = state.result(SEED), engine.run(w_scenario(500), SEED)
+    same = all(np.array_equal(split.columns[c], whole.columns[c], equal_nan=True) for c in whole.columns)
+    if not same:
+        raise RuntimeError("engine._Run + env.run + result no longer reproduces sim.engine.run: fix measure()")
+
+
+def reference_rps(requests: int) -> float:
+    """Our DES's requests/s on workload W (benchmarks/run.py) right now: the machine's speed, for ratios."""
+    sc = w_scenario(requests // W_CLIENTS)
+    gc.collect()
+    start = time.perf_counter()
+    engine.run(sc, SEED)
+    return requests / (time.perf_counter() - start)
+
+
+def mb(value: float | None) -> str:
+    """Megabytes, or ``-``."""
+    return "-" if value is None else f"{value:.0f}"
+
+
+def count(value: int | None) -> str:
+    """A count with thousands separators, or ``-``."""
+    return "-" if value is None else f"{value:,}"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """A growth table: one row per configuration, DES timings and the child process's peak RSS."""
+    lines = [
+        "| nodes | requests | paths computed | setup s | DES s | DES requests/s | setup + DES s | peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['nodes']:,} | {r['requests']:,} | {count(r['paths'])} | {r['setup_s']:.2f} | {r['run_s']:.2f} | "
+            f"{r['requests'] / r['run_s']:,.0f} | {r['setup_s'] + r['run_s']:.2f} | {mb(r['maxrss_mb'])} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line flags."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="every request count 10x smaller (a smoke test)")
+    parser.add_argument("--nodes", type=int, default=1000, help="nodes of the headline cluster (default 1000)")
+    parser.add_argument("--requests", type=int, default=1_000_000, help="headline requests (default 1000000)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration, fastest kept (default 1)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.requests //= 10
+    if args.requests < CLIENTS * STREAMS_PER_CLIENT or args.nodes < ZONES:
+        parser.error(f"need --requests >= {CLIENTS * STREAMS_PER_CLIENT} and --nodes >= {ZONES}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure the headline configuration and the growth table; print them and the ``scale:`` line."""
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(Config(**json.loads(args.child)))))
+        return
+    n, r = args.nodes, args.requests
+    print(f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}  {platform.machine()}, {os.cpu_count()} cpus")
+    print(f"python {platform.python_version()}, simpy {simpy.__version__}, numpy {np.__version__}")
+    check_split()
+    ref = reference_rps(W_REFERENCE // (10 if args.quick else 1))
+    # requests at n nodes: r / 100, r / 10, r; nodes at r / 10 requests: 10, 100, n (that row is in both)
+    sizes = dict.fromkeys([(10, r // 10), (100, r // 10), (n, r // 100), (n, r // 10), (n, r)])
+    rows = []
+    for nodes, requests in sizes:
+        row = best_of(Config(nodes, requests), args.repeat)
+        rows.append({"nodes": nodes, **row})
+        print(
+            f"{nodes} nodes, {requests:,} requests: setup {row['setup_s']:.2f} s, DES {row['run_s']:.2f} s",
+            file=sys.stderr,
+        )
+    head = next(row for row in rows if row["nodes"] == n and row["requests"] == r)
+    traced = in_child(Config(n, r, trace=True))
+    fast = best_of(Config(n, r, engine="fast", workers=1), args.repeat)
+    print()
+    print(
+        f"headline: {n:,} nodes in {ZONES} zones (leaf-spine, {count(head['dijkstra_sources'])} Dijkstra sources, "
+        f"{count(head['paths'])} node pairs with a path), {SERVICES * ENDPOINTS:,} backend pods, {SERVICES} Services, "
+        f"{CLIENTS:,} client pods x {STREAMS_PER_CLIENT} Poisson streams, {r:,} requests"
+    )
+    print(
+        f"  setup {head['setup_s']:.2f} s = topology {head['topology_s']:.2f} + scenario (validation) "
+        f"{head['scenario_s']:.2f} + engine routes (_Run) {head['routes_s']:.2f}"
+    )
+    print(
+        f"  DES {head['run_s']:.2f} s ({r / head['run_s']:,.0f} requests/s; workload W now runs at {ref:,.0f}/s, "
+        f"so a request here costs {ref / (r / head['run_s']):.1f}x one of W's); outcomes {head['counts']}, "
+        f"mean latency {head['mean_latency_s'] * 1e3:.3f} ms"
+    )
+    print(
+        f"  fast path: {'not exact here (' + head['fast_path_problem'] + ')' if head['fast_path_problem'] else 'exact'}"
+    )
+    print(
+        f"  fast path on the same cluster with one worker per pod: {fast['run_s']:.2f} s "
+        f"({r / fast['run_s']:,.0f} requests/s), outcomes {fast['counts']}, peak RSS {fast['maxrss_mb']:.0f} MB"
+    )
+    print(
+        f"  memory: peak RSS {head['maxrss_mb']:.0f} MB (ru_maxrss of a process that did only this), "
+        f"tracemalloc peak {traced['tracemalloc_peak_mb']:.0f} MB (a second such process, traced)"
+    )
+    verdicts = [
+        ("setup", head["setup_s"], SETUP_TARGET_S, "s"),
+        ("DES", head["run_s"], DES_TARGET_S, "s"),
+        ("peak memory (RSS)", head["maxrss_mb"], MEMORY_TARGET_MB, "MB"),
+    ]
+    for name, value, target, unit in verdicts:
+        shown = f"{value:.0f}" if unit == "MB" else f"{value:.2f}"
+        print(f"  target {name} <= {target:g} {unit}: {shown} {unit}, {'met' if value <= target else 'MISSED'}")
+    print(f"\ncost against requests ({n:,} nodes):\n")
+    print(markdown([row for row in rows if row["nodes"] == n]))
+    print(f"\ncost against nodes ({r // 10:,} requests):\n")
+    print(markdown(sorted((row for row in rows if row["requests"] == r // 10), key=lambda row: row["nodes"])))
+    print()
+    print(
+        f"scale: setup_s={head['setup_s']:.2f} des_s={head['run_s']:.2f} fast_s={fast['run_s']:.2f} "
+        f"peak_mb={head['maxrss_mb']:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
