@@ -32,6 +32,7 @@ from sim.outcomes import DropReason, Outcome
 from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult, monitors
 from sim.rng import Seed, Streams, blocks
 from sim.routing import Affinity, Chooser, ip_key
+from sim.routing.pickers import uniform_indices
 from sim.scenario import Scenario
 from sim.workload import ClosedLoop
 
@@ -170,11 +171,6 @@ class _Stream:
         self.backoff: Iterator[float] = iter(())
 
 
-def _indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iterator[int]:
-    while True:
-        yield from rng.integers(0, n, size=block).tolist()
-
-
 Request = tuple[int, _Stream, _Target]
 
 
@@ -226,7 +222,7 @@ class _Run:
             nth = occurrences.get((spec.client, spec.service), 0)
             occurrences[spec.client, spec.service] = nth + 1
             if len(entries) > 1:
-                s.lb = _indices(len(entries), streams.generator("load-balancer", spec.client, spec.service, nth))
+                s.lb = uniform_indices(len(entries), streams.generator("load-balancer", spec.client, spec.service, nth))
             s.gaps = spec.workload.gaps(streams.generator("arrivals", spec.client, spec.service, nth))
             s.remaining = sys.maxsize if spec.requests is None else spec.requests
             s.closed = isinstance(spec.workload, ClosedLoop)

@@ -53,7 +53,7 @@ class Picker(Protocol):
         ...
 
 
-def _uniform_indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iterator[int]:
+def uniform_indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iterator[int]:
     """Endless uniform draws from ``range(n)``, fetched from the rng in blocks."""
     while True:
         yield from rng.integers(0, n, size=block).tolist()
@@ -78,7 +78,7 @@ class Random:
     def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
         """Independent uniform draws; the flow is ignored."""
         # next(iterator, default): the flow lands in next()'s unused default, so the chooser is a C-level call
-        return functools.partial(next, _uniform_indices(len(endpoints), rng))
+        return functools.partial(next, uniform_indices(len(endpoints), rng))
 
 
 @dataclass(frozen=True)
@@ -150,8 +150,8 @@ class PowerOfTwoChoices:
         n = len(endpoints)
         if n == 1:
             return lambda flow: 0
-        first = _uniform_indices(n, rng)
-        offset = _uniform_indices(n - 1, rng)
+        first = uniform_indices(n, rng)
+        offset = uniform_indices(n - 1, rng)
 
         def choose(flow: int) -> int:
             a = next(first)
