@@ -30,6 +30,7 @@ from sim.rng import Seed, Streams
 from sim.routing import Route, ip_key, maglev
 from sim.routing.pickers import Maglev, Random, RoundRobin, SourceHash
 from sim.scenario import Scenario, Stream
+from sim.topology import Topology
 from sim.workload import OPEN_LOOP, ConstantRate, Poisson, Trace
 
 EPHEMERAL_LOW, EPHEMERAL_SPAN = 32768, 60999 - 32768
@@ -310,26 +311,26 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
     endpoint = pair_pod[pair]
     pair_out, pair_back = np.zeros(len(pair_rows) + 1, dtype=np.int64), np.zeros(len(pair_rows) + 1, dtype=np.int64)
     pair_hops = np.zeros(len(pair_rows) + 1, dtype=COLUMNS["hops"])
-    paths: dict[tuple[str, ...], int] = {}  # vertices -> path index, for the pairs used (each a Dijkstra)
+    paths: dict[tuple[int, ...], int] = {}  # the legs' delay classes -> path index, as the DES keys its draws
     for q in np.flatnonzero(np.bincount(rpair, minlength=len(pair_rows))).tolist():
         origin, node, ep_node, _ = pair_rows[q]
         lead = (origin,) if origin != node else ()  # an external client's packets pass through the entry node
-        pair_out[q] = paths.setdefault((*lead, node, ep_node), len(paths))
-        pair_back[q] = paths.setdefault((ep_node, node, *lead), len(paths))
-        pair_hops[q] = (topo.path(origin, node).hops if lead else 0) + topo.path(node, ep_node).hops
+        pair_out[q] = paths.setdefault(_classes(topo, (*lead, node, ep_node)), len(paths))
+        pair_back[q] = paths.setdefault(_classes(topo, (ep_node, node, *lead)), len(paths))
+        pair_hops[q] = topo.hops(origin, node) + topo.hops(node, ep_node)
 
     # Path delays out and back: one draw per request each way, from each path's keyed stream, in send order.
-    dists = [_path_dist(sc, v) for v in paths]
+    dists = [_path_dist(topo, classes) for classes in paths]
     fixed = np.array([np.nan if (f := _fixed(d)) is None else f for d in dists] + [0.0], dtype=float)  # NaN: drawn
     out, back = fixed[pair_out][rpair], fixed[pair_back][rpair]
     if np.isnan(fixed).any() and m:
         need = np.concatenate((pair_out[rpair], pair_back[rpair]))
         delay = np.concatenate((out, back))
         by_path, starts = _segments(need, len(paths))
-        for path_id, vertices in enumerate(paths):
+        for path_id, classes in enumerate(paths):
             rows = by_path[starts[path_id] : starts[path_id + 1]]
             if len(rows) and np.isnan(fixed[path_id]):
-                delay[rows] = dists[path_id](rngs.generator("network", *vertices), len(rows))
+                delay[rows] = dists[path_id](rngs.generator("network", *classes), len(rows))
         out, back = delay[:m], delay[m:]
 
     # Backends: FIFO per pod, in arrival order.
@@ -415,9 +416,14 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
     return RunResult(sc, seed_value, columns, node_names, pod_names, service_names, end_s, client_names, pods)
 
 
-def _path_dist(sc: Scenario, vertices: tuple[str, ...]) -> Dist:
-    """The delay (s) along consecutive vertices, each leg its own lowest-latency path (as the DES draws it)."""
-    legs = tuple(sc.topology.path(a, b).delay for a, b in itertools.pairwise(vertices))
+def _classes(topo: Topology, vertices: tuple[str, ...]) -> tuple[int, ...]:
+    """The delay class of each leg along consecutive vertices (each leg its own lowest-latency path)."""
+    return tuple(topo.delay_class(a, b) for a, b in itertools.pairwise(vertices))
+
+
+def _path_dist(topo: Topology, classes: tuple[int, ...]) -> Dist:
+    """The delay (s) along legs of the given delay classes (as the DES draws it)."""
+    legs = tuple(topo.class_delay(c) for c in classes)
     return legs[0] if len(legs) == 1 else Sum(legs)
 
 

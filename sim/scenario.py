@@ -224,11 +224,12 @@ class Scenario:
         ):
             raise fail(f"streams[{i}].requests", "a closed loop failing at once with no think time never ends")
         origin = self.origin(stream.client)
+        topo = self.topology
         for entry in self.entry_nodes(stream):
-            if not self.topology.connected(origin, entry):
+            if not topo.connected(origin, entry):
                 raise fail(f"streams[{i}]", f"client {stream.client!r} at {origin!r} has no path to node {entry!r}")
-            for ep in self.endpoints(stream.service):
-                if ep.node_name and not self.topology.connected(entry, ep.node_name):
+            for component, ep in self._backend_components(stream.service).items():
+                if component != topo.component(entry):
                     raise fail(
                         f"streams[{i}]",
                         f"client {stream.client!r} on node {entry!r} has no network path to backend "
@@ -273,6 +274,20 @@ class Scenario:
         return self._plan[1]
 
     @cached_property
+    def _components_by_service(self) -> dict[str, dict[int, Endpoint]]:
+        return {}
+
+    def _backend_components(self, service: str) -> dict[int, Endpoint]:
+        """The network components the Service's endpoints are in, each with its first endpoint (by address)."""
+        cached = self._components_by_service.get(service)
+        if cached is None:
+            cached = self._components_by_service[service] = {}
+            for ep in self.endpoints(service):
+                if ep.node_name:
+                    cached.setdefault(self.topology.component(ep.node_name), ep)
+        return cached
+
+    @cached_property
     def _hints_by_version(self) -> dict[int, dict[str, Hints]]:
         return {}
 
@@ -280,8 +295,16 @@ class Scenario:
         cached = self._hints_by_version.get(version)
         if cached is None:
             state = self.versions[version][1]
+            by_label: dict[tuple[str, str], list[Pod]] = {}  # a selector's first label narrows the pods to test
+            for pod in state.pods:
+                for item in pod.labels.items():
+                    by_label.setdefault(item, []).append(pod)
             cached = {
-                svc.name: generate_hints(svc, endpoints_for(svc, state.pods, self.nodes), self.nodes)
+                svc.name: generate_hints(
+                    svc,
+                    endpoints_for(svc, by_label.get(next(iter(svc.selector.items()), ("", "")), []), self.nodes),
+                    self.nodes,
+                )
                 for svc in state.services
             }
             self._hints_by_version[version] = cached

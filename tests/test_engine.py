@@ -349,3 +349,21 @@ def test_service_update_switches_policy_after_the_lag():
     assert np.any(c["endpoint_node"][c["t_sent"] < 2.0] == 1)
     assert np.all(c["endpoint_node"][c["t_sent"] > 2.25] == 0)
     assert set(np.unique(c["version"]).tolist()) == {0, 1}
+
+
+@pytest.mark.parametrize("duration_s", [None, 0.4])
+def test_shortcuts_write_exactly_the_records_of_the_full_event_run_for_open_loop_fifo(duration_s):
+    """Open loop into multi-worker FIFO pods with a queue limit, overloaded: the free-time recursion admits,
+    refuses and starts each request as the queue events do, bit for bit, and the horizon cuts the same steps."""
+    from dataclasses import replace
+
+    base = two_node_scenario(requests=4000, workload=Poisson(6000.0), duration_s=duration_s)
+    pods = tuple(replace(p, concurrency=2, queue_limit=3) if p.name.startswith("svc") else p for p in base.pods)
+    scenario = replace(base, pods=pods)
+    fast, full = run(scenario, seed=9), run(scenario, seed=9, shortcuts=False)
+    assert fast.counts()["dropped"] > 100  # the queue limit did refuse requests
+    if duration_s is not None:
+        assert fast.counts()["in_flight"] > 0
+    assert fast.end_s == full.end_s
+    for name, column in full.columns.items():
+        assert np.array_equal(fast.columns[name], column, equal_nan=True), name

@@ -54,9 +54,9 @@ class Picker(Protocol):
 
 
 def uniform_indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iterator[int]:
-    """Endless uniform draws from ``range(n)``, fetched from the rng in blocks."""
-    while True:
-        yield from rng.integers(0, n, size=block).tolist()
+    """Endless uniform draws from ``range(n)``, fetched from the rng in blocks growing from 16 to ``block``."""
+    for size in itertools.chain((16, 64, 256, 1024), itertools.repeat(block)):
+        yield from rng.integers(0, n, size=size).tolist()
 
 
 def _uniform(endpoints: Sequence[Endpoint]) -> np.ndarray:
