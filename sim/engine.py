@@ -29,7 +29,7 @@ import math
 import sys
 from array import array
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import simpy
@@ -65,6 +65,7 @@ class _Backend:
 
     __slots__ = (
         "alive",
+        "arrive",
         "busy",
         "capacity",
         "free",
@@ -95,6 +96,11 @@ class _Backend:
         # times (s) of the requests admitted but not yet started as of the latest arrival (kept for a queue limit)
         self.free: list[float] | None = None
         self.waiting: deque[float] | None = None
+        self.arrive: Callable[[simpy.Event], None] = _ignore  # _Run._arrive, or _arrive_fifo with the shortcut
+
+
+def _ignore(ev: simpy.Event) -> None:
+    """A backend's arrival callback before the run sets it."""
 
 
 class _Target:
@@ -159,6 +165,7 @@ class _Stream:
         "retries",
         "retry_base_s",
         "retry_max_s",
+        "send",
         "think_zero",
         "timeout_s",
     )
@@ -172,6 +179,7 @@ class _Stream:
         self.closed = False
         self.think_zero = False
         self.passive = False  # open loop without a request timeout: nothing happens when a reply arrives
+        self.send: Callable[[_Stream, int, int], None] = _noop  # _Run._send, or _send_simple where it applies
         self.ip = 0
         self.ports = 0
         self.max_requests = 1
@@ -185,6 +193,10 @@ class _Stream:
         self.retry_base_s = 0.0
         self.retry_max_s = 0.0
         self.backoff: Iterator[float] = iter(())
+
+
+def _noop(s: _Stream, request: int, attempt: int) -> None:
+    """A stream's send before the run sets it."""
 
 
 Request = tuple[int, _Stream, _Target, float]
@@ -220,10 +232,13 @@ class _Run:
         for pod in scenario.pods:
             draws = blocks(pod.service_time, functools.partial(streams.generator, "service", pod.name))
             self.backends[pod.name] = _Backend(pod.concurrency, pod.queue_limit, draws, pod.discipline == Discipline.PS)
-            self.backends[pod.name].alive = pod.name not in scenario.absent
+            b = self.backends[pod.name]
+            b.alive = pod.name not in scenario.absent
+            b.arrive = self._arrive
             if shortcuts and not self.dynamic and pod.discipline == Discipline.FIFO:
-                self.backends[pod.name].free = [0.0] * pod.concurrency
-                self.backends[pod.name].waiting = deque() if pod.queue_limit is not None else None
+                b.free = [0.0] * pod.concurrency
+                b.waiting = deque() if pod.queue_limit is not None else None
+                b.arrive = self._arrive_fifo
         self._paths: dict[tuple[int, ...], Iterator[float]] = {}  # by the legs' delay classes
         self._proxies: dict[tuple[object, ...], tuple[Chooser, list[int] | None]] = {}
         self._affinity: dict[tuple[str, str], Affinity] = {}
@@ -254,6 +269,8 @@ class _Run:
             s.connect_timeout_s = spec.connect_timeout_s
             s.timeout_s = spec.timeout_s
             s.passive = shortcuts and not s.closed and spec.timeout_s is None
+            simple = len(entries) == 1 and s.max_requests == 1 and s.timeout_s is None
+            s.send = self._send_simple if shortcuts and simple else self._send
             s.retries = spec.retries.attempts
             s.retry_base_s, s.retry_max_s = spec.retries.base_s, spec.retries.max_s
             if s.retries:
@@ -370,7 +387,7 @@ class _Run:
         """A stream's send time has come: send, and for open loop schedule the next send."""
         s: _Stream = ev._value
         s.remaining -= 1
-        self._send(s, -1, 0)
+        s.send(s, -1, 0)
         if not s.closed and s.remaining > 0:
             gap = next(s.gaps, None)
             if gap is not None:
@@ -378,7 +395,26 @@ class _Run:
 
     def _retry(self, ev: simpy.Event) -> None:
         s, request, attempt = ev._value
-        self._send(s, request, attempt)
+        s.send(s, request, attempt)
+
+    def _send_simple(self, s: _Stream, request: int, attempt: int) -> None:
+        """``_send`` for a stream with one entry node, a connection per request and no timeout, while its proxy
+        routes without session affinity: the same records and draws with fewer branches."""
+        entry = s.entries[0]
+        if entry.choose is None or entry.affinity is not None:
+            self._send(s, request, attempt)
+            return
+        times = self.times
+        b5 = len(times)
+        times.extend((self.env._now, _NAN, _NAN, _NAN, _NAN))
+        s.ports += 1
+        target = entry.targets[entry.choose((s.ip << 16) | (_PORT_BASE + s.ports % _PORT_SPAN))]
+        if target.load is not None:
+            target.load[target.slot] += 1
+        self.ints.extend((s.index, b5 // 5 if request < 0 else request, target.pod, entry.node, entry.version))
+        self.small.extend((attempt, PICK_FRESH, entry.preserved, _IN_FLIGHT, 0))
+        out = next(target.out)
+        self.env.timeout(out, (b5, s, target, next(target.back))).callbacks.append(target.backend.arrive)
 
     def _send(self, s: _Stream, request: int, attempt: int) -> None:
         """Open (or reuse) a connection and send one attempt; ``request`` is the first attempt's row, or -1."""
@@ -409,9 +445,7 @@ class _Run:
                     pick = PICK_AFFINITY
             if k < 0:
                 s.ports += 1
-                k = entry.choose(
-                    (s.ip << 16) | (EPHEMERAL_PORTS[0] + s.ports % (EPHEMERAL_PORTS[1] - EPHEMERAL_PORTS[0]))
-                )
+                k = entry.choose((s.ip << 16) | (_PORT_BASE + s.ports % _PORT_SPAN))
             target = entry.targets[k]
             if entry.affinity is not None:
                 entry.affinity.record(s.ip, target.pod, now)
@@ -425,7 +459,7 @@ class _Run:
         self.small.extend((attempt, pick, entry.preserved, _IN_FLIGHT, 0))
         out = next(target.out)
         req = (b5, s, target, next(target.back))
-        self.env.timeout(out, req).callbacks.append(self._arrive)
+        self.env.timeout(out, req).callbacks.append(target.backend.arrive)
         if s.timeout_s is not None:
             self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
 
@@ -439,9 +473,7 @@ class _Run:
             self._fail_after(wait, req, DropReason.STALE_ENDPOINT)
             return
         self.times[b5 + _T_ARRIVED] = now
-        if b.free is not None:
-            self._fifo_shortcut(req, b, now)
-        elif b.ps:
+        if b.ps:
             self._ps_arrive(req, b, now)
         elif b.busy < b.capacity:
             b.busy += 1
@@ -455,27 +487,36 @@ class _Run:
             self.times[b5 + _T_FINISHED] = now  # refused: the pod is done with it at once
             self._fail_after(req[3], req, DropReason.QUEUE_FULL)
 
-    def _fifo_shortcut(self, req: Request, b: _Backend, now: float) -> None:
-        """A FIFO pod in a cluster that does not change: start and finish now, from the workers' free times."""
-        b5 = req[0]
-        free, waiting = b.free, b.waiting
+    def _arrive_fifo(self, ev: simpy.Event) -> None:
+        """``_arrive`` at a FIFO pod in a cluster that does not change: the request takes the worker that frees
+        first, so its start and finish are known now (the Kiefer-Wolfowitz recursion), with no queue events."""
+        req = ev._value
+        b5, s, target, back = req
+        now = self.env._now
+        b = target.backend
+        free, waiting, times = b.free, b.waiting, self.times
         assert free is not None
+        times[b5 + _T_ARRIVED] = now
         first_free = free[0]
-        if waiting is not None:
+        if waiting is not None:  # a queue limit: count the requests admitted that have not started
             while waiting and waiting[0] <= now:
                 waiting.popleft()
             if first_free > now and len(waiting) >= b.limit:
-                self.times[b5 + _T_FINISHED] = now  # refused: the pod is done with it at once
-                self._fail_after(req[3], req, DropReason.QUEUE_FULL)
+                times[b5 + _T_FINISHED] = now  # refused: the pod is done with it at once
+                self._fail_after(back, req, DropReason.QUEUE_FULL)
                 return
         start = first_free if first_free > now else now
         finish = start + next(b.service_times)
         heapq.heapreplace(free, finish)
         if waiting is not None and start > now:
             waiting.append(start)
-        self.times[b5 + _T_STARTED] = start
-        self.times[b5 + _T_FINISHED] = finish
-        self._reply(req, finish)
+        times[b5 + _T_STARTED] = start
+        times[b5 + _T_FINISHED] = finish
+        if s.passive and target.load is None:  # past the horizon, result() marks it in flight
+            times[b5 + _T_RETURNED] = finish + back
+            self.small[b5 + _S_OUTCOME] = _OK
+        else:
+            self.env.timeout(finish - now + back, req).callbacks.append(self._return)
 
     def _reply(self, req: Request, finished: float) -> None:
         """The reply leaves the pod at ``finished`` (s): written now if nobody waits for it, else an event."""
@@ -591,13 +632,14 @@ class _Run:
         if s.closed and s.remaining > 0:
             s.remaining -= 1
             if s.think_zero:
-                self._send(s, -1, 0)
+                s.send(s, -1, 0)
             else:
                 self.env.timeout(next(s.gaps), s).callbacks.append(self._again)
 
     def _again(self, ev: simpy.Event) -> None:
         """Closed loop: the think time is over; send the next request."""
-        self._send(ev._value, -1, 0)
+        s: _Stream = ev._value
+        s.send(s, -1, 0)
 
     # --- results -------------------------------------------------------------------------------------------------
 
