@@ -218,6 +218,16 @@ def _send_times(start_s: float, gaps: Iterator[float], requests: int, horizon: f
     return times[times < horizon] if horizon is not None else times
 
 
+def _unpack(raw: array, names: tuple[str, str, str, str, str]) -> dict[str, np.ndarray]:
+    """The five interleaved columns of a raw record array with their RunResult dtypes: copies where the dtype
+    differs, else strided views on the raw array (the five times: no second copy of the largest array)."""
+    view = np.frombuffer(raw, dtype=raw.typecode).reshape(-1, 5)
+    return {
+        name: view[:, i] if view.dtype == COLUMNS[name] else view[:, i].astype(COLUMNS[name])
+        for i, name in enumerate(names)
+    }
+
+
 def _noop(s: _Stream, request: int, attempt: int) -> None:
     """A stream's send before the run sets it."""
 
@@ -304,6 +314,7 @@ class _Run:
             self.streams.append(s)
             if shortcuts and not s.closed and not self.dynamic:
                 schedule.append((_send_times(spec.start_s, s.gaps, s.remaining, scenario.duration_s), k))
+                s.gaps = iter(())  # all drawn: let the last block go
             elif s.remaining > 0:
                 start = spec.start_s if s.closed else spec.start_s + next(s.gaps, _NAN)
                 if not math.isnan(start):
@@ -693,26 +704,13 @@ class _Run:
     def result(self, seed: int) -> RunResult:
         """Freeze the raw columns into a RunResult, deriving client, node, service and hop columns."""
         sc = self.scenario
-        ints = np.frombuffer(self.ints, dtype=np.int32).reshape(-1, 5)
-        small = np.frombuffer(self.small, dtype=np.int8).reshape(-1, 5)
-        times = np.frombuffer(self.times, dtype=np.float64).reshape(-1, 5)
-        cols: dict[str, np.ndarray] = {
-            "stream": ints[:, _I_STREAM],
-            "request": ints[:, _I_REQUEST],
-            "endpoint": ints[:, _I_ENDPOINT],
-            "entry_node": ints[:, _I_ENTRY],
-            "version": ints[:, _I_VERSION],
-            "attempt": small[:, _S_ATTEMPT],
-            "pick": small[:, _S_PICK],
-            "source_preserved": small[:, _S_PRESERVED],
-            "outcome": small[:, _S_OUTCOME],
-            "reason": small[:, _S_REASON],
-            "t_sent": times[:, _T_SENT],
-            "t_arrived": times[:, _T_ARRIVED],
-            "t_started": times[:, _T_STARTED],
-            "t_finished": times[:, _T_FINISHED],
-            "t_returned": times[:, _T_RETURNED],
-        }
+        # Take each raw array's five columns, then drop the run's reference to it (views keep what they need).
+        cols = _unpack(self.times, ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned"))
+        self.times = array("d")
+        cols |= _unpack(self.ints, ("stream", "request", "endpoint", "entry_node", "version"))
+        self.ints = array("i")
+        cols |= _unpack(self.small, ("attempt", "pick", "source_preserved", "outcome", "reason"))
+        self.small = array("b")
         node_index = self.node_index
         pod_node = np.array([node_index[p.node] for p in sc.pods] + [-1], dtype=np.int16)
         client_node = np.array([node_index[p.node] for p in sc.pods] + [-1] * len(sc.external_clients), dtype=np.int16)
@@ -726,13 +724,9 @@ class _Run:
         cols["service"] = stream_service[stream]
         cols["endpoint_node"] = pod_node[cols["endpoint"]]  # endpoint -1 picks the trailing -1
         cols["hops"] = self._hops(cols)
-        ordered = {name: np.ascontiguousarray(cols.pop(name), dtype=dtype) for name, dtype in COLUMNS.items()}
-        del ints, small, times, stream, cols  # the views on the raw arrays: then the raw arrays can go
-        self.ints, self.small, self.times = array("i"), array("b"), array("d")
+        ordered = {name: cols.pop(name).astype(dtype, copy=False) for name, dtype in COLUMNS.items()}
         end = self.env.now
-        if (
-            sc.duration_s is not None
-        ):  # shortcuts wrote some steps ahead: those at or past the horizon have not happened
+        if sc.duration_s is not None:  # shortcuts wrote steps ahead: those at or past the horizon have not happened
             for name in ("t_started", "t_finished", "t_returned"):
                 column = ordered[name]
                 column[column >= sc.duration_s] = _NAN
@@ -753,21 +747,13 @@ class _Run:
 
     def _hops(self, cols: dict[str, np.ndarray]) -> np.ndarray:
         """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests)."""
-        sc = self.scenario
-        n = len(self.node_names)
-        key = (cols["stream"].astype(np.int64) * (n + 1) + cols["entry_node"]) * (n + 1) + (cols["endpoint_node"] + 1)
-        keys, inverse = np.unique(key, return_inverse=True)
-        hops = []
-        for k in keys.tolist():
-            stream, rest = divmod(k, (n + 1) * (n + 1))
-            entry, ep = divmod(rest, n + 1)
-            if ep == 0:
-                hops.append(0)
-                continue
-            origin = sc.origin(sc.streams[stream].client)
-            entry_name, ep_name = self.node_names[entry], self.node_names[ep - 1]
-            hops.append(sc.topology.hops(origin, entry_name) + sc.topology.hops(entry_name, ep_name))
-        return np.asarray(hops, dtype=np.int8)[inverse.reshape(-1)] if len(key) else np.zeros(0, np.int8)
+        sc, names = self.scenario, self.node_names
+        first = sc.topology.hop_matrix([sc.origin(s.client) for s in sc.streams], names)  # stream x entry node
+        second = sc.topology.hop_matrix(names, names)  # entry node x endpoint's node
+        entry, ep_node = cols["entry_node"], cols["endpoint_node"]
+        routed = ep_node >= 0
+        hops = first[cols["stream"], entry] + second[entry, np.where(routed, ep_node, 0)]
+        return np.where(routed, hops, 0).astype(np.int8)
 
 
 def run(scenario: Scenario, seed: Seed, *, shortcuts: bool = True) -> RunResult:

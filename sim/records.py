@@ -97,6 +97,9 @@ class RunResult:
         return sum(c.itemsize for c in self.columns.values()) if len(self) else 0.0
 
 
+_CHUNK_ROWS = 1 << 17
+
+
 def monitors(
     columns: dict[str, np.ndarray], capacities: list[int], warmup_s: float, end_s: float
 ) -> dict[str, np.ndarray]:
@@ -111,17 +114,22 @@ def monitors(
     if window <= 0:
         nan = np.full(n, np.nan)
         return {"queue_mean": nan, "busy_mean": nan, "utilization": nan, "in_system_mean": nan, "window_s": nan}
-    arrived, started, finished = columns["t_arrived"], columns["t_started"], columns["t_finished"]
-    entered = ~np.isnan(arrived)
-    left = np.where(np.isnan(finished), end_s, finished)
-    began = np.where(np.isnan(started), left, started)
 
     def inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.clip(np.minimum(b, end_s) - np.maximum(a, warmup_s), 0.0, None)
 
-    pod = columns["endpoint"][entered]
-    waiting = np.bincount(pod, inside(arrived, began)[entered], minlength=n) / window
-    busy = np.bincount(pod, inside(began, left)[entered], minlength=n) / window
+    waiting, busy = np.zeros(n), np.zeros(n)
+    for lo in range(0, len(columns["t_arrived"]), _CHUNK_ROWS):  # in chunks: a few MB of temporaries at most
+        rows = slice(lo, lo + _CHUNK_ROWS)
+        arrived, started, finished = columns["t_arrived"][rows], columns["t_started"][rows], columns["t_finished"][rows]
+        entered = ~np.isnan(arrived)
+        left = np.where(np.isnan(finished), end_s, finished)
+        began = np.where(np.isnan(started), left, started)
+        pod = columns["endpoint"][rows][entered]
+        waiting += np.bincount(pod, inside(arrived, began)[entered], minlength=n)
+        busy += np.bincount(pod, inside(began, left)[entered], minlength=n)
+    waiting /= window
+    busy /= window
     return {
         "queue_mean": waiting,
         "busy_mean": busy,

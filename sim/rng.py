@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
+from array import array
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -49,22 +50,33 @@ class BlockDraw(Protocol):
     def __call__(self, rng: np.random.Generator, size: int, /) -> np.ndarray: ...
 
 
+def growing(block: int = 4096) -> Iterator[int]:
+    """Block sizes 16, 32, 64, ... doubling up to ``block``, then ``block`` for ever: a stream drawn a few times
+    holds a small block, a busy one pays numpy's per-call cost once per ``block`` draws.
+
+    >>> list(itertools.islice(growing(64), 6))
+    [16, 32, 64, 64, 64, 64]
+    """
+    doubling = itertools.takewhile(lambda n: n < block, (16 << k for k in itertools.count()))
+    return itertools.chain(doubling, itertools.repeat(block))
+
+
 def blocks(
     draw: BlockDraw, rng: np.random.Generator | Callable[[], np.random.Generator], block: int = 4096
 ) -> Iterator[float]:
     """An endless iterator over ``draw(rng, n)`` arrays, one Python float at a time.
 
     Drawing in blocks keeps per-request cost to one C-level ``next()`` (``itertools.chain`` over the blocks).
-    Nothing is drawn until the first ``next()``, blocks grow from 16 to ``block`` draws, and ``rng`` may be a
+    Nothing is drawn until the first ``next()``, blocks double from 16 to ``block`` draws, and ``rng`` may be a
     function that makes the Generator on first use: a large cluster has many paths that few requests take. The
     sequence depends only on the rng's state.
     """
     made: list[np.random.Generator] = []
 
-    def fill(n: int) -> list[float]:
+    def fill(n: int) -> array[float]:
         if not made:
             made.append(rng if isinstance(rng, np.random.Generator) else rng())
-        return draw(made[0], n).tolist()  # type: ignore[no-any-return]
+        return array("d", np.asarray(draw(made[0], n), dtype=float).tobytes())  # 8 bytes a draw, not a list's 32
 
-    sizes = itertools.chain((16, 64, 256, 1024), itertools.repeat(block))
+    sizes = growing(block)
     return itertools.chain.from_iterable(map(fill, sizes))

@@ -74,8 +74,12 @@ class _Routes:
     class_delay: tuple[Dist, ...]
 
 
+_CHUNK_PAIRS = 1 << 18
+"""Source rows are routed in chunks of about this many (source, destination) pairs, to bound the temporaries."""
+
+
 def _routes(graph: nx.Graph, same_node: Dist) -> _Routes:
-    """Dijkstra from every vertex at once, then the hop count and delay class of every pair (vectorised walk)."""
+    """Dijkstra from every vertex (in chunks of sources), then the hop count and delay class of every pair."""
     names = list(graph.nodes)
     index = {name: i for i, name in enumerate(names)}
     v = len(names)
@@ -88,42 +92,58 @@ def _routes(graph: nx.Graph, same_node: Dist) -> _Routes:
         kind_of.append(kinds.setdefault(data["latency"], len(kinds)))
     r, c = np.array(rows + cols, dtype=np.int64), np.array(cols + rows, dtype=np.int64)
     adjacency = scipy.sparse.csr_matrix((np.array(weights + weights), (r, c)), shape=(v, v))
-    link_kind = np.full((v, v), -1, dtype=np.int32) if v else np.zeros((0, 0), dtype=np.int32)
-    link_kind[r, c] = np.array(kind_of + kind_of, dtype=np.int32)
+    link_kind = np.zeros((v, v), dtype=np.int16)
+    link_kind[r, c] = np.array(kind_of + kind_of, dtype=np.int16)
     component = csgraph.connected_components(adjacency, directed=False)[1]
-    _, predecessor = csgraph.dijkstra(adjacency, directed=False, return_predecessors=True)
-    predecessor = predecessor.astype(np.int32)
 
-    # Walk every path back from its destination at once, counting the links of each kind (flat indices).
     nk = max(len(kinds), 1)
-    flat_counts = np.zeros(v * v * nk, dtype=np.int16)  # [pair * nk + kind], pair = src * v + dst
-    pred, kind_flat = predecessor.ravel(), link_kind.ravel()
-    pair = np.arange(v * v)
-    row, cur = pair - pair % v, pair % v  # src * v, and the vertex reached so far walking back
-    while len(pair):
-        before = pred[row + cur]
-        moving = before >= 0
-        pair, row, cur, before = pair[moving], row[moving], cur[moving], before[moving]
-        flat_counts[pair * nk + kind_flat[before * v + cur]] += 1
-        cur = before
-    counts = flat_counts.reshape(v, v, nk)
-    hops = counts.sum(axis=2, dtype=np.int16)
-    flat = counts.reshape(v * v, -1)
-    base = int(hops.max(initial=0)) + 1
-    if base ** flat.shape[1] < 2**62:  # each multiset as one integer: a 1-D unique is ~30x faster than axis=0
-        code = flat.astype(np.int64) @ (base ** np.arange(flat.shape[1], dtype=np.int64))
-        _, first, klass = np.unique(code, return_index=True, return_inverse=True)
-    else:
-        _, first, klass = np.unique(flat, axis=0, return_index=True, return_inverse=True)
-    uniq = flat[first]
+    predecessor = np.empty((v, v), dtype=np.int32)
+    hops = np.empty((v, v), dtype=np.int16)
+    delay_class = np.empty((v, v), dtype=np.int32)
+    class_of: dict[tuple[int, ...], int] = {}  # link-kind counts -> class id, in order of first appearance
+    step = max(1, _CHUNK_PAIRS // max(v, 1))
+    for lo in range(0, v, step):
+        sources = np.arange(lo, min(v, lo + step))
+        _, pred = csgraph.dijkstra(adjacency, directed=False, indices=sources, return_predecessors=True)
+        predecessor[sources] = pred
+        counts = _link_counts(pred, sources, link_kind, nk)
+        hops[sources] = counts.sum(axis=2, dtype=np.int16)
+        keys, inverse = _multisets(counts.reshape(-1, nk), v)
+        ids = np.array([class_of.setdefault(tuple(key), len(class_of)) for key in keys.tolist()], dtype=np.int32)
+        delay_class[sources] = ids[inverse.reshape(-1)].reshape(len(sources), v)
     dists = list(kinds)
     class_delay = []
-    for row in uniq.tolist():
-        parts = tuple(d for k, n in enumerate(row) for d in [dists[k]] * n) if dists else ()
+    for key in class_of:
+        parts = tuple(d for k, n in enumerate(key) for d in [dists[k]] * n) if dists else ()
         class_delay.append(Sum(parts) if parts else same_node)
-    return _Routes(
-        index, component.tolist(), predecessor, hops, klass.reshape(v, v).astype(np.int32), tuple(class_delay)
-    )
+    return _Routes(index, component.tolist(), predecessor, hops, delay_class, tuple(class_delay))
+
+
+def _link_counts(pred: np.ndarray, sources: np.ndarray, link_kind: np.ndarray, nk: int) -> np.ndarray:
+    """Per (source, destination): how many links of each kind its path crosses, walking all paths back at once."""
+    s, v = pred.shape
+    counts = np.zeros(s * v * nk, dtype=np.int16)  # [pair * nk + kind], pair = row * v + destination
+    pred_flat, kind_flat = pred.ravel(), link_kind.ravel()
+    pair = np.arange(s * v)
+    row, cur = pair - pair % v, pair % v  # row * v, and the vertex reached so far walking back
+    while len(pair):
+        before = pred_flat[row + cur]
+        moving = before >= 0
+        pair, row, cur, before = pair[moving], row[moving], cur[moving], before[moving]
+        counts[pair * nk + kind_flat[before * v + cur]] += 1
+        cur = before
+    return counts.reshape(s, v, nk)
+
+
+def _multisets(counts: np.ndarray, v: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``counts`` (link-kind counts) and each row's index among them."""
+    nk = counts.shape[1]
+    if v**nk < 2**62:  # each row as one integer in base v (a path has fewer than v links): a 1-D unique, fast
+        code = counts.astype(np.int64) @ (v ** np.arange(nk, dtype=np.int64))
+        _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+        return counts[first], inverse
+    keys, inverse = np.unique(counts, axis=0, return_inverse=True)
+    return keys, inverse
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,6 +191,13 @@ class Topology:
         """Links crossed on the lowest-mean-latency path (0 on the same vertex)."""
         routes = self._routes
         return int(routes.hops[routes.index[src], routes.index[dst]])
+
+    def hop_matrix(self, srcs: Sequence[str], dsts: Sequence[str]) -> np.ndarray:
+        """Links crossed from each of ``srcs`` (rows) to each of ``dsts`` (columns), as an int16 matrix."""
+        routes = self._routes
+        rows = np.array([routes.index[a] for a in srcs], dtype=np.int64)
+        cols = np.array([routes.index[b] for b in dsts], dtype=np.int64)
+        return routes.hops[np.ix_(rows, cols)]
 
     def delay_class(self, src: str, dst: str) -> int:
         """The delay class of the path from ``src`` to ``dst``: paths of one class have one delay distribution."""

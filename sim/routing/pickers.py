@@ -19,6 +19,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from sim.cluster import Endpoint
+from sim.rng import growing
 from sim.routing import maglev
 
 Chooser = Callable[[int], int]
@@ -54,8 +55,8 @@ class Picker(Protocol):
 
 
 def uniform_indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iterator[int]:
-    """Endless uniform draws from ``range(n)``, fetched from the rng in blocks growing from 16 to ``block``."""
-    for size in itertools.chain((16, 64, 256, 1024), itertools.repeat(block)):
+    """Endless uniform draws from ``range(n)``, fetched from the rng in blocks doubling from 16 to ``block``."""
+    for size in growing(block):
         yield from rng.integers(0, n, size=size).tolist()
 
 
