@@ -9,6 +9,10 @@ service (mean 1 s), backend picked uniformly at random, constant 0.1 s network d
 M/M/1 queue with lambda 0.25, mu 1, so the mean latency is 1 / (1 - 0.25) + 0.2 = 1.533 s.
 
 Demo: experiments/cilium_demo.toml scaled up: one client curls two Services in a closed loop.
+
+``ours: shortcuts=False`` is our engine with every step of every request a SimPy event (``run(...,
+shortcuts=False)``): the same records, to show what the engine's shortcuts (steps computed rather than
+scheduled, see ``sim/engine.py``) are worth. Its ``ours/peer`` is the default engine's speed over it.
 """
 
 from __future__ import annotations
@@ -383,6 +387,7 @@ def simpy_callback_demo(per_stream: int, seed: int) -> Times:
 
 
 FAST = "fast: fastpath.run_fast"
+FULL = "ours: shortcuts=False"
 
 
 def measure_w(per_client: int, repeat: int) -> tuple[list[Row], Row, float, float, float, str]:
@@ -393,6 +398,7 @@ def measure_w(per_client: int, repeat: int) -> tuple[list[Row], Row, float, floa
     assert fast_path_problem(scenario) is None
     models: dict[str, Callable[[], RunResult | Times]] = {
         "ours: sim.engine.run": lambda: run(scenario, SEED),
+        FULL: lambda: run(scenario, SEED, shortcuts=False),  # every step an event: what the shortcuts save
         FAST: lambda: run_fast(scenario, SEED),  # the same scenario object, timed end to end like the DES
         "simpy callback": lambda: simpy_callback_w(per_client, SEED),
         "simpy process": lambda: simpy_process_w(per_client, SEED),
@@ -417,6 +423,7 @@ def measure_demo(per_stream: int, repeat: int) -> list[Row]:
     scenario, seed = load_scenario(DEMO, {"requests": per_stream})
     models: dict[str, Callable[[], RunResult | Times]] = {
         "ours: sim.engine.run": lambda: run(scenario, seed),
+        FULL: lambda: run(scenario, seed, shortcuts=False),
         "simpy callback": lambda: simpy_callback_demo(per_stream, seed),
     }
     raced = race(models, repeat)

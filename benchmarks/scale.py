@@ -16,7 +16,7 @@ the nodes, two open-loop Poisson streams each (200,000 requests/s in all), R req
 Measured, each configuration in a fresh child process (``--child``) so that its peak RSS is its own: setup
 (Topology, Scenario with its validation, and the engine's route building: ``sim.engine._Run``), the DES (the
 rest of ``sim.engine.run``), peak RSS, and in one more process tracemalloc's peak; the fast path
-(``sim.fastpath.run_fast``) on the same cluster with one worker per pod, where it is exact. Then how the costs
+(``sim.fastpath.run_fast``, exact here) on the same headline. Then how the costs
 grow with requests (R/100, R/10, R at N nodes) and with nodes (10, 100, N at R/10). The last line is
 ``scale: setup_s=X des_s=X fast_s=X peak_mb=X`` for the headline (N nodes, R requests). ``--quick`` divides
 R by 10.
@@ -131,7 +131,7 @@ def pod_ip(k: int) -> str:
     return str(ipaddress.IPv4Address("10.128.0.2") + k)
 
 
-def scenario(topology: Topology, requests: int, seed: int = SEED, one_worker: bool = False) -> Scenario:
+def scenario(topology: Topology, requests: int, seed: int = SEED) -> Scenario:
     """100 Services of 100 backend pods each over ``topology``'s nodes; 1,000 client pods, each with two
     open-loop Poisson streams to Services it can reach, ``requests`` in all.
 
@@ -139,15 +139,12 @@ def scenario(topology: Topology, requests: int, seed: int = SEED, one_worker: bo
     ``trafficDistribution: PreferSameZone``, the rest are plain ``Cluster``; others serve in 10 ms mean. Backend
     pods have 1-4 workers. Backends are placed by a random balanced assignment (10 per node on 1,000 nodes); a
     client picks its Services uniformly among the non-Local ones and the Local ones with a pod on its node.
-    ``one_worker`` gives every backend one worker instead (where the fast path is exact), with the same draws.
     """
     rng = np.random.default_rng(seed)
     nodes = list(topology.nodes)
     n_backends = SERVICES * ENDPOINTS
     placement = rng.permutation(np.resize(np.arange(len(nodes)), n_backends)).tolist()
     workers = rng.integers(1, 5, n_backends).tolist()
-    if one_worker:
-        workers = [1] * n_backends
     services: list[Service] = []
     pods: list[Pod] = []
     local_on: dict[str, set[int]] = {n: set() for n in nodes}
@@ -211,14 +208,13 @@ class Config:
     requests: int
     engine: str = "des"
     trace: bool = False
-    workers: int = 0  # 0: 1-4 per pod as drawn; 1: every pod one worker (where the fast path is exact)
 
 
 def measure(cfg: Config) -> dict[str, Any]:
     """Build and run one configuration in this process; wall-clock seconds per phase and memory.
 
     ``setup_s`` is building the Topology, the Scenario (its validation included) and, for the DES,
-    ``sim.engine._Run(scenario, Streams(seed))``: shortest paths, routes, proxies, per-path draw iterators,
+    ``sim.engine._Run(scenario, Streams(seed))``: shortest paths, routes, proxies, per-class draw iterators,
     everything before the first event. ``run_s`` is the rest of ``sim.engine.run``'s body on that same state
     (``env.run`` and ``result``), so setup + run is one cold ``run(scenario, seed)``. For the fast path,
     setup is Topology + Scenario and ``run_s`` is ``run_fast(scenario, seed)`` end to end.
@@ -229,7 +225,7 @@ def measure(cfg: Config) -> dict[str, Any]:
     start = time.perf_counter()
     topology = leaf_spine(cfg.nodes)
     built = time.perf_counter()
-    sc = scenario(topology, cfg.requests, one_worker=cfg.workers == 1)
+    sc = scenario(topology, cfg.requests)
     validated = time.perf_counter()
     out: dict[str, Any] = {"topology_s": built - start, "scenario_s": validated - built}
     if cfg.engine == "fast":
@@ -251,9 +247,8 @@ def measure(cfg: Config) -> dict[str, Any]:
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB  # Linux: KiB
     out["counts"] = result.counts()
     out["mean_latency_s"] = float(np.nanmean(result.latency_s))
-    # Topology's caches as of today (private: None if they go): node pairs with a Path, Dijkstra sources
-    out["paths"] = len(getattr(topology, "_paths", ())) or None
-    out["dijkstra_sources"] = len(getattr(topology, "_trees", ())) or None
+    out["vertices"] = topology.graph.number_of_nodes()
+    out["delay_classes"] = len({topology.delay_class(a, b) for a in topology.nodes for b in topology.nodes})
     out["requests"] = len(result)
     return out
 
@@ -314,12 +309,13 @@ def count(value: int | None) -> str:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """A growth table: one row per configuration, DES timings and the child process's peak RSS."""
     lines = [
-        "| nodes | requests | paths computed | setup s | DES s | DES requests/s | setup + DES s | peak RSS MB |",
+        "| nodes | requests | delay classes | setup s | DES s | DES requests/s | setup + DES s | peak RSS MB |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['nodes']:,} | {r['requests']:,} | {count(r['paths'])} | {r['setup_s']:.2f} | {r['run_s']:.2f} | "
+            f"| {r['nodes']:,} | {r['requests']:,} | {count(r['delay_classes'])} | {r['setup_s']:.2f} | "
+            f"{r['run_s']:.2f} | "
             f"{r['requests'] / r['run_s']:,.0f} | {r['setup_s'] + r['run_s']:.2f} | {mb(r['maxrss_mb'])} |"
         )
     return "\n".join(lines)
@@ -364,11 +360,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     head = next(row for row in rows if row["nodes"] == n and row["requests"] == r)
     traced = in_child(Config(n, r, trace=True))
-    fast = best_of(Config(n, r, engine="fast", workers=1), args.repeat)
+    fast = best_of(Config(n, r, engine="fast"), args.repeat)  # the headline itself: exact since the KW recursion
     print()
     print(
-        f"headline: {n:,} nodes in {ZONES} zones (leaf-spine, {count(head['dijkstra_sources'])} Dijkstra sources, "
-        f"{count(head['paths'])} node pairs with a path), {SERVICES * ENDPOINTS:,} backend pods, {SERVICES} Services, "
+        f"headline: {n:,} nodes in {ZONES} zones (leaf-spine, {head['vertices']:,} graph vertices, "
+        f"{head['delay_classes']} delay classes among node pairs), {SERVICES * ENDPOINTS:,} backend pods, "
+        f"{SERVICES} Services, "
         f"{CLIENTS:,} client pods x {STREAMS_PER_CLIENT} Poisson streams, {r:,} requests"
     )
     print(
@@ -384,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
         f"  fast path: {'not exact here (' + head['fast_path_problem'] + ')' if head['fast_path_problem'] else 'exact'}"
     )
     print(
-        f"  fast path on the same cluster with one worker per pod: {fast['run_s']:.2f} s "
+        f"  fast path (sim.fastpath.run_fast, end to end) on the headline: {fast['run_s']:.2f} s "
         f"({r / fast['run_s']:,.0f} requests/s), outcomes {fast['counts']}, peak RSS {fast['maxrss_mb']:.0f} MB"
     )
     print(

@@ -2,27 +2,30 @@
 
 Where no request waits on another's state, a run needs no event loop: send times are cumulative sums of gap
 draws, each request's endpoint comes from its route's picker (vectorised per proxy), path delays are drawn per
-path in vectors, and each backend pod is either one FIFO worker, solved by the Lindley recursion as a running
-maximum, or has more workers than requests it can ever hold (no wait). ``fast_path_problem`` says whether that is
+path in vectors, and each FIFO backend pod is solved from its arrivals: one worker by the Lindley recursion as a
+running maximum, more by the Kiefer-Wolfowitz free-time recursion (a loop per pod); a processor-sharing pod is
+exact only with more workers than requests it can ever hold (no wait). ``fast_path_problem`` says whether that is
 exact for a scenario, and if not, why.
 
 The records have ``sim.records.COLUMNS`` with the DES's meaning, rows in send order. Every draw comes from a
-``Streams`` key per purpose and entity: ``("arrivals", client, service, n)`` as in the DES, so under one seed both
-engines send at the same times (common random numbers); ``("service", pod)`` and ``("network", *vertices)`` as in
-the DES, though drawn in arrival order rather than event order; ``("route", node, service, picker, source)`` per
-proxy and ``("load-balancer", client, service, n)`` per stream. So the two engines agree in distribution, not
-request by request (except where no draw decides: round-robin, Maglev and source-hash pick the same endpoints).
+``Streams`` key per purpose and entity: ``("arrivals", client, service, n)`` as in the DES, so under one seed
+both engines send at the same times (common random numbers); ``("service", pod)`` and ``("network", *delay
+classes)`` as in the DES, though drawn in arrival order rather than event order; ``("route", node, service,
+picker, source)`` per proxy and ``("load-balancer", client, service, n)`` per stream. So the two engines agree
+in distribution, not request by request (except where no draw decides: round-robin, Maglev and source-hash pick
+the same endpoints).
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 import sys
 
 import numpy as np
 
-from sim.cluster import SessionAffinity
+from sim.cluster import Discipline, SessionAffinity
 from sim.distributions import Constant, Dist, Sum
 from sim.outcomes import Outcome
 from sim.records import COLUMNS, PICK_FRESH, RunResult, monitors
@@ -79,23 +82,16 @@ def fast_path_problem(scenario: Scenario) -> str | None:
                 reach.setdefault(ep.pod or "", []).append(bound)
     for pod_name, bounds in reach.items():
         pod = sc.pod(pod_name)
-        # getattr: Pod.discipline (fifo | ps) is new; a pod without one is FIFO
-        sharing = str(getattr(pod, "discipline", "fifo")) == "ps"
-        if pod.concurrency == 1 and not sharing:
-            if pod.queue_limit is not None:
-                return f"pod {pod_name} has a queue limit ({pod.queue_limit}): a full queue refuses requests"
-            continue
         most = None if None in bounds else sum(b or 0 for b in bounds)
-        if most is None or pod.concurrency < most:
-            can = "an unbounded number of" if most is None else f"up to {most}"
-            if sharing:
-                return (
-                    f"pod {pod_name} shares {pod.concurrency} workers among {can} requests (processor sharing): "
-                    "each one's pace depends on how many others are in service"
-                )
+        if most is not None and pod.concurrency >= most:
+            continue  # more workers than requests it can ever hold: no request waits
+        can = "an unbounded number of" if most is None else f"up to {most}"
+        if pod.queue_limit is not None:
+            return f"pod {pod_name} has a queue limit ({pod.queue_limit}): a full queue refuses requests"
+        if pod.discipline == Discipline.PS:
             return (
-                f"pod {pod_name} has {pod.concurrency} workers and may hold {can} requests: a multi-server queue "
-                "(the fast path solves one worker, or more workers than requests)"
+                f"pod {pod_name} shares {pod.concurrency} workers among {can} requests (processor sharing): "
+                "each one's pace depends on how many others are in service"
             )
     return None
 
@@ -166,6 +162,27 @@ def lindley_starts(segment: np.ndarray, arrived: np.ndarray, service: np.ndarray
     best = np.maximum.accumulate(keyed).imag
     idle = best == g  # nobody ahead: starts on arrival, exactly
     return np.where(idle, arrived, np.maximum(earlier + best, arrived))
+
+
+def multi_worker_starts(arrived: np.ndarray, service: np.ndarray, workers: int) -> np.ndarray:
+    """Service start times (s) at one FIFO queue with ``workers`` workers, requests sorted by ``arrived`` (s).
+
+    Each request takes the worker that frees first (Kiefer-Wolfowitz: the workers' free times as a heap), so it
+    starts at the later of its arrival and that time: the DES's shortcut, as a loop over this pod's requests
+    (``heapq`` in C; no vector form: the recursion's state is the whole heap).
+
+    >>> multi_worker_starts(np.array([0.0, 0.0, 0.0, 5.0]), np.array([2.0, 3.0, 1.0, 1.0]), 2).tolist()
+    [0.0, 0.0, 2.0, 5.0]
+    """
+    free = [0.0] * workers
+    starts = []
+    replace = heapq.heapreplace
+    for a, s in zip(arrived.tolist(), service.tolist(), strict=True):
+        first = free[0]
+        start = first if first > a else a
+        replace(free, start + s)
+        starts.append(start)
+    return np.asarray(starts, dtype=float)
 
 
 def _fixed(dist: Dist) -> float | None:
@@ -346,12 +363,16 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
         backend = sc.pods[i]
         draws = backend.service_time(rngs.generator("service", backend.name), int(counts[i]))
         service_s[bounds[i] : bounds[i + 1]] = draws
-    single = np.array([p.concurrency == 1 for p in sc.pods], dtype=bool)[pod_s]  # else: more workers than requests
+    single = np.array([p.concurrency == 1 for p in sc.pods], dtype=bool)[pod_s]
     started_s = arrived_s
     if single.all():
         started_s = lindley_starts(pod_s, arrived_s, service_s)
     elif single.any():
         started_s = np.where(single, lindley_starts(pod_s, arrived_s, service_s), arrived_s)
+    for i in np.flatnonzero(counts).tolist():  # pods with more workers: the free-time recursion, pod by pod
+        if sc.pods[i].concurrency > 1:
+            span = slice(bounds[i], bounds[i + 1])
+            started_s[span] = multi_worker_starts(arrived_s[span], service_s[span], sc.pods[i].concurrency)
     started, finished = np.empty(m), np.empty(m)
     started[by_pod] = started_s
     finished[by_pod] = started_s + service_s

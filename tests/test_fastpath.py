@@ -18,15 +18,16 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
-import sim.cluster
 import sim.fastpath
-from sim.cluster import Endpoint, Pod, Service, SessionAffinity, TrafficPolicy
+from sim.cluster import Discipline, Endpoint, Pod, Service, SessionAffinity, TrafficPolicy
 from sim.distributions import Constant, Exponential, LogNormal
 from sim.engine import run
 from sim.experiment.analysis import summarize_service
-from sim.fastpath import fast_path_problem, lindley_starts, run_fast
+from sim.fastpath import fast_path_problem, lindley_starts, multi_worker_starts, run_fast
 from sim.outcomes import Outcome
 from sim.records import COLUMNS, PICK_FRESH, RunResult
 from sim.routing import PICKERS, Chooser, DataplaneConfig
@@ -48,11 +49,20 @@ def small(
     timeline: tuple[Event, ...] = (),
     duration_s: float | None = None,
     service_time: Exponential = Exponential(0.01),
+    discipline: Discipline = Discipline.FIFO,
 ) -> Scenario:
     """A client on node a calling Service 'svc', whose backends run on nodes a and b."""
     pods = (
         Pod("client", "a", "10.244.0.2", {"app": "client"}),
-        Pod("svc-a", "a", "10.244.0.3", {"app": "svc"}, service_time=service_time, concurrency=concurrency),
+        Pod(
+            "svc-a",
+            "a",
+            "10.244.0.3",
+            {"app": "svc"},
+            service_time=service_time,
+            concurrency=concurrency,
+            discipline=discipline,
+        ),
         Pod("svc-b", "b", "10.244.1.2", {"app": "svc"}, service_time=service_time, queue_limit=queue_limit),
     )
     return Scenario(
@@ -93,12 +103,19 @@ def small(
         ),
         (lambda: small(dataplane=DataplaneConfig("ipvs", picker="least-connections")), "live connection counts"),
         (lambda: small(dataplane=DataplaneConfig("iptables", picker="power-of-two")), "live connection counts"),
-        (lambda: small(concurrency=4), "4 workers and may hold up to 200"),
-        (lambda: small(concurrency=200), None),  # more workers than requests: no queue
+        (lambda: small(concurrency=4), None),  # FIFO with several workers: the free-time recursion
+        (lambda: small(concurrency=4, discipline=Discipline.PS), "4 workers among up to 200 requests"),
+        (lambda: small(concurrency=200, discipline=Discipline.PS), None),  # more workers than requests: no sharing
         (
-            lambda: small(concurrency=10**6, stream=Stream("client", "svc", Poisson(5.0)), duration_s=10.0),
+            lambda: small(
+                concurrency=10**6,
+                discipline=Discipline.PS,
+                stream=Stream("client", "svc", Poisson(5.0)),
+                duration_s=10.0,
+            ),
             "unbounded",
         ),
+        (lambda: small(concurrency=4, queue_limit=10), "queue limit"),
         (
             lambda: small(concurrency=101, stream=Stream("client", "svc", ConstantRate(10.0)), duration_s=10.0),
             None,
@@ -115,13 +132,10 @@ def test_fast_path_problem_names_each_condition(scenario: Callable[[], Scenario]
 
 
 def test_processor_sharing_is_exact_only_with_more_workers_than_requests() -> None:
-    discipline = getattr(sim.cluster, "Discipline", None)
-    if discipline is None:
-        pytest.skip("this tree's Pod has no discipline")
     base = small()
     for concurrency, words in ((1, "processor sharing"), (200, None)):
         pods = tuple(
-            dataclasses.replace(p, discipline=discipline.PS, concurrency=concurrency) if p.name == "svc-b" else p
+            dataclasses.replace(p, discipline=Discipline.PS, concurrency=concurrency) if p.name == "svc-b" else p
             for p in base.pods
         )
         problem = fast_path_problem(dataclasses.replace(base, pods=pods))
@@ -391,7 +405,23 @@ def mixed() -> Scenario:
     )
 
 
-SCENARIOS = {"mm1": mm1, "infinite": infinite, "mixed": mixed}
+def mmc() -> Scenario:
+    """(d) One Poisson client (2.4/s) to one three-worker FIFO pod (exponential, mean 1 s): M/M/3 at load 0.8,
+    where most requests wait for a worker."""
+    pods = (
+        Pod("client", "a", "10.0.0.2", {"app": "c"}),
+        Pod("server", "b", "10.0.1.2", {"app": "s"}, service_time=Exponential(1.0), concurrency=3),
+    )
+    return Scenario(
+        "mmc",
+        star(["a", "b"], hop=Exponential(0.05)),
+        pods,
+        (Service("s", {"app": "s"}),),
+        (Stream("client", "s", Poisson(2.4), 4000),),
+    )
+
+
+SCENARIOS = {"mm1": mm1, "infinite": infinite, "mixed": mixed, "mmc": mmc}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -492,3 +522,29 @@ def test_a_fast_path_with_a_skewed_picker_is_told_apart(monkeypatch: pytest.Monk
     monkeypatch.setattr(sim.fastpath, "uniform_slots", skewed)
     found = disagreements(des("mixed"), replicate(run_fast, mixed(), FAST_SEEDS))
     assert any(d.startswith("web:") for d in found) and any(d.startswith("web-local:") for d in found)
+
+
+@pytest.mark.statistical
+def test_a_fast_path_that_skips_the_wait_at_multi_worker_pods_is_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sim.fastpath, "multi_worker_starts", lambda arrived, service, workers: arrived)
+    found = disagreements(des("mmc"), replicate(run_fast, mmc(), FAST_SEEDS))
+    assert any("mean_s" in d for d in found) and any("p99_s" in d for d in found)
+
+
+@given(
+    st.lists(st.tuples(st.floats(0, 10), st.floats(0, 3)), min_size=1, max_size=60),
+    st.integers(1, 4),
+)
+def test_multi_worker_starts_match_a_worker_by_worker_simulation(jobs, workers):
+    """Against a plain list of worker free times (no heap): FIFO, each job to the earliest-free worker."""
+    jobs.sort()
+    arrived, service = np.array([a for a, _ in jobs]), np.array([s for _, s in jobs])
+    free, expected = [0.0] * workers, []
+    for a, s in jobs:
+        w = min(range(workers), key=lambda k: free[k])
+        start = max(a, free[w])
+        free[w] = start + s
+        expected.append(start)
+    assert multi_worker_starts(arrived, service, workers).tolist() == expected
+    if workers == 1:
+        np.testing.assert_allclose(lindley_starts(np.zeros(len(jobs), int), arrived, service), expected, atol=1e-9)
