@@ -183,7 +183,7 @@ class _Stream:
         self.closed = False
         self.think_zero = False
         self.passive = False  # open loop without a request timeout: nothing happens when a reply arrives
-        self.send: Callable[[_Stream, int, int], None] = _noop  # _Run._send, or _send_simple where it applies
+        self.send: Callable[[_Stream, int, int, float], None] = _noop  # _Run._send, or _send_simple
         self.ip = 0
         self.ports = 0
         self.max_requests = 1
@@ -243,7 +243,12 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _noop(s: _Stream, request: int, attempt: int) -> None:
+_AHEAD = 127
+"""Sends made ahead per schedule event where that changes nothing (``_Run._ahead_safe``): fewer events, and at
+most this many more arrivals pending."""
+
+
+def _noop(s: _Stream, request: int, attempt: int, at: float) -> None:
     """A stream's send before the run sets it."""
 
 
@@ -300,6 +305,7 @@ class _Run:
         self.streams: list[_Stream] = []
         schedule: list[tuple[np.ndarray, int]] = []  # open-loop send times (s) per stream, with the shortcuts
         self._sends: Iterator[tuple[float, int]] = iter(())
+        self._ahead = 0  # sends made ahead of their time per schedule event (see _ahead_safe)
         occurrences: dict[tuple[str, str], int] = {}
         for k, spec in enumerate(scenario.streams):
             s = _Stream(k)
@@ -350,13 +356,32 @@ class _Run:
             self._sends = zip(array("d", at[order].tobytes()), array("i", who[order].tobytes()), strict=True)
             first = next(self._sends, None)
             if first is not None:
-                env.timeout(first[0], first[1]).callbacks.append(self._tick_schedule)
+                env.timeout(first[0], first).callbacks.append(self._tick_schedule)
+            if all(self._ahead_safe(s) for s in self.streams):
+                self._ahead = _AHEAD
 
         for version, (at_s, _) in enumerate(scenario.versions[1:], start=1):
             for node in self.node_names:
                 env.timeout(at_s + scenario.sync.lag(node), (node, version)).callbacks.append(self._sync)
         for change in scenario.data_changes:
             env.timeout(change.at_s, change).callbacks.append(self._data_change)
+
+    def _ahead_safe(self, s: _Stream) -> bool:
+        """Whether the stream's sends may be made ahead of their time, in schedule order: when nothing but the
+        schedule ever sends (no closed loop, no retries) and a send reads no state that time changes (a static
+        cluster, no affinity, keep-alive, timeout or connection-counting picker), a send's records and draws are
+        the same whenever it is made, as long as sends are made in time order. Its arrival is scheduled from the
+        earlier instant, so its time can differ from the one-send-per-event run in the last bit."""
+        entry = s.entries[0]
+        return (
+            s.send == self._send_simple
+            and s.passive
+            and not s.retries
+            and not self.dynamic
+            and entry.choose is not None
+            and entry.affinity is None
+            and entry.targets[0].load is None
+        )
 
     # --- proxies: routes per entry node and control-plane version --------------------------------------------
 
@@ -457,45 +482,54 @@ class _Run:
         """A stream's send time has come: send, and for open loop schedule the next send."""
         s: _Stream = ev._value
         s.remaining -= 1
-        s.send(s, -1, 0)
+        s.send(s, -1, 0, self.env._now)
         if not s.closed and s.remaining > 0:
             gap = next(s.gaps, None)
             if gap is not None:
                 self.env.timeout(gap, s).callbacks.append(self._tick)
 
     def _tick_schedule(self, ev: simpy.Event) -> None:
-        """The next open-loop send of the merged schedule: send it, and schedule the one after."""
-        s = self.streams[ev._value]
-        s.send(s, -1, 0)
-        after = next(self._sends, None)
+        """The next open-loop send of the merged schedule (and, where allowed, the next ``_ahead`` too): send it,
+        and schedule the one after."""
+        streams, sends = self.streams, self._sends
+        at, k = ev._value
+        s = streams[k]
+        s.send(s, -1, 0, at)
+        if self._ahead:
+            for at, k in itertools.islice(sends, self._ahead):
+                s = streams[k]
+                s.send(s, -1, 0, at)
+        after = next(sends, None)
         if after is not None:
-            self.env.timeout(after[0] - self.env._now, after[1]).callbacks.append(self._tick_schedule)
+            self.env.timeout(after[0] - self.env._now, after).callbacks.append(self._tick_schedule)
 
     def _retry(self, ev: simpy.Event) -> None:
         s, request, attempt = ev._value
-        s.send(s, request, attempt)
+        s.send(s, request, attempt, self.env._now)
 
-    def _send_simple(self, s: _Stream, request: int, attempt: int) -> None:
+    def _send_simple(self, s: _Stream, request: int, attempt: int, at: float) -> None:
         """``_send`` for a stream with one entry node, a connection per request and no timeout, while its proxy
-        routes without session affinity: the same records and draws with fewer branches."""
+        routes without session affinity: the same records and draws with fewer branches. ``at`` is the send time
+        (s): now, or later for a send made ahead (``_tick_schedule``), whose arrival is then scheduled from now."""
         entry = s.entries[0]
         if entry.choose is None or entry.affinity is not None:
-            self._send(s, request, attempt)
+            self._send(s, request, attempt, at)
             return
         times = self.times
         b5 = len(times)
-        times.extend((self.env._now, _NAN, _NAN, _NAN, _NAN))
+        times.extend((at, _NAN, _NAN, _NAN, _NAN))
         s.ports += 1
         target = entry.targets[entry.choose((s.ip << 16) | (_PORT_BASE + s.ports % _PORT_SPAN))]
         if target.load is not None:
             target.load[target.slot] += 1
         self.ints.extend((s.index, b5 // 5 if request < 0 else request, target.pod, entry.node, entry.version))
         self.small.extend((attempt, PICK_FRESH, entry.preserved, _IN_FLIGHT, 0))
-        out = next(target.out)
+        out = at - self.env._now + next(target.out)  # at == now: exactly the trip out
         self.env.timeout(out, (b5, s, target, next(target.back))).callbacks.append(target.backend.arrive)
 
-    def _send(self, s: _Stream, request: int, attempt: int) -> None:
-        """Open (or reuse) a connection and send one attempt; ``request`` is the first attempt's row, or -1."""
+    def _send(self, s: _Stream, request: int, attempt: int, at: float) -> None:
+        """Open (or reuse) a connection and send one attempt; ``request`` is the first attempt's row, or -1.
+        ``at`` must be now: this send reads the clock (affinity, connection age, timeouts)."""
         times = self.times
         b5 = len(times)
         row = b5 // 5
@@ -710,14 +744,14 @@ class _Run:
         if s.closed and s.remaining > 0:
             s.remaining -= 1
             if s.think_zero:
-                s.send(s, -1, 0)
+                s.send(s, -1, 0, self.env._now)
             else:
                 self.env.timeout(next(s.gaps), s).callbacks.append(self._again)
 
     def _again(self, ev: simpy.Event) -> None:
         """Closed loop: the think time is over; send the next request."""
         s: _Stream = ev._value
-        s.send(s, -1, 0)
+        s.send(s, -1, 0, self.env._now)
 
     # --- results -------------------------------------------------------------------------------------------------
 

@@ -55,9 +55,13 @@ class Picker(Protocol):
 
 
 def uniform_indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iterator[int]:
-    """Endless uniform draws from ``range(n)``, fetched from the rng in blocks doubling from 16 to ``block``."""
-    for size in growing(block):
-        yield from rng.integers(0, n, size=size).tolist()
+    """Endless uniform draws from ``range(n)``, fetched from the rng in blocks doubling from 16 to ``block``
+    (lazily, block by block; ``next()`` on it is a C call, like ``sim.rng.blocks``)."""
+
+    def fill(size: int) -> list[int]:
+        return rng.integers(0, n, size=size).tolist()  # type: ignore[no-any-return]
+
+    return itertools.chain.from_iterable(map(fill, growing(block)))
 
 
 def _uniform(endpoints: Sequence[Endpoint]) -> np.ndarray:
