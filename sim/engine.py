@@ -8,14 +8,15 @@ A request is a chain of SimPy callbacks rather than a generator process (about 3
 step is one ``Timeout`` whose value carries the request, so a request costs at most four events: the send tick,
 the trip out, the service and the trip back. A path's hops are drawn and summed into one delay each way.
 
-Two steps are not events when nothing can change them (``shortcuts``, on by default; off, every step is an event
-and the records are the same, which the tests check). In a cluster that does not change, a FIFO pod's start and
-finish follow from the arrival order alone: each request takes the worker that frees first (the Kiefer-Wolfowitz
-recursion over the workers' free times), so arriving computes both, and the service draws fall to the same
-requests, in the same order. A reply that nobody waits for (an open-loop client without a request timeout, a
-picker that does not count connections) is written when it is known, not scheduled. And open-loop sends, which
-nothing in the system can move, are one merged schedule with one pending event, not one pending tick per stream.
-A two-event request (send, arrive) costs about half a four-event one.
+Steps that nothing can change are not events (``shortcuts``, on by default; off, every step is an event and the
+records are the same, times to the last bits, which the tests check). In a cluster that does not change, a FIFO
+pod's start and finish follow from the arrival order alone: each request takes the worker that frees first (the
+Kiefer-Wolfowitz recursion over the workers' free times), so arriving computes both, and the service draws fall
+to the same requests, in the same order. A reply that nobody waits for (an open-loop client without a request
+timeout, a picker that does not count connections) is written when it is known, not scheduled. Open-loop sends,
+which nothing in the system can move, are one merged schedule with one pending event, not one pending tick per
+stream; and where nothing else sends and no send reads the clock (``_Run._ahead_safe``), each schedule event
+makes the next sends too, in order, scheduling their arrivals. A request then costs one to two events, not four.
 
 Decisions are not made here: routes come from ``Scenario.route`` (the routing layer), precomputed once per
 (stream, entry node); pickers and affinity tables are the routing layer's; every draw comes from a ``Streams``
