@@ -47,7 +47,7 @@ from sim.rng import Seed, Streams, blocks
 from sim.routing import Affinity, Chooser, ip_key
 from sim.routing.pickers import uniform_indices
 from sim.scenario import Scenario
-from sim.workload import ClosedLoop
+from sim.workload import ClosedLoop, send_times
 
 _NAN = math.nan
 _OK = int(Outcome.OK)
@@ -200,27 +200,6 @@ class _Stream:
         self.backoff: Iterator[float] = iter(())
 
 
-def _send_times(start_s: float, gaps: Iterator[float], requests: int, horizon: float | None) -> np.ndarray:
-    """An open-loop stream's send times (s): ``start_s`` plus the running sum of its gaps, for ``requests`` sends
-    or those before ``horizon``; the very sums of one tick event after another (sequential float64 additions)."""
-    parts: list[np.ndarray] = []
-    left, last = requests, None
-    while left > 0 and (horizon is None or last is None or last < horizon):
-        block = np.fromiter(itertools.islice(gaps, min(left, 65536)), dtype=float)
-        if not len(block):
-            break  # a trace ran out
-        left -= len(block)
-        if last is None:
-            block[0] = start_s + block[0]
-            times = np.cumsum(block)
-        else:
-            times = np.cumsum(np.concatenate(([last], block)))[1:]
-        parts.append(times)
-        last = float(times[-1])
-    times = np.concatenate(parts) if parts else np.zeros(0)
-    return times[times < horizon] if horizon is not None else times
-
-
 def _unpack(raw: array, names: tuple[str, str, str, str, str]) -> dict[str, np.ndarray]:
     """The five interleaved columns of a raw record array with their RunResult dtypes: copies where the dtype
     differs, else strided views on the raw array (the five times: no second copy of the largest array)."""
@@ -321,7 +300,7 @@ class _Run:
             occurrences[spec.client, spec.service] = nth + 1
             if len(entries) > 1:
                 s.lb = uniform_indices(len(entries), streams.generator("load-balancer", spec.client, spec.service, nth))
-            s.gaps = spec.workload.gaps(streams.generator("arrivals", spec.client, spec.service, nth))
+            arrivals = streams.generator("arrivals", spec.client, spec.service, nth)
             s.remaining = sys.maxsize if spec.requests is None else spec.requests
             s.closed = isinstance(spec.workload, ClosedLoop)
             s.think_zero = s.closed and spec.workload.think == Constant(0.0)  # type: ignore[union-attr]
@@ -331,7 +310,7 @@ class _Run:
             s.connect_timeout_s = spec.connect_timeout_s
             s.timeout_s = spec.timeout_s
             s.passive = shortcuts and not s.closed and spec.timeout_s is None
-            simple = len(entries) == 1 and s.max_requests == 1 and s.timeout_s is None
+            simple = len(entries) == 1 and not spec.connections.keep_alive and s.timeout_s is None
             s.send = self._send_simple if shortcuts and simple else self._send
             s.retries = spec.retries.attempts
             s.retry_base_s, s.retry_max_s = spec.retries.base_s, spec.retries.max_s
@@ -339,10 +318,12 @@ class _Run:
                 uniform = streams.generator("retries", spec.client, spec.service, nth)
                 s.backoff = blocks(lambda rng, n: rng.random(n), uniform)
             self.streams.append(s)
-            if shortcuts and not s.closed and not self.dynamic:
-                schedule.append((_send_times(spec.start_s, s.gaps, s.remaining, scenario.duration_s), k))
-                s.gaps = iter(())  # all drawn: let the last block go
-            elif s.remaining > 0:
+            if shortcuts and not isinstance(spec.workload, ClosedLoop) and not self.dynamic:
+                gaps = spec.workload.gap_blocks(arrivals)
+                schedule.append((send_times(gaps, spec.start_s, spec.requests, scenario.duration_s), k))
+                continue
+            s.gaps = spec.workload.gaps(arrivals)
+            if s.remaining > 0:
                 start = spec.start_s if s.closed else spec.start_s + next(s.gaps, _NAN)
                 if not math.isnan(start):
                     env.timeout(start, s).callbacks.append(self._tick)
@@ -604,7 +585,7 @@ class _Run:
         """``_arrive`` at a FIFO pod in a cluster that does not change: the request takes the worker that frees
         first, so its start and finish are known now (the Kiefer-Wolfowitz recursion), with no queue events."""
         req = ev._value
-        b5, s, target, back = req
+        b5, _, target, back = req
         now = self.env._now
         b = target.backend
         free, waiting, times = b.free, b.waiting, self.times
@@ -625,11 +606,7 @@ class _Run:
             waiting.append(start)
         times[b5 + _T_STARTED] = start
         times[b5 + _T_FINISHED] = finish
-        if s.passive and target.load is None:  # past the horizon, result() marks it in flight
-            times[b5 + _T_RETURNED] = finish + back
-            self.small[b5 + _S_OUTCOME] = _OK
-        else:
-            self.env.timeout(finish - now + back, req).callbacks.append(self._return)
+        self._reply(req, finish)
 
     def _reply(self, req: Request, finished: float) -> None:
         """The reply leaves the pod at ``finished`` (s): written now if nobody waits for it, else an event."""
@@ -803,11 +780,14 @@ class _Run:
     def _hops(self, cols: dict[str, np.ndarray]) -> np.ndarray:
         """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests)."""
         sc, names = self.scenario, self.node_names
-        first = sc.topology.hop_matrix([sc.origin(s.client) for s in sc.streams], names)  # stream x entry node
+        row = {origin: i for i, origin in enumerate(dict.fromkeys(sc.origin(s.client) for s in sc.streams))}
+        origins = list(row)
+        origin_of = np.array([row[sc.origin(s.client)] for s in sc.streams], dtype=np.int64)
+        first = sc.topology.hop_matrix(origins, names)  # client's vertex x entry node
         second = sc.topology.hop_matrix(names, names)  # entry node x endpoint's node
         entry, ep_node = cols["entry_node"], cols["endpoint_node"]
         routed = ep_node >= 0
-        hops = first[cols["stream"], entry] + second[entry, np.where(routed, ep_node, 0)]
+        hops = first[origin_of[cols["stream"]], entry] + second[entry, np.where(routed, ep_node, 0)]
         return np.where(routed, hops, 0).astype(np.int8)
 
 

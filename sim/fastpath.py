@@ -21,7 +21,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import sys
 
 import numpy as np
 
@@ -34,7 +33,7 @@ from sim.routing import Route, ip_key, maglev
 from sim.routing.pickers import Maglev, Random, RoundRobin, SourceHash
 from sim.scenario import Scenario, Stream
 from sim.topology import Topology
-from sim.workload import OPEN_LOOP, ConstantRate, Poisson, Trace
+from sim.workload import OPEN_LOOP, ClosedLoop, ConstantRate, Trace, send_times
 
 EPHEMERAL_LOW, EPHEMERAL_SPAN = 32768, 60999 - 32768
 """Source ports as the DES numbers them: the n-th new connection of a stream uses ``LOW + n % SPAN``."""
@@ -69,7 +68,7 @@ def fast_path_problem(scenario: Scenario) -> str | None:
             return f"{name} has a request timeout ({spec.timeout_s:g} s): the client's give-up races the reply"
         if spec.retries.attempts:
             return f"{name} retries failed requests: a retry is sent when the failure is seen"
-        if spec.connections.max_requests != 1:
+        if spec.connections.keep_alive:
             return f"{name} keeps connections alive: requests ride the connection of an earlier one"
         if sc.service(spec.service).session_affinity != SessionAffinity.NONE:
             return f"service {spec.service} has sessionAffinity ClientIP: a pick depends on the client's last pick"
@@ -97,35 +96,6 @@ def fast_path_problem(scenario: Scenario) -> str | None:
 
 
 # --- pieces ----------------------------------------------------------------------------------------------------
-
-
-def send_times(spec: Stream, rng: np.random.Generator, horizon_s: float) -> np.ndarray:
-    """Send times (s) of an open-loop stream, before ``horizon_s``: ``start_s`` plus cumulative gaps, as the DES
-    adds them (the first send one gap after the start), at most ``requests``."""
-    w = spec.workload
-    cap = sys.maxsize if spec.requests is None else spec.requests
-    span_s = max(0.0, horizon_s - spec.start_s)
-    if isinstance(w, Trace):
-        gaps = np.diff(np.asarray(w.times_s, dtype=float), prepend=0.0)[:cap]
-    elif isinstance(w, ConstantRate):
-        gaps = np.full(min(cap, math.floor(min(span_s * w.rate_rps, sys.maxsize)) + 2), 1.0 / w.rate_rps)
-    else:
-        assert isinstance(w, Poisson)
-        mean_s = 1.0 / w.rate_rps
-        if math.isinf(span_s):
-            gaps = rng.exponential(mean_s, cap)
-        else:  # the expected count before the horizon and a margin, then more while the last send falls short
-            expected = span_s * w.rate_rps
-            step = int(expected + 6 * math.sqrt(expected) + 16)
-            gaps = rng.exponential(mean_s, min(cap, step))
-            while len(gaps) < cap and spec.start_s + np.sum(gaps) < horizon_s:
-                gaps = np.concatenate((gaps, rng.exponential(mean_s, min(cap - len(gaps), step // 4 + 16))))
-    if not len(gaps):
-        return np.zeros(0)
-    gaps = gaps.copy()
-    gaps[0] += spec.start_s
-    times = np.cumsum(gaps)
-    return times[: np.searchsorted(times, horizon_s, side="left")]
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -265,7 +235,9 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
                 proxy_routes.append((rng_key, route))
             g_proxy.append(proxies[key])
             pair_rows.extend((origin, node, ep.node_name or node, pod_index[ep.pod or ""]) for ep in route.endpoints)
-        times = send_times(spec, rngs.generator("arrivals", spec.client, spec.service, nth), horizon)
+        arrivals = rngs.generator("arrivals", spec.client, spec.service, nth)
+        assert not isinstance(spec.workload, ClosedLoop)  # fast_path_problem: open loop only
+        times = send_times(spec.workload.gap_blocks(arrivals), spec.start_s, spec.requests, horizon)
         if len(entries) > 1:
             lb = rngs.generator("load-balancer", spec.client, spec.service, nth)
             groups = base + lb.integers(0, len(entries), len(times))

@@ -61,22 +61,31 @@ def growing(block: int = 4096) -> Iterator[int]:
     return itertools.chain(doubling, itertools.repeat(block))
 
 
-def blocks(
+def block_arrays(
     draw: BlockDraw, rng: np.random.Generator | Callable[[], np.random.Generator], block: int = 4096
-) -> Iterator[float]:
-    """An endless iterator over ``draw(rng, n)`` arrays, one Python float at a time.
+) -> Iterator[np.ndarray]:
+    """An endless iterator of ``draw(rng, n)`` float64 arrays, ``n`` doubling from 16 to ``block``.
 
-    Drawing in blocks keeps per-request cost to one C-level ``next()`` (``itertools.chain`` over the blocks).
-    Nothing is drawn until the first ``next()``, blocks double from 16 to ``block`` draws, and ``rng`` may be a
-    function that makes the Generator on first use: a large cluster has many paths that few requests take. The
-    sequence depends only on the rng's state.
+    Nothing is drawn until the first ``next()``, and ``rng`` may be a function that makes the Generator on first
+    use: a large cluster has many paths that few requests take. The sequence depends only on the rng's state.
     """
     made: list[np.random.Generator] = []
 
-    def fill(n: int) -> array[float]:
+    def fill(n: int) -> np.ndarray:
         if not made:
             made.append(rng if isinstance(rng, np.random.Generator) else rng())
-        return array("d", np.asarray(draw(made[0], n), dtype=float).tobytes())  # 8 bytes a draw, not a list's 32
+        return np.asarray(draw(made[0], n), dtype=float)
 
-    sizes = growing(block)
-    return itertools.chain.from_iterable(map(fill, sizes))
+    return map(fill, growing(block))
+
+
+def blocks(
+    draw: BlockDraw, rng: np.random.Generator | Callable[[], np.random.Generator], block: int = 4096
+) -> Iterator[float]:
+    """``block_arrays``, one Python float at a time: per draw, one C-level ``next()`` (``itertools.chain`` over
+    the blocks, each held as ``array('d')``: 8 bytes a draw, not a list's 32)."""
+    return itertools.chain.from_iterable(map(_doubles, block_arrays(draw, rng, block)))
+
+
+def _doubles(values: np.ndarray) -> array[float]:
+    return array("d", values.tobytes())

@@ -66,6 +66,7 @@ class Path:
 class _Routes:
     """All-pairs route tables over the graph's vertices (row and column order: ``index``)."""
 
+    names: list[str]  # vertex by row
     index: dict[str, int]
     components: list[int]  # connected-component label per vertex
     predecessor: np.ndarray  # [src, dst] -> the vertex before dst on the path from src (-9999: none)
@@ -116,7 +117,7 @@ def _routes(graph: nx.Graph, same_node: Dist) -> _Routes:
     for key in class_of:
         parts = tuple(d for k, n in enumerate(key) for d in [dists[k]] * n) if dists else ()
         class_delay.append(Sum(parts) if parts else same_node)
-    return _Routes(index, component.tolist(), predecessor, hops, delay_class, tuple(class_delay))
+    return _Routes(names, index, component.tolist(), predecessor, hops, delay_class, tuple(class_delay))
 
 
 def _link_counts(pred: np.ndarray, sources: np.ndarray, link_kind: np.ndarray, nk: int) -> np.ndarray:
@@ -227,7 +228,7 @@ class Topology:
             routes = self._routes
             if not self.connected(src, dst):
                 raise nx.NetworkXNoPath(f"no path between {src!r} and {dst!r}")
-            names = list(self.graph.nodes)
+            names = routes.names
             row, at = routes.predecessor[routes.index[src]], routes.index[dst]
             backwards = [at]
             while at != routes.index[src]:

@@ -140,12 +140,6 @@ class Dataplane:
     name: str
     route: RouteFn
     pickers: tuple[str, ...]
-    supports_external: bool = True
-
-    @property
-    def default_picker(self) -> str:
-        """The picker used when a scenario names none."""
-        return self.pickers[0]
 
 
 DATAPLANES: dict[str, Dataplane] = {
