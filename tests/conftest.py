@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sim.cluster import Pod, Service, TrafficPolicy
 from sim.distributions import Constant, Dist, Exponential
+from sim.records import RunResult
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, Stream
 from sim.topology import ElementKind, Link, Topology
@@ -67,3 +69,18 @@ def two_node_scenario(
 def demo_path() -> Path:
     """The shipped demo experiment."""
     return DEMO
+
+
+TIME_COLUMNS = ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned")
+
+
+def rounding_drift_s(result: RunResult) -> float:
+    """How far (s) a time of ``result`` may lie from the same time in a run that schedules each step as an event.
+
+    A step scheduled from an earlier instant computes ``now + ((t - now) + d)`` where the event run computes
+    ``t + d``: at most 4 more roundings, each at most half an ulp (``eps / 2``) of the largest time T, so 2 eps T.
+    Such an error carries forward along a chain of dependent steps (a closed loop's next send follows the
+    previous reply; a FIFO start follows the previous finish), and no chain is longer than the run's records.
+    """
+    largest = max((float(np.nanmax(np.abs(result.columns[c]), initial=0.0)) for c in TIME_COLUMNS), default=0.0)
+    return 2 * max(len(result), 1) * float(np.finfo(float).eps) * max(largest, result.end_s)
