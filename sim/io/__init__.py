@@ -1,0 +1,30 @@
+"""Every file format the tool reads or writes, one module each, all read through one table reader (``tables``):
+
+- ``topology``: topology files; ``scenario``: scenario files (with ``durations``, ``workloads``, ``timeline``,
+  ``samples`` for the parts they share with others, and ``builders`` for what every cluster-state reader builds);
+- ``experiment``: experiment specs and ``--set`` overrides;
+- ``store``: atomic writes, canonical JSON, a sweep's results directory.
+
+Files are parsed once into typed objects; unknown keys, wrong types and bad values raise SpecError naming the
+file, the field and the problem.
+"""
+
+from sim.io.experiment import is_experiment, load_experiment, parse_experiment, parse_set
+from sim.io.scenario import load_scenario, parse_scenario
+from sim.io.store import ResultDir, dumps_json, load_results, write_atomic
+from sim.io.topology import load_topology, parse_topology
+
+__all__ = [
+    "ResultDir",
+    "dumps_json",
+    "is_experiment",
+    "load_experiment",
+    "load_results",
+    "load_scenario",
+    "load_topology",
+    "parse_experiment",
+    "parse_scenario",
+    "parse_set",
+    "parse_topology",
+    "write_atomic",
+]
