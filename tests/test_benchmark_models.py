@@ -1,0 +1,39 @@
+"""The hand-written peers of benchmarks/run.py simulate the same system: given the same draws, the SimPy
+callback model, the bare heapq loop, numpy Lindley and the SimPy process model return the same latencies, with and
+without network. A ratio against a peer that simulated something else would be meaningless."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import run as bench
+
+MODELS = [bench.simpy_callback, bench.heapq_loop, bench.simpy_process]
+
+
+@pytest.mark.parametrize("workload", [bench.FANOUT, bench.W], ids=lambda w: w.name)
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_every_peer_returns_numpy_lindleys_latencies(workload: bench.Workload, model) -> None:
+    sent, returned = model(workload, 500, 7)
+    ref_sent, ref_returned = bench.numpy_lindley(workload, 500, 7)
+    # Same draws, same FIFO order: only float rounding of sums of ~500 terms of order 1 s may differ.
+    np.testing.assert_allclose(returned - sent, ref_returned - ref_sent, rtol=0, atol=1e-9)
+
+
+def test_a_different_model_is_told_apart() -> None:
+    """A plausible bug, a backend serving requests in client order instead of arrival order, is another system:
+    the comparison above must see it."""
+    d = bench.Draws.draw(500, 7)
+    sent = d.gaps.reshape(bench.CLIENTS, 500).cumsum(axis=1).ravel()
+    returned = np.empty_like(sent)
+    for b in range(bench.BACKENDS):
+        idx = np.flatnonzero(d.backend == b)  # request-index order: client 0's first, then client 1's, ...
+        done = d.service[idx].cumsum()
+        returned[idx] = done + np.maximum.accumulate(sent[idx] - (done - d.service[idx]))
+    ref_sent, ref_returned = bench.heapq_loop(bench.FANOUT, 500, 7)
+    assert not np.allclose(returned - sent, ref_returned - ref_sent, rtol=0, atol=1e-9)
+
+
+def test_the_fanout_scenario_is_on_the_fast_path() -> None:
+    assert bench.fast_path_problem(bench.scenario_of(bench.FANOUT, 10)) is None
