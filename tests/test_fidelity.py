@@ -308,8 +308,16 @@ def test_maglev_picks_through_a_run_follow_cilium_slot_tables():
 
     pods = [pod(f"web-{i}", ("kind-worker", "kind-worker2")[i % 2], "web") for i in range(6)]
     services = [{"name": "web", "selector": {"app": "web"}, "nodePort": 30080}]
-    streams = [{"client": "users", "service": "web", "requests": 400, "target": "NodePort", "node": "kind-worker",
-                "workload": {"kind": "poisson", "rate_rps": 400}}]
+    streams = [
+        {
+            "client": "users",
+            "service": "web",
+            "requests": 400,
+            "target": "NodePort",
+            "node": "kind-worker",
+            "workload": {"kind": "poisson", "rate_rps": 400},
+        }
+    ]
     dp = {"name": "cilium", "picker": "maglev", "maglev_table_size": 1021}
     users = [{"name": "users", "attach": "internet", "ip": "203.0.113.9"}]
     sc = scenario(dp, pods, services, streams, topology=KIND_EXTERNAL, external_clients=users)

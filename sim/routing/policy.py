@@ -109,9 +109,12 @@ TOPOLOGY_MODE_ANNOTATIONS = ("service.kubernetes.io/topology-aware-hints", "serv
 
 
 def cilium_topology_aware(service: Service) -> bool:
-    """Cilium's ``isTopologyAware`` (``pkg/loadbalancer/reflectors/conversions.go``): a topology annotation whose
-    value is not ``""``/``disabled``/``Disabled``, or ``trafficDistribution: PreferClose``. PreferSameZone and
-    PreferSameNode are not honoured (their hints are ignored)."""
+    """Whether Cilium's ``convertService`` marks the Service ``TrafficDistributionPreferClose``
+    (``pkg/loadbalancer/reflectors/conversions.go``): iTP is not Local and ``isTopologyAware``, i.e. a topology
+    annotation whose value is not ``""``/``disabled``/``Disabled``, or ``trafficDistribution: PreferClose``.
+    PreferSameZone and PreferSameNode are not honoured (their hints are ignored)."""
+    if service.internal_traffic_policy == TrafficPolicy.LOCAL:
+        return False
     value = next((service.annotations[k] for k in TOPOLOGY_MODE_ANNOTATIONS if k in service.annotations), "")
     return value not in ("", "disabled", "Disabled") or service.traffic_distribution == TrafficDistribution.PREFER_CLOSE
 
@@ -130,8 +133,8 @@ def cilium_select_backends(
 
     ``only_local`` defaults to iTP=Local (a ClusterIP frontend); an External scope passes eTP=Local. A backend
     with no node name counts as local, unlike kube-proxy. Zone hints are consulted only with ``service_topology``
-    (``--enable-service-topology``, off by default), a node with a zone label, a topology-aware Service
-    (``cilium_topology_aware``) and a non-local frontend. Current Cilium (``safeguards``) then filters only when
+    (``--enable-service-topology``, off by default), a node with a zone label and a topology-aware Service
+    (``cilium_topology_aware``), on top of ``only_local``. Current Cilium (``safeguards``) then filters only when
     every backend is hinted and one is hinted for this zone, else keeps them all, as kube-proxy does; the older
     writer skipped every backend whose hints miss this zone, with no fallback. Active (ready) backends are used;
     only when none is active, terminating ones that still serve.
@@ -140,7 +143,7 @@ def cilium_select_backends(
         only_local = service.internal_traffic_policy == TrafficPolicy.LOCAL
     usable = [ep for ep in endpoints if ep.ready or (ep.serving and ep.terminating)]
     candidates = [ep for ep in usable if not (only_local and ep.node_name and ep.node_name != node.name)]
-    if service_topology and not only_local and node.zone and cilium_topology_aware(service):
+    if service_topology and node.zone and cilium_topology_aware(service):
         zone = node.zone
         if safeguards:
             found = any(ep.zone_hints and zone in ep.zone_hints for ep in usable)
