@@ -143,7 +143,7 @@ pd.DataFrame(
 ).set_index(["Service", "Pod"])
 
 # %% [markdown]
-# kube-proxy on each node then picks a *mode* (the rule in `k8s-semantics.md`, section (d)):
+# kube-proxy on each node then picks a *mode* (the rule in `docs/semantics.md`, section 3):
 #
 # 1. If every ready endpoint has a node hint and at least one is hinted for **this node**: use only those.
 # 2. Else, if every ready endpoint has a zone hint and at least one is hinted for **this zone**: use only

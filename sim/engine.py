@@ -59,6 +59,8 @@ EPHEMERAL_PORTS = (32768, 60999)
 _PORT_BASE, _PORT_SPAN = EPHEMERAL_PORTS[0], EPHEMERAL_PORTS[1] - EPHEMERAL_PORTS[0]
 
 
+LINUX_TCP_RTO_MIN_S = 0.2
+"""Linux ``TCP_RTO_MIN``: the earliest a retransmission (and the reset it draws) can come."""
 LINUX_TCP_RETRIES2_S = 924.6
 """Linux gives up on an established connection whose peer vanished after ~15 retransmissions (tcp_retries2=15)."""
 
@@ -133,7 +135,18 @@ class _Target:
 class _Entry:
     """A stream's route through one entry node's proxy, as of control-plane ``version``."""
 
-    __slots__ = ("affinity", "choose", "drop", "fail_after", "node", "preserved", "slot_of", "targets", "version")
+    __slots__ = (
+        "affinity",
+        "choose",
+        "drop",
+        "expire",
+        "fail_after",
+        "node",
+        "preserved",
+        "slot_of",
+        "targets",
+        "version",
+    )
 
     def __init__(self, node: int) -> None:
         self.node = node
@@ -145,6 +158,7 @@ class _Entry:
         self.drop = int(DropReason.NONE)
         self.fail_after = 0.0
         self.preserved = 1
+        self.expire: frozenset[int] | None = None  # the route's pods, where connections to others are expired
 
 
 class _Stream:
@@ -392,6 +406,7 @@ class _Run:
         e.drop = int(route.drop)
         e.fail_after = spec.connect_timeout_s if route.drop.client_waits else 0.0
         e.targets, e.slot_of, e.choose, e.affinity = (), {}, None, None
+        e.expire = frozenset(self.pod_index[ep.pod or ""] for ep in route.endpoints) if route.expire_removed else None
         if not route.endpoints:
             return
         key = (node, spec.service, route.picker, sc.source(spec).value, tuple(ep.address for ep in route.endpoints))
@@ -403,7 +418,9 @@ class _Run:
             proxy = self._proxies[key] = (picker.chooser(route.endpoints, rng, load or []), load)
         e.choose, load = proxy
         if svc.session_affinity == SessionAffinity.CLIENT_IP:
-            table = self._affinity.setdefault((node, spec.service), Affinity(svc.session_affinity_timeout_s))
+            table = self._affinity.setdefault(
+                (node, spec.service), Affinity(svc.session_affinity_timeout_s, route.affinity_limit)
+            )
             table.timeout_s = svc.session_affinity_timeout_s
             e.affinity = table
         # Delay classes of the legs out (origin ->) node -> endpoint's node, and back; an external client's
@@ -520,6 +537,15 @@ class _Run:
         conn = s.conn_target
         if conn is not None and s.conn_left > 0 and now - s.conn_opened < s.max_age_s:
             entry, target = conn
+            if entry.expire is not None and target.pod not in entry.expire:  # its real server was deleted
+                s.conn_target = None
+                self.ints.extend((s.index, row if request < 0 else request, -1, entry.node, entry.version))
+                self.small.extend((attempt, PICK_REUSED, entry.preserved, _IN_FLIGHT, 0))
+                fail = (b5, s, None, int(DropReason.REAL_SERVER_DELETED))
+                self.env.timeout(LINUX_TCP_RTO_MIN_S, fail).callbacks.append(self._fail)
+                if s.timeout_s is not None:
+                    self.env.timeout(s.timeout_s, (b5, s, None)).callbacks.append(self._expire)
+                return
             s.conn_left -= 1
             pick = PICK_REUSED
         else:

@@ -28,6 +28,8 @@ class DropReason(IntEnum):
     BACKEND_GONE = 7
     NODE_FAILED = 8
     STALE_ENDPOINT = 9
+    NO_BACKEND_REJECTED = 10
+    REAL_SERVER_DELETED = 11
 
     @property
     def label(self) -> str:
@@ -39,7 +41,6 @@ class DropReason(IntEnum):
         """True where the dataplane drops silently, so the client learns only at its connect timeout."""
         return self in (
             DropReason.NO_LOCAL_ENDPOINTS,
-            DropReason.NO_REAL_SERVERS,
             DropReason.NO_SERVICE_BACKEND,
             DropReason.STALE_ENDPOINT,
         )
@@ -55,10 +56,23 @@ _DESCRIPTIONS = {
     DropReason.NO_ENDPOINTS: "Service has no endpoints: REJECT, the client sees 'connection refused' at once",
     DropReason.NO_LOCAL_ENDPOINTS: "no local endpoints: DROP, the client waits for its connect timeout",
     DropReason.NO_BACKENDS: "no backend on this node (Cilium socket-LB): connect() fails at once, EHOSTUNREACH",
-    DropReason.NO_REAL_SERVERS: "IPVS virtual server with no real servers: nothing answers, client connect timeout",
-    DropReason.NO_SERVICE_BACKEND: "Cilium tc path: DROP_NO_SERVICE (reason 158), client connect timeout",
+    DropReason.NO_REAL_SERVERS: (
+        "IPVS virtual server with no real servers: ip_vs_leave answers ICMP port unreachable, "
+        "'connection refused' at once"
+    ),
+    DropReason.NO_SERVICE_BACKEND: (
+        "Cilium tc path, --service-no-backend-response=drop: DROP_NO_SERVICE (reason 158), client connect timeout"
+    ),
     DropReason.QUEUE_FULL: "the backend pod's queue was full: refused at once (a 503 back to the client)",
     DropReason.BACKEND_GONE: "the pod was killed while serving the request: the client gets a reset",
     DropReason.NODE_FAILED: "the node died with the request on it: the client waits (TCP retries, ~15 min)",
     DropReason.STALE_ENDPOINT: "a proxy not yet synced sent the connection to a pod that is gone: connect timeout",
+    DropReason.NO_BACKEND_REJECTED: (
+        "Cilium tc path, no backend: --service-no-backend-response=reject answers ICMP port unreachable, "
+        "refused at once"
+    ),
+    DropReason.REAL_SERVER_DELETED: (
+        "IPVS without graceful termination: the open connection's real server was deleted; expire_nodest_conn drops "
+        "its next packet and the client gets a reset"
+    ),
 }

@@ -11,6 +11,8 @@ from sim.cluster import Endpoint, Node, Pod, Service, TrafficPolicy, endpoints_f
 from sim.errors import SpecError
 from sim.routing import (
     DATAPLANES,
+    DETECT_LOCAL_MODES,
+    NO_BACKEND_RESPONSES,
     PICKERS,
     Dataplane,
     DataplaneConfig,
@@ -21,7 +23,7 @@ from sim.routing import (
     generate_hints,
     local_ready_endpoints,
 )
-from sim.routing.maglev import TABLE_SIZES
+from sim.routing.maglev import TABLE_SIZES, seed_word
 from sim.timeline import Action, ClusterState, DataChange, Event, plan
 from sim.topology import Topology
 from sim.workload import ClosedLoop, Trace, Workload
@@ -145,6 +147,22 @@ class Scenario:
             raise fail("dataplane.picker", f"unknown picker {dp.picker!r}; expected one of {sorted(PICKERS)}")
         if dp.maglev_table_size not in TABLE_SIZES:
             raise fail("dataplane.maglev_table_size", f"must be one of Cilium's primes {list(TABLE_SIZES)}")
+        try:
+            seed_word(dp.maglev_hash_seed)
+        except ValueError as err:
+            raise fail("dataplane.maglev_hash_seed", str(err)) from None
+        if dp.detect_local_mode not in DETECT_LOCAL_MODES:
+            raise fail(
+                "dataplane.detect_local_mode",
+                f"unknown mode {dp.detect_local_mode!r}; expected one of {list(DETECT_LOCAL_MODES)}",
+            )
+        if dp.service_no_backend_response not in NO_BACKEND_RESPONSES:
+            raise fail(
+                "dataplane.service_no_backend_response",
+                f"unknown value {dp.service_no_backend_response!r}; expected one of {list(NO_BACKEND_RESPONSES)}",
+            )
+        if dp.recent_list_size < 0:
+            raise fail("dataplane.recent_list_size", f"must be >= 0 (0: no limit), got {dp.recent_list_size}")
         if self.duration_s is not None and not self.duration_s > 0:
             raise fail("duration_s", f"must be > 0 seconds, got {self.duration_s}")
         if self.warmup_s < 0 or (self.duration_s is not None and self.warmup_s >= self.duration_s):
@@ -322,7 +340,8 @@ class Scenario:
     def picker(self, name: str) -> Picker:
         """A picker object by registry name, with this scenario's options."""
         if name == "maglev":
-            return PICKERS["maglev"](table_size=self.dataplane.maglev_table_size)  # type: ignore[call-arg]
+            dp = self.dataplane
+            return PICKERS["maglev"](table_size=dp.maglev_table_size, seed=dp.maglev_hash_seed)  # type: ignore[call-arg]
         return PICKERS[name]()
 
     def pod(self, name: str) -> Pod:
@@ -354,10 +373,15 @@ class Scenario:
         return self._hints(version)[service]
 
     def source(self, stream: Stream) -> Source:
-        """What kind of connection a stream makes."""
+        """What kind of connection a stream makes, as the deciding node's proxy sees it (``sim.routing.Source``)."""
         if self.is_external(stream.client):
             return Source.EXTERNAL
-        return Source.POD if stream.target == Target.CLUSTER_IP else Source.POD_EXTERNAL
+        if stream.target == Target.CLUSTER_IP:
+            return Source.POD
+        remote = stream.target == Target.NODE_PORT and stream.node != self.pod(stream.client).node
+        if remote and self.dataplane_impl.remote_node_port_decided_there(self.dataplane):
+            return Source.POD_NODE_PORT
+        return Source.POD_EXTERNAL
 
     def lb_nodes(self, stream: Stream) -> tuple[str, ...]:
         """The nodes a load balancer sends the stream's connections to."""
@@ -374,6 +398,8 @@ class Scenario:
         if stream.target == Target.LOAD_BALANCER and self.is_external(stream.client):
             return self.lb_nodes(stream)
         if stream.target == Target.NODE_PORT and self.is_external(stream.client):
+            return (stream.node or "",)
+        if self.source(stream) == Source.POD_NODE_PORT:  # that node's proxy decides, not the client's
             return (stream.node or "",)
         return (self.pod(stream.client).node,)
 

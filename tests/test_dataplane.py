@@ -1,8 +1,11 @@
-"""What each dataplane does at the edges: which set it routes over, which picker, how it fails (doc (b), (c))."""
+"""What each dataplane does at the edges: which set it routes over, which picker, how it fails (docs/semantics.md
+sections 2, 4, 5 and 9)."""
+
+from dataclasses import replace
 
 import pytest
 
-from sim.cluster import Endpoint, Node, Service, TrafficPolicy
+from sim.cluster import Endpoint, Node, Service, TrafficDistribution, TrafficPolicy
 from sim.outcomes import DropReason
 from sim.routing import DATAPLANES, DataplaneConfig, Source
 
@@ -15,8 +18,10 @@ KUBE_PROXY = ["iptables", "nftables"]
 ALL = sorted(DATAPLANES)
 
 
-def svc(itp=CLUSTER, etp=CLUSTER, node_port=0) -> Service:
-    return Service("s", {"a": "b"}, internal_traffic_policy=itp, external_traffic_policy=etp, node_port=node_port)
+def svc(itp=CLUSTER, etp=CLUSTER, node_port=0, **fields) -> Service:
+    return Service(
+        "s", {"a": "b"}, internal_traffic_policy=itp, external_traffic_policy=etp, node_port=node_port, **fields
+    )
 
 
 def route(dp, service, endpoints, source=Source.POD, **options):
@@ -51,9 +56,10 @@ def test_kube_proxy_rejects_when_no_endpoint_anywhere(dp, itp):
     assert not r.drop.client_waits
 
 
-def test_ipvs_local_cluster_ip_only_has_no_real_servers():
-    r = route("ipvs", svc(LOCAL), [REMOTE_EP])
-    assert r.drop == DropReason.NO_REAL_SERVERS and r.drop.client_waits
+@pytest.mark.parametrize("endpoints", [[REMOTE_EP], [DEAD_EP], []])
+def test_ipvs_virtual_server_without_real_servers_refuses_at_once(endpoints):
+    r = route("ipvs", svc(LOCAL), endpoints)  # ip_vs_leave: ICMP port unreachable
+    assert r.drop == DropReason.NO_REAL_SERVERS and not r.drop.client_waits
 
 
 def test_ipvs_local_falls_back_to_remote_when_externally_reachable():
@@ -80,19 +86,55 @@ def test_cilium_counts_a_backend_without_node_name_as_local():
     assert route("iptables", svc(LOCAL), [nameless, REMOTE_EP]).drop == DropReason.NO_LOCAL_ENDPOINTS
 
 
-def test_cilium_cluster_ip_is_random_even_in_maglev_mode():
-    assert route("cilium", svc(), [LOCAL_EP], picker="maglev").picker == "random"
-    assert route("cilium", svc(), [LOCAL_EP], picker="maglev", external_clusterip=True).picker == "maglev"
+@pytest.mark.parametrize("source", [Source.POD, Source.POD_EXTERNAL])
+def test_cilium_socket_lb_is_random_whatever_the_algorithm(source):
+    for options in ({}, {"external_clusterip": True}):
+        assert route("cilium", svc(node_port=30080), [LOCAL_EP], source, picker="maglev", **options).picker == "random"
     assert route("cilium", svc(node_port=30080), [LOCAL_EP], Source.EXTERNAL, picker="maglev").picker == "maglev"
 
 
+def test_cilium_tc_path_for_pods_uses_the_lut_where_the_frontend_has_one():
+    tc = {"picker": "maglev", "socket_lb_host_namespace_only": True}
+    assert route("cilium", svc(), [LOCAL_EP], **tc).picker == "random"
+    assert route("cilium", svc(), [LOCAL_EP], external_clusterip=True, **tc).picker == "maglev"
+    assert route("cilium", svc(node_port=30080), [LOCAL_EP], Source.POD_EXTERNAL, **tc).picker == "maglev"
+
+
+@pytest.mark.parametrize(
+    ("response", "reason"), [("reject", DropReason.NO_BACKEND_REJECTED), ("drop", DropReason.NO_SERVICE_BACKEND)]
+)
+def test_cilium_tc_path_without_backends_follows_service_no_backend_response(response, reason):
+    r = route(
+        "cilium", svc(LOCAL), [REMOTE_EP], socket_lb_host_namespace_only=True, service_no_backend_response=response
+    )
+    assert r.drop == reason and r.drop.client_waits == (response == "drop")
+
+
+HINTED = [
+    Endpoint("10.0.0.1:80", node_name="node-b", zone_hints=frozenset({"zone-b"}), pod="p1"),
+    Endpoint("10.0.0.2:80", node_name="node-c", zone_hints=frozenset({"zone-a"}), pod="p2"),
+]
+
+
 def test_cilium_ignores_hints_unless_service_topology_is_enabled():
-    hinted = [
-        Endpoint("10.0.0.1:80", node_name="node-b", zone_hints=frozenset({"zone-b"}), pod="p1"),
-        Endpoint("10.0.0.2:80", node_name="node-c", zone_hints=frozenset({"zone-a"}), pod="p2"),
-    ]
-    assert len(route("cilium", svc(), hinted).endpoints) == 2
-    assert [e.pod for e in route("cilium", svc(), hinted, enable_service_topology=True).endpoints] == ["p2"]
+    close = svc(traffic_distribution=TrafficDistribution.PREFER_CLOSE)
+    assert len(route("cilium", close, HINTED).endpoints) == 2
+    assert [e.pod for e in route("cilium", close, HINTED, enable_service_topology=True).endpoints] == ["p2"]
+
+
+@pytest.mark.parametrize("td", [TrafficDistribution.PREFER_SAME_ZONE, TrafficDistribution.PREFER_SAME_NODE, None])
+def test_cilium_honours_only_prefer_close_and_the_annotation(td):
+    assert len(route("cilium", svc(traffic_distribution=td), HINTED, enable_service_topology=True).endpoints) == 2
+    auto = svc(annotations={"service.kubernetes.io/topology-mode": "Auto"})
+    assert len(route("cilium", auto, HINTED, enable_service_topology=True).endpoints) == 1
+
+
+def test_cilium_zone_without_hinted_backend_falls_back_to_all_unless_legacy():
+    elsewhere = [replace(ep, zone_hints=frozenset({"zone-b"})) for ep in HINTED]
+    close = svc(traffic_distribution=TrafficDistribution.PREFER_CLOSE)
+    assert len(route("cilium", close, elsewhere, enable_service_topology=True).endpoints) == 2
+    legacy = route("cilium", close, elsewhere, enable_service_topology=True, cilium_topology_safeguards=False)
+    assert legacy.drop == DropReason.NO_BACKENDS
 
 
 # --- (c) external traffic --------------------------------------------------------------------------------------
@@ -112,21 +154,61 @@ def test_etp_local_external_stays_and_keeps_the_source(dp):
     assert r.source_preserved
 
 
-@pytest.mark.parametrize(
-    ("dp", "reason"),
-    [
-        ("iptables", DropReason.NO_LOCAL_ENDPOINTS),
-        ("nftables", DropReason.NO_LOCAL_ENDPOINTS),
-        ("ipvs", DropReason.NO_LOCAL_ENDPOINTS),
-        ("cilium", DropReason.NO_SERVICE_BACKEND),
-    ],
-)
-def test_etp_local_external_with_no_local_endpoint_drops(dp, reason):
+@pytest.mark.parametrize("dp", ["iptables", "nftables", "ipvs"])
+def test_etp_local_external_with_no_local_endpoint_drops(dp):
     r = route(dp, svc(etp=LOCAL, node_port=30080), [REMOTE_EP], Source.EXTERNAL)
-    assert r.drop == reason and r.drop.client_waits
+    assert r.drop == DropReason.NO_LOCAL_ENDPOINTS and r.drop.client_waits
 
 
-@pytest.mark.parametrize("dp", ALL)
+def test_cilium_etp_local_external_with_no_local_backend_is_rejected_by_default():
+    r = route("cilium", svc(etp=LOCAL, node_port=30080), [REMOTE_EP], Source.EXTERNAL)
+    assert r.drop == DropReason.NO_BACKEND_REJECTED and not r.drop.client_waits
+
+
+@pytest.mark.parametrize("dp", ["iptables", "nftables", "cilium"])
 def test_pod_traffic_to_the_external_address_is_short_circuited_to_cluster(dp):
     r = route(dp, svc(etp=LOCAL, node_port=30080), [REMOTE_EP], Source.POD_EXTERNAL)
-    assert r.endpoints == (REMOTE_EP,)
+    assert r.endpoints == (REMOTE_EP,) and r.source_preserved
+
+
+@pytest.mark.parametrize("dp", ["iptables", "nftables"])
+def test_without_a_local_detector_pods_get_the_local_chain(dp):
+    r = route(dp, svc(etp=LOCAL, node_port=30080), [REMOTE_EP], Source.POD_EXTERNAL, detect_local_mode="None")
+    assert r.drop == DropReason.NO_LOCAL_ENDPOINTS
+    both = route(
+        dp, svc(etp=LOCAL, node_port=30080), [LOCAL_EP, REMOTE_EP], Source.POD_EXTERNAL, detect_local_mode="None"
+    )
+    assert both.endpoints == (LOCAL_EP,)
+
+
+@pytest.mark.parametrize(("mode", "local"), [("ClusterCIDR", True), ("NodeCIDR", False), ("None", False)])
+def test_detector_decides_whether_a_pod_from_another_node_is_local(mode, local):
+    r = route(
+        "iptables", svc(etp=LOCAL, node_port=30080), [LOCAL_EP, REMOTE_EP], Source.POD_NODE_PORT, detect_local_mode=mode
+    )
+    assert r.endpoints == ((LOCAL_EP, REMOTE_EP) if local else (LOCAL_EP,))
+
+
+def test_ipvs_pod_to_lb_with_etp_local_gets_the_local_real_servers():
+    r = route("ipvs", svc(etp=LOCAL, node_port=30080), [LOCAL_EP, REMOTE_EP], Source.POD_EXTERNAL)
+    assert r.endpoints == (LOCAL_EP,) and r.source_preserved
+    fallback = route("ipvs", svc(etp=LOCAL, node_port=30080), [REMOTE_EP], Source.POD_EXTERNAL)
+    assert fallback.endpoints == (REMOTE_EP,)  # syncEndpoint: no local endpoint, the cluster ones
+
+
+@pytest.mark.parametrize("dp", ["iptables", "nftables", "ipvs"])
+@pytest.mark.parametrize("source", [Source.POD_EXTERNAL, Source.POD_NODE_PORT])
+def test_pods_calling_external_addresses_with_etp_cluster_are_masqueraded(dp, source):
+    r = route(dp, svc(node_port=30080), [LOCAL_EP, REMOTE_EP], source)
+    assert r.endpoints == (LOCAL_EP, REMOTE_EP) and not r.source_preserved
+
+
+def test_only_iptables_limits_the_affinity_lists():
+    assert route("iptables", svc(), [LOCAL_EP]).affinity_limit == 100
+    assert route("iptables", svc(), [LOCAL_EP], recent_list_size=0).affinity_limit == 0
+    assert route("nftables", svc(), [LOCAL_EP]).affinity_limit == 0
+
+
+def test_ipvs_expires_connections_to_removed_real_servers_only_without_graceful_termination():
+    assert not route("ipvs", svc(), [LOCAL_EP]).expire_removed
+    assert route("ipvs", svc(), [LOCAL_EP], ipvs_graceful_termination=False).expire_removed

@@ -1,4 +1,4 @@
-"""The EndpointSlice controller's hints: trafficDistribution and the Auto heuristic (semantics doc (d))."""
+"""The EndpointSlice controller's hints: trafficDistribution and the Auto heuristic (docs/semantics.md section 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""kube-proxy's CategorizeEndpoints and Cilium's backend selection, case by case (semantics doc (a), (d), (e))."""
+"""kube-proxy's CategorizeEndpoints and Cilium's backend selection, case by case (docs/semantics.md 3, 5.3)."""
 
 from __future__ import annotations
 

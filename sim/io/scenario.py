@@ -112,9 +112,16 @@ def _dataplane(top: Table) -> DataplaneConfig:
         name=t.take("name", str, "iptables"),
         picker=t.take("picker", str, ""),
         maglev_table_size=t.integer("maglev_table_size", 16381, minimum=1),
+        maglev_hash_seed=t.take("maglev_hash_seed", str, DataplaneConfig.maglev_hash_seed),
         enable_service_topology=t.take("enable_service_topology", bool, False),
         external_clusterip=t.take("external_clusterip", bool, False),
         prefer_same_node_gate=t.take("prefer_same_node_gate", bool, True),
+        detect_local_mode=t.take("detect_local_mode", str, DataplaneConfig.detect_local_mode),
+        recent_list_size=t.integer("recent_list_size", DataplaneConfig.recent_list_size, minimum=0),
+        socket_lb_host_namespace_only=t.take("socket_lb_host_namespace_only", bool, False),
+        service_no_backend_response=t.take("service_no_backend_response", str, "reject"),
+        cilium_topology_safeguards=t.take("cilium_topology_safeguards", bool, True),
+        ipvs_graceful_termination=t.take("ipvs_graceful_termination", bool, True),
     )
     t.done()
     return config

@@ -1,7 +1,16 @@
 """Service routing with Kubernetes semantics: which endpoints a connection may use, and how one is picked."""
 
 from sim.routing.affinity import Affinity
-from sim.routing.dataplane import DATAPLANES, DEFAULT_DATAPLANE, Dataplane, DataplaneConfig, Route, Source
+from sim.routing.dataplane import (
+    DATAPLANES,
+    DEFAULT_DATAPLANE,
+    DETECT_LOCAL_MODES,
+    NO_BACKEND_RESPONSES,
+    Dataplane,
+    DataplaneConfig,
+    Route,
+    Source,
+)
 from sim.routing.hints import Hints, generate_hints
 from sim.routing.pickers import PICKERS, Chooser, Picker, flow_key, ip_key
 from sim.routing.policy import (
@@ -15,6 +24,8 @@ from sim.routing.policy import (
 __all__ = [
     "DATAPLANES",
     "DEFAULT_DATAPLANE",
+    "DETECT_LOCAL_MODES",
+    "NO_BACKEND_RESPONSES",
     "PICKERS",
     "Affinity",
     "Categorized",

@@ -1,7 +1,9 @@
-"""What each dataplane does with a new connection: which endpoint set it uses, which picker, and how it fails.
+"""What each dataplane does with a new connection: where it is decided, which endpoint set it uses, which picker,
+whether the backend sees the client's address, and how it fails.
 
 The differences between kube-proxy's iptables, nftables and IPVS modes and Cilium live here, as data and small
-pure functions (semantics doc (b), (c), (f) and the Cilium section), not as branches in the engine.
+pure functions, not as branches in the engine. Every rule names its upstream source; ``docs/semantics.md`` has
+them all in one page.
 """
 
 from __future__ import annotations
@@ -21,36 +23,71 @@ class Source(StrEnum):
     POD = "pod"
     """A pod calling the ClusterIP: internalTrafficPolicy applies."""
     POD_EXTERNAL = "pod-external"
-    """A pod calling the Service's NodePort / LoadBalancer IP / externalIP: short-circuited to the cluster set."""
+    """A pod calling the LoadBalancer IP (or an externalIP, or its own node's NodePort): captured by its own node's
+    proxy (kube-proxy's KUBE-SERVICES ``-d <LB IP>`` rule; Cilium's socket-LB)."""
+    POD_NODE_PORT = "pod-node-port"
+    """A pod calling the NodePort of another node: kube-proxy jumps to KUBE-NODEPORTS only for ``--dst-type LOCAL``,
+    so the packet reaches that node and *its* proxy decides, as for a client outside the cluster."""
     EXTERNAL = "external"
     """A client outside the cluster arriving at a node through the NodePort or a load balancer: eTP applies."""
 
 
+DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None")
+"""kube-proxy's ``--detect-local-mode`` values, plus ``None``: no detector (ClusterCIDR without ``--cluster-cidr``
+gives ``NewNoOpLocalDetector``, ``cmd/kube-proxy/app/server_linux.go`` ``getLocalDetectors``)."""
+NO_BACKEND_RESPONSES = ("reject", "drop")
+"""Cilium's ``--service-no-backend-response``; ``reject`` is ``defaults.ServiceNoBackendResponse``."""
+XT_RECENT_IP_LIST_TOT = 100
+"""Linux ``net/netfilter/xt_recent.c``: ``static unsigned int ip_list_tot = 100`` addresses per ``-m recent`` list."""
+
+
 @dataclass(frozen=True)
 class DataplaneConfig:
-    """A scenario's proxy settings. ``picker`` empty means the dataplane's default.
+    """A scenario's proxy settings, each with its upstream default. ``picker`` empty means the dataplane's default.
 
-    ``enable_service_topology`` and ``external_clusterip`` are Cilium's ``--enable-service-topology`` and
-    ``--bpf-lb-external-clusterip``; ``prefer_same_node_gate`` is kube-proxy's ``PreferSameTrafficDistribution``.
+    Cilium: ``enable_service_topology`` (``--enable-service-topology``, off), ``external_clusterip``
+    (``--bpf-lb-external-clusterip``), ``maglev_table_size`` / ``maglev_hash_seed`` (``--bpf-lb-maglev-*``),
+    ``socket_lb_host_namespace_only`` (``socketLB.hostNamespaceOnly`` / ``--bpf-lb-sock-hostns-only``, off),
+    ``service_no_backend_response`` (``--service-no-backend-response``, reject) and
+    ``cilium_topology_safeguards`` (the writer's all-hinted / one-for-my-zone guard of current Cilium; off: the older
+    per-backend filter). kube-proxy: ``prefer_same_node_gate`` (``PreferSameTrafficDistribution``),
+    ``detect_local_mode`` (``--detect-local-mode``), ``recent_list_size`` (xt_recent's ``ip_list_tot``, iptables
+    only; 0: unlimited) and ``ipvs_graceful_termination`` (removed real servers kept at weight 0; off: deleted at
+    once, as before kube-proxy 1.13).
     """
 
     name: str = "iptables"
     picker: str = ""
     maglev_table_size: int = 16381
+    maglev_hash_seed: str = "JLfvgnHc2kaSUFaI"
     enable_service_topology: bool = False
     external_clusterip: bool = False
     prefer_same_node_gate: bool = True
+    detect_local_mode: str = "ClusterCIDR"
+    recent_list_size: int = XT_RECENT_IP_LIST_TOT
+    socket_lb_host_namespace_only: bool = False
+    service_no_backend_response: str = "reject"
+    cilium_topology_safeguards: bool = True
+    ipvs_graceful_termination: bool = True
 
 
 @dataclass(frozen=True)
 class Route:
     """The endpoints a new connection may reach from one node, the picker that chooses among them, whether the
-    backend sees the client's own address, or why the connection cannot be made."""
+    backend sees the client's own address, or why the connection cannot be made.
+
+    ``affinity_limit``: most client addresses a ClientIP affinity list remembers per endpoint (0: no limit).
+    ``expire_removed``: connections already open to an endpoint that has left this route fail at their next request
+    (IPVS without graceful termination); otherwise they carry on until the pod itself is gone (conntrack, or IPVS
+    real servers kept at weight 0).
+    """
 
     endpoints: Endpoints
     picker: str = ""
     source_preserved: bool = True
     drop: DropReason = DropReason.NONE
+    affinity_limit: int = 0
+    expire_removed: bool = False
 
 
 RouteFn = Callable[[Service, Sequence[Endpoint], Node, Source, DataplaneConfig], Route]
@@ -60,93 +97,142 @@ def _picker(cfg: DataplaneConfig, default: str) -> str:
     return cfg.picker or default
 
 
+def pod_is_local(source: Source, cfg: DataplaneConfig) -> bool:
+    """Whether kube-proxy's local-traffic detector (``proxier.localDetector.IfLocal()``) matches a pod's packet on
+    the node deciding it: ClusterCIDR matches every pod of the cluster, NodeCIDR and the interface modes only pods
+    of that node (a pod calling another node's NodePort is not one of them), no detector matches nothing."""
+    mode = cfg.detect_local_mode
+    if mode == "None" or source not in (Source.POD_EXTERNAL, Source.POD_NODE_PORT):
+        return False
+    return mode == "ClusterCIDR" or source == Source.POD_EXTERNAL
+
+
 def kube_proxy_route(
     service: Service, endpoints: Sequence[Endpoint], node: Node, source: Source, cfg: DataplaneConfig
 ) -> Route:
-    """iptables / nftables: iTP or eTP picks the set; none anywhere REJECTs, none local DROPs."""
+    """iptables / nftables ``syncProxyRules``: iTP picks the ClusterIP set, the ``KUBE-EXT-*`` chain the external
+    one; none anywhere REJECTs, none for the policy DROPs.
+
+    External destinations (NodePort, LB IP) go through the EXT chain: eTP=Cluster masquerades everything ("masquerade
+    traffic for ... external destinations") and uses the cluster set; eTP=Local sends pod traffic that the
+    local-traffic detector matches to the cluster chain ("pod traffic for ... external destinations", source
+    kept), and the rest to the local chain (source kept), or to the filter DROP when there is no local endpoint.
+    """
     cat = categorize_endpoints(service, endpoints, node, prefer_same_node_gate=cfg.prefer_same_node_gate)
-    if source == Source.EXTERNAL:
-        local = service.external_traffic_policy == TrafficPolicy.LOCAL
-        chosen = cat.local if local else cat.cluster
-        preserved = local  # eTP=Cluster masquerades in KUBE-EXT-*; eTP=Local keeps the client address
-    else:
-        local = source == Source.POD and service.internal_traffic_policy == TrafficPolicy.LOCAL
+    if source == Source.POD:
+        local = service.internal_traffic_policy == TrafficPolicy.LOCAL
         chosen = cat.local if local else cat.cluster
         preserved = True
+    elif service.external_traffic_policy != TrafficPolicy.LOCAL:
+        chosen, preserved = cat.cluster, False
+    else:
+        chosen = cat.cluster if pod_is_local(source, cfg) else cat.local
+        preserved = True
     picker = _picker(cfg, "random")
+    limit = cfg.recent_list_size if cfg.name == "iptables" else 0  # nftables: a timed set without a size
     if not cat.has_any:
-        return Route((), picker, preserved, DropReason.NO_ENDPOINTS)
+        return Route((), picker, preserved, DropReason.NO_ENDPOINTS, limit)
     if not chosen:
-        return Route((), picker, preserved, DropReason.NO_LOCAL_ENDPOINTS)
-    return Route(chosen, picker, preserved)
+        return Route((), picker, preserved, DropReason.NO_LOCAL_ENDPOINTS, limit)
+    return Route(chosen, picker, preserved, affinity_limit=limit)
 
 
 def ipvs_route(
     service: Service, endpoints: Sequence[Endpoint], node: Node, source: Source, cfg: DataplaneConfig
 ) -> Route:
-    """IPVS: like iptables for eTP, but a ClusterIP with iTP=Local and no local endpoint falls back to the cluster
-    set when the Service is externally reachable (kubernetes#97081), and a virtual server with no real servers
-    delivers nothing."""
+    """IPVS ``syncEndpoint``: each virtual server's real servers are the local endpoints when its policy is Local
+    (iTP for the ClusterIP, eTP for NodePort / LB IP), else, and also when none is local, the cluster endpoints
+    ("Allow access from local PODs even if no local endpoints exist", kubernetes#97081). There is no pod
+    short-circuit: a pod calling the LB IP gets the LB virtual server's real servers. A virtual server without
+    real servers refuses at once (``ip_vs_leave``: ICMP port unreachable).
+
+    eTP=Local's fallback to remote endpoints answers with the pod's address where the reply does not pass back
+    through the deciding node (a client outside the cluster, a pod on another node): the client discards it and
+    waits, which is modelled as the iptables DROP. KUBE-NODE-PORT / KUBE-LOAD-BALANCER masquerade eTP=Cluster.
+    """
     cat = categorize_endpoints(service, endpoints, node, prefer_same_node_gate=cfg.prefer_same_node_gate)
     picker = _picker(cfg, "round-robin")
-    if source == Source.EXTERNAL:
-        local = service.external_traffic_policy == TrafficPolicy.LOCAL
-        chosen = cat.local if local else cat.cluster
-        preserved = local
-        if not cat.has_any:
-            return Route((), picker, preserved, DropReason.NO_REAL_SERVERS)
-        if not chosen:
-            return Route((), picker, preserved, DropReason.NO_LOCAL_ENDPOINTS)
-        return Route(chosen, picker, preserved)
-    if source == Source.POD and service.internal_traffic_policy == TrafficPolicy.LOCAL:
-        chosen = cat.local or cat.cluster  # "Allow access from local PODs even if no local endpoints exist"
+    expire = not cfg.ipvs_graceful_termination
+    if source == Source.POD:
+        local = service.internal_traffic_policy == TrafficPolicy.LOCAL
+        preserved = True
     else:
-        chosen = cat.cluster
+        local = service.external_traffic_policy == TrafficPolicy.LOCAL
+        preserved = local
+    chosen = (cat.local or cat.cluster) if local else cat.cluster
     if not chosen:
-        return Route((), picker, True, DropReason.NO_REAL_SERVERS)
-    return Route(chosen, picker, True)
+        return Route((), picker, preserved, DropReason.NO_REAL_SERVERS, expire_removed=expire)
+    if local and not cat.local and source in (Source.EXTERNAL, Source.POD_NODE_PORT):
+        return Route((), picker, preserved, DropReason.NO_LOCAL_ENDPOINTS, expire_removed=expire)
+    return Route(chosen, picker, preserved, expire_removed=expire)
 
 
 def cilium_route(
     service: Service, endpoints: Sequence[Endpoint], node: Node, source: Source, cfg: DataplaneConfig
 ) -> Route:
-    """Cilium: socket-LB for pods (EHOSTUNREACH at once when empty; random unless ``external_clusterip``), the tc
-    path for external traffic (DROP_NO_SERVICE when empty; ``random`` or ``maglev``)."""
-    if source == Source.EXTERNAL:
-        local = service.external_traffic_policy == TrafficPolicy.LOCAL
-        backends = cilium_select_backends(
-            service, endpoints, node, only_local=local, service_topology=cfg.enable_service_topology
-        )
-        picker = _picker(cfg, "random")
-        if not backends:
-            return Route((), picker, local, DropReason.NO_SERVICE_BACKEND)
-        return Route(backends, picker, local)
-    # Pods: socket-LB at connect(). A ClusterIP frontend gets a Maglev table only with --bpf-lb-external-clusterip.
-    local = service.internal_traffic_policy == TrafficPolicy.LOCAL
+    """Cilium. Pods: socket-LB at ``connect()`` (``bpf_sock.c`` ``__sock4_xlate_fwd``): a random slot per TCP
+    connection (``sock_select_slot``) whatever ``--bpf-lb-algorithm`` says, EHOSTUNREACH at once when the frontend
+    has no backend, the client's address kept; two-scope frontends (LB IP, NodePort) use the internal scope, so iTP.
+    With ``socket_lb_host_namespace_only`` pod traffic takes the tc path instead, as external traffic does: the
+    configured algorithm where the frontend has a Maglev table (NodePort / LB, ClusterIP only with
+    ``external_clusterip``), and a frontend without backends rejected or dropped per
+    ``--service-no-backend-response``. External traffic (``nodeport_lb4``): eTP, SNAT for eTP=Cluster."""
+    tc_path = source in (Source.EXTERNAL, Source.POD_NODE_PORT) or cfg.socket_lb_host_namespace_only
+    if source in (Source.EXTERNAL, Source.POD_NODE_PORT):
+        only_local = service.external_traffic_policy == TrafficPolicy.LOCAL
+        preserved = only_local
+    else:
+        only_local = service.internal_traffic_policy == TrafficPolicy.LOCAL
+        preserved = True
     backends = cilium_select_backends(
-        service, endpoints, node, only_local=local, service_topology=cfg.enable_service_topology
+        service,
+        endpoints,
+        node,
+        only_local=only_local,
+        service_topology=cfg.enable_service_topology,
+        safeguards=cfg.cilium_topology_safeguards,
     )
-    configured = _picker(cfg, "random")
-    picker = configured if (source == Source.POD_EXTERNAL or cfg.external_clusterip) else "random"
+    if not tc_path:
+        if not backends:
+            return Route((), "random", preserved, DropReason.NO_BACKENDS)
+        return Route(backends, "random", preserved)
+    has_lut = source != Source.POD or cfg.external_clusterip  # bpf_reconciler useMaglev: external frontends
+    picker = _picker(cfg, "random") if has_lut else "random"
     if not backends:
-        return Route((), picker, True, DropReason.NO_BACKENDS)
-    return Route(backends, picker, True)
+        reject = cfg.service_no_backend_response == "reject"
+        reason = DropReason.NO_BACKEND_REJECTED if reject else DropReason.NO_SERVICE_BACKEND
+        return Route((), picker, preserved, reason)
+    return Route(backends, picker, preserved)
+
+
+def kube_proxy_remote_node_port(cfg: DataplaneConfig) -> bool:
+    """kube-proxy (every mode): a pod's packet to another node's NodePort is not ``--dst-type LOCAL`` here, so the
+    named node decides (``syncProxyRules``: the KUBE-NODEPORTS jump; IPVS binds NodePorts to local addresses)."""
+    return True
+
+
+def cilium_remote_node_port(cfg: DataplaneConfig) -> bool:
+    """Cilium: socket-LB translates another node's NodePort at the client's socket (``sock4_wildcard_lookup_full``
+    with remote hosts); with ``socket_lb_host_namespace_only`` the packet travels to that node's tc program."""
+    return cfg.socket_lb_host_namespace_only
 
 
 @dataclass(frozen=True)
 class Dataplane:
-    """A Service proxy implementation: how it routes and which pickers it offers natively (first: default)."""
+    """A Service proxy implementation: how it routes, which pickers it offers natively (first: default), and
+    whether a pod's connection to another node's NodePort is decided by that node."""
 
     name: str
     route: RouteFn
     pickers: tuple[str, ...]
+    remote_node_port_decided_there: Callable[[DataplaneConfig], bool] = kube_proxy_remote_node_port
 
 
 DATAPLANES: dict[str, Dataplane] = {
     "iptables": Dataplane("iptables", kube_proxy_route, ("random",)),
     "nftables": Dataplane("nftables", kube_proxy_route, ("random",)),
     "ipvs": Dataplane("ipvs", ipvs_route, ("round-robin", "least-connections", "source-hash", "maglev")),
-    "cilium": Dataplane("cilium", cilium_route, ("random", "maglev")),
+    "cilium": Dataplane("cilium", cilium_route, ("random", "maglev"), cilium_remote_node_port),
 }
 """Every dataplane by the name used in scenario files. ``iptables`` is the default: kube-proxy's default mode."""
 

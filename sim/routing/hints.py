@@ -1,6 +1,7 @@
 """The EndpointSlice controller's topology hints: trafficDistribution and the ``topology-mode: Auto`` heuristic.
 
-kube-proxy never reads ``trafficDistribution`` or the annotation, only the hints written here (semantics doc (d)).
+kube-proxy never reads ``trafficDistribution`` or the annotation, only the hints written here (``docs/semantics.md``
+section 4).
 The Auto heuristic follows ``k8s.io/endpointslice/topologycache`` (``getAllocations``,
 ``getGivingAndReceivingZones``, ``redistributeHints``), with Go's random map order replaced by sorted order.
 """

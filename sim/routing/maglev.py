@@ -1,7 +1,16 @@
-"""Maglev consistent hashing (Eisenbud et al., NSDI 2016) as Cilium builds it: a lookup table of prime size."""
+"""Maglev consistent hashing (Eisenbud et al., NSDI 2016) as Cilium builds it: a lookup table of prime size.
+
+Cilium ``pkg/maglev/maglev.go``: ``UserConfig.ToConfig`` base64-decodes ``--bpf-lb-maglev-hash-seed`` (12 bytes) and
+takes bytes 0-3, big-endian, as the murmur3 seed; ``BackendInfo.setHashString`` names a backend
+``[IP:port/TCP,State:active]``; ``GetLookupTable`` sorts backends by that name and ``computeLookupTable`` fills the
+table round-robin, each backend taking the next free slot of its permutation (offset = h1 mod M,
+skip = h2 mod (M-1) + 1 from ``murmur3.Hash128``), all weights equal.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -30,25 +39,51 @@ def mix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def table(names: Sequence[str], size: int = DEFAULT_TABLE_SIZE, seed: str = DEFAULT_SEED) -> np.ndarray:
-    """The lookup table: entry j is the index (into ``names`` as given) of the backend owning slot j.
+def seed_word(seed: str) -> int:
+    """The murmur3 seed Cilium derives from ``--bpf-lb-maglev-hash-seed``: base64-decoded, 12 bytes, the first 4
+    big-endian (``UserConfig.ToConfig``). Raises ValueError naming the problem otherwise.
 
-    Backends are ordered by name before the table is filled, so every node builds the same table whatever order
-    it saw them in. Each backend's permutation comes from murmur3 of its name: offset = h1 mod M and
-    skip = h2 mod (M-1) + 1.
+    >>> hex(seed_word("JLfvgnHc2kaSUFaI"))
+    '0x24b7ef82'
     """
-    return _table(tuple(names), size, seed).copy()
+    try:
+        raw = base64.b64decode(seed, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise ValueError(f"cannot decode base64 Maglev hash seed {seed!r}") from err
+    if len(raw) != 12:
+        raise ValueError(f"decoded hash seed is {len(raw)} bytes (not 12 bytes)")
+    return int.from_bytes(raw[:4], "big")
+
+
+def hash_string(address: str) -> str:
+    """Cilium's ``BackendInfo.setHashString`` for a TCP backend ``IP:port`` (IPv6 in brackets).
+
+    >>> hash_string("10.244.1.2:80")
+    '[10.244.1.2:80/TCP,State:active]'
+    """
+    return f"[{address}/TCP,State:active]"
+
+
+def table(addresses: Sequence[str], size: int = DEFAULT_TABLE_SIZE, seed: str = DEFAULT_SEED) -> np.ndarray:
+    """The lookup table: entry j is the index (into ``addresses`` as given, each ``IP:port``) of the backend owning
+    slot j, as Cilium's ``GetLookupTable`` builds it.
+
+    Backends are ordered by their hash string before the table is filled, so every node builds the same table
+    whatever order it saw them in.
+    """
+    return _table(tuple(addresses), size, seed).copy()
 
 
 @lru_cache(maxsize=256)
-def _table(names: tuple[str, ...], size: int, seed: str) -> np.ndarray:
-    if not names:
+def _table(addresses: tuple[str, ...], size: int, seed: str) -> np.ndarray:
+    if not addresses:
         raise ValueError("a Maglev table needs at least one backend")
+    names = [hash_string(a) for a in addresses]
     order = sorted(range(len(names)), key=lambda i: names[i])
-    seed_word = mmh3.hash(seed, signed=False)
+    word = seed_word(seed)
     perms = []
     for i in order:
-        h = mmh3.hash128(names[i], seed_word, signed=False)
+        h = mmh3.hash128(names[i].encode(), word, signed=False)
         h1, h2 = h & _MASK64, h >> 64
         perms.append((h1 % size, h2 % (size - 1) + 1))
     entry = np.full(size, -1, dtype=np.int64)

@@ -1,7 +1,8 @@
 """Which endpoints a connection may use: kube-proxy's CategorizeEndpoints and Cilium's backend selection, pure.
 
-The rules follow ``shared/k8s-semantics.md`` sections (a), (d) and (e) (kube-proxy ``pkg/proxy/topology.go``) and
-the Cilium section (``Writer.DefaultSelectBackends``).
+kube-proxy: ``pkg/proxy/topology.go`` (``CategorizeEndpoints``, ``topologyModeFromHints``, ``availableForTopology``);
+Cilium: ``pkg/loadbalancer/writer/writer.go`` (``DefaultSelectBackends``) and ``pkg/loadbalancer/reflectors/
+conversions.go`` (``isTopologyAware``). ``docs/semantics.md`` sections 1, 3 and 9 state the rules.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sim.cluster import Endpoint, Node, Service, TrafficPolicy
+from sim.cluster import Endpoint, Node, Service, TrafficDistribution, TrafficPolicy
 
 Endpoints = tuple[Endpoint, ...]
 
@@ -63,7 +64,7 @@ def _is_local(ep: Endpoint, node: Node) -> bool:
 def categorize_endpoints(
     service: Service, endpoints: Sequence[Endpoint], node: Node, *, prefer_same_node_gate: bool = True
 ) -> Categorized:
-    """kube-proxy's ``CategorizeEndpoints`` for one Service on one node (semantics doc section (a))."""
+    """kube-proxy's ``CategorizeEndpoints`` (``pkg/proxy/topology.go``) for one Service on one node."""
     if not endpoints:
         return Categorized(None, None, None, False)
     has_any = False
@@ -103,6 +104,21 @@ def categorize_endpoints(
     return Categorized(cluster, local, union, has_any)
 
 
+TOPOLOGY_MODE_ANNOTATIONS = ("service.kubernetes.io/topology-aware-hints", "service.kubernetes.io/topology-mode")
+"""The deprecated key first: it takes precedence (Cilium ``getAnnotationTopologyAwareHints``)."""
+
+
+def cilium_topology_aware(service: Service) -> bool:
+    """Whether Cilium's ``convertService`` marks the Service ``TrafficDistributionPreferClose``
+    (``pkg/loadbalancer/reflectors/conversions.go``): iTP is not Local and ``isTopologyAware``, i.e. a topology
+    annotation whose value is not ``""``/``disabled``/``Disabled``, or ``trafficDistribution: PreferClose``.
+    PreferSameZone and PreferSameNode are not honoured (their hints are ignored)."""
+    if service.internal_traffic_policy == TrafficPolicy.LOCAL:
+        return False
+    value = next((service.annotations[k] for k in TOPOLOGY_MODE_ANNOTATIONS if k in service.annotations), "")
+    return value not in ("", "disabled", "Disabled") or service.traffic_distribution == TrafficDistribution.PREFER_CLOSE
+
+
 def cilium_select_backends(
     service: Service,
     endpoints: Sequence[Endpoint],
@@ -110,20 +126,31 @@ def cilium_select_backends(
     *,
     only_local: bool | None = None,
     service_topology: bool = False,
+    safeguards: bool = True,
 ) -> Endpoints:
-    """Cilium's ``DefaultSelectBackends``: the backends written to this node's BPF map for one frontend.
+    """Cilium's ``Writer.DefaultSelectBackends`` (``pkg/loadbalancer/writer/writer.go``): the backends written to
+    this node's BPF map for one frontend.
 
     ``only_local`` defaults to iTP=Local (a ClusterIP frontend); an External scope passes eTP=Local. A backend
-    with no node name counts as local, unlike kube-proxy. With ``service_topology`` (``--enable-service-topology``,
-    off by default) and a non-local frontend, a backend is skipped when it has zone hints that do not name this
-    node's zone; backends without hints stay. Active (ready) backends are used; only when none is active,
-    terminating ones that still serve.
+    with no node name counts as local, unlike kube-proxy. Zone hints are consulted only with ``service_topology``
+    (``--enable-service-topology``, off by default), a node with a zone label and a topology-aware Service
+    (``cilium_topology_aware``), on top of ``only_local``. Current Cilium (``safeguards``) then filters only when
+    every backend is hinted and one is hinted for this zone, else keeps them all, as kube-proxy does; the older
+    writer skipped every backend whose hints miss this zone, with no fallback. Active (ready) backends are used;
+    only when none is active, terminating ones that still serve.
     """
     if only_local is None:
         only_local = service.internal_traffic_policy == TrafficPolicy.LOCAL
-    candidates = [ep for ep in endpoints if not (only_local and ep.node_name and ep.node_name != node.name)]
-    if service_topology and not only_local:
-        candidates = [ep for ep in candidates if not ep.zone_hints or node.zone in ep.zone_hints]
+    usable = [ep for ep in endpoints if ep.ready or (ep.serving and ep.terminating)]
+    candidates = [ep for ep in usable if not (only_local and ep.node_name and ep.node_name != node.name)]
+    if service_topology and node.zone and cilium_topology_aware(service):
+        zone = node.zone
+        if safeguards:
+            found = any(ep.zone_hints and zone in ep.zone_hints for ep in usable)
+            if found and all(ep.zone_hints for ep in usable):
+                candidates = [ep for ep in candidates if zone in ep.zone_hints]  # type: ignore[operator]
+        else:
+            candidates = [ep for ep in candidates if not ep.zone_hints or zone in ep.zone_hints]
     active = tuple(ep for ep in candidates if ep.ready)
     if active:
         return active
