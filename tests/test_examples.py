@@ -133,10 +133,25 @@ def test_etp_local_behind_a_load_balancer():
 
 
 def test_maglev_moves_only_the_leaving_backends_flows():
+    from sim.rng import Streams
+    from sim.routing import ip_key
+    from sim.routing.ports import first_ports
+
     r = experiment("maglev_remap")
-    c = r.columns
-    full = c["endpoint"][c["service"] == r.service_names.index("web")]
-    less = c["endpoint"][c["service"] == r.service_names.index("web-minus-one")]
+    sc, c = r.scenario, r.columns
+    # the flows of the "web" stream: the users' address and the source ports Linux drew for its connections
+    web = c["endpoint"][c["service"] == r.service_names.index("web")]
+    ports = first_ports(Streams(r.seed).generator("ports", "users", "web", 0), len(web))
+    flows = [(ip_key(sc.client_ip("users")) << 16) | p for p in ports.tolist()]
+
+    def picks(service: str) -> np.ndarray:
+        spec = next(s for s in sc.streams if s.service == service)
+        route = sc.route(spec, "kind-worker")
+        choose = sc.picker("maglev").chooser(route.endpoints, np.random.default_rng(0), [])
+        return np.array([r.pod_names.index(route.endpoints[choose(f)].pod) for f in flows])
+
+    full, less = picks("web"), picks("web-minus-one")
+    assert np.array_equal(full, web)  # the run picked by Maglev over these flows
     moved = full != less
     gone = full == r.pod_names.index("web-0")
     assert np.all(moved[gone])  # web-0's flows had to move
