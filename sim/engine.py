@@ -771,7 +771,13 @@ class _Run:
             tuple(s.name for s in sc.services),
             end,
             self.client_names,
-            monitors(ordered, [p.concurrency for p in sc.pods], sc.warmup_s, end),
+            monitors(
+                ordered,
+                [p.concurrency for p in sc.pods],
+                sc.warmup_s,
+                end,
+                [p.discipline == Discipline.PS for p in sc.pods],
+            ),
         )
 
     def _hops(self, cols: dict[str, np.ndarray]) -> np.ndarray:

@@ -402,7 +402,9 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
         "reason": reason,
     }
     columns = {name: cols[name].astype(dtype, copy=False) for name, dtype in COLUMNS.items()}
-    pods = monitors(columns, [p.concurrency for p in sc.pods], sc.warmup_s, end_s)
+    pods = monitors(
+        columns, [p.concurrency for p in sc.pods], sc.warmup_s, end_s, [p.discipline == Discipline.PS for p in sc.pods]
+    )
     seed_value = seed if isinstance(seed, int) else int(np.asarray(seed.entropy).ravel()[0])
     return RunResult(sc, seed_value, columns, node_names, pod_names, service_names, end_s, client_names, pods)
 
