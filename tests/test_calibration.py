@@ -1,11 +1,12 @@
 """Calibration of the verdict: under the null, its p-values over many seeds follow their null distribution.
 
 A test that is right at one seed can still be wrong as a procedure: the p-values of many independent runs of a
-scenario whose expectation is true must be uniform (for large counts), or follow the exact discrete null
-distribution of the p-value (for small ones). Each case runs SEEDS seeds (the fast path where it is exact) and
-checks the p-values with a Kolmogorov-Smirnov test against the uniform law, and the share of p < 0.05 against
-Binomial(SEEDS, 0.05), both at level 0.001; and a wrong expectation must be rejected by the same check, so the
-check can fail. The slow-marked versions take FULL_SEEDS seeds.
+scenario whose expectation is true must follow the p-value's null law, uniform for large counts, and for small
+ones the exact discrete law (every outcome's p-value and multinomial probability, enumerated). Each case runs
+SEEDS seeds (the fast path where it is exact) and bins the p-values (at 0.01, 0.05, 0.1, ..., 0.9) for a
+chi-square against that law, and checks the share of p < 0.05 against its binomial, both at level 0.001; a
+wrong expectation must be rejected by the same check, so the check can fail. The slow-marked versions take
+FULL_SEEDS seeds.
 
 The cases are the random picker, a topology-aware policy with clients in two zones (one zone has one eligible
 endpoint, the other two: the groups have different shares), Maglev (whose picks hash the client's source
@@ -15,7 +16,6 @@ connections are the draws: the exact binomial p-value takes three values).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -109,25 +109,73 @@ def pvalues(make: Callable[[], Scenario], seeds: int) -> np.ndarray:
     return np.array([summarize_service(engine(sc, seed), "web").chi_square.pvalue for seed in range(seeds)])
 
 
-def uniform(p: np.ndarray) -> bool:
-    """KS against U(0, 1) and the count of p < 0.05 against Binomial(n, 0.05), both at LEVEL."""
-    small = int(np.count_nonzero(p < 0.05))
-    binomial = st.binomtest(small, len(p), 0.05).pvalue
-    return bool(st.kstest(p, "uniform").pvalue > LEVEL and binomial > LEVEL)
+def compositions(n: int, k: int) -> np.ndarray:
+    """Every way to put n draws in k cells (rows of counts)."""
+    if k == 1:
+        return np.array([[n]])
+    return np.vstack([np.column_stack((np.full(len(rest), j), rest)) for j in range(n + 1)
+                      for rest in [compositions(n - j, k - 1)]])  # fmt: skip
 
 
-CASES = {"random": random_picker, "two-zones": two_zones, "maglev": maglev}
+def null_law(n: int, shares: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The exact null law of the verdict's p-value for n draws over cells of ``shares``: every outcome's p-value
+    (as ``chi_square_gof`` computes it) and probability (multinomial)."""
+    counts = compositions(n, len(shares))
+    prob = st.multinomial.pmf(counts, n, shares)
+    expected = n * np.asarray(shares)
+    if expected.min() >= 5:  # the chi-square method: vectorised here, checked against chi_square_gof below
+        p = st.chi2.sf(((counts - expected) ** 2 / expected).sum(axis=1), len(shares) - 1)
+    else:
+        p = np.array([chi_square_gof(c, shares).pvalue for c in counts])
+    for c, q in zip(counts[:: max(1, len(counts) // 7)], p[:: max(1, len(counts) // 7)], strict=True):
+        assert chi_square_gof(c, shares).pvalue == pytest.approx(q, rel=1e-9, abs=1e-12)
+    return p, prob
 
 
+def follows(p: np.ndarray, law: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
+    """Whether p-values over seeds follow ``law`` (exact: every outcome's p-value and probability) or, with
+    ``law`` None, the uniform law: a chi-square on p-values binned at 0.01, 0.05, 0.1, 0.2, ..., 0.9 (bins of
+    the law's probabilities, merged until each expects 5 or more), and the count of p < 0.05 against its
+    binomial, both at LEVEL. Binning against the exact law is what keeps discrete p-values (a group of 300
+    draws over 2 endpoints has a few dozen likely values) from failing a KS test built for continuous ones."""
+    edges = np.array([0.01, 0.05, *np.arange(0.1, 0.95, 0.1), 1.0 + 1e-9])
+
+    def cdf(u: np.ndarray) -> np.ndarray:
+        if law is None:
+            return np.minimum(u, 1.0)
+        values, prob = law
+        return np.array([prob[values <= x * (1 + 1e-12)].sum() for x in u])
+
+    expected = np.diff(np.concatenate(([0.0], cdf(edges)))) * len(p)
+    observed = np.bincount(np.searchsorted(edges, p * (1 - 1e-12), side="left"), minlength=len(edges))
+    merged_e, merged_o, e_acc, o_acc = [], [], 0.0, 0
+    for e, o in zip(expected, observed[: len(edges)], strict=True):
+        e_acc, o_acc = e_acc + e, o_acc + o
+        if e_acc >= 5:
+            merged_e.append(e_acc)
+            merged_o.append(o_acc)
+            e_acc, o_acc = 0.0, 0
+    merged_e[-1] += e_acc
+    merged_o[-1] += o_acc
+    binned = chi_square_gof(merged_o, merged_e).pvalue
+    size = 0.05 if law is None else float(law[1][law[0] < 0.05].sum())
+    binomial = st.binomtest(int(np.count_nonzero(p < 0.05)), len(p), size).pvalue
+    return bool(binned > LEVEL and binomial > LEVEL)
+
+
+CASES: dict[str, tuple[Callable[[], Scenario], Callable[[], tuple[np.ndarray, np.ndarray]] | None]] = {
+    "random": (random_picker, lambda: null_law(300, [1 / 3] * 3)),
+    "two-zones": (two_zones, lambda: null_law(300, [0.5, 0.5])),  # zone a's group adds 0 with 0 dof
+    "maglev": (maglev, None),  # 1000 draws over 4 cells: ~1000 distinct p-values, the uniform law
+    "keep-alive": (keep_alive, lambda: null_law(4, [0.5, 0.5])),  # exact binomial: 3 values
+}
+
+
+@pytest.mark.parametrize("seeds", [SEEDS, pytest.param(FULL_SEEDS, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("case", list(CASES))
-def test_pvalues_are_uniform_under_the_null(case: str) -> None:
-    assert uniform(pvalues(CASES[case], SEEDS))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", list(CASES))
-def test_pvalues_are_uniform_under_the_null_over_many_seeds(case: str) -> None:
-    assert uniform(pvalues(CASES[case], FULL_SEEDS))
+def test_pvalues_follow_their_null_law(case: str, seeds: int) -> None:
+    make, law = CASES[case]
+    assert follows(pvalues(make, seeds), law() if law else None)
 
 
 def test_a_wrong_expectation_is_rejected() -> None:
@@ -138,7 +186,7 @@ def test_a_wrong_expectation_is_rejected() -> None:
     for seed in range(SEEDS):
         s = summarize_service(run_fast(sc, seed), "web")
         wrong.append(chi_square_gof(list(s.routed_by_endpoint.values()), [0.4, 0.3, 0.3]).pvalue)
-    assert not uniform(np.array(wrong))
+    assert not follows(np.array(wrong), null_law(300, [1 / 3] * 3))
 
 
 def test_the_pooled_test_of_two_zones_was_miscalibrated() -> None:
@@ -150,32 +198,14 @@ def test_the_pooled_test_of_two_zones_was_miscalibrated() -> None:
         s = summarize_service(run_fast(sc, seed), "web")
         pooled.append(st.chi2.sf(s.chi_square.statistic, 2))
         assert [g.test.dof for g in s.chi_square.groups] == [0, 1]
-    assert not uniform(np.array(pooled))
+    assert not follows(np.array(pooled))
 
 
-def keep_alive_null() -> dict[float, float]:
-    """The exact null law of the keep-alive case's p-value: 4 fair draws, exact binomial p of k of 4 on one pod."""
-    law: dict[float, float] = {}
-    for k in range(5):
-        p = round(chi_square_gof([k, 4 - k], [1, 1]).pvalue, 9)
-        law[p] = law.get(p, 0.0) + math.comb(4, k) / 16
-    return law  # {0.125: 2/16, 0.625: 8/16, 1.0: 6/16}
-
-
-@pytest.mark.parametrize("seeds", [SEEDS, pytest.param(FULL_SEEDS, marks=pytest.mark.slow)])
-def test_keep_alive_pvalues_follow_their_discrete_null(seeds: int) -> None:
-    """Few draws: the p-value takes 3 values; their frequencies over seeds against the exact law (chi-square,
-    every expected count >= 5)."""
-    law = keep_alive_null()
-    assert sorted(law) == [0.125, 0.625, 1.0]
-    got = np.round(pvalues(keep_alive, seeds), 9)
-    assert set(got.tolist()) <= set(law)
-    observed = [int(np.count_nonzero(got == p)) for p in law]
-    assert chi_square_gof(observed, list(law.values())).pvalue > LEVEL
-    # and a wrong law (one endpoint gets 4/5 of connections) is rejected by the same check
-    wrong = {p: sum(math.comb(4, k) * 0.8**k * 0.2 ** (4 - k) for k in range(5)
-                    if round(chi_square_gof([k, 4 - k], [1, 1]).pvalue, 9) == p) for p in law}  # fmt: skip
-    assert chi_square_gof(observed, list(wrong.values())).pvalue < LEVEL
+def test_a_wrong_law_of_keep_alive_connections_is_rejected() -> None:
+    """4 connections of which one endpoint gets 4/5 in the law checked against: rejected by the same check."""
+    p, _ = null_law(4, [0.5, 0.5])
+    wrong = st.binom.pmf([0, 1, 2, 3, 4], 4, 0.8)  # compositions(4, 2) lists k = 0..4 in the first cell
+    assert not follows(pvalues(keep_alive, SEEDS), (p, wrong))
 
 
 # --- source ports: Linux's __inet_hash_connect, drawn from the run's seed ------------------------------------
