@@ -22,6 +22,10 @@ Both secrets are unknown random numbers, so the first offset is uniform; each la
 first port tried is taken as free (i = 0): ports still in TIME_WAIT towards the same destination, which
 would make the scan skip, are not modelled. The draws come from the stream's ``("ports", client, service, n)``
 generator, so they are fixed by the seed and differ between seeds.
+
+A consequence for hashed pickers: one client has 14,116 ports (of ``low``'s parity) towards one destination, and
+its first ~3,000 connections (one pass through the range) use each at most once, so a run samples that client's
+flows without replacement; its pick counts vary about n / 14,116 less than a multinomial's.
 """
 
 from __future__ import annotations
