@@ -203,12 +203,7 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
             out.append(
                 f"  {pod:<28}{n:>9}{share:>9.1%}{s['expected_share'].get(pod, 0.0):>10.1%}{s['by_endpoint'][pod]:>9}"
             )
-        cs = s["chi_square"]
-        out.append(
-            f"  chi-square {cs['statistic']:.3f}  dof {cs['dof']}  p-value {cs['pvalue']:.4f}  "
-            f"Cohen's w {cs['cohens_w']:.4f}"
-        )
-        out.append(f"  verdict: {cs['verdict']}")
+        out.extend(_verdict_lines(s["chi_square"]))
         lat = s["latency_s"]
         out.append(f"  latency (completed): mean {_ms(lat['mean'])}  p50 {_ms(lat['p50'])}  p99 {_ms(lat['p99'])}")
         drops = ", ".join(f"{reason} {n}" for reason, n in s["drops"].items()) or "none"
@@ -234,6 +229,20 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
         if busy:
             out.append(f"  backend utilisation: {busy}")
     return "\n".join(out)
+
+
+def _verdict_lines(cs: dict[str, Any]) -> list[str]:
+    """The test's lines of a Service's table: the combined statistic, how it was combined, and the verdict."""
+    pvalue = "-" if cs["pvalue"] is None else f"{cs['pvalue']:.4f}"
+    lines = [f"  chi-square {cs['statistic']:.3f}  dof {cs['dof']}  p-value {pvalue}  Cohen's w {cs['cohens_w']:.4f}"]
+    groups = cs.get("groups", [])
+    if len(groups) > 1:
+        lines.append(
+            f"  tested per group (requests whose routes expect the same shares): {len(groups)} groups, dof "
+            f"{' + '.join(str(g['dof']) for g in groups)}, statistics summed; each group in --json"
+        )
+    lines.append(f"  verdict: {cs['verdict']}")
+    return lines
 
 
 def _error(e: SpecError | str) -> int:

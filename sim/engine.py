@@ -46,6 +46,7 @@ from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResu
 from sim.rng import Seed, Streams, blocks
 from sim.routing import Affinity, Chooser, ip_key
 from sim.routing.pickers import uniform_indices
+from sim.routing.ports import source_ports
 from sim.scenario import Scenario
 from sim.workload import ClosedLoop, send_times
 
@@ -54,9 +55,6 @@ _OK = int(Outcome.OK)
 _DROPPED = int(Outcome.DROPPED)
 _IN_FLIGHT = int(Outcome.IN_FLIGHT)
 _TIMEOUT = int(Outcome.TIMEOUT)
-EPHEMERAL_PORTS = (32768, 60999)
-"""Linux ``net.ipv4.ip_local_port_range``: a new connection's source port, in turn."""
-_PORT_BASE, _PORT_SPAN = EPHEMERAL_PORTS[0], EPHEMERAL_PORTS[1] - EPHEMERAL_PORTS[0]
 
 
 LINUX_TCP_RTO_MIN_S = 0.2
@@ -200,7 +198,7 @@ class _Stream:
         self.passive = False  # open loop without a request timeout: nothing happens when a reply arrives
         self.send: Callable[[_Stream, int, int, float], None] = _noop  # _Run._send, or _send_simple
         self.ip = 0
-        self.ports = 0
+        self.ports: Iterator[int] = iter(())  # source ports of new connections (sim.routing.ports)
         self.max_requests = 1
         self.max_age_s = math.inf
         self.conn_target: tuple[_Entry, _Target] | None = None
@@ -315,6 +313,7 @@ class _Run:
             if len(entries) > 1:
                 s.lb = uniform_indices(len(entries), streams.generator("load-balancer", spec.client, spec.service, nth))
             arrivals = streams.generator("arrivals", spec.client, spec.service, nth)
+            s.ports = source_ports(functools.partial(streams.generator, "ports", spec.client, spec.service, nth))
             s.remaining = sys.maxsize if spec.requests is None else spec.requests
             s.closed = isinstance(spec.workload, ClosedLoop)
             s.think_zero = s.closed and spec.workload.think == Constant(0.0)  # type: ignore[union-attr]
@@ -517,8 +516,7 @@ class _Run:
         times = self.times
         b5 = len(times)
         times.extend((at, _NAN, _NAN, _NAN, _NAN))
-        s.ports += 1
-        target = entry.targets[entry.choose((s.ip << 16) | (_PORT_BASE + s.ports % _PORT_SPAN))]
+        target = entry.targets[entry.choose((s.ip << 16) | next(s.ports))]
         if target.load is not None:
             target.load[target.slot] += 1
         self.ints.extend((s.index, b5 // 5 if request < 0 else request, target.pod, entry.node, entry.version))
@@ -564,8 +562,7 @@ class _Run:
                 if k >= 0:
                     pick = PICK_AFFINITY
             if k < 0:
-                s.ports += 1
-                k = entry.choose((s.ip << 16) | (_PORT_BASE + s.ports % _PORT_SPAN))
+                k = entry.choose((s.ip << 16) | next(s.ports))
             target = entry.targets[k]
             if entry.affinity is not None:
                 entry.affinity.record(s.ip, target.pod, now)
@@ -800,7 +797,13 @@ class _Run:
             tuple(s.name for s in sc.services),
             end,
             self.client_names,
-            monitors(ordered, [p.concurrency for p in sc.pods], sc.warmup_s, end),
+            monitors(
+                ordered,
+                [p.concurrency for p in sc.pods],
+                sc.warmup_s,
+                end,
+                [p.discipline == Discipline.PS for p in sc.pods],
+            ),
         )
 
     def _hops(self, cols: dict[str, np.ndarray]) -> np.ndarray:

@@ -31,12 +31,10 @@ from sim.records import COLUMNS, PICK_FRESH, RunResult, monitors
 from sim.rng import Seed, Streams
 from sim.routing import Route, ip_key, maglev
 from sim.routing.pickers import Maglev, Random, RoundRobin, SourceHash
+from sim.routing.ports import first_ports
 from sim.scenario import Scenario, Stream
 from sim.topology import Topology
 from sim.workload import OPEN_LOOP, ClosedLoop, ConstantRate, Trace, send_times
-
-EPHEMERAL_LOW, EPHEMERAL_SPAN = 32768, 60999 - 32768
-"""Source ports as the DES numbers them: the n-th new connection of a stream uses ``LOW + n % SPAN``."""
 
 
 def _describe(k: int, spec: Stream) -> str:
@@ -281,7 +279,7 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
             slot[rows] = np.arange(size) % width
             continue
         if flows is None:
-            flows = _flows(sc, stream, routed)
+            flows = _flows(sc, rngs, stream, routed)
         flow = flows[rows]
         if isinstance(picker, SourceHash):
             slot[rows] = (mix64(flow >> np.uint64(16)) % np.uint64(width)).astype(np.int64)
@@ -404,7 +402,9 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
         "reason": reason,
     }
     columns = {name: cols[name].astype(dtype, copy=False) for name, dtype in COLUMNS.items()}
-    pods = monitors(columns, [p.concurrency for p in sc.pods], sc.warmup_s, end_s)
+    pods = monitors(
+        columns, [p.concurrency for p in sc.pods], sc.warmup_s, end_s, [p.discipline == Discipline.PS for p in sc.pods]
+    )
     seed_value = seed if isinstance(seed, int) else int(np.asarray(seed.entropy).ravel()[0])
     return RunResult(sc, seed_value, columns, node_names, pod_names, service_names, end_s, client_names, pods)
 
@@ -420,14 +420,23 @@ def _path_dist(topo: Topology, classes: tuple[int, ...]) -> Dist:
     return legs[0] if len(legs) == 1 else Sum(legs)
 
 
-def _flows(sc: Scenario, stream: np.ndarray, routed: np.ndarray) -> np.ndarray:
-    """Per row, its new connection's flow as the DES numbers it: ``(crc32(client IP) << 16) | source port``, the
-    stream's n-th new connection using port ``32768 + n % 28231`` (uint64)."""
+def _flows(sc: Scenario, rngs: Streams, stream: np.ndarray, routed: np.ndarray) -> np.ndarray:
+    """Per row, its new connection's flow as the DES makes it: ``(crc32(client IP) << 16) | source port``, the
+    stream's n-th new connection taking the n-th port of its ``("ports", client, service, n)`` sequence
+    (``sim.routing.ports``) (uint64)."""
     by_stream, starts = _segments(stream, len(sc.streams))
     running = np.cumsum(routed[by_stream])
     before = np.concatenate(([0], running))[starts[:-1]]
     opened = np.empty(len(stream), dtype=np.int64)
-    opened[by_stream] = running - np.repeat(before, np.diff(starts))
+    opened[by_stream] = running - np.repeat(before, np.diff(starts))  # 1 for a stream's first new connection
+    ports = np.zeros(len(stream), dtype=np.uint64)
+    occurrences: dict[tuple[str, str], int] = {}
+    for k, spec in enumerate(sc.streams):
+        nth = occurrences.get((spec.client, spec.service), 0)
+        occurrences[spec.client, spec.service] = nth + 1
+        rows = by_stream[starts[k] : starts[k + 1]]
+        if len(rows):
+            seq = first_ports(rngs.generator("ports", spec.client, spec.service, nth), max(1, int(opened[rows].max())))
+            ports[rows] = seq[np.maximum(opened[rows] - 1, 0)]  # an unrouted row's port is never read
     ips = np.array([ip_key(sc.client_ip(s.client)) for s in sc.streams], dtype=np.uint64)
-    ports = (EPHEMERAL_LOW + opened % EPHEMERAL_SPAN).astype(np.uint64)
     return (ips[stream] << np.uint64(16)) | ports

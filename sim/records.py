@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -66,7 +67,8 @@ class RunResult:
     client_names: tuple[str, ...] = ()
     monitors: dict[str, np.ndarray] = field(default_factory=dict)
     """Per pod (aligned with ``pod_names``), time averages since the warm-up: ``queue_mean``, ``busy_mean``,
-    ``utilization``, ``in_system_mean``, and ``window_s`` (the averaging window in seconds)."""
+    ``utilization`` (the busy fraction), ``in_system_mean``, and ``window_s`` (the averaging window in seconds);
+    see ``monitors``."""
 
     def __len__(self) -> int:
         return len(self.columns["t_sent"])
@@ -101,13 +103,26 @@ _CHUNK_ROWS = 1 << 17
 
 
 def monitors(
-    columns: dict[str, np.ndarray], capacities: list[int], warmup_s: float, end_s: float
+    columns: dict[str, np.ndarray],
+    capacities: list[int],
+    warmup_s: float,
+    end_s: float,
+    processor_sharing: Sequence[bool] = (),
 ) -> dict[str, np.ndarray]:
     """Time averages per pod over [``warmup_s``, ``end_s``] seconds, from the records alone.
 
-    A request is in its pod from ``t_arrived`` until ``t_finished`` (the end of the run if still there):
-    waiting until ``t_started``, then busy. The time average of a count is the sum of the requests' time inside
-    the window divided by the window, so these are exact, with no bookkeeping in the simulation loop.
+    A request is in its pod from ``t_arrived`` until ``t_finished`` (the end of the run if still there). With N(t)
+    requests in a pod of c workers (CPUs): ``in_system_mean`` is the mean of N, ``busy_mean`` the mean of
+    min(N, c) (workers or CPUs in use), ``utilization`` that over c (the busy fraction: rho for M/M/1, and for
+    M/G/1-PS too), and ``queue_mean`` the mean of max(N - c, 0), the requests beyond the workers (waiting, at a
+    FIFO pod; sharing the CPUs with more requests than CPUs, at a processor-sharing one). So busy + queue = in
+    system for both disciplines.
+
+    A FIFO request waits until ``t_started`` and then holds a worker, so its pod's averages are the sum of the
+    requests' time inside the window in each state divided by the window. A processor-sharing request
+    (``processor_sharing[i]`` true for its pod) is in service from arrival, sharing: min(N, c) is integrated
+    over the step function N(t) of that pod's arrivals and departures. Both are exact, with no bookkeeping in the
+    simulation loop.
     """
     n = len(capacities)
     window = end_s - warmup_s
@@ -118,7 +133,11 @@ def monitors(
     def inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.clip(np.minimum(b, end_s) - np.maximum(a, warmup_s), 0.0, None)
 
+    cap = np.asarray(capacities, dtype=float)
+    ps = np.zeros(n, dtype=bool)
+    ps[: len(processor_sharing)] = np.asarray(processor_sharing, dtype=bool)
     waiting, busy = np.zeros(n), np.zeros(n)
+    shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # processor-sharing rows: pod, in, out
     for lo in range(0, len(columns["t_arrived"]), _CHUNK_ROWS):  # in chunks: a few MB of temporaries at most
         rows = slice(lo, lo + _CHUNK_ROWS)
         arrived, started, finished = columns["t_arrived"][rows], columns["t_started"][rows], columns["t_finished"][rows]
@@ -128,12 +147,38 @@ def monitors(
         pod = columns["endpoint"][rows][entered]
         waiting += np.bincount(pod, inside(arrived, began)[entered], minlength=n)
         busy += np.bincount(pod, inside(began, left)[entered], minlength=n)
-    waiting /= window
+        if ps.any():
+            mine = ps[pod]
+            shared.append((pod[mine], arrived[entered][mine], left[entered][mine]))
+    in_system = (waiting + busy) / window
     busy /= window
+    waiting /= window
+    if shared:
+        pod, arrived, left = (np.concatenate(parts) for parts in zip(*shared, strict=True))
+        busy_ps = _shared_busy(pod, arrived, left, cap, warmup_s, end_s, n)
+        busy[ps] = busy_ps[ps] / window
+        waiting[ps] = in_system[ps] - busy[ps]
     return {
         "queue_mean": waiting,
         "busy_mean": busy,
-        "utilization": busy / np.asarray(capacities, dtype=float),
-        "in_system_mean": waiting + busy,
+        "utilization": busy / cap,
+        "in_system_mean": in_system,
         "window_s": np.full(n, window),
     }
+
+
+def _shared_busy(
+    pod: np.ndarray, arrived: np.ndarray, left: np.ndarray, cap: np.ndarray, lo_s: float, hi_s: float, n: int
+) -> np.ndarray:
+    """Per pod, the integral over [lo_s, hi_s] of min(N(t), c) (CPU-seconds), N(t) the requests between their
+    ``arrived`` and ``left`` times (s): a sweep over each pod's arrivals (+1) and departures (-1) in time order.
+
+    Every arrival has its departure, so the running count returns to 0 at the end of each pod's events and one
+    cumulative sum over all pods (sorted by pod, then time) is each pod's N(t)."""
+    times = np.concatenate((np.minimum(arrived, left), left))
+    pods = np.concatenate((pod, pod))
+    order = np.lexsort((times, pods))
+    times, pods = times[order], pods[order]
+    count = np.cumsum(np.concatenate((np.ones(len(arrived)), -np.ones(len(left))))[order])
+    span = np.clip(np.minimum(np.append(times[1:], hi_s), hi_s) - np.maximum(times, lo_s), 0.0, None)
+    return np.bincount(pods, np.minimum(count, cap[pods]) * span, minlength=n)

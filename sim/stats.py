@@ -12,6 +12,10 @@ from numpy.typing import ArrayLike
 # scipy.stats is imported inside the functions: it costs about a second, which every CLI call would pay.
 
 
+MONTE_CARLO_DRAWS = 10_000
+"""Null draws behind a Monte Carlo p-value (its resolution is 1 / 10,001; its standard error at p = 0.01 is 0.001)."""
+
+
 @dataclass(frozen=True)
 class ChiSquare:
     """A chi-square goodness-of-fit result over the cells with positive expected share.
@@ -27,8 +31,24 @@ class ChiSquare:
     cohens_w: float
     min_expected: float
     method: str = "chi-square"
-    """How ``pvalue`` was computed: ``chi-square``, or ``exact binomial`` for two cells with an expected count under
-    5, where the chi-square approximation is poor (a 4-0 split of 4 fair coin flips would get p = 0.046)."""
+    """How ``pvalue`` was computed: ``chi-square``; ``exact binomial`` for two cells with an expected count under
+    5, where the chi-square approximation is poor (a 4-0 split of 4 fair coin flips would get p = 0.046);
+    ``Monte Carlo`` (the statistic's own null distribution, ``MONTE_CARLO_DRAWS`` multinomial draws) for more
+    cells, or several groups, with an expected count under 5."""
+    groups: tuple[GroupTest, ...] = ()
+    """The groups tested (``grouped_gof``): the statistic and dof are their sums."""
+
+
+@dataclass(frozen=True)
+class GroupTest:
+    """One group of a ``grouped_gof``: which input groups it merges, its cells (indices with positive expected
+    share), their observed counts and expected shares, and its own test."""
+
+    members: tuple[int, ...]
+    cells: tuple[int, ...]
+    observed: tuple[float, ...]
+    shares: tuple[float, ...]
+    test: ChiSquare
 
 
 def chi_square_gof(observed: ArrayLike, expected_shares: ArrayLike) -> ChiSquare:
@@ -36,12 +56,80 @@ def chi_square_gof(observed: ArrayLike, expected_shares: ArrayLike) -> ChiSquare
 
     Cells whose expected share is 0 are left out: a count there is a policy violation, which the caller reports
     on its own rather than letting it inflate the statistic. With one cell left there is nothing to test: the
-    statistic is 0, the p-value 1 and dof 0.
+    statistic is 0, the p-value 1 and dof 0. With an expected count under 5 the p-value is exact (two cells) or
+    Monte Carlo (see ``ChiSquare.method``).
 
     >>> r = chi_square_gof([60, 40], [0.5, 0.5])
     >>> round(r.statistic, 6), r.dof, round(r.pvalue, 4), round(r.cohens_w, 3)
     (4.0, 1, 0.0455, 0.2)
     """
+    obs, shares = _cells(observed, expected_shares)
+    return _one_group(obs, shares)
+
+
+def grouped_gof(groups: Sequence[tuple[ArrayLike, ArrayLike]]) -> ChiSquare:
+    """Test several independent groups of counts, each against its own expected shares (cells: the same index
+    space in every group; a zero-share cell is left out of its group, as in ``chi_square_gof``).
+
+    Groups with the same expected shares are one multinomial (a sum of independent multinomials with one share
+    vector is multinomial), so they are merged first: this keeps the power of the pooled test where pooling is
+    sound. The combined statistic is the sum of the merged groups' Pearson statistics, with the sum of their
+    degrees of freedom (k - 1 for a group of k cells; 0 for a group with one cell, or no draws): for independent
+    groups the sum of independent chi-square variables is chi-square with the summed dof. With every expected
+    count at least 5 the p-value is that chi-square's; otherwise a group alone keeps its own exact or Monte Carlo
+    p-value, and several groups take the Monte Carlo null distribution of the summed statistic (each group drawn
+    from its own multinomial), never the chi-square law that small counts do not follow.
+
+    >>> r = grouped_gof([([10, 0, 0], [1, 0, 0]), ([0, 60, 40], [0, 1, 1])])  # one group cannot vary
+    >>> round(r.statistic, 6), r.dof, len(r.groups)
+    (4.0, 1, 2)
+    """
+    merged: dict[bytes, tuple[list[int], np.ndarray, np.ndarray]] = {}
+    for i, (observed, shares) in enumerate(groups):
+        obs = np.asarray(observed, dtype=float)
+        p = np.asarray(shares, dtype=float)
+        if obs.shape != p.shape:
+            raise ValueError(f"group {i}: observed has {obs.size} cells but expected_shares has {p.size}")
+        if np.any(p < 0) or p.sum() <= 0:
+            raise ValueError(f"group {i}: expected_shares must be >= 0 with a positive sum")
+        p = p / p.sum()
+        key = p.tobytes()
+        if key in merged:
+            merged[key][0].append(i)
+            merged[key][1][...] += obs
+        else:
+            merged[key] = ([i], obs.copy(), p)
+    parts = []
+    for members, obs, p in merged.values():
+        cells = np.flatnonzero(p > 0)
+        test = _one_group(obs[cells], p[cells])
+        parts.append(GroupTest(tuple(members), tuple(cells.tolist()), tuple(obs[cells].tolist()),
+                               tuple(p[cells].tolist()), test))  # fmt: skip
+    n = sum(g.test.n for g in parts)
+    live = [g for g in parts if g.test.dof > 0]
+    min_expected = min(
+        (g.test.min_expected for g in live), default=min((g.test.min_expected for g in parts), default=0)
+    )
+    if not live:
+        return ChiSquare(0.0, 1.0, 0, n, 0.0, float(min_expected), groups=tuple(parts))
+    statistic = float(sum(g.test.statistic for g in live))
+    dof = sum(g.test.dof for g in live)
+    w = math.sqrt(statistic / n)
+    if len(live) == 1:
+        t = live[0].test
+        return ChiSquare(statistic, t.pvalue, dof, n, w, t.min_expected, t.method, tuple(parts))
+    pieces = [(np.asarray(g.observed), np.asarray(g.shares)) for g in live]
+    if min_expected >= 5 or not all(_integral(o) for o, _ in pieces):
+        from scipy import stats as st  # lazily: see the note at the imports
+
+        pvalue = float(st.chi2.sf(statistic, dof))
+        return ChiSquare(statistic, pvalue, dof, n, w, float(min_expected), "chi-square", tuple(parts))
+    pvalue = _monte_carlo(pieces, statistic)
+    return ChiSquare(statistic, pvalue, dof, n, w, float(min_expected), "Monte Carlo", tuple(parts))
+
+
+def _cells(observed: ArrayLike, expected_shares: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The observed counts and normalised shares of the cells with positive expected share."""
     obs = np.asarray(observed, dtype=float)
     shares = np.asarray(expected_shares, dtype=float)
     if obs.shape != shares.shape:
@@ -49,7 +137,15 @@ def chi_square_gof(observed: ArrayLike, expected_shares: ArrayLike) -> ChiSquare
     if np.any(shares < 0) or shares.sum() <= 0:
         raise ValueError("expected_shares must be >= 0 with a positive sum")
     keep = shares > 0
-    obs, shares = obs[keep], shares[keep] / shares[keep].sum()
+    return obs[keep], shares[keep] / shares[keep].sum()
+
+
+def _integral(obs: np.ndarray) -> bool:
+    return bool(np.allclose(obs, np.round(obs)))
+
+
+def _one_group(obs: np.ndarray, shares: np.ndarray) -> ChiSquare:
+    """The test of one group's counts ``obs`` against its shares (positive, summing to 1)."""
     n = round(obs.sum())
     expected = shares * obs.sum()
     if obs.size < 2 or n == 0:
@@ -58,10 +154,32 @@ def chi_square_gof(observed: ArrayLike, expected_shares: ArrayLike) -> ChiSquare
 
     statistic, pvalue = st.chisquare(obs, expected)
     w = math.sqrt(statistic / n)
-    if obs.size == 2 and expected.min() < 5 and np.allclose(obs, np.round(obs)):
+    small = expected.min() < 5 and _integral(obs)
+    if small and obs.size == 2:
         exact = st.binomtest(round(obs[0]), n, float(shares[0])).pvalue
         return ChiSquare(float(statistic), float(exact), 1, n, w, float(expected.min()), "exact binomial")
+    if small:
+        mc = _monte_carlo([(obs, shares)], float(statistic))
+        return ChiSquare(float(statistic), mc, obs.size - 1, n, w, float(expected.min()), "Monte Carlo")
     return ChiSquare(float(statistic), float(pvalue), obs.size - 1, n, w, float(expected.min()))
+
+
+def _monte_carlo(pieces: Sequence[tuple[np.ndarray, np.ndarray]], statistic: float) -> float:
+    """P(summed Pearson statistic >= ``statistic``) under the null, from ``MONTE_CARLO_DRAWS`` draws of every
+    group's multinomial (its n, its shares): (1 + hits) / (1 + draws), a p-value whose size never exceeds alpha.
+
+    The draws are keyed by the observed counts (a SeedSequence of them), so a p-value is a function of the data
+    alone: the same counts always give the same p-value."""
+    key = [len(pieces)] + [round(x) for obs, _ in pieces for x in obs.tolist()]
+    rng = np.random.default_rng(np.random.SeedSequence(key))
+    total = np.zeros(MONTE_CARLO_DRAWS)
+    for obs, shares in pieces:
+        n = round(obs.sum())
+        expected = shares * n
+        draws = rng.multinomial(n, shares, size=MONTE_CARLO_DRAWS)
+        total += ((draws - expected) ** 2 / expected).sum(axis=1)
+    hits = np.count_nonzero(total >= statistic - 1e-9 * max(1.0, statistic))  # ties count: the null is discrete
+    return float((1 + hits) / (1 + MONTE_CARLO_DRAWS))
 
 
 def chi_square_power(w: float, n: int, dof: int, alpha: float = 0.05) -> float:

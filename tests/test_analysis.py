@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -178,3 +179,88 @@ def test_chi_square_per_design_point_pools_replications_and_controls_false_disco
     assert table["qvalue"].iloc[0] == pytest.approx(2 * first["pvalue"])
     assert not table["reject"].iloc[0]  # 0.091 > 0.05: not a discovery once the sweep is accounted for
     assert math.isnan(table["pvalue"].iloc[2]) and not table["reject"].iloc[2]
+
+
+def test_sweep_tests_pool_each_group_over_replications():
+    """Runs with per-group results: each group pooled with itself across replications, statistics summed."""
+
+    def grouped(rep: int) -> dict:
+        groups = [
+            {"picked": {"x": 10}, "expected_share": {"x": 1.0}},  # one eligible endpoint: 0 dof
+            {"picked": {"y": 30, "z": 20}, "expected_share": {"y": 0.5, "z": 0.5}},
+        ]
+        service = {
+            "routed_by_endpoint": {"x": 10, "y": 30, "z": 20},
+            "violations": 0,
+            "expected_share": {"x": 1 / 6, "y": 5 / 12, "z": 5 / 12},
+            "chi_square": {"groups": groups},
+        }
+        return {"design_point": 0, "replication": rep, "status": "ok", "factors": {"p": 0},
+                "metrics": {"services": {"api": service}}}  # fmt: skip
+
+    row = chi_square_by_design_point([grouped(0), grouped(1)], ["p"], alpha=0.05).iloc[0]
+    # y/z pooled: 60/40 of 100 -> X2 4.0 with 1 dof (the pooled-over-groups test would have said 2 dof)
+    assert (row["n"], row["dof"], row["runs"]) == (120, 1, 2)
+    assert row["statistic"] == pytest.approx(4.0) and row["pvalue"] == pytest.approx(0.0455, abs=1e-4)
+
+
+def test_an_adaptive_picker_reports_balance_and_no_pvalue():
+    """power-of-two at rho 0.8 over 4 single-worker pods: its picks follow load, so no p-value is given (its
+    statistic runs below the chi-square law: the p-values would look too good); the balance is reported."""
+    import json
+
+    from sim.cli import format_summary
+    from sim.cluster import Pod, Service
+    from sim.distributions import Exponential
+    from sim.experiment.analysis import summarize
+    from sim.io import dumps_json
+    from sim.routing import DataplaneConfig
+    from sim.scenario import Scenario, Stream
+    from sim.workload import Poisson
+    from tests.conftest import star
+
+    web = [Pod(f"web-{i}", "ab"[i % 2], f"10.244.{i % 2}.{10 + i}", {"app": "web"}, service_time=Exponential(0.01))
+           for i in range(4)]  # fmt: skip
+    pods = (Pod("client", "a", "10.244.0.2", {"app": "c"}), *web)
+    stream = Stream("client", "web", Poisson(320.0), 4000)  # rho 0.8 at each pod if spread evenly
+    sc = Scenario("p2c", star(["a", "b"]), pods, (Service("web", {"app": "web"}),), (stream,),
+                  dataplane=DataplaneConfig(picker="power-of-two"))  # fmt: skip
+    result = run(sc, 1)
+    s = summarize_service(result, "web")
+    assert s.adaptive and math.isnan(s.chi_square.pvalue) and "adaptive picker (power-of-two)" in s.verdict
+    assert "no p-value" in s.verdict and s.chi_square.dof == 3
+    ratios = np.array(list(s.routed_by_endpoint.values())) / 1000
+    assert s.balance["min_ratio"] == pytest.approx(ratios.min()) and s.balance["max_ratio"] == pytest.approx(
+        ratios.max()
+    )
+    assert s.balance["cv"] == pytest.approx(ratios.std() / ratios.mean())
+    summary = json.loads(dumps_json(summarize(result)))
+    cs = summary["services"]["web"]["chi_square"]
+    assert cs["pvalue"] is None and cs["adaptive_picker"] and cs["groups"][0]["pvalue"] is None
+    assert "p-value -" in format_summary(sc, summary)
+    # a random picker on the same cluster keeps its p-value
+    random = summarize_service(run(dataclasses.replace(sc, dataplane=DataplaneConfig(picker="random")), 1), "web")
+    assert not random.adaptive and 0 <= random.chi_square.pvalue <= 1
+
+
+def test_grouped_traffic_is_tested_per_group_in_the_summary():
+    """Two streams entering at different nodes of a Local Service: each group has one endpoint, and the Cluster
+    stream's group two; the summary keeps each group's test and combines them."""
+    from sim.cluster import Pod, Service
+    from sim.scenario import Scenario, Stream
+    from sim.workload import Poisson
+    from tests.conftest import star
+
+    pods = (
+        Pod("client-a", "a", "10.244.0.2", {"app": "c"}),
+        Pod("client-b", "b", "10.244.1.2", {"app": "c"}),
+        Pod("web-a", "a", "10.244.0.10", {"app": "web"}),
+        Pod("web-b", "b", "10.244.1.10", {"app": "web"}),
+    )
+    services = (Service("local", {"app": "web"}, internal_traffic_policy=TrafficPolicy.LOCAL),)
+    streams = (Stream("client-a", "local", Poisson(100.0), 300), Stream("client-b", "local", Poisson(100.0), 500))
+    s = summarize_service(run(Scenario("g", star(["a", "b"]), pods, services, streams), 1), "local")
+    assert [g["dof"] for g in s.groups] == [0, 0] and s.chi_square.dof == 0
+    assert [g["members"][0]["client"] for g in s.groups] == ["client-a", "client-b"]
+    assert [g["picked"] for g in s.groups] == [{"web-a": 300}, {"web-b": 500}]
+    assert "nothing to test" in s.verdict  # pooled, this was 2 cells with 1 dof: a test of nothing

@@ -133,10 +133,25 @@ def test_etp_local_behind_a_load_balancer():
 
 
 def test_maglev_moves_only_the_leaving_backends_flows():
+    from sim.rng import Streams
+    from sim.routing import ip_key
+    from sim.routing.ports import first_ports
+
     r = experiment("maglev_remap")
-    c = r.columns
-    full = c["endpoint"][c["service"] == r.service_names.index("web")]
-    less = c["endpoint"][c["service"] == r.service_names.index("web-minus-one")]
+    sc, c = r.scenario, r.columns
+    # the flows of the "web" stream: the users' address and the source ports Linux drew for its connections
+    web = c["endpoint"][c["service"] == r.service_names.index("web")]
+    ports = first_ports(Streams(r.seed).generator("ports", "users", "web", 0), len(web))
+    flows = [(ip_key(sc.client_ip("users")) << 16) | p for p in ports.tolist()]
+
+    def picks(service: str) -> np.ndarray:
+        spec = next(s for s in sc.streams if s.service == service)
+        route = sc.route(spec, "kind-worker")
+        choose = sc.picker("maglev").chooser(route.endpoints, np.random.default_rng(0), [])
+        return np.array([r.pod_names.index(route.endpoints[choose(f)].pod) for f in flows])
+
+    full, less = picks("web"), picks("web-minus-one")
+    assert np.array_equal(full, web)  # the run picked by Maglev over these flows
     moved = full != less
     gone = full == r.pod_names.index("web-0")
     assert np.all(moved[gone])  # web-0's flows had to move
@@ -198,3 +213,25 @@ def test_cross_node_fraction_per_entry_node():
     assert all(0.3 < f < 0.7 for f in s.cross_node_by_entry_node.values())
     local = summarize_service(experiment("skewed_clients", requests=300), "echo-local")
     assert set(local.cross_node_by_entry_node.values()) == {0.0}
+
+
+def test_readme_scenario_example_has_duration_and_warmup_at_the_top_level(tmp_path):
+    """The "Write your own scenario" example with its [dataplane] table, duration_s and warmup_s uncommented
+    where the README shows them parses and stops at 60 s (they are top-level keys: placed after the [dataplane]
+    header they would be that table's, and an error naming the field)."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index('```toml\nname = "my-scenario"') + len("```toml\n")
+    text = readme[start : readme.index("```", start)].replace("../topologies/", f"{ROOT / 'topologies'}/")
+    for line in ("# duration_s = 60", "# warmup_s = 10", "# [dataplane]", '# name = "cilium"'):
+        assert line in text
+        text = text.replace(line, line[2:])
+    good = tmp_path / "mine.toml"
+    good.write_text(text.replace('dataplane = "iptables"', ""))
+    assert sim("validate", str(good)).returncode == 0, sim("validate", str(good)).stderr
+    assert json.loads(sim("run", str(good), "--json").stdout)["end_s"] == 60.0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        text.replace('dataplane = "iptables"', "").replace('name = "cilium"', 'name = "cilium"\nwarmup_s = 1')
+    )
+    done = sim("validate", str(bad))
+    assert done.returncode == 2 and "dataplane.warmup_s: unknown key" in done.stderr

@@ -305,6 +305,7 @@ def test_maglev_picks_through_a_run_follow_cilium_slot_tables():
     simulator's own uniform hash, not Cilium's jhash of the tuple; the flows are the engine's, via the fast path's
     ``_flows``, which the fast-path tests hold identical to the DES.)"""
     from sim.fastpath import _flows, mix64
+    from sim.rng import Streams
 
     pods = [pod(f"web-{i}", ("kind-worker", "kind-worker2")[i % 2], "web") for i in range(6)]
     services = [{"name": "web", "selector": {"app": "web"}, "nodePort": 30080}]
@@ -325,7 +326,8 @@ def test_maglev_picks_through_a_run_follow_cilium_slot_tables():
     c = r.columns
     owners = cilium_lookup_table([ep.address for ep in sc.endpoints("web")], 1021, maglev.DEFAULT_SEED)
     pod_of = {ep.address: r.pod_names.index(ep.pod) for ep in sc.endpoints("web")}
-    slots = (mix64(_flows(sc, c["stream"], c["endpoint"] >= 0)) % np.uint64(1021)).astype(np.int64)
+    flows = _flows(sc, Streams(6), c["stream"], c["endpoint"] >= 0)
+    slots = (mix64(flows) % np.uint64(1021)).astype(np.int64)
     assert c["endpoint"].tolist() == [pod_of[owners[k]] for k in slots.tolist()]
     assert len(set(c["endpoint"].tolist())) == 6
 

@@ -3,10 +3,17 @@
 Each check takes R replications, compares the grand mean of a replication-level statistic with the formula, and
 accepts within 3 standard errors of the replication means; the same data must reject a model whose service rate
 is 10% off (so the test can fail). Requests in each replication's first quarter are the warm-up and are dropped.
+
+The monitors (utilisation, mean queue, mean number in the pod) are time averages over a window; their checks
+take MR replications of a fixed window after a warm-up many relaxation times long, and accept within the
+Student-t bound at level 0.001 over the replication means (the replications are independent, so this is the
+estimator's own sampling error, not a tuned margin); for M/M/1 the replications' spread is also checked against
+the time average's known asymptotic variance.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,6 +22,7 @@ import pytest
 from sim.cluster import Discipline, Pod, Service
 from sim.distributions import Constant, Dist, Exponential
 from sim.engine import run
+from sim.fastpath import fast_path_problem, run_fast
 from sim.outcomes import DropReason, Outcome
 from sim.scenario import Scenario, Stream
 from sim.workload import Poisson
@@ -178,3 +186,78 @@ def test_processor_sharing_on_two_cores_matches_mm2():
     theory = erlang_c(c, lam / mu) / (c * mu - lam) + 1 / mu
     wrong = erlang_c(c, lam / (1.1 * mu)) / (c * 1.1 * mu - lam) + 1 / (1.1 * mu)
     check(*replicate(sc, sojourn), theory, wrong)
+
+
+# --- the monitors: time averages against M/M/1, M/M/c (Erlang C), M/M/c-PS and M/G/1-PS ------------------------
+
+MR = 8
+"""Replications per monitor check."""
+WINDOW_S = 8000.0
+"""Averaging window (in mean service times) after the warm-up."""
+WARMUP_S = 500.0
+"""Longer than 10 relaxation times 1 / (mu (1 - sqrt(rho))^2) of every queue below (at most 38 s at rho 0.8,
+c = 1; less for c > 1)."""
+
+
+def monitored(lam: float, service: Dist, workers: int, discipline: Discipline) -> dict[str, np.ndarray]:
+    """Per monitor, its value in each of MR replications: a Poisson client for ``WINDOW_S`` after ``WARMUP_S``."""
+    sc = dataclasses.replace(
+        queue(lam, service, workers=workers, discipline=discipline, warmup_s=WARMUP_S),
+        streams=(Stream("client", "s", Poisson(lam), None),),
+        duration_s=WARMUP_S + WINDOW_S,
+    )
+    engine = run_fast if fast_path_problem(sc) is None else run
+    runs = [engine(sc, 3000 + rep).monitors for rep in range(MR)]
+    return {name: np.array([m[name][1] for m in runs]) for name in ("utilization", "queue_mean", "in_system_mean")}
+
+
+def mm_c(lam: float, mu: float, c: int) -> dict[str, float]:
+    """M/M/c time averages: utilisation rho = lam / (c mu), mean queue Erlang C x rho / (1 - rho), in system
+    that plus the busy workers lam / mu."""
+    a, rho = lam / mu, lam / (c * mu)
+    queue_mean = erlang_c(c, a) * rho / (1 - rho)
+    return {"utilization": rho, "queue_mean": queue_mean, "in_system_mean": queue_mean + a}
+
+
+def check_monitors(values: dict[str, np.ndarray], theory: dict[str, float], wrong: dict[str, float]) -> None:
+    """Every monitor within the t bound (level 0.001, MR - 1 dof) of theory, and outside it for the wrong model."""
+    from scipy import stats as st
+
+    bound = float(st.t.ppf(1 - 0.0005, MR - 1))
+    for name, v in values.items():
+        grand, se = float(v.mean()), float(v.std(ddof=1) / math.sqrt(MR))
+        assert abs(grand - theory[name]) < bound * se, f"{name}: {grand:.4f} vs theory {theory[name]:.4f} (SE {se:.4f})"
+        assert abs(grand - wrong[name]) > bound * se, f"{name}: cannot tell {theory[name]:.4f} from {wrong[name]:.4f}"
+
+
+@pytest.mark.parametrize("discipline", [Discipline.FIFO, Discipline.PS])
+def test_monitors_of_mm1_fifo_and_ps(discipline):
+    """M/M/1 and M/M/1-PS have one number-in-system process: utilisation rho (the busy fraction, not the mean
+    number in the pod), queue rho^2 / (1 - rho), in system rho / (1 - rho)."""
+    lam, mu = 0.7, 1.0
+    values = monitored(lam, Exponential(1 / mu), 1, discipline)
+    check_monitors(values, mm_c(lam, mu, 1), mm_c(lam, 1.1 * mu, 1))
+    # The replications' spread is the time average's: asymptotic variance 2 rho (1 + rho) / (mu (1 - rho)^4) of
+    # the number in system (Whitt 1989, "Planning queueing simulations"), and 2 rho / mu of the busy indicator
+    # (regenerative cycles: idle Exp(lam) + busy period). (MR - 1) s^2 / sigma^2 is chi-square with MR - 1 dof.
+    from scipy import stats as st
+
+    rho = lam / mu
+    asymptotic = {"in_system_mean": 2 * rho * (1 + rho) / (mu * (1 - rho) ** 4), "utilization": 2 * rho / mu}
+    for name, var in asymptotic.items():
+        ratio = (MR - 1) * values[name].var(ddof=1) / (var / WINDOW_S)
+        assert st.chi2.ppf(0.0005, MR - 1) < ratio < st.chi2.ppf(0.9995, MR - 1), f"{name}: spread ratio {ratio:.2f}"
+
+
+@pytest.mark.parametrize("discipline", [Discipline.FIFO, Discipline.PS])
+def test_monitors_of_mmc_fifo_and_ps(discipline):
+    """M/M/3 (Erlang C) and M/M/3-PS (the same count process): utilisation lam / (3 mu), not the mean number
+    in the pod over 3."""
+    lam, mu, c = 2.4, 1.0, 3
+    check_monitors(monitored(lam, Exponential(1 / mu), c, discipline), mm_c(lam, mu, c), mm_c(lam, 1.1 * mu, c))
+
+
+def test_monitors_of_mg1_ps_are_insensitive():
+    """M/D/1-PS: the number in system is geometric whatever the service distribution, so M/M/1's averages."""
+    lam, d = 0.5, 1.0
+    check_monitors(monitored(lam, Constant(d), 1, Discipline.PS), mm_c(lam, 1 / d, 1), mm_c(lam, 1.1 / d, 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 
 from sim.outcomes import Outcome
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
-from sim.stats import ChiSquare, chi_square_gof, chi_square_power, cohens_w, verdict
+from sim.stats import ChiSquare, chi_square_gof, chi_square_power, cohens_w, grouped_gof, verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +47,8 @@ class ServiceSummary:
     """Fresh picks per endpoint: what the chi-square tests."""
     expected_share: dict[str, float]
     chi_square: ChiSquare
+    """The test per group of equal expected shares, combined (``sim.stats.grouped_gof``); its p-value is NaN for
+    an adaptive picker, whose picks are not fixed-share draws."""
     deterministic: bool
     max_deviation: float
     verdict: str
@@ -66,6 +68,13 @@ class ServiceSummary:
     """Attempts after the first (each retry is its own record)."""
     latency_parts_s: dict[str, float]
     pods: dict[str, dict[str, float]]
+    adaptive: bool = False
+    """True where a picker chooses by live load (power-of-two, least-connections): no p-value applies."""
+    balance: dict[str, float] = field(default_factory=dict)
+    """Fresh picks over expected picks per endpoint: ``min_ratio``, ``max_ratio``, ``max_over_min`` and ``cv``
+    (their coefficient of variation, weighted by expected picks)."""
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    """Per group of equal expected shares: its (stream, entry node, version) members, picks, shares and test."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``)."""
@@ -89,7 +98,10 @@ class ServiceSummary:
                 "cohens_w": cs.cohens_w,
                 "method": cs.method,
                 "deterministic_picker": self.deterministic,
+                "adaptive_picker": self.adaptive,
                 "max_deviation": self.max_deviation,
+                "balance": self.balance,
+                "groups": self.groups,
                 "verdict": self.verdict,
             },
             "latency_s": self.latency_s,
@@ -143,12 +155,16 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     fresh = routed & (pick == PICK_FRESH)
     n_pods = len(result.pod_names)
 
-    # Expected counts: each (stream, entry node, version) group's fresh picks times its route's shares.
+    # Expected counts: each (stream, entry node, version) group's fresh picks times its route's shares. Each
+    # group is its own multinomial (its route's shares); grouped_gof merges groups of equal shares and sums
+    # the rest's statistics and dof.
     n_nodes = len(result.node_names)
     group_key = (stream.astype(np.int64) * n_nodes + entry) * 65536 + version
     expected = np.zeros(n_pods)
     violations = 0
     pickers: set[str] = set()
+    groups: list[tuple[np.ndarray, np.ndarray]] = []
+    members: list[tuple[int, int, int]] = []
     for key in np.unique(group_key).tolist():
         rest, v = divmod(key, 65536)
         k, node = divmod(rest, n_nodes)
@@ -156,23 +172,57 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         group = group_key == key
         if routed[group].any():
             pickers.add(picker)
-        expected += np.count_nonzero(group & fresh) * shares
+        picked = np.bincount(endpoint[group & fresh], minlength=n_pods)
+        expected += picked.sum() * shares
         violations += int(np.count_nonzero(shares[endpoint[group & routed]] == 0))
+        if picked.any() and shares.sum() > 0:
+            groups.append((picked, shares))
+            members.append((k, node, v))
 
     routed_counts = np.bincount(endpoint[fresh], minlength=n_pods)
     reply_counts = np.bincount(endpoint[ok], minlength=n_pods)
     all_routed = np.bincount(endpoint[routed], minlength=n_pods)
     relevant = np.flatnonzero((expected > 0) | (all_routed > 0))
     positive = expected > 0
-    test = chi_square_gof(routed_counts[positive], expected[positive]) if positive.any() else chi_square_gof([0], [1])
+    test = grouped_gof(groups) if groups else chi_square_gof([0], [1])
+    adaptive = any(result.scenario.picker(p).needs_load for p in pickers)
     deterministic = any(result.scenario.picker(p).deterministic for p in pickers)
     max_dev = float(np.max(np.abs(routed_counts - expected))) if positive.any() else 0.0
-    if deterministic and test.dof > 0:
+    balance = _balance(routed_counts[positive], expected[positive])
+    names = ", ".join(sorted(pickers))
+    if adaptive and test.dof > 0:
+        test = replace(test, pvalue=math.nan, method="none: adaptive picker")
         words = (
-            f"deterministic picker ({', '.join(sorted(pickers))}): exact balance expected, max deviation {max_dev:g}"
+            f"adaptive picker ({names}): it picks by live load, so its picks are not draws with fixed shares and "
+            f"no p-value applies; balance achieved: picked/expected {balance['min_ratio']:.3f} to "
+            f"{balance['max_ratio']:.3f} (CV {balance['cv']:.3f}); this says how even the split was, not whether "
+            "the picker is fair"
         )
+    elif deterministic and test.dof > 0:
+        words = f"deterministic picker ({names}): exact balance expected, max deviation {max_dev:g}"
     else:
         words = verdict(test, alpha)
+    group_json = [
+        {
+            "members": [
+                {
+                    "stream": members[i][0],
+                    "client": result.scenario.streams[members[i][0]].client,
+                    "entry_node": result.node_names[members[i][1]],
+                    "version": members[i][2],
+                }
+                for i in g.members
+            ],
+            "picked": {result.pod_names[c]: int(o) for c, o in zip(g.cells, g.observed, strict=True)},
+            "expected_share": {result.pod_names[c]: p for c, p in zip(g.cells, g.shares, strict=True)},
+            "statistic": g.test.statistic,
+            "dof": g.test.dof,
+            "n": g.test.n,
+            "pvalue": math.nan if adaptive else g.test.pvalue,
+            "method": test.method if adaptive else g.test.method,
+        }
+        for g in test.groups
+    ]
 
     node_counts = np.bincount(cols["endpoint_node"][mine][ok], minlength=len(result.node_names))
     latency = result.latency_s[mine][ok]
@@ -229,7 +279,23 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         retries=int(np.count_nonzero(cols["attempt"][mine] > 0)),
         latency_parts_s=_latency_parts(result, mine & (cols["outcome"] == Outcome.OK)),
         pods=_pod_monitors(result, np.unique(endpoint[routed])),
+        adaptive=adaptive,
+        balance=balance,
+        groups=group_json,
     )
+
+
+def _balance(picked: np.ndarray, expected: np.ndarray) -> dict[str, float]:
+    """How even a split was: picks over expected picks per endpoint (1 is exact), their range, max/min and the
+    coefficient of variation of the ratios weighted by the expected picks (NaN without expected picks)."""
+    nan = math.nan
+    if not expected.size or expected.sum() <= 0:
+        return {"min_ratio": nan, "max_ratio": nan, "max_over_min": nan, "cv": nan}
+    ratio = picked / expected
+    mean = float(np.average(ratio, weights=expected))
+    cv = float(np.sqrt(np.average((ratio - mean) ** 2, weights=expected)) / mean) if mean > 0 else nan
+    low, high = float(ratio.min()), float(ratio.max())
+    return {"min_ratio": low, "max_ratio": high, "max_over_min": high / low if low > 0 else nan, "cv": cv}
 
 
 def _cross_zone(result: RunResult, entry: np.ndarray, served: np.ndarray) -> float:
@@ -580,11 +646,14 @@ def chi_square_by_design_point(
     alpha: float = 0.01,
     effect_w: float = 0.1,
 ) -> pd.DataFrame:
-    """Per design point and Service, one chi-square test of routed counts per endpoint pooled over replications
-    against the routing layer's expected shares, with Benjamini-Hochberg q-values across the whole sweep.
+    """Per design point and Service, one goodness-of-fit test of fresh picks per endpoint pooled over
+    replications against the routing layer's expected shares, with Benjamini-Hochberg q-values across the sweep.
 
-    Picks are independent draws, so pooling requests is sound here (unlike latencies). ``reject`` is q < alpha;
-    ``power`` is the chance to detect a skew of Cohen's w = ``effect_w`` with the pooled number of requests.
+    Picks are independent draws, so pooling requests is sound here (unlike latencies): each run's groups of
+    equal expected shares are pooled with the same groups of the other replications and tested as in a run
+    (``sim.stats.grouped_gof``: statistics and dof summed over groups). Pickers that are deterministic or choose
+    by load get no p-value (NaN). ``reject`` is q < alpha; ``power`` is the chance to detect a skew of Cohen's
+    w = ``effect_w`` with the pooled number of requests.
     """
     import pandas as pd  # here, not at the top: pandas costs ~0.5 s to import, and runs never need it
 
@@ -595,21 +664,34 @@ def chi_square_by_design_point(
         for name, s in rec["metrics"]["services"].items():
             cell = pooled.setdefault(
                 (rec["design_point"], name),
-                {"factors": rec["factors"], "observed": {}, "expected": {}, "violations": 0, "n_runs": 0},
+                {"factors": rec["factors"], "groups": {}, "violations": 0, "n_runs": 0, "no_pvalue": False},
             )
-            routed = sum(s["routed_by_endpoint"].values())
-            for pod, n in s["routed_by_endpoint"].items():
-                cell["observed"][pod] = cell["observed"].get(pod, 0) + n
-            for pod, share in s["expected_share"].items():
-                cell["expected"][pod] = cell["expected"].get(pod, 0.0) + share * routed
+            cs = s.get("chi_square", {})
+            cell["no_pvalue"] |= bool(cs.get("adaptive_picker") or cs.get("deterministic_picker"))
+            # a run's groups of equal expected shares, pooled with the same groups of the other replications
+            groups = cs.get("groups") or [{"picked": s["routed_by_endpoint"], "expected_share": s["expected_share"]}]
+            for g in groups:
+                shares = tuple(sorted((pod, share) for pod, share in g["expected_share"].items() if share > 0))
+                counts = cell["groups"].setdefault(shares, {})
+                for pod, n in g["picked"].items():
+                    counts[pod] = counts.get(pod, 0) + n
             cell["violations"] += s["violations"]
             cell["n_runs"] += 1
     rows = []
     for (point, name), cell in pooled.items():
-        pods = sorted(set(cell["observed"]) | set(cell["expected"]))
-        expected = np.array([cell["expected"].get(p, 0.0) for p in pods])
-        observed = np.array([cell["observed"].get(p, 0) for p in pods], dtype=float)
-        test = chi_square_gof(observed[expected > 0], expected[expected > 0]) if expected.any() else None
+        pods = sorted({pod for shares in cell["groups"] for pod, _ in shares})
+        index = {pod: i for i, pod in enumerate(pods)}
+        groups = []
+        for shares, counts in cell["groups"].items():
+            if not shares or not any(counts.get(pod, 0) for pod, _ in shares):
+                continue
+            expected, observed = np.zeros(len(pods)), np.zeros(len(pods))
+            for pod, share in shares:
+                expected[index[pod]] = share
+                observed[index[pod]] = counts.get(pod, 0)
+            groups.append((observed, expected))
+        test = grouped_gof(groups) if groups else None
+        valid = test is not None and test.dof > 0 and not cell["no_pvalue"]
         rows.append(
             {
                 "design_point": point,
@@ -619,10 +701,10 @@ def chi_square_by_design_point(
                 "n": test.n if test else 0,
                 "dof": test.dof if test else 0,
                 "statistic": test.statistic if test else math.nan,
-                "pvalue": test.pvalue if test and test.dof else math.nan,
+                "pvalue": test.pvalue if valid and test else math.nan,
                 "cohens_w": test.cohens_w if test else math.nan,
                 "violations": cell["violations"],
-                "power": chi_square_power(effect_w, test.n, test.dof, alpha) if test and test.dof else math.nan,
+                "power": chi_square_power(effect_w, test.n, test.dof, alpha) if valid and test else math.nan,
             }
         )
     table = pd.DataFrame(
