@@ -344,8 +344,12 @@ class Scenario:
                 )
         named = {ep.pod for ep in given}
         out.extend(ep for name, ep in derived.items() if name not in named and name in self.absent)
-        hinted = any(ep.zone_hints or ep.node_hints for ep in out)
-        return Hints(tuple(sorted(out, key=lambda ep: ep.address)), "" if hinted else "none in the EndpointSlices")
+        endpoints = tuple(sorted(out, key=lambda ep: ep.address))
+        implied = generate_hints(svc, tuple(derived.values()), self.nodes)
+        if implied.endpoints == endpoints:
+            return implied  # what the controller would write: with its reason for writing no hints
+        hinted = any(ep.zone_hints or ep.node_hints for ep in endpoints)
+        return Hints(endpoints, "" if hinted else "none in the EndpointSlices")
 
     def service_at(self, name: str, version: int) -> Service:
         """The Service called ``name`` as published in control-plane version ``version``."""
@@ -413,6 +417,14 @@ class Scenario:
         if stream.target == Target.NODE_PORT and self.is_external(stream.client):
             return (stream.node or "",)
         return (self.pod(stream.client).node,)
+
+    def route_for(self, service: str, node: str, source: Source, version: int = 0) -> Route:
+        """What ``route`` gives a stream of ``source`` into ``service`` entering at ``node`` (``sim routes``: every
+        node, no stream needed); the same dataplane call."""
+        svc = self.service_at(service, version)
+        return self.dataplane_impl.route(
+            svc, self.endpoints(service, version), self.nodes[node], source, self.dataplane
+        )
 
     def route(self, stream: Stream, node: str, version: int = 0) -> Route:
         """Which endpoints a new connection of ``stream`` entering at ``node`` may reach, per the dataplane, as

@@ -143,7 +143,7 @@ def _cluster(top: Table) -> tuple[Objects, list[KNode], list[KPod], list[str]] |
     names = [names] if isinstance(names, str) else names
     if not names or not all(isinstance(n, str) for n in names):
         raise top.error("cluster", "must be a file or directory name, or an array of them")
-    objects = read_cluster(tuple(str(top.path.parent / n) for n in names))
+    objects = read_cluster(tuple(n if n == "-" else str(top.path.parent / n) for n in names))
     nodes, placed, placing = place(objects)
     if not nodes:
         raise top.error("cluster", "the cluster state names no node (give Nodes, a kind Cluster config or pods)")
@@ -155,9 +155,22 @@ def _read_cached(files: tuple[str, ...], stamps: tuple[tuple[int, int], ...]) ->
     return read_objects(files)
 
 
+def objects_table(sources: list[str], dataplane: str = "iptables") -> dict[str, Any]:
+    """A scenario table naming Kubernetes objects (``sim run|routes|import FILE...``): the cluster, a generated
+    network, the dataplane; streams are the caller's."""
+    first = Path(sources[0]) if sources and sources[0] != "-" else Path("stdin")
+    return {
+        "name": first.stem or "cluster",
+        "cluster": [s if s == "-" else str(Path(s).resolve()) for s in sources],
+        "dataplane": dataplane,
+    }
+
+
 def read_cluster(sources: tuple[str, ...]) -> Objects:
     """Kubernetes objects of ``sources``, read once per content (a sweep builds many design points from them)."""
     files = [str(f) for f in source_files(sources)]
+    if "-" in files:
+        return read_objects(files)  # stdin: read once, never cached
     stamps = []
     for f in files:
         st = os.stat(f)
