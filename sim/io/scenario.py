@@ -146,7 +146,12 @@ def _cluster(top: Table) -> tuple[Objects, list[KNode], list[KPod], list[str]] |
     objects = read_cluster(tuple(n if n == "-" else str(top.path.parent / n) for n in names))
     nodes, placed, placing = place(objects)
     if not nodes:
-        raise top.error("cluster", "the cluster state names no node (give Nodes, a kind Cluster config or pods)")
+        raise SpecError(
+            ", ".join(objects.files),
+            "",
+            "the cluster state names no node: give Nodes (kubectl get nodes -o yaml), a kind Cluster config, "
+            "or pods with spec.nodeName",
+        )
     return objects, nodes, placed, placing
 
 
@@ -161,9 +166,28 @@ def objects_table(sources: list[str], dataplane: str = "iptables") -> dict[str, 
     first = Path(sources[0]) if sources and sources[0] != "-" else Path("stdin")
     return {
         "name": first.stem or "cluster",
-        "cluster": [s if s == "-" else str(Path(s).resolve()) for s in sources],
+        "cluster": list(sources),
         "dataplane": dataplane,
     }
+
+
+def with_cluster_names(table: Mapping[str, Any], anchor: Path) -> dict[str, Any]:
+    """``table`` with a ``{name = ...}`` entry in ``pods`` and ``services`` for every pod and Service its cluster
+    state holds, so that a dotted path (``services."default/echo-2".internalTrafficPolicy``) reaches objects read
+    from cluster files; such an entry changes only what it sets. Unchanged without ``cluster``, or if the table
+    does not parse (its own reading reports why)."""
+    out = dict(table)
+    if "cluster" not in table:
+        return out
+    try:
+        scenario, _ = parse_scenario(table, anchor, need_streams=False)
+    except SpecError:
+        return out
+    for key, objects in (("pods", scenario.pods), ("services", scenario.services)):
+        entries = list(out.get(key, []))
+        named = {e.get("name") for e in entries if isinstance(e, dict)}
+        out[key] = entries + [{"name": o.name} for o in objects if o.name not in named]
+    return out
 
 
 def read_cluster(sources: tuple[str, ...]) -> Objects:
