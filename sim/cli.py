@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import sys
 import time
@@ -366,6 +367,14 @@ def _objects_run(args: argparse.Namespace) -> bool:
     return bool(args.more or args.client or args.service or args.rate is not None or _is_objects([args.file]))
 
 
+def _emit(text: str) -> None:
+    """Print ``text`` on stdout; a reader that went away (``| head``) ends the output quietly."""
+    try:
+        print(text, end="" if text.endswith("\n") else "\n", flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _notes(notes: Sequence[str]) -> None:
     for note in notes:
         print(f"sim: note: {note}", file=sys.stderr)
@@ -414,7 +423,7 @@ def _routes(args: argparse.Namespace) -> int:
         return _error(e)
     _notes(notes)
     table = routes(scenario, args.service, args.node)
-    print(dumps_json(table), end="") if args.json else print(format_routes(scenario, table))
+    _emit(dumps_json(table) if args.json else format_routes(scenario, table))
     return 0
 
 
@@ -472,5 +481,5 @@ def _run_objects(args: argparse.Namespace) -> int:
     text = dumps_json(summary)
     if args.out:
         write_atomic(args.out, text)
-    print(text, end="") if args.json else print(format_summary(scenario, summary))
+    _emit(text if args.json else format_summary(scenario, summary))
     return 0

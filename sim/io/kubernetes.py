@@ -315,8 +315,22 @@ def _items(label: str, n: int, doc: Any) -> Iterable[dict[str, Any]]:
         items = doc.get("items") or []
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise SpecError(label, f"document {n}: items", "must be a list of Kubernetes objects")
-        return items
+        kind = doc["kind"][: -len("List")] if doc["kind"] != "List" else ""
+        return [_with_kind(item, kind) for item in items]
     return [doc]
+
+
+def _with_kind(item: dict[str, Any], list_kind: str) -> dict[str, Any]:
+    """A List item; one without ``kind`` (some tools strip it) takes the List's (``NodeList``), or is taken as a
+    Node when it has ``status.nodeInfo``, which only Nodes have."""
+    if "kind" in item:
+        return item
+    status = item.get("status")
+    if list_kind:
+        return {**item, "kind": list_kind}
+    if isinstance(status, dict) and "nodeInfo" in status:
+        return {**item, "kind": "Node"}
+    return item
 
 
 # --- one object ------------------------------------------------------------------------------------------------
@@ -439,6 +453,8 @@ def _node(o: _Obj, out: Objects) -> None:
     if o.get("spec.unschedulable", bool, False):
         taints.append(Taint("node.kubernetes.io/unschedulable", "", "NoSchedule"))
     ready = _condition(o, "Ready")
+    if o.get("spec.providerID", str, "").startswith("kind://"):
+        out.kind_cluster = True  # kind's nodes are containers on one Docker bridge
     if ZONE_LABEL not in labels and DEPRECATED_ZONE_LABEL in labels:
         out.notes.append(
             f"{o.file}: Node {name}: only the deprecated {DEPRECATED_ZONE_LABEL} label: the EndpointSlice "

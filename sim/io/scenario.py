@@ -94,7 +94,7 @@ def parse_scenario(
         objects, nodes, placed, placing = cluster
         parts = cluster_parts(objects, nodes, placed, addresses, defaults)
         if notes is not None:
-            notes.extend(filter(None, [*placing, *parts.notes, objects.skipped_line()]))
+            notes.extend(filter(None, [*objects.notes, *placing, *parts.notes, objects.skipped_line()]))
     pods, absent = _pods(top, topology, topo_file, defaults, addresses, parts.pods)
     services = _services(top, parts.services)
     given = {**parts.given, **_endpoint_slices(top)}
