@@ -113,7 +113,7 @@ def test_pod_fields_and_namespace_default(tmp_path):
 
 
 def test_service_fields(tmp_path):
-    path = write(
+    write(
         tmp_path,
         """\
         apiVersion: v1
@@ -344,7 +344,10 @@ def test_selector_only_in_its_namespace(tmp_path):
         ---
         {apiVersion: v1, kind: Pod, metadata: {name: p, namespace: y, labels: {app: a}}, spec: {nodeName: n1}}
         ---
-        {apiVersion: v1, kind: Service, metadata: {name: s, namespace: x}, spec: {selector: {app: a}, ports: [{port: 80}]}}
+        apiVersion: v1
+        kind: Service
+        metadata: {name: s, namespace: x}
+        spec: {selector: {app: a}, ports: [{port: 80}]}
         """,
     )
     notes: list[str] = []
@@ -374,8 +377,19 @@ def test_pending_and_finished_pods_are_left_out(tmp_path):
 
 
 def test_kind_node_names_labels_and_taints():
-    nodes = kind_nodes("k.yaml", {"apiVersion": "kind.x-k8s.io/v1alpha4", "kind": "Cluster", "nodes": [
-        {"role": "control-plane"}, {"role": "worker"}, {"role": "worker", "labels": {"tier": "db"}}, {"role": "worker"}]})
+    nodes = kind_nodes(
+        "k.yaml",
+        {
+            "apiVersion": "kind.x-k8s.io/v1alpha4",
+            "kind": "Cluster",
+            "nodes": [
+                {"role": "control-plane"},
+                {"role": "worker"},
+                {"role": "worker", "labels": {"tier": "db"}},
+                {"role": "worker"},
+            ],
+        },
+    )
     assert [n.name for n in nodes] == ["kind-control-plane", "kind-worker", "kind-worker2", "kind-worker3"]
     assert [t.key for t in nodes[0].taints] == ["node-role.kubernetes.io/control-plane"]
     assert "node.kubernetes.io/exclude-from-external-load-balancers" in nodes[0].labels
@@ -387,8 +401,13 @@ def test_kind_single_node_untainted_and_patched_taints():
     (solo,) = kind_nodes("k.yaml", {"apiVersion": "kind.x-k8s.io/v1alpha4", "name": "dev"})
     assert solo.name == "dev-control-plane" and solo.taints == ()
     patch = "kind: InitConfiguration\nnodeRegistration:\n  taints: []\n"
-    nodes = kind_nodes("k.yaml", {"apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": [
-        {"role": "control-plane", "kubeadmConfigPatches": [patch]}, {"role": "worker"}]})
+    nodes = kind_nodes(
+        "k.yaml",
+        {
+            "apiVersion": "kind.x-k8s.io/v1alpha4",
+            "nodes": [{"role": "control-plane", "kubeadmConfigPatches": [patch]}, {"role": "worker"}],
+        },
+    )
     assert nodes[0].taints == ()
 
 
@@ -401,8 +420,12 @@ def test_kind_cluster_gets_one_bridge(tmp_path):
 def test_zones_get_a_switch_each_and_a_spine():
     sc = scenario_of(DATA / "openshift_gcp_nodes_3zones.json")
     elements = dict(sc.topology.elements)
-    assert elements == {"switch-us-east1-b": "switch", "switch-us-east1-c": "switch", "switch-us-east1-d": "switch",
-                        "spine": "router"}
+    assert elements == {
+        "switch-us-east1-b": "switch",
+        "switch-us-east1-c": "switch",
+        "switch-us-east1-d": "switch",
+        "spine": "router",
+    }
     names = list(sc.topology.nodes)
     same_zone = [n for n in names if sc.nodes[n].zone == sc.nodes[names[0]].zone and n != names[0]]
     other_zone = next(n for n in names if sc.nodes[n].zone != sc.nodes[names[0]].zone)
@@ -436,7 +459,7 @@ ZONED = "".join(
 
 def placed(tmp_path, text: str):
     objects = read_objects([write(tmp_path, text)])
-    nodes, pods, notes = place(objects)
+    _, pods, notes = place(objects)
     return {p.name: p.node for p in pods}, notes
 
 
@@ -474,9 +497,15 @@ def test_required_node_affinity(tmp_path, expression, nodes):
 
 def test_taints_and_tolerations(tmp_path):
     text = textwrap.dedent("""\
-    {apiVersion: v1, kind: Node, metadata: {name: cp}, spec: {taints: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]}}
+    apiVersion: v1
+    kind: Node
+    metadata: {name: cp}
+    spec: {taints: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]}
     ---
-    {apiVersion: v1, kind: Node, metadata: {name: w1}, spec: {taints: [{key: dedicated, value: db, effect: NoExecute}]}}
+    apiVersion: v1
+    kind: Node
+    metadata: {name: w1}
+    spec: {taints: [{key: dedicated, value: db, effect: NoExecute}]}
     ---
     {apiVersion: v1, kind: Node, metadata: {name: w2}, spec: {taints: [{key: soft, effect: PreferNoSchedule}]}}
     """)
@@ -499,8 +528,9 @@ def test_pod_anti_affinity_on_hostname_and_zone(tmp_path):
 
     pods, notes = placed(tmp_path, ZONED + deployment("web", 5, anti("kubernetes.io/hostname")))
     assert sorted(pods.values()) == ["a1", "a2", "b1", "b2"]
-    assert notes == ["Deployment default/web: 1 of 5 replicas Pending: 0/4 nodes are available: 4 excluded by pod "
-                     "anti-affinity"]
+    assert notes == [
+        "Deployment default/web: 1 of 5 replicas Pending: 0/4 nodes are available: 4 excluded by pod anti-affinity"
+    ]
     pods, notes = placed(tmp_path, ZONED + deployment("web", 3, anti("topology.kubernetes.io/zone")))
     assert sorted(pods.values()) == ["a1", "b1"] and "1 of 3 replicas Pending" in notes[0]
 
@@ -508,12 +538,18 @@ def test_pod_anti_affinity_on_hostname_and_zone(tmp_path):
 def test_unplaceable_is_pending(tmp_path):
     pods, notes = placed(tmp_path, ZONED + deployment("web", 2, "{nodeSelector: {disk: nvme}}"))
     assert pods == {}
-    assert notes == ["Deployment default/web: 2 of 2 replicas Pending: 0/4 nodes are available: 4 not matching the "
-                     "node selector/affinity"]
+    assert notes == [
+        "Deployment default/web: 2 of 2 replicas Pending: 0/4 nodes are available: 4 not matching the "
+        "node selector/affinity"
+    ]
 
 
 def test_daemonset_skips_the_control_plane_statefulset_ordinals(tmp_path):
-    sc = scenario_of(write(tmp_path, KIND3, "kind.yaml"), write(tmp_path, textwrap.dedent("""\
+    sc = scenario_of(
+        write(tmp_path, KIND3, "kind.yaml"),
+        write(
+            tmp_path,
+            textwrap.dedent("""\
     apiVersion: apps/v1
     kind: DaemonSet
     metadata: {name: agent, namespace: mon}
@@ -528,7 +564,9 @@ def test_daemonset_skips_the_control_plane_statefulset_ordinals(tmp_path):
       replicas: 3
       selector: {matchLabels: {app: db}}
       template: {metadata: {labels: {app: db}}, spec: {}}
-    """)))
+    """),
+        ),
+    )
     names = {p.name: p.node for p in sc.pods}
     assert names == {
         "mon/agent-kind-worker": "kind-worker",
@@ -561,7 +599,9 @@ def test_workloads_whose_pods_are_in_the_dump_are_not_expanded(tmp_path):
 
 
 def test_manifest_pod_without_node_is_scheduled(tmp_path):
-    pods, _ = placed(tmp_path, ZONED + "---\n{apiVersion: v1, kind: Pod, metadata: {name: c}, spec: {nodeSelector: {disk: hdd}}}\n")
+    pods, _ = placed(
+        tmp_path, ZONED + "---\n{apiVersion: v1, kind: Pod, metadata: {name: c}, spec: {nodeSelector: {disk: hdd}}}\n"
+    )
     assert pods == {"default/c": "a2"}
 
 
@@ -571,38 +611,64 @@ def test_manifest_pod_without_node_is_scheduled(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{apiVersion: v1, kind: Service, metadata: {name: s, namespace: n}, spec: {ports: [{port: 0}]}}",
-         "Service n/s: spec.ports[0].port: is required: an integer 1-65535, got 0"),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {internalTrafficPolicy: local, ports: [{port: 80}]}}",
-         "Service default/s: spec.internalTrafficPolicy: unknown value 'local'; expected one of ['Cluster', 'Local']"),
-        ("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {}}",
-         "Service default/s: spec.ports: is required: at least one port"),
-        ("{apiVersion: v1, kind: Pod, metadata: {name: p, labels: {app: 1}}}",
-         "Pod default/p: metadata.labels.app: must be a string, got an integer 1"),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s, namespace: n}, spec: {ports: [{port: 0}]}}",
+            "Service n/s: spec.ports[0].port: is required: an integer 1-65535, got 0",
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {internalTrafficPolicy: local, "
+            "ports: [{port: 80}]}}",
+            "Service default/s: spec.internalTrafficPolicy: unknown value 'local'; expected one of "
+            "['Cluster', 'Local']",
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {}}",
+            "Service default/s: spec.ports: is required: at least one port",
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p, labels: {app: 1}}}",
+            "Pod default/p: metadata.labels.app: must be a string, got an integer 1",
+        ),
         ("{apiVersion: v1, kind: Pod, metadata: {labels: {}}}", "Pod default/: metadata.name: is required"),
-        ("{apiVersion: v1, kind: Node, metadata: {name: n}, status: {allocatable: {cpu: lots}}}",
-         "Node default/n: status.allocatable.cpu: not a CPU quantity: 'lots' (e.g. '3500m' or '4')"),
-        ("{apiVersion: v1, kind: Node, metadata: {name: n}, spec: {taints: [{key: k, effect: Never}]}}",
-         "Node default/n: spec.taints[0].effect: unknown value 'Never'; expected one of "
-         "['NoSchedule', 'PreferNoSchedule', 'NoExecute']"),
-        ("{apiVersion: discovery.k8s.io/v1beta1, kind: EndpointSlice, metadata: {name: e}}",
-         "EndpointSlice default/e: apiVersion: must be 'discovery.k8s.io/v1', got 'discovery.k8s.io/v1beta1'"),
-        ("{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e, labels: "
-         "{kubernetes.io/service-name: s}}, endpoints: [{addresses: []}]}",
-         "EndpointSlice default/e: endpoints[0].addresses: must be a list of at least one address"),
-        ("{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e, labels: "
-         "{kubernetes.io/service-name: s}}, endpoints: [{addresses: [1.2.3.4], conditions: {ready: 'yes'}}]}",
-         "EndpointSlice default/e: ready: must be a boolean, got a string 'yes'"),
-        ("{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {replicas: -1, template: {}}}",
-         "Deployment default/d: spec.replicas: must be >= 0, got -1"),
-        ("{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {template: {spec: {affinity: "
-         "{nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: "
-         "[{key: k, operator: Near}]}]}}}}}}}",
-         "Deployment default/d: spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuring"
-         "Execution.nodeSelectorTerms[0].matchExpressions[0].operator: unknown value 'Near'; expected one of "
-         "['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt']"),
-        ("{kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4, nodes: [{role: master}]}",
-         "Cluster kind: nodes[0].role: unknown value 'master'; expected one of ['control-plane', 'worker']"),
+        (
+            "{apiVersion: v1, kind: Node, metadata: {name: n}, status: {allocatable: {cpu: lots}}}",
+            "Node default/n: status.allocatable.cpu: not a CPU quantity: 'lots' (e.g. '3500m' or '4')",
+        ),
+        (
+            "{apiVersion: v1, kind: Node, metadata: {name: n}, spec: {taints: [{key: k, effect: Never}]}}",
+            "Node default/n: spec.taints[0].effect: unknown value 'Never'; expected one of "
+            "['NoSchedule', 'PreferNoSchedule', 'NoExecute']",
+        ),
+        (
+            "{apiVersion: discovery.k8s.io/v1beta1, kind: EndpointSlice, metadata: {name: e}}",
+            "EndpointSlice default/e: apiVersion: must be 'discovery.k8s.io/v1', got 'discovery.k8s.io/v1beta1'",
+        ),
+        (
+            "{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e, labels: "
+            "{kubernetes.io/service-name: s}}, endpoints: [{addresses: []}]}",
+            "EndpointSlice default/e: endpoints[0].addresses: must be a list of at least one address",
+        ),
+        (
+            "{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e, labels: "
+            "{kubernetes.io/service-name: s}}, endpoints: [{addresses: [1.2.3.4], conditions: {ready: 'yes'}}]}",
+            "EndpointSlice default/e: ready: must be a boolean, got a string 'yes'",
+        ),
+        (
+            "{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {replicas: -1, template: {}}}",
+            "Deployment default/d: spec.replicas: must be >= 0, got -1",
+        ),
+        (
+            "{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {template: {spec: {affinity: "
+            "{nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: "
+            "[{key: k, operator: Near}]}]}}}}}}}",
+            "Deployment default/d: spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuring"
+            "Execution.nodeSelectorTerms[0].matchExpressions[0].operator: unknown value 'Near'; expected one of "
+            "['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt']",
+        ),
+        (
+            "{kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4, nodes: [{role: master}]}",
+            "Cluster kind: nodes[0].role: unknown value 'master'; expected one of ['control-plane', 'worker']",
+        ),
         ("[1, 2]", "document 1: must be a Kubernetes object (a mapping), got an array"),
         ("a: [unclosed", "malformed YAML"),
     ],
@@ -620,7 +686,7 @@ def test_missing_file_and_empty_directory(tmp_path):
     with pytest.raises(SpecError, match="no such file"):
         read_objects([tmp_path / "nope.yaml"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SpecError, match="a directory with no .yaml"):
+    with pytest.raises(SpecError, match=r"a directory with no \.yaml"):
         read_objects([tmp_path / "empty"])
 
 
@@ -643,9 +709,15 @@ def test_openshift_gcp_nodes():
     assert {n.cpu for n in objects.nodes} == {3.5}
     masters = [n for n in objects.nodes if "master" in n.name]
     assert len(masters) == 3 and all(any(t.key == "node-role.kubernetes.io/master" for t in n.taints) for n in masters)
-    assert {n.labels["topology.kubernetes.io/zone"] for n in objects.nodes} == {"us-east1-b", "us-east1-c", "us-east1-d"}
-    assert all(n.labels["node-role.kubernetes.io/master" if n in masters else "node-role.kubernetes.io/worker"] == ""
-               for n in objects.nodes)
+    assert {n.labels["topology.kubernetes.io/zone"] for n in objects.nodes} == {
+        "us-east1-b",
+        "us-east1-c",
+        "us-east1-d",
+    }
+    assert all(
+        n.labels["node-role.kubernetes.io/master" if n in masters else "node-role.kubernetes.io/worker"] == ""
+        for n in objects.nodes
+    )
 
 
 def test_daemonset_itp_local_on_the_gcp_nodes():
@@ -666,13 +738,17 @@ def test_daemonset_itp_local_on_the_gcp_nodes():
 
 def test_topology_auto_on_the_gcp_nodes(tmp_path):
     """topology-mode Auto over 3 zones of equal CPU (masters left out, as the controller does): hints written."""
-    path = write(tmp_path, deployment("web", 6).lstrip("-\n") + textwrap.dedent("""\
+    path = write(
+        tmp_path,
+        deployment("web", 6).lstrip("-\n")
+        + textwrap.dedent("""\
     ---
     apiVersion: v1
     kind: Service
     metadata: {name: web, annotations: {service.kubernetes.io/topology-mode: Auto}}
     spec: {selector: {app: web}, ports: [{port: 80}]}
-    """))
+    """),
+    )
     sc = scenario_of(DATA / "openshift_gcp_nodes_3zones.json", path)
     assert sc.hints("default/web").withheld == ""
     assert all(ep.zone_hints == frozenset({ep.zone}) for ep in sc.endpoints("default/web"))
