@@ -391,7 +391,11 @@ def _load_objects(
     try:
         return parse_scenario(table, Path("(command line)"), need_streams=need_streams, notes=notes)
     except SpecError as e:
-        flags = {"streams[0].client": "--client", "streams[0].service": "--service"}
+        flags = {
+            "streams[0].client": "--client",
+            "streams[0].service": "--service",
+            "streams[0].workload.rate_rps": "--rate",
+        }
         if e.path == "(command line)" and e.field in flags:
             raise SpecError(flags[e.field], "", e.problem) from None
         raise
@@ -476,8 +480,15 @@ def _run_objects(args: argparse.Namespace) -> int:
         return _error(e)
     _notes(notes)
     seed = args.seed if args.seed is not None else seed
-    result = run(scenario, seed)
-    summary = {**summarize(result, alpha=args.alpha), "engine": "des"}
+    problem = fast_path_problem(scenario)
+    engine = args.engine
+    if engine == "fast" and problem is not None:
+        return _error(f"{args.file}: --engine fast: the fast path is not exact here: {problem}")
+    if engine == "auto":
+        engine = "des" if problem else "fast"
+        print(f"sim: engine auto -> {engine}: {problem or 'the fast path is exact here'}", file=sys.stderr)
+    result = (run_fast if engine == "fast" else run)(scenario, seed)
+    summary = {**summarize(result, alpha=args.alpha), "engine": engine}
     text = dumps_json(summary)
     if args.out:
         write_atomic(args.out, text)
