@@ -776,3 +776,27 @@ def test_kind_dump():
     assert "skipped 1 objects of kinds not simulated: 1 ConfigMap" in notes
     outside = sc.route_for("shop/web", "kind-worker2", Source.EXTERNAL)  # eTP Local: the local terminating one
     assert [ep.pod for ep in outside.endpoints] == ["shop/web-7d4b9c-fghij"] and outside.source_preserved
+
+
+def test_endpoint_without_a_given_pod_gets_a_bare_one(tmp_path):
+    """A slice endpoint whose pod is not in the input (a dump of Services and slices only) is still routed to;
+    the simulation serves it with a bare pod on the endpoint's node, and says so."""
+    path = write(
+        tmp_path,
+        """\
+        {apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: 80}]}}
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: s-1, labels: {kubernetes.io/service-name: s}}
+        ports: [{port: 80}]
+        endpoints: [{addresses: [10.1.1.1], nodeName: n1}]
+        """,
+    )
+    notes: list[str] = []
+    sc = scenario_of(path, notes=notes)
+    (ep,) = sc.endpoints("default/s")
+    assert (ep.address, ep.pod, ep.node_name) == ("10.1.1.1:80", "default/endpoint-10.1.1.1", "n1")
+    assert sc.pod("default/endpoint-10.1.1.1").ip == "10.1.1.1"
+    assert any("simulated as a bare pod on node n1" in n for n in notes)
+    assert [e.pod for e in sc.route_for("default/s", "n1", Source.POD).endpoints] == ["default/endpoint-10.1.1.1"]

@@ -10,12 +10,14 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim import run
 from sim.cli import main
+from sim.errors import SpecError
 from sim.experiment.analysis import summarize
 from sim.io import dumps_json, load_experiment, load_scenario
 from sim.io.importer import scenario_text, topology_text
@@ -354,3 +356,22 @@ def test_import_routes_exactly_as_the_objects(docs, dataplane):
         imported, _ = load_scenario(out, need_streams=False)
         assert imported.dataplane == DataplaneConfig(name=dataplane)
         assert dumps_json(routes(imported)) == dumps_json(routes(direct))
+
+
+def test_explicit_topology_takes_the_cluster_nodes_labels(tmp_path):
+    """`topology = ...` beside `cluster = [...]`: the network as written, the nodes' labels from the Node objects;
+    a node the topology lacks is an error naming it."""
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text(
+        "{apiVersion: v1, kind: Node, metadata: {name: kind-worker, labels: {topology.kubernetes.io/zone: z}},"
+        " status: {allocatable: {cpu: '2'}}}\n"
+    )
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(f'cluster = ["nodes.yaml"]\ntopology = "{ROOT / "topologies" / "kind.toml"}"\n')
+    sc, _ = load_scenario(scenario, need_streams=False)
+    assert sc.nodes["kind-worker"].zone == "z" and sc.nodes["kind-worker"].allocatable_cpu == 2
+    assert "kind-bridge" in sc.topology.elements and len(sc.topology.nodes) == 3
+    nodes.write_text("{apiVersion: v1, kind: Node, metadata: {name: elsewhere}}\n")
+    with pytest.raises(SpecError) as e:
+        load_scenario(scenario, need_streams=False)
+    assert str(e.value) == f"{scenario}: cluster: node 'elsewhere' is not in topology 'kind'"
