@@ -651,7 +651,7 @@ def test_manifest_pod_without_node_is_scheduled(tmp_path):
         (
             "{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e, labels: "
             "{kubernetes.io/service-name: s}}, endpoints: [{addresses: [1.2.3.4], conditions: {ready: 'yes'}}]}",
-            "EndpointSlice default/e: ready: must be a boolean, got a string 'yes'",
+            "EndpointSlice default/e: endpoints[0].conditions.ready: must be a boolean, got a string 'yes'",
         ),
         (
             "{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {replicas: -1, template: {}}}",
@@ -668,6 +668,18 @@ def test_manifest_pod_without_node_is_scheduled(tmp_path):
         (
             "{kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4, nodes: [{role: master}]}",
             "Cluster kind: nodes[0].role: unknown value 'master'; expected one of ['control-plane', 'worker']",
+        ),
+        (
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: 80, targetPort: [1]}]}}",
+            "Service default/s: spec.ports[0].targetPort: must be an integer or a string, got an array [1]",
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {nodeName: 5}}",
+            "Pod default/p: spec.nodeName: must be a string, got an integer 5",
+        ),
+        (
+            "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {tolerations: [{key: k, effect: Always}]}}",
+            "Pod default/p: spec.tolerations[0].effect: unknown value 'Always'",
         ),
         ("[1, 2]", "document 1: must be a Kubernetes object (a mapping), got an array"),
         ("a: [unclosed", "malformed YAML"),

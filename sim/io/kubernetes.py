@@ -350,6 +350,7 @@ class _Obj:
         self.namespace = ns if isinstance(ns, str) else DEFAULT_NAMESPACE
         self.short = name if isinstance(name, str) else ""
         self.name = f"{self.namespace}/{self.short}"
+        self.names: dict[int, str] = {}  # id of a mapping or list met while reading -> its field name
         if not isinstance(meta, dict):
             raise self.error("metadata", "is required: a mapping with a name")
         if not isinstance(name, str) or not name:
@@ -361,6 +362,11 @@ class _Obj:
         """The bad-input error for field ``fld`` of this object."""
         return SpecError(self.file, f"{self.kind} {self.name}: {fld}", problem)
 
+    def field(self, path: str, base: Any = None) -> str:
+        """The full field name of ``path`` read from ``base`` (a mapping met earlier), as errors print it."""
+        prefix = self.names.get(id(base), "") if base is not None else ""
+        return f"{prefix}.{path}" if prefix else path
+
     def get(self, path: str, kinds: type | tuple[type, ...], default: Any = None, base: Any = None) -> Any:
         """The value at dotted ``path`` (from ``base``, else the object), of ``kinds``; absent or null: default."""
         node: Any = self.data if base is None else base
@@ -370,10 +376,13 @@ class _Obj:
             node = node.get(segment)
             if node is None:
                 return default
+        full = self.field(path, base)
         kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
         if (isinstance(node, bool) and bool not in kinds_t) or not isinstance(node, kinds_t):
             wanted = " or ".join(type_name(k) for k in kinds_t)
-            raise self.error(path, f"must be {wanted}, got {type_name(node)} {node!r}")
+            raise self.error(full, f"must be {wanted}, got {type_name(node)} {node!r}")
+        if isinstance(node, (dict, list)):
+            self.names[id(node)] = full
         return node
 
     def strings(self, path: str, base: Any = None, where: str = "") -> dict[str, str]:
@@ -381,24 +390,30 @@ class _Obj:
         table = self.get(path, dict, {}, base)
         for k, v in table.items():
             if not isinstance(v, str):
-                raise self.error(f"{where or path}.{k}", f"must be a string, got {type_name(v)} {v!r}")
+                raise self.error(
+                    f"{where or self.field(path, base)}.{k}", f"must be a string, got {type_name(v)} {v!r}"
+                )
         return dict(table)
 
     def items(self, path: str, base: Any = None, where: str = "") -> list[tuple[str, dict[str, Any]]]:
         """A list of mappings, each with its field name ``path[i]``."""
         values = self.get(path, list, [], base)
+        name = where or self.field(path, base)
         out = []
         for i, v in enumerate(values):
             if not isinstance(v, dict):
-                raise self.error(f"{where or path}[{i}]", f"must be a mapping, got {type_name(v)} {v!r}")
-            out.append((f"{where or path}[{i}]", v))
+                raise self.error(f"{name}[{i}]", f"must be a mapping, got {type_name(v)} {v!r}")
+            self.names[id(v)] = f"{name}[{i}]"
+            out.append((f"{name}[{i}]", v))
         return out
 
     def choice(self, path: str, allowed: Sequence[str], default: Any = None, base: Any = None, where: str = "") -> Any:
         """A string that must be one of ``allowed``."""
         value = self.get(path, str, default, base)
         if value is not default and value not in allowed:
-            raise self.error(where or path, f"unknown value {value!r}; expected one of {list(allowed)}")
+            raise self.error(
+                where or self.field(path, base), f"unknown value {value!r}; expected one of {list(allowed)}"
+            )
         return value
 
 
