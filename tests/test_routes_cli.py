@@ -375,3 +375,54 @@ def test_explicit_topology_takes_the_cluster_nodes_labels(tmp_path):
     with pytest.raises(SpecError) as e:
         load_scenario(scenario, need_streams=False)
     assert str(e.value) == f"{scenario}: cluster: node 'elsewhere' is not in topology 'kind'"
+
+
+def test_timeline_over_given_endpoint_slices(tmp_path):
+    """A pod behind a given EndpointSlice terminated by the timeline: the slice follows it (terminating, then
+    gone), while the other endpoint keeps what its slice says (here: not ready although its pod is)."""
+    (tmp_path / "c.yaml").write_text(
+        textwrap.dedent("""\
+    {apiVersion: v1, kind: Node, metadata: {name: n1}}
+    ---
+    {apiVersion: v1, kind: Node, metadata: {name: n2}}
+    ---
+    {apiVersion: v1, kind: Pod, metadata: {name: a, labels: {app: s}}, spec: {nodeName: n1}}
+    ---
+    {apiVersion: v1, kind: Pod, metadata: {name: b, labels: {app: s}}, spec: {nodeName: n2}}
+    ---
+    {apiVersion: v1, kind: Service, metadata: {name: s}, spec: {selector: {app: s}, ports: [{port: 80}]}}
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: s-1, labels: {kubernetes.io/service-name: s}}
+    ports: [{port: 80}]
+    endpoints:
+    - {addresses: [10.244.0.2], nodeName: n1, targetRef: {name: a}}
+    - {addresses: [10.244.1.2], nodeName: n2, targetRef: {name: b}, conditions: {ready: false}}
+    """)
+    )
+    (tmp_path / "s.toml").write_text(
+        textwrap.dedent("""\
+    cluster = ["c.yaml"]
+    duration_s = 10
+    [[streams]]
+    client = "default/b"
+    service = "default/s"
+    workload = { kind = "poisson", rate_rps = 10 }
+    [[timeline]]
+    at_s = 1
+    action = "terminate"
+    pod = "default/a"
+    grace_s = 2
+    """)
+    )
+    sc, _ = load_scenario(tmp_path / "s.toml")
+    states = [
+        [(ep.pod, ep.ready, ep.serving, ep.terminating) for ep in sc.endpoints("default/s", v)]
+        for v in range(len(sc.versions))
+    ]
+    assert states == [
+        [("default/a", True, True, False), ("default/b", False, False, False)],
+        [("default/a", False, True, True), ("default/b", False, False, False)],
+        [("default/b", False, False, False)],
+    ]

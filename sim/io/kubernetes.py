@@ -622,6 +622,15 @@ def _service(o: _Obj, out: Objects) -> None:
     if timeout is not None and not 1 <= timeout <= 86400:
         raise o.error("spec.sessionAffinityConfig.clientIP.timeoutSeconds", f"must be 1-86400, got {timeout}")
     selector = o.strings("spec.selector")
+    if len(ports) > 1 and not skip:
+        out.notes.append(
+            f"{o.file}: Service {o.name}: {len(ports)} ports: simulated and routed for the first, {port_name or port}"
+        )
+    if o.get("spec.publishNotReadyAddresses", bool, False) and not skip:
+        out.notes.append(
+            f"{o.file}: Service {o.name}: publishNotReadyAddresses is not modelled: endpoints not "
+            "given by EndpointSlices follow the pods' readiness"
+        )
     fields: dict[str, Any] = {
         "selector": selector,
         "port": port,
