@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import re
 import sys
 import time
@@ -27,6 +29,7 @@ from sim.io import (
     parse_set,
     write_atomic,
 )
+from sim.routing import DataplaneConfig
 from sim.scenario import Scenario
 
 EXIT_BAD_INPUT = 2
@@ -39,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p_run = sub.add_parser("run", help="run one scenario and print a table per Service (or JSON)")
     p_run.add_argument("file", help="scenario TOML file, e.g. experiments/cilium_demo.toml")
+    _objects_run_arguments(p_run)
     p_run.add_argument("--seed", type=_non_negative, help="root seed (default: the file's seed, else 0)")
     p_run.add_argument("--requests", type=_non_negative, help="requests per client stream (overrides the file)")
     p_run.add_argument("--alpha", type=float, default=0.01, help="significance level of the chi-square verdict")
@@ -54,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     p_val = sub.add_parser("validate", help="check a scenario file and exit 0, or print its first problem and exit 2")
     p_val.add_argument("file")
     _sweep_parsers(sub)
+    _kubernetes_parsers(sub)
     return parser
 
 
@@ -108,6 +113,8 @@ def _non_negative(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command in ("routes", "import") or (args.command == "run" and _objects_run(args)):
+        return {"routes": _routes, "import": _import, "run": _run_objects}[args.command](args)
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "plot":
@@ -310,4 +317,189 @@ def _plot(args: argparse.Namespace) -> int:
     for name, figure in figures.items():
         for path in plots.save_figure(figure, out / name):
             print(path)
+    return 0
+
+
+# --- Kubernetes objects: sim routes, sim import, sim run FILE... --client --service ------------------------------
+
+OBJECT_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _objects_run_arguments(p_run: argparse.ArgumentParser) -> None:
+    p_run.add_argument("more", nargs="*", metavar="FILE", help="more Kubernetes object files or directories")
+    p_run.add_argument("--client", metavar="NS/POD", help="Kubernetes objects: the pod that sends")
+    p_run.add_argument("--service", metavar="NS/NAME", help="Kubernetes objects: the Service it calls")
+    p_run.add_argument(
+        "--rate", type=float, metavar="RPS", help="Kubernetes objects: Poisson requests/s (default: curl in a loop)"
+    )
+
+
+def _kubernetes_parsers(sub: Any) -> None:
+    from sim.routing import DATAPLANES
+
+    p_routes = sub.add_parser(
+        "routes", help="for every Service and node: the endpoints a new connection may use, with shares, and why"
+    )
+    p_routes.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="a scenario TOML, or Kubernetes objects (files, "
+        "directories, - for stdin), e.g. the output of kubectl get nodes,pods,services,"
+        "endpointslices -A -o yaml",
+    )
+    p_routes.add_argument(
+        "--dataplane",
+        choices=sorted(DATAPLANES),
+        help="the proxy (default: the scenario's; for objects iptables, kube-proxy's default)",
+    )
+    p_routes.add_argument("--service", metavar="NS/NAME", help="only this Service")
+    p_routes.add_argument("--node", metavar="NODE", help="only from this node")
+    p_routes.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    p_import = sub.add_parser("import", help="write cluster state (Kubernetes objects) as an editable scenario")
+    p_import.add_argument("files", nargs="+", metavar="FILE", help="Kubernetes objects: files, directories, -")
+    p_import.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        metavar="SCENARIO",
+        help="the scenario TOML to write; its topology goes beside it as <name>-topology.toml",
+    )
+
+
+def _is_objects(files: Sequence[str]) -> bool:
+    return any(f == "-" or Path(f).is_dir() or Path(f).suffix in OBJECT_SUFFIXES for f in files)
+
+
+def _objects_run(args: argparse.Namespace) -> bool:
+    """Whether ``sim run`` was given Kubernetes objects (then --client and --service say what to run)."""
+    return bool(args.more or args.client or args.service or args.rate is not None or _is_objects([args.file]))
+
+
+def _emit(text: str) -> None:
+    """Print ``text`` on stdout; a reader that went away (``| head``) ends the output quietly."""
+    try:
+        print(text, end="" if text.endswith("\n") else "\n", flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        print(f"sim: note: {note}", file=sys.stderr)
+
+
+def _load_objects(
+    files: Sequence[str], dataplane: str, streams: list[dict[str, Any]], notes: list[str], need_streams: bool = True
+) -> tuple[Scenario, int]:
+    """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``); a problem in a stream
+    built from flags is put on the flag."""
+    from sim.io.scenario import objects_table
+
+    table = {**objects_table(list(files), dataplane), "streams": streams}
+    try:
+        return parse_scenario(table, Path("(command line)"), need_streams=need_streams, notes=notes)
+    except SpecError as e:
+        flags = {
+            "streams[0].client": "--client",
+            "streams[0].service": "--service",
+            "streams[0].workload.rate_rps": "--rate",
+        }
+        if e.path == "(command line)" and e.field in flags:
+            raise SpecError(flags[e.field], "", e.problem) from None
+        raise
+
+
+def _routes(args: argparse.Namespace) -> int:
+    """``sim routes``: what each node's proxy programs for each Service (human table or --json)."""
+    from sim.routes import format_routes, routes
+
+    notes: list[str] = []
+    try:
+        if len(args.files) == 1 and not _is_objects(args.files):
+            if is_experiment(args.files[0]):
+                point = load_experiment(args.files[0]).design_points[0]
+                scenario = parse_scenario(point.table, point.anchor, need_streams=False, notes=notes)[0]
+            else:
+                scenario = load_scenario(args.files[0], need_streams=False, notes=notes)[0]
+        else:
+            scenario = _load_objects(args.files, "iptables", [], notes, need_streams=False)[0]
+        if args.dataplane:
+            scenario = dataclasses.replace(scenario, dataplane=DataplaneConfig(name=args.dataplane))
+        if args.service is not None and args.service not in {s.name for s in scenario.services}:
+            raise SpecError(
+                "--service", "", f"no Service {args.service!r}; the Services are {[s.name for s in scenario.services]}"
+            )
+        if args.node is not None and args.node not in scenario.topology.nodes:
+            raise SpecError("--node", "", f"no node {args.node!r}; the nodes are {list(scenario.topology.nodes)}")
+    except SpecError as e:
+        return _error(e)
+    _notes(notes)
+    table = routes(scenario, args.service, args.node)
+    _emit(dumps_json(table) if args.json else format_routes(scenario, table))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    """``sim import``: Kubernetes objects -> an editable scenario file and its topology file."""
+    from sim.io.importer import default_streams, scenario_text, topology_text
+
+    out = Path(args.out)
+    topology_file = out.with_name(f"{out.stem}-topology.toml")
+    notes: list[str] = []
+    try:
+        scenario = _load_objects(args.files, "iptables", [], notes, need_streams=False)[0]
+        streams = default_streams(scenario)
+        scenario = dataclasses.replace(scenario, name=out.stem)
+        texts = {
+            topology_file: topology_text(scenario.topology),
+            out: scenario_text(scenario, topology_file.name, args.files, streams),
+        }
+        for path, text in texts.items():
+            write_atomic(path, text)
+    except SpecError as e:
+        return _error(e)
+    except OSError as e:
+        return _error(f"{e.filename or out}: cannot write: {e.strerror}")
+    _notes(notes)
+    if not streams:
+        print("sim: note: no pods to send from: add [[streams]] before `sim run`", file=sys.stderr)
+    print(
+        f"wrote {out} ({len(scenario.pods)} pods, {len(scenario.services)} services, {len(streams)} streams) "
+        f"and {topology_file}"
+    )
+    return 0
+
+
+def _run_objects(args: argparse.Namespace) -> int:
+    """``sim run FILE... --client NS/POD --service NS/NAME``: one stream straight from Kubernetes objects."""
+    if not args.client or not args.service:
+        return _error(f"{args.file}: Kubernetes objects: give --client NS/POD and --service NS/NAME to run them")
+    workload = {"kind": "poisson", "rate_rps": args.rate} if args.rate is not None else {"kind": "closed_loop"}
+    stream = {
+        "client": args.client,
+        "service": args.service,
+        "requests": 1000 if args.requests is None else args.requests,
+        "workload": workload,
+    }
+    notes: list[str] = []
+    try:
+        scenario, seed = _load_objects([args.file, *args.more], "iptables", [stream], notes)
+    except SpecError as e:
+        return _error(e)
+    _notes(notes)
+    seed = args.seed if args.seed is not None else seed
+    problem = fast_path_problem(scenario)
+    engine = args.engine
+    if engine == "fast" and problem is not None:
+        return _error(f"{args.file}: --engine fast: the fast path is not exact here: {problem}")
+    if engine == "auto":
+        engine = "des" if problem else "fast"
+        print(f"sim: engine auto -> {engine}: {problem or 'the fast path is exact here'}", file=sys.stderr)
+    result = (run_fast if engine == "fast" else run)(scenario, seed)
+    summary = {**summarize(result, alpha=args.alpha), "engine": engine}
+    text = dumps_json(summary)
+    if args.out:
+        write_atomic(args.out, text)
+    _emit(text if args.json else format_summary(scenario, summary))
     return 0

@@ -9,6 +9,17 @@ from enum import StrEnum
 from sim.distributions import Dist, Exponential
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
+DEFAULT_NAMESPACE = "default"
+
+
+def namespace_of(name: str) -> str:
+    """The namespace of a pod or Service named ``namespace/name``; a bare name is in ``default``.
+
+    >>> namespace_of("kube-system/coredns"), namespace_of("echo-1")
+    ('kube-system', 'default')
+    """
+    namespace, slash, _ = name.partition("/")
+    return namespace if slash else DEFAULT_NAMESPACE
 
 
 class TrafficPolicy(StrEnum):
@@ -96,6 +107,8 @@ class Service:
     session_affinity: SessionAffinity = SessionAffinity.NONE
     session_affinity_timeout_s: float = DEFAULT_AFFINITY_TIMEOUT_S
     annotations: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    target_port: int = 0
+    """The endpoints' port (``targetPort``); 0: the same as ``port``, as the API defaults it."""
 
     @property
     def externally_accessible(self) -> bool:
@@ -115,8 +128,13 @@ class Service:
         )
 
     def selects(self, pod: Pod) -> bool:
-        """Whether the selector matches the pod's labels (an empty selector selects nothing, as in Kubernetes)."""
-        return bool(self.selector) and all(pod.labels.get(k) == v for k, v in self.selector.items())
+        """Whether the selector matches the pod's labels (an empty selector selects nothing, as in Kubernetes); only
+        pods of the Service's own namespace are selected."""
+        return (
+            bool(self.selector)
+            and all(pod.labels.get(k) == v for k, v in self.selector.items())
+            and namespace_of(pod.name) == namespace_of(self.name)
+        )
 
 
 @dataclass(frozen=True)
@@ -142,7 +160,7 @@ def endpoints_for(service: Service, pods: Iterable[Pod], nodes: Mapping[str, Nod
     """
     endpoints = [
         Endpoint(
-            address=f"{pod.ip}:{service.port}",
+            address=f"{pod.ip}:{service.target_port or service.port}",
             ready=pod.ready and not pod.terminating,
             serving=pod.ready,
             terminating=pod.terminating,

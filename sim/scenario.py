@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
@@ -135,6 +135,8 @@ class Scenario:
     timeline: tuple[Event, ...] = ()
     absent: frozenset[str] = frozenset()
     sync: Sync = Sync()
+    given_endpoints: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict, hash=False, compare=False)
+    """EndpointSlices read from a cluster, by Service: they win over what endpoints_for derives (see _given)."""
 
     def __post_init__(self) -> None:
         self._validate()
@@ -191,10 +193,19 @@ class Scenario:
                 raise fail(f"services[{i}].timeoutSeconds", "must be between 1 and 86400 seconds")
         for i, ev in enumerate(self.timeline):
             self._validate_event(i, ev, names, service_names)
-        if not self.streams:
-            raise fail("streams", "no client streams: add at least one [[streams]] table")
+        self._validate_given(service_names)
         for i, stream in enumerate(self.streams):
             self._validate_stream(i, stream, names, service_names)
+
+    def _validate_given(self, services: set[str]) -> None:
+        for svc, endpoints in self.given_endpoints.items():
+            if svc not in services:
+                raise fail(f"given_endpoints.{svc}", f"no service named {svc!r}")
+            for ep in endpoints:
+                if ep.pod is None or ep.pod not in self._pods_by_name:
+                    raise fail(f"given_endpoints.{svc}", f"endpoint {ep.address} names no pod of the scenario")
+                if ep.node_name is not None and ep.node_name not in self.topology.nodes:
+                    raise fail(f"given_endpoints.{svc}", f"endpoint {ep.address} is on unknown node {ep.node_name!r}")
 
     def _validate_event(self, i: int, ev: Event, pods: set[str], services: set[str]) -> None:
         pod_actions = (Action.TERMINATE, Action.READY, Action.UNREADY, Action.ADD)
@@ -318,7 +329,9 @@ class Scenario:
                 for item in pod.labels.items():
                     by_label.setdefault(item, []).append(pod)
             cached = {
-                svc.name: generate_hints(
+                svc.name: self._given(svc, state)
+                if svc.name in self.given_endpoints
+                else generate_hints(
                     svc,
                     endpoints_for(svc, by_label.get(next(iter(svc.selector.items()), ("", "")), []), self.nodes),
                     self.nodes,
@@ -327,6 +340,34 @@ class Scenario:
             }
             self._hints_by_version[version] = cached
         return cached
+
+    def _given(self, svc: Service, state: ClusterState) -> Hints:
+        """A Service's given EndpointSlices as the control plane publishes them in ``state``: as given, but an
+        endpoint whose pod the timeline changed or removed follows its pod (as the controller would rewrite it),
+        and a pod added later that the selector matches gets an endpoint (kube-proxy
+        ``endpointslicecache.go`` ``addEndpoints`` reads what the slices say)."""
+        given = self.given_endpoints[svc.name]
+        now = {p.name: p for p in state.pods}
+        derived = {ep.pod: ep for ep in endpoints_for(svc, state.pods, self.nodes)}
+        out: list[Endpoint] = []
+        for ep in given:
+            pod = now.get(ep.pod or "")
+            if pod is None:
+                continue
+            if pod == self._pods_by_name[pod.name]:
+                out.append(ep)
+            else:
+                out.append(
+                    replace(ep, ready=pod.ready and not pod.terminating, serving=pod.ready, terminating=pod.terminating)
+                )
+        named = {ep.pod for ep in given}
+        out.extend(ep for name, ep in derived.items() if name not in named and name in self.absent)
+        endpoints = tuple(sorted(out, key=lambda ep: ep.address))
+        implied = generate_hints(svc, tuple(derived.values()), self.nodes)
+        if implied.endpoints == endpoints:
+            return implied  # what the controller would write: with its reason for writing no hints
+        hinted = any(ep.zone_hints or ep.node_hints for ep in endpoints)
+        return Hints(endpoints, "" if hinted else "none in the EndpointSlices")
 
     def service_at(self, name: str, version: int) -> Service:
         """The Service called ``name`` as published in control-plane version ``version``."""
@@ -402,6 +443,14 @@ class Scenario:
         if self.source(stream) == Source.POD_NODE_PORT:  # that node's proxy decides, not the client's
             return (stream.node or "",)
         return (self.pod(stream.client).node,)
+
+    def route_for(self, service: str, node: str, source: Source, version: int = 0) -> Route:
+        """What ``route`` gives a stream of ``source`` into ``service`` entering at ``node`` (``sim routes``: every
+        node, no stream needed); the same dataplane call."""
+        svc = self.service_at(service, version)
+        return self.dataplane_impl.route(
+            svc, self.endpoints(service, version), self.nodes[node], source, self.dataplane
+        )
 
     def route(self, stream: Stream, node: str, version: int = 0) -> Route:
         """Which endpoints a new connection of ``stream`` entering at ``node`` may reach, per the dataplane, as

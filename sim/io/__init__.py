@@ -2,6 +2,9 @@
 
 - ``topology``: topology files; ``scenario``: scenario files (with ``durations``, ``workloads``, ``timeline``,
   ``samples`` for the parts they share with others, and ``builders`` for what every cluster-state reader builds);
+- ``kubernetes``: Kubernetes objects (kubectl dumps, manifests; YAML or JSON), with ``kind`` (kind Cluster
+  configs), ``placement`` (workloads onto nodes), ``cluster_state`` (pods, Services, given EndpointSlices),
+  ``network`` (the topology generated from zones) and ``importer`` (cluster state written back as a scenario);
 - ``experiment``: experiment specs and ``--set`` overrides;
 - ``store``: atomic writes, canonical JSON, a sweep's results directory.
 

@@ -1,15 +1,15 @@
-"""Small builders shared by every reader of cluster state (scenario TOML, and readers of other formats): the
-defaults a backend pod takes, the address a pod gets when none is given, and the Scenario's assembly with its
-validation errors put on the file that was read."""
+"""Small builders shared by every reader of cluster state (scenario TOML, Kubernetes objects): the defaults a
+backend pod takes, the address a pod gets when none is given, pods, endpoints with the API's defaults, and the
+Scenario's assembly with its validation errors put on the file that was read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.cluster import DEFAULT_AFFINITY_TIMEOUT_S, MAX_AFFINITY_TIMEOUT_S, Discipline
+from sim.cluster import DEFAULT_AFFINITY_TIMEOUT_S, MAX_AFFINITY_TIMEOUT_S, Discipline, Endpoint, Pod
 from sim.distributions import Dist, Exponential
 from sim.errors import SpecError
 from sim.scenario import LINUX_SYN_TIMEOUT_S, SCENARIO, Scenario
@@ -41,6 +41,64 @@ def affinity_timeout(value: float | None, error: Callable[[str], SpecError]) -> 
     if value > MAX_AFFINITY_TIMEOUT_S:
         raise error(f"must be <= {MAX_AFFINITY_TIMEOUT_S:g}, got {value:g}")
     return value
+
+
+class Addresses:
+    """Pod addresses handed out node by node as a reader meets pods (kind's scheme, ``pod_ip``); every pod takes
+    its node's next slot, so a pod given its own address still moves the count on, as in a scenario file."""
+
+    def __init__(self, nodes: Iterable[str]) -> None:
+        self.index = {node: i for i, node in enumerate(nodes)}
+        self.count: dict[str, int] = {}
+
+    def take(self, node: str, given: str | None = None) -> str:
+        """The address of the next pod on ``node``: ``given`` if it has one, else the generated one."""
+        k = self.count.get(node, 0)
+        self.count[node] = k + 1
+        return given if given is not None else pod_ip(self.index[node], k)
+
+
+def pod(
+    name: str, node: str, ip: str, defaults: Defaults, labels: Mapping[str, str] | None = None, **fields: Any
+) -> Pod:
+    """A Pod taking what it does not say from ``defaults`` (service time, workers, queue limit, discipline)."""
+    values: dict[str, Any] = {
+        "service_time": defaults.service_time,
+        "concurrency": defaults.concurrency,
+        "queue_limit": defaults.queue_limit,
+        "discipline": defaults.discipline,
+    }
+    values.update(fields)
+    return Pod(name=name, node=node, ip=ip, labels=dict(labels or {}), **values)
+
+
+def conditions(ready: bool | None, serving: bool | None, terminating: bool | None) -> tuple[bool, bool, bool]:
+    """An EndpointSlice endpoint's (ready, serving, terminating) with the API's defaults for missing fields
+    (``k8s.io/api/discovery/v1/types.go`` ``EndpointConditions``): ready unknown is ready, serving unknown defers
+    to ready, terminating unknown is not terminating. (kube-proxy's ``endpointslicecache.go`` ``addEndpoints``
+    reads an unknown serving as true; the two differ only for an endpoint not ready, terminating, serving unset,
+    which the EndpointSlice controller never writes.)"""
+    is_ready = ready is None or ready
+    return is_ready, is_ready if serving is None else serving, bool(terminating)
+
+
+def endpoint(
+    address: str,
+    *,
+    ready: bool | None = None,
+    serving: bool | None = None,
+    terminating: bool | None = None,
+    node: str | None = None,
+    zone: str | None = None,
+    for_zones: Iterable[str] = (),
+    for_nodes: Iterable[str] = (),
+    pod: str | None = None,
+) -> Endpoint:
+    """One endpoint ``"IP:port"`` as an EndpointSlice gives it: conditions defaulted as the API says, hints empty
+    when absent."""
+    r, s, t = conditions(ready, serving, terminating)
+    zones, nodes = frozenset(for_zones), frozenset(for_nodes)
+    return Endpoint(address, r, s, t, node, zone or None, zones or None, nodes or None, pod)
 
 
 def scenario(path: Path, **fields: Any) -> Scenario:

@@ -24,7 +24,7 @@ from sim.experiment.spec import (
     parse_path,
     resolve,
 )
-from sim.io.scenario import parse_scenario
+from sim.io.scenario import parse_scenario, with_cluster_names
 from sim.io.tables import Table, load_toml, type_name
 from sim.scenario import Scenario
 
@@ -139,7 +139,11 @@ def _file_digests(table: Mapping[str, Any], anchor: Path, cache: dict[Path, str]
     def walk(obj: object) -> None:
         if isinstance(obj, dict):
             for key, value in obj.items():
-                if key in ("topology", "file") and isinstance(value, str):
+                if key == "cluster" and isinstance(value, (str, list)):
+                    for name in [value] if isinstance(value, str) else value:
+                        if isinstance(name, str) and (anchor.parent / name).exists():
+                            found[name] = _tree_digest(anchor.parent / name)
+                elif key in ("topology", "file") and isinstance(value, str):
                     file = anchor.parent / value
                     if file.is_file():
                         if file not in cache:
@@ -153,6 +157,16 @@ def _file_digests(table: Mapping[str, Any], anchor: Path, cache: dict[Path, str]
 
     walk(table)
     return found
+
+
+def _tree_digest(path: Path) -> str:
+    """sha256 of a file, or of a directory's object files (names and contents, in sorted order)."""
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".json")):
+        digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
 
 
 def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str, Any] | None = None) -> Experiment:
@@ -183,6 +197,7 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
             raise head.error("scenario", f"no such file {str(anchor)!r}")
         base = load_toml(anchor)
     base.pop("seed", None)  # a sweep's seeds come from root_seed and the replication
+    base = with_cluster_names(base, anchor)  # paths may name pods and Services read from cluster files
 
     def build(table: dict[str, Any], blame: str = "", fields: Mapping[str, str] | None = None) -> Scenario:
         """parse_scenario on a resolved table; a problem in it is put on the factor or --set that set it."""

@@ -3,13 +3,16 @@ timeline and the run's horizon. Every time is in seconds; Kubernetes fields are 
 
 from __future__ import annotations
 
+import copy
+import functools
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sim.cluster import (
-    DEFAULT_AFFINITY_TIMEOUT_S,
     Discipline,
+    Endpoint,
     Pod,
     Service,
     SessionAffinity,
@@ -19,13 +22,17 @@ from sim.cluster import (
 from sim.distributions import Exponential
 from sim.errors import SpecError
 from sim.io import builders
-from sim.io.builders import Defaults
+from sim.io.builders import Addresses, Defaults
+from sim.io.cluster_state import ClusterParts, cluster_parts
 from sim.io.durations import duration
-from sim.io.tables import Table, load_toml
+from sim.io.kubernetes import KNode, KPod, Objects, read_objects, source_files
+from sim.io.network import generated_topology, network
+from sim.io.placement import place
+from sim.io.tables import MISSING, Table, load_toml
 from sim.io.timeline import event, sync
 from sim.io.topology import load_topology
 from sim.io.workloads import workload
-from sim.routing import DataplaneConfig
+from sim.routing import DataplaneConfig, generate_hints
 from sim.scenario import LINUX_SYN_TIMEOUT_S, Connections, ExternalClient, Retries, Scenario, Stream, Target
 from sim.topology import Topology
 
@@ -36,31 +43,61 @@ _DISCIPLINES = [d.value for d in Discipline]
 _TARGETS = [t.value for t in Target]
 
 
-def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> tuple[Scenario, int]:
+def load_scenario(
+    path: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    need_streams: bool = True,
+    notes: list[str] | None = None,
+) -> tuple[Scenario, int]:
     """Read a scenario TOML file into a validated Scenario and its seed.
 
     ``overrides`` may set ``seed`` and ``requests`` (requests per stream), as the CLI flags do.
     """
     path = Path(path)
-    return parse_scenario(load_toml(path), path, overrides)
+    return parse_scenario(load_toml(path), path, overrides, need_streams=need_streams, notes=notes)
 
 
 def parse_scenario(
-    raw: Mapping[str, Any], path: str | Path, overrides: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any],
+    path: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    need_streams: bool = True,
+    notes: list[str] | None = None,
 ) -> tuple[Scenario, int]:
     """Build a validated Scenario and its seed from a parsed scenario table; ``path`` names it in errors and
-    anchors relative file names (topology, traces)."""
+    anchors relative file names (topology, traces, cluster state). ``need_streams=False`` accepts a cluster with
+    no client streams (``sim routes``); what reading cluster state notes (bare nodes, Pending pods, skipped
+    kinds) is appended to ``notes``."""
     path = Path(path)
     overrides = dict(overrides or {})
     top = Table(path, "", dict(raw))
     name = top.take("name", str, path.stem)
     seed = top.integer("seed", 0, minimum=0)
-    topology, topo_file = _topology(top)
+    cluster = _cluster(top)
+    if cluster is not None and "topology" not in top.data:
+        topology, topo_file = (
+            generated_topology(name, cluster[1], cluster[0].kind_cluster, network(top, cluster[0].kind_cluster)),
+            "",
+        )
+    else:
+        topology, topo_file = _topology(top)
+        if cluster is not None:
+            topology = _with_nodes(top, topology, cluster[1])
     dataplane = _dataplane(top)
     duration_s = top.number("duration_s", None, minimum=0, strict=True)
     defaults = _defaults(top)
-    pods, absent = _pods(top, topology, topo_file, defaults)
-    services = [_service(t) for t in top.tables("services")]
+    addresses = Addresses(topology.nodes)
+    parts = ClusterParts()
+    if cluster is not None:
+        objects, nodes, placed, placing = cluster
+        parts = cluster_parts(objects, nodes, placed, addresses, defaults)
+        if notes is not None:
+            notes.extend(filter(None, [*objects.notes, *placing, *parts.notes, objects.skipped_line()]))
+    pods, absent = _pods(top, topology, topo_file, defaults, addresses, parts.pods)
+    services = _services(top, parts.services)
+    given = {**parts.given, **_endpoint_slices(top)}
     external = _external_clients(top)
     requests = overrides.pop("requests", None)
     streams = [_stream(t, defaults, requests) for t in top.tables("streams")]
@@ -72,22 +109,132 @@ def parse_scenario(
         seed = overrides.pop("seed")
     if overrides:
         raise SpecError(str(path), sorted(overrides)[0], "unknown override")
-    scenario = builders.scenario(
-        path,
-        name=name,
-        topology=topology,
-        pods=tuple(pods),
-        services=tuple(services),
-        streams=tuple(streams),
-        dataplane=dataplane,
-        external_clients=tuple(external),
-        duration_s=duration_s,
-        warmup_s=warmup_s,
-        timeline=timeline,
-        absent=frozenset(absent),
-        sync=node_sync,
-    )
+    if need_streams and not streams:
+        raise SpecError(str(path), "streams", "no client streams: add at least one [[streams]] table")
+    fields: dict[str, Any] = {
+        "name": name,
+        "topology": topology,
+        "pods": tuple(pods),
+        "services": tuple(services),
+        "streams": tuple(streams),
+        "dataplane": dataplane,
+        "external_clients": tuple(external),
+        "duration_s": duration_s,
+        "warmup_s": warmup_s,
+        "timeline": timeline,
+        "absent": frozenset(absent),
+        "sync": node_sync,
+    }
+    if given:
+        fields["given_endpoints"] = given
+    scenario = builders.scenario(path, **fields)
+    rehinted = _rehinted(scenario, parts.services)
+    if rehinted != given:
+        scenario = builders.scenario(path, **{**fields, "given_endpoints": rehinted})
     return scenario, seed
+
+
+def _cluster(top: Table) -> tuple[Objects, list[KNode], list[KPod], list[str]] | None:
+    """``cluster = ["cluster.yaml", "manifests/"]``: Kubernetes objects (files or directories, relative to the
+    scenario), read and placed; None without the key."""
+    if "cluster" not in top.data:
+        return None
+    names = top.take("cluster", (list, str))
+    names = [names] if isinstance(names, str) else names
+    if not names or not all(isinstance(n, str) for n in names):
+        raise top.error("cluster", "must be a file or directory name, or an array of them")
+    objects = read_cluster(tuple(n if n == "-" else str(top.path.parent / n) for n in names))
+    nodes, placed, placing = place(objects)
+    if not nodes:
+        raise SpecError(
+            ", ".join(objects.files),
+            "",
+            "the cluster state names no node: give Nodes (kubectl get nodes -o yaml), a kind Cluster config, "
+            "or pods with spec.nodeName",
+        )
+    return objects, nodes, placed, placing
+
+
+@functools.lru_cache(maxsize=32)
+def _read_cached(files: tuple[str, ...], stamps: tuple[tuple[int, int], ...]) -> Objects:
+    return read_objects(files)
+
+
+def objects_table(sources: list[str], dataplane: str = "iptables") -> dict[str, Any]:
+    """A scenario table naming Kubernetes objects (``sim run|routes|import FILE...``): the cluster, a generated
+    network, the dataplane; streams are the caller's."""
+    first = Path(sources[0]) if sources and sources[0] != "-" else Path("stdin")
+    return {
+        "name": first.stem or "cluster",
+        "cluster": list(sources),
+        "dataplane": dataplane,
+    }
+
+
+def with_cluster_names(table: Mapping[str, Any], anchor: Path) -> dict[str, Any]:
+    """``table`` with a ``{name = ...}`` entry in ``pods`` and ``services`` for every pod and Service its cluster
+    state holds, so that a dotted path (``services."default/echo-2".internalTrafficPolicy``) reaches objects read
+    from cluster files; such an entry changes only what it sets. Unchanged without ``cluster``, or if the table
+    does not parse (its own reading reports why)."""
+    out = dict(table)
+    if "cluster" not in table:
+        return out
+    try:
+        scenario, _ = parse_scenario(table, anchor, need_streams=False)
+    except SpecError:
+        return out
+    for key, objects in (("pods", scenario.pods), ("services", scenario.services)):
+        entries = list(out.get(key, []))
+        named = {e.get("name") for e in entries if isinstance(e, dict)}
+        out[key] = entries + [{"name": o.name} for o in objects if o.name not in named]
+    return out
+
+
+def read_cluster(sources: tuple[str, ...]) -> Objects:
+    """Kubernetes objects of ``sources``, read once per content (a sweep builds many design points from them)."""
+    files = [str(f) for f in source_files(sources)]
+    if "-" in files:
+        return read_objects(files)  # stdin: read once, never cached
+    stamps = []
+    for f in files:
+        st = os.stat(f)
+        stamps.append((st.st_mtime_ns, st.st_size))
+    return copy.deepcopy(_read_cached(tuple(files), tuple(stamps)))
+
+
+def _with_nodes(top: Table, topology: Topology, nodes: list[KNode]) -> Topology:
+    """An explicit topology with the cluster's Node objects' labels, CPU and readiness on its nodes."""
+    labels = {n: dict(v) for n, v in topology.nodes.items()}
+    cpu = dict(topology.allocatable_cpu)
+    unready = set(topology.unready)
+    for node in nodes:
+        if node.name not in labels:
+            raise top.error("cluster", f"node {node.name!r} is not in topology {topology.name!r}")
+        if node.bare:
+            continue
+        labels[node.name] = dict(node.labels)
+        cpu[node.name] = node.cpu
+        if not node.ready:
+            unready.add(node.name)
+    return Topology(
+        topology.name, labels, topology.elements, topology.links, topology.same_node, cpu, frozenset(unready)
+    )
+
+
+def _rehinted(scenario: Scenario, base: list[Service]) -> dict[str, tuple[Endpoint, ...]]:
+    """Given EndpointSlices, with hints written anew (``generate_hints``) for a Service whose trafficDistribution
+    or annotations the scenario file changed: the EndpointSlice controller would rewrite them."""
+    before = {s.name: s for s in base}
+    out = dict(scenario.given_endpoints)
+    for svc in scenario.services:
+        old = before.get(svc.name)
+        if (
+            svc.name in out
+            and old is not None
+            and (old.traffic_distribution != svc.traffic_distribution or dict(old.annotations) != dict(svc.annotations))
+        ):
+            out[svc.name] = generate_hints(svc, out[svc.name], scenario.nodes).endpoints
+    return out
 
 
 def _topology(top: Table) -> tuple[Topology, str]:
@@ -142,38 +289,84 @@ def _defaults(top: Table) -> Defaults:
     return defaults
 
 
-def _pods(top: Table, topology: Topology, topo_file: str, defaults: Defaults) -> tuple[list[Pod], set[str]]:
-    """``[[pods]]``, and the names of those not yet present (``present = false``: added by the timeline)."""
-    node_index = {node: i for i, node in enumerate(topology.nodes)}
-    per_node: dict[str, int] = {}
-    pods: list[Pod] = []
+def _pods(
+    top: Table, topology: Topology, topo_file: str, defaults: Defaults, addresses: Addresses, base: list[Pod]
+) -> tuple[list[Pod], set[str]]:
+    """``[[pods]]`` after the cluster's pods (``base``): an entry naming a cluster pod changes the fields it gives;
+    the others add pods. Also the names of those not yet present (``present = false``: added by the timeline)."""
+    pods: list[Pod] = list(base)
+    index = {p.name: i for i, p in enumerate(pods)}
     absent: set[str] = set()
     for t in top.tables("pods"):
         pod_name = t.take("name", str)
-        node = t.take("node", str)
+        old = pods[index[pod_name]] if pod_name in index and index[pod_name] < len(base) else None
+        node = t.take("node", str, old.node if old else MISSING)
+        where = f"topology {topology.name!r} ({topo_file})" if topo_file else f"the cluster {topology.name!r}"
         if node not in topology.nodes:
-            raise t.error("node", f"node {node!r} is not in topology {topology.name!r} ({topo_file})")
-        k = per_node.get(node, 0)
-        per_node[node] = k + 1
-        service_time = duration(t, "service_time", defaults.service_time)
-        pods.append(
-            Pod(
-                name=pod_name,
-                node=node,
-                ip=t.take("ip", str, builders.pod_ip(node_index[node], k)),
-                labels=t.strings("labels"),
-                ready=t.take("ready", bool, True),
-                terminating=t.take("terminating", bool, False),
-                service_time=service_time,
-                concurrency=t.integer("concurrency", defaults.concurrency, minimum=1),
-                queue_limit=t.integer("queue_limit", defaults.queue_limit, minimum=0),
-                discipline=t.choice("discipline", Discipline, _DISCIPLINES, defaults.discipline),
-            )
+            raise t.error("node", f"node {node!r} is not in {where}")
+        ip = addresses.take(node, t.take("ip", str, None)) if old is None else t.take("ip", str, old.ip)
+        d = old or builders.pod(pod_name, node, ip, defaults)
+        pod = Pod(
+            name=pod_name,
+            node=node,
+            ip=ip,
+            labels=t.strings("labels") if "labels" in t.data else dict(d.labels),
+            ready=t.take("ready", bool, d.ready),
+            terminating=t.take("terminating", bool, d.terminating),
+            service_time=duration(t, "service_time", d.service_time),
+            concurrency=t.integer("concurrency", d.concurrency, minimum=1),
+            queue_limit=t.integer("queue_limit", d.queue_limit, minimum=0),
+            discipline=t.choice("discipline", Discipline, _DISCIPLINES, d.discipline),
         )
+        if old is None:
+            pods.append(pod)
+        else:
+            pods[index[pod_name]] = pod
         if not t.take("present", bool, True):
             absent.add(pod_name)
         t.done()
     return pods, absent
+
+
+def _services(top: Table, base: list[Service]) -> list[Service]:
+    """``[[services]]`` after the cluster's Services: an entry naming one changes the fields it gives."""
+    services = list(base)
+    index = {s.name: i for i, s in enumerate(services)}
+    for t in top.tables("services"):
+        name = t.data.get("name")
+        if isinstance(name, str) and name in index and index[name] < len(base):
+            services[index[name]] = _service(t, services[index[name]])
+        else:
+            services.append(_service(t))
+    return services
+
+
+def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
+    """``[[endpoint_slices]]``: a Service's endpoints as its EndpointSlices give them (``sim import`` writes them
+    where they differ from what the pods imply): ``service`` and ``endpoints = [{address = "IP:port", pod, node,
+    zone, ready, serving, terminating, forZones, forNodes}]``; unset conditions take the API's defaults."""
+    out: dict[str, tuple[Endpoint, ...]] = {}
+    for t in top.tables("endpoint_slices"):
+        service = t.take("service", str)
+        endpoints = []
+        for e in t.tables("endpoints"):
+            endpoints.append(
+                builders.endpoint(
+                    e.take("address", str),
+                    ready=e.take("ready", bool, None),
+                    serving=e.take("serving", bool, None),
+                    terminating=e.take("terminating", bool, None),
+                    node=e.take("node", str, None),
+                    zone=e.take("zone", str, None),
+                    for_zones=_string_list(e, "forZones"),
+                    for_nodes=_string_list(e, "forNodes"),
+                    pod=e.take("pod", str, None),
+                )
+            )
+            e.done()
+        t.done()
+        out[service] = (*out.get(service, ()), *sorted(endpoints, key=lambda ep: ep.address))
+    return out
 
 
 def _string_list(t: Table, key: str) -> tuple[str, ...]:
@@ -183,9 +376,11 @@ def _string_list(t: Table, key: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _service(t: Table) -> Service:
-    """One ``[[services]]`` entry, its fields named as the Service API names them."""
-    affinity_timeout = DEFAULT_AFFINITY_TIMEOUT_S
+def _service(t: Table, base: Service | None = None) -> Service:
+    """One ``[[services]]`` entry, its fields named as the Service API names them; with ``base`` (a Service read
+    from cluster state) the fields it leaves out keep base's values."""
+    b = base or Service(name="")
+    affinity_timeout = b.session_affinity_timeout_s
     if "sessionAffinityConfig" in t.data:
         config = Table(t.path, t.field("sessionAffinityConfig"), t.take("sessionAffinityConfig", dict))
         client_ip = Table(t.path, config.field("clientIP"), config.take("clientIP", dict))
@@ -197,17 +392,26 @@ def _service(t: Table) -> Service:
         t,
         Service(
             name=t.take("name", str),
-            selector=t.strings("selector"),
-            port=t.integer("port", 80, minimum=1),
-            internal_traffic_policy=t.choice("internalTrafficPolicy", TrafficPolicy, _POLICIES, TrafficPolicy.CLUSTER),
-            external_traffic_policy=t.choice("externalTrafficPolicy", TrafficPolicy, _POLICIES, TrafficPolicy.CLUSTER),
-            node_port=t.integer("nodePort", 0, minimum=0),
-            load_balancer_ips=_string_list(t, "loadBalancerIPs"),
-            external_ips=_string_list(t, "externalIPs"),
-            traffic_distribution=t.choice("trafficDistribution", TrafficDistribution, _DISTRIBUTIONS, None),
-            session_affinity=t.choice("sessionAffinity", SessionAffinity, _AFFINITIES, SessionAffinity.NONE),
+            selector=t.strings("selector") if "selector" in t.data else dict(b.selector),
+            port=t.integer("port", b.port, minimum=1),
+            target_port=t.integer("targetPort", b.target_port, minimum=1),
+            internal_traffic_policy=t.choice(
+                "internalTrafficPolicy", TrafficPolicy, _POLICIES, b.internal_traffic_policy
+            ),
+            external_traffic_policy=t.choice(
+                "externalTrafficPolicy", TrafficPolicy, _POLICIES, b.external_traffic_policy
+            ),
+            node_port=t.integer("nodePort", b.node_port, minimum=0),
+            load_balancer_ips=_string_list(t, "loadBalancerIPs")
+            if "loadBalancerIPs" in t.data
+            else b.load_balancer_ips,
+            external_ips=_string_list(t, "externalIPs") if "externalIPs" in t.data else b.external_ips,
+            traffic_distribution=t.choice(
+                "trafficDistribution", TrafficDistribution, _DISTRIBUTIONS, b.traffic_distribution
+            ),
+            session_affinity=t.choice("sessionAffinity", SessionAffinity, _AFFINITIES, b.session_affinity),
             session_affinity_timeout_s=affinity_timeout,
-            annotations=t.strings("annotations"),
+            annotations=t.strings("annotations") if "annotations" in t.data else dict(b.annotations),
         ),
     )
 

@@ -1,0 +1,81 @@
+"""kind ``Cluster`` configs (``kind.x-k8s.io/v1alpha4``): the Nodes kind creates, named as kind names them.
+
+kind names nodes ``<cluster>-<role><n>``, the first of a role without a number (``kind-control-plane``,
+``kind-worker``, ``kind-worker2``: ``pkg/cluster/internal/providers/common/namer.go`` ``MakeNodeNamer``).
+kubeadm labels and taints control-plane nodes (``node-role.kubernetes.io/control-plane``, the
+exclude-from-external-load-balancers label, and the ``NoSchedule`` taint); kind removes the taint when the
+cluster is that one node (``pkg/cluster/internal/create/actions/kubeadminit/init.go``), and a
+``kubeadmConfigPatches`` entry setting ``nodeRegistration.taints`` replaces it (``taints: []``: none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from sim.errors import SpecError
+from sim.io.kubernetes import CONTROL_PLANE_TAINT, HOSTNAME_LABEL, KNode, Taint, type_name
+
+ROLES = ("control-plane", "worker")
+EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+
+def kind_nodes(file: str, doc: dict[str, Any]) -> list[KNode]:
+    """The Nodes of one kind Cluster config, in the config's order."""
+    cluster = doc.get("name") or "kind"
+    where = f"Cluster {cluster}"
+    if doc.get("apiVersion") != "kind.x-k8s.io/v1alpha4":
+        raise SpecError(
+            file, f"{where}: apiVersion", f"must be 'kind.x-k8s.io/v1alpha4', got {doc.get('apiVersion')!r}"
+        )
+    raw_nodes = doc.get("nodes") or [{"role": "control-plane"}]
+    if not isinstance(raw_nodes, list):
+        raise SpecError(file, f"{where}: nodes", f"must be a list, got {type_name(raw_nodes)}")
+    counter: dict[str, int] = {}
+    nodes = []
+    for i, raw in enumerate(raw_nodes):
+        fld = f"{where}: nodes[{i}]"
+        if not isinstance(raw, dict):
+            raise SpecError(file, fld, f"must be a mapping, got {type_name(raw)}")
+        role = raw.get("role", "control-plane")
+        if role not in ROLES:
+            raise SpecError(file, f"{fld}.role", f"unknown value {role!r}; expected one of {list(ROLES)}")
+        count = counter.get(role, 0) + 1
+        counter[role] = count
+        name = f"{cluster}-{role}{count if count > 1 else ''}"
+        labels = raw.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise SpecError(file, f"{fld}.labels", "must be a mapping of strings")
+        node_labels = {HOSTNAME_LABEL: name}
+        taints: tuple[Taint, ...] = ()
+        if role == "control-plane":
+            node_labels.update({CONTROL_PLANE_TAINT: "", EXCLUDE_FROM_LB: ""})
+            taints = (Taint(CONTROL_PLANE_TAINT, "", "NoSchedule"),) if len(raw_nodes) > 1 else ()
+        patched = _patched_taints(file, f"{fld}.kubeadmConfigPatches", raw.get("kubeadmConfigPatches") or [])
+        if patched is not None:
+            taints = patched
+        node_labels.update(labels)
+        nodes.append(KNode(name, node_labels, 0.0, taints))
+    return nodes
+
+
+def _patched_taints(file: str, fld: str, patches: Any) -> tuple[Taint, ...] | None:
+    """The taints a kubeadm patch's ``nodeRegistration.taints`` sets, or None if no patch sets them."""
+    if not isinstance(patches, list):
+        raise SpecError(file, fld, f"must be a list of YAML strings, got {type_name(patches)}")
+    found = None
+    for i, patch in enumerate(patches):
+        try:
+            doc = yaml.safe_load(patch) if isinstance(patch, str) else patch
+        except yaml.YAMLError as e:
+            raise SpecError(file, f"{fld}[{i}]", f"malformed YAML: {getattr(e, 'problem', e)}") from None
+        registration = doc.get("nodeRegistration") if isinstance(doc, dict) else None
+        if isinstance(registration, dict) and "taints" in registration:
+            raw = registration["taints"] or []
+            if not isinstance(raw, list) or not all(isinstance(t, dict) and t.get("key") for t in raw):
+                raise SpecError(file, f"{fld}[{i}].nodeRegistration.taints", "must be a list of taints with keys")
+            found = tuple(
+                Taint(str(t["key"]), str(t.get("value", "")), str(t.get("effect", "NoSchedule"))) for t in raw
+            )
+    return found

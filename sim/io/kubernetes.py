@@ -1,0 +1,736 @@
+"""Kubernetes objects as ``kubectl get ... -o yaml|json`` prints them and as manifests keep them: files,
+directories and ``-`` (stdin), YAML (``---`` documents, read with ``yaml.safe_load_all`` only) or JSON
+(``kind: List``), into typed objects.
+
+Kinds read: Node, Pod, Service, EndpointSlice (``discovery.k8s.io/v1``), Deployment, ReplicaSet, StatefulSet,
+DaemonSet, and kind ``Cluster`` configs (``sim.io.kind``). Other kinds are counted and skipped. Names are
+``namespace/name`` (``default`` when absent). An invalid object raises SpecError naming the file,
+``Kind namespace/name``, the field and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sim.cluster import DEFAULT_NAMESPACE, SessionAffinity, TrafficDistribution, TrafficPolicy
+from sim.errors import SpecError
+from sim.io.tables import type_name
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+DEPRECATED_ZONE_LABEL = "failure-domain.beta.kubernetes.io/zone"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
+WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
+SUFFIXES = (".yaml", ".yml", ".json")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A node taint: ``key=value:effect``."""
+
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """A pod toleration; an empty ``effect`` matches every effect, operator ``Exists`` with no key every taint."""
+
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    def tolerates(self, taint: Taint) -> bool:
+        """``Toleration.ToleratesTaint`` (``k8s.io/api/core/v1/toleration.go``)."""
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.key and self.key != taint.key:
+            return False
+        if self.operator == "Exists":
+            return True
+        return self.value == taint.value
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One ``matchExpressions`` entry (node or label selector): key, operator, values."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether ``labels`` satisfy it (``k8s.io/apimachinery/pkg/labels/selector.go`` ``Requirement.Matches``;
+        Gt/Lt compare integers, as node selectors do)."""
+        has = self.key in labels
+        value = labels.get(self.key, "")
+        if self.operator == "In":
+            return has and value in self.values
+        if self.operator == "NotIn":
+            return not has or value not in self.values
+        if self.operator == "Exists":
+            return has
+        if self.operator == "DoesNotExist":
+            return not has
+        try:
+            number, bound = int(value), int(self.values[0])
+        except (ValueError, IndexError):
+            return False
+        return has and (number > bound if self.operator == "Gt" else number < bound)
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """``matchLabels`` and ``matchExpressions``, all of which must hold; an empty selector selects everything."""
+
+    match_labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    expressions: tuple[Requirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether ``labels`` satisfy every part."""
+        return all(labels.get(k) == v for k, v in self.match_labels.items()) and all(
+            r.matches(labels) for r in self.expressions
+        )
+
+
+@dataclass(frozen=True)
+class AntiAffinity:
+    """A required pod anti-affinity term: no two matching pods on nodes with the same ``topology_key`` value."""
+
+    selector: LabelSelector
+    topology_key: str
+    namespaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """What decides where a pod may run: nodeSelector, required node affinity (terms ORed, each term's
+    requirements ANDed; ``fields`` on ``metadata.name``), tolerations and required pod anti-affinity."""
+
+    node_selector: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    terms: tuple[tuple[tuple[Requirement, ...], tuple[Requirement, ...]], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+    anti_affinity: tuple[AntiAffinity, ...] = ()
+
+
+@dataclass(frozen=True)
+class KNode:
+    """A Node: labels, allocatable CPU (cores), taints, readiness; ``bare`` when only a pod or endpoint named it."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    cpu: float = 0.0
+    taints: tuple[Taint, ...] = ()
+    ready: bool = True
+    bare: bool = False
+
+
+@dataclass(frozen=True)
+class KPod:
+    """A Pod: where it runs (None: not scheduled), labels, readiness, terminating, address, scheduling rules."""
+
+    name: str
+    node: str | None
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    phase: str = "Running"
+    ready: bool = True
+    terminating: bool = False
+    ip: str | None = None
+    scheduling: Scheduling = Scheduling()
+    ports: Mapping[str, int] = field(default_factory=dict, hash=False, compare=False)
+    has_status: bool = False
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class KService:
+    """A Service's routing fields, spelled as sim.cluster.Service takes them, plus what needs the pods to resolve
+    (a named ``targetPort``) and why kube-proxy would skip it (``skip``: headless or ExternalName)."""
+
+    name: str
+    fields: Mapping[str, Any] = field(hash=False, compare=False)
+    port_name: str = ""
+    target_port: int | str = 0
+    skip: str = ""
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class KEndpoint:
+    """One EndpointSlice endpoint before it is joined to its Service's port."""
+
+    address: str
+    ready: bool | None
+    serving: bool | None
+    terminating: bool | None
+    node: str | None
+    zone: str | None
+    for_zones: tuple[str, ...]
+    for_nodes: tuple[str, ...]
+    pod: str | None
+
+
+@dataclass(frozen=True)
+class KSlice:
+    """An EndpointSlice: its Service (``namespace/name`` from the service-name label), endpoints and ports."""
+
+    name: str
+    service: str
+    endpoints: tuple[KEndpoint, ...]
+    ports: Mapping[str, int] = field(hash=False, compare=False)
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class KWorkload:
+    """A Deployment, ReplicaSet, StatefulSet or DaemonSet: its pod template and how many replicas."""
+
+    kind: str
+    name: str
+    replicas: int
+    labels: Mapping[str, str] = field(hash=False, compare=False)
+    selector: LabelSelector
+    scheduling: Scheduling
+    ports: Mapping[str, int] = field(hash=False, compare=False)
+    owner: str = ""
+    """The Deployment (``namespace/name``) that owns a ReplicaSet, or ``""``."""
+    file: str = ""
+
+
+@dataclass
+class Objects:
+    """Everything read from the given files, in input order, with what was skipped and why."""
+
+    nodes: list[KNode] = field(default_factory=list)
+    pods: list[KPod] = field(default_factory=list)
+    services: list[KService] = field(default_factory=list)
+    slices: list[KSlice] = field(default_factory=list)
+    workloads: list[KWorkload] = field(default_factory=list)
+    kind_cluster: bool = False
+    skipped: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def skipped_line(self) -> str:
+        """One summary line of the kinds skipped, or ``""``."""
+        if not self.skipped:
+            return ""
+        parts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.skipped.items()))
+        return f"skipped {sum(self.skipped.values())} objects of kinds not simulated: {parts}"
+
+
+# --- files -----------------------------------------------------------------------------------------------------
+
+
+def source_files(sources: Sequence[str | Path]) -> list[Path | str]:
+    """The files to read: each file as given, each directory's ``*.yaml``/``*.yml``/``*.json`` (recursively, in
+    sorted order), and ``-`` for stdin."""
+    files: list[Path | str] = []
+    for src in sources:
+        if str(src) == "-":
+            files.append("-")
+            continue
+        path = Path(src)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+            if not found:
+                raise SpecError(str(path), "", "a directory with no .yaml, .yml or .json file")
+            files.extend(found)
+        elif not path.exists():
+            raise SpecError(str(path), "", "no such file")
+        else:
+            files.append(path)
+    return files
+
+
+def documents(file: Path | str, text: str | None = None) -> list[Any]:
+    """The documents of one file (``-``: stdin): JSON when it starts with ``{`` or ``[``, else YAML."""
+    label = str(file)
+    if text is None:
+        try:
+            text = sys.stdin.read() if label == "-" else Path(file).read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise SpecError(label, "", f"not UTF-8 text: {e.reason}") from None
+        except OSError as e:
+            raise SpecError(label, "", f"cannot read: {e.strerror}") from None
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return [json.loads(text)]
+        except json.JSONDecodeError:
+            pass  # YAML flow style also starts with "{": let the YAML reader say what is wrong
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(label, where, f"malformed YAML: {problem}") from None
+
+
+def read_objects(sources: Sequence[str | Path]) -> Objects:
+    """Read every object of the given files, directories and ``-`` into typed objects."""
+    from sim.io.kind import kind_nodes  # here: kind.py builds KNodes with this module's types
+
+    out = Objects()
+    for file in source_files(sources):
+        label = str(file)
+        out.files.append(label)
+        for n, doc in enumerate(documents(file), 1):
+            for item in _items(label, n, doc):
+                kind = item.get("kind")
+                api = item.get("apiVersion", "")
+                if kind == "Cluster" and isinstance(api, str) and api.startswith("kind.x-k8s.io/"):
+                    out.nodes.extend(kind_nodes(label, item))
+                    out.kind_cluster = True
+                    continue
+                reader = _READERS.get(kind) if isinstance(kind, str) else None
+                if reader is None:
+                    out.skipped[str(kind)] += 1
+                    continue
+                reader(_Obj(label, item), out)
+    return out
+
+
+def _items(label: str, n: int, doc: Any) -> Iterable[dict[str, Any]]:
+    if doc is None:
+        return []
+    if not isinstance(doc, dict):
+        raise SpecError(label, f"document {n}", f"must be a Kubernetes object (a mapping), got {type_name(doc)}")
+    if doc.get("kind") == "List" or (isinstance(doc.get("kind"), str) and doc["kind"].endswith("List")):
+        items = doc.get("items") or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise SpecError(label, f"document {n}: items", "must be a list of Kubernetes objects")
+        kind = doc["kind"][: -len("List")] if doc["kind"] != "List" else ""
+        return [_with_kind(item, kind) for item in items]
+    return [doc]
+
+
+def _with_kind(item: dict[str, Any], list_kind: str) -> dict[str, Any]:
+    """A List item; one without ``kind`` (some tools strip it) takes the List's (``NodeList``), or is taken as a
+    Node when it has ``status.nodeInfo``, which only Nodes have."""
+    if "kind" in item:
+        return item
+    status = item.get("status")
+    if list_kind:
+        return {**item, "kind": list_kind}
+    if isinstance(status, dict) and "nodeInfo" in status:
+        return {**item, "kind": "Node"}
+    return item
+
+
+# --- one object ------------------------------------------------------------------------------------------------
+
+
+class _Obj:
+    """One object being read: typed access by dotted path, errors naming file, ``Kind namespace/name`` and field."""
+
+    def __init__(self, file: str, data: dict[str, Any]) -> None:
+        self.file = file
+        self.data = data
+        self.kind = str(data.get("kind"))
+        meta = data.get("metadata")
+        self.meta = meta if isinstance(meta, dict) else {}
+        ns = self.meta.get("namespace") or DEFAULT_NAMESPACE
+        name = self.meta.get("name")
+        self.namespace = ns if isinstance(ns, str) else DEFAULT_NAMESPACE
+        self.short = name if isinstance(name, str) else ""
+        self.name = f"{self.namespace}/{self.short}"
+        self.names: dict[int, str] = {}  # id of a mapping or list met while reading -> its field name
+        if not isinstance(meta, dict):
+            raise self.error("metadata", "is required: a mapping with a name")
+        if not isinstance(name, str) or not name:
+            raise self.error("metadata.name", "is required")
+        if not isinstance(ns, str):
+            raise self.error("metadata.namespace", f"must be a string, got {type_name(ns)}")
+
+    def error(self, fld: str, problem: str) -> SpecError:
+        """The bad-input error for field ``fld`` of this object."""
+        return SpecError(self.file, f"{self.kind} {self.name}: {fld}", problem)
+
+    def field(self, path: str, base: Any = None) -> str:
+        """The full field name of ``path`` read from ``base`` (a mapping met earlier), as errors print it."""
+        prefix = self.names.get(id(base), "") if base is not None else ""
+        return f"{prefix}.{path}" if prefix else path
+
+    def get(self, path: str, kinds: type | tuple[type, ...], default: Any = None, base: Any = None) -> Any:
+        """The value at dotted ``path`` (from ``base``, else the object), of ``kinds``; absent or null: default."""
+        node: Any = self.data if base is None else base
+        for segment in path.split("."):
+            if not isinstance(node, dict):
+                return default
+            node = node.get(segment)
+            if node is None:
+                return default
+        full = self.field(path, base)
+        kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
+        if (isinstance(node, bool) and bool not in kinds_t) or not isinstance(node, kinds_t):
+            wanted = " or ".join(type_name(k) for k in kinds_t)
+            raise self.error(full, f"must be {wanted}, got {type_name(node)} {node!r}")
+        if isinstance(node, (dict, list)):
+            self.names[id(node)] = full
+        return node
+
+    def strings(self, path: str, base: Any = None, where: str = "") -> dict[str, str]:
+        """A map of strings (labels, a selector); every value must be a string, as the API requires."""
+        table = self.get(path, dict, {}, base)
+        for k, v in table.items():
+            if not isinstance(v, str):
+                raise self.error(
+                    f"{where or self.field(path, base)}.{k}", f"must be a string, got {type_name(v)} {v!r}"
+                )
+        return dict(table)
+
+    def items(self, path: str, base: Any = None, where: str = "") -> list[tuple[str, dict[str, Any]]]:
+        """A list of mappings, each with its field name ``path[i]``."""
+        values = self.get(path, list, [], base)
+        name = where or self.field(path, base)
+        out = []
+        for i, v in enumerate(values):
+            if not isinstance(v, dict):
+                raise self.error(f"{name}[{i}]", f"must be a mapping, got {type_name(v)} {v!r}")
+            self.names[id(v)] = f"{name}[{i}]"
+            out.append((f"{name}[{i}]", v))
+        return out
+
+    def choice(self, path: str, allowed: Sequence[str], default: Any = None, base: Any = None, where: str = "") -> Any:
+        """A string that must be one of ``allowed``."""
+        value = self.get(path, str, default, base)
+        if value is not default and value not in allowed:
+            raise self.error(
+                where or self.field(path, base), f"unknown value {value!r}; expected one of {list(allowed)}"
+            )
+        return value
+
+
+_CPU = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G)?$")
+
+
+def cpu_cores(text: object) -> float | None:
+    """A CPU quantity in cores (``"3500m"`` -> 3.5, ``"4"`` -> 4.0), or None if it is not one.
+
+    >>> cpu_cores("3500m"), cpu_cores("4"), cpu_cores(2), cpu_cores("lots")
+    (3.5, 4.0, 2.0, None)
+    """
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = _CPU.match(str(text).strip())
+    if match is None:
+        return None
+    scale = {"m": 1e-3, None: 1.0, "k": 1e3, "M": 1e6, "G": 1e9}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def _condition(o: _Obj, kind: str) -> bool | None:
+    """``status.conditions[type=kind].status == "True"``; None when the object has no such condition."""
+    for fld, cond in o.items("status.conditions"):
+        if cond.get("type") == kind:
+            status = cond.get("status")
+            if status not in ("True", "False", "Unknown"):
+                raise o.error(f"{fld}.status", f"must be 'True', 'False' or 'Unknown', got {status!r}")
+            return status == "True"
+    return None
+
+
+def _node(o: _Obj, out: Objects) -> None:
+    """Node: labels (zone from topology.kubernetes.io/zone), allocatable CPU, taints, the Ready condition."""
+    name = o.short
+    labels = o.strings("metadata.labels")
+    cpu_raw = o.get("status.allocatable.cpu", (str, int, float), None)
+    cpu = 0.0 if cpu_raw is None else cpu_cores(cpu_raw)
+    if cpu is None:
+        raise o.error("status.allocatable.cpu", f"not a CPU quantity: {cpu_raw!r} (e.g. '3500m' or '4')")
+    taints = []
+    for fld, t in o.items("spec.taints"):
+        key = o.get("key", str, None, t)
+        if not key:
+            raise o.error(f"{fld}.key", "is required")
+        effect = o.choice("effect", TAINT_EFFECTS, None, t, f"{fld}.effect")
+        if effect is None:
+            raise o.error(f"{fld}.effect", "is required")
+        taints.append(Taint(key, o.get("value", str, "", t), effect))
+    if o.get("spec.unschedulable", bool, False):
+        taints.append(Taint("node.kubernetes.io/unschedulable", "", "NoSchedule"))
+    ready = _condition(o, "Ready")
+    if o.get("spec.providerID", str, "").startswith("kind://"):
+        out.kind_cluster = True  # kind's nodes are containers on one Docker bridge
+    if ZONE_LABEL not in labels and DEPRECATED_ZONE_LABEL in labels:
+        out.notes.append(
+            f"{o.file}: Node {name}: only the deprecated {DEPRECATED_ZONE_LABEL} label: the EndpointSlice "
+            f"controller and kube-proxy read {ZONE_LABEL}, so the node has no zone"
+        )
+    out.nodes.append(KNode(name, labels, cpu, tuple(taints), ready is None or ready))
+
+
+def _selector(o: _Obj, base: Any, where: str) -> LabelSelector:
+    """A LabelSelector (``matchLabels``, ``matchExpressions``) at ``base``."""
+    if base is None:
+        return LabelSelector()
+    return LabelSelector(
+        o.strings("matchLabels", base, f"{where}.matchLabels"),
+        tuple(_requirement(o, e, f) for f, e in o.items("matchExpressions", base, f"{where}.matchExpressions")),
+    )
+
+
+def _requirement(o: _Obj, raw: dict[str, Any], where: str) -> Requirement:
+    key = o.get("key", str, None, raw)
+    if not key:
+        raise o.error(f"{where}.key", "is required")
+    op = o.choice("operator", OPERATORS, None, raw, f"{where}.operator")
+    if op is None:
+        raise o.error(f"{where}.operator", "is required")
+    values = o.get("values", list, [], raw)
+    if not all(isinstance(v, str) for v in values):
+        raise o.error(f"{where}.values", "must be a list of strings")
+    if op in ("In", "NotIn") and not values:
+        raise o.error(f"{where}.values", f"must not be empty for operator {op}")
+    if op in ("Gt", "Lt") and (len(values) != 1 or not values[0].lstrip("-").isdigit()):
+        raise o.error(f"{where}.values", f"operator {op} takes one integer value")
+    return Requirement(key, op, tuple(values))
+
+
+def _scheduling(o: _Obj, spec: Any, where: str) -> Scheduling:
+    """A pod spec's nodeSelector, required node affinity, tolerations and required pod anti-affinity."""
+    required = o.get("affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution", dict, None, spec)
+    terms = []
+    if required is not None:
+        path = f"{where}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+        for f, term in o.items("nodeSelectorTerms", required, f"{path}.nodeSelectorTerms"):
+            exprs = tuple(_requirement(o, e, g) for g, e in o.items("matchExpressions", term, f"{f}.matchExpressions"))
+            fields = tuple(_requirement(o, e, g) for g, e in o.items("matchFields", term, f"{f}.matchFields"))
+            terms.append((exprs, fields))
+    tolerations = []
+    for f, t in o.items("tolerations", spec, f"{where}.tolerations"):
+        op = o.choice("operator", ("Equal", "Exists"), "Equal", t, f"{f}.operator")
+        effect = o.get("effect", str, "", t)
+        if effect and effect not in TAINT_EFFECTS:
+            raise o.error(f"{f}.effect", f"unknown value {effect!r}; expected one of {list(TAINT_EFFECTS)}")
+        tolerations.append(Toleration(o.get("key", str, "", t), op, o.get("value", str, "", t), effect))
+    anti = []
+    anti_path = "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    for f, term in o.items(anti_path, spec, f"{where}.{anti_path}"):
+        key = o.get("topologyKey", str, None, term)
+        if not key:
+            raise o.error(f"{f}.topologyKey", "is required")
+        namespaces = o.get("namespaces", list, [], term)
+        selector = _selector(o, o.get("labelSelector", dict, None, term), f"{f}.labelSelector")
+        anti.append(AntiAffinity(selector, key, tuple(str(n) for n in namespaces) or (o.namespace,)))
+    return Scheduling(
+        o.strings("nodeSelector", spec, f"{where}.nodeSelector"), tuple(terms), tuple(tolerations), tuple(anti)
+    )
+
+
+def _container_ports(o: _Obj, spec: Any, where: str) -> dict[str, int]:
+    """Named container ports of a pod spec (what a named targetPort resolves to)."""
+    ports: dict[str, int] = {}
+    for f, c in o.items("containers", spec, f"{where}.containers"):
+        for g, p in o.items("ports", c, f"{f}.ports"):
+            number = o.get("containerPort", int, None, p)
+            name = o.get("name", str, "", p)
+            if number is None:
+                raise o.error(f"{g}.containerPort", "is required")
+            if name:
+                ports[name] = number
+    return ports
+
+
+def _pod(o: _Obj, out: Objects) -> None:
+    """Pod: node, labels, phase, the Ready condition, deletionTimestamp (terminating), podIP. A pod without
+    status is a manifest: taken as Running and Ready once placed."""
+    spec = o.get("spec", dict, {})
+    status = o.get("status", dict, {})
+    has_status = bool(status.get("phase"))
+    phase = o.choice("status.phase", ("Pending", "Running", "Succeeded", "Failed", "Unknown"), "Running")
+    ready = _condition(o, "Ready")
+    out.pods.append(
+        KPod(
+            name=o.name,
+            node=o.get("nodeName", str, None, spec),
+            labels=o.strings("metadata.labels"),
+            phase=phase if has_status else "Running",
+            ready=ready if (has_status and ready is not None) else not has_status or phase == "Running",
+            terminating=o.get("metadata.deletionTimestamp", str, None) is not None,
+            ip=o.get("status.podIP", str, None),
+            scheduling=_scheduling(o, spec, "spec"),
+            ports=_container_ports(o, spec, "spec"),
+            has_status=has_status,
+            file=o.file,
+        )
+    )
+
+
+def _service(o: _Obj, out: Objects) -> None:
+    """Service: type, selector, the first port (targetPort defaulting to port), nodePort, load-balancer ingress,
+    externalIPs, traffic policies, trafficDistribution, session affinity, annotations."""
+    kind = o.choice("spec.type", SERVICE_TYPES, "ClusterIP")
+    cluster_ip = o.get("spec.clusterIP", str, "")
+    skip = ""
+    if kind == "ExternalName":
+        skip = "type ExternalName (a DNS alias: no proxy rules)"
+    elif cluster_ip == "None":
+        skip = "headless (clusterIP: None: no proxy rules, clients resolve the pods directly)"
+    ports = o.items("spec.ports")
+    if not ports and not skip:
+        raise o.error("spec.ports", "is required: at least one port")
+    port, target, node_port, port_name = 80, 0, 0, ""
+    if ports:
+        f, first = ports[0]
+        port = o.get("port", int, None, first)
+        if port is None or not 1 <= port <= 65535:
+            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {port!r}")
+        target = o.get("targetPort", (int, str), port, first)
+        if isinstance(target, int) and not 1 <= target <= 65535:
+            raise o.error(f"{f}.targetPort", f"must be 1-65535 or a port name, got {target!r}")
+        if isinstance(target, str) and target.isdigit():
+            target = int(target)
+        node_port = o.get("nodePort", int, 0, first)
+        port_name = o.get("name", str, "", first)
+    if kind in ("NodePort", "LoadBalancer") and not node_port:
+        allocate = kind == "NodePort" or o.get("spec.allocateLoadBalancerNodePorts", bool, True)
+        if allocate:
+            node_port = 30000 + len([s for s in out.services if s.fields.get("node_port")])
+            out.notes.append(f"{o.file}: Service {o.name}: no nodePort given: {node_port} assumed")
+    if kind == "ClusterIP":
+        node_port = 0
+    ingress = [o.get("ip", str, "", i) for _, i in o.items("status.loadBalancer.ingress")]
+    lb_ips = [ip for ip in ingress if ip] if kind == "LoadBalancer" else []
+    external_ips = o.get("spec.externalIPs", list, [])
+    if not all(isinstance(ip, str) for ip in external_ips):
+        raise o.error("spec.externalIPs", "must be a list of strings")
+    policies = [p.value for p in TrafficPolicy]
+    itp = o.choice("spec.internalTrafficPolicy", policies, "Cluster")
+    etp = o.choice("spec.externalTrafficPolicy", policies, "Cluster")
+    td = o.choice("spec.trafficDistribution", [d.value for d in TrafficDistribution], None)
+    affinity = o.choice("spec.sessionAffinity", [a.value for a in SessionAffinity], "None")
+    timeout = o.get("spec.sessionAffinityConfig.clientIP.timeoutSeconds", int, None)
+    if timeout is not None and not 1 <= timeout <= 86400:
+        raise o.error("spec.sessionAffinityConfig.clientIP.timeoutSeconds", f"must be 1-86400, got {timeout}")
+    selector = o.strings("spec.selector")
+    if len(ports) > 1 and not skip:
+        out.notes.append(
+            f"{o.file}: Service {o.name}: {len(ports)} ports: simulated and routed for the first, {port_name or port}"
+        )
+    if o.get("spec.publishNotReadyAddresses", bool, False) and not skip:
+        out.notes.append(
+            f"{o.file}: Service {o.name}: publishNotReadyAddresses is not modelled: endpoints not "
+            "given by EndpointSlices follow the pods' readiness"
+        )
+    fields: dict[str, Any] = {
+        "selector": selector,
+        "port": port,
+        "internal_traffic_policy": TrafficPolicy(itp),
+        "external_traffic_policy": TrafficPolicy(etp),
+        "node_port": node_port,
+        "load_balancer_ips": tuple(lb_ips),
+        "external_ips": tuple(external_ips),
+        "traffic_distribution": TrafficDistribution(td) if td else None,
+        "session_affinity": SessionAffinity(affinity),
+        "session_affinity_timeout_s": float(timeout) if timeout is not None else None,
+        "annotations": o.strings("metadata.annotations"),
+    }
+    out.services.append(KService(o.name, fields, port_name, target, skip, o.file))
+
+
+def _slice(o: _Obj, out: Objects) -> None:
+    """EndpointSlice (discovery.k8s.io/v1): endpoints with conditions (API defaults where absent), nodeName, zone,
+    hints, targetRef, and the slice's ports; joined to its Service by the kubernetes.io/service-name label."""
+    api = o.get("apiVersion", str, "")
+    if api != "discovery.k8s.io/v1":
+        raise o.error("apiVersion", f"must be 'discovery.k8s.io/v1', got {api!r}")
+    service = o.strings("metadata.labels").get(SERVICE_NAME_LABEL)
+    address_type = o.get("addressType", str, "IPv4")
+    if address_type not in ("IPv4", "IPv6", "FQDN"):
+        raise o.error("addressType", f"unknown value {address_type!r}; expected one of ['IPv4', 'IPv6', 'FQDN']")
+    if not service or address_type == "FQDN":
+        why = "no kubernetes.io/service-name label" if not service else "addressType FQDN"
+        out.notes.append(f"{o.file}: EndpointSlice {o.name}: {why}: kube-proxy ignores it")
+        return
+    ports: dict[str, int] = {}
+    for f, p in o.items("ports"):
+        number = o.get("port", int, None, p)
+        if number is None or not 1 <= number <= 65535:
+            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {number!r}")
+        ports[o.get("name", str, "", p)] = number
+    endpoints = []
+    for f, ep in o.items("endpoints"):
+        addresses = o.get("addresses", list, [], ep)
+        if not addresses or not all(isinstance(a, str) and a for a in addresses):
+            raise o.error(f"{f}.addresses", "must be a list of at least one address")
+        conds = o.get("conditions", dict, {}, ep)
+        flags = [o.get(c, bool, None, conds) for c in ("ready", "serving", "terminating")]
+        hints = o.get("hints", dict, {}, ep)
+        zones = tuple(o.get("name", str, "", h) for _, h in o.items("forZones", hints, f"{f}.hints.forZones"))
+        nodes = tuple(o.get("name", str, "", h) for _, h in o.items("forNodes", hints, f"{f}.hints.forNodes"))
+        ref = o.get("targetRef", dict, {}, ep)
+        pod = None
+        if ref.get("kind", "Pod") == "Pod" and ref.get("name"):
+            pod = f"{ref.get('namespace') or o.namespace}/{ref['name']}"
+        endpoints.append(
+            KEndpoint(
+                addresses[0],  # kube-proxy uses the first address (endpointslicecache.go addEndpoints)
+                flags[0],
+                flags[1],
+                flags[2],
+                o.get("nodeName", str, None, ep),
+                o.get("zone", str, None, ep),
+                tuple(z for z in zones if z),
+                tuple(n for n in nodes if n),
+                pod,
+            )
+        )
+    out.slices.append(KSlice(o.name, f"{o.namespace}/{service}", tuple(endpoints), ports, o.file))
+
+
+def _workload(o: _Obj, out: Objects) -> None:
+    """Deployment, ReplicaSet, StatefulSet, DaemonSet: replicas (default 1; DaemonSet: one per eligible node), the
+    pod template's labels and scheduling rules."""
+    replicas = 0 if o.kind == "DaemonSet" else o.get("spec.replicas", int, 1)
+    if replicas < 0:
+        raise o.error("spec.replicas", f"must be >= 0, got {replicas}")
+    template = o.get("spec.template", dict, None)
+    if template is None:
+        raise o.error("spec.template", "is required")
+    spec = o.get("spec", dict, {}, template)
+    owners = o.get("metadata.ownerReferences", list, [])
+    owner = next(
+        (f"{o.namespace}/{r.get('name')}" for r in owners if isinstance(r, dict) and r.get("kind") == "Deployment"), ""
+    )
+    out.workloads.append(
+        KWorkload(
+            kind=o.kind,
+            name=o.name,
+            replicas=replicas,
+            labels=o.strings("metadata.labels", template, "spec.template.metadata.labels"),
+            selector=_selector(o, o.get("spec.selector", dict, None), "spec.selector"),
+            scheduling=_scheduling(o, spec, "spec.template.spec"),
+            ports=_container_ports(o, spec, "spec.template.spec"),
+            owner=owner if o.kind == "ReplicaSet" else "",
+            file=o.file,
+        )
+    )
+
+
+_READERS = {
+    "Node": _node,
+    "Pod": _pod,
+    "Service": _service,
+    "EndpointSlice": _slice,
+    **dict.fromkeys(WORKLOAD_KINDS, _workload),
+}
+"""``kind`` -> its reader; one line per kind."""
