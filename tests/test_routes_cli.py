@@ -78,7 +78,9 @@ def test_routes_filters_dataplane_and_stdin(capsys, monkeypatch):
     table = json.loads(out)
     assert code == 0 and table["dataplane"] == "cilium" and list(table["services"]) == ["shop/web"]
     assert list(table["services"]["shop/web"]["from_nodes"]) == ["kind-control-plane"]
-    assert table["services"]["shop/web"]["external_at_nodes"]["kind-control-plane"]["outcome"] == "no_service_backend"
+    # Cilium's --service-no-backend-response=reject: refused at once (docs/semantics.md, 5.3)
+    outside = table["services"]["shop/web"]["external_at_nodes"]["kind-control-plane"]
+    assert outside["outcome"] == "no_backend_rejected"
 
 
 def test_routes_text_names_what_the_client_sees(capsys):
