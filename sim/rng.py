@@ -13,8 +13,17 @@ import numpy as np
 Seed = int | np.random.SeedSequence
 
 
+DEFAULT_NAMESPACE = "default/"
+
+
 def _word(part: str | int) -> int:
-    """A stable 32-bit word for one key part (crc32, never ``hash()``, which is salted per process)."""
+    """A stable 32-bit word for one key part (crc32, never ``hash()``, which is salted per process).
+
+    An object of the ``default`` namespace keys as its bare name (``default/echo-1`` as ``echo-1``): the two
+    name one object, so a cluster read from manifests draws exactly as the same cluster written in TOML.
+    """
+    if isinstance(part, str) and part.startswith(DEFAULT_NAMESPACE):
+        part = part[len(DEFAULT_NAMESPACE) :]
     return zlib.crc32(f"{type(part).__name__}:{part}".encode())
 
 
