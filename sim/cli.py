@@ -1,9 +1,10 @@
-"""Command line: ``sim run``, ``validate``, ``sweep`` and ``plot``. Bad input prints one line and exits 2."""
+"""Command line: ``sim run``, ``validate``, ``sweep``, ``plot`` and ``report``. Bad input: one line, exit 2."""
 
 from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -12,8 +13,8 @@ from typing import Any
 
 from sim.engine import run
 from sim.errors import SpecError
-from sim.experiment.analysis import summarize
 from sim.experiment.executors import Dask, Executor, Processes, Serial
+from sim.experiment.rundoc import run_document
 from sim.experiment.sweep import replication_seed, sweep
 from sim.fastpath import fast_path_problem, run_fast
 from sim.io import (
@@ -22,6 +23,7 @@ from sim.io import (
     is_experiment,
     load_experiment,
     load_results,
+    load_run,
     load_scenario,
     parse_scenario,
     parse_set,
@@ -51,9 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         help="des: the SimPy simulation (default); fast: the vectorised fast path, refused where it is not exact; "
         "auto: fast where exact, else des (says which and why on stderr)",
     )
+    _run_plot_argument(p_run)
     p_val = sub.add_parser("validate", help="check a scenario file and exit 0, or print its first problem and exit 2")
     p_val.add_argument("file")
     _sweep_parsers(sub)
+    _report_parser(sub)
     return parser
 
 
@@ -76,9 +80,13 @@ def _sweep_parsers(sub: Any) -> None:
     where.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--dask-local", action="store_true", help="start a Dask LocalCluster of --workers workers")
     p_sweep.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
-    p_plot = sub.add_parser("plot", help="draw a sweep's figures (PNG and SVG) from its results directory")
-    p_plot.add_argument("results", help="a results directory written by `sim sweep`")
-    p_plot.add_argument("--out", metavar="DIR", help="where to write the figures (default: RESULTS/figures)")
+    p_plot = sub.add_parser(
+        "plot", help="draw a run's figures (from `sim run --out RUN.json`) or a sweep's (from its results directory)"
+    )
+    p_plot.add_argument("results", help="a results directory written by `sim sweep`, or a `sim run --out` JSON file")
+    p_plot.add_argument(
+        "--out", metavar="DIR", help="where to write the figures (default: RESULTS/figures, or RUN-figures/ beside RUN)"
+    )
     p_plot.add_argument("--x", help="factor on the x axis of the trade-off (default: the spec's [plot] x)")
     p_plot.add_argument("--line", help="factor drawn as one line each (default: the spec's [plot] line)")
     p_plot.add_argument("--service", help="the Service to plot (default: the first)")
@@ -107,7 +115,10 @@ def _non_negative(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    if args.command == "report":
+        return _report(args)
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "plot":
@@ -153,11 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = f"the fast path is not exact here: {problem}" if problem else "the fast path is exact here"
         print(f"sim: engine auto -> {engine}: {why}", file=sys.stderr)
     result = (run_fast if engine == "fast" else run)(scenario, seed)
-    summary = {**summarize(result, alpha=args.alpha), "engine": engine}
+    summary = {**run_document(result, alpha=args.alpha, command=["sim", *argv]), "engine": engine}
     text = dumps_json(summary)
     if args.out:
         write_atomic(args.out, text)
     print(text, end="") if args.json else print(format_summary(scenario, summary))
+    if args.plot:
+        return _plot_run(summary, Path(args.plot), quiet=args.json)
     return 0
 
 
@@ -285,7 +298,14 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    """``sim plot``: write a sweep's figures as PNG and SVG."""
+    """``sim plot``: write a sweep's figures (or, given a ``sim run --out`` file, a run's) as PNG and SVG."""
+    if Path(args.results).is_file():
+        try:
+            doc = load_run(args.results)
+        except SpecError as e:
+            return _error(e)
+        run_path = Path(args.results)
+        return _plot_run(doc, Path(args.out) if args.out else run_path.with_name(f"{run_path.stem}-figures"))
     try:
         info, records = load_results(args.results)
         at = dict(parse_set(text) for text in args.at)
@@ -301,4 +321,42 @@ def _plot(args: argparse.Namespace) -> int:
     for name, figure in figures.items():
         for path in plots.save_figure(figure, out / name):
             print(path)
+    return 0
+
+
+def _run_plot_argument(p_run: argparse.ArgumentParser) -> None:
+    p_run.add_argument("--plot", metavar="DIR", help="also draw the run's figures (PNG and SVG) into DIR")
+
+
+def _plot_run(doc: dict[str, Any], out: Path, *, quiet: bool = False) -> int:
+    """Write one run's figures (``sim plot RUN.json``, ``sim run --plot DIR``) and list them (on stderr if
+    ``quiet``: after ``--json`` stdout holds exactly one JSON object)."""
+    from sim import plots  # here: matplotlib takes a while to import, and only this command needs it
+
+    for name, figure in plots.run_figures(doc).items():
+        for path in plots.save_figure(figure, out / name):
+            print(path, file=sys.stderr if quiet else sys.stdout)
+    return 0
+
+
+def _report_parser(sub: Any) -> None:
+    p_report = sub.add_parser(
+        "report", help="write one self-contained HTML report of a run (`sim run --out` file) or a sweep"
+    )
+    p_report.add_argument("results", help="a `sim run --out` JSON file, or a results directory of `sim sweep`")
+    p_report.add_argument("-o", "--out", metavar="FILE", required=True, help="the HTML file to write (atomically)")
+    p_report.add_argument("--service", help="sweeps: the Service of the figures (default: the first)")
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``sim report``: render the HTML report and write it atomically."""
+    from sim import report  # here: matplotlib and jinja2 take a while to import
+
+    command = shlex.join(["sim", "report", args.results, "-o", args.out])
+    try:
+        html = report.render(args.results, command=command, service=args.service)
+    except SpecError as e:
+        return _error(e)
+    write_atomic(args.out, html)
+    print(args.out)
     return 0

@@ -921,3 +921,27 @@ def load_results(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]
     store = ResultDir(path)
     records = [rec for run in info.get("runs", []) if (rec := store.load(run["key"])) is not None]
     return info, records
+
+
+# --- one run's JSON (`sim run --out`) ------------------------------------------------------------------------
+
+
+def load_run(path: str | Path) -> dict[str, Any]:
+    """A ``sim run --out`` file (``sim.experiment.rundoc.run_document``), checked enough to draw and report."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise SpecError(str(path), "", "no such file") from None
+    except (OSError, ValueError) as e:
+        raise SpecError(str(path), "", f"not a JSON file: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict) or "seed" not in doc:
+        raise SpecError(str(path), "", "not a `sim run --out` file: expected an object with seed and services")
+    for key in ("window_s", "cluster", "timeline"):
+        if key not in doc:
+            raise SpecError(str(path), key, "missing: written by an older `sim run`; run it again with --out")
+    for name, svc in doc["services"].items():
+        for key in ("routed_by_endpoint", "expected_share", "by_client_node", "latency_histogram", "windows"):
+            if not isinstance(svc, dict) or key not in svc:
+                raise SpecError(str(path), f"services.{name}.{key}", "missing")
+    return doc
