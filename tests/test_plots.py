@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sim import plots
+from sim.cli import main
 from sim.experiment.analysis import design_point_summary
 from sim.experiment.results import summary_frame
 from sim.experiment.sweep import sweep
@@ -191,16 +194,10 @@ LOCAL_POD_DIES = ROOT / "experiments" / "local_pod_dies.toml"
 
 @pytest.fixture(scope="module")
 def pod_dies(tmp_path_factory):
-    """``sim run experiments/local_pod_dies.toml --out RUN.json``, read back."""
+    """``sim run experiments/local_pod_dies.toml --out RUN.json`` (in this process), read back."""
     out = tmp_path_factory.mktemp("run") / "run.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "sim", "run", str(LOCAL_POD_DIES), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["run", str(LOCAL_POD_DIES), "--out", str(out)]) == 0
     return out
 
 
@@ -247,38 +244,22 @@ def test_run_figures_show_shares_nodes_latency_and_time(pod_dies):
     assert "1: 10 s terminate pod echo-cluster-kind-worker (grace 5 s)" in over.get_supxlabel()
 
 
-def test_cli_plots_a_run_file_and_run_plot_writes_the_same(pod_dies, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "sim", "plot", str(pod_dies), "--out", str(tmp_path / "a")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+def test_cli_plots_a_run_file_and_run_plot_writes_the_same(pod_dies, tmp_path, capsys):
+    assert main(["plot", str(pod_dies), "--out", str(tmp_path / "a")]) == 0
     names = {f"{s}.{e}" for s in ("endpoints", "heatmap", "latency_ecdf", "over_time") for e in ("png", "svg")}
     assert {p.name for p in (tmp_path / "a").iterdir()} == names
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sim",
-            "run",
-            str(ROOT / "experiments" / "cilium_demo.toml"),
-            "--requests",
-            "300",
-            "--json",
-            "--plot",
-            str(tmp_path / "b"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    json.loads(done.stdout)  # still exactly one JSON object; the figure paths went to stderr
+    assert capsys.readouterr().out.split() == [str(tmp_path / "a" / n) for n in sorted(names, key=_figure_order)]
+    demo = str(ROOT / "experiments" / "cilium_demo.toml")
+    assert main(["run", demo, "--requests", "300", "--json", "--plot", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr()
+    json.loads(out.out)  # still exactly one JSON object; the figure paths went to stderr
+    assert len(out.err.split()) == 8
     assert {p.name for p in (tmp_path / "b").iterdir()} == names
+
+
+def _figure_order(name: str) -> tuple[int, str]:
+    stem, ext = name.split(".")
+    return ["endpoints", "heatmap", "latency_ecdf", "over_time"].index(stem), ext
 
 
 @pytest.mark.parametrize(
@@ -289,9 +270,10 @@ def test_cli_plots_a_run_file_and_run_plot_writes_the_same(pod_dies, tmp_path):
         (b'{"seed": 1, "services": {}}', "window_s: missing: written by an older `sim run`"),
     ],
 )
-def test_plot_of_a_bad_run_file_is_one_line_exit_2(tmp_path, content, words):
+def test_plot_of_a_bad_run_file_is_one_line_exit_2(tmp_path, capsys, content, words):
     bad = tmp_path / "bad.json"
     bad.write_bytes(content)
-    done = subprocess.run([sys.executable, "-m", "sim", "plot", str(bad)], capture_output=True, text=True, check=False)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
-    assert str(bad) in done.stderr and not (tmp_path / "bad-figures").exists()
+    assert main(["plot", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and str(bad) in err, err
+    assert not (tmp_path / "bad-figures").exists()
