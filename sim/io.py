@@ -1,4 +1,4 @@
-"""Every file format: topologies/*.toml, experiment scenario TOML, trace files, and atomic result writes.
+"""Every file format: ``topologies/*.toml``, experiment scenario TOML, trace files, and atomic result writes.
 
 Files are parsed once into typed objects; unknown keys, wrong types and bad values raise SpecError naming the
 file, the field and the problem.

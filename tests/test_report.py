@@ -227,6 +227,7 @@ def test_the_console_check_catches_a_broken_page(tmp_path):
     assert any("nope is not defined" in m for m in console_messages(done.stderr)), done.stderr
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_report_in_headless_chromium(run_file, run_report, tmp_path):
     from PIL import Image
