@@ -115,7 +115,6 @@ def _non_negative(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command == "report":
         return _report(args)
@@ -164,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = f"the fast path is not exact here: {problem}" if problem else "the fast path is exact here"
         print(f"sim: engine auto -> {engine}: {why}", file=sys.stderr)
     result = (run_fast if engine == "fast" else run)(scenario, seed)
-    summary = {**run_document(result, alpha=args.alpha, command=["sim", *argv]), "engine": engine}
+    summary = {**run_document(result, alpha=args.alpha, command=_run_command(args)), "engine": engine}
     text = dumps_json(summary)
     if args.out:
         write_atomic(args.out, text)
@@ -322,6 +321,20 @@ def _plot(args: argparse.Namespace) -> int:
         for path in plots.save_figure(figure, out / name):
             print(path)
     return 0
+
+
+def _run_command(args: argparse.Namespace) -> list[str]:
+    """The ``sim run`` command that redoes this run: the file and the flags that change its result (not where
+    the output goes, so ``--json`` and ``--out`` write the same bytes)."""
+    words = ["sim", "run", args.file]
+    for flag, value in (("--seed", args.seed), ("--requests", args.requests)):
+        if value is not None:
+            words += [flag, str(value)]
+    if args.alpha != 0.01:
+        words += ["--alpha", str(args.alpha)]
+    if args.engine != "des":
+        words += ["--engine", args.engine]
+    return words
 
 
 def _run_plot_argument(p_run: argparse.ArgumentParser) -> None:

@@ -66,7 +66,10 @@ def windows(result: RunResult, service: str, width_s: float) -> dict[str, Any]:
     def count(rows: np.ndarray) -> list[int]:
         return np.bincount(window[rows], minlength=n).tolist()
 
-    landed = {result.pod_names[p]: count(endpoint == p) for p in np.unique(endpoint[endpoint >= 0]).tolist()}
+    routed = endpoint >= 0  # one bincount over (pod, window) pairs: linear in requests, whatever the pod count
+    pods, pod_of = np.unique(endpoint[routed], return_inverse=True)
+    grid = np.bincount(pod_of * n + window[routed], minlength=len(pods) * n).reshape(len(pods), n)
+    landed = {result.pod_names[p]: row.tolist() for p, row in zip(pods.tolist(), grid, strict=True)}
     failed = {r.label: count(reason == r) for r in DropReason if r != DropReason.NONE and np.any(reason == r)}
     if np.any(outcome == Outcome.TIMEOUT):
         failed[TIMEOUT] = count(outcome == Outcome.TIMEOUT)
