@@ -166,12 +166,15 @@ def _same_log_limits(axes: Sequence[Axes]) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _note(ax: Axes, lines: Sequence[str], y: float = 0.99) -> None:
-    """Say on the axes what is not drawn, and why (a figure never hides a series silently)."""
-    if lines:
+def _note(ax: Axes, lines: Sequence[str], *, inside: bool = False) -> None:
+    """Say what is not drawn, and why (a figure never hides a series silently): under the x axis label, where it
+    covers no data (call it after the label is set), or ``inside`` the axes for a panel left empty."""
+    if not lines:
+        return
+    if inside:
         ax.text(
             0.01,
-            y,
+            0.97,
             "\n".join(lines),
             transform=ax.transAxes,
             va="top",
@@ -181,6 +184,8 @@ def _note(ax: Axes, lines: Sequence[str], y: float = 0.99) -> None:
             bbox={"facecolor": "white", "edgecolor": "lightgray", "alpha": 0.85},
             zorder=5,
         )
+        return
+    ax.set_xlabel("\n".join(filter(None, [ax.get_xlabel(), *(f"[{line}]" for line in lines)])))
 
 
 def _missing(name: str, xs_text: Sequence[str], mean: np.ndarray, what: str) -> str | None:
@@ -209,7 +214,13 @@ LOCALITY_STYLES = {
 
 
 def _tradeoff(
-    table: pd.DataFrame, x: str, line: str | None, ax: Axes, styles: Mapping[str, tuple[str, str, str]], scale: float
+    table: pd.DataFrame,
+    x: str,
+    line: str | None,
+    ax: Axes,
+    styles: Mapping[str, tuple[str, str, str]],
+    scale: float,
+    label: str | None,
 ) -> tuple[list[str], np.ndarray]:
     """Draw each (line level, statistic) against ``x``; return the notes on what is missing and every value."""
     lines = _lines(table, line)
@@ -248,7 +259,7 @@ def _tradeoff(
                 capsize=3,
                 label=f"{name}{what}",
             )
-    _x_axis(ax, levels, x, dodged=len(lines) > 1 and spread > 0)
+    _x_axis(ax, levels, x if label is None else label, dodged=len(lines) > 1 and spread > 0 and label != "")
     return notes, np.concatenate(values) if values else np.zeros(0)
 
 
@@ -259,11 +270,9 @@ def tradeoff_latency(
     t intervals over replications as error bars. ``table``: one Service's rows of ``design_point_summary``.
     A line with no completed requests (every request failed) is named in a note on the axes."""
     ax = _axes(ax)
-    notes, values = _tradeoff(table, x, line, ax, LATENCY_STYLES, _MS)
+    notes, values = _tradeoff(table, x, line, ax, LATENCY_STYLES, _MS, x_label)
     ax.set_yscale("log")
     _log_axis(ax.yaxis, values)
-    if x_label:
-        ax.set_xlabel(ax.get_xlabel().replace(x, x_label, 1))
     ax.set_ylabel("latency (ms, log scale)")
     ax.set_title("Latency: mean (solid) and p99 (dashed), 95% CI")
     ax.grid(True, which="major", alpha=0.3)
@@ -279,9 +288,7 @@ def tradeoff_locality(
     one colour per level of ``line``, with t intervals over replications. ``table`` as for ``tradeoff_latency``;
     what cannot be drawn is named in a note on the axes."""
     ax = _axes(ax)
-    notes, _ = _tradeoff(table, x, line, ax, LOCALITY_STYLES, 1.0)
-    if x_label:
-        ax.set_xlabel(ax.get_xlabel().replace(x, x_label, 1))
+    notes, _ = _tradeoff(table, x, line, ax, LOCALITY_STYLES, 1.0, x_label)
     ax.set_ylim(-0.05, 1.05)
     ax.set_ylabel("fraction of completed requests")
     ax.set_title("Locality: served on another node (dash-dot) / zone (dotted)")
@@ -432,7 +439,7 @@ def _ecdf(ax: Axes, series: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of requests at or below")
     ax.grid(True, which="both", alpha=0.3)
-    _note(ax, notes, y=0.6)
+    _note(ax, notes)
     _legend(ax, fontsize="small", loc="lower right")
 
 
@@ -513,7 +520,7 @@ def sweep_figures(
         axes = fig.subplots(2, len(combos), squeeze=False, sharex="col")
         for j, (values, sub) in enumerate(combos):
             top, bottom = axes[0][j], axes[1][j]
-            tradeoff_latency(sub, x, line, top, x_label=labels.get(x))
+            tradeoff_latency(sub, x, line, top, x_label="")  # the column shares its x axis: the bottom names it
             tradeoff_locality(sub, x, line, bottom, x_label=labels.get(x))
             for ax in (top, bottom):
                 legend = ax.get_legend()
@@ -526,7 +533,6 @@ def sweep_figures(
                 )
             top.set_title(f"Latency{at_facet}")
             bottom.set_title(f"Locality{at_facet}")
-            top.set_xlabel("")  # the column shares its x axis: the bottom panel names it
         _same_log_limits(list(axes[0]))
         handles = [
             Line2D([], [], color=_color(i), marker="o", label=str(level))
@@ -541,7 +547,9 @@ def sweep_figures(
             Line2D([], [], color="grey", ls=style, marker=marker, label=f"{what} (bottom row)")
             for style, marker, what in LOCALITY_STYLES.values()
         ]
-        fig.legend(handles=handles, loc="outside right upper", title=labels.get(line, line), fontsize="small")
+        fig.legend(  # below the panels: beside them it can run under the title
+            handles=handles, loc="outside lower center", ncols=4, title=labels.get(line, line), fontsize="small"
+        )
         fig.suptitle(f"{title}: latency and locality against {labels.get(x, x)}\nmeans over replications, 95% CI bars")
         figures["tradeoff"] = fig
 
@@ -707,7 +715,7 @@ def failures_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = N
             label="still in flight when the run ended",
         )
     if not w["failed"]:
-        _note(ax, ["no failed requests"])
+        _note(ax, ["no failed requests"], inside=True)
         if not flight.any():
             ax.set_ylim(0, 1)
     _events(ax, doc, numbers=False)
