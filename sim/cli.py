@@ -304,7 +304,11 @@ def _plot(args: argparse.Namespace) -> int:
         except SpecError as e:
             return _error(e)
         run_path = Path(args.results)
-        return _plot_run(doc, Path(args.out) if args.out else run_path.with_name(f"{run_path.stem}-figures"))
+        out = Path(args.out) if args.out else run_path.with_name(f"{run_path.stem}-figures")
+        try:
+            return _plot_run(doc, out)
+        except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file load_run let through
+            return _error(f"{args.results}: cannot be drawn: {type(e).__name__}: {e}")
     try:
         info, records = load_results(args.results)
         at = dict(parse_set(text) for text in args.at)
@@ -370,6 +374,8 @@ def _report(args: argparse.Namespace) -> int:
         html = report.render(args.results, command=command, service=args.service)
     except SpecError as e:
         return _error(e)
+    except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file the loaders let through
+        return _error(f"{args.results}: cannot be reported: {type(e).__name__}: {e}")
     write_atomic(args.out, html)
     print(args.out)
     return 0

@@ -927,7 +927,8 @@ def load_results(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]
 
 
 def load_run(path: str | Path) -> dict[str, Any]:
-    """A ``sim run --out`` file (``sim.experiment.rundoc.run_document``), checked enough to draw and report."""
+    """A ``sim run --out`` file (``sim.experiment.rundoc.run_document``), checked enough to draw and report:
+    every table and list the figures and the report read is there, with the right type and length."""
     path = Path(path)
     try:
         doc = json.loads(path.read_bytes())
@@ -940,8 +941,40 @@ def load_run(path: str | Path) -> dict[str, Any]:
     for key in ("window_s", "cluster", "timeline"):
         if key not in doc:
             raise SpecError(str(path), key, "missing: written by an older `sim run`; run it again with --out")
+
+    def need(obj: Any, where: str, kind: type | tuple[type, ...]) -> Any:
+        if not isinstance(obj, kind) or isinstance(obj, bool):
+            raise SpecError(
+                str(path), where, f"expected {getattr(kind, '__name__', 'a number')}, got {_type_name(obj)}"
+            )
+        return obj
+
+    number = (int, float)
+    if not need(doc["window_s"], "window_s", number) > 0:
+        raise SpecError(str(path), "window_s", "must be > 0")
+    for key in ("scenario", "dataplane"):
+        need(doc.get(key), key, str)
+    need(doc.get("end_s"), "end_s", number)
+    cluster = need(doc["cluster"], "cluster", dict)
+    for key in ("nodes", "elements", "links", "pods", "services", "streams"):
+        for i, item in enumerate(need(cluster.get(key), f"cluster.{key}", list)):
+            need(item, f"cluster.{key}[{i}]", dict)
+    for i, event in enumerate(need(doc["timeline"], "timeline", list)):
+        need(need(event, f"timeline[{i}]", dict).get("at_s"), f"timeline[{i}].at_s", number)
     for name, svc in doc["services"].items():
-        for key in ("routed_by_endpoint", "expected_share", "by_client_node", "latency_histogram", "windows"):
-            if not isinstance(svc, dict) or key not in svc:
-                raise SpecError(str(path), f"services.{name}.{key}", "missing")
+        where = f"services.{name}"
+        need(svc, where, dict)
+        for key in ("routed_by_endpoint", "expected_share", "by_endpoint", "by_client_node", "latency_histogram"):
+            need(svc.get(key), f"{where}.{key}", dict)
+        w = need(svc.get("windows"), f"{where}.windows", dict)
+        n = len(need(w.get("sent"), f"{where}.windows.sent", list))
+        series = {"completed": w.get("completed")}
+        for group in ("landed", "failed", "latency_s"):
+            series.update({f"{group}.{k}": v for k, v in need(w.get(group), f"{where}.windows.{group}", dict).items()})
+        for key, values in series.items():
+            if not isinstance(values, list) or len(values) != n:
+                raise SpecError(str(path), f"{where}.windows.{key}", f"expected a list of {n} values, one per window")
+            for v in values:
+                if v is not None and (not isinstance(v, number) or isinstance(v, bool)):
+                    raise SpecError(str(path), f"{where}.windows.{key}", f"expected numbers, got {_type_name(v)}")
     return doc

@@ -187,6 +187,37 @@ def test_report_of_bad_input_is_one_line_and_writes_nothing(run_file, tmp_path, 
         report.render(run_file, service="nope")
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "field"),
+    [
+        (("window_s",), 0, "window_s: must be > 0"),
+        (("cluster", "nodes"), "kind-worker", "cluster.nodes: expected list"),
+        (("timeline", 0, "at_s"), "soon", "timeline[0].at_s"),
+        (("services", "echo-local", "windows", "sent"), [1, 2], None),
+        (("services", "echo-local", "windows", "landed", "echo-local-kind-worker"), [1], "landed.echo-local-kind"),
+        (("services", "echo-local", "windows", "latency_s", "p99"), ["x"] * 60, "latency_s.p99: expected numbers"),
+        (("services", "echo-cluster", "latency_histogram"), None, "latency_histogram: expected dict"),
+    ],
+)
+def test_a_damaged_run_file_is_one_line_for_plot_and_report(run_file, tmp_path, capsys, where, value, field):
+    doc = json.loads(run_file.read_text())
+    target = doc
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    bad = tmp_path / "damaged.json"
+    bad.write_text(json.dumps(doc))
+    for argv in (
+        ["plot", str(bad), "--out", str(tmp_path / "figs")],
+        ["report", str(bad), "-o", str(tmp_path / "r.html")],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"sim: error: {bad}: "), err
+        assert field is None or field in err, err
+    assert not (tmp_path / "figs").exists() and not (tmp_path / "r.html").exists()
+
+
 # --- in a real browser -------------------------------------------------------------------------------------------
 
 
