@@ -91,7 +91,7 @@ def test_docs_build_with_warnings_as_errors_and_every_page(site):
 def test_notebooks_are_rendered_with_their_outputs_and_exercises(site):
     for source in NOTEBOOKS:
         page = (site / "notebooks" / f"{source.stem}.html").read_text()
-        assert len(re.findall(r'<img [^>]*src="[^"]+\.png"', page)) >= 2, f"{source.stem}: no figure outputs"
+        assert re.search(r'<img [^>]*src="[^"]+\.png"', page), f"{source.stem}: no figure outputs"
         assert "Exercise 3" in page and "<details><summary>Answer</summary>" in page, source.stem
         assert "no prediction yet" in page  # the check cells' outputs
 
