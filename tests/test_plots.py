@@ -155,6 +155,20 @@ def test_tradeoff_ticks_sit_on_the_levels_styles_mean_one_thing_titles_use_label
     assert "at offered load (requests/s): 400" in heatmap.get_suptitle()  # the spec's label, not the path
 
 
+def test_the_legend_covers_neither_the_title_nor_a_panel(results):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    info, records = load_results(results)
+    fig = plots.sweep_figures(info, records, x=RATE, line=POLICY)["tradeoff"]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert not legend.overlaps(fig._suptitle.get_window_extent(renderer))
+    for ax in fig.axes:
+        assert not legend.overlaps(ax.get_window_extent(renderer))
+        assert not legend.overlaps(ax.title.get_window_extent(renderer))
+
+
 @pytest.fixture(scope="module")
 def all_dropped(tmp_path_factory):
     """A sweep where Local has no local endpoint (svc-a moved to node b): every Local request is dropped."""
