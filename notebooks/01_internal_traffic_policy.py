@@ -52,7 +52,7 @@ ALPHA = 0.01  # the test's significance level (explained below)
 
 
 # %%
-from nbsetup import EXPERIMENTS, ROOT, save  # noqa: E402, F401 - the repository root and figure saving
+from nbsetup import EXPERIMENTS, ROOT, build, check, save, scenario_table  # noqa: E402, F401 - setup, exercises
 
 # %% [markdown]
 # ## 1. The cluster
@@ -434,3 +434,98 @@ plt.show()
 #   `trafficDistribution: PreferSameNode` (notebook 04).
 #
 # To scale up, raise `REQUESTS`, `SEEDS` and `GONE_REQUESTS` in the parameters cell.
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise asks you to **predict** first, then **change** a parameter and run, and a **check** cell says
+# whether your prediction holds. Write your prediction into the `PREDICTION_...` variable before you run the
+# cell (leave it `None` and the check only asks for one). The answers are folded away under each exercise.
+#
+# ### Exercise 1: a third backend
+#
+# **Predict.** Give `echo-1` (`Cluster`) a third ready Pod, on `kind-control-plane`. What share of echo-1's
+# replies will come from `kind-worker` now? Write a fraction between 0 and 1 into `PREDICTION_1`.
+#
+# **Change and run.** `EXTRA_NODE_1` says where the new Pod goes. Run the cell, then the check. Then put the
+# Pod on `kind-worker` instead and predict again.
+
+# %%
+PREDICTION_1 = None  # your prediction: the share (0 to 1) of echo-1's replies from kind-worker
+EXTRA_NODE_1 = "kind-control-plane"  # where echo-1's third Pod runs
+
+table_1 = scenario_table("cilium_demo.toml")
+table_1["pods"].append({"name": f"echo-1-extra-{EXTRA_NODE_1}", "node": EXTRA_NODE_1, "labels": {"app": "echo-1"}})
+scenario_1, seed_1 = build(table_1, "cilium_demo.toml", {"requests": REQUESTS})
+summary_1 = summarize_service(run(scenario_1, seed_1), "echo-1", alpha=ALPHA)
+measured_1 = summary_1.by_node.get("kind-worker", 0) / summary_1.completed
+
+# %%
+check("Exercise 1", PREDICTION_1, measured_1, within=0.04)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# About 1/3. `Cluster` uses every ready endpoint, and iptables picks one uniformly at random per new
+# connection, so each of the three Pods gets a third (the check allows 0.04 around the measured share: with
+# 2,000 curls the share wobbles by about 0.01). With the extra Pod on `kind-worker`, that node has two of the
+# three Pods: 2/3.
+#
+# </details>
+#
+# ### Exercise 2: how often does a fair picker fail the test?
+#
+# **Predict.** Above, `SEEDS` runs of the fair demo each gave a p-value. If the significance level were
+# `ALPHA_2 = 0.1`, how many of those runs would you expect to "fail" the test (p < 0.1)? Write a number
+# into `PREDICTION_2`.
+#
+# **Change and run.** Try `ALPHA_2 = 0.1`, then 0.5.
+
+# %%
+PREDICTION_2 = None  # your prediction: how many of the SEEDS fair runs have p < ALPHA_2
+ALPHA_2 = 0.1  # the significance level to try
+
+expected_2 = SEEDS * ALPHA_2  # what the theory says: p-values of a true rule are uniform on 0..1
+print(f"this time {np.sum(pvalues_seen < ALPHA_2)} of {SEEDS} runs had p < {ALPHA_2}")
+
+# %%
+check("Exercise 2", PREDICTION_2, expected_2, within=1)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# `SEEDS x ALPHA_2`: 3 of 30 at 0.1, 15 of 30 at 0.5. When the rule holds, a p-value is equally likely to
+# be anywhere between 0 and 1, so a fraction alpha of fair runs falls below alpha. That is what alpha *is*:
+# the false-alarm rate you accept. The count in one set of runs scatters around that number (the line
+# printed above the check).
+#
+# </details>
+#
+# ### Exercise 3: how long does a client hang?
+#
+# **Predict.** On iptables, with `echo-2`'s local Pod gone, each curl waits for its connect timeout. If the
+# timeout is `CONNECT_TIMEOUT_S_3 = 2` seconds instead of 5, how long (in seconds) does a failed curl wait on
+# average? Write it into `PREDICTION_3`.
+#
+# **Change and run.** Try 2, then 0.5.
+
+# %%
+PREDICTION_3 = None  # your prediction: seconds a failed curl waits
+CONNECT_TIMEOUT_S_3 = 2.0  # the client's connect timeout (s)
+
+table_3 = scenario_table("local_pod_gone_iptables.toml")
+table_3["defaults"]["connect_timeout_s"] = CONNECT_TIMEOUT_S_3
+scenario_3, seed_3 = build(table_3, "local_pod_gone_iptables.toml", {"requests": GONE_REQUESTS})
+measured_3 = summarize_service(run(scenario_3, seed_3), "echo-2", alpha=ALPHA).failed_after_s
+
+# %%
+check("Exercise 3", PREDICTION_3, measured_3, within=0.05, unit=" s")
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# Exactly the connect timeout: 2 s (then 0.5 s). iptables DROPs the SYN ("has no local endpoints"), so
+# nothing ever answers; the client gives up when its own timer runs out. On Cilium the same curl fails at
+# once (0 s), and with IPVS and a NodePort it does not fail at all.
+#
+# </details>

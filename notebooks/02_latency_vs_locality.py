@@ -51,7 +51,7 @@ WORKERS = 2  # local processes for the sweep; 1 runs it in this process
 
 
 # %%
-from nbsetup import EXPERIMENTS, ROOT, save  # noqa: E402, F401 - the repository root and figure saving
+from nbsetup import EXPERIMENTS, ROOT, build, check, save, scenario_table  # noqa: E402, F401 - setup, exercises
 
 # %% [markdown]
 # ## 1. Skewed clients on the kind cluster
@@ -213,7 +213,7 @@ swept.summary[
 # %% [markdown]
 # The trade-off figure (`sim.plots.sweep_figures`) has one column per load level. The top row shows latency
 # (mean solid, p99 dashed). The bottom row shows locality: the share of requests served on another node
-# (solid) or in another zone (dotted). Error bars are 95% confidence intervals over the replications. An
+# (dash-dot) or in another zone (dotted). Error bars are 95% confidence intervals over the replications. An
 # interval is computed from one number per run, never from individual requests, because requests in one run
 # share queues and are not independent.
 
@@ -329,6 +329,107 @@ pd.DataFrame(rows)
 # notebook runs quickly. Raise both in the parameters cell (20 s and 10 replications are the spec's values,
 # about a minute on 2 cores) to narrow the intervals. The CLI runs the same sweep:
 # `sim sweep experiments/latency_locality_tradeoff.toml`.
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then change the parameter and run; the check cell says whether your prediction holds (leave
+# `PREDICTION_...` as `None` and it only asks for one). The answers are folded away under each exercise.
+#
+# ### Exercise 1: one client moves away
+#
+# **Predict.** In `skewed_clients.toml`, 4 of the 5 clients sit on `kind-worker`, each sending 22 requests/s
+# to `echo-local`, whose Pod there serves one request at a time in 10 ms on average. Move `client-3` to
+# `kind-worker2`: what will the utilisation (0 to 1) of `echo-local-kind-worker` be? Write it into
+# `PREDICTION_1`.
+#
+# **Change and run.** `MOVED_1` lists the clients moved to `kind-worker2`. Then move two.
+
+# %%
+PREDICTION_1 = None  # your prediction: utilisation (0 to 1) of echo-local-kind-worker
+MOVED_1 = ["client-3"]  # clients moved from kind-worker to kind-worker2
+
+table_1 = scenario_table("skewed_clients.toml")
+for pod in table_1["pods"]:
+    if pod["name"] in MOVED_1:
+        pod["node"] = "kind-worker2"
+scenario_1, seed_1 = build(table_1, "skewed_clients.toml", {"requests": SKEWED_REQUESTS // 2})
+summary_1 = summarize_service(run(scenario_1, seed_1), "echo-local")
+measured_1 = summary_1.pods["echo-local-kind-worker"]["utilization"]
+
+# %%
+check("Exercise 1", PREDICTION_1, measured_1, within=0.05)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# 0.66: utilisation is arrival rate times mean service time. `Local` keeps every client on its own node, so
+# three clients at 22 requests/s each bring 66 requests/s, and 66 x 0.010 s = 0.66 (before: 88 x 0.010 =
+# 0.88). Moving two clients gives 0.44. The measured value wobbles by a few hundredths: it is a time average
+# over one run.
+#
+# </details>
+#
+# ### Exercise 2: a third Cluster backend
+#
+# **Predict.** Give `echo-cluster` a third Pod, on `kind-control-plane`. What fraction of its requests will
+# be served on a node other than the client's? Write a fraction into `PREDICTION_2`.
+#
+# **Change and run.** `EXTRA_NODE_2` places the Pod. Then try `kind-worker`.
+
+# %%
+PREDICTION_2 = None  # your prediction: echo-cluster's cross-node fraction (0 to 1)
+EXTRA_NODE_2 = "kind-control-plane"  # where echo-cluster's third Pod runs
+
+table_2 = scenario_table("skewed_clients.toml")
+table_2["pods"].append({"name": "echo-cluster-extra", "node": EXTRA_NODE_2, "labels": {"app": "echo-cluster"}})
+scenario_2, seed_2 = build(table_2, "skewed_clients.toml", {"requests": SKEWED_REQUESTS // 2})
+measured_2 = summarize_service(run(scenario_2, seed_2), "echo-cluster").cross_node_fraction
+
+# %%
+check("Exercise 2", PREDICTION_2, measured_2, within=0.03)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# 2/3. Each client picks one of three Pods uniformly, and only one of them is on its own node (every client
+# sits on a node with one echo-cluster Pod), so 2 of 3 requests leave the node, whichever node the client is
+# on. With the extra Pod on `kind-worker`, the four clients there keep 2 of 3 on their node and the one on
+# `kind-worker2` keeps 1 of 3: (4 x 1/3 + 1 x 2/3) / 5 = 0.4.
+#
+# </details>
+#
+# ### Exercise 3: which policy is fastest?
+#
+# **Predict.** At `LOAD_3 = 1080` requests/s with 5 of 6 clients on the hot node (`SHARE_3 = 0.833`), which
+# policy has the lowest mean latency in the sweep above: Cluster, Local, PreferSameZone or PreferSameNode?
+# Write its name into `PREDICTION_3`.
+#
+# **Change and run.** Then try `LOAD_3 = 360` with `SHARE_3 = 0.333` (even clients, light load).
+
+# %%
+PREDICTION_3 = None  # your prediction: "Cluster", "Local", "PreferSameZone" or "PreferSameNode"
+LOAD_3 = 1080  # requests/s: 360, 720 or 1080
+SHARE_3 = 0.833  # share of clients on the hot node: 0.333, 0.5, 0.667 or 0.833
+
+point_3 = table[(table["load_rps"] == LOAD_3) & (table["hot_node_share"] == SHARE_3)]
+fastest_3 = point_3.loc[point_3["latency_mean_s"] == point_3["latency_mean_s"].min(), "policy"]
+measured_3 = set(fastest_3)  # Local and PreferSameNode can tie exactly: naming either one holds
+print({row.policy: f"{row.latency_mean_s * 1e3:.2f} ms" for row in point_3.itertuples()})
+
+# %%
+check("Exercise 3", PREDICTION_3, measured_3)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# PreferSameZone. With 5 of 6 clients on one node, Local (and PreferSameNode, identical here since every node
+# has a backend) piles 900 requests/s onto that node's one backend, which queues; Cluster never queues but
+# crosses a zone on 2 of 3 requests. PreferSameZone stays in the zone and shares the load over the zone's
+# three backends. With even clients at light load, Local and PreferSameNode win (exactly tied), PreferSameZone
+# a hair behind: the hop to another node of the zone costs more than the little queueing Local adds.
+#
+# </details>
 
 # %%
 if isinstance(executor, Processes):  # the sweep's worker processes wait for another sweep; this one is done

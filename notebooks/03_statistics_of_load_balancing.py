@@ -56,7 +56,7 @@ WORKERS = 1  # 1 runs the sweep in this process (fastest for runs this small); m
 
 
 # %%
-from nbsetup import EXPERIMENTS, ROOT, save  # noqa: E402, F401 - the repository root and figure saving
+from nbsetup import EXPERIMENTS, ROOT, check, save  # noqa: E402, F401 - setup, exercises
 
 rng = np.random.default_rng(20260501)  # for the Monte Carlo checks of the formulas (not for the simulator)
 
@@ -466,6 +466,97 @@ chi_square_by_design_point(swept.records, experiment.factor_names, alpha=ALPHA)[
 #   connections alive.
 # * When a sweep runs many tests, control the **false discovery rate** (Benjamini-Hochberg) rather than
 #   reading each p-value alone.
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then change the parameter and run; the check cell says whether your prediction holds (leave
+# `PREDICTION_...` as `None` and it only asks for one). The answers are folded away under each exercise.
+#
+# ### Exercise 1: a bigger skew is cheaper to catch
+#
+# **Predict.** 55/45 needs about 800 connections for 80% power at alpha = 0.05. How many does a 60/40 picker
+# need? Write a number into `PREDICTION_1`.
+#
+# **Change and run.** `SKEW_1` is the broken picker's share for the first Pod. The cell computes the exact
+# number and checks it by brute force: `MONTE_CARLO` sets of that many draws, tested one by one.
+
+# %%
+PREDICTION_1 = None  # your prediction: connections needed for 80% power
+SKEW_1 = 0.60  # the first Pod's true share (the rule says 0.5)
+
+measured_1 = skew_sample_size([SKEW_1, 1 - SKEW_1], [0.5, 0.5], alpha=ALPHA, power=0.8)
+draws_1 = np.random.default_rng(1).binomial(measured_1, SKEW_1, size=MONTE_CARLO)
+rejected_1 = [chi_square_gof([k, measured_1 - k], [measured_1 / 2] * 2).pvalue < ALPHA for k in draws_1]
+print(f"brute force at n = {measured_1}: the test caught the skew in {np.mean(rejected_1):.0%} of {MONTE_CARLO} sets")
+
+# %%
+check("Exercise 1", PREDICTION_1, measured_1, within=0.15 * measured_1, unit=" connections")
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# About 200 (the check accepts 15% either way). Cohen's w doubles from 0.1 to 0.2, and the number of draws
+# needed goes with 1 / w^2: a quarter of 800. Half the skew needs four times the data, which is why small
+# skews hide so well.
+#
+# </details>
+#
+# ### Exercise 2: many fair tests, corrected
+#
+# **Predict.** The sweep above ran `SWEEP_REPLICATIONS` tests of a fair picker. At `ALPHA_2 = 0.1`, how many
+# of them will Benjamini-Hochberg call discoveries (q < 0.1)? Write a number into `PREDICTION_2`.
+#
+# **Change and run.** Try 0.1, then 0.2. The cell also prints the uncorrected count.
+
+# %%
+PREDICTION_2 = None  # your prediction: number of BH discoveries among the fair tests
+ALPHA_2 = 0.1  # the false discovery rate to control
+
+measured_2 = int(np.sum(stats.false_discovery_control(p, method="bh") < ALPHA_2))
+print(f"uncorrected: {np.sum(p < ALPHA_2)} of {len(p)} tests have p < {ALPHA_2}")
+
+# %%
+check("Exercise 2", PREDICTION_2, measured_2)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# Almost always 0. Every test here is of a fair picker, so every "discovery" would be false; when all the
+# nulls are true, Benjamini-Hochberg keeps the chance of even one discovery at or below alpha. The
+# uncorrected count, by contrast, is about `ALPHA_2 x SWEEP_REPLICATIONS` (10 at 0.1).
+#
+# </details>
+#
+# ### Exercise 3: round-robin over three Pods
+#
+# **Predict.** With IPVS round-robin and a third `echo-1` Pod, 999 curls rotate A, B, C, A, B, C... What
+# chi-square statistic does the test of echo-1 against the expected 1/3 each give? Write it into
+# `PREDICTION_3`.
+#
+# **Change and run.** `CURLS_3` is the number of curls. Try 999, then 1000.
+
+# %%
+PREDICTION_3 = None  # your prediction: the chi-square statistic
+CURLS_3 = 999  # curls to echo-1
+
+third = {"name": "echo-1-kind-control-plane", "node": "kind-control-plane", "labels": {"app": "echo-1"}}
+variant_3 = demo_variant(
+    CURLS_3, ("dataplane", {"name": "ipvs", "picker": "round-robin"}), ("pods", [*demo_table["pods"], third])
+)
+measured_3 = summarize_service(run(variant_3, 0), "echo-1").chi_square.statistic
+
+# %%
+check("Exercise 3", PREDICTION_3, measured_3, within=0.01)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# 0: 333 each, exactly what is expected, so the statistic is 0 and the p-value 1. With 1000 curls one Pod
+# gets 334: (334 - 333.3)^2 / 333.3 + 2 x (333 - 333.3)^2 / 333.3 = 0.002. A random picker would give about
+# dof = 2 on average; a statistic stuck near 0 run after run is the "too good" sign of section 3.
+#
+# </details>
 
 # %%
 if isinstance(executor, Processes):  # the sweep's worker processes wait for another sweep; this one is done

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from sim import load_scenario, run
+from sim import load_scenario, run, summarize
 from sim.experiment.analysis import mean_ci, route_shares, run_metrics, summarize_service
 from sim.plots import node_heatmap
 
@@ -50,7 +50,7 @@ SEEDS = 5  # runs per scenario, for confidence intervals over runs
 
 
 # %%
-from nbsetup import EXPERIMENTS, ROOT, save  # noqa: E402, F401 - the repository root and figure saving
+from nbsetup import EXPERIMENTS, ROOT, build, check, save, scenario_table  # noqa: E402, F401 - setup, exercises
 
 # %% [markdown]
 # ## 1. The multi-zone cluster
@@ -303,3 +303,118 @@ plt.show()
 #   for its clients, or local queues will cost more than the saved hop.
 #
 # To scale up, raise `REQUESTS` and `SEEDS` in the parameters cell.
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then change the parameter and run; the check cell says whether your prediction holds (leave
+# `PREDICTION_...` as `None` and it only asks for one). The answers are folded away under each exercise.
+# Each exercise changes `topology_aware.toml`: three clients (one on node 1 of each zone, 200 requests/s each)
+# call three Services that select the same six backend Pods.
+#
+# ### Exercise 1: a zone without endpoints
+#
+# **Predict.** Delete the Pods of zone c (`ZONE_C_PODS_1 = 0` keeps none of its two). What fraction of
+# `spread-same-zone`'s (PreferSameZone) requests will cross a zone? Write a fraction into `PREDICTION_1`.
+#
+# **Change and run.** Then keep one (`ZONE_C_PODS_1 = 1`).
+
+# %%
+PREDICTION_1 = None  # your prediction: spread-same-zone's cross-zone fraction (0 to 1)
+ZONE_C_PODS_1 = 0  # how many of zone c's two backend Pods stay
+
+
+def topology_aware_variant(change) -> dict:
+    """The summary per Service of one run of topology_aware.toml after ``change(table)``."""
+    table = scenario_table("topology_aware.toml")
+    change(table)
+    scenario, seed = build(table, "topology_aware.toml", {"requests": REQUESTS})
+    return summarize(run(scenario, seed))["services"]
+
+
+def keep_zone_c(table: dict) -> None:
+    zone_c = [p for p in table["pods"] if p["name"].startswith("spread-zone-c")]
+    table["pods"] = [p for p in table["pods"] if p not in zone_c[ZONE_C_PODS_1:]]
+
+
+measured_1 = topology_aware_variant(keep_zone_c)["spread-same-zone"]["cross_zone_fraction"]
+
+# %%
+check("Exercise 1", PREDICTION_1, measured_1, within=0.03)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# 1/3. The controller hints each endpoint for its own zone, and zone c gets none. kube-proxy filters by hints
+# only for a zone some endpoint is hinted for, so zone c's client falls back to every endpoint, all of them in
+# zones a and b: 100% of its requests cross a zone, while the other two clients stay home. With one Pod left
+# in zone c, nobody crosses: 0.
+#
+# </details>
+#
+# ### Exercise 2: move one backend
+#
+# **Predict.** `spread` (no trafficDistribution) sends about 2/3 of requests across zones: each client has 2
+# of the 6 endpoints in its zone. Move `spread-zone-b-node-2-0` to `zone-a-node-3`, so zones a, b, c have 3,
+# 1, 2 endpoints. What is `spread`'s cross-zone fraction now? Write it into `PREDICTION_2`.
+#
+# **Change and run.** `TARGET_NODE_2` is where the Pod goes.
+
+# %%
+PREDICTION_2 = None  # your prediction: spread's cross-zone fraction (0 to 1)
+TARGET_NODE_2 = "zone-a-node-3"
+
+
+def move_backend(table: dict) -> None:
+    for pod in table["pods"]:
+        if pod["name"] == "spread-zone-b-node-2-0":
+            pod["node"] = TARGET_NODE_2
+
+
+measured_2 = topology_aware_variant(move_backend)["spread"]["cross_zone_fraction"]
+
+# %%
+check("Exercise 2", PREDICTION_2, measured_2, within=0.03)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# Still 2/3. Client a now crosses for 3 of 6 endpoints, client b for 5 of 6, client c for 4 of 6; with equal
+# rates the average is (3 + 5 + 4) / 18 = 2/3. Each endpoint is in the zone of exactly one of the three
+# clients, wherever it is, so with one client per zone and a uniform picker the total never changes. What
+# changes is who pays: zone b's client now crosses 5 times in 6.
+#
+# </details>
+#
+# ### Exercise 3: PreferSameNode finds a node
+#
+# **Predict.** For `spread-same-node` (PreferSameNode), only client a has a backend on its own node, so about
+# 2/3 of requests leave the node. Move `client-b` to `zone-b-node-2`, which runs a backend. What fraction of
+# `spread-same-node`'s requests are served on another node now? Write it into `PREDICTION_3`.
+#
+# **Change and run.** `CLIENT_B_NODE_3` is where `client-b` runs.
+
+# %%
+PREDICTION_3 = None  # your prediction: spread-same-node's cross-node fraction (0 to 1)
+CLIENT_B_NODE_3 = "zone-b-node-2"
+
+
+def move_client_b(table: dict) -> None:
+    for pod in table["pods"]:
+        if pod["name"] == "client-b":
+            pod["node"] = CLIENT_B_NODE_3
+
+
+measured_3 = topology_aware_variant(move_client_b)["spread-same-node"]["cross_node_fraction"]
+
+# %%
+check("Exercise 3", PREDICTION_3, measured_3, within=0.03)
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# 1/3. Clients a and b now each have a backend on their node and stay there; only client c, on a node
+# without one, falls back to its zone's backends, on another node. Each client sends the same rate, so 1 of 3
+# requests leaves its node.
+#
+# </details>

@@ -1,4 +1,4 @@
-"""Command line: ``sim run``, ``validate``, ``sweep`` and ``plot``. Bad input prints one line and exits 2."""
+"""Command line: ``sim run``, ``validate``, ``sweep``, ``plot`` and ``report``. Bad input: one line, exit 2."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -14,8 +15,8 @@ from typing import Any
 
 from sim.engine import run
 from sim.errors import SpecError
-from sim.experiment.analysis import summarize
 from sim.experiment.executors import Dask, Executor, Processes, Serial
+from sim.experiment.rundoc import run_document
 from sim.experiment.sweep import replication_seed, sweep
 from sim.fastpath import fast_path_problem, run_fast
 from sim.io import (
@@ -24,6 +25,7 @@ from sim.io import (
     is_experiment,
     load_experiment,
     load_results,
+    load_run,
     load_scenario,
     parse_scenario,
     parse_set,
@@ -55,10 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         help="des: the SimPy simulation (default); fast: the vectorised fast path, refused where it is not exact; "
         "auto: fast where exact, else des (says which and why on stderr)",
     )
+    _run_plot_argument(p_run)
     p_val = sub.add_parser("validate", help="check a scenario file and exit 0, or print its first problem and exit 2")
     p_val.add_argument("file")
     _sweep_parsers(sub)
     _kubernetes_parsers(sub)
+    _report_parser(sub)
     return parser
 
 
@@ -81,9 +85,13 @@ def _sweep_parsers(sub: Any) -> None:
     where.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--dask-local", action="store_true", help="start a Dask LocalCluster of --workers workers")
     p_sweep.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
-    p_plot = sub.add_parser("plot", help="draw a sweep's figures (PNG and SVG) from its results directory")
-    p_plot.add_argument("results", help="a results directory written by `sim sweep`")
-    p_plot.add_argument("--out", metavar="DIR", help="where to write the figures (default: RESULTS/figures)")
+    p_plot = sub.add_parser(
+        "plot", help="draw a run's figures (from `sim run --out RUN.json`) or a sweep's (from its results directory)"
+    )
+    p_plot.add_argument("results", help="a results directory written by `sim sweep`, or a `sim run --out` JSON file")
+    p_plot.add_argument(
+        "--out", metavar="DIR", help="where to write the figures (default: RESULTS/figures, or RUN-figures/ beside RUN)"
+    )
     p_plot.add_argument("--x", help="factor on the x axis of the trade-off (default: the spec's [plot] x)")
     p_plot.add_argument("--line", help="factor drawn as one line each (default: the spec's [plot] line)")
     p_plot.add_argument("--service", help="the Service to plot (default: the first)")
@@ -115,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("routes", "import") or (args.command == "run" and _objects_run(args)):
         return {"routes": _routes, "import": _import, "run": _run_objects}[args.command](args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "plot":
@@ -143,14 +153,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as e:
         print(f"sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    problem = fast_path_problem(scenario)
     if args.command == "validate":
+        problem = fast_path_problem(scenario)
         fast = "exact" if problem is None else f"no ({problem})"
         print(
             f"{args.file}: ok ({len(scenario.pods)} pods, {len(scenario.services)} services, "
             f"{len(scenario.streams)} streams; fast path: {fast})"
         )
         return 0
+    return _execute(args, scenario, seed)
+
+
+def _execute(args: argparse.Namespace, scenario: Scenario, seed: int) -> int:
+    """Run a loaded scenario on the engine ``--engine`` asks for, and print (and ``--out``, ``--plot``) it."""
+    problem = fast_path_problem(scenario)
     engine = args.engine
     if engine == "fast" and problem is not None:
         print(f"sim: error: {args.file}: --engine fast: the fast path is not exact here: {problem}", file=sys.stderr)
@@ -160,11 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = f"the fast path is not exact here: {problem}" if problem else "the fast path is exact here"
         print(f"sim: engine auto -> {engine}: {why}", file=sys.stderr)
     result = (run_fast if engine == "fast" else run)(scenario, seed)
-    summary = {**summarize(result, alpha=args.alpha), "engine": engine}
+    summary = {**run_document(result, alpha=args.alpha, command=_run_command(args)), "engine": engine}
     text = dumps_json(summary)
     if args.out:
         write_atomic(args.out, text)
-    print(text, end="") if args.json else print(format_summary(scenario, summary))
+    _emit(text if args.json else format_summary(scenario, summary))
+    if args.plot:
+        return _plot_run(summary, Path(args.plot), quiet=args.json)
     return 0
 
 
@@ -301,7 +319,18 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    """``sim plot``: write a sweep's figures as PNG and SVG."""
+    """``sim plot``: write a sweep's figures (or, given a ``sim run --out`` file, a run's) as PNG and SVG."""
+    if Path(args.results).is_file():
+        try:
+            doc = load_run(args.results)
+        except SpecError as e:
+            return _error(e)
+        run_path = Path(args.results)
+        out = Path(args.out) if args.out else run_path.with_name(f"{run_path.stem}-figures")
+        try:
+            return _plot_run(doc, out)
+        except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file load_run let through
+            return _error(f"{args.results}: cannot be drawn: {type(e).__name__}: {e}")
     try:
         info, records = load_results(args.results)
         at = dict(parse_set(text) for text in args.at)
@@ -488,18 +517,64 @@ def _run_objects(args: argparse.Namespace) -> int:
     except SpecError as e:
         return _error(e)
     _notes(notes)
-    seed = args.seed if args.seed is not None else seed
-    problem = fast_path_problem(scenario)
-    engine = args.engine
-    if engine == "fast" and problem is not None:
-        return _error(f"{args.file}: --engine fast: the fast path is not exact here: {problem}")
-    if engine == "auto":
-        engine = "des" if problem else "fast"
-        print(f"sim: engine auto -> {engine}: {problem or 'the fast path is exact here'}", file=sys.stderr)
-    result = (run_fast if engine == "fast" else run)(scenario, seed)
-    summary = {**summarize(result, alpha=args.alpha), "engine": engine}
-    text = dumps_json(summary)
-    if args.out:
-        write_atomic(args.out, text)
-    _emit(text if args.json else format_summary(scenario, summary))
+    return _execute(args, scenario, args.seed if args.seed is not None else seed)
+
+
+def _run_command(args: argparse.Namespace) -> list[str]:
+    """The ``sim run`` command that redoes this run: the file and the flags that change its result (not where
+    the output goes, so ``--json`` and ``--out`` write the same bytes)."""
+    words = ["sim", "run", args.file, *getattr(args, "more", [])]
+    for flag, value in (
+        ("--client", getattr(args, "client", None)),
+        ("--service", getattr(args, "service", None)),
+        ("--rate", getattr(args, "rate", None)),
+        ("--seed", args.seed),
+        ("--requests", args.requests),
+    ):
+        if value is not None:
+            words += [flag, str(value)]
+    if args.alpha != 0.01:
+        words += ["--alpha", str(args.alpha)]
+    if args.engine != "des":
+        words += ["--engine", args.engine]
+    return words
+
+
+def _run_plot_argument(p_run: argparse.ArgumentParser) -> None:
+    p_run.add_argument("--plot", metavar="DIR", help="also draw the run's figures (PNG and SVG) into DIR")
+
+
+def _plot_run(doc: dict[str, Any], out: Path, *, quiet: bool = False) -> int:
+    """Write one run's figures (``sim plot RUN.json``, ``sim run --plot DIR``) and list them (on stderr if
+    ``quiet``: after ``--json`` stdout holds exactly one JSON object)."""
+    from sim import plots  # here: matplotlib takes a while to import, and only this command needs it
+
+    for name, figure in plots.run_figures(doc).items():
+        for path in plots.save_figure(figure, out / name):
+            print(path, file=sys.stderr if quiet else sys.stdout)
+    return 0
+
+
+def _report_parser(sub: Any) -> None:
+    p_report = sub.add_parser(
+        "report", help="write one self-contained HTML report of a run (`sim run --out` file) or a sweep"
+    )
+    p_report.add_argument("results", help="a `sim run --out` JSON file, or a results directory of `sim sweep`")
+    p_report.add_argument("-o", "--out", metavar="FILE", required=True, help="the HTML file to write (atomically)")
+    p_report.add_argument("--service", help="sweeps: the Service of the figures (default: the first)")
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``sim report``: render the HTML report and write it atomically."""
+    from sim import report  # here: matplotlib and jinja2 take a while to import
+
+    command = shlex.join(["sim", "report", args.results, "-o", args.out])
+    try:
+        html = report.render(args.results, command=command, service=args.service)
+    except SpecError as e:
+        return _error(e)
+    except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file the loaders let through
+        return _error(f"{args.results}: cannot be reported: {type(e).__name__}: {e}")
+    write_atomic(args.out, html)
+    print(args.out)
     return 0

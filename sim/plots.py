@@ -10,6 +10,7 @@ per-design-point table of ``sim.experiment.analysis.design_point_summary`` for t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,10 +21,11 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from sim.experiment.analysis import design_point_summary, histogram_ecdf, mean_ci
 from sim.experiment.results import summary_frame
+from sim.experiment.rundoc import share_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,59 +109,146 @@ def _endpoints(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     return sorted({p for m in runs for p in (*m["routed_by_endpoint"], *m["expected_share"])})
 
 
-def tradeoff_latency(
-    table: pd.DataFrame, x: str, line: str | None = None, ax: Axes | None = None, *, x_label: str | None = None
-) -> Axes:
-    """Mean (solid) and p99 (dashed) latency in ms against factor ``x``, one colour per level of ``line``, with the
-    t intervals over replications as error bars. ``table``: one Service's rows of ``design_point_summary``."""
-    ax = _axes(ax)
-    ticks: list[str] | None = None
+_NICE = (1, 2, 3, 5)
+"""Mantissas of the labelled ticks on a log axis: 1, 2, 3 and 5 times a power of ten."""
+
+
+def _nice_below(v: float) -> float:
+    """The largest 1, 2, 3 or 5 x 10^k at or below ``v`` (> 0)."""
+    k = math.floor(math.log10(v))
+    return max(m * 10.0**k for m in _NICE if m * 10.0**k <= v * (1 + 1e-9))
+
+
+def _nice_above(v: float) -> float:
+    """The smallest 1, 2, 3 or 5 x 10^k at or above ``v`` (> 0)."""
+    k = math.floor(math.log10(v))
+    return min(c for c in (*(m * 10.0**k for m in _NICE), 10.0 ** (k + 1)) if c >= v * (1 - 1e-9))
+
+
+def log_ticks(low: float, high: float, most: int = 9) -> list[float]:
+    """Labelled ticks for a log axis from ``low`` to ``high`` (> 0): 1, 2, 3, 5 x 10^k within them, ends included
+    (so the lowest label is at or below every value); thinned to 1, 2, 5 and then powers of ten when too many.
+
+    >>> log_ticks(1.3, 48)
+    [1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 50.0]
+    """
+    lo, hi = _nice_below(low), _nice_above(high)
+    if hi <= lo:
+        hi = _nice_above(lo * 1.01)
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    for mantissas in (_NICE, (1, 2, 5), (1,)):
+        ticks = [float(f"{m}e{k}") for k in range(k0, k1 + 1) for m in mantissas]
+        ticks = [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+        if len(ticks) <= most:
+            break
+    return sorted({lo, *ticks, hi})
+
+
+def _log_axis(axis: Any, values: np.ndarray) -> None:
+    """Limit a log axis to labelled ticks just outside the finite positive ``values`` (its data, error bars
+    included), so the lowest label is never above the data; no minor labels."""
+    values = values[np.isfinite(values) & (values > 0)]
+    if not values.size:
+        return
+    ticks = log_ticks(float(values.min()), float(values.max()))
+    (axis.axes.set_ylim if axis is axis.axes.yaxis else axis.axes.set_xlim)(ticks[0], ticks[-1])
+    axis.set_ticks(ticks, [f"{t:g}" for t in ticks])
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _same_log_limits(axes: Sequence[Axes]) -> None:
+    """One y range (and its labelled ticks) for log-scale panels side by side, so they compare at a glance."""
+    lows, highs = zip(*(ax.get_ylim() for ax in axes), strict=True)
+    ticks = log_ticks(min(lows), max(highs))
+    for ax in axes:
+        ax.set_ylim(ticks[0], ticks[-1])
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _note(ax: Axes, lines: Sequence[str], *, inside: bool = False) -> None:
+    """Say what is not drawn, and why (a figure never hides a series silently): under the x axis label, where it
+    covers no data (call it after the label is set), or ``inside`` the axes for a panel left empty."""
+    if not lines:
+        return
+    if inside:
+        ax.text(
+            0.01,
+            0.97,
+            "\n".join(lines),
+            transform=ax.transAxes,
+            va="top",
+            ha="left",
+            fontsize="x-small",
+            color="dimgray",
+            bbox={"facecolor": "white", "edgecolor": "lightgray", "alpha": 0.85},
+            zorder=5,
+        )
+        return
+    ax.set_xlabel("\n".join(filter(None, [ax.get_xlabel(), *(f"[{line}]" for line in lines)])))
+
+
+def _missing(name: str, xs_text: Sequence[str], mean: np.ndarray, what: str) -> str | None:
+    """A note for a series with NaN means: all of it, or the x levels where it has none."""
+    gone = np.isnan(mean)
+    if not gone.any():
+        return None
+    if gone.all():
+        return f"not drawn: {name}: {what}"
+    return f"{name}: {what} at {', '.join(t for t, g in zip(xs_text, gone, strict=True) if g)}"
+
+
+def _x_axis(ax: Axes, levels: Sequence[Any], label: str, dodged: bool) -> None:
+    """Ticks exactly at the factor's levels (numeric) or at 0, 1, 2... (other); say so when lines are dodged."""
+    xs, ticks = _positions(list(levels))
+    ax.set_xticks(xs, ticks if ticks is not None else [f"{v:g}" for v in xs])
+    ax.set_xlabel(f"{label}\n(lines offset sideways around each level to keep their bars apart)" if dodged else label)
+
+
+LATENCY_STYLES = {"latency_mean_s": ("-", "o", "mean"), "latency_p99_s": ("--", "s", "p99")}
+LOCALITY_STYLES = {
+    "cross_node_fraction": ("-.", "o", "another node"),
+    "cross_zone_fraction": (":", "^", "another zone"),
+}
+"""Line style, marker and words per statistic: no style means two things in one figure."""
+
+
+def _tradeoff(
+    table: pd.DataFrame,
+    x: str,
+    line: str | None,
+    ax: Axes,
+    styles: Mapping[str, tuple[str, str, str]],
+    scale: float,
+    label: str | None,
+) -> tuple[list[str], np.ndarray]:
+    """Draw each (line level, statistic) against ``x``; return the notes on what is missing and every value."""
     lines = _lines(table, line)
     spread = _spread(table, x)
+    levels = list(dict.fromkeys(table[x]))
+    if _positions(levels)[1] is None:
+        levels = sorted(levels)
+    notes: list[str] = []
+    values: list[np.ndarray] = []
     for i, (level, g) in enumerate(lines):
-        g = g.sort_values(x) if _positions(list(g[x]))[1] is None else g
-        xs, ticks = _positions(list(g[x]))
-        xs = _dodge(xs, i, len(lines), spread)
+        g = g.set_index(x).reindex(levels).reset_index() if len(levels) else g
+        xs = _dodge(_positions(levels)[0], i, len(lines), spread)
         name = "" if level is None else f"{level} "
-        for stat, style, marker in (("latency_mean_s", "-", "o"), ("latency_p99_s", "--", "s")):
-            mean, low, high = (g[c].to_numpy(dtype=float) * _MS for c in (stat, f"{stat}_low", f"{stat}_high"))
-            label = f"{name}{'mean' if stat == 'latency_mean_s' else 'p99'}"
-            ax.errorbar(
-                xs, mean, yerr=_yerr(mean, low, high), color=_color(i), ls=style, marker=marker, capsize=3, label=label
+        for stat, (style, marker, what) in styles.items():
+            mean, low, high = (g[c].to_numpy(dtype=float) * scale for c in (stat, f"{stat}_low", f"{stat}_high"))
+            note = _missing(
+                f"{name}{what}",
+                [f"{v:g}" if isinstance(v, float) else str(v) for v in levels],
+                mean,
+                "no completed requests"
+                if stat.startswith("latency") or what == "another node"
+                else "no completed requests or no zone labels",
             )
-    if ticks is not None:
-        ax.set_xticks(range(len(ticks)), ticks)
-    ax.set_yscale("log")
-    _plain_log(ax.yaxis)
-    ax.set_xlabel(x_label or x)
-    ax.set_ylabel("latency (ms, log scale)")
-    ax.set_title("Latency: mean (solid) and p99 (dashed), 95% CI")
-    ax.grid(True, which="both", alpha=0.3)
-    _legend(ax, fontsize="small", ncols=2)
-    return ax
-
-
-def tradeoff_locality(
-    table: pd.DataFrame, x: str, line: str | None = None, ax: Axes | None = None, *, x_label: str | None = None
-) -> Axes:
-    """Fraction of requests served on another node (solid) and in another zone (dotted) against factor ``x``, one
-    colour per level of ``line``, with t intervals over replications. ``table`` as for ``tradeoff_latency``."""
-    ax = _axes(ax)
-    ticks: list[str] | None = None
-    lines = _lines(table, line)
-    spread = _spread(table, x)
-    for i, (level, g) in enumerate(lines):
-        g = g.sort_values(x) if _positions(list(g[x]))[1] is None else g
-        xs, ticks = _positions(list(g[x]))
-        xs = _dodge(xs, i, len(lines), spread)
-        name = "" if level is None else f"{level} "
-        for stat, style, marker, what in (
-            ("cross_node_fraction", "-", "o", "cross-node"),
-            ("cross_zone_fraction", ":", "^", "cross-zone"),
-        ):
-            mean, low, high = (g[c].to_numpy(dtype=float) for c in (stat, f"{stat}_low", f"{stat}_high"))
+            if note:
+                notes.append(note)
             if np.all(np.isnan(mean)):
                 continue
+            values += [mean, low, high]
             ax.errorbar(
                 xs,
                 mean,
@@ -170,14 +259,42 @@ def tradeoff_locality(
                 capsize=3,
                 label=f"{name}{what}",
             )
-    if ticks is not None:
-        ax.set_xticks(range(len(ticks)), ticks)
+    _x_axis(ax, levels, x if label is None else label, dodged=len(lines) > 1 and spread > 0 and label != "")
+    return notes, np.concatenate(values) if values else np.zeros(0)
+
+
+def tradeoff_latency(
+    table: pd.DataFrame, x: str, line: str | None = None, ax: Axes | None = None, *, x_label: str | None = None
+) -> Axes:
+    """Mean (solid) and p99 (dashed) latency in ms against factor ``x``, one colour per level of ``line``, with the
+    t intervals over replications as error bars. ``table``: one Service's rows of ``design_point_summary``.
+    A line with no completed requests (every request failed) is named in a note on the axes."""
+    ax = _axes(ax)
+    notes, values = _tradeoff(table, x, line, ax, LATENCY_STYLES, _MS, x_label)
+    ax.set_yscale("log")
+    _log_axis(ax.yaxis, values)
+    ax.set_ylabel("latency (ms, log scale)")
+    ax.set_title("Latency: mean (solid) and p99 (dashed), 95% CI")
+    ax.grid(True, which="major", alpha=0.3)
+    _note(ax, notes)
+    _legend(ax, fontsize="small", ncols=2, loc="lower right")
+    return ax
+
+
+def tradeoff_locality(
+    table: pd.DataFrame, x: str, line: str | None = None, ax: Axes | None = None, *, x_label: str | None = None
+) -> Axes:
+    """Fraction of requests served on another node (dash-dot) and in another zone (dotted) against factor ``x``,
+    one colour per level of ``line``, with t intervals over replications. ``table`` as for ``tradeoff_latency``;
+    what cannot be drawn is named in a note on the axes."""
+    ax = _axes(ax)
+    notes, _ = _tradeoff(table, x, line, ax, LOCALITY_STYLES, 1.0, x_label)
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel(x_label or x)
     ax.set_ylabel("fraction of completed requests")
-    ax.set_title("Locality: served on another node (solid) / zone (dotted)")
+    ax.set_title("Locality: served on another node (dash-dot) / zone (dotted)")
     ax.grid(True, alpha=0.3)
-    _legend(ax, fontsize="small", ncols=2)
+    _note(ax, notes)
+    _legend(ax, fontsize="small", ncols=2, loc="center right")
     return ax
 
 
@@ -214,9 +331,10 @@ def endpoint_bars(
         ecolor="dimgray",
         label="observed (mean of runs, 95% CI)",
     )
+    expected_mean = expected.mean(axis=0) * 100 if len(runs) else np.zeros(len(pods))
     ax.scatter(
         xs,
-        expected.mean(axis=0) * 100 if len(runs) else np.zeros(len(pods)),
+        expected_mean,
         marker="_",
         s=min(900.0, 5000.0 / max(len(pods), 1)),
         linewidths=2.5,
@@ -224,13 +342,27 @@ def endpoint_bars(
         zorder=3,
         label="expected share",
     )
+    if len(runs) == 1:  # one run: where its share should fall if the picker draws the expected shares
+        n = sum(runs[0]["routed_by_endpoint"].values())
+        band = np.array([share_interval(n, p / 100) for p in expected_mean]).reshape(len(pods), 2) * 100
+        ax.errorbar(
+            xs + 0.3,
+            expected_mean,
+            yerr=_yerr(expected_mean, band[:, 0], band[:, 1]),
+            fmt="none",
+            ecolor="crimson",
+            capsize=4,
+            zorder=3,
+            label=f"95% range of the share in {n} picks at the expected share",
+        )
     ax.set_xticks(xs, pods, rotation=45, ha="right", fontsize="small")
     ax.set_xlabel("endpoint (pod)")
     ax.set_ylabel("share of routed requests (%)")
-    ax.set_ylim(0, max(100.0, float(np.nanmax(high, initial=0.0))) * 1.05)
-    ax.set_title(title or f"Requests per endpoint: {service} ({len(runs)} runs)")
+    ax.set_ylim(0, max(100.0, float(np.nanmax(high, initial=0.0))) * 1.3)  # room for the legend above the bars
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_title(title or f"Requests per endpoint: {service} ({len(runs)} {'run' if len(runs) == 1 else 'runs'})")
     ax.grid(True, axis="y", alpha=0.3)
-    _legend(ax, fontsize="small")
+    _legend(ax, fontsize="small", loc="upper center", ncols=1 if len(runs) == 1 else 2)
     return ax
 
 
@@ -276,16 +408,28 @@ def node_heatmap(
 def latency_ecdf(
     groups: Mapping[str, Records], service: str, ax: Axes | None = None, *, title: str | None = None
 ) -> Axes:
-    """One latency ECDF per group (e.g. per policy), pooling the records' latency histograms; ms, log scale."""
+    """One latency ECDF per group (e.g. per policy), pooling the records' latency histograms; ms, log scale.
+    A group with no completed request is named in a note on the axes."""
     ax = _axes(ax)
-    for i, (label, records) in enumerate(groups.items()):
+    series = {}
+    for label, records in groups.items():
         hists = [m["latency_histogram"] for m in _service_metrics(records, service)]
+        series[f"{label} ({len(hists)} {'run' if len(hists) == 1 else 'runs'})"] = hists
+    _ecdf(ax, series)
+    ax.set_title(title or f"Latency ECDF: {service}")
+    return ax
+
+
+def _ecdf(ax: Axes, series: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    """Draw one ECDF per label from its latency histograms (ms, log x), with a p99 line and notes."""
+    notes = []
+    for i, (label, hists) in enumerate(series.items()):
         upper, cdf = histogram_ecdf(hists)
         if not upper.size:
+            notes.append(f"not drawn: {label.split(' (')[0]}: no completed requests")
             continue
         lower = upper[0] / 10 ** (1 / hists[0]["bins_per_decade"])
         style = _STYLES[i % len(_STYLES)]
-        label = f"{label} ({len(hists)} runs)"
         ax.plot(np.r_[lower, upper] * _MS, np.r_[0.0, cdf], color=_color(i), ls=style, lw=1.8, label=label)
     ax.axhline(0.99, color="grey", ls=":", lw=1)
     ax.text(0.01, 0.985, "p99", transform=ax.get_yaxis_transform(), va="top", fontsize="small", color="grey")
@@ -294,10 +438,9 @@ def latency_ecdf(
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_ylabel("fraction of requests at or below")
-    ax.set_title(title or f"Latency ECDF: {service}")
     ax.grid(True, which="both", alpha=0.3)
+    _note(ax, notes)
     _legend(ax, fontsize="small", loc="lower right")
-    return ax
 
 
 # --- the figures of `sim plot RESULTS_DIR` -------------------------------------------------------------------------
@@ -320,8 +463,18 @@ def _guess_roles(factors: Sequence[Mapping[str, Any]]) -> tuple[str | None, str 
     return (numeric or others or [None])[0], line
 
 
-def _describe(values: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+def _describe(values: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> str:
+    """``factor=level, ...``, with the spec's ``[plot] labels`` for the factors that have one (``label: level``).
+
+    >>> _describe({"load_rps": 360, "skew": 0.5}, {"load_rps": "offered load (requests/s)"})
+    'offered load (requests/s): 360, skew=0.5'
+    """
+    labels = labels or {}
+
+    def level(v: Any) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{labels[k]}: {level(v)}" if k in labels else f"{k}={level(v)}" for k, v in values.items())
 
 
 def sweep_figures(
@@ -367,7 +520,7 @@ def sweep_figures(
         axes = fig.subplots(2, len(combos), squeeze=False, sharex="col")
         for j, (values, sub) in enumerate(combos):
             top, bottom = axes[0][j], axes[1][j]
-            tradeoff_latency(sub, x, line, top, x_label=labels.get(x))
+            tradeoff_latency(sub, x, line, top, x_label="")  # the column shares its x axis: the bottom names it
             tradeoff_locality(sub, x, line, bottom, x_label=labels.get(x))
             for ax in (top, bottom):
                 legend = ax.get_legend()
@@ -376,21 +529,27 @@ def sweep_figures(
             at_facet = ""
             if values is not None:
                 at_facet = " at " + _describe(
-                    dict(zip(facets, values if isinstance(values, tuple) else (values,), strict=True))
+                    dict(zip(facets, values if isinstance(values, tuple) else (values,), strict=True)), labels
                 )
             top.set_title(f"Latency{at_facet}")
             bottom.set_title(f"Locality{at_facet}")
+        _same_log_limits(list(axes[0]))
         handles = [
             Line2D([], [], color=_color(i), marker="o", label=str(level))
             for i, (level, _) in enumerate(_lines(table, line))
             if level is not None
         ]
         handles += [
-            Line2D([], [], color="grey", ls="-", label="mean latency /\nanother node"),
-            Line2D([], [], color="grey", ls="--", label="p99 latency"),
-            Line2D([], [], color="grey", ls=":", label="another zone"),
+            Line2D([], [], color="grey", ls=style, marker=marker, label=f"{what} latency (top row)")
+            for style, marker, what in LATENCY_STYLES.values()
         ]
-        fig.legend(handles=handles, loc="outside right upper", title=line, fontsize="small")
+        handles += [
+            Line2D([], [], color="grey", ls=style, marker=marker, label=f"{what} (bottom row)")
+            for style, marker, what in LOCALITY_STYLES.values()
+        ]
+        fig.legend(  # below the panels: beside them it can run under the title
+            handles=handles, loc="outside lower center", ncols=4, title=labels.get(line, line), fontsize="small"
+        )
         fig.suptitle(f"{title}: latency and locality against {labels.get(x, x)}\nmeans over replications, 95% CI bars")
         figures["tradeoff"] = fig
 
@@ -404,7 +563,7 @@ def sweep_figures(
         picked = [r for r in here if line is None or r["factors"].get(line) == level]
         if picked:
             groups[str(level) if line else "all runs"] = picked
-    where = f"at {_describe(chosen)}" if chosen else "(every run)"
+    where = f"at {_describe(chosen, labels)}" if chosen else "(every run)"
     runs = [m for recs in groups.values() for m in _service_metrics(recs, service)]
     ncols = 2 if len(groups) > 2 else max(len(groups), 1)
     nrows = -(-len(groups) // ncols)
@@ -419,7 +578,7 @@ def sweep_figures(
     fig, grid = panels(6.0, 4.2)
     pods = _endpoints(runs)
     for ax, (label, recs) in zip(grid, groups.items(), strict=False):
-        endpoint_bars(recs, service, ax, title=f"{line}={label}" if line else label, endpoints=pods)
+        endpoint_bars(recs, service, ax, title=_describe({line: label}, labels) if line else label, endpoints=pods)
     fig.suptitle(f"{title}: requests per endpoint\n{where}")
     figures["endpoints"] = fig
 
@@ -427,7 +586,7 @@ def sweep_figures(
     pairs = [(c, s) for m in runs for c, row in m["by_client_node"].items() for s in row]
     clients, servers = sorted({c for c, _ in pairs}), sorted({s for _, s in pairs})
     for ax, (label, recs) in zip(grid, groups.items(), strict=False):
-        title_here = f"{line}={label}" if line else label
+        title_here = _describe({line: label}, labels) if line else label
         node_heatmap(recs, service, ax, title=title_here, clients=clients, servers=servers)
     fig.suptitle(f"{title}: client node x serving node\n{where}")
     figures["heatmap"] = fig
@@ -437,6 +596,277 @@ def sweep_figures(
     fig.suptitle(title)
     figures["latency_ecdf"] = fig
     return figures
+
+
+# --- the figures of one run: `sim plot RUN.json`, `sim run --plot DIR` (a `sim.experiment.rundoc` document) -----
+
+
+def _events(ax: Axes, doc: Mapping[str, Any], *, numbers: bool) -> None:
+    """Mark the timeline on a time axis: a dashed line per event (numbered), a dotted one where a terminated
+    pod is gone, and the warm-up shaded."""
+    at: dict[float, list[str]] = {}
+    for k, event in enumerate(doc["timeline"], start=1):
+        at.setdefault(event["at_s"], []).append(str(k))
+        ax.axvline(event["at_s"], color="black", ls="--", lw=1, alpha=0.7, zorder=4)
+        if "gone_s" in event:
+            ax.axvline(event["gone_s"], color="black", ls=":", lw=1.2, alpha=0.7, zorder=4)
+    for t, ks in at.items():
+        if numbers:
+            ax.text(
+                t,
+                1.0,
+                ",".join(ks),
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize="x-small",
+                fontweight="bold",
+            )
+    warmup = doc["cluster"].get("warmup_s") or 0.0
+    if warmup > 0:
+        ax.axvspan(0, warmup, color="grey", alpha=0.12, lw=0)
+
+
+def _window_edges(doc: Mapping[str, Any], service: str) -> np.ndarray:
+    """Left edges (s) of the windows of ``service``."""
+    return np.arange(len(doc["services"][service]["windows"]["sent"])) * float(doc["window_s"])
+
+
+def landed_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = None) -> Axes:
+    """Requests sent per window, stacked by the endpoint pod they were routed to, and those never routed."""
+    ax = _axes(ax)
+    w = doc["services"][service]["windows"]
+    left, width = _window_edges(doc, service), float(doc["window_s"])
+    bottom = np.zeros(left.size)
+    for i, (pod, counts) in enumerate(sorted(w["landed"].items())):
+        counts = np.asarray(counts, dtype=float)
+        ax.bar(left, counts, width, bottom=bottom, align="edge", color=_color(i), label=pod, lw=0)
+        bottom += counts
+    unrouted = np.asarray(w["sent"], dtype=float) - bottom
+    if unrouted.any():
+        ax.bar(
+            left,
+            unrouted,
+            width,
+            bottom=bottom,
+            align="edge",
+            color="lightgray",
+            hatch="//",
+            edgecolor="gray",
+            lw=0,
+            label="not routed (no endpoint)",
+        )
+    _events(ax, doc, numbers=True)
+    ax.set_ylabel(f"requests per {width:g} s")
+    ax.set_title(f"{service}: where requests landed", fontsize="medium", pad=12)
+    ax.grid(True, axis="y", alpha=0.3)
+    _legend(ax, fontsize="x-small", loc="lower left")
+    return ax
+
+
+def latency_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = None) -> Axes:
+    """Latency percentiles (p50, p90, p99; ms, log scale) of the completed requests sent in each window."""
+    ax = _axes(ax)
+    w = doc["services"][service]["windows"]
+    centres = _window_edges(doc, service) + float(doc["window_s"]) / 2
+    values = []
+    for i, (name, series) in enumerate(sorted(w["latency_s"].items(), key=lambda kv: int(kv[0][1:]))):
+        ys = np.array([np.nan if v is None else v * _MS for v in series], dtype=float)
+        values.append(ys)
+        ax.plot(centres, ys, color=_color(i), ls=_STYLES[i % len(_STYLES)], marker=".", lw=1.3, label=name)
+    ax.set_yscale("log")
+    _log_axis(ax.yaxis, np.concatenate(values) if values else np.zeros(0))
+    gaps = [c for c, n in zip(centres, w["completed"], strict=True) if n == 0]
+    if len(gaps) == len(centres):
+        _note(ax, ["not drawn: no completed requests"])
+    elif gaps:
+        _note(ax, [f"gaps: no completed requests sent in {len(gaps)} of {len(centres)} windows"])
+    _events(ax, doc, numbers=False)
+    ax.set_ylabel("latency (ms, log scale)")
+    ax.set_title(f"{service}: latency percentiles of completed requests", fontsize="medium")
+    ax.grid(True, alpha=0.3)
+    _legend(ax, fontsize="x-small", loc="upper right", ncols=3)
+    return ax
+
+
+def failures_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = None) -> Axes:
+    """Failed requests per window by reason (stacked; ``timeout``: the client's request timeout)."""
+    ax = _axes(ax)
+    w = doc["services"][service]["windows"]
+    left, width = _window_edges(doc, service), float(doc["window_s"])
+    bottom = np.zeros(left.size)
+    for i, (reason, counts) in enumerate(sorted(w["failed"].items())):
+        counts = np.asarray(counts, dtype=float)
+        ax.bar(left, counts, width, bottom=bottom, align="edge", color=_color(i + 3), label=reason, lw=0)
+        bottom += counts
+    done = np.asarray(w["completed"], dtype=float) + bottom
+    flight = np.asarray(w["sent"], dtype=float) - done
+    if flight.any():
+        ax.bar(
+            left,
+            flight,
+            width,
+            bottom=bottom,
+            align="edge",
+            color="white",
+            hatch="..",
+            edgecolor="gray",
+            lw=0,
+            label="still in flight when the run ended",
+        )
+    if not w["failed"]:
+        _note(ax, ["no failed requests"], inside=True)
+        if not flight.any():
+            ax.set_ylim(0, 1)
+    _events(ax, doc, numbers=False)
+    ax.set_ylabel(f"requests per {width:g} s")
+    ax.set_xlabel("simulated time (s), requests by send time")
+    ax.set_title(f"{service}: failures by reason", fontsize="medium")
+    ax.grid(True, axis="y", alpha=0.3)
+    _legend(ax, fontsize="x-small", loc="upper left")
+    return ax
+
+
+def _events_caption(doc: Mapping[str, Any]) -> str:
+    """The numbered timeline under an over-time figure."""
+    parts = [f"{k}: {e['at_s']:g} s {e['text']}" for k, e in enumerate(doc["timeline"], start=1)]
+    words = "timeline (dashed): " + "; ".join(parts) if parts else "no timeline events"
+    if any("gone_s" in e for e in doc["timeline"]):
+        words += "; dotted: the grace period ends, the pod is gone"
+    lag = doc["cluster"].get("sync_lag_s")
+    if parts and lag is not None:
+        words += f"; each node's proxy applies a change {lag:g} s later"
+    if doc["cluster"].get("warmup_s"):
+        words += "; shaded: warm-up (not in the statistics)"
+    return words
+
+
+def run_figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
+    """The figures of one run: ``endpoints`` (shares per endpoint with the expected share and its 95% range),
+    ``heatmap`` (client node x serving node), ``latency_ecdf`` (one line per Service) and ``over_time``
+    (per Service: where requests landed, latency percentiles, failures by reason; the timeline marked)."""
+    services = list(doc["services"])
+    if not services:
+        raise ValueError("the run has no Services with requests to plot")
+    records = [{"status": "ok", "metrics": doc}]
+    n = len(services)
+    head = f"{doc['scenario']} (seed {doc['seed']}, dataplane {doc['dataplane']})"
+    figures: dict[str, Figure] = {}
+
+    fig = Figure(figsize=(max(5.2 * n, 6.4), 4.8), layout="constrained")
+    for ax, name in zip(fig.subplots(1, n, squeeze=False)[0], services, strict=True):
+        endpoint_bars(records, name, ax, title=f"Service {name}")
+    fig.suptitle(f"{head}: requests per endpoint (fresh picks)")
+    figures["endpoints"] = fig
+
+    fig = Figure(figsize=(max(5.4 * n, 6.4), 3.8), layout="constrained")
+    for ax, name in zip(fig.subplots(1, n, squeeze=False)[0], services, strict=True):
+        node_heatmap(records, name, ax, title=f"Service {name}")
+    fig.suptitle(f"{head}: client node x serving node (completed requests)")
+    figures["heatmap"] = fig
+
+    fig = Figure(figsize=(7.2, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    _ecdf(ax, {name: [doc["services"][name]["latency_histogram"]] for name in services})
+    ax.set_title(f"{head}\nlatency ECDF of completed requests, per Service")
+    figures["latency_ecdf"] = fig
+
+    fig = Figure(figsize=(max(5.6 * n, 7.0), 8.4), layout="constrained")
+    grid = fig.subplots(3, n, squeeze=False, sharex=True)
+    for j, name in enumerate(services):
+        landed_over_time(doc, name, grid[0][j])
+        latency_over_time(doc, name, grid[1][j])
+        failures_over_time(doc, name, grid[2][j])
+    fig.suptitle(f"{head}: over time, in {doc['window_s']:g} s windows")
+    fig.supxlabel(_events_caption(doc), fontsize="small", wrap=True)
+    figures["over_time"] = fig
+    return figures
+
+
+# --- the cluster as a graph ---------------------------------------------------------------------------------
+
+
+_KIND_COLORS = {"node": "tab:blue", "bridge": "tab:orange", "switch": "tab:green", "router": "tab:red"}
+
+
+def _latency_words(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2g} ms"
+
+
+def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pods: int = 4) -> Axes:
+    """The cluster of a ``describe_cluster`` table: Kubernetes nodes (with their pods listed under them) and
+    network elements as vertices, links as edges labelled with their mean one-way latency."""
+    import networkx as nx  # the layout only; the drawing is plain matplotlib
+
+    ax = _axes(ax, (8.0, 6.0))
+    graph = nx.Graph()
+    kinds = {n["name"]: "node" for n in cluster["nodes"]}
+    kinds.update({e["name"]: e["kind"] for e in cluster["elements"]})
+    graph.add_nodes_from(kinds)
+    graph.add_edges_from((link["a"], link["b"], {"mean_s": link["mean_s"]}) for link in cluster["links"])
+    pos = nx.kamada_kawai_layout(graph) if graph.number_of_nodes() > 2 else nx.spring_layout(graph, seed=3)
+    for a, b, data in graph.edges(data=True):
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        ax.plot([xa, xb], [ya, yb], color="grey", lw=1.6, zorder=1)
+        ax.text(
+            (xa + xb) / 2,
+            (ya + yb) / 2,
+            _latency_words(data["mean_s"]),
+            fontsize=7,
+            ha="center",
+            va="center",
+            color="dimgray",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+        )
+    pods_on: dict[str, list[str]] = {}
+    for pod in cluster["pods"]:
+        if pod["present"]:
+            pods_on.setdefault(pod["node"], []).append(pod["name"])
+    zones = {n["name"]: n["zone"] for n in cluster["nodes"]}
+    for name, (x, y) in pos.items():
+        kind = kinds[name]
+        ax.scatter(
+            [x],
+            [y],
+            s=420 if kind == "node" else 240,
+            color=_KIND_COLORS.get(kind, "tab:gray"),
+            zorder=2,
+            edgecolors="white",
+        )
+        pods = pods_on.get(name, [])
+        listed = [*pods[:max_pods], *([f"+{len(pods) - max_pods} more"] if len(pods) > max_pods else [])]
+        zone = f" [{zones[name]}]" if zones.get(name) else ""
+        ax.text(x, y - 0.06, "\n".join([f"{name}{zone}", *listed]), ha="center", va="top", fontsize=7, zorder=3)
+    ax.legend(
+        handles=[
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                markersize=9,
+                color=_KIND_COLORS.get(k, "tab:gray"),
+                label="node (its pods below it)" if k == "node" else f"network element: {k}",
+            )
+            for k in sorted(set(kinds.values()))
+        ],
+        loc="upper left",
+        fontsize="small",
+    )
+    ax.set_title(f"Cluster {cluster['topology']}: {len(cluster['nodes'])} nodes, {cluster['pods_present']} pods")
+    ax.set_xlabel(
+        f"edge labels: mean one-way link latency; same-node pod to pod {_latency_words(cluster['same_node_s'])}"
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.margins(0.15)
+    return ax
+
+
+def save_svg(fig: Figure, target: Any) -> None:
+    """Write ``fig`` as SVG to a path or a text stream, without a date (equal figures give equal files)."""
+    FigureCanvasAgg(fig)
+    fig.savefig(target, format="svg", metadata={"Date": None})
 
 
 def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
@@ -449,7 +879,7 @@ def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
     engine = fig.get_layout_engine()
     fig.set_layout_engine("none")  # keep the layout the PNG computed: laying out text again costs as much
     try:
-        fig.savefig(svg, metadata={"Date": None})
+        save_svg(fig, svg)
     finally:
         fig.set_layout_engine(engine)
     return [png, svg]

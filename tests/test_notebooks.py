@@ -2,7 +2,8 @@
 
 Every ``notebooks/NN_*.py`` (jupytext py:percent) is converted to a notebook and executed by nbclient on a
 kernel of the interpreter running the tests, from ``notebooks/`` as working directory, with ``SIM_FIGURES_DIR``
-pointing at a temporary folder; the test then checks that every figure the notebook promises is a PNG there.
+pointing at a temporary folder (once per session: ``tests/notebook_runs.py``, which the docs build reuses); the
+test then checks that every figure the notebook promises is a PNG there, and that every notebook has exercises.
 The notebooks' parameters cells hold small defaults, so each runs in well under a minute on 2 cores.
 """
 
@@ -10,17 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.notebook_runs import NOTEBOOK_DIR, execute
 
-NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
 FIGURES = {
     "01_internal_traffic_policy": [
@@ -49,7 +50,6 @@ FIGURES = {
     ],
 }
 """The PNGs each notebook writes into SIM_FIGURES_DIR (without the suffix)."""
-CELL_TIMEOUT_S = 120
 KERNEL = "k8s-service-sim-tests"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -85,22 +85,9 @@ def kernel_name(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_and_writes_its_figures(source, kernel_name, tmp_path, monkeypatch):
-    import jupytext
-    from nbclient import NotebookClient
-
-    figures = tmp_path / "figures"
-    monkeypatch.setenv("SIM_FIGURES_DIR", str(figures))
-    notebook = jupytext.read(source)
-    client = NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT_S,
-        kernel_name=kernel_name,
-        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},  # run from notebooks/, as Jupyter would
-    )
-    start = time.perf_counter()
-    client.execute()  # raises CellExecutionError, with the cell and its traceback, if any cell fails
-    elapsed = time.perf_counter() - start
+def test_notebook_runs_and_writes_its_figures(source, kernel_name, tmp_path_factory):
+    done = execute(source, kernel_name, tmp_path_factory.getbasetemp() / "executed-notebooks")  # once a session
+    notebook, figures, elapsed = done.notebook, done.figures, done.elapsed_s
 
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
@@ -126,3 +113,43 @@ def test_notebooks_pass_ruff():
     assert done.returncode == 0, done.stdout + done.stderr
     done = _ruff("format", "--check", "notebooks")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- exercises -------------------------------------------------------------------------------------------------
+
+EXERCISE = re.compile(r"^### Exercise (\d+)", re.MULTILINE)
+
+
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_three_exercises_each_predict_run_check_answer(source):
+    """At least three exercises; each asks for a prediction, sets a parameter to change, has a check cell and
+    its answer folded in a <details> block."""
+    import jupytext
+
+    cells = jupytext.read(source).cells
+    starts = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and EXERCISE.search(c.source)]
+    numbers = [int(n) for i in starts for n in EXERCISE.findall(cells[i].source)]
+    assert len(numbers) >= 3 and numbers == list(range(1, len(numbers) + 1)), numbers
+    text = "\n".join(c.source for c in cells)
+    for n in numbers:
+        block = text[text.index(f"### Exercise {n}") :]
+        block = block[: block.index(f"### Exercise {n + 1}")] if f"### Exercise {n + 1}" in block else block
+        assert "**Predict.**" in block and "**Change and run.**" in block, f"exercise {n}"
+        assert re.search(rf"^PREDICTION_{n} = None", block, re.MULTILINE), f"exercise {n}: no PREDICTION_{n} cell"
+        assert f'check("Exercise {n}", PREDICTION_{n}' in block, f"exercise {n}: no check cell"
+        assert "<details><summary>Answer</summary>" in block and "</details>" in block, f"exercise {n}: no answer"
+
+
+def test_check_says_whether_a_prediction_holds(capsys):
+    sys.path.insert(0, str(NOTEBOOK_DIR))
+    try:
+        from nbsetup import check
+    finally:
+        sys.path.remove(str(NOTEBOOK_DIR))
+    assert check("E", None, 0.5) is None and "no prediction yet" in capsys.readouterr().out
+    assert check("E", 1 / 3, 0.3265, within=0.04) is True
+    assert "holds: the run measured 0.3265" in capsys.readouterr().out
+    assert check("E", 0.5, 0.3265, within=0.04) is False and "does not hold" in capsys.readouterr().out
+    assert check("E", "Local", {"Local", "PreferSameNode"}) is True
+    assert check("E", "Cluster", {"Local", "PreferSameNode"}) is False
+    assert check("E", 0, 0) is True and check("E", 1, 0) is False

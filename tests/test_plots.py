@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sim import plots
+from sim.cli import main
 from sim.experiment.analysis import design_point_summary
 from sim.experiment.results import summary_frame
 from sim.experiment.sweep import sweep
-from sim.io import ResultDir, load_experiment, load_results
+from sim.io import ResultDir, load_experiment, load_results, load_scenario
 from tests.conftest import ROOT
 from tests.test_spec import SPEC, write_spec
 
@@ -48,8 +55,8 @@ def test_each_plot_draws_on_the_given_axes_with_titles_and_units(results):
         "Local p99",
     }
     ax = plots.tradeoff_locality(table, RATE, POLICY, axes[1], x_label="rate (requests/s)")
-    assert "Locality" in ax.get_title() and ax.get_xlabel() == "rate (requests/s)"
-    assert "Local cross-node" in {t.get_text() for t in ax.get_legend().get_texts()}
+    assert "Locality" in ax.get_title() and ax.get_xlabel().startswith("rate (requests/s)\n(lines offset sideways")
+    assert "Local another node" in {t.get_text() for t in ax.get_legend().get_texts()}
 
     local = [r for r in records if r["factors"][POLICY] == "Local"]
     ax = plots.endpoint_bars(local, "svc", axes[2])
@@ -112,3 +119,177 @@ def test_cli_plot_writes_every_figure(results, tmp_path):
         [sys.executable, "-m", "sim", "plot", str(tmp_path / "nothing")], capture_output=True, text=True, check=False
     )
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such results directory" in missing.stderr
+
+
+# --- the sweep figures' faults (issue 17) ------------------------------------------------------------------------
+
+
+@given(st.floats(1e-6, 1e6), st.floats(1.0, 1e4))
+def test_log_ticks_bracket_the_data_with_labels(low, ratio):
+    """The lowest label is at or below the data and at most one nice step (x2) away; same for the highest."""
+    ticks = plots.log_ticks(low, low * ratio)
+    assert ticks[0] <= low * (1 + 1e-9) and ticks[0] > low / 2.0001
+    assert ticks[-1] >= low * ratio * (1 - 1e-9) and ticks[-1] < low * ratio * 2.0001
+    assert ticks == sorted(ticks) and len(ticks) <= 11
+
+
+def test_tradeoff_ticks_sit_on_the_levels_styles_mean_one_thing_titles_use_labels(results):
+    info, records = load_results(results)
+    info = {**info, "plot": {"labels": {RATE: "offered load (requests/s)"}}}
+    fig = plots.sweep_figures(info, records, x=RATE, line=POLICY)["tradeoff"]
+    top, bottom = fig.axes  # 2 rows x 1 column: no other factor to facet by
+    for ax in (top, bottom):
+        assert [t for t in ax.get_xticks()] == [100, 400]  # at the levels, not at the dodged positions
+    styles = {
+        row: {ln.get_linestyle() for ln in ax.get_lines() if ln.get_linestyle() != "None"}
+        for row, ax in (("top", top), ("bottom", bottom))
+    }
+    assert styles["top"] and styles["bottom"] and not styles["top"] & styles["bottom"]
+    lowest = min(float(np.nanmin(ln.get_ydata())) for ln in top.get_lines() if ln.get_linestyle() != "None")
+    assert top.get_ylim()[0] <= lowest and float(top.get_yticks()[0]) <= lowest
+    legend = fig.legends[0]
+    assert legend.get_title().get_text() == POLICY
+    assert not any("/" in t.get_text() for t in legend.get_texts())  # no entry means two things
+
+    heatmap = plots.sweep_figures(info, records, x=RATE, line=POLICY)["heatmap"]
+    assert "at offered load (requests/s): 400" in heatmap.get_suptitle()  # the spec's label, not the path
+
+
+def test_the_legend_covers_neither_the_title_nor_a_panel(results):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    info, records = load_results(results)
+    fig = plots.sweep_figures(info, records, x=RATE, line=POLICY)["tradeoff"]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert not legend.overlaps(fig._suptitle.get_window_extent(renderer))
+    for ax in fig.axes:
+        assert not legend.overlaps(ax.get_window_extent(renderer))
+        assert not legend.overlaps(ax.title.get_window_extent(renderer))
+
+
+@pytest.fixture(scope="module")
+def all_dropped(tmp_path_factory):
+    """A sweep where Local has no local endpoint (svc-a moved to node b): every Local request is dropped."""
+    directory = tmp_path_factory.mktemp("dropped")
+    spec = write_spec(directory, SPEC.replace("replications = 3", "replications = 2"))
+    sets = {"streams.0.requests": 100, "pods.svc-a.node": "b", "defaults.connect_timeout_s": 0.01}
+    out = directory / "results"
+    sweep(load_experiment(spec, sets), ResultDir(out))
+    return out
+
+
+def _texts(ax):
+    """The notes on an axes: under its x label, or inside it."""
+    return " ".join([ax.get_xlabel(), *(t.get_text() for t in ax.texts)])
+
+
+def test_a_series_whose_requests_all_failed_is_named_not_hidden(all_dropped):
+    info, records = load_results(all_dropped)
+    figures = plots.sweep_figures(info, records, x=RATE, line=POLICY)
+    latency = figures["tradeoff"].axes[0]
+    assert "not drawn: Local mean: no completed requests" in _texts(latency)
+    assert "not drawn: Local p99: no completed requests" in _texts(latency)
+    assert "Cluster" not in _texts(latency) and not latency.texts  # in the label, where it covers no data
+    assert "not drawn: Local another node" in _texts(figures["tradeoff"].axes[1])
+    assert "not drawn: Local: no completed requests" in _texts(figures["latency_ecdf"].axes[0])
+
+
+def test_without_a_missing_series_there_is_no_note(results):
+    info, records = load_results(results)
+    figures = plots.sweep_figures(info, records, x=RATE, line=POLICY)
+    assert "not drawn" not in _texts(figures["tradeoff"].axes[0])
+
+
+# --- one run's figures -----------------------------------------------------------------------------------------
+
+LOCAL_POD_DIES = ROOT / "experiments" / "local_pod_dies.toml"
+
+
+@pytest.fixture(scope="module")
+def pod_dies(tmp_path_factory):
+    """``sim run experiments/local_pod_dies.toml --out RUN.json`` (in this process), read back."""
+    out = tmp_path_factory.mktemp("run") / "run.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["run", str(LOCAL_POD_DIES), "--out", str(out)]) == 0
+    return out
+
+
+def test_run_file_windows_add_up_to_the_summary(pod_dies):
+    doc = json.loads(pod_dies.read_text())
+    scenario, _ = load_scenario(LOCAL_POD_DIES)
+    assert doc["window_s"] == 0.5 and scenario.warmup_s == 0  # 30 s in 60 windows; every request is counted
+    for _name, s in doc["services"].items():
+        w = s["windows"]
+        assert len(w["sent"]) == 60 and sum(w["sent"]) == s["sent"]
+        assert sum(w["completed"]) == s["completed"]
+        assert {r: sum(c) for r, c in w["failed"].items()} == s["drops"]
+        # no keep-alive and no warm-up here: every routed request is a fresh pick that summarize counts
+        assert {p: sum(c) for p, c in w["landed"].items()} == {p: n for p, n in s["routed_by_endpoint"].items() if n}
+        for q in ("p50", "p90", "p99"):
+            assert all((v is None) == (n == 0) for v, n in zip(w["latency_s"][q], w["completed"], strict=True))
+    local = doc["services"]["echo-local"]["windows"]
+    # the local pod is gone at 15 s (grace 5 s): nothing completes from then on; kind-worker's proxy learns 1 s
+    # later (sync lag), and from 16 s nothing lands on any pod (no local endpoint: iptables DROP)
+    assert local["completed"][30:] == [0] * 30
+    assert sum(local["failed"]["stale_endpoint"][30:32]) == sum(local["failed"]["stale_endpoint"]) > 0
+    assert all(sum(counts[32:]) == 0 for counts in local["landed"].values())
+    assert [e["at_s"] for e in doc["timeline"]] == [10, 10] and doc["timeline"][0]["gone_s"] == 15
+    assert doc["cluster"]["topology"] == "kind" and doc["provenance"]["command"].startswith("sim run ")
+
+
+def test_run_figures_show_shares_nodes_latency_and_time(pod_dies):
+    doc = json.loads(pod_dies.read_text())
+    figures = plots.run_figures(doc)
+    assert list(figures) == ["endpoints", "heatmap", "latency_ecdf", "over_time"]
+    bars = figures["endpoints"].axes[0]
+    assert bars.get_title() == "Service echo-cluster"
+    assert "95% range of the share in" in " ".join(t.get_text() for t in bars.get_legend().get_texts())
+    over = figures["over_time"]
+    landed = over.axes[0]
+    heights = np.zeros(60)
+    for patch in landed.patches:
+        heights[round(patch.get_x() / 0.5)] += patch.get_height()
+    assert heights.tolist() == doc["services"]["echo-cluster"]["windows"]["sent"]
+    assert {ln.get_xdata()[0] for ln in landed.get_lines()} == {10, 15}  # the events, and the pod gone
+    failures = next(ax for ax in over.axes if ax.get_title() == "echo-local: failures by reason")
+    assert "no_local_endpoints" in [t.get_text() for t in failures.get_legend().get_texts()]
+    quiet = next(ax for ax in over.axes if ax.get_title() == "echo-cluster: failures by reason")
+    assert "no failed requests" in _texts(quiet)
+    assert "1: 10 s terminate pod echo-cluster-kind-worker (grace 5 s)" in over.get_supxlabel()
+
+
+def test_cli_plots_a_run_file_and_run_plot_writes_the_same(pod_dies, tmp_path, capsys):
+    assert main(["plot", str(pod_dies), "--out", str(tmp_path / "a")]) == 0
+    names = {f"{s}.{e}" for s in ("endpoints", "heatmap", "latency_ecdf", "over_time") for e in ("png", "svg")}
+    assert {p.name for p in (tmp_path / "a").iterdir()} == names
+    assert capsys.readouterr().out.split() == [str(tmp_path / "a" / n) for n in sorted(names, key=_figure_order)]
+    demo = str(ROOT / "experiments" / "cilium_demo.toml")
+    assert main(["run", demo, "--requests", "300", "--json", "--plot", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr()
+    json.loads(out.out)  # still exactly one JSON object; the figure paths went to stderr
+    assert len(out.err.split()) == 8
+    assert {p.name for p in (tmp_path / "b").iterdir()} == names
+
+
+def _figure_order(name: str) -> tuple[int, str]:
+    stem, ext = name.split(".")
+    return ["endpoints", "heatmap", "latency_ecdf", "over_time"].index(stem), ext
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"\xff\xfe not json", "not a JSON file"),
+        (b"[1, 2]", "not a `sim run --out` file"),
+        (b'{"seed": 1, "services": {}}', "window_s: missing: written by an older `sim run`"),
+    ],
+)
+def test_plot_of_a_bad_run_file_is_one_line_exit_2(tmp_path, capsys, content, words):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    assert main(["plot", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and str(bad) in err, err
+    assert not (tmp_path / "bad-figures").exists()

@@ -6,13 +6,15 @@
   configs), ``placement`` (workloads onto nodes), ``cluster_state`` (pods, Services, given EndpointSlices),
   ``network`` (the topology generated from zones) and ``importer`` (cluster state written back as a scenario);
 - ``experiment``: experiment specs and ``--set`` overrides;
-- ``store``: atomic writes, canonical JSON, a sweep's results directory.
+- ``store``: atomic writes, canonical JSON, a sweep's results directory; ``runfile``: a ``sim run --out`` file
+  read back.
 
 Files are parsed once into typed objects; unknown keys, wrong types and bad values raise SpecError naming the
 file, the field and the problem.
 """
 
 from sim.io.experiment import is_experiment, load_experiment, parse_experiment, parse_set
+from sim.io.runfile import load_run
 from sim.io.scenario import load_scenario, parse_scenario
 from sim.io.store import ResultDir, dumps_json, load_results, write_atomic
 from sim.io.topology import load_topology, parse_topology
@@ -23,6 +25,7 @@ __all__ = [
     "is_experiment",
     "load_experiment",
     "load_results",
+    "load_run",
     "load_scenario",
     "load_topology",
     "parse_experiment",

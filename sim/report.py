@@ -1,0 +1,260 @@
+"""``sim report``: one self-contained HTML file for a run (a ``sim run --out`` JSON) or a sweep (its results dir).
+
+The page is rendered from Jinja2 templates (``sim/templates/``, autoescaped) and holds everything inline: the
+figures of ``sim.plots`` as SVG, a little CSS, no script and no link to anything outside the file, so it opens
+offline and can be mailed. Every number cell carries ``data-key`` (its path in the JSON, ``/``-separated) and
+``data-value`` (the JSON value), so a test can check that what the page shows is what the JSON says.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from sim import plots
+from sim.errors import SpecError
+from sim.experiment.analysis import chi_square_by_design_point, design_point_summary
+from sim.experiment.results import summary_frame
+from sim.experiment.rundoc import describe_cluster, share_interval, versions
+from sim.io import load_results, load_run, parse_scenario
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("sim", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+# --- how numbers are shown (and parsed back by the browser test) --------------------------------------------
+
+
+def fmt_count(v: Any) -> str:
+    """An integer count, or "-"."""
+    return "-" if v is None else str(int(v))
+
+
+def fmt_pct(v: Any) -> str:
+    """A fraction (0..1) as a percentage with one decimal, or "-".
+
+    >>> fmt_pct(0.4963), fmt_pct(None)
+    ('49.6%', '-')
+    """
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 100:.1f}%"
+
+
+def fmt_ms(v: Any) -> str:
+    """Seconds as milliseconds with three decimals, or "-".
+
+    >>> fmt_ms(0.000319)
+    '0.319 ms'
+    """
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 1e3:.3f} ms"
+
+
+def fmt_num(v: Any) -> str:
+    """A statistic with four significant digits, or "-"."""
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+_FORMATS = {"count": fmt_count, "pct": fmt_pct, "ms": fmt_ms, "num": fmt_num}
+
+
+def cell(value: Any, key: Sequence[Any], kind: str) -> Markup:
+    """A ``<td>`` showing ``value`` formatted as ``kind`` (count, pct, ms, num), tagged with its JSON path."""
+    raw = "" if value is None or (isinstance(value, float) and math.isnan(value)) else json.dumps(value)
+    return Markup('<td class="num" data-kind="{}" data-key="{}" data-value="{}">{}</td>').format(
+        kind, "/".join(str(k) for k in key), raw, _FORMATS[kind](value)
+    )
+
+
+_ENV.globals["cell"] = cell
+_ENV.filters.update(pct=fmt_pct, ms=fmt_ms, num=fmt_num, count=fmt_count)
+
+
+# --- figures as inline SVG ---------------------------------------------------------------------------------
+
+_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def svg_markup(figure: Any, prefix: str) -> Markup:
+    """A matplotlib Figure as an inline ``<svg>`` element: no XML prologue, ids prefixed with ``prefix`` so that
+    several figures on one page do not share clip paths, and sized to the page's width."""
+    buffer = io.StringIO()
+    plots.save_svg(figure, buffer)
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    ids = set(_ID.findall(text))
+    for old in sorted(ids, key=len, reverse=True):
+        new = f"{prefix}-{old}"
+        text = text.replace(f'id="{old}"', f'id="{new}"')
+        text = text.replace(f"url(#{old})", f"url(#{new})")
+        text = text.replace(f'href="#{old}"', f'href="#{new}"')
+    text = text.replace("<svg ", '<svg class="figure" role="img" ', 1)
+    return Markup(text)  # noqa: S704 - matplotlib's own SVG; every text in it is XML-escaped by matplotlib
+
+
+def _figures(figures: Mapping[str, Any], prefix: str, captions: Mapping[str, str]) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "svg": svg_markup(fig, f"{prefix}{i}"), "caption": captions.get(name, "")}
+        for i, (name, fig) in enumerate(figures.items())
+    ]
+
+
+# --- a run ------------------------------------------------------------------------------------------------
+
+RUN_CAPTIONS = {
+    "endpoints": "Share of fresh picks per endpoint; the red mark is the share the routing layer expects, with "
+    "the range a single run's share falls in 95% of the time if the picker draws those shares.",
+    "heatmap": "Completed requests by the node the client sits on (rows) and the node that served them (columns).",
+    "latency_ecdf": "Latency of completed requests, send to reply (log scale), from 20 bins per decade.",
+    "over_time": "The run over time, by send time: where requests landed, the latency percentiles of the "
+    "completed ones, and the failures by reason; dashed lines mark the timeline's events.",
+}
+
+
+def _endpoint_rows(svc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    picked = sum(svc["routed_by_endpoint"].values())
+    rows = []
+    for pod, n in svc["routed_by_endpoint"].items():
+        expected = svc["expected_share"].get(pod, 0.0)
+        low, high = share_interval(picked, expected) if picked else (math.nan, math.nan)
+        rows.append(
+            {
+                "pod": pod,
+                "picked": n,
+                "share": n / picked if picked else math.nan,
+                "expected": expected,
+                "low": low,
+                "high": high,
+                "replies": svc["by_endpoint"].get(pod, 0),
+            }
+        )
+    return rows
+
+
+def run_context(doc: Mapping[str, Any], command: str) -> dict[str, Any]:
+    """What the run template needs from a ``sim run --out`` document."""
+    services = []
+    for name, svc in doc["services"].items():
+        services.append({"name": name, "s": svc, "endpoints": _endpoint_rows(svc)})
+    return {
+        "title": f"Run of {doc['scenario']} (seed {doc['seed']})",
+        "doc": doc,
+        "cluster": doc["cluster"],
+        "cluster_svg": svg_markup(_cluster_figure(doc["cluster"]), "cluster"),
+        "services": services,
+        "figures": _figures(plots.run_figures(doc), "run", RUN_CAPTIONS),
+        "made_by": doc.get("provenance", {}).get("command", ""),
+        "versions": doc.get("provenance", {}).get("versions", {}),
+        "report_command": command,
+        "report_versions": versions(),
+    }
+
+
+def _cluster_figure(cluster: Mapping[str, Any]) -> Any:
+    ax = plots.cluster_graph(cluster)
+    return ax.figure
+
+
+# --- a sweep ----------------------------------------------------------------------------------------------
+
+SWEEP_CAPTIONS = {
+    "tradeoff": "Means over replications with Student-t 95% intervals; one colour per level of the line factor.",
+    "endpoints": "Share of fresh picks per endpoint at one design point, mean over replications, with the "
+    "expected share.",
+    "heatmap": "Completed requests by client node and serving node at one design point, summed over replications.",
+    "latency_ecdf": "Latency ECDF at one design point, pooled over replications.",
+}
+
+
+def _table_rows(frame: Any, columns: Sequence[str]) -> list[dict[str, Any]]:
+    return [
+        {c: (None if _isnan(v) else v) for c, v in zip(columns, row, strict=True)}
+        for row in frame[columns].itertuples(index=False)
+    ]
+
+
+def _isnan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def sweep_context(
+    path: Path, info: Mapping[str, Any], records: list[dict[str, Any]], command: str, service: str | None
+) -> dict[str, Any]:
+    """What the sweep template needs from a results directory."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    if not ok:
+        raise SpecError(str(path), "runs", "no finished runs to report (run `sim sweep` first)")
+    names = [f["name"] for f in info["factors"]]
+    try:
+        scenario, _ = parse_scenario(ok[0]["scenario"], ok[0]["scenario_path"])
+        cluster = describe_cluster(scenario)
+    except (SpecError, KeyError, TypeError) as e:
+        raise SpecError(str(path), "runs", f"the first run's scenario cannot be rebuilt: {e}") from None
+    try:
+        figures = plots.sweep_figures(info, records, service=service)
+    except ValueError as e:
+        raise SpecError(str(path), "", str(e)) from None
+    table = design_point_summary(summary_frame(ok, names), names)
+    tests = chi_square_by_design_point(ok, names)
+    summary_cols = [
+        *names,
+        "service",
+        "n",
+        *(
+            c
+            for m in ("latency_mean_s", "latency_p99_s", "cross_node_fraction", "cross_zone_fraction")
+            for c in (m, f"{m}_low", f"{m}_high")
+        ),
+    ]
+    test_cols = [*names, "service", "runs", "n", "dof", "statistic", "pvalue", "qvalue", "cohens_w", "violations"]
+    sets = info.get("sets", {})
+    sweep_command = shlex.join(
+        ["sim", "sweep", str(info.get("spec", "")), *(a for k, v in sets.items() for a in ("--set", f"{k}={v}"))]
+    )
+    return {
+        "title": f"Sweep {info.get('name', '')}",
+        "info": info,
+        "factor_names": names,
+        "labels": info.get("plot", {}).get("labels", {}),
+        "runs_total": len(info.get("runs", [])),
+        "runs_ok": len(ok),
+        "runs_failed": len([r for r in records if r.get("status") != "ok"]),
+        "runs_missing": len(info.get("runs", [])) - len(records),
+        "first_point": ok[0].get("design_point"),
+        "seeds": sorted({(r["replication"], r["seed"]) for r in ok}),
+        "cluster": cluster,
+        "cluster_svg": svg_markup(_cluster_figure(cluster), "cluster"),
+        "summary": _table_rows(table, summary_cols),
+        "tests": _table_rows(tests, test_cols),
+        "figures": _figures(figures, "sweep", SWEEP_CAPTIONS),
+        "made_by": sweep_command,
+        "report_command": command,
+        "report_versions": versions(),
+    }
+
+
+# --- entry point ------------------------------------------------------------------------------------------
+
+
+def render(source: str | Path, *, command: str = "", service: str | None = None) -> str:
+    """The HTML report of ``source``: a ``sim run --out`` JSON file or a ``sim sweep`` results directory."""
+    path = Path(source)
+    if path.is_dir():
+        info, records = load_results(path)
+        return _ENV.get_template("sweep.html.j2").render(sweep_context(path, info, records, command, service))
+    doc = load_run(path)
+    if service is not None and service not in doc["services"]:
+        raise SpecError(str(path), "services", f"no Service {service!r}; the run has {list(doc['services'])}")
+    return _ENV.get_template("run.html.j2").render(run_context(doc, command))
