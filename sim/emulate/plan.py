@@ -1,0 +1,215 @@
+"""What an emulation builds, decided from a Scenario without touching the system: pure.
+
+One Kubernetes node is one network namespace, one pod is one namespace behind a veth pair into its node, and the
+nodes meet on one Linux bridge (in a namespace of its own): the topology's kind-like star of nodes round a
+``bridge``/``switch`` element. Every address is private to these namespaces: nodes on ``172.18.0.0/16`` (as
+kind's Docker network), ClusterIPs from ``10.96.0.10`` up, each pod its scenario address (``10.244.N.k`` by
+default) behind the gateway ``169.254.1.1`` of its veth (as Calico does), and no default route anywhere.
+
+Which endpoints each node's proxy programs for each Service comes from the routing layer
+(``sim.routing.categorize_endpoints``: kube-proxy's ``CategorizeEndpoints``), never from here.
+
+What the kernel cannot reproduce is refused with the one bad-input error (``SpecError``): latency is not
+emulated (the kernel gives its own), nor anything that changes routing over time or depends on it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from sim.cluster import Pod, Service
+from sim.errors import SpecError
+from sim.routing import DataplaneConfig, categorize_endpoints
+from sim.routing.policy import Endpoints
+from sim.scenario import Scenario, Target
+from sim.topology import ElementKind
+
+MODES = ("iptables", "nftables")
+"""The kube-proxy modes an emulation can write."""
+NODE_NET = ipaddress.ip_network("172.18.0.0/16")
+"""The nodes' network on the emulated bridge (kind's Docker network)."""
+SERVICE_NET = ipaddress.ip_network("10.96.0.0/16")
+"""Where ClusterIPs are taken from (kubeadm's default service CIDR); the first is ``10.96.0.10``."""
+POD_GATEWAY = "169.254.1.1"
+"""Every pod's next hop: the node's end of its veth (link-local, as Calico does)."""
+MAX_NODES = 32
+MAX_PODS = 128
+MAX_REQUESTS = 100_000
+"""Bounds on one emulation: namespaces made, and requests per stream."""
+
+
+@dataclass(frozen=True)
+class ServiceRules:
+    """One Service as one node's proxy sees it: its ClusterIP and ``CategorizeEndpoints``' four results."""
+
+    service: Service
+    cluster_ip: str
+    cluster: Endpoints | None
+    local: Endpoints | None
+    reachable: Endpoints
+    has_endpoints: bool
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One node: its address on the bridge, its pods, and every Service as its proxy programs it."""
+
+    name: str
+    ip: str
+    pods: tuple[Pod, ...]
+    services: tuple[ServiceRules, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one emulation builds, and the scenario (dataplane set to ``mode``) the simulator runs."""
+
+    scenario: Scenario
+    mode: str
+    nodes: tuple[NodePlan, ...]
+    cluster_ips: dict[str, str]
+    servers: dict[str, tuple[int, ...]]
+    """Backend pod -> the ports its HTTP server listens on (every port of a Service selecting it)."""
+    clients: tuple[str, ...]
+    """Client pods, one client process each."""
+
+
+def with_mode(scenario: Scenario, mode: str | None, path: str) -> Scenario:
+    """The scenario with its dataplane replaced by kube-proxy ``mode`` (None: keep it, if it is one of ours).
+
+    Cilium-only and IPVS-only settings are refused: under kube-proxy they would mean nothing.
+    """
+    dp = scenario.dataplane
+    if mode is None:
+        if dp.name not in MODES:
+            raise SpecError(
+                path,
+                "dataplane",
+                f"{dp.name} cannot be emulated (only kube-proxy's iptables and nftables modes can); pass "
+                "--mode iptables or --mode nftables to run the Services under kube-proxy",
+            )
+        mode = dp.name
+    if mode not in MODES:
+        raise SpecError(path, "--mode", f"unknown mode {mode!r}; expected one of {list(MODES)}")
+    if dp.picker and dp.picker != "random":
+        raise SpecError(path, "dataplane.picker", f"{dp.picker} is not what kube-proxy {mode} does (random only)")
+    if dp.external_clusterip or dp.enable_service_topology:
+        field = "external_clusterip" if dp.external_clusterip else "enable_service_topology"
+        raise SpecError(path, f"dataplane.{field}", f"a Cilium option; kube-proxy {mode} has no such setting")
+    if dp.name == mode:
+        return scenario
+    return replace(scenario, dataplane=DataplaneConfig(name=mode, prefer_same_node_gate=dp.prefer_same_node_gate))
+
+
+def _refuse_unsupported(sc: Scenario, path: str) -> None:
+    """Raise SpecError for the first thing of ``sc`` the kernel emulation cannot reproduce."""
+    if sc.timeline:
+        raise SpecError(path, "timeline", "a changing cluster cannot be emulated (static clusters only)")
+    if sc.external_clients:
+        raise SpecError(path, "external_clients", "clients outside the cluster are not emulated (pod clients only)")
+    if sc.duration_s is not None:
+        raise SpecError(path, "duration_s", "not emulated: give each stream a request count (or --requests)")
+    for i, svc in enumerate(sc.services):
+        if svc.externally_accessible:
+            raise SpecError(
+                path,
+                f"services[{i}]",
+                "NodePort, LoadBalancer and external IPs are not emulated (ClusterIP Services only)",
+            )
+    for i, pod in enumerate(sc.pods):
+        if pod.queue_limit is not None:
+            raise SpecError(path, f"pods[{i}].queue_limit", "not emulated: the emulated pods never refuse work")
+        try:
+            ip = ipaddress.ip_address(pod.ip)
+        except ValueError:
+            raise SpecError(path, f"pods[{i}].ip", f"{pod.ip!r} is not an IPv4 address") from None
+        if ip.version != 4 or ip in NODE_NET or ip in SERVICE_NET or not ip.is_private or ip.is_link_local:
+            raise SpecError(
+                path,
+                f"pods[{i}].ip",
+                f"{pod.ip} cannot be emulated: pod addresses must be private IPv4, outside {NODE_NET} (nodes) and "
+                f"{SERVICE_NET} (ClusterIPs)",
+            )
+    ips = [p.ip for p in sc.pods]
+    if len(set(ips)) != len(ips):
+        dup = next(ip for ip in ips if ips.count(ip) > 1)
+        raise SpecError(path, "pods", f"two pods share the address {dup}")
+    for i, st in enumerate(sc.streams):
+        where = f"streams[{i}]"
+        if st.target != Target.CLUSTER_IP:
+            raise SpecError(path, f"{where}.target", f"{st.target} is not emulated (ClusterIP only)")
+        if st.requests is None:
+            raise SpecError(path, f"{where}.requests", "give a request count (or --requests)")
+        if st.requests > MAX_REQUESTS:
+            raise SpecError(path, f"{where}.requests", f"at most {MAX_REQUESTS} requests per stream are emulated")
+        if st.timeout_s is not None:
+            raise SpecError(path, f"{where}.timeout_s", "request timeouts are not emulated (latency is not)")
+        if st.retries.attempts:
+            raise SpecError(path, f"{where}.retries", "retries are not emulated")
+        if st.connections.max_age_s != float("inf"):
+            raise SpecError(path, f"{where}.connections.max_age_s", "not emulated (simulated time is not wall time)")
+
+
+def _fabric(sc: Scenario, path: str) -> None:
+    """Require the kind-like star: every node linked straight to one bridge or switch element, nothing else."""
+    topo = sc.topology
+    nodes = set(topo.nodes)
+    if len(nodes) > MAX_NODES:
+        raise SpecError(path, "topology", f"{len(nodes)} nodes; at most {MAX_NODES} are emulated")
+    hubs = {name for name, kind in topo.elements.items() if kind in (ElementKind.BRIDGE, ElementKind.SWITCH)}
+    for link in topo.links:
+        ends = {link.a, link.b}
+        if len(ends & nodes) != 1 or not ends & hubs:
+            raise SpecError(
+                path,
+                "topology",
+                f"link {link.a} - {link.b}: only nodes linked to one bridge or switch (a kind-like cluster) are "
+                "emulated",
+            )
+    used = {end for link in topo.links for end in (link.a, link.b)} & hubs
+    if len(used) > 1 or any(not any(n in (lk.a, lk.b) for lk in topo.links) for n in nodes if len(nodes) > 1):
+        raise SpecError(
+            path, "topology", "only nodes linked to one bridge or switch (a kind-like cluster) are emulated"
+        )
+
+
+def cluster_ips(services: Sequence[Service]) -> dict[str, str]:
+    """A ClusterIP per Service, in file order from ``10.96.0.10``."""
+    base = SERVICE_NET.network_address + 10
+    return {svc.name: str(base + i) for i, svc in enumerate(services)}
+
+
+def service_rules(sc: Scenario, node: str, ips: dict[str, str]) -> tuple[ServiceRules, ...]:
+    """Every Service as ``node``'s proxy programs it: kube-proxy's ``CategorizeEndpoints`` from the routing layer."""
+    out = []
+    for svc in sc.services:
+        cat = categorize_endpoints(
+            svc, sc.endpoints(svc.name), sc.nodes[node], prefer_same_node_gate=sc.dataplane.prefer_same_node_gate
+        )
+        out.append(ServiceRules(svc, ips[svc.name], cat.cluster, cat.local, cat.all_reachable or (), cat.has_any))
+    return tuple(out)
+
+
+def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
+    """What to build for ``scenario`` under kube-proxy ``mode``; SpecError naming ``path`` for what cannot be."""
+    sc = with_mode(scenario, mode, path)
+    _refuse_unsupported(sc, path)
+    _fabric(sc, path)
+    present = [p for p in sc.pods if p.name not in sc.absent]
+    if len(present) > MAX_PODS:
+        raise SpecError(path, "pods", f"{len(present)} pods; at most {MAX_PODS} are emulated")
+    ips = cluster_ips(sc.services)
+    node_ip = {name: str(NODE_NET.network_address + 2 + i) for i, name in enumerate(sc.topology.nodes)}
+    nodes = tuple(
+        NodePlan(name, node_ip[name], tuple(p for p in present if p.node == name), service_rules(sc, name, ips))
+        for name in sc.topology.nodes
+    )
+    servers: dict[str, tuple[int, ...]] = {}
+    for pod in present:
+        ports = sorted({svc.port for svc in sc.services if svc.selects(pod)})
+        if ports:
+            servers[pod.name] = tuple(ports)
+    clients = tuple(dict.fromkeys(st.client for st in sc.streams))
+    return Plan(sc, sc.dataplane.name, nodes, ips, servers, clients)
