@@ -164,6 +164,9 @@ class Emulation:
         for proc in self.procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe:
+                    pipe.close()
         self.procs.clear()
         for ns in reversed(self.made):
             _delete_netns(ns)
@@ -199,6 +202,10 @@ class Emulation:
                 "net.ipv4.ip_forward=1",
                 "net.ipv4.conf.all.rp_filter=0",
                 "net.ipv4.conf.default.rp_filter=0",
+                # every REJECT answers: Linux rate-limits ICMP errors per destination (a burst of 6, then one a
+                # second), so a loop of connects to a Service without endpoints would see some SYNs unanswered
+                # until their retransmission, 1 s later; the simulator's REJECT refuses every one at once
+                "net.ipv4.icmp_ratemask=0",
             )
             # the node's uplink: eth0 here, n<i> on the fabric's bridge
             self._batch(fabric, [f"link add n{i} type veth peer name eth0 netns {ns}", f"link set n{i} master br0"])

@@ -67,13 +67,18 @@ def svl_chain(svc: Service) -> str:
     return "KUBE-SVL-" + port_proto_hash(service_port_name(svc))
 
 
-def sep_chain(svc: Service, endpoint: str) -> str:
-    """``servicePortEndpointChainName``: ``KUBE-SEP-`` + base32(sha256(name + protocol + "IP:port"))[:16].
+def endpoint_hash(service_port_name: str, endpoint: str, protocol: str = PROTOCOL) -> str:
+    """The hash of ``servicePortEndpointChainName``: base32(sha256(name + protocol + "IP:port")), 16 characters.
 
-    >>> sep_chain(Service("x"), "10.244.1.2:80")[:9]
-    'KUBE-SEP-'
+    >>> endpoint_hash("ns1/svc1:p80", "10.180.0.1:80")  # upstream's proxier_test: KUBE-SEP-SXIVWICOYRO3J4NJ
+    'SXIVWICOYRO3J4NJ'
     """
-    return "KUBE-SEP-" + _b32_sha256(service_port_name(svc) + PROTOCOL + endpoint)[:16]
+    return _b32_sha256(service_port_name + protocol + endpoint)[:16]
+
+
+def sep_chain(svc: Service, endpoint: str) -> str:
+    """``servicePortEndpointChainName``: the ``KUBE-SEP-*`` chain of one endpoint ("IP:port") of ``svc``."""
+    return "KUBE-SEP-" + endpoint_hash(service_port_name(svc), endpoint)
 
 
 def probability(n: int) -> str:

@@ -21,6 +21,7 @@ def handler(pod: str, node: str) -> type[BaseHTTPRequestHandler]:
 
     class Echo(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall between
 
         def do_GET(self) -> None:
             self.send_response(200)
