@@ -1,4 +1,4 @@
-"""Command line: ``sim run``, ``validate``, ``sweep`` and ``plot``. Bad input prints one line and exits 2."""
+"""Command line: ``sim run``, ``validate``, ``sweep``, ``plot`` and ``emulate``. Bad input prints one line and exits 2."""
 
 from __future__ import annotations
 
