@@ -109,9 +109,17 @@ def ours() -> list[str]:
     return [ns for ns in namespaces() if ns.startswith(f"{PREFIX}{os.getpid()}-")]
 
 
+def host_links() -> list[str]:
+    """The interfaces of the host's (this process's) network namespace."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_demo_cluster_splits_and_local_stays(mode):
-    """The demo (Cilium's) under kube-proxy: echo-1 Cluster over two nodes, echo-2 Local on the client's node."""
+    """The demo (Cilium's) under kube-proxy: echo-1 Cluster over two nodes, echo-2 Local on the client's node.
+    Afterwards no namespace of this run is left, and the host's own interfaces are as they were."""
+    links = host_links()
     report = run_case(DEMO, mode, REQUESTS)
     one, two = report["services"]["echo-1"], report["services"]["echo-2"]
     assert_agree(one)
@@ -120,6 +128,7 @@ def test_demo_cluster_splits_and_local_stays(mode):
     assert one["test"]["dof"] == 1
     assert two["kernel"]["by_endpoint"] == {"echo-2-kind-worker": REQUESTS}
     assert ours() == []
+    assert host_links() == links
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -187,9 +196,10 @@ def test_keep_alive_and_affinity(mode, tmp_path):
     assert len(s["kernel"]["by_endpoint"]) == 1 and sum(s["kernel"]["by_endpoint"].values()) == 50
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("mode", MODES[:1])
-def test_sigterm_removes_everything(mode):
-    """A run killed with SIGTERM mid-traffic (a DROP scenario that would take 200 s) leaves no namespace."""
+def test_a_signal_removes_everything(mode, sig):
+    """A run stopped by SIGTERM or Ctrl-C mid-traffic (a DROP scenario that would take 200 s) leaves nothing."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "sim", "emulate", str(EXPERIMENTS / "local_pod_gone_iptables.toml"), "--mode", mode],
         cwd=ROOT,
@@ -204,7 +214,7 @@ def test_sigterm_removes_everything(mode):
             time.sleep(0.1)
         assert any(ns.startswith(prefix) for ns in namespaces()), "the run never made its namespaces"
         time.sleep(1.0)  # let the servers and the client start
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
