@@ -1,4 +1,4 @@
-"""Command line: ``sim run``, ``validate``, ``sweep``, ``plot`` and ``emulate``. Bad input prints one line and exits 2."""
+"""Command line: ``sim run``, ``validate``, ``sweep``, ``plot``, ``emulate``. Bad input prints one line, exits 2."""
 
 from __future__ import annotations
 
@@ -352,6 +352,8 @@ def _emulate(args: argparse.Namespace) -> int:
     if args.requests is not None:
         overrides["requests"] = args.requests
     try:
+        if is_experiment(args.file):
+            raise SpecError(args.file, "experiment", "an experiment spec: sim emulate takes a scenario file")
         scenario, seed = load_scenario(args.file, overrides)
         plan = emulate.make_plan(scenario, args.mode, args.file)
         if not 0 < args.connect_timeout <= 60:

@@ -26,7 +26,7 @@ import pytest
 
 from sim.emulate import emulate, make_plan
 from sim.emulate.compare import compare, sim_counts
-from sim.emulate.netns import PREFIX, emulated, missing_tools, namespaces
+from sim.emulate.netns import PREFIX, emulated, missing_tools, namespaces, remove_stale
 from sim.io import load_scenario
 from tests.conftest import DEMO, ROOT
 
@@ -222,6 +222,20 @@ def test_a_signal_removes_everything(mode, sig):
     assert proc.returncode == 130, err
     assert not [ns for ns in namespaces() if ns.startswith(prefix)]
     assert "removed" in err
+
+
+@pytest.mark.parametrize("mode", MODES[:1])
+def test_namespaces_of_a_killed_run_are_removed_by_the_next(mode):
+    """A run killed outright (SIGKILL) cannot clean up; the next run removes namespaces whose process is gone."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"{PREFIX}{dead.pid}-n0"
+    subprocess.run(["ip", "netns", "add", stale], check=True)
+    try:
+        assert remove_stale() == [stale]
+        assert stale not in namespaces()
+    finally:
+        subprocess.run(["ip", "netns", "del", stale], capture_output=True, check=False)
 
 
 @pytest.mark.slow

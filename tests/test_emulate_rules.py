@@ -293,6 +293,26 @@ def test_refused_nodeport_and_external_targets_and_cilium_options():
         with_mode(cil, "iptables", "x.toml")
 
 
+def test_refused_addresses_topologies_and_experiment_specs():
+    with pytest.raises(SpecError, match="private IPv4"):
+        make_plan(scenario([pod("s1", "a", "8.8.8.8")], [SVC]), None, "x.toml")
+    with pytest.raises(SpecError, match="private IPv4"):
+        make_plan(scenario([pod("s1", "a", "10.96.0.10")], [SVC]), None, "x.toml")  # a ClusterIP
+    from sim.io import load_scenario
+
+    multizone, _ = load_scenario(ROOT / "experiments" / "topology_aware.toml")
+    with pytest.raises(SpecError, match="one bridge or switch"):
+        make_plan(multizone, None, "topology_aware.toml")
+    spec = ROOT / "experiments" / "latency_locality_tradeoff.toml"
+    done = subprocess.run(
+        [sys.executable, "-m", "sim", "emulate", str(spec), "--show-rules"], capture_output=True, text=True, check=False
+    )
+    assert (
+        done.returncode == 2
+        and done.stderr == f"sim: error: {spec}: experiment: an experiment spec: sim emulate takes a scenario file\n"
+    )
+
+
 def test_mode_replaces_the_dataplane_for_both_kernel_and_simulator():
     sc = scenario([pod("s1", "a", "10.244.0.3")], [SVC], dataplane="cilium")
     plan = make_plan(sc, "nftables", "x.toml")
