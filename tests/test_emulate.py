@@ -179,15 +179,21 @@ def test_a_wrong_model_is_caught(mode, tmp_path):
 
 
 @pytest.mark.parametrize("mode", MODES[1:])
-def test_keep_alive_and_affinity(mode, tmp_path):
-    """Keep-alive: requests ride few connections (counted as such); ClientIP affinity: every request of the client
-    lands on one endpoint, in the kernel (``recent`` / timed sets) as in the simulator."""
+def test_keep_alive_connections(mode):
+    """Keep-alive: requests ride few connections, and the connections are what is counted and tested."""
     keep = run_case(EXPERIMENTS / "keepalive_skew.toml", mode, 1000)["services"]
     pool, curl = keep["echo-pool"], keep["echo-curl"]
     assert sum(pool["kernel"]["connections_by_endpoint"].values()) == 2  # 1000 requests, 500 per connection
+    assert sum(pool["kernel"]["by_endpoint"].values()) == 1000
     assert sum(curl["kernel"]["connections_by_endpoint"].values()) == 1000
     assert_agree(curl)
     assert pool["failures_match"] and pool["homogeneity_p"] > P_FAIL
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_client_ip_affinity_pins_the_client(mode, tmp_path):
+    """ClientIP affinity (iptables ``-m recent``, nftables timed sets): every request of the client lands on one
+    endpoint, in the kernel as in the simulator."""
     sticky = ONE_TERMINATING.replace(
         'selector = { app = "api" }', 'selector = { app = "api" }\nsessionAffinity = "ClientIP"'
     )
