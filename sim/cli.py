@@ -318,11 +318,12 @@ def _emulate_parser(sub: Any) -> None:
         "run a tiny HTTP server per backend pod and one client process per client pod (a new TCP connection per "
         "request, keep-alive if the stream says), then run the simulator on the same scenario and request count "
         "and compare per Service with a chi-square homogeneity test. Needs root and the ip, iptables / nft tools "
-        "(not for --show-rules). Everything made is removed on exit, error, Ctrl-C and SIGTERM. Not emulated, "
-        "refused as bad input: latency (the kernel's own applies; timing fields are ignored), IPVS and Cilium "
-        "dataplanes (use --mode to run their Services under kube-proxy), NodePort/LoadBalancer/external IPs, "
-        "external clients, timelines, request timeouts, retries, queue limits, keep-alive max_age_s, non-random "
-        "pickers, topologies other than nodes round one bridge or switch.",
+        "(not for --show-rules). External clients are namespaces on the same bridge; a LoadBalancer is their "
+        "uniform choice of a node per connection. Everything made is removed on exit, error, Ctrl-C and SIGTERM. "
+        "Not emulated, refused as bad input: latency (the kernel's own applies; timing fields are ignored), IPVS "
+        "and Cilium dataplanes (use --mode to run their Services under kube-proxy), pods calling a NodePort, "
+        "LoadBalancer or external IP, timelines, request timeouts, retries, queue limits, keep-alive max_age_s, "
+        "non-random pickers, topologies other than nodes round one bridge or switch.",
     )
     p.add_argument("file", help="scenario TOML file, e.g. experiments/local_pod_gone_iptables.toml")
     p.add_argument("--requests", type=_non_negative, help="requests per client stream (overrides the file)")

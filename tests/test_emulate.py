@@ -43,12 +43,13 @@ MODES = [
 ]
 EXPERIMENTS = ROOT / "experiments"
 KIND = ROOT / "topologies" / "kind.toml"
+KIND_EXTERNAL = ROOT / "topologies" / "kind-external.toml"
 
 
-def write(tmp_path: Path, name: str, body: str) -> Path:
+def write(tmp_path: Path, name: str, body: str, topology: Path = KIND) -> Path:
     """A scenario file on the kind topology."""
     path = tmp_path / f"{name}.toml"
-    path.write_text(f'name = "{name}"\ntopology = "{KIND}"\nseed = 3\n{body}')
+    path.write_text(f'name = "{name}"\ntopology = "{topology}"\nseed = 3\n{body}')
     return path
 
 
@@ -90,6 +91,44 @@ selector = { app = "api" }
 client = "client"
 service = "api"
 requests = 200
+workload = { kind = "closed_loop" }
+"""
+
+
+NODE_PORTS = """
+[[pods]]
+name = "web-1"
+node = "kind-worker"
+labels = { app = "web" }
+[[pods]]
+name = "web-2"
+node = "kind-worker"
+labels = { app = "web" }
+[[services]]
+name = "np-cluster"
+selector = { app = "web" }
+nodePort = 30080
+[[services]]
+name = "np-local"
+selector = { app = "web" }
+nodePort = 30081
+externalTrafficPolicy = "Local"
+[[external_clients]]
+name = "users"
+attach = "internet"
+[[streams]]
+client = "users"
+service = "np-cluster"
+target = "NodePort"
+node = "kind-worker2"
+requests = 100
+workload = { kind = "closed_loop" }
+[[streams]]
+client = "users"
+service = "np-local"
+target = "NodePort"
+node = "kind-worker2"
+requests = 4
 workload = { kind = "closed_loop" }
 """
 
@@ -159,6 +198,30 @@ def test_three_backends_one_terminating(mode, tmp_path):
     assert set(s["kernel"]["by_endpoint"]) == {"api-1", "api-2"}
     assert sum(s["kernel"]["by_endpoint"].values()) == 200
     assert_agree(s)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_etp_local_behind_a_load_balancer(mode):
+    """eTP=Local behind a load balancer spreading over both workers: without health checks the half sent to
+    kind-worker2 hits its DROP in KUBE-EXTERNAL-SERVICES (timeouts); with them, every connection reaches the pod."""
+    report = run_case(EXPERIMENTS / "etp_local_lb.toml", mode, 16)["services"]
+    blind, checked = report["web-blind"], report["web-checked"]
+    assert set(blind["kernel"]["failures"]) == {"timeout"} and set(blind["sim"]["drops"]) == {"no_local_endpoints"}
+    assert_agree(blind)
+    assert checked["kernel"]["by_endpoint"] == {"web-kind-worker": 16} and checked["kernel"]["failures"] == {}
+    assert_agree(checked)
+
+
+@pytest.mark.parametrize("mode", MODES[:1])
+def test_node_ports_from_outside(mode, tmp_path):
+    """An external client on kind-worker2's NodePort: eTP=Cluster is masqueraded to the pods on kind-worker;
+    eTP=Local DROPs there (no local endpoint)."""
+    report = run_case(write(tmp_path, "node-ports", NODE_PORTS, KIND_EXTERNAL), mode)["services"]
+    cluster, local = report["np-cluster"], report["np-local"]
+    assert set(cluster["kernel"]["by_endpoint"]) == {"web-1", "web-2"} and cluster["kernel"]["failures"] == {}
+    assert_agree(cluster)
+    assert local["kernel"]["failures"] == {"timeout": 4} and local["sim"]["drops"] == {"no_local_endpoints": 4}
+    assert_agree(local)
 
 
 @pytest.mark.parametrize("mode", MODES[:1])

@@ -20,6 +20,7 @@ from sim.emulate import make_plan, show_rules
 from sim.emulate.plan import ServiceRules, with_mode
 from sim.emulate.rules import (
     endpoint_hash,
+    ext_chain,
     hash_and_truncate,
     iptables_restore,
     nft_chain_base,
@@ -250,6 +251,66 @@ def test_nft_affinity_sets():
     assert f"add rule ip kube-proxy endpoint-{base} update @affinity-{base} {{ ip saddr }}" in text
 
 
+# --- external destinations: NodePort, LoadBalancer IP, external IP ----------------------------------------------
+
+
+def test_etp_local_load_balancer_drops_in_kube_external_services_where_no_pod_runs():
+    web = Service(
+        "web",
+        {"app": "svc"},
+        external_traffic_policy=TrafficPolicy.LOCAL,
+        load_balancer_ips=("198.51.100.10",),
+        node_port=30080,
+    )
+    sc = scenario([pod("s1", "a", "10.244.0.3")], [web])
+    ext, svl, svc = ext_chain(web), svl_chain(web), svc_chain(web)
+    on_b = iptables_restore(rules_on(sc, "b")).splitlines()
+    lb = "-m tcp -p tcp -d 198.51.100.10 --dport 80"
+    assert f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/web has no local endpoints" {lb} -j DROP' in on_b
+    assert (
+        '-A KUBE-EXTERNAL-SERVICES -m comment --comment "default/web has no local endpoints" -m addrtype --dst-type '
+        "LOCAL -m tcp -p tcp --dport 30080 -j DROP"
+    ) in on_b
+    assert f'-A KUBE-SERVICES -m comment --comment "default/web loadbalancer IP" {lb} -j {ext}' in on_b
+    assert f"-A KUBE-NODEPORTS -m comment --comment default/web -m tcp -p tcp --dport 30080 -j {ext}" in on_b
+    assert [line for line in on_b if line.startswith(f"-A {ext} ")] == [
+        f'-A {ext} -m comment --comment "masquerade LOCAL traffic for default/web external destinations" '
+        "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+        f'-A {ext} -m comment --comment "route LOCAL traffic for default/web external destinations" '
+        f"-m addrtype --src-type LOCAL -j {svc}",
+    ]  # no "-j KUBE-SVL": this node has no local endpoint
+    on_a = iptables_restore(rules_on(sc, "a")).splitlines()
+    assert f"-A {ext} -j {svl}" in on_a and not any("KUBE-EXTERNAL-SERVICES -m" in line for line in on_a)
+    nft_b = nft_transaction(rules_on(sc, "b"))
+    assert 'add element ip kube-proxy no-endpoint-nodeports { tcp . 30080 comment "default/web" : drop }' in nft_b
+    assert (
+        'add element ip kube-proxy no-endpoint-services { 198.51.100.10 . tcp . 80 comment "default/web" : drop }'
+    ) in nft_b
+    base = nft_chain_base(web)
+    assert f"add element ip kube-proxy service-nodeports {{ tcp . 30080 : goto external-{base} }}" in nft_b
+    assert f"goto local-{base}" not in nft_b
+    assert f"add rule ip kube-proxy external-{base} goto local-{base}" in nft_transaction(rules_on(sc, "a"))
+
+
+def test_etp_cluster_external_traffic_is_masqueraded():
+    web = Service("web", {"app": "svc"}, external_ips=("192.0.2.10",))
+    sc = scenario([pod("s1", "a", "10.244.0.3")], [web])
+    lines = iptables_restore(rules_on(sc, "b")).splitlines()
+    ext = ext_chain(web)
+    assert [line for line in lines if line.startswith(f"-A {ext} ")] == [
+        f'-A {ext} -m comment --comment "masquerade traffic for default/web external destinations" -j KUBE-MARK-MASQ',
+        f"-A {ext} -j {svc_chain(web)}",
+    ]
+    assert (
+        f'-A KUBE-SERVICES -m comment --comment "default/web external IP" -m tcp -p tcp -d 192.0.2.10 --dport 80 '
+        f"-j {ext}"
+    ) in lines
+    text = nft_transaction(rules_on(sc, "b"))
+    base = nft_chain_base(web)
+    assert f"add rule ip kube-proxy external-{base} jump mark-for-masquerade" in text
+    assert f"add element ip kube-proxy service-ips {{ 192.0.2.10 . tcp . 80 : goto external-{base} }}" in text
+
+
 # --- what is refused --------------------------------------------------------------------------------------------
 
 
@@ -267,10 +328,10 @@ def test_refused_with_one_spec_error(kw, field):
     assert e.value.path == "x.toml" and e.value.field == field
 
 
-def test_refused_nodeport_and_external_targets_and_cilium_options():
+def test_refused_pods_calling_external_addresses_and_cilium_options():
+    """A NodePort Service is fine (its ClusterIP is called); a pod calling its NodePort is not emulated."""
     nodeport = Service("svc", {"app": "svc"}, node_port=30080)
-    with pytest.raises(SpecError, match="NodePort"):
-        make_plan(scenario([pod("s1", "a", "10.244.0.3")], [nodeport]), None, "x.toml")
+    make_plan(scenario([pod("s1", "a", "10.244.0.3")], [nodeport]), None, "x.toml")
     sc = scenario([pod("s1", "a", "10.244.0.3")], [nodeport])
     bad = Scenario(
         name="t",
@@ -279,7 +340,7 @@ def test_refused_nodeport_and_external_targets_and_cilium_options():
         services=sc.services,
         streams=(Stream("client", "svc", ClosedLoop(), 10, target=Target.NODE_PORT, node="a"),),
     )
-    with pytest.raises(SpecError):
+    with pytest.raises(SpecError, match="local-traffic detector"):
         make_plan(bad, None, "x.toml")
     cil = Scenario(
         name="t",

@@ -1,7 +1,9 @@
 """A client pod's process (Python stdlib only, run inside the pod's network namespace).
 
-Takes one JSON object as its argument: ``{"streams": [{"service", "ip", "port", "requests", "max_requests"}],
-"connect_timeout_s", "read_timeout_s", "deadline_s"}``. For each stream, in order, it sends ``requests`` HTTP
+Takes one JSON object as its argument: ``{"streams": [{"service", "targets", "requests", "max_requests"}],
+"connect_timeout_s", "read_timeout_s", "deadline_s"}``, where ``targets`` lists ``[address, port, fwmark]``:
+each new connection goes to one of them, drawn uniformly (an external client's load balancer: the fwmark picks
+the routing table via one node; 0 for none). For each stream, in order, it sends ``requests`` HTTP
 GETs, a new TCP connection per request (``max_requests`` 1, ``Connection: close``) or keep-alive for up to
 ``max_requests`` requests, and prints one JSON line per stream: ``{"service", "answers": [...], "new": [...]}``,
 where an answer is the pod that replied or ``!kind`` for a failure, and ``new`` is 1 where the request opened a
@@ -19,8 +21,34 @@ from __future__ import annotations
 import errno
 import http.client
 import json
+import random
+import socket
 import sys
 import time
+
+_PICK = random.SystemRandom()  # the load balancer's choice of a node: unseeded, like the kernel's draws
+
+
+class MarkedConnection(http.client.HTTPConnection):
+    """An HTTP connection whose socket carries a fwmark (SO_MARK) before it connects, when ``mark`` is set."""
+
+    def __init__(self, host: str, port: int, timeout: float, mark: int) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.mark = mark
+
+    def connect(self) -> None:
+        """socket.create_connection, with SO_MARK set between socket() and connect()."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            if self.mark:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.mark)
+            sock.settimeout(self.timeout)
+            sock.connect((self.host, self.port))
+        except BaseException:
+            sock.close()
+            raise
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
 
 
 def failure(exc: BaseException) -> str:
@@ -39,7 +67,8 @@ def run_stream(spec: dict, connect_timeout: float, read_timeout: float, deadline
     answers: list[str] = []
     new: list[int] = []
     keep = int(spec["max_requests"]) > 1
-    conn: http.client.HTTPConnection | None = None
+    conn: MarkedConnection | None = None
+    targets = [(str(ip), int(port), int(mark)) for ip, port, mark in spec["targets"]]
     used = 0
     for _ in range(int(spec["requests"])):
         if time.monotonic() > deadline:
@@ -48,7 +77,8 @@ def run_stream(spec: dict, connect_timeout: float, read_timeout: float, deadline
             continue
         opened = conn is None
         if conn is None:
-            conn = http.client.HTTPConnection(spec["ip"], int(spec["port"]), timeout=connect_timeout)
+            ip, port, mark = targets[_PICK.randrange(len(targets))] if len(targets) > 1 else targets[0]
+            conn = MarkedConnection(ip, port, connect_timeout, mark)
             try:
                 conn.connect()
             except TimeoutError:

@@ -1,11 +1,11 @@
 """Build a Plan on the running kernel: namespaces, veths, a bridge, kube-proxy's rules, servers and clients.
 
 Everything is made inside network namespaces named ``k8ssim-<pid>-...`` (this process's id): a ``fabric``
-namespace holding the bridge, one per node, one per pod. Links are created inside those namespaces, never in the
-host's, and no namespace gets a default route, so no packet can reach the host's network. ``Emulation`` removes
-it all on exit, on error, on Ctrl-C and on SIGTERM (processes first, by the ids it started, then the namespaces);
-namespaces left by a run that was killed outright (SIGKILL) are removed by the next run, whose prefix check finds
-their process gone.
+namespace holding the bridge, one per node, one per pod, one per external client. Links are created inside
+those namespaces, never in the host's, and no namespace gets a default route, so no packet can reach the host's
+network. ``Emulation`` removes it all on exit, on error, on Ctrl-C and on SIGTERM (processes first, by the ids
+it started, then the namespaces); namespaces left by a run that was killed outright (SIGKILL) are removed by the
+next run, whose prefix check finds their process gone.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ from typing import Any
 
 from sim.emulate.plan import NODE_NET, POD_GATEWAY, SERVICE_NET, Plan
 from sim.emulate.rules import node_rules
+from sim.scenario import Stream, Target
 
 PREFIX = "k8ssim-"
 _HERE = Path(__file__).resolve().parent
 SERVER = _HERE / "server.py"
 CLIENT = _HERE / "client.py"
+LB_TABLE_BASE = 100
+"""An external client's routing table (and fwmark) for "the load balancer sent it via node i": 100 + i."""
 SETUP_TIMEOUT_S = 30.0
 """Longest wait for one setup command or a server to say it is ready (s)."""
 
@@ -127,6 +130,32 @@ class Emulation:
         """The namespace of pod ``pod``."""
         return f"{self.prefix}p{[p.name for p in self.plan.scenario.pods].index(pod)}"
 
+    def client_ns(self, client: str) -> str:
+        """The namespace a client runs in: its pod's, or an external client's own."""
+        if self.plan.scenario.is_external(client):
+            return f"{self.prefix}x{[c.name for c in self.plan.scenario.external_clients].index(client)}"
+        return self.pod_ns(client)
+
+    @property
+    def external_vips(self) -> list[str]:
+        """Every LoadBalancer IP and external IP of the scenario's Services."""
+        return [ip for svc in self.plan.scenario.services for ip in (*svc.load_balancer_ips, *svc.external_ips)]
+
+    def targets(self, stream: Stream) -> list[tuple[str, int, int]]:
+        """Where a stream's new connections go: (address, port, fwmark), one drawn uniformly per connection.
+
+        ClusterIP: the Service's. NodePort: the stream's node. LoadBalancer: the Service's first LoadBalancer IP,
+        sent through one of the load balancer's nodes (the mark picks the routing table via that node)."""
+        sc = self.plan.scenario
+        svc = sc.service(stream.service)
+        index = {n.name: i for i, n in enumerate(self.plan.nodes)}
+        if stream.target == Target.NODE_PORT:
+            node = next(n for n in self.plan.nodes if n.name == stream.node)
+            return [(node.ip, svc.node_port, 0)]
+        if stream.target == Target.LOAD_BALANCER:
+            return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in sc.lb_nodes(stream)]
+        return [(self.plan.cluster_ips[stream.service], svc.port, 0)]
+
     @property
     def fabric_ns(self) -> str:
         """The namespace holding the bridge between nodes."""
@@ -192,6 +221,7 @@ class Emulation:
         fabric = self.fabric_ns
         self._netns(fabric)
         self._batch(fabric, ["link add br0 type bridge", "link set br0 up"])
+        sc = plan.scenario
         all_pods = [p for n in plan.nodes for p in n.pods]
         node_of = {p.name: n for n in plan.nodes for p in n.pods}
         for i, node in enumerate(plan.nodes):
@@ -214,6 +244,8 @@ class Emulation:
             # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
             # there: packets the rules neither DNAT nor drop go nowhere)
             cmds.append(f"route add {SERVICE_NET} dev eth0")
+            cmds += [f"route add {ip}/32 dev eth0" for ip in self.external_vips]  # LB and external IPs: likewise
+            cmds += [f"route add {ext.ip}/32 dev eth0" for ext in sc.external_clients]  # on the bridge
             for j, pod in enumerate(node.pods):
                 pns = self.pod_ns(pod.name)
                 self._netns(pns)
@@ -236,8 +268,23 @@ class Emulation:
                     f"route add {SERVICE_NET} via {POD_GATEWAY} dev eth0",
                 ]
                 pod_cmds += [f"route add {o.ip}/32 via {POD_GATEWAY} dev eth0" for o in all_pods if o.name != pod.name]
+                # replies to external clients, and to nodes (masqueraded external traffic comes from a node's IP)
+                pod_cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in sc.external_clients]
+                pod_cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
                 self._batch(pns, pod_cmds)
             self._load_rules(ns, node_rules(node.services, plan.mode))
+        for k, ext in enumerate(sc.external_clients):
+            # an external client: on the bridge, with a routing table per node for the load balancer's choices
+            xns = self.client_ns(ext.name)
+            self._netns(xns)
+            self._batch(fabric, [f"link add x{k} type veth peer name eth0 netns {xns}", f"link set x{k} master br0"])
+            self._batch(fabric, [f"link set x{k} up"])
+            cmds = [f"addr add {ext.ip}/32 dev eth0", "link set eth0 up", f"route add {NODE_NET} dev eth0"]
+            for i, node in enumerate(plan.nodes):
+                table = LB_TABLE_BASE + i
+                cmds += [f"route add {ip}/32 via {node.ip} dev eth0 table {table}" for ip in self.external_vips]
+                cmds.append(f"rule add fwmark {table} table {table}")
+            self._batch(xns, cmds)
         for pod_name, ports in plan.servers.items():
             pod = plan.scenario.pod(pod_name)
             self._start_server(pod_name, pod.node, ports)
@@ -277,8 +324,7 @@ class Emulation:
             streams: list[dict[str, Any]] = [
                 {
                     "service": st.service,
-                    "ip": self.plan.cluster_ips[st.service],
-                    "port": sc.service(st.service).port,
+                    "targets": self.targets(st),
                     "requests": st.requests or 0,
                     "max_requests": st.connections.max_requests,
                 }
@@ -292,7 +338,7 @@ class Emulation:
                 "read_timeout_s": self.read_timeout_s,
                 "deadline_s": min(budget, 3600.0),
             }
-            cmd = ["ip", "netns", "exec", self.pod_ns(client), sys.executable, "-I", str(CLIENT), json.dumps(spec)]
+            cmd = ["ip", "netns", "exec", self.client_ns(client), sys.executable, "-I", str(CLIENT), json.dumps(spec)]
             proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 cmd,
                 stdin=subprocess.DEVNULL,

@@ -9,6 +9,11 @@ default) behind the gateway ``169.254.1.1`` of its veth (as Calico does), and no
 Which endpoints each node's proxy programs for each Service comes from the routing layer
 (``sim.routing.categorize_endpoints``: kube-proxy's ``CategorizeEndpoints``), never from here.
 
+External clients are namespaces on the same bridge (the topology's router in front of it is not a hop: latency
+is not emulated); a LoadBalancer is the client's own uniform choice of a node per connection (over the nodes
+that pass the health check, when the stream has them, as ``Scenario.lb_nodes`` says), its packets sent to that
+node unchanged, destination the LoadBalancer IP.
+
 What the kernel cannot reproduce is refused with the one bad-input error (``SpecError``): latency is not
 emulated (the kernel gives its own), nor anything that changes routing over time or depends on it.
 """
@@ -73,7 +78,7 @@ class Plan:
     servers: dict[str, tuple[int, ...]]
     """Backend pod -> the ports its HTTP server listens on (every port of a Service selecting it)."""
     clients: tuple[str, ...]
-    """Client pods, one client process each."""
+    """Clients (pods, then external clients), one client process each."""
 
 
 def with_mode(scenario: Scenario, mode: str | None, path: str) -> Scenario:
@@ -103,43 +108,54 @@ def with_mode(scenario: Scenario, mode: str | None, path: str) -> Scenario:
     return replace(scenario, dataplane=DataplaneConfig(name=mode, prefer_same_node_gate=dp.prefer_same_node_gate))
 
 
+def _check_address(path: str, field: str, text: str, taken: dict[str, str]) -> None:
+    """Refuse an address the emulation cannot give: not IPv4, public, or in the nodes' or ClusterIPs' ranges, or
+    already used by something else (``taken``: address -> what uses it)."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise SpecError(path, field, f"{text!r} is not an IPv4 address") from None
+    if ip.version != 4 or ip in NODE_NET or ip in SERVICE_NET or not ip.is_private or ip.is_link_local:
+        raise SpecError(
+            path,
+            field,
+            f"{text} cannot be emulated: addresses must be private IPv4 (or documentation ranges such as "
+            f"203.0.113.0/24), outside {NODE_NET} (nodes) and {SERVICE_NET} (ClusterIPs)",
+        )
+    if text in taken:
+        raise SpecError(path, field, f"{text} is already the address of {taken[text]}")
+    taken[text] = field
+
+
 def _refuse_unsupported(sc: Scenario, path: str) -> None:
     """Raise SpecError for the first thing of ``sc`` the kernel emulation cannot reproduce."""
     if sc.timeline:
         raise SpecError(path, "timeline", "a changing cluster cannot be emulated (static clusters only)")
-    if sc.external_clients:
-        raise SpecError(path, "external_clients", "clients outside the cluster are not emulated (pod clients only)")
     if sc.duration_s is not None:
         raise SpecError(path, "duration_s", "not emulated: give each stream a request count (or --requests)")
-    for i, svc in enumerate(sc.services):
-        if svc.externally_accessible:
-            raise SpecError(
-                path,
-                f"services[{i}]",
-                "NodePort, LoadBalancer and external IPs are not emulated (ClusterIP Services only)",
-            )
+    taken: dict[str, str] = {}
     for i, pod in enumerate(sc.pods):
         if pod.queue_limit is not None:
             raise SpecError(path, f"pods[{i}].queue_limit", "not emulated: the emulated pods never refuse work")
-        try:
-            ip = ipaddress.ip_address(pod.ip)
-        except ValueError:
-            raise SpecError(path, f"pods[{i}].ip", f"{pod.ip!r} is not an IPv4 address") from None
-        if ip.version != 4 or ip in NODE_NET or ip in SERVICE_NET or not ip.is_private or ip.is_link_local:
-            raise SpecError(
-                path,
-                f"pods[{i}].ip",
-                f"{pod.ip} cannot be emulated: pod addresses must be private IPv4, outside {NODE_NET} (nodes) and "
-                f"{SERVICE_NET} (ClusterIPs)",
-            )
-    ips = [p.ip for p in sc.pods]
-    if len(set(ips)) != len(ips):
-        dup = next(ip for ip in ips if ips.count(ip) > 1)
-        raise SpecError(path, "pods", f"two pods share the address {dup}")
+        _check_address(path, f"pods[{i}].ip", pod.ip, taken)
+    for i, ext in enumerate(sc.external_clients):
+        _check_address(path, f"external_clients[{i}].ip", ext.ip, taken)
+    for i, svc in enumerate(sc.services):
+        for k, ip in enumerate(svc.external_ips):
+            _check_address(path, f"services[{i}].externalIPs[{k}]", ip, taken)
+        for k, ip in enumerate(svc.load_balancer_ips):
+            _check_address(path, f"services[{i}].loadBalancerIPs[{k}]", ip, taken)
     for i, st in enumerate(sc.streams):
         where = f"streams[{i}]"
-        if st.target != Target.CLUSTER_IP:
-            raise SpecError(path, f"{where}.target", f"{st.target} is not emulated (ClusterIP only)")
+        if not sc.is_external(st.client) and st.target != Target.CLUSTER_IP:
+            raise SpecError(
+                path,
+                f"{where}.target",
+                f"a pod calling a {st.target} is not emulated: kube-proxy short-circuits it only with a local-traffic "
+                "detector (--cluster-cidr), which the rules do not model",
+            )
+        if sc.is_external(st.client) and st.target == Target.LOAD_BALANCER and len(sc.lb_nodes(st)) > 250:
+            raise SpecError(path, f"{where}.target", "too many load-balancer nodes")
         if st.requests is None:
             raise SpecError(path, f"{where}.requests", "give a request count (or --requests)")
         if st.requests > MAX_REQUESTS:
@@ -153,26 +169,27 @@ def _refuse_unsupported(sc: Scenario, path: str) -> None:
 
 
 def _fabric(sc: Scenario, path: str) -> None:
-    """Require the kind-like star: every node linked straight to one bridge or switch element, nothing else."""
+    """Require the kind-like star: every node linked straight to one bridge or switch element; other elements
+    (the outside, where external clients attach) may link to that hub, and to nothing else."""
     topo = sc.topology
     nodes = set(topo.nodes)
     if len(nodes) > MAX_NODES:
         raise SpecError(path, "topology", f"{len(nodes)} nodes; at most {MAX_NODES} are emulated")
     hubs = {name for name, kind in topo.elements.items() if kind in (ElementKind.BRIDGE, ElementKind.SWITCH)}
+    kind_like = "only nodes linked to one bridge or switch (a kind-like cluster) are emulated"
+    used: set[str] = set()
     for link in topo.links:
         ends = {link.a, link.b}
-        if len(ends & nodes) != 1 or not ends & hubs:
-            raise SpecError(
-                path,
-                "topology",
-                f"link {link.a} - {link.b}: only nodes linked to one bridge or switch (a kind-like cluster) are "
-                "emulated",
-            )
-    used = {end for link in topo.links for end in (link.a, link.b)} & hubs
-    if len(used) > 1 or any(not any(n in (lk.a, lk.b) for lk in topo.links) for n in nodes if len(nodes) > 1):
-        raise SpecError(
-            path, "topology", "only nodes linked to one bridge or switch (a kind-like cluster) are emulated"
-        )
+        hub = ends & hubs
+        if not hub or (len(ends & nodes) != 1 and ends & nodes) or len(hub) == 2:
+            raise SpecError(path, "topology", f"link {link.a} - {link.b}: {kind_like}")
+        used |= hub
+    if len(used) > 1 or (len(nodes) > 1 and any(not any(n in (lk.a, lk.b) for lk in topo.links) for n in nodes)):
+        raise SpecError(path, "topology", kind_like)
+    outside = {v for lk in topo.links for v in (lk.a, lk.b)} - nodes - used
+    for i, ext in enumerate(sc.external_clients):
+        if ext.attach not in used | outside:
+            raise SpecError(path, f"external_clients[{i}].attach", f"{ext.attach} is not next to the nodes' bridge")
 
 
 def cluster_ips(services: Sequence[Service]) -> dict[str, str]:

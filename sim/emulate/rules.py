@@ -14,11 +14,12 @@ knftables transaction (written as ``nft -f`` input the way knftables' ``writeOpe
 (``hashAndTruncate``: 8 characters of the same hash, then the readable name) and ``numgen random mod N vmap``.
 
 The proxy's configuration modelled is kube-proxy's default: masquerade bit 14 (``--masquerade-all`` off),
-``localhostNodePorts`` on, no ``--nodeport-addresses``, no ``--cluster-cidr`` (so no local-traffic detector and no
-"masquerade off-cluster traffic" rule), and ``nf_conntrack_tcp_be_liberal`` unset. kube-proxy walks its Service
-map in Go's random map order; here Services come in the scenario's order. Only ClusterIP Services are rendered
-(``sim.emulate.plan`` refuses the others), every port is TCP, and every Service lives in namespace ``default``
-with one unnamed port.
+``localhostNodePorts`` on, no ``--nodeport-addresses``, no ``--cluster-cidr`` (so no local-traffic detector: no
+"masquerade off-cluster traffic" rule and no short-circuit of pod traffic to external destinations), and
+``nf_conntrack_tcp_be_liberal`` unset. kube-proxy walks its Service map in Go's random map order; here Services
+come in the scenario's order. Rendered: ClusterIPs, and NodePorts, external IPs and LoadBalancer IPs (no
+``loadBalancerSourceRanges``, so no ``KUBE-FW-*`` chain; no ``healthCheckNodePort``, which scenarios do not
+carry). Every port is TCP, and every Service lives in namespace ``default`` with one unnamed port.
 """
 
 from __future__ import annotations
@@ -136,6 +137,40 @@ def uses_local_chain(s: ServiceRules) -> bool:
     return bool(s.local) and s.service.uses_local_endpoints
 
 
+def _external_local(svc: Service) -> bool:
+    """``ExternalPolicyLocal``: eTP=Local on an externally accessible Service."""
+    return svc.external_traffic_policy == TrafficPolicy.LOCAL and svc.externally_accessible
+
+
+def has_external_endpoints(s: ServiceRules) -> bool:
+    """``hasExternalEndpoints``: the Service has endpoints, and for eTP=Local this node has local ones."""
+    if _external_local(s.service) and not s.local:
+        return False
+    return s.has_endpoints
+
+
+def uses_external_chain(s: ServiceRules) -> bool:
+    """``usesExternalTrafficChain``: based on ``hasEndpoints``, for the local short-circuit rules."""
+    return s.has_endpoints and s.service.externally_accessible
+
+
+def ext_chain(svc: Service) -> str:
+    """``serviceExternalChainName``: the ``KUBE-EXT-*`` chain every external destination jumps to."""
+    return "KUBE-EXT-" + port_proto_hash(service_port_name(svc))
+
+
+def external_policy_chain(s: ServiceRules) -> str:
+    """``externalPolicyChain``: KUBE-SVL for eTP=Local, else KUBE-SVC."""
+    return svl_chain(s.service) if _external_local(s.service) else svc_chain(s.service)
+
+
+def _filter_verdict(s: ServiceRules) -> tuple[str, str]:
+    """The filter target and comment for traffic with no endpoint to go to: REJECT if none anywhere, else DROP."""
+    if not s.has_endpoints:
+        return "REJECT", "has no endpoints"
+    return "DROP", "has no local endpoints"
+
+
 def internal_chain(s: ServiceRules) -> str:
     """``internalTrafficChain``: KUBE-SVL for iTP=Local, else KUBE-SVC."""
     local = s.service.internal_traffic_policy == TrafficPolicy.LOCAL
@@ -238,8 +273,58 @@ def iptables_restore(services: Sequence[ServiceRules]) -> str:
         if has_internal_endpoints(s):
             nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" {dest} -j {internal_chain(s)}')
         else:
-            target, why = ("REJECT", "has no endpoints") if not s.has_endpoints else ("DROP", "has no local endpoints")
+            target, why = _filter_verdict(s)
             filter_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} {why}" {dest} -j {target}')
+        external = has_external_endpoints(s)
+        target, why = _filter_verdict(s)
+        for ip in svc.external_ips:
+            ext_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+            if s.has_endpoints:
+                nat_rules.append(
+                    f'-A KUBE-SERVICES -m comment --comment "{name} external IP" {ext_dest} -j {ext_chain(svc)}'
+                )
+            if not external:
+                filter_rules.append(
+                    f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {ext_dest} -j {target}'
+                )
+        for ip in svc.load_balancer_ips:
+            if s.has_endpoints:
+                lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+                nat_rules.append(
+                    f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" {lb_dest} -j {ext_chain(svc)}'
+                )
+        if not external:
+            for ip in svc.load_balancer_ips:
+                lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+                filter_rules.append(
+                    f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {lb_dest} -j {target}'
+                )
+        if svc.node_port:
+            np_dest = f"-m {PROTOCOL} -p {PROTOCOL} --dport {svc.node_port}"
+            if s.has_endpoints:
+                nat_rules.append(f"-A KUBE-NODEPORTS -m comment --comment {name} {np_dest} -j {ext_chain(svc)}")
+            if not external:
+                filter_rules.append(
+                    f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" -m addrtype --dst-type LOCAL '
+                    f"{np_dest} -j {target}"
+                )
+        if uses_external_chain(s):
+            ext = ext_chain(svc)
+            nat_chains.append(f":{ext} - [0:0]")
+            if not _external_local(svc):
+                nat_rules.append(
+                    f'-A {ext} -m comment --comment "masquerade traffic for {name} external destinations" '
+                    "-j KUBE-MARK-MASQ"
+                )
+            else:  # no local-traffic detector (no --cluster-cidr): no "pod traffic" short-circuit rule
+                nat_rules += [
+                    f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
+                    "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+                    f'-A {ext} -m comment --comment "route LOCAL traffic for {name} external destinations" '
+                    f"-m addrtype --src-type LOCAL -j {svc_chain(svc)}",
+                ]
+            if external:
+                nat_rules.append(f"-A {ext} -j {external_policy_chain(s)}")
         if uses_cluster_chain(s):
             nat_chains.append(f":{svc_chain(svc)} - [0:0]")
             nat_rules += _svc_to_endpoint_rules(s, svc_chain(svc), s.cluster or ())
@@ -399,14 +484,54 @@ def nft_transaction(services: Sequence[ServiceRules]) -> str:
             tx.ensure_chain(cluster_chain)
         if uses_local_chain(s):
             tx.ensure_chain(local_chain)
+        external_chain = f"external-{base}"
+        if uses_external_chain(s):
+            tx.ensure_chain(external_chain)
         internal = local_chain if svc.internal_traffic_policy == TrafficPolicy.LOCAL else cluster_chain
+        verdict = "goto reject-chain" if not s.has_endpoints else "drop"
+        external = has_external_endpoints(s)
         key = f"{s.cluster_ip} . {PROTOCOL} . {svc.port}"
         tx.add(f"add element {TABLE} cluster-ips {{ {s.cluster_ip} }}")
         if has_internal_endpoints(s):
             tx.add(f"add element {TABLE} service-ips {{ {key} : goto {internal} }}")
         else:
-            verdict = "goto reject-chain" if not s.has_endpoints else "drop"
             tx.add(f'add element {TABLE} no-endpoint-services {{ {key} comment "{name}" : {verdict} }}')
+        for ip in svc.external_ips:
+            if s.has_endpoints:
+                tx.add(f"add element {TABLE} service-ips {{ {ip} . {PROTOCOL} . {svc.port} : goto {external_chain} }}")
+            if not external:
+                tx.add(
+                    f"add element {TABLE} no-endpoint-services {{ {ip} . {PROTOCOL} . {svc.port} "
+                    f'comment "{name}" : {verdict} }}'
+                )
+        for ip in svc.load_balancer_ips:
+            if s.has_endpoints:
+                tx.add(f"add element {TABLE} service-ips {{ {ip} . {PROTOCOL} . {svc.port} : goto {external_chain} }}")
+        if not external:
+            for ip in svc.load_balancer_ips:
+                tx.add(
+                    f"add element {TABLE} no-endpoint-services {{ {ip} . {PROTOCOL} . {svc.port} "
+                    f'comment "{name}" : {verdict} }}'
+                )
+        if svc.node_port:
+            if s.has_endpoints:
+                tx.add(
+                    f"add element {TABLE} service-nodeports {{ {PROTOCOL} . {svc.node_port} : goto {external_chain} }}"
+                )
+            if not external:
+                tx.add(
+                    f'add element {TABLE} no-endpoint-nodeports {{ {PROTOCOL} . {svc.node_port} comment "{name}" : '
+                    f"{verdict} }}"
+                )
+        if uses_external_chain(s):
+            if not _external_local(svc):
+                tx.rule(external_chain, "jump mark-for-masquerade")
+            else:  # no local-traffic detector: no "short-circuit pod traffic" rule
+                tx.rule(external_chain, "fib saddr type local jump mark-for-masquerade", "masquerade local traffic")
+                tx.rule(external_chain, f"fib saddr type local goto {cluster_chain}", "short-circuit local traffic")
+            if external:
+                policy = local_chain if _external_local(svc) else cluster_chain
+                tx.rule(external_chain, f"goto {policy}")
         if _affinity(svc):
             for ep in s.reachable:
                 tx.add(
