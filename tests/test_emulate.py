@@ -5,11 +5,12 @@ with the reason. ``.ci/run`` installs iptables, nftables and iproute2 where it c
 
 The statistics: the kernel's ``statistic --mode random`` and ``numgen random`` draw from the kernel's own
 generator, which no seed reaches, so every run is a fresh sample and the homogeneity p-value of a correct model
-is uniform on (0, 1). The issue's bar (p > 0.01) would then fail 1% of runs of each test; instead each test
-fails only below ``P_FAIL = 1e-4``, a false-failure rate of 1e-4 per tested Service, under 1e-3 for this file's
-at most 8 tested Services. That this bound still catches a wrong model is shown below
-(``test_a_wrong_model_is_caught``): with the same request counts a wrong routing model gives p < 1e-10. The
-issue's p > 0.01 is what ``sim emulate`` reports; the README quotes measured runs.
+is uniform on (0, 1) (measured: README). The issue's bar (p > 0.01) would then fail 1% of runs of each test;
+instead each test fails only below ``P_FAIL = 1e-4``, a false-failure rate of 1e-4 per tested Service, about
+1e-3 for this file's ten Services with more than one category (the others, all in one category, cannot fail by
+chance). That this bound still catches a wrong model is shown below (``test_a_wrong_model_is_caught``): with the
+same request counts a wrong routing model gives p < 1e-10. The issue's p > 0.01 is what ``sim emulate``
+reports; the README quotes measured runs.
 """
 
 from __future__ import annotations
