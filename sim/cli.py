@@ -323,7 +323,7 @@ def _emulate_parser(sub: Any) -> None:
         "Not emulated, refused as bad input: latency (the kernel's own applies; timing fields are ignored), IPVS "
         "and Cilium dataplanes (use --mode to run their Services under kube-proxy), pods calling a NodePort, "
         "LoadBalancer or external IP, timelines, request timeouts, retries, queue limits, keep-alive max_age_s, "
-        "non-random pickers, topologies other than nodes round one bridge or switch.",
+        "non-random pickers, topologies where nodes link to routers or to each other.",
     )
     p.add_argument("file", help="scenario TOML file, e.g. experiments/local_pod_gone_iptables.toml")
     p.add_argument("--requests", type=_non_negative, help="requests per client stream (overrides the file)")

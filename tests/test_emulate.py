@@ -7,7 +7,7 @@ The statistics: the kernel's ``statistic --mode random`` and ``numgen random`` d
 generator, which no seed reaches, so every run is a fresh sample and the homogeneity p-value of a correct model
 is uniform on (0, 1) (measured: README). The issue's bar (p > 0.01) would then fail 1% of runs of each test;
 instead each test fails only below ``P_FAIL = 1e-4``, a false-failure rate of 1e-4 per tested Service, about
-1e-3 for this file's ten Services with more than one category (the others, all in one category, cannot fail by
+1e-3 for this file's dozen Services with more than one category (the others, all in one category, cannot fail by
 chance). That this bound still catches a wrong model is shown below (``test_a_wrong_model_is_caught``): with the
 same request counts a wrong routing model gives p < 1e-10. The issue's p > 0.01 is what ``sim emulate``
 reports; the README quotes measured runs.
@@ -223,6 +223,18 @@ def test_node_ports_from_outside(mode, tmp_path):
     assert_agree(cluster)
     assert local["kernel"]["failures"] == {"timeout": 4} and local["sim"]["drops"] == {"no_local_endpoints": 4}
     assert_agree(local)
+
+
+@pytest.mark.parametrize("mode", MODES[:1])
+def test_topology_hints_across_zones(mode):
+    """The 3-zone cluster: nodes on three switches, a spine router between them. kube-proxy's rules follow the
+    EndpointSlice hints per node (PreferSameZone, PreferSameNode); the spread Service crosses the spine."""
+    report = run_case(EXPERIMENTS / "topology_aware.toml", mode, 60)["services"]
+    assert len(report["spread"]["kernel"]["by_endpoint"]) == 6  # every backend, in every zone
+    for s in report.values():
+        assert_agree(s)
+    same_node = report["spread-same-node"]["kernel"]["endpoints_per_client"]
+    assert same_node["client-a"] == ["spread-zone-a-node-1-0"]  # the backend on client-a's own node
 
 
 @pytest.mark.parametrize("mode", MODES[:1])

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.cluster import Pod, Service, SessionAffinity, TrafficPolicy
+from sim.distributions import Constant
 from sim.emulate import make_plan, show_rules
 from sim.emulate.plan import ServiceRules, with_mode
 from sim.emulate.rules import (
@@ -36,6 +38,7 @@ from sim.errors import SpecError
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, Stream, Target
 from sim.timeline import Action, Event
+from sim.topology import Link
 from sim.workload import ClosedLoop
 from tests.conftest import DEMO, ROOT, star
 
@@ -354,16 +357,32 @@ def test_refused_pods_calling_external_addresses_and_cilium_options():
         with_mode(cil, "iptables", "x.toml")
 
 
+def test_the_fabric_routes_as_the_topology_draws_it():
+    """Multizone: one segment per top-of-rack switch, the spine router between them; kind: one segment."""
+    from sim.io import load_scenario
+
+    multizone, _ = load_scenario(ROOT / "experiments" / "topology_aware.toml")
+    fab = make_plan(multizone, None, "topology_aware.toml").fabric
+    assert fab.segments == ("tor-a", "tor-b", "tor-c")
+    assert fab.routers == {"spine": {"tor-a": "172.18.0.250", "tor-b": "172.18.1.250", "tor-c": "172.18.2.250"}}
+    assert fab.ips["zone-b-node-1"] == "172.18.1.2"
+    assert fab.next_hop("zone-a-node-1", "zone-a-node-3") == ("tor-a", None)  # same switch: on-link
+    assert fab.next_hop("zone-a-node-1", "zone-c-node-3") == ("tor-a", "172.18.0.250")  # through the spine
+    assert fab.next_hop("spine", "zone-c-node-3") == ("tor-c", None)
+    kind = make_plan(load_scenario(DEMO)[0], "iptables", "demo").fabric
+    assert kind.segments == ("kind-bridge",) and kind.routers == {}
+    assert kind.next_hop("kind-worker", "kind-worker2") == ("kind-bridge", None)
+
+
 def test_refused_addresses_topologies_and_experiment_specs():
     with pytest.raises(SpecError, match="private IPv4"):
         make_plan(scenario([pod("s1", "a", "8.8.8.8")], [SVC]), None, "x.toml")
     with pytest.raises(SpecError, match="private IPv4"):
         make_plan(scenario([pod("s1", "a", "10.96.0.10")], [SVC]), None, "x.toml")  # a ClusterIP
-    from sim.io import load_scenario
-
-    multizone, _ = load_scenario(ROOT / "experiments" / "topology_aware.toml")
-    with pytest.raises(SpecError, match="one bridge or switch"):
-        make_plan(multizone, None, "topology_aware.toml")
+    sc = scenario([pod("s1", "b", "10.244.1.2")], [SVC])
+    direct = replace(sc.topology, links=(*sc.topology.links, Link("a", "b", Constant(0.0001))))
+    with pytest.raises(SpecError, match="link a - b: only nodes each linked to one bridge or switch"):
+        make_plan(replace(sc, topology=direct), None, "x.toml")
     spec = ROOT / "experiments" / "latency_locality_tradeoff.toml"
     done = subprocess.run(
         [sys.executable, "-m", "sim", "emulate", str(spec), "--show-rules"], capture_output=True, text=True, check=False

@@ -216,11 +216,18 @@ class Emulation:
     def _sysctl(self, ns: str, *settings: str) -> None:
         _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings])
 
+    def _route(self, frm: str, to: str, dest: str, dev: str = "eth0") -> str:
+        """The ``ip route`` command sending ``dest`` from ``frm`` towards ``to`` (a node or a segment)."""
+        _, gateway = self.plan.fabric.next_hop(frm, to)
+        return f"route add {dest} via {gateway} dev {dev} onlink" if gateway else f"route add {dest} dev {dev}"
+
     def _build(self) -> None:
-        plan = self.plan
+        plan, fab = self.plan, self.plan.fabric
         fabric = self.fabric_ns
         self._netns(fabric)
-        self._batch(fabric, ["link add br0 type bridge", "link set br0 up"])
+        self._batch(
+            fabric, [c for k in range(len(fab.segments)) for c in (f"link add br{k} type bridge", f"link set br{k} up")]
+        )
         sc = plan.scenario
         all_pods = [p for n in plan.nodes for p in n.pods]
         node_of = {p.name: n for n in plan.nodes for p in n.pods}
@@ -237,15 +244,20 @@ class Emulation:
                 # until their retransmission, 1 s later; the simulator's REJECT refuses every one at once
                 "net.ipv4.icmp_ratemask=0",
             )
-            # the node's uplink: eth0 here, n<i> on the fabric's bridge
-            self._batch(fabric, [f"link add n{i} type veth peer name eth0 netns {ns}", f"link set n{i} master br0"])
+            # the node's uplink: eth0 here, n<i> on its segment's bridge
+            k = fab.segments.index(fab.hub_of[node.name])
+            self._batch(fabric, [f"link add n{i} type veth peer name eth0 netns {ns}", f"link set n{i} master br{k}"])
             self._batch(fabric, [f"link set n{i} up"])
-            cmds = [f"addr add {node.ip}/{NODE_NET.prefixlen} dev eth0", "link set eth0 up"]
+            cmds = [f"addr add {node.ip}/24 dev eth0", "link set eth0 up"]
             # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
             # there: packets the rules neither DNAT nor drop go nowhere)
             cmds.append(f"route add {SERVICE_NET} dev eth0")
             cmds += [f"route add {ip}/32 dev eth0" for ip in self.external_vips]  # LB and external IPs: likewise
-            cmds += [f"route add {ext.ip}/32 dev eth0" for ext in sc.external_clients]  # on the bridge
+            for other in plan.nodes:  # nodes on other segments, through the routers the topology's path crosses
+                if other.name != node.name and fab.hub_of[other.name] != fab.hub_of[node.name]:
+                    cmds.append(self._route(node.name, other.name, f"{other.ip}/32"))
+            for ext in sc.external_clients:
+                cmds.append(self._route(node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
             for j, pod in enumerate(node.pods):
                 pns = self.pod_ns(pod.name)
                 self._netns(pns)
@@ -255,9 +267,11 @@ class Emulation:
                     f"link set v{j} up",
                     f"route add {pod.ip}/32 dev v{j}",
                 ]
-            for other in all_pods:
-                if node_of[other.name].name != node.name:
-                    cmds.append(f"route add {other.ip}/32 via {node_of[other.name].ip} dev eth0")
+            for peer in all_pods:
+                there = node_of[peer.name]
+                if there.name != node.name:
+                    _, gateway = fab.next_hop(node.name, there.name)
+                    cmds.append(f"route add {peer.ip}/32 via {gateway or there.ip} dev eth0 onlink")
             self._batch(ns, cmds)
             for pod in node.pods:
                 pns = self.pod_ns(pod.name)
@@ -273,16 +287,52 @@ class Emulation:
                 pod_cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
                 self._batch(pns, pod_cmds)
             self._load_rules(ns, node_rules(node.services, plan.mode))
-        for k, ext in enumerate(sc.external_clients):
-            # an external client: on the bridge, with a routing table per node for the load balancer's choices
+        for r, (router, addresses) in enumerate(fab.routers.items()):
+            # a router between segments: an address on each, routes to every node, pod and external client
+            rns = f"{self.prefix}r{r}"
+            self._netns(rns)
+            self._sysctl(
+                rns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"
+            )
+            cmds = []
+            for hub, address in addresses.items():
+                k = fab.segments.index(hub)
+                self._batch(
+                    fabric,
+                    [f"link add r{r}s{k} type veth peer name s{k} netns {rns}", f"link set r{r}s{k} master br{k}"],
+                )
+                self._batch(fabric, [f"link set r{r}s{k} up"])
+                cmds += [f"addr add {address}/24 dev s{k}", f"link set s{k} up"]
+            for node in plan.nodes:
+                out, gateway = fab.next_hop(router, node.name)
+                dev = f"s{fab.segments.index(out)}"
+                if gateway:
+                    cmds.append(f"route add {node.ip}/32 via {gateway} dev {dev} onlink")
+                cmds += [f"route add {p.ip}/32 via {gateway or node.ip} dev {dev} onlink" for p in node.pods]
+            for ext in sc.external_clients:
+                out, gateway = fab.next_hop(router, fab.hub_of[ext.name])
+                dev = f"s{fab.segments.index(out)}"
+                cmds.append(
+                    f"route add {ext.ip}/32 via {gateway} dev {dev} onlink"
+                    if gateway
+                    else f"route add {ext.ip}/32 dev {dev}"
+                )
+            self._batch(rns, cmds)
+        for x, ext in enumerate(sc.external_clients):
+            # an external client: on its segment's bridge, with a routing table per node for the load balancer
             xns = self.client_ns(ext.name)
+            hub = fab.hub_of[ext.name]
+            k = fab.segments.index(hub)
             self._netns(xns)
-            self._batch(fabric, [f"link add x{k} type veth peer name eth0 netns {xns}", f"link set x{k} master br0"])
-            self._batch(fabric, [f"link set x{k} up"])
-            cmds = [f"addr add {ext.ip}/32 dev eth0", "link set eth0 up", f"route add {NODE_NET} dev eth0"]
+            self._batch(fabric, [f"link add x{x} type veth peer name eth0 netns {xns}", f"link set x{x} master br{k}"])
+            self._batch(fabric, [f"link set x{x} up"])
+            cmds = [f"addr add {ext.ip}/32 dev eth0", "link set eth0 up"]
+            cmds += [self._route(hub, node.name, f"{node.ip}/32") for node in plan.nodes]
             for i, node in enumerate(plan.nodes):
+                if fab.hub_of[node.name] != hub:
+                    continue  # the load balancer's nodes are on the client's segment (the plan checks)
                 table = LB_TABLE_BASE + i
-                cmds += [f"route add {ip}/32 via {node.ip} dev eth0 table {table}" for ip in self.external_vips]
+                cmds += [f"route add {ip}/32 via {node.ip} dev eth0 onlink table {table}" for ip in self.external_vips]
                 cmds.append(f"rule add fwmark {table} table {table}")
             self._batch(xns, cmds)
         for pod_name, ports in plan.servers.items():

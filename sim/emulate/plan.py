@@ -1,10 +1,12 @@
 """What an emulation builds, decided from a Scenario without touching the system: pure.
 
 One Kubernetes node is one network namespace, one pod is one namespace behind a veth pair into its node, and the
-nodes meet on one Linux bridge (in a namespace of its own): the topology's kind-like star of nodes round a
-``bridge``/``switch`` element. Every address is private to these namespaces: nodes on ``172.18.0.0/16`` (as
-kind's Docker network), ClusterIPs from ``10.96.0.10`` up, each pod its scenario address (``10.244.N.k`` by
-default) behind the gateway ``169.254.1.1`` of its veth (as Calico does), and no default route anywhere.
+nodes meet as the topology links them: one Linux bridge per ``bridge``/``switch`` element (all in a namespace of
+their own), one namespace per router between them, forwarding along the topology's paths. Every address is
+private to these namespaces: nodes on ``172.18.k.0/24`` for the k-th bridge or switch (as kind's Docker network
+for the first), routers at ``.250`` down, ClusterIPs from ``10.96.0.10`` up, each pod its scenario address
+(``10.244.N.k`` by default) behind the gateway ``169.254.1.1`` of its veth (as Calico does), and no default
+route anywhere.
 
 Which endpoints each node's proxy programs for each Service comes from the routing layer
 (``sim.routing.categorize_endpoints``: kube-proxy's ``CategorizeEndpoints``), never from here.
@@ -79,6 +81,7 @@ class Plan:
     """Backend pod -> the ports its HTTP server listens on (every port of a Service selecting it)."""
     clients: tuple[str, ...]
     """Clients (pods, then external clients), one client process each."""
+    fabric: Fabric
 
 
 def with_mode(scenario: Scenario, mode: str | None, path: str) -> Scenario:
@@ -168,28 +171,112 @@ def _refuse_unsupported(sc: Scenario, path: str) -> None:
             raise SpecError(path, f"{where}.connections.max_age_s", "not emulated (simulated time is not wall time)")
 
 
-def _fabric(sc: Scenario, path: str) -> None:
-    """Require the kind-like star: every node linked straight to one bridge or switch element; other elements
-    (the outside, where external clients attach) may link to that hub, and to nothing else."""
+@dataclass(frozen=True)
+class Fabric:
+    """The network between nodes, as the topology draws it: one L2 segment per bridge or switch (segment k is
+    ``172.18.k.0/24``), and the routers joining segments (a router next to one segment only, such as the
+    "internet" in front of a kind cluster, is where external clients attach, and is not a hop here)."""
+
+    segments: tuple[str, ...]
+    hub_of: dict[str, str]
+    """Node or external client -> the bridge or switch it sits on."""
+    routers: dict[str, dict[str, str]]
+    """Router joining segments -> {segment: its address there}."""
+    ips: dict[str, str]
+    """Node -> its address."""
+    paths: dict[tuple[str, str], tuple[str, ...]]
+    """(from, to) -> the topology's lowest-latency path, for every pair a route is needed for."""
+
+    def network(self, hub: str) -> str:
+        """The segment's subnet."""
+        return str(NODE_NET.network_address + 256 * self.segments.index(hub)) + "/24"
+
+    def next_hop(self, frm: str, to: str) -> tuple[str, str | None]:
+        """Leaving ``frm`` (a node, a router, or a segment for the external clients on it) towards ``to`` (a node
+        or a segment): the segment the packet goes out on, and the router address it goes to (None: on-link)."""
+        path = self.paths[(frm, to)]
+        if frm in self.segments:
+            out, rest = frm, path[1:]
+        else:
+            out, rest = path[1], path[2:]
+        if not rest or rest[0] == to or rest[0] not in self.routers:
+            return out, None
+        return out, self.routers[rest[0]][out]
+
+
+def _fabric(sc: Scenario, path: str) -> Fabric:
+    """The fabric of ``sc``'s topology: nodes each linked to one bridge or switch, routers linking those; refuse
+    anything else (node-to-node or node-to-router links, switches linked to switches, routers to routers)."""
     topo = sc.topology
-    nodes = set(topo.nodes)
+    nodes = list(topo.nodes)
     if len(nodes) > MAX_NODES:
         raise SpecError(path, "topology", f"{len(nodes)} nodes; at most {MAX_NODES} are emulated")
     hubs = {name for name, kind in topo.elements.items() if kind in (ElementKind.BRIDGE, ElementKind.SWITCH)}
-    kind_like = "only nodes linked to one bridge or switch (a kind-like cluster) are emulated"
-    used: set[str] = set()
+    routers = {name for name, kind in topo.elements.items() if kind == ElementKind.ROUTER}
+    shape = "nodes each linked to one bridge or switch, and routers between switches, are emulated"
+    hub_of: dict[str, str] = {}
+    router_hubs: dict[str, list[str]] = {r: [] for r in sorted(routers)}
     for link in topo.links:
         ends = {link.a, link.b}
         hub = ends & hubs
-        if not hub or (len(ends & nodes) != 1 and ends & nodes) or len(hub) == 2:
-            raise SpecError(path, "topology", f"link {link.a} - {link.b}: {kind_like}")
-        used |= hub
-    if len(used) > 1 or (len(nodes) > 1 and any(not any(n in (lk.a, lk.b) for lk in topo.links) for n in nodes)):
-        raise SpecError(path, "topology", kind_like)
-    outside = {v for lk in topo.links for v in (lk.a, lk.b)} - nodes - used
+        other = (ends - hub) or hub
+        if len(hub) != 1 or not other <= set(nodes) | routers:
+            raise SpecError(path, "topology", f"link {link.a} - {link.b}: only {shape}")
+        (h,), (o,) = hub, other
+        if o in routers:
+            router_hubs[o].append(h)
+        elif o in hub_of:
+            raise SpecError(path, "topology", f"node {o} is linked to two switches; only {shape}")
+        else:
+            hub_of[o] = h
+    for n in nodes:
+        if n not in hub_of:
+            if len(nodes) > 1:
+                raise SpecError(path, "topology", f"node {n} is linked to no bridge or switch; only {shape}")
+            hub_of[n] = f"{n}-bridge"  # a single node on its own: a bridge of its own
+    segments = tuple(dict.fromkeys(hub_of[n] for n in nodes)) + tuple(
+        sorted({h for hs in router_hubs.values() for h in hs} - set(hub_of.values()))
+    )
+    if len(segments) > 200:
+        raise SpecError(path, "topology", f"{len(segments)} bridges and switches; at most 200 are emulated")
+    transit = {r: hs for r, hs in router_hubs.items() if len(hs) > 1}
+    if len(transit) > 40:
+        raise SpecError(path, "topology", f"{len(transit)} routers; at most 40 are emulated")
+    edge = {r: hs[0] for r, hs in router_hubs.items() if len(hs) == 1}
+    ips: dict[str, str] = {}
+    count: dict[str, int] = {}
+    for n in nodes:
+        k, j = segments.index(hub_of[n]), count.get(hub_of[n], 0)
+        count[hub_of[n]] = j + 1
+        ips[n] = str(NODE_NET.network_address + 256 * k + 2 + j)
+    router_ips = {
+        r: {h: str(NODE_NET.network_address + 256 * segments.index(h) + 250 - i) for h in hs}
+        for i, (r, hs) in enumerate(sorted(transit.items()))
+    }
     for i, ext in enumerate(sc.external_clients):
-        if ext.attach not in used | outside:
-            raise SpecError(path, f"external_clients[{i}].attach", f"{ext.attach} is not next to the nodes' bridge")
+        if ext.attach in hubs:
+            hub_of[ext.name] = ext.attach
+        elif ext.attach in edge:
+            hub_of[ext.name] = edge[ext.attach]
+        else:
+            raise SpecError(path, f"external_clients[{i}].attach", f"{ext.attach} is not next to one bridge or switch")
+    for i, st in enumerate(sc.streams):
+        if sc.is_external(st.client) and st.target == Target.LOAD_BALANCER:
+            far = [n for n in sc.lb_nodes(st) if hub_of[n] != hub_of[st.client]]
+            if far:
+                raise SpecError(
+                    path,
+                    f"streams[{i}].target",
+                    f"the load balancer's node {far[0]} is not on the client's bridge {hub_of[st.client]}",
+                )
+    pairs = {(a, b) for a in [*nodes, *transit] for b in nodes if a != b}
+    pairs |= {(r, h) for r in transit for h in segments}
+    pairs |= {(h, n) for h in segments for n in nodes} | {(n, h) for h in segments for n in nodes}
+    known = set(topo.graph)
+    paths = {
+        (a, b): topo.path(a, b).vertices for a, b in sorted(pairs) if a in known and b in known and topo.connected(a, b)
+    }
+    return Fabric(segments, hub_of, router_ips, ips, paths)
 
 
 def cluster_ips(services: Sequence[Service]) -> dict[str, str]:
@@ -213,14 +300,13 @@ def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
     """What to build for ``scenario`` under kube-proxy ``mode``; SpecError naming ``path`` for what cannot be."""
     sc = with_mode(scenario, mode, path)
     _refuse_unsupported(sc, path)
-    _fabric(sc, path)
+    fabric = _fabric(sc, path)
     present = [p for p in sc.pods if p.name not in sc.absent]
     if len(present) > MAX_PODS:
         raise SpecError(path, "pods", f"{len(present)} pods; at most {MAX_PODS} are emulated")
     ips = cluster_ips(sc.services)
-    node_ip = {name: str(NODE_NET.network_address + 2 + i) for i, name in enumerate(sc.topology.nodes)}
     nodes = tuple(
-        NodePlan(name, node_ip[name], tuple(p for p in present if p.node == name), service_rules(sc, name, ips))
+        NodePlan(name, fabric.ips[name], tuple(p for p in present if p.node == name), service_rules(sc, name, ips))
         for name in sc.topology.nodes
     )
     servers: dict[str, tuple[int, ...]] = {}
@@ -229,4 +315,4 @@ def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
         if ports:
             servers[pod.name] = tuple(ports)
     clients = tuple(dict.fromkeys(st.client for st in sc.streams))
-    return Plan(sc, sc.dataplane.name, nodes, ips, servers, clients)
+    return Plan(sc, sc.dataplane.name, nodes, ips, servers, clients, fabric)
