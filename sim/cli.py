@@ -1,4 +1,6 @@
-"""Command line: ``sim run``, ``validate``, ``sweep``, ``plot`` and ``report``. Bad input: one line, exit 2."""
+"""Command line: ``sim run``, ``validate``, ``sweep``, ``plot``, ``report``, ``routes``, ``import``, ``emulate``.
+
+Bad input prints one line naming the file, the field and the problem, and exits 2."""
 
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     _sweep_parsers(sub)
     _kubernetes_parsers(sub)
     _report_parser(sub)
+    _emulate_parser(sub)
     return parser
 
 
@@ -129,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sweep(args)
     if args.command == "plot":
         return _plot(args)
+    if args.command == "emulate":
+        return _emulate(args)
     try:
         overrides: dict[str, Any] = {}
         if getattr(args, "seed", None) is not None:
@@ -577,4 +582,78 @@ def _report(args: argparse.Namespace) -> int:
         return _error(f"{args.results}: cannot be reported: {type(e).__name__}: {e}")
     write_atomic(args.out, html)
     print(args.out)
+    return 0
+
+
+def _emulate_parser(sub: Any) -> None:
+    """``sim emulate``: the scenario on Linux network namespaces with kube-proxy's rules, beside the simulator."""
+    p = sub.add_parser(
+        "emulate",
+        help="run a scenario on the real kernel (network namespaces, kube-proxy's iptables/nftables rules) and "
+        "compare it with the simulator; --show-rules prints the rules only",
+        description="Build the scenario's nodes and pods as Linux network namespaces (nodes on one bridge, pods "
+        "behind veth pairs, every address private to them), load the rules kube-proxy would write on each node, "
+        "run a tiny HTTP server per backend pod and one client process per client pod (a new TCP connection per "
+        "request, keep-alive if the stream says), then run the simulator on the same scenario and request count "
+        "and compare per Service with a chi-square homogeneity test. Needs root and the ip, iptables / nft tools "
+        "(not for --show-rules). External clients are namespaces on the same bridge; a LoadBalancer is their "
+        "uniform choice of a node per connection. Everything made is removed on exit, error, Ctrl-C and SIGTERM. "
+        "Not emulated, refused as bad input: latency (the kernel's own applies; timing fields are ignored), IPVS "
+        "and Cilium dataplanes (use --mode to run their Services under kube-proxy), pods calling a NodePort, "
+        "LoadBalancer or external IP, timelines, request timeouts, retries, queue limits, keep-alive max_age_s, "
+        "non-random pickers, topologies where nodes link to routers or to each other.",
+    )
+    p.add_argument("file", help="scenario TOML file, e.g. experiments/local_pod_gone_iptables.toml")
+    p.add_argument("--requests", type=_non_negative, help="requests per client stream (overrides the file)")
+    p.add_argument("--seed", type=_non_negative, help="the simulator's seed (the kernel's randomness is its own)")
+    p.add_argument(
+        "--mode", choices=("iptables", "nftables"), help="kube-proxy mode (default: the scenario's dataplane)"
+    )
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    p.add_argument("--show-rules", action="store_true", help="print the rules per node and exit (no root needed)")
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="the emulated clients' connect timeout in seconds, what tells a DROP (default 1)",
+    )
+    p.add_argument("--alpha", type=float, default=0.01, help="significance level of the homogeneity verdict")
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    """``sim emulate``: rules only, or the kernel run and its comparison with the simulator."""
+    from sim import emulate  # here: only this command needs it
+
+    overrides: dict[str, Any] = {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.requests is not None:
+        overrides["requests"] = args.requests
+    try:
+        if is_experiment(args.file):
+            raise SpecError(args.file, "experiment", "an experiment spec: sim emulate takes a scenario file")
+        scenario, seed = load_scenario(args.file, overrides)
+        plan = emulate.make_plan(scenario, args.mode, args.file)
+        if not 0 < args.connect_timeout <= 60:
+            raise SpecError(args.file, "--connect-timeout", f"must be in (0, 60] seconds, got {args.connect_timeout}")
+    except SpecError as e:
+        return _error(e)
+    if args.show_rules:
+        print(emulate.show_rules(plan), end="")
+        return 0
+    from sim.emulate.netns import EmulationError, missing_tools
+
+    missing = missing_tools(plan.mode)
+    if missing:
+        return _error(f"{args.file}: emulate needs {', '.join(missing)} (--show-rules needs none)")
+    try:
+        report = emulate.emulate(plan, seed, connect_timeout_s=args.connect_timeout)
+    except KeyboardInterrupt:
+        print("sim: interrupted; everything the emulation made is removed", file=sys.stderr)
+        return 130
+    except EmulationError as e:
+        print(f"sim: error: {args.file}: the kernel refused a step: {e}", file=sys.stderr)
+        return 1
+    print(dumps_json(report), end="") if args.json else print(emulate.format_report(report, args.alpha))
     return 0

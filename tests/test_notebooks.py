@@ -48,6 +48,7 @@ FIGURES = {
         "04_prefer_same_zone_node_heatmaps",
         "04_cross_zone_fractions",
     ],
+    "05_kernel_rules": ["05_probability_cascade"],
 }
 """The PNGs each notebook writes into SIM_FIGURES_DIR (without the suffix)."""
 KERNEL = "k8s-service-sim-tests"

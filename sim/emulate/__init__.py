@@ -1,0 +1,86 @@
+"""The real kernel beside the model: a scenario on Linux network namespaces with kube-proxy's own rules.
+
+``plan`` decides what to build (pure), ``rules`` renders what kube-proxy writes per node (pure), ``netns``
+builds it on the kernel and runs the clients, ``compare`` sets the kernel's answers beside the simulator's.
+Latency is not emulated: the kernel routes, and the report compares where connections went and how they failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.emulate.compare import compare, sim_counts
+from sim.emulate.plan import MODES, Plan, make_plan
+from sim.emulate.rules import node_rules
+
+__all__ = ["MODES", "Plan", "emulate", "format_report", "make_plan", "show_rules"]
+
+
+def show_rules(plan: Plan) -> str:
+    """The rules kube-proxy would write on every node of ``plan``, as the text it feeds its tool."""
+    out = []
+    for node in plan.nodes:
+        out.append(f"# ===== node {node.name} ({node.ip}): kube-proxy --proxy-mode={plan.mode} =====")
+        for step, text in node_rules(node.services, plan.mode).items():
+            how = {
+                "jumps": "EnsureChain + EnsureRule(Prepend): the jumps from the built-in chains",
+                "restore": "syncProxyRules: iptables-restore --noflush",
+                "transaction": "setupNFTables + syncProxyRules: nft -f",
+            }[step]
+            out.append(f"# --- {how}")
+            out.append(text.rstrip("\n"))
+    return "\n".join(out) + "\n"
+
+
+def emulate(plan: Plan, seed: int, *, connect_timeout_s: float = 1.0) -> dict[str, Any]:
+    """Run ``plan`` on the kernel (root), then the simulator on the same scenario, seed and request counts; the
+    comparison per Service (``{"services": {NAME: {"kernel", "sim", "homogeneity_p", ...}}}``)."""
+    from sim.emulate.netns import emulated, tool_versions
+
+    with emulated(plan, connect_timeout_s=connect_timeout_s) as em:
+        kernel = em.run_clients()
+    report = compare(plan.scenario, kernel, sim_counts(plan.scenario, seed))
+    return {
+        "scenario": plan.scenario.name,
+        "mode": plan.mode,
+        "tool": tool_versions(plan.mode),
+        "seed": seed,
+        "connect_timeout_s": connect_timeout_s,
+        "latency": "not emulated",
+        **report,
+    }
+
+
+def format_report(report: dict[str, Any], alpha: float = 0.01) -> str:
+    """The human tables of ``sim emulate``: per Service, kernel and simulator counts side by side."""
+    out = [
+        f"scenario {report['scenario']}  kube-proxy {report['mode']} ({report['tool']})  simulator seed "
+        f"{report['seed']}  latency not emulated"
+    ]
+    for name, s in report["services"].items():
+        k, m = s["kernel"], s["sim"]
+        out.append("")
+        out.append(f"Service {name}")
+        out.append(f"  {'new connections / failures':<30}{'kernel':>9}{'sim':>9}")
+        rows = sorted(set(k["connections_by_endpoint"]) | set(m["connections_by_endpoint"]))
+        for pod in rows:
+            out.append(
+                f"  {pod:<30}{k['connections_by_endpoint'].get(pod, 0):>9}{m['connections_by_endpoint'].get(pod, 0):>9}"
+            )
+        for kind in sorted(set(k["failures"]) | set(m["failures"])):
+            label = f"failed: {kind}"
+            out.append(f"  {label:<30}{k['failures'].get(kind, 0):>9}{m['failures'].get(kind, 0):>9}")
+        if m["drops"]:
+            out.append("  simulator drop reasons: " + ", ".join(f"{r} {n}" for r, n in m["drops"].items()))
+        p = s["homogeneity_p"]
+        note = s["test"].get("note", "")
+        if p is None:
+            out.append(f"  homogeneity: no p-value ({note})")
+        else:
+            verdict = "agree" if p > alpha else "DIFFER"
+            out.append(
+                f"  homogeneity chi-square p = {p:.4g} (dof {s['test']['dof']}): kernel and simulator {verdict} at "
+                f"alpha={alpha}" + (f"; {note}" if note else "")
+            )
+        out.append(f"  failure kinds {'identical' if s['failures_match'] else 'DIFFER'}")
+    return "\n".join(out)

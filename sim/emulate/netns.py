@@ -1,0 +1,438 @@
+"""Build a Plan on the running kernel: namespaces, veths, a bridge, kube-proxy's rules, servers and clients.
+
+Everything is made inside network namespaces named ``k8ssim-<pid>-...`` (this process's id): a ``fabric``
+namespace holding the bridge, one per node, one per pod, one per external client. Links are created inside
+those namespaces, never in the host's, and no namespace gets a default route, so no packet can reach the host's
+network. ``Emulation`` removes it all on exit, on error, on Ctrl-C and on SIGTERM (processes first, by the ids
+it started, then the namespaces); namespaces left by a run that was killed outright (SIGKILL) are removed by the
+next run, whose prefix check finds their process gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sim.emulate.plan import NODE_NET, POD_GATEWAY, SERVICE_NET, Plan
+from sim.emulate.rules import node_rules
+from sim.scenario import Stream, Target
+
+PREFIX = "k8ssim-"
+_HERE = Path(__file__).resolve().parent
+SERVER = _HERE / "server.py"
+CLIENT = _HERE / "client.py"
+LB_TABLE_BASE = 100
+"""An external client's routing table (and fwmark) for "the load balancer sent it via node i": 100 + i."""
+SETUP_TIMEOUT_S = 30.0
+"""Longest wait for one setup command or a server to say it is ready (s)."""
+
+
+class EmulationError(RuntimeError):
+    """The kernel refused a step (a command failed); the message names the command and its error."""
+
+
+def missing_tools(mode: str) -> list[str]:
+    """What this machine lacks to emulate ``mode``: root, Linux, ``ip``, the iptables or nft tools."""
+    missing = []
+    if sys.platform != "linux":
+        missing.append("Linux")
+    if os.geteuid() != 0:
+        missing.append("root (CAP_NET_ADMIN, CAP_SYS_ADMIN)")
+    tools = ["ip"] + (["iptables-restore", "iptables"] if mode == "iptables" else ["nft"])
+    missing += [t for t in tools if shutil.which(t) is None]
+    return missing
+
+
+def tool_versions(mode: str) -> str:
+    """The version line of the tool that loads the rules (iptables says legacy or nf_tables)."""
+    cmd = ["iptables", "--version"] if mode == "iptables" else ["nft", "--version"]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=10).stdout.strip()  # noqa: S603
+    except OSError:
+        return "?"
+
+
+def _run(cmd: list[str], stdin: str | None = None) -> str:
+    done = subprocess.run(  # noqa: S603 - fixed argv of ip / iptables / nft, no shell
+        cmd, input=stdin, capture_output=True, text=True, check=False, timeout=SETUP_TIMEOUT_S
+    )
+    if done.returncode != 0:
+        raise EmulationError(f"{' '.join(cmd)}: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def _delete_netns(name: str) -> None:
+    """``ip netns del name``, errors ignored (it may be gone already)."""
+    subprocess.run(  # noqa: S603
+        ["ip", "netns", "del", name],  # noqa: S607 - the system's ip, by name as a user runs it
+        capture_output=True,
+        check=False,
+        timeout=SETUP_TIMEOUT_S,
+    )
+
+
+def namespaces() -> list[str]:
+    """Every named network namespace on the machine."""
+    out = _run(["ip", "netns", "list"])
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale() -> list[str]:
+    """Delete namespaces of earlier runs whose process is gone; return their names."""
+    gone = []
+    for ns in namespaces():
+        m = re.match(rf"{PREFIX}(\d+)-", ns)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            _delete_netns(ns)
+            gone.append(ns)
+    return gone
+
+
+@dataclass
+class Emulation:
+    """A Plan built on the kernel; use as a context manager, then ``run_clients()``."""
+
+    plan: Plan
+    connect_timeout_s: float = 1.0
+    read_timeout_s: float = 5.0
+    prefix: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-")
+    made: list[str] = field(default_factory=list)
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    # --- names ----------------------------------------------------------------------------------------------
+    def node_ns(self, node: str) -> str:
+        """The namespace of node ``node``."""
+        return f"{self.prefix}n{[n.name for n in self.plan.nodes].index(node)}"
+
+    def pod_ns(self, pod: str) -> str:
+        """The namespace of pod ``pod``."""
+        return f"{self.prefix}p{[p.name for p in self.plan.scenario.pods].index(pod)}"
+
+    def client_ns(self, client: str) -> str:
+        """The namespace a client runs in: its pod's, or an external client's own."""
+        if self.plan.scenario.is_external(client):
+            return f"{self.prefix}x{[c.name for c in self.plan.scenario.external_clients].index(client)}"
+        return self.pod_ns(client)
+
+    @property
+    def external_vips(self) -> list[str]:
+        """Every LoadBalancer IP and external IP of the scenario's Services."""
+        return [ip for svc in self.plan.scenario.services for ip in (*svc.load_balancer_ips, *svc.external_ips)]
+
+    def targets(self, stream: Stream) -> list[tuple[str, int, int]]:
+        """Where a stream's new connections go: (address, port, fwmark), one drawn uniformly per connection.
+
+        ClusterIP: the Service's. NodePort: the stream's node. LoadBalancer: the Service's first LoadBalancer IP,
+        sent through one of the load balancer's nodes (the mark picks the routing table via that node)."""
+        sc = self.plan.scenario
+        svc = sc.service(stream.service)
+        index = {n.name: i for i, n in enumerate(self.plan.nodes)}
+        if stream.target == Target.NODE_PORT:
+            node = next(n for n in self.plan.nodes if n.name == stream.node)
+            return [(node.ip, svc.node_port, 0)]
+        if stream.target == Target.LOAD_BALANCER:
+            return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in sc.lb_nodes(stream)]
+        return [(self.plan.cluster_ips[stream.service], svc.port, 0)]
+
+    @property
+    def fabric_ns(self) -> str:
+        """The namespace holding the bridge between nodes."""
+        return f"{self.prefix}fabric"
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+    def __enter__(self) -> Emulation:
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+        self._previous = previous
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        for s in previous:
+            signal.signal(s, on_signal)
+        try:
+            remove_stale()
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every process this run started, then delete every namespace it made (idempotent)."""
+        for proc in self.procs:
+            with contextlib.suppress(OSError):
+                if proc.stdin:
+                    proc.stdin.close()
+            with contextlib.suppress(OSError):
+                proc.kill()
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe:
+                    pipe.close()
+        self.procs.clear()
+        for ns in reversed(self.made):
+            _delete_netns(ns)
+        self.made.clear()
+        for s, handler in getattr(self, "_previous", {}).items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def _netns(self, name: str) -> None:
+        _run(["ip", "netns", "add", name])
+        self.made.append(name)
+        _run(["ip", "-n", name, "link", "set", "lo", "up"])
+
+    def _batch(self, ns: str, commands: list[str]) -> None:
+        if commands:
+            _run(["ip", "-n", ns, "-batch", "-"], "\n".join(commands) + "\n")
+
+    def _sysctl(self, ns: str, *settings: str) -> None:
+        _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings])
+
+    def _route(self, frm: str, to: str, dest: str, dev: str = "eth0") -> str:
+        """The ``ip route`` command sending ``dest`` from ``frm`` towards ``to`` (a node or a segment)."""
+        _, gateway = self.plan.fabric.next_hop(frm, to)
+        return f"route add {dest} via {gateway} dev {dev} onlink" if gateway else f"route add {dest} dev {dev}"
+
+    def _build(self) -> None:
+        plan, fab = self.plan, self.plan.fabric
+        fabric = self.fabric_ns
+        self._netns(fabric)
+        self._batch(
+            fabric, [c for k in range(len(fab.segments)) for c in (f"link add br{k} type bridge", f"link set br{k} up")]
+        )
+        sc = plan.scenario
+        all_pods = [p for n in plan.nodes for p in n.pods]
+        node_of = {p.name: n for n in plan.nodes for p in n.pods}
+        for i, node in enumerate(plan.nodes):
+            ns = self.node_ns(node.name)
+            self._netns(ns)
+            self._sysctl(
+                ns,
+                "net.ipv4.ip_forward=1",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.default.rp_filter=0",
+                # every REJECT answers: Linux rate-limits ICMP errors per destination (a burst of 6, then one a
+                # second), so a loop of connects to a Service without endpoints would see some SYNs unanswered
+                # until their retransmission, 1 s later; the simulator's REJECT refuses every one at once
+                "net.ipv4.icmp_ratemask=0",
+            )
+            # the node's uplink: eth0 here, n<i> on its segment's bridge
+            k = fab.segments.index(fab.hub_of[node.name])
+            self._batch(fabric, [f"link add n{i} type veth peer name eth0 netns {ns}", f"link set n{i} master br{k}"])
+            self._batch(fabric, [f"link set n{i} up"])
+            cmds = [f"addr add {node.ip}/24 dev eth0", "link set eth0 up"]
+            # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
+            # there: packets the rules neither DNAT nor drop go nowhere)
+            cmds.append(f"route add {SERVICE_NET} dev eth0")
+            cmds += [f"route add {ip}/32 dev eth0" for ip in self.external_vips]  # LB and external IPs: likewise
+            for other in plan.nodes:  # nodes on other segments, through the routers the topology's path crosses
+                if other.name != node.name and fab.hub_of[other.name] != fab.hub_of[node.name]:
+                    cmds.append(self._route(node.name, other.name, f"{other.ip}/32"))
+            for ext in sc.external_clients:
+                cmds.append(self._route(node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
+            for j, pod in enumerate(node.pods):
+                pns = self.pod_ns(pod.name)
+                self._netns(pns)
+                cmds += [
+                    f"link add v{j} type veth peer name eth0 netns {pns}",
+                    f"addr add {POD_GATEWAY}/32 dev v{j}",
+                    f"link set v{j} up",
+                    f"route add {pod.ip}/32 dev v{j}",
+                ]
+            for peer in all_pods:
+                there = node_of[peer.name]
+                if there.name != node.name:
+                    _, gateway = fab.next_hop(node.name, there.name)
+                    cmds.append(f"route add {peer.ip}/32 via {gateway or there.ip} dev eth0 onlink")
+            self._batch(ns, cmds)
+            for pod in node.pods:
+                pns = self.pod_ns(pod.name)
+                pod_cmds = [
+                    f"addr add {pod.ip}/32 dev eth0",
+                    "link set eth0 up",
+                    f"route add {POD_GATEWAY} dev eth0 scope link",
+                    f"route add {SERVICE_NET} via {POD_GATEWAY} dev eth0",
+                ]
+                pod_cmds += [f"route add {o.ip}/32 via {POD_GATEWAY} dev eth0" for o in all_pods if o.name != pod.name]
+                # replies to external clients, and to nodes (masqueraded external traffic comes from a node's IP)
+                pod_cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in sc.external_clients]
+                pod_cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
+                self._batch(pns, pod_cmds)
+            self._load_rules(ns, node_rules(node.services, plan.mode))
+        for r, (router, addresses) in enumerate(fab.routers.items()):
+            # a router between segments: an address on each, routes to every node, pod and external client
+            rns = f"{self.prefix}r{r}"
+            self._netns(rns)
+            self._sysctl(
+                rns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"
+            )
+            cmds = []
+            for hub, address in addresses.items():
+                k = fab.segments.index(hub)
+                self._batch(
+                    fabric,
+                    [f"link add r{r}s{k} type veth peer name s{k} netns {rns}", f"link set r{r}s{k} master br{k}"],
+                )
+                self._batch(fabric, [f"link set r{r}s{k} up"])
+                cmds += [f"addr add {address}/24 dev s{k}", f"link set s{k} up"]
+            for node in plan.nodes:
+                out, gateway = fab.next_hop(router, node.name)
+                dev = f"s{fab.segments.index(out)}"
+                if gateway:
+                    cmds.append(f"route add {node.ip}/32 via {gateway} dev {dev} onlink")
+                cmds += [f"route add {p.ip}/32 via {gateway or node.ip} dev {dev} onlink" for p in node.pods]
+            for ext in sc.external_clients:
+                out, gateway = fab.next_hop(router, fab.hub_of[ext.name])
+                dev = f"s{fab.segments.index(out)}"
+                cmds.append(
+                    f"route add {ext.ip}/32 via {gateway} dev {dev} onlink"
+                    if gateway
+                    else f"route add {ext.ip}/32 dev {dev}"
+                )
+            self._batch(rns, cmds)
+        for x, ext in enumerate(sc.external_clients):
+            # an external client: on its segment's bridge, with a routing table per node for the load balancer
+            xns = self.client_ns(ext.name)
+            hub = fab.hub_of[ext.name]
+            k = fab.segments.index(hub)
+            self._netns(xns)
+            self._batch(fabric, [f"link add x{x} type veth peer name eth0 netns {xns}", f"link set x{x} master br{k}"])
+            self._batch(fabric, [f"link set x{x} up"])
+            cmds = [f"addr add {ext.ip}/32 dev eth0", "link set eth0 up"]
+            cmds += [self._route(hub, node.name, f"{node.ip}/32") for node in plan.nodes]
+            for i, node in enumerate(plan.nodes):
+                if fab.hub_of[node.name] != hub:
+                    continue  # the load balancer's nodes are on the client's segment (the plan checks)
+                table = LB_TABLE_BASE + i
+                cmds += [f"route add {ip}/32 via {node.ip} dev eth0 onlink table {table}" for ip in self.external_vips]
+                cmds.append(f"rule add fwmark {table} table {table}")
+            self._batch(xns, cmds)
+        for pod_name, ports in plan.servers.items():
+            pod = plan.scenario.pod(pod_name)
+            self._start_server(pod_name, pod.node, ports)
+
+    def _load_rules(self, ns: str, rules: dict[str, str]) -> None:
+        """Load the rules as kube-proxy does: the jumps, then ``iptables-restore --noflush``; or ``nft -f``."""
+        exe = ["ip", "netns", "exec", ns]
+        if self.plan.mode == "iptables":
+            _run([*exe, "iptables-restore", "--noflush"], rules["jumps"])
+            _run([*exe, "iptables-restore", "--noflush"], rules["restore"])
+        else:
+            _run([*exe, "nft", "-f", "-"], rules["transaction"])
+
+    def _start_server(self, pod: str, node: str, ports: tuple[int, ...]) -> None:
+        cmd = ["ip", "netns", "exec", self.pod_ns(pod), sys.executable, "-I", str(SERVER), pod, node]
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [*cmd, *map(str, ports)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        line = _readline(proc, SETUP_TIMEOUT_S)
+        if line.strip() != "ready":
+            err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
+            raise EmulationError(f"server of pod {pod} did not start: {line.strip() or err.strip()}")
+
+    # --- traffic ----------------------------------------------------------------------------------------------
+    def run_clients(self) -> dict[str, list[dict]]:
+        """One client process per client pod, all at once; each stream's answers, by Service (stream order)."""
+        sc = self.plan.scenario
+        jobs = []
+        for client in self.plan.clients:
+            streams: list[dict[str, Any]] = [
+                {
+                    "service": st.service,
+                    "targets": self.targets(st),
+                    "requests": st.requests or 0,
+                    "max_requests": st.connections.max_requests,
+                }
+                for st in sc.streams
+                if st.client == client
+            ]
+            budget = sum(int(s["requests"]) for s in streams) * (self.connect_timeout_s + self.read_timeout_s) + 10
+            spec: dict[str, Any] = {
+                "streams": streams,
+                "connect_timeout_s": self.connect_timeout_s,
+                "read_timeout_s": self.read_timeout_s,
+                "deadline_s": min(budget, 3600.0),
+            }
+            cmd = ["ip", "netns", "exec", self.client_ns(client), sys.executable, "-I", str(CLIENT), json.dumps(spec)]
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            self.procs.append(proc)
+            jobs.append((client, proc, float(spec["deadline_s"]) + 30))
+        out: dict[str, list[dict]] = {}
+        for client, proc, wait_s in jobs:
+            try:
+                stdout, stderr = proc.communicate(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise EmulationError(f"client {client} did not finish within {wait_s:.0f} s") from None
+            if proc.returncode != 0:
+                raise EmulationError(f"client {client} failed: {stderr.strip()[-500:]}")
+            for line in stdout.splitlines():
+                record = json.loads(line)
+                out.setdefault(record["service"], []).append({"client": client, **record})
+        return out
+
+
+def _readline(proc: subprocess.Popen, timeout_s: float) -> str:
+    """One line of ``proc``'s stdout, or "" after ``timeout_s`` seconds or at its exit."""
+    import selectors
+
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if sel.select(timeout=max(0.0, end - time.monotonic())):
+                return proc.stdout.readline()
+            if proc.poll() is not None:
+                return ""
+    return ""
+
+
+@contextlib.contextmanager
+def emulated(plan: Plan, connect_timeout_s: float = 1.0) -> Iterator[Emulation]:
+    """``with emulated(plan) as em: em.run_clients()``: everything removed afterwards, whatever happens."""
+    em = Emulation(plan, connect_timeout_s=connect_timeout_s)
+    with em:
+        yield em

@@ -1,0 +1,559 @@
+"""The rules kube-proxy writes for one node, as text: pure functions, no I/O.
+
+iptables mode follows ``pkg/proxy/iptables/proxier.go`` (kubernetes/kubernetes): ``syncProxyRules`` writes one
+``iptables-restore --noflush`` payload (``*filter`` then ``*nat``), after ``EnsureChain``/``EnsureRule`` have
+prepended the jumps of ``iptablesJumpChains`` and ``iptablesKubeletJumpChains`` into the built-in chains;
+``writeServiceToEndpointRules`` writes each ``KUBE-SVC-*``/``KUBE-SVL-*`` chain (affinity ``recent --rcheck``
+rules first, then ``statistic --mode random --probability 1/(n-i)`` for all but the last endpoint, formatted by
+``computeProbability`` as ``%0.10f``). Chain names are ``portProtoHash`` / ``servicePortEndpointChainName``: the
+first 16 characters of base32(sha256(name + protocol [+ endpoint])).
+
+nftables mode follows ``pkg/proxy/nftables/proxier.go``: ``setupNFTables`` then ``syncProxyRules`` build one
+knftables transaction (written as ``nft -f`` input the way knftables' ``writeOperation`` does), with the
+``service-ips`` / ``no-endpoint-services`` verdict maps, per-service chains named by ``servicePortChainNameBase``
+(``hashAndTruncate``: 8 characters of the same hash, then the readable name) and ``numgen random mod N vmap``.
+
+The proxy's configuration modelled is kube-proxy's default: masquerade bit 14 (``--masquerade-all`` off),
+``localhostNodePorts`` on, no ``--nodeport-addresses``, no ``--cluster-cidr`` (so no local-traffic detector: no
+"masquerade off-cluster traffic" rule and no short-circuit of pod traffic to external destinations), and
+``nf_conntrack_tcp_be_liberal`` unset. kube-proxy walks its Service map in Go's random map order; here Services
+come in the scenario's order. Rendered: ClusterIPs, and NodePorts, external IPs and LoadBalancer IPs (no
+``loadBalancerSourceRanges``, so no ``KUBE-FW-*`` chain; no ``healthCheckNodePort``, which scenarios do not
+carry). Every port is TCP, and every Service lives in namespace ``default`` with one unnamed port.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+
+from sim.cluster import Endpoint, Service, SessionAffinity, TrafficPolicy
+from sim.emulate.plan import ServiceRules
+
+NAMESPACE = "default"
+PROTOCOL = "tcp"
+MASQUERADE_MARK = format(1 << 14, "#08x")
+"""``fmt.Sprintf("%#08x", 1 << masqueradeBit)`` with the default bit 14: ``0x004000``."""
+
+
+# --- names --------------------------------------------------------------------------------------------------------
+
+
+def service_port_name(svc: Service) -> str:
+    """``ServicePortName.String()``: ``namespace/name`` (``:port`` only for a named port; ours are unnamed)."""
+    return f"{NAMESPACE}/{svc.name}"
+
+
+def _b32_sha256(text: str) -> str:
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def port_proto_hash(service_port_name: str, protocol: str = PROTOCOL) -> str:
+    """iptables ``portProtoHash``: base32(sha256(name + protocol)), first 16 characters.
+
+    >>> port_proto_hash("ns1/svc1:p80", "tcp")  # upstream's proxier_test: KUBE-SVC-XPGD46QRK7WJZT7O
+    'XPGD46QRK7WJZT7O'
+    """
+    return _b32_sha256(service_port_name + protocol)[:16]
+
+
+def svc_chain(svc: Service) -> str:
+    """``servicePortPolicyClusterChain``: the ``KUBE-SVC-*`` chain (endpoints for Cluster policy)."""
+    return "KUBE-SVC-" + port_proto_hash(service_port_name(svc))
+
+
+def svl_chain(svc: Service) -> str:
+    """``servicePortPolicyLocalChainName``: the ``KUBE-SVL-*`` chain (endpoints for Local policy)."""
+    return "KUBE-SVL-" + port_proto_hash(service_port_name(svc))
+
+
+def endpoint_hash(service_port_name: str, endpoint: str, protocol: str = PROTOCOL) -> str:
+    """The hash of ``servicePortEndpointChainName``: base32(sha256(name + protocol + "IP:port")), 16 characters.
+
+    >>> endpoint_hash("ns1/svc1:p80", "10.180.0.1:80")  # upstream's proxier_test: KUBE-SEP-SXIVWICOYRO3J4NJ
+    'SXIVWICOYRO3J4NJ'
+    """
+    return _b32_sha256(service_port_name + protocol + endpoint)[:16]
+
+
+def sep_chain(svc: Service, endpoint: str) -> str:
+    """``servicePortEndpointChainName``: the ``KUBE-SEP-*`` chain of one endpoint ("IP:port") of ``svc``."""
+    return "KUBE-SEP-" + endpoint_hash(service_port_name(svc), endpoint)
+
+
+def probability(n: int) -> str:
+    """``computeProbability``: ``fmt.Sprintf("%0.10f", 1.0/float64(n))``.
+
+    >>> probability(3), probability(2)
+    ('0.3333333333', '0.5000000000')
+    """
+    return f"{1.0 / n:.10f}"
+
+
+def hash_and_truncate(name: str) -> str:
+    """nftables ``hashAndTruncate``: 8 characters of base32(sha256(name)), a dash, the name (cut at 240).
+
+    >>> hash_and_truncate("ns1/svc1/tcp/p80")  # upstream's comment: "ULMVA6XW-ns1/svc1/tcp/p80"
+    'ULMVA6XW-ns1/svc1/tcp/p80'
+    """
+    out = _b32_sha256(name)[:8] + "-" + name
+    limit = 256 - 16  # knftables.NameLengthMax - chainNamePrefixLengthMax
+    return out[: limit - 3] + "..." if len(out) > limit else out
+
+
+def nft_chain_base(svc: Service) -> str:
+    """nftables ``servicePortChainNameBase``: ``HASH-namespace/name/protocol/port`` (port name empty here)."""
+    return hash_and_truncate(f"{NAMESPACE}/{svc.name}/{PROTOCOL}/")
+
+
+def nft_endpoint_base(svc: Service, endpoint: str) -> str:
+    """nftables ``servicePortEndpointChainNameBase``: ``HASH-namespace/name/protocol/port__IP/port``."""
+    ip, port = endpoint.rsplit(":", 1)
+    return hash_and_truncate(f"{NAMESPACE}/{svc.name}/{PROTOCOL}/__{ip}/{port}")
+
+
+def _ip(ep: Endpoint) -> str:
+    return ep.address.rsplit(":", 1)[0]
+
+
+# --- the policy decisions of syncProxyRules (shared by both modes) --------------------------------------------------
+
+
+def has_internal_endpoints(s: ServiceRules) -> bool:
+    """``hasInternalEndpoints``: the Service has endpoints, and for iTP=Local this node has local ones."""
+    if s.service.internal_traffic_policy == TrafficPolicy.LOCAL and not s.local:
+        return False
+    return s.has_endpoints
+
+
+def uses_cluster_chain(s: ServiceRules) -> bool:
+    """``usesClusterPolicyChain``."""
+    return bool(s.cluster) and s.service.uses_cluster_endpoints
+
+
+def uses_local_chain(s: ServiceRules) -> bool:
+    """``usesLocalPolicyChain``."""
+    return bool(s.local) and s.service.uses_local_endpoints
+
+
+def _external_local(svc: Service) -> bool:
+    """``ExternalPolicyLocal``: eTP=Local on an externally accessible Service."""
+    return svc.external_traffic_policy == TrafficPolicy.LOCAL and svc.externally_accessible
+
+
+def has_external_endpoints(s: ServiceRules) -> bool:
+    """``hasExternalEndpoints``: the Service has endpoints, and for eTP=Local this node has local ones."""
+    if _external_local(s.service) and not s.local:
+        return False
+    return s.has_endpoints
+
+
+def uses_external_chain(s: ServiceRules) -> bool:
+    """``usesExternalTrafficChain``: based on ``hasEndpoints``, for the local short-circuit rules."""
+    return s.has_endpoints and s.service.externally_accessible
+
+
+def ext_chain(svc: Service) -> str:
+    """``serviceExternalChainName``: the ``KUBE-EXT-*`` chain every external destination jumps to."""
+    return "KUBE-EXT-" + port_proto_hash(service_port_name(svc))
+
+
+def external_policy_chain(s: ServiceRules) -> str:
+    """``externalPolicyChain``: KUBE-SVL for eTP=Local, else KUBE-SVC."""
+    return svl_chain(s.service) if _external_local(s.service) else svc_chain(s.service)
+
+
+def _filter_verdict(s: ServiceRules) -> tuple[str, str]:
+    """The filter target and comment for traffic with no endpoint to go to: REJECT if none anywhere, else DROP."""
+    if not s.has_endpoints:
+        return "REJECT", "has no endpoints"
+    return "DROP", "has no local endpoints"
+
+
+def internal_chain(s: ServiceRules) -> str:
+    """``internalTrafficChain``: KUBE-SVL for iTP=Local, else KUBE-SVC."""
+    local = s.service.internal_traffic_policy == TrafficPolicy.LOCAL
+    return svl_chain(s.service) if local else svc_chain(s.service)
+
+
+def _affinity(svc: Service) -> bool:
+    return svc.session_affinity == SessionAffinity.CLIENT_IP
+
+
+def _sticky_seconds(svc: Service) -> int:
+    return int(svc.session_affinity_timeout_s)
+
+
+# --- iptables ---------------------------------------------------------------------------------------------------
+
+_JUMPS = (  # iptablesJumpChains, then iptablesKubeletJumpChains: (table, dst, src, comment, extra args)
+    ("filter", "KUBE-EXTERNAL-SERVICES", "INPUT", "kubernetes externally-visible service portals", "NEW"),
+    ("filter", "KUBE-EXTERNAL-SERVICES", "FORWARD", "kubernetes externally-visible service portals", "NEW"),
+    ("filter", "KUBE-NODEPORTS", "INPUT", "kubernetes health check service ports", ""),
+    ("filter", "KUBE-SERVICES", "FORWARD", "kubernetes service portals", "NEW"),
+    ("filter", "KUBE-SERVICES", "OUTPUT", "kubernetes service portals", "NEW"),
+    ("filter", "KUBE-FORWARD", "FORWARD", "kubernetes forwarding rules", ""),
+    ("filter", "KUBE-PROXY-FIREWALL", "INPUT", "kubernetes load balancer firewall", "NEW"),
+    ("filter", "KUBE-PROXY-FIREWALL", "OUTPUT", "kubernetes load balancer firewall", "NEW"),
+    ("filter", "KUBE-PROXY-FIREWALL", "FORWARD", "kubernetes load balancer firewall", "NEW"),
+    ("nat", "KUBE-SERVICES", "OUTPUT", "kubernetes service portals", ""),
+    ("nat", "KUBE-SERVICES", "PREROUTING", "kubernetes service portals", ""),
+    ("nat", "KUBE-POSTROUTING", "POSTROUTING", "kubernetes postrouting rules", ""),
+    ("filter", "KUBE-FIREWALL", "INPUT", "", ""),
+    ("filter", "KUBE-FIREWALL", "OUTPUT", "", ""),
+)
+
+
+def iptables_jumps() -> str:
+    """``EnsureChain`` + ``EnsureRule(Prepend, ...)`` of syncProxyRules' full sync, as ``iptables-restore
+    --noflush`` input: each jump is inserted at the top of its built-in chain, in upstream's order."""
+    out = []
+    for table in ("filter", "nat"):
+        out.append(f"*{table}")
+        chains = dict.fromkeys(dst for t, dst, *_ in _JUMPS if t == table)
+        out.extend(f":{c} - [0:0]" for c in chains)
+        for t, dst, src, comment, new in _JUMPS:
+            if t != table:
+                continue
+            args = ["-I", src]
+            if new:
+                args += ["-m", "conntrack", "--ctstate", "NEW"]
+            if comment:
+                args += ["-m", "comment", "--comment", f'"{comment}"']
+            out.append(" ".join([*args, "-j", dst]))
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"
+
+
+def _svc_to_endpoint_rules(s: ServiceRules, chain: str, endpoints: Sequence[Endpoint]) -> list[str]:
+    """``writeServiceToEndpointRules``: affinity checks first, then the probability cascade."""
+    svc, name = s.service, service_port_name(s.service)
+    rules = []
+    if _affinity(svc):
+        for ep in endpoints:
+            sep = sep_chain(svc, ep.address)
+            rules.append(
+                f'-A {chain} -m comment --comment "{name} -> {ep.address}" -m recent --name {sep} --rcheck '
+                f"--seconds {_sticky_seconds(svc)} --reap -j {sep}"
+            )
+    n = len(endpoints)
+    for i, ep in enumerate(endpoints):
+        args = f'-A {chain} -m comment --comment "{name} -> {ep.address}"'
+        if i < n - 1:
+            args += f" -m statistic --mode random --probability {probability(n - i)}"
+        rules.append(f"{args} -j {sep_chain(svc, ep.address)}")
+    return rules
+
+
+def iptables_restore(services: Sequence[ServiceRules]) -> str:
+    """``syncProxyRules``' ``iptables-restore --noflush`` payload for one node: ``*filter`` then ``*nat``."""
+    mark = f"{MASQUERADE_MARK}/{MASQUERADE_MARK}"
+    filter_chains = [
+        f":{c} - [0:0]"
+        for c in ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL")
+    ]
+    nat_chains = [f":{c} - [0:0]" for c in ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")]
+    nat_rules = [
+        f"-A KUBE-POSTROUTING -m mark ! --mark {mark} -j RETURN",
+        f"-A KUBE-POSTROUTING -j MARK --xor-mark {MASQUERADE_MARK}",
+        '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE '
+        "--random-fully",
+        f"-A KUBE-MARK-MASQ -j MARK --or-mark {MASQUERADE_MARK}",
+    ]
+    # localhostNodePorts (the default): kube-proxy also writes kubelet's anti-martian rule
+    filter_chains.append(":KUBE-FIREWALL - [0:0]")
+    filter_rules = [
+        '-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
+        "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+    ]
+    for s in services:
+        svc, name = s.service, service_port_name(s.service)
+        dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {s.cluster_ip} --dport {svc.port}"
+        if has_internal_endpoints(s):
+            nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" {dest} -j {internal_chain(s)}')
+        else:
+            target, why = _filter_verdict(s)
+            filter_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} {why}" {dest} -j {target}')
+        external = has_external_endpoints(s)
+        target, why = _filter_verdict(s)
+        for ip in svc.external_ips:
+            ext_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+            if s.has_endpoints:
+                nat_rules.append(
+                    f'-A KUBE-SERVICES -m comment --comment "{name} external IP" {ext_dest} -j {ext_chain(svc)}'
+                )
+            if not external:
+                filter_rules.append(
+                    f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {ext_dest} -j {target}'
+                )
+        for ip in svc.load_balancer_ips:
+            if s.has_endpoints:
+                lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+                nat_rules.append(
+                    f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" {lb_dest} -j {ext_chain(svc)}'
+                )
+        if not external:
+            for ip in svc.load_balancer_ips:
+                lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+                filter_rules.append(
+                    f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {lb_dest} -j {target}'
+                )
+        if svc.node_port:
+            np_dest = f"-m {PROTOCOL} -p {PROTOCOL} --dport {svc.node_port}"
+            if s.has_endpoints:
+                nat_rules.append(f"-A KUBE-NODEPORTS -m comment --comment {name} {np_dest} -j {ext_chain(svc)}")
+            if not external:
+                filter_rules.append(
+                    f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" -m addrtype --dst-type LOCAL '
+                    f"{np_dest} -j {target}"
+                )
+        if uses_external_chain(s):
+            ext = ext_chain(svc)
+            nat_chains.append(f":{ext} - [0:0]")
+            if not _external_local(svc):
+                nat_rules.append(
+                    f'-A {ext} -m comment --comment "masquerade traffic for {name} external destinations" '
+                    "-j KUBE-MARK-MASQ"
+                )
+            else:  # no local-traffic detector (no --cluster-cidr): no "pod traffic" short-circuit rule
+                nat_rules += [
+                    f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
+                    "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+                    f'-A {ext} -m comment --comment "route LOCAL traffic for {name} external destinations" '
+                    f"-m addrtype --src-type LOCAL -j {svc_chain(svc)}",
+                ]
+            if external:
+                nat_rules.append(f"-A {ext} -j {external_policy_chain(s)}")
+        if uses_cluster_chain(s):
+            nat_chains.append(f":{svc_chain(svc)} - [0:0]")
+            nat_rules += _svc_to_endpoint_rules(s, svc_chain(svc), s.cluster or ())
+        if uses_local_chain(s):
+            nat_chains.append(f":{svl_chain(svc)} - [0:0]")
+            nat_rules += _svc_to_endpoint_rules(s, svl_chain(svc), s.local or ())
+        for ep in s.reachable:
+            sep = sep_chain(svc, ep.address)
+            nat_chains.append(f":{sep} - [0:0]")
+            head = f"-A {sep} -m comment --comment {name}"
+            nat_rules.append(f"{head} -s {_ip(ep)} -j KUBE-MARK-MASQ")
+            recent = f" -m recent --name {sep} --set" if _affinity(svc) else ""
+            nat_rules.append(f"{head}{recent} -m {PROTOCOL} -p {PROTOCOL} -j DNAT --to-destination {ep.address}")
+    nat_rules.append(
+        '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in '
+        'this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
+    )
+    filter_rules += [
+        "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+        f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {mark} -j ACCEPT',
+        '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate '
+        "RELATED,ESTABLISHED -j ACCEPT",
+    ]
+    lines = ["*filter", *filter_chains, *filter_rules, "COMMIT", "*nat", *nat_chains, *nat_rules, "COMMIT"]
+    return "\n".join(lines) + "\n"
+
+
+# --- nftables ---------------------------------------------------------------------------------------------------
+
+TABLE = "ip kube-proxy"
+_BASE_CHAINS = (  # nftablesBaseChains: name, type, hook, priority (knftables.ParsePriority of dstnat-10 etc.)
+    ("filter-prerouting", "filter", "prerouting", -110),
+    ("filter-input", "filter", "input", -110),
+    ("filter-forward", "filter", "forward", -110),
+    ("filter-output", "filter", "output", -110),
+    ("filter-output-post-dnat", "filter", "output", -90),
+    ("nat-prerouting", "nat", "prerouting", -100),
+    ("nat-output", "nat", "output", -100),
+    ("nat-postrouting", "nat", "postrouting", 100),
+)
+_NFT_JUMPS = (  # nftablesJumpChains: destination, source, extra match
+    ("nodeport-endpoints-check", "filter-input", "ct state new"),
+    ("service-endpoints-check", "filter-input", "ct state new"),
+    ("service-endpoints-check", "filter-forward", "ct state new"),
+    ("service-endpoints-check", "filter-output", "ct state new"),
+    ("firewall-check", "filter-prerouting", "ct state new"),
+    ("firewall-check", "filter-output", "ct state new"),
+    ("services", "nat-output", ""),
+    ("services", "nat-prerouting", ""),
+    ("masquerading", "nat-postrouting", ""),
+    ("cluster-ips-check", "filter-forward", "ct state new"),
+    ("cluster-ips-check", "filter-output-post-dnat", "ct state new"),
+)
+_ADDR_MAP = "ipv4_addr . inet_proto . inet_service : verdict"
+_PORT_MAP = "inet_proto . inet_service : verdict"
+
+
+class _Tx:
+    """A knftables Transaction written as ``nft -f`` input (knftables' ``writeOperation`` formats)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.created: set[str] = set()
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def ensure_chain(self, chain: str) -> None:
+        """``ensureChain``: add and flush a chain once per transaction."""
+        if chain not in self.created:
+            self.created.add(chain)
+            self.add(f"add chain {TABLE} {chain}")
+            self.add(f"flush chain {TABLE} {chain}")
+
+    def rule(self, chain: str, rule: str, comment: str | None = None) -> None:
+        self.add(f"add rule {TABLE} {chain} {rule}" + (f' comment "{comment}"' if comment else ""))
+
+
+def _setup_nftables(tx: _Tx) -> None:
+    """``setupNFTables`` on the first (full) sync of a fresh kube-proxy."""
+    mark = MASQUERADE_MARK
+    tx.add(f'add table {TABLE} {{ comment "rules for kube-proxy" ; }}')
+    for name, *_ in _BASE_CHAINS:  # add+delete once, so base chains are recreated with their properties
+        tx.add(f"add chain {TABLE} {name}")
+        tx.add(f"delete chain {TABLE} {name}")
+    for name, kind, hook, prio in _BASE_CHAINS:
+        tx.add(f"add chain {TABLE} {name} {{ type {kind} hook {hook} priority {prio} ; }}")
+        tx.add(f"flush chain {TABLE} {name}")
+    for dst, src, extra in _NFT_JUMPS:
+        tx.ensure_chain(dst)
+        tx.rule(src, " ".join(filter(None, [extra, "jump", dst])))
+    for chain in ("services", "cluster-ips-check", "masquerading", "mark-for-masquerade"):
+        tx.ensure_chain(chain)
+    tx.rule("mark-for-masquerade", f"mark set mark or {mark}")
+    tx.rule("masquerading", f"mark and {mark} == 0 return")
+    tx.rule("masquerading", f"mark set mark xor {mark}")
+    tx.rule("masquerading", "masquerade fully-random")
+    tx.add(f'add set {TABLE} cluster-ips {{ type ipv4_addr ; comment "Active ClusterIPs" ; }}')
+    tx.rule("cluster-ips-check", "ip daddr @cluster-ips reject", "Reject traffic to invalid ports of ClusterIPs")
+    tx.add(f'add set {TABLE} nodeport-ips {{ type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }}')
+    tx.add(f"delete set {TABLE} nodeport-ips")  # nodePortAddresses.MatchAll()
+    tx.add(
+        f"add map {TABLE} no-endpoint-services {{ type {_ADDR_MAP} ; "
+        'comment "vmap to drop or reject packets to services with no endpoints" ; }'
+    )
+    tx.add(
+        f"add map {TABLE} no-endpoint-nodeports {{ type {_PORT_MAP} ; "
+        'comment "vmap to drop or reject packets to service nodeports with no endpoints" ; }'
+    )
+    tx.add(
+        f'add chain {TABLE} reject-chain {{ comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }}'
+    )
+    tx.add(f"flush chain {TABLE} reject-chain")
+    tx.rule("reject-chain", "reject")
+    tx.rule("service-endpoints-check", "ip daddr . meta l4proto . th dport vmap @no-endpoint-services")
+    tx.rule("nodeport-endpoints-check", "ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports")
+    tx.add(
+        f"add map {TABLE} firewall-ips {{ type {_ADDR_MAP} ; "
+        'comment "destinations that are subject to LoadBalancerSourceRanges" ; }'
+    )
+    tx.ensure_chain("firewall-check")
+    tx.rule("firewall-check", "ip daddr . meta l4proto . th dport vmap @firewall-ips")
+    tx.add(
+        f"add map {TABLE} service-ips {{ type {_ADDR_MAP} ; "
+        'comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }'
+    )
+    tx.add(f'add map {TABLE} service-nodeports {{ type {_PORT_MAP} ; comment "NodePort traffic" ; }}')
+    tx.rule("services", "ip daddr . meta l4proto . th dport vmap @service-ips")
+    tx.rule("services", "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports")
+    tx.add(f"flush set {TABLE} cluster-ips")
+    for m in ("service-ips", "firewall-ips", "no-endpoint-services", "no-endpoint-nodeports", "service-nodeports"):
+        tx.add(f"flush map {TABLE} {m}")
+
+
+def _nft_svc_to_endpoint_rules(tx: _Tx, s: ServiceRules, chain: str, endpoints: Sequence[Endpoint]) -> None:
+    """nftables ``writeServiceToEndpointRules``: affinity gotos first, then one ``numgen random`` vmap."""
+    svc = s.service
+    if _affinity(svc):
+        for ep in endpoints:
+            base = nft_endpoint_base(svc, ep.address)
+            tx.rule(chain, f"ip saddr @affinity-{base} goto endpoint-{base}")
+    elements = " , ".join(f"{i} : goto endpoint-{nft_endpoint_base(svc, ep.address)}" for i, ep in enumerate(endpoints))
+    tx.rule(chain, f"numgen random mod {len(endpoints)} vmap {{ {elements} }}")
+
+
+def nft_transaction(services: Sequence[ServiceRules]) -> str:
+    """``syncProxyRules``' first full transaction for one node, as ``nft -f`` input."""
+    tx = _Tx()
+    _setup_nftables(tx)
+    for s in services:
+        svc, name = s.service, service_port_name(s.service)
+        base = nft_chain_base(svc)
+        cluster_chain, local_chain = f"service-{base}", f"local-{base}"
+        for ep in s.reachable:
+            tx.ensure_chain(f"endpoint-{nft_endpoint_base(svc, ep.address)}")
+        if uses_cluster_chain(s):
+            tx.ensure_chain(cluster_chain)
+        if uses_local_chain(s):
+            tx.ensure_chain(local_chain)
+        external_chain = f"external-{base}"
+        if uses_external_chain(s):
+            tx.ensure_chain(external_chain)
+        internal = local_chain if svc.internal_traffic_policy == TrafficPolicy.LOCAL else cluster_chain
+        verdict = "goto reject-chain" if not s.has_endpoints else "drop"
+        external = has_external_endpoints(s)
+        key = f"{s.cluster_ip} . {PROTOCOL} . {svc.port}"
+        tx.add(f"add element {TABLE} cluster-ips {{ {s.cluster_ip} }}")
+        if has_internal_endpoints(s):
+            tx.add(f"add element {TABLE} service-ips {{ {key} : goto {internal} }}")
+        else:
+            tx.add(f'add element {TABLE} no-endpoint-services {{ {key} comment "{name}" : {verdict} }}')
+        for ip in svc.external_ips:
+            if s.has_endpoints:
+                tx.add(f"add element {TABLE} service-ips {{ {ip} . {PROTOCOL} . {svc.port} : goto {external_chain} }}")
+            if not external:
+                tx.add(
+                    f"add element {TABLE} no-endpoint-services {{ {ip} . {PROTOCOL} . {svc.port} "
+                    f'comment "{name}" : {verdict} }}'
+                )
+        for ip in svc.load_balancer_ips:
+            if s.has_endpoints:
+                tx.add(f"add element {TABLE} service-ips {{ {ip} . {PROTOCOL} . {svc.port} : goto {external_chain} }}")
+        if not external:
+            for ip in svc.load_balancer_ips:
+                tx.add(
+                    f"add element {TABLE} no-endpoint-services {{ {ip} . {PROTOCOL} . {svc.port} "
+                    f'comment "{name}" : {verdict} }}'
+                )
+        if svc.node_port:
+            if s.has_endpoints:
+                tx.add(
+                    f"add element {TABLE} service-nodeports {{ {PROTOCOL} . {svc.node_port} : goto {external_chain} }}"
+                )
+            if not external:
+                tx.add(
+                    f'add element {TABLE} no-endpoint-nodeports {{ {PROTOCOL} . {svc.node_port} comment "{name}" : '
+                    f"{verdict} }}"
+                )
+        if uses_external_chain(s):
+            if not _external_local(svc):
+                tx.rule(external_chain, "jump mark-for-masquerade")
+            else:  # no local-traffic detector: no "short-circuit pod traffic" rule
+                tx.rule(external_chain, "fib saddr type local jump mark-for-masquerade", "masquerade local traffic")
+                tx.rule(external_chain, f"fib saddr type local goto {cluster_chain}", "short-circuit local traffic")
+            if external:
+                policy = local_chain if _external_local(svc) else cluster_chain
+                tx.rule(external_chain, f"goto {policy}")
+        if _affinity(svc):
+            for ep in s.reachable:
+                tx.add(
+                    f"add set {TABLE} affinity-{nft_endpoint_base(svc, ep.address)} {{ type ipv4_addr ; "
+                    f"flags dynamic,timeout ; timeout {_sticky_seconds(svc)}s ; }}"
+                )
+        if uses_cluster_chain(s):
+            _nft_svc_to_endpoint_rules(tx, s, cluster_chain, s.cluster or ())
+        if uses_local_chain(s):
+            _nft_svc_to_endpoint_rules(tx, s, local_chain, s.local or ())
+        for ep in s.reachable:
+            chain = f"endpoint-{nft_endpoint_base(svc, ep.address)}"
+            tx.rule(chain, f"ip saddr {_ip(ep)} jump mark-for-masquerade")
+            if _affinity(svc):
+                tx.rule(chain, f"update @affinity-{nft_endpoint_base(svc, ep.address)} {{ ip saddr }}")
+            tx.rule(chain, f"meta l4proto {PROTOCOL} dnat to {ep.address}")
+    return "\n".join(tx.lines) + "\n"
+
+
+def node_rules(services: Sequence[ServiceRules], mode: str) -> dict[str, str]:
+    """What kube-proxy ``mode`` writes on one node, by step: iptables ``jumps`` then ``restore``; nftables
+    ``transaction``."""
+    if mode == "iptables":
+        return {"jumps": iptables_jumps(), "restore": iptables_restore(services)}
+    return {"transaction": nft_transaction(services)}
