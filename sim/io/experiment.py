@@ -54,8 +54,8 @@ def parse_set(text: str) -> tuple[str, Any]:
         parsed = value.strip()
     except RecursionError:
         raise SpecError("--set", path.strip(), f"the value nests arrays or tables more than {MAX_DEPTH} deep") from None
-    except ValueError as e:  # int()'s limit of 4,300 digits
-        raise SpecError("--set", path.strip(), f"not a value: {e}") from None
+    except ValueError:  # int()'s limit of 4,300 digits
+        raise SpecError("--set", path.strip(), "not a value: an integer of more than 4,300 digits") from None
     if depth(parsed) > MAX_DEPTH:
         raise SpecError("--set", path.strip(), f"the value nests arrays or tables more than {MAX_DEPTH} deep")
     return path.strip(), parsed

@@ -9,6 +9,7 @@ import difflib
 import math
 import os
 import stat
+import sys
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -249,6 +250,12 @@ def load_toml(path: Path) -> dict[str, Any]:
     except RecursionError:
         raise SpecError(str(path), "", f"malformed TOML: nests tables and arrays more than {MAX_DEPTH} deep") from None
     except ValueError as e:  # tomllib passes on int()'s limit of 4,300 digits
-        raise SpecError(str(path), "", f"malformed TOML: {e}") from None
+        raise SpecError(str(path), "", f"malformed TOML: {_digits(e)}") from None
     check_depth(path, data)
     return data
+
+
+def _digits(e: ValueError) -> str:
+    """int()'s complaint about a huge integer, in the user's words rather than Python's advice."""
+    text = str(e)
+    return f"an integer of more than {sys.get_int_max_str_digits():,} digits" if "Exceeds the limit" in text else text
