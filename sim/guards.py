@@ -8,6 +8,7 @@ The estimates are upper-leaning, from the sizes the simulator keeps per thing:
 - the topology's all-pairs route tables (``sim.topology._routes``): four vertex x vertex matrices, 12 bytes a pair,
   and the link-count scratch of one chunk;
 - route tables: each node's proxy holds a route per Service (its endpoints), per control-plane version;
+- backends: each pod's workers (``concurrency``) as a list of free times, 8 bytes each;
 - a base of what the interpreter and its libraries take.
 
 The limit is ``--max-memory`` (or ``SIM_MAX_MEMORY``), by default three quarters of this machine's memory
@@ -40,6 +41,8 @@ PAIR_BYTES = 12
 (int32)."""
 ROUTE_ENDPOINT_BYTES = 64
 """A node's route entry per endpoint (the endpoint in a tuple, its share, its picker state), bytes."""
+WORKER_BYTES = 8
+"""A backend's worker: one slot of its list of free times (``sim.engine``), bytes."""
 MAX_FLAG_INT = 2**63 - 1
 """The largest whole number a flag takes (seeds, request counts): 64-bit, as in TOML."""
 MAX_RECORDS = 2**31 - 1
@@ -157,13 +160,14 @@ class Estimate:
     records_bytes: float
     topology_bytes: float
     routes_bytes: float
+    workers_bytes: float = 0.0
     unbounded: tuple[int, ...] = ()
     """Streams that would never stop (a closed loop with nothing to wait for, until ``duration_s``)."""
 
     @property
     def memory_bytes(self) -> float:
         """The whole estimate, bytes."""
-        return BASE_BYTES + self.records_bytes + self.topology_bytes + self.routes_bytes
+        return BASE_BYTES + self.records_bytes + self.topology_bytes + self.routes_bytes + self.workers_bytes
 
     def describe(self) -> str:
         """One line: ``~12,000 requests, ~160 MiB``."""
@@ -185,7 +189,8 @@ def estimate(scenario: Scenario, *, fast: bool = False) -> Estimate:
     endpoints = sum(1 for svc in scenario.services for p in scenario.pods if svc.selects(p))
     versions = 1 + len(scenario.timeline)
     routes = float(len(scenario.topology.nodes)) * endpoints * versions * ROUTE_ENDPOINT_BYTES
-    return Estimate(total, total * per_request, float(topology_bytes(vertices)), routes, tuple(unbounded))
+    workers = float(sum(p.concurrency for p in scenario.pods)) * WORKER_BYTES
+    return Estimate(total, total * per_request, float(topology_bytes(vertices)), routes, workers, tuple(unbounded))
 
 
 def refusal(est: Estimate, *, runs_at_once: int = 1) -> tuple[str, str] | None:
@@ -211,7 +216,8 @@ def refusal(est: Estimate, *, runs_at_once: int = 1) -> tuple[str, str] | None:
     return "streams", (
         f"the run needs about {size_text(need)} of memory ({est.requests:,.0f} requests x "
         f"{size_text(est.records_bytes / max(est.requests, 1))} each{at_once}, "
-        f"route tables {size_text(est.topology_bytes + est.routes_bytes)}), over the limit of {size_text(limit)} "
+        f"route tables {size_text(est.topology_bytes + est.routes_bytes)}, "
+        f"backend workers {size_text(est.workers_bytes)}), over the limit of {size_text(limit)} "
         f"({source}); lower requests or duration_s, or give --max-memory to allow more"
     )
 

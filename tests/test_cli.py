@@ -408,3 +408,14 @@ def test_ctrl_c_is_one_line_and_exit_130():
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert err == "sim: interrupted\n" and out == ""
+
+
+def test_license_and_citation():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    assert "Apache License" in (ROOT / "LICENSE").read_text() and "Version 2.0" in (ROOT / "LICENSE").read_text()
+    citation = (ROOT / "CITATION.cff").read_text()
+    assert "cff-version: 1.2.0" in citation and "license: Apache-2.0" in citation
+    assert f"version: {project['version']}\n" in citation  # one version: the package's

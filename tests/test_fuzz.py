@@ -83,16 +83,19 @@ class Hang(Exception):
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise Hang in the case if it runs longer than ``seconds`` (SIGALRM; the main thread only)."""
+def time_limit(seconds: float) -> Iterator[list[str]]:
+    """Raise Hang in the case if it runs longer than ``seconds`` (SIGALRM; the main thread only). The list it
+    yields says whether the alarm rang, in case the Hang was raised where Python ignores exceptions (a gc hook)."""
+    rang: list[str] = []
 
     def ring(signum: int, frame: object) -> None:
-        raise Hang(f"no answer after {seconds} s")
+        rang.append(f"no answer after {seconds} s")
+        raise Hang(rang[0])
 
     old = signal.signal(signal.SIGALRM, ring)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        yield rang
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
@@ -105,11 +108,14 @@ def cli(kind: str, *args: str) -> tuple[int, str, str]:
     counts = COUNTS.setdefault(kind, Counter())
     counts["cases"] += 1
     try:
-        with time_limit(TIME_LIMIT_S), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with time_limit(TIME_LIMIT_S) as rang, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(list(args))
     except BaseException as e:
         counts["other"] += 1
         raise AssertionError(f"sim {' '.join(args)!r} raised {type(e).__name__}: {e}") from e
+    if rang:
+        counts["other"] += 1
+        raise AssertionError(f"sim {' '.join(args)!r}: {rang[0]}")
     stderr = err.getvalue()
     if code == 0:
         counts["exit 0"] += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import SpecError
+from sim.experiment.analysis import LATENCY_BINS_PER_DECADE, LATENCY_FLOOR_S
 from sim.io.tables import check_depth, read_text
 
 MAX_JSON_BYTES = 64 << 20
@@ -173,6 +174,9 @@ _SERVICE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "chi_square.cohens_w": _NUMBER,
     "routed_by_endpoint": dict,
     "expected_share": dict,
+    "by_client_node": dict,
+    "latency_histogram.first": int,
+    "latency_histogram.counts": list,
 }
 """What a finished run's metrics must hold per Service for the summary table and the figures."""
 
@@ -218,10 +222,29 @@ def check_record(file: Path, record: dict[str, Any], factors: list[str]) -> dict
         for name, s in services.items():
             for field, kinds in _SERVICE_FIELDS.items():
                 _need(file, {"s": s}, f"s.{field}", kinds, "run record")
+            where = f"metrics.services.{name}"
             for key in ("routed_by_endpoint", "expected_share"):
                 if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in s[key].values()):
-                    raise SpecError(str(file), f"metrics.services.{name}.{key}", "must map names to numbers")
+                    raise SpecError(str(file), f"{where}.{key}", "must map names to numbers")
+            for node, row in s["by_client_node"].items():
+                if not isinstance(row, dict) or not all(type(v) is int for v in row.values()):
+                    raise SpecError(str(file), f"{where}.by_client_node.{node}", "must map node names to counts")
+            _histogram(file, f"{where}.latency_histogram", s["latency_histogram"])
     return record
+
+
+def _histogram(file: Path, where: str, h: dict[str, Any]) -> None:
+    """A latency histogram as run_metrics writes it: this version's bins, a first bin and counts in range."""
+    if h.get("floor_s") != LATENCY_FLOOR_S or h.get("bins_per_decade") != LATENCY_BINS_PER_DECADE:
+        raise SpecError(
+            str(file), where, f"has other bins than {LATENCY_BINS_PER_DECADE} a decade from {LATENCY_FLOOR_S} s"
+        )
+    # latencies are finite doubles: at most log10(1e308 / floor) decades above the floor
+    top = int((308 - math.log10(LATENCY_FLOOR_S)) * LATENCY_BINS_PER_DECADE) + 1
+    if not 0 <= h["first"] <= top or len(h["counts"]) > top + 1 - h["first"]:
+        raise SpecError(str(file), where, f"has bins outside 0..{top}")
+    if not all(type(c) is int and c >= 0 for c in h["counts"]):
+        raise SpecError(str(file), f"{where}.counts", "must be counts (whole numbers >= 0)")
 
 
 def load_results(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -170,13 +170,15 @@ def type_name(value: object) -> str:
     }.get(t, t.__name__)
 
 
-def read_bytes(path: Path, limit: int = MAX_TOML_BYTES, what: str = "TOML file") -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; anything else is a SpecError naming the file.
+def read_bytes(path: Path, limit: int | None = None, what: str = "TOML file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (default MAX_TOML_BYTES); anything else is a
+    SpecError naming the file.
 
     A FIFO, a device (``/dev/zero``), a socket or a directory is refused before a byte is read (the file is opened
     non-blocking, so a FIFO cannot hang the open, and checked with ``fstat`` on the open descriptor); a symlink
     loop, a name too long, a NUL byte in the name or a permission problem is the error's one line.
     """
+    limit = MAX_TOML_BYTES if limit is None else limit
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -209,7 +211,7 @@ def read_bytes(path: Path, limit: int = MAX_TOML_BYTES, what: str = "TOML file")
     return data
 
 
-def read_text(path: Path, limit: int = MAX_TOML_BYTES, what: str = "TOML file") -> str:
+def read_text(path: Path, limit: int | None = None, what: str = "TOML file") -> str:
     """``read_bytes`` decoded as UTF-8; text that is not UTF-8 is a SpecError."""
     try:
         return read_bytes(path, limit, what).decode("utf-8")
