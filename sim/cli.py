@@ -303,7 +303,7 @@ def _validate_experiment(args: argparse.Namespace) -> int:
     requests = sum(e.requests for e in estimates) * experiment.replications
     largest = max(e.memory_bytes for e in estimates)
     print(
-        f"{args.file}: ok (experiment {experiment.name}: {_plural(n, 'design point')} x "
+        f"{one_line(args.file)}: ok (experiment {one_line(experiment.name)}: {_plural(n, 'design point')} x "
         f"{_plural(experiment.replications, 'replication')} = {_plural(n * experiment.replications, 'run')}; "
         f"~{requests:,.0f} requests in all, ~{guards.size_text(largest)} of memory for the largest run)"
     )
@@ -314,8 +314,6 @@ def _run(args: argparse.Namespace) -> int:
     """``sim run`` and ``sim validate``."""
     if args.command == "validate" and is_experiment(args.file):
         return _validate_experiment(args)
-    if args.command == "run" and args.out:
-        check_writable(args.out, directory=False, what="--out")
     scenario, seed, _ = _load(args)
     problem = fast_path_problem(scenario)
     engine = getattr(args, "engine", "des")
@@ -325,14 +323,15 @@ def _run(args: argparse.Namespace) -> int:
         engine = "des" if problem else "fast"
     est = guards.estimate(scenario, fast=engine == "fast")
     _refuse(args.file, est)
+    if args.command == "run" and args.out:
+        check_writable(args.out, directory=False, what="--out")
     for warning in guards.warnings(scenario):
         _warn(args.file, warning)
     if args.command == "validate":
         fast = "exact" if problem is None else f"no ({problem})"
-        print(
-            f"{args.file}: ok ({_plural(len(scenario.pods), 'pod')}, {_plural(len(scenario.services), 'service')}, "
-            f"{_plural(len(scenario.streams), 'stream')}; fast path: {fast}; estimate: {est.describe()})"
-        )
+        sizes = [_plural(len(scenario.pods), "pod"), _plural(len(scenario.services), "service")]
+        sizes.append(_plural(len(scenario.streams), "stream"))
+        print(f"{one_line(args.file)}: ok ({', '.join(sizes)}; fast path: {fast}; estimate: {est.describe()})")
         return 0
     if args.engine == "auto":
         why = f"the fast path is not exact here: {problem}" if problem else "the fast path is exact here"

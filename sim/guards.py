@@ -253,5 +253,5 @@ def design_points(counts: Iterable[int]) -> int:
 
 MAX_DESIGN_POINTS = 100_000
 """The most design points a spec may expand to (each holds its scenario table and a built Scenario)."""
-MAX_RUNS = 10_000_000
+MAX_RUNS = 1_000_000
 """The most runs (design points x replications) a sweep may list."""

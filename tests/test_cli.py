@@ -419,3 +419,23 @@ def test_license_and_citation():
     citation = (ROOT / "CITATION.cff").read_text()
     assert "cff-version: 1.2.0" in citation and "license: Apache-2.0" in citation
     assert f"version: {project['version']}\n" in citation  # one version: the package's
+
+
+def test_a_sweep_counts_the_runs_it_holds_at_once(capsys, tmp_path):
+    spec = write_spec(tmp_path)
+    limit = str(guards.BASE_BYTES + (3 << 20))  # one run of 10,000 requests fits (~1.8 MiB), two do not
+    args = (
+        "sweep",
+        str(spec),
+        "--set",
+        "streams.0.requests=10000",
+        "--max-memory",
+        limit,
+        "--out",
+        str(tmp_path / "r"),
+    )
+    err = one_error(*sim_cli(capsys, *args, "--workers", "2"))
+    assert "x 2 runs at once" in err and "--max-memory" in err
+    assert not (tmp_path / "r").exists()
+    err = one_error(*sim_cli(capsys, "validate", str(spec), "--set", "replications=1000000"))
+    assert "at most 100,000 design points and 1,000,000 runs" in err

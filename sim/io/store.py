@@ -54,24 +54,25 @@ def check_writable(path: str | Path, *, directory: bool, what: str) -> None:
     """Refuse an output path that cannot be written, before any work: a file where a directory must be, a
     directory where a file must be, a parent that is a file, or a place nobody may write (``/proc``).
 
-    Creates the directory (``directory``) or the file's parent if missing, and proves it writable with a
-    temporary file that is removed at once.
+    Nothing is left behind: the nearest existing directory on the way is proven writable with a temporary file
+    that is removed at once, and missing directories are made only when the results are written.
     """
     target = Path(path)
-    folder = target if directory else target.parent
     try:
         if directory and target.exists() and not target.is_dir():
             raise SpecError(str(target), what, "is a file; expected a directory")
         if not directory and target.is_dir():
             raise SpecError(str(target), what, "is a directory; expected a file name")
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = (target if directory else target.parent).absolute()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise SpecError(str(target), what, f"cannot be created: {folder} is a file")
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".sim-probe.", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
     except SpecError:
         raise
-    except FileExistsError:
-        raise SpecError(str(target), what, "cannot be created: a part of the path is a file") from None
     except (OSError, ValueError) as e:
         problem = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise SpecError(str(target), what, f"cannot be written: {problem}") from None
