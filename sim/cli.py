@@ -256,8 +256,9 @@ def _stdout_to_devnull() -> None:
         pass
 
 
-def _load(args: argparse.Namespace) -> tuple[Scenario, Any, str]:
-    """The scenario ``sim run`` / ``validate`` acts on, its seed, and what it is (for the messages)."""
+def _load(args: argparse.Namespace) -> tuple[Scenario, Any]:
+    """The scenario ``sim run`` / ``validate`` acts on, and its seed: a scenario file with its ``--set``s, or one
+    design point of a spec (``--point``) at replication 0."""
     sets = dict(parse_set(text) for text in args.set)
     overrides: dict[str, Any] = {}
     if getattr(args, "seed", None) is not None:
@@ -267,12 +268,9 @@ def _load(args: argparse.Namespace) -> tuple[Scenario, Any, str]:
     if not is_experiment(args.file):
         if getattr(args, "point", None) is not None:
             raise SpecError(args.file, "--point", "is for an experiment spec; this is a scenario file")
-        scenario, seed = load_scenario_set(args.file, sets, overrides) if sets else load_scenario(args.file, overrides)
-        return scenario, seed, "scenario"
+        return load_scenario_set(args.file, sets, overrides) if sets else load_scenario(args.file, overrides)
     experiment = load_experiment(args.file, sets)
     n = len(experiment.design_points)
-    if args.command == "validate":
-        return experiment, None, "experiment"  # type: ignore[return-value]
     index = args.point if args.point is not None else 0
     if index >= n:
         raise SpecError(args.file, "--point", f"must be a design point from 0 to {n - 1}, got {index}")
@@ -284,7 +282,7 @@ def _load(args: argparse.Namespace) -> tuple[Scenario, Any, str]:
         f"experiment {experiment.name}: running design point {index} of {n} ({at}) at replication 0"
         + (f"; --point 0..{n - 1} picks another" if n > 1 else "")
     )
-    return scenario, seed, "experiment"
+    return scenario, seed
 
 
 def _refuse(file: str, est: guards.Estimate, runs_at_once: int = 1) -> None:
@@ -295,6 +293,7 @@ def _refuse(file: str, est: guards.Estimate, runs_at_once: int = 1) -> None:
 
 
 def _validate_experiment(args: argparse.Namespace) -> int:
+    """``sim validate SPEC``: every design point checked, with the sweep's size and its largest run's estimate."""
     experiment = load_experiment(args.file, dict(parse_set(text) for text in args.set))
     n = len(experiment.design_points)
     estimates = [guards.estimate(p.scenario) for p in experiment.design_points]
@@ -314,7 +313,7 @@ def _run(args: argparse.Namespace) -> int:
     """``sim run`` and ``sim validate``."""
     if args.command == "validate" and is_experiment(args.file):
         return _validate_experiment(args)
-    scenario, seed, _ = _load(args)
+    scenario, seed = _load(args)
     problem = fast_path_problem(scenario)
     engine = getattr(args, "engine", "des")
     if engine == "fast" and problem is not None:

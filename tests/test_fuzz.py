@@ -491,3 +491,24 @@ def test_fuzz_results_directories(results, tree, data):
 @given(data=st.data())
 def test_fuzz_results_directories_slow(results, tree, data):
     check_results(results, tree / "results" / "case", data.draw(results_cases(results)))
+
+
+def test_the_harness_fails_on_a_traceback_and_on_a_second_line(monkeypatch):
+    """The fuzz tests can fail: a command that raises, or prints more than the one line, is counted and fails."""
+    import sim.cli
+
+    def broken(args):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(sim.cli, "_run", broken)
+    with pytest.raises(AssertionError, match="raised KeyError"):
+        cli("harness", "validate", str(EXAMPLES[0]))
+
+    def two_lines(args):
+        print("sim: error: x\nmore", file=sys.stderr)
+        return 2
+
+    monkeypatch.setattr(sim.cli, "_run", two_lines)
+    with pytest.raises(AssertionError, match="exit 2"):
+        cli("harness", "validate", str(EXAMPLES[0]))
+    assert COUNTS.pop("harness") == Counter({"cases": 2, "other": 2})
