@@ -251,8 +251,12 @@ def mutated_table(draw: st.DrawFn, table: dict[str, Any]) -> dict[str, Any]:
             break
         path = draw(st.sampled_from(where))
         parent, last = parent_of(table, path), path[-1]
-        op = draw(st.sampled_from(["delete", "rename", "add", "value", "value", "reference", "duplicate"]))
-        if op == "delete":
+        op = draw(st.sampled_from(["delete", "rename", "add", "value", "value", "reference", "duplicate", "scale"]))
+        value = parent[last]
+        if op == "scale" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            factor = draw(st.sampled_from([0.5, 2, 10, 1000, 1e-3, -1, 0]))
+            parent[last] = type(value)(value * factor) if isinstance(value, float) else int(value * factor)
+        elif op == "delete":
             del parent[last]
         elif op == "rename" and isinstance(parent, dict):
             new = draw(st.one_of(st.text(max_size=10), st.sampled_from([last.lower(), last + "s", last[:-1], "a\nb"])))
