@@ -47,6 +47,10 @@ MAX_FLAG_INT = 2**63 - 1
 """The largest whole number a flag takes (seeds, request counts): 64-bit, as in TOML."""
 MAX_RECORDS = 2**31 - 1
 """Records are indexed by int32 columns (``stream``, ``request``): no run may have more."""
+MAX_DESIGN_POINTS = 100_000
+"""The most design points a spec may expand to (each holds its scenario table and a built Scenario)."""
+MAX_RUNS = 1_000_000
+"""The most runs (design points x replications) a sweep may list."""
 MEMORY_FRACTION = 0.75
 """The share of this machine's memory a run may plan to use unless ``--max-memory`` says otherwise."""
 
@@ -120,7 +124,7 @@ def topology_bytes(vertices: int) -> int:
     return PAIR_BYTES * vertices * vertices
 
 
-def check_topology(path: str, vertices: int) -> str | None:
+def check_topology(vertices: int) -> str | None:
     """Why a topology of ``vertices`` vertices will not fit (its route tables over the memory limit), or None."""
     need = BASE_BYTES + topology_bytes(vertices)
     limit, source = memory_limit()
@@ -146,10 +150,21 @@ def stream_requests(scenario: Scenario, stream: Stream) -> float:
         mean = load.rate_rps * horizon
         return math.ceil(mean + 6 * math.sqrt(mean) + 1)  # Poisson: six standard deviations above the mean
     assert isinstance(load, ClosedLoop)
-    backends = [p for p in scenario.pods if scenario.service(stream.service).selects(p)]
-    service_s = min((p.service_time.mean_s for p in backends), default=0.0)
-    cycle = load.think.mean_s + service_s
+    cycle = load.think.mean_s + _fastest_reply_s(scenario, stream)
     return math.inf if cycle <= 0 else math.ceil(horizon / cycle) + 1
+
+
+def _fastest_reply_s(scenario: Scenario, stream: Stream) -> float:
+    """The shortest mean time (s) from a send of ``stream`` to its reply: the nearest backend's trip there and
+    back plus its service; with no backend, the connect timeout (the longest a failure makes the client wait)."""
+    origin = scenario.origin(stream.client)
+    svc = scenario.service(stream.service)
+    best = math.inf
+    for pod in scenario.pods:
+        if svc.selects(pod) and scenario.topology.connected(origin, pod.node):
+            trip = scenario.topology.path(origin, pod.node).mean_s
+            best = min(best, 2 * trip + pod.service_time.mean_s)
+    return stream.connect_timeout_s if math.isinf(best) else best
 
 
 @dataclass(frozen=True)
@@ -199,8 +214,8 @@ def refusal(est: Estimate, *, runs_at_once: int = 1) -> tuple[str, str] | None:
     if est.unbounded:
         return (
             f"streams[{est.unbounded[0]}]",
-            "a closed loop with no think time and no service time sends without end before duration_s; give "
-            "requests, a think time or a service time",
+            "a closed loop with no think time, service time or network delay sends without end before duration_s; "
+            "give requests, a think time or a service time",
         )
     if est.requests > MAX_RECORDS:
         return (
@@ -249,9 +264,3 @@ def warnings(scenario: Scenario) -> list[str]:
 def design_points(counts: Iterable[int]) -> int:
     """How many design points factors with these level counts give (their product), without listing them."""
     return math.prod(counts)
-
-
-MAX_DESIGN_POINTS = 100_000
-"""The most design points a spec may expand to (each holds its scenario table and a built Scenario)."""
-MAX_RUNS = 1_000_000
-"""The most runs (design points x replications) a sweep may list."""

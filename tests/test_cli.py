@@ -325,6 +325,14 @@ def test_a_closed_loop_that_never_waits_is_refused(capsys, tmp_path):
         .replace('service_time = { dist = "exponential", mean_s = 0.0002 }', "service_time = 0")
         .replace("seed = 20261126", "seed = 1\nduration_s = 10")
     )
+    code, out, _ = sim_cli(capsys, "validate", str(demo))  # the network still takes time: it ends
+    assert code == 0 and "estimate: ~500,002 requests" in out  # 2 streams x (10 s / a 2 x 20 us trip, + 1)
+    topology = tmp_path / "kind.toml"
+    topology.write_text(
+        topology.read_text()
+        .replace('{ dist = "exponential", mean_s = 0.00002 }', "0")
+        .replace('{ dist = "exponential", mean_s = 0.00005 }', "0")
+    )
     assert "sends without end" in one_error(*sim_cli(capsys, "validate", str(demo)))
 
 
@@ -439,3 +447,19 @@ def test_a_sweep_counts_the_runs_it_holds_at_once(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
     err = one_error(*sim_cli(capsys, "validate", str(spec), "--set", "replications=1000000"))
     assert "at most 100,000 design points and 1,000,000 runs" in err
+
+
+def test_estimates_bound_what_a_run_makes():
+    from sim.workload import ClosedLoop, Poisson
+    from tests.conftest import two_node_scenario
+
+    for scenario in (
+        two_node_scenario(workload=Poisson(200.0), requests=None, duration_s=5.0),  # open loop to a horizon
+        two_node_scenario(workload=ClosedLoop(), requests=None, duration_s=0.5),  # closed loop to a horizon
+        load_scenario(DEMO, {"requests": 300})[0],  # fixed counts: exact
+    ):
+        est = guards.estimate(scenario)
+        result = run(scenario, 1)
+        assert len(result) <= est.requests
+        assert sum(c.nbytes for c in result.columns.values()) <= est.records_bytes
+    assert guards.estimate(load_scenario(DEMO, {"requests": 300})[0]).requests == 600

@@ -47,7 +47,7 @@ def parse_topology(raw: object, path: Path) -> Topology:
         if elements[element] == ElementKind.NODE:
             raise t.error("kind", f"unknown value 'node'; expected one of {_ELEMENTS} (nodes go in [[nodes]])")
         t.done()
-    too_big = guards.check_topology(str(path), len(nodes) + len(elements))
+    too_big = guards.check_topology(len(nodes) + len(elements))
     if too_big:
         raise top.error("nodes", too_big)
     links = []
