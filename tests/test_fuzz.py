@@ -136,10 +136,16 @@ def report_counts() -> Iterator[None]:
     total = Counter[str]()
     for c in COUNTS.values():
         total.update(c)
-    lines = [f"{kind:>12}: {dict(c)}" for kind, c in sorted(COUNTS.items())] + [f"{'all':>12}: {dict(total)}"]
+    keys = ("cases", "exit 0", "exit 2", "other")
+
+    def row(kind: str, c: Counter[str]) -> str:
+        return f"{kind:>16}: " + ", ".join(f"{k} {c[k]}" for k in keys)
+
+    lines = [row(kind, c) for kind, c in sorted(COUNTS.items())] + [row("all", total)]
     print("\nfuzz counts (cases, exit 0, exit 2, other)\n" + "\n".join(lines), file=sys.stderr)
     if os.environ.get("SIM_FUZZ_COUNTS"):
-        Path(os.environ["SIM_FUZZ_COUNTS"]).write_text(json.dumps({k: dict(v) for k, v in COUNTS.items()}))
+        counts = {kind: {k: c[k] for k in keys} for kind, c in [*COUNTS.items(), ("all", total)]}
+        Path(os.environ["SIM_FUZZ_COUNTS"]).write_text(json.dumps(counts, indent=1))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,15 @@ MAX_JSON_BYTES = 64 << 20
 
 
 def _umask() -> int:
-    """The process's umask (reading it means setting it: set it straight back)."""
+    """The process's umask: from /proc/self/status where Linux shows it (reading it with ``os.umask`` means
+    setting it, which another thread could see), else set and set straight back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
