@@ -457,3 +457,18 @@ def test_hostile_trace_files(files, trace, problem):
     edit(files, "times_s = [0.0, 1.5]", 'file = "trace.csv"')
     e = _one_line_error(lambda: load_scenario(files / "s.toml"))
     assert problem in e.problem
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("rate_rps = 5", "rate_rps = 1e-320", "streams[0].workload.rate_rps"),  # its gap would be inf
+        ("rate_rps = 5", "rate_rps = 1e300", "streams[0].workload.rate_rps"),
+        ("mean_s = 0.002, shape", "mean_s = 1e300, shape", "defaults.service_time.mean_s"),
+        ("times_s = [0.0, 1.5]", "times_s = [0.0, 1e300]", "streams[2].workload.times_s"),
+    ],
+)
+def test_numbers_beyond_float_range_for_sums_and_gaps(files, old, new, field):
+    path = edit(files, old, new)
+    e = _one_line_error(lambda: load_scenario(path))
+    assert e.field == field

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from sim.errors import SpecError
-from sim.io.tables import MAX_SAMPLE_BYTES, Table, read_text
+from sim.io.tables import MAX_SAMPLE_BYTES, NUMBER_RANGE, Table, read_text
 
 
 def numbers(t: Table, inline_key: str) -> tuple[str, tuple[float, ...]]:
@@ -37,6 +37,10 @@ def numbers(t: Table, inline_key: str) -> tuple[str, tuple[float, ...]]:
                 raise SpecError(str(file), f"line {n}", f"not a number of seconds: {text[:40]!r}") from None
             if not math.isfinite(value):
                 raise SpecError(str(file), f"line {n}", f"must be a finite number of seconds, got {text[:40]!r}")
+            if abs(value) > NUMBER_RANGE[1]:
+                raise SpecError(
+                    str(file), f"line {n}", f"must be at most {NUMBER_RANGE[1]:g} seconds, got {text[:40]!r}"
+                )
             values.append(value)
         return "file", tuple(values)
     t.known.add("file")
@@ -49,4 +53,6 @@ def numbers(t: Table, inline_key: str) -> tuple[str, tuple[float, ...]]:
         raise t.error(inline_key, "must be an array of finite numbers of seconds; an integer is too large") from None
     if not all(math.isfinite(v) for v in inline):
         raise t.error(inline_key, "must be an array of finite numbers of seconds; got NaN or inf")
+    if any(abs(v) > NUMBER_RANGE[1] for v in inline):
+        raise t.error(inline_key, f"must be an array of numbers of seconds, each at most {NUMBER_RANGE[1]:g}")
     return inline_key, inline

@@ -27,6 +27,10 @@ MAX_SAMPLE_BYTES = 256 << 20
 """The largest sample or trace file read (bytes): about 20 million send times."""
 MAX_DEPTH = 32
 """The deepest nesting of tables and arrays a file may have (the formats need 5)."""
+NUMBER_RANGE = (1e-15, 1e15)
+"""The magnitudes a number other than 0 may have: seconds from a femtosecond to 30 million years, rates to match.
+Beyond them sums and reciprocals (a rate's gap) leave float64's range or its precision, and the run goes silently
+wrong (an infinite send time, a gap that rounds away)."""
 INT_MAX = 2**63 - 1
 """Integers are 64-bit in TOML and in the simulator; a larger one is refused, not wrapped or stored as a bignum."""
 
@@ -86,6 +90,9 @@ class Table:
             raise self.error(key, f"must be a finite number, got an integer of {len(str(abs(value)))} digits") from None
         if math.isnan(number) or (math.isinf(number) and not allow_inf):
             raise self.error(key, f"must be a finite number, got {value!r}")
+        low, high = NUMBER_RANGE
+        if number != 0 and math.isfinite(number) and not low <= abs(number) <= high:
+            raise self.error(key, f"must be 0 or between {low:g} and {high:g} in size, got {value!r}")
         if minimum is not None and not (number > minimum or (not strict and number == minimum)):
             raise self.error(key, f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
         return number
