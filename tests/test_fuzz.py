@@ -1,11 +1,12 @@
 """Fuzzing: mutated example files, --set values and damaged results directories through the CLI.
 
-Every case must end in exit 0 or in the one error (exit 2, one line ``sim: error: ...`` on stderr, nothing on
-stdout), never in another exception, and within a per-case time limit. The cases start from the shipped files
-(experiments/*.toml, topologies/*.toml) and mutate keys (renamed, deleted, added), types, values (NaN, inf,
-huge, negative, empty), references (a name swapped for another entity's or for none) and bytes (flipped,
-inserted, deleted, truncated, NUL, invalid UTF-8). ``sim.cli.main`` runs in this process with stdout and stderr
-captured, so a case costs milliseconds, not an interpreter start.
+``sim validate`` and ``sim run`` get mutated files and ``--set`` values, ``sim plot`` damaged results
+directories, ``sim sweep`` mutated specs. Every case must end in exit 0 or in the one error (exit 2, one line
+``sim: error: ...`` on stderr, nothing on stdout), never in another exception, and within a per-case time limit.
+The cases start from the shipped files (experiments/*.toml, topologies/*.toml) and mutate keys (renamed,
+deleted, added), types, values (NaN, inf, huge, negative, empty, scaled), references (a name swapped for another
+entity's or for none) and bytes (flipped, inserted, deleted, truncated, NUL, invalid UTF-8). ``sim.cli.main``
+runs in this process with stdout and stderr captured, so a case costs milliseconds, not an interpreter start.
 
 Counts per kind (cases, exit 0, exit 2, other) are printed at the end of the module (``pytest -s``) and, when
 ``SIM_FUZZ_COUNTS`` names a file, written there as JSON. The default run tries a few hundred cases; the slow run
@@ -522,3 +523,40 @@ def test_the_harness_fails_on_a_traceback_and_on_a_second_line(monkeypatch):
     with pytest.raises(AssertionError, match="exit 2"):
         cli("harness", "validate", str(EXAMPLES[0]))
     assert COUNTS.pop("harness") == Counter({"cases": 2, "other": 2})
+
+
+# --- sweeps of mutated specs ------------------------------------------------------------------------------------
+
+
+@st.composite
+def spec_cases(draw: st.DrawFn) -> bytes:
+    """The small spec, mutated (its tables) or damaged (its bytes)."""
+    data = SMALL_SPEC.encode()
+    if draw(st.integers(0, 3)) == 0:
+        return draw(mutated_bytes(data))
+    return toml_text(draw(mutated_table(tomllib.loads(SMALL_SPEC)))).encode()
+
+
+def check_sweep(tree: Path, data: bytes) -> None:
+    path = tree / "experiments" / "fuzz_sweep.toml"
+    path.write_bytes(data)
+    out = tree / "results" / "sweep"
+    if out.exists():
+        shutil.rmtree(out)
+    args = ["sweep", str(path), "--serial", "--out", str(out), "--max-memory", "2G", "-q", "--set", "replications=1"]
+    code, _, _ = cli("spec: sweep", *args)
+    if code == 0:
+        assert (out / "summary.csv").is_file()
+
+
+@pytest.mark.slow
+@settings(FUZZ, max_examples=150)
+@given(data=spec_cases())
+def test_fuzz_sweeps_slow(tree, data):
+    check_sweep(tree, data)
+
+
+@settings(FUZZ, max_examples=60)
+@given(data=spec_cases())
+def test_fuzz_sweeps(tree, data):
+    check_sweep(tree, data)
