@@ -324,6 +324,8 @@ def _run(args: argparse.Namespace) -> int:
     _refuse(args.file, est)
     if args.command == "run" and args.out:
         check_writable(args.out, directory=False, what="--out")
+        if Path(args.out).resolve() == Path(args.file).resolve():
+            raise SpecError(args.out, "--out", "is the scenario file itself; give another path")
     for warning in guards.warnings(scenario):
         _warn(args.file, warning)
     if args.command == "validate":

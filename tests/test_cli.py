@@ -121,6 +121,13 @@ def test_out_is_checked_before_the_run(capsys, tmp_path, where):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # nothing written
 
 
+def test_out_is_not_the_input(capsys, tmp_path):
+    demo = demo_copy(tmp_path)
+    before = demo.read_text()
+    assert "scenario file itself" in one_error(*sim_cli(capsys, "run", str(demo), "--out", str(demo)))
+    assert demo.read_text() == before
+
+
 def test_sweep_out_under_a_file_and_a_dotted_name(capsys, tmp_path, monkeypatch):
     spec = write_spec(tmp_path)
     (tmp_path / "f").write_text("a file")
