@@ -78,6 +78,31 @@ def test_a_new_version_is_a_new_run_key(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_module, "__version__", "99.0")
     after = {r.key for r in expand(exp)}
     assert not before & after  # after an upgrade a sweep into the same directory recomputes
+    monkeypatch.undo()
+    assert {r.key for r in expand(exp)} == before
+    monkeypatch.setattr(sweep_module, "model_digest", lambda: "0123456789ab")
+    assert not before & {r.key for r in expand(exp)}  # and after an engine change with the same version
+
+
+def test_the_model_digest_follows_the_source_but_not_the_presentation(tmp_path, monkeypatch):
+    import shutil
+
+    from sim import version
+
+    copy = tmp_path / "sim"
+    shutil.copytree(ROOT / "sim", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(version, "__file__", str(copy / "version.py"))
+
+    def digest() -> str:
+        version.model_digest.cache_clear()
+        return version.model_digest()
+
+    original = digest()
+    (copy / "cli.py").write_text("# presentation only\n")
+    assert digest() == original
+    (copy / "engine.py").write_text((copy / "engine.py").read_text() + "\n# a change\n")
+    assert digest() != original
+    version.model_digest.cache_clear()
 
 
 def test_python_dash_m_sim():
