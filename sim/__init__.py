@@ -14,6 +14,7 @@ from sim.outcomes import DropReason, Outcome
 from sim.records import RunResult
 from sim.scenario import Scenario, Stream
 from sim.stats import ChiSquare, chi_square_gof, chi_square_power
+from sim.version import __version__
 
 __all__ = [
     "ChiSquare",
@@ -26,6 +27,7 @@ __all__ = [
     "Serial",
     "SpecError",
     "Stream",
+    "__version__",
     "chi_square_gof",
     "chi_square_power",
     "fast_path_problem",

@@ -1,11 +1,15 @@
 """Command line: ``sim run``, ``validate``, ``sweep``, ``plot``, ``report``, ``routes``, ``import``, ``emulate``.
 
-Bad input prints one line naming the file, the field and the problem, and exits 2."""
+Every problem with what the user gave (a file, a flag, a results directory, an output path) is a SpecError and
+ends here as ``sim: error: FILE: FIELD: PROBLEM`` on stderr, exit 2, before anything is written. A closed pipe
+(``sim run ... | head``) ends quietly, and Ctrl-C ends with one line and exit 130.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 import shlex
@@ -13,43 +17,92 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from sim import guards
 from sim.engine import run
-from sim.errors import SpecError
+from sim.errors import SpecError, one_line
 from sim.experiment.executors import Dask, Executor, Processes, Serial
 from sim.experiment.rundoc import run_document
 from sim.experiment.sweep import replication_seed, sweep
 from sim.fastpath import fast_path_problem, run_fast
 from sim.io import (
     ResultDir,
+    check_writable,
     dumps_json,
     is_experiment,
     load_experiment,
     load_results,
     load_run,
     load_scenario,
+    load_scenario_set,
     parse_scenario,
     parse_set,
     write_atomic,
 )
+from sim.rng import seed_text
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario
+from sim.version import __version__
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, as a shell reports a process the pipe's reader went away from."""
+
+_verbosity = 0
+"""-1 with -q (errors only), 0 by default, 1 or more with -v."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported as the one line every bad input gets (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``sim: error: PROBLEM (see PROG --help)`` and exit 2."""
+        self.exit(EXIT_BAD_INPUT, f"sim: error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _chatter(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """-q and -v, on the top-level parser and on each command (``sim -q run`` and ``sim run -q`` alike)."""
+    default: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    quiet = "print errors only: no notes, warnings or progress bar"
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet, **default)
+    parser.add_argument("-v", "--verbose", action="count", help="say more: estimates, timings", **default)
+
+
+def _max_memory(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-memory",
+        type=_size,
+        metavar="SIZE",
+        help="memory a run may plan to use, e.g. 8G (default: 75%% of this machine's memory, or SIM_MAX_MEMORY)",
+    )
+
+
+def _set(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help=f"override {what} by dotted path (VALUE read as TOML; a bare word is a string); all are applied "
+        "together before validation",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sim", description="Simulate how Kubernetes Services route traffic, and test the spread statistically."
     )
+    parser.add_argument("--version", action="version", version=f"sim (k8s-service-sim) {__version__}")
+    _chatter(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p_run = sub.add_parser("run", help="run one scenario and print a table per Service (or JSON)")
-    p_run.add_argument("file", help="scenario TOML file, e.g. experiments/cilium_demo.toml")
+    p_run.add_argument("file", help="scenario TOML file, e.g. experiments/cilium_demo.toml (or an experiment spec)")
     _objects_run_arguments(p_run)
-    p_run.add_argument("--seed", type=_non_negative, help="root seed (default: the file's seed, else 0)")
+    p_run.add_argument("--seed", type=_seed, help="root seed, a whole number >= 0 (default: the file's seed, else 0)")
     p_run.add_argument("--requests", type=_non_negative, help="requests per client stream (overrides the file)")
-    p_run.add_argument("--alpha", type=float, default=0.01, help="significance level of the chi-square verdict")
+    p_run.add_argument("--alpha", type=_alpha, default=0.01, help="significance level of the verdict, in (0, 1)")
     p_run.add_argument("--json", action="store_true", help="print exactly one JSON object instead of tables")
     p_run.add_argument("--out", metavar="PATH", help="also write the JSON summary to PATH (atomically)")
     p_run.add_argument(
@@ -60,8 +113,17 @@ def _parser() -> argparse.ArgumentParser:
         "auto: fast where exact, else des (says which and why on stderr)",
     )
     _run_plot_argument(p_run)
+    p_run.add_argument(
+        "--point", type=_non_negative, help="for an experiment spec: the design point to run (default: 0)"
+    )
+    _set(p_run, "a scenario field (or, for a spec, a base-scenario field or replications/root_seed)")
+    _max_memory(p_run)
+    _chatter(p_run, top=False)
     p_val = sub.add_parser("validate", help="check a scenario file and exit 0, or print its first problem and exit 2")
     p_val.add_argument("file")
+    _set(p_val, "a scenario field (or, for a spec, a base-scenario field or replications/root_seed)")
+    _max_memory(p_val)
+    _chatter(p_val, top=False)
     _sweep_parsers(sub)
     _kubernetes_parsers(sub)
     _report_parser(sub)
@@ -74,13 +136,7 @@ def _sweep_parsers(sub: Any) -> None:
         "sweep", help="run an experiment spec: every design point x replication, in parallel, resumable"
     )
     p_sweep.add_argument("spec", help="experiment spec TOML, e.g. experiments/latency_locality_tradeoff.toml")
-    p_sweep.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a base-scenario field by dotted path (VALUE read as TOML; a bare word is a string)",
-    )
+    _set(p_sweep, "a base-scenario field, or the spec's replications or root_seed")
     p_sweep.add_argument("--out", metavar="DIR", help="results directory (default: results/<experiment name>)")
     p_sweep.add_argument("--workers", type=_positive, help="local worker processes (default: every core)")
     where = p_sweep.add_mutually_exclusive_group()
@@ -88,6 +144,8 @@ def _sweep_parsers(sub: Any) -> None:
     where.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--dask-local", action="store_true", help="start a Dask LocalCluster of --workers workers")
     p_sweep.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    _max_memory(p_sweep)
+    _chatter(p_sweep, top=False)
     p_plot = sub.add_parser(
         "plot", help="draw a run's figures (from `sim run --out RUN.json`) or a sweep's (from its results directory)"
     )
@@ -105,87 +163,220 @@ def _sweep_parsers(sub: Any) -> None:
         metavar="FACTOR=LEVEL",
         help="the design point of the per-run figures (default: each factor's last level)",
     )
+    _chatter(p_plot, top=False)
+
+
+def _whole(text: str, minimum: int, words: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}") from None
+    if value < minimum or value > guards.MAX_FLAG_INT:
+        raise argparse.ArgumentTypeError(f"expected {words}, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return _whole(text, 1, "a whole number >= 1")
 
 
 def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return _whole(text, 0, "a whole number >= 0")
+
+
+def _seed(text: str) -> int:
+    return _whole(text, 0, f"a whole number from 0 to {guards.MAX_FLAG_INT}")
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a significance level in (0, 1), e.g. 0.01, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise argparse.ArgumentTypeError(f"expected a significance level in (0, 1), e.g. 0.01, got {text!r}")
     return value
+
+
+def _size(text: str) -> int:
+    try:
+        return guards.parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _note(text: str) -> None:
+    """A note on stderr (``sim: ...``), unless -q."""
+    if _verbosity >= 0:
+        print(f"sim: {one_line(text)}", file=sys.stderr)
+
+
+def _detail(text: str) -> None:
+    """A detail on stderr, only with -v."""
+    if _verbosity > 0:
+        print(f"sim: {one_line(text)}", file=sys.stderr)
+
+
+def _warn(file: str, text: str) -> None:
+    """A warning on stderr (``sim: warning: FILE: ...``): allowed, but probably not meant; unless -q."""
+    if _verbosity >= 0:
+        print(f"sim: warning: {one_line(file)}: {one_line(text)}", file=sys.stderr)
+
+
+def _plural(n: int, word: str) -> str:
+    """``1 pod``, ``2 pods``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit code."""
-    args = _parser().parse_args(argv)
-    if args.command in ("routes", "import") or (args.command == "run" and _objects_run(args)):
-        return {"routes": _routes, "import": _import, "run": _run_objects}[args.command](args)
-    if args.command == "report":
-        return _report(args)
-    if args.command == "sweep":
-        return _sweep(args)
-    if args.command == "plot":
-        return _plot(args)
-    if args.command == "emulate":
-        return _emulate(args)
+    global _verbosity
     try:
-        overrides: dict[str, Any] = {}
-        if getattr(args, "seed", None) is not None:
-            overrides["seed"] = args.seed
-        if getattr(args, "requests", None) is not None:
-            overrides["requests"] = args.requests
-        if is_experiment(args.file):
-            # An experiment spec: validate checks all of it; run runs its first design point at replication 0.
-            experiment = load_experiment(args.file)
-            if args.command == "validate":
-                n = len(experiment.design_points)
-                print(
-                    f"{args.file}: ok (experiment {experiment.name}: {n} design points x "
-                    f"{experiment.replications} replications = {n * experiment.replications} runs)"
-                )
-                return 0
-            point = experiment.design_points[0]
-            overrides.setdefault("seed", replication_seed(experiment.root_seed, 0))
-            scenario, seed = parse_scenario(point.table, point.anchor, overrides)
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as e:  # --help, --version and bad flags: argparse has printed what it had to say
+            return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
+        _verbosity = -1 if args.quiet else min(args.verbose or 0, 2)
+        guards.set_memory_limit(getattr(args, "max_memory", None))
+        commands = {
+            "sweep": _sweep,
+            "plot": _plot,
+            "report": _report,
+            "routes": _routes,
+            "import": _import,
+            "emulate": _emulate,
+        }
+        if args.command == "run" and _objects_run(args):
+            code = _run_objects(args)
         else:
-            scenario, seed = load_scenario(args.file, overrides)
+            code = commands.get(args.command, _run)(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is reported below, not as a traceback at shutdown
+        return code
     except SpecError as e:
-        print(f"sim: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.command == "validate":
-        problem = fast_path_problem(scenario)
-        fast = "exact" if problem is None else f"no ({problem})"
-        print(
-            f"{args.file}: ok ({len(scenario.pods)} pods, {len(scenario.services)} services, "
-            f"{len(scenario.streams)} streams; fast path: {fast})"
-        )
-        return 0
+        return _error(e)
+    except KeyboardInterrupt:
+        print("sim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
+    finally:
+        guards.set_memory_limit(None)
+        _verbosity = 0
+
+
+def _stdout_to_devnull() -> None:
+    """The reader of stdout went away: point stdout at /dev/null so that the flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file descriptor (a test's capture): nothing to flush
+        pass
+
+
+def _load(args: argparse.Namespace) -> tuple[Scenario, Any]:
+    """The scenario ``sim run`` / ``validate`` acts on, and its seed: a scenario file with its ``--set``s, or one
+    design point of a spec (``--point``) at replication 0."""
+    sets = dict(parse_set(text) for text in args.set)
+    overrides: dict[str, Any] = {}
+    if getattr(args, "seed", None) is not None:
+        overrides["seed"] = args.seed
+    if getattr(args, "requests", None) is not None:
+        overrides["requests"] = args.requests
+    if not is_experiment(args.file):
+        if getattr(args, "point", None) is not None:
+            raise SpecError(args.file, "--point", "is for an experiment spec; this is a scenario file")
+        return load_scenario_set(args.file, sets, overrides) if sets else load_scenario(args.file, overrides)
+    experiment = load_experiment(args.file, sets)
+    n = len(experiment.design_points)
+    index = args.point if args.point is not None else 0
+    if index >= n:
+        raise SpecError(args.file, "--point", f"must be a design point from 0 to {n - 1}, got {index}")
+    point = experiment.design_points[index]
+    overrides.setdefault("seed", replication_seed(experiment.root_seed, 0))
+    scenario, seed = parse_scenario(point.table, point.anchor, overrides)
+    at = ", ".join(f"{k}={v!r}" for k, v in point.factors.items()) or "no factors"
+    _note(
+        f"experiment {experiment.name}: running design point {index} of {n} ({at}) at replication 0"
+        + (f"; --point 0..{n - 1} picks another" if n > 1 else "")
+    )
+    return scenario, seed
+
+
+def _refuse(file: str, est: guards.Estimate, runs_at_once: int = 1) -> None:
+    """Raise the SpecError of a run that must not start (see sim.guards.refusal)."""
+    why = guards.refusal(est, runs_at_once=runs_at_once)
+    if why is not None:
+        raise SpecError(file, *why)
+
+
+def _validate_experiment(args: argparse.Namespace) -> int:
+    """``sim validate SPEC``: every design point checked, with the sweep's size and its largest run's estimate."""
+    experiment = load_experiment(args.file, dict(parse_set(text) for text in args.set))
+    n = len(experiment.design_points)
+    estimates = [guards.estimate(p.scenario) for p in experiment.design_points]
+    for est in estimates:
+        _refuse(args.file, est)
+    requests = sum(e.requests for e in estimates) * experiment.replications
+    largest = max(e.memory_bytes for e in estimates)
+    print(
+        f"{one_line(args.file)}: ok (experiment {one_line(experiment.name)}: {_plural(n, 'design point')} x "
+        f"{_plural(experiment.replications, 'replication')} = {_plural(n * experiment.replications, 'run')}; "
+        f"~{requests:,.0f} requests in all, ~{guards.size_text(largest)} of memory for the largest run)"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``sim run`` and ``sim validate``."""
+    if args.command == "validate" and is_experiment(args.file):
+        return _validate_experiment(args)
+    scenario, seed = _load(args)
     return _execute(args, scenario, seed)
 
 
-def _execute(args: argparse.Namespace, scenario: Scenario, seed: int) -> int:
-    """Run a loaded scenario on the engine ``--engine`` asks for, and print (and ``--out``, ``--plot``) it."""
+def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
+    """Check a loaded scenario against the guards and its output paths, then validate (print ok) or run it on the
+    engine ``--engine`` asks for and print it (and ``--out``, ``--plot``)."""
     problem = fast_path_problem(scenario)
-    engine = args.engine
+    engine = getattr(args, "engine", "des")
     if engine == "fast" and problem is not None:
-        print(f"sim: error: {args.file}: --engine fast: the fast path is not exact here: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise SpecError(args.file, "--engine fast", f"the fast path is not exact here: {problem}")
     if engine == "auto":
         engine = "des" if problem else "fast"
+    est = guards.estimate(scenario, fast=engine == "fast")
+    _refuse(args.file, est)
+    if args.command == "run" and args.out:
+        check_writable(args.out, directory=False, what="--out")
+        if Path(args.out).resolve() == Path(args.file).resolve():
+            raise SpecError(args.out, "--out", "is the scenario file itself; give another path")
+    if args.command == "run" and args.plot:
+        check_writable(args.plot, directory=True, what="--plot")
+    for warning in guards.warnings(scenario):
+        _warn(args.file, warning)
+    if args.command == "validate":
+        fast = "exact" if problem is None else f"no ({problem})"
+        sizes = [_plural(len(scenario.pods), "pod"), _plural(len(scenario.services), "service")]
+        sizes.append(_plural(len(scenario.streams), "stream"))
+        print(f"{one_line(args.file)}: ok ({', '.join(sizes)}; fast path: {fast}; estimate: {est.describe()})")
+        return 0
+    if args.engine == "auto":
         why = f"the fast path is not exact here: {problem}" if problem else "the fast path is exact here"
-        print(f"sim: engine auto -> {engine}: {why}", file=sys.stderr)
+        _note(f"engine auto -> {engine}: {why}")
+    _detail(f"estimate: {est.describe()}")
+    started = time.perf_counter()
     result = (run_fast if engine == "fast" else run)(scenario, seed)
-    summary = {**run_document(result, alpha=args.alpha, command=_run_command(args)), "engine": engine}
+    _detail(f"simulated {len(result):,} requests in {time.perf_counter() - started:.2f} s")
+    summary = {
+        **run_document(result, alpha=args.alpha, command=_run_command(args)),
+        "engine": engine,
+        "version": __version__,
+    }
     text = dumps_json(summary)
     if args.out:
         write_atomic(args.out, text)
-    _emit(text if args.json else format_summary(scenario, summary))
+    print(text, end="") if args.json else print(format_summary(scenario, summary))
     if args.plot:
         return _plot_run(summary, Path(args.plot), quiet=args.json)
     return 0
@@ -202,7 +393,7 @@ def _ms(seconds: float | None) -> str:
 def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
     """The human tables of ``sim run``: one block per Service."""
     out = [
-        f"scenario {summary['scenario']}  seed {summary['seed']}  dataplane {summary['dataplane']}  "
+        f"scenario {summary['scenario']}  seed {seed_text(summary['seed'])}  dataplane {summary['dataplane']}  "
         f"simulated {summary['end_s']:.3f} s"
     ]
     for name, s in summary["services"].items():
@@ -264,7 +455,10 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
 def _verdict_lines(cs: dict[str, Any]) -> list[str]:
     """The test's lines of a Service's table: the combined statistic, how it was combined, and the verdict."""
     pvalue = "-" if cs["pvalue"] is None else f"{cs['pvalue']:.4f}"
-    lines = [f"  chi-square {cs['statistic']:.3f}  dof {cs['dof']}  p-value {pvalue}  Cohen's w {cs['cohens_w']:.4f}"]
+    method = cs.get("method", "chi-square")
+    # the statistic is Pearson's X^2 whatever decided the p-value; name the test that did (exact, Monte Carlo)
+    test = "chi-square" if method == "chi-square" else f"{method} test: statistic"
+    lines = [f"  {test} {cs['statistic']:.3f}  dof {cs['dof']}  p-value {pvalue}  Cohen's w {cs['cohens_w']:.4f}"]
     groups = cs.get("groups", [])
     if len(groups) > 1:
         lines.append(
@@ -276,39 +470,54 @@ def _verdict_lines(cs: dict[str, Any]) -> list[str]:
 
 
 def _error(e: SpecError | str) -> int:
-    print(f"sim: error: {e}", file=sys.stderr)
+    print(f"sim: error: {one_line(str(e))}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def _safe_name(name: str) -> str:
+    """An experiment's name as a directory name: no separators, no leading dots (``..`` is not a way out).
+
+    >>> _safe_name("my sweep/1"), _safe_name(".."), _safe_name("")
+    ('my-sweep-1', 'experiment', 'experiment')
+    """
+    return re.sub(r"[^\w.-]+", "-", name).lstrip(".-")[:100] or "experiment"
 
 
 def _sweep(args: argparse.Namespace) -> int:
     """``sim sweep``: run an experiment's missing runs, print "computed X, reused Y" and where results are."""
     started = time.perf_counter()
-    try:
-        sets = dict(parse_set(text) for text in args.set)
-        experiment = load_experiment(args.spec, sets)
-    except SpecError as e:
-        return _error(e)
-    out = Path(args.out) if args.out else Path("results") / re.sub(r"[^\w.-]+", "-", experiment.name)
+    sets = dict(parse_set(text) for text in args.set)
+    experiment = load_experiment(args.spec, sets)
+    out = Path(args.out) if args.out else Path("results") / _safe_name(experiment.name)
     executor: Executor
     if args.scheduler:
-        executor = Dask(args.scheduler)
+        executor, at_once = Dask(args.scheduler), 1  # the memory that counts is the workers', elsewhere
     elif args.dask_local:
-        executor = Dask(workers=args.workers)
+        executor, at_once = Dask(workers=args.workers), args.workers or os.cpu_count() or 1
     elif args.serial:
-        executor = Serial()
+        executor, at_once = Serial(), 1
     else:
-        executor = Processes(args.workers)
+        executor, at_once = Processes(args.workers), args.workers or os.cpu_count() or 1
+    estimates = [guards.estimate(p.scenario) for p in experiment.design_points]
+    largest = max(estimates, key=lambda e: e.memory_bytes)
+    for est in (*(e for e in estimates if e.unbounded or e.requests > guards.MAX_RECORDS), largest):
+        _refuse(args.spec, est, runs_at_once=min(at_once, len(estimates) * experiment.replications))
+    check_writable(out, directory=True, what="--out" if args.out else "results directory")
     n = len(experiment.design_points)
     print(
         f"experiment {experiment.name}: {n} design points x {experiment.replications} replications = "
         f"{n * experiment.replications} runs -> {out} ({executor.describe()})",
         flush=True,
     )
+    total = sum(e.requests for e in estimates) * experiment.replications
+    _detail(f"estimate: ~{total:,.0f} requests in all; the largest run ~{guards.size_text(largest.memory_bytes)}")
     try:
-        result = sweep(experiment, ResultDir(out), executor, fail_fast=args.fail_fast)
+        result = sweep(
+            experiment, ResultDir(out), executor, fail_fast=args.fail_fast, progress=False if _verbosity < 0 else None
+        )
     except KeyboardInterrupt:
         print(f"sim: interrupted; finished runs are kept in {out}: run the same command to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     print(f"{result.report()} in {time.perf_counter() - started:.1f} s")
     print(f"summary: {out / 'summary.csv'}")
     failures = [r for r in result.records if r["status"] != "ok"]
@@ -326,28 +535,27 @@ def _sweep(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     """``sim plot``: write a sweep's figures (or, given a ``sim run --out`` file, a run's) as PNG and SVG."""
     if Path(args.results).is_file():
-        try:
-            doc = load_run(args.results)
-        except SpecError as e:
-            return _error(e)
+        doc = load_run(args.results)
         run_path = Path(args.results)
         out = Path(args.out) if args.out else run_path.with_name(f"{run_path.stem}-figures")
+        check_writable(out, directory=True, what="--out" if args.out else "figures directory")
         try:
             return _plot_run(doc, out)
         except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file load_run let through
             return _error(f"{args.results}: cannot be drawn: {type(e).__name__}: {e}")
-    try:
-        info, records = load_results(args.results)
-        at = dict(parse_set(text) for text in args.at)
-    except SpecError as e:
-        return _error(e)
+    info, records = load_results(args.results)
+    at = dict(parse_set(text) for text in args.at)
+    out = Path(args.out) if args.out else Path(args.results) / "figures"
+    check_writable(out, directory=True, what="--out" if args.out else "figures directory")
     from sim import plots  # here: matplotlib takes a while to import, and only this command needs it
 
     try:
         figures = plots.sweep_figures(info, records, x=args.x, line=args.line, service=args.service, at=at)
     except ValueError as e:
         return _error(f"{args.results}: {e}")
-    out = Path(args.out) if args.out else Path(args.results) / "figures"
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        # load_results checked every field the figures read; what is left is data that does not fit together
+        return _error(f"{args.results}: the results do not fit together (damaged?): {type(e).__name__}: {e}")
     for name, figure in figures.items():
         for path in plots.save_figure(figure, out / name):
             print(path)
@@ -410,14 +618,6 @@ def _objects_run(args: argparse.Namespace) -> bool:
     return bool(args.more or args.client or args.service or args.rate is not None or _is_objects([args.file]))
 
 
-def _emit(text: str) -> None:
-    """Print ``text`` on stdout; a reader that went away (``| head``) ends the output quietly."""
-    try:
-        print(text, end="" if text.endswith("\n") else "\n", flush=True)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
 def _notes(notes: Sequence[str]) -> None:
     for note in notes:
         print(f"sim: note: {note}", file=sys.stderr)
@@ -470,7 +670,7 @@ def _routes(args: argparse.Namespace) -> int:
         return _error(e)
     _notes(notes)
     table = routes(scenario, args.service, args.node)
-    _emit(dumps_json(table) if args.json else format_routes(scenario, table))
+    print(dumps_json(table), end="") if args.json else print(format_routes(scenario, table))
     return 0
 
 

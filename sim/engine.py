@@ -43,7 +43,7 @@ from sim.cluster import Discipline, SessionAffinity
 from sim.distributions import Constant, Sum
 from sim.outcomes import DropReason, Outcome
 from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult, monitors
-from sim.rng import Seed, Streams, blocks
+from sim.rng import Seed, SeedRecord, Streams, blocks, seed_record
 from sim.routing import Affinity, Chooser, ip_key
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
@@ -756,7 +756,7 @@ class _Run:
 
     # --- results -------------------------------------------------------------------------------------------------
 
-    def result(self, seed: int) -> RunResult:
+    def result(self, seed: SeedRecord) -> RunResult:
         """Freeze the raw columns into a RunResult, deriving client, node, service and hop columns."""
         sc = self.scenario
         # Take each raw array's five columns, then drop the run's reference to it (views keep what they need).
@@ -828,5 +828,5 @@ def run(scenario: Scenario, seed: Seed, *, shortcuts: bool = True) -> RunResult:
     streams = Streams(seed)
     state = _Run(scenario, streams, shortcuts)
     state.env.run(until=scenario.duration_s)
-    seed_value = seed if isinstance(seed, int) else int(np.asarray(seed.entropy).ravel()[0])
+    seed_value = seed_record(seed)  # a SeedSequence's entropy and spawn key: what redoes this run
     return state.result(seed_value)

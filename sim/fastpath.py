@@ -28,7 +28,7 @@ from sim.cluster import Discipline, SessionAffinity
 from sim.distributions import Constant, Dist, Sum
 from sim.outcomes import Outcome
 from sim.records import COLUMNS, PICK_FRESH, RunResult, monitors
-from sim.rng import Seed, Streams
+from sim.rng import Seed, Streams, seed_record
 from sim.routing import Route, ip_key, maglev
 from sim.routing.pickers import Maglev, Random, RoundRobin, SourceHash
 from sim.routing.ports import first_ports
@@ -405,7 +405,7 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
     pods = monitors(
         columns, [p.concurrency for p in sc.pods], sc.warmup_s, end_s, [p.discipline == Discipline.PS for p in sc.pods]
     )
-    seed_value = seed if isinstance(seed, int) else int(np.asarray(seed.entropy).ravel()[0])
+    seed_value = seed_record(seed)  # a SeedSequence's entropy and spawn key: what redoes this run
     return RunResult(sc, seed_value, columns, node_names, pod_names, service_names, end_s, client_names, pods)
 
 

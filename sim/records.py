@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.outcomes import DropReason, Outcome
+from sim.rng import SeedRecord
 
 if TYPE_CHECKING:
     from sim.scenario import Scenario
@@ -55,10 +56,14 @@ Times are seconds of simulated time: sent by the client, arrived at the backend 
 
 @dataclass(frozen=True, eq=False)
 class RunResult:
-    """The records of one run, with the scenario and seed that made them and the simulated end time (s)."""
+    """The records of one run, with the scenario and seed that made them and the simulated end time (s).
+
+    ``seed`` is ``sim.rng.seed_record`` of the run's seed (an int, or a SeedSequence's entropy and spawn key):
+    ``run(scenario, sim.rng.seed_from_record(result.seed))`` redoes the run exactly.
+    """
 
     scenario: Scenario
-    seed: int
+    seed: SeedRecord
     columns: dict[str, np.ndarray]
     node_names: tuple[str, ...]
     pod_names: tuple[str, ...]

@@ -6,11 +6,57 @@ import itertools
 import zlib
 from array import array
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 Seed = int | np.random.SeedSequence
+
+SeedRecord = int | dict[str, Any]
+"""A seed as a record holds it: the integer, or a SeedSequence's ``entropy``, ``spawn_key`` and ``pool_size``."""
+
+
+def seed_record(seed: Seed) -> SeedRecord:
+    """What a record must hold to redo a run seeded with ``seed``: an int as it is; a SeedSequence as its entropy,
+    spawn key and pool size (its first entropy word alone would seed another run).
+
+    >>> seed_record(np.random.SeedSequence(5, spawn_key=(1,)))
+    {'entropy': 5, 'spawn_key': [1], 'pool_size': 4}
+    >>> seed_record(7)
+    7
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        entropy = seed.entropy
+        value: int | list[int] = (
+            int(entropy) if isinstance(entropy, (int, np.integer)) else [int(w) for w in entropy or ()]
+        )
+        return {"entropy": value, "spawn_key": [int(k) for k in seed.spawn_key], "pool_size": int(seed.pool_size)}
+    return int(seed)
+
+
+def seed_from_record(record: SeedRecord) -> Seed:
+    """The seed ``seed_record`` wrote: ``seed_from_record(seed_record(s))`` seeds the same streams as ``s``.
+
+    >>> s = np.random.SeedSequence(5, spawn_key=(1,))
+    >>> seed_from_record(seed_record(s)).generate_state(2).tolist() == s.generate_state(2).tolist()
+    True
+    """
+    if isinstance(record, dict):
+        return np.random.SeedSequence(
+            record["entropy"], spawn_key=tuple(record["spawn_key"]), pool_size=record.get("pool_size", 4)
+        )
+    return int(record)
+
+
+def seed_text(record: SeedRecord) -> str:
+    """A seed as ``sim run`` prints it: the integer, or ``entropy/spawn-key``.
+
+    >>> seed_text({"entropy": 5, "spawn_key": [1, 2], "pool_size": 4})
+    '5/1.2'
+    """
+    if isinstance(record, dict):
+        return f"{record['entropy']}/{'.'.join(str(k) for k in record['spawn_key'])}"
+    return str(record)
 
 
 DEFAULT_NAMESPACE = "default/"

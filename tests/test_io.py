@@ -220,3 +220,255 @@ def test_write_atomic_leaves_no_temp_files(tmp_path):
     write_atomic(target, dumps_json({"b": float("nan"), "a": 1}))
     assert target.read_text() == '{\n  "a": 1,\n  "b": null\n}\n'
     assert [p.name for p in target.parent.iterdir()] == ["r.json"]
+
+
+# --- hostile input: every path ends in the one error ------------------------------------------------------------
+
+FULL_SCENARIO = {
+    "name": "full",
+    "topology": "topo.toml",
+    "duration_s": 10.0,
+    "warmup_s": 1.0,
+    "defaults": {
+        "connect_timeout_s": 2.0,
+        "timeout_s": 1.0,
+        "service_time": {"dist": "gamma", "mean_s": 0.002, "shape": 2.0},
+    },
+    "pods": [
+        {"name": "client", "node": "a"},
+        {
+            "name": "web-a",
+            "node": "a",
+            "labels": {"app": "web"},
+            "service_time": {"dist": "lognormal", "mean_s": 0.01, "sigma": 1.0},
+        },
+        {
+            "name": "web-b",
+            "node": "b",
+            "labels": {"app": "web"},
+            "service_time": {"dist": "uniform", "low_s": 0.001, "high_s": 0.002},
+        },
+        {
+            "name": "web-c",
+            "node": "b",
+            "labels": {"app": "web"},
+            "service_time": {"dist": "empirical", "samples_s": [0.001, 0.002]},
+        },
+        {
+            "name": "web-d",
+            "node": "b",
+            "labels": {"app": "web"},
+            "service_time": {"dist": "constant", "value_s": 0.001},
+        },
+        {
+            "name": "web-e",
+            "node": "b",
+            "labels": {"app": "web"},
+            "service_time": {"dist": "exponential", "mean_s": 0.001},
+        },
+    ],
+    "services": [
+        {
+            "name": "web",
+            "selector": {"app": "web"},
+            "sessionAffinity": "ClientIP",
+            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}},
+        }
+    ],
+    "streams": [
+        {
+            "client": "client",
+            "service": "web",
+            "requests": 10,
+            "start_s": 0.5,
+            "connect_timeout_s": 1.0,
+            "timeout_s": 1.0,
+            "workload": {"kind": "poisson", "rate_rps": 5.0},
+            "connections": {"max_requests": 3, "max_age_s": 30.0},
+            "retries": {"attempts": 1, "base_s": 0.01, "max_s": 0.1},
+        },
+        {"client": "client", "service": "web", "requests": 5, "workload": {"kind": "constant", "rate_rps": 5.0}},
+        {"client": "client", "service": "web", "requests": 5, "workload": {"kind": "closed_loop", "think_s": 0.1}},
+        {"client": "client", "service": "web", "workload": {"kind": "trace", "times_s": [0.0, 1.5]}},
+    ],
+    "sync": {"lag_s": 1.0, "per_node": {"b": 2.0}},
+    "timeline": [
+        {"at_s": 2.0, "action": "terminate", "pod": "web-a", "grace_s": 5.0},
+        {"at_s": 3.0, "action": "fail", "node": "b", "detect_s": 4.0},
+    ],
+}
+FULL_TOPOLOGY = {
+    "same_node_latency": 0.00001,
+    "nodes": [{"name": "a", "cpu": 4.0, "labels": {"topology.kubernetes.io/zone": "z1"}}, {"name": "b", "cpu": 4.0}],
+    "elements": [{"name": "sw", "kind": "switch"}],
+    "links": [
+        {"between": ["a", "sw"], "latency": 0.001},
+        {"between": ["sw", "b"], "latency": {"dist": "exponential", "mean_s": 0.001}},
+    ],
+}
+
+
+def _numbers(obj, where=""):
+    """Every (field as errors name it, path) of a number in a table (array entries as [i])."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _numbers(v, f"{where}.{k}" if where else k)
+    elif isinstance(obj, list):
+        if obj and all(isinstance(v, float) for v in obj):
+            yield where, where
+        else:
+            for i, v in enumerate(obj):
+                yield from _numbers(v, f"{where}[{i}]")
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool) and not where.endswith(("requests", "attempts")):
+        yield where, where
+
+
+def _set_field(table, field, value):
+    import re
+
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", field) if p]
+    node = table
+    for p in parts[:-1]:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    last = parts[-1]
+    if isinstance(node[last], list):
+        node[last] = [node[last][0], value]
+    else:
+        node[last] = value
+
+
+def _write_full(tmp_path, scenario, topology):
+    from tests.test_fuzz import toml_text
+
+    (tmp_path / "topo.toml").write_text(toml_text(topology))
+    (tmp_path / "s.toml").write_text(toml_text(scenario))
+    return tmp_path / "s.toml"
+
+
+def test_the_full_scenario_parses(tmp_path):
+    sc, _ = load_scenario(_write_full(tmp_path, FULL_SCENARIO, FULL_TOPOLOGY))
+    assert len(sc.streams) == 4 and len(sc.timeline) == 2
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("in_topology", [False, True], ids=["scenario", "topology"])
+def test_every_number_must_be_finite(tmp_path, bad, in_topology):
+    import copy
+
+    source = FULL_TOPOLOGY if in_topology else FULL_SCENARIO
+    fields = [f for f, _ in _numbers(source)]
+    assert len(fields) >= (5 if in_topology else 30)
+    for field in fields:
+        if field.endswith("max_age_s") and bad == float("inf"):
+            continue  # a connection kept for ever: the one field where inf means something
+        table = copy.deepcopy(source)
+        _set_field(table, field, bad)
+        path = _write_full(tmp_path, FULL_SCENARIO if in_topology else table, table if in_topology else FULL_TOPOLOGY)
+        with pytest.raises(SpecError) as err:
+            load_scenario(path)
+        expected = str(tmp_path / ("topo.toml" if in_topology else "s.toml"))
+        assert (err.value.path, err.value.field) == (expected, field), (field, str(err.value))
+        words = "must be > 0" if field.endswith("max_age_s") and bad < 0 else "finite"  # -inf: below the minimum
+        assert words in err.value.problem, (field, str(err.value))
+
+
+def test_max_age_inf_means_for_ever(tmp_path):
+    import copy
+
+    table = copy.deepcopy(FULL_SCENARIO)
+    table["streams"][0]["connections"]["max_age_s"] = float("inf")
+    sc, _ = load_scenario(_write_full(tmp_path, table, FULL_TOPOLOGY))
+    assert sc.streams[0].connections.max_age_s == float("inf")
+
+
+def _one_line_error(call):
+    with pytest.raises(SpecError) as err:
+        call()
+    assert "\n" not in str(err.value) and "\x00" not in str(err.value)
+    return err.value
+
+
+def test_files_that_are_not_regular_files_are_refused_at_once(files):
+    import os
+
+    os.mkfifo(files / "fifo.toml")
+    for path in ("/dev/zero", "/dev/urandom", str(files / "fifo.toml")):
+        edit(files, 'topology = "topo.toml"', f'topology = "{path}"')
+        e = _one_line_error(lambda: load_scenario(files / "s.toml"))
+        assert "not a regular file" in e.problem and e.path == path
+        edit(files, f'topology = "{path}"', 'topology = "topo.toml"')
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("loop.toml", "Too many levels of symbolic links"),
+        ("x" * 300 + ".toml", "File name too long"),
+        ("nul\x00.toml", "embedded null byte"),
+        (".", "is a directory"),
+    ],
+)
+def test_names_that_cannot_be_opened(files, name, problem):
+    import os
+
+    os.symlink("loop.toml", files / "loop.toml")
+    e = _one_line_error(lambda: load_scenario(files / name))
+    assert problem in e.problem
+
+
+def test_a_file_over_the_size_cap(files, monkeypatch):
+    from sim.io import tables
+
+    monkeypatch.setattr(tables, "MAX_TOML_BYTES", 100)
+    e = _one_line_error(lambda: load_scenario(files / "s.toml"))
+    assert "may have at most 100" in e.problem
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("seed = " + "1" * 5000, "an integer of more than 4,300 digits"),
+        ("seed = 99999999999999999999", "must be <= 9223372036854775807"),
+        ("name = " + "[" * 1000 + "]" * 1000, "more than 32 deep"),
+        ("name = " + "[" * 40 + "]" * 40, "more than 32 deep"),
+        ('"a\\nb" = 1', "a\\nb: unknown key"),
+        (b"name = '\xff'".decode("latin-1"), "not UTF-8"),
+    ],
+)
+def test_hostile_toml(files, text, problem):
+    data = text.encode("latin-1") if "\xff" in text else text.encode()
+    rest = "" if text.startswith(("name", "seed")) else "\n"
+    scenario = SCENARIO.replace("seed = 9\n", "") if text.startswith("seed") else SCENARIO.replace('name = "s"\n', "")
+    (files / "s.toml").write_bytes(data + b"\n" + rest.encode() + scenario.encode())
+    e = _one_line_error(lambda: load_scenario(files / "s.toml"))
+    assert problem in str(e)
+
+
+@pytest.mark.parametrize(
+    ("trace", "problem"),
+    [
+        (b"0.0\nnan\n1.0\n", "must be a finite number"),
+        (b"0.0\ninf\n", "must be a finite number"),
+        (b"0.0\n\xff\xfe\n", "not UTF-8"),
+    ],
+)
+def test_hostile_trace_files(files, trace, problem):
+    (files / "trace.csv").write_bytes(trace)
+    edit(files, "times_s = [0.0, 1.5]", 'file = "trace.csv"')
+    e = _one_line_error(lambda: load_scenario(files / "s.toml"))
+    assert problem in e.problem
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("rate_rps = 5", "rate_rps = 1e-320", "streams[0].workload.rate_rps"),  # its gap would be inf
+        ("rate_rps = 5", "rate_rps = 1e300", "streams[0].workload.rate_rps"),
+        ("mean_s = 0.002, shape", "mean_s = 1e300, shape", "defaults.service_time.mean_s"),
+        ("times_s = [0.0, 1.5]", "times_s = [0.0, 1e300]", "streams[2].workload.times_s"),
+    ],
+)
+def test_numbers_beyond_float_range_for_sums_and_gaps(files, old, new, field):
+    path = edit(files, old, new)
+    e = _one_line_error(lambda: load_scenario(path))
+    assert e.field == field

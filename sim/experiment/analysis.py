@@ -192,6 +192,15 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     names = ", ".join(sorted(pickers))
     if adaptive and test.dof > 0:
         test = replace(test, pvalue=math.nan, method="none: adaptive picker")
+    if not positive.any():  # no fresh pick had an endpoint to choose: say why, not "one eligible endpoint"
+        words = (
+            "nothing sent: nothing to test"
+            if not mine.any()
+            else "no eligible endpoint: no request could be routed; nothing to test"
+            if not routed.any()
+            else "no fresh picks (every request rode an open connection or affinity): nothing to test"
+        )
+    elif adaptive and test.dof > 0:
         words = (
             f"adaptive picker ({names}): it picks by live load, so its picks are not draws with fixed shares and "
             f"no p-value applies; balance achieved: picked/expected {balance['min_ratio']:.3f} to "
@@ -243,7 +252,8 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         result.node_names[n]: float(np.mean(served[entry[ok] == n] != n)) for n in np.unique(entry[ok]).tolist()
     }
     cross_zone = _cross_zone(result, entry[ok], served)
-    withheld = result.scenario.hints(service).withheld
+    hints = result.scenario.hints(service)
+    withheld = hints.withheld
     return ServiceSummary(
         name=service,
         sent=int(mine.sum()),
@@ -264,7 +274,11 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
         cross_node_by_entry_node=cross_by_node,
-        hints=f"none: {withheld}" if withheld else "written",
+        hints=f"none: {withheld}"
+        if withheld
+        else "written"
+        if hints.endpoints
+        else "none: the Service has no endpoints",
         failed_after_s=float(result.latency_s[mine][outcome == Outcome.DROPPED].mean())
         if (outcome == Outcome.DROPPED).any()
         else nan,

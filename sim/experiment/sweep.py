@@ -4,8 +4,10 @@ A run is one design point at one replication. Replication r of every design poin
 drawn from ``root_seed`` and r alone, and the engine keys every random stream by entity (``sim.rng``), so all
 policies at replication r see identical arrivals: common random numbers, and comparisons are paired.
 
-A run's key hashes its resolved scenario table (with the contents of the files it names) and its seed: a rerun
-finds the records already stored under those keys, computes only the rest, and says "computed X, reused Y".
+A run's key hashes its resolved scenario table (with the contents of the files it names), its seed and the
+simulator's version and the digest of its model's source (``sim.version``): a rerun finds the records already
+stored under those keys, computes only the rest, and says "computed X, reused Y"; after an upgrade or an engine
+change it recomputes instead of mixing old results with new.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sim.experiment.analysis import run_metrics
 from sim.experiment.executors import Executor, Serial
 from sim.experiment.results import RESULT_FORMAT, MemoryStore, ResultStore, summary_csv, summary_frame
 from sim.experiment.spec import DesignPoint, Experiment
+from sim.version import __version__, model_digest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,9 +45,17 @@ def replication_seed(root_seed: int, replication: int) -> int:
 
 
 def run_key(point: DesignPoint, seed: int) -> str:
-    """The name of a run's result: a hash of its resolved scenario table, the files it names, and its seed."""
+    """The name of a run's result: a hash of its resolved scenario table, the files it names, its seed, and the
+    simulator's version and model digest."""
     text = json.dumps(
-        {"format": RESULT_FORMAT, "scenario": point.table, "files": point.files, "seed": seed},
+        {
+            "format": RESULT_FORMAT,
+            "version": __version__,
+            "model": model_digest(),
+            "scenario": point.table,
+            "files": point.files,
+            "seed": seed,
+        },
         sort_keys=True,
         default=str,
     )
@@ -91,6 +102,8 @@ def _labels(experiment: Experiment, run: Run) -> dict[str, Any]:
     """The fields of a record that say where in this experiment the run sits."""
     return {
         "format": RESULT_FORMAT,
+        "version": __version__,
+        "model": model_digest(),
         "key": run.key,
         "experiment": experiment.name,
         "design_point": run.point.index,
@@ -119,7 +132,7 @@ def record(experiment: Experiment, run: Run, outcome: dict[str, Any]) -> dict[st
 def describe(experiment: Experiment, runs: list[Run]) -> dict[str, Any]:
     """The experiment's description with its runs (key, design point, replication, seed) in run order."""
     listed = [{"key": r.key, "design_point": r.point.index, "replication": r.replication, "seed": r.seed} for r in runs]
-    return {"format": RESULT_FORMAT, **experiment.describe(), "runs": listed}
+    return {"format": RESULT_FORMAT, "version": __version__, **experiment.describe(), "runs": listed}
 
 
 @dataclass(frozen=True, eq=False)

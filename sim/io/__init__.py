@@ -13,20 +13,22 @@ Files are parsed once into typed objects; unknown keys, wrong types and bad valu
 file, the field and the problem.
 """
 
-from sim.io.experiment import is_experiment, load_experiment, parse_experiment, parse_set
+from sim.io.experiment import is_experiment, load_experiment, load_scenario_set, parse_experiment, parse_set
 from sim.io.runfile import load_run
 from sim.io.scenario import load_scenario, parse_scenario
-from sim.io.store import ResultDir, dumps_json, load_results, write_atomic
+from sim.io.store import ResultDir, check_writable, dumps_json, load_results, write_atomic
 from sim.io.topology import load_topology, parse_topology
 
 __all__ = [
     "ResultDir",
+    "check_writable",
     "dumps_json",
     "is_experiment",
     "load_experiment",
     "load_results",
     "load_run",
     "load_scenario",
+    "load_scenario_set",
     "load_topology",
     "parse_experiment",
     "parse_scenario",

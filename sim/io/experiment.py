@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sim import guards
 from sim.errors import SpecError
 from sim.experiment.results import RESERVED_COLUMNS
 from sim.experiment.spec import (
@@ -25,7 +26,7 @@ from sim.experiment.spec import (
     resolve,
 )
 from sim.io.scenario import parse_scenario, with_cluster_names
-from sim.io.tables import Table, load_toml, type_name
+from sim.io.tables import MAX_DEPTH, Table, depth, load_toml, type_name
 from sim.scenario import Scenario
 
 
@@ -45,15 +46,40 @@ def parse_set(text: str) -> tuple[str, Any]:
     path, sep, value = text.partition("=")
     if not sep or not path.strip():
         raise SpecError("--set", text, "expected PATH=VALUE, e.g. defaults.concurrency=2")
+    if "\n" in value or "\r" in value:
+        raise SpecError("--set", path.strip(), "the value must be one line")
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value.strip()
+    except RecursionError:
+        raise SpecError("--set", path.strip(), f"the value nests arrays or tables more than {MAX_DEPTH} deep") from None
+    except ValueError:  # int()'s limit of 4,300 digits
+        raise SpecError("--set", path.strip(), "not a value: an integer of more than 4,300 digits") from None
+    if depth(parsed) > MAX_DEPTH:
+        raise SpecError("--set", path.strip(), f"the value nests arrays or tables more than {MAX_DEPTH} deep")
     return path.strip(), parsed
 
 
+SPEC_KEYS = ("replications", "root_seed")
+"""``--set`` keys that set the spec's own ``[experiment]`` fields (also as ``experiment.KEY``), not the scenario's."""
+
+
+def spec_key(path: str) -> str | None:
+    """The ``[experiment]`` key a ``--set`` path sets, or None if it is a scenario path.
+
+    >>> spec_key("replications"), spec_key("experiment.name"), spec_key("streams.0.requests")
+    ('replications', 'name', None)
+    """
+    if path in SPEC_KEYS:
+        return path
+    head, dot, rest = path.partition(".")
+    return rest if head == "experiment" and dot and rest else None
+
+
 def load_experiment(path: str | Path, sets: Mapping[str, Any] | None = None) -> Experiment:
-    """Read an experiment spec; ``sets`` overrides base-scenario fields by dotted path (``--set``)."""
+    """Read an experiment spec; ``sets`` overrides base-scenario fields by dotted path (``--set``), or the spec's
+    own ``replications`` and ``root_seed`` (and any ``experiment.KEY``)."""
     path = Path(path)
     return parse_experiment(load_toml(path), path, sets)
 
@@ -176,11 +202,20 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
     spec = str(path)
     top = Table(path, "", raw)
     head = Table(path, "experiment", top.take("experiment", dict))
-    name = head.take("name", str, path.stem)
-    scenario_file = head.take("scenario", str, None)
-    replications = head.integer("replications", minimum=1)
-    root_seed = head.integer("root_seed", 0, minimum=0)
-    head.done()
+    own = {k: v for k, v in (sets or {}).items() if spec_key(k) is not None}
+    sets = {k: v for k, v in (sets or {}).items() if spec_key(k) is None}
+    head.data.update({spec_key(k): v for k, v in own.items()})
+    try:
+        name = head.take("name", str, path.stem)
+        scenario_file = head.take("scenario", str, None)
+        replications = head.integer("replications", minimum=1, maximum=guards.MAX_RUNS)
+        root_seed = head.integer("root_seed", 0, minimum=0)
+        head.done()
+    except SpecError as e:
+        blamed = [k for k in own if head.field(str(spec_key(k))) == e.field]
+        if blamed:
+            raise SpecError(spec, f"--set {blamed[0]}", e.problem) from None
+        raise
     inline = top.take("scenario", dict, None)
     factors_raw = top.take("factors", dict, {})
     plot = Table(path, "plot", top.take("plot", dict, {}))
@@ -211,7 +246,7 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
             for p, fld in (fields or {}).items():
                 inside = fld == e.field or fld.startswith((e.field + ".", e.field + "["))
                 if inside and e.problem.startswith("unknown key"):
-                    raise SpecError(spec, blame, f"unknown path {p!r}: the scenario has no field {e.field!r}") from None
+                    raise SpecError(spec, blame, _unknown_path(p, e)) from None
             own = e.field in (fields or {}).values()
             raise SpecError(spec, blame, e.problem if own else f"{prefix}{e.field}: {e.problem}") from None
 
@@ -223,15 +258,35 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
             raise SpecError(spec, blame, words) from None
 
     build(base)
-    for key, value in (sets or {}).items():
+    for key, value in sets.items():  # each path on its own first: a path that leads nowhere names its --set
         blame = f"--set {key}"
-        table, fields = resolved(base, blame, [(key, value)])
+        resolved(base, blame, [(key, value)])
         if parse_path(key) == ("seed",):
             raise SpecError(spec, blame, "seeds come from [experiment] root_seed and the replication number")
-        build(table, blame, fields)
-    base, _ = resolve(base, list((sets or {}).items()))
+    if sets:  # then all of them together, so that fields checked against each other may change together
+        table, fields = resolved(base, "--set", list(sets.items()))
+        if len(fields) == 1:
+            build(table, f"--set {next(iter(fields))}", fields)
+        else:
+            try:
+                parse_scenario(table, anchor)
+            except SpecError as e:
+                if e.path != str(anchor):
+                    raise
+                raise _blame_set(e, spec, prefix, fields) from None
+        base = table
 
     factors = _factors(path, factors_raw)
+    points = guards.design_points(len(f.levels) for f in factors)
+    if points > guards.MAX_DESIGN_POINTS or points * replications > guards.MAX_RUNS:
+        sizes = " x ".join(str(len(f.levels)) for f in factors) or "1"
+        raise SpecError(
+            spec,
+            "factors",
+            f"{sizes} levels give {points:,} design points x {replications:,} replications = "
+            f"{points * replications:,} runs; a sweep may have at most {guards.MAX_DESIGN_POINTS:,} design points "
+            f"and {guards.MAX_RUNS:,} runs (split it into several specs)",
+        )
     for f in factors:
         for level in range(len(f.levels)):
             blame = f"factors.{_quoted(f.name)}"
@@ -255,7 +310,7 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
     plot.done()
 
     digests: dict[Path, str] = {}
-    points: list[DesignPoint] = []
+    design: list[DesignPoint] = []
     seen: dict[str, int] = {}
     for index, choice in enumerate(level_choices(factors)):
         values = {f.name: f.levels[level] for f, level in zip(factors, choice, strict=True)}
@@ -267,14 +322,54 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
         if text in seen:
             raise SpecError(spec, "factors", f"design points {seen[text]} and {index} ({at}) give the same scenario")
         seen[text] = index
-        points.append(DesignPoint(index, values, table, scenario, str(anchor), _file_digests(table, anchor, digests)))
+        design.append(DesignPoint(index, values, table, scenario, str(anchor), _file_digests(table, anchor, digests)))
     return Experiment(
         name=name,
         path=spec,
         factors=tuple(factors),
         replications=replications,
         root_seed=root_seed,
-        design_points=tuple(points),
+        design_points=tuple(design),
         plot=roles,
-        sets=dict(sets or {}),
+        sets={**own, **sets},
     )
+
+
+def _unknown_path(path: str, e: SpecError) -> str:
+    """The problem of a path to a field the scenario does not have, with the scenario's suggestion if it made one."""
+    hint = e.problem[len("unknown key") :]
+    return f"unknown path {path!r}: the scenario has no field {e.field!r}{hint}"
+
+
+def _blame_set(e: SpecError, spec: str, prefix: str, fields: Mapping[str, str]) -> SpecError:
+    """A problem found with every ``--set`` applied, put on the ``--set`` whose field it is (else on them all)."""
+    for p, fld in fields.items():
+        inside = fld == e.field or fld.startswith((e.field + ".", e.field + "["))
+        if inside and e.problem.startswith("unknown key"):
+            return SpecError(spec, f"--set {p}", _unknown_path(p, e))
+    for p, fld in fields.items():
+        if fld == e.field:
+            return SpecError(spec, f"--set {p}", e.problem)
+    return SpecError(spec, "--set", f"{prefix}{e.field}: {e.problem}")
+
+
+def load_scenario_set(
+    path: str | Path, sets: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> tuple[Scenario, int]:
+    """A scenario file with ``--set`` overrides (dotted paths, as a spec's factors take them) applied together
+    before it is validated; a problem in a set field is put on its ``--set``."""
+    path = Path(path)
+    raw = load_toml(path)
+    for key, value in sets.items():
+        try:
+            resolve(raw, [(key, value)])
+        except PathError as e:
+            words = str(e) if str(e).startswith("malformed") else f"unknown path: {e}"
+            raise SpecError(str(path), f"--set {key}", words) from None
+    table, fields = resolve(raw, list(sets.items()))
+    try:
+        return parse_scenario(table, path, overrides)
+    except SpecError as e:
+        if e.path != str(path):
+            raise
+        raise _blame_set(e, str(path), "", fields) from None

@@ -473,7 +473,8 @@ def _connections(stream: Table) -> Connections:
         return Connections()
     t = Table(stream.path, stream.field("connections"), stream.take("connections", dict))
     conn = Connections(
-        t.integer("max_requests", 1, minimum=1), t.number("max_age_s", float("inf"), minimum=0, strict=True)
+        t.integer("max_requests", 1, minimum=1),
+        t.number("max_age_s", float("inf"), minimum=0, strict=True, allow_inf=True),  # inf: for ever
     )
     t.done()
     return conn

@@ -1,9 +1,14 @@
 """Where results go on disk: atomic writes, canonical JSON, and a sweep's results directory (``runs/<key>.json``
-per run, ``experiment.json`` and ``summary.csv``, each written atomically)."""
+per run, ``experiment.json`` and ``summary.csv``, each written atomically).
+
+Reading a results directory back (``load_results``, for ``sim plot``) checks every part it uses: a damaged
+experiment.json or run record is a SpecError naming the file and the field, never a traceback in a figure.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -11,14 +16,38 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import SpecError
+from sim.experiment.analysis import LATENCY_BINS_PER_DECADE, LATENCY_FLOOR_S
+from sim.io.tables import check_depth, read_text
+
+MAX_JSON_BYTES = 64 << 20
+"""The largest experiment.json or run record read back (bytes)."""
+
+
+def _umask() -> int:
+    """The process's umask: from /proc/self/status where Linux shows it (reading it with ``os.umask`` means
+    setting it, which another thread could see), else set and set straight back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    The file gets the mode an ordinary ``open()`` would give it (0o666 less the umask), not mkstemp's 0o600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -29,19 +58,61 @@ def write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+def check_writable(path: str | Path, *, directory: bool, what: str) -> None:
+    """Refuse an output path that cannot be written, before any work: a file where a directory must be, a
+    directory where a file must be, a parent that is a file, or a place nobody may write (``/proc``).
+
+    Nothing is left behind: the nearest existing directory on the way is proven writable with a temporary file
+    that is removed at once, and missing directories are made only when the results are written.
+    """
+    target = Path(path)
+    try:
+        if directory and target.exists() and not target.is_dir():
+            raise SpecError(str(target), what, "is a file; expected a directory")
+        if not directory and target.is_dir():
+            raise SpecError(str(target), what, "is a directory; expected a file name")
+        folder = (target if directory else target.parent).absolute()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise SpecError(str(target), what, f"cannot be created: {folder} is a file")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".sim-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except SpecError:
+        raise
+    except (OSError, ValueError) as e:
+        problem = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise SpecError(str(target), what, f"cannot be written: {problem}") from None
+
+
 def dumps_json(obj: object) -> str:
-    """Canonical JSON text (sorted keys, NaN as null) so that equal results give byte-identical files."""
-    return json.dumps(_nan_to_none(obj), sort_keys=True, indent=2) + "\n"
+    """Canonical JSON text (sorted keys, NaN and infinities as null) so that equal results give byte-identical
+    files, and strict JSON: never ``NaN`` or ``Infinity``, which JSON does not have."""
+    return json.dumps(_finite(obj), sort_keys=True, indent=2, allow_nan=False) + "\n"
 
 
-def _nan_to_none(obj: object) -> object:
-    if isinstance(obj, float) and obj != obj:
+def _finite(obj: object) -> object:
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
+        return {k: _finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
+        return [_finite(v) for v in obj]
     return obj
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file, bounded and depth-checked; any problem is a SpecError naming it."""
+    text = read_text(path, MAX_JSON_BYTES, "JSON file")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise SpecError(str(path), "", "cannot be read: nests too deeply") from None
+    except ValueError as e:
+        raise SpecError(str(path), "", f"cannot be read: not JSON ({e})") from None
+    check_depth(path, data)
+    return data
 
 
 class ResultDir:
@@ -55,10 +126,10 @@ class ResultDir:
         return self.path / "runs" / f"{key}.json"
 
     def load(self, key: str) -> dict[str, Any] | None:
-        """The record of run ``key``, or None if there is none (or it cannot be read)."""
+        """The record of run ``key``, or None if there is none (or it cannot be read: the run is done again)."""
         try:
-            record = json.loads(self.run_file(key).read_text())
-        except (OSError, ValueError):
+            record = _read_json(self.run_file(key))
+        except SpecError:
             return None
         return record if isinstance(record, dict) and record.get("key") == key else None
 
@@ -75,18 +146,142 @@ class ResultDir:
         write_atomic(self.path / "summary.csv", csv_text)
 
 
+def _need(file: Path, obj: Any, field: str, kinds: type | tuple[type, ...], what: str) -> Any:
+    """``obj[field]`` (``field`` dotted), which must be of ``kinds``; else a SpecError naming the file and field."""
+    value = obj
+    for part in field.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise SpecError(str(file), field, f"is missing: not a {what} (damaged, or written by another program)")
+        value = value[part]
+    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        raise SpecError(str(file), field, f"must be {_kind_words(kinds)}, got {value!r}")
+    if not isinstance(value, kinds):
+        raise SpecError(str(file), field, f"must be {_kind_words(kinds)}, got {type(value).__name__}")
+    return value
+
+
+def _kind_words(kinds: type | tuple[type, ...]) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number"}
+    return " or ".join(names.get(k, k.__name__) for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+
+
+_NUMBER = (int, float, type(None))
+_SERVICE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "sent": int,
+    "completed": int,
+    "dropped": int,
+    "in_flight": int,
+    "violations": int,
+    "latency_s.mean": _NUMBER,
+    "latency_s.p50": _NUMBER,
+    "latency_s.p99": _NUMBER,
+    "cross_node_fraction": _NUMBER,
+    "cross_zone_fraction": _NUMBER,
+    "chi_square.statistic": _NUMBER,
+    "chi_square.dof": int,
+    "chi_square.pvalue": _NUMBER,
+    "chi_square.cohens_w": _NUMBER,
+    "routed_by_endpoint": dict,
+    "expected_share": dict,
+    "by_client_node": dict,
+    "latency_histogram.first": int,
+    "latency_histogram.counts": list,
+}
+"""What a finished run's metrics must hold per Service for the summary table and the figures."""
+
+
+def check_info(file: Path, info: Any) -> dict[str, Any]:
+    """An experiment.json as written by ``sim sweep``: its factors, design points and runs, each the right type."""
+    if not isinstance(info, dict):
+        raise SpecError(str(file), "", "must be a JSON object (damaged, or written by another program)")
+    for i, factor in enumerate(_need(file, info, "factors", list, "results description")):
+        _need(file, {"f": factor}, "f", dict, "factor")
+        for key, kinds in (("name", str), ("levels", list), ("paths", dict)):
+            if not isinstance(factor.get(key), kinds):
+                raise SpecError(str(file), f"factors[{i}].{key}", f"must be {_kind_words(kinds)}")
+        if not factor["levels"]:
+            raise SpecError(str(file), f"factors[{i}].levels", "must have at least one level")
+    for i, run in enumerate(_need(file, info, "runs", list, "results description")):
+        if not isinstance(run, dict) or not isinstance(run.get("key"), str) or not run["key"].isalnum():
+            raise SpecError(str(file), f"runs[{i}].key", "must be a run key (letters and digits)")
+    for key in ("plot", "sets"):
+        if key in info and not isinstance(info[key], dict):
+            raise SpecError(str(file), key, "must be an object")
+    plot = info.get("plot", {})
+    for role in ("x", "line"):
+        if role in plot and not isinstance(plot[role], str):
+            raise SpecError(str(file), f"plot.{role}", "must be a string")
+    if "labels" in plot and not isinstance(plot["labels"], dict):
+        raise SpecError(str(file), "plot.labels", "must be an object")
+    if "name" in info and not isinstance(info["name"], str):
+        raise SpecError(str(file), "name", "must be a string")
+    return info
+
+
+def check_record(file: Path, record: dict[str, Any], factors: list[str]) -> dict[str, Any]:
+    """A run record as ``sim sweep`` writes it: the labels and, for a finished run, the metrics each Service has."""
+    status = _need(file, record, "status", str, "run record")
+    _need(file, record, "design_point", int, "run record")
+    _need(file, record, "replication", int, "run record")
+    for f in factors:
+        if f not in _need(file, record, "factors", dict, "run record"):
+            raise SpecError(str(file), f"factors.{f}", "is missing: the record does not match experiment.json")
+    if status == "ok":
+        services = _need(file, record, "metrics.services", dict, "run record")
+        for name, s in services.items():
+            for field, kinds in _SERVICE_FIELDS.items():
+                _need(file, {"s": s}, f"s.{field}", kinds, "run record")
+            where = f"metrics.services.{name}"
+            for key in ("routed_by_endpoint", "expected_share"):
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in s[key].values()):
+                    raise SpecError(str(file), f"{where}.{key}", "must map names to numbers")
+            for node, row in s["by_client_node"].items():
+                if not isinstance(row, dict) or not all(type(v) is int for v in row.values()):
+                    raise SpecError(str(file), f"{where}.by_client_node.{node}", "must map node names to counts")
+            _histogram(file, f"{where}.latency_histogram", s["latency_histogram"])
+    return record
+
+
+def _histogram(file: Path, where: str, h: dict[str, Any]) -> None:
+    """A latency histogram as run_metrics writes it: this version's bins, a first bin and counts in range."""
+    if h.get("floor_s") != LATENCY_FLOOR_S or h.get("bins_per_decade") != LATENCY_BINS_PER_DECADE:
+        raise SpecError(
+            str(file), where, f"has other bins than {LATENCY_BINS_PER_DECADE} a decade from {LATENCY_FLOOR_S} s"
+        )
+    # latencies are finite doubles: at most log10(1e308 / floor) decades above the floor
+    top = int((308 - math.log10(LATENCY_FLOOR_S)) * LATENCY_BINS_PER_DECADE) + 1
+    if not 0 <= h["first"] <= top or len(h["counts"]) > top + 1 - h["first"]:
+        raise SpecError(str(file), where, f"has bins outside 0..{top}")
+    if not all(type(c) is int and c >= 0 for c in h["counts"]):
+        raise SpecError(str(file), f"{where}.counts", "must be counts (whole numbers >= 0)")
+
+
 def load_results(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A result directory's experiment description and the records of its runs found there, in run order."""
+    """A result directory's experiment description and the records of its runs found there, in run order.
+
+    A run without a record (a sweep stopped half-way) is left out; a record that is there but damaged, like a
+    damaged experiment.json, is a SpecError naming the file and the field.
+    """
     path = Path(path)
-    if not path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError:
+        is_dir = False
+    if not is_dir:
         raise SpecError(str(path), "", "no such results directory")
     info_file = path / "experiment.json"
-    try:
-        info = json.loads(info_file.read_text())
-    except FileNotFoundError:
-        raise SpecError(str(path), "", "not a results directory: no experiment.json (run `sim sweep` first)") from None
-    except (OSError, ValueError) as e:
-        raise SpecError(str(info_file), "", f"cannot be read: {e}") from None
+    if not info_file.exists():
+        raise SpecError(str(path), "", "not a results directory: no experiment.json (run `sim sweep` first)")
+    info = check_info(info_file, _read_json(info_file))
+    factors = [f["name"] for f in info["factors"]]
     store = ResultDir(path)
-    records = [rec for run in info.get("runs", []) if (rec := store.load(run["key"])) is not None]
+    records = []
+    for run in info["runs"]:
+        file = store.run_file(run["key"])
+        if not file.exists():
+            continue
+        record = _read_json(file)
+        if not isinstance(record, dict) or record.get("key") != run["key"]:
+            raise SpecError(str(file), "key", f"must be {run['key']!r}: the record does not match experiment.json")
+        records.append(check_record(file, record, factors))
     return info, records

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sim import guards
 from sim.distributions import Constant
 from sim.io.durations import duration
 from sim.io.tables import Table, load_toml
@@ -46,6 +47,9 @@ def parse_topology(raw: object, path: Path) -> Topology:
         if elements[element] == ElementKind.NODE:
             raise t.error("kind", f"unknown value 'node'; expected one of {_ELEMENTS} (nodes go in [[nodes]])")
         t.done()
+    too_big = guards.check_topology(len(nodes) + len(elements))
+    if too_big:
+        raise top.error("nodes", too_big)
     links = []
     for t in top.tables("links"):
         between = t.take("between", list)
