@@ -215,11 +215,11 @@ def test_cross_node_fraction_per_entry_node():
     assert set(local.cross_node_by_entry_node.values()) == {0.0}
 
 
-def test_readme_scenario_example_has_duration_and_warmup_at_the_top_level(tmp_path):
-    """The "Write your own scenario" example with its [dataplane] table, duration_s and warmup_s uncommented
-    where the README shows them parses and stops at 60 s (they are top-level keys: placed after the [dataplane]
+def test_scenario_reference_example_has_duration_and_warmup_at_the_top_level(tmp_path):
+    """The scenario reference's example (docs/scenarios.md) with its [dataplane] table, duration_s and warmup_s
+    uncommented where it shows them parses and stops at 60 s (they are top-level keys: placed after the [dataplane]
     header they would be that table's, and an error naming the field)."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "scenarios.md").read_text()
     start = readme.index('```toml\nname = "my-scenario"') + len("```toml\n")
     text = readme[start : readme.index("```", start)].replace("../topologies/", f"{ROOT / 'topologies'}/")
     for line in ("# duration_s = 60", "# warmup_s = 10", "# [dataplane]", '# name = "cilium"'):
