@@ -785,7 +785,7 @@ def test_kind_dump():
         "shop/web-7d4b9c-klmno": (False, False, False),
     }
     assert sc.service("shop/web").target_port == 8080
-    assert "skipped 1 objects of kinds not simulated: 1 ConfigMap" in notes
+    assert "skipped 1 object of kinds not simulated: 1 ConfigMap" in notes
     outside = sc.route_for("shop/web", "kind-worker2", Source.EXTERNAL)  # eTP Local: the local terminating one
     assert [ep.pod for ep in outside.endpoints] == ["shop/web-7d4b9c-fghij"] and outside.source_preserved
 

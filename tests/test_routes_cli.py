@@ -58,7 +58,7 @@ def test_routes_json_shape(capsys):
     ]
     assert web["external_at_nodes"]["kind-control-plane"]["outcome"] == "no_local_endpoints"  # eTP Local
     assert table["services"]["kube-system/kube-dns"]["external_at_nodes"] == {}  # ClusterIP only
-    assert "skipped 1 objects of kinds not simulated: 1 ConfigMap" in err
+    assert "skipped 1 object of kinds not simulated: 1 ConfigMap" in err
 
 
 def test_routes_filters_dataplane_and_stdin(capsys, monkeypatch):

@@ -231,7 +231,8 @@ class Objects:
         if not self.skipped:
             return ""
         parts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.skipped.items()))
-        return f"skipped {sum(self.skipped.values())} objects of kinds not simulated: {parts}"
+        n = sum(self.skipped.values())
+        return f"skipped {n} object{'' if n == 1 else 's'} of kinds not simulated: {parts}"
 
 
 # --- files -----------------------------------------------------------------------------------------------------
