@@ -624,15 +624,24 @@ def _notes(notes: Sequence[str]) -> None:
 
 
 def _load_objects(
-    files: Sequence[str], dataplane: str, streams: list[dict[str, Any]], notes: list[str], need_streams: bool = True
+    files: Sequence[str],
+    dataplane: str,
+    streams: list[dict[str, Any]],
+    notes: list[str],
+    need_streams: bool = True,
+    sets: Sequence[str] = (),
 ) -> tuple[Scenario, int]:
-    """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``); a problem in a stream
-    built from flags is put on the flag."""
+    """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``), with ``--set``s
+    applied; a problem in a stream built from flags is put on the flag."""
+    from sim.io.experiment import parse_scenario_set
     from sim.io.scenario import objects_table
 
     table = {**objects_table(list(files), dataplane), "streams": streams}
+    where = Path("(command line)")
     try:
-        return parse_scenario(table, Path("(command line)"), need_streams=need_streams, notes=notes)
+        if sets:
+            return parse_scenario_set(table, where, dict(parse_set(text) for text in sets), notes=notes)
+        return parse_scenario(table, where, need_streams=need_streams, notes=notes)
     except SpecError as e:
         flags = {
             "streams[0].client": "--client",
@@ -718,7 +727,7 @@ def _run_objects(args: argparse.Namespace) -> int:
     }
     notes: list[str] = []
     try:
-        scenario, seed = _load_objects([args.file, *args.more], "iptables", [stream], notes)
+        scenario, seed = _load_objects([args.file, *args.more], "iptables", [stream], notes, sets=args.set)
     except SpecError as e:
         return _error(e)
     _notes(notes)

@@ -430,3 +430,29 @@ def test_timeline_over_given_endpoint_slices(tmp_path):
         [("default/a", False, True, True), ("default/b", False, False, False)],
         [("default/b", False, False, False)],
     ]
+
+
+def test_a_policy_change_on_a_dump_is_one_command(capsys):
+    """``sim run DUMP --client --service --set services."NS/NAME".FIELD=VALUE``: the set reaches the Service read
+    from the objects (it is not silently ignored), and a bad value is the one error naming the --set."""
+    base = ["run", str(DATA / "kind_dump.yaml"), "--client", "default/client", "--service", "shop/web"]
+    code, out, _ = cli(capsys, *base, "--requests", "50", "--json")
+    assert code == 0 and _service(out, "shop/web")["externalTrafficPolicy"] == "Local"
+    field = 'services."shop/web".externalTrafficPolicy'
+    code, out, _ = cli(capsys, *base, "--requests", "50", "--json", "--set", f"{field}=Cluster")
+    assert code == 0 and _service(out, "shop/web")["externalTrafficPolicy"] == "Cluster"
+    code, _, err = cli(capsys, *base, "--set", f"{field}=Clustr")
+    assert code == 2 and err.count("\n") == 1 and f"--set {field}: unknown value 'Clustr'" in err
+
+
+def test_set_reaches_objects_named_by_a_scenario_file(capsys):
+    """The same through a scenario file naming cluster state (``cluster = [...]``)."""
+    demo = str(DEMO / "demo.toml")
+    field = 'services."default/echo-2".internalTrafficPolicy'
+    code, out, _ = cli(capsys, "run", demo, "--requests", "50", "--json", "--set", f"{field}=Cluster")
+    assert code == 0 and _service(out, "default/echo-2")["internalTrafficPolicy"] == "Cluster"
+
+
+def _service(run_json: str, name: str) -> dict:
+    """The Service ``name`` as a run's JSON describes its cluster (``cluster.services``)."""
+    return next(s for s in json.loads(run_json)["cluster"]["services"] if s["name"] == name)

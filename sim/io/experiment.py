@@ -359,7 +359,21 @@ def load_scenario_set(
     """A scenario file with ``--set`` overrides (dotted paths, as a spec's factors take them) applied together
     before it is validated; a problem in a set field is put on its ``--set``."""
     path = Path(path)
-    raw = load_toml(path)
+    return parse_scenario_set(load_toml(path), path, sets, overrides)
+
+
+def parse_scenario_set(
+    raw: Mapping[str, Any],
+    path: str | Path,
+    sets: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    notes: list[str] | None = None,
+) -> tuple[Scenario, int]:
+    """``parse_scenario`` on a scenario table with ``--set`` overrides applied together first; paths reach pods and
+    Services read from cluster files too (``services."shop/web".externalTrafficPolicy``)."""
+    path = Path(path)
+    raw = with_cluster_names(raw, path)
     for key, value in sets.items():
         try:
             resolve(raw, [(key, value)])
@@ -368,7 +382,7 @@ def load_scenario_set(
             raise SpecError(str(path), f"--set {key}", words) from None
     table, fields = resolve(raw, list(sets.items()))
     try:
-        return parse_scenario(table, path, overrides)
+        return parse_scenario(table, path, overrides, notes=notes)
     except SpecError as e:
         if e.path != str(path):
             raise
