@@ -123,10 +123,19 @@ def test_cilium_ignores_hints_unless_service_topology_is_enabled():
 
 
 @pytest.mark.parametrize("td", [TrafficDistribution.PREFER_SAME_ZONE, TrafficDistribution.PREFER_SAME_NODE, None])
-def test_cilium_honours_only_prefer_close_and_the_annotation(td):
-    assert len(route("cilium", svc(traffic_distribution=td), HINTED, enable_service_topology=True).endpoints) == 2
+def test_cilium_1_18_honours_only_prefer_close_and_the_annotation(td):
+    old = {"enable_service_topology": True, "cilium_prefer_same": False}
+    assert len(route("cilium", svc(traffic_distribution=td), HINTED, **old).endpoints) == 2
     auto = svc(annotations={"service.kubernetes.io/topology-mode": "Auto"})
-    assert len(route("cilium", auto, HINTED, enable_service_topology=True).endpoints) == 1
+    assert len(route("cilium", auto, HINTED, **old).endpoints) == 1
+
+
+def test_cilium_1_20_takes_prefer_same_zone_as_prefer_close():
+    """cilium/cilium#44771: PreferSameZone is PreferClose's alias (PreferSameNode goes by node name instead)."""
+    same_zone = svc(traffic_distribution=TrafficDistribution.PREFER_SAME_ZONE)
+    assert [e.pod for e in route("cilium", same_zone, HINTED, enable_service_topology=True).endpoints] == ["p2"]
+    no_td = svc(traffic_distribution=None)
+    assert len(route("cilium", no_td, HINTED, enable_service_topology=True).endpoints) == 2
 
 
 def test_cilium_zone_without_hinted_backend_falls_back_to_all_unless_legacy():

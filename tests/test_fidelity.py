@@ -366,9 +366,11 @@ def _zones(result, service: str, client: str) -> set[str]:
 
 
 @pytest.mark.parametrize("safeguards", [True, False])
-def test_cilium_topology_follows_is_topology_aware_and_the_writer(safeguards):
-    """cilium ``pkg/loadbalancer/reflectors/conversions.go`` ``isTopologyAware``: only the topology annotation or
-    ``trafficDistribution: PreferClose`` count (PreferSameZone does not). ``pkg/loadbalancer/writer/writer.go``
+@pytest.mark.parametrize("release", ["1.20", "1.18"])
+def test_cilium_topology_follows_is_topology_aware_and_the_writer(safeguards, release):
+    """cilium ``pkg/loadbalancer/reflectors/conversions.go`` ``isTopologyAware``: the topology annotation or
+    ``trafficDistribution: PreferClose`` count, and since Cilium 1.20 PreferSameZone as its alias (cilium/cilium
+    #44771; ``cilium_prefer_same = false`` is 1.18-1.19, where it does not). ``pkg/loadbalancer/writer/writer.go``
     ``DefaultSelectBackends`` (current): zone hints filter only when every backend is hinted and one is hinted for
     this node's zone, else all backends ("fall back to default behaviour"); the older writer skipped every backend
     hinted for other zones, so a zone without a backend got none."""
@@ -377,16 +379,49 @@ def test_cilium_topology_follows_is_topology_aware_and_the_writer(safeguards):
         {"name": "same-zone", "selector": {"app": "api"}, "trafficDistribution": "PreferSameZone"},
     ]
     streams = [stream(c, s, 60) for c in ("client-a", "client-b") for s in ("close", "same-zone")]
-    dp = {"name": "cilium", "enable_service_topology": True, "cilium_topology_safeguards": safeguards}
+    dp = {
+        "name": "cilium",
+        "enable_service_topology": True,
+        "cilium_topology_safeguards": safeguards,
+        "cilium_prefer_same": release == "1.20",
+    }
     r = run(scenario(dp, ZONED_PODS, services, streams, topology=MULTIZONE), 7)
     assert _zones(r, "close", "client-b") == {"zone-b"}
-    assert _zones(r, "same-zone", "client-b") == {"zone-b", "zone-c"}  # not honoured
-    if safeguards:
-        assert _zones(r, "close", "client-a") == {"zone-b", "zone-c"}
-    else:
-        s = r.columns
-        mine = (s["service"] == r.service_names.index("close")) & (s["client"] == r.client_names.index("client-a"))
-        assert set(s["reason"][mine].tolist()) == {int(DropReason.NO_BACKENDS)}
+    honoured = ["close", "same-zone"] if release == "1.20" else ["close"]
+    if release == "1.18":
+        assert _zones(r, "same-zone", "client-b") == {"zone-b", "zone-c"}  # not honoured before 1.20
+    for name in honoured:
+        assert _zones(r, name, "client-b") == {"zone-b"}
+        if safeguards:
+            assert _zones(r, name, "client-a") == {"zone-b", "zone-c"}
+        else:
+            s = r.columns
+            mine = (s["service"] == r.service_names.index(name)) & (s["client"] == r.client_names.index("client-a"))
+            assert set(s["reason"][mine].tolist()) == {int(DropReason.NO_BACKENDS)}
+
+
+@pytest.mark.parametrize("release", ["1.20", "1.18"])
+def test_cilium_prefer_same_node_by_the_backends_node_name(release):
+    """Cilium 1.20 (cilium/cilium#44771, ``writer.go`` ``DefaultSelectBackends``, checked before zones): with
+    ``--enable-service-topology``, ``trafficDistribution: PreferSameNode`` keeps the backends whose node is the
+    client's, and falls back to all where the node has none (cilium/cilium#45215). Cilium 1.18-1.19 ignore it."""
+    services = [{"name": "near", "selector": {"app": "api"}, "trafficDistribution": "PreferSameNode"}]
+    pods = [
+        pod("client-b", "zone-b-node-1", "client"),
+        pod("client-a", "zone-a-node-1", "client"),
+        *(pod(f"api-{n}", n, "api") for n in MZ_NODES if not n.startswith("zone-a")),
+    ]
+    streams = [stream(c, "near", 120) for c in ("client-a", "client-b")]
+    dp = {"name": "cilium", "enable_service_topology": True, "cilium_prefer_same": release == "1.20"}
+    r = run(scenario(dp, pods, services, streams, topology=MULTIZONE), 3)
+    c = r.columns
+    for client, local in (("client-b", True), ("client-a", False)):
+        mine = (c["client"] == r.client_names.index(client)) & (c["endpoint_node"] >= 0)
+        served = {r.node_names[i] for i in np.unique(c["endpoint_node"][mine]).tolist()}
+        if release == "1.20" and local:
+            assert served == {"zone-b-node-1"}
+        else:  # no backend on zone-a-node-1 (or 1.18): every backend, zone-b and zone-c
+            assert len(served) > 2 and {n[:6] for n in served} == {"zone-b", "zone-c"}
 
 
 def test_cilium_node_without_zone_label_gets_all_backends(tmp_path):

@@ -268,6 +268,7 @@ def _dataplane(top: Table) -> DataplaneConfig:
         socket_lb_host_namespace_only=t.take("socket_lb_host_namespace_only", bool, False),
         service_no_backend_response=t.take("service_no_backend_response", str, "reject"),
         cilium_topology_safeguards=t.take("cilium_topology_safeguards", bool, True),
+        cilium_prefer_same=t.take("cilium_prefer_same", bool, True),
         ipvs_graceful_termination=t.take("ipvs_graceful_termination", bool, True),
     )
     t.done()

@@ -50,7 +50,8 @@ class DataplaneConfig:
     ``socket_lb_host_namespace_only`` (``socketLB.hostNamespaceOnly`` / ``--bpf-lb-sock-hostns-only``, off),
     ``service_no_backend_response`` (``--service-no-backend-response``, reject) and
     ``cilium_topology_safeguards`` (the writer's all-hinted / one-for-my-zone guard of current Cilium; off: the older
-    per-backend filter). kube-proxy: ``prefer_same_node_gate`` (``PreferSameTrafficDistribution``),
+    per-backend filter), ``cilium_prefer_same`` (Cilium 1.20's PreferSameZone as PreferClose and PreferSameNode by
+    node name; off: Cilium 1.18-1.19, PreferClose only). kube-proxy: ``prefer_same_node_gate`` (``PreferSameTrafficDistribution``),
     ``detect_local_mode`` (``--detect-local-mode``), ``recent_list_size`` (xt_recent's ``ip_list_tot``, iptables
     only; 0: unlimited) and ``ipvs_graceful_termination`` (removed real servers kept at weight 0; off: deleted at
     once, as before kube-proxy 1.13).
@@ -68,6 +69,7 @@ class DataplaneConfig:
     socket_lb_host_namespace_only: bool = False
     service_no_backend_response: str = "reject"
     cilium_topology_safeguards: bool = True
+    cilium_prefer_same: bool = True
     ipvs_graceful_termination: bool = True
 
 
@@ -191,6 +193,7 @@ def cilium_route(
         only_local=only_local,
         service_topology=cfg.enable_service_topology,
         safeguards=cfg.cilium_topology_safeguards,
+        prefer_same=cfg.cilium_prefer_same,
     )
     if not tc_path:
         if not backends:

@@ -108,15 +108,19 @@ TOPOLOGY_MODE_ANNOTATIONS = ("service.kubernetes.io/topology-aware-hints", "serv
 """The deprecated key first: it takes precedence (Cilium ``getAnnotationTopologyAwareHints``)."""
 
 
-def cilium_topology_aware(service: Service) -> bool:
+def cilium_topology_aware(service: Service, *, prefer_same: bool = True) -> bool:
     """Whether Cilium's ``convertService`` marks the Service ``TrafficDistributionPreferClose``
     (``pkg/loadbalancer/reflectors/conversions.go``): iTP is not Local and ``isTopologyAware``, i.e. a topology
-    annotation whose value is not ``""``/``disabled``/``Disabled``, or ``trafficDistribution: PreferClose``.
-    PreferSameZone and PreferSameNode are not honoured (their hints are ignored)."""
+    annotation whose value is not ``""``/``disabled``/``Disabled``, or ``trafficDistribution: PreferClose``, or
+    (Cilium 1.20, ``prefer_same``: cilium/cilium#44771, "implement PreferSameZone alias") ``PreferSameZone``.
+    Cilium 1.18-1.19 ignore PreferSameZone's hints."""
     if service.internal_traffic_policy == TrafficPolicy.LOCAL:
         return False
     value = next((service.annotations[k] for k in TOPOLOGY_MODE_ANNOTATIONS if k in service.annotations), "")
-    return value not in ("", "disabled", "Disabled") or service.traffic_distribution == TrafficDistribution.PREFER_CLOSE
+    zone_modes = {TrafficDistribution.PREFER_CLOSE}
+    if prefer_same:
+        zone_modes.add(TrafficDistribution.PREFER_SAME_ZONE)
+    return value not in ("", "disabled", "Disabled") or service.traffic_distribution in zone_modes
 
 
 def cilium_select_backends(
@@ -127,23 +131,34 @@ def cilium_select_backends(
     only_local: bool | None = None,
     service_topology: bool = False,
     safeguards: bool = True,
+    prefer_same: bool = True,
 ) -> Endpoints:
     """Cilium's ``Writer.DefaultSelectBackends`` (``pkg/loadbalancer/writer/writer.go``): the backends written to
     this node's BPF map for one frontend.
 
     ``only_local`` defaults to iTP=Local (a ClusterIP frontend); an External scope passes eTP=Local. A backend
-    with no node name counts as local, unlike kube-proxy. Zone hints are consulted only with ``service_topology``
-    (``--enable-service-topology``, off by default), a node with a zone label and a topology-aware Service
-    (``cilium_topology_aware``), on top of ``only_local``. Current Cilium (``safeguards``) then filters only when
-    every backend is hinted and one is hinted for this zone, else keeps them all, as kube-proxy does; the older
-    writer skipped every backend whose hints miss this zone, with no fallback. Active (ready) backends are used;
-    only when none is active, terminating ones that still serve.
+    with no node name counts as local, unlike kube-proxy. With ``service_topology`` (``--enable-service-topology``,
+    off by default), on top of ``only_local``:
+
+    - ``trafficDistribution: PreferSameNode`` (Cilium 1.20, ``prefer_same``: cilium/cilium#44771, checked first):
+      the backends whose node name is this node's, if there is one; else all (cilium/cilium#45215: "fall back to
+      all available backends"). Node hints are not read: the backend's node name decides.
+    - a topology-aware Service (``cilium_topology_aware``) on a node with a zone label: current Cilium
+      (``safeguards``) filters by zone hints only when every backend is hinted and one is hinted for this zone,
+      else keeps them all, as kube-proxy does; the older writer skipped every backend whose hints miss this zone,
+      with no fallback.
+
+    Active (ready) backends are used; only when none is active, terminating ones that still serve.
     """
     if only_local is None:
         only_local = service.internal_traffic_policy == TrafficPolicy.LOCAL
     usable = [ep for ep in endpoints if ep.ready or (ep.serving and ep.terminating)]
     candidates = [ep for ep in usable if not (only_local and ep.node_name and ep.node_name != node.name)]
-    if service_topology and node.zone and cilium_topology_aware(service):
+    same_node = prefer_same and service.traffic_distribution == TrafficDistribution.PREFER_SAME_NODE
+    if service_topology and same_node:
+        if any(ep.node_name == node.name for ep in candidates):
+            candidates = [ep for ep in candidates if ep.node_name == node.name]
+    elif service_topology and node.zone and cilium_topology_aware(service, prefer_same=prefer_same):
         zone = node.zone
         if safeguards:
             found = any(ep.zone_hints and zone in ep.zone_hints for ep in usable)
