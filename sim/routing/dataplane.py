@@ -51,7 +51,8 @@ class DataplaneConfig:
     ``service_no_backend_response`` (``--service-no-backend-response``, reject) and
     ``cilium_topology_safeguards`` (the writer's all-hinted / one-for-my-zone guard of current Cilium; off: the older
     per-backend filter), ``cilium_prefer_same`` (Cilium 1.20's PreferSameZone as PreferClose and PreferSameNode by
-    node name; off: Cilium 1.18-1.19, PreferClose only). kube-proxy: ``prefer_same_node_gate`` (``PreferSameTrafficDistribution``),
+    node name; off: Cilium 1.18-1.19, PreferClose only). kube-proxy: ``prefer_same_node_gate``
+    (``PreferSameTrafficDistribution``),
     ``detect_local_mode`` (``--detect-local-mode``), ``recent_list_size`` (xt_recent's ``ip_list_tot``, iptables
     only; 0: unlimited) and ``ipvs_graceful_termination`` (removed real servers kept at weight 0; off: deleted at
     once, as before kube-proxy 1.13).
