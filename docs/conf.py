@@ -28,6 +28,7 @@ exclude_patterns = ["_build", "notebooks/nbsetup.py", "**/.ipynb_checkpoints", "
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 html_theme = "alabaster"
+html_theme_options = {"page_width": "1280px", "sidebar_width": "240px"}  # room for 120-column code and tables
 html_static_path: list[str] = []
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
