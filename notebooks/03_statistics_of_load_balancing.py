@@ -223,7 +223,7 @@ plt.show()
 # %%
 maglev, _ = load_scenario(EXPERIMENTS / "maglev_remap.toml")
 endpoints = maglev.endpoints("web")
-table_shares = maglev.picker("maglev").shares(endpoints)
+table_shares = maglev.route(maglev.streams[0], "kind-worker").picker.shares(endpoints)
 uniform = np.full(len(endpoints), 1 / len(endpoints))
 print("Maglev table shares:", dict(zip([ep.pod for ep in endpoints], table_shares.round(5), strict=True)))
 print(f"Cohen's w against exactly 1/5 each: {cohens_w(table_shares, uniform):.6f}")

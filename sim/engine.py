@@ -39,12 +39,13 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import simpy
 
-from sim.cluster import Discipline, SessionAffinity
+from sim.cluster import Discipline
 from sim.distributions import Constant, Sum
 from sim.outcomes import DropReason, Outcome
-from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult, monitors
+from sim.plan import Plan, RoutePlan, StreamPlan, compile_plan
+from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.rng import Seed, Streams, blocks
-from sim.routing import Affinity, Chooser, ip_key
+from sim.routing import Affinity, Chooser
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
 from sim.scenario import Scenario
@@ -258,66 +259,70 @@ _T_SENT, _T_ARRIVED, _T_STARTED, _T_FINISHED, _T_RETURNED = range(5)
 class _Run:
     """The state of one run: SimPy environment, record columns, backends, proxies and streams."""
 
-    def __init__(self, scenario: Scenario, streams: Streams, shortcuts: bool = True) -> None:
+    def __init__(self, plan: Plan, streams: Streams, shortcuts: bool = True) -> None:
         with _gc_paused():  # a large cluster builds ~10^6 long-lived objects: no collection passes over them
-            self._setup(scenario, streams, shortcuts)
+            self._setup(plan, streams, shortcuts)
 
-    def _setup(self, scenario: Scenario, streams: Streams, shortcuts: bool) -> None:
+    def _setup(self, plan: Plan, streams: Streams, shortcuts: bool) -> None:
         """Backends, proxies and routes, streams and their first sends, control-plane and data-plane changes."""
-        self.env = env = simpy.Environment()
-        self.scenario = scenario
+        self.env = simpy.Environment()
+        self.plan = plan
         self.rngs = streams
-        topo = scenario.topology
-        self.node_names = tuple(topo.nodes)
-        self.pod_names = tuple(p.name for p in scenario.pods)
-        self.client_names = self.pod_names + tuple(c.name for c in scenario.external_clients)
-        self.node_index = {name: i for i, name in enumerate(self.node_names)}
-        self.pod_index = {name: i for i, name in enumerate(self.pod_names)}
-        self.dynamic = bool(scenario.timeline)
+        self.dynamic = plan.dynamic
         self.ints = array("i")  # stream, request, endpoint, entry node, version
         self.small = array("b")  # attempt, pick, source preserved, outcome, reason
         self.times = array("d")  # sent, arrived, started, finished, returned
+        self._paths: dict[tuple[int, ...], Iterator[float]] = {}  # by the legs' delay classes
+        self._proxies: dict[tuple[object, ...], tuple[Chooser, list[int] | None]] = {}
+        self._affinity: dict[tuple[str, str], Affinity] = {}
+        self._sends: Iterator[tuple[float, int]] = iter(())
+        self._ahead = 0  # sends made ahead of their time per schedule event (see _ahead_safe)
+        self._setup_backends(shortcuts)
+        schedule = self._setup_streams(shortcuts)
+        self._setup_schedule(schedule)
+        self._setup_changes()
 
-        self.backends: dict[str, _Backend] = {}
-        for pod in scenario.pods:
+    def _setup_backends(self, shortcuts: bool) -> None:
+        """One backend per pod, with its service-time draws; the FIFO shortcut where the cluster does not change."""
+        plan, streams = self.plan, self.rngs
+        absent = plan.scenario.absent
+        self.backends: list[_Backend] = []
+        for pod in plan.pods:
             draws = blocks(pod.service_time, functools.partial(streams.generator, "service", pod.name))
-            self.backends[pod.name] = _Backend(pod.concurrency, pod.queue_limit, draws, pod.discipline == Discipline.PS)
-            b = self.backends[pod.name]
-            b.alive = pod.name not in scenario.absent
+            b = _Backend(pod.concurrency, pod.queue_limit, draws, pod.discipline == Discipline.PS)
+            b.alive = pod.name not in absent
             b.arrive = self._arrive
             if shortcuts and not self.dynamic and pod.discipline == Discipline.FIFO:
                 b.free = [0.0] * pod.concurrency
                 b.waiting = deque() if pod.queue_limit is not None else None
                 b.arrive = self._arrive_fifo
-        self._paths: dict[tuple[int, ...], Iterator[float]] = {}  # by the legs' delay classes
-        self._proxies: dict[tuple[object, ...], tuple[Chooser, list[int] | None]] = {}
-        self._affinity: dict[tuple[str, str], Affinity] = {}
-        self.by_node: dict[str, list[tuple[int, _Entry]]] = {n: [] for n in self.node_names}
+            self.backends.append(b)
 
+    def _setup_streams(self, shortcuts: bool) -> list[tuple[np.ndarray, int]]:
+        """Each stream's entries (routes as of version 0), draws and options; its first send scheduled, or, with
+        the shortcuts, its open-loop send times returned for the merged schedule."""
+        plan, streams, env = self.plan, self.rngs, self.env
+        self.by_node: list[list[tuple[StreamPlan, int, _Entry]]] = [[] for _ in plan.node_names]
         self.streams: list[_Stream] = []
         schedule: list[tuple[np.ndarray, int]] = []  # open-loop send times (s) per stream, with the shortcuts
-        self._sends: Iterator[tuple[float, int]] = iter(())
-        self._ahead = 0  # sends made ahead of their time per schedule event (see _ahead_safe)
-        occurrences: dict[tuple[str, str], int] = {}
-        for k, spec in enumerate(scenario.streams):
+        for sp in plan.streams:
+            k, spec = sp.index, sp.spec
             s = _Stream(k)
             entries = []
-            for node in scenario.entry_nodes(spec):
-                e = _Entry(self.node_index[node])
-                self._build(k, e, 0)
-                self.by_node[node].append((k, e))
+            for i, rp in enumerate(sp.routes[0]):
+                e = _Entry(rp.node_index)
+                self._build(sp, i, e, 0)
+                self.by_node[rp.node_index].append((sp, i, e))
                 entries.append(e)
             s.entries = tuple(entries)
-            nth = occurrences.get((spec.client, spec.service), 0)
-            occurrences[spec.client, spec.service] = nth + 1
             if len(entries) > 1:
-                s.lb = uniform_indices(len(entries), streams.generator("load-balancer", spec.client, spec.service, nth))
-            arrivals = streams.generator("arrivals", spec.client, spec.service, nth)
-            s.ports = source_ports(functools.partial(streams.generator, "ports", spec.client, spec.service, nth))
+                s.lb = uniform_indices(len(entries), streams.generator(*sp.key("load-balancer")))
+            arrivals = streams.generator(*sp.key("arrivals"))
+            s.ports = source_ports(functools.partial(streams.generator, *sp.key("ports")))
             s.remaining = sys.maxsize if spec.requests is None else spec.requests
             s.closed = isinstance(spec.workload, ClosedLoop)
             s.think_zero = s.closed and spec.workload.think == Constant(0.0)  # type: ignore[union-attr]
-            s.ip = ip_key(scenario.client_ip(spec.client))
+            s.ip = sp.ip
             s.max_requests = spec.connections.max_requests
             s.max_age_s = spec.connections.max_age_s
             s.connect_timeout_s = spec.connect_timeout_s
@@ -328,37 +333,44 @@ class _Run:
             s.retries = spec.retries.attempts
             s.retry_base_s, s.retry_max_s = spec.retries.base_s, spec.retries.max_s
             if s.retries:
-                uniform = streams.generator("retries", spec.client, spec.service, nth)
+                uniform = streams.generator(*sp.key("retries"))
                 s.backoff = blocks(lambda rng, n: rng.random(n), uniform)
             self.streams.append(s)
             if shortcuts and not isinstance(spec.workload, ClosedLoop) and not self.dynamic:
                 gaps = spec.workload.gap_blocks(arrivals)
-                schedule.append((send_times(gaps, spec.start_s, spec.requests, scenario.duration_s), k))
+                schedule.append((send_times(gaps, spec.start_s, spec.requests, plan.duration_s), k))
                 continue
             s.gaps = spec.workload.gaps(arrivals)
             if s.remaining > 0:
                 start = spec.start_s if s.closed else spec.start_s + next(s.gaps, _NAN)
                 if not math.isnan(start):
                     env.timeout(start, s).callbacks.append(self._tick)
-        # Open-loop sends do not depend on the system: with the shortcuts, in a cluster that does not change, all
-        # of them are one time-ordered schedule, one pending event at a time instead of one per stream (a smaller
-        # heap to push and pop). (In a changing cluster a send and a proxy update can fall on the same instant,
-        # where SimPy's order is the order of scheduling, which one schedule would change.)
-        if schedule:
-            at = np.concatenate([times for times, _ in schedule])
-            who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in schedule])
-            order = np.argsort(at, kind="stable")  # equal times: in stream order, as the stream ticks would go
-            self._sends = zip(array("d", at[order].tobytes()), array("i", who[order].tobytes()), strict=True)
-            first = next(self._sends, None)
-            if first is not None:
-                env.timeout(first[0], first).callbacks.append(self._tick_schedule)
-            if all(self._ahead_safe(s) for s in self.streams):
-                self._ahead = _AHEAD
+        return schedule
 
-        for version, (at_s, _) in enumerate(scenario.versions[1:], start=1):
-            for node in self.node_names:
-                env.timeout(at_s + scenario.sync.lag(node), (node, version)).callbacks.append(self._sync)
-        for change in scenario.data_changes:
+    def _setup_schedule(self, schedule: list[tuple[np.ndarray, int]]) -> None:
+        """Open-loop sends do not depend on the system: with the shortcuts, in a cluster that does not change, all
+        of them are one time-ordered schedule, one pending event at a time instead of one per stream (a smaller
+        heap to push and pop). (In a changing cluster a send and a proxy update can fall on the same instant,
+        where SimPy's order is the order of scheduling, which one schedule would change.)"""
+        if not schedule:
+            return
+        at = np.concatenate([times for times, _ in schedule])
+        who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in schedule])
+        order = np.argsort(at, kind="stable")  # equal times: in stream order, as the stream ticks would go
+        self._sends = zip(array("d", at[order].tobytes()), array("i", who[order].tobytes()), strict=True)
+        first = next(self._sends, None)
+        if first is not None:
+            self.env.timeout(first[0], first).callbacks.append(self._tick_schedule)
+        if all(self._ahead_safe(s) for s in self.streams):
+            self._ahead = _AHEAD
+
+    def _setup_changes(self) -> None:
+        """Each control-plane version reaches each node's proxy after its lag; data-plane changes at their time."""
+        plan, env = self.plan, self.env
+        for version, at_s in enumerate(plan.version_times_s[1:], start=1):
+            for node, lag_s in enumerate(plan.sync_lag_s):
+                env.timeout(at_s + lag_s, (node, version)).callbacks.append(self._sync)
+        for change in plan.data_changes:
             env.timeout(change.at_s, change).callbacks.append(self._data_change)
 
     def _ahead_safe(self, s: _Stream) -> bool:
@@ -387,45 +399,49 @@ class _Run:
         """
         draws = self._paths.get(classes)
         if draws is None:
-            topo = self.scenario.topology
+            topo = self.plan.topology
             legs = tuple(topo.class_delay(c) for c in classes)
             dist = legs[0] if len(legs) == 1 else Sum(legs)
             draws = self._paths[classes] = blocks(dist, functools.partial(self.rngs.generator, "network", *classes))
         return draws
 
-    def _build(self, k: int, e: _Entry, version: int) -> None:
-        """(Re)build entry ``e`` of stream ``k`` from the route its node's proxy computes at ``version``."""
-        sc = self.scenario
-        spec = sc.streams[k]
-        node = self.node_names[e.node]
-        route = sc.route(spec, node, version)
-        svc = sc.service_at(spec.service, version)
+    def _build(self, sp: StreamPlan, i: int, e: _Entry, version: int) -> None:
+        """(Re)build entry ``e`` (stream ``sp``'s ``i``-th) from the route its node's proxy has at ``version``."""
+        rp = sp.routes[version][i]
+        route = rp.route
         e.version = version
         e.preserved = int(route.source_preserved)
         e.drop = int(route.drop)
-        e.fail_after = spec.connect_timeout_s if route.drop.client_waits else 0.0
+        e.fail_after = rp.fail_after_s
         e.targets, e.slot_of, e.choose, e.affinity = (), {}, None, None
-        e.expire = frozenset(self.pod_index[ep.pod or ""] for ep in route.endpoints) if route.expire_removed else None
+        e.expire = frozenset(rp.pods) if route.expire_removed else None
         if not route.endpoints:
             return
-        key = (node, spec.service, route.picker, sc.source(spec).value, tuple(ep.address for ep in route.endpoints))
+        key = rp.proxy_key
         proxy = self._proxies.get(key)
         if proxy is None:
-            picker = sc.picker(route.picker)
+            picker = route.picker
             load = [0] * len(route.endpoints) if picker.needs_load else None
-            rng = self.rngs.generator("route", node, spec.service, route.picker, sc.source(spec).value, version)
+            rng = self.rngs.generator("route", *rp.proxy, version)
             proxy = self._proxies[key] = (picker.chooser(route.endpoints, rng, load or []), load)
         e.choose, load = proxy
-        if svc.session_affinity == SessionAffinity.CLIENT_IP:
+        if rp.affinity_timeout_s is not None:
             table = self._affinity.setdefault(
-                (node, spec.service), Affinity(svc.session_affinity_timeout_s, route.affinity_limit)
+                (rp.node, rp.proxy[1]), Affinity(rp.affinity_timeout_s, route.affinity_limit)
             )
-            table.timeout_s = svc.session_affinity_timeout_s
+            table.timeout_s = rp.affinity_timeout_s
             e.affinity = table
-        # Delay classes of the legs out (origin ->) node -> endpoint's node, and back; an external client's
-        # packets pass through the entry node.
-        topo, origin = sc.topology, sc.origin(spec.client)
-        legs = topo.delay_classes_between(node, [ep.node_name or node for ep in route.endpoints])
+        e.slot_of = {pod: slot for slot, pod in enumerate(rp.pods)} if e.affinity is not None else {}
+        e.targets = tuple(
+            _Target(self.backends[pod], pod, *ways, load, slot)
+            for slot, (pod, ways) in enumerate(zip(rp.pods, self._ways(sp.origin, rp), strict=True))
+        )
+
+    def _ways(self, origin: str, rp: RoutePlan) -> list[tuple[Iterator[float], Iterator[float]]]:
+        """Per endpoint of the route, the draws (s) of its trips out and back: the legs (origin ->) node ->
+        endpoint's node and back, by delay class; an external client's packets pass through the entry node."""
+        topo, node = self.plan.topology, rp.node
+        legs = topo.delay_classes_between(node, list(rp.endpoint_nodes))
         ways: dict[tuple[int, int], tuple[Iterator[float], Iterator[float]]] = {}
         lead = (topo.delay_class(origin, node), topo.delay_class(node, origin)) if origin != node else None
         for out, back in set(legs):
@@ -433,21 +449,14 @@ class _Run:
                 ways[out, back] = (self._draws((out,)), self._draws((back,)))
             else:
                 ways[out, back] = (self._draws((lead[0], out)), self._draws((back, lead[1])))
-        pod_index, backends = self.pod_index, self.backends
-        pods = [pod_index[ep.pod or ""] for ep in route.endpoints]
-        if e.affinity is not None:  # affinity remembers pods; the entry finds their slots
-            e.slot_of = {pod: slot for slot, pod in enumerate(pods)}
-        e.targets = tuple(
-            _Target(backends[ep.pod or ""], pod, *ways[way], load, slot)
-            for slot, (ep, pod, way) in enumerate(zip(route.endpoints, pods, legs, strict=True))
-        )
+        return [ways[way] for way in legs]
 
     def _sync(self, ev: simpy.Event) -> None:
         """A node's proxy applies a control-plane version (after that node's sync lag)."""
         node, version = ev._value
-        for k, e in self.by_node[node]:
+        for sp, i, e in self.by_node[node]:
             if version > e.version:
-                self._build(k, e, version)
+                self._build(sp, i, e, version)
 
     def _data_change(self, ev: simpy.Event) -> None:
         """Pods stop answering (deleted, or their node died) or start (added, node back)."""
@@ -455,8 +464,9 @@ class _Run:
         now = self.env.now
         reason = DropReason.NODE_FAILED if change.node_failed else DropReason.BACKEND_GONE
         times = self.times
+        pod_index = self.plan.pod_index
         for name in sorted(change.stop):
-            b = self.backends[name]
+            b = self.backends[pod_index[name]]
             if not b.alive:
                 continue
             b.alive = False
@@ -472,7 +482,7 @@ class _Run:
                 delay = LINUX_TCP_RETRIES2_S if reason == DropReason.NODE_FAILED else req[3]
                 self._fail_after(delay, req, reason)
         for name in sorted(change.start):
-            self.backends[name].alive = True
+            self.backends[pod_index[name]].alive = True
 
     # --- the request's life, one callback per step -------------------------------------------------------------
 
@@ -756,9 +766,9 @@ class _Run:
 
     # --- results -------------------------------------------------------------------------------------------------
 
-    def result(self, seed: int) -> RunResult:
-        """Freeze the raw columns into a RunResult, deriving client, node, service and hop columns."""
-        sc = self.scenario
+    def result(self, seed: Seed) -> RunResult:
+        """Freeze the raw columns into a RunResult (``Plan.result``): steps written ahead of the clock at or past
+        the horizon have not happened; without a horizon, the run ends at its last event or reply."""
         # Take each raw array's five columns, then drop the run's reference to it (views keep what they need).
         cols = _unpack(self.times, ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned"))
         self.times = array("d")
@@ -766,58 +776,16 @@ class _Run:
         self.ints = array("i")
         cols |= _unpack(self.small, ("attempt", "pick", "source_preserved", "outcome", "reason"))
         self.small = array("b")
-        node_index = self.node_index
-        pod_node = np.array([node_index[p.node] for p in sc.pods] + [-1], dtype=np.int16)
-        client_node = np.array([node_index[p.node] for p in sc.pods] + [-1] * len(sc.external_clients), dtype=np.int16)
-        service_index = {n: i for i, n in enumerate(s.name for s in sc.services)}
-        client_index = {n: i for i, n in enumerate(self.client_names)}
-        stream_client = np.array([client_index[s.client] for s in sc.streams], dtype=np.int32)
-        stream_service = np.array([service_index[s.service] for s in sc.streams], dtype=np.int16)
-        stream = cols["stream"]
-        cols["client"] = stream_client[stream]
-        cols["client_node"] = client_node[cols["client"]]
-        cols["service"] = stream_service[stream]
-        cols["endpoint_node"] = pod_node[cols["endpoint"]]  # endpoint -1 picks the trailing -1
-        cols["hops"] = self._hops(cols)
-        ordered = {name: cols.pop(name).astype(dtype, copy=False) for name, dtype in COLUMNS.items()}
-        end = self.env.now
-        if sc.duration_s is not None:  # shortcuts wrote steps ahead: those at or past the horizon have not happened
+        end, duration_s = self.env.now, self.plan.duration_s
+        if duration_s is not None:  # shortcuts wrote steps ahead: those at or past the horizon have not happened
             for name in ("t_started", "t_finished", "t_returned"):
-                column = ordered[name]
-                column[column >= sc.duration_s] = _NAN
-            ordered["outcome"][(ordered["outcome"] == _OK) & np.isnan(ordered["t_returned"])] = _IN_FLIGHT
-        elif len(ordered["t_returned"]) and not np.isnan(ordered["t_returned"]).all():
-            end = max(end, float(np.nanmax(ordered["t_returned"])))  # the last reply may not have been an event
-        return RunResult(
-            sc,
-            seed,
-            ordered,
-            self.node_names,
-            self.pod_names,
-            tuple(s.name for s in sc.services),
-            end,
-            self.client_names,
-            monitors(
-                ordered,
-                [p.concurrency for p in sc.pods],
-                sc.warmup_s,
-                end,
-                [p.discipline == Discipline.PS for p in sc.pods],
-            ),
-        )
-
-    def _hops(self, cols: dict[str, np.ndarray]) -> np.ndarray:
-        """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests)."""
-        sc, names = self.scenario, self.node_names
-        row = {origin: i for i, origin in enumerate(dict.fromkeys(sc.origin(s.client) for s in sc.streams))}
-        origins = list(row)
-        origin_of = np.array([row[sc.origin(s.client)] for s in sc.streams], dtype=np.int64)
-        first = sc.topology.hop_matrix(origins, names)  # client's vertex x entry node
-        second = sc.topology.hop_matrix(names, names)  # entry node x endpoint's node
-        entry, ep_node = cols["entry_node"], cols["endpoint_node"]
-        routed = ep_node >= 0
-        hops = first[origin_of[cols["stream"]], entry] + second[entry, np.where(routed, ep_node, 0)]
-        return np.where(routed, hops, 0).astype(np.int8)
+                column = cols[name] = cols[name].astype(COLUMNS[name], copy=False)
+                column[column >= duration_s] = _NAN
+            outcome = cols["outcome"] = cols["outcome"].astype(COLUMNS["outcome"], copy=False)
+            outcome[(outcome == _OK) & np.isnan(cols["t_returned"])] = _IN_FLIGHT
+        elif len(cols["t_returned"]) and not np.isnan(cols["t_returned"]).all():
+            end = max(end, float(np.nanmax(cols["t_returned"])))  # the last reply may not have been an event
+        return self.plan.result(seed, cols, end)
 
 
 def run(scenario: Scenario, seed: Seed, *, shortcuts: bool = True) -> RunResult:
@@ -825,8 +793,6 @@ def run(scenario: Scenario, seed: Seed, *, shortcuts: bool = True) -> RunResult:
 
     ``shortcuts=False`` makes every step of every request a SimPy event (the same records, about half as fast).
     """
-    streams = Streams(seed)
-    state = _Run(scenario, streams, shortcuts)
+    state = _Run(compile_plan(scenario), Streams(seed), shortcuts)
     state.env.run(until=scenario.duration_s)
-    seed_value = seed if isinstance(seed, int) else int(np.asarray(seed.entropy).ravel()[0])
-    return state.result(seed_value)
+    return state.result(seed)

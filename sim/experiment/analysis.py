@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 
 from sim.outcomes import Outcome
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
+from sim.routing import Picker
 from sim.stats import ChiSquare, chi_square_gof, chi_square_power, cohens_w, grouped_gof, verdict
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class ServiceSummary:
         }
 
 
-def route_shares(result: RunResult, stream: int, node: int, version: int) -> tuple[np.ndarray, str]:
+def route_shares(result: RunResult, stream: int, node: int, version: int) -> tuple[np.ndarray, Picker]:
     """The share of fresh picks each pod should receive (over ``pod_names``; sums to 1, or 0 where the route
     drops) for ``stream`` entering at node index ``node`` under control-plane ``version``, and the picker."""
     sc = result.scenario
@@ -130,7 +131,7 @@ def route_shares(result: RunResult, stream: int, node: int, version: int) -> tup
     if route.endpoints:
         pod_index = {name: i for i, name in enumerate(result.pod_names)}
         idx = [pod_index[ep.pod or ""] for ep in route.endpoints]
-        shares[idx] = sc.picker(route.picker).shares(route.endpoints, sc.client_ip(spec.client))
+        shares[idx] = route.picker.shares(route.endpoints, sc.client_ip(spec.client))
     return shares, route.picker
 
 
@@ -162,7 +163,7 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     group_key = (stream.astype(np.int64) * n_nodes + entry) * 65536 + version
     expected = np.zeros(n_pods)
     violations = 0
-    pickers: set[str] = set()
+    pickers: dict[str, Picker] = {}
     groups: list[tuple[np.ndarray, np.ndarray]] = []
     members: list[tuple[int, int, int]] = []
     for key in np.unique(group_key).tolist():
@@ -171,7 +172,7 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         shares, picker = route_shares(result, k, node, v)
         group = group_key == key
         if routed[group].any():
-            pickers.add(picker)
+            pickers[picker.name] = picker
         picked = np.bincount(endpoint[group & fresh], minlength=n_pods)
         expected += picked.sum() * shares
         violations += int(np.count_nonzero(shares[endpoint[group & routed]] == 0))
@@ -185,8 +186,8 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     relevant = np.flatnonzero((expected > 0) | (all_routed > 0))
     positive = expected > 0
     test = grouped_gof(groups) if groups else chi_square_gof([0], [1])
-    adaptive = any(result.scenario.picker(p).needs_load for p in pickers)
-    deterministic = any(result.scenario.picker(p).deterministic for p in pickers)
+    adaptive = any(p.needs_load for p in pickers.values())
+    deterministic = any(p.deterministic for p in pickers.values())
     max_dev = float(np.max(np.abs(routed_counts - expected))) if positive.any() else 0.0
     balance = _balance(routed_counts[positive], expected[positive])
     names = ", ".join(sorted(pickers))
