@@ -161,13 +161,13 @@ class _Request:
     that every way of running it gives it the same draws, and the reason it fails (once it does)."""
 
     __slots__ = ("back", "base", "reason", "stream", "target")
+    reason: int
 
-    def __init__(self, base: int, stream: _Stream, target: _Target | None, back: float, reason: int = 0) -> None:
+    def __init__(self, base: int, stream: _Stream, target: _Target | None, back: float) -> None:
         self.base = base
         self.stream = stream
         self.target = target
-        self.back = back
-        self.reason = reason
+        self.back = back  # ``reason`` is set when it fails (``_Run.fail_after``, ``_Run._unrouted``)
 
 
 # --- backends: one class per discipline, each with its own arrival --------------------------------------------
@@ -178,11 +178,13 @@ class _Backend:
     service-time draws (s), and whether it answers (``alive``). ``arrive`` is the callback of a request's trip
     out; ``stop`` takes back every request it holds when the pod stops (a changing cluster)."""
 
-    __slots__ = ("alive", "capacity", "limit", "records", "run", "service_times")
+    __slots__ = ("alive", "capacity", "env", "limit", "records", "reply", "run", "service_times")
 
     def __init__(self, run: _Run, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
         self.run = run
+        self.env = run.env
         self.records = run.records
+        self.reply = run.reply  # bound once: the call every served request makes
         self.alive = True
         self.capacity = capacity
         self.limit = sys.maxsize if limit is None else limit
@@ -228,7 +230,7 @@ class _EventFifo(_Backend):
     def arrive(self, ev: simpy.Event) -> None:
         """Start on a free worker, wait in the queue, or be refused (queue full)."""
         req: _Request = ev._value
-        now = self.run.env._now
+        now = self.env._now
         if self._stale(req, now):
             return
         self.records.arrived(req.base, now)
@@ -244,16 +246,16 @@ class _EventFifo(_Backend):
         self.records.started(req.base, now)
         if self.dynamic:
             self.serving[req.base] = req
-        self.run.env.timeout(next(self.service_times), req).callbacks.append(self._finish)
+        self.env.timeout(next(self.service_times), req).callbacks.append(self._finish)
 
     def _finish(self, ev: simpy.Event) -> None:
         """Service done: the reply leaves, and the next in the queue starts."""
         req: _Request = ev._value
         if self.dynamic and self.serving.pop(req.base, None) is None:
             return  # the pod stopped while serving it; the failure is already recorded
-        now = self.run.env._now
+        now = self.env._now
         self.records.finished(req.base, now)
-        self.run.reply(req, now)
+        self.reply(req, now)
         if self.queue:
             self._start(self.queue.popleft(), now)
         else:
@@ -275,18 +277,19 @@ class _ComputedFifo(_Backend):
     heap), with no queue events. With a queue limit, the start times of the requests admitted but not started as
     of the latest arrival are kept (``waiting``) to count them."""
 
-    __slots__ = ("free", "waiting")
+    __slots__ = ("free", "times", "waiting")
 
     def __init__(self, run: _Run, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
         super().__init__(run, capacity, limit, service_times)
+        self.times = run.records.times  # the array the run appends to (replaced only when the run is over)
         self.free = [0.0] * capacity
         self.waiting: deque[float] | None = deque() if limit is not None else None
 
     def arrive(self, ev: simpy.Event) -> None:
         """Start and finish computed now; refused where the queue is full."""
         req: _Request = ev._value
-        now = self.run.env._now
-        free, waiting, times, base = self.free, self.waiting, self.records.times, req.base
+        now = self.env._now
+        free, waiting, times, base = self.free, self.waiting, self.times, req.base
         times[base + 1] = now  # records.arrived
         first_free = free[0]
         if waiting is not None:  # a queue limit: count the requests admitted that have not started
@@ -302,7 +305,7 @@ class _ComputedFifo(_Backend):
             waiting.append(start)
         times[base + 2] = start  # records.started
         times[base + 3] = finish  # records.finished
-        self.run.reply(req, finish)
+        self.reply(req, finish)
 
 
 class _Shared(_Backend):
@@ -321,7 +324,7 @@ class _Shared(_Backend):
     def arrive(self, ev: simpy.Event) -> None:
         """Join the jobs in service (or be refused), and reschedule the next completion."""
         req: _Request = ev._value
-        now = self.run.env._now
+        now = self.env._now
         if self._stale(req, now):
             return
         self.records.arrived(req.base, now)
@@ -349,20 +352,20 @@ class _Shared(_Backend):
             rate = min(1.0, self.capacity / len(jobs))
             base = min(jobs, key=lambda r: jobs[r][0])
             delay = max(0.0, jobs[base][0]) / rate
-            self.run.env.timeout(delay, (self.version, base)).callbacks.append(self._done)
+            self.env.timeout(delay, (self.version, base)).callbacks.append(self._done)
 
     def _done(self, ev: simpy.Event) -> None:
         version, base = ev._value
         if version != self.version:
             return
-        now = self.run.env._now
+        now = self.env._now
         self._advance(now)
         # The scheduled job is done whatever rounding left on it (a delay below the clock's resolution would
         # otherwise fire again and again at the same instant); so is any job left with under a nanosecond.
         for done in [r for r, job in self.jobs.items() if r == base or job[0] <= 1e-9]:
             req = self.jobs.pop(done)[1]
             self.records.finished(done, now)
-            self.run.reply(req, now)
+            self.reply(req, now)
         self._next()
 
     def stop(self) -> list[_Request]:
@@ -378,9 +381,10 @@ class _Shared(_Backend):
 
 
 class _Target:
-    """One endpoint as reached through one entry node: backend, pod index, path draws (s) and load slot."""
+    """One endpoint as reached through one entry node: backend (and its arrival callback, bound once), pod index,
+    path draws (s) and load slot."""
 
-    __slots__ = ("back", "backend", "load", "out", "pod", "slot")
+    __slots__ = ("arrive", "back", "backend", "load", "out", "pod", "slot")
 
     def __init__(
         self,
@@ -392,6 +396,7 @@ class _Target:
         slot: int,
     ) -> None:
         self.backend = backend
+        self.arrive = backend.arrive
         self.pod = pod
         self.out = out
         self.back = back
@@ -513,6 +518,8 @@ class _Run:
         self.rngs = streams
         self.dynamic = plan.dynamic
         self.records = _Records()
+        # the records' arrays, for the two inlined writes (_send, reply); replaced only when the run is over
+        self._times, self._ints, self._small = self.records.times, self.records.ints, self.records.small
         self._paths: dict[tuple[int, ...], Iterator[float]] = {}  # by the legs' delay classes
         self._proxies: dict[tuple[object, ...], tuple[Chooser, list[int] | None]] = {}
         self._affinity: dict[tuple[str, str], Affinity] = {}
@@ -747,7 +754,21 @@ class _Run:
         that reads no clock), whose trip out is then scheduled from now."""
         now = self.env._now
         conn = s.conn_target
-        if conn is not None and s.conn_left > 0 and now - s.conn_opened < s.max_age_s:
+        if conn is None or s.conn_left <= 0 or now - s.conn_opened >= s.max_age_s:  # a new connection
+            entry = s.entries[0] if s.lb is None else s.entries[next(s.lb)]
+            choose = entry.choose
+            if choose is None:
+                self._unrouted(s, entry, request, attempt, PICK_FRESH, entry.fail_after, entry.drop)
+                return
+            if entry.affinity is None:
+                target, pick = entry.targets[choose((s.ip << 16) | next(s.ports))], PICK_FRESH
+            else:
+                target, pick = self._affine(s, entry, now)
+            if s.max_requests > 1:
+                s.conn_target = (entry, target)
+                s.conn_left = s.max_requests - 1
+                s.conn_opened = now
+        else:
             entry, target = conn
             if entry.expire is not None and target.pod not in entry.expire:  # its real server was deleted
                 s.conn_target = None
@@ -755,34 +776,31 @@ class _Run:
                 return
             s.conn_left -= 1
             pick = PICK_REUSED
-        else:
-            entry = s.entries[next(s.lb)] if s.lb is not None else s.entries[0]
-            if entry.choose is None:
-                self._unrouted(s, entry, request, attempt, PICK_FRESH, entry.fail_after, entry.drop)
-                return
-            pick, affinity = PICK_FRESH, entry.affinity
-            k = -1 if affinity is None else entry.slot_of.get(affinity.lookup(s.ip, now), -1)
-            if k >= 0:
-                pick = PICK_AFFINITY
-            else:
-                k = entry.choose((s.ip << 16) | next(s.ports))
-            target = entry.targets[k]
-            if affinity is not None:
-                affinity.record(s.ip, target.pod, now)
-            if s.max_requests > 1:
-                s.conn_target = (entry, target)
-                s.conn_left = s.max_requests - 1
-                s.conn_opened = now
         if target.load is not None:
             target.load[target.slot] += 1
-        base = self.records.open(
-            at, s.index, request, target.pod, entry.node, entry.version, attempt, pick, entry.preserved
-        )
+        times = self._times  # records.open, inlined: the write every request makes
+        base = len(times)
+        times.extend((at, _NAN, _NAN, _NAN, _NAN))
+        self._ints.extend((s.index, base // 5 if request < 0 else request, target.pod, entry.node, entry.version))
+        self._small.extend((attempt, pick, entry.preserved, _IN_FLIGHT, 0))
         out = at - now + next(target.out)  # at == now: exactly the trip out
         req = _Request(base, s, target, next(target.back))
-        self.env.timeout(out, req).callbacks.append(target.backend.arrive)
+        self.env.timeout(out, req).callbacks.append(target.arrive)
         if s.timeout_s is not None:
             self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
+
+    def _affine(self, s: _Stream, entry: _Entry, now: float) -> tuple[_Target, int]:
+        """ClientIP session affinity: the endpoint the client's address last reached (if it is still in the
+        route and not expired), else the picker's; either way, remembered now."""
+        affinity = entry.affinity
+        assert affinity is not None
+        k = entry.slot_of.get(affinity.lookup(s.ip, now), -1)
+        pick = PICK_AFFINITY if k >= 0 else PICK_FRESH
+        if k < 0:
+            k = entry.choose((s.ip << 16) | next(s.ports))  # type: ignore[misc]
+        target = entry.targets[k]
+        affinity.record(s.ip, target.pod, now)
+        return target, pick
 
     def _unrouted(
         self, s: _Stream, entry: _Entry, request: int, attempt: int, pick: int, after_s: float, reason: int
@@ -790,7 +808,8 @@ class _Run:
         """An attempt that reaches no endpoint: it fails for ``reason`` after ``after_s`` seconds (or its timeout)."""
         now = self.env._now
         base = self.records.open(now, s.index, request, -1, entry.node, entry.version, attempt, pick, entry.preserved)
-        req = _Request(base, s, None, 0.0, reason)
+        req = _Request(base, s, None, 0.0)
+        req.reason = reason
         self.env.timeout(after_s, req).callbacks.append(self._fail)
         if s.timeout_s is not None:
             self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
@@ -801,8 +820,8 @@ class _Run:
         assert target is not None
         if req.stream.passive and target.load is None:  # past the horizon, result() marks it in flight
             base = req.base
-            self.records.times[base + _RETURNED] = finished + req.back  # records.end(base, ..., OK), inlined
-            self.records.small[base + 3] = _OK
+            self._times[base + _RETURNED] = finished + req.back  # records.end(base, ..., OK), inlined
+            self._small[base + 3] = _OK
         else:
             self.env.timeout(finished - self.env._now + req.back, req).callbacks.append(self._return)
 

@@ -263,25 +263,29 @@ def _take(flows: Callable[[], np.ndarray], rows: np.ndarray) -> np.ndarray:
     return flows()[rows]
 
 
-def _paths(plan: Plan, g: _Groups, rpair: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, ...], int]]:
+def _paths(
+    plan: Plan, g: _Groups, rpair: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[tuple[int, ...], int]]:
     """Per (group, slot) pair reached, the index of its path out and back (by the legs' delay classes, as the DES
-    keys its draws; the trailing pair, unrouted, has path 0)."""
+    keys its draws) and its hop count one way (the trailing pair, unrouted: path 0, no hops)."""
     topo = plan.topology
     pair_out = np.zeros(len(g.pairs) + 1, dtype=np.int64)
     pair_back = np.zeros(len(g.pairs) + 1, dtype=np.int64)
+    pair_hops = np.zeros(len(g.pairs) + 1, dtype=COLUMNS["hops"])
     paths: dict[tuple[int, ...], int] = {}
     for q in np.flatnonzero(np.bincount(rpair, minlength=len(g.pairs))).tolist():
         origin, node, ep_node, _ = g.pairs[q]
         lead = (origin,) if origin != node else ()  # an external client's packets pass through the entry node
         pair_out[q] = paths.setdefault(_classes(topo, (*lead, node, ep_node)), len(paths))
         pair_back[q] = paths.setdefault(_classes(topo, (ep_node, node, *lead)), len(paths))
-    return pair_out, pair_back, paths
+        pair_hops[q] = topo.hops(origin, node) + topo.hops(node, ep_node)
+    return pair_out, pair_back, pair_hops, paths
 
 
-def _delays(plan: Plan, rngs: Streams, g: _Groups, rpair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _delays(plan: Plan, rngs: Streams, g: _Groups, rpair: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Path delays (s) out and back of the routed rows: one draw per request each way, from each path's keyed
-    stream, in send order (a path of constant links draws nothing)."""
-    pair_out, pair_back, paths = _paths(plan, g, rpair)
+    stream, in send order (a path of constant links draws nothing); and the hop count of each pair."""
+    pair_out, pair_back, pair_hops, paths = _paths(plan, g, rpair)
     dists = [_path_dist(plan.topology, classes) for classes in paths]
     fixed = np.array([np.nan if (f := _fixed(d)) is None else f for d in dists] + [0.0], dtype=float)  # NaN: drawn
     out, back = fixed[pair_out][rpair], fixed[pair_back][rpair]
@@ -295,7 +299,7 @@ def _delays(plan: Plan, rngs: Streams, g: _Groups, rpair: np.ndarray) -> tuple[n
             if len(rows) and np.isnan(fixed[path_id]):
                 delay[rows] = dists[path_id](rngs.generator("network", *classes), len(rows))
         out, back = delay[:m], delay[m:]
-    return out, back
+    return out, back, pair_hops
 
 
 def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -355,7 +359,7 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
         pair[~routed] = -1
     rpair = pair[ridx]
     endpoint = np.array([row[3] for row in g.pairs] + [-1], dtype=COLUMNS["endpoint"])[pair]
-    out, back = _delays(plan, rngs, g, rpair)
+    out, back, pair_hops = _delays(plan, rngs, g, rpair)
     arrived = t_sent[ridx] + out
     started, finished = _serve(plan, rngs, endpoint[ridx], arrived)
     times = _times(n, ridx, t_sent, arrived, started, finished, finished + back, np.asarray(g.fail_s)[group])
@@ -370,6 +374,7 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
         "version": np.zeros(n),
         "entry_node": np.asarray(g.entry, dtype=COLUMNS["entry_node"])[group],
         "endpoint": endpoint,
+        "hops": pair_hops[pair],
         "pick": np.full(n, PICK_FRESH),
         "source_preserved": np.asarray(g.preserved, dtype=COLUMNS["source_preserved"])[group],
         **times,

@@ -101,9 +101,9 @@ class Plan:
 
     def result(self, seed: Seed, raw: dict[str, np.ndarray], end_s: float) -> RunResult:
         """The RunResult of a run from an engine's raw columns (stream, request, attempt, version, entry_node,
-        endpoint, pick, source_preserved, the five times, outcome, reason; rows in send order) and its simulated end
-        (s): derives the client, node, Service and hop columns, orders and types them as ``COLUMNS``, and computes
-        the monitors. Both engines return through here."""
+        endpoint, pick, source_preserved, the five times, outcome, reason, optionally hops; rows in send order)
+        and its simulated end (s): derives the client, node, Service and (unless given) hop columns, orders and
+        types them as ``COLUMNS``, and computes the monitors. Both engines return through here."""
         cols = dict(raw)
         node_index = self.node_index
         pod_node = np.array([node_index[p.node] for p in self.pods] + [-1], dtype=COLUMNS["endpoint_node"])
@@ -120,7 +120,8 @@ class Plan:
         cols["client_node"] = client_node[cols["client"]]
         cols["service"] = stream_service[stream]
         cols["endpoint_node"] = pod_node[cols["endpoint"]]  # endpoint -1 picks the trailing -1
-        cols["hops"] = self._hops(cols)
+        if "hops" not in cols:
+            cols["hops"] = self._hops(cols)
         ordered = {name: cols.pop(name).astype(dtype, copy=False) for name, dtype in COLUMNS.items()}
         capacities = [p.concurrency for p in self.pods]
         shared = [p.discipline == Discipline.PS for p in self.pods]
