@@ -38,12 +38,13 @@ from scipy import stats
 
 import sim
 from sim import chi_square_gof, chi_square_power, load_scenario, run
-from sim.experiment.analysis import chi_square_by_design_point, sample_size, skew_sample_size, summarize_service
+from sim.experiment.analysis import summarize_service
 from sim.experiment.executors import Processes, Serial
 from sim.experiment.spec import resolve
 from sim.experiment.sweep import sweep
+from sim.experiment.tables import chi_square_by_design_point
 from sim.io import parse_experiment, parse_scenario
-from sim.stats import cohens_w
+from sim.stats import cohens_w, sample_size, skew_sample_size
 
 # %% tags=["parameters"]
 ALPHA = 0.05  # significance level used throughout (the CLI's verdict uses 0.01)
@@ -421,7 +422,7 @@ print(f"Benjamini-Hochberg q < {ALPHA}: {np.sum(q < ALPHA)} discoveries")
 # k x alpha / m instead of alpha. It finds the largest k whose p-value is under its line and declares the
 # k smallest tests discoveries. This keeps the expected share of false discoveries *among the discoveries*
 # at or below alpha (the false discovery rate). The adjusted p-values it returns are called q-values
-# (`scipy.stats.false_discovery_control`; `sim.experiment.analysis.false_discovery` wraps it). A real
+# (`scipy.stats.false_discovery_control`; `sim.stats.false_discovery` wraps it). A real
 # skew, with p-values like 1e-6, would still pass: the line rises with k, and only the luck-sized p-values
 # fall away.
 

@@ -5,7 +5,7 @@ No pyplot: figures are plain ``matplotlib.figure.Figure`` objects, so nothing he
 ``ax`` from your own ``plt.subplots()``, or display the returned ``ax.figure``.
 
 ``data`` is what a sweep leaves behind: run records (``sim.experiment.results``) for the per-run figures, and the
-per-design-point table of ``sim.experiment.analysis.design_point_summary`` for the trade-off.
+per-design-point table of ``sim.experiment.tables.design_point_summary`` for the trade-off.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from sim.experiment.analysis import design_point_summary, histogram_ecdf, mean_ci
+from sim.experiment.analysis import histogram_ecdf
 from sim.experiment.results import summary_frame
 from sim.experiment.rundoc import share_interval
+from sim.experiment.tables import design_point_summary
+from sim.stats import mean_ci
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,23 +12,23 @@ import pytest
 from sim.cluster import TrafficPolicy
 from sim.engine import run
 from sim.experiment.analysis import (
-    chi_square_by_design_point,
-    design_point_summary,
-    false_discovery,
     histogram_ecdf,
     latency_histogram,
     locality,
-    mean_ci,
-    paired_difference,
-    paired_differences,
     pooled_histogram,
     run_metrics,
+    summarize_service,
+)
+from sim.experiment.tables import chi_square_by_design_point, design_point_summary, paired_differences
+from sim.stats import (
+    chi_square_power,
+    false_discovery,
+    mean_ci,
+    paired_difference,
     sample_size,
     skew_power,
     skew_sample_size,
-    summarize_service,
 )
-from sim.stats import chi_square_power
 from tests.conftest import two_node_scenario
 
 
