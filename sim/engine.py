@@ -18,9 +18,13 @@ which nothing in the system can move, are one merged schedule with one pending e
 stream; and where nothing else sends and no send reads the clock (``_Run._ahead_safe``), each schedule event
 makes the next sends too, in order, scheduling their arrivals. A request then costs one to two events, not four.
 
-Decisions are not made here: routes come from ``Scenario.route`` (the routing layer), precomputed once per
-(stream, entry node); pickers and affinity tables are the routing layer's; every draw comes from a ``Streams``
-key.
+It owns the run in time: the record writer (``_Records``: named operations on three flat arrays), the request
+in flight (``_Request``, the value of every event of its life), one backend class per discipline with its own
+arrival (``_EventFifo``, ``_ComputedFifo``: the shortcut, ``_Shared``: processor sharing), the proxies' run-time
+state (choosers, load counts, affinity tables) and the clients. Decisions are not made here: routes come from the
+plan (``sim.plan``, the routing layer's answers compiled once per stream, entry node and control-plane version);
+pickers and affinity tables are the routing layer's; every draw comes from a ``Streams`` key; the RunResult is
+assembled by ``Plan.result``, as the fast path's is.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ classes)`` as in the DES, though drawn in arrival order rather than event order;
 picker, source)`` per proxy and ``("load-balancer", client, service, n)`` per stream. So the two engines agree
 in distribution, not request by request (except where no draw decides: round-robin, Maglev and source-hash pick
 the same endpoints).
+
+It reads the same plan as the DES (``sim.plan``) and asks each route's picker for its vector form
+(``Picker.picks``); a picker without one runs its chooser flow by flow. The steps are small functions: groups
+(routes per stream and entry node), sends, picks, delays, serve (per pod), times, outcomes.
 """
 
 from __future__ import annotations
