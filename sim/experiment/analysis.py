@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,16 +31,28 @@ def _scipy_stats():
     return stats
 
 
+def _json(path: str | None) -> dict[str, str | None]:
+    """A ServiceSummary field's place in its JSON: a dotted path (``chi_square.verdict``), or None: not written."""
+    return {"json": path}
+
+
 @dataclass(frozen=True)
 class ServiceSummary:
-    """What one Service did in one run: counts, spread over endpoints and nodes, the test and latency (s)."""
+    """What one Service did in one run: counts, spread over endpoints and nodes, the test and latency (s).
 
-    name: str
+    The typed form of the per-Service metrics: ``to_json`` writes each field at its name, or where its
+    ``json`` metadata says (``sim run --json``'s ``services.NAME``, a sweep record's ``metrics.services.NAME``);
+    ``sim.experiment.results.TABLE_METRICS`` names the ones the tidy table carries. A new metric is one field
+    here and one function computing it in ``summarize_service`` (and a ``Column`` line to tabulate it).
+    """
+
+    name: str = field(metadata=_json(None))
     sent: int
     completed: int
     dropped: int
     in_flight: int
     violations: int
+    """Routed requests that reached an endpoint their route did not allow (0 for a correct model)."""
     drops: dict[str, int]
     by_node: dict[str, int]
     by_endpoint: dict[str, int]
@@ -49,11 +61,13 @@ class ServiceSummary:
     expected_share: dict[str, float]
     chi_square: ChiSquare
     """The test per group of equal expected shares, combined (``sim.stats.grouped_gof``); its p-value is NaN for
-    an adaptive picker, whose picks are not fixed-share draws."""
-    deterministic: bool
-    max_deviation: float
-    verdict: str
+    an adaptive picker, whose picks are not fixed-share draws. In the JSON: statistic, pvalue, dof, n, cohens_w
+    and method under ``chi_square``."""
+    deterministic: bool = field(metadata=_json("chi_square.deterministic_picker"))
+    max_deviation: float = field(metadata=_json("chi_square.max_deviation"))
+    verdict: str = field(metadata=_json("chi_square.verdict"))
     latency_s: dict[str, float]
+    """Completed requests' ``mean``, ``p50`` and ``p99`` latency (s)."""
     cross_node_fraction: float
     cross_zone_fraction: float
     cross_node_by_entry_node: dict[str, float]
@@ -69,56 +83,33 @@ class ServiceSummary:
     """Attempts after the first (each retry is its own record)."""
     latency_parts_s: dict[str, float]
     pods: dict[str, dict[str, float]]
-    adaptive: bool = False
+    adaptive: bool = field(default=False, metadata=_json("chi_square.adaptive_picker"))
     """True where a picker chooses by live load (power-of-two, least-connections): no p-value applies."""
-    balance: dict[str, float] = field(default_factory=dict)
+    balance: dict[str, float] = field(default_factory=dict, metadata=_json("chi_square.balance"))
     """Fresh picks over expected picks per endpoint: ``min_ratio``, ``max_ratio``, ``max_over_min`` and ``cv``
     (their coefficient of variation, weighted by expected picks)."""
-    groups: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list, metadata=_json("chi_square.groups"))
     """Per group of equal expected shares: its (stream, entry node, version) members, picks, shares and test."""
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``)."""
-        cs = self.chi_square
-        return {
-            "sent": self.sent,
-            "completed": self.completed,
-            "dropped": self.dropped,
-            "in_flight": self.in_flight,
-            "violations": self.violations,
-            "drops": self.drops,
-            "by_node": self.by_node,
-            "by_endpoint": self.by_endpoint,
-            "routed_by_endpoint": self.routed_by_endpoint,
-            "expected_share": self.expected_share,
-            "chi_square": {
-                "statistic": cs.statistic,
-                "pvalue": cs.pvalue,
-                "dof": cs.dof,
-                "n": cs.n,
-                "cohens_w": cs.cohens_w,
-                "method": cs.method,
-                "deterministic_picker": self.deterministic,
-                "adaptive_picker": self.adaptive,
-                "max_deviation": self.max_deviation,
-                "balance": self.balance,
-                "groups": self.groups,
-                "verdict": self.verdict,
-            },
-            "latency_s": self.latency_s,
-            "cross_node_fraction": self.cross_node_fraction,
-            "cross_zone_fraction": self.cross_zone_fraction,
-            "cross_node_by_entry_node": self.cross_node_by_entry_node,
-            "hints": self.hints,
-            "failed_after_s": self.failed_after_s,
-            "source_preserved_fraction": self.source_preserved_fraction,
-            "picks": self.picks,
-            "pickers": self.pickers,
-            "timed_out": self.timed_out,
-            "retries": self.retries,
-            "latency_parts_s": self.latency_parts_s,
-            "pods": self.pods,
-        }
+        """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``): every field at its place."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            path = f.metadata.get("json", f.name)
+            if path is None:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, ChiSquare):
+                value = {k: getattr(value, k) for k in ("statistic", "pvalue", "dof", "n", "cohens_w", "method")}
+            *parents, leaf = path.split(".")
+            place = out
+            for part in parents:
+                place = place.setdefault(part, {})
+            if isinstance(value, dict) and isinstance(place.get(leaf), dict):
+                place[leaf].update(value)
+            else:
+                place[leaf] = value
+        return out
 
 
 def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -> ServiceSummary:
