@@ -152,12 +152,7 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     latency_s = _latency_summary(result.latency_s[mine][ok])
     nan = math.nan
     total = expected.sum()
-    served = cols["endpoint_node"][mine][ok]
-    cross = float(np.mean(served != entry[ok])) if served.size else nan
-    cross_by_node = {
-        result.node_names[n]: float(np.mean(served[entry[ok] == n] != n)) for n in np.unique(entry[ok]).tolist()
-    }
-    cross_zone = _cross_zone(result, entry[ok], served)
+    cross, cross_zone, cross_by_node = _crossing(result, entry[ok], cols["endpoint_node"][mine][ok])
     withheld = result.scenario.hints(service).withheld
     return ServiceSummary(
         name=service,
@@ -184,11 +179,7 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         if (outcome == Outcome.DROPPED).any()
         else nan,
         source_preserved_fraction=float(np.mean(cols["source_preserved"][mine][ok])) if ok.any() else nan,
-        picks={
-            "fresh": int(np.count_nonzero(fresh)),
-            "affinity": int(np.count_nonzero(routed & (pick == PICK_AFFINITY))),
-            "reused_connection": int(np.count_nonzero(routed & (pick == PICK_REUSED))),
-        },
+        picks=_picks(pick, routed),
         pickers=sorted(pickers),
         timed_out=int(np.count_nonzero(outcome == Outcome.TIMEOUT)),
         retries=int(np.count_nonzero(cols["attempt"][mine] > 0)),
@@ -260,6 +251,23 @@ def _latency_summary(latency: np.ndarray) -> dict[str, float]:
         "mean": float(latency.mean()),
         "p50": float(np.percentile(latency, 50)),
         "p99": float(np.percentile(latency, 99)),
+    }
+
+
+def _crossing(result: RunResult, entry: np.ndarray, served: np.ndarray) -> tuple[float, float, dict[str, float]]:
+    """Of completed requests (their entry and serving node indices): the share served on another node than
+    their entry node, in another zone, and the first per entry node (NaN without any)."""
+    cross = float(np.mean(served != entry)) if served.size else math.nan
+    by_node = {result.node_names[n]: float(np.mean(served[entry == n] != n)) for n in np.unique(entry).tolist()}
+    return cross, _cross_zone(result, entry, served), by_node
+
+
+def _picks(pick: np.ndarray, routed: np.ndarray) -> dict[str, int]:
+    """Routed requests by how their endpoint was chosen: afresh, by session affinity, riding a connection."""
+    return {
+        "fresh": int(np.count_nonzero(routed & (pick == PICK_FRESH))),
+        "affinity": int(np.count_nonzero(routed & (pick == PICK_AFFINITY))),
+        "reused_connection": int(np.count_nonzero(routed & (pick == PICK_REUSED))),
     }
 
 
