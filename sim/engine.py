@@ -511,9 +511,11 @@ most this many more arrivals pending."""
 class _Run:
     """The state of one run: SimPy environment, record columns, backends, proxies and streams."""
 
-    def __init__(self, plan: Plan, streams: Streams, shortcuts: bool = True) -> None:
+    def __init__(self, plan: Plan | Scenario, streams: Streams, shortcuts: bool = True) -> None:
+        """The run's state, ready to run; from a scenario, its plan is compiled first (``benchmarks/scale.py``
+        times this setup: plan, backends, routes and the send schedule)."""
         with _gc_paused():  # a large cluster builds ~10^6 long-lived objects: no collection passes over them
-            self._setup(plan, streams, shortcuts)
+            self._setup(plan if isinstance(plan, Plan) else compile_plan(plan), streams, shortcuts)
 
     def _setup(self, plan: Plan, streams: Streams, shortcuts: bool) -> None:
         """Backends, proxies and routes, streams and their first sends, control-plane and data-plane changes."""
