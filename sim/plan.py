@@ -172,9 +172,24 @@ def _route_plan(
     )
 
 
+_LAST: list[Plan] = []
+"""The latest plan compiled: ``fast_path_problem`` and then ``run_fast`` (or ``run``) on one scenario compile once."""
+
+
 def compile_plan(scenario: Scenario) -> Plan:
     """Everything a run of ``scenario`` reads, computed once: names, streams with their routes for every
-    (entry node, control-plane version), version times, sync lags and data-plane changes."""
+    (entry node, control-plane version), version times, sync lags and data-plane changes. A plan is immutable;
+    the latest one is kept, so asking again for the same scenario object returns it."""
+    last = next(iter(_LAST), None)  # read once: another thread may replace it
+    if last is not None and last.scenario is scenario:
+        return last
+    plan = _compile(scenario)
+    _LAST[:] = [plan]
+    return plan
+
+
+def _compile(scenario: Scenario) -> Plan:
+    """``compile_plan`` without the cache."""
     sc = scenario
     node_names = tuple(sc.topology.nodes)
     node_index = {name: i for i, name in enumerate(node_names)}
