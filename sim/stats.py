@@ -1,4 +1,5 @@
-"""Statistics of load balancing, pure scipy.stats: chi-square goodness of fit, effect size, power."""
+"""Statistics of load balancing, pure scipy.stats: chi-square goodness of fit, effect size, power; and statistics
+over replications (t intervals, paired differences, false-discovery control, sample sizes)."""
 
 from __future__ import annotations
 
