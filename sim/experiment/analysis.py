@@ -31,6 +31,14 @@ def _scipy_stats():
     return stats
 
 
+_MISSING = object()
+
+
+def _number(value: float | None) -> float:
+    """A JSON number, null (NaN as written to a file) as NaN."""
+    return math.nan if value is None else float(value)
+
+
 def _json(path: str | None) -> dict[str, str | None]:
     """A ServiceSummary field's place in its JSON: a dotted path (``chi_square.verdict``), or None: not written."""
     return {"json": path}
@@ -110,6 +118,36 @@ class ServiceSummary:
             else:
                 place[leaf] = value
         return out
+
+    @classmethod
+    def from_json(cls, name: str, data: Mapping[str, Any]) -> ServiceSummary:
+        """The typed summary back from its JSON (``to_json``'s, or as a file holds it, where NaN is null: a
+        number field reads null as NaN). Fields with a default may be missing. The test's ``min_expected`` and
+        per-group tests are not in the JSON: NaN and none (the groups' JSON is ``groups``)."""
+        values: dict[str, Any] = {"name": name}
+        for f in fields(cls):
+            path = f.metadata.get("json", f.name)
+            if path is None:
+                continue
+            value: Any = data
+            for part in path.split("."):
+                value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
+            if value is _MISSING:
+                continue  # a field with a default (a file written before it existed), or the dataclass says
+            if f.type == "ChiSquare":
+                value = ChiSquare(
+                    _number(value["statistic"]),
+                    _number(value["pvalue"]),
+                    int(value["dof"]),
+                    int(value["n"]),
+                    _number(value["cohens_w"]),
+                    math.nan,
+                    value["method"],
+                )
+            elif f.type == "float":
+                value = _number(value)
+            values[f.name] = value
+        return cls(**values)
 
 
 def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -> ServiceSummary:
