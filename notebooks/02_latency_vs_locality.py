@@ -37,9 +37,11 @@ from IPython.display import display
 from loky import get_reusable_executor
 
 from sim import Outcome, load_scenario, run
-from sim.experiment.analysis import design_point_summary, paired_differences, route_shares, summarize_service
+from sim.experiment.analysis import summarize_service
 from sim.experiment.executors import Processes, Serial
+from sim.experiment.shares import route_shares
 from sim.experiment.sweep import sweep
+from sim.experiment.tables import design_point_summary, paired_differences
 from sim.io import load_experiment
 from sim.plots import sweep_figures
 

@@ -38,12 +38,13 @@ from scipy import stats
 
 import sim
 from sim import chi_square_gof, chi_square_power, load_scenario, run
-from sim.experiment.analysis import chi_square_by_design_point, sample_size, skew_sample_size, summarize_service
+from sim.experiment.analysis import summarize_service
 from sim.experiment.executors import Processes, Serial
 from sim.experiment.spec import resolve
 from sim.experiment.sweep import sweep
+from sim.experiment.tables import chi_square_by_design_point
 from sim.io import parse_experiment, parse_scenario
-from sim.stats import cohens_w
+from sim.stats import cohens_w, sample_size, skew_sample_size
 
 # %% tags=["parameters"]
 ALPHA = 0.05  # significance level used throughout (the CLI's verdict uses 0.01)
@@ -223,7 +224,7 @@ plt.show()
 # %%
 maglev, _ = load_scenario(EXPERIMENTS / "maglev_remap.toml")
 endpoints = maglev.endpoints("web")
-table_shares = maglev.picker("maglev").shares(endpoints)
+table_shares = maglev.route(maglev.streams[0], "kind-worker").picker.shares(endpoints)
 uniform = np.full(len(endpoints), 1 / len(endpoints))
 print("Maglev table shares:", dict(zip([ep.pod for ep in endpoints], table_shares.round(5), strict=True)))
 print(f"Cohen's w against exactly 1/5 each: {cohens_w(table_shares, uniform):.6f}")
@@ -421,7 +422,7 @@ print(f"Benjamini-Hochberg q < {ALPHA}: {np.sum(q < ALPHA)} discoveries")
 # k x alpha / m instead of alpha. It finds the largest k whose p-value is under its line and declares the
 # k smallest tests discoveries. This keeps the expected share of false discoveries *among the discoveries*
 # at or below alpha (the false discovery rate). The adjusted p-values it returns are called q-values
-# (`scipy.stats.false_discovery_control`; `sim.experiment.analysis.false_discovery` wraps it). A real
+# (`scipy.stats.false_discovery_control`; `sim.stats.false_discovery` wraps it). A real
 # skew, with p-values like 1e-6, would still pass: the line rises with k, and only the luck-sized p-values
 # fall away.
 

@@ -41,8 +41,10 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from sim import load_scenario, run, summarize
-from sim.experiment.analysis import mean_ci, route_shares, run_metrics, summarize_service
+from sim.experiment.analysis import run_metrics, summarize_service
+from sim.experiment.shares import route_shares
 from sim.plots import node_heatmap
+from sim.stats import mean_ci
 
 # %% tags=["parameters"]
 REQUESTS = 1_000  # requests per client stream (the scenario files say 1,000)

@@ -18,9 +18,13 @@ which nothing in the system can move, are one merged schedule with one pending e
 stream; and where nothing else sends and no send reads the clock (``_Run._ahead_safe``), each schedule event
 makes the next sends too, in order, scheduling their arrivals. A request then costs one to two events, not four.
 
-Decisions are not made here: routes come from ``Scenario.route`` (the routing layer), precomputed once per
-(stream, entry node); pickers and affinity tables are the routing layer's; every draw comes from a ``Streams``
-key.
+It owns the run in time: the record writer (``_Records``: named operations on three flat arrays), the request
+in flight (``_Request``, the value of every event of its life), one backend class per discipline with its own
+arrival (``_EventFifo``, ``_ComputedFifo``: the shortcut, ``_Shared``: processor sharing), the proxies' run-time
+state (choosers, load counts, affinity tables) and the clients. Decisions are not made here: routes come from the
+plan (``sim.plan``, the routing layer's answers compiled once per stream, entry node and control-plane version);
+pickers and affinity tables are the routing layer's; every draw comes from a ``Streams`` key; the RunResult is
+assembled by ``Plan.result``, as the fast path's is.
 """
 
 from __future__ import annotations
@@ -34,17 +38,18 @@ import math
 import sys
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import simpy
 
-from sim.cluster import Discipline, SessionAffinity
+from sim.cluster import Discipline
 from sim.distributions import Constant, Sum
 from sim.outcomes import DropReason, Outcome
-from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult, monitors
-from sim.rng import Seed, SeedRecord, Streams, blocks, seed_record
-from sim.routing import Affinity, Chooser, ip_key
+from sim.plan import Plan, RoutePlan, StreamPlan, compile_plan
+from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
+from sim.rng import Seed, Streams, blocks
+from sim.routing import Affinity, Chooser
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
 from sim.scenario import Scenario
@@ -55,6 +60,7 @@ _OK = int(Outcome.OK)
 _DROPPED = int(Outcome.DROPPED)
 _IN_FLIGHT = int(Outcome.IN_FLIGHT)
 _TIMEOUT = int(Outcome.TIMEOUT)
+REAL_SERVER_DELETED = int(DropReason.REAL_SERVER_DELETED)
 
 
 LINUX_TCP_RTO_MIN_S = 0.2
@@ -63,55 +69,326 @@ LINUX_TCP_RETRIES2_S = 924.6
 """Linux gives up on an established connection whose peer vanished after ~15 retransmissions (tcp_retries2=15)."""
 
 
+_RETURNED = 4
+"""Offset of the return time in a request's five ``times`` slots (``_Records``)."""
+
+
+class _Records:
+    """The records while the run writes them: three flat arrays, five slots per request, so that a send costs
+    three ``extend``s (``open``). A request's slots start at its ``base`` (five times its row):
+
+    - ``ints``: stream, request (the first attempt's row), endpoint (pod index, -1: none), entry node, version;
+    - ``small``: attempt, pick, source preserved, outcome, reason;
+    - ``times`` (s): sent, arrived, started, finished, returned (NaN until written).
+
+    The named operations below are the only writes; the two hottest callbacks (``_ComputedFifo.arrive`` and
+    ``_Run._reply``) write ``times`` slots directly at the offsets these operations name, to save a call."""
+
+    __slots__ = ("ints", "small", "times")
+
+    def __init__(self) -> None:
+        self.ints = array("i")
+        self.small = array("b")
+        self.times = array("d")
+
+    def open(
+        self, at: float, stream: int, request: int, endpoint: int, node: int, version: int, attempt: int, pick: int,
+        preserved: int,
+    ) -> int:  # fmt: skip
+        """A new attempt sent at ``at`` (s), in flight; ``request`` -1 for a first attempt. Returns its base."""
+        base = len(self.times)
+        self.times.extend((at, _NAN, _NAN, _NAN, _NAN))
+        self.ints.extend((stream, base // 5 if request < 0 else request, endpoint, node, version))
+        self.small.extend((attempt, pick, preserved, _IN_FLIGHT, 0))
+        return base
+
+    def arrived(self, base: int, at: float) -> None:
+        """The request reached its pod at ``at`` (s)."""
+        self.times[base + 1] = at
+
+    def started(self, base: int, at: float) -> None:
+        """Its service started at ``at`` (s)."""
+        self.times[base + 2] = at
+
+    def finished(self, base: int, at: float) -> None:
+        """The pod was done with it at ``at`` (s): served, refused (queue full) or killed."""
+        self.times[base + 3] = at
+
+    def in_flight(self, base: int) -> bool:
+        """Whether the client still waits for it."""
+        return self.small[base + 3] == _IN_FLIGHT
+
+    def end(self, base: int, at: float, outcome: int, reason: int = 0) -> None:
+        """The client is done with it at ``at`` (s): ``outcome`` (ok, dropped, timeout), and why it was dropped."""
+        self.times[base + _RETURNED] = at
+        self.small[base + 3] = outcome
+        if reason:
+            self.small[base + 4] = reason
+
+    def sent(self, base: int) -> float:
+        """When it was sent (s)."""
+        return self.times[base]
+
+    def request(self, base: int) -> int:
+        """The row of its request's first attempt."""
+        return self.ints[base + 1]
+
+    def attempt(self, base: int) -> int:
+        """Which attempt it is (0: the first)."""
+        return self.small[base]
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The fifteen raw columns with their RunResult dtypes, each array handed over (the records are empty
+        after): views on the raw arrays where the dtype matches (the five times: no second copy)."""
+        cols = _unpack(self.times, ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned"))
+        self.times = array("d")
+        cols |= _unpack(self.ints, ("stream", "request", "endpoint", "entry_node", "version"))
+        self.ints = array("i")
+        cols |= _unpack(self.small, ("attempt", "pick", "source_preserved", "outcome", "reason"))
+        self.small = array("b")
+        return cols
+
+
+def _unpack(raw: array, names: tuple[str, str, str, str, str]) -> dict[str, np.ndarray]:
+    """The five interleaved columns of a raw record array with their RunResult dtypes: copies where the dtype
+    differs, else strided views on the raw array (the five times: no second copy of the largest array)."""
+    view = np.frombuffer(raw, dtype=raw.typecode).reshape(-1, 5)
+    return {
+        name: view[:, i] if view.dtype == COLUMNS[name] else view[:, i].astype(COLUMNS[name])
+        for i, name in enumerate(names)
+    }
+
+
+class _Request:
+    """An attempt in flight, the value of every event of its life: its records' ``base``, its stream, its
+    endpoint (None where it was never routed), its trip back (s), drawn with the trip out when it is sent so
+    that every way of running it gives it the same draws, and the reason it fails (once it does)."""
+
+    __slots__ = ("back", "base", "reason", "stream", "target")
+    reason: int
+
+    def __init__(self, base: int, stream: _Stream, target: _Target | None, back: float) -> None:
+        self.base = base
+        self.stream = stream
+        self.target = target
+        self.back = back  # ``reason`` is set when it fails (``_Run.fail_after``, ``_Run._unrouted``)
+
+
+# --- backends: one class per discipline, each with its own arrival --------------------------------------------
+
+
 class _Backend:
-    """A backend pod: ``capacity`` workers and a FIFO queue (at most ``limit`` waiting), or processor sharing
-    (``ps``: every request in service, sharing ``capacity`` CPUs); its service-time draws (s); and, in a
-    changing cluster, the requests in service, so that they can fail when the pod stops."""
+    """A backend pod: ``capacity`` workers (or CPUs), at most ``limit`` requests waiting beyond them, its
+    service-time draws (s), and whether it answers (``alive``). ``arrive`` is the callback of a request's trip
+    out; ``stop`` takes back every request it holds when the pod stops (a changing cluster)."""
 
-    __slots__ = (
-        "alive",
-        "arrive",
-        "busy",
-        "capacity",
-        "free",
-        "jobs",
-        "limit",
-        "ps",
-        "ps_last",
-        "ps_version",
-        "queue",
-        "service_times",
-        "serving",
-        "waiting",
-    )
+    __slots__ = ("alive", "capacity", "env", "limit", "records", "reply", "run", "service_times")
 
-    def __init__(self, capacity: int, limit: int | None, service_times: Iterator[float], ps: bool = False) -> None:
+    def __init__(self, run: _Run, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
+        self.run = run
+        self.env = run.env
+        self.records = run.records
+        self.reply = run.reply  # bound once: the call every served request makes
         self.alive = True
-        self.busy = 0
         self.capacity = capacity
         self.limit = sys.maxsize if limit is None else limit
-        self.queue: deque[tuple[int, _Stream, _Target]] = deque()
-        self.serving: dict[int, tuple[int, _Stream, _Target]] = {}
         self.service_times = service_times
-        self.ps = ps
-        self.jobs: dict[int, list] = {}  # processor sharing: row -> [remaining work (s), request]
-        self.ps_last = 0.0
-        self.ps_version = 0
-        # shortcut FIFO (a cluster that does not change): when each worker is next free (a heap, s), and the start
-        # times (s) of the requests admitted but not yet started as of the latest arrival (kept for a queue limit)
-        self.free: list[float] | None = None
-        self.waiting: deque[float] | None = None
-        self.arrive: Callable[[simpy.Event], None] = _ignore  # _Run._arrive, or _arrive_fifo with the shortcut
+
+    def arrive(self, ev: simpy.Event) -> None:
+        """A request reaches the pod."""
+        raise NotImplementedError
+
+    def stop(self) -> list[_Request]:
+        """The pod stops answering: every request it holds, now dropped from it."""
+        self.alive = False
+        return []
+
+    def _stale(self, req: _Request, now: float) -> bool:
+        """A proxy not yet synced sent the request to a pod that is gone: the SYN goes unanswered, and the client
+        learns of it at its connect timeout."""
+        if self.alive:
+            return False
+        wait = max(0.0, self.records.sent(req.base) + req.stream.connect_timeout_s - now)
+        self.run.fail_after(wait, req, DropReason.STALE_ENDPOINT)
+        return True
+
+    def _refuse(self, req: _Request, now: float) -> None:
+        """The queue is full: the pod is done with the request at once, and its refusal travels back."""
+        self.records.finished(req.base, now)
+        self.run.fail_after(req.back, req, DropReason.QUEUE_FULL)
 
 
-def _ignore(ev: simpy.Event) -> None:
-    """A backend's arrival callback before the run sets it."""
+class _EventFifo(_Backend):
+    """FIFO with every step an event: a worker takes the request at once, or it waits in ``queue``; a finish
+    starts the next. In a changing cluster the requests in service are kept (``serving``) to fail them."""
+
+    __slots__ = ("busy", "dynamic", "queue", "serving")
+
+    def __init__(self, run: _Run, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
+        super().__init__(run, capacity, limit, service_times)
+        self.busy = 0
+        self.dynamic = run.dynamic
+        self.queue: deque[_Request] = deque()
+        self.serving: dict[int, _Request] = {}
+
+    def arrive(self, ev: simpy.Event) -> None:
+        """Start on a free worker, wait in the queue, or be refused (queue full)."""
+        req: _Request = ev._value
+        now = self.env._now
+        if self._stale(req, now):
+            return
+        self.records.arrived(req.base, now)
+        if self.busy < self.capacity:
+            self.busy += 1
+            self._start(req, now)
+        elif len(self.queue) < self.limit:
+            self.queue.append(req)
+        else:
+            self._refuse(req, now)
+
+    def _start(self, req: _Request, now: float) -> None:
+        self.records.started(req.base, now)
+        if self.dynamic:
+            self.serving[req.base] = req
+        self.env.timeout(next(self.service_times), req).callbacks.append(self._finish)
+
+    def _finish(self, ev: simpy.Event) -> None:
+        """Service done: the reply leaves, and the next in the queue starts."""
+        req: _Request = ev._value
+        if self.dynamic and self.serving.pop(req.base, None) is None:
+            return  # the pod stopped while serving it; the failure is already recorded
+        now = self.env._now
+        self.records.finished(req.base, now)
+        self.reply(req, now)
+        if self.queue:
+            self._start(self.queue.popleft(), now)
+        else:
+            self.busy -= 1
+
+    def stop(self) -> list[_Request]:
+        """The requests in service, then the queue."""
+        super().stop()
+        doomed = [*self.serving.values(), *self.queue]
+        self.serving.clear()
+        self.queue.clear()
+        self.busy = 0
+        return doomed
+
+
+class _ComputedFifo(_Backend):
+    """FIFO in a cluster that does not change (the shortcut): the request takes the worker that frees first, so
+    its start and finish are known on arrival (the Kiefer-Wolfowitz recursion over the workers' free times, a
+    heap), with no queue events. With a queue limit, the start times of the requests admitted but not started as
+    of the latest arrival are kept (``waiting``) to count them."""
+
+    __slots__ = ("free", "times", "waiting")
+
+    def __init__(self, run: _Run, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
+        super().__init__(run, capacity, limit, service_times)
+        self.times = run.records.times  # the array the run appends to (replaced only when the run is over)
+        self.free = [0.0] * capacity
+        self.waiting: deque[float] | None = deque() if limit is not None else None
+
+    def arrive(self, ev: simpy.Event) -> None:
+        """Start and finish computed now; refused where the queue is full."""
+        req: _Request = ev._value
+        now = self.env._now
+        free, waiting, times, base = self.free, self.waiting, self.times, req.base
+        times[base + 1] = now  # records.arrived
+        first_free = free[0]
+        if waiting is not None:  # a queue limit: count the requests admitted that have not started
+            while waiting and waiting[0] <= now:
+                waiting.popleft()
+            if first_free > now and len(waiting) >= self.limit:
+                self._refuse(req, now)
+                return
+        start = first_free if first_free > now else now
+        finish = start + next(self.service_times)
+        heapq.heapreplace(free, finish)
+        if waiting is not None and start > now:
+            waiting.append(start)
+        times[base + 2] = start  # records.started
+        times[base + 3] = finish  # records.finished
+        self.reply(req, finish)
+
+
+class _Shared(_Backend):
+    """Processor sharing: every request in service at once, each at rate min(1, capacity / n); at most
+    ``capacity + limit`` held. ``jobs``: base -> [work left (s at full speed), request]; one pending completion
+    event, for the job with the least work left (``version`` makes earlier ones stale)."""
+
+    __slots__ = ("jobs", "last", "version")
+
+    def __init__(self, run: _Run, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
+        super().__init__(run, capacity, limit, service_times)
+        self.jobs: dict[int, list] = {}
+        self.last = 0.0
+        self.version = 0
+
+    def arrive(self, ev: simpy.Event) -> None:
+        """Join the jobs in service (or be refused), and reschedule the next completion."""
+        req: _Request = ev._value
+        now = self.env._now
+        if self._stale(req, now):
+            return
+        self.records.arrived(req.base, now)
+        self._advance(now)
+        if len(self.jobs) >= self.capacity + self.limit:
+            self._refuse(req, now)
+            return
+        self.records.started(req.base, now)
+        self.jobs[req.base] = [next(self.service_times), req]
+        self._next()
+
+    def _advance(self, now: float) -> None:
+        """Credit every job with the work done since the last change (seconds of service at full speed)."""
+        if self.jobs:
+            done = (now - self.last) * min(1.0, self.capacity / len(self.jobs))
+            for job in self.jobs.values():
+                job[0] -= done
+        self.last = now
+
+    def _next(self) -> None:
+        """Schedule the next completion (of the job with the least work left); earlier schedules go stale."""
+        self.version += 1
+        jobs = self.jobs
+        if jobs:
+            rate = min(1.0, self.capacity / len(jobs))
+            base = min(jobs, key=lambda r: jobs[r][0])
+            delay = max(0.0, jobs[base][0]) / rate
+            self.env.timeout(delay, (self.version, base)).callbacks.append(self._done)
+
+    def _done(self, ev: simpy.Event) -> None:
+        version, base = ev._value
+        if version != self.version:
+            return
+        now = self.env._now
+        self._advance(now)
+        # The scheduled job is done whatever rounding left on it (a delay below the clock's resolution would
+        # otherwise fire again and again at the same instant); so is any job left with under a nanosecond.
+        for done in [r for r, job in self.jobs.items() if r == base or job[0] <= 1e-9]:
+            req = self.jobs.pop(done)[1]
+            self.records.finished(done, now)
+            self.reply(req, now)
+        self._next()
+
+    def stop(self) -> list[_Request]:
+        """Every job in service."""
+        super().stop()
+        doomed = [job[1] for job in self.jobs.values()]
+        self.jobs.clear()
+        self.version += 1
+        return doomed
+
+
+# --- proxies and clients ----------------------------------------------------------------------------------------
 
 
 class _Target:
-    """One endpoint as reached through one entry node: backend, pod index, path draws (s) and load slot."""
+    """One endpoint as reached through one entry node: backend (and its arrival callback, bound once), pod index,
+    path draws (s) and load slot."""
 
-    __slots__ = ("back", "backend", "load", "out", "pod", "slot")
+    __slots__ = ("arrive", "back", "backend", "load", "out", "pod", "slot")
 
     def __init__(
         self,
@@ -123,6 +400,7 @@ class _Target:
         slot: int,
     ) -> None:
         self.backend = backend
+        self.arrive = backend.arrive
         self.pod = pod
         self.out = out
         self.back = back
@@ -182,7 +460,7 @@ class _Stream:
         "retries",
         "retry_base_s",
         "retry_max_s",
-        "send",
+        "simple",
         "think_zero",
         "timeout_s",
     )
@@ -196,7 +474,7 @@ class _Stream:
         self.closed = False
         self.think_zero = False
         self.passive = False  # open loop without a request timeout: nothing happens when a reply arrives
-        self.send: Callable[[_Stream, int, int, float], None] = _noop  # _Run._send, or _send_simple
+        self.simple = False  # one entry node, a connection per request, no timeout (see _Run._ahead_safe)
         self.ip = 0
         self.ports: Iterator[int] = iter(())  # source ports of new connections (sim.routing.ports)
         self.max_requests = 1
@@ -210,16 +488,6 @@ class _Stream:
         self.retry_base_s = 0.0
         self.retry_max_s = 0.0
         self.backoff: Iterator[float] = iter(())
-
-
-def _unpack(raw: array, names: tuple[str, str, str, str, str]) -> dict[str, np.ndarray]:
-    """The five interleaved columns of a raw record array with their RunResult dtypes: copies where the dtype
-    differs, else strided views on the raw array (the five times: no second copy of the largest array)."""
-    view = np.frombuffer(raw, dtype=raw.typecode).reshape(-1, 5)
-    return {
-        name: view[:, i] if view.dtype == COLUMNS[name] else view[:, i].astype(COLUMNS[name])
-        for i, name in enumerate(names)
-    }
 
 
 @contextlib.contextmanager
@@ -240,125 +508,123 @@ _AHEAD = 127
 most this many more arrivals pending."""
 
 
-def _noop(s: _Stream, request: int, attempt: int, at: float) -> None:
-    """A stream's send before the run sets it."""
-
-
-Request = tuple[int, _Stream, _Target, float]
-"""A request attempt in flight: its record's offset, its stream, its endpoint, and its trip back (s), drawn with
-the trip out when it is sent, so that every way of running it gives each request the same draws."""
-
-
-# Record layout while running: three flat arrays, five slots per request, so a send costs three ``extend``s.
-_I_STREAM, _I_REQUEST, _I_ENDPOINT, _I_ENTRY, _I_VERSION = range(5)
-_S_ATTEMPT, _S_PICK, _S_PRESERVED, _S_OUTCOME, _S_REASON = range(5)
-_T_SENT, _T_ARRIVED, _T_STARTED, _T_FINISHED, _T_RETURNED = range(5)
-
-
 class _Run:
     """The state of one run: SimPy environment, record columns, backends, proxies and streams."""
 
-    def __init__(self, scenario: Scenario, streams: Streams, shortcuts: bool = True) -> None:
+    def __init__(self, plan: Plan | Scenario, streams: Streams, shortcuts: bool = True) -> None:
+        """The run's state, ready to run; from a scenario, its plan is compiled first (``benchmarks/scale.py``
+        times this setup: plan, backends, routes and the send schedule)."""
         with _gc_paused():  # a large cluster builds ~10^6 long-lived objects: no collection passes over them
-            self._setup(scenario, streams, shortcuts)
+            self._setup(plan if isinstance(plan, Plan) else compile_plan(plan), streams, shortcuts)
 
-    def _setup(self, scenario: Scenario, streams: Streams, shortcuts: bool) -> None:
+    def _setup(self, plan: Plan, streams: Streams, shortcuts: bool) -> None:
         """Backends, proxies and routes, streams and their first sends, control-plane and data-plane changes."""
-        self.env = env = simpy.Environment()
-        self.scenario = scenario
+        self.env = simpy.Environment()
+        self.plan = plan
         self.rngs = streams
-        topo = scenario.topology
-        self.node_names = tuple(topo.nodes)
-        self.pod_names = tuple(p.name for p in scenario.pods)
-        self.client_names = self.pod_names + tuple(c.name for c in scenario.external_clients)
-        self.node_index = {name: i for i, name in enumerate(self.node_names)}
-        self.pod_index = {name: i for i, name in enumerate(self.pod_names)}
-        self.dynamic = bool(scenario.timeline)
-        self.ints = array("i")  # stream, request, endpoint, entry node, version
-        self.small = array("b")  # attempt, pick, source preserved, outcome, reason
-        self.times = array("d")  # sent, arrived, started, finished, returned
-
-        self.backends: dict[str, _Backend] = {}
-        for pod in scenario.pods:
-            draws = blocks(pod.service_time, functools.partial(streams.generator, "service", pod.name))
-            self.backends[pod.name] = _Backend(pod.concurrency, pod.queue_limit, draws, pod.discipline == Discipline.PS)
-            b = self.backends[pod.name]
-            b.alive = pod.name not in scenario.absent
-            b.arrive = self._arrive
-            if shortcuts and not self.dynamic and pod.discipline == Discipline.FIFO:
-                b.free = [0.0] * pod.concurrency
-                b.waiting = deque() if pod.queue_limit is not None else None
-                b.arrive = self._arrive_fifo
+        self.dynamic = plan.dynamic
+        self.records = _Records()
+        # the records' arrays, for the two inlined writes (_send, reply); replaced only when the run is over
+        self._times, self._ints, self._small = self.records.times, self.records.ints, self.records.small
         self._paths: dict[tuple[int, ...], Iterator[float]] = {}  # by the legs' delay classes
         self._proxies: dict[tuple[object, ...], tuple[Chooser, list[int] | None]] = {}
         self._affinity: dict[tuple[str, str], Affinity] = {}
-        self.by_node: dict[str, list[tuple[int, _Entry]]] = {n: [] for n in self.node_names}
-
-        self.streams: list[_Stream] = []
-        schedule: list[tuple[np.ndarray, int]] = []  # open-loop send times (s) per stream, with the shortcuts
         self._sends: Iterator[tuple[float, int]] = iter(())
         self._ahead = 0  # sends made ahead of their time per schedule event (see _ahead_safe)
-        occurrences: dict[tuple[str, str], int] = {}
-        for k, spec in enumerate(scenario.streams):
+        self._setup_backends(shortcuts)
+        schedule = self._setup_streams(shortcuts)
+        self._setup_schedule(schedule)
+        self._setup_changes()
+
+    def _setup_backends(self, shortcuts: bool) -> None:
+        """One backend per pod, of its discipline, with its service-time draws: a FIFO pod computed on arrival
+        (the shortcut) where the cluster does not change, else one event per step."""
+        plan, streams = self.plan, self.rngs
+        absent = plan.scenario.absent
+        self.backends: list[_Backend] = []
+        for pod in plan.pods:
+            draws = blocks(pod.service_time, functools.partial(streams.generator, "service", pod.name))
+            kind: type[_Backend] = _EventFifo
+            if pod.discipline == Discipline.PS:
+                kind = _Shared
+            elif shortcuts and not self.dynamic:
+                kind = _ComputedFifo
+            b = kind(self, pod.concurrency, pod.queue_limit, draws)
+            b.alive = pod.name not in absent
+            self.backends.append(b)
+
+    def _setup_streams(self, shortcuts: bool) -> list[tuple[np.ndarray, int]]:
+        """Each stream's entries (routes as of version 0), draws and options; its first send scheduled, or, with
+        the shortcuts, its open-loop send times returned for the merged schedule."""
+        plan, streams, env = self.plan, self.rngs, self.env
+        self.by_node: list[list[tuple[StreamPlan, int, _Entry]]] = [[] for _ in plan.node_names]
+        self.streams: list[_Stream] = []
+        schedule: list[tuple[np.ndarray, int]] = []  # open-loop send times (s) per stream, with the shortcuts
+        for sp in plan.streams:
+            k, spec = sp.index, sp.spec
             s = _Stream(k)
             entries = []
-            for node in scenario.entry_nodes(spec):
-                e = _Entry(self.node_index[node])
-                self._build(k, e, 0)
-                self.by_node[node].append((k, e))
+            for i, rp in enumerate(sp.routes[0]):
+                e = _Entry(rp.node_index)
+                self._build(sp, i, e, 0)
+                self.by_node[rp.node_index].append((sp, i, e))
                 entries.append(e)
             s.entries = tuple(entries)
-            nth = occurrences.get((spec.client, spec.service), 0)
-            occurrences[spec.client, spec.service] = nth + 1
             if len(entries) > 1:
-                s.lb = uniform_indices(len(entries), streams.generator("load-balancer", spec.client, spec.service, nth))
-            arrivals = streams.generator("arrivals", spec.client, spec.service, nth)
-            s.ports = source_ports(functools.partial(streams.generator, "ports", spec.client, spec.service, nth))
+                s.lb = uniform_indices(len(entries), streams.generator(*sp.key("load-balancer")))
+            arrivals = streams.generator(*sp.key("arrivals"))
+            s.ports = source_ports(functools.partial(streams.generator, *sp.key("ports")))
             s.remaining = sys.maxsize if spec.requests is None else spec.requests
             s.closed = isinstance(spec.workload, ClosedLoop)
             s.think_zero = s.closed and spec.workload.think == Constant(0.0)  # type: ignore[union-attr]
-            s.ip = ip_key(scenario.client_ip(spec.client))
+            s.ip = sp.ip
             s.max_requests = spec.connections.max_requests
             s.max_age_s = spec.connections.max_age_s
             s.connect_timeout_s = spec.connect_timeout_s
             s.timeout_s = spec.timeout_s
             s.passive = shortcuts and not s.closed and spec.timeout_s is None
-            simple = len(entries) == 1 and not spec.connections.keep_alive and s.timeout_s is None
-            s.send = self._send_simple if shortcuts and simple else self._send
+            s.simple = len(entries) == 1 and not spec.connections.keep_alive and s.timeout_s is None
             s.retries = spec.retries.attempts
             s.retry_base_s, s.retry_max_s = spec.retries.base_s, spec.retries.max_s
             if s.retries:
-                uniform = streams.generator("retries", spec.client, spec.service, nth)
+                uniform = streams.generator(*sp.key("retries"))
                 s.backoff = blocks(lambda rng, n: rng.random(n), uniform)
             self.streams.append(s)
             if shortcuts and not isinstance(spec.workload, ClosedLoop) and not self.dynamic:
                 gaps = spec.workload.gap_blocks(arrivals)
-                schedule.append((send_times(gaps, spec.start_s, spec.requests, scenario.duration_s), k))
+                schedule.append((send_times(gaps, spec.start_s, spec.requests, plan.duration_s), k))
                 continue
             s.gaps = spec.workload.gaps(arrivals)
             if s.remaining > 0:
                 start = spec.start_s if s.closed else spec.start_s + next(s.gaps, _NAN)
                 if not math.isnan(start):
                     env.timeout(start, s).callbacks.append(self._tick)
-        # Open-loop sends do not depend on the system: with the shortcuts, in a cluster that does not change, all
-        # of them are one time-ordered schedule, one pending event at a time instead of one per stream (a smaller
-        # heap to push and pop). (In a changing cluster a send and a proxy update can fall on the same instant,
-        # where SimPy's order is the order of scheduling, which one schedule would change.)
-        if schedule:
-            at = np.concatenate([times for times, _ in schedule])
-            who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in schedule])
-            order = np.argsort(at, kind="stable")  # equal times: in stream order, as the stream ticks would go
-            self._sends = zip(array("d", at[order].tobytes()), array("i", who[order].tobytes()), strict=True)
-            first = next(self._sends, None)
-            if first is not None:
-                env.timeout(first[0], first).callbacks.append(self._tick_schedule)
-            if all(self._ahead_safe(s) for s in self.streams):
-                self._ahead = _AHEAD
+        return schedule
 
-        for version, (at_s, _) in enumerate(scenario.versions[1:], start=1):
-            for node in self.node_names:
-                env.timeout(at_s + scenario.sync.lag(node), (node, version)).callbacks.append(self._sync)
-        for change in scenario.data_changes:
+    def _setup_schedule(self, schedule: list[tuple[np.ndarray, int]]) -> None:
+        """Open-loop sends do not depend on the system: with the shortcuts, in a cluster that does not change, all
+        of them are one time-ordered schedule, one pending event at a time instead of one per stream (a smaller
+        heap to push and pop). (In a changing cluster a send and a proxy update can fall on the same instant,
+        where SimPy's order is the order of scheduling, which one schedule would change.)"""
+        if not schedule:
+            return
+        at = np.concatenate([times for times, _ in schedule])
+        who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in schedule])
+        order = np.argsort(at, kind="stable")  # equal times: in stream order, as the stream ticks would go
+        self._sends = zip(array("d", at[order].tobytes()), array("i", who[order].tobytes()), strict=True)
+        first = next(self._sends, None)
+        if first is not None:
+            self.env.timeout(first[0], first).callbacks.append(self._tick_schedule)
+        if all(self._ahead_safe(s) for s in self.streams):
+            self._ahead = _AHEAD
+
+    def _setup_changes(self) -> None:
+        """Each control-plane version reaches each node's proxy after its lag; data-plane changes at their time."""
+        plan, env = self.plan, self.env
+        for version, at_s in enumerate(plan.version_times_s[1:], start=1):
+            for node, lag_s in enumerate(plan.sync_lag_s):
+                env.timeout(at_s + lag_s, (node, version)).callbacks.append(self._sync)
+        for change in plan.data_changes:
             env.timeout(change.at_s, change).callbacks.append(self._data_change)
 
     def _ahead_safe(self, s: _Stream) -> bool:
@@ -369,7 +635,7 @@ class _Run:
         earlier instant, so its time can differ from the one-send-per-event run in the last bit."""
         entry = s.entries[0]
         return (
-            s.send == self._send_simple
+            s.simple
             and s.passive
             and not s.retries
             and not self.dynamic
@@ -387,45 +653,49 @@ class _Run:
         """
         draws = self._paths.get(classes)
         if draws is None:
-            topo = self.scenario.topology
+            topo = self.plan.topology
             legs = tuple(topo.class_delay(c) for c in classes)
             dist = legs[0] if len(legs) == 1 else Sum(legs)
             draws = self._paths[classes] = blocks(dist, functools.partial(self.rngs.generator, "network", *classes))
         return draws
 
-    def _build(self, k: int, e: _Entry, version: int) -> None:
-        """(Re)build entry ``e`` of stream ``k`` from the route its node's proxy computes at ``version``."""
-        sc = self.scenario
-        spec = sc.streams[k]
-        node = self.node_names[e.node]
-        route = sc.route(spec, node, version)
-        svc = sc.service_at(spec.service, version)
+    def _build(self, sp: StreamPlan, i: int, e: _Entry, version: int) -> None:
+        """(Re)build entry ``e`` (stream ``sp``'s ``i``-th) from the route its node's proxy has at ``version``."""
+        rp = sp.routes[version][i]
+        route = rp.route
         e.version = version
         e.preserved = int(route.source_preserved)
         e.drop = int(route.drop)
-        e.fail_after = spec.connect_timeout_s if route.drop.client_waits else 0.0
+        e.fail_after = rp.fail_after_s
         e.targets, e.slot_of, e.choose, e.affinity = (), {}, None, None
-        e.expire = frozenset(self.pod_index[ep.pod or ""] for ep in route.endpoints) if route.expire_removed else None
+        e.expire = frozenset(rp.pods) if route.expire_removed else None
         if not route.endpoints:
             return
-        key = (node, spec.service, route.picker, sc.source(spec).value, tuple(ep.address for ep in route.endpoints))
+        key = rp.proxy_key
         proxy = self._proxies.get(key)
         if proxy is None:
-            picker = sc.picker(route.picker)
+            picker = route.picker
             load = [0] * len(route.endpoints) if picker.needs_load else None
-            rng = self.rngs.generator("route", node, spec.service, route.picker, sc.source(spec).value, version)
+            rng = self.rngs.generator("route", *rp.proxy, version)
             proxy = self._proxies[key] = (picker.chooser(route.endpoints, rng, load or []), load)
         e.choose, load = proxy
-        if svc.session_affinity == SessionAffinity.CLIENT_IP:
+        if rp.affinity_timeout_s is not None:
             table = self._affinity.setdefault(
-                (node, spec.service), Affinity(svc.session_affinity_timeout_s, route.affinity_limit)
+                (rp.node, rp.proxy[1]), Affinity(rp.affinity_timeout_s, route.affinity_limit)
             )
-            table.timeout_s = svc.session_affinity_timeout_s
+            table.timeout_s = rp.affinity_timeout_s
             e.affinity = table
-        # Delay classes of the legs out (origin ->) node -> endpoint's node, and back; an external client's
-        # packets pass through the entry node.
-        topo, origin = sc.topology, sc.origin(spec.client)
-        legs = topo.delay_classes_between(node, [ep.node_name or node for ep in route.endpoints])
+        e.slot_of = {pod: slot for slot, pod in enumerate(rp.pods)} if e.affinity is not None else {}
+        e.targets = tuple(
+            _Target(self.backends[pod], pod, *ways, load, slot)
+            for slot, (pod, ways) in enumerate(zip(rp.pods, self._ways(sp.origin, rp), strict=True))
+        )
+
+    def _ways(self, origin: str, rp: RoutePlan) -> list[tuple[Iterator[float], Iterator[float]]]:
+        """Per endpoint of the route, the draws (s) of its trips out and back: the legs (origin ->) node ->
+        endpoint's node and back, by delay class; an external client's packets pass through the entry node."""
+        topo, node = self.plan.topology, rp.node
+        legs = topo.delay_classes_between(node, list(rp.endpoint_nodes))
         ways: dict[tuple[int, int], tuple[Iterator[float], Iterator[float]]] = {}
         lead = (topo.delay_class(origin, node), topo.delay_class(node, origin)) if origin != node else None
         for out, back in set(legs):
@@ -433,46 +703,31 @@ class _Run:
                 ways[out, back] = (self._draws((out,)), self._draws((back,)))
             else:
                 ways[out, back] = (self._draws((lead[0], out)), self._draws((back, lead[1])))
-        pod_index, backends = self.pod_index, self.backends
-        pods = [pod_index[ep.pod or ""] for ep in route.endpoints]
-        if e.affinity is not None:  # affinity remembers pods; the entry finds their slots
-            e.slot_of = {pod: slot for slot, pod in enumerate(pods)}
-        e.targets = tuple(
-            _Target(backends[ep.pod or ""], pod, *ways[way], load, slot)
-            for slot, (ep, pod, way) in enumerate(zip(route.endpoints, pods, legs, strict=True))
-        )
+        return [ways[way] for way in legs]
 
     def _sync(self, ev: simpy.Event) -> None:
         """A node's proxy applies a control-plane version (after that node's sync lag)."""
         node, version = ev._value
-        for k, e in self.by_node[node]:
+        for sp, i, e in self.by_node[node]:
             if version > e.version:
-                self._build(k, e, version)
+                self._build(sp, i, e, version)
 
     def _data_change(self, ev: simpy.Event) -> None:
         """Pods stop answering (deleted, or their node died) or start (added, node back)."""
         change = ev._value
         now = self.env.now
         reason = DropReason.NODE_FAILED if change.node_failed else DropReason.BACKEND_GONE
-        times = self.times
+        pod_index = self.plan.pod_index
         for name in sorted(change.stop):
-            b = self.backends[name]
+            b = self.backends[pod_index[name]]
             if not b.alive:
                 continue
-            b.alive = False
-            doomed = list(b.serving.values()) + list(b.queue) + [job[1] for job in b.jobs.values()]
-            b.serving.clear()
-            b.queue.clear()
-            b.jobs.clear()
-            b.ps_version += 1
-            b.busy = 0
-            for req in doomed:
-                times[req[0] + _T_FINISHED] = now  # the work ends here, unfinished
+            for req in b.stop():
+                self.records.finished(req.base, now)  # the work ends here, unfinished
                 # a dead node says nothing (the client's TCP gives up); a killed pod's reset travels back
-                delay = LINUX_TCP_RETRIES2_S if reason == DropReason.NODE_FAILED else req[3]
-                self._fail_after(delay, req, reason)
+                self.fail_after(LINUX_TCP_RETRIES2_S if reason == DropReason.NODE_FAILED else req.back, req, reason)
         for name in sorted(change.start):
-            self.backends[name].alive = True
+            self.backends[pod_index[name]].alive = True
 
     # --- the request's life, one callback per step -------------------------------------------------------------
 
@@ -480,7 +735,7 @@ class _Run:
         """A stream's send time has come: send, and for open loop schedule the next send."""
         s: _Stream = ev._value
         s.remaining -= 1
-        s.send(s, -1, 0, self.env._now)
+        self._send(s, -1, 0, self.env._now)
         if not s.closed and s.remaining > 0:
             gap = next(s.gaps, None)
             if gap is not None:
@@ -489,335 +744,160 @@ class _Run:
     def _tick_schedule(self, ev: simpy.Event) -> None:
         """The next open-loop send of the merged schedule (and, where allowed, the next ``_ahead`` too): send it,
         and schedule the one after."""
-        streams, sends = self.streams, self._sends
+        streams, sends, send = self.streams, self._sends, self._send
         at, k = ev._value
-        s = streams[k]
-        s.send(s, -1, 0, at)
+        send(streams[k], -1, 0, at)
         if self._ahead:
             for at, k in itertools.islice(sends, self._ahead):
-                s = streams[k]
-                s.send(s, -1, 0, at)
+                send(streams[k], -1, 0, at)
         after = next(sends, None)
         if after is not None:
             self.env.timeout(after[0] - self.env._now, after).callbacks.append(self._tick_schedule)
 
-    def _retry(self, ev: simpy.Event) -> None:
-        s, request, attempt = ev._value
-        s.send(s, request, attempt, self.env._now)
-
-    def _send_simple(self, s: _Stream, request: int, attempt: int, at: float) -> None:
-        """``_send`` for a stream with one entry node, a connection per request and no timeout, while its proxy
-        routes without session affinity: the same records and draws with fewer branches. ``at`` is the send time
-        (s): now, or later for a send made ahead (``_tick_schedule``), whose arrival is then scheduled from now."""
-        entry = s.entries[0]
-        if entry.choose is None or entry.affinity is not None:
-            self._send(s, request, attempt, at)
-            return
-        times = self.times
-        b5 = len(times)
-        times.extend((at, _NAN, _NAN, _NAN, _NAN))
-        target = entry.targets[entry.choose((s.ip << 16) | next(s.ports))]
-        if target.load is not None:
-            target.load[target.slot] += 1
-        self.ints.extend((s.index, b5 // 5 if request < 0 else request, target.pod, entry.node, entry.version))
-        self.small.extend((attempt, PICK_FRESH, entry.preserved, _IN_FLIGHT, 0))
-        out = at - self.env._now + next(target.out)  # at == now: exactly the trip out
-        self.env.timeout(out, (b5, s, target, next(target.back))).callbacks.append(target.backend.arrive)
-
     def _send(self, s: _Stream, request: int, attempt: int, at: float) -> None:
-        """Open (or reuse) a connection and send one attempt; ``request`` is the first attempt's row, or -1.
-        ``at`` must be now: this send reads the clock (affinity, connection age, timeouts)."""
-        times = self.times
-        b5 = len(times)
-        row = b5 // 5
+        """Open (or reuse) a connection and send one attempt at ``at`` (s); ``request`` is the first attempt's row,
+        or -1. ``at`` is now, or later only for a send made ahead (``_tick_schedule``, ``_ahead_safe``: a send
+        that reads no clock), whose trip out is then scheduled from now."""
         now = self.env._now
-        times.extend((now, _NAN, _NAN, _NAN, _NAN))
         conn = s.conn_target
-        if conn is not None and s.conn_left > 0 and now - s.conn_opened < s.max_age_s:
-            entry, target = conn
-            if entry.expire is not None and target.pod not in entry.expire:  # its real server was deleted
-                s.conn_target = None
-                self.ints.extend((s.index, row if request < 0 else request, -1, entry.node, entry.version))
-                self.small.extend((attempt, PICK_REUSED, entry.preserved, _IN_FLIGHT, 0))
-                fail = (b5, s, None, int(DropReason.REAL_SERVER_DELETED))
-                self.env.timeout(LINUX_TCP_RTO_MIN_S, fail).callbacks.append(self._fail)
-                if s.timeout_s is not None:
-                    self.env.timeout(s.timeout_s, (b5, s, None)).callbacks.append(self._expire)
+        if conn is None or s.conn_left <= 0 or now - s.conn_opened >= s.max_age_s:  # a new connection
+            entry = s.entries[0] if s.lb is None else s.entries[next(s.lb)]
+            choose = entry.choose
+            if choose is None:
+                self._unrouted(s, entry, request, attempt, PICK_FRESH, entry.fail_after, entry.drop)
                 return
-            s.conn_left -= 1
-            pick = PICK_REUSED
-        else:
-            entry = s.entries[next(s.lb)] if s.lb is not None else s.entries[0]
-            if entry.choose is None:
-                self.ints.extend((s.index, row if request < 0 else request, -1, entry.node, entry.version))
-                self.small.extend((attempt, PICK_FRESH, entry.preserved, _IN_FLIGHT, 0))
-                self.env.timeout(entry.fail_after, (b5, s, None, entry.drop)).callbacks.append(self._fail)
-                if s.timeout_s is not None:
-                    self.env.timeout(s.timeout_s, (b5, s, None)).callbacks.append(self._expire)
-                return
-            pick = PICK_FRESH
-            k = -1
-            if entry.affinity is not None:
-                k = entry.slot_of.get(entry.affinity.lookup(s.ip, now), -1)
-                if k >= 0:
-                    pick = PICK_AFFINITY
-            if k < 0:
-                k = entry.choose((s.ip << 16) | next(s.ports))
-            target = entry.targets[k]
-            if entry.affinity is not None:
-                entry.affinity.record(s.ip, target.pod, now)
+            if entry.affinity is None:
+                target, pick = entry.targets[choose((s.ip << 16) | next(s.ports))], PICK_FRESH
+            else:
+                target, pick = self._affine(s, entry, now)
             if s.max_requests > 1:
                 s.conn_target = (entry, target)
                 s.conn_left = s.max_requests - 1
                 s.conn_opened = now
+        else:
+            entry, target = conn
+            if entry.expire is not None and target.pod not in entry.expire:  # its real server was deleted
+                s.conn_target = None
+                self._unrouted(s, entry, request, attempt, PICK_REUSED, LINUX_TCP_RTO_MIN_S, REAL_SERVER_DELETED)
+                return
+            s.conn_left -= 1
+            pick = PICK_REUSED
         if target.load is not None:
             target.load[target.slot] += 1
-        self.ints.extend((s.index, row if request < 0 else request, target.pod, entry.node, entry.version))
-        self.small.extend((attempt, pick, entry.preserved, _IN_FLIGHT, 0))
-        out = next(target.out)
-        req = (b5, s, target, next(target.back))
-        self.env.timeout(out, req).callbacks.append(target.backend.arrive)
+        times = self._times  # records.open, inlined: the write every request makes
+        base = len(times)
+        times.extend((at, _NAN, _NAN, _NAN, _NAN))
+        self._ints.extend((s.index, base // 5 if request < 0 else request, target.pod, entry.node, entry.version))
+        self._small.extend((attempt, pick, entry.preserved, _IN_FLIGHT, 0))
+        out = at - now + next(target.out)  # at == now: exactly the trip out
+        req = _Request(base, s, target, next(target.back))
+        self.env.timeout(out, req).callbacks.append(target.arrive)
         if s.timeout_s is not None:
             self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
 
-    def _arrive(self, ev: simpy.Event) -> None:
-        req = ev._value
-        b5, s, target, _ = req
-        now = self.env._now
-        b = target.backend
-        if not b.alive:  # a proxy not yet synced sent it to a pod that is gone: the SYN goes unanswered
-            wait = max(0.0, self.times[b5] + s.connect_timeout_s - now)
-            self._fail_after(wait, req, DropReason.STALE_ENDPOINT)
-            return
-        self.times[b5 + _T_ARRIVED] = now
-        if b.ps:
-            self._ps_arrive(req, b, now)
-        elif b.busy < b.capacity:
-            b.busy += 1
-            self.times[b5 + _T_STARTED] = now
-            if self.dynamic:
-                b.serving[b5] = req
-            self.env.timeout(next(b.service_times), req).callbacks.append(self._finish)
-        elif len(b.queue) < b.limit:
-            b.queue.append(req)
-        else:
-            self.times[b5 + _T_FINISHED] = now  # refused: the pod is done with it at once
-            self._fail_after(req[3], req, DropReason.QUEUE_FULL)
+    def _affine(self, s: _Stream, entry: _Entry, now: float) -> tuple[_Target, int]:
+        """ClientIP session affinity: the endpoint the client's address last reached (if it is still in the
+        route and not expired), else the picker's; either way, remembered now."""
+        affinity = entry.affinity
+        assert affinity is not None
+        k = entry.slot_of.get(affinity.lookup(s.ip, now), -1)
+        pick = PICK_AFFINITY if k >= 0 else PICK_FRESH
+        if k < 0:
+            k = entry.choose((s.ip << 16) | next(s.ports))  # type: ignore[misc]
+        target = entry.targets[k]
+        affinity.record(s.ip, target.pod, now)
+        return target, pick
 
-    def _arrive_fifo(self, ev: simpy.Event) -> None:
-        """``_arrive`` at a FIFO pod in a cluster that does not change: the request takes the worker that frees
-        first, so its start and finish are known now (the Kiefer-Wolfowitz recursion), with no queue events."""
-        req = ev._value
-        b5, _, target, back = req
+    def _unrouted(
+        self, s: _Stream, entry: _Entry, request: int, attempt: int, pick: int, after_s: float, reason: int
+    ) -> None:
+        """An attempt that reaches no endpoint: it fails for ``reason`` after ``after_s`` seconds (or its timeout)."""
         now = self.env._now
-        b = target.backend
-        free, waiting, times = b.free, b.waiting, self.times
-        assert free is not None
-        times[b5 + _T_ARRIVED] = now
-        first_free = free[0]
-        if waiting is not None:  # a queue limit: count the requests admitted that have not started
-            while waiting and waiting[0] <= now:
-                waiting.popleft()
-            if first_free > now and len(waiting) >= b.limit:
-                times[b5 + _T_FINISHED] = now  # refused: the pod is done with it at once
-                self._fail_after(back, req, DropReason.QUEUE_FULL)
-                return
-        start = first_free if first_free > now else now
-        finish = start + next(b.service_times)
-        heapq.heapreplace(free, finish)
-        if waiting is not None and start > now:
-            waiting.append(start)
-        times[b5 + _T_STARTED] = start
-        times[b5 + _T_FINISHED] = finish
-        self._reply(req, finish)
+        base = self.records.open(now, s.index, request, -1, entry.node, entry.version, attempt, pick, entry.preserved)
+        req = _Request(base, s, None, 0.0)
+        req.reason = reason
+        self.env.timeout(after_s, req).callbacks.append(self._fail)
+        if s.timeout_s is not None:
+            self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
 
-    def _reply(self, req: Request, finished: float) -> None:
+    def reply(self, req: _Request, finished: float) -> None:
         """The reply leaves the pod at ``finished`` (s): written now if nobody waits for it, else an event."""
-        target, back = req[2], req[3]
-        if req[1].passive and target.load is None:  # past the horizon, result() marks it in flight
-            self.times[req[0] + _T_RETURNED] = finished + back
-            self.small[req[0] + _S_OUTCOME] = _OK
+        target = req.target
+        assert target is not None
+        if req.stream.passive and target.load is None:  # past the horizon, result() marks it in flight
+            base = req.base
+            self._times[base + _RETURNED] = finished + req.back  # records.end(base, ..., OK), inlined
+            self._small[base + 3] = _OK
         else:
-            self.env.timeout(finished - self.env._now + back, req).callbacks.append(self._return)
-
-    def _finish(self, ev: simpy.Event) -> None:
-        req = ev._value
-        target = req[2]
-        b = target.backend
-        if self.dynamic and b.serving.pop(req[0], None) is None:
-            return  # the pod stopped while serving it; the failure is already recorded
-        now = self.env._now
-        self.times[req[0] + _T_FINISHED] = now
-        self._reply(req, now)
-        if b.queue:
-            nxt = b.queue.popleft()
-            self.times[nxt[0] + _T_STARTED] = now
-            if self.dynamic:
-                b.serving[nxt[0]] = nxt
-            self.env.timeout(next(b.service_times), nxt).callbacks.append(self._finish)
-        else:
-            b.busy -= 1
-
-    # --- processor sharing: every request in service at once, each at rate min(1, capacity / n) -----------------
-
-    def _ps_arrive(self, req: Request, b: _Backend, now: float) -> None:
-        self._ps_advance(b, now)
-        if len(b.jobs) >= b.capacity + b.limit:
-            self.times[req[0] + _T_FINISHED] = now
-            self._fail_after(req[3], req, DropReason.QUEUE_FULL)
-            return
-        self.times[req[0] + _T_STARTED] = now
-        b.jobs[req[0]] = [next(b.service_times), req]
-        self._ps_next(b)
-
-    @staticmethod
-    def _ps_advance(b: _Backend, now: float) -> None:
-        """Credit every job with the work done since the last change (seconds of service at full speed)."""
-        if b.jobs:
-            done = (now - b.ps_last) * min(1.0, b.capacity / len(b.jobs))
-            for job in b.jobs.values():
-                job[0] -= done
-        b.ps_last = now
-
-    def _ps_next(self, b: _Backend) -> None:
-        """Schedule the next completion (of the job with the least work left); earlier schedules go stale."""
-        b.ps_version += 1
-        if b.jobs:
-            rate = min(1.0, b.capacity / len(b.jobs))
-            row = min(b.jobs, key=lambda r: b.jobs[r][0])
-            delay = max(0.0, b.jobs[row][0]) / rate
-            self.env.timeout(delay, (b, b.ps_version, row)).callbacks.append(self._ps_done)
-
-    def _ps_done(self, ev: simpy.Event) -> None:
-        b, version, row = ev._value
-        if version != b.ps_version:
-            return
-        now = self.env._now
-        self._ps_advance(b, now)
-        # The scheduled job is done whatever rounding left on it (a delay below the clock's resolution would
-        # otherwise fire again and again at the same instant); so is any job left with under a nanosecond.
-        for done in [r for r, job in b.jobs.items() if r == row or job[0] <= 1e-9]:
-            req = b.jobs.pop(done)[1]
-            self.times[done + _T_FINISHED] = now
-            self._reply(req, now)
-        self._ps_next(b)
+            self.env.timeout(finished - self.env._now + req.back, req).callbacks.append(self._return)
 
     def _return(self, ev: simpy.Event) -> None:
-        b5, s, target, _ = ev._value
-        if self.small[b5 + _S_OUTCOME] != _IN_FLIGHT:
-            return  # the client gave up already (timeout); the backend did the work anyway
-        self.times[b5 + _T_RETURNED] = self.env._now
-        self.small[b5 + _S_OUTCOME] = _OK
-        self._resolve(b5, s, target, True)
+        """The reply reaches the client (unless it gave up already; the backend did the work anyway)."""
+        self._over(ev._value, _OK)
 
-    def _fail_after(self, delay: float, req: Request, reason: DropReason) -> None:
+    def fail_after(self, delay: float, req: _Request, reason: DropReason) -> None:
         """The attempt fails for ``reason`` after ``delay`` seconds (as the client learns of it)."""
-        self.env.timeout(delay, (req[0], req[1], req[2], int(reason))).callbacks.append(self._fail)
+        req.reason = int(reason)
+        self.env.timeout(delay, req).callbacks.append(self._fail)
 
     def _fail(self, ev: simpy.Event) -> None:
-        b5, s, target, reason = ev._value
-        if self.small[b5 + _S_OUTCOME] != _IN_FLIGHT:
-            return
-        self.times[b5 + _T_RETURNED] = self.env.now
-        self.small[b5 + _S_OUTCOME] = _DROPPED
-        self.small[b5 + _S_REASON] = reason
-        self._resolve(b5, s, target, False)
+        """The client learns that the attempt failed (for the request's ``reason``)."""
+        req: _Request = ev._value
+        self._over(req, _DROPPED, req.reason)
 
     def _expire(self, ev: simpy.Event) -> None:
-        b5, s, target = ev._value[:3]
-        if self.small[b5 + _S_OUTCOME] != _IN_FLIGHT:
-            return
-        self.times[b5 + _T_RETURNED] = self.env.now
-        self.small[b5 + _S_OUTCOME] = _TIMEOUT
-        self._resolve(b5, s, target, False)
+        """The client's request timeout."""
+        self._over(ev._value, _TIMEOUT)
 
-    def _resolve(self, b5: int, s: _Stream, target: _Target | None, ok: bool) -> None:
-        """A request attempt is over for the client: free its connection slot, then retry or go on."""
+    def _over(self, req: _Request, outcome: int, reason: int = 0) -> None:
+        """The attempt is over for the client with ``outcome``, unless it was already: free its connection slot,
+        then retry or go on."""
+        records, base, s = self.records, req.base, req.stream
+        if not records.in_flight(base):
+            return
+        records.end(base, self.env._now, outcome, reason)
+        target = req.target
         if target is not None and target.load is not None:
             target.load[target.slot] -= 1
-        if not ok and s.retries:
-            attempt = self.small[b5 + _S_ATTEMPT]
+        if outcome != _OK and s.retries:
+            attempt = records.attempt(base)
             if attempt < s.retries:
                 cap = min(s.retry_max_s, s.retry_base_s * 2**attempt)
-                value = (s, self.ints[b5 + _I_REQUEST], attempt + 1)
-                self.env.timeout(next(s.backoff) * cap, value).callbacks.append(self._retry)
+                self.env.timeout(next(s.backoff) * cap, req).callbacks.append(self._retry)
                 return
         if s.closed and s.remaining > 0:
             s.remaining -= 1
             if s.think_zero:
-                s.send(s, -1, 0, self.env._now)
+                self._send(s, -1, 0, self.env._now)
             else:
                 self.env.timeout(next(s.gaps), s).callbacks.append(self._again)
 
+    def _retry(self, ev: simpy.Event) -> None:
+        """The backoff is over: the failed attempt's request is sent again, as its next attempt."""
+        req: _Request = ev._value
+        records = self.records
+        self._send(req.stream, records.request(req.base), records.attempt(req.base) + 1, self.env._now)
+
     def _again(self, ev: simpy.Event) -> None:
         """Closed loop: the think time is over; send the next request."""
-        s: _Stream = ev._value
-        s.send(s, -1, 0, self.env._now)
+        self._send(ev._value, -1, 0, self.env._now)
 
     # --- results -------------------------------------------------------------------------------------------------
 
-    def result(self, seed: SeedRecord) -> RunResult:
-        """Freeze the raw columns into a RunResult, deriving client, node, service and hop columns."""
-        sc = self.scenario
-        # Take each raw array's five columns, then drop the run's reference to it (views keep what they need).
-        cols = _unpack(self.times, ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned"))
-        self.times = array("d")
-        cols |= _unpack(self.ints, ("stream", "request", "endpoint", "entry_node", "version"))
-        self.ints = array("i")
-        cols |= _unpack(self.small, ("attempt", "pick", "source_preserved", "outcome", "reason"))
-        self.small = array("b")
-        node_index = self.node_index
-        pod_node = np.array([node_index[p.node] for p in sc.pods] + [-1], dtype=np.int16)
-        client_node = np.array([node_index[p.node] for p in sc.pods] + [-1] * len(sc.external_clients), dtype=np.int16)
-        service_index = {n: i for i, n in enumerate(s.name for s in sc.services)}
-        client_index = {n: i for i, n in enumerate(self.client_names)}
-        stream_client = np.array([client_index[s.client] for s in sc.streams], dtype=np.int32)
-        stream_service = np.array([service_index[s.service] for s in sc.streams], dtype=np.int16)
-        stream = cols["stream"]
-        cols["client"] = stream_client[stream]
-        cols["client_node"] = client_node[cols["client"]]
-        cols["service"] = stream_service[stream]
-        cols["endpoint_node"] = pod_node[cols["endpoint"]]  # endpoint -1 picks the trailing -1
-        cols["hops"] = self._hops(cols)
-        ordered = {name: cols.pop(name).astype(dtype, copy=False) for name, dtype in COLUMNS.items()}
-        end = self.env.now
-        if sc.duration_s is not None:  # shortcuts wrote steps ahead: those at or past the horizon have not happened
+    def result(self, seed: Seed) -> RunResult:
+        """Freeze the raw columns into a RunResult (``Plan.result``): steps written ahead of the clock at or past
+        the horizon have not happened; without a horizon, the run ends at its last event or reply."""
+        cols = self.records.columns()
+        end, duration_s = self.env.now, self.plan.duration_s
+        if duration_s is not None:  # shortcuts wrote steps ahead: those at or past the horizon have not happened
             for name in ("t_started", "t_finished", "t_returned"):
-                column = ordered[name]
-                column[column >= sc.duration_s] = _NAN
-            ordered["outcome"][(ordered["outcome"] == _OK) & np.isnan(ordered["t_returned"])] = _IN_FLIGHT
-        elif len(ordered["t_returned"]) and not np.isnan(ordered["t_returned"]).all():
-            end = max(end, float(np.nanmax(ordered["t_returned"])))  # the last reply may not have been an event
-        return RunResult(
-            sc,
-            seed,
-            ordered,
-            self.node_names,
-            self.pod_names,
-            tuple(s.name for s in sc.services),
-            end,
-            self.client_names,
-            monitors(
-                ordered,
-                [p.concurrency for p in sc.pods],
-                sc.warmup_s,
-                end,
-                [p.discipline == Discipline.PS for p in sc.pods],
-            ),
-        )
-
-    def _hops(self, cols: dict[str, np.ndarray]) -> np.ndarray:
-        """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests)."""
-        sc, names = self.scenario, self.node_names
-        row = {origin: i for i, origin in enumerate(dict.fromkeys(sc.origin(s.client) for s in sc.streams))}
-        origins = list(row)
-        origin_of = np.array([row[sc.origin(s.client)] for s in sc.streams], dtype=np.int64)
-        first = sc.topology.hop_matrix(origins, names)  # client's vertex x entry node
-        second = sc.topology.hop_matrix(names, names)  # entry node x endpoint's node
-        entry, ep_node = cols["entry_node"], cols["endpoint_node"]
-        routed = ep_node >= 0
-        hops = first[origin_of[cols["stream"]], entry] + second[entry, np.where(routed, ep_node, 0)]
-        return np.where(routed, hops, 0).astype(np.int8)
+                column = cols[name] = cols[name].astype(COLUMNS[name], copy=False)
+                column[column >= duration_s] = _NAN
+            outcome = cols["outcome"] = cols["outcome"].astype(COLUMNS["outcome"], copy=False)
+            outcome[(outcome == _OK) & np.isnan(cols["t_returned"])] = _IN_FLIGHT
+        elif len(cols["t_returned"]) and not np.isnan(cols["t_returned"]).all():
+            end = max(end, float(np.nanmax(cols["t_returned"])))  # the last reply may not have been an event
+        return self.plan.result(seed, cols, end)
 
 
 def run(scenario: Scenario, seed: Seed, *, shortcuts: bool = True) -> RunResult:
@@ -825,8 +905,6 @@ def run(scenario: Scenario, seed: Seed, *, shortcuts: bool = True) -> RunResult:
 
     ``shortcuts=False`` makes every step of every request a SimPy event (the same records, about half as fast).
     """
-    streams = Streams(seed)
-    state = _Run(scenario, streams, shortcuts)
+    state = _Run(compile_plan(scenario), Streams(seed), shortcuts)
     state.env.run(until=scenario.duration_s)
-    seed_value = seed_record(seed)  # a SeedSequence's entropy and spawn key: what redoes this run
-    return state.result(seed_value)
+    return state.result(seed)

@@ -14,23 +14,29 @@ classes)`` as in the DES, though drawn in arrival order rather than event order;
 picker, source)`` per proxy and ``("load-balancer", client, service, n)`` per stream. So the two engines agree
 in distribution, not request by request (except where no draw decides: round-robin, Maglev and source-hash pick
 the same endpoints).
+
+It reads the same plan as the DES (``sim.plan``) and asks each route's picker for its vector form
+(``Picker.picks``); a picker without one runs its chooser flow by flow. The steps are small functions: groups
+(routes per stream and entry node), sends, picks, delays, serve (per pod), times, outcomes.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.cluster import Discipline, SessionAffinity
+from sim.cluster import Discipline
 from sim.distributions import Constant, Dist, Sum
 from sim.outcomes import Outcome
-from sim.records import COLUMNS, PICK_FRESH, RunResult, monitors
-from sim.rng import Seed, Streams, seed_record
-from sim.routing import Route, ip_key, maglev
-from sim.routing.pickers import Maglev, Random, RoundRobin, SourceHash
+from sim.plan import Plan, RoutePlan, compile_plan
+from sim.records import COLUMNS, PICK_FRESH, RunResult
+from sim.rng import Seed, Streams
 from sim.routing.ports import first_ports
 from sim.scenario import Scenario, Stream
 from sim.topology import Topology
@@ -54,11 +60,19 @@ def stream_bound(spec: Stream, duration_s: float | None) -> int | None:
 
 def fast_path_problem(scenario: Scenario) -> str | None:
     """None where ``run_fast`` is exact for ``scenario``; otherwise a one-line reason why it is not."""
-    sc = scenario
+    if scenario.timeline:
+        return f"the scenario has a timeline ({len(scenario.timeline)} events): endpoints change during the run"
+    return _problem(compile_plan(scenario))
+
+
+def _problem(plan: Plan) -> str | None:
+    """``fast_path_problem`` on a compiled plan."""
+    sc = plan.scenario
     if sc.timeline:
         return f"the scenario has a timeline ({len(sc.timeline)} events): endpoints change during the run"
-    reach: dict[str, list[int | None]] = {}  # pod -> bounds of the streams that can reach it
-    for k, spec in enumerate(sc.streams):
+    reach: dict[int, list[int | None]] = {}  # pod index -> bounds of the streams that can reach it
+    for sp in plan.streams:
+        k, spec = sp.index, sp.spec
         name = _describe(k, spec)
         if not isinstance(spec.workload, OPEN_LOOP):
             return f"{name} is closed loop: each send waits for the previous reply"
@@ -68,45 +82,32 @@ def fast_path_problem(scenario: Scenario) -> str | None:
             return f"{name} retries failed requests: a retry is sent when the failure is seen"
         if spec.connections.keep_alive:
             return f"{name} keeps connections alive: requests ride the connection of an earlier one"
-        if sc.service(spec.service).session_affinity != SessionAffinity.NONE:
+        if any(rp.affinity_timeout_s is not None for rp in sp.routes[0]):
             return f"service {spec.service} has sessionAffinity ClientIP: a pick depends on the client's last pick"
         bound = stream_bound(spec, sc.duration_s)
-        for node in sc.entry_nodes(spec):
-            route = sc.route(spec, node)
-            if route.endpoints and sc.picker(route.picker).needs_load:
-                return f"{name} is routed by {route.picker!r} on {node}, which reads live connection counts"
-            for ep in route.endpoints:
-                reach.setdefault(ep.pod or "", []).append(bound)
-    for pod_name, bounds in reach.items():
-        pod = sc.pod(pod_name)
+        for rp in sp.routes[0]:
+            if rp.route.endpoints and rp.route.picker.needs_load:
+                picker = rp.route.picker.name
+                return f"{name} is routed by {picker!r} on {rp.node}, which reads live connection counts"
+            for i in rp.pods:
+                reach.setdefault(i, []).append(bound)
+    for i, bounds in reach.items():
+        pod = plan.pods[i]
         most = None if None in bounds else sum(b or 0 for b in bounds)
         if most is not None and pod.concurrency >= most:
             continue  # more workers than requests it can ever hold: no request waits
         can = "an unbounded number of" if most is None else f"up to {most}"
         if pod.queue_limit is not None:
-            return f"pod {pod_name} has a queue limit ({pod.queue_limit}): a full queue refuses requests"
+            return f"pod {pod.name} has a queue limit ({pod.queue_limit}): a full queue refuses requests"
         if pod.discipline == Discipline.PS:
             return (
-                f"pod {pod_name} shares {pod.concurrency} workers among {can} requests (processor sharing): "
+                f"pod {pod.name} shares {pod.concurrency} workers among {can} requests (processor sharing): "
                 "each one's pace depends on how many others are in service"
             )
     return None
 
 
 # --- pieces ----------------------------------------------------------------------------------------------------
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """``sim.routing.maglev.mix64`` on a uint64 array (splitmix64's finaliser; wraps mod 2**64)."""
-    x = x.astype(np.uint64)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def uniform_slots(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-    """``size`` independent uniform picks from ``range(n)``: the ``random`` picker."""
-    return rng.integers(0, n, size)
 
 
 def lindley_starts(segment: np.ndarray, arrived: np.ndarray, service: np.ndarray) -> np.ndarray:
@@ -179,137 +180,120 @@ def _segments(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
 # --- the run ---------------------------------------------------------------------------------------------------
 
 
-def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
-    """Simulate ``scenario`` with numpy where ``fast_path_problem`` finds it exact; the DES's records and meaning.
+@dataclass
+class _Groups:
+    """Routes per (stream, entry node) group, in stream order; a proxy (node, Service, picker, source, endpoints)
+    holds a picker's state; a (group, slot) pair is one endpoint as reached through one group's entry node."""
 
-    Raises ValueError naming the problem where the fast path would not be exact.
-    """
-    problem = fast_path_problem(scenario)
-    if problem is not None:
-        raise ValueError(f"the fast path is not exact for scenario {scenario.name!r}: {problem}")
-    sc = scenario
-    rngs = Streams(seed)
-    horizon = math.inf if sc.duration_s is None else sc.duration_s
-    topo = sc.topology
-    node_names = tuple(topo.nodes)
-    node_index = {n: i for i, n in enumerate(node_names)}
-    pod_names = tuple(p.name for p in sc.pods)
-    pod_index = {n: i for i, n in enumerate(pod_names)}
-    client_names = pod_names + tuple(c.name for c in sc.external_clients)
-    service_names = tuple(s.name for s in sc.services)
+    entry: list[int] = field(default_factory=list)  # per group: entry node index
+    drop: list[int] = field(default_factory=list)  # ... drop reason
+    fail_s: list[float] = field(default_factory=list)  # ... seconds to learn of a drop
+    preserved: list[int] = field(default_factory=list)  # ... source kept (1) or SNAT (0)
+    proxy: list[int] = field(default_factory=list)  # ... its proxy (-1: the route drops)
+    first_pair: list[int] = field(default_factory=list)  # ... its first (group, slot) pair
+    proxies: list[RoutePlan] = field(default_factory=list)  # per proxy: the first route that made it
+    pairs: list[tuple[str, str, str, int]] = field(default_factory=list)  # origin, entry node, pod's node, pod
+    first_group: list[int] = field(default_factory=list)  # per stream: its first group
 
-    # Routes per (stream, entry node) group; a proxy (node, service, picker, source) holds a picker's state.
-    g_entry: list[int] = []  # per group: entry node, drop reason, seconds to learn of a drop, SNAT or not, ...
-    g_drop: list[int] = []
-    g_fail: list[float] = []
-    g_preserved: list[int] = []
-    g_proxy: list[int] = []  # ... its proxy (-1: the route drops) and its first (group, slot) pair
-    g_pairs: list[int] = []
-    proxies: dict[tuple[object, ...], int] = {}  # (node, service, picker, source, endpoints) -> proxy index
-    proxy_routes: list[tuple[tuple[str, ...], Route]] = []  # its rng key (node, service, picker, source), route
-    pair_rows: list[tuple[str, str, str, int]] = []  # (group, slot) pairs: origin, entry node, pod's node, pod
-    sends, stream_of, group_of = [], [], []
-    occurrences: dict[tuple[str, str], int] = {}
-    for k, spec in enumerate(sc.streams):
-        nth = occurrences.get((spec.client, spec.service), 0)
-        occurrences[spec.client, spec.service] = nth + 1
-        entries = sc.entry_nodes(spec)
-        origin = sc.origin(spec.client)
-        base = len(g_entry)
-        for node in entries:
-            route = sc.route(spec, node)
-            g_entry.append(node_index[node])
-            g_drop.append(int(route.drop))
-            g_fail.append(spec.connect_timeout_s if route.drop.client_waits else 0.0)
-            g_preserved.append(int(route.source_preserved))
-            g_pairs.append(len(pair_rows))
-            if not route.endpoints:
-                g_proxy.append(-1)
+
+def _groups(plan: Plan) -> _Groups:
+    """Every stream's routes (as of version 0: the fast path runs no timeline) as groups, proxies and pairs."""
+    g = _Groups()
+    proxies: dict[tuple[object, ...], int] = {}
+    for sp in plan.streams:
+        g.first_group.append(len(g.entry))
+        for rp in sp.routes[0]:
+            g.entry.append(rp.node_index)
+            g.drop.append(int(rp.route.drop))
+            g.fail_s.append(rp.fail_after_s)
+            g.preserved.append(int(rp.route.source_preserved))
+            g.first_pair.append(len(g.pairs))
+            if not rp.route.endpoints:
+                g.proxy.append(-1)
                 continue
-            rng_key: tuple[str, ...] = (node, spec.service, route.picker, sc.source(spec).value)
-            key = (*rng_key, route.endpoints)
-            if key not in proxies:
-                proxies[key] = len(proxy_routes)
-                proxy_routes.append((rng_key, route))
-            g_proxy.append(proxies[key])
-            pair_rows.extend((origin, node, ep.node_name or node, pod_index[ep.pod or ""]) for ep in route.endpoints)
-        arrivals = rngs.generator("arrivals", spec.client, spec.service, nth)
+            if rp.proxy_key not in proxies:
+                proxies[rp.proxy_key] = len(g.proxies)
+                g.proxies.append(rp)
+            g.proxy.append(proxies[rp.proxy_key])
+            g.pairs.extend(zip(itertools.repeat(sp.origin), itertools.repeat(rp.node), rp.endpoint_nodes, rp.pods))
+    return g
+
+
+def _sends(plan: Plan, rngs: Streams, g: _Groups, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every send in time order: its time (s), stream and group (a load balancer's pick of entry node)."""
+    sends, stream_of, group_of = [], [], []
+    for sp in plan.streams:
+        spec = sp.spec
         assert not isinstance(spec.workload, ClosedLoop)  # fast_path_problem: open loop only
+        arrivals = rngs.generator(*sp.key("arrivals"))
         times = send_times(spec.workload.gap_blocks(arrivals), spec.start_s, spec.requests, horizon)
-        if len(entries) > 1:
-            lb = rngs.generator("load-balancer", spec.client, spec.service, nth)
-            groups = base + lb.integers(0, len(entries), len(times))
+        base = g.first_group[sp.index]
+        if len(sp.entries) > 1:
+            lb = rngs.generator(*sp.key("load-balancer"))
+            groups = base + lb.integers(0, len(sp.entries), len(times))
         else:
             groups = np.full(len(times), base)
         sends.append(times)
-        stream_of.append(np.full(len(times), k, dtype=np.int32))
+        stream_of.append(np.full(len(times), sp.index, dtype=np.int32))
         group_of.append(groups)
-
-    # Rows in send order.
-    t_sent = np.concatenate(sends)
-    stream = np.concatenate(stream_of)
-    group = np.concatenate(group_of)
+    t_sent, stream, group = np.concatenate(sends), np.concatenate(stream_of), np.concatenate(group_of)
     if len(sends) > 1:
         order = np.argsort(t_sent, kind="stable")  # merges the streams' sorted runs
         t_sent, stream, group = t_sent[order], stream[order], group[order]
-    n = len(t_sent)
-    proxy = np.asarray(g_proxy, dtype=np.int32)[group]
-    routed = proxy >= 0
-    every = bool(routed.all())
-    ridx: slice | np.ndarray = slice(None)  # the routed rows
-    m = n
-    if not every:
-        ridx = np.flatnonzero(routed)
-        m = len(ridx)
+    return t_sent, stream, group
 
-    # Picks: per proxy, over its requests in send order.
-    slot = np.zeros(n, dtype=np.int64)
-    by_proxy, starts = _segments(proxy + 1, len(proxies) + 1)
-    flows: np.ndarray | None = None
-    for p, (rng_key, route) in enumerate(proxy_routes):
+
+def _picks(plan: Plan, rngs: Streams, g: _Groups, proxy: np.ndarray, flows: Callable[[], np.ndarray]) -> np.ndarray:
+    """Per row, the slot its proxy's picker chose (0 for unrouted rows): each picker's vector form
+    (``Picker.picks``) over its proxy's requests in send order, or its own chooser one flow at a time."""
+    slot = np.zeros(len(proxy), dtype=np.int64)
+    by_proxy, starts = _segments(proxy + 1, len(g.proxies) + 1)
+    for p, rp in enumerate(g.proxies):
         rows = by_proxy[starts[p + 1] : starts[p + 2]]
-        size, width = len(rows), len(route.endpoints)
-        picker = sc.picker(route.picker)
-        if not size:
+        if not len(rows):
             continue
-        if isinstance(picker, Random):
-            slot[rows] = uniform_slots(rngs.generator("route", *rng_key), width, size)
-            continue
-        if isinstance(picker, RoundRobin):
-            slot[rows] = np.arange(size) % width
-            continue
-        if flows is None:
-            flows = _flows(sc, rngs, stream, routed)
-        flow = flows[rows]
-        if isinstance(picker, SourceHash):
-            slot[rows] = (mix64(flow >> np.uint64(16)) % np.uint64(width)).astype(np.int64)
-        elif isinstance(picker, Maglev):
-            lut = maglev.table([ep.address for ep in route.endpoints], picker.table_size, picker.seed)
-            slot[rows] = lut[(mix64(flow) % np.uint64(picker.table_size)).astype(np.int64)]
-        else:  # a picker without a vector form here: its own chooser, one flow at a time, in send order
-            choose = picker.chooser(route.endpoints, rngs.generator("route", *rng_key), [])
-            slot[rows] = [choose(f) for f in flow.tolist()]
-    # A (group, slot) pair says the endpoint, the paths out and back and the hops; -1 (the row appended): unrouted.
-    pair = np.asarray(g_pairs, dtype=np.int64)[group] + slot
-    if not every:
-        pair[~routed] = -1
-    rpair = pair[ridx]
-    pair_pod = np.array([row[3] for row in pair_rows] + [-1], dtype=COLUMNS["endpoint"])
-    endpoint = pair_pod[pair]
-    pair_out, pair_back = np.zeros(len(pair_rows) + 1, dtype=np.int64), np.zeros(len(pair_rows) + 1, dtype=np.int64)
-    pair_hops = np.zeros(len(pair_rows) + 1, dtype=COLUMNS["hops"])
-    paths: dict[tuple[int, ...], int] = {}  # the legs' delay classes -> path index, as the DES keys its draws
-    for q in np.flatnonzero(np.bincount(rpair, minlength=len(pair_rows))).tolist():
-        origin, node, ep_node, _ = pair_rows[q]
+        endpoints, picker = rp.route.endpoints, rp.route.picker
+        rng = functools.partial(rngs.generator, "route", *rp.proxy)
+        picked = picker.picks(endpoints, len(rows), rng, functools.partial(_take, flows, rows))
+        if picked is None:  # no vector form: its own chooser, one flow at a time, in send order
+            choose = picker.chooser(endpoints, rng(), [])
+            picked = np.array([choose(f) for f in flows()[rows].tolist()], dtype=np.int64)
+        slot[rows] = picked
+    return slot
+
+
+def _take(flows: Callable[[], np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """The flows of ``rows``."""
+    return flows()[rows]
+
+
+def _paths(
+    plan: Plan, g: _Groups, rpair: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[tuple[int, ...], int]]:
+    """Per (group, slot) pair reached, the index of its path out and back (by the legs' delay classes, as the DES
+    keys its draws) and its hop count one way (the trailing pair, unrouted: path 0, no hops)."""
+    topo = plan.topology
+    pair_out = np.zeros(len(g.pairs) + 1, dtype=np.int64)
+    pair_back = np.zeros(len(g.pairs) + 1, dtype=np.int64)
+    pair_hops = np.zeros(len(g.pairs) + 1, dtype=COLUMNS["hops"])
+    paths: dict[tuple[int, ...], int] = {}
+    for q in np.flatnonzero(np.bincount(rpair, minlength=len(g.pairs))).tolist():
+        origin, node, ep_node, _ = g.pairs[q]
         lead = (origin,) if origin != node else ()  # an external client's packets pass through the entry node
         pair_out[q] = paths.setdefault(_classes(topo, (*lead, node, ep_node)), len(paths))
         pair_back[q] = paths.setdefault(_classes(topo, (ep_node, node, *lead)), len(paths))
         pair_hops[q] = topo.hops(origin, node) + topo.hops(node, ep_node)
+    return pair_out, pair_back, pair_hops, paths
 
-    # Path delays out and back: one draw per request each way, from each path's keyed stream, in send order.
-    dists = [_path_dist(topo, classes) for classes in paths]
+
+def _delays(plan: Plan, rngs: Streams, g: _Groups, rpair: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Path delays (s) out and back of the routed rows: one draw per request each way, from each path's keyed
+    stream, in send order (a path of constant links draws nothing); and the hop count of each pair."""
+    pair_out, pair_back, pair_hops, paths = _paths(plan, g, rpair)
+    dists = [_path_dist(plan.topology, classes) for classes in paths]
     fixed = np.array([np.nan if (f := _fixed(d)) is None else f for d in dists] + [0.0], dtype=float)  # NaN: drawn
     out, back = fixed[pair_out][rpair], fixed[pair_back][rpair]
+    m = len(rpair)
     if np.isnan(fixed).any() and m:
         need = np.concatenate((pair_out[rpair], pair_back[rpair]))
         delay = np.concatenate((out, back))
@@ -319,94 +303,139 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
             if len(rows) and np.isnan(fixed[path_id]):
                 delay[rows] = dists[path_id](rngs.generator("network", *classes), len(rows))
         out, back = delay[:m], delay[m:]
+    return out, back, pair_hops
 
-    # Backends: FIFO per pod, in arrival order.
-    pod = endpoint[ridx]
-    arrived = t_sent[ridx] + out
+
+def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and finish times (s) of the routed rows at their FIFO pods, in arrival order per pod: the Lindley
+    recursion for one worker, the free-time recursion for more (pod by pod)."""
+    m, pods = len(pod), plan.pods
     by_time = np.argsort(arrived, kind="stable")  # nearly sorted already: timsort runs
-    by_pod = by_time[_segments(pod[by_time], len(pod_names))[0]]
+    by_pod = by_time[_segments(pod[by_time], len(pods))[0]]
     pod_s, arrived_s = pod[by_pod], arrived[by_pod]
     service_s = np.empty(m)
-    counts = np.bincount(pod_s, minlength=len(pod_names))
+    counts = np.bincount(pod_s, minlength=len(pods))
     bounds = np.concatenate(([0], np.cumsum(counts)))
     for i in np.flatnonzero(counts).tolist():
-        backend = sc.pods[i]
-        draws = backend.service_time(rngs.generator("service", backend.name), int(counts[i]))
+        draws = pods[i].service_time(rngs.generator("service", pods[i].name), int(counts[i]))
         service_s[bounds[i] : bounds[i + 1]] = draws
-    single = np.array([p.concurrency == 1 for p in sc.pods], dtype=bool)[pod_s]
+    single = np.array([p.concurrency == 1 for p in pods], dtype=bool)[pod_s]
     started_s = arrived_s
     if single.all():
         started_s = lindley_starts(pod_s, arrived_s, service_s)
     elif single.any():
         started_s = np.where(single, lindley_starts(pod_s, arrived_s, service_s), arrived_s)
     for i in np.flatnonzero(counts).tolist():  # pods with more workers: the free-time recursion, pod by pod
-        if sc.pods[i].concurrency > 1:
+        if pods[i].concurrency > 1:
             span = slice(bounds[i], bounds[i + 1])
-            started_s[span] = multi_worker_starts(arrived_s[span], service_s[span], sc.pods[i].concurrency)
+            started_s[span] = multi_worker_starts(arrived_s[span], service_s[span], pods[i].concurrency)
     started, finished = np.empty(m), np.empty(m)
     started[by_pod] = started_s
     finished[by_pod] = started_s + service_s
-    returned = finished + back
+    return started, finished
 
-    # Times; a step at or after the horizon has not happened (the DES stops before events at duration_s).
-    if every:
-        t_arrived, t_started, t_finished, t_returned = arrived, started, finished, returned
-    else:
-        t_arrived, t_started, t_finished = (np.full(n, np.nan) for _ in range(3))
-        t_arrived[ridx], t_started[ridx], t_finished[ridx] = arrived, started, finished
-        t_returned = t_sent + np.asarray(g_fail)[group]
-        t_returned[ridx] = returned
-    if horizon < math.inf:
-        for col in (t_arrived, t_started, t_finished, t_returned):
-            col[col >= horizon] = np.nan
-    outcome = np.full(n, int(Outcome.OK), dtype=COLUMNS["outcome"])
-    reason = np.zeros(n, dtype=COLUMNS["reason"])
+
+def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
+    """Simulate ``scenario`` with numpy where ``fast_path_problem`` finds it exact; the DES's records and meaning.
+
+    Raises ValueError naming the problem where the fast path would not be exact.
+    """
+    if scenario.timeline:
+        raise ValueError(f"the fast path is not exact for scenario {scenario.name!r}: {fast_path_problem(scenario)}")
+    plan = compile_plan(scenario)
+    problem = _problem(plan)
+    if problem is not None:
+        raise ValueError(f"the fast path is not exact for scenario {scenario.name!r}: {problem}")
+    rngs = Streams(seed)
+    horizon = math.inf if plan.duration_s is None else plan.duration_s
+    g = _groups(plan)
+    t_sent, stream, group = _sends(plan, rngs, g, horizon)
+    n = len(t_sent)
+    proxy = np.asarray(g.proxy, dtype=np.int32)[group]
+    routed = proxy >= 0
+    every = bool(routed.all())
+    ridx: slice | np.ndarray = slice(None) if every else np.flatnonzero(routed)  # the routed rows
+    flows = functools.cache(lambda: _flows(plan, rngs, stream, routed))
+    slot = _picks(plan, rngs, g, proxy, flows)
+    # A (group, slot) pair says the endpoint and the paths out and back; -1 (the row appended): unrouted.
+    pair = np.asarray(g.first_pair, dtype=np.int64)[group] + slot
     if not every:
-        outcome[~routed] = int(Outcome.DROPPED)
-        reason[~routed] = np.asarray(g_drop, dtype=COLUMNS["reason"])[group[~routed]]
-    if horizon < math.inf:
-        pending = np.isnan(t_returned)
-        outcome[pending] = int(Outcome.IN_FLIGHT)
-        reason[pending] = 0
-    end_s = sc.duration_s
+        pair[~routed] = -1
+    rpair = pair[ridx]
+    endpoint = np.array([row[3] for row in g.pairs] + [-1], dtype=COLUMNS["endpoint"])[pair]
+    out, back, pair_hops = _delays(plan, rngs, g, rpair)
+    arrived = t_sent[ridx] + out
+    started, finished = _serve(plan, rngs, endpoint[ridx], arrived)
+    times = _times(n, ridx, t_sent, arrived, started, finished, finished + back, np.asarray(g.fail_s)[group])
+    outcome, reason = _outcomes(routed, np.asarray(g.drop, dtype=COLUMNS["reason"])[group], times, horizon)
+    end_s = plan.duration_s
     if end_s is None:  # the DES runs until its last event: a reply, a failure, or the end of the warm-up
-        end_s = max(sc.warmup_s, float(t_returned.max()) if n else 0.0)
-
-    # The other columns, looked up per stream, group and pod.
-    client_index = {c: i for i, c in enumerate(client_names)}
-    node_of_pod = np.array([node_index[p.node] for p in sc.pods] + [-1], dtype=COLUMNS["endpoint_node"])
-    stream_client = np.array([client_index[s.client] for s in sc.streams], dtype=COLUMNS["client"])
-    node_of_client = [node_index[p.node] for p in sc.pods] + [-1] * len(sc.external_clients)
-    stream_node = np.array([node_of_client[client_index[s.client]] for s in sc.streams], dtype=COLUMNS["client_node"])
-    stream_service = np.array([service_names.index(s.service) for s in sc.streams], dtype=COLUMNS["service"])
-    cols = {
+        end_s = max(plan.warmup_s, float(times["t_returned"].max()) if n else 0.0)
+    raw = {
         "stream": stream,
         "request": np.arange(n),
         "attempt": np.zeros(n),
         "version": np.zeros(n),
-        "client": stream_client[stream],
-        "client_node": stream_node[stream],
-        "service": stream_service[stream],
-        "entry_node": np.asarray(g_entry, dtype=COLUMNS["entry_node"])[group],
+        "entry_node": np.asarray(g.entry, dtype=COLUMNS["entry_node"])[group],
         "endpoint": endpoint,
-        "endpoint_node": node_of_pod[endpoint],
         "hops": pair_hops[pair],
         "pick": np.full(n, PICK_FRESH),
-        "source_preserved": np.asarray(g_preserved, dtype=COLUMNS["source_preserved"])[group],
+        "source_preserved": np.asarray(g.preserved, dtype=COLUMNS["source_preserved"])[group],
+        **times,
+        "outcome": outcome,
+        "reason": reason,
+    }
+    return plan.result(seed, raw, end_s)
+
+
+def _times(
+    n: int,
+    ridx: slice | np.ndarray,
+    t_sent: np.ndarray,
+    arrived: np.ndarray,
+    started: np.ndarray,
+    finished: np.ndarray,
+    returned: np.ndarray,
+    fail_s: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The five time columns (s) of all rows from the routed rows' (``ridx``); an unrouted row returns when its
+    client learns of the drop (``fail_s`` after sending)."""
+    if isinstance(ridx, slice):
+        t_arrived, t_started, t_finished, t_returned = arrived, started, finished, returned
+    else:
+        t_arrived, t_started, t_finished = (np.full(n, np.nan) for _ in range(3))
+        t_arrived[ridx], t_started[ridx], t_finished[ridx] = arrived, started, finished
+        t_returned = t_sent + fail_s
+        t_returned[ridx] = returned
+    return {
         "t_sent": t_sent,
         "t_arrived": t_arrived,
         "t_started": t_started,
         "t_finished": t_finished,
         "t_returned": t_returned,
-        "outcome": outcome,
-        "reason": reason,
     }
-    columns = {name: cols[name].astype(dtype, copy=False) for name, dtype in COLUMNS.items()}
-    pods = monitors(
-        columns, [p.concurrency for p in sc.pods], sc.warmup_s, end_s, [p.discipline == Discipline.PS for p in sc.pods]
-    )
-    seed_value = seed_record(seed)  # a SeedSequence's entropy and spawn key: what redoes this run
-    return RunResult(sc, seed_value, columns, node_names, pod_names, service_names, end_s, client_names, pods)
+
+
+def _outcomes(
+    routed: np.ndarray, drop: np.ndarray, times: dict[str, np.ndarray], horizon: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outcome and drop reason per row. A step at or after the horizon has not happened (the DES stops before
+    events at ``duration_s``): in place, its time is NaN, and a request not returned by then is in flight."""
+    n = len(routed)
+    if horizon < math.inf:
+        for name in ("t_arrived", "t_started", "t_finished", "t_returned"):
+            col = times[name]
+            col[col >= horizon] = np.nan
+    outcome = np.full(n, int(Outcome.OK), dtype=COLUMNS["outcome"])
+    reason = np.zeros(n, dtype=COLUMNS["reason"])
+    if not routed.all():
+        outcome[~routed] = int(Outcome.DROPPED)
+        reason[~routed] = drop[~routed]
+    if horizon < math.inf:
+        pending = np.isnan(times["t_returned"])
+        outcome[pending] = int(Outcome.IN_FLIGHT)
+        reason[pending] = 0
+    return outcome, reason
 
 
 def _classes(topo: Topology, vertices: tuple[str, ...]) -> tuple[int, ...]:
@@ -420,23 +449,20 @@ def _path_dist(topo: Topology, classes: tuple[int, ...]) -> Dist:
     return legs[0] if len(legs) == 1 else Sum(legs)
 
 
-def _flows(sc: Scenario, rngs: Streams, stream: np.ndarray, routed: np.ndarray) -> np.ndarray:
+def _flows(plan: Plan, rngs: Streams, stream: np.ndarray, routed: np.ndarray) -> np.ndarray:
     """Per row, its new connection's flow as the DES makes it: ``(crc32(client IP) << 16) | source port``, the
     stream's n-th new connection taking the n-th port of its ``("ports", client, service, n)`` sequence
     (``sim.routing.ports``) (uint64)."""
-    by_stream, starts = _segments(stream, len(sc.streams))
+    by_stream, starts = _segments(stream, len(plan.streams))
     running = np.cumsum(routed[by_stream])
     before = np.concatenate(([0], running))[starts[:-1]]
     opened = np.empty(len(stream), dtype=np.int64)
     opened[by_stream] = running - np.repeat(before, np.diff(starts))  # 1 for a stream's first new connection
     ports = np.zeros(len(stream), dtype=np.uint64)
-    occurrences: dict[tuple[str, str], int] = {}
-    for k, spec in enumerate(sc.streams):
-        nth = occurrences.get((spec.client, spec.service), 0)
-        occurrences[spec.client, spec.service] = nth + 1
-        rows = by_stream[starts[k] : starts[k + 1]]
+    for sp in plan.streams:
+        rows = by_stream[starts[sp.index] : starts[sp.index + 1]]
         if len(rows):
-            seq = first_ports(rngs.generator("ports", spec.client, spec.service, nth), max(1, int(opened[rows].max())))
+            seq = first_ports(rngs.generator(*sp.key("ports")), max(1, int(opened[rows].max())))
             ports[rows] = seq[np.maximum(opened[rows] - 1, 0)]  # an unrouted row's port is never read
-    ips = np.array([ip_key(sc.client_ip(s.client)) for s in sc.streams], dtype=np.uint64)
+    ips = np.array([sp.ip for sp in plan.streams], dtype=np.uint64)
     return (ips[stream] << np.uint64(16)) | ports

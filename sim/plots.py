@@ -5,7 +5,7 @@ No pyplot: figures are plain ``matplotlib.figure.Figure`` objects, so nothing he
 ``ax`` from your own ``plt.subplots()``, or display the returned ``ax.figure``.
 
 ``data`` is what a sweep leaves behind: run records (``sim.experiment.results``) for the per-run figures, and the
-per-design-point table of ``sim.experiment.analysis.design_point_summary`` for the trade-off.
+per-design-point table of ``sim.experiment.tables.design_point_summary`` for the trade-off.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from sim.experiment.analysis import design_point_summary, histogram_ecdf, mean_ci
+from sim.experiment.analysis import histogram_ecdf
 from sim.experiment.results import summary_frame
 from sim.experiment.rundoc import share_interval
+from sim.experiment.tables import design_point_summary
+from sim.stats import mean_ci
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -512,47 +514,78 @@ def sweep_figures(
     figures: dict[str, Figure] = {}
 
     if x is not None:
-        table = design_point_summary(summary_frame(ok, names), names)
-        table = table[table["service"] == service]
-        facets = [n for n in names if n not in (x, line)]
-        combos = [(None, table)] if not facets else list(table.groupby(facets, sort=False))
-        fig = Figure(figsize=(max(4.8 * len(combos) + 2.4, 8.0), 8.0), layout="constrained")
-        axes = fig.subplots(2, len(combos), squeeze=False, sharex="col")
-        for j, (values, sub) in enumerate(combos):
-            top, bottom = axes[0][j], axes[1][j]
-            tradeoff_latency(sub, x, line, top, x_label="")  # the column shares its x axis: the bottom names it
-            tradeoff_locality(sub, x, line, bottom, x_label=labels.get(x))
-            for ax in (top, bottom):
-                legend = ax.get_legend()
-                if legend is not None:
-                    legend.remove()  # one legend for the figure instead
-            at_facet = ""
-            if values is not None:
-                at_facet = " at " + _describe(
-                    dict(zip(facets, values if isinstance(values, tuple) else (values,), strict=True)), labels
-                )
-            top.set_title(f"Latency{at_facet}")
-            bottom.set_title(f"Locality{at_facet}")
-        _same_log_limits(list(axes[0]))
-        handles = [
-            Line2D([], [], color=_color(i), marker="o", label=str(level))
-            for i, (level, _) in enumerate(_lines(table, line))
-            if level is not None
-        ]
-        handles += [
-            Line2D([], [], color="grey", ls=style, marker=marker, label=f"{what} latency (top row)")
-            for style, marker, what in LATENCY_STYLES.values()
-        ]
-        handles += [
-            Line2D([], [], color="grey", ls=style, marker=marker, label=f"{what} (bottom row)")
-            for style, marker, what in LOCALITY_STYLES.values()
-        ]
-        fig.legend(  # below the panels: beside them it can run under the title
-            handles=handles, loc="outside lower center", ncols=4, title=labels.get(line, line), fontsize="small"
-        )
-        fig.suptitle(f"{title}: latency and locality against {labels.get(x, x)}\nmeans over replications, 95% CI bars")
-        figures["tradeoff"] = fig
+        figures["tradeoff"] = _tradeoff_figure(ok, names, x, line, service, labels, title)
 
+    figures.update(_point_figures(ok, names, levels, line, service, labels, title, at))
+    return figures
+
+
+def _tradeoff_figure(
+    ok: Records,
+    names: list[str],
+    x: str,
+    line: str | None,
+    service: str,
+    labels: Mapping[Any, Any],
+    title: str,
+) -> Figure:
+    """``sweep_figures``' ``tradeoff``: latency (top) and locality (bottom) against ``x``, one column per
+    combination of the other factors, one legend below."""
+    table = design_point_summary(summary_frame(ok, names), names)
+    table = table[table["service"] == service]
+    facets = [n for n in names if n not in (x, line)]
+    combos = [(None, table)] if not facets else list(table.groupby(facets, sort=False))
+    fig = Figure(figsize=(max(4.8 * len(combos) + 2.4, 8.0), 8.0), layout="constrained")
+    axes = fig.subplots(2, len(combos), squeeze=False, sharex="col")
+    for j, (values, sub) in enumerate(combos):
+        top, bottom = axes[0][j], axes[1][j]
+        tradeoff_latency(sub, x, line, top, x_label="")  # the column shares its x axis: the bottom names it
+        tradeoff_locality(sub, x, line, bottom, x_label=labels.get(x))
+        for ax in (top, bottom):
+            legend = ax.get_legend()
+            if legend is not None:
+                legend.remove()  # one legend for the figure instead
+        at_facet = ""
+        if values is not None:
+            at_facet = " at " + _describe(
+                dict(zip(facets, values if isinstance(values, tuple) else (values,), strict=True)), labels
+            )
+        top.set_title(f"Latency{at_facet}")
+        bottom.set_title(f"Locality{at_facet}")
+    _same_log_limits(list(axes[0]))
+    handles = [
+        Line2D([], [], color=_color(i), marker="o", label=str(level))
+        for i, (level, _) in enumerate(_lines(table, line))
+        if level is not None
+    ]
+    handles += [
+        Line2D([], [], color="grey", ls=style, marker=marker, label=f"{what} latency (top row)")
+        for style, marker, what in LATENCY_STYLES.values()
+    ]
+    handles += [
+        Line2D([], [], color="grey", ls=style, marker=marker, label=f"{what} (bottom row)")
+        for style, marker, what in LOCALITY_STYLES.values()
+    ]
+    fig.legend(  # below the panels: beside them it can run under the title
+        handles=handles, loc="outside lower center", ncols=4, title=labels.get(line, line), fontsize="small"
+    )
+    fig.suptitle(f"{title}: latency and locality against {labels.get(x, x)}\nmeans over replications, 95% CI bars")
+    return fig
+
+
+def _point_figures(
+    ok: Records,
+    names: list[str],
+    levels: Mapping[str, list[Any]],
+    line: str | None,
+    service: str,
+    labels: Mapping[Any, Any],
+    title: str,
+    at: Mapping[str, Any] | None,
+) -> dict[str, Figure]:
+    """``sweep_figures``' figures at one design point (``at``; by default each other factor's last level), one
+    panel per level of ``line``: ``endpoints``, ``heatmap`` and ``latency_ecdf``."""
+    figures: dict[str, Figure] = {}
     chosen = {n: (at or {}).get(n, levels[n][-1]) for n in names if n != line}
     for n, v in chosen.items():
         if v not in levels[n]:

@@ -22,9 +22,9 @@ from markupsafe import Markup
 
 from sim import plots
 from sim.errors import SpecError
-from sim.experiment.analysis import chi_square_by_design_point, design_point_summary
 from sim.experiment.results import summary_frame
 from sim.experiment.rundoc import describe_cluster, share_interval, versions
+from sim.experiment.tables import chi_square_by_design_point, design_point_summary
 from sim.io import load_results, load_run, parse_scenario
 
 _ENV = jinja2.Environment(

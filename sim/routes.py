@@ -23,7 +23,7 @@ def hints_text(scenario: Scenario, service: str) -> str:
 def route_json(scenario: Scenario, service: str, node: str, source: Source) -> dict[str, Any]:
     """One ROUTE: outcome (``routed`` or the drop reason's name), endpoints with shares, hints, picker."""
     route = scenario.route_for(service, node, source)
-    shares = scenario.picker(route.picker).shares(route.endpoints).tolist() if route.endpoints else []
+    shares = route.picker.shares(route.endpoints).tolist() if route.endpoints else []
     endpoints = [
         {
             "address": ep.address.rpartition(":")[0].strip("[]"),
@@ -39,7 +39,7 @@ def route_json(scenario: Scenario, service: str, node: str, source: Source) -> d
         "outcome": "routed" if route.drop == DropReason.NONE else route.drop.label,
         "endpoints": endpoints,
         "hints": hints_text(scenario, service),
-        "picker": route.picker,
+        "picker": route.picker.name,
         "source_preserved": route.source_preserved,
     }
     if route.drop != DropReason.NONE:

@@ -17,7 +17,6 @@ from sim.routing import (
     Dataplane,
     DataplaneConfig,
     Hints,
-    Picker,
     Route,
     Source,
     generate_hints,
@@ -147,6 +146,9 @@ class Scenario:
             raise fail("dataplane.name", f"unknown dataplane {dp.name!r}; expected one of {sorted(DATAPLANES)}")
         if dp.picker and dp.picker not in PICKERS:
             raise fail("dataplane.picker", f"unknown picker {dp.picker!r}; expected one of {sorted(PICKERS)}")
+        if dp.picker and not DATAPLANES[dp.name].offers(dp.picker):
+            offered = [p for p in PICKERS if DATAPLANES[dp.name].offers(p)]
+            raise fail("dataplane.picker", f"dataplane {dp.name} has no picker {dp.picker!r}; it offers {offered}")
         if dp.maglev_table_size not in TABLE_SIZES:
             raise fail("dataplane.maglev_table_size", f"must be one of Cilium's primes {list(TABLE_SIZES)}")
         try:
@@ -377,13 +379,6 @@ class Scenario:
     def dataplane_impl(self) -> Dataplane:
         """The Dataplane named by the config."""
         return DATAPLANES[self.dataplane.name]
-
-    def picker(self, name: str) -> Picker:
-        """A picker object by registry name, with this scenario's options."""
-        if name == "maglev":
-            dp = self.dataplane
-            return PICKERS["maglev"](table_size=dp.maglev_table_size, seed=dp.maglev_hash_seed)  # type: ignore[call-arg]
-        return PICKERS[name]()
 
     def pod(self, name: str) -> Pod:
         """The pod called ``name``."""

@@ -1,4 +1,5 @@
-"""Statistics of load balancing, pure scipy.stats: chi-square goodness of fit, effect size, power."""
+"""Statistics of load balancing, pure scipy.stats: chi-square goodness of fit, effect size, power; and statistics
+over replications (t intervals, paired differences, false-discovery control, sample sizes)."""
 
 from __future__ import annotations
 
@@ -220,3 +221,137 @@ def verdict(result: ChiSquare, alpha: float = 0.01) -> str:
     if result.pvalue < alpha:
         return f"REJECT the expected split at alpha={alpha} (p={result.pvalue:.3g}, w={result.cohens_w:.3f})" + caution
     return f"consistent with the expected split at alpha={alpha} (p={result.pvalue:.3g})" + caution
+
+
+# --- statistics over replications (one value per replication: independent, unlike requests within a run) ---------
+
+
+def _scipy_stats():  # type: ignore[no-untyped-def]
+    """scipy.stats, imported on first use (see the note at the imports)."""
+    from scipy import stats
+
+    return stats
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    """A mean over replications with its Student-t confidence interval, in the units of the values."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    sd: float
+    confidence: float
+
+
+def mean_ci(values: ArrayLike, confidence: float = 0.95) -> MeanCI:
+    """Mean of replication-level statistics (one value per replication, any unit) and its t interval.
+
+    Replications are independent, so their statistics are too; raw requests within a run are not (they share
+    queues), which is why intervals are never taken over requests. NaN values are left out; with fewer than two
+    values the interval is NaN.
+
+    >>> r = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    >>> round(r.mean, 4), round(r.low, 4), round(r.high, 4)
+    (3.0, 1.0368, 4.9632)
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = int(x.size)
+    if n == 0:
+        return MeanCI(math.nan, math.nan, math.nan, 0, math.nan, confidence)
+    mean = float(x.mean())
+    if n < 2:
+        return MeanCI(mean, math.nan, math.nan, n, math.nan, confidence)
+    sd = float(x.std(ddof=1))
+    half = float(_scipy_stats().t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return MeanCI(mean, mean - half, mean + half, n, sd, confidence)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of per-replication differences a - b (units of a and b), t interval, paired t-test and Cohen's d_z."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    statistic: float
+    pvalue: float
+    cohens_dz: float
+
+
+def paired_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95) -> PairedDifference:
+    """Compare two policies replication by replication: under common random numbers replication r of each saw
+    the same arrivals, so the differences a[r] - b[r] have far less variance than two independent samples.
+
+    Pairs with a NaN on either side are left out.
+
+    >>> d = paired_difference([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    >>> d.mean, round(d.low, 4), round(d.high, 4), d.cohens_dz
+    (2.0, -0.4841, 4.4841, 2.0)
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired samples differ in length: {x.size} and {y.size}")
+    d = (x - y)[~(np.isnan(x) | np.isnan(y))]
+    ci = mean_ci(d, confidence)
+    if ci.n < 2:
+        return PairedDifference(ci.mean, math.nan, math.nan, ci.n, math.nan, math.nan, math.nan)
+    if ci.sd == 0:
+        same = ci.mean == 0
+        return PairedDifference(ci.mean, ci.mean, ci.mean, ci.n, 0.0 if same else math.inf, 1.0 if same else 0.0, 0.0)
+    statistic = ci.mean / (ci.sd / math.sqrt(ci.n))
+    pvalue = float(2 * _scipy_stats().t.sf(abs(statistic), ci.n - 1))
+    return PairedDifference(ci.mean, ci.low, ci.high, ci.n, float(statistic), pvalue, ci.mean / ci.sd)
+
+
+def false_discovery(pvalues: ArrayLike, method: str = "bh") -> np.ndarray:
+    """Benjamini-Hochberg ("bh") or -Yekutieli ("by") adjusted p-values (q-values); NaN stays NaN.
+
+    >>> false_discovery([0.01, 0.04, 0.03, 0.5]).round(4).tolist()
+    [0.04, 0.0533, 0.0533, 0.5]
+    """
+    p = np.asarray(pvalues, dtype=float)
+    q = np.full(p.shape, math.nan)
+    finite = ~np.isnan(p)
+    if finite.any():
+        q[finite] = _scipy_stats().false_discovery_control(p[finite], method=method)
+    return q
+
+
+def sample_size(w: float, dof: int, *, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Fewest requests for a chi-square test with ``dof`` at level ``alpha`` to detect Cohen's w with ``power``.
+
+    >>> sample_size(0.1, 1)  # Cohen's table: w=0.1, dof=1, alpha=0.05, power 0.8 -> 785
+    785
+    """
+    if not w > 0 or dof < 1 or not 0 < power < 1:
+        raise ValueError(f"need w > 0, dof >= 1 and 0 < power < 1; got w={w}, dof={dof}, power={power}")
+    hi = 2
+    while chi_square_power(w, hi, dof, alpha) < power:
+        hi *= 2
+    lo = hi // 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if chi_square_power(w, mid, dof, alpha) >= power else (mid, hi)
+    return hi
+
+
+def skew_power(shares: ArrayLike, expected_shares: ArrayLike, n: int, *, alpha: float = 0.05) -> float:
+    """Probability that n requests reveal a picker whose true shares are ``shares`` instead of the expected ones."""
+    p1, p0 = np.asarray(shares, dtype=float), np.asarray(expected_shares, dtype=float)
+    keep = p0 > 0  # as in the test: cells with no expected share are violations, not chi-square cells
+    return chi_square_power(cohens_w(p1[keep].tolist(), p0[keep].tolist()), n, int(keep.sum()) - 1, alpha)
+
+
+def skew_sample_size(shares: ArrayLike, expected_shares: ArrayLike, *, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Fewest requests for the chi-square test to reveal true ``shares`` against ``expected_shares``.
+
+    >>> skew_sample_size([0.55, 0.45], [0.5, 0.5])  # w = 0.1
+    785
+    """
+    p1, p0 = np.asarray(shares, dtype=float), np.asarray(expected_shares, dtype=float)
+    keep = p0 > 0
+    return sample_size(cohens_w(p1[keep].tolist(), p0[keep].tolist()), int(keep.sum()) - 1, alpha=alpha, power=power)

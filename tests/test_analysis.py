@@ -12,23 +12,23 @@ import pytest
 from sim.cluster import TrafficPolicy
 from sim.engine import run
 from sim.experiment.analysis import (
-    chi_square_by_design_point,
-    design_point_summary,
-    false_discovery,
     histogram_ecdf,
     latency_histogram,
     locality,
-    mean_ci,
-    paired_difference,
-    paired_differences,
     pooled_histogram,
     run_metrics,
+    summarize_service,
+)
+from sim.experiment.tables import chi_square_by_design_point, design_point_summary, paired_differences
+from sim.stats import (
+    chi_square_power,
+    false_discovery,
+    mean_ci,
+    paired_difference,
     sample_size,
     skew_power,
     skew_sample_size,
-    summarize_service,
 )
-from sim.stats import chi_square_power
 from tests.conftest import two_node_scenario
 
 
@@ -264,3 +264,21 @@ def test_grouped_traffic_is_tested_per_group_in_the_summary():
     assert [g["members"][0]["client"] for g in s.groups] == ["client-a", "client-b"]
     assert [g["picked"] for g in s.groups] == [{"web-a": 300}, {"web-b": 500}]
     assert "nothing to test" in s.verdict  # pooled, this was 2 cells with 1 dof: a test of nothing
+
+
+def test_service_summary_reads_back_from_its_json_as_written():
+    """The typed metrics and their JSON are one structure: to_json, through a file (NaN as null), from_json and
+    to_json again give the same text, for a run with drops, keep-alive and several Services."""
+    import json
+
+    from sim.experiment.analysis import ServiceSummary
+    from sim.io import dumps_json, load_scenario
+    from tests.conftest import ROOT
+
+    for name in ("local_pod_dies", "keepalive_skew"):
+        sc, seed = load_scenario(ROOT / "experiments" / f"{name}.toml", {"requests": 200})
+        result = run(sc, seed)
+        for service in result.service_names:
+            text = dumps_json(summarize_service(result, service).to_json())
+            back = ServiceSummary.from_json(service, json.loads(text))
+            assert back.name == service and dumps_json(back.to_json()) == text

@@ -239,7 +239,7 @@ def test_hashed_picks_differ_across_seeds_and_repeat_for_one_seed() -> None:
     ports = first_ports(Streams(3).generator("ports", "client-0", "web", 0), 250)
     assert len(np.unique(ports)) == 250  # within one pass through the range: no port twice
     route = sc.route(sc.streams[0], "a1")
-    choose = sc.picker("maglev").chooser(route.endpoints, np.random.default_rng(0), [])
+    choose = route.picker.chooser(route.endpoints, np.random.default_rng(0), [])
     flows = [(ip_key("10.244.9.2") << 16) | p for p in ports.tolist()]
     want = [int(route.endpoints[choose(f)].pod.split("-")[1]) for f in flows]
     result = run_fast(sc, 3)

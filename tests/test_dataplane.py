@@ -3,11 +3,13 @@ sections 2, 4, 5 and 9)."""
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from sim.cluster import Endpoint, Node, Service, TrafficDistribution, TrafficPolicy
 from sim.outcomes import DropReason
-from sim.routing import DATAPLANES, DataplaneConfig, Source
+from sim.routing import DATAPLANES, PICKERS, DataplaneConfig, Source, flow_key
+from sim.routing.dataplane import picker_for
 
 CLUSTER, LOCAL = TrafficPolicy.CLUSTER, TrafficPolicy.LOCAL
 ME = Node("node-a", {"topology.kubernetes.io/zone": "zone-a"})
@@ -69,8 +71,8 @@ def test_ipvs_local_falls_back_to_remote_when_externally_reachable():
 
 
 def test_ipvs_default_scheduler_is_round_robin():
-    assert route("ipvs", svc(), [LOCAL_EP]).picker == "round-robin"
-    assert route("ipvs", svc(), [LOCAL_EP], picker="least-connections").picker == "least-connections"
+    assert route("ipvs", svc(), [LOCAL_EP]).picker.name == "round-robin"
+    assert route("ipvs", svc(), [LOCAL_EP], picker="least-connections").picker.name == "least-connections"
 
 
 @pytest.mark.parametrize("endpoints", [[REMOTE_EP], []])
@@ -89,15 +91,18 @@ def test_cilium_counts_a_backend_without_node_name_as_local():
 @pytest.mark.parametrize("source", [Source.POD, Source.POD_EXTERNAL])
 def test_cilium_socket_lb_is_random_whatever_the_algorithm(source):
     for options in ({}, {"external_clusterip": True}):
-        assert route("cilium", svc(node_port=30080), [LOCAL_EP], source, picker="maglev", **options).picker == "random"
-    assert route("cilium", svc(node_port=30080), [LOCAL_EP], Source.EXTERNAL, picker="maglev").picker == "maglev"
+        assert (
+            route("cilium", svc(node_port=30080), [LOCAL_EP], source, picker="maglev", **options).picker.name
+            == "random"
+        )
+    assert route("cilium", svc(node_port=30080), [LOCAL_EP], Source.EXTERNAL, picker="maglev").picker.name == "maglev"
 
 
 def test_cilium_tc_path_for_pods_uses_the_lut_where_the_frontend_has_one():
     tc = {"picker": "maglev", "socket_lb_host_namespace_only": True}
-    assert route("cilium", svc(), [LOCAL_EP], **tc).picker == "random"
-    assert route("cilium", svc(), [LOCAL_EP], external_clusterip=True, **tc).picker == "maglev"
-    assert route("cilium", svc(node_port=30080), [LOCAL_EP], Source.POD_EXTERNAL, **tc).picker == "maglev"
+    assert route("cilium", svc(), [LOCAL_EP], **tc).picker.name == "random"
+    assert route("cilium", svc(), [LOCAL_EP], external_clusterip=True, **tc).picker.name == "maglev"
+    assert route("cilium", svc(node_port=30080), [LOCAL_EP], Source.POD_EXTERNAL, **tc).picker.name == "maglev"
 
 
 @pytest.mark.parametrize(
@@ -221,3 +226,30 @@ def test_only_iptables_limits_the_affinity_lists():
 def test_ipvs_expires_connections_to_removed_real_servers_only_without_graceful_termination():
     assert not route("ipvs", svc(), [LOCAL_EP]).expire_removed
     assert route("ipvs", svc(), [LOCAL_EP], ipvs_graceful_termination=False).expire_removed
+
+
+# --- a picker's vector form (the fast path's) against its chooser (the DES's) ------------------------------------
+
+
+def _endpoints(n: int) -> list[Endpoint]:
+    return [Endpoint(f"10.244.{i % 3}.{i + 2}:8080", node_name="kind-worker", pod=f"web-{i}") for i in range(n)]
+
+
+@pytest.mark.parametrize("name", sorted(PICKERS))
+def test_a_pickers_vector_form_picks_what_its_chooser_picks(name):
+    """Where no draw decides (rotation, hashes of the flow) ``picks`` is the chooser's very sequence; uniform
+    random picks stay in range; pickers that read live load have no vector form (None)."""
+    picker = picker_for(name, DataplaneConfig(maglev_table_size=1021))
+    eps = _endpoints(5)
+    flows = np.array([flow_key(f"10.0.{i % 7}.9", 1024 + 3 * i) for i in range(400)], dtype=np.uint64)
+    picked = picker.picks(eps, len(flows), lambda: np.random.default_rng(1), lambda: flows)
+    if picker.needs_load:
+        assert picked is None
+        return
+    assert picked is not None and len(picked) == len(flows)
+    assert picked.min() >= 0 and picked.max() < len(eps)
+    if name != "random":
+        choose = picker.chooser(eps, np.random.default_rng(1), [])
+        assert picked.tolist() == [choose(f) for f in flows.tolist()]
+    else:
+        assert len(set(picked.tolist())) == len(eps)

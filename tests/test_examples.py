@@ -147,7 +147,7 @@ def test_maglev_moves_only_the_leaving_backends_flows():
     def picks(service: str) -> np.ndarray:
         spec = next(s for s in sc.streams if s.service == service)
         route = sc.route(spec, "kind-worker")
-        choose = sc.picker("maglev").chooser(route.endpoints, np.random.default_rng(0), [])
+        choose = route.picker.chooser(route.endpoints, np.random.default_rng(0), [])
         return np.array([r.pod_names.index(route.endpoints[choose(f)].pod) for f in flows])
 
     full, less = picks("web"), picks("web-minus-one")

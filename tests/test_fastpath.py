@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import sim.fastpath
+import sim.routing.pickers
 from sim.cluster import Discipline, Endpoint, Pod, Service, SessionAffinity, TrafficPolicy
 from sim.distributions import Constant, Exponential, LogNormal
 from sim.engine import run
@@ -249,6 +250,7 @@ class EveryOther:
     name: ClassVar[str] = "every-other"
     deterministic: ClassVar[bool] = True
     needs_load: ClassVar[bool] = False
+    what_if: ClassVar[bool] = True  # no dataplane's mode: every dataplane accepts it
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         out = np.zeros(len(endpoints))
@@ -258,6 +260,10 @@ class EveryOther:
     def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
         turn = itertools.cycle((0, len(endpoints) - 1))
         return lambda flow: next(turn)
+
+    def picks(self, endpoints: Sequence[Endpoint], size: int, rng: object, flows: object) -> np.ndarray | None:
+        """No vector form: the fast path runs the chooser."""
+        return None
 
 
 def test_a_picker_without_a_vector_form_runs_its_own_chooser(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -519,7 +525,7 @@ def test_a_fast_path_with_a_skewed_picker_is_told_apart(monkeypatch: pytest.Monk
         weights[0] = 1.15  # the first endpoint 15% likelier than the others
         return rng.choice(n, size, p=weights / weights.sum())
 
-    monkeypatch.setattr(sim.fastpath, "uniform_slots", skewed)
+    monkeypatch.setattr(sim.routing.pickers, "uniform_slots", skewed)
     found = disagreements(des("mixed"), replicate(run_fast, mixed(), FAST_SEEDS))
     assert any(d.startswith("web:") for d in found) and any(d.startswith("web-local:") for d in found)
 

@@ -199,7 +199,12 @@ def test_cilium_socket_lb_picks_at_random_whatever_the_algorithm():
     dp = {"name": "cilium", "picker": "maglev", "external_clusterip": True}
     users = [{"name": "users", "attach": "internet", "ip": "203.0.113.9"}]
     sc = scenario(dp, pods, services, streams, topology=KIND_EXTERNAL, external_clients=users)
-    assert [sc.route(s, sc.entry_nodes(s)[0]).picker for s in sc.streams] == ["random", "random", "random", "maglev"]
+    assert [sc.route(s, sc.entry_nodes(s)[0]).picker.name for s in sc.streams] == [
+        "random",
+        "random",
+        "random",
+        "maglev",
+    ]
     r = run(sc, 5)
     external = r.columns["client"] == r.client_names.index("users")
     assert summarize_service(r, "web").pickers == ["maglev", "random"]
@@ -304,8 +309,10 @@ def test_maglev_picks_through_a_run_follow_cilium_slot_tables():
     in Cilium's own table (``pkg/maglev/maglev.go``), computed independently above. (The flow-to-slot hash is the
     simulator's own uniform hash, not Cilium's jhash of the tuple; the flows are the engine's, via the fast path's
     ``_flows``, which the fast-path tests hold identical to the DES.)"""
-    from sim.fastpath import _flows, mix64
+    from sim.fastpath import _flows
+    from sim.plan import compile_plan
     from sim.rng import Streams
+    from sim.routing.maglev import mix64_array
 
     pods = [pod(f"web-{i}", ("kind-worker", "kind-worker2")[i % 2], "web") for i in range(6)]
     services = [{"name": "web", "selector": {"app": "web"}, "nodePort": 30080}]
@@ -326,8 +333,8 @@ def test_maglev_picks_through_a_run_follow_cilium_slot_tables():
     c = r.columns
     owners = cilium_lookup_table([ep.address for ep in sc.endpoints("web")], 1021, maglev.DEFAULT_SEED)
     pod_of = {ep.address: r.pod_names.index(ep.pod) for ep in sc.endpoints("web")}
-    flows = _flows(sc, Streams(6), c["stream"], c["endpoint"] >= 0)
-    slots = (mix64(flows) % np.uint64(1021)).astype(np.int64)
+    flows = _flows(compile_plan(sc), Streams(6), c["stream"], c["endpoint"] >= 0)
+    slots = (mix64_array(flows) % np.uint64(1021)).astype(np.int64)
     assert c["endpoint"].tolist() == [pod_of[owners[k]] for k in slots.tolist()]
     assert len(set(c["endpoint"].tolist())) == 6
 

@@ -17,9 +17,9 @@ from matplotlib.figure import Figure
 
 from sim import plots
 from sim.cli import main
-from sim.experiment.analysis import design_point_summary
 from sim.experiment.results import summary_frame
 from sim.experiment.sweep import sweep
+from sim.experiment.tables import design_point_summary
 from sim.io import ResultDir, load_experiment, load_results, load_scenario
 from tests.conftest import ROOT
 from tests.test_spec import SPEC, write_spec

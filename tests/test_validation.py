@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
 from typing import ClassVar
 
 import numpy as np
@@ -10,14 +13,15 @@ import pytest
 from sim.cluster import Endpoint, Pod, Service, TrafficPolicy
 from sim.distributions import Constant
 from sim.engine import run
+from sim.errors import SpecError
 from sim.experiment.analysis import summarize_service
 from sim.io import load_scenario
 from sim.rng import Streams
-from sim.routing import PICKERS, DataplaneConfig, flow_key
+from sim.routing import DATAPLANES, PICKERS, DataplaneConfig, flow_key
 from sim.scenario import Scenario, Stream
 from sim.stats import chi_square_gof, chi_square_power, cohens_w
 from sim.workload import ClosedLoop
-from tests.conftest import DEMO, star, two_node_scenario
+from tests.conftest import DEMO, ROOT, star, two_node_scenario
 
 pytestmark = pytest.mark.statistical
 
@@ -94,8 +98,21 @@ def spread_scenario(picker: str, policy: TrafficPolicy, requests: int) -> Scenar
         pods=tuple(pods + clients),
         services=(Service("b", {"app": "b"}, internal_traffic_policy=policy),),
         streams=tuple(Stream(c.name, "b", ClosedLoop(), requests) for c in clients),
-        dataplane=DataplaneConfig("iptables", picker=picker),
+        dataplane=DataplaneConfig(next(d for d in ("iptables", "ipvs") if DATAPLANES[d].offers(picker)), picker=picker),
     )
+
+
+@pytest.mark.parametrize(("dataplane", "picker"), [("iptables", "least-connections"), ("nftables", "maglev"),
+                                                     ("cilium", "round-robin"), ("ipvs", "random")])  # fmt: skip
+def test_a_dataplane_refuses_a_picker_it_does_not_offer(dataplane, picker):
+    """``Dataplane.pickers`` are its modes: iptables has no least-connections (only ``statistic --mode random``),
+    IPVS no uniform random scheduler; a what-if picker that no dataplane has (power-of-two) goes everywhere."""
+    sc = spread_scenario("random", TrafficPolicy.CLUSTER, 1)
+    with pytest.raises(SpecError) as err:
+        dataclasses.replace(sc, dataplane=DataplaneConfig(dataplane, picker=picker))
+    assert err.value.field == "dataplane.picker" and picker in str(err.value) and dataplane in str(err.value)
+    assert "\n" not in str(err.value)
+    assert all(d.offers("power-of-two") for d in DATAPLANES.values())
 
 
 @pytest.mark.parametrize("policy", list(TrafficPolicy))
@@ -133,3 +150,14 @@ def test_constant_network_delays_add_up():
     sc = two_node_scenario(requests=50, service_time=Constant(0.001), local_backend=False)
     lat = run(sc, 1).latency_s
     assert np.allclose(lat, 4 * 0.0001 + 0.001)  # two hops out, two back, 1 ms service
+
+
+def test_a_scenario_file_asking_iptables_for_least_connections_is_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    text = DEMO.read_text().replace("../topologies", str(ROOT / "topologies"))
+    bad.write_text(
+        text.replace('dataplane = "cilium" ', 'dataplane = { name = "iptables", picker = "least-connections" }', 1)
+    )
+    done = subprocess.run([sys.executable, "-m", "sim", "validate", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and str(bad) in done.stderr and "least-connections" in done.stderr

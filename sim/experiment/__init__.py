@@ -1,1 +1,2 @@
-"""Experiments over runs: the analysis of results, experiment specs, sweeps and where they execute."""
+"""Experiments over runs: per-run metrics, expected shares, tidy tables, experiment specs, sweeps and where they
+execute."""

@@ -1,26 +1,27 @@
-"""Observed counts from a run's records against the routing layer's expected shares, and summary tables.
+"""Per-run metrics: a run's records summarised per Service (``summarize_service``, ``summarize``), its picks
+tested against the routing layer's expected shares (``sim.experiment.shares``); for sweeps, locality and a compact
+latency histogram per Service (``run_metrics``).
 
-For sweeps: per-run metrics (locality, a compact latency histogram), statistics over replications (t intervals,
-paired differences under common random numbers, false-discovery control, power and sample size) and tidy tables
-per design point.
+Statistics over replications are in ``sim.stats``; tidy tables over a sweep in ``sim.experiment.tables``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
+from sim.experiment.shares import expected_picks
 from sim.outcomes import Outcome
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
-from sim.stats import ChiSquare, chi_square_gof, chi_square_power, cohens_w, grouped_gof, verdict
+from sim.routing import Picker
+from sim.stats import ChiSquare, chi_square_gof, grouped_gof, verdict
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 
 def _scipy_stats():
@@ -30,16 +31,36 @@ def _scipy_stats():
     return stats
 
 
+_MISSING = object()
+
+
+def _number(value: float | None) -> float:
+    """A JSON number, null (NaN as written to a file) as NaN."""
+    return math.nan if value is None else float(value)
+
+
+def _json(path: str | None) -> dict[str, str | None]:
+    """A ServiceSummary field's place in its JSON: a dotted path (``chi_square.verdict``), or None: not written."""
+    return {"json": path}
+
+
 @dataclass(frozen=True)
 class ServiceSummary:
-    """What one Service did in one run: counts, spread over endpoints and nodes, the test and latency (s)."""
+    """What one Service did in one run: counts, spread over endpoints and nodes, the test and latency (s).
 
-    name: str
+    The typed form of the per-Service metrics: ``to_json`` writes each field at its name, or where its
+    ``json`` metadata says (``sim run --json``'s ``services.NAME``, a sweep record's ``metrics.services.NAME``);
+    ``sim.experiment.results.TABLE_METRICS`` names the ones the tidy table carries. A new metric is one field
+    here and one function computing it in ``summarize_service`` (and a ``Column`` line to tabulate it).
+    """
+
+    name: str = field(metadata=_json(None))
     sent: int
     completed: int
     dropped: int
     in_flight: int
     violations: int
+    """Routed requests that reached an endpoint their route did not allow (0 for a correct model)."""
     drops: dict[str, int]
     by_node: dict[str, int]
     by_endpoint: dict[str, int]
@@ -48,11 +69,13 @@ class ServiceSummary:
     expected_share: dict[str, float]
     chi_square: ChiSquare
     """The test per group of equal expected shares, combined (``sim.stats.grouped_gof``); its p-value is NaN for
-    an adaptive picker, whose picks are not fixed-share draws."""
-    deterministic: bool
-    max_deviation: float
-    verdict: str
+    an adaptive picker, whose picks are not fixed-share draws. In the JSON: statistic, pvalue, dof, n, cohens_w
+    and method under ``chi_square``."""
+    deterministic: bool = field(metadata=_json("chi_square.deterministic_picker"))
+    max_deviation: float = field(metadata=_json("chi_square.max_deviation"))
+    verdict: str = field(metadata=_json("chi_square.verdict"))
     latency_s: dict[str, float]
+    """Completed requests' ``mean``, ``p50`` and ``p99`` latency (s)."""
     cross_node_fraction: float
     cross_zone_fraction: float
     cross_node_by_entry_node: dict[str, float]
@@ -68,70 +91,63 @@ class ServiceSummary:
     """Attempts after the first (each retry is its own record)."""
     latency_parts_s: dict[str, float]
     pods: dict[str, dict[str, float]]
-    adaptive: bool = False
+    adaptive: bool = field(default=False, metadata=_json("chi_square.adaptive_picker"))
     """True where a picker chooses by live load (power-of-two, least-connections): no p-value applies."""
-    balance: dict[str, float] = field(default_factory=dict)
+    balance: dict[str, float] = field(default_factory=dict, metadata=_json("chi_square.balance"))
     """Fresh picks over expected picks per endpoint: ``min_ratio``, ``max_ratio``, ``max_over_min`` and ``cv``
     (their coefficient of variation, weighted by expected picks)."""
-    groups: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list, metadata=_json("chi_square.groups"))
     """Per group of equal expected shares: its (stream, entry node, version) members, picks, shares and test."""
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``)."""
-        cs = self.chi_square
-        return {
-            "sent": self.sent,
-            "completed": self.completed,
-            "dropped": self.dropped,
-            "in_flight": self.in_flight,
-            "violations": self.violations,
-            "drops": self.drops,
-            "by_node": self.by_node,
-            "by_endpoint": self.by_endpoint,
-            "routed_by_endpoint": self.routed_by_endpoint,
-            "expected_share": self.expected_share,
-            "chi_square": {
-                "statistic": cs.statistic,
-                "pvalue": cs.pvalue,
-                "dof": cs.dof,
-                "n": cs.n,
-                "cohens_w": cs.cohens_w,
-                "method": cs.method,
-                "deterministic_picker": self.deterministic,
-                "adaptive_picker": self.adaptive,
-                "max_deviation": self.max_deviation,
-                "balance": self.balance,
-                "groups": self.groups,
-                "verdict": self.verdict,
-            },
-            "latency_s": self.latency_s,
-            "cross_node_fraction": self.cross_node_fraction,
-            "cross_zone_fraction": self.cross_zone_fraction,
-            "cross_node_by_entry_node": self.cross_node_by_entry_node,
-            "hints": self.hints,
-            "failed_after_s": self.failed_after_s,
-            "source_preserved_fraction": self.source_preserved_fraction,
-            "picks": self.picks,
-            "pickers": self.pickers,
-            "timed_out": self.timed_out,
-            "retries": self.retries,
-            "latency_parts_s": self.latency_parts_s,
-            "pods": self.pods,
-        }
+        """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``): every field at its place."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            path = f.metadata.get("json", f.name)
+            if path is None:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, ChiSquare):
+                value = {k: getattr(value, k) for k in ("statistic", "pvalue", "dof", "n", "cohens_w", "method")}
+            *parents, leaf = path.split(".")
+            place = out
+            for part in parents:
+                place = place.setdefault(part, {})
+            if isinstance(value, dict) and isinstance(place.get(leaf), dict):
+                place[leaf].update(value)
+            else:
+                place[leaf] = value
+        return out
 
-
-def route_shares(result: RunResult, stream: int, node: int, version: int) -> tuple[np.ndarray, str]:
-    """The share of fresh picks each pod should receive (over ``pod_names``; sums to 1, or 0 where the route
-    drops) for ``stream`` entering at node index ``node`` under control-plane ``version``, and the picker."""
-    sc = result.scenario
-    spec = sc.streams[stream]
-    route = sc.route(spec, result.node_names[node], version)
-    shares = np.zeros(len(result.pod_names))
-    if route.endpoints:
-        pod_index = {name: i for i, name in enumerate(result.pod_names)}
-        idx = [pod_index[ep.pod or ""] for ep in route.endpoints]
-        shares[idx] = sc.picker(route.picker).shares(route.endpoints, sc.client_ip(spec.client))
-    return shares, route.picker
+    @classmethod
+    def from_json(cls, name: str, data: Mapping[str, Any]) -> ServiceSummary:
+        """The typed summary back from its JSON (``to_json``'s, or as a file holds it, where NaN is null: a
+        number field reads null as NaN). Fields with a default may be missing. The test's ``min_expected`` and
+        per-group tests are not in the JSON: NaN and none (the groups' JSON is ``groups``)."""
+        values: dict[str, Any] = {"name": name}
+        for f in fields(cls):
+            path = f.metadata.get("json", f.name)
+            if path is None:
+                continue
+            value: Any = data
+            for part in path.split("."):
+                value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
+            if value is _MISSING:
+                continue  # a field with a default (a file written before it existed), or the dataclass says
+            if f.type == "ChiSquare":
+                value = ChiSquare(
+                    _number(value["statistic"]),
+                    _number(value["pvalue"]),
+                    int(value["dof"]),
+                    int(value["n"]),
+                    _number(value["cohens_w"]),
+                    math.nan,
+                    value["method"],
+                )
+            elif f.type == "float":
+                value = _number(value)
+            values[f.name] = value
+        return cls(**values)
 
 
 def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -> ServiceSummary:
@@ -155,103 +171,28 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
     fresh = routed & (pick == PICK_FRESH)
     n_pods = len(result.pod_names)
 
-    # Expected counts: each (stream, entry node, version) group's fresh picks times its route's shares. Each
-    # group is its own multinomial (its route's shares); grouped_gof merges groups of equal shares and sums
-    # the rest's statistics and dof.
-    n_nodes = len(result.node_names)
-    group_key = (stream.astype(np.int64) * n_nodes + entry) * 65536 + version
-    expected = np.zeros(n_pods)
-    violations = 0
-    pickers: set[str] = set()
-    groups: list[tuple[np.ndarray, np.ndarray]] = []
-    members: list[tuple[int, int, int]] = []
-    for key in np.unique(group_key).tolist():
-        rest, v = divmod(key, 65536)
-        k, node = divmod(rest, n_nodes)
-        shares, picker = route_shares(result, k, node, v)
-        group = group_key == key
-        if routed[group].any():
-            pickers.add(picker)
-        picked = np.bincount(endpoint[group & fresh], minlength=n_pods)
-        expected += picked.sum() * shares
-        violations += int(np.count_nonzero(shares[endpoint[group & routed]] == 0))
-        if picked.any() and shares.sum() > 0:
-            groups.append((picked, shares))
-            members.append((k, node, v))
+    picks = expected_picks(result, stream, entry, version, endpoint, fresh)
+    expected, violations, pickers = picks.expected, picks.violations, picks.pickers
+    groups, members = picks.groups, picks.members
 
     routed_counts = np.bincount(endpoint[fresh], minlength=n_pods)
     reply_counts = np.bincount(endpoint[ok], minlength=n_pods)
     all_routed = np.bincount(endpoint[routed], minlength=n_pods)
     relevant = np.flatnonzero((expected > 0) | (all_routed > 0))
     positive = expected > 0
-    test = grouped_gof(groups) if groups else chi_square_gof([0], [1])
-    adaptive = any(result.scenario.picker(p).needs_load for p in pickers)
-    deterministic = any(result.scenario.picker(p).deterministic for p in pickers)
     max_dev = float(np.max(np.abs(routed_counts - expected))) if positive.any() else 0.0
     balance = _balance(routed_counts[positive], expected[positive])
-    names = ", ".join(sorted(pickers))
-    if adaptive and test.dof > 0:
-        test = replace(test, pvalue=math.nan, method="none: adaptive picker")
+    test, words, adaptive, deterministic = _verdict(grouped_gof(groups) if groups else None, pickers, balance,
+                                                    max_dev, alpha)  # fmt: skip
     if not positive.any():  # no fresh pick had an endpoint to choose: say why, not "one eligible endpoint"
-        words = (
-            "nothing sent: nothing to test"
-            if not mine.any()
-            else "no eligible endpoint: no request could be routed; nothing to test"
-            if not routed.any()
-            else "no fresh picks (every request rode an open connection or affinity): nothing to test"
-        )
-    elif adaptive and test.dof > 0:
-        words = (
-            f"adaptive picker ({names}): it picks by live load, so its picks are not draws with fixed shares and "
-            f"no p-value applies; balance achieved: picked/expected {balance['min_ratio']:.3f} to "
-            f"{balance['max_ratio']:.3f} (CV {balance['cv']:.3f}); this says how even the split was, not whether "
-            "the picker is fair"
-        )
-    elif deterministic and test.dof > 0:
-        words = f"deterministic picker ({names}): exact balance expected, max deviation {max_dev:g}"
-    else:
-        words = verdict(test, alpha)
-    group_json = [
-        {
-            "members": [
-                {
-                    "stream": members[i][0],
-                    "client": result.scenario.streams[members[i][0]].client,
-                    "entry_node": result.node_names[members[i][1]],
-                    "version": members[i][2],
-                }
-                for i in g.members
-            ],
-            "picked": {result.pod_names[c]: int(o) for c, o in zip(g.cells, g.observed, strict=True)},
-            "expected_share": {result.pod_names[c]: p for c, p in zip(g.cells, g.shares, strict=True)},
-            "statistic": g.test.statistic,
-            "dof": g.test.dof,
-            "n": g.test.n,
-            "pvalue": math.nan if adaptive else g.test.pvalue,
-            "method": test.method if adaptive else g.test.method,
-        }
-        for g in test.groups
-    ]
+        words = _nothing_to_test(bool(mine.any()), bool(routed.any()))
+    group_json = _groups_json(result, test, members, adaptive)
 
     node_counts = np.bincount(cols["endpoint_node"][mine][ok], minlength=len(result.node_names))
-    latency = result.latency_s[mine][ok]
-    nan = float("nan")
-    latency_s = (
-        {
-            "mean": float(latency.mean()),
-            "p50": float(np.percentile(latency, 50)),
-            "p99": float(np.percentile(latency, 99)),
-        }
-        if latency.size
-        else {"mean": nan, "p50": nan, "p99": nan}
-    )
+    latency_s = _latency_summary(result.latency_s[mine][ok])
+    nan = math.nan
     total = expected.sum()
-    served = cols["endpoint_node"][mine][ok]
-    cross = float(np.mean(served != entry[ok])) if served.size else nan
-    cross_by_node = {
-        result.node_names[n]: float(np.mean(served[entry[ok] == n] != n)) for n in np.unique(entry[ok]).tolist()
-    }
-    cross_zone = _cross_zone(result, entry[ok], served)
+    cross, cross_zone, cross_by_node = _crossing(result, entry[ok], cols["endpoint_node"][mine][ok])
     hints = result.scenario.hints(service)
     withheld = hints.withheld
     return ServiceSummary(
@@ -283,11 +224,7 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         if (outcome == Outcome.DROPPED).any()
         else nan,
         source_preserved_fraction=float(np.mean(cols["source_preserved"][mine][ok])) if ok.any() else nan,
-        picks={
-            "fresh": int(np.count_nonzero(fresh)),
-            "affinity": int(np.count_nonzero(routed & (pick == PICK_AFFINITY))),
-            "reused_connection": int(np.count_nonzero(routed & (pick == PICK_REUSED))),
-        },
+        picks=_picks(pick, routed),
         pickers=sorted(pickers),
         timed_out=int(np.count_nonzero(outcome == Outcome.TIMEOUT)),
         retries=int(np.count_nonzero(cols["attempt"][mine] > 0)),
@@ -297,6 +234,95 @@ def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -
         balance=balance,
         groups=group_json,
     )
+
+
+def _verdict(
+    test: ChiSquare | None, pickers: Mapping[str, Picker], balance: dict[str, float], max_dev: float, alpha: float
+) -> tuple[ChiSquare, str, bool, bool]:
+    """The test as reported (no p-value for an adaptive picker), the verdict in words, and whether a picker
+    chooses by load (adaptive) or is deterministic."""
+    test = test if test is not None else chi_square_gof([0], [1])
+    adaptive = any(p.needs_load for p in pickers.values())
+    deterministic = any(p.deterministic for p in pickers.values())
+    names = ", ".join(sorted(pickers))
+    if adaptive and test.dof > 0:
+        test = replace(test, pvalue=math.nan, method="none: adaptive picker")
+        words = (
+            f"adaptive picker ({names}): it picks by live load, so its picks are not draws with fixed shares and "
+            f"no p-value applies; balance achieved: picked/expected {balance['min_ratio']:.3f} to "
+            f"{balance['max_ratio']:.3f} (CV {balance['cv']:.3f}); this says how even the split was, not whether "
+            "the picker is fair"
+        )
+    elif deterministic and test.dof > 0:
+        words = f"deterministic picker ({names}): exact balance expected, max deviation {max_dev:g}"
+    else:
+        words = verdict(test, alpha)
+    return test, words, adaptive, deterministic
+
+
+def _nothing_to_test(sent: bool, routed: bool) -> str:
+    """The verdict where no fresh pick had an endpoint to choose among."""
+    if not sent:
+        return "nothing sent: nothing to test"
+    if not routed:
+        return "no eligible endpoint: no request could be routed; nothing to test"
+    return "no fresh picks (every request rode an open connection or affinity): nothing to test"
+
+
+def _groups_json(
+    result: RunResult, test: ChiSquare, members: list[tuple[int, int, int]], adaptive: bool
+) -> list[dict[str, Any]]:
+    """Per group of equal expected shares: its (stream, client, entry node, version) members, picks, shares and
+    test (no p-value for an adaptive picker)."""
+    return [
+        {
+            "members": [
+                {
+                    "stream": members[i][0],
+                    "client": result.scenario.streams[members[i][0]].client,
+                    "entry_node": result.node_names[members[i][1]],
+                    "version": members[i][2],
+                }
+                for i in g.members
+            ],
+            "picked": {result.pod_names[c]: int(o) for c, o in zip(g.cells, g.observed, strict=True)},
+            "expected_share": {result.pod_names[c]: p for c, p in zip(g.cells, g.shares, strict=True)},
+            "statistic": g.test.statistic,
+            "dof": g.test.dof,
+            "n": g.test.n,
+            "pvalue": math.nan if adaptive else g.test.pvalue,
+            "method": test.method if adaptive else g.test.method,
+        }
+        for g in test.groups
+    ]
+
+
+def _latency_summary(latency: np.ndarray) -> dict[str, float]:
+    """Mean, median and 99th percentile (s) of completed requests' latencies (NaN without any)."""
+    if not latency.size:
+        return {"mean": math.nan, "p50": math.nan, "p99": math.nan}
+    return {
+        "mean": float(latency.mean()),
+        "p50": float(np.percentile(latency, 50)),
+        "p99": float(np.percentile(latency, 99)),
+    }
+
+
+def _crossing(result: RunResult, entry: np.ndarray, served: np.ndarray) -> tuple[float, float, dict[str, float]]:
+    """Of completed requests (their entry and serving node indices): the share served on another node than
+    their entry node, in another zone, and the first per entry node (NaN without any)."""
+    cross = float(np.mean(served != entry)) if served.size else math.nan
+    by_node = {result.node_names[n]: float(np.mean(served[entry == n] != n)) for n in np.unique(entry).tolist()}
+    return cross, _cross_zone(result, entry, served), by_node
+
+
+def _picks(pick: np.ndarray, routed: np.ndarray) -> dict[str, int]:
+    """Routed requests by how their endpoint was chosen: afresh, by session affinity, riding a connection."""
+    return {
+        "fresh": int(np.count_nonzero(routed & (pick == PICK_FRESH))),
+        "affinity": int(np.count_nonzero(routed & (pick == PICK_AFFINITY))),
+        "reused_connection": int(np.count_nonzero(routed & (pick == PICK_REUSED))),
+    }
 
 
 def _balance(picked: np.ndarray, expected: np.ndarray) -> dict[str, float]:
@@ -451,292 +477,3 @@ def run_metrics(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
         mine = ok & (cols["service"] == result.service_names.index(name))
         svc["latency_histogram"] = latency_histogram(latency[mine])
     return metrics
-
-
-# --- statistics over replications -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MeanCI:
-    """A mean over replications with its Student-t confidence interval, in the units of the values."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    sd: float
-    confidence: float
-
-
-def mean_ci(values: ArrayLike, confidence: float = 0.95) -> MeanCI:
-    """Mean of replication-level statistics (one value per replication, any unit) and its t interval.
-
-    Replications are independent, so their statistics are too; raw requests within a run are not (they share
-    queues), which is why intervals are never taken over requests. NaN values are left out; with fewer than two
-    values the interval is NaN.
-
-    >>> r = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
-    >>> round(r.mean, 4), round(r.low, 4), round(r.high, 4)
-    (3.0, 1.0368, 4.9632)
-    """
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    n = int(x.size)
-    if n == 0:
-        return MeanCI(math.nan, math.nan, math.nan, 0, math.nan, confidence)
-    mean = float(x.mean())
-    if n < 2:
-        return MeanCI(mean, math.nan, math.nan, n, math.nan, confidence)
-    sd = float(x.std(ddof=1))
-    half = float(_scipy_stats().t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return MeanCI(mean, mean - half, mean + half, n, sd, confidence)
-
-
-@dataclass(frozen=True)
-class PairedDifference:
-    """Mean of per-replication differences a - b (units of a and b), t interval, paired t-test and Cohen's d_z."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    statistic: float
-    pvalue: float
-    cohens_dz: float
-
-
-def paired_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95) -> PairedDifference:
-    """Compare two policies replication by replication: under common random numbers replication r of each saw
-    the same arrivals, so the differences a[r] - b[r] have far less variance than two independent samples.
-
-    Pairs with a NaN on either side are left out.
-
-    >>> d = paired_difference([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
-    >>> d.mean, round(d.low, 4), round(d.high, 4), d.cohens_dz
-    (2.0, -0.4841, 4.4841, 2.0)
-    """
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"paired samples differ in length: {x.size} and {y.size}")
-    d = (x - y)[~(np.isnan(x) | np.isnan(y))]
-    ci = mean_ci(d, confidence)
-    if ci.n < 2:
-        return PairedDifference(ci.mean, math.nan, math.nan, ci.n, math.nan, math.nan, math.nan)
-    if ci.sd == 0:
-        same = ci.mean == 0
-        return PairedDifference(ci.mean, ci.mean, ci.mean, ci.n, 0.0 if same else math.inf, 1.0 if same else 0.0, 0.0)
-    statistic = ci.mean / (ci.sd / math.sqrt(ci.n))
-    pvalue = float(2 * _scipy_stats().t.sf(abs(statistic), ci.n - 1))
-    return PairedDifference(ci.mean, ci.low, ci.high, ci.n, float(statistic), pvalue, ci.mean / ci.sd)
-
-
-def false_discovery(pvalues: ArrayLike, method: str = "bh") -> np.ndarray:
-    """Benjamini-Hochberg ("bh") or -Yekutieli ("by") adjusted p-values (q-values); NaN stays NaN.
-
-    >>> false_discovery([0.01, 0.04, 0.03, 0.5]).round(4).tolist()
-    [0.04, 0.0533, 0.0533, 0.5]
-    """
-    p = np.asarray(pvalues, dtype=float)
-    q = np.full(p.shape, math.nan)
-    finite = ~np.isnan(p)
-    if finite.any():
-        q[finite] = _scipy_stats().false_discovery_control(p[finite], method=method)
-    return q
-
-
-def sample_size(w: float, dof: int, *, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Fewest requests for a chi-square test with ``dof`` at level ``alpha`` to detect Cohen's w with ``power``.
-
-    >>> sample_size(0.1, 1)  # Cohen's table: w=0.1, dof=1, alpha=0.05, power 0.8 -> 785
-    785
-    """
-    if not w > 0 or dof < 1 or not 0 < power < 1:
-        raise ValueError(f"need w > 0, dof >= 1 and 0 < power < 1; got w={w}, dof={dof}, power={power}")
-    hi = 2
-    while chi_square_power(w, hi, dof, alpha) < power:
-        hi *= 2
-    lo = hi // 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if chi_square_power(w, mid, dof, alpha) >= power else (mid, hi)
-    return hi
-
-
-def skew_power(shares: ArrayLike, expected_shares: ArrayLike, n: int, *, alpha: float = 0.05) -> float:
-    """Probability that n requests reveal a picker whose true shares are ``shares`` instead of the expected ones."""
-    p1, p0 = np.asarray(shares, dtype=float), np.asarray(expected_shares, dtype=float)
-    keep = p0 > 0  # as in the test: cells with no expected share are violations, not chi-square cells
-    return chi_square_power(cohens_w(p1[keep].tolist(), p0[keep].tolist()), n, int(keep.sum()) - 1, alpha)
-
-
-def skew_sample_size(shares: ArrayLike, expected_shares: ArrayLike, *, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Fewest requests for the chi-square test to reveal true ``shares`` against ``expected_shares``.
-
-    >>> skew_sample_size([0.55, 0.45], [0.5, 0.5])  # w = 0.1
-    785
-    """
-    p1, p0 = np.asarray(shares, dtype=float), np.asarray(expected_shares, dtype=float)
-    keep = p0 > 0
-    return sample_size(cohens_w(p1[keep].tolist(), p0[keep].tolist()), int(keep.sum()) - 1, alpha=alpha, power=power)
-
-
-# --- tidy tables over a sweep -------------------------------------------------------------------------------------
-
-SUMMARY_METRICS = ("latency_mean_s", "latency_p99_s", "cross_node_fraction", "cross_zone_fraction")
-
-
-def design_point_summary(
-    frame: pd.DataFrame,
-    factors: Sequence[str],
-    metrics: Sequence[str] = SUMMARY_METRICS,
-    confidence: float = 0.95,
-) -> pd.DataFrame:
-    """Per design point and Service: replications ``n`` and, per metric, the mean over replications with its t
-    interval (``<metric>``, ``<metric>_low``, ``<metric>_high``; units of the metric). Failed runs are left out."""
-    import pandas as pd  # here, not at the top: pandas costs ~0.5 s to import, and runs never need it
-
-    ok = frame[frame["status"] == "ok"]
-    keys = [*factors, "service"]
-    rows = []
-    for values, group in ok.groupby(keys, sort=False, dropna=False):
-        row: dict[str, Any] = dict(zip(keys, values, strict=True))
-        row["design_point"] = int(group["design_point"].iloc[0])
-        row["n"] = len(group)
-        for m in metrics:
-            ci = mean_ci(group[m].to_numpy(dtype=float), confidence)
-            row[m], row[f"{m}_low"], row[f"{m}_high"] = ci.mean, ci.low, ci.high
-        rows.append(row)
-    columns = ["design_point", *keys, "n", *(c for m in metrics for c in (m, f"{m}_low", f"{m}_high"))]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def paired_differences(
-    frame: pd.DataFrame,
-    factors: Sequence[str],
-    factor: str,
-    baseline: Any,
-    metric: str = "latency_mean_s",
-    confidence: float = 0.95,
-) -> pd.DataFrame:
-    """For each level of ``factor`` against ``baseline``, at every combination of the other factors and Service:
-    the mean paired difference of ``metric`` (level - baseline, paired by replication), its t interval, the paired
-    t-test and Cohen's d_z. Units of the metric."""
-    import pandas as pd  # here, not at the top: pandas costs ~0.5 s to import, and runs never need it
-
-    ok = frame[frame["status"] == "ok"]
-    others = [f for f in factors if f != factor] + ["service"]
-    rows = []
-    for values, group in ok.groupby(others, sort=False, dropna=False):
-        wide = group.pivot_table(index="replication", columns=factor, values=metric, aggfunc="first", sort=False)
-        if baseline not in wide.columns:
-            continue
-        for level in wide.columns:
-            if level == baseline:
-                continue
-            d = paired_difference(wide[level].to_numpy(dtype=float), wide[baseline].to_numpy(dtype=float), confidence)
-            rows.append(
-                {
-                    **dict(zip(others, values, strict=True)),
-                    factor: level,
-                    "baseline": baseline,
-                    "metric": metric,
-                    "n": d.n,
-                    "difference": d.mean,
-                    "low": d.low,
-                    "high": d.high,
-                    "t": d.statistic,
-                    "pvalue": d.pvalue,
-                    "cohens_dz": d.cohens_dz,
-                }
-            )
-    columns = [*others, factor, "baseline", "metric", "n", "difference", "low", "high", "t", "pvalue", "cohens_dz"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def chi_square_by_design_point(
-    records: Sequence[Mapping[str, Any]],
-    factors: Sequence[str],
-    *,
-    alpha: float = 0.01,
-    effect_w: float = 0.1,
-) -> pd.DataFrame:
-    """Per design point and Service, one goodness-of-fit test of fresh picks per endpoint pooled over
-    replications against the routing layer's expected shares, with Benjamini-Hochberg q-values across the sweep.
-
-    Picks are independent draws, so pooling requests is sound here (unlike latencies): each run's groups of
-    equal expected shares are pooled with the same groups of the other replications and tested as in a run
-    (``sim.stats.grouped_gof``: statistics and dof summed over groups). Pickers that are deterministic or choose
-    by load get no p-value (NaN). ``reject`` is q < alpha; ``power`` is the chance to detect a skew of Cohen's
-    w = ``effect_w`` with the pooled number of requests.
-    """
-    import pandas as pd  # here, not at the top: pandas costs ~0.5 s to import, and runs never need it
-
-    pooled: dict[tuple[int, str], dict[str, Any]] = {}
-    for rec in records:
-        if rec.get("status") != "ok":
-            continue
-        for name, s in rec["metrics"]["services"].items():
-            cell = pooled.setdefault(
-                (rec["design_point"], name),
-                {"factors": rec["factors"], "groups": {}, "violations": 0, "n_runs": 0, "no_pvalue": False},
-            )
-            cs = s.get("chi_square", {})
-            cell["no_pvalue"] |= bool(cs.get("adaptive_picker") or cs.get("deterministic_picker"))
-            # a run's groups of equal expected shares, pooled with the same groups of the other replications
-            groups = cs.get("groups") or [{"picked": s["routed_by_endpoint"], "expected_share": s["expected_share"]}]
-            for g in groups:
-                shares = tuple(sorted((pod, share) for pod, share in g["expected_share"].items() if share > 0))
-                counts = cell["groups"].setdefault(shares, {})
-                for pod, n in g["picked"].items():
-                    counts[pod] = counts.get(pod, 0) + n
-            cell["violations"] += s["violations"]
-            cell["n_runs"] += 1
-    rows = []
-    for (point, name), cell in pooled.items():
-        pods = sorted({pod for shares in cell["groups"] for pod, _ in shares})
-        index = {pod: i for i, pod in enumerate(pods)}
-        groups = []
-        for shares, counts in cell["groups"].items():
-            if not shares or not any(counts.get(pod, 0) for pod, _ in shares):
-                continue
-            expected, observed = np.zeros(len(pods)), np.zeros(len(pods))
-            for pod, share in shares:
-                expected[index[pod]] = share
-                observed[index[pod]] = counts.get(pod, 0)
-            groups.append((observed, expected))
-        test = grouped_gof(groups) if groups else None
-        valid = test is not None and test.dof > 0 and not cell["no_pvalue"]
-        rows.append(
-            {
-                "design_point": point,
-                **{f: cell["factors"].get(f) for f in factors},
-                "service": name,
-                "runs": cell["n_runs"],
-                "n": test.n if test else 0,
-                "dof": test.dof if test else 0,
-                "statistic": test.statistic if test else math.nan,
-                "pvalue": test.pvalue if valid and test else math.nan,
-                "cohens_w": test.cohens_w if test else math.nan,
-                "violations": cell["violations"],
-                "power": chi_square_power(effect_w, test.n, test.dof, alpha) if valid and test else math.nan,
-            }
-        )
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "design_point",
-            *factors,
-            "service",
-            "runs",
-            "n",
-            "dof",
-            "statistic",
-            "pvalue",
-            "cohens_w",
-            "violations",
-            "power",
-        ],
-    )
-    table["qvalue"] = false_discovery(table["pvalue"].to_numpy(dtype=float))
-    table["reject"] = table["qvalue"] < alpha
-    return table

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -19,25 +20,45 @@ RESULT_FORMAT = "k8s-service-sim.run/1"
 """Written into every record and hashed into every run key: a new format never reuses old results."""
 
 ID_COLUMNS = ("experiment", "design_point", "replication", "seed", "key", "status")
-METRIC_COLUMNS = (
-    "service",
-    "sent",
-    "completed",
-    "dropped",
-    "in_flight",
-    "violations",
-    "latency_mean_s",
-    "latency_p50_s",
-    "latency_p99_s",
-    "cross_node_fraction",
-    "cross_zone_fraction",
-    "chi_square",
-    "chi_square_dof",
-    "chi_square_pvalue",
-    "cohens_w",
-    "wall_s",
-    "error",
+
+
+@dataclass(frozen=True)
+class Column:
+    """A metric column of the tidy summary table: its name, where its value is in a Service's metrics (a dotted
+    path into ``sim.experiment.analysis.ServiceSummary.to_json()``), its unit, and whether it is a count (a
+    nullable integer column)."""
+
+    name: str
+    path: str
+    unit: str
+    count: bool = False
+
+    def read(self, service: Mapping[str, Any]) -> Any:
+        """The value of this column for one Service's metrics (JSON)."""
+        value: Any = service
+        for part in self.path.split("."):
+            value = value[part]
+        return value
+
+
+TABLE_METRICS = (
+    Column("sent", "sent", "requests", count=True),
+    Column("completed", "completed", "requests", count=True),
+    Column("dropped", "dropped", "requests", count=True),
+    Column("in_flight", "in_flight", "requests", count=True),
+    Column("violations", "violations", "requests", count=True),
+    Column("latency_mean_s", "latency_s.mean", "s"),
+    Column("latency_p50_s", "latency_s.p50", "s"),
+    Column("latency_p99_s", "latency_s.p99", "s"),
+    Column("cross_node_fraction", "cross_node_fraction", "fraction"),
+    Column("cross_zone_fraction", "cross_zone_fraction", "fraction"),
+    Column("chi_square", "chi_square.statistic", "statistic"),
+    Column("chi_square_dof", "chi_square.dof", "degrees of freedom", count=True),
+    Column("chi_square_pvalue", "chi_square.pvalue", "probability"),
+    Column("cohens_w", "chi_square.cohens_w", "effect size"),
 )
+"""The per-Service metrics the summary table carries, in column order: tabulating a metric is one line here."""
+METRIC_COLUMNS = ("service", *(c.name for c in TABLE_METRICS), "wall_s", "error")
 RESERVED_COLUMNS = frozenset(ID_COLUMNS + METRIC_COLUMNS)
 """Column names a factor may not take."""
 
@@ -102,29 +123,8 @@ def summary_rows(records: Iterable[Mapping[str, Any]], factors: Sequence[str]) -
             rows.append({**ident, "service": None, "wall_s": rec.get("wall_s"), "error": rec.get("error")})
             continue
         for name, s in rec["metrics"]["services"].items():
-            lat, cs = s["latency_s"], s["chi_square"]
-            rows.append(
-                {
-                    **ident,
-                    "service": name,
-                    "sent": s["sent"],
-                    "completed": s["completed"],
-                    "dropped": s["dropped"],
-                    "in_flight": s["in_flight"],
-                    "violations": s["violations"],
-                    "latency_mean_s": lat["mean"],
-                    "latency_p50_s": lat["p50"],
-                    "latency_p99_s": lat["p99"],
-                    "cross_node_fraction": s["cross_node_fraction"],
-                    "cross_zone_fraction": s["cross_zone_fraction"],
-                    "chi_square": cs["statistic"],
-                    "chi_square_dof": cs["dof"],
-                    "chi_square_pvalue": cs["pvalue"],
-                    "cohens_w": cs["cohens_w"],
-                    "wall_s": rec.get("wall_s"),
-                    "error": None,
-                }
-            )
+            row = {**ident, "service": name, **{c.name: c.read(s) for c in TABLE_METRICS}}
+            rows.append({**row, "wall_s": rec.get("wall_s"), "error": None})
     return rows
 
 
@@ -134,8 +134,9 @@ def summary_frame(records: Iterable[Mapping[str, Any]], factors: Sequence[str]) 
 
     columns = [*ID_COLUMNS, *factors, *METRIC_COLUMNS]
     frame = pd.DataFrame(summary_rows(records, factors), columns=columns)
-    for c in ("sent", "completed", "dropped", "in_flight", "violations", "chi_square_dof"):
-        frame[c] = frame[c].astype("Int64")
+    for c in TABLE_METRICS:
+        if c.count:
+            frame[c.name] = frame[c.name].astype("Int64")
     return frame
 
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from sim.cluster import Endpoint, Node, Service, TrafficPolicy
 from sim.outcomes import DropReason
+from sim.routing.pickers import PICKERS, Maglev, Picker, Random
 from sim.routing.policy import Endpoints, categorize_endpoints, cilium_select_backends
 
 
@@ -86,7 +87,7 @@ class Route:
     """
 
     endpoints: Endpoints
-    picker: str = ""
+    picker: Picker = Random()
     source_preserved: bool = True
     drop: DropReason = DropReason.NONE
     affinity_limit: int = 0
@@ -96,8 +97,15 @@ class Route:
 RouteFn = Callable[[Service, Sequence[Endpoint], Node, Source, DataplaneConfig], Route]
 
 
-def _picker(cfg: DataplaneConfig, default: str) -> str:
-    return cfg.picker or default
+def picker_for(name: str, cfg: DataplaneConfig) -> Picker:
+    """The picker object called ``name`` with the config's options (Maglev's table size and hash seed)."""
+    if name == Maglev.name:
+        return Maglev(cfg.maglev_table_size, cfg.maglev_hash_seed)
+    return PICKERS[name]()
+
+
+def _picker(cfg: DataplaneConfig, default: str) -> Picker:
+    return picker_for(cfg.picker or default, cfg)
 
 
 def pod_is_local(source: Source, cfg: DataplaneConfig) -> bool:
@@ -198,10 +206,10 @@ def cilium_route(
     )
     if not tc_path:
         if not backends:
-            return Route((), "random", preserved, DropReason.NO_BACKENDS)
-        return Route(backends, "random", preserved)
+            return Route((), Random(), preserved, DropReason.NO_BACKENDS)
+        return Route(backends, Random(), preserved)
     has_lut = source != Source.POD or cfg.external_clusterip  # bpf_reconciler useMaglev: external frontends
-    picker = _picker(cfg, "random") if has_lut else "random"
+    picker = _picker(cfg, "random") if has_lut else Random()
     if not backends:
         reject = cfg.service_no_backend_response == "reject"
         reason = DropReason.NO_BACKEND_REJECTED if reject else DropReason.NO_SERVICE_BACKEND
@@ -230,6 +238,11 @@ class Dataplane:
     route: RouteFn
     pickers: tuple[str, ...]
     remote_node_port_decided_there: Callable[[DataplaneConfig], bool] = kube_proxy_remote_node_port
+
+    def offers(self, picker: str) -> bool:
+        """Whether a scenario may ask this dataplane for ``picker`` (a registry name): one of its modes, or a
+        what-if picker no dataplane has (``Picker.what_if``)."""
+        return picker in self.pickers or (picker in PICKERS and PICKERS[picker].what_if)
 
 
 DATAPLANES: dict[str, Dataplane] = {

@@ -39,6 +39,18 @@ def mix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
+def mix64_array(x: np.ndarray) -> np.ndarray:
+    """``mix64`` on a uint64 array (wraps mod 2**64), for choosing many flows' slots at once.
+
+    >>> int(mix64_array(np.array([5], dtype=np.uint64))[0]) == mix64(5)
+    True
+    """
+    x = x.astype(np.uint64)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 def seed_word(seed: str) -> int:
     """The murmur3 seed Cilium derives from ``--bpf-lb-maglev-hash-seed``: base64-decoded, 12 bytes, the first 4
     big-endian (``UserConfig.ToConfig``). Raises ValueError naming the problem otherwise.

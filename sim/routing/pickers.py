@@ -1,7 +1,8 @@
 """How one endpoint is picked from a selected set: the Picker protocol and the registry of pickers.
 
 A picker is one class and one registry line. It states the share of new connections each endpoint should get
-(what the chi-square test expects) and makes a chooser per proxy, which keeps that proxy's state.
+(what the chi-square test expects), makes a chooser per proxy, which keeps that proxy's state (the DES), and states
+its vector form: many connections' picks at once (``picks``, the fast path), or None and why not.
 
 A flow is an int: ``(crc32(client IP) << 16) | source port`` (see ``flow_key``). Pickers that hash read it;
 the others ignore it.
@@ -24,6 +25,10 @@ from sim.routing import maglev
 
 Chooser = Callable[[int], int]
 """``choose(flow) -> index`` into the endpoint tuple it was made for."""
+RngFn = Callable[[], np.random.Generator]
+"""A proxy's generator, made when first asked for (``Picker.picks``)."""
+FlowsFn = Callable[[], np.ndarray]
+"""The flows (uint64) of a proxy's new connections in send order, computed when first asked for."""
 
 
 def ip_key(ip: str) -> int:
@@ -44,6 +49,9 @@ class Picker(Protocol):
     """True where counts are balanced by construction (a chi-square p-value would look "too good")."""
     needs_load: ClassVar[bool]
     """True where the chooser reads live per-endpoint connection counts."""
+    what_if: ClassVar[bool]
+    """True for a picker no dataplane implements (a what-if, e.g. power of two choices): every dataplane accepts it.
+    A picker that is some dataplane's mode is accepted only by the dataplanes that offer it (``Dataplane.pickers``)."""
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         """Long-run fraction of new connections per endpoint (sums to 1); ``client_ip`` for per-client pickers."""
@@ -51,6 +59,19 @@ class Picker(Protocol):
 
     def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
         """A chooser for one proxy; ``load[i]`` is that proxy's open connections to endpoint i (kept by the engine)."""
+        ...
+
+    def picks(
+        self,
+        endpoints: Sequence[Endpoint],
+        size: int,
+        rng: RngFn,
+        flows: FlowsFn,
+    ) -> np.ndarray | None:
+        """The picks (indices into ``endpoints``) of one proxy's ``size`` new connections at once, in send order: the
+        fast path's form of ``chooser``. ``rng()`` is the proxy's generator and ``flows()`` the connections' flows
+        (uint64), each made only if asked for. None where the picker has no vector form (its chooser then runs one
+        flow at a time); a picker that reads live load never gets here (the fast path refuses it)."""
         ...
 
 
@@ -64,6 +85,11 @@ def uniform_indices(n: int, rng: np.random.Generator, block: int = 4096) -> Iter
     return itertools.chain.from_iterable(map(fill, growing(block)))
 
 
+def uniform_slots(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """``size`` independent uniform picks from ``range(n)`` in one draw: the ``random`` picker's vector form."""
+    return rng.integers(0, n, size)
+
+
 def _uniform(endpoints: Sequence[Endpoint]) -> np.ndarray:
     return np.full(len(endpoints), 1.0 / len(endpoints))
 
@@ -75,6 +101,7 @@ class Random:
     name: ClassVar[str] = "random"
     deterministic: ClassVar[bool] = False
     needs_load: ClassVar[bool] = False
+    what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         """1/n each."""
@@ -85,6 +112,10 @@ class Random:
         # next(iterator, default): the flow lands in next()'s unused default, so the chooser is a C-level call
         return functools.partial(next, uniform_indices(len(endpoints), rng))
 
+    def picks(self, endpoints: Sequence[Endpoint], size: int, rng: RngFn, flows: FlowsFn) -> np.ndarray | None:
+        """Independent uniform draws in one vector (as likely as the chooser's, not the same draws)."""
+        return uniform_slots(rng(), len(endpoints), size)
+
 
 @dataclass(frozen=True)
 class RoundRobin:
@@ -93,6 +124,7 @@ class RoundRobin:
     name: ClassVar[str] = "round-robin"
     deterministic: ClassVar[bool] = True
     needs_load: ClassVar[bool] = False
+    what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         """1/n each."""
@@ -101,6 +133,10 @@ class RoundRobin:
     def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
         """Rotation starting at the first endpoint; the rng is not used."""
         return functools.partial(next, itertools.cycle(range(len(endpoints))))
+
+    def picks(self, endpoints: Sequence[Endpoint], size: int, rng: RngFn, flows: FlowsFn) -> np.ndarray | None:
+        """The rotation: the chooser's very picks."""
+        return np.arange(size) % len(endpoints)
 
 
 @dataclass(frozen=True)
@@ -115,10 +151,15 @@ class LeastConnections:
     name: ClassVar[str] = "least-connections"
     deterministic: ClassVar[bool] = True
     needs_load: ClassVar[bool] = True
+    what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         """1/n each (by symmetry, for identical backends)."""
         return _uniform(endpoints)
+
+    def picks(self, endpoints: Sequence[Endpoint], size: int, rng: RngFn, flows: FlowsFn) -> np.ndarray | None:
+        """None: each pick reads the live connection counts, which only the DES has."""
+        return None
 
     def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
         """Scan from after the last pick for the least-loaded endpoint."""
@@ -145,10 +186,15 @@ class PowerOfTwoChoices:
     name: ClassVar[str] = "power-of-two"
     deterministic: ClassVar[bool] = False
     needs_load: ClassVar[bool] = True
+    what_if: ClassVar[bool] = True
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         """1/n each (by symmetry, for identical backends)."""
         return _uniform(endpoints)
+
+    def picks(self, endpoints: Sequence[Endpoint], size: int, rng: RngFn, flows: FlowsFn) -> np.ndarray | None:
+        """None: each pick reads the live connection counts, which only the DES has."""
+        return None
 
     def chooser(self, endpoints: Sequence[Endpoint], rng: np.random.Generator, load: Sequence[int]) -> Chooser:
         """Two distinct uniform candidates per connection."""
@@ -175,6 +221,7 @@ class Maglev:
     name: ClassVar[str] = "maglev"
     deterministic: ClassVar[bool] = False
     needs_load: ClassVar[bool] = False
+    what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         """Each endpoint's fraction of table slots (within about 1% of 1/n for M >> n)."""
@@ -187,6 +234,11 @@ class Maglev:
         size = self.table_size
         return lambda flow: lut[maglev.mix64(flow) % size]
 
+    def picks(self, endpoints: Sequence[Endpoint], size: int, rng: RngFn, flows: FlowsFn) -> np.ndarray | None:
+        """The table lookups of the hashed flows: the chooser's very picks."""
+        lut = maglev.table([ep.address for ep in endpoints], self.table_size, self.seed)
+        return lut[(maglev.mix64_array(flows()) % np.uint64(self.table_size)).astype(np.int64)]
+
 
 @dataclass(frozen=True)
 class SourceHash:
@@ -195,6 +247,7 @@ class SourceHash:
     name: ClassVar[str] = "source-hash"
     deterministic: ClassVar[bool] = False
     needs_load: ClassVar[bool] = False
+    what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
         """One-hot on the client's endpoint; 1/n each over many clients (``client_ip=None``)."""
@@ -208,6 +261,11 @@ class SourceHash:
         """Hash of the flow's client-IP part."""
         n = len(endpoints)
         return lambda flow: maglev.mix64(flow >> 16) % n
+
+    def picks(self, endpoints: Sequence[Endpoint], size: int, rng: RngFn, flows: FlowsFn) -> np.ndarray | None:
+        """The hashes of the flows' client-IP parts: the chooser's very picks."""
+        hashed = maglev.mix64_array(flows() >> np.uint64(16))
+        return (hashed % np.uint64(len(endpoints))).astype(np.int64)
 
 
 PICKERS: dict[str, type[Random | RoundRobin | LeastConnections | PowerOfTwoChoices | Maglev | SourceHash]] = {

@@ -1,0 +1,73 @@
+"""Expected shares: what the routing layer says each pod should receive of a route's fresh picks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.records import RunResult
+from sim.routing import Picker
+
+
+def route_shares(result: RunResult, stream: int, node: int, version: int) -> tuple[np.ndarray, Picker]:
+    """The share of fresh picks each pod should receive (over ``pod_names``; sums to 1, or 0 where the route
+    drops) for ``stream`` entering at node index ``node`` under control-plane ``version``, and the picker."""
+    sc = result.scenario
+    spec = sc.streams[stream]
+    route = sc.route(spec, result.node_names[node], version)
+    shares = np.zeros(len(result.pod_names))
+    if route.endpoints:
+        pod_index = {name: i for i, name in enumerate(result.pod_names)}
+        idx = [pod_index[ep.pod or ""] for ep in route.endpoints]
+        shares[idx] = route.picker.shares(route.endpoints, sc.client_ip(spec.client))
+    return shares, route.picker
+
+
+@dataclass(frozen=True)
+class ExpectedPicks:
+    """One Service's fresh picks against their routes: per pod (aligned with ``pod_names``) the expected fresh
+    picks, the routed requests that reached a pod their route did not allow, the pickers by name, and per group of
+    requests with one route its picks and shares (``groups``) and its (stream, entry node, version) (``members``)."""
+
+    expected: np.ndarray
+    violations: int
+    pickers: dict[str, Picker]
+    groups: list[tuple[np.ndarray, np.ndarray]]
+    members: list[tuple[int, int, int]]
+
+
+def expected_picks(
+    result: RunResult,
+    stream: np.ndarray,
+    entry: np.ndarray,
+    version: np.ndarray,
+    endpoint: np.ndarray,
+    fresh: np.ndarray,
+) -> ExpectedPicks:
+    """Expected counts of one Service's requests (their stream, entry node, version, endpoint, and whether a picker
+    chose afresh): each (stream, entry node, version) group's fresh picks times its route's shares. Each group is
+    its own multinomial (its route's shares); ``sim.stats.grouped_gof`` merges groups of equal shares and sums the
+    rest's statistics and dof."""
+    n_pods = len(result.pod_names)
+    routed = endpoint >= 0
+    keys = np.stack((stream.astype(np.int64), entry.astype(np.int64), version.astype(np.int64)), axis=1)
+    unique, which = np.unique(keys, axis=0, return_inverse=True) if len(keys) else (keys, np.zeros(0, np.int64))
+    which = which.ravel()
+    expected = np.zeros(n_pods)
+    violations = 0
+    pickers: dict[str, Picker] = {}
+    groups: list[tuple[np.ndarray, np.ndarray]] = []
+    members: list[tuple[int, int, int]] = []
+    for g, (k, node, v) in enumerate(unique.tolist()):
+        shares, picker = route_shares(result, k, node, v)
+        group = which == g
+        if routed[group].any():
+            pickers[picker.name] = picker
+        picked = np.bincount(endpoint[group & fresh], minlength=n_pods)
+        expected += picked.sum() * shares
+        violations += int(np.count_nonzero(shares[endpoint[group & routed]] == 0))
+        if picked.any() and shares.sum() > 0:
+            groups.append((picked, shares))
+            members.append((k, node, v))
+    return ExpectedPicks(expected, violations, pickers, groups, members)
