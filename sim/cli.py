@@ -11,28 +11,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.engine import run
 from sim.errors import SpecError
-from sim.experiment.executors import Dask, Executor, Processes, Serial
-from sim.experiment.rundoc import run_document
-from sim.experiment.sweep import replication_seed, sweep
-from sim.fastpath import fast_path_problem, run_fast
-from sim.io import (
-    ResultDir,
-    dumps_json,
-    is_experiment,
-    load_experiment,
-    load_results,
-    load_run,
-    load_scenario,
-    parse_scenario,
-    parse_set,
-    write_atomic,
-)
-from sim.routing import DataplaneConfig
-from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    from sim.experiment.executors import Executor
+    from sim.scenario import Scenario
+
+# The rest of sim is imported inside the functions that need it, so that `sim --help` and a bad flag answer
+# without loading numpy's dependents, SimPy, scipy or pandas (issue 16, cold start).
 
 EXIT_BAD_INPUT = 2
 
@@ -129,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sweep(args)
     if args.command == "plot":
         return _plot(args)
+    from sim.fastpath import fast_path_problem
+    from sim.io import is_experiment, load_experiment, load_scenario, parse_scenario
+
     try:
         overrides: dict[str, Any] = {}
         if getattr(args, "seed", None) is not None:
@@ -145,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{experiment.replications} replications = {n * experiment.replications} runs)"
                 )
                 return 0
+            from sim.experiment.sweep import replication_seed
+
             point = experiment.design_points[0]
             overrides.setdefault("seed", replication_seed(experiment.root_seed, 0))
             scenario, seed = parse_scenario(point.table, point.anchor, overrides)
@@ -166,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _execute(args: argparse.Namespace, scenario: Scenario, seed: int) -> int:
     """Run a loaded scenario on the engine ``--engine`` asks for, and print (and ``--out``, ``--plot``) it."""
+    from sim.engine import run
+    from sim.experiment.rundoc import run_document
+    from sim.fastpath import fast_path_problem, run_fast
+    from sim.io import dumps_json, write_atomic
+
     problem = fast_path_problem(scenario)
     engine = args.engine
     if engine == "fast" and problem is not None:
@@ -277,6 +275,10 @@ def _error(e: SpecError | str) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     """``sim sweep``: run an experiment's missing runs, print "computed X, reused Y" and where results are."""
+    from sim.experiment.executors import Dask, Processes, Serial
+    from sim.experiment.sweep import sweep
+    from sim.io import ResultDir, load_experiment, parse_set
+
     started = time.perf_counter()
     try:
         sets = dict(parse_set(text) for text in args.set)
@@ -320,6 +322,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     """``sim plot``: write a sweep's figures (or, given a ``sim run --out`` file, a run's) as PNG and SVG."""
+    from sim.io import load_results, load_run, parse_set
+
     if Path(args.results).is_file():
         try:
             doc = load_run(args.results)
@@ -423,6 +427,7 @@ def _load_objects(
 ) -> tuple[Scenario, int]:
     """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``); a problem in a stream
     built from flags is put on the flag."""
+    from sim.io import parse_scenario
     from sim.io.scenario import objects_table
 
     table = {**objects_table(list(files), dataplane), "streams": streams}
@@ -441,7 +446,9 @@ def _load_objects(
 
 def _routes(args: argparse.Namespace) -> int:
     """``sim routes``: what each node's proxy programs for each Service (human table or --json)."""
+    from sim.io import dumps_json, is_experiment, load_experiment, load_scenario, parse_scenario
     from sim.routes import format_routes, routes
+    from sim.routing import DataplaneConfig
 
     notes: list[str] = []
     try:
@@ -471,6 +478,7 @@ def _routes(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     """``sim import``: Kubernetes objects -> an editable scenario file and its topology file."""
+    from sim.io import write_atomic
     from sim.io.importer import default_streams, scenario_text, topology_text
 
     out = Path(args.out)
@@ -567,6 +575,7 @@ def _report_parser(sub: Any) -> None:
 def _report(args: argparse.Namespace) -> int:
     """``sim report``: render the HTML report and write it atomically."""
     from sim import report  # here: matplotlib and jinja2 take a while to import
+    from sim.io import write_atomic
 
     command = shlex.join(["sim", "report", args.results, "-o", args.out])
     try:
