@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import simpy
 from run import CLIENTS as W_CLIENTS  # benchmarks/run.py: workload W, the speed reference
-from run import w_scenario
+from run import W, scenario_of
 
 from sim import engine
 from sim.cluster import ZONE_LABEL, Pod, Service, TrafficDistribution, TrafficPolicy
@@ -287,12 +287,17 @@ def best_of(cfg: Config, repeat: int) -> dict[str, Any]:
     return best
 
 
+def _w_scenario(per_client: int) -> Scenario:
+    """Workload W of benchmarks/run.py with ``per_client`` requests per client."""
+    return scenario_of(W, per_client)
+
+
 def check_split() -> None:
     """The setup/run split must be ``sim.engine.run``: compare the records on workload W (benchmarks/run.py)."""
-    sc = w_scenario(500)
+    sc = _w_scenario(500)
     state = engine._Run(sc, Streams(SEED))
     state.env.run(until=sc.duration_s)
-    split, whole = state.result(SEED), engine.run(w_scenario(500), SEED)
+    split, whole = state.result(SEED), engine.run(_w_scenario(500), SEED)
     same = all(np.array_equal(split.columns[c], whole.columns[c], equal_nan=True) for c in whole.columns)
     if not same:
         raise RuntimeError("engine._Run + env.run + result no longer reproduces sim.engine.run: fix measure()")
@@ -300,7 +305,7 @@ def check_split() -> None:
 
 def reference_rps(requests: int) -> float:
     """Our DES's requests/s on workload W (benchmarks/run.py) right now: the machine's speed, for ratios."""
-    sc = w_scenario(requests // W_CLIENTS)
+    sc = _w_scenario(requests // W_CLIENTS)
     gc.collect()
     start = time.perf_counter()
     engine.run(sc, SEED)

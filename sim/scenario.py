@@ -182,7 +182,7 @@ class Scenario:
             if ext.name in names:
                 raise fail(f"external_clients[{i}].name", f"duplicate client name {ext.name!r}")
             names.add(ext.name)
-            if ext.attach not in self.topology.graph:
+            if ext.attach not in self.topology:
                 raise fail(f"external_clients[{i}].attach", f"{ext.attach!r} is not in topology {self.topology.name!r}")
         service_names: set[str] = set()
         for i, svc in enumerate(self.services):
