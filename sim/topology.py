@@ -93,7 +93,7 @@ def _adjacency(nodes: Sequence[str], elements: Sequence[str], links: Sequence[Li
 def _edges(adj: Mapping[str, Mapping[str, Dist]]) -> list[tuple[str, str, Dist]]:
     """Each link once, in NetworkX's ``Graph.edges`` order (a vertex's links to vertices not yet passed)."""
     seen: set[str] = set()
-    out = []
+    out: list[tuple[str, str, Dist]] = []
     for a, neighbours in adj.items():
         out.extend((a, b, d) for b, d in neighbours.items() if b not in seen)
         seen.add(a)
@@ -205,12 +205,12 @@ def _routes(adj: Mapping[str, Mapping[str, Dist]], same_node: Dist) -> _Routes:
     table = combo[core_key]
     table[~linked] = zero
     number = _first_seen(table, root, pendant, list(local))
-    table = number[table]
-    by_number = sorted((int(number[i]), key) for key, i in local.items() if number[i] >= 0)
+    table = number[table].astype(np.int32)
+    by_number = sorted((int(number[i]), counts) for counts, i in local.items() if number[i] >= 0)
     dists = list(kinds)
     class_delay = []
-    for _, key in by_number:
-        parts = tuple(d for k, n in enumerate(key) for d in [dists[k]] * n) if dists else ()
+    for _, multiset in by_number:
+        parts = tuple(d for k, n in enumerate(multiset) for d in [dists[k]] * n) if dists else ()
         class_delay.append(Sum(parts) if parts else same_node)
     labels = core_component[root].tolist() if v else []
     relabel: dict[int, int] = {}
