@@ -73,6 +73,12 @@ def _sweep_parsers(sub: Any) -> None:
     where.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--dask-local", action="store_true", help="start a Dask LocalCluster of --workers workers")
     p_sweep.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    p_sweep.add_argument(
+        "--engine",
+        choices=("des", "fast", "auto"),
+        help="override the spec's [experiment] engine: des (default), fast (refused unless exact for every design "
+        "point), auto (the fast path where it is exact, else the DES; records say which)",
+    )
     p_plot = sub.add_parser(
         "plot", help="draw a run's figures (from `sim run --out RUN.json`) or a sweep's (from its results directory)"
     )
@@ -282,7 +288,7 @@ def _sweep(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         sets = dict(parse_set(text) for text in args.set)
-        experiment = load_experiment(args.spec, sets)
+        experiment = load_experiment(args.spec, sets, args.engine)
     except SpecError as e:
         return _error(e)
     out = Path(args.out) if args.out else Path("results") / re.sub(r"[^\w.-]+", "-", experiment.name)
