@@ -338,17 +338,62 @@ def in_child(cfg: Config, timeout_s: float | None = None) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def best_of(cfg: Config, repeat: int) -> dict[str, Any]:
-    """``in_child(cfg)`` ``repeat`` times: the fastest setup and run seconds, the largest memory figures."""
+def median_of(cfg: Config, repeat: int) -> dict[str, Any]:
+    """``in_child(cfg)`` ``repeat`` times: the median of each time (wall and CPU seconds), the largest memory."""
     runs = [in_child(cfg) for _ in range(repeat)]
-    best = dict(runs[0])
-    for key in ("topology_s", "scenario_s", "routes_s", "setup_s", "run_s"):
-        if key in best:
-            best[key] = min(r[key] for r in runs)
+    out = dict(runs[0])
+    for key in ("topology_s", "scenario_s", "routes_s", "setup_s", "run_s", "cpu_s"):
+        if key in out:
+            out[key] = float(np.median([r[key] for r in runs]))
     for key in ("maxrss_mb", "tracemalloc_peak_mb"):
-        if key in best:
-            best[key] = max(r[key] for r in runs)
-    return best
+        if key in out:
+            out[key] = max(r[key] for r in runs)
+    out["runs"] = len(runs)
+    return out
+
+
+GROWTH_NODES = 1000  # the cluster of the requests axis
+GROWTH_REQUESTS = (10_000, 100_000, 1_000_000, 10_000_000)
+GROWTH_AT = 100_000  # the requests of the nodes axis
+GROWTH_NODE_COUNTS = (10, 100, 1000, 5000)
+
+
+def exponent(xs: list[float], ys: list[float]) -> float:
+    """The least-squares slope of log(y) on log(x): y grows like x to this power."""
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+def growth(repeat: int, largest: int) -> None:
+    """Issue 16 item 6: wall and CPU seconds and peak RSS of the DES and the fast path against requests (10k to
+    ``largest`` at 1,000 nodes) and nodes (10 to 5,000 at 100k requests), medians of ``repeat`` fresh processes,
+    with the fitted exponents."""
+    axes = {
+        "requests": [(GROWTH_NODES, r) for r in GROWTH_REQUESTS if r <= largest],
+        "nodes": [(n, GROWTH_AT) for n in GROWTH_NODE_COUNTS],
+    }
+    for axis, sizes in axes.items():
+        for name in ("des", "fast"):
+            rows = []
+            for nodes, requests in sizes:
+                row = median_of(Config(nodes, requests, engine=name), repeat)
+                rows.append({"nodes": nodes, **row})
+                print(f"growth {name} {nodes} nodes {requests:,} requests: {row['setup_s'] + row['run_s']:.1f} s",
+                      file=sys.stderr)  # fmt: skip
+            label = "DES" if name == "des" else "fast path"
+            print(f"\n{label} against {axis} ({'1,000 nodes' if axis == 'requests' else '100,000 requests'}), "
+                  f"medians of {repeat}:\n")  # fmt: skip
+            print(f"| nodes | requests | setup s | {label} s | wall s (setup + run) | CPU s (process) | peak RSS MB |")
+            print("|---:|---:|---:|---:|---:|---:|---:|")
+            for r in rows:
+                print(
+                    f"| {r['nodes']:,} | {r['requests']:,} | {r['setup_s']:.2f} | {r['run_s']:.2f} | "
+                    f"{r['setup_s'] + r['run_s']:.2f} | {r['cpu_s']:.2f} | {r['maxrss_mb']:.0f} |"
+                )
+            xs = [float(r[axis]) for r in rows]
+            wall = exponent(xs, [r["setup_s"] + r["run_s"] for r in rows])
+            cpu = exponent(xs, [r["cpu_s"] for r in rows])
+            memory = exponent(xs, [r["maxrss_mb"] for r in rows])
+            print(f"\nfitted exponent against {axis}: wall {wall:.2f}, CPU {cpu:.2f}, peak RSS {memory:.2f}")
 
 
 def _w_scenario(per_client: int) -> Scenario:
@@ -407,7 +452,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="every request count 10x smaller (a smoke test)")
     parser.add_argument("--nodes", type=int, default=1000, help="nodes of the headline cluster (default 1000)")
     parser.add_argument("--requests", type=int, default=1_000_000, help="headline requests (default 1000000)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration, fastest kept (default 1)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration, medians kept (default 1)")
+    parser.add_argument(
+        "--growth",
+        action="store_true",
+        help="the growth table (issue 16): DES and fast path against requests and nodes, --repeat runs each",
+    )
+    parser.add_argument("--largest", type=int, default=10_000_000, help="--growth: the most requests (default 10M)")
     parser.add_argument(
         "--size",
         choices=sorted(SIZES),
@@ -442,13 +493,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.size == "k8s-limits":
         k8s_limits(n, r, SIZES[args.size][2], args)
         return
+    if args.growth:
+        growth(args.repeat, args.largest)
+        return
     check_split()
     ref = reference_rps(W_REFERENCE // (10 if args.quick else 1))
     # requests at n nodes: r / 100, r / 10, r; nodes at r / 10 requests: 10, 100, n (that row is in both)
     sizes = dict.fromkeys([(10, r // 10), (100, r // 10), (n, r // 100), (n, r // 10), (n, r)])
     rows = []
     for nodes, requests in sizes:
-        row = best_of(Config(nodes, requests), args.repeat)
+        row = median_of(Config(nodes, requests), args.repeat)
         rows.append({"nodes": nodes, **row})
         print(
             f"{nodes} nodes, {requests:,} requests: setup {row['setup_s']:.2f} s, DES {row['run_s']:.2f} s",
@@ -456,7 +510,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     head = next(row for row in rows if row["nodes"] == n and row["requests"] == r)
     traced = in_child(Config(n, r, trace=True))
-    fast = best_of(Config(n, r, engine="fast"), args.repeat)  # the headline itself: exact since the KW recursion
+    fast = median_of(Config(n, r, engine="fast"), args.repeat)  # the headline itself: exact since the KW recursion
     print()
     print(
         f"headline: {n:,} nodes in {ZONES} zones (leaf-spine, {head['vertices']:,} graph vertices, "
