@@ -100,7 +100,7 @@ def _edges(adj: Mapping[str, Mapping[str, Dist]]) -> list[tuple[str, str, Dist]]
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Routes:
     """Route tables: per vertex its core root and pendant link, per core pair its path; classes per pair kind."""
 
@@ -116,6 +116,30 @@ class _Routes:
     table: np.ndarray  # [core src, core dst, pendant code of src, of dst] -> delay class (int32)
     same: int  # the delay class of a vertex to itself (no links: the same-node delay)
     class_delay: tuple[Dist, ...]
+
+    @cached_property
+    def _scalar(self) -> tuple[list[int], list[int]]:
+        """Root and pendant code per vertex as Python lists: one pair's lookups without numpy's per-call cost."""
+        return self.root.tolist(), self.pendant.tolist()
+
+    def hops_between(self, src: str, dst: str) -> int:
+        """Links crossed from vertex ``src`` to ``dst`` (0 on the same vertex, or where no route joins them)."""
+        if src == dst:
+            return 0
+        root, pendant = self._scalar
+        i, j = self.index[src], self.index[dst]
+        ri, rj = root[i], root[j]
+        if not self.linked.item(ri, rj):
+            return 0
+        return int(self.hops.item(ri, rj)) + (pendant[i] > 0) + (pendant[j] > 0)
+
+    def class_between(self, src: str, dst: str) -> int:
+        """The delay class from vertex ``src`` to ``dst``."""
+        if src == dst:
+            return self.same
+        root, pendant = self._scalar
+        i, j = self.index[src], self.index[dst]
+        return int(self.table.item(root[i], root[j], pendant[i], pendant[j]))
 
     def rows(self, vertices: Sequence[str]) -> np.ndarray:
         """The vertex indices of ``vertices`` (int64)."""
@@ -406,8 +430,7 @@ class Topology:
 
     def hops(self, src: str, dst: str) -> int:
         """Links crossed on the lowest-mean-latency path (0 on the same vertex)."""
-        routes = self._routes
-        return int(routes.hop_matrix(routes.rows([src]), routes.rows([dst]))[0, 0])
+        return self._routes.hops_between(src, dst)
 
     def hop_matrix(self, srcs: Sequence[str], dsts: Sequence[str]) -> np.ndarray:
         """Links crossed from each of ``srcs`` (rows) to each of ``dsts`` (columns), as an int16 matrix."""
@@ -416,8 +439,7 @@ class Topology:
 
     def delay_class(self, src: str, dst: str) -> int:
         """The delay class of the path from ``src`` to ``dst``: paths of one class have one delay distribution."""
-        routes = self._routes
-        return int(routes.classes(routes.rows([src]), routes.rows([dst]))[0])
+        return self._routes.class_between(src, dst)
 
     def delay_classes_between(self, vertex: str, others: Sequence[str]) -> list[tuple[int, int]]:
         """Per vertex of ``others``: the delay classes of the paths from ``vertex`` to it and back."""
