@@ -22,6 +22,14 @@ grow with requests (R/100, R/10, R at N nodes) and with nodes (10, 100, N at R/1
 R by 10.
 
 Targets (issue 6, item 5): setup (graph + path latencies) <= 2 s, DES <= 15 s, peak memory <= 300 MB.
+
+``--size k8s-limits`` (issue 16, item 4): Kubernetes' own limits, 5,000 nodes, 150,000 pods (10,000 Services x 14
+backends, 10,000 clients), 10M requests; setup alone, the fast path and the DES, each in a child bounded by
+``--timeout``; the last line is ``k8s-limits: setup_s=X fast_s=X des_s=X peak_mb=X record_bytes=X``. Targets:
+setup <= 10 s, DES <= 150 s, fast path <= 20 s, peak memory <= 2 GB, records <= 64 bytes per request.
+
+``--growth`` (issue 16, item 6): wall and CPU seconds and peak RSS of the DES and the fast path against requests
+(10k-10M at 1,000 nodes) and nodes (10-5,000 at 100k requests), medians of ``--repeat`` runs, fitted exponents.
 """
 
 from __future__ import annotations
