@@ -22,6 +22,14 @@ grow with requests (R/100, R/10, R at N nodes) and with nodes (10, 100, N at R/1
 R by 10.
 
 Targets (issue 6, item 5): setup (graph + path latencies) <= 2 s, DES <= 15 s, peak memory <= 300 MB.
+
+``--size k8s-limits`` (issue 16, item 4): Kubernetes' own limits, 5,000 nodes, 150,000 pods (10,000 Services x 14
+backends, 10,000 clients), 10M requests; setup alone, the fast path and the DES, each in a child bounded by
+``--timeout``; the last line is ``k8s-limits: setup_s=X fast_s=X des_s=X peak_mb=X record_bytes=X``. Targets:
+setup <= 10 s, DES <= 150 s, fast path <= 20 s, peak memory <= 2 GB, records <= 64 bytes per request.
+
+``--growth`` (issue 16, item 6): wall and CPU seconds and peak RSS of the DES and the fast path against requests
+(10k-10M at 1,000 nodes) and nodes (10-5,000 at 100k requests), medians of ``--repeat`` runs, fitted exponents.
 """
 
 from __future__ import annotations
@@ -39,13 +47,13 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import simpy
 from run import CLIENTS as W_CLIENTS  # benchmarks/run.py: workload W, the speed reference
-from run import w_scenario
+from run import W, scenario_of
 
 from sim import engine
 from sim.cluster import ZONE_LABEL, Pod, Service, TrafficDistribution, TrafficPolicy
@@ -81,6 +89,38 @@ STREAMS_PER_CLIENT = 2
 TOTAL_RATE_RPS = 200_000.0  # over all streams: each stream sends TOTAL_RATE_RPS / streams
 SERVICE_MEAN_S = 0.010
 LOCAL_SERVICE_MEAN_S = 0.002
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The workload's size: Services, backend pods per Service, client pods (two streams each)."""
+
+    services: int = SERVICES
+    endpoints: int = ENDPOINTS
+    clients: int = CLIENTS
+
+    @property
+    def local_services(self) -> int:
+        """Services 0 .. this - 1 are ``internalTrafficPolicy: Local`` (10%)."""
+        return self.services * LOCAL_SERVICES // SERVICES
+
+    @property
+    def zonal_services(self) -> int:
+        """The next this many have ``trafficDistribution: PreferSameZone`` (5%)."""
+        return self.services * ZONAL_SERVICES // SERVICES
+
+    @property
+    def pods(self) -> int:
+        """Backend and client pods."""
+        return self.services * self.endpoints + self.clients
+
+
+SIZES = {
+    "default": (1000, 1_000_000, Shape()),
+    # Kubernetes' own limits (kubernetes.io/docs/setup/best-practices/cluster-large): 5,000 nodes, 150,000 pods
+    # (140,000 backends: 14 for each of 10,000 Services, and 10,000 clients), 10,000 Services; 10M requests
+    "k8s-limits": (5000, 10_000_000, Shape(services=10_000, endpoints=14, clients=10_000)),
+}
 
 
 def zone_name(z: int) -> str:
@@ -131,12 +171,12 @@ def pod_ip(k: int) -> str:
     return str(ipaddress.IPv4Address("10.128.0.2") + k)
 
 
-def scenario(topology: Topology, requests: int, seed: int = SEED) -> Scenario:
+def scenario(topology: Topology, requests: int, seed: int = SEED, shape: Shape = Shape()) -> Scenario:
     """The workload (``workload``) as a Scenario, validated."""
-    return Scenario(**workload(topology, requests, seed))
+    return Scenario(**workload(topology, requests, seed, shape))
 
 
-def workload(topology: Topology, requests: int, seed: int = SEED) -> dict[str, Any]:
+def workload(topology: Topology, requests: int, seed: int = SEED, shape: Shape = Shape()) -> dict[str, Any]:
     """The Scenario's fields: 100 Services of 100 backend pods each over ``topology``'s nodes; 1,000 client
     pods, each with two open-loop Poisson streams to Services it can reach, ``requests`` in all.
 
@@ -147,15 +187,16 @@ def workload(topology: Topology, requests: int, seed: int = SEED) -> dict[str, A
     """
     rng = np.random.default_rng(seed)
     nodes = list(topology.nodes)
-    n_backends = SERVICES * ENDPOINTS
+    n_backends = shape.services * shape.endpoints
+    svc_width, client_width = max(3, len(str(shape.services - 1))), max(4, len(str(shape.clients - 1)))
     placement = rng.permutation(np.resize(np.arange(len(nodes)), n_backends)).tolist()
     workers = rng.integers(1, 5, n_backends).tolist()
     services: list[Service] = []
     pods: list[Pod] = []
     local_on: dict[str, set[int]] = {n: set() for n in nodes}
-    for s in range(SERVICES):
-        local, zonal = s < LOCAL_SERVICES, LOCAL_SERVICES <= s < LOCAL_SERVICES + ZONAL_SERVICES
-        name = f"svc-{s:03d}"
+    for s in range(shape.services):
+        local, zonal = s < shape.local_services, shape.local_services <= s < shape.local_services + shape.zonal_services
+        name = f"svc-{s:0{svc_width}d}"
         services.append(
             Service(
                 name,
@@ -165,8 +206,8 @@ def workload(topology: Topology, requests: int, seed: int = SEED) -> dict[str, A
             )
         )
         mean_s = LOCAL_SERVICE_MEAN_S if local else SERVICE_MEAN_S
-        for j in range(ENDPOINTS):
-            k = s * ENDPOINTS + j
+        for j in range(shape.endpoints):
+            k = s * shape.endpoints + j
             node = nodes[placement[k]]
             if local:
                 local_on[node].add(s)
@@ -181,17 +222,18 @@ def workload(topology: Topology, requests: int, seed: int = SEED) -> dict[str, A
                 )
             )
     streams: list[Stream] = []
-    n_streams = CLIENTS * STREAMS_PER_CLIENT
+    n_streams = shape.clients * STREAMS_PER_CLIENT
     per_stream = np.full(n_streams, requests // n_streams)
     per_stream[: requests % n_streams] += 1
     rate = TOTAL_RATE_RPS / n_streams
-    cluster_wide = list(range(LOCAL_SERVICES, SERVICES))
-    for c in range(CLIENTS):
-        name, node = f"client-{c:04d}", nodes[c % len(nodes)]
+    cluster_wide = list(range(shape.local_services, shape.services))
+    for c in range(shape.clients):
+        name, node = f"client-{c:0{client_width}d}", nodes[c % len(nodes)]
         pods.append(Pod(name, node, pod_ip(n_backends + c), {"app": "client"}))
         choices = cluster_wide + sorted(local_on[node])
         for t, s in enumerate(rng.choice(choices, STREAMS_PER_CLIENT, replace=False).tolist()):
-            streams.append(Stream(name, f"svc-{s:03d}", Poisson(rate), int(per_stream[c * STREAMS_PER_CLIENT + t])))
+            sends = int(per_stream[c * STREAMS_PER_CLIENT + t])
+            streams.append(Stream(name, f"svc-{s:0{svc_width}d}", Poisson(rate), sends))
     return {
         "name": f"scale-{len(nodes)}-nodes",
         "topology": topology,
@@ -213,6 +255,15 @@ class Config:
     requests: int
     engine: str = "des"
     trace: bool = False
+    services: int = SERVICES
+    endpoints: int = ENDPOINTS
+    clients: int = CLIENTS
+    setup_only: bool = False  # stop before the first event: setup, and its memory, alone
+
+    @property
+    def shape(self) -> Shape:
+        """The workload's size."""
+        return Shape(self.services, self.endpoints, self.clients)
 
 
 def measure(cfg: Config) -> dict[str, Any]:
@@ -232,7 +283,7 @@ def measure(cfg: Config) -> dict[str, Any]:
     topology = leaf_spine(cfg.nodes)
     topology.hops(*[next(iter(topology.nodes))] * 2)  # the route tables, computed on first use
     built = time.perf_counter()
-    fields = workload(topology, cfg.requests)
+    fields = workload(topology, cfg.requests, SEED, cfg.shape)
     generated = time.perf_counter()
     sc = Scenario(**fields)
     validated = time.perf_counter()
@@ -245,11 +296,17 @@ def measure(cfg: Config) -> dict[str, Any]:
     else:
         state = engine._Run(sc, Streams(SEED))
         routed = time.perf_counter()
+        out["routes_s"] = routed - validated
+        out["setup_s"] = setup_s + (routed - validated)
+        if cfg.setup_only:
+            out["setup_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB
+            out["setup_cpu_s"] = time.process_time()
+            return _about(out, topology, sc)
         state.env.run(until=sc.duration_s)
         result = state.result(SEED)
         done = time.perf_counter()
-        out["routes_s"] = routed - validated
-        out["setup_s"], out["run_s"] = setup_s + (routed - validated), done - routed
+        out["run_s"] = done - routed
+    out["cpu_s"] = time.process_time()  # this process's CPU seconds, imports included (the machine is shared)
     out["fast_path_problem"] = fast_path_problem(sc) or ""  # untimed
     if cfg.trace:
         out["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / MB
@@ -257,42 +314,107 @@ def measure(cfg: Config) -> dict[str, Any]:
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB  # Linux: KiB
     out["counts"] = result.counts()
     out["mean_latency_s"] = float(np.nanmean(result.latency_s))
-    out["vertices"] = topology.graph.number_of_nodes()
-    nodes = list(topology.nodes)
-    out["delay_classes"] = len({c for a in nodes for c, _ in topology.delay_classes_between(a, nodes)})
+    out["record_bytes_per_request"] = result.nbytes_per_request()
     out["requests"] = len(result)
+    return _about(out, topology, sc)
+
+
+def _about(out: dict[str, Any], topology: Topology, sc: Scenario) -> dict[str, Any]:
+    """Add the cluster's size to a measurement: vertices, the core the topology routes, pods, Services, streams,
+    and the delay classes among node pairs (from 100 source nodes spread over the zones: untimed)."""
+    routes = topology._routes
+    nodes = list(topology.nodes)
+    sources = nodes[:: max(1, len(nodes) // 100)]
+    out["vertices"] = len(topology.vertices)
+    out["core_vertices"] = len(routes.core)
+    out["pods"], out["services"], out["streams"] = len(sc.pods), len(sc.services), len(sc.streams)
+    out["delay_classes"] = len({c for a in sources for c, _ in topology.delay_classes_between(a, nodes)})
     return out
 
 
-def in_child(cfg: Config) -> dict[str, Any]:
+def in_child(cfg: Config, timeout_s: float | None = None) -> dict[str, Any]:
     """``measure(cfg)`` in a fresh Python process, so that its ru_maxrss is this configuration's alone."""
     done = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(asdict(cfg))], capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--child", json.dumps(asdict(cfg))],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout_s,
     )
     if done.returncode != 0:
         raise RuntimeError(f"child {cfg} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def best_of(cfg: Config, repeat: int) -> dict[str, Any]:
-    """``in_child(cfg)`` ``repeat`` times: the fastest setup and run seconds, the largest memory figures."""
+def median_of(cfg: Config, repeat: int) -> dict[str, Any]:
+    """``in_child(cfg)`` ``repeat`` times: the median of each time (wall and CPU seconds), the largest memory."""
     runs = [in_child(cfg) for _ in range(repeat)]
-    best = dict(runs[0])
-    for key in ("topology_s", "scenario_s", "routes_s", "setup_s", "run_s"):
-        if key in best:
-            best[key] = min(r[key] for r in runs)
+    out = dict(runs[0])
+    for key in ("topology_s", "scenario_s", "routes_s", "setup_s", "run_s", "cpu_s"):
+        if key in out:
+            out[key] = float(np.median([r[key] for r in runs]))
     for key in ("maxrss_mb", "tracemalloc_peak_mb"):
-        if key in best:
-            best[key] = max(r[key] for r in runs)
-    return best
+        if key in out:
+            out[key] = max(r[key] for r in runs)
+    out["runs"] = len(runs)
+    return out
+
+
+GROWTH_NODES = 1000  # the cluster of the requests axis
+GROWTH_REQUESTS = (10_000, 100_000, 1_000_000, 10_000_000)
+GROWTH_AT = 100_000  # the requests of the nodes axis
+GROWTH_NODE_COUNTS = (10, 100, 1000, 5000)
+
+
+def exponent(xs: list[float], ys: list[float]) -> float:
+    """The least-squares slope of log(y) on log(x): y grows like x to this power."""
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+def growth(repeat: int, largest: int) -> None:
+    """Issue 16 item 6: wall and CPU seconds and peak RSS of the DES and the fast path against requests (10k to
+    ``largest`` at 1,000 nodes) and nodes (10 to 5,000 at 100k requests), medians of ``repeat`` fresh processes,
+    with the fitted exponents."""
+    axes = {
+        "requests": [(GROWTH_NODES, r) for r in GROWTH_REQUESTS if r <= largest],
+        "nodes": [(n, GROWTH_AT) for n in GROWTH_NODE_COUNTS],
+    }
+    for axis, sizes in axes.items():
+        for name in ("des", "fast"):
+            rows = []
+            for nodes, requests in sizes:
+                row = median_of(Config(nodes, requests, engine=name), repeat)
+                rows.append({"nodes": nodes, **row})
+                print(f"growth {name} {nodes} nodes {requests:,} requests: {row['setup_s'] + row['run_s']:.1f} s",
+                      file=sys.stderr)  # fmt: skip
+            label = "DES" if name == "des" else "fast path"
+            print(f"\n{label} against {axis} ({'1,000 nodes' if axis == 'requests' else '100,000 requests'}), "
+                  f"medians of {repeat}:\n")  # fmt: skip
+            print(f"| nodes | requests | setup s | {label} s | wall s (setup + run) | CPU s (process) | peak RSS MB |")
+            print("|---:|---:|---:|---:|---:|---:|---:|")
+            for r in rows:
+                print(
+                    f"| {r['nodes']:,} | {r['requests']:,} | {r['setup_s']:.2f} | {r['run_s']:.2f} | "
+                    f"{r['setup_s'] + r['run_s']:.2f} | {r['cpu_s']:.2f} | {r['maxrss_mb']:.0f} |"
+                )
+            xs = [float(r[axis]) for r in rows]
+            wall = exponent(xs, [r["setup_s"] + r["run_s"] for r in rows])
+            cpu = exponent(xs, [r["cpu_s"] for r in rows])
+            memory = exponent(xs, [r["maxrss_mb"] for r in rows])
+            print(f"\nfitted exponent against {axis}: wall {wall:.2f}, CPU {cpu:.2f}, peak RSS {memory:.2f}")
+
+
+def _w_scenario(per_client: int) -> Scenario:
+    """Workload W of benchmarks/run.py with ``per_client`` requests per client."""
+    return scenario_of(W, per_client)
 
 
 def check_split() -> None:
     """The setup/run split must be ``sim.engine.run``: compare the records on workload W (benchmarks/run.py)."""
-    sc = w_scenario(500)
+    sc = _w_scenario(500)
     state = engine._Run(sc, Streams(SEED))
     state.env.run(until=sc.duration_s)
-    split, whole = state.result(SEED), engine.run(w_scenario(500), SEED)
+    split, whole = state.result(SEED), engine.run(_w_scenario(500), SEED)
     same = all(np.array_equal(split.columns[c], whole.columns[c], equal_nan=True) for c in whole.columns)
     if not same:
         raise RuntimeError("engine._Run + env.run + result no longer reproduces sim.engine.run: fix measure()")
@@ -300,7 +422,7 @@ def check_split() -> None:
 
 def reference_rps(requests: int) -> float:
     """Our DES's requests/s on workload W (benchmarks/run.py) right now: the machine's speed, for ratios."""
-    sc = w_scenario(requests // W_CLIENTS)
+    sc = _w_scenario(requests // W_CLIENTS)
     gc.collect()
     start = time.perf_counter()
     engine.run(sc, SEED)
@@ -338,11 +460,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="every request count 10x smaller (a smoke test)")
     parser.add_argument("--nodes", type=int, default=1000, help="nodes of the headline cluster (default 1000)")
     parser.add_argument("--requests", type=int, default=1_000_000, help="headline requests (default 1000000)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration, fastest kept (default 1)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration, medians kept (default 1)")
+    parser.add_argument(
+        "--growth",
+        action="store_true",
+        help="the growth table (issue 16): DES and fast path against requests and nodes, --repeat runs each",
+    )
+    parser.add_argument("--largest", type=int, default=10_000_000, help="--growth: the most requests (default 10M)")
+    parser.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="default",
+        help="default: --nodes/--requests with 100 Services x 100 pods; k8s-limits: 5,000 nodes, 150,000 pods, "
+        "10,000 Services, 10M requests (setup, the fast path and the DES, each in its own process)",
+    )
+    parser.add_argument("--skip-des", action="store_true", help="k8s-limits: leave out the 10M-request DES run")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="k8s-limits: seconds a child may take")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.requests //= 10
+    if args.size != "default":
+        args.nodes, args.requests, _ = SIZES[args.size]
+        if args.quick:
+            args.requests //= 10
     if args.requests < CLIENTS * STREAMS_PER_CLIENT or args.nodes < ZONES:
         parser.error(f"need --requests >= {CLIENTS * STREAMS_PER_CLIENT} and --nodes >= {ZONES}")
     return args
@@ -357,13 +498,19 @@ def main(argv: list[str] | None = None) -> None:
     n, r = args.nodes, args.requests
     print(f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}  {platform.machine()}, {os.cpu_count()} cpus")
     print(f"python {platform.python_version()}, simpy {simpy.__version__}, numpy {np.__version__}")
+    if args.size == "k8s-limits":
+        k8s_limits(n, r, SIZES[args.size][2], args)
+        return
+    if args.growth:
+        growth(args.repeat, args.largest)
+        return
     check_split()
     ref = reference_rps(W_REFERENCE // (10 if args.quick else 1))
     # requests at n nodes: r / 100, r / 10, r; nodes at r / 10 requests: 10, 100, n (that row is in both)
     sizes = dict.fromkeys([(10, r // 10), (100, r // 10), (n, r // 100), (n, r // 10), (n, r)])
     rows = []
     for nodes, requests in sizes:
-        row = best_of(Config(nodes, requests), args.repeat)
+        row = median_of(Config(nodes, requests), args.repeat)
         rows.append({"nodes": nodes, **row})
         print(
             f"{nodes} nodes, {requests:,} requests: setup {row['setup_s']:.2f} s, DES {row['run_s']:.2f} s",
@@ -371,7 +518,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     head = next(row for row in rows if row["nodes"] == n and row["requests"] == r)
     traced = in_child(Config(n, r, trace=True))
-    fast = best_of(Config(n, r, engine="fast"), args.repeat)  # the headline itself: exact since the KW recursion
+    fast = median_of(Config(n, r, engine="fast"), args.repeat)  # the headline itself: exact since the KW recursion
     print()
     print(
         f"headline: {n:,} nodes in {ZONES} zones (leaf-spine, {head['vertices']:,} graph vertices, "
@@ -417,6 +564,92 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"scale: graph_s={head['topology_s']:.2f} setup_s={head['setup_s']:.2f} des_s={head['run_s']:.2f} "
         f"fast_s={fast['run_s']:.2f} peak_mb={head['maxrss_mb']:.0f}"
+    )
+
+
+K8S_TARGETS = {"setup_s": 10.0, "des_s": 150.0, "fast_s": 20.0, "peak_mb": 2048.0, "record_bytes": 64.0}
+"""Issue 16 item 4, at Kubernetes' limits: setup (s), DES and fast path (s), peak RSS (MB), record bytes/request."""
+
+
+def k8s_limits(n: int, r: int, shape: Shape, args: argparse.Namespace) -> None:
+    """Issue 16 item 4: setup alone, the fast path and the DES on the Kubernetes-limits cluster, each in a fresh
+    process (bounded by ``--timeout``); print the figures, the verdicts and the ``k8s-limits:`` line."""
+    cfg = Config(n, r, services=shape.services, endpoints=shape.endpoints, clients=shape.clients)
+    print(
+        f"\nk8s-limits: {n:,} nodes, {shape.pods:,} pods ({shape.services * shape.endpoints:,} backends: "
+        f"{shape.endpoints} for each of {shape.services:,} Services; {shape.clients:,} clients x "
+        f"{STREAMS_PER_CLIENT} Poisson streams), {r:,} requests"
+    )
+    results: dict[str, dict[str, Any] | str] = {}
+    for name, c in (
+        ("setup", replace(cfg, setup_only=True)),
+        ("fast", replace(cfg, engine="fast")),
+        *([] if args.skip_des else [("des", cfg)]),
+    ):
+        started = time.perf_counter()
+        try:
+            results[name] = in_child(c, args.timeout)
+        except subprocess.TimeoutExpired:
+            results[name] = f"stopped after {args.timeout:.0f} s (--timeout)"
+        except RuntimeError as e:
+            results[name] = f"failed: {str(e).strip().splitlines()[-1]}"
+        print(f"  {name}: done in {time.perf_counter() - started:.1f} s wall", file=sys.stderr)
+    setup = results["setup"]
+    verdicts: list[tuple[str, float | None, float, str]] = []
+    if isinstance(setup, dict):
+        print(
+            f"  cluster: {setup['vertices']:,} vertices, a routed core of {setup['core_vertices']:,} (the rest hang "
+            f"off it), {setup['delay_classes']} delay classes among node pairs; {setup['pods']:,} pods, "
+            f"{setup['services']:,} Services, {setup['streams']:,} streams"
+        )
+        print(
+            f"  setup {setup['setup_s']:.2f} s = topology (graph + routes) {setup['topology_s']:.2f} + scenario "
+            f"(validation) {setup['scenario_s']:.2f} + engine routes and send schedule (_Run) {setup['routes_s']:.2f}"
+            f"; peak RSS after setup {setup['setup_maxrss_mb']:.0f} MB, CPU {setup['setup_cpu_s']:.1f} s "
+            "(imports included)"
+        )
+        verdicts.append(("setup", setup["setup_s"], K8S_TARGETS["setup_s"], "s"))
+    else:
+        print(f"  setup: {setup}")
+        verdicts.append(("setup", None, K8S_TARGETS["setup_s"], "s"))
+    peak: float | None = None
+    record: float | None = None
+    for name, key in (("fast", "fast_s"), ("des", "des_s")):
+        got = results.get(name)
+        label = "fast path (run_fast, end to end)" if name == "fast" else "DES (after setup)"
+        if got is None:
+            print(f"  {label}: not run (--skip-des)")
+            verdicts.append((label, None, K8S_TARGETS[key], "s"))
+            continue
+        if isinstance(got, str):
+            print(f"  {label}: {got}")
+            verdicts.append((label, None, K8S_TARGETS[key], "s"))
+            continue
+        print(
+            f"  {label}: {got['run_s']:.2f} s ({r / got['run_s']:,.0f} requests/s), CPU {got['cpu_s']:.1f} s, "
+            f"peak RSS {got['maxrss_mb']:.0f} MB, records {got['record_bytes_per_request']:.0f} bytes/request, "
+            f"outcomes {got['counts']}, mean latency {got['mean_latency_s'] * 1e3:.3f} ms"
+        )
+        verdicts.append((label, got["run_s"], K8S_TARGETS[key], "s"))
+        peak = max(peak or 0.0, got["maxrss_mb"])
+        record = got["record_bytes_per_request"]
+    verdicts.append(("peak memory (RSS, largest run)", peak, K8S_TARGETS["peak_mb"], "MB"))
+    verdicts.append(("records", record, K8S_TARGETS["record_bytes"], "bytes/request"))
+    for name, value, target, unit in verdicts:
+        if value is None:
+            print(f"  target {name} <= {target:g} {unit}: not measured")
+        else:
+            shown = f"{value:.0f}" if unit != "s" else f"{value:.2f}"
+            print(f"  target {name} <= {target:g} {unit}: {shown} {unit}, {'met' if value <= target else 'MISSED'}")
+
+    def fig(name: str, key: str) -> str:
+        got = results.get(name)
+        return f"{got[key]:.2f}" if isinstance(got, dict) and key in got else "na"
+
+    print(
+        f"\nk8s-limits: setup_s={fig('setup', 'setup_s')} fast_s={fig('fast', 'run_s')} des_s={fig('des', 'run_s')} "
+        f"peak_mb={'na' if peak is None else f'{peak:.0f}'} "
+        f"record_bytes={'na' if record is None else f'{record:.0f}'}"
     )
 
 

@@ -17,34 +17,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from sim import guards
-from sim.engine import run
 from sim.errors import SpecError, one_line
-from sim.experiment.analysis import ServiceSummary
-from sim.experiment.executors import Dask, Executor, Processes, Serial
-from sim.experiment.rundoc import run_document
-from sim.experiment.sweep import replication_seed, sweep
-from sim.fastpath import fast_path_problem, run_fast
-from sim.io import (
-    ResultDir,
-    check_writable,
-    dumps_json,
-    is_experiment,
-    load_experiment,
-    load_results,
-    load_run,
-    load_scenario,
-    load_scenario_set,
-    parse_scenario,
-    parse_set,
-    write_atomic,
-)
-from sim.rng import seed_text
-from sim.routing import DataplaneConfig
-from sim.scenario import Scenario
 from sim.version import __version__
+
+if TYPE_CHECKING:
+    from sim import guards
+    from sim.experiment.analysis import ServiceSummary
+    from sim.experiment.executors import Executor
+    from sim.scenario import Scenario
+
+# The rest of sim is imported inside the functions that need it, so that `sim --help` and a bad flag answer
+# without loading numpy's dependents, SimPy, scipy or pandas (cold start, tests/test_cold_start.py).
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -145,6 +130,12 @@ def _sweep_parsers(sub: Any) -> None:
     where.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--dask-local", action="store_true", help="start a Dask LocalCluster of --workers workers")
     p_sweep.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    p_sweep.add_argument(
+        "--engine",
+        choices=("des", "fast", "auto"),
+        help="override the spec's [experiment] engine: des (default), fast (refused unless exact for every design "
+        "point), auto (the fast path where it is exact, else the DES; records say which)",
+    )
     _max_memory(p_sweep)
     _chatter(p_sweep, top=False)
     p_plot = sub.add_parser(
@@ -168,6 +159,8 @@ def _sweep_parsers(sub: Any) -> None:
 
 
 def _whole(text: str, minimum: int, words: str) -> int:
+    from sim import guards
+
     try:
         value = int(text.strip())
     except ValueError:
@@ -186,6 +179,8 @@ def _non_negative(text: str) -> int:
 
 
 def _seed(text: str) -> int:
+    from sim import guards
+
     return _whole(text, 0, f"a whole number from 0 to {guards.MAX_FLAG_INT}")
 
 
@@ -200,6 +195,8 @@ def _alpha(text: str) -> float:
 
 
 def _size(text: str) -> int:
+    from sim import guards
+
     try:
         return guards.parse_size(text)
     except ValueError as e:
@@ -231,6 +228,8 @@ def _plural(n: int, word: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit code."""
+    from sim import guards
+
     global _verbosity
     try:
         try:
@@ -279,6 +278,8 @@ def _stdout_to_devnull() -> None:
 def _load(args: argparse.Namespace) -> tuple[Scenario, Any]:
     """The scenario ``sim run`` / ``validate`` acts on, and its seed: a scenario file with its ``--set``s, or one
     design point of a spec (``--point``) at replication 0."""
+    from sim.io import is_experiment, load_experiment, load_scenario, load_scenario_set, parse_scenario, parse_set
+
     sets = dict(parse_set(text) for text in args.set)
     overrides: dict[str, Any] = {}
     if getattr(args, "seed", None) is not None:
@@ -295,6 +296,8 @@ def _load(args: argparse.Namespace) -> tuple[Scenario, Any]:
     if index >= n:
         raise SpecError(args.file, "--point", f"must be a design point from 0 to {n - 1}, got {index}")
     point = experiment.design_points[index]
+    from sim.experiment.sweep import replication_seed
+
     overrides.setdefault("seed", replication_seed(experiment.root_seed, 0))
     scenario, seed = parse_scenario(point.table, point.anchor, overrides)
     at = ", ".join(f"{k}={v!r}" for k, v in point.factors.items()) or "no factors"
@@ -307,6 +310,8 @@ def _load(args: argparse.Namespace) -> tuple[Scenario, Any]:
 
 def _refuse(file: str, est: guards.Estimate, runs_at_once: int = 1) -> None:
     """Raise the SpecError of a run that must not start (see sim.guards.refusal)."""
+    from sim import guards
+
     why = guards.refusal(est, runs_at_once=runs_at_once)
     if why is not None:
         raise SpecError(file, *why)
@@ -314,6 +319,9 @@ def _refuse(file: str, est: guards.Estimate, runs_at_once: int = 1) -> None:
 
 def _validate_experiment(args: argparse.Namespace) -> int:
     """``sim validate SPEC``: every design point checked, with the sweep's size and its largest run's estimate."""
+    from sim import guards
+    from sim.io import load_experiment, parse_set
+
     experiment = load_experiment(args.file, dict(parse_set(text) for text in args.set))
     n = len(experiment.design_points)
     estimates = [guards.estimate(p.scenario) for p in experiment.design_points]
@@ -331,6 +339,8 @@ def _validate_experiment(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """``sim run`` and ``sim validate``."""
+    from sim.io import is_experiment
+
     if args.command == "validate" and is_experiment(args.file):
         return _validate_experiment(args)
     scenario, seed = _load(args)
@@ -340,6 +350,10 @@ def _run(args: argparse.Namespace) -> int:
 def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     """Check a loaded scenario against the guards and its output paths, then validate (print ok) or run it on the
     engine ``--engine`` asks for and print it (and ``--out``, ``--plot``)."""
+    from sim import guards
+    from sim.fastpath import fast_path_problem
+    from sim.io import check_writable, dumps_json, write_atomic
+
     problem = fast_path_problem(scenario)
     engine = getattr(args, "engine", "des")
     if engine == "fast" and problem is not None:
@@ -366,6 +380,10 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
         why = f"the fast path is not exact here: {problem}" if problem else "the fast path is exact here"
         _note(f"engine auto -> {engine}: {why}")
     _detail(f"estimate: {est.describe()}")
+    from sim.engine import run  # here, not above: `sim validate` needs no simulator (SimPy, scipy.stats)
+    from sim.experiment.rundoc import run_document
+    from sim.fastpath import run_fast
+
     started = time.perf_counter()
     result = (run_fast if engine == "fast" else run)(scenario, seed)
     _detail(f"simulated {len(result):,} requests in {time.perf_counter() - started:.2f} s")
@@ -393,6 +411,9 @@ def _ms(seconds: float | None) -> str:
 
 def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
     """The human tables of ``sim run``: one block per Service, read through the typed ``ServiceSummary``."""
+    from sim.experiment.analysis import ServiceSummary
+    from sim.rng import seed_text
+
     out = [
         f"scenario {summary['scenario']}  seed {seed_text(summary['seed'])}  dataplane {summary['dataplane']}  "
         f"simulated {summary['end_s']:.3f} s"
@@ -487,9 +508,14 @@ def _safe_name(name: str) -> str:
 
 def _sweep(args: argparse.Namespace) -> int:
     """``sim sweep``: run an experiment's missing runs, print "computed X, reused Y" and where results are."""
+    from sim import guards
+    from sim.experiment.executors import Dask, Processes, Serial
+    from sim.experiment.sweep import sweep
+    from sim.io import ResultDir, check_writable, load_experiment, parse_set
+
     started = time.perf_counter()
     sets = dict(parse_set(text) for text in args.set)
-    experiment = load_experiment(args.spec, sets)
+    experiment = load_experiment(args.spec, sets, args.engine)
     out = Path(args.out) if args.out else Path("results") / _safe_name(experiment.name)
     executor: Executor
     if args.scheduler:
@@ -536,6 +562,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     """``sim plot``: write a sweep's figures (or, given a ``sim run --out`` file, a run's) as PNG and SVG."""
+    from sim.io import check_writable, load_results, load_run, parse_set
+
     if Path(args.results).is_file():
         doc = load_run(args.results)
         run_path = Path(args.results)
@@ -635,6 +663,7 @@ def _load_objects(
 ) -> tuple[Scenario, int]:
     """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``), with ``--set``s
     applied; a problem in a stream built from flags is put on the flag."""
+    from sim.io import parse_scenario, parse_set
     from sim.io.experiment import parse_scenario_set
     from sim.io.scenario import objects_table
 
@@ -657,7 +686,9 @@ def _load_objects(
 
 def _routes(args: argparse.Namespace) -> int:
     """``sim routes``: what each node's proxy programs for each Service (human table or --json)."""
+    from sim.io import dumps_json, is_experiment, load_experiment, load_scenario, parse_scenario
     from sim.routes import format_routes, routes
+    from sim.routing import DataplaneConfig
 
     notes: list[str] = []
     try:
@@ -687,6 +718,7 @@ def _routes(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     """``sim import``: Kubernetes objects -> an editable scenario file and its topology file."""
+    from sim.io import write_atomic
     from sim.io.importer import default_streams, scenario_text, topology_text
 
     out = Path(args.out)
@@ -783,6 +815,7 @@ def _report_parser(sub: Any) -> None:
 def _report(args: argparse.Namespace) -> int:
     """``sim report``: render the HTML report and write it atomically."""
     from sim import report  # here: matplotlib and jinja2 take a while to import
+    from sim.io import write_atomic
 
     command = shlex.join(["sim", "report", args.results, "-o", args.out])
     try:
@@ -835,6 +868,7 @@ def _emulate_parser(sub: Any) -> None:
 def _emulate(args: argparse.Namespace) -> int:
     """``sim emulate``: rules only, or the kernel run and its comparison with the simulator."""
     from sim import emulate  # here: only this command needs it
+    from sim.io import dumps_json, is_experiment, load_scenario
 
     overrides: dict[str, Any] = {}
     if args.seed is not None:

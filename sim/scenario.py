@@ -184,7 +184,7 @@ class Scenario:
             if ext.name in names:
                 raise fail(f"external_clients[{i}].name", f"duplicate client name {ext.name!r}")
             names.add(ext.name)
-            if ext.attach not in self.topology.graph:
+            if ext.attach not in self.topology:
                 raise fail(f"external_clients[{i}].attach", f"{ext.attach!r} is not in topology {self.topology.name!r}")
         service_names: set[str] = set()
         for i, svc in enumerate(self.services):
@@ -373,7 +373,19 @@ class Scenario:
 
     def service_at(self, name: str, version: int) -> Service:
         """The Service called ``name`` as published in control-plane version ``version``."""
-        return next(s for s in self.versions[version][1].services if s.name == name)
+        return self._services_at[version][name]
+
+    @cached_property
+    def _services_at(self) -> list[dict[str, Service]]:
+        """Per control-plane version, its Services by name (the first of a name): one lookup per stream and entry
+        node, not a scan of every Service (10,000 at Kubernetes' limit)."""
+        out: list[dict[str, Service]] = []
+        for _, state in self.versions:
+            by_name: dict[str, Service] = {}
+            for svc in state.services:
+                by_name.setdefault(svc.name, svc)
+            out.append(by_name)
+        return out
 
     @property
     def dataplane_impl(self) -> Dataplane:

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 from sim.engine import run as simulate
+from sim.errors import SpecError
 from sim.experiment.analysis import run_metrics
 from sim.experiment.results import MemoryStore
 from sim.experiment.sweep import expand, replication_seed, sweep
 from sim.io import ResultDir, dumps_json, load_experiment, load_results, parse_scenario
 from tests.conftest import ROOT
-from tests.test_spec import SPEC, write_spec
+from tests.test_spec import SCENARIO, SPEC, write_spec
 
 FACTORS = ["services.svc.internalTrafficPolicy", "streams.0.workload.rate_rps"]
 
@@ -174,3 +175,170 @@ def test_sigkill_mid_sweep_then_rerun_computes_only_the_missing_runs(tmp_path):
     assert len(after) == 20
     assert all(after[name] == before for name, before in done_before.items())  # finished runs were not redone
     assert all(json.loads(text)["status"] == "ok" for _, text in after.values())
+
+
+# --- engines: des, fast, auto ------------------------------------------------------------------------------------
+
+ENGINE_SPEC = """
+[experiment]
+name = "engines"
+scenario = "pair.toml"
+replications = 2
+root_seed = 5
+engine = "auto"
+
+[factors]
+"streams.0.timeout_s" = [{ unset = true }, 5.0]
+"streams.0.workload.rate_rps" = [100, 400]
+"""
+
+
+def test_engine_auto_runs_the_fast_path_where_it_is_exact_and_says_which(tmp_path):
+    exp = load_experiment(write_spec(tmp_path, ENGINE_SPEC))
+    assert exp.engine == "auto" and exp.describe()["engine"] == "auto"
+    out = tmp_path / "results"
+    result = sweep(exp, ResultDir(out))
+    by_point = {r["design_point"]: r for r in result.records}
+    for rec in result.records:
+        timeout = rec["factors"]["streams.0.timeout_s"]
+        assert rec["engine"] == ("des" if timeout == 5.0 else "fast")
+        if rec["engine"] == "des":
+            assert "request timeout" in rec["fast_path_problem"]
+        else:
+            assert rec["fast_path_problem"] is None
+    assert {r["engine"] for r in by_point.values()} == {"des", "fast"}
+    assert result.report() == "computed 8, reused 0 (engine auto: 4 fast path, 4 DES)"
+    with (out / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["design_point"], r["engine"]) for r in rows} == {(str(k), v["engine"]) for k, v in by_point.items()}
+    # the DES runs keep the keys they have under engine des, so a des sweep reuses them; the fast runs do not
+    des = sweep(load_experiment(write_spec(tmp_path, ENGINE_SPEC.replace('"auto"', '"des"'))), ResultDir(out))
+    assert (des.computed, des.reused) == (4, 4) and des.report() == "computed 4, reused 4"
+    again = sweep(load_experiment(write_spec(tmp_path, ENGINE_SPEC)), ResultDir(out))
+    assert again.report() == "computed 0, reused 8 (engine auto: 4 fast path, 4 DES)"
+
+
+def test_engine_fast_is_refused_where_it_is_not_exact_naming_the_design_point(tmp_path):
+    path = write_spec(tmp_path, ENGINE_SPEC.replace('"auto"', '"fast"'))
+    with pytest.raises(SpecError, match=r"experiment\.engine: fast: the fast path is not exact for design point 2: "):
+        load_experiment(path)
+    with pytest.raises(SpecError, match=r"^--engine: fast: "):
+        load_experiment(write_spec(tmp_path, ENGINE_SPEC), engine="fast")
+    bad = write_spec(tmp_path, ENGINE_SPEC.replace('"auto"', '"fastest"'))
+    with pytest.raises(SpecError, match=r"experiment\.engine: unknown value 'fastest'; expected one of"):
+        load_experiment(bad)
+    exact = ENGINE_SPEC.replace('"auto"', '"fast"').replace('"streams.0.timeout_s" = [{ unset = true }, 5.0]\n', "")
+    exact = write_spec(tmp_path, exact)
+    assert {r.engine for r in expand(load_experiment(exact))} == {"fast"}
+
+
+def test_sweep_command_takes_engine_and_prints_the_counts(tmp_path):
+    path = write_spec(tmp_path, ENGINE_SPEC.replace('engine = "auto"\n', ""))
+    done = subprocess.run(
+        [sys.executable, "-m", "sim", "sweep", str(path), "--serial", "--engine", "auto", "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "computed 8, reused 0 (engine auto: 4 fast path, 4 DES) in " in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "sim", "sweep", str(path), "--serial", "--engine", "fast", "--out", str(tmp_path / "f")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("sim: error: --engine: fast: the fast path is not exact")
+    assert "Traceback" not in bad.stderr and not (tmp_path / "f").exists()
+
+
+# The equivalence of engines over a sweep, as tests/test_fastpath.py derives it for single runs: the DES at R
+# replications, the fast path at 4R others (another root seed); per design point and Service, chi-square
+# homogeneity of the pooled per-endpoint counts (p > 0.01) and the fast path's mean over replications of the mean
+# and p99 latency inside the DES replications' 99% t interval. Requests the seeds fix (sent per Service) and picks
+# no draw decides (round-robin) are the same run for run.
+EQUIVALENCE_SPEC = """
+[experiment]
+name = "equivalence"
+scenario = "pair.toml"
+replications = {replications}
+root_seed = {root_seed}
+engine = "{engine}"
+
+[factors]
+dataplane = [{{ name = "iptables" }}, {{ name = "ipvs", picker = "round-robin" }}]
+"services.svc.internalTrafficPolicy" = ["Cluster", "Local"]
+"""
+
+
+def engine_sweep(tmp_path, engine: str, replications: int, root_seed: int):
+    text = EQUIVALENCE_SPEC.format(engine=engine, replications=replications, root_seed=root_seed)
+    directory = tmp_path / f"{engine}-{root_seed}"
+    directory.mkdir()
+    return sweep(load_experiment(write_spec(directory, text, SCENARIO.replace("requests = 400", "requests = 2000"))))
+
+
+def per_point(records) -> dict:
+    """Per design point: replication values of mean and p99 latency (s), pooled endpoint counts per Service."""
+    out: dict = {}
+    for rec in records:
+        point = out.setdefault(rec["design_point"], {"mean_s": [], "p99_s": [], "counts": {}})
+        for name, s in rec["metrics"]["services"].items():
+            point["mean_s"].append(s["latency_s"]["mean"])
+            point["p99_s"].append(s["latency_s"]["p99"])
+            counts = point["counts"].setdefault(name, {})
+            for pod, n in s["routed_by_endpoint"].items():
+                counts[pod] = counts.get(pod, 0) + n
+    return out
+
+
+def sweep_disagreements(des, fast) -> list[str]:
+    from scipy import stats
+
+    from tests.test_fastpath import ALPHA, ci99
+
+    found = []
+    for point, d in per_point(des.records).items():
+        f = per_point(fast.records)[point]
+        for service, counts in d["counts"].items():
+            pods = sorted(set(counts) | set(f["counts"][service]))
+            table = np.array([[counts.get(p, 0) for p in pods], [f["counts"][service].get(p, 0) for p in pods]])
+            table = table[:, table.sum(axis=0) > 0]
+            if table.shape[1] > 1 and (p := stats.chi2_contingency(table).pvalue) <= ALPHA:
+                found.append(f"design point {point} {service}: endpoint counts differ (p={p:.2g})")
+        for stat in ("mean_s", "p99_s"):
+            lo, hi = ci99(np.array(d[stat]))
+            value = float(np.mean(f[stat]))
+            if not lo <= value <= hi:
+                found.append(f"design point {point} {stat} {value:.5g} outside the DES's 99% CI [{lo:.5g}, {hi:.5g}]")
+    return found
+
+
+@pytest.mark.statistical
+def test_a_sweep_on_engine_auto_equals_the_des_sweep(tmp_path):
+    des = engine_sweep(tmp_path, "des", 10, 1)
+    auto = engine_sweep(tmp_path, "auto", 40, 2)
+    assert {r["engine"] for r in auto.records} == {"fast"} and {r["engine"] for r in des.records} == {"des"}
+    assert sweep_disagreements(des, auto) == []
+    # under one seed: the same requests per Service, and round-robin picks request for request
+    same_seeds = engine_sweep(tmp_path, "auto", 10, 1)
+    for a, b in zip(des.records, same_seeds.records, strict=True):
+        assert (a["design_point"], a["seed"]) == (b["design_point"], b["seed"]) and a["key"] != b["key"]
+        for name, s in a["metrics"]["services"].items():
+            assert s["sent"] == b["metrics"]["services"][name]["sent"]
+            if a["factors"]["dataplane"]["name"] == "ipvs":
+                assert s["routed_by_endpoint"] == b["metrics"]["services"][name]["routed_by_endpoint"]
+
+
+@pytest.mark.statistical
+def test_a_sweep_on_a_wrong_fast_path_is_told_apart(tmp_path, monkeypatch):
+    import sim.fastpath
+    from tests.test_fastpath import slower
+
+    right = sim.fastpath.run_fast
+    monkeypatch.setattr(sim.fastpath, "run_fast", lambda scenario, seed: right(slower(scenario), seed))
+    des = engine_sweep(tmp_path, "des", 10, 1)
+    found = sweep_disagreements(des, engine_sweep(tmp_path, "auto", 40, 2))
+    assert any("mean_s" in f for f in found)

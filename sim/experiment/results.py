@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 RESULT_FORMAT = "k8s-service-sim.run/1"
 """Written into every record and hashed into every run key: a new format never reuses old results."""
 
-ID_COLUMNS = ("experiment", "design_point", "replication", "seed", "key", "status")
+ID_COLUMNS = ("experiment", "design_point", "replication", "seed", "key", "engine", "status")
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,7 @@ def summary_rows(records: Iterable[Mapping[str, Any]], factors: Sequence[str]) -
     rows = []
     for rec in records:
         ident = {c: rec.get(c) for c in ID_COLUMNS}
+        ident["engine"] = rec.get("engine", "des")  # records from before engines were recorded are the DES's
         ident.update({f: _cell(rec["factors"].get(f)) for f in factors})
         if rec.get("status") != "ok":
             rows.append({**ident, "service": None, "wall_s": rec.get("wall_s"), "error": rec.get("error")})

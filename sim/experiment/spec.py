@@ -131,6 +131,11 @@ class Factor:
         return [(path, values[level]) for path, values in self.settings]
 
 
+ENGINES = ("des", "fast", "auto")
+"""An experiment's ``engine``: the DES; the fast path (every design point must be exact); the fast path where it
+is exact, else the DES."""
+
+
 @dataclass(frozen=True, eq=False)
 class DesignPoint:
     """One combination of factor levels, the scenario table it resolves to and the Scenario built from it.
@@ -159,6 +164,7 @@ class Experiment:
     design_points: tuple[DesignPoint, ...]
     plot: Mapping[str, Any] = field(default_factory=dict)
     sets: Mapping[str, Any] = field(default_factory=dict)
+    engine: str = "des"  # des | fast | auto: which engine runs it (ENGINES)
 
     @property
     def factor_names(self) -> list[str]:
@@ -172,6 +178,7 @@ class Experiment:
             "spec": self.path,
             "replications": self.replications,
             "root_seed": self.root_seed,
+            "engine": self.engine,
             "sets": dict(self.sets),
             "factors": [
                 {"name": f.name, "levels": list(f.levels), "paths": {p: list(v) for p, v in f.settings}}

@@ -8,6 +8,13 @@ A run's key hashes its resolved scenario table (with the contents of the files i
 simulator's version and the digest of its model's source (``sim.version``): a rerun finds the records already
 stored under those keys, computes only the rest, and says "computed X, reused Y"; after an upgrade or an engine
 change it recomputes instead of mixing old results with new.
+
+The experiment's ``engine`` says what simulates each run: ``des`` (the default), ``fast`` (``sim.fastpath``, refused
+when the spec is read unless it is exact for every design point) or ``auto`` (the fast path for the design points
+where ``fast_path_problem`` finds it exact, the DES for the others). Each record says which (``engine``, and
+``fast_path_problem`` where auto fell back to the DES), so does the summary table, and the closing line counts them.
+The fast path's records equal the DES's in distribution, not draw for draw, so a fast run's key also hashes its
+engine: a DES run's key is what it always was.
 """
 
 from __future__ import annotations
@@ -17,13 +24,12 @@ import json
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm import tqdm
 
-from sim.engine import run as simulate
 from sim.experiment.analysis import run_metrics
 from sim.experiment.executors import Executor, Serial
 from sim.experiment.results import RESULT_FORMAT, MemoryStore, ResultStore, summary_csv, summary_frame
@@ -44,21 +50,20 @@ def replication_seed(root_seed: int, replication: int) -> int:
     return (int(words[0]) << 31) | (int(words[1]) >> 1)
 
 
-def run_key(point: DesignPoint, seed: int) -> str:
-    """The name of a run's result: a hash of its resolved scenario table, the files it names, its seed, and the
-    simulator's version and model digest."""
-    text = json.dumps(
-        {
-            "format": RESULT_FORMAT,
-            "version": __version__,
-            "model": model_digest(),
-            "scenario": point.table,
-            "files": point.files,
-            "seed": seed,
-        },
-        sort_keys=True,
-        default=str,
-    )
+def run_key(point: DesignPoint, seed: int, engine: str = "des") -> str:
+    """The name of a run's result: a hash of its resolved scenario table, the files it names, its seed, the
+    simulator's version and model digest, and its engine when that is the fast path."""
+    fields: dict[str, Any] = {
+        "format": RESULT_FORMAT,
+        "version": __version__,
+        "model": model_digest(),
+        "scenario": point.table,
+        "files": point.files,
+        "seed": seed,
+    }
+    if engine != "des":
+        fields["engine"] = engine
+    text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -70,16 +75,32 @@ class Run:
     point: DesignPoint
     replication: int
     seed: int
+    engine: str = "des"  # what simulates it: des or fast
+    fast_path_problem: str | None = None  # why the fast path is not exact here (engine auto fell back to des)
+
+
+def engine_of(point: DesignPoint, engine: str) -> tuple[str, str | None]:
+    """The engine that runs ``point`` under an experiment's ``engine`` (des, fast or auto), and the fast path's
+    problem there (None where it is exact, or where nobody asked)."""
+    if engine == "des":
+        return "des", None
+    from sim.fastpath import fast_path_problem
+
+    problem = fast_path_problem(point.scenario)
+    if problem is not None and engine == "fast":
+        raise ValueError(f"the fast path is not exact for design point {point.index}: {problem}")
+    return ("des" if problem else "fast"), problem
 
 
 def expand(experiment: Experiment) -> list[Run]:
     """Every (design point, replication), replication-major: all design points of replication 0 come first, so
     a sweep stopped half-way has whole replications to look at."""
     seeds = [replication_seed(experiment.root_seed, r) for r in range(experiment.replications)]
+    engines = [engine_of(point, experiment.engine) for point in experiment.design_points]
     return [
-        Run(run_key(point, seeds[r]), point, r, seeds[r])
+        Run(run_key(point, seeds[r], engines[i][0]), point, r, seeds[r], *engines[i])
         for r in range(experiment.replications)
-        for point in experiment.design_points
+        for i, point in enumerate(experiment.design_points)
     ]
 
 
@@ -88,9 +109,13 @@ def execute(run: Run) -> dict[str, Any]:
 
     Runs on workers: it takes the parsed scenario with it and returns a small JSON-ready dict keyed by the run.
     """
+    from sim.engine import run as des  # here: SimPy is imported by the workers that run the DES, and only there
+    from sim.fastpath import run_fast
+
     start = time.perf_counter()
     outcome: dict[str, Any] = {"key": run.key, "status": "ok", "error": None, "traceback": None, "metrics": None}
     try:
+        simulate = run_fast if run.engine == "fast" else des
         outcome["metrics"] = run_metrics(simulate(run.point.scenario, run.seed))
     except Exception as e:  # a failed run is recorded, and the sweep goes on
         outcome.update(status="error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
@@ -110,6 +135,7 @@ def _labels(experiment: Experiment, run: Run) -> dict[str, Any]:
         "factors": dict(run.point.factors),
         "replication": run.replication,
         "seed": run.seed,
+        "engine": run.engine,
     }
 
 
@@ -121,6 +147,7 @@ def record(experiment: Experiment, run: Run, outcome: dict[str, Any]) -> dict[st
         "scenario": run.point.table,
         "scenario_path": run.point.anchor,
         "files": dict(run.point.files),
+        "fast_path_problem": run.fast_path_problem,
         "status": outcome["status"],
         "error": outcome["error"],
         "traceback": outcome["traceback"],
@@ -146,10 +173,17 @@ class SweepResult:
     reused: int
     failed: int
     stopped: bool
+    engine: str = "des"  # the experiment's: des, fast or auto
+    engines: Mapping[str, int] = field(default_factory=dict)  # runs (computed or reused) by the engine they used
 
     def report(self) -> str:
-        """``"computed X, reused Y"``, with failures and an early stop when there were any."""
+        """``"computed X, reused Y"``, with the runs per engine unless all ran on the DES by default, and failures
+        and an early stop when there were any."""
         words = f"computed {self.computed}, reused {self.reused}"
+        if self.engine != "des":
+            words += (
+                f" (engine {self.engine}: {self.engines.get('fast', 0)} fast path, {self.engines.get('des', 0)} DES)"
+            )
         if self.failed:
             words += f", failed {self.failed}"
         if self.stopped:
@@ -171,6 +205,8 @@ def sweep(
     again by the next sweep. ``progress``: a tqdm bar on stderr (None: only when stderr is a terminal).
     Defaults: an in-memory store and the serial executor.
     """
+    from tqdm import tqdm  # here: only a sweep draws a progress bar
+
     store = store if store is not None else MemoryStore()
     executor = executor if executor is not None else Serial()
     runs = expand(experiment)
@@ -224,4 +260,5 @@ def sweep(
     ordered = [records[r.key] for r in sorted(runs, key=lambda r: (r.point.index, r.replication)) if r.key in records]
     summary = summary_frame(ordered, experiment.factor_names)
     store.save_summary(summary_csv(summary))
-    return SweepResult(ordered, summary, len(runs), computed, reused, failed, stopped)
+    engines = {name: sum(r.get("engine", "des") == name for r in ordered) for name in ("fast", "des")}
+    return SweepResult(ordered, summary, len(runs), computed, reused, failed, stopped, experiment.engine, engines)

@@ -16,6 +16,7 @@ from sim import guards
 from sim.errors import SpecError
 from sim.experiment.results import RESERVED_COLUMNS
 from sim.experiment.spec import (
+    ENGINES,
     DesignPoint,
     Experiment,
     Factor,
@@ -77,11 +78,12 @@ def spec_key(path: str) -> str | None:
     return rest if head == "experiment" and dot and rest else None
 
 
-def load_experiment(path: str | Path, sets: Mapping[str, Any] | None = None) -> Experiment:
+def load_experiment(path: str | Path, sets: Mapping[str, Any] | None = None, engine: str | None = None) -> Experiment:
     """Read an experiment spec; ``sets`` overrides base-scenario fields by dotted path (``--set``), or the spec's
-    own ``replications`` and ``root_seed`` (and any ``experiment.KEY``)."""
+    own ``replications`` and ``root_seed`` (and any ``experiment.KEY``); ``engine`` the spec's
+    ``[experiment] engine`` (``--engine``)."""
     path = Path(path)
-    return parse_experiment(load_toml(path), path, sets)
+    return parse_experiment(load_toml(path), path, sets, engine)
 
 
 def _quoted(name: str) -> str:
@@ -185,6 +187,13 @@ def _file_digests(table: Mapping[str, Any], anchor: Path, cache: dict[Path, str]
     return found
 
 
+def _engine(text: str) -> str:
+    """An ``[experiment] engine`` value, one of ``ENGINES``."""
+    if text not in ENGINES:
+        raise ValueError(text)
+    return text
+
+
 def _tree_digest(path: Path) -> str:
     """sha256 of a file, or of a directory's object files (names and contents, in sorted order)."""
     if path.is_file():
@@ -195,7 +204,9 @@ def _tree_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str, Any] | None = None) -> Experiment:
+def parse_experiment(
+    raw: Mapping[str, Any], path: str | Path, sets: Mapping[str, Any] | None = None, engine: str | None = None
+) -> Experiment:
     """Build an Experiment from a parsed spec table, checking the base scenario, every override, every factor
     level and every design point; ``path`` names the spec in errors and anchors relative file names."""
     path = Path(path)
@@ -210,6 +221,7 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
         scenario_file = head.take("scenario", str, None)
         replications = head.integer("replications", minimum=1, maximum=guards.MAX_RUNS)
         root_seed = head.integer("root_seed", 0, minimum=0)
+        engine_field = head.choice("engine", _engine, list(ENGINES), "des")
         head.done()
     except SpecError as e:
         blamed = [k for k in own if head.field(str(spec_key(k))) == e.field]
@@ -323,6 +335,15 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
             raise SpecError(spec, "factors", f"design points {seen[text]} and {index} ({at}) give the same scenario")
         seen[text] = index
         design.append(DesignPoint(index, values, table, scenario, str(anchor), _file_digests(table, anchor, digests)))
+    chosen = engine if engine is not None else engine_field
+    if chosen == "fast":  # refused up front, not run by run: name the first design point it cannot do exactly
+        from sim.fastpath import fast_path_problem
+
+        for point in design:
+            problem = fast_path_problem(point.scenario)
+            if problem is not None:
+                where = ("--engine", "") if engine is not None else (spec, "experiment.engine")
+                raise SpecError(*where, f"fast: the fast path is not exact for design point {point.index}: {problem}")
     return Experiment(
         name=name,
         path=spec,
@@ -332,6 +353,7 @@ def parse_experiment(raw: Mapping[str, Any], path: str | Path, sets: Mapping[str
         design_points=tuple(design),
         plot=roles,
         sets={**own, **sets},
+        engine=chosen,
     )
 
 
