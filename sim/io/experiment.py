@@ -209,152 +209,189 @@ def parse_experiment(
 ) -> Experiment:
     """Build an Experiment from a parsed spec table, checking the base scenario, every override, every factor
     level and every design point; ``path`` names the spec in errors and anchors relative file names."""
-    path = Path(path)
-    spec = str(path)
-    top = Table(path, "", raw)
-    head = Table(path, "experiment", top.take("experiment", dict))
-    own = {k: v for k, v in (sets or {}).items() if spec_key(k) is not None}
-    sets = {k: v for k, v in (sets or {}).items() if spec_key(k) is None}
-    head.data.update({spec_key(k): v for k, v in own.items()})
-    try:
-        name = head.take("name", str, path.stem)
-        scenario_file = head.take("scenario", str, None)
-        replications = head.integer("replications", minimum=1, maximum=guards.MAX_RUNS)
-        root_seed = head.integer("root_seed", 0, minimum=0)
-        engine_field = head.choice("engine", _engine, list(ENGINES), "des")
-        head.done()
-    except SpecError as e:
-        blamed = [k for k in own if head.field(str(spec_key(k))) == e.field]
-        if blamed:
-            raise SpecError(spec, f"--set {blamed[0]}", e.problem) from None
-        raise
-    inline = top.take("scenario", dict, None)
-    factors_raw = top.take("factors", dict, {})
-    plot = Table(path, "plot", top.take("plot", dict, {}))
-    top.done()
-    if scenario_file is not None and inline is not None:
-        raise head.error("scenario", "give a scenario file here or an inline [scenario] table, not both")
-    if scenario_file is None:
-        if inline is None:
-            raise head.error("scenario", "is required: a scenario file, or an inline [scenario] table")
-        anchor, base, prefix = path, dict(inline), "scenario."
-    else:
-        anchor, prefix = path.parent / scenario_file, ""
-        if not anchor.is_file():
-            raise head.error("scenario", f"no such file {str(anchor)!r}")
-        base = load_toml(anchor)
-    base.pop("seed", None)  # a sweep's seeds come from root_seed and the replication
-    base = with_cluster_names(base, anchor)  # paths may name pods and Services read from cluster files
+    spec = _Spec(Path(path), raw, sets or {})
+    spec.apply_sets()
+    factors = _factors(spec.path, spec.factors_raw)
+    spec.check_size(factors)
+    spec.check_levels(factors)
+    roles = spec.plot_roles([f.name for f in factors])
+    design = spec.design_points(factors)
+    chosen = engine if engine is not None else spec.engine
+    if chosen == "fast":
+        spec.check_fast(design, from_flag=engine is not None)
+    return Experiment(
+        name=spec.name,
+        path=spec.spec,
+        factors=tuple(factors),
+        replications=spec.replications,
+        root_seed=spec.root_seed,
+        design_points=tuple(design),
+        plot=roles,
+        sets={**spec.own, **spec.sets},
+        engine=chosen,
+    )
 
-    def build(table: dict[str, Any], blame: str = "", fields: Mapping[str, str] | None = None) -> Scenario:
+
+class _Spec:
+    """An experiment spec being read: its ``[experiment]`` head (with the spec's own ``--set``s), its base scenario
+    (a file or an inline table, with the scenario ``--set``s once applied), and the tables still to read."""
+
+    def __init__(self, path: Path, raw: Mapping[str, Any], sets: Mapping[str, Any]) -> None:
+        self.path = path
+        self.spec = str(path)
+        top = Table(path, "", raw)
+        head = Table(path, "experiment", top.take("experiment", dict))
+        self.own = {k: v for k, v in sets.items() if spec_key(k) is not None}
+        self.sets = {k: v for k, v in sets.items() if spec_key(k) is None}
+        head.data.update({spec_key(k): v for k, v in self.own.items()})
+        try:
+            self.name = head.take("name", str, path.stem)
+            scenario_file = head.take("scenario", str, None)
+            self.replications = head.integer("replications", minimum=1, maximum=guards.MAX_RUNS)
+            self.root_seed = head.integer("root_seed", 0, minimum=0)
+            self.engine = head.choice("engine", _engine, list(ENGINES), "des")
+            head.done()
+        except SpecError as e:
+            blamed = [k for k in self.own if head.field(str(spec_key(k))) == e.field]
+            if blamed:
+                raise SpecError(self.spec, f"--set {blamed[0]}", e.problem) from None
+            raise
+        inline = top.take("scenario", dict, None)
+        self.factors_raw = top.take("factors", dict, {})
+        self.plot = Table(path, "plot", top.take("plot", dict, {}))
+        top.done()
+        if scenario_file is not None and inline is not None:
+            raise head.error("scenario", "give a scenario file here or an inline [scenario] table, not both")
+        if scenario_file is None:
+            if inline is None:
+                raise head.error("scenario", "is required: a scenario file, or an inline [scenario] table")
+            self.anchor, base, self.prefix = path, dict(inline), "scenario."
+        else:
+            self.anchor, self.prefix = path.parent / scenario_file, ""
+            if not self.anchor.is_file():
+                raise head.error("scenario", f"no such file {str(self.anchor)!r}")
+            base = load_toml(self.anchor)
+        base.pop("seed", None)  # a sweep's seeds come from root_seed and the replication
+        self.base = with_cluster_names(base, self.anchor)  # paths may name pods and Services from cluster files
+        self.build(self.base)
+
+    def build(self, table: dict[str, Any], blame: str = "", fields: Mapping[str, str] | None = None) -> Scenario:
         """parse_scenario on a resolved table; a problem in it is put on the factor or --set that set it."""
         try:
-            return parse_scenario(table, anchor)[0]
+            return parse_scenario(table, self.anchor)[0]
         except SpecError as e:
-            if e.path != str(anchor):
+            if e.path != str(self.anchor):
                 raise
             if not blame:
-                raise SpecError(spec if prefix else e.path, prefix + e.field, e.problem) from None
+                raise SpecError(self.spec if self.prefix else e.path, self.prefix + e.field, e.problem) from None
             for p, fld in (fields or {}).items():
                 inside = fld == e.field or fld.startswith((e.field + ".", e.field + "["))
                 if inside and e.problem.startswith("unknown key"):
-                    raise SpecError(spec, blame, _unknown_path(p, e)) from None
+                    raise SpecError(self.spec, blame, _unknown_path(p, e)) from None
             own = e.field in (fields or {}).values()
-            raise SpecError(spec, blame, e.problem if own else f"{prefix}{e.field}: {e.problem}") from None
+            raise SpecError(self.spec, blame, e.problem if own else f"{self.prefix}{e.field}: {e.problem}") from None
 
-    def resolved(table: Mapping[str, Any], blame: str, assignments: list[tuple[str, Any]]) -> tuple[dict, dict]:
+    def resolved(self, blame: str, assignments: list[tuple[str, Any]]) -> tuple[dict, dict]:
+        """The base table with ``assignments`` made; a path that leads nowhere is put on ``blame``."""
         try:
-            return resolve(table, assignments)
+            return resolve(self.base, assignments)
         except PathError as e:
             words = str(e) if str(e).startswith("malformed") else f"unknown path: {e}"
-            raise SpecError(spec, blame, words) from None
+            raise SpecError(self.spec, blame, words) from None
 
-    build(base)
-    for key, value in sets.items():  # each path on its own first: a path that leads nowhere names its --set
-        blame = f"--set {key}"
-        resolved(base, blame, [(key, value)])
-        if parse_path(key) == ("seed",):
-            raise SpecError(spec, blame, "seeds come from [experiment] root_seed and the replication number")
-    if sets:  # then all of them together, so that fields checked against each other may change together
-        table, fields = resolved(base, "--set", list(sets.items()))
+    def apply_sets(self) -> None:
+        """The scenario ``--set``s: each path checked on its own first (a path that leads nowhere names its
+        ``--set``), then all of them together, so that fields checked against each other may change together."""
+        for key, value in self.sets.items():
+            blame = f"--set {key}"
+            self.resolved(blame, [(key, value)])
+            if parse_path(key) == ("seed",):
+                raise SpecError(self.spec, blame, "seeds come from [experiment] root_seed and the replication number")
+        if not self.sets:
+            return
+        table, fields = self.resolved("--set", list(self.sets.items()))
         if len(fields) == 1:
-            build(table, f"--set {next(iter(fields))}", fields)
+            self.build(table, f"--set {next(iter(fields))}", fields)
         else:
             try:
-                parse_scenario(table, anchor)
+                parse_scenario(table, self.anchor)
             except SpecError as e:
-                if e.path != str(anchor):
+                if e.path != str(self.anchor):
                     raise
-                raise _blame_set(e, spec, prefix, fields) from None
-        base = table
+                raise _blame_set(e, self.spec, self.prefix, fields) from None
+        self.base = table
 
-    factors = _factors(path, factors_raw)
-    points = guards.design_points(len(f.levels) for f in factors)
-    if points > guards.MAX_DESIGN_POINTS or points * replications > guards.MAX_RUNS:
-        sizes = " x ".join(str(len(f.levels)) for f in factors) or "1"
-        raise SpecError(
-            spec,
-            "factors",
-            f"{sizes} levels give {points:,} design points x {replications:,} replications = "
-            f"{points * replications:,} runs; a sweep may have at most {guards.MAX_DESIGN_POINTS:,} design points "
-            f"and {guards.MAX_RUNS:,} runs (split it into several specs)",
-        )
-    for f in factors:
-        for level in range(len(f.levels)):
-            blame = f"factors.{_quoted(f.name)}"
-            table, fields = resolved(base, blame, f.assignments(level))
-            build(table, blame, fields)
+    def check_size(self, factors: list[Factor]) -> None:
+        """Refuse, before expanding anything, a sweep of more design points or runs than a sweep may have."""
+        points = guards.design_points(len(f.levels) for f in factors)
+        if points > guards.MAX_DESIGN_POINTS or points * self.replications > guards.MAX_RUNS:
+            sizes = " x ".join(str(len(f.levels)) for f in factors) or "1"
+            raise SpecError(
+                self.spec,
+                "factors",
+                f"{sizes} levels give {points:,} design points x {self.replications:,} replications = "
+                f"{points * self.replications:,} runs; a sweep may have at most {guards.MAX_DESIGN_POINTS:,} "
+                f"design points and {guards.MAX_RUNS:,} runs (split it into several specs)",
+            )
 
-    names = [f.name for f in factors]
-    roles: dict[str, Any] = {}
-    for role in ("x", "line"):
-        chosen = plot.take(role, str, None)
-        if chosen is not None and chosen not in names:
-            raise plot.error(role, f"names no factor; the factors are {names}")
-        if chosen is not None:
-            roles[role] = chosen
-    labels = plot.strings("labels")
-    for factor in labels:
-        if factor not in names:
-            raise plot.error(f"labels.{_quoted(factor)}", f"names no factor; the factors are {names}")
-    if labels:
-        roles["labels"] = labels
-    plot.done()
+    def check_levels(self, factors: list[Factor]) -> None:
+        """Every level of every factor on the base scenario, alone: a bad level names its factor."""
+        for f in factors:
+            for level in range(len(f.levels)):
+                blame = f"factors.{_quoted(f.name)}"
+                table, fields = self.resolved(blame, f.assignments(level))
+                self.build(table, blame, fields)
 
-    digests: dict[Path, str] = {}
-    design: list[DesignPoint] = []
-    seen: dict[str, int] = {}
-    for index, choice in enumerate(level_choices(factors)):
-        values = {f.name: f.levels[level] for f, level in zip(factors, choice, strict=True)}
-        assignments = [a for f, level in zip(factors, choice, strict=True) for a in f.assignments(level)]
-        at = ", ".join(f"{k}={v!r}" for k, v in values.items())
-        table, fields = resolve(base, assignments)
-        scenario = build(table, f"factors (design point {at})", fields)
-        text = json.dumps(table, sort_keys=True, default=str)
-        if text in seen:
-            raise SpecError(spec, "factors", f"design points {seen[text]} and {index} ({at}) give the same scenario")
-        seen[text] = index
-        design.append(DesignPoint(index, values, table, scenario, str(anchor), _file_digests(table, anchor, digests)))
-    chosen = engine if engine is not None else engine_field
-    if chosen == "fast":  # refused up front, not run by run: name the first design point it cannot do exactly
+    def plot_roles(self, names: list[str]) -> dict[str, Any]:
+        """``[plot]``: the factors of the x axis and of the lines, and axis labels, each naming a factor."""
+        plot = self.plot
+        roles: dict[str, Any] = {}
+        for role in ("x", "line"):
+            chosen = plot.take(role, str, None)
+            if chosen is not None and chosen not in names:
+                raise plot.error(role, f"names no factor; the factors are {names}")
+            if chosen is not None:
+                roles[role] = chosen
+        labels = plot.strings("labels")
+        for factor in labels:
+            if factor not in names:
+                raise plot.error(f"labels.{_quoted(factor)}", f"names no factor; the factors are {names}")
+        if labels:
+            roles["labels"] = labels
+        plot.done()
+        return roles
+
+    def design_points(self, factors: list[Factor]) -> list[DesignPoint]:
+        """Every combination of levels, built and checked; two that give the same scenario are an error."""
+        digests: dict[Path, str] = {}
+        design: list[DesignPoint] = []
+        seen: dict[str, int] = {}
+        for index, choice in enumerate(level_choices(factors)):
+            values = {f.name: f.levels[level] for f, level in zip(factors, choice, strict=True)}
+            assignments = [a for f, level in zip(factors, choice, strict=True) for a in f.assignments(level)]
+            at = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            table, fields = resolve(self.base, assignments)
+            scenario = self.build(table, f"factors (design point {at})", fields)
+            text = json.dumps(table, sort_keys=True, default=str)
+            if text in seen:
+                raise SpecError(
+                    self.spec, "factors", f"design points {seen[text]} and {index} ({at}) give the same scenario"
+                )
+            seen[text] = index
+            files = _file_digests(table, self.anchor, digests)
+            design.append(DesignPoint(index, values, table, scenario, str(self.anchor), files))
+        return design
+
+    def check_fast(self, design: list[DesignPoint], *, from_flag: bool) -> None:
+        """``engine = "fast"`` is refused up front, not run by run: name the first design point it cannot do
+        exactly (on ``--engine`` when the flag asked for it)."""
         from sim.fastpath import fast_path_problem
 
         for point in design:
             problem = fast_path_problem(point.scenario)
             if problem is not None:
-                where = ("--engine", "") if engine is not None else (spec, "experiment.engine")
+                where = ("--engine", "") if from_flag else (self.spec, "experiment.engine")
                 raise SpecError(*where, f"fast: the fast path is not exact for design point {point.index}: {problem}")
-    return Experiment(
-        name=name,
-        path=spec,
-        factors=tuple(factors),
-        replications=replications,
-        root_seed=root_seed,
-        design_points=tuple(design),
-        plot=roles,
-        sets={**own, **sets},
-        engine=chosen,
-    )
 
 
 def _unknown_path(path: str, e: SpecError) -> str:
