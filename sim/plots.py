@@ -665,30 +665,45 @@ def _window_edges(doc: Mapping[str, Any], service: str) -> np.ndarray:
     return np.arange(len(doc["services"][service]["windows"]["sent"])) * float(doc["window_s"])
 
 
+def _stacked_windows(
+    ax: Axes, left: np.ndarray, width: float, series: Mapping[str, Any], *, first_color: int
+) -> np.ndarray:
+    """Per-window counts of each series (sorted by name) as stacked bars; returns the stack's height."""
+    bottom = np.zeros(left.size)
+    for i, (name, counts) in enumerate(sorted(series.items())):
+        counts = np.asarray(counts, dtype=float)
+        ax.bar(left, counts, width, bottom=bottom, align="edge", color=_color(i + first_color), label=name, lw=0)
+        bottom += counts
+    return bottom
+
+
+def _rest_of_windows(
+    ax: Axes, left: np.ndarray, width: float, rest: np.ndarray, bottom: np.ndarray, color: str, hatch: str, label: str
+) -> None:
+    """The requests of each window that no series counts (unrouted, in flight), hatched on top of the stack."""
+    if rest.any():
+        ax.bar(
+            left,
+            rest,
+            width,
+            bottom=bottom,
+            align="edge",
+            color=color,
+            hatch=hatch,
+            edgecolor="gray",
+            lw=0,
+            label=label,
+        )
+
+
 def landed_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = None) -> Axes:
     """Requests sent per window, stacked by the endpoint pod they were routed to, and those never routed."""
     ax = _axes(ax)
     w = doc["services"][service]["windows"]
     left, width = _window_edges(doc, service), float(doc["window_s"])
-    bottom = np.zeros(left.size)
-    for i, (pod, counts) in enumerate(sorted(w["landed"].items())):
-        counts = np.asarray(counts, dtype=float)
-        ax.bar(left, counts, width, bottom=bottom, align="edge", color=_color(i), label=pod, lw=0)
-        bottom += counts
+    bottom = _stacked_windows(ax, left, width, w["landed"], first_color=0)
     unrouted = np.asarray(w["sent"], dtype=float) - bottom
-    if unrouted.any():
-        ax.bar(
-            left,
-            unrouted,
-            width,
-            bottom=bottom,
-            align="edge",
-            color="lightgray",
-            hatch="//",
-            edgecolor="gray",
-            lw=0,
-            label="not routed (no endpoint)",
-        )
+    _rest_of_windows(ax, left, width, unrouted, bottom, "lightgray", "//", "not routed (no endpoint)")
     _events(ax, doc, numbers=True)
     ax.set_ylabel(f"requests per {width:g} s")
     ax.set_title(f"{service}: where requests landed", fontsize="medium", pad=12)
@@ -727,26 +742,9 @@ def failures_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = N
     ax = _axes(ax)
     w = doc["services"][service]["windows"]
     left, width = _window_edges(doc, service), float(doc["window_s"])
-    bottom = np.zeros(left.size)
-    for i, (reason, counts) in enumerate(sorted(w["failed"].items())):
-        counts = np.asarray(counts, dtype=float)
-        ax.bar(left, counts, width, bottom=bottom, align="edge", color=_color(i + 3), label=reason, lw=0)
-        bottom += counts
-    done = np.asarray(w["completed"], dtype=float) + bottom
-    flight = np.asarray(w["sent"], dtype=float) - done
-    if flight.any():
-        ax.bar(
-            left,
-            flight,
-            width,
-            bottom=bottom,
-            align="edge",
-            color="white",
-            hatch="..",
-            edgecolor="gray",
-            lw=0,
-            label="still in flight when the run ended",
-        )
+    bottom = _stacked_windows(ax, left, width, w["failed"], first_color=3)
+    flight = np.asarray(w["sent"], dtype=float) - np.asarray(w["completed"], dtype=float) - bottom
+    _rest_of_windows(ax, left, width, flight, bottom, "white", "..", "still in flight when the run ended")
     if not w["failed"]:
         _note(ax, ["no failed requests"], inside=True)
         if not flight.any():

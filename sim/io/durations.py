@@ -49,10 +49,4 @@ def duration(parent: Table, key: str, default: Any = MISSING) -> Any:
         return Constant(value)
     parent.take(key, (dict, int, float))
     t = Table(parent.path, parent.field(key), raw)
-    kind = t.take("dist", str)
-    reader = DISTRIBUTIONS.get(kind)
-    if reader is None:
-        raise t.error("dist", f"unknown distribution {kind!r}; expected one of {list(DISTRIBUTIONS)}")
-    dist = reader(t)
-    t.done()
-    return dist
+    return t.kind("dist", DISTRIBUTIONS, "distribution")

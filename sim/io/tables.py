@@ -11,7 +11,7 @@ import os
 import stat
 import sys
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,6 +120,18 @@ class Table:
         except ValueError:
             hint = did_you_mean(value, allowed)
             raise self.error(key, f"unknown value {value!r}; expected one of {allowed}{hint}") from None
+
+    def kind(self, key: str, registry: Mapping[str, Callable[[Table], T]], what: str) -> T:
+        """Read this table by the reader ``registry`` names for its ``key`` (``dist = "exponential"``,
+        ``kind = "poisson"``), then reject what that reader left over; an unknown name lists the known ones."""
+        name = self.take(key, str)
+        reader = registry.get(name)
+        if reader is None:
+            hint = did_you_mean(name, list(registry))
+            raise self.error(key, f"unknown {what} {name!r}; expected one of {list(registry)}{hint}")
+        value = reader(self)
+        self.done()
+        return value
 
     def strings(self, key: str) -> dict[str, str]:
         """A table of strings (labels, a selector, annotations); absent: empty."""

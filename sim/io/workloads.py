@@ -31,10 +31,4 @@ WORKLOADS: dict[str, Callable[[Table], Workload]] = {
 
 def workload(t: Table) -> Workload:
     """A stream's ``workload = { kind = "poisson", rate_rps = 100 }`` table."""
-    kind = t.take("kind", str)
-    reader = WORKLOADS.get(kind)
-    if reader is None:
-        raise t.error("kind", f"unknown workload {kind!r}; expected one of {list(WORKLOADS)}")
-    result = reader(t)
-    t.done()
-    return result
+    return t.kind("kind", WORKLOADS, "workload")
