@@ -472,3 +472,28 @@ def test_numbers_beyond_float_range_for_sums_and_gaps(files, old, new, field):
     path = edit(files, old, new)
     e = _one_line_error(lambda: load_scenario(path))
     assert e.field == field
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("defaults", {"service_time": {"dist": "exponentail", "mean_s": 0.001}}, "unknown distribution 'exponentail'"),
+        ("streams", None, "unknown workload 'poison'"),
+    ],
+)
+def test_an_unknown_registry_name_lists_the_known_ones_and_the_closest(field, value, words):
+    """Table.kind: distributions and workloads are read by name from a registry; a misspelt name says which."""
+    from sim.io import parse_scenario
+
+    raw = {
+        "topology": str(ROOT / "topologies" / "kind.toml"),
+        "pods": [{"name": "c", "node": "kind-worker"}, {"name": "b", "node": "kind-worker", "labels": {"a": "b"}}],
+        "services": [{"name": "s", "selector": {"a": "b"}}],
+        "streams": [{"client": "c", "service": "s", "requests": 1, "workload": {"kind": "poison", "rate_rps": 1}}],
+    }
+    if field == "defaults":
+        raw["defaults"] = value
+        raw["streams"][0]["workload"] = {"kind": "poisson", "rate_rps": 1}
+    with pytest.raises(SpecError) as e:
+        parse_scenario(raw, ROOT / "x.toml")
+    assert words in e.value.problem and "did you mean" in e.value.problem
