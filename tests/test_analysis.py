@@ -20,6 +20,7 @@ from sim.experiment.analysis import (
     summarize_service,
 )
 from sim.experiment.tables import chi_square_by_design_point, design_point_summary, paired_differences
+from sim.outcomes import Outcome
 from sim.stats import (
     chi_square_power,
     false_discovery,
@@ -282,3 +283,34 @@ def test_service_summary_reads_back_from_its_json_as_written():
             text = dumps_json(summarize_service(result, service).to_json())
             back = ServiceSummary.from_json(service, json.loads(text))
             assert back.name == service and dumps_json(back.to_json()) == text
+
+
+def test_services_grouped_once_summarise_as_one_mask_per_service():
+    """``service_rows`` (one stable sort, then slices) selects exactly each Service's rows in record order, as a
+    boolean mask over every row would; the run's summaries and sweep metrics built from it are those of each
+    Service summarised from its own mask, byte for byte (a run with several Services whose requests interleave)."""
+    from sim.experiment.analysis import service_rows, summarize
+    from sim.io import dumps_json, load_scenario
+    from tests.conftest import ROOT
+
+    sc, seed = load_scenario(ROOT / "experiments" / "skewed_clients.toml", {"requests": 300})
+    result = run(sc, seed)
+    service = result.columns["service"]
+    rows = service_rows(result)
+    assert len(rows) == len(result.service_names) >= 2
+    assert len(set(service[:50].tolist())) > 1  # the Services' requests interleave: grouping has work to do
+    for i, mine in enumerate(rows):
+        assert mine.tolist() == np.flatnonzero(service == i).tolist()
+    whole = summarize(result)["services"]
+    metrics = run_metrics(result)["services"]
+    assert (
+        list(whole)
+        == list(metrics)
+        == [n for n in result.service_names if (service == result.service_names.index(n)).any()]
+    )
+    for i, name in enumerate(result.service_names):
+        by_mask = np.flatnonzero(service == i)
+        assert dumps_json(whole[name]) == dumps_json(summarize_service(result, name, rows=by_mask).to_json())
+        assert metrics[name]["by_client_node"] == locality(result, name, by_mask)["by_client_node"]
+        ok = by_mask[(result.outcome[by_mask] == Outcome.OK) & (result.columns["t_sent"][by_mask] >= sc.warmup_s)]
+        assert metrics[name]["latency_histogram"] == latency_histogram(result.latency_s[ok])

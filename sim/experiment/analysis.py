@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +19,6 @@ from sim.outcomes import Outcome
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.routing import Picker
 from sim.stats import ChiSquare, chi_square_gof, grouped_gof, verdict
-
-if TYPE_CHECKING:
-    pass
 
 
 def _scipy_stats():
@@ -150,89 +147,169 @@ class ServiceSummary:
         return cls(**values)
 
 
-def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -> ServiceSummary:
-    """Summarise one Service's requests in ``result``.
+def service_rows(result: RunResult) -> list[np.ndarray]:
+    """Row indices of each Service's requests (aligned with ``service_names``), in record order.
+
+    One stable sort of the service column, then a slice per Service: summarising every Service is linear in
+    requests (a boolean mask per Service would cost Services x requests)."""
+    service = result.columns["service"]
+    order = np.argsort(service, kind="stable")
+    bounds = np.searchsorted(service[order], np.arange(len(result.service_names) + 1))
+    return [order[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+
+
+@dataclass(frozen=True)
+class _Requests:
+    """One Service's requests sent after the warm-up: their record columns (in record order), latency (s), and
+    the selections the summary counts by."""
+
+    rows: np.ndarray
+    """Their row indices in the run's records."""
+    cols: dict[str, np.ndarray]
+    latency: np.ndarray
+    ok: np.ndarray
+    routed: np.ndarray
+    fresh: np.ndarray
+
+
+def _requests(result: RunResult, service: str, rows: np.ndarray | None) -> _Requests:
+    """``service``'s requests after the warm-up, from its rows (``service_rows``; found here when None)."""
+    cols = result.columns
+    if rows is None:
+        rows = np.flatnonzero(cols["service"] == result.service_names.index(service))
+    rows = rows[cols["t_sent"][rows] >= result.scenario.warmup_s]
+    mine = {name: col[rows] for name, col in cols.items()}
+    routed = mine["endpoint"] >= 0
+    return _Requests(
+        rows=rows,
+        cols=mine,
+        latency=mine["t_returned"] - mine["t_sent"],
+        ok=mine["outcome"] == Outcome.OK,
+        routed=routed,
+        fresh=routed & (mine["pick"] == PICK_FRESH),
+    )
+
+
+@dataclass(frozen=True)
+class _Spread:
+    """How one Service's picks spread over its endpoints, against the routing layer's expected shares."""
+
+    expected: np.ndarray
+    """Expected fresh picks per pod (aligned with ``pod_names``)."""
+    fresh: np.ndarray
+    replies: np.ndarray
+    relevant: np.ndarray
+    """The pods reported: expected or routed to."""
+    violations: int
+    pickers: dict[str, Picker]
+    max_deviation: float
+    balance: dict[str, float]
+    test: ChiSquare
+    verdict: str
+    adaptive: bool
+    deterministic: bool
+    groups: list[dict[str, Any]]
+
+
+def _spread(result: RunResult, r: _Requests, alpha: float) -> _Spread:
+    """Fresh picks, replies and expected picks per pod, the chi-square test of the fresh picks and its verdict."""
+    c = r.cols
+    n_pods = len(result.pod_names)
+    picks = expected_picks(result, c["stream"], c["entry_node"], c["version"], c["endpoint"], r.fresh)
+    expected = picks.expected
+    fresh = np.bincount(c["endpoint"][r.fresh], minlength=n_pods)
+    all_routed = np.bincount(c["endpoint"][r.routed], minlength=n_pods)
+    positive = expected > 0
+    max_dev = float(np.max(np.abs(fresh - expected))) if positive.any() else 0.0
+    balance = _balance(fresh[positive], expected[positive])
+    grouped = grouped_gof(picks.groups) if picks.groups else None
+    test, words, adaptive, deterministic = _verdict(grouped, picks.pickers, balance, max_dev, alpha)
+    if not positive.any():  # no fresh pick had an endpoint to choose: say why, not "one eligible endpoint"
+        words = _nothing_to_test(bool(r.rows.size), bool(r.routed.any()))
+    return _Spread(
+        expected=expected,
+        fresh=fresh,
+        replies=np.bincount(c["endpoint"][r.ok], minlength=n_pods),
+        relevant=np.flatnonzero(positive | (all_routed > 0)),
+        violations=picks.violations,
+        pickers=picks.pickers,
+        max_deviation=max_dev,
+        balance=balance,
+        test=test,
+        verdict=words,
+        adaptive=adaptive,
+        deterministic=deterministic,
+        groups=_groups_json(result, test, picks.members, adaptive),
+    )
+
+
+def _per_pod(result: RunResult, pods: np.ndarray, values: np.ndarray) -> dict[str, int]:
+    """Counts per pod name, for the pods (indices) given."""
+    return {result.pod_names[i]: int(values[i]) for i in pods}
+
+
+def _hints_words(result: RunResult, service: str) -> str:
+    """Whether the Service's EndpointSlices carry topology hints, or why not."""
+    hints = result.scenario.hints(service)
+    if hints.withheld:
+        return f"none: {hints.withheld}"
+    return "written" if hints.endpoints else "none: the Service has no endpoints"
+
+
+def _count(selected: np.ndarray) -> int:
+    return int(np.count_nonzero(selected))
+
+
+def summarize_service(
+    result: RunResult, service: str, *, alpha: float = 0.01, rows: np.ndarray | None = None
+) -> ServiceSummary:
+    """Summarise one Service's requests in ``result`` (``rows``: its row indices from ``service_rows``, found
+    here when not given).
 
     The chi-square tests the picker's fresh choices only: requests that rode an open keep-alive connection or
     were pinned by session affinity are not independent draws, though they count in ``by_endpoint`` and every
     routed request is checked for violations (an endpoint its route did not allow).
     """
-    cols = result.columns
-    s_idx = result.service_names.index(service)
-    mine = (cols["service"] == s_idx) & (cols["t_sent"] >= result.scenario.warmup_s)
-    outcome = cols["outcome"][mine]
-    endpoint = cols["endpoint"][mine]
-    stream = cols["stream"][mine]
-    entry = cols["entry_node"][mine]
-    version = cols["version"][mine]
-    pick = cols["pick"][mine]
-    ok = outcome == Outcome.OK
-    routed = endpoint >= 0
-    fresh = routed & (pick == PICK_FRESH)
-    n_pods = len(result.pod_names)
-
-    picks = expected_picks(result, stream, entry, version, endpoint, fresh)
-    expected, violations, pickers = picks.expected, picks.violations, picks.pickers
-    groups, members = picks.groups, picks.members
-
-    routed_counts = np.bincount(endpoint[fresh], minlength=n_pods)
-    reply_counts = np.bincount(endpoint[ok], minlength=n_pods)
-    all_routed = np.bincount(endpoint[routed], minlength=n_pods)
-    relevant = np.flatnonzero((expected > 0) | (all_routed > 0))
-    positive = expected > 0
-    max_dev = float(np.max(np.abs(routed_counts - expected))) if positive.any() else 0.0
-    balance = _balance(routed_counts[positive], expected[positive])
-    test, words, adaptive, deterministic = _verdict(grouped_gof(groups) if groups else None, pickers, balance,
-                                                    max_dev, alpha)  # fmt: skip
-    if not positive.any():  # no fresh pick had an endpoint to choose: say why, not "one eligible endpoint"
-        words = _nothing_to_test(bool(mine.any()), bool(routed.any()))
-    group_json = _groups_json(result, test, members, adaptive)
-
-    node_counts = np.bincount(cols["endpoint_node"][mine][ok], minlength=len(result.node_names))
-    latency_s = _latency_summary(result.latency_s[mine][ok])
-    nan = math.nan
-    total = expected.sum()
-    cross, cross_zone, cross_by_node = _crossing(result, entry[ok], cols["endpoint_node"][mine][ok])
-    hints = result.scenario.hints(service)
-    withheld = hints.withheld
+    r = _requests(result, service, rows)
+    c, ok = r.cols, r.ok
+    outcome = c["outcome"]
+    s = _spread(result, r, alpha)
+    node_counts = np.bincount(c["endpoint_node"][ok], minlength=len(result.node_names))
+    total = s.expected.sum()
+    cross, cross_zone, cross_by_node = _crossing(result, c["entry_node"][ok], c["endpoint_node"][ok])
+    dropped = outcome == Outcome.DROPPED
     return ServiceSummary(
         name=service,
-        sent=int(mine.sum()),
-        completed=int(ok.sum()),
-        dropped=int(np.count_nonzero(outcome == Outcome.DROPPED)),
-        in_flight=int(np.count_nonzero(outcome == Outcome.IN_FLIGHT)),
-        violations=violations,
-        drops=result.drops(mine),
+        sent=int(r.rows.size),
+        completed=_count(ok),
+        dropped=_count(dropped),
+        in_flight=_count(outcome == Outcome.IN_FLIGHT),
+        violations=s.violations,
+        drops=result.drops(r.rows),
         by_node={result.node_names[i]: int(node_counts[i]) for i in np.flatnonzero(node_counts)},
-        by_endpoint={result.pod_names[i]: int(reply_counts[i]) for i in relevant},
-        routed_by_endpoint={result.pod_names[i]: int(routed_counts[i]) for i in relevant},
-        expected_share={result.pod_names[i]: float(expected[i] / total) if total else 0.0 for i in relevant},
-        chi_square=test,
-        deterministic=deterministic,
-        max_deviation=max_dev,
-        verdict=words,
-        latency_s=latency_s,
+        by_endpoint=_per_pod(result, s.relevant, s.replies),
+        routed_by_endpoint=_per_pod(result, s.relevant, s.fresh),
+        expected_share={result.pod_names[i]: float(s.expected[i] / total) if total else 0.0 for i in s.relevant},
+        chi_square=s.test,
+        deterministic=s.deterministic,
+        max_deviation=s.max_deviation,
+        verdict=s.verdict,
+        latency_s=_latency_summary(r.latency[ok]),
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
         cross_node_by_entry_node=cross_by_node,
-        hints=f"none: {withheld}"
-        if withheld
-        else "written"
-        if hints.endpoints
-        else "none: the Service has no endpoints",
-        failed_after_s=float(result.latency_s[mine][outcome == Outcome.DROPPED].mean())
-        if (outcome == Outcome.DROPPED).any()
-        else nan,
-        source_preserved_fraction=float(np.mean(cols["source_preserved"][mine][ok])) if ok.any() else nan,
-        picks=_picks(pick, routed),
-        pickers=sorted(pickers),
-        timed_out=int(np.count_nonzero(outcome == Outcome.TIMEOUT)),
-        retries=int(np.count_nonzero(cols["attempt"][mine] > 0)),
-        latency_parts_s=_latency_parts(result, mine & (cols["outcome"] == Outcome.OK)),
-        pods=_pod_monitors(result, np.unique(endpoint[routed])),
-        adaptive=adaptive,
-        balance=balance,
-        groups=group_json,
+        hints=_hints_words(result, service),
+        failed_after_s=float(r.latency[dropped].mean()) if dropped.any() else math.nan,
+        source_preserved_fraction=float(np.mean(c["source_preserved"][ok])) if ok.any() else math.nan,
+        picks=_picks(c["pick"], r.routed),
+        pickers=sorted(s.pickers),
+        timed_out=_count(outcome == Outcome.TIMEOUT),
+        retries=_count(c["attempt"] > 0),
+        latency_parts_s=_latency_parts(c, ok),
+        pods=_pod_monitors(result, np.unique(c["endpoint"][r.routed])),
+        adaptive=s.adaptive,
+        balance=s.balance,
+        groups=s.groups,
     )
 
 
@@ -349,16 +426,16 @@ def _cross_zone(result: RunResult, entry: np.ndarray, served: np.ndarray) -> flo
     return float(np.mean(ez[zoned] != sz[zoned])) if zoned.any() else float("nan")
 
 
-def _latency_parts(result: RunResult, rows: np.ndarray) -> dict[str, float]:
-    """Mean seconds of each leg of the selected (completed) requests: out, queue wait, service, back."""
-    c = result.columns
+def _latency_parts(cols: Mapping[str, np.ndarray], ok: np.ndarray) -> dict[str, float]:
+    """Mean seconds of each leg of the selected (completed) requests (``ok`` over ``cols``' rows): out, queue
+    wait, service, back."""
     legs = {
-        "network_out": c["t_arrived"] - c["t_sent"],
-        "queue_wait": c["t_started"] - c["t_arrived"],
-        "service": c["t_finished"] - c["t_started"],
-        "network_back": c["t_returned"] - c["t_finished"],
+        "network_out": cols["t_arrived"] - cols["t_sent"],
+        "queue_wait": cols["t_started"] - cols["t_arrived"],
+        "service": cols["t_finished"] - cols["t_started"],
+        "network_back": cols["t_returned"] - cols["t_finished"],
     }
-    return {name: float(v[rows].mean()) if rows.any() else float("nan") for name, v in legs.items()}
+    return {name: float(v[ok].mean()) if ok.any() else float("nan") for name, v in legs.items()}
 
 
 def _pod_monitors(result: RunResult, pods: np.ndarray) -> dict[str, dict[str, float]]:
@@ -376,6 +453,17 @@ def _pod_monitors(result: RunResult, pods: np.ndarray) -> dict[str, dict[str, fl
     }
 
 
+def service_summaries(result: RunResult, *, alpha: float = 0.01) -> dict[str, ServiceSummary]:
+    """Every Service that had requests or a client stream, summarised, in ``service_names`` order."""
+    rows = service_rows(result)
+    streamed = {s.service for s in result.scenario.streams}
+    return {
+        name: summarize_service(result, name, alpha=alpha, rows=rows[i])
+        for i, name in enumerate(result.service_names)
+        if rows[i].size or name in streamed
+    }
+
+
 def summarize(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
     """The whole run as one JSON-ready dict: seed, scenario name, end time and a summary per Service."""
     return {
@@ -383,12 +471,7 @@ def summarize(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
         "seed": result.seed,
         "dataplane": result.scenario.dataplane.name,
         "end_s": result.end_s,
-        "services": {
-            name: summarize_service(result, name, alpha=alpha).to_json()
-            for name in result.service_names
-            if np.any(result.columns["service"] == result.service_names.index(name))
-            or any(s.service == name for s in result.scenario.streams)
-        },
+        "services": {name: s.to_json() for name, s in service_summaries(result, alpha=alpha).items()},
     }
 
 
@@ -444,18 +527,17 @@ def histogram_ecdf(histograms: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray,
     return upper, (np.cumsum(counts) / total if total else counts.astype(float))
 
 
-def locality(result: RunResult, service: str) -> dict[str, Any]:
+def locality(result: RunResult, service: str, rows: np.ndarray | None = None) -> dict[str, Any]:
     """``by_client_node``: one Service's completed requests (after the warm-up) per entry node and serving node;
     the entry node is the client's node for pod clients, for external clients the node whose proxy took the
-    connection. Cross-node and cross-zone fractions are ``summarize``'s."""
+    connection. ``rows``: the Service's row indices (``service_rows``; found here when None). Cross-node and
+    cross-zone fractions are ``summarize``'s."""
     cols = result.columns
-    mine = (
-        (cols["service"] == result.service_names.index(service))
-        & (cols["outcome"] == Outcome.OK)
-        & (cols["t_sent"] >= result.scenario.warmup_s)
-    )
-    entry = cols["entry_node"][mine].astype(np.int64)
-    served = cols["endpoint_node"][mine].astype(np.int64)
+    if rows is None:
+        rows = np.flatnonzero(cols["service"] == result.service_names.index(service))
+    rows = rows[(cols["outcome"][rows] == Outcome.OK) & (cols["t_sent"][rows] >= result.scenario.warmup_s)]
+    entry = cols["entry_node"][rows].astype(np.int64)
+    served = cols["endpoint_node"][rows].astype(np.int64)
     n_nodes = len(result.node_names)
     pairs = np.bincount(entry * n_nodes + served, minlength=n_nodes * n_nodes) if entry.size else np.zeros(0, int)
     by_client_node: dict[str, dict[str, int]] = {}
@@ -470,10 +552,10 @@ def run_metrics(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
     (all after the scenario's warm-up, as in ``summarize``)."""
     metrics = summarize(result, alpha=alpha)
     cols = result.columns
-    ok = (cols["outcome"] == Outcome.OK) & (cols["t_sent"] >= result.scenario.warmup_s)
-    latency = result.latency_s
+    rows = service_rows(result)
     for name, svc in metrics["services"].items():
-        svc.update(locality(result, name))
-        mine = ok & (cols["service"] == result.service_names.index(name))
-        svc["latency_histogram"] = latency_histogram(latency[mine])
+        mine = rows[result.service_names.index(name)]
+        svc.update(locality(result, name, mine))
+        done = mine[(cols["outcome"][mine] == Outcome.OK) & (cols["t_sent"][mine] >= result.scenario.warmup_s)]
+        svc["latency_histogram"] = latency_histogram(cols["t_returned"][done] - cols["t_sent"][done])
     return metrics
