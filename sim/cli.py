@@ -486,7 +486,7 @@ def _verdict_lines(s: ServiceSummary) -> list[str]:
     if len(s.groups) > 1:
         lines.append(
             f"  tested per group (requests whose routes expect the same shares): {len(s.groups)} groups, dof "
-            f"{' + '.join(str(g['dof']) for g in s.groups)}, statistics summed; each group in --json"
+            f"{' + '.join(str(g.dof) for g in s.groups)}, statistics summed; each group in --json"
         )
     lines.append(f"  verdict: {s.verdict}")
     return lines

@@ -1,6 +1,8 @@
 """Per-run metrics: a run's records summarised per Service (``summarize_service``, ``summarize``), its picks
 tested against the routing layer's expected shares (``sim.experiment.shares``); for sweeps, locality and a compact
-latency histogram per Service (``run_metrics``).
+latency histogram per Service (``run_metrics``). Each Service's rows are found once (``service_rows``), so a run
+of many Services is summarised in time linear in its requests. The metrics are typed, ``ServiceSummary`` and its
+parts in ``sim.experiment.metrics``; their JSON is its ``to_json``.
 
 Statistics over replications are in ``sim.stats``; tidy tables over a sweep in ``sim.experiment.tables``.
 """
@@ -9,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from sim.experiment.metrics import GroupMember, LatencyHistogram, PickGroup, ServiceSummary
 from sim.experiment.shares import expected_picks
 from sim.outcomes import Outcome
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
@@ -26,125 +29,6 @@ def _scipy_stats():
     from scipy import stats
 
     return stats
-
-
-_MISSING = object()
-
-
-def _number(value: float | None) -> float:
-    """A JSON number, null (NaN as written to a file) as NaN."""
-    return math.nan if value is None else float(value)
-
-
-def _json(path: str | None) -> dict[str, str | None]:
-    """A ServiceSummary field's place in its JSON: a dotted path (``chi_square.verdict``), or None: not written."""
-    return {"json": path}
-
-
-@dataclass(frozen=True)
-class ServiceSummary:
-    """What one Service did in one run: counts, spread over endpoints and nodes, the test and latency (s).
-
-    The typed form of the per-Service metrics: ``to_json`` writes each field at its name, or where its
-    ``json`` metadata says (``sim run --json``'s ``services.NAME``, a sweep record's ``metrics.services.NAME``);
-    ``sim.experiment.results.TABLE_METRICS`` names the ones the tidy table carries. A new metric is one field
-    here and one function computing it in ``summarize_service`` (and a ``Column`` line to tabulate it).
-    """
-
-    name: str = field(metadata=_json(None))
-    sent: int
-    completed: int
-    dropped: int
-    in_flight: int
-    violations: int
-    """Routed requests that reached an endpoint their route did not allow (0 for a correct model)."""
-    drops: dict[str, int]
-    by_node: dict[str, int]
-    by_endpoint: dict[str, int]
-    routed_by_endpoint: dict[str, int]
-    """Fresh picks per endpoint: what the chi-square tests."""
-    expected_share: dict[str, float]
-    chi_square: ChiSquare
-    """The test per group of equal expected shares, combined (``sim.stats.grouped_gof``); its p-value is NaN for
-    an adaptive picker, whose picks are not fixed-share draws. In the JSON: statistic, pvalue, dof, n, cohens_w
-    and method under ``chi_square``."""
-    deterministic: bool = field(metadata=_json("chi_square.deterministic_picker"))
-    max_deviation: float = field(metadata=_json("chi_square.max_deviation"))
-    verdict: str = field(metadata=_json("chi_square.verdict"))
-    latency_s: dict[str, float]
-    """Completed requests' ``mean``, ``p50`` and ``p99`` latency (s)."""
-    cross_node_fraction: float
-    cross_zone_fraction: float
-    cross_node_by_entry_node: dict[str, float]
-    """Per node where requests entered (the client's node for pods), the share served on another node."""
-    hints: str
-    failed_after_s: float
-    """Mean seconds a failed request's client waited before it learned of the failure (0: at once)."""
-    source_preserved_fraction: float
-    picks: dict[str, int]
-    pickers: list[str]
-    timed_out: int
-    retries: int
-    """Attempts after the first (each retry is its own record)."""
-    latency_parts_s: dict[str, float]
-    pods: dict[str, dict[str, float]]
-    adaptive: bool = field(default=False, metadata=_json("chi_square.adaptive_picker"))
-    """True where a picker chooses by live load (power-of-two, least-connections): no p-value applies."""
-    balance: dict[str, float] = field(default_factory=dict, metadata=_json("chi_square.balance"))
-    """Fresh picks over expected picks per endpoint: ``min_ratio``, ``max_ratio``, ``max_over_min`` and ``cv``
-    (their coefficient of variation, weighted by expected picks)."""
-    groups: list[dict[str, Any]] = field(default_factory=list, metadata=_json("chi_square.groups"))
-    """Per group of equal expected shares: its (stream, entry node, version) members, picks, shares and test."""
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``): every field at its place."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            path = f.metadata.get("json", f.name)
-            if path is None:
-                continue
-            value = getattr(self, f.name)
-            if isinstance(value, ChiSquare):
-                value = {k: getattr(value, k) for k in ("statistic", "pvalue", "dof", "n", "cohens_w", "method")}
-            *parents, leaf = path.split(".")
-            place = out
-            for part in parents:
-                place = place.setdefault(part, {})
-            if isinstance(value, dict) and isinstance(place.get(leaf), dict):
-                place[leaf].update(value)
-            else:
-                place[leaf] = value
-        return out
-
-    @classmethod
-    def from_json(cls, name: str, data: Mapping[str, Any]) -> ServiceSummary:
-        """The typed summary back from its JSON (``to_json``'s, or as a file holds it, where NaN is null: a
-        number field reads null as NaN). Fields with a default may be missing. The test's ``min_expected`` and
-        per-group tests are not in the JSON: NaN and none (the groups' JSON is ``groups``)."""
-        values: dict[str, Any] = {"name": name}
-        for f in fields(cls):
-            path = f.metadata.get("json", f.name)
-            if path is None:
-                continue
-            value: Any = data
-            for part in path.split("."):
-                value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
-            if value is _MISSING:
-                continue  # a field with a default (a file written before it existed), or the dataclass says
-            if f.type == "ChiSquare":
-                value = ChiSquare(
-                    _number(value["statistic"]),
-                    _number(value["pvalue"]),
-                    int(value["dof"]),
-                    int(value["n"]),
-                    _number(value["cohens_w"]),
-                    math.nan,
-                    value["method"],
-                )
-            elif f.type == "float":
-                value = _number(value)
-            values[f.name] = value
-        return cls(**values)
 
 
 def service_rows(result: RunResult) -> list[np.ndarray]:
@@ -208,7 +92,7 @@ class _Spread:
     verdict: str
     adaptive: bool
     deterministic: bool
-    groups: list[dict[str, Any]]
+    groups: list[PickGroup]
 
 
 def _spread(result: RunResult, r: _Requests, alpha: float) -> _Spread:
@@ -239,7 +123,7 @@ def _spread(result: RunResult, r: _Requests, alpha: float) -> _Spread:
         verdict=words,
         adaptive=adaptive,
         deterministic=deterministic,
-        groups=_groups_json(result, test, picks.members, adaptive),
+        groups=_pick_groups(result, test, picks.members, adaptive),
     )
 
 
@@ -346,30 +230,30 @@ def _nothing_to_test(sent: bool, routed: bool) -> str:
     return "no fresh picks (every request rode an open connection or affinity): nothing to test"
 
 
-def _groups_json(
+def _pick_groups(
     result: RunResult, test: ChiSquare, members: list[tuple[int, int, int]], adaptive: bool
-) -> list[dict[str, Any]]:
+) -> list[PickGroup]:
     """Per group of equal expected shares: its (stream, client, entry node, version) members, picks, shares and
     test (no p-value for an adaptive picker)."""
     return [
-        {
-            "members": [
-                {
-                    "stream": members[i][0],
-                    "client": result.scenario.streams[members[i][0]].client,
-                    "entry_node": result.node_names[members[i][1]],
-                    "version": members[i][2],
-                }
+        PickGroup(
+            members=[
+                GroupMember(
+                    stream=members[i][0],
+                    client=result.scenario.streams[members[i][0]].client,
+                    entry_node=result.node_names[members[i][1]],
+                    version=members[i][2],
+                )
                 for i in g.members
             ],
-            "picked": {result.pod_names[c]: int(o) for c, o in zip(g.cells, g.observed, strict=True)},
-            "expected_share": {result.pod_names[c]: p for c, p in zip(g.cells, g.shares, strict=True)},
-            "statistic": g.test.statistic,
-            "dof": g.test.dof,
-            "n": g.test.n,
-            "pvalue": math.nan if adaptive else g.test.pvalue,
-            "method": test.method if adaptive else g.test.method,
-        }
+            picked={result.pod_names[c]: int(o) for c, o in zip(g.cells, g.observed, strict=True)},
+            expected_share={result.pod_names[c]: p for c, p in zip(g.cells, g.shares, strict=True)},
+            statistic=g.test.statistic,
+            dof=g.test.dof,
+            n=g.test.n,
+            pvalue=math.nan if adaptive else g.test.pvalue,
+            method=test.method if adaptive else g.test.method,
+        )
         for g in test.groups
     ]
 
@@ -453,9 +337,12 @@ def _pod_monitors(result: RunResult, pods: np.ndarray) -> dict[str, dict[str, fl
     }
 
 
-def service_summaries(result: RunResult, *, alpha: float = 0.01) -> dict[str, ServiceSummary]:
-    """Every Service that had requests or a client stream, summarised, in ``service_names`` order."""
-    rows = service_rows(result)
+def service_summaries(
+    result: RunResult, *, alpha: float = 0.01, rows: Sequence[np.ndarray] | None = None
+) -> dict[str, ServiceSummary]:
+    """Every Service that had requests or a client stream, summarised, in ``service_names`` order (``rows``:
+    ``service_rows(result)``, found here when not given)."""
+    rows = service_rows(result) if rows is None else rows
     streamed = {s.service for s in result.scenario.streams}
     return {
         name: summarize_service(result, name, alpha=alpha, rows=rows[i])
@@ -464,15 +351,20 @@ def service_summaries(result: RunResult, *, alpha: float = 0.01) -> dict[str, Se
     }
 
 
-def summarize(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
-    """The whole run as one JSON-ready dict: seed, scenario name, end time and a summary per Service."""
+def run_json(result: RunResult, services: Mapping[str, ServiceSummary]) -> dict[str, Any]:
+    """A run's JSON: seed, scenario name, dataplane, end time (s) and the given summaries per Service."""
     return {
         "scenario": result.scenario.name,
         "seed": result.seed,
         "dataplane": result.scenario.dataplane.name,
         "end_s": result.end_s,
-        "services": {name: s.to_json() for name, s in service_summaries(result, alpha=alpha).items()},
+        "services": {name: s.to_json() for name, s in services.items()},
     }
+
+
+def summarize(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
+    """The whole run as one JSON-ready dict: seed, scenario name, end time and a summary per Service."""
+    return run_json(result, service_summaries(result, alpha=alpha))
 
 
 # --- per-run metrics for sweeps: locality and a compact latency distribution ------------------------------------
@@ -483,44 +375,43 @@ LATENCY_BINS_PER_DECADE = 20
 """Latency-histogram resolution: bin edges grow by a factor 10**(1/20), about 12% per bin."""
 
 
-def latency_histogram(latency_s: np.ndarray) -> dict[str, Any]:
+def latency_histogram(latency_s: np.ndarray) -> LatencyHistogram:
     """Counts of latencies (s) in log-spaced bins; bin i spans ``floor_s * 10**(i / bins_per_decade)`` upward.
 
     Only bins from ``first`` to the last occupied one are kept, so the histogram of one run is a few dozen
     integers, and histograms of replications add up exactly (``pooled_histogram``).
 
-    >>> latency_histogram(np.array([0.001, 0.001, 0.0013]))["counts"]
+    >>> latency_histogram(np.array([0.001, 0.001, 0.0013])).counts
     [2, 0, 1]
     """
     values = np.asarray(latency_s, dtype=float)
     values = values[np.isfinite(values)]
-    head = {"floor_s": LATENCY_FLOOR_S, "bins_per_decade": LATENCY_BINS_PER_DECADE}
     if not values.size:
-        return {**head, "first": 0, "counts": []}
+        return LatencyHistogram(LATENCY_FLOOR_S, LATENCY_BINS_PER_DECADE, 0, [])
     ratio = np.maximum(values, LATENCY_FLOOR_S) / LATENCY_FLOOR_S
     index = np.floor(np.log10(ratio) * LATENCY_BINS_PER_DECADE + 1e-9).astype(np.int64)
     first = int(index.min())
-    return {**head, "first": first, "counts": np.bincount(index - first).tolist()}
+    return LatencyHistogram(LATENCY_FLOOR_S, LATENCY_BINS_PER_DECADE, first, np.bincount(index - first).tolist())
 
 
-def pooled_histogram(histograms: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+def pooled_histogram(histograms: Sequence[LatencyHistogram]) -> tuple[np.ndarray, np.ndarray]:
     """Bin upper edges (s) and summed counts of latency histograms with the same bins (e.g. replications)."""
-    kept = [h for h in histograms if h["counts"]]
+    kept = [h for h in histograms if h.counts]
     if not kept:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
-    floor_s, per_decade = kept[0]["floor_s"], kept[0]["bins_per_decade"]
-    if any(h["floor_s"] != floor_s or h["bins_per_decade"] != per_decade for h in kept):
+    floor_s, per_decade = kept[0].floor_s, kept[0].bins_per_decade
+    if any(h.floor_s != floor_s or h.bins_per_decade != per_decade for h in kept):
         raise ValueError("histograms have different bins")
-    lo = min(h["first"] for h in kept)
-    hi = max(h["first"] + len(h["counts"]) for h in kept)
+    lo = min(h.first for h in kept)
+    hi = max(h.first + len(h.counts) for h in kept)
     counts = np.zeros(hi - lo, dtype=np.int64)
     for h in kept:
-        counts[h["first"] - lo : h["first"] - lo + len(h["counts"])] += h["counts"]
+        counts[h.first - lo : h.first - lo + len(h.counts)] += h.counts
     upper = floor_s * 10.0 ** (np.arange(lo + 1, hi + 1) / per_decade)
     return upper, counts
 
 
-def histogram_ecdf(histograms: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+def histogram_ecdf(histograms: Sequence[LatencyHistogram]) -> tuple[np.ndarray, np.ndarray]:
     """The ECDF of pooled latency histograms: bin upper edges (s) and the fraction of requests at or below."""
     upper, counts = pooled_histogram(histograms)
     total = counts.sum()
@@ -547,15 +438,25 @@ def locality(result: RunResult, service: str, rows: np.ndarray | None = None) ->
     return {"by_client_node": by_client_node}
 
 
-def run_metrics(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
-    """``summarize(result)`` plus, per Service, ``locality`` and the ``latency_histogram`` of completed requests
-    (all after the scenario's warm-up, as in ``summarize``)."""
-    metrics = summarize(result, alpha=alpha)
+def metric_summaries(result: RunResult, *, alpha: float = 0.01) -> dict[str, ServiceSummary]:
+    """``service_summaries(result)`` with, per Service, its ``locality`` and the ``latency_histogram`` of its
+    completed requests (all after the scenario's warm-up, as in ``summarize``): a sweep record's metrics."""
     cols = result.columns
     rows = service_rows(result)
-    for name, svc in metrics["services"].items():
-        mine = rows[result.service_names.index(name)]
-        svc.update(locality(result, name, mine))
+    summaries = service_summaries(result, alpha=alpha, rows=rows)
+    index = {name: i for i, name in enumerate(result.service_names)}
+    for name, s in summaries.items():
+        mine = rows[index[name]]
         done = mine[(cols["outcome"][mine] == Outcome.OK) & (cols["t_sent"][mine] >= result.scenario.warmup_s)]
-        svc["latency_histogram"] = latency_histogram(cols["t_returned"][done] - cols["t_sent"][done])
-    return metrics
+        summaries[name] = replace(
+            s,
+            by_client_node=locality(result, name, mine)["by_client_node"],
+            latency_histogram=latency_histogram(cols["t_returned"][done] - cols["t_sent"][done]),
+        )
+    return summaries
+
+
+def run_metrics(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
+    """``summarize(result)`` plus, per Service, ``locality`` and the ``latency_histogram`` of completed requests
+    (``metric_summaries``)."""
+    return run_json(result, metric_summaries(result, alpha=alpha))
