@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sim.experiment.metrics import GroupMember, LatencyHistogram, PickGroup, ServiceSummary
-from sim.experiment.shares import expected_picks
+from sim.experiment.shares import expected_picks, pod_index
 from sim.outcomes import Outcome
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.routing import Picker
@@ -95,11 +95,11 @@ class _Spread:
     groups: list[PickGroup]
 
 
-def _spread(result: RunResult, r: _Requests, alpha: float) -> _Spread:
+def _spread(result: RunResult, r: _Requests, alpha: float, pods: Mapping[str, int]) -> _Spread:
     """Fresh picks, replies and expected picks per pod, the chi-square test of the fresh picks and its verdict."""
     c = r.cols
     n_pods = len(result.pod_names)
-    picks = expected_picks(result, c["stream"], c["entry_node"], c["version"], c["endpoint"], r.fresh)
+    picks = expected_picks(result, c["stream"], c["entry_node"], c["version"], c["endpoint"], r.fresh, pods)
     expected = picks.expected
     fresh = np.bincount(c["endpoint"][r.fresh], minlength=n_pods)
     all_routed = np.bincount(c["endpoint"][r.routed], minlength=n_pods)
@@ -154,13 +154,37 @@ def summarize_service(
     were pinned by session affinity are not independent draws, though they count in ``by_endpoint`` and every
     routed request is checked for violations (an endpoint its route did not allow).
     """
+    return _summarize(result, service, alpha, rows, _run_index(result))
+
+
+@dataclass(frozen=True, eq=False)
+class _RunIndex:
+    """What the summary of every Service of one run looks up, made once per run: each pod's index by name, and
+    each node's zone as a code (-1: no zone label; one more entry, -1, for no node)."""
+
+    pods: dict[str, int]
+    node_zone: np.ndarray
+
+
+def _run_index(result: RunResult) -> _RunIndex:
+    """The lookups of ``result`` every Service's summary shares."""
+    zones = [result.scenario.nodes[n].zone for n in result.node_names]
+    code = {z: i for i, z in enumerate(sorted(set(zones)))}
+    node_zone = np.array([code[z] if z else -1 for z in zones] + [-1], dtype=np.int64)
+    return _RunIndex(pod_index(result), node_zone)
+
+
+def _summarize(
+    result: RunResult, service: str, alpha: float, rows: np.ndarray | None, index: _RunIndex
+) -> ServiceSummary:
+    """``summarize_service``, with the run's lookups made once for all its Services."""
     r = _requests(result, service, rows)
     c, ok = r.cols, r.ok
     outcome = c["outcome"]
-    s = _spread(result, r, alpha)
+    s = _spread(result, r, alpha, index.pods)
     node_counts = np.bincount(c["endpoint_node"][ok], minlength=len(result.node_names))
     total = s.expected.sum()
-    cross, cross_zone, cross_by_node = _crossing(result, c["entry_node"][ok], c["endpoint_node"][ok])
+    cross, cross_zone, cross_by_node = _crossing(result, index.node_zone, c["entry_node"][ok], c["endpoint_node"][ok])
     dropped = outcome == Outcome.DROPPED
     return ServiceSummary(
         name=service,
@@ -269,12 +293,14 @@ def _latency_summary(latency: np.ndarray) -> dict[str, float]:
     }
 
 
-def _crossing(result: RunResult, entry: np.ndarray, served: np.ndarray) -> tuple[float, float, dict[str, float]]:
+def _crossing(
+    result: RunResult, node_zone: np.ndarray, entry: np.ndarray, served: np.ndarray
+) -> tuple[float, float, dict[str, float]]:
     """Of completed requests (their entry and serving node indices): the share served on another node than
     their entry node, in another zone, and the first per entry node (NaN without any)."""
     cross = float(np.mean(served != entry)) if served.size else math.nan
     by_node = {result.node_names[n]: float(np.mean(served[entry == n] != n)) for n in np.unique(entry).tolist()}
-    return cross, _cross_zone(result, entry, served), by_node
+    return cross, _cross_zone(node_zone, entry, served), by_node
 
 
 def _picks(pick: np.ndarray, routed: np.ndarray) -> dict[str, int]:
@@ -299,12 +325,10 @@ def _balance(picked: np.ndarray, expected: np.ndarray) -> dict[str, float]:
     return {"min_ratio": low, "max_ratio": high, "max_over_min": high / low if low > 0 else nan, "cv": cv}
 
 
-def _cross_zone(result: RunResult, entry: np.ndarray, served: np.ndarray) -> float:
-    """Share (0..1) of requests served in another zone than their entry node's, over requests whose two nodes
-    both carry a zone label (NaN if none do: a cluster without zones has no cross-zone traffic to speak of)."""
-    zones = [result.scenario.nodes[n].zone for n in result.node_names]
-    code = {z: i for i, z in enumerate(sorted(set(zones)))}
-    node_zone = np.array([code[z] if z else -1 for z in zones] + [-1], dtype=np.int64)
+def _cross_zone(node_zone: np.ndarray, entry: np.ndarray, served: np.ndarray) -> float:
+    """Share (0..1) of requests served in another zone than their entry node's (``node_zone``: zone code per node
+    index, -1 for none), over requests whose two nodes both carry a zone label (NaN if none do: a cluster without
+    zones has no cross-zone traffic to speak of)."""
     ez, sz = node_zone[entry.astype(np.int64)], node_zone[served.astype(np.int64)]
     zoned = (ez >= 0) & (sz >= 0)
     return float(np.mean(ez[zoned] != sz[zoned])) if zoned.any() else float("nan")
@@ -344,8 +368,9 @@ def service_summaries(
     ``service_rows(result)``, found here when not given)."""
     rows = service_rows(result) if rows is None else rows
     streamed = {s.service for s in result.scenario.streams}
+    index = _run_index(result)
     return {
-        name: summarize_service(result, name, alpha=alpha, rows=rows[i])
+        name: _summarize(result, name, alpha, rows[i], index)
         for i, name in enumerate(result.service_names)
         if rows[i].size or name in streamed
     }
