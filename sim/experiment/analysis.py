@@ -141,6 +141,7 @@ def _hints_words(result: RunResult, service: str) -> str:
 
 
 def _count(selected: np.ndarray) -> int:
+    """How many are selected."""
     return int(np.count_nonzero(selected))
 
 
