@@ -24,8 +24,8 @@ from sim.version import __version__
 
 if TYPE_CHECKING:
     from sim import guards
-    from sim.experiment.analysis import ServiceSummary
     from sim.experiment.executors import Executor
+    from sim.experiment.metrics import ServiceSummary
     from sim.scenario import Scenario
 
 # The rest of sim is imported inside the functions that need it, so that `sim --help` and a bad flag answer
@@ -411,15 +411,15 @@ def _ms(seconds: float | None) -> str:
 
 def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
     """The human tables of ``sim run``: one block per Service, read through the typed ``ServiceSummary``."""
-    from sim.experiment.analysis import ServiceSummary
+    from sim.experiment.metrics import services_from_json
     from sim.rng import seed_text
 
     out = [
         f"scenario {summary['scenario']}  seed {seed_text(summary['seed'])}  dataplane {summary['dataplane']}  "
         f"simulated {summary['end_s']:.3f} s"
     ]
-    for name, raw in summary["services"].items():
-        out.extend(_service_lines(scenario, ServiceSummary.from_json(name, raw)))
+    for s in services_from_json(summary).values():
+        out.extend(_service_lines(scenario, s))
     return "\n".join(out)
 
 
@@ -486,7 +486,7 @@ def _verdict_lines(s: ServiceSummary) -> list[str]:
     if len(s.groups) > 1:
         lines.append(
             f"  tested per group (requests whose routes expect the same shares): {len(s.groups)} groups, dof "
-            f"{' + '.join(str(g['dof']) for g in s.groups)}, statistics summed; each group in --json"
+            f"{' + '.join(str(g.dof) for g in s.groups)}, statistics summed; each group in --json"
         )
     lines.append(f"  verdict: {s.verdict}")
     return lines

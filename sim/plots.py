@@ -24,6 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from sim.experiment.analysis import histogram_ecdf
+from sim.experiment.metrics import LatencyHistogram, ServiceSummary, ServiceWindows, record_services, services_from_json
 from sim.experiment.results import summary_frame
 from sim.experiment.rundoc import share_interval
 from sim.experiment.tables import design_point_summary
@@ -84,13 +85,23 @@ def _yerr(mean: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.vstack([mean - low, high - mean]), nan=0.0)
 
 
-def _service_metrics(records: Records, service: str) -> list[Mapping[str, Any]]:
+def _service_metrics(records: Records, service: str) -> list[ServiceSummary]:
     """The per-Service metrics of every finished record that has ``service``."""
-    return [
-        r["metrics"]["services"][service]
-        for r in records
-        if r.get("status") == "ok" and service in r["metrics"]["services"]
-    ]
+    return [services[service] for services in map(record_services, records) if service in services]
+
+
+def _by_client_node(m: ServiceSummary) -> dict[str, dict[str, int]]:
+    """A sweep record's or run document's completed requests per client node and serving node."""
+    if m.by_client_node is None:
+        raise ValueError(f"Service {m.name}: no by_client_node (not a sweep record's or `sim run --out` metrics)")
+    return m.by_client_node
+
+
+def _histogram(m: ServiceSummary) -> LatencyHistogram:
+    """A sweep record's or run document's latency histogram."""
+    if m.latency_histogram is None:
+        raise ValueError(f"Service {m.name}: no latency_histogram (not a sweep record's or `sim run --out` metrics)")
+    return m.latency_histogram
 
 
 def _spread(table: pd.DataFrame, x: str) -> float:
@@ -106,9 +117,9 @@ def _lines(table: pd.DataFrame, line: str | None) -> list[tuple[Any, pd.DataFram
     return [(level, group) for level, group in table.groupby(line, sort=False)]
 
 
-def _endpoints(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+def _endpoints(runs: Sequence[ServiceSummary]) -> list[str]:
     """Every endpoint some run expected or routed to, sorted."""
-    return sorted({p for m in runs for p in (*m["routed_by_endpoint"], *m["expected_share"])})
+    return sorted({p for m in runs for p in (*m.routed_by_endpoint, *m.expected_share)})
 
 
 _NICE = (1, 2, 3, 5)
@@ -314,10 +325,10 @@ def endpoint_bars(
     ax = _axes(ax)
     runs = _service_metrics(records, service)
     pods = list(endpoints) if endpoints is not None else _endpoints(runs)
-    routed = [m["routed_by_endpoint"] for m in runs]
+    routed = [m.routed_by_endpoint for m in runs]
     shares = np.array([[r.get(p, 0) / max(sum(r.values()), 1) for p in pods] for r in routed])
     shares = shares.reshape(len(runs), len(pods))
-    expected = np.array([[m["expected_share"].get(p, 0.0) for p in pods] for m in runs]).reshape(len(runs), len(pods))
+    expected = np.array([[m.expected_share.get(p, 0.0) for p in pods] for m in runs]).reshape(len(runs), len(pods))
     cis = [mean_ci(shares[:, j]) for j in range(len(pods))]
     mean = np.array([c.mean for c in cis]) * 100
     low = np.array([c.low for c in cis]) * 100
@@ -345,7 +356,7 @@ def endpoint_bars(
         label="expected share",
     )
     if len(runs) == 1:  # one run: where its share should fall if the picker draws the expected shares
-        n = sum(runs[0]["routed_by_endpoint"].values())
+        n = sum(runs[0].routed_by_endpoint.values())
         band = np.array([share_interval(n, p / 100) for p in expected_mean]).reshape(len(pods), 2) * 100
         ax.errorbar(
             xs + 0.3,
@@ -384,7 +395,7 @@ def node_heatmap(
     runs = _service_metrics(records, service)
     counts: dict[tuple[str, str], int] = {}
     for m in runs:
-        for client, row in m["by_client_node"].items():
+        for client, row in _by_client_node(m).items():
             for served, n in row.items():
                 counts[client, served] = counts.get((client, served), 0) + n
     clients = list(clients) if clients is not None else sorted({c for c, _ in counts})
@@ -415,14 +426,14 @@ def latency_ecdf(
     ax = _axes(ax)
     series = {}
     for label, records in groups.items():
-        hists = [m["latency_histogram"] for m in _service_metrics(records, service)]
+        hists = [_histogram(m) for m in _service_metrics(records, service)]
         series[f"{label} ({len(hists)} {'run' if len(hists) == 1 else 'runs'})"] = hists
     _ecdf(ax, series)
     ax.set_title(title or f"Latency ECDF: {service}")
     return ax
 
 
-def _ecdf(ax: Axes, series: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+def _ecdf(ax: Axes, series: Mapping[str, Sequence[LatencyHistogram]]) -> None:
     """Draw one ECDF per label from its latency histograms (ms, log x), with a p99 line and notes."""
     notes = []
     for i, (label, hists) in enumerate(series.items()):
@@ -430,7 +441,7 @@ def _ecdf(ax: Axes, series: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         if not upper.size:
             notes.append(f"not drawn: {label.split(' (')[0]}: no completed requests")
             continue
-        lower = upper[0] / 10 ** (1 / hists[0]["bins_per_decade"])
+        lower = upper[0] / 10 ** (1 / hists[0].bins_per_decade)
         style = _STYLES[i % len(_STYLES)]
         ax.plot(np.r_[lower, upper] * _MS, np.r_[0.0, cdf], color=_color(i), ls=style, lw=1.8, label=label)
     ax.axhline(0.99, color="grey", ls=":", lw=1)
@@ -506,7 +517,7 @@ def sweep_figures(
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok:
         raise ValueError("no finished runs to plot")
-    services = list(dict.fromkeys(s for r in ok for s in r["metrics"]["services"]))
+    services = list(dict.fromkeys(s for r in ok for s in record_services(r)))
     service = service or services[0]
     if service not in services:
         raise ValueError(f"no Service {service!r} in the results; they have {services}")
@@ -616,7 +627,7 @@ def _point_figures(
     figures["endpoints"] = fig
 
     fig, grid = panels(6.4, 3.4)
-    pairs = [(c, s) for m in runs for c, row in m["by_client_node"].items() for s in row]
+    pairs = [(c, s) for m in runs for c, row in _by_client_node(m).items() for s in row]
     clients, servers = sorted({c for c, _ in pairs}), sorted({s for _, s in pairs})
     for ax, (label, recs) in zip(grid, groups.items(), strict=False):
         title_here = _describe({line: label}, labels) if line else label
@@ -660,9 +671,17 @@ def _events(ax: Axes, doc: Mapping[str, Any], *, numbers: bool) -> None:
         ax.axvspan(0, warmup, color="grey", alpha=0.12, lw=0)
 
 
-def _window_edges(doc: Mapping[str, Any], service: str) -> np.ndarray:
-    """Left edges (s) of the windows of ``service``."""
-    return np.arange(len(doc["services"][service]["windows"]["sent"])) * float(doc["window_s"])
+def _windows(doc: Mapping[str, Any], service: str) -> ServiceWindows:
+    """The windows of ``service`` in a run document (``sim run --out``)."""
+    windows = services_from_json(doc)[service].windows
+    if windows is None:
+        raise ValueError(f"Service {service}: no windows (not a `sim run --out` document)")
+    return windows
+
+
+def _window_edges(w: ServiceWindows, width_s: float) -> np.ndarray:
+    """Left edges (s) of windows ``width_s`` wide."""
+    return np.arange(len(w.sent)) * width_s
 
 
 def _stacked_windows(
@@ -699,10 +718,10 @@ def _rest_of_windows(
 def landed_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = None) -> Axes:
     """Requests sent per window, stacked by the endpoint pod they were routed to, and those never routed."""
     ax = _axes(ax)
-    w = doc["services"][service]["windows"]
-    left, width = _window_edges(doc, service), float(doc["window_s"])
-    bottom = _stacked_windows(ax, left, width, w["landed"], first_color=0)
-    unrouted = np.asarray(w["sent"], dtype=float) - bottom
+    w, width = _windows(doc, service), float(doc["window_s"])
+    left = _window_edges(w, width)
+    bottom = _stacked_windows(ax, left, width, w.landed, first_color=0)
+    unrouted = np.asarray(w.sent, dtype=float) - bottom
     _rest_of_windows(ax, left, width, unrouted, bottom, "lightgray", "//", "not routed (no endpoint)")
     _events(ax, doc, numbers=True)
     ax.set_ylabel(f"requests per {width:g} s")
@@ -715,16 +734,16 @@ def landed_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = Non
 def latency_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = None) -> Axes:
     """Latency percentiles (p50, p90, p99; ms, log scale) of the completed requests sent in each window."""
     ax = _axes(ax)
-    w = doc["services"][service]["windows"]
-    centres = _window_edges(doc, service) + float(doc["window_s"]) / 2
+    w = _windows(doc, service)
+    centres = _window_edges(w, float(doc["window_s"])) + float(doc["window_s"]) / 2
     values = []
-    for i, (name, series) in enumerate(sorted(w["latency_s"].items(), key=lambda kv: int(kv[0][1:]))):
+    for i, (name, series) in enumerate(sorted(w.latency_s.items(), key=lambda kv: int(kv[0][1:]))):
         ys = np.array([np.nan if v is None else v * _MS for v in series], dtype=float)
         values.append(ys)
         ax.plot(centres, ys, color=_color(i), ls=_STYLES[i % len(_STYLES)], marker=".", lw=1.3, label=name)
     ax.set_yscale("log")
     _log_axis(ax.yaxis, np.concatenate(values) if values else np.zeros(0))
-    gaps = [c for c, n in zip(centres, w["completed"], strict=True) if n == 0]
+    gaps = [c for c, n in zip(centres, w.completed, strict=True) if n == 0]
     if len(gaps) == len(centres):
         _note(ax, ["not drawn: no completed requests"])
     elif gaps:
@@ -740,12 +759,12 @@ def latency_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = No
 def failures_over_time(doc: Mapping[str, Any], service: str, ax: Axes | None = None) -> Axes:
     """Failed requests per window by reason (stacked; ``timeout``: the client's request timeout)."""
     ax = _axes(ax)
-    w = doc["services"][service]["windows"]
-    left, width = _window_edges(doc, service), float(doc["window_s"])
-    bottom = _stacked_windows(ax, left, width, w["failed"], first_color=3)
-    flight = np.asarray(w["sent"], dtype=float) - np.asarray(w["completed"], dtype=float) - bottom
+    w, width = _windows(doc, service), float(doc["window_s"])
+    left = _window_edges(w, width)
+    bottom = _stacked_windows(ax, left, width, w.failed, first_color=3)
+    flight = np.asarray(w.sent, dtype=float) - np.asarray(w.completed, dtype=float) - bottom
     _rest_of_windows(ax, left, width, flight, bottom, "white", "..", "still in flight when the run ended")
-    if not w["failed"]:
+    if not w.failed:
         _note(ax, ["no failed requests"], inside=True)
         if not flight.any():
             ax.set_ylim(0, 1)
@@ -776,7 +795,8 @@ def run_figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
     """The figures of one run: ``endpoints`` (shares per endpoint with the expected share and its 95% range),
     ``heatmap`` (client node x serving node), ``latency_ecdf`` (one line per Service) and ``over_time``
     (per Service: where requests landed, latency percentiles, failures by reason; the timeline marked)."""
-    services = list(doc["services"])
+    summaries = services_from_json(doc)
+    services = list(summaries)
     if not services:
         raise ValueError("the run has no Services with requests to plot")
     records = [{"status": "ok", "metrics": doc}]
@@ -798,7 +818,7 @@ def run_figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
 
     fig = Figure(figsize=(7.2, 4.6), layout="constrained")
     ax = fig.add_subplot()
-    _ecdf(ax, {name: [doc["services"][name]["latency_histogram"]] for name in services})
+    _ecdf(ax, {name: [_histogram(summaries[name])] for name in services})
     ax.set_title(f"{head}\nlatency ECDF of completed requests, per Service")
     figures["latency_ecdf"] = fig
 

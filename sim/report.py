@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from sim import plots
 from sim.errors import SpecError
+from sim.experiment.metrics import ServiceSummary, services_from_json
 from sim.experiment.results import summary_frame
 from sim.experiment.rundoc import describe_cluster, share_interval, versions
 from sim.experiment.tables import chi_square_by_design_point, design_point_summary
@@ -123,11 +124,12 @@ RUN_CAPTIONS = {
 }
 
 
-def _endpoint_rows(svc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    picked = sum(svc["routed_by_endpoint"].values())
+def _endpoint_rows(svc: ServiceSummary) -> list[dict[str, Any]]:
+    """Per endpoint: fresh picks, their share, the expected share with its 95% range, replies."""
+    picked = sum(svc.routed_by_endpoint.values())
     rows = []
-    for pod, n in svc["routed_by_endpoint"].items():
-        expected = svc["expected_share"].get(pod, 0.0)
+    for pod, n in svc.routed_by_endpoint.items():
+        expected = svc.expected_share.get(pod, 0.0)
         low, high = share_interval(picked, expected) if picked else (math.nan, math.nan)
         rows.append(
             {
@@ -137,7 +139,7 @@ def _endpoint_rows(svc: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "expected": expected,
                 "low": low,
                 "high": high,
-                "replies": svc["by_endpoint"].get(pod, 0),
+                "replies": svc.by_endpoint.get(pod, 0),
             }
         )
     return rows
@@ -145,9 +147,9 @@ def _endpoint_rows(svc: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def run_context(doc: Mapping[str, Any], command: str) -> dict[str, Any]:
     """What the run template needs from a ``sim run --out`` document."""
-    services = []
-    for name, svc in doc["services"].items():
-        services.append({"name": name, "s": svc, "endpoints": _endpoint_rows(svc)})
+    services = [
+        {"name": name, "s": svc, "endpoints": _endpoint_rows(svc)} for name, svc in services_from_json(doc).items()
+    ]
     return {
         "title": f"Run of {doc['scenario']} (seed {doc['seed']})",
         "doc": doc,

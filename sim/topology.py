@@ -165,15 +165,48 @@ def _routes(adj: Mapping[str, Mapping[str, Dist]], same_node: Dist) -> _Routes:
     """Split off the pendant vertices, route the core, and number the delay classes of every vertex pair."""
     names = list(adj)
     index = {name: i for i, name in enumerate(names)}
-    v = len(names)
     edges = _edges(adj)
     kinds: dict[Dist, int] = {}  # each distinct link latency distribution, in first-seen order
     for _, _, d in edges:
         kinds.setdefault(d, len(kinds))
     nk = max(len(kinds), 1)
+    split = _split_pendants(adj, names, index, kinds, nk)
+    in_core, core_of = split.in_core, split.core_of
+    core_edges = [
+        (core_of[index[a]], core_of[index[b]], d) for a, b, d in edges if in_core[index[a]] and in_core[index[b]]
+    ]
+    c = len(split.core)
+    predecessor, core_component = _core_paths(c, core_edges)
+    hops, core_key, keys = _core_link_counts(c, core_edges, predecessor, kinds, nk)
+    linked = core_component[:, None] == core_component[None, :]
+    table, number, local, zero = _class_table(keys, split.unit, core_key, linked, split.root, split.pendant, nk)
+    labels = core_component[split.root].tolist() if names else []
+    relabel: dict[int, int] = {}
+    components = [relabel.setdefault(x, len(relabel)) for x in labels]
+    return _Routes(
+        names, index, components, split.root, split.pendant, split.core, predecessor, hops, linked, table,
+        int(number[zero]), _class_delays(local, number, list(kinds), same_node),
+    )  # fmt: skip
 
-    # Pendants: one neighbour (self-links never lie on a shortest path). Of two vertices that only have each other,
-    # the first stays in the core.
+
+@dataclass(frozen=True, eq=False)
+class _Split:
+    """The core of a graph and the pendant vertices hanging from it (see ``_Routes``)."""
+
+    in_core: np.ndarray  # vertex -> whether it is in the core
+    core: np.ndarray  # core index -> vertex index
+    core_of: np.ndarray  # vertex -> its core index (-1: a pendant)
+    root: np.ndarray
+    pendant: np.ndarray
+    unit: np.ndarray  # pendant code -> its link's kind count (int16, one row per code, row 0: none)
+
+
+def _split_pendants(
+    adj: Mapping[str, Mapping[str, Dist]], names: list[str], index: dict[str, int], kinds: dict[Dist, int], nk: int
+) -> _Split:
+    """Pendants: one neighbour (self-links never lie on a shortest path). Of two vertices that only have each
+    other, the first stays in the core. Each pendant's link latency gets a code 1, 2, ... (0: in the core)."""
+    v = len(names)
     only = [[b for b in adj[a] if b != a] for a in names]
     parent = np.full(v, -1, dtype=np.int64)
     pendant_kind = np.full(v, -1, dtype=np.int64)
@@ -185,21 +218,23 @@ def _routes(adj: Mapping[str, Mapping[str, Dist]], same_node: Dist) -> _Routes:
             parent[i], pendant_kind[i] = j, kinds[adj[names[i]][nbrs[0]]]
     in_core = parent < 0
     core = np.flatnonzero(in_core)
-    c = len(core)
     core_of = np.full(v, -1, dtype=np.int64)
-    core_of[core] = np.arange(c)
+    core_of[core] = np.arange(len(core))
     root = np.where(in_core, core_of, core_of[np.where(in_core, 0, parent)] if v else core_of)
     used = sorted(set(pendant_kind[~in_core].tolist()))  # the latencies of pendant links: codes 1, 2, ...
     code_of = {k: q + 1 for q, k in enumerate(used)}
     pendant = np.array([code_of.get(k, 0) for k in pendant_kind.tolist()], dtype=np.int64)
-    unit = np.zeros((len(used) + 1, nk), dtype=np.int16)  # pendant code -> its link's kind count
+    unit = np.zeros((len(used) + 1, nk), dtype=np.int16)
     for k, q in code_of.items():
         unit[q, k] = 1
+    return _Split(in_core, core, core_of, root, pendant, unit)
 
-    core_edges = [
-        (core_of[index[a]], core_of[index[b]], d) for a, b, d in edges if in_core[index[a]] and in_core[index[b]]
-    ]
-    predecessor, core_component = _core_paths(c, core_edges)
+
+def _core_link_counts(
+    c: int, core_edges: Sequence[tuple[int, int, Dist]], predecessor: np.ndarray, kinds: dict[Dist, int], nk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per core pair: links crossed (int16), and the index of its path's link-kind counts into the distinct
+    counts found (rows of the third array), sources in chunks of ``_CHUNK_PAIRS`` pairs."""
     link_kind = np.zeros((c, c), dtype=np.int16)
     for i, j, d in core_edges:
         link_kind[i, j] = link_kind[j, i] = kinds[d]
@@ -214,11 +249,21 @@ def _routes(adj: Mapping[str, Mapping[str, Dist]], same_node: Dist) -> _Routes:
         found, inverse = _multisets(counts.reshape(-1, nk), c + 3)
         ids = np.array([key_of.setdefault(tuple(key), len(key_of)) for key in found.tolist()], dtype=np.int64)
         core_key[sources] = ids[inverse.reshape(-1)].reshape(len(sources), c)
-    keys = np.array(list(key_of), dtype=np.int16).reshape(-1, nk)
-    linked = core_component[:, None] == core_component[None, :]
+    return hops, core_key, np.array(list(key_of), dtype=np.int16).reshape(-1, nk)
 
-    # The multiset of every (core pair, pendant code at each end), numbered locally; then renumbered in the order
-    # in which the rows of all vertex pairs first show each one.
+
+def _class_table(
+    keys: np.ndarray,
+    unit: np.ndarray,
+    core_key: np.ndarray,
+    linked: np.ndarray,
+    root: np.ndarray,
+    pendant: np.ndarray,
+    nk: int,
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, ...], int], int]:
+    """The multiset of every (core pair, pendant code at each end), numbered locally; then renumbered in the order
+    in which the rows of all vertex pairs first show each one. Returns the renumbered table, the renumbering, the
+    local ids by multiset and the local id of no links at all."""
     p = len(unit)
     local: dict[tuple[int, ...], int] = {}
     combo = np.empty((len(keys), p, p), dtype=np.int32)
@@ -229,20 +274,19 @@ def _routes(adj: Mapping[str, Mapping[str, Dist]], same_node: Dist) -> _Routes:
     table = combo[core_key]
     table[~linked] = zero
     number = _first_seen(table, root, pendant, list(local))
-    table = number[table].astype(np.int32)
+    return number[table].astype(np.int32), number, local, zero
+
+
+def _class_delays(
+    local: Mapping[tuple[int, ...], int], number: np.ndarray, dists: list[Dist], same_node: Dist
+) -> tuple[Dist, ...]:
+    """Each delay class's distribution in class order: the sum of its links' latencies (none: ``same_node``)."""
     by_number = sorted((int(number[i]), counts) for counts, i in local.items() if number[i] >= 0)
-    dists = list(kinds)
     class_delay = []
     for _, multiset in by_number:
         parts = tuple(d for k, n in enumerate(multiset) for d in [dists[k]] * n) if dists else ()
         class_delay.append(Sum(parts) if parts else same_node)
-    labels = core_component[root].tolist() if v else []
-    relabel: dict[int, int] = {}
-    components = [relabel.setdefault(x, len(relabel)) for x in labels]
-    return _Routes(
-        names, index, components, root, pendant, core, predecessor, hops, linked, table, int(number[zero]),
-        tuple(class_delay),
-    )  # fmt: skip
+    return tuple(class_delay)
 
 
 def _first_seen(table: np.ndarray, root: np.ndarray, pendant: np.ndarray, keys: list[tuple[int, ...]]) -> np.ndarray:

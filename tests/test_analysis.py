@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +21,10 @@ from sim.experiment.analysis import (
     run_metrics,
     summarize_service,
 )
+from sim.experiment.metrics import PickGroup, ServiceSummary, json_problem
+from sim.experiment.rundoc import run_document
 from sim.experiment.tables import chi_square_by_design_point, design_point_summary, paired_differences
+from sim.outcomes import Outcome
 from sim.stats import (
     chi_square_power,
     false_discovery,
@@ -86,8 +91,8 @@ def test_sample_size_and_power_match_cohens_tables():
 def test_latency_histogram_bins_and_pooling():
     h = latency_histogram(np.array([1e-3, 1e-3, 1.3e-3, np.nan, 1e-9]))
     # 1 ms is bin 60 (20 bins per decade above 1 us), 1.3 ms bin 62; 1 ns lands in bin 0
-    assert h["first"] == 0 and h["counts"][0] == 1 and h["counts"][60] == 2 and h["counts"][62] == 1
-    assert sum(h["counts"]) == 4
+    assert h.first == 0 and h.counts[0] == 1 and h.counts[60] == 2 and h.counts[62] == 1
+    assert sum(h.counts) == 4
     a, b = latency_histogram(np.array([1e-3])), latency_histogram(np.array([1e-2, 1e-2]))
     upper, counts = pooled_histogram([a, b, latency_histogram(np.array([]))])
     assert counts.sum() == 3 and counts[0] == 1 and counts[-1] == 2
@@ -154,8 +159,21 @@ def test_paired_differences_between_policies_at_each_design_point():
     assert set(diffs["policy"]) == {"Local"} and set(diffs["baseline"]) == {"Cluster"}
 
 
+@functools.cache
+def _a_summary() -> ServiceSummary:
+    """A real run's summary, for records whose picks the tests below set."""
+    return summarize_service(run(two_node_scenario(TrafficPolicy.CLUSTER, requests=20), 1), "svc")
+
+
+def service_metrics(routed: dict[str, int], expected: dict[str, float], **changes: Any) -> dict:
+    """A sweep record's metrics of one Service with these fresh picks and expected shares (no violations)."""
+    changes = {"groups": [], **changes}
+    s = dataclasses.replace(_a_summary(), routed_by_endpoint=routed, expected_share=expected, violations=0, **changes)
+    return s.to_json()
+
+
 def record(point: int, rep: int, routed: dict[str, int], expected: dict[str, float]) -> dict:
-    service = {"routed_by_endpoint": routed, "expected_share": expected, "violations": 0}
+    service = service_metrics(routed, expected)
     return {"design_point": point, "replication": rep, "status": "ok", "factors": {"p": point},
             "metrics": {"services": {"api": service}}}  # fmt: skip
 
@@ -186,15 +204,11 @@ def test_sweep_tests_pool_each_group_over_replications():
 
     def grouped(rep: int) -> dict:
         groups = [
-            {"picked": {"x": 10}, "expected_share": {"x": 1.0}},  # one eligible endpoint: 0 dof
-            {"picked": {"y": 30, "z": 20}, "expected_share": {"y": 0.5, "z": 0.5}},
+            PickGroup([], {"x": 10}, {"x": 1.0}, 0.0, 0, 10, math.nan, "chi-square"),  # one endpoint: 0 dof
+            PickGroup([], {"y": 30, "z": 20}, {"y": 0.5, "z": 0.5}, 2.0, 1, 50, 0.16, "chi-square"),
         ]
-        service = {
-            "routed_by_endpoint": {"x": 10, "y": 30, "z": 20},
-            "violations": 0,
-            "expected_share": {"x": 1 / 6, "y": 5 / 12, "z": 5 / 12},
-            "chi_square": {"groups": groups},
-        }
+        routed, expected = {"x": 10, "y": 30, "z": 20}, {"x": 1 / 6, "y": 5 / 12, "z": 5 / 12}
+        service = service_metrics(routed, expected, groups=groups)
         return {"design_point": 0, "replication": rep, "status": "ok", "factors": {"p": 0},
                 "metrics": {"services": {"api": service}}}  # fmt: skip
 
@@ -260,9 +274,9 @@ def test_grouped_traffic_is_tested_per_group_in_the_summary():
     services = (Service("local", {"app": "web"}, internal_traffic_policy=TrafficPolicy.LOCAL),)
     streams = (Stream("client-a", "local", Poisson(100.0), 300), Stream("client-b", "local", Poisson(100.0), 500))
     s = summarize_service(run(Scenario("g", star(["a", "b"]), pods, services, streams), 1), "local")
-    assert [g["dof"] for g in s.groups] == [0, 0] and s.chi_square.dof == 0
-    assert [g["members"][0]["client"] for g in s.groups] == ["client-a", "client-b"]
-    assert [g["picked"] for g in s.groups] == [{"web-a": 300}, {"web-b": 500}]
+    assert [g.dof for g in s.groups] == [0, 0] and s.chi_square.dof == 0
+    assert [g.members[0].client for g in s.groups] == ["client-a", "client-b"]
+    assert [g.picked for g in s.groups] == [{"web-a": 300}, {"web-b": 500}]
     assert "nothing to test" in s.verdict  # pooled, this was 2 cells with 1 dof: a test of nothing
 
 
@@ -282,3 +296,52 @@ def test_service_summary_reads_back_from_its_json_as_written():
             text = dumps_json(summarize_service(result, service).to_json())
             back = ServiceSummary.from_json(service, json.loads(text))
             assert back.name == service and dumps_json(back.to_json()) == text
+        # a run document's (sim run --out): with locality, latency histograms and windows, typed as well
+        for service, raw in run_document(result)["services"].items():
+            text = dumps_json(raw)
+            back = ServiceSummary.from_json(service, json.loads(text))
+            assert back.windows is not None and back.latency_histogram is not None and back.by_client_node is not None
+            assert all(isinstance(g, PickGroup) for g in back.groups)
+            assert dumps_json(back.to_json()) == text
+            assert json_problem(json.loads(text)) is None
+
+
+def test_a_damaged_service_metrics_json_names_its_field():
+    """The readers of files ask ``json_problem`` first: a missing or unreadable field is named, not a traceback."""
+    raw = _a_summary().to_json()
+    assert json_problem(raw) is None
+    assert json_problem({k: v for k, v in raw.items() if k != "hints"}) == ("hints", "is missing")
+    assert json_problem({**raw, "chi_square": {**raw["chi_square"], "dof": None}})[0] == ""
+    assert json_problem({k: v for k, v in raw.items() if k != "chi_square"})[0] == "chi_square"
+    assert json_problem([1]) == ("", "must be an object")
+
+
+def test_services_grouped_once_summarise_as_one_mask_per_service():
+    """``service_rows`` (one stable sort, then slices) selects exactly each Service's rows in record order, as a
+    boolean mask over every row would; the run's summaries and sweep metrics built from it are those of each
+    Service summarised from its own mask, byte for byte (a run with several Services whose requests interleave)."""
+    from sim.experiment.analysis import service_rows, summarize
+    from sim.io import dumps_json, load_scenario
+    from tests.conftest import ROOT
+
+    sc, seed = load_scenario(ROOT / "experiments" / "skewed_clients.toml", {"requests": 300})
+    result = run(sc, seed)
+    service = result.columns["service"]
+    rows = service_rows(result)
+    assert len(rows) == len(result.service_names) >= 2
+    assert len(set(service[:50].tolist())) > 1  # the Services' requests interleave: grouping has work to do
+    for i, mine in enumerate(rows):
+        assert mine.tolist() == np.flatnonzero(service == i).tolist()
+    whole = summarize(result)["services"]
+    metrics = run_metrics(result)["services"]
+    assert (
+        list(whole)
+        == list(metrics)
+        == [n for n in result.service_names if (service == result.service_names.index(n)).any()]
+    )
+    for i, name in enumerate(result.service_names):
+        by_mask = np.flatnonzero(service == i)
+        assert dumps_json(whole[name]) == dumps_json(summarize_service(result, name, rows=by_mask).to_json())
+        assert metrics[name]["by_client_node"] == locality(result, name, by_mask)["by_client_node"]
+        ok = by_mask[(result.outcome[by_mask] == Outcome.OK) & (result.columns["t_sent"][by_mask] >= sc.warmup_s)]
+        assert metrics[name]["latency_histogram"] == latency_histogram(result.latency_s[ok]).to_json()

@@ -179,6 +179,11 @@ def test_plot_out_is_checked_and_a_damaged_results_directory_is_one_line(capsys,
     run_file.write_text(json.dumps(record))
     err = one_error(*sim_cli(capsys, "plot", str(results)))
     assert run_file.name in err and "latency_s" in err
+    del record["metrics"]["services"]["svc"]["hints"]  # a metric the figures do not draw, but the typed form has
+    record["metrics"]["services"]["svc"]["latency_s"] = {"mean": 0.1, "p50": 0.1, "p99": 0.1}
+    run_file.write_text(json.dumps(record))
+    err = one_error(*sim_cli(capsys, "plot", str(results)))
+    assert run_file.name in err and "services.svc.hints" in err
     run_file.write_text("{" * 100_000)
     assert run_file.name in one_error(*sim_cli(capsys, "plot", str(results)))
     (results / "experiment.json").write_text('{"factors": 3, "runs": []}')

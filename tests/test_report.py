@@ -197,6 +197,7 @@ def test_report_of_bad_input_is_one_line_and_writes_nothing(run_file, tmp_path, 
         (("services", "echo-local", "windows", "landed", "echo-local-kind-worker"), [1], "landed.echo-local-kind"),
         (("services", "echo-local", "windows", "latency_s", "p99"), ["x"] * 60, "latency_s.p99: expected numbers"),
         (("services", "echo-cluster", "latency_histogram"), None, "latency_histogram: expected dict"),
+        (("services", "echo-cluster", "chi_square", "dof"), "two", "services.echo-cluster: cannot be read"),
     ],
 )
 def test_a_damaged_run_file_is_one_line_for_plot_and_report(run_file, tmp_path, capsys, where, value, field):

@@ -19,15 +19,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sim.emulate.plan import NODE_NET, POD_GATEWAY, SERVICE_NET, Plan
+from sim.cluster import Pod
+from sim.emulate.plan import NODE_NET, POD_GATEWAY, SERVICE_NET, NodePlan, Plan
 from sim.emulate.rules import node_rules
-from sim.scenario import Stream, Target
+from sim.scenario import ExternalClient, Stream, Target
 
 PREFIX = "k8ssim-"
 _HERE = Path(__file__).resolve().parent
@@ -222,122 +223,149 @@ class Emulation:
         return f"route add {dest} via {gateway} dev {dev} onlink" if gateway else f"route add {dest} dev {dev}"
 
     def _build(self) -> None:
-        plan, fab = self.plan, self.plan.fabric
-        fabric = self.fabric_ns
-        self._netns(fabric)
+        """Make every namespace, link, address, route and rule of the plan, then start the servers."""
+        plan = self.plan
+        self._netns(self.fabric_ns)
         self._batch(
-            fabric, [c for k in range(len(fab.segments)) for c in (f"link add br{k} type bridge", f"link set br{k} up")]
+            self.fabric_ns,
+            [
+                c
+                for k in range(len(plan.fabric.segments))
+                for c in (f"link add br{k} type bridge", f"link set br{k} up")
+            ],
         )
-        sc = plan.scenario
-        all_pods = [p for n in plan.nodes for p in n.pods]
-        node_of = {p.name: n for n in plan.nodes for p in n.pods}
         for i, node in enumerate(plan.nodes):
-            ns = self.node_ns(node.name)
-            self._netns(ns)
-            self._sysctl(
-                ns,
-                "net.ipv4.ip_forward=1",
-                "net.ipv4.conf.all.rp_filter=0",
-                "net.ipv4.conf.default.rp_filter=0",
-                # every REJECT answers: Linux rate-limits ICMP errors per destination (a burst of 6, then one a
-                # second), so a loop of connects to a Service without endpoints would see some SYNs unanswered
-                # until their retransmission, 1 s later; the simulator's REJECT refuses every one at once
-                "net.ipv4.icmp_ratemask=0",
-            )
-            # the node's uplink: eth0 here, n<i> on its segment's bridge
-            k = fab.segments.index(fab.hub_of[node.name])
-            self._batch(fabric, [f"link add n{i} type veth peer name eth0 netns {ns}", f"link set n{i} master br{k}"])
-            self._batch(fabric, [f"link set n{i} up"])
-            cmds = [f"addr add {node.ip}/24 dev eth0", "link set eth0 up"]
-            # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
-            # there: packets the rules neither DNAT nor drop go nowhere)
-            cmds.append(f"route add {SERVICE_NET} dev eth0")
-            cmds += [f"route add {ip}/32 dev eth0" for ip in self.external_vips]  # LB and external IPs: likewise
-            for other in plan.nodes:  # nodes on other segments, through the routers the topology's path crosses
-                if other.name != node.name and fab.hub_of[other.name] != fab.hub_of[node.name]:
-                    cmds.append(self._route(node.name, other.name, f"{other.ip}/32"))
-            for ext in sc.external_clients:
-                cmds.append(self._route(node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
-            for j, pod in enumerate(node.pods):
-                pns = self.pod_ns(pod.name)
-                self._netns(pns)
-                cmds += [
-                    f"link add v{j} type veth peer name eth0 netns {pns}",
-                    f"addr add {POD_GATEWAY}/32 dev v{j}",
-                    f"link set v{j} up",
-                    f"route add {pod.ip}/32 dev v{j}",
-                ]
-            for peer in all_pods:
-                there = node_of[peer.name]
-                if there.name != node.name:
-                    _, gateway = fab.next_hop(node.name, there.name)
-                    cmds.append(f"route add {peer.ip}/32 via {gateway or there.ip} dev eth0 onlink")
-            self._batch(ns, cmds)
-            for pod in node.pods:
-                pns = self.pod_ns(pod.name)
-                pod_cmds = [
-                    f"addr add {pod.ip}/32 dev eth0",
-                    "link set eth0 up",
-                    f"route add {POD_GATEWAY} dev eth0 scope link",
-                    f"route add {SERVICE_NET} via {POD_GATEWAY} dev eth0",
-                ]
-                pod_cmds += [f"route add {o.ip}/32 via {POD_GATEWAY} dev eth0" for o in all_pods if o.name != pod.name]
-                # replies to external clients, and to nodes (masqueraded external traffic comes from a node's IP)
-                pod_cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in sc.external_clients]
-                pod_cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
-                self._batch(pns, pod_cmds)
-            self._load_rules(ns, node_rules(node.services, plan.mode))
-        for r, (router, addresses) in enumerate(fab.routers.items()):
-            # a router between segments: an address on each, routes to every node, pod and external client
-            rns = f"{self.prefix}r{r}"
-            self._netns(rns)
-            self._sysctl(
-                rns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"
-            )
-            cmds = []
-            for hub, address in addresses.items():
-                k = fab.segments.index(hub)
-                self._batch(
-                    fabric,
-                    [f"link add r{r}s{k} type veth peer name s{k} netns {rns}", f"link set r{r}s{k} master br{k}"],
-                )
-                self._batch(fabric, [f"link set r{r}s{k} up"])
-                cmds += [f"addr add {address}/24 dev s{k}", f"link set s{k} up"]
-            for node in plan.nodes:
-                out, gateway = fab.next_hop(router, node.name)
-                dev = f"s{fab.segments.index(out)}"
-                if gateway:
-                    cmds.append(f"route add {node.ip}/32 via {gateway} dev {dev} onlink")
-                cmds += [f"route add {p.ip}/32 via {gateway or node.ip} dev {dev} onlink" for p in node.pods]
-            for ext in sc.external_clients:
-                out, gateway = fab.next_hop(router, fab.hub_of[ext.name])
-                dev = f"s{fab.segments.index(out)}"
-                cmds.append(
-                    f"route add {ext.ip}/32 via {gateway} dev {dev} onlink"
-                    if gateway
-                    else f"route add {ext.ip}/32 dev {dev}"
-                )
-            self._batch(rns, cmds)
-        for x, ext in enumerate(sc.external_clients):
-            # an external client: on its segment's bridge, with a routing table per node for the load balancer
-            xns = self.client_ns(ext.name)
-            hub = fab.hub_of[ext.name]
-            k = fab.segments.index(hub)
-            self._netns(xns)
-            self._batch(fabric, [f"link add x{x} type veth peer name eth0 netns {xns}", f"link set x{x} master br{k}"])
-            self._batch(fabric, [f"link set x{x} up"])
-            cmds = [f"addr add {ext.ip}/32 dev eth0", "link set eth0 up"]
-            cmds += [self._route(hub, node.name, f"{node.ip}/32") for node in plan.nodes]
-            for i, node in enumerate(plan.nodes):
-                if fab.hub_of[node.name] != hub:
-                    continue  # the load balancer's nodes are on the client's segment (the plan checks)
-                table = LB_TABLE_BASE + i
-                cmds += [f"route add {ip}/32 via {node.ip} dev eth0 onlink table {table}" for ip in self.external_vips]
-                cmds.append(f"rule add fwmark {table} table {table}")
-            self._batch(xns, cmds)
+            self._build_node(i, node)
+        for r, (router, addresses) in enumerate(plan.fabric.routers.items()):
+            self._build_router(r, router, addresses)
+        for x, ext in enumerate(plan.scenario.external_clients):
+            self._build_client(x, ext)
         for pod_name, ports in plan.servers.items():
             pod = plan.scenario.pod(pod_name)
             self._start_server(pod_name, pod.node, ports)
+
+    def _uplink(self, ns: str, port: str, hub: str) -> None:
+        """A veth from the fabric's bridge of segment ``hub`` (its end named ``port``) to ``eth0`` in ``ns``."""
+        k = self.plan.fabric.segments.index(hub)
+        self._batch(
+            self.fabric_ns, [f"link add {port} type veth peer name eth0 netns {ns}", f"link set {port} master br{k}"]
+        )
+        self._batch(self.fabric_ns, [f"link set {port} up"])
+
+    def _build_node(self, i: int, node: NodePlan) -> None:
+        """Node ``i``: its namespace, its uplink on its segment's bridge (``n<i>``), its pods, routes and rules."""
+        ns = self.node_ns(node.name)
+        self._netns(ns)
+        self._sysctl(
+            ns,
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+            # every REJECT answers: Linux rate-limits ICMP errors per destination (a burst of 6, then one a
+            # second), so a loop of connects to a Service without endpoints would see some SYNs unanswered
+            # until their retransmission, 1 s later; the simulator's REJECT refuses every one at once
+            "net.ipv4.icmp_ratemask=0",
+        )
+        self._uplink(ns, f"n{i}", self.plan.fabric.hub_of[node.name])
+        for pod in node.pods:
+            self._netns(self.pod_ns(pod.name))
+        self._batch(ns, self._node_commands(node))
+        for pod in node.pods:
+            self._batch(self.pod_ns(pod.name), self._pod_commands(pod))
+        self._load_rules(ns, node_rules(node.services, self.plan.mode))
+
+    def _node_commands(self, node: NodePlan) -> list[str]:
+        """A node's address and routes: ClusterIPs and external IPs out of its uplink, other segments' nodes and
+        external clients through the routers on the topology's path, its pods on their veths (``v<j>``), other
+        nodes' pods via the next hop."""
+        plan, fab = self.plan, self.plan.fabric
+        cmds = [f"addr add {node.ip}/24 dev eth0", "link set eth0 up"]
+        # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
+        # there: packets the rules neither DNAT nor drop go nowhere)
+        cmds.append(f"route add {SERVICE_NET} dev eth0")
+        cmds += [f"route add {ip}/32 dev eth0" for ip in self.external_vips]  # LB and external IPs: likewise
+        for other in plan.nodes:  # nodes on other segments, through the routers the topology's path crosses
+            if other.name != node.name and fab.hub_of[other.name] != fab.hub_of[node.name]:
+                cmds.append(self._route(node.name, other.name, f"{other.ip}/32"))
+        for ext in plan.scenario.external_clients:
+            cmds.append(self._route(node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
+        for j, pod in enumerate(node.pods):
+            cmds += [
+                f"link add v{j} type veth peer name eth0 netns {self.pod_ns(pod.name)}",
+                f"addr add {POD_GATEWAY}/32 dev v{j}",
+                f"link set v{j} up",
+                f"route add {pod.ip}/32 dev v{j}",
+            ]
+        for there in plan.nodes:
+            if there.name != node.name:
+                _, gateway = fab.next_hop(node.name, there.name)
+                cmds += [f"route add {peer.ip}/32 via {gateway or there.ip} dev eth0 onlink" for peer in there.pods]
+        return cmds
+
+    def _pod_commands(self, pod: Pod) -> list[str]:
+        """A pod's address and routes: everything through its node's gateway address."""
+        cmds = [
+            f"addr add {pod.ip}/32 dev eth0",
+            "link set eth0 up",
+            f"route add {POD_GATEWAY} dev eth0 scope link",
+            f"route add {SERVICE_NET} via {POD_GATEWAY} dev eth0",
+        ]
+        cmds += [
+            f"route add {o.ip}/32 via {POD_GATEWAY} dev eth0"
+            for n in self.plan.nodes
+            for o in n.pods
+            if o.name != pod.name
+        ]
+        # replies to external clients, and to nodes (masqueraded external traffic comes from a node's IP)
+        cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in self.plan.scenario.external_clients]
+        cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
+        return cmds
+
+    def _build_router(self, r: int, router: str, addresses: Mapping[str, str]) -> None:
+        """A router between segments: an address on each (``r<r>s<k>`` on bridge k), routes to every node, pod and
+        external client."""
+        fab = self.plan.fabric
+        rns = f"{self.prefix}r{r}"
+        self._netns(rns)
+        self._sysctl(rns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+        cmds = []
+        for hub, address in addresses.items():
+            k = fab.segments.index(hub)
+            self._batch(
+                self.fabric_ns,
+                [f"link add r{r}s{k} type veth peer name s{k} netns {rns}", f"link set r{r}s{k} master br{k}"],
+            )
+            self._batch(self.fabric_ns, [f"link set r{r}s{k} up"])
+            cmds += [f"addr add {address}/24 dev s{k}", f"link set s{k} up"]
+        for node in self.plan.nodes:
+            out, gateway = fab.next_hop(router, node.name)
+            dev = f"s{fab.segments.index(out)}"
+            if gateway:
+                cmds.append(f"route add {node.ip}/32 via {gateway} dev {dev} onlink")
+            cmds += [f"route add {p.ip}/32 via {gateway or node.ip} dev {dev} onlink" for p in node.pods]
+        for ext in self.plan.scenario.external_clients:
+            out, gateway = fab.next_hop(router, fab.hub_of[ext.name])
+            dev = f"s{fab.segments.index(out)}"
+            via = f" via {gateway} dev {dev} onlink" if gateway else f" dev {dev}"
+            cmds.append(f"route add {ext.ip}/32{via}")
+        self._batch(rns, cmds)
+
+    def _build_client(self, x: int, ext: ExternalClient) -> None:
+        """External client ``x``: on its segment's bridge (``x<x>``), with a routing table per node for the load
+        balancer."""
+        xns = self.client_ns(ext.name)
+        hub = self.plan.fabric.hub_of[ext.name]
+        self._netns(xns)
+        self._uplink(xns, f"x{x}", hub)
+        cmds = [f"addr add {ext.ip}/32 dev eth0", "link set eth0 up"]
+        cmds += [self._route(hub, node.name, f"{node.ip}/32") for node in self.plan.nodes]
+        for i, node in enumerate(self.plan.nodes):
+            if self.plan.fabric.hub_of[node.name] != hub:
+                continue  # the load balancer's nodes are on the client's segment (the plan checks)
+            table = LB_TABLE_BASE + i
+            cmds += [f"route add {ip}/32 via {node.ip} dev eth0 onlink table {table}" for ip in self.external_vips]
+            cmds.append(f"rule add fwmark {table} table {table}")
+        self._batch(xns, cmds)
 
     def _load_rules(self, ns: str, rules: dict[str, str]) -> None:
         """Load the rules as kube-proxy does: the jumps, then ``iptables-restore --noflush``; or ``nft -f``."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sim.cluster import Endpoint, Service, SessionAffinity, TrafficPolicy
 from sim.emulate.plan import ServiceRules
@@ -246,8 +247,45 @@ def _svc_to_endpoint_rules(s: ServiceRules, chain: str, endpoints: Sequence[Endp
     return rules
 
 
+@dataclass
+class _Restore:
+    """An ``iptables-restore`` payload being written: the chains and rules of its ``*filter`` and ``*nat``
+    tables, in order."""
+
+    filter_chains: list[str]
+    filter_rules: list[str]
+    nat_chains: list[str]
+    nat_rules: list[str]
+
+    def text(self) -> str:
+        """The payload: ``*filter`` then ``*nat``, each its chains then its rules."""
+        lines = ["*filter", *self.filter_chains, *self.filter_rules, "COMMIT"]
+        return "\n".join([*lines, "*nat", *self.nat_chains, *self.nat_rules, "COMMIT"]) + "\n"
+
+
 def iptables_restore(services: Sequence[ServiceRules]) -> str:
     """``syncProxyRules``' ``iptables-restore --noflush`` payload for one node: ``*filter`` then ``*nat``."""
+    out = _iptables_base()
+    for s in services:
+        _iptables_entries(s, out)
+        _iptables_external_chain(s, out)
+        _iptables_endpoint_chains(s, out)
+    out.nat_rules.append(
+        '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in '
+        'this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
+    )
+    mark = f"{MASQUERADE_MARK}/{MASQUERADE_MARK}"
+    out.filter_rules += [
+        "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+        f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {mark} -j ACCEPT',
+        '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate '
+        "RELATED,ESTABLISHED -j ACCEPT",
+    ]
+    return out.text()
+
+
+def _iptables_base() -> _Restore:
+    """The chains every node has and the rules before the Services': masquerading and the anti-martian rule."""
     mark = f"{MASQUERADE_MARK}/{MASQUERADE_MARK}"
     filter_chains = [
         f":{c} - [0:0]"
@@ -267,89 +305,91 @@ def iptables_restore(services: Sequence[ServiceRules]) -> str:
         '-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
         "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
     ]
-    for s in services:
-        svc, name = s.service, service_port_name(s.service)
-        dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {s.cluster_ip} --dport {svc.port}"
-        if has_internal_endpoints(s):
-            nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" {dest} -j {internal_chain(s)}')
-        else:
-            target, why = _filter_verdict(s)
-            filter_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} {why}" {dest} -j {target}')
-        external = has_external_endpoints(s)
-        target, why = _filter_verdict(s)
-        for ip in svc.external_ips:
-            ext_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
-            if s.has_endpoints:
-                nat_rules.append(
-                    f'-A KUBE-SERVICES -m comment --comment "{name} external IP" {ext_dest} -j {ext_chain(svc)}'
-                )
-            if not external:
-                filter_rules.append(
-                    f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {ext_dest} -j {target}'
-                )
-        for ip in svc.load_balancer_ips:
-            if s.has_endpoints:
-                lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
-                nat_rules.append(
-                    f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" {lb_dest} -j {ext_chain(svc)}'
-                )
+    return _Restore(filter_chains, filter_rules, nat_chains, nat_rules)
+
+
+def _iptables_entries(s: ServiceRules, out: _Restore) -> None:
+    """One Service's ways in: its cluster IP, external IPs, load-balancer IPs and node port, each jumping to its
+    chain where it has endpoints, and rejected or dropped in ``*filter`` where it has none for that traffic."""
+    svc, name = s.service, service_port_name(s.service)
+    dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {s.cluster_ip} --dport {svc.port}"
+    target, why = _filter_verdict(s)
+    if has_internal_endpoints(s):
+        out.nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" {dest} -j {internal_chain(s)}')
+    else:
+        out.filter_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} {why}" {dest} -j {target}')
+    external = has_external_endpoints(s)
+    for ip in svc.external_ips:
+        ext_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+        if s.has_endpoints:
+            out.nat_rules.append(
+                f'-A KUBE-SERVICES -m comment --comment "{name} external IP" {ext_dest} -j {ext_chain(svc)}'
+            )
         if not external:
-            for ip in svc.load_balancer_ips:
-                lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
-                filter_rules.append(
-                    f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {lb_dest} -j {target}'
-                )
-        if svc.node_port:
-            np_dest = f"-m {PROTOCOL} -p {PROTOCOL} --dport {svc.node_port}"
-            if s.has_endpoints:
-                nat_rules.append(f"-A KUBE-NODEPORTS -m comment --comment {name} {np_dest} -j {ext_chain(svc)}")
-            if not external:
-                filter_rules.append(
-                    f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" -m addrtype --dst-type LOCAL '
-                    f"{np_dest} -j {target}"
-                )
-        if uses_external_chain(s):
-            ext = ext_chain(svc)
-            nat_chains.append(f":{ext} - [0:0]")
-            if not _external_local(svc):
-                nat_rules.append(
-                    f'-A {ext} -m comment --comment "masquerade traffic for {name} external destinations" '
-                    "-j KUBE-MARK-MASQ"
-                )
-            else:  # no local-traffic detector (no --cluster-cidr): no "pod traffic" short-circuit rule
-                nat_rules += [
-                    f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
-                    "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
-                    f'-A {ext} -m comment --comment "route LOCAL traffic for {name} external destinations" '
-                    f"-m addrtype --src-type LOCAL -j {svc_chain(svc)}",
-                ]
-            if external:
-                nat_rules.append(f"-A {ext} -j {external_policy_chain(s)}")
-        if uses_cluster_chain(s):
-            nat_chains.append(f":{svc_chain(svc)} - [0:0]")
-            nat_rules += _svc_to_endpoint_rules(s, svc_chain(svc), s.cluster or ())
-        if uses_local_chain(s):
-            nat_chains.append(f":{svl_chain(svc)} - [0:0]")
-            nat_rules += _svc_to_endpoint_rules(s, svl_chain(svc), s.local or ())
-        for ep in s.reachable:
-            sep = sep_chain(svc, ep.address)
-            nat_chains.append(f":{sep} - [0:0]")
-            head = f"-A {sep} -m comment --comment {name}"
-            nat_rules.append(f"{head} -s {_ip(ep)} -j KUBE-MARK-MASQ")
-            recent = f" -m recent --name {sep} --set" if _affinity(svc) else ""
-            nat_rules.append(f"{head}{recent} -m {PROTOCOL} -p {PROTOCOL} -j DNAT --to-destination {ep.address}")
-    nat_rules.append(
-        '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in '
-        'this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
-    )
-    filter_rules += [
-        "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
-        f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {mark} -j ACCEPT',
-        '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate '
-        "RELATED,ESTABLISHED -j ACCEPT",
-    ]
-    lines = ["*filter", *filter_chains, *filter_rules, "COMMIT", "*nat", *nat_chains, *nat_rules, "COMMIT"]
-    return "\n".join(lines) + "\n"
+            out.filter_rules.append(
+                f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {ext_dest} -j {target}'
+            )
+    for ip in svc.load_balancer_ips:
+        if s.has_endpoints:
+            lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+            out.nat_rules.append(
+                f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" {lb_dest} -j {ext_chain(svc)}'
+            )
+    if not external:
+        for ip in svc.load_balancer_ips:
+            lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+            out.filter_rules.append(
+                f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {lb_dest} -j {target}'
+            )
+    if svc.node_port:
+        np_dest = f"-m {PROTOCOL} -p {PROTOCOL} --dport {svc.node_port}"
+        if s.has_endpoints:
+            out.nat_rules.append(f"-A KUBE-NODEPORTS -m comment --comment {name} {np_dest} -j {ext_chain(svc)}")
+        if not external:
+            out.filter_rules.append(
+                f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" -m addrtype --dst-type LOCAL '
+                f"{np_dest} -j {target}"
+            )
+
+
+def _iptables_external_chain(s: ServiceRules, out: _Restore) -> None:
+    """A Service's KUBE-EXT chain where it has one: masquerade, short-circuit local traffic, then its policy."""
+    if not uses_external_chain(s):
+        return
+    svc, name = s.service, service_port_name(s.service)
+    ext = ext_chain(svc)
+    out.nat_chains.append(f":{ext} - [0:0]")
+    if not _external_local(svc):
+        out.nat_rules.append(
+            f'-A {ext} -m comment --comment "masquerade traffic for {name} external destinations" -j KUBE-MARK-MASQ'
+        )
+    else:  # no local-traffic detector (no --cluster-cidr): no "pod traffic" short-circuit rule
+        out.nat_rules += [
+            f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
+            "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+            f'-A {ext} -m comment --comment "route LOCAL traffic for {name} external destinations" '
+            f"-m addrtype --src-type LOCAL -j {svc_chain(svc)}",
+        ]
+    if has_external_endpoints(s):
+        out.nat_rules.append(f"-A {ext} -j {external_policy_chain(s)}")
+
+
+def _iptables_endpoint_chains(s: ServiceRules, out: _Restore) -> None:
+    """A Service's KUBE-SVC and KUBE-SVL chains (the pick among endpoints) and a KUBE-SEP chain per endpoint."""
+    svc, name = s.service, service_port_name(s.service)
+    if uses_cluster_chain(s):
+        out.nat_chains.append(f":{svc_chain(svc)} - [0:0]")
+        out.nat_rules += _svc_to_endpoint_rules(s, svc_chain(svc), s.cluster or ())
+    if uses_local_chain(s):
+        out.nat_chains.append(f":{svl_chain(svc)} - [0:0]")
+        out.nat_rules += _svc_to_endpoint_rules(s, svl_chain(svc), s.local or ())
+    for ep in s.reachable:
+        sep = sep_chain(svc, ep.address)
+        out.nat_chains.append(f":{sep} - [0:0]")
+        head = f"-A {sep} -m comment --comment {name}"
+        out.nat_rules.append(f"{head} -s {_ip(ep)} -j KUBE-MARK-MASQ")
+        recent = f" -m recent --name {sep} --set" if _affinity(svc) else ""
+        out.nat_rules.append(f"{head}{recent} -m {PROTOCOL} -p {PROTOCOL} -j DNAT --to-destination {ep.address}")
 
 
 # --- nftables ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Per-run metrics: a run's records summarised per Service (``summarize_service``, ``summarize``), its picks
 tested against the routing layer's expected shares (``sim.experiment.shares``); for sweeps, locality and a compact
-latency histogram per Service (``run_metrics``).
+latency histogram per Service (``run_metrics``). Each Service's rows are found once (``service_rows``), so a run
+of many Services is summarised in time linear in its requests. The metrics are typed, ``ServiceSummary`` and its
+parts in ``sim.experiment.metrics``; their JSON is its ``to_json``.
 
 Statistics over replications are in ``sim.stats``; tidy tables over a sweep in ``sim.experiment.tables``.
 """
@@ -9,19 +11,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from sim.experiment.shares import expected_picks
+from sim.experiment.metrics import GroupMember, LatencyHistogram, PickGroup, ServiceSummary
+from sim.experiment.shares import expected_picks, pod_index
 from sim.outcomes import Outcome
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.routing import Picker
 from sim.stats import ChiSquare, chi_square_gof, grouped_gof, verdict
-
-if TYPE_CHECKING:
-    pass
 
 
 def _scipy_stats():
@@ -31,208 +31,194 @@ def _scipy_stats():
     return stats
 
 
-_MISSING = object()
+def service_rows(result: RunResult) -> list[np.ndarray]:
+    """Row indices of each Service's requests (aligned with ``service_names``), in record order.
 
-
-def _number(value: float | None) -> float:
-    """A JSON number, null (NaN as written to a file) as NaN."""
-    return math.nan if value is None else float(value)
-
-
-def _json(path: str | None) -> dict[str, str | None]:
-    """A ServiceSummary field's place in its JSON: a dotted path (``chi_square.verdict``), or None: not written."""
-    return {"json": path}
+    One stable sort of the service column, then a slice per Service: summarising every Service is linear in
+    requests (a boolean mask per Service would cost Services x requests)."""
+    service = result.columns["service"]
+    order = np.argsort(service, kind="stable")
+    bounds = np.searchsorted(service[order], np.arange(len(result.service_names) + 1))
+    return [order[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 
 
 @dataclass(frozen=True)
-class ServiceSummary:
-    """What one Service did in one run: counts, spread over endpoints and nodes, the test and latency (s).
+class _Requests:
+    """One Service's requests sent after the warm-up: their record columns (in record order), latency (s), and
+    the selections the summary counts by."""
 
-    The typed form of the per-Service metrics: ``to_json`` writes each field at its name, or where its
-    ``json`` metadata says (``sim run --json``'s ``services.NAME``, a sweep record's ``metrics.services.NAME``);
-    ``sim.experiment.results.TABLE_METRICS`` names the ones the tidy table carries. A new metric is one field
-    here and one function computing it in ``summarize_service`` (and a ``Column`` line to tabulate it).
-    """
+    rows: np.ndarray
+    """Their row indices in the run's records."""
+    cols: dict[str, np.ndarray]
+    latency: np.ndarray
+    ok: np.ndarray
+    routed: np.ndarray
+    fresh: np.ndarray
 
-    name: str = field(metadata=_json(None))
-    sent: int
-    completed: int
-    dropped: int
-    in_flight: int
+
+def _requests(result: RunResult, service: str, rows: np.ndarray | None) -> _Requests:
+    """``service``'s requests after the warm-up, from its rows (``service_rows``; found here when None)."""
+    cols = result.columns
+    if rows is None:
+        rows = np.flatnonzero(cols["service"] == result.service_names.index(service))
+    rows = rows[cols["t_sent"][rows] >= result.scenario.warmup_s]
+    mine = {name: col[rows] for name, col in cols.items()}
+    routed = mine["endpoint"] >= 0
+    return _Requests(
+        rows=rows,
+        cols=mine,
+        latency=mine["t_returned"] - mine["t_sent"],
+        ok=mine["outcome"] == Outcome.OK,
+        routed=routed,
+        fresh=routed & (mine["pick"] == PICK_FRESH),
+    )
+
+
+@dataclass(frozen=True)
+class _Spread:
+    """How one Service's picks spread over its endpoints, against the routing layer's expected shares."""
+
+    expected: np.ndarray
+    """Expected fresh picks per pod (aligned with ``pod_names``)."""
+    fresh: np.ndarray
+    replies: np.ndarray
+    relevant: np.ndarray
+    """The pods reported: expected or routed to."""
     violations: int
-    """Routed requests that reached an endpoint their route did not allow (0 for a correct model)."""
-    drops: dict[str, int]
-    by_node: dict[str, int]
-    by_endpoint: dict[str, int]
-    routed_by_endpoint: dict[str, int]
-    """Fresh picks per endpoint: what the chi-square tests."""
-    expected_share: dict[str, float]
-    chi_square: ChiSquare
-    """The test per group of equal expected shares, combined (``sim.stats.grouped_gof``); its p-value is NaN for
-    an adaptive picker, whose picks are not fixed-share draws. In the JSON: statistic, pvalue, dof, n, cohens_w
-    and method under ``chi_square``."""
-    deterministic: bool = field(metadata=_json("chi_square.deterministic_picker"))
-    max_deviation: float = field(metadata=_json("chi_square.max_deviation"))
-    verdict: str = field(metadata=_json("chi_square.verdict"))
-    latency_s: dict[str, float]
-    """Completed requests' ``mean``, ``p50`` and ``p99`` latency (s)."""
-    cross_node_fraction: float
-    cross_zone_fraction: float
-    cross_node_by_entry_node: dict[str, float]
-    """Per node where requests entered (the client's node for pods), the share served on another node."""
-    hints: str
-    failed_after_s: float
-    """Mean seconds a failed request's client waited before it learned of the failure (0: at once)."""
-    source_preserved_fraction: float
-    picks: dict[str, int]
-    pickers: list[str]
-    timed_out: int
-    retries: int
-    """Attempts after the first (each retry is its own record)."""
-    latency_parts_s: dict[str, float]
-    pods: dict[str, dict[str, float]]
-    adaptive: bool = field(default=False, metadata=_json("chi_square.adaptive_picker"))
-    """True where a picker chooses by live load (power-of-two, least-connections): no p-value applies."""
-    balance: dict[str, float] = field(default_factory=dict, metadata=_json("chi_square.balance"))
-    """Fresh picks over expected picks per endpoint: ``min_ratio``, ``max_ratio``, ``max_over_min`` and ``cv``
-    (their coefficient of variation, weighted by expected picks)."""
-    groups: list[dict[str, Any]] = field(default_factory=list, metadata=_json("chi_square.groups"))
-    """Per group of equal expected shares: its (stream, entry node, version) members, picks, shares and test."""
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``): every field at its place."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            path = f.metadata.get("json", f.name)
-            if path is None:
-                continue
-            value = getattr(self, f.name)
-            if isinstance(value, ChiSquare):
-                value = {k: getattr(value, k) for k in ("statistic", "pvalue", "dof", "n", "cohens_w", "method")}
-            *parents, leaf = path.split(".")
-            place = out
-            for part in parents:
-                place = place.setdefault(part, {})
-            if isinstance(value, dict) and isinstance(place.get(leaf), dict):
-                place[leaf].update(value)
-            else:
-                place[leaf] = value
-        return out
-
-    @classmethod
-    def from_json(cls, name: str, data: Mapping[str, Any]) -> ServiceSummary:
-        """The typed summary back from its JSON (``to_json``'s, or as a file holds it, where NaN is null: a
-        number field reads null as NaN). Fields with a default may be missing. The test's ``min_expected`` and
-        per-group tests are not in the JSON: NaN and none (the groups' JSON is ``groups``)."""
-        values: dict[str, Any] = {"name": name}
-        for f in fields(cls):
-            path = f.metadata.get("json", f.name)
-            if path is None:
-                continue
-            value: Any = data
-            for part in path.split("."):
-                value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
-            if value is _MISSING:
-                continue  # a field with a default (a file written before it existed), or the dataclass says
-            if f.type == "ChiSquare":
-                value = ChiSquare(
-                    _number(value["statistic"]),
-                    _number(value["pvalue"]),
-                    int(value["dof"]),
-                    int(value["n"]),
-                    _number(value["cohens_w"]),
-                    math.nan,
-                    value["method"],
-                )
-            elif f.type == "float":
-                value = _number(value)
-            values[f.name] = value
-        return cls(**values)
+    pickers: dict[str, Picker]
+    max_deviation: float
+    balance: dict[str, float]
+    test: ChiSquare
+    verdict: str
+    adaptive: bool
+    deterministic: bool
+    groups: list[PickGroup]
 
 
-def summarize_service(result: RunResult, service: str, *, alpha: float = 0.01) -> ServiceSummary:
-    """Summarise one Service's requests in ``result``.
+def _spread(result: RunResult, r: _Requests, alpha: float, pods: Mapping[str, int]) -> _Spread:
+    """Fresh picks, replies and expected picks per pod, the chi-square test of the fresh picks and its verdict."""
+    c = r.cols
+    n_pods = len(result.pod_names)
+    picks = expected_picks(result, c["stream"], c["entry_node"], c["version"], c["endpoint"], r.fresh, pods)
+    expected = picks.expected
+    fresh = np.bincount(c["endpoint"][r.fresh], minlength=n_pods)
+    all_routed = np.bincount(c["endpoint"][r.routed], minlength=n_pods)
+    positive = expected > 0
+    max_dev = float(np.max(np.abs(fresh - expected))) if positive.any() else 0.0
+    balance = _balance(fresh[positive], expected[positive])
+    grouped = grouped_gof(picks.groups) if picks.groups else None
+    test, words, adaptive, deterministic = _verdict(grouped, picks.pickers, balance, max_dev, alpha)
+    if not positive.any():  # no fresh pick had an endpoint to choose: say why, not "one eligible endpoint"
+        words = _nothing_to_test(bool(r.rows.size), bool(r.routed.any()))
+    return _Spread(
+        expected=expected,
+        fresh=fresh,
+        replies=np.bincount(c["endpoint"][r.ok], minlength=n_pods),
+        relevant=np.flatnonzero(positive | (all_routed > 0)),
+        violations=picks.violations,
+        pickers=picks.pickers,
+        max_deviation=max_dev,
+        balance=balance,
+        test=test,
+        verdict=words,
+        adaptive=adaptive,
+        deterministic=deterministic,
+        groups=_pick_groups(result, test, picks.members, adaptive),
+    )
+
+
+def _per_pod(result: RunResult, pods: np.ndarray, values: np.ndarray) -> dict[str, int]:
+    """Counts per pod name, for the pods (indices) given."""
+    return {result.pod_names[i]: int(values[i]) for i in pods}
+
+
+def _hints_words(result: RunResult, service: str) -> str:
+    """Whether the Service's EndpointSlices carry topology hints, or why not."""
+    hints = result.scenario.hints(service)
+    if hints.withheld:
+        return f"none: {hints.withheld}"
+    return "written" if hints.endpoints else "none: the Service has no endpoints"
+
+
+def _count(selected: np.ndarray) -> int:
+    """How many are selected."""
+    return int(np.count_nonzero(selected))
+
+
+def summarize_service(
+    result: RunResult, service: str, *, alpha: float = 0.01, rows: np.ndarray | None = None
+) -> ServiceSummary:
+    """Summarise one Service's requests in ``result`` (``rows``: its row indices from ``service_rows``, found
+    here when not given).
 
     The chi-square tests the picker's fresh choices only: requests that rode an open keep-alive connection or
     were pinned by session affinity are not independent draws, though they count in ``by_endpoint`` and every
     routed request is checked for violations (an endpoint its route did not allow).
     """
-    cols = result.columns
-    s_idx = result.service_names.index(service)
-    mine = (cols["service"] == s_idx) & (cols["t_sent"] >= result.scenario.warmup_s)
-    outcome = cols["outcome"][mine]
-    endpoint = cols["endpoint"][mine]
-    stream = cols["stream"][mine]
-    entry = cols["entry_node"][mine]
-    version = cols["version"][mine]
-    pick = cols["pick"][mine]
-    ok = outcome == Outcome.OK
-    routed = endpoint >= 0
-    fresh = routed & (pick == PICK_FRESH)
-    n_pods = len(result.pod_names)
+    return _summarize(result, service, alpha, rows, _run_index(result))
 
-    picks = expected_picks(result, stream, entry, version, endpoint, fresh)
-    expected, violations, pickers = picks.expected, picks.violations, picks.pickers
-    groups, members = picks.groups, picks.members
 
-    routed_counts = np.bincount(endpoint[fresh], minlength=n_pods)
-    reply_counts = np.bincount(endpoint[ok], minlength=n_pods)
-    all_routed = np.bincount(endpoint[routed], minlength=n_pods)
-    relevant = np.flatnonzero((expected > 0) | (all_routed > 0))
-    positive = expected > 0
-    max_dev = float(np.max(np.abs(routed_counts - expected))) if positive.any() else 0.0
-    balance = _balance(routed_counts[positive], expected[positive])
-    test, words, adaptive, deterministic = _verdict(grouped_gof(groups) if groups else None, pickers, balance,
-                                                    max_dev, alpha)  # fmt: skip
-    if not positive.any():  # no fresh pick had an endpoint to choose: say why, not "one eligible endpoint"
-        words = _nothing_to_test(bool(mine.any()), bool(routed.any()))
-    group_json = _groups_json(result, test, members, adaptive)
+@dataclass(frozen=True, eq=False)
+class _RunIndex:
+    """What the summary of every Service of one run looks up, made once per run: each pod's index by name, and
+    each node's zone as a code (-1: no zone label; one more entry, -1, for no node)."""
 
-    node_counts = np.bincount(cols["endpoint_node"][mine][ok], minlength=len(result.node_names))
-    latency_s = _latency_summary(result.latency_s[mine][ok])
-    nan = math.nan
-    total = expected.sum()
-    cross, cross_zone, cross_by_node = _crossing(result, entry[ok], cols["endpoint_node"][mine][ok])
-    hints = result.scenario.hints(service)
-    withheld = hints.withheld
+    pods: dict[str, int]
+    node_zone: np.ndarray
+
+
+def _run_index(result: RunResult) -> _RunIndex:
+    """The lookups of ``result`` every Service's summary shares."""
+    zones = [result.scenario.nodes[n].zone for n in result.node_names]
+    code = {z: i for i, z in enumerate(sorted(set(zones)))}
+    node_zone = np.array([code[z] if z else -1 for z in zones] + [-1], dtype=np.int64)
+    return _RunIndex(pod_index(result), node_zone)
+
+
+def _summarize(
+    result: RunResult, service: str, alpha: float, rows: np.ndarray | None, index: _RunIndex
+) -> ServiceSummary:
+    """``summarize_service``, with the run's lookups made once for all its Services."""
+    r = _requests(result, service, rows)
+    c, ok = r.cols, r.ok
+    outcome = c["outcome"]
+    s = _spread(result, r, alpha, index.pods)
+    node_counts = np.bincount(c["endpoint_node"][ok], minlength=len(result.node_names))
+    total = s.expected.sum()
+    cross, cross_zone, cross_by_node = _crossing(result, index.node_zone, c["entry_node"][ok], c["endpoint_node"][ok])
+    dropped = outcome == Outcome.DROPPED
     return ServiceSummary(
         name=service,
-        sent=int(mine.sum()),
-        completed=int(ok.sum()),
-        dropped=int(np.count_nonzero(outcome == Outcome.DROPPED)),
-        in_flight=int(np.count_nonzero(outcome == Outcome.IN_FLIGHT)),
-        violations=violations,
-        drops=result.drops(mine),
+        sent=int(r.rows.size),
+        completed=_count(ok),
+        dropped=_count(dropped),
+        in_flight=_count(outcome == Outcome.IN_FLIGHT),
+        violations=s.violations,
+        drops=result.drops(r.rows),
         by_node={result.node_names[i]: int(node_counts[i]) for i in np.flatnonzero(node_counts)},
-        by_endpoint={result.pod_names[i]: int(reply_counts[i]) for i in relevant},
-        routed_by_endpoint={result.pod_names[i]: int(routed_counts[i]) for i in relevant},
-        expected_share={result.pod_names[i]: float(expected[i] / total) if total else 0.0 for i in relevant},
-        chi_square=test,
-        deterministic=deterministic,
-        max_deviation=max_dev,
-        verdict=words,
-        latency_s=latency_s,
+        by_endpoint=_per_pod(result, s.relevant, s.replies),
+        routed_by_endpoint=_per_pod(result, s.relevant, s.fresh),
+        expected_share={result.pod_names[i]: float(s.expected[i] / total) if total else 0.0 for i in s.relevant},
+        chi_square=s.test,
+        deterministic=s.deterministic,
+        max_deviation=s.max_deviation,
+        verdict=s.verdict,
+        latency_s=_latency_summary(r.latency[ok]),
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
         cross_node_by_entry_node=cross_by_node,
-        hints=f"none: {withheld}"
-        if withheld
-        else "written"
-        if hints.endpoints
-        else "none: the Service has no endpoints",
-        failed_after_s=float(result.latency_s[mine][outcome == Outcome.DROPPED].mean())
-        if (outcome == Outcome.DROPPED).any()
-        else nan,
-        source_preserved_fraction=float(np.mean(cols["source_preserved"][mine][ok])) if ok.any() else nan,
-        picks=_picks(pick, routed),
-        pickers=sorted(pickers),
-        timed_out=int(np.count_nonzero(outcome == Outcome.TIMEOUT)),
-        retries=int(np.count_nonzero(cols["attempt"][mine] > 0)),
-        latency_parts_s=_latency_parts(result, mine & (cols["outcome"] == Outcome.OK)),
-        pods=_pod_monitors(result, np.unique(endpoint[routed])),
-        adaptive=adaptive,
-        balance=balance,
-        groups=group_json,
+        hints=_hints_words(result, service),
+        failed_after_s=float(r.latency[dropped].mean()) if dropped.any() else math.nan,
+        source_preserved_fraction=float(np.mean(c["source_preserved"][ok])) if ok.any() else math.nan,
+        picks=_picks(c["pick"], r.routed),
+        pickers=sorted(s.pickers),
+        timed_out=_count(outcome == Outcome.TIMEOUT),
+        retries=_count(c["attempt"] > 0),
+        latency_parts_s=_latency_parts(c, ok),
+        pods=_pod_monitors(result, np.unique(c["endpoint"][r.routed])),
+        adaptive=s.adaptive,
+        balance=s.balance,
+        groups=s.groups,
     )
 
 
@@ -269,30 +255,30 @@ def _nothing_to_test(sent: bool, routed: bool) -> str:
     return "no fresh picks (every request rode an open connection or affinity): nothing to test"
 
 
-def _groups_json(
+def _pick_groups(
     result: RunResult, test: ChiSquare, members: list[tuple[int, int, int]], adaptive: bool
-) -> list[dict[str, Any]]:
+) -> list[PickGroup]:
     """Per group of equal expected shares: its (stream, client, entry node, version) members, picks, shares and
     test (no p-value for an adaptive picker)."""
     return [
-        {
-            "members": [
-                {
-                    "stream": members[i][0],
-                    "client": result.scenario.streams[members[i][0]].client,
-                    "entry_node": result.node_names[members[i][1]],
-                    "version": members[i][2],
-                }
+        PickGroup(
+            members=[
+                GroupMember(
+                    stream=members[i][0],
+                    client=result.scenario.streams[members[i][0]].client,
+                    entry_node=result.node_names[members[i][1]],
+                    version=members[i][2],
+                )
                 for i in g.members
             ],
-            "picked": {result.pod_names[c]: int(o) for c, o in zip(g.cells, g.observed, strict=True)},
-            "expected_share": {result.pod_names[c]: p for c, p in zip(g.cells, g.shares, strict=True)},
-            "statistic": g.test.statistic,
-            "dof": g.test.dof,
-            "n": g.test.n,
-            "pvalue": math.nan if adaptive else g.test.pvalue,
-            "method": test.method if adaptive else g.test.method,
-        }
+            picked={result.pod_names[c]: int(o) for c, o in zip(g.cells, g.observed, strict=True)},
+            expected_share={result.pod_names[c]: p for c, p in zip(g.cells, g.shares, strict=True)},
+            statistic=g.test.statistic,
+            dof=g.test.dof,
+            n=g.test.n,
+            pvalue=math.nan if adaptive else g.test.pvalue,
+            method=test.method if adaptive else g.test.method,
+        )
         for g in test.groups
     ]
 
@@ -308,12 +294,14 @@ def _latency_summary(latency: np.ndarray) -> dict[str, float]:
     }
 
 
-def _crossing(result: RunResult, entry: np.ndarray, served: np.ndarray) -> tuple[float, float, dict[str, float]]:
+def _crossing(
+    result: RunResult, node_zone: np.ndarray, entry: np.ndarray, served: np.ndarray
+) -> tuple[float, float, dict[str, float]]:
     """Of completed requests (their entry and serving node indices): the share served on another node than
     their entry node, in another zone, and the first per entry node (NaN without any)."""
     cross = float(np.mean(served != entry)) if served.size else math.nan
     by_node = {result.node_names[n]: float(np.mean(served[entry == n] != n)) for n in np.unique(entry).tolist()}
-    return cross, _cross_zone(result, entry, served), by_node
+    return cross, _cross_zone(node_zone, entry, served), by_node
 
 
 def _picks(pick: np.ndarray, routed: np.ndarray) -> dict[str, int]:
@@ -338,27 +326,25 @@ def _balance(picked: np.ndarray, expected: np.ndarray) -> dict[str, float]:
     return {"min_ratio": low, "max_ratio": high, "max_over_min": high / low if low > 0 else nan, "cv": cv}
 
 
-def _cross_zone(result: RunResult, entry: np.ndarray, served: np.ndarray) -> float:
-    """Share (0..1) of requests served in another zone than their entry node's, over requests whose two nodes
-    both carry a zone label (NaN if none do: a cluster without zones has no cross-zone traffic to speak of)."""
-    zones = [result.scenario.nodes[n].zone for n in result.node_names]
-    code = {z: i for i, z in enumerate(sorted(set(zones)))}
-    node_zone = np.array([code[z] if z else -1 for z in zones] + [-1], dtype=np.int64)
+def _cross_zone(node_zone: np.ndarray, entry: np.ndarray, served: np.ndarray) -> float:
+    """Share (0..1) of requests served in another zone than their entry node's (``node_zone``: zone code per node
+    index, -1 for none), over requests whose two nodes both carry a zone label (NaN if none do: a cluster without
+    zones has no cross-zone traffic to speak of)."""
     ez, sz = node_zone[entry.astype(np.int64)], node_zone[served.astype(np.int64)]
     zoned = (ez >= 0) & (sz >= 0)
     return float(np.mean(ez[zoned] != sz[zoned])) if zoned.any() else float("nan")
 
 
-def _latency_parts(result: RunResult, rows: np.ndarray) -> dict[str, float]:
-    """Mean seconds of each leg of the selected (completed) requests: out, queue wait, service, back."""
-    c = result.columns
+def _latency_parts(cols: Mapping[str, np.ndarray], ok: np.ndarray) -> dict[str, float]:
+    """Mean seconds of each leg of the selected (completed) requests (``ok`` over ``cols``' rows): out, queue
+    wait, service, back."""
     legs = {
-        "network_out": c["t_arrived"] - c["t_sent"],
-        "queue_wait": c["t_started"] - c["t_arrived"],
-        "service": c["t_finished"] - c["t_started"],
-        "network_back": c["t_returned"] - c["t_finished"],
+        "network_out": cols["t_arrived"] - cols["t_sent"],
+        "queue_wait": cols["t_started"] - cols["t_arrived"],
+        "service": cols["t_finished"] - cols["t_started"],
+        "network_back": cols["t_returned"] - cols["t_finished"],
     }
-    return {name: float(v[rows].mean()) if rows.any() else float("nan") for name, v in legs.items()}
+    return {name: float(v[ok].mean()) if ok.any() else float("nan") for name, v in legs.items()}
 
 
 def _pod_monitors(result: RunResult, pods: np.ndarray) -> dict[str, dict[str, float]]:
@@ -376,20 +362,35 @@ def _pod_monitors(result: RunResult, pods: np.ndarray) -> dict[str, dict[str, fl
     }
 
 
-def summarize(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
-    """The whole run as one JSON-ready dict: seed, scenario name, end time and a summary per Service."""
+def service_summaries(
+    result: RunResult, *, alpha: float = 0.01, rows: Sequence[np.ndarray] | None = None
+) -> dict[str, ServiceSummary]:
+    """Every Service that had requests or a client stream, summarised, in ``service_names`` order (``rows``:
+    ``service_rows(result)``, found here when not given)."""
+    rows = service_rows(result) if rows is None else rows
+    streamed = {s.service for s in result.scenario.streams}
+    index = _run_index(result)
+    return {
+        name: _summarize(result, name, alpha, rows[i], index)
+        for i, name in enumerate(result.service_names)
+        if rows[i].size or name in streamed
+    }
+
+
+def run_json(result: RunResult, services: Mapping[str, ServiceSummary]) -> dict[str, Any]:
+    """A run's JSON: seed, scenario name, dataplane, end time (s) and the given summaries per Service."""
     return {
         "scenario": result.scenario.name,
         "seed": result.seed,
         "dataplane": result.scenario.dataplane.name,
         "end_s": result.end_s,
-        "services": {
-            name: summarize_service(result, name, alpha=alpha).to_json()
-            for name in result.service_names
-            if np.any(result.columns["service"] == result.service_names.index(name))
-            or any(s.service == name for s in result.scenario.streams)
-        },
+        "services": {name: s.to_json() for name, s in services.items()},
     }
+
+
+def summarize(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
+    """The whole run as one JSON-ready dict: seed, scenario name, end time and a summary per Service."""
+    return run_json(result, service_summaries(result, alpha=alpha))
 
 
 # --- per-run metrics for sweeps: locality and a compact latency distribution ------------------------------------
@@ -400,62 +401,60 @@ LATENCY_BINS_PER_DECADE = 20
 """Latency-histogram resolution: bin edges grow by a factor 10**(1/20), about 12% per bin."""
 
 
-def latency_histogram(latency_s: np.ndarray) -> dict[str, Any]:
+def latency_histogram(latency_s: np.ndarray) -> LatencyHistogram:
     """Counts of latencies (s) in log-spaced bins; bin i spans ``floor_s * 10**(i / bins_per_decade)`` upward.
 
     Only bins from ``first`` to the last occupied one are kept, so the histogram of one run is a few dozen
     integers, and histograms of replications add up exactly (``pooled_histogram``).
 
-    >>> latency_histogram(np.array([0.001, 0.001, 0.0013]))["counts"]
+    >>> latency_histogram(np.array([0.001, 0.001, 0.0013])).counts
     [2, 0, 1]
     """
     values = np.asarray(latency_s, dtype=float)
     values = values[np.isfinite(values)]
-    head = {"floor_s": LATENCY_FLOOR_S, "bins_per_decade": LATENCY_BINS_PER_DECADE}
     if not values.size:
-        return {**head, "first": 0, "counts": []}
+        return LatencyHistogram(LATENCY_FLOOR_S, LATENCY_BINS_PER_DECADE, 0, [])
     ratio = np.maximum(values, LATENCY_FLOOR_S) / LATENCY_FLOOR_S
     index = np.floor(np.log10(ratio) * LATENCY_BINS_PER_DECADE + 1e-9).astype(np.int64)
     first = int(index.min())
-    return {**head, "first": first, "counts": np.bincount(index - first).tolist()}
+    return LatencyHistogram(LATENCY_FLOOR_S, LATENCY_BINS_PER_DECADE, first, np.bincount(index - first).tolist())
 
 
-def pooled_histogram(histograms: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+def pooled_histogram(histograms: Sequence[LatencyHistogram]) -> tuple[np.ndarray, np.ndarray]:
     """Bin upper edges (s) and summed counts of latency histograms with the same bins (e.g. replications)."""
-    kept = [h for h in histograms if h["counts"]]
+    kept = [h for h in histograms if h.counts]
     if not kept:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
-    floor_s, per_decade = kept[0]["floor_s"], kept[0]["bins_per_decade"]
-    if any(h["floor_s"] != floor_s or h["bins_per_decade"] != per_decade for h in kept):
+    floor_s, per_decade = kept[0].floor_s, kept[0].bins_per_decade
+    if any(h.floor_s != floor_s or h.bins_per_decade != per_decade for h in kept):
         raise ValueError("histograms have different bins")
-    lo = min(h["first"] for h in kept)
-    hi = max(h["first"] + len(h["counts"]) for h in kept)
+    lo = min(h.first for h in kept)
+    hi = max(h.first + len(h.counts) for h in kept)
     counts = np.zeros(hi - lo, dtype=np.int64)
     for h in kept:
-        counts[h["first"] - lo : h["first"] - lo + len(h["counts"])] += h["counts"]
+        counts[h.first - lo : h.first - lo + len(h.counts)] += h.counts
     upper = floor_s * 10.0 ** (np.arange(lo + 1, hi + 1) / per_decade)
     return upper, counts
 
 
-def histogram_ecdf(histograms: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+def histogram_ecdf(histograms: Sequence[LatencyHistogram]) -> tuple[np.ndarray, np.ndarray]:
     """The ECDF of pooled latency histograms: bin upper edges (s) and the fraction of requests at or below."""
     upper, counts = pooled_histogram(histograms)
     total = counts.sum()
     return upper, (np.cumsum(counts) / total if total else counts.astype(float))
 
 
-def locality(result: RunResult, service: str) -> dict[str, Any]:
+def locality(result: RunResult, service: str, rows: np.ndarray | None = None) -> dict[str, Any]:
     """``by_client_node``: one Service's completed requests (after the warm-up) per entry node and serving node;
     the entry node is the client's node for pod clients, for external clients the node whose proxy took the
-    connection. Cross-node and cross-zone fractions are ``summarize``'s."""
+    connection. ``rows``: the Service's row indices (``service_rows``; found here when None). Cross-node and
+    cross-zone fractions are ``summarize``'s."""
     cols = result.columns
-    mine = (
-        (cols["service"] == result.service_names.index(service))
-        & (cols["outcome"] == Outcome.OK)
-        & (cols["t_sent"] >= result.scenario.warmup_s)
-    )
-    entry = cols["entry_node"][mine].astype(np.int64)
-    served = cols["endpoint_node"][mine].astype(np.int64)
+    if rows is None:
+        rows = np.flatnonzero(cols["service"] == result.service_names.index(service))
+    rows = rows[(cols["outcome"][rows] == Outcome.OK) & (cols["t_sent"][rows] >= result.scenario.warmup_s)]
+    entry = cols["entry_node"][rows].astype(np.int64)
+    served = cols["endpoint_node"][rows].astype(np.int64)
     n_nodes = len(result.node_names)
     pairs = np.bincount(entry * n_nodes + served, minlength=n_nodes * n_nodes) if entry.size else np.zeros(0, int)
     by_client_node: dict[str, dict[str, int]] = {}
@@ -465,15 +464,25 @@ def locality(result: RunResult, service: str) -> dict[str, Any]:
     return {"by_client_node": by_client_node}
 
 
+def metric_summaries(result: RunResult, *, alpha: float = 0.01) -> dict[str, ServiceSummary]:
+    """``service_summaries(result)`` with, per Service, its ``locality`` and the ``latency_histogram`` of its
+    completed requests (all after the scenario's warm-up, as in ``summarize``): a sweep record's metrics."""
+    cols = result.columns
+    rows = service_rows(result)
+    summaries = service_summaries(result, alpha=alpha, rows=rows)
+    index = {name: i for i, name in enumerate(result.service_names)}
+    for name, s in summaries.items():
+        mine = rows[index[name]]
+        done = mine[(cols["outcome"][mine] == Outcome.OK) & (cols["t_sent"][mine] >= result.scenario.warmup_s)]
+        summaries[name] = replace(
+            s,
+            by_client_node=locality(result, name, mine)["by_client_node"],
+            latency_histogram=latency_histogram(cols["t_returned"][done] - cols["t_sent"][done]),
+        )
+    return summaries
+
+
 def run_metrics(result: RunResult, *, alpha: float = 0.01) -> dict[str, Any]:
     """``summarize(result)`` plus, per Service, ``locality`` and the ``latency_histogram`` of completed requests
-    (all after the scenario's warm-up, as in ``summarize``)."""
-    metrics = summarize(result, alpha=alpha)
-    cols = result.columns
-    ok = (cols["outcome"] == Outcome.OK) & (cols["t_sent"] >= result.scenario.warmup_s)
-    latency = result.latency_s
-    for name, svc in metrics["services"].items():
-        svc.update(locality(result, name))
-        mine = ok & (cols["service"] == result.service_names.index(name))
-        svc["latency_histogram"] = latency_histogram(latency[mine])
-    return metrics
+    (``metric_summaries``)."""
+    return run_json(result, metric_summaries(result, alpha=alpha))

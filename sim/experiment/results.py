@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sim.experiment.metrics import ServiceSummary, record_services
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -25,19 +27,19 @@ ID_COLUMNS = ("experiment", "design_point", "replication", "seed", "key", "engin
 @dataclass(frozen=True)
 class Column:
     """A metric column of the tidy summary table: its name, where its value is in a Service's metrics (a dotted
-    path into ``sim.experiment.analysis.ServiceSummary.to_json()``), its unit, and whether it is a count (a
-    nullable integer column)."""
+    path of ``sim.experiment.metrics.ServiceSummary`` attributes, or keys of a dict one holds), its unit, and
+    whether it is a count (a nullable integer column)."""
 
     name: str
     path: str
     unit: str
     count: bool = False
 
-    def read(self, service: Mapping[str, Any]) -> Any:
-        """The value of this column for one Service's metrics (JSON)."""
+    def read(self, service: ServiceSummary) -> Any:
+        """The value of this column for one Service's metrics."""
         value: Any = service
         for part in self.path.split("."):
-            value = value[part]
+            value = value[part] if isinstance(value, Mapping) else getattr(value, part)
         return value
 
 
@@ -123,7 +125,7 @@ def summary_rows(records: Iterable[Mapping[str, Any]], factors: Sequence[str]) -
         if rec.get("status") != "ok":
             rows.append({**ident, "service": None, "wall_s": rec.get("wall_s"), "error": rec.get("error")})
             continue
-        for name, s in rec["metrics"]["services"].items():
+        for name, s in record_services(rec).items():
             row = {**ident, "service": name, **{c.name: c.read(s) for c in TABLE_METRICS}}
             rows.append({**row, "wall_s": rec.get("wall_s"), "error": None})
     return rows

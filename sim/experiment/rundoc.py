@@ -16,12 +16,14 @@ import math
 import platform
 import shlex
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-from sim.experiment.analysis import run_metrics
+from sim.experiment.analysis import metric_summaries, run_json, service_rows
+from sim.experiment.metrics import ServiceWindows
 from sim.outcomes import DropReason, Outcome
 from sim.records import RunResult
 from sim.scenario import Scenario
@@ -51,20 +53,21 @@ def window_width(end_s: float, max_windows: int = MAX_WINDOWS) -> float:
     return float(f"1e{exponent + 2}")
 
 
-def windows(result: RunResult, service: str, width_s: float) -> dict[str, Any]:
+def windows(result: RunResult, service: str, width_s: float, rows: np.ndarray | None = None) -> ServiceWindows:
     """One Service's requests over time, in windows of ``width_s`` seconds by send time (from 0 s, warm-up
     included): ``sent``, ``landed`` (requests routed to each endpoint pod that got any), ``completed``,
     ``failed`` (per drop reason label, and ``timeout``) and ``latency_s`` (p50/p90/p99 of the completed
-    requests, seconds; None where a window has none). Every list has one entry per window."""
+    requests, seconds; None where a window has none). Every list has one entry per window. ``rows``: the
+    Service's row indices (``sim.experiment.analysis.service_rows``; found here when None)."""
     cols = result.columns
     n = max(1, math.ceil(result.end_s / width_s - 1e-9))
-    mine = cols["service"] == result.service_names.index(service)
+    mine = np.flatnonzero(cols["service"] == result.service_names.index(service)) if rows is None else rows
     window = np.minimum((cols["t_sent"][mine] // width_s).astype(np.int64), n - 1)
     outcome, endpoint, reason = cols["outcome"][mine], cols["endpoint"][mine], cols["reason"][mine]
-    latency = result.latency_s[mine]
+    latency = cols["t_returned"][mine] - cols["t_sent"][mine]
 
-    def count(rows: np.ndarray) -> list[int]:
-        return np.bincount(window[rows], minlength=n).tolist()
+    def count(selected: np.ndarray) -> list[int]:
+        return np.bincount(window[selected], minlength=n).tolist()
 
     routed = endpoint >= 0  # one bincount over (pod, window) pairs: linear in requests, whatever the pod count
     pods, pod_of = np.unique(endpoint[routed], return_inverse=True)
@@ -82,13 +85,13 @@ def windows(result: RunResult, service: str, width_s: float) -> dict[str, Any]:
         values = ok_latency[bounds[i] : bounds[i + 1]]
         for q in PERCENTILES:
             quantiles[f"p{q}"].append(float(np.percentile(values, q)) if values.size else None)
-    return {
-        "sent": count(np.ones(window.size, dtype=bool)),
-        "landed": landed,
-        "completed": count(ok),
-        "failed": failed,
-        "latency_s": quantiles,
-    }
+    return ServiceWindows(
+        sent=count(np.ones(window.size, dtype=bool)),
+        landed=landed,
+        completed=count(ok),
+        failed=failed,
+        latency_s=quantiles,
+    )
 
 
 def _event_words(event: Event) -> tuple[str, str]:
@@ -202,10 +205,13 @@ def versions(packages: Sequence[str] = VERSIONED) -> dict[str, str]:
 
 def run_document(result: RunResult, *, alpha: float = 0.01, command: Sequence[str] = ()) -> dict[str, Any]:
     """``summarize(result)`` plus what pictures and reports of one run need (see the module docstring)."""
-    doc = run_metrics(result, alpha=alpha)
     width = window_width(result.end_s)
-    for name, svc in doc["services"].items():
-        svc["windows"] = windows(result, name, width)
+    rows = dict(zip(result.service_names, service_rows(result), strict=True))
+    summaries = {
+        name: replace(s, windows=windows(result, name, width, rows[name]))
+        for name, s in metric_summaries(result, alpha=alpha).items()
+    }
+    doc = run_json(result, summaries)
     doc["window_s"] = width
     doc["timeline"] = timeline_events(result.scenario)
     doc["cluster"] = describe_cluster(result.scenario)

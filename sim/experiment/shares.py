@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,16 +11,24 @@ from sim.records import RunResult
 from sim.routing import Picker
 
 
-def route_shares(result: RunResult, stream: int, node: int, version: int) -> tuple[np.ndarray, Picker]:
+def pod_index(result: RunResult) -> dict[str, int]:
+    """Each pod's index in ``result.pod_names``, by name."""
+    return {name: i for i, name in enumerate(result.pod_names)}
+
+
+def route_shares(
+    result: RunResult, stream: int, node: int, version: int, pods: Mapping[str, int] | None = None
+) -> tuple[np.ndarray, Picker]:
     """The share of fresh picks each pod should receive (over ``pod_names``; sums to 1, or 0 where the route
-    drops) for ``stream`` entering at node index ``node`` under control-plane ``version``, and the picker."""
+    drops) for ``stream`` entering at node index ``node`` under control-plane ``version``, and the picker.
+    ``pods``: ``pod_index(result)``, made here when not given (pass it when asking for many routes)."""
     sc = result.scenario
     spec = sc.streams[stream]
     route = sc.route(spec, result.node_names[node], version)
     shares = np.zeros(len(result.pod_names))
     if route.endpoints:
-        pod_index = {name: i for i, name in enumerate(result.pod_names)}
-        idx = [pod_index[ep.pod or ""] for ep in route.endpoints]
+        index = pod_index(result) if pods is None else pods
+        idx = [index[ep.pod or ""] for ep in route.endpoints]
         shares[idx] = route.picker.shares(route.endpoints, sc.client_ip(spec.client))
     return shares, route.picker
 
@@ -44,12 +53,14 @@ def expected_picks(
     version: np.ndarray,
     endpoint: np.ndarray,
     fresh: np.ndarray,
+    pods: Mapping[str, int] | None = None,
 ) -> ExpectedPicks:
     """Expected counts of one Service's requests (their stream, entry node, version, endpoint, and whether a picker
     chose afresh): each (stream, entry node, version) group's fresh picks times its route's shares. Each group is
     its own multinomial (its route's shares); ``sim.stats.grouped_gof`` merges groups of equal shares and sums the
-    rest's statistics and dof."""
+    rest's statistics and dof. ``pods``: ``pod_index(result)``, made here when not given."""
     n_pods = len(result.pod_names)
+    pods = pod_index(result) if pods is None else pods
     routed = endpoint >= 0
     keys = np.stack((stream.astype(np.int64), entry.astype(np.int64), version.astype(np.int64)), axis=1)
     unique, which = np.unique(keys, axis=0, return_inverse=True) if len(keys) else (keys, np.zeros(0, np.int64))
@@ -60,7 +71,7 @@ def expected_picks(
     groups: list[tuple[np.ndarray, np.ndarray]] = []
     members: list[tuple[int, int, int]] = []
     for g, (k, node, v) in enumerate(unique.tolist()):
-        shares, picker = route_shares(result, k, node, v)
+        shares, picker = route_shares(result, k, node, v, pods)
         group = which == g
         if routed[group].any():
             pickers[picker.name] = picker

@@ -1,6 +1,7 @@
 """Tidy tables over a sweep's runs (pandas): per design point and Service, means over replications with t
 intervals, paired differences between levels of a factor, and chi-square tests of picks pooled over replications
-with false-discovery control. Reads the per-run metrics ``sim.experiment.analysis.run_metrics`` writes."""
+with false-discovery control. Reads the per-run metrics ``sim.experiment.analysis.run_metrics`` writes, typed
+(``sim.experiment.metrics``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim.experiment.metrics import record_services
 from sim.stats import chi_square_power, false_discovery, grouped_gof, mean_ci, paired_difference
 
 if TYPE_CHECKING:
@@ -162,22 +164,19 @@ def _pool_picks(records: Sequence[Mapping[str, Any]]) -> dict[tuple[int, str], d
     expected shares summed over replications, violations, runs, and whether any run's picker gets no p-value."""
     pooled: dict[tuple[int, str], dict[str, Any]] = {}
     for rec in records:
-        if rec.get("status") != "ok":
-            continue
-        for name, s in rec["metrics"]["services"].items():
+        for name, s in record_services(rec).items():
             cell = pooled.setdefault(
                 (rec["design_point"], name),
                 {"factors": rec["factors"], "groups": {}, "violations": 0, "n_runs": 0, "no_pvalue": False},
             )
-            cs = s.get("chi_square", {})
-            cell["no_pvalue"] |= bool(cs.get("adaptive_picker") or cs.get("deterministic_picker"))
+            cell["no_pvalue"] |= s.adaptive or s.deterministic
             # a run's groups of equal expected shares, pooled with the same groups of the other replications
-            groups = cs.get("groups") or [{"picked": s["routed_by_endpoint"], "expected_share": s["expected_share"]}]
-            for g in groups:
-                shares = tuple(sorted((pod, share) for pod, share in g["expected_share"].items() if share > 0))
+            groups = [(g.picked, g.expected_share) for g in s.groups] or [(s.routed_by_endpoint, s.expected_share)]
+            for picked, expected_share in groups:
+                shares = tuple(sorted((pod, share) for pod, share in expected_share.items() if share > 0))
                 counts = cell["groups"].setdefault(shares, {})
-                for pod, n in g["picked"].items():
+                for pod, n in picked.items():
                     counts[pod] = counts.get(pod, 0) + n
-            cell["violations"] += s["violations"]
+            cell["violations"] += s.violations
             cell["n_runs"] += 1
     return pooled

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import SpecError
+from sim.experiment.metrics import json_problem
 from sim.io.tables import type_name
 
 
@@ -61,4 +62,7 @@ def load_run(path: str | Path) -> dict[str, Any]:
             for v in values:
                 if v is not None and (not isinstance(v, number) or isinstance(v, bool)):
                     raise SpecError(str(path), f"{where}.windows.{key}", f"expected numbers, got {type_name(v)}")
+        problem = json_problem(svc)
+        if problem is not None:
+            raise SpecError(str(path), ".".join(p for p in (where, problem[0]) if p), problem[1])
     return doc

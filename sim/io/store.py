@@ -17,6 +17,7 @@ from typing import Any
 
 from sim.errors import SpecError
 from sim.experiment.analysis import LATENCY_BINS_PER_DECADE, LATENCY_FLOOR_S
+from sim.experiment.metrics import json_problem
 from sim.io.tables import check_depth, read_text
 
 MAX_JSON_BYTES = 64 << 20
@@ -239,6 +240,9 @@ def check_record(file: Path, record: dict[str, Any], factors: list[str]) -> dict
                 if not isinstance(row, dict) or not all(type(v) is int for v in row.values()):
                     raise SpecError(str(file), f"{where}.by_client_node.{node}", "must map node names to counts")
             _histogram(file, f"{where}.latency_histogram", s["latency_histogram"])
+            problem = json_problem(s)
+            if problem is not None:
+                raise SpecError(str(file), ".".join(p for p in (where, problem[0]) if p), problem[1])
     return record
 
 

@@ -1,0 +1,278 @@
+"""The per-Service metrics of a run, typed: ``ServiceSummary`` and the parts it holds, each with its JSON.
+
+``sim.experiment.analysis`` computes them; ``to_json`` is what ``sim run --json``, a sweep record's
+``metrics.services.NAME`` and a ``sim run --out`` document hold, and ``from_json`` reads them back (NaN, written
+as null, back as NaN) for the tables (``sim.experiment.results``, ``sim.experiment.tables``), the figures
+(``sim.plots``), the report and the CLI, which read attributes, never string keys. A new metric is one field
+here and one function computing it in ``sim.experiment.analysis``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, TypeVar, cast
+
+from sim.stats import ChiSquare
+
+_MISSING = object()
+_CHI_SQUARE_JSON = ("statistic", "pvalue", "dof", "n", "cohens_w", "method")
+"""The ChiSquare fields the JSON holds (``min_expected`` and the per-group tests are not written)."""
+
+
+def _number(value: float | None) -> float:
+    """A JSON number, null (NaN as written to a file) as NaN."""
+    return math.nan if value is None else float(value)
+
+
+def _meta(
+    path: str | object | None = _MISSING, read: Callable[[Any], Any] | None = None, optional: bool = False
+) -> dict[str, Any]:
+    """A field's place in its JSON: a dotted path (``chi_square.verdict``; default: its name), or None: not
+    written; ``read``: how its JSON value becomes the field's (default: as it is, a ``float`` field's null as
+    NaN); ``optional``: left out of the JSON where None."""
+    out: dict[str, Any] = {"read": read, "optional": optional}
+    if path is not _MISSING:
+        out["json"] = path
+    return out
+
+
+def _to_json(value: Any) -> Any:
+    """A field's value as JSON: a ChiSquare's written fields, a part's ``to_json``, a list of either."""
+    if isinstance(value, ChiSquare):
+        return {k: getattr(value, k) for k in _CHI_SQUARE_JSON}
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def _read(f: Any, value: Any) -> Any:
+    """A field's value from its JSON (see ``_meta``)."""
+    read = f.metadata.get("read")
+    if read is not None:
+        return read(value)
+    return _number(value) if f.type == "float" else value
+
+
+def _chi_square(value: Mapping[str, Any]) -> ChiSquare:
+    """The test from its JSON: ``min_expected`` is not written (NaN), nor the per-group tests (none)."""
+    return ChiSquare(
+        _number(value["statistic"]),
+        _number(value["pvalue"]),
+        int(value["dof"]),
+        int(value["n"]),
+        _number(value["cohens_w"]),
+        math.nan,
+        value["method"],
+    )
+
+
+_Part = TypeVar("_Part", bound="_JsonPart")
+
+
+class _JsonPart:
+    """A part of the metrics whose JSON is an object with a key per field, in field order."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: every field at its name."""
+        return {f.name: _to_json(getattr(self, f.name)) for f in fields(cast(Any, self))}
+
+    @classmethod
+    def from_json(cls: type[_Part], data: Mapping[str, Any]) -> _Part:
+        """The part back from its JSON (``to_json``'s, or a file's, where NaN is null)."""
+        return cls(**{f.name: _read(f, data[f.name]) for f in fields(cast(Any, cls))})
+
+    @classmethod
+    def list_from_json(cls: type[_Part], data: list[Mapping[str, Any]]) -> list[_Part]:
+        """A list of parts back from their JSON."""
+        return [cls.from_json(item) for item in data]
+
+
+@dataclass(frozen=True)
+class GroupMember(_JsonPart):
+    """Requests of one route: their stream (index), client, entry node and control-plane version."""
+
+    stream: int
+    client: str
+    entry_node: str
+    version: int
+
+
+@dataclass(frozen=True)
+class PickGroup(_JsonPart):
+    """One group of equal expected shares: its routes, fresh picks and expected share per pod, and its test (no
+    p-value, NaN, for an adaptive picker)."""
+
+    members: list[GroupMember] = field(metadata=_meta(read=GroupMember.list_from_json))
+    picked: dict[str, int]
+    expected_share: dict[str, float]
+    statistic: float
+    dof: int
+    n: int
+    pvalue: float
+    method: str
+
+
+@dataclass(frozen=True)
+class LatencyHistogram(_JsonPart):
+    """Counts of latencies in log-spaced bins: bin i spans ``floor_s * 10**(i / bins_per_decade)`` (s) upward;
+    ``counts`` are bins ``first`` onward (``sim.experiment.analysis.latency_histogram``)."""
+
+    floor_s: float
+    bins_per_decade: int
+    first: int
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class ServiceWindows(_JsonPart):
+    """One Service's requests over time, one entry per window by send time (``sim.experiment.rundoc.windows``):
+    requests sent, routed to each endpoint pod (``landed``), completed, failed per reason, and the completed
+    ones' latency percentiles (``p50``, ``p90``, ``p99``; s, None where a window has none)."""
+
+    sent: list[int]
+    landed: dict[str, list[int]]
+    completed: list[int]
+    failed: dict[str, list[int]]
+    latency_s: dict[str, list[float | None]]
+
+
+@dataclass(frozen=True)
+class ServiceSummary:
+    """What one Service did in one run: counts, spread over endpoints and nodes, the test and latency (s).
+
+    ``to_json`` writes each field at its name, or where its ``json`` metadata says (``sim run --json``'s
+    ``services.NAME``, a sweep record's ``metrics.services.NAME``); ``sim.experiment.results.TABLE_METRICS``
+    names the ones the tidy table carries. A new metric is one field here and one function computing it in
+    ``sim.experiment.analysis.summarize_service`` (and a ``Column`` line to tabulate it). The last three fields
+    are a sweep record's and a run document's only (``run_metrics``, ``run_document``): None elsewhere, and then
+    not written.
+    """
+
+    name: str = field(metadata=_meta(None))
+    sent: int
+    completed: int
+    dropped: int
+    in_flight: int
+    violations: int
+    """Routed requests that reached an endpoint their route did not allow (0 for a correct model)."""
+    drops: dict[str, int]
+    by_node: dict[str, int]
+    by_endpoint: dict[str, int]
+    routed_by_endpoint: dict[str, int]
+    """Fresh picks per endpoint: what the chi-square tests."""
+    expected_share: dict[str, float]
+    chi_square: ChiSquare = field(metadata=_meta(read=_chi_square))
+    """The test per group of equal expected shares, combined (``sim.stats.grouped_gof``); its p-value is NaN for
+    an adaptive picker, whose picks are not fixed-share draws. In the JSON: statistic, pvalue, dof, n, cohens_w
+    and method under ``chi_square``."""
+    deterministic: bool = field(metadata=_meta("chi_square.deterministic_picker"))
+    max_deviation: float = field(metadata=_meta("chi_square.max_deviation"))
+    verdict: str = field(metadata=_meta("chi_square.verdict"))
+    latency_s: dict[str, float]
+    """Completed requests' ``mean``, ``p50`` and ``p99`` latency (s)."""
+    cross_node_fraction: float
+    cross_zone_fraction: float
+    cross_node_by_entry_node: dict[str, float]
+    """Per node where requests entered (the client's node for pods), the share served on another node."""
+    hints: str
+    failed_after_s: float
+    """Mean seconds a failed request's client waited before it learned of the failure (0: at once)."""
+    source_preserved_fraction: float
+    picks: dict[str, int]
+    """Routed requests by how their endpoint was chosen: ``fresh``, ``affinity``, ``reused_connection``."""
+    pickers: list[str]
+    timed_out: int
+    retries: int
+    """Attempts after the first (each retry is its own record)."""
+    latency_parts_s: dict[str, float]
+    pods: dict[str, dict[str, float]]
+    adaptive: bool = field(default=False, metadata=_meta("chi_square.adaptive_picker"))
+    """True where a picker chooses by live load (power-of-two, least-connections): no p-value applies."""
+    balance: dict[str, float] = field(default_factory=dict, metadata=_meta("chi_square.balance"))
+    """Fresh picks over expected picks per endpoint: ``min_ratio``, ``max_ratio``, ``max_over_min`` and ``cv``
+    (their coefficient of variation, weighted by expected picks)."""
+    groups: list[PickGroup] = field(
+        default_factory=list, metadata=_meta("chi_square.groups", read=PickGroup.list_from_json)
+    )
+    """Per group of equal expected shares: its routes, picks, shares and test."""
+    by_client_node: dict[str, dict[str, int]] | None = field(default=None, metadata=_meta(optional=True))
+    """Completed requests per entry node and serving node (``sim.experiment.analysis.locality``)."""
+    latency_histogram: LatencyHistogram | None = field(
+        default=None, metadata=_meta(read=LatencyHistogram.from_json, optional=True)
+    )
+    """Completed requests' latencies, binned."""
+    windows: ServiceWindows | None = field(default=None, metadata=_meta(read=ServiceWindows.from_json, optional=True))
+    """The run over time (a run document's only)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``): every field at its place."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            path = f.metadata.get("json", f.name)
+            value = getattr(self, f.name)
+            if path is None or (value is None and f.metadata.get("optional")):
+                continue
+            value = _to_json(value)
+            *parents, leaf = path.split(".")
+            place = out
+            for part in parents:
+                place = place.setdefault(part, {})
+            if isinstance(value, dict) and isinstance(place.get(leaf), dict):
+                place[leaf].update(value)
+            else:
+                place[leaf] = value
+        return out
+
+    @classmethod
+    def from_json(cls, name: str, data: Mapping[str, Any]) -> ServiceSummary:
+        """The typed summary back from its JSON (``to_json``'s, or as a file holds it, where NaN is null: a
+        number field reads null as NaN). Fields with a default may be missing. The test's ``min_expected`` and
+        per-group tests are not in the JSON: NaN and none (the groups' JSON is ``groups``)."""
+        values: dict[str, Any] = {"name": name}
+        for f in fields(cls):
+            path = f.metadata.get("json", f.name)
+            if path is None:
+                continue
+            value: Any = data
+            for part in path.split("."):
+                value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
+            if value is _MISSING:
+                continue  # a field with a default (a file written before it existed), or the dataclass says
+            values[f.name] = _read(f, value)
+        return cls(**values)
+
+
+def services_from_json(doc: Mapping[str, Any]) -> dict[str, ServiceSummary]:
+    """The typed summaries of a run's JSON (``summarize``, ``run_metrics`` or ``run_document``: its
+    ``services``), by Service name in the JSON's order."""
+    return {name: ServiceSummary.from_json(name, raw) for name, raw in doc["services"].items()}
+
+
+def record_services(record: Mapping[str, Any]) -> dict[str, ServiceSummary]:
+    """The typed per-Service metrics of a sweep's run record (its ``metrics``); none for a run that failed."""
+    return services_from_json(record["metrics"]) if record.get("status") == "ok" else {}
+
+
+def json_problem(data: Any) -> tuple[str, str] | None:
+    """Why ``data`` is not a ``ServiceSummary``'s JSON, as (the field's dotted path, the problem); None if it is.
+    For the readers of files, so that a damaged one is the one bad-input error rather than a traceback."""
+    if not isinstance(data, Mapping):
+        return "", "must be an object"
+    for f in fields(ServiceSummary):
+        path = f.metadata.get("json", f.name)
+        if path is None or f.default is not MISSING or f.default_factory is not MISSING:
+            continue
+        value: Any = data
+        for part in path.split("."):
+            value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
+        if value is _MISSING:
+            return path, "is missing"
+    try:
+        ServiceSummary.from_json("", data)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        return "", f"cannot be read as a Service's metrics: {type(e).__name__}: {e}"
+    return None
