@@ -17,6 +17,10 @@ timeout, a picker that does not count connections) is written when it is known, 
 which nothing in the system can move, are one merged schedule with one pending event, not one pending tick per
 stream; and where nothing else sends and no send reads the clock (``_Run._ahead_safe``), each schedule event
 makes the next sends too, in order, scheduling their arrivals. A request then costs one to two events, not four.
+Where, beyond that, every pod is such a FIFO pod, nothing in the run reads a pod's state or waits for a reply:
+the run is *settled* (``_Run._settled``), its sends made in one pass and then each pod's arrivals served in
+arrival order (``settle``, by ``sim.queueing.fifo_serve``), with no event per request at all; its records are
+those of the run with every step an event, to the bit (tested).
 
 It owns the run in time: the record writer (``_Records``: named operations on three flat arrays), the request
 in flight (``_Request``, the value of every event of its life), one backend class per discipline with its own
@@ -47,6 +51,7 @@ from sim.cluster import Discipline
 from sim.distributions import Constant, Sum
 from sim.outcomes import DropReason, Outcome
 from sim.plan import Plan, RoutePlan, StreamPlan, compile_plan
+from sim.queueing import fifo_serve
 from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.rng import Seed, Streams, blocks
 from sim.routing import Affinity, Chooser
@@ -381,6 +386,37 @@ class _Shared(_Backend):
         return doomed
 
 
+def settle(
+    backends: list[_Backend], endpoint: np.ndarray, arrived: np.ndarray, back: np.ndarray, horizon_s: float
+) -> dict[str, np.ndarray]:
+    """A settled run's pods at work (``_Run._run_settled``): each FIFO pod serves the requests that arrived
+    (``arrived``, s, at pod ``endpoint``) before ``horizon_s``, in arrival order (equal times in send order, as
+    SimPy takes events scheduled in that order), by the free-time recursion with its service draws in that order
+    (``sim.queueing.fifo_serve``). Returns the rows' started, finished and returned times (s; a reply or a
+    refusal takes ``back`` s to travel; NaN where the step never happened), outcomes and drop reasons."""
+    n = len(arrived)
+    started, finished = np.full(n, _NAN), np.full(n, _NAN)
+    by_arrival = np.argsort(arrived, kind="stable")
+    by_pod = by_arrival[np.argsort(endpoint[by_arrival], kind="stable")]
+    bounds = np.searchsorted(endpoint[by_pod], np.arange(len(backends) + 1))
+    for i in np.flatnonzero(np.diff(bounds)).tolist():
+        rows = by_pod[bounds[i] : bounds[i + 1]]
+        rows = rows[arrived[rows] < horizon_s]  # those at or after it never arrived
+        b = backends[i]
+        limit = b.limit if isinstance(b, _ComputedFifo) and b.waiting is not None else None
+        started[rows], finished[rows] = fifo_serve(arrived[rows].tolist(), b.service_times, b.capacity, limit)
+    refused = np.isnan(started) & ~np.isnan(finished)
+    outcome = np.where(np.isnan(finished), _IN_FLIGHT, np.where(refused, _DROPPED, _OK)).astype(COLUMNS["outcome"])
+    reason = np.where(refused, int(DropReason.QUEUE_FULL), 0).astype(COLUMNS["reason"])
+    return {
+        "t_started": started,
+        "t_finished": finished,
+        "t_returned": finished + back,
+        "outcome": outcome,
+        "reason": reason,
+    }
+
+
 # --- proxies and clients ----------------------------------------------------------------------------------------
 
 
@@ -531,6 +567,8 @@ class _Run:
         self._affinity: dict[tuple[str, str], Affinity] = {}
         self._sends: Iterator[tuple[float, int]] = iter(())
         self._ahead = 0  # sends made ahead of their time per schedule event (see _ahead_safe)
+        self._schedule: tuple[np.ndarray, np.ndarray] | None = None  # a settled run's sends: times (s), streams
+        self._columns: dict[str, np.ndarray] | None = None  # a settled run's records, once it has run
         self._setup_backends(shortcuts)
         schedule = self._setup_streams(shortcuts)
         self._setup_schedule(schedule)
@@ -611,10 +649,15 @@ class _Run:
         at = np.concatenate([times for times, _ in schedule])
         who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in schedule])
         order = np.argsort(at, kind="stable")  # equal times: in stream order, as the stream ticks would go
+        if not len(order):
+            return
+        if self._settled():
+            self._schedule = (at[order], who[order])
+            self.env.timeout(float(at[order[0]])).callbacks.append(self._run_settled)
+            return
         self._sends = zip(array("d", at[order].tobytes()), array("i", who[order].tobytes()), strict=True)
-        first = next(self._sends, None)
-        if first is not None:
-            self.env.timeout(first[0], first).callbacks.append(self._tick_schedule)
+        first = next(self._sends)
+        self.env.timeout(first[0], first).callbacks.append(self._tick_schedule)
         if all(self._ahead_safe(s) for s in self.streams):
             self._ahead = _AHEAD
 
@@ -626,6 +669,15 @@ class _Run:
                 env.timeout(at_s + lag_s, (node, version)).callbacks.append(self._sync)
         for change in plan.data_changes:
             env.timeout(change.at_s, change).callbacks.append(self._data_change)
+
+    def _settled(self) -> bool:
+        """Whether the run is its send schedule and then each pod's arrivals, with no event between them: every
+        stream's sends may be made ahead (``_ahead_safe``: nothing but the schedule sends, and no send reads the
+        clock or the system's state) and every pod computes its FIFO steps on arrival (``_ComputedFifo``), so
+        no pod's state is read and no reply is waited for (``_run_settled``)."""
+        return all(self._ahead_safe(s) for s in self.streams) and all(
+            isinstance(b, _ComputedFifo) for b in self.backends
+        )
 
     def _ahead_safe(self, s: _Stream) -> bool:
         """Whether the stream's sends may be made ahead of their time, in schedule order: when nothing but the
@@ -753,6 +805,45 @@ class _Run:
         after = next(sends, None)
         if after is not None:
             self.env.timeout(after[0] - self.env._now, after).callbacks.append(self._tick_schedule)
+
+    def _run_settled(self, ev: simpy.Event) -> None:
+        """A settled run (``_settled``), at its first send: every send of the merged schedule in order, as
+        ``_send`` makes it (each a new connection: the same picks and draws, trips out and back drawn at the
+        send), then each pod serves its arrivals in arrival order (``settle``). The records are those of the run
+        with every step an event (``shortcuts=False``), to the bit: an arrival is its send time plus its trip out,
+        the sum SimPy makes; a pod's steps follow the same recursion with the same service draws."""
+        at, who = self._schedule  # type: ignore[misc]
+        lanes = []  # per stream: its one entry's chooser and endpoints, its flow's address part, its ports
+        for s in self.streams:
+            entry = s.entries[0]
+            lanes.append((entry.choose, entry.targets, s.ip << 16, s.ports))
+        pods, outs, backs = array("i"), array("d"), array("d")
+        pod, out, back = pods.append, outs.append, backs.append
+        for k in who.tolist():
+            choose, targets, ip, ports = lanes[k]
+            target = targets[choose(ip | next(ports))]
+            pod(target.pod)
+            out(next(target.out))
+            back(next(target.back))
+        horizon_s = math.inf if self.plan.duration_s is None else self.plan.duration_s
+        entry_node = np.array([s.entries[0].node for s in self.streams], dtype=COLUMNS["entry_node"])
+        preserved = np.array([s.entries[0].preserved for s in self.streams], dtype=COLUMNS["source_preserved"])
+        endpoint = np.frombuffer(pods, dtype=np.int32).copy()
+        arrived = at + np.frombuffer(outs)
+        n = len(at)
+        self._columns = {
+            "stream": who,
+            "request": np.arange(n, dtype=COLUMNS["request"]),
+            "attempt": np.zeros(n, dtype=COLUMNS["attempt"]),
+            "version": np.zeros(n, dtype=COLUMNS["version"]),
+            "entry_node": entry_node[who],
+            "endpoint": endpoint,
+            "pick": np.full(n, PICK_FRESH, dtype=COLUMNS["pick"]),
+            "source_preserved": preserved[who],
+            "t_sent": at,
+            "t_arrived": arrived,
+            **settle(self.backends, endpoint, arrived, np.frombuffer(backs), horizon_s),
+        }
 
     def _send(self, s: _Stream, request: int, attempt: int, at: float) -> None:
         """Open (or reuse) a connection and send one attempt at ``at`` (s); ``request`` is the first attempt's row,
@@ -887,14 +978,16 @@ class _Run:
     def result(self, seed: Seed) -> RunResult:
         """Freeze the raw columns into a RunResult (``Plan.result``): steps written ahead of the clock at or past
         the horizon have not happened; without a horizon, the run ends at its last event or reply."""
-        cols = self.records.columns()
+        cols = self.records.columns() if self._columns is None else self._columns
         end, duration_s = self.env.now, self.plan.duration_s
         if duration_s is not None:  # shortcuts wrote steps ahead: those at or past the horizon have not happened
-            for name in ("t_started", "t_finished", "t_returned"):
+            for name in ("t_arrived", "t_started", "t_finished", "t_returned"):
                 column = cols[name] = cols[name].astype(COLUMNS[name], copy=False)
                 column[column >= duration_s] = _NAN
             outcome = cols["outcome"] = cols["outcome"].astype(COLUMNS["outcome"], copy=False)
-            outcome[(outcome == _OK) & np.isnan(cols["t_returned"])] = _IN_FLIGHT
+            pending = ((outcome == _OK) | (outcome == _DROPPED)) & np.isnan(cols["t_returned"])
+            outcome[pending] = _IN_FLIGHT  # a reply (or a refusal, settled) whose news had not come back
+            cols["reason"][pending] = 0
         elif len(cols["t_returned"]) and not np.isnan(cols["t_returned"]).all():
             end = max(end, float(np.nanmax(cols["t_returned"])))  # the last reply may not have been an event
         return self.plan.result(seed, cols, end)

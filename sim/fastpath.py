@@ -3,9 +3,9 @@
 Where no request waits on another's state, a run needs no event loop: send times are cumulative sums of gap
 draws, each request's endpoint comes from its route's picker (vectorised per proxy), path delays are drawn per
 path in vectors, and each FIFO backend pod is solved from its arrivals: one worker by the Lindley recursion as a
-running maximum, more by the Kiefer-Wolfowitz free-time recursion (a loop per pod); a processor-sharing pod is
-exact only with more workers than requests it can ever hold (no wait). ``fast_path_problem`` says whether that is
-exact for a scenario, and if not, why.
+running maximum, more by the Kiefer-Wolfowitz free-time recursion (``sim.queueing.fifo_serve``, a loop per
+pod); a processor-sharing pod is exact only with more workers than requests it can ever hold (no wait).
+``fast_path_problem`` says whether that is exact for a scenario, and if not, why.
 
 The records have ``sim.records.COLUMNS`` with the DES's meaning, rows in send order. Every draw comes from a
 ``Streams`` key per purpose and entity: ``("arrivals", client, service, n)`` as in the DES, so under one seed
@@ -23,7 +23,6 @@ It reads the same plan as the DES (``sim.plan``) and asks each route's picker fo
 from __future__ import annotations
 
 import functools
-import heapq
 import itertools
 import math
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from sim.cluster import Discipline
 from sim.distributions import Constant, Dist, Sum
 from sim.outcomes import Outcome
 from sim.plan import Plan, RoutePlan, compile_plan
+from sim.queueing import fifo_serve
 from sim.records import COLUMNS, PICK_FRESH, RunResult
 from sim.rng import Seed, Streams
 from sim.routing.ports import first_ports
@@ -131,27 +131,6 @@ def lindley_starts(segment: np.ndarray, arrived: np.ndarray, service: np.ndarray
     best = np.maximum.accumulate(keyed).imag
     idle = best == g  # nobody ahead: starts on arrival, exactly
     return np.where(idle, arrived, np.maximum(earlier + best, arrived))
-
-
-def multi_worker_starts(arrived: np.ndarray, service: np.ndarray, workers: int) -> np.ndarray:
-    """Service start times (s) at one FIFO queue with ``workers`` workers, requests sorted by ``arrived`` (s).
-
-    Each request takes the worker that frees first (Kiefer-Wolfowitz: the workers' free times as a heap), so it
-    starts at the later of its arrival and that time: the DES's shortcut, as a loop over this pod's requests
-    (``heapq`` in C; no vector form: the recursion's state is the whole heap).
-
-    >>> multi_worker_starts(np.array([0.0, 0.0, 0.0, 5.0]), np.array([2.0, 3.0, 1.0, 1.0]), 2).tolist()
-    [0.0, 0.0, 2.0, 5.0]
-    """
-    free = [0.0] * workers
-    starts = []
-    replace = heapq.heapreplace
-    for a, s in zip(arrived.tolist(), service.tolist(), strict=True):
-        first = free[0]
-        start = first if first > a else a
-        replace(free, start + s)
-        starts.append(start)
-    return np.asarray(starts, dtype=float)
 
 
 def _fixed(dist: Dist) -> float | None:
@@ -310,8 +289,11 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
     """Start and finish times (s) of the routed rows at their FIFO pods, in arrival order per pod: the Lindley
     recursion for one worker, the free-time recursion for more (pod by pod)."""
     m, pods = len(pod), plan.pods
-    by_time = np.argsort(arrived, kind="stable")  # nearly sorted already: timsort runs
-    by_pod = by_time[_segments(pod[by_time], len(pods))[0]]
+    if m < 2 or bool((arrived[1:] >= arrived[:-1]).all()):  # in send order already (e.g. fixed trips out)
+        by_pod = _segments(pod, len(pods))[0]
+    else:
+        by_time = np.argsort(arrived, kind="stable")
+        by_pod = by_time[_segments(pod[by_time], len(pods))[0]]
     pod_s, arrived_s = pod[by_pod], arrived[by_pod]
     service_s = np.empty(m)
     counts = np.bincount(pod_s, minlength=len(pods))
@@ -328,7 +310,8 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
     for i in np.flatnonzero(counts).tolist():  # pods with more workers: the free-time recursion, pod by pod
         if pods[i].concurrency > 1:
             span = slice(bounds[i], bounds[i + 1])
-            started_s[span] = multi_worker_starts(arrived_s[span], service_s[span], pods[i].concurrency)
+            starts, _ = fifo_serve(arrived_s[span].tolist(), iter(service_s[span].tolist()), pods[i].concurrency)
+            started_s[span] = starts
     started, finished = np.empty(m), np.empty(m)
     started[by_pod] = started_s
     finished[by_pod] = started_s + service_s
