@@ -124,13 +124,19 @@ def lindley_starts(segment: np.ndarray, arrived: np.ndarray, service: np.ndarray
     """
     if not len(arrived):
         return np.zeros(0)
-    earlier = np.concatenate(([0.0], np.cumsum(service)[:-1]))
-    g = arrived - earlier
-    keyed = np.empty(len(g), dtype=complex)
-    keyed.real, keyed.imag = segment, g
-    best = np.maximum.accumulate(keyed).imag
+    earlier = np.empty(len(arrived))
+    earlier[0] = 0.0
+    np.cumsum(service[:-1], out=earlier[1:])
+    keyed = np.empty(len(arrived), dtype=complex)
+    keyed.real = segment
+    np.subtract(arrived, earlier, out=keyed.imag)  # G
+    g = keyed.imag.copy()
+    best = np.maximum.accumulate(keyed, out=keyed).imag
     idle = best == g  # nobody ahead: starts on arrival, exactly
-    return np.where(idle, arrived, np.maximum(earlier + best, arrived))
+    starts = np.add(earlier, best, out=earlier)
+    np.maximum(starts, arrived, out=starts)
+    np.copyto(starts, arrived, where=idle)
+    return starts
 
 
 def _fixed(dist: Dist) -> float | None:
@@ -209,9 +215,9 @@ def _sends(plan: Plan, rngs: Streams, g: _Groups, horizon: float) -> tuple[np.nd
         base = g.first_group[sp.index]
         if len(sp.entries) > 1:
             lb = rngs.generator(*sp.key("load-balancer"))
-            groups = base + lb.integers(0, len(sp.entries), len(times))
+            groups = (base + lb.integers(0, len(sp.entries), len(times))).astype(np.int32)
         else:
-            groups = np.full(len(times), base)
+            groups = np.full(len(times), base, dtype=np.int32)
         sends.append(times)
         stream_of.append(np.full(len(times), sp.index, dtype=np.int32))
         group_of.append(groups)
@@ -314,7 +320,7 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
             started_s[span] = starts
     started, finished = np.empty(m), np.empty(m)
     started[by_pod] = started_s
-    finished[by_pod] = started_s + service_s
+    finished[by_pod] = np.add(started_s, service_s, out=service_s)
     return started, finished
 
 
@@ -349,20 +355,21 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
     out, back, pair_hops = _delays(plan, rngs, g, rpair)
     arrived = t_sent[ridx] + out
     started, finished = _serve(plan, rngs, endpoint[ridx], arrived)
-    times = _times(n, ridx, t_sent, arrived, started, finished, finished + back, np.asarray(g.fail_s)[group])
+    fail_s = np.asarray(g.fail_s)[group] if not every else np.zeros(0)  # read for unrouted rows only
+    times = _times(n, ridx, t_sent, arrived, started, finished, finished + back, fail_s)
     outcome, reason = _outcomes(routed, np.asarray(g.drop, dtype=COLUMNS["reason"])[group], times, horizon)
     end_s = plan.duration_s
     if end_s is None:  # the DES runs until its last event: a reply, a failure, or the end of the warm-up
         end_s = max(plan.warmup_s, float(times["t_returned"].max()) if n else 0.0)
     raw = {
         "stream": stream,
-        "request": np.arange(n),
-        "attempt": np.zeros(n),
-        "version": np.zeros(n),
+        "request": np.arange(n, dtype=COLUMNS["request"]),
+        "attempt": np.zeros(n, dtype=COLUMNS["attempt"]),
+        "version": np.zeros(n, dtype=COLUMNS["version"]),
         "entry_node": np.asarray(g.entry, dtype=COLUMNS["entry_node"])[group],
         "endpoint": endpoint,
         "hops": pair_hops[pair],
-        "pick": np.full(n, PICK_FRESH),
+        "pick": np.full(n, PICK_FRESH, dtype=COLUMNS["pick"]),
         "source_preserved": np.asarray(g.preserved, dtype=COLUMNS["source_preserved"])[group],
         **times,
         "outcome": outcome,
