@@ -393,28 +393,27 @@ def settle(
     (``arrived``, s, at pod ``endpoint``) before ``horizon_s``, in arrival order (equal times in send order, as
     SimPy takes events scheduled in that order), by the free-time recursion with its service draws in that order
     (``sim.queueing.fifo_serve``). Returns the rows' started, finished and returned times (s; a reply or a
-    refusal takes ``back`` s to travel; NaN where the step never happened), outcomes and drop reasons."""
+    refusal takes ``back`` s to travel, and ``back`` becomes the returned column; NaN where the step never
+    happened), outcomes and drop reasons."""
     n = len(arrived)
     started, finished = np.full(n, _NAN), np.full(n, _NAN)
-    by_arrival = np.argsort(arrived, kind="stable")
-    by_pod = by_arrival[np.argsort(endpoint[by_arrival], kind="stable")]
-    bounds = np.searchsorted(endpoint[by_pod], np.arange(len(backends) + 1))
+    order = np.lexsort((arrived, endpoint))  # by pod, then arrival; stable: equal times in send order
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(endpoint, minlength=len(backends)))))
     for i in np.flatnonzero(np.diff(bounds)).tolist():
-        rows = by_pod[bounds[i] : bounds[i + 1]]
+        rows = order[bounds[i] : bounds[i + 1]]
         rows = rows[arrived[rows] < horizon_s]  # those at or after it never arrived
         b = backends[i]
         limit = b.limit if isinstance(b, _ComputedFifo) and b.waiting is not None else None
         started[rows], finished[rows] = fifo_serve(arrived[rows].tolist(), b.service_times, b.capacity, limit)
+    del order
+    outcome = np.full(n, _IN_FLIGHT, dtype=COLUMNS["outcome"])
+    outcome[~np.isnan(finished)] = _OK
     refused = np.isnan(started) & ~np.isnan(finished)
-    outcome = np.where(np.isnan(finished), _IN_FLIGHT, np.where(refused, _DROPPED, _OK)).astype(COLUMNS["outcome"])
-    reason = np.where(refused, int(DropReason.QUEUE_FULL), 0).astype(COLUMNS["reason"])
-    return {
-        "t_started": started,
-        "t_finished": finished,
-        "t_returned": finished + back,
-        "outcome": outcome,
-        "reason": reason,
-    }
+    outcome[refused] = _DROPPED
+    reason = np.zeros(n, dtype=COLUMNS["reason"])
+    reason[refused] = int(DropReason.QUEUE_FULL)
+    returned = np.add(finished, back, out=back)
+    return {"t_started": started, "t_finished": finished, "t_returned": returned, "outcome": outcome, "reason": reason}
 
 
 # --- proxies and clients ----------------------------------------------------------------------------------------
@@ -539,6 +538,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+_CHUNK = 1 << 16
+"""Sends per chunk of a settled run's schedule turned into Python ints at once."""
+
 _AHEAD = 127
 """Sends made ahead per schedule event where that changes nothing (``_Run._ahead_safe``): fewer events, and at
 most this many more arrivals pending."""
@@ -547,9 +549,11 @@ most this many more arrivals pending."""
 class _Run:
     """The state of one run: SimPy environment, record columns, backends, proxies and streams."""
 
-    def __init__(self, plan: Plan | Scenario, streams: Streams, shortcuts: bool = True) -> None:
+    def __init__(self, plan: Plan | Scenario, streams: Streams, shortcuts: bool = True, settle: bool = True) -> None:
         """The run's state, ready to run; from a scenario, its plan is compiled first (``benchmarks/scale.py``
-        times this setup: plan, backends, routes and the send schedule)."""
+        times this setup: plan, backends, routes and the send schedule). ``settle=False`` keeps a run that could
+        be settled (``_settled``) on events, one per arrival (``benchmarks/run.py`` shows what settling saves)."""
+        self._settle = settle and shortcuts
         with _gc_paused():  # a large cluster builds ~10^6 long-lived objects: no collection passes over them
             self._setup(plan if isinstance(plan, Plan) else compile_plan(plan), streams, shortcuts)
 
@@ -675,8 +679,10 @@ class _Run:
         stream's sends may be made ahead (``_ahead_safe``: nothing but the schedule sends, and no send reads the
         clock or the system's state) and every pod computes its FIFO steps on arrival (``_ComputedFifo``), so
         no pod's state is read and no reply is waited for (``_run_settled``)."""
-        return all(self._ahead_safe(s) for s in self.streams) and all(
-            isinstance(b, _ComputedFifo) for b in self.backends
+        return (
+            self._settle
+            and all(self._ahead_safe(s) for s in self.streams)
+            and all(isinstance(b, _ComputedFifo) for b in self.backends)
         )
 
     def _ahead_safe(self, s: _Stream) -> bool:
@@ -819,17 +825,18 @@ class _Run:
             lanes.append((entry.choose, entry.targets, s.ip << 16, s.ports))
         pods, outs, backs = array("i"), array("d"), array("d")
         pod, out, back = pods.append, outs.append, backs.append
-        for k in who.tolist():
-            choose, targets, ip, ports = lanes[k]
-            target = targets[choose(ip | next(ports))]
-            pod(target.pod)
-            out(next(target.out))
-            back(next(target.back))
+        for lo in range(0, len(who), _CHUNK):  # in chunks: a list of every stream index would cost 36 B a send
+            for k in who[lo : lo + _CHUNK].tolist():
+                choose, targets, ip, ports = lanes[k]
+                target = targets[choose(ip | next(ports))]
+                pod(target.pod)
+                out(next(target.out))
+                back(next(target.back))
         horizon_s = math.inf if self.plan.duration_s is None else self.plan.duration_s
         entry_node = np.array([s.entries[0].node for s in self.streams], dtype=COLUMNS["entry_node"])
         preserved = np.array([s.entries[0].preserved for s in self.streams], dtype=COLUMNS["source_preserved"])
-        endpoint = np.frombuffer(pods, dtype=np.int32).copy()
-        arrived = at + np.frombuffer(outs)
+        endpoint = np.frombuffer(pods, dtype=np.int32)  # views on the arrays just written, no second copy
+        arrived = np.add(at, np.frombuffer(outs), out=np.frombuffer(outs))  # sent + trip out, in place
         n = len(at)
         self._columns = {
             "stream": who,
@@ -842,7 +849,7 @@ class _Run:
             "source_preserved": preserved[who],
             "t_sent": at,
             "t_arrived": arrived,
-            **settle(self.backends, endpoint, arrived, np.frombuffer(backs), horizon_s),
+            **settle(self.backends, endpoint, arrived, np.frombuffer(backs), horizon_s),  # backs: returned
         }
 
     def _send(self, s: _Stream, request: int, attempt: int, at: float) -> None:
