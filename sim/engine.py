@@ -58,7 +58,7 @@ from sim.routing import Affinity, Chooser
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
 from sim.scenario import Scenario
-from sim.workload import ClosedLoop, send_times
+from sim.workload import ClosedLoop, send_times, time_order
 
 _NAN = math.nan
 _OK = int(Outcome.OK)
@@ -652,7 +652,7 @@ class _Run:
             return
         at = np.concatenate([times for times, _ in schedule])
         who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in schedule])
-        order = np.argsort(at, kind="stable")  # equal times: in stream order, as the stream ticks would go
+        order = time_order(at)  # equal times: in stream order, as the stream ticks would go
         if not len(order):
             return
         if self._settled():

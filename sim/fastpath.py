@@ -40,7 +40,7 @@ from sim.rng import Seed, Streams
 from sim.routing.ports import first_ports
 from sim.scenario import Scenario, Stream
 from sim.topology import Topology
-from sim.workload import OPEN_LOOP, ClosedLoop, ConstantRate, Trace, send_times
+from sim.workload import OPEN_LOOP, ClosedLoop, ConstantRate, Trace, send_times, time_order
 
 
 def _describe(k: int, spec: Stream) -> str:
@@ -223,7 +223,7 @@ def _sends(plan: Plan, rngs: Streams, g: _Groups, horizon: float) -> tuple[np.nd
         group_of.append(groups)
     t_sent, stream, group = np.concatenate(sends), np.concatenate(stream_of), np.concatenate(group_of)
     if len(sends) > 1:
-        order = np.argsort(t_sent, kind="stable")  # merges the streams' sorted runs
+        order = time_order(t_sent)  # merges the streams' sorted runs
         t_sent, stream, group = t_sent[order], stream[order], group[order]
     return t_sent, stream, group
 
@@ -298,7 +298,7 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
     if m < 2 or bool((arrived[1:] >= arrived[:-1]).all()):  # in send order already (e.g. fixed trips out)
         by_pod = _segments(pod, len(pods))[0]
     else:
-        by_time = np.argsort(arrived, kind="stable")
+        by_time = time_order(arrived)
         by_pod = by_time[_segments(pod[by_time], len(pods))[0]]
     pod_s, arrived_s = pod[by_pod], arrived[by_pod]
     service_s = np.empty(m)

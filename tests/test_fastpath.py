@@ -557,3 +557,12 @@ def test_fifo_serve_matches_a_worker_by_worker_simulation(jobs, workers):
         largest = float(arrived.max() + service.sum())
         drift = 4 * len(jobs) * np.finfo(float).eps * max(largest, 1.0)
         np.testing.assert_allclose(lindley_starts(np.zeros(len(jobs), int), arrived, service), expected, atol=drift)
+
+
+@given(st.lists(st.one_of(st.floats(0, 1e6), st.sampled_from([0.0, -0.0, 1.0, 2.0])), max_size=40))
+def test_time_order_is_the_stable_float_order(times):
+    """Equal times keep their row order; -0.0 (its sign bit set) falls back to the float sort."""
+    from sim.workload import time_order
+
+    t = np.array(times, dtype=float)
+    assert time_order(t).tolist() == np.argsort(t, kind="stable").tolist()
