@@ -398,13 +398,28 @@ def settle(
     n = len(arrived)
     started, finished = np.full(n, _NAN), np.full(n, _NAN)
     order = np.lexsort((arrived, endpoint))  # by pod, then arrival; stable: equal times in send order
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(endpoint, minlength=len(backends)))))
-    for i in np.flatnonzero(np.diff(bounds)).tolist():
-        rows = order[bounds[i] : bounds[i + 1]]
-        rows = rows[arrived[rows] < horizon_s]  # those at or after it never arrived
-        b = backends[i]
-        limit = b.limit if isinstance(b, _ComputedFifo) and b.waiting is not None else None
-        started[rows], finished[rows] = fifo_serve(arrived[rows].tolist(), b.service_times, b.capacity, limit)
+    if horizon_s < math.inf:
+        order = order[arrived[order] < horizon_s]  # those at or after it never arrived
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(endpoint[order], minlength=len(backends))))).tolist()
+    busy = [i for i in range(len(backends)) if bounds[i + 1] > bounds[i]]
+    limits = [b.limit if isinstance(b, _ComputedFifo) and b.waiting is not None else None for b in backends]
+    first = 0
+    while first < len(busy):  # pods in chunks of about _CHUNK rows: their arrivals as one list of floats
+        last = first + 1
+        while last < len(busy) and bounds[busy[last] + 1] - bounds[busy[first]] <= _CHUNK:
+            last += 1
+        lo, hi = bounds[busy[first]], bounds[busy[last - 1] + 1]
+        rows = order[lo:hi]
+        times = arrived[rows].tolist()
+        starts: list[float] = []
+        finishes: list[float] = []
+        for i in busy[first:last]:
+            b = backends[i]
+            s, f = fifo_serve(times[bounds[i] - lo : bounds[i + 1] - lo], b.service_times, b.capacity, limits[i])
+            starts += s
+            finishes += f
+        started[rows], finished[rows] = starts, finishes
+        first = last
     del order
     outcome = np.full(n, _IN_FLIGHT, dtype=COLUMNS["outcome"])
     outcome[~np.isnan(finished)] = _OK
