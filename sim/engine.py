@@ -17,6 +17,10 @@ timeout, a picker that does not count connections) is written when it is known, 
 which nothing in the system can move, are one merged schedule with one pending event, not one pending tick per
 stream; and where nothing else sends and no send reads the clock (``_Run._ahead_safe``), each schedule event
 makes the next sends too, in order, scheduling their arrivals. A request then costs one to two events, not four.
+Where, beyond that, every pod is such a FIFO pod, nothing in the run reads a pod's state or waits for a reply:
+the run is *settled* (``_Run._settled``), its sends made in one pass and then each pod's arrivals served in
+arrival order (``settle``, by ``sim.queueing.fifo_serve``), with no event per request at all; its records are
+those of the run with every step an event, to the bit (tested).
 
 It owns the run in time: the record writer (``_Records``: named operations on three flat arrays), the request
 in flight (``_Request``, the value of every event of its life), one backend class per discipline with its own
@@ -47,13 +51,14 @@ from sim.cluster import Discipline
 from sim.distributions import Constant, Sum
 from sim.outcomes import DropReason, Outcome
 from sim.plan import Plan, RoutePlan, StreamPlan, compile_plan
+from sim.queueing import fifo_serve
 from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.rng import Seed, Streams, blocks
 from sim.routing import Affinity, Chooser
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
 from sim.scenario import Scenario
-from sim.workload import ClosedLoop, send_times
+from sim.workload import ClosedLoop, send_times, time_order
 
 _NAN = math.nan
 _OK = int(Outcome.OK)
@@ -381,6 +386,51 @@ class _Shared(_Backend):
         return doomed
 
 
+def settle(
+    backends: list[_Backend], endpoint: np.ndarray, arrived: np.ndarray, back: np.ndarray, horizon_s: float
+) -> dict[str, np.ndarray]:
+    """A settled run's pods at work (``_Run._run_settled``): each FIFO pod serves the requests that arrived
+    (``arrived``, s, at pod ``endpoint``) before ``horizon_s``, in arrival order (equal times in send order, as
+    SimPy takes events scheduled in that order), by the free-time recursion with its service draws in that order
+    (``sim.queueing.fifo_serve``). Returns the rows' started, finished and returned times (s; a reply or a
+    refusal takes ``back`` s to travel, and ``back`` becomes the returned column; NaN where the step never
+    happened), outcomes and drop reasons."""
+    n = len(arrived)
+    started, finished = np.full(n, _NAN), np.full(n, _NAN)
+    order = np.lexsort((arrived, endpoint))  # by pod, then arrival; stable: equal times in send order
+    if horizon_s < math.inf:
+        order = order[arrived[order] < horizon_s]  # those at or after it never arrived
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(endpoint[order], minlength=len(backends))))).tolist()
+    busy = [i for i in range(len(backends)) if bounds[i + 1] > bounds[i]]
+    limits = [b.limit if isinstance(b, _ComputedFifo) and b.waiting is not None else None for b in backends]
+    first = 0
+    while first < len(busy):  # pods in chunks of about _CHUNK rows: their arrivals as one list of floats
+        last = first + 1
+        while last < len(busy) and bounds[busy[last] + 1] - bounds[busy[first]] <= _CHUNK:
+            last += 1
+        lo, hi = bounds[busy[first]], bounds[busy[last - 1] + 1]
+        rows = order[lo:hi]
+        times = arrived[rows].tolist()
+        starts: list[float] = []
+        finishes: list[float] = []
+        for i in busy[first:last]:
+            b = backends[i]
+            s, f = fifo_serve(times[bounds[i] - lo : bounds[i + 1] - lo], b.service_times, b.capacity, limits[i])
+            starts += s
+            finishes += f
+        started[rows], finished[rows] = starts, finishes
+        first = last
+    del order
+    outcome = np.full(n, _IN_FLIGHT, dtype=COLUMNS["outcome"])
+    outcome[~np.isnan(finished)] = _OK
+    refused = np.isnan(started) & ~np.isnan(finished)
+    outcome[refused] = _DROPPED
+    reason = np.zeros(n, dtype=COLUMNS["reason"])
+    reason[refused] = int(DropReason.QUEUE_FULL)
+    returned = np.add(finished, back, out=back)
+    return {"t_started": started, "t_finished": finished, "t_returned": returned, "outcome": outcome, "reason": reason}
+
+
 # --- proxies and clients ----------------------------------------------------------------------------------------
 
 
@@ -503,6 +553,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+_CHUNK = 1 << 16
+"""Sends per chunk of a settled run's schedule turned into Python ints at once."""
+
 _AHEAD = 127
 """Sends made ahead per schedule event where that changes nothing (``_Run._ahead_safe``): fewer events, and at
 most this many more arrivals pending."""
@@ -511,9 +564,11 @@ most this many more arrivals pending."""
 class _Run:
     """The state of one run: SimPy environment, record columns, backends, proxies and streams."""
 
-    def __init__(self, plan: Plan | Scenario, streams: Streams, shortcuts: bool = True) -> None:
+    def __init__(self, plan: Plan | Scenario, streams: Streams, shortcuts: bool = True, settle: bool = True) -> None:
         """The run's state, ready to run; from a scenario, its plan is compiled first (``benchmarks/scale.py``
-        times this setup: plan, backends, routes and the send schedule)."""
+        times this setup: plan, backends, routes and the send schedule). ``settle=False`` keeps a run that could
+        be settled (``_settled``) on events, one per arrival (``benchmarks/run.py`` shows what settling saves)."""
+        self._settle = settle and shortcuts
         with _gc_paused():  # a large cluster builds ~10^6 long-lived objects: no collection passes over them
             self._setup(plan if isinstance(plan, Plan) else compile_plan(plan), streams, shortcuts)
 
@@ -531,6 +586,8 @@ class _Run:
         self._affinity: dict[tuple[str, str], Affinity] = {}
         self._sends: Iterator[tuple[float, int]] = iter(())
         self._ahead = 0  # sends made ahead of their time per schedule event (see _ahead_safe)
+        self._schedule: tuple[np.ndarray, np.ndarray] | None = None  # a settled run's sends: times (s), streams
+        self._columns: dict[str, np.ndarray] | None = None  # a settled run's records, once it has run
         self._setup_backends(shortcuts)
         schedule = self._setup_streams(shortcuts)
         self._setup_schedule(schedule)
@@ -610,11 +667,16 @@ class _Run:
             return
         at = np.concatenate([times for times, _ in schedule])
         who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in schedule])
-        order = np.argsort(at, kind="stable")  # equal times: in stream order, as the stream ticks would go
+        order = time_order(at)  # equal times: in stream order, as the stream ticks would go
+        if not len(order):
+            return
+        if self._settled():
+            self._schedule = (at[order], who[order])
+            self.env.timeout(float(at[order[0]])).callbacks.append(self._run_settled)
+            return
         self._sends = zip(array("d", at[order].tobytes()), array("i", who[order].tobytes()), strict=True)
-        first = next(self._sends, None)
-        if first is not None:
-            self.env.timeout(first[0], first).callbacks.append(self._tick_schedule)
+        first = next(self._sends)
+        self.env.timeout(first[0], first).callbacks.append(self._tick_schedule)
         if all(self._ahead_safe(s) for s in self.streams):
             self._ahead = _AHEAD
 
@@ -626,6 +688,17 @@ class _Run:
                 env.timeout(at_s + lag_s, (node, version)).callbacks.append(self._sync)
         for change in plan.data_changes:
             env.timeout(change.at_s, change).callbacks.append(self._data_change)
+
+    def _settled(self) -> bool:
+        """Whether the run is its send schedule and then each pod's arrivals, with no event between them: every
+        stream's sends may be made ahead (``_ahead_safe``: nothing but the schedule sends, and no send reads the
+        clock or the system's state) and every pod computes its FIFO steps on arrival (``_ComputedFifo``), so
+        no pod's state is read and no reply is waited for (``_run_settled``)."""
+        return (
+            self._settle
+            and all(self._ahead_safe(s) for s in self.streams)
+            and all(isinstance(b, _ComputedFifo) for b in self.backends)
+        )
 
     def _ahead_safe(self, s: _Stream) -> bool:
         """Whether the stream's sends may be made ahead of their time, in schedule order: when nothing but the
@@ -753,6 +826,46 @@ class _Run:
         after = next(sends, None)
         if after is not None:
             self.env.timeout(after[0] - self.env._now, after).callbacks.append(self._tick_schedule)
+
+    def _run_settled(self, ev: simpy.Event) -> None:
+        """A settled run (``_settled``), at its first send: every send of the merged schedule in order, as
+        ``_send`` makes it (each a new connection: the same picks and draws, trips out and back drawn at the
+        send), then each pod serves its arrivals in arrival order (``settle``). The records are those of the run
+        with every step an event (``shortcuts=False``), to the bit: an arrival is its send time plus its trip out,
+        the sum SimPy makes; a pod's steps follow the same recursion with the same service draws."""
+        at, who = self._schedule  # type: ignore[misc]
+        lanes = []  # per stream: its one entry's chooser and endpoints, its flow's address part, its ports
+        for s in self.streams:
+            entry = s.entries[0]
+            lanes.append((entry.choose, entry.targets, s.ip << 16, s.ports))
+        pods, outs, backs = array("i"), array("d"), array("d")
+        pod, out, back = pods.append, outs.append, backs.append
+        for lo in range(0, len(who), _CHUNK):  # in chunks: a list of every stream index would cost 36 B a send
+            for k in who[lo : lo + _CHUNK].tolist():
+                choose, targets, ip, ports = lanes[k]
+                target = targets[choose(ip | next(ports))]
+                pod(target.pod)
+                out(next(target.out))
+                back(next(target.back))
+        horizon_s = math.inf if self.plan.duration_s is None else self.plan.duration_s
+        entry_node = np.array([s.entries[0].node for s in self.streams], dtype=COLUMNS["entry_node"])
+        preserved = np.array([s.entries[0].preserved for s in self.streams], dtype=COLUMNS["source_preserved"])
+        endpoint = np.frombuffer(pods, dtype=np.int32)  # views on the arrays just written, no second copy
+        arrived = np.add(at, np.frombuffer(outs), out=np.frombuffer(outs))  # sent + trip out, in place
+        n = len(at)
+        self._columns = {
+            "stream": who,
+            "request": np.arange(n, dtype=COLUMNS["request"]),
+            "attempt": np.zeros(n, dtype=COLUMNS["attempt"]),
+            "version": np.zeros(n, dtype=COLUMNS["version"]),
+            "entry_node": entry_node[who],
+            "endpoint": endpoint,
+            "pick": np.full(n, PICK_FRESH, dtype=COLUMNS["pick"]),
+            "source_preserved": preserved[who],
+            "t_sent": at,
+            "t_arrived": arrived,
+            **settle(self.backends, endpoint, arrived, np.frombuffer(backs), horizon_s),  # backs: returned
+        }
 
     def _send(self, s: _Stream, request: int, attempt: int, at: float) -> None:
         """Open (or reuse) a connection and send one attempt at ``at`` (s); ``request`` is the first attempt's row,
@@ -887,14 +1000,16 @@ class _Run:
     def result(self, seed: Seed) -> RunResult:
         """Freeze the raw columns into a RunResult (``Plan.result``): steps written ahead of the clock at or past
         the horizon have not happened; without a horizon, the run ends at its last event or reply."""
-        cols = self.records.columns()
+        cols = self.records.columns() if self._columns is None else self._columns
         end, duration_s = self.env.now, self.plan.duration_s
         if duration_s is not None:  # shortcuts wrote steps ahead: those at or past the horizon have not happened
-            for name in ("t_started", "t_finished", "t_returned"):
+            for name in ("t_arrived", "t_started", "t_finished", "t_returned"):
                 column = cols[name] = cols[name].astype(COLUMNS[name], copy=False)
                 column[column >= duration_s] = _NAN
             outcome = cols["outcome"] = cols["outcome"].astype(COLUMNS["outcome"], copy=False)
-            outcome[(outcome == _OK) & np.isnan(cols["t_returned"])] = _IN_FLIGHT
+            pending = ((outcome == _OK) | (outcome == _DROPPED)) & np.isnan(cols["t_returned"])
+            outcome[pending] = _IN_FLIGHT  # a reply (or a refusal, settled) whose news had not come back
+            cols["reason"][pending] = 0
         elif len(cols["t_returned"]) and not np.isnan(cols["t_returned"]).all():
             end = max(end, float(np.nanmax(cols["t_returned"])))  # the last reply may not have been an event
         return self.plan.result(seed, cols, end)

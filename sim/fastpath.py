@@ -3,9 +3,9 @@
 Where no request waits on another's state, a run needs no event loop: send times are cumulative sums of gap
 draws, each request's endpoint comes from its route's picker (vectorised per proxy), path delays are drawn per
 path in vectors, and each FIFO backend pod is solved from its arrivals: one worker by the Lindley recursion as a
-running maximum, more by the Kiefer-Wolfowitz free-time recursion (a loop per pod); a processor-sharing pod is
-exact only with more workers than requests it can ever hold (no wait). ``fast_path_problem`` says whether that is
-exact for a scenario, and if not, why.
+running maximum, more by the Kiefer-Wolfowitz free-time recursion (``sim.queueing.fifo_serve``, a loop per
+pod); a processor-sharing pod is exact only with more workers than requests it can ever hold (no wait).
+``fast_path_problem`` says whether that is exact for a scenario, and if not, why.
 
 The records have ``sim.records.COLUMNS`` with the DES's meaning, rows in send order. Every draw comes from a
 ``Streams`` key per purpose and entity: ``("arrivals", client, service, n)`` as in the DES, so under one seed
@@ -23,7 +23,6 @@ It reads the same plan as the DES (``sim.plan``) and asks each route's picker fo
 from __future__ import annotations
 
 import functools
-import heapq
 import itertools
 import math
 from collections.abc import Callable
@@ -35,12 +34,13 @@ from sim.cluster import Discipline
 from sim.distributions import Constant, Dist, Sum
 from sim.outcomes import Outcome
 from sim.plan import Plan, RoutePlan, compile_plan
+from sim.queueing import fifo_serve
 from sim.records import COLUMNS, PICK_FRESH, RunResult
 from sim.rng import Seed, Streams
 from sim.routing.ports import first_ports
 from sim.scenario import Scenario, Stream
 from sim.topology import Topology
-from sim.workload import OPEN_LOOP, ClosedLoop, ConstantRate, Trace, send_times
+from sim.workload import OPEN_LOOP, ClosedLoop, ConstantRate, Trace, send_times, time_order
 
 
 def _describe(k: int, spec: Stream) -> str:
@@ -124,34 +124,19 @@ def lindley_starts(segment: np.ndarray, arrived: np.ndarray, service: np.ndarray
     """
     if not len(arrived):
         return np.zeros(0)
-    earlier = np.concatenate(([0.0], np.cumsum(service)[:-1]))
-    g = arrived - earlier
-    keyed = np.empty(len(g), dtype=complex)
-    keyed.real, keyed.imag = segment, g
-    best = np.maximum.accumulate(keyed).imag
+    earlier = np.empty(len(arrived))
+    earlier[0] = 0.0
+    np.cumsum(service[:-1], out=earlier[1:])
+    keyed = np.empty(len(arrived), dtype=complex)
+    keyed.real = segment
+    np.subtract(arrived, earlier, out=keyed.imag)  # G
+    g = keyed.imag.copy()
+    best = np.maximum.accumulate(keyed, out=keyed).imag
     idle = best == g  # nobody ahead: starts on arrival, exactly
-    return np.where(idle, arrived, np.maximum(earlier + best, arrived))
-
-
-def multi_worker_starts(arrived: np.ndarray, service: np.ndarray, workers: int) -> np.ndarray:
-    """Service start times (s) at one FIFO queue with ``workers`` workers, requests sorted by ``arrived`` (s).
-
-    Each request takes the worker that frees first (Kiefer-Wolfowitz: the workers' free times as a heap), so it
-    starts at the later of its arrival and that time: the DES's shortcut, as a loop over this pod's requests
-    (``heapq`` in C; no vector form: the recursion's state is the whole heap).
-
-    >>> multi_worker_starts(np.array([0.0, 0.0, 0.0, 5.0]), np.array([2.0, 3.0, 1.0, 1.0]), 2).tolist()
-    [0.0, 0.0, 2.0, 5.0]
-    """
-    free = [0.0] * workers
-    starts = []
-    replace = heapq.heapreplace
-    for a, s in zip(arrived.tolist(), service.tolist(), strict=True):
-        first = free[0]
-        start = first if first > a else a
-        replace(free, start + s)
-        starts.append(start)
-    return np.asarray(starts, dtype=float)
+    starts = np.add(earlier, best, out=earlier)
+    np.maximum(starts, arrived, out=starts)
+    np.copyto(starts, arrived, where=idle)
+    return starts
 
 
 def _fixed(dist: Dist) -> float | None:
@@ -230,15 +215,15 @@ def _sends(plan: Plan, rngs: Streams, g: _Groups, horizon: float) -> tuple[np.nd
         base = g.first_group[sp.index]
         if len(sp.entries) > 1:
             lb = rngs.generator(*sp.key("load-balancer"))
-            groups = base + lb.integers(0, len(sp.entries), len(times))
+            groups = (base + lb.integers(0, len(sp.entries), len(times))).astype(np.int32)
         else:
-            groups = np.full(len(times), base)
+            groups = np.full(len(times), base, dtype=np.int32)
         sends.append(times)
         stream_of.append(np.full(len(times), sp.index, dtype=np.int32))
         group_of.append(groups)
     t_sent, stream, group = np.concatenate(sends), np.concatenate(stream_of), np.concatenate(group_of)
     if len(sends) > 1:
-        order = np.argsort(t_sent, kind="stable")  # merges the streams' sorted runs
+        order = time_order(t_sent)  # merges the streams' sorted runs
         t_sent, stream, group = t_sent[order], stream[order], group[order]
     return t_sent, stream, group
 
@@ -310,8 +295,11 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
     """Start and finish times (s) of the routed rows at their FIFO pods, in arrival order per pod: the Lindley
     recursion for one worker, the free-time recursion for more (pod by pod)."""
     m, pods = len(pod), plan.pods
-    by_time = np.argsort(arrived, kind="stable")  # nearly sorted already: timsort runs
-    by_pod = by_time[_segments(pod[by_time], len(pods))[0]]
+    if m < 2 or bool((arrived[1:] >= arrived[:-1]).all()):  # in send order already (e.g. fixed trips out)
+        by_pod = _segments(pod, len(pods))[0]
+    else:
+        by_time = time_order(arrived)
+        by_pod = by_time[_segments(pod[by_time], len(pods))[0]]
     pod_s, arrived_s = pod[by_pod], arrived[by_pod]
     service_s = np.empty(m)
     counts = np.bincount(pod_s, minlength=len(pods))
@@ -328,10 +316,11 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
     for i in np.flatnonzero(counts).tolist():  # pods with more workers: the free-time recursion, pod by pod
         if pods[i].concurrency > 1:
             span = slice(bounds[i], bounds[i + 1])
-            started_s[span] = multi_worker_starts(arrived_s[span], service_s[span], pods[i].concurrency)
+            starts, _ = fifo_serve(arrived_s[span].tolist(), iter(service_s[span].tolist()), pods[i].concurrency)
+            started_s[span] = starts
     started, finished = np.empty(m), np.empty(m)
     started[by_pod] = started_s
-    finished[by_pod] = started_s + service_s
+    finished[by_pod] = np.add(started_s, service_s, out=service_s)
     return started, finished
 
 
@@ -366,20 +355,21 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
     out, back, pair_hops = _delays(plan, rngs, g, rpair)
     arrived = t_sent[ridx] + out
     started, finished = _serve(plan, rngs, endpoint[ridx], arrived)
-    times = _times(n, ridx, t_sent, arrived, started, finished, finished + back, np.asarray(g.fail_s)[group])
+    fail_s = np.asarray(g.fail_s)[group] if not every else np.zeros(0)  # read for unrouted rows only
+    times = _times(n, ridx, t_sent, arrived, started, finished, finished + back, fail_s)
     outcome, reason = _outcomes(routed, np.asarray(g.drop, dtype=COLUMNS["reason"])[group], times, horizon)
     end_s = plan.duration_s
     if end_s is None:  # the DES runs until its last event: a reply, a failure, or the end of the warm-up
         end_s = max(plan.warmup_s, float(times["t_returned"].max()) if n else 0.0)
     raw = {
         "stream": stream,
-        "request": np.arange(n),
-        "attempt": np.zeros(n),
-        "version": np.zeros(n),
+        "request": np.arange(n, dtype=COLUMNS["request"]),
+        "attempt": np.zeros(n, dtype=COLUMNS["attempt"]),
+        "version": np.zeros(n, dtype=COLUMNS["version"]),
         "entry_node": np.asarray(g.entry, dtype=COLUMNS["entry_node"])[group],
         "endpoint": endpoint,
         "hops": pair_hops[pair],
-        "pick": np.full(n, PICK_FRESH),
+        "pick": np.full(n, PICK_FRESH, dtype=COLUMNS["pick"]),
         "source_preserved": np.asarray(g.preserved, dtype=COLUMNS["source_preserved"])[group],
         **times,
         "outcome": outcome,

@@ -108,3 +108,11 @@ def send_times(
         last = float(times[-1])
     times = np.concatenate(parts) if parts else np.zeros(0)
     return times[times < horizon]
+
+
+def time_order(times: np.ndarray) -> np.ndarray:
+    """The stable order of ``times`` (s): equal times keep their row order. Times of +0.0 and above sort as their
+    IEEE bits read as int64 (the same order, and a quarter faster to sort than floats); otherwise as floats."""
+    if len(times) and not np.signbit(times).any() and not np.isnan(times).any():
+        return np.argsort(times.view(np.int64), kind="stable")
+    return np.argsort(times, kind="stable")

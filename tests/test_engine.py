@@ -351,20 +351,61 @@ def test_service_update_switches_policy_after_the_lag():
     assert set(np.unique(c["version"]).tolist()) == {0, 1}
 
 
-@pytest.mark.parametrize("duration_s", [None, 0.4])
-def test_shortcuts_write_the_records_of_the_full_event_run_for_open_loop_fifo(duration_s):
-    """Open loop into multi-worker FIFO pods with a queue limit, overloaded: the free-time recursion admits,
-    refuses and starts each request as the queue events do, and the horizon cuts the same steps. Sends made ahead
-    of their time schedule their arrival from an earlier instant, so times agree within rounding."""
-    from dataclasses import replace
-
+def _overloaded_fifo(duration_s: float | None) -> Scenario:
+    """Open loop into two-worker FIFO pods with a queue limit of 3, overloaded, over random network delays."""
     base = two_node_scenario(requests=4000, workload=Poisson(6000.0), duration_s=duration_s)
     pods = tuple(replace(p, concurrency=2, queue_limit=3) if p.name.startswith("svc") else p for p in base.pods)
-    scenario = replace(base, pods=pods)
+    return replace(base, pods=pods)
+
+
+@pytest.mark.parametrize("duration_s", [None, 0.4])
+def test_a_settled_run_writes_the_records_of_the_full_event_run_to_the_bit(duration_s):
+    """Open loop into multi-worker FIFO pods with a queue limit, overloaded: the run is settled (its sends, then
+    each pod's arrivals, no event between), and the free-time recursion admits, refuses and starts each request
+    as the queue events do, the horizon cutting the same steps: every column byte for byte."""
+    from sim.engine import _Run
+    from sim.rng import Streams
+
+    scenario = _overloaded_fifo(duration_s)
+    assert _Run(scenario, Streams(9))._schedule is not None  # the settled path is the one under test
     fast, full = run(scenario, seed=9), run(scenario, seed=9, shortcuts=False)
     assert fast.counts()["dropped"] > 100  # the queue limit did refuse requests
     if duration_s is not None:
         assert fast.counts()["in_flight"] > 0
+    assert fast.end_s == full.end_s
+    for name, column in full.columns.items():
+        assert column.dtype == fast.columns[name].dtype and column.tobytes() == fast.columns[name].tobytes(), name
+
+
+def test_a_settled_run_whose_pods_never_queue_would_be_caught(monkeypatch):
+    """The test above can fail: pods that start every request on arrival (no waiting for a worker) give other
+    records."""
+    import sim.engine
+
+    def no_wait(arrived, service, workers, limit=None):
+        starts = list(arrived)
+        return starts, [a + s for a, s in zip(starts, service, strict=False)]
+
+    scenario = _overloaded_fifo(None)
+    full = run(scenario, seed=9, shortcuts=False)
+    monkeypatch.setattr(sim.engine, "fifo_serve", no_wait)
+    wrong = run(scenario, seed=9)
+    assert not np.array_equal(wrong.columns["t_finished"], full.columns["t_finished"], equal_nan=True)
+
+
+def test_shortcuts_with_sends_made_ahead_agree_with_the_full_event_run_to_rounding():
+    """A processor-sharing pod keeps the run from settling; its sends are still made ahead of their time, their
+    arrivals scheduled from an earlier instant, so times agree within rounding."""
+    from sim.cluster import Discipline
+    from sim.engine import _Run
+    from sim.rng import Streams
+
+    scenario = _overloaded_fifo(0.4)
+    pods = tuple(replace(p, discipline=Discipline.PS) if p.name == "svc-b" else p for p in scenario.pods)
+    scenario = replace(scenario, pods=pods)
+    state = _Run(scenario, Streams(9))
+    assert state._schedule is None and state._ahead > 0
+    fast, full = run(scenario, seed=9), run(scenario, seed=9, shortcuts=False)
     drift = rounding_drift_s(full)
     assert fast.end_s == pytest.approx(full.end_s, abs=drift)
     for name, column in full.columns.items():

@@ -28,8 +28,9 @@ from sim.cluster import Discipline, Endpoint, Pod, Service, SessionAffinity, Tra
 from sim.distributions import Constant, Exponential, LogNormal
 from sim.engine import run
 from sim.experiment.analysis import summarize_service
-from sim.fastpath import fast_path_problem, lindley_starts, multi_worker_starts, run_fast
+from sim.fastpath import fast_path_problem, lindley_starts, run_fast
 from sim.outcomes import Outcome
+from sim.queueing import fifo_serve
 from sim.records import COLUMNS, PICK_FRESH, RunResult
 from sim.routing import PICKERS, Chooser, DataplaneConfig
 from sim.scenario import Connections, ExternalClient, Retries, Scenario, Stream, Target
@@ -532,7 +533,7 @@ def test_a_fast_path_with_a_skewed_picker_is_told_apart(monkeypatch: pytest.Monk
 
 @pytest.mark.statistical
 def test_a_fast_path_that_skips_the_wait_at_multi_worker_pods_is_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sim.fastpath, "multi_worker_starts", lambda arrived, service, workers: arrived)
+    monkeypatch.setattr(sim.fastpath, "fifo_serve", lambda arrived, service, workers: (arrived, arrived))
     found = disagreements(des("mmc"), replicate(run_fast, mmc(), FAST_SEEDS))
     assert any("mean_s" in d for d in found) and any("p99_s" in d for d in found)
 
@@ -541,7 +542,7 @@ def test_a_fast_path_that_skips_the_wait_at_multi_worker_pods_is_told_apart(monk
     st.lists(st.tuples(st.floats(0, 10), st.floats(0, 3)), min_size=1, max_size=60),
     st.integers(1, 4),
 )
-def test_multi_worker_starts_match_a_worker_by_worker_simulation(jobs, workers):
+def test_fifo_serve_matches_a_worker_by_worker_simulation(jobs, workers):
     """Against a plain list of worker free times (no heap): FIFO, each job to the earliest-free worker."""
     jobs.sort()
     arrived, service = np.array([a for a, _ in jobs]), np.array([s for _, s in jobs])
@@ -551,8 +552,17 @@ def test_multi_worker_starts_match_a_worker_by_worker_simulation(jobs, workers):
         start = max(a, free[w])
         free[w] = start + s
         expected.append(start)
-    assert multi_worker_starts(arrived, service, workers).tolist() == expected
+    assert fifo_serve(arrived.tolist(), iter(service.tolist()), workers)[0] == expected
     if workers == 1:  # Lindley's closed form sums the services (n roundings): within n ulps of the largest time
         largest = float(arrived.max() + service.sum())
         drift = 4 * len(jobs) * np.finfo(float).eps * max(largest, 1.0)
         np.testing.assert_allclose(lindley_starts(np.zeros(len(jobs), int), arrived, service), expected, atol=drift)
+
+
+@given(st.lists(st.one_of(st.floats(0, 1e6), st.sampled_from([0.0, -0.0, 1.0, 2.0])), max_size=40))
+def test_time_order_is_the_stable_float_order(times):
+    """Equal times keep their row order; -0.0 (its sign bit set) falls back to the float sort."""
+    from sim.workload import time_order
+
+    t = np.array(times, dtype=float)
+    assert time_order(t).tolist() == np.argsort(t, kind="stable").tolist()
