@@ -371,15 +371,15 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
     end_s = plan.duration_s
     if end_s is None:  # the DES runs until its last event: a reply, a failure, or the end of the warm-up
         end_s = max(plan.warmup_s, float(times["t_returned"].max()) if n else 0.0)
-    raw = {
+    raw = {  # each column built in its final dtype: no second copy
         "stream": stream,
-        "request": np.arange(n),
-        "attempt": np.zeros(n),
-        "version": np.zeros(n),
+        "request": np.arange(n, dtype=COLUMNS["request"]),
+        "attempt": np.zeros(n, dtype=COLUMNS["attempt"]),
+        "version": np.zeros(n, dtype=COLUMNS["version"]),
         "entry_node": np.asarray(g.entry, dtype=COLUMNS["entry_node"])[group],
         "endpoint": endpoint,
         "hops": pair_hops[pair],
-        "pick": np.full(n, PICK_FRESH),
+        "pick": np.full(n, PICK_FRESH, dtype=COLUMNS["pick"]),
         "source_preserved": np.asarray(g.preserved, dtype=COLUMNS["source_preserved"])[group],
         **times,
         "outcome": outcome,
