@@ -925,11 +925,6 @@ class _Run:
         the horizon have not happened; without a horizon, the run ends at its last event or reply."""
         cols = self.records.columns()
         end, duration_s = self.env.now, self.plan.duration_s
-        # The run is over: its backends, streams, proxies and draws (their blocks and Generators, ~80 bytes a
-        # request at 10M requests) are not needed to build the result, so they go before it is built.
-        self.backends, self.streams, self.by_node = [], [], []
-        self._proxies, self._paths, self._affinity = {}, {}, {}
-        self._sends = iter(())  # what a horizon left of the schedule
         if duration_s is not None:  # shortcuts wrote steps ahead: those at or past the horizon have not happened
             for name in ("t_started", "t_finished", "t_returned"):
                 column = cols[name] = cols[name].astype(COLUMNS[name], copy=False)
