@@ -486,6 +486,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.requests //= 10
+    if args.stages and args.size != "k8s-limits":
+        parser.error("--stages needs --size k8s-limits")
     if args.size != "default":
         args.nodes, args.requests, _ = SIZES[args.size]
         if args.quick:
