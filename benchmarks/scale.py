@@ -25,7 +25,8 @@ Targets (issue 6, item 5): setup (graph + path latencies) <= 2 s, DES <= 15 s, p
 
 ``--size k8s-limits`` (issue 16, item 4): Kubernetes' own limits, 5,000 nodes, 150,000 pods (10,000 Services x 14
 backends, 10,000 clients), 10M requests; setup alone, the fast path and the DES, each in a child bounded by
-``--timeout``; the last line is ``k8s-limits: setup_s=X fast_s=X des_s=X peak_mb=X record_bytes=X``. Targets:
+``--timeout``; the last line is ``k8s-limits: setup_s=X fast_s=X des_s=X peak_mb=X fast_peak_mb=X des_peak_mb=X
+record_bytes=X`` (peak_mb: the larger of the two engines'). Targets:
 setup <= 10 s, DES <= 150 s, fast path <= 20 s, peak memory <= 2 GB, records <= 64 bytes per request.
 
 ``--growth`` (issue 16, item 6): wall and CPU seconds and peak RSS of the DES and the fast path against requests
@@ -476,10 +477,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-des", action="store_true", help="k8s-limits: leave out the 10M-request DES run")
     parser.add_argument("--timeout", type=float, default=1800.0, help="k8s-limits: seconds a child may take")
+    parser.add_argument(
+        "--stages",
+        choices=("des", "fast"),
+        help="k8s-limits: one engine in this process, RSS and peak RSS per stage (Linux /proc)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.requests //= 10
+    if args.stages and args.size != "k8s-limits":
+        parser.error("--stages needs --size k8s-limits")
     if args.size != "default":
         args.nodes, args.requests, _ = SIZES[args.size]
         if args.quick:
@@ -498,6 +506,9 @@ def main(argv: list[str] | None = None) -> None:
     n, r = args.nodes, args.requests
     print(f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}  {platform.machine()}, {os.cpu_count()} cpus")
     print(f"python {platform.python_version()}, simpy {simpy.__version__}, numpy {np.__version__}")
+    if args.size == "k8s-limits" and args.stages:
+        stages(args.stages, n, r, SIZES[args.size][2])
+        return
     if args.size == "k8s-limits":
         k8s_limits(n, r, SIZES[args.size][2], args)
         return
@@ -567,6 +578,89 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+def _status_mb() -> tuple[float, float]:
+    """This process's resident set and its peak since the last ``_reset_peak`` (``VmRSS``, ``VmHWM``; MB)."""
+    got = {}
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":")
+                got[key] = int(value.split()[0]) * 1024 / MB
+    return got["VmRSS"], got["VmHWM"]
+
+
+def _reset_peak() -> None:
+    """Set this process's peak RSS (``VmHWM``) back to its RSS now (Linux: ``echo 5 > /proc/self/clear_refs``)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")
+
+
+def stages(which: str, n: int, r: int, shape: Shape) -> None:
+    """``--stages des|fast``: one engine on the k8s-limits cluster in this process, with the RSS and the peak RSS
+    of each span between stage boundaries (the start and end of each function listed below; the peak is reset
+    at every boundary, so each row's peak is that span's alone). Imports first, as in a child."""
+    from sim import fastpath
+    from sim import plan as plan_module
+
+    rows: list[tuple[str, float, float, float]] = []
+    clock = [time.perf_counter()]
+
+    def boundary(label: str) -> None:
+        rss, peak = _status_mb()
+        now = time.perf_counter()
+        rows.append((label, rss, peak, now - clock[0]))
+        clock[0] = now
+        _reset_peak()
+
+    def wrap(owner: Any, attr: str, label: str) -> None:
+        inner = getattr(owner, attr)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            boundary(f"-> start of {label}")
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                boundary(f"-> end of {label}")
+
+        setattr(owner, attr, timed)
+
+    _reset_peak()
+    boundary("imports")
+    topology = leaf_spine(n)
+    topology.hops(*[next(iter(topology.nodes))] * 2)
+    sc = Scenario(**workload(topology, r, SEED, shape))
+    boundary("-> topology and Scenario built")
+    listed: list[tuple[Any, str, str]] = [(plan_module.Plan, "result", "Plan.result")]
+    listed += [(plan_module.Plan, "_hops", "Plan._hops"), (plan_module, "monitors", "monitors")]
+    if which == "des":
+        listed += [(engine, "compile_plan", "compile_plan")]
+        listed += [(engine._Run, m, f"_Run.{m}") for m in ("_setup_backends", "_setup_streams", "_setup_schedule")]
+        listed += [(engine._Run, "result", "_Run.result"), (engine._Records, "columns", "_Records.columns")]
+    else:
+        listed += [(fastpath, "compile_plan", "compile_plan")]
+        steps = ("_groups", "_sends", "_picks", "_delays", "_serve", "_times", "_outcomes")
+        listed += [(fastpath, m, m) for m in steps]
+    for owner, attr, label in listed:
+        wrap(owner, attr, label)
+    if which == "des":
+        state = engine._Run(sc, Streams(SEED))
+        boundary("-> end of _Run (setup)")
+        state.env.run(until=sc.duration_s)
+        boundary("-> end of env.run (the simulation)")
+        result = state.result(SEED)
+    else:
+        result = run_fast(sc, SEED)
+    boundary("-> result returned")
+    print(f"\n--stages {which}: {n:,} nodes, {shape.pods:,} pods, {len(result):,} requests; RSS at the end of each")
+    print("span and the span's own peak RSS (VmHWM reset at each boundary)\n")
+    print("| span up to | RSS after MB | peak in span MB | s |")
+    print("|---|---:|---:|---:|")
+    for label, rss, peak, seconds in rows:
+        print(f"| {label} | {rss:.0f} | {peak:.0f} | {seconds:.1f} |")
+    largest = max(peak for _, _, peak, _ in rows)
+    print(f"\nlargest peak {largest:.0f} MB; records {result.nbytes_per_request():.0f} bytes/request")
+
+
 K8S_TARGETS = {"setup_s": 10.0, "des_s": 150.0, "fast_s": 20.0, "peak_mb": 2048.0, "record_bytes": 64.0}
 """Issue 16 item 4, at Kubernetes' limits: setup (s), DES and fast path (s), peak RSS (MB), record bytes/request."""
 
@@ -612,29 +706,26 @@ def k8s_limits(n: int, r: int, shape: Shape, args: argparse.Namespace) -> None:
     else:
         print(f"  setup: {setup}")
         verdicts.append(("setup", None, K8S_TARGETS["setup_s"], "s"))
-    peak: float | None = None
-    record: float | None = None
+    peaks: dict[str, float] = {}  # per engine: its child's peak RSS (MB)
+    records: dict[str, float] = {}  # ... its records' stored bytes per request
     for name, key in (("fast", "fast_s"), ("des", "des_s")):
         got = results.get(name)
         label = "fast path (run_fast, end to end)" if name == "fast" else "DES (after setup)"
-        if got is None:
-            print(f"  {label}: not run (--skip-des)")
-            verdicts.append((label, None, K8S_TARGETS[key], "s"))
-            continue
-        if isinstance(got, str):
-            print(f"  {label}: {got}")
-            verdicts.append((label, None, K8S_TARGETS[key], "s"))
-            continue
-        print(
-            f"  {label}: {got['run_s']:.2f} s ({r / got['run_s']:,.0f} requests/s), CPU {got['cpu_s']:.1f} s, "
-            f"peak RSS {got['maxrss_mb']:.0f} MB, records {got['record_bytes_per_request']:.0f} bytes/request, "
-            f"outcomes {got['counts']}, mean latency {got['mean_latency_s'] * 1e3:.3f} ms"
-        )
-        verdicts.append((label, got["run_s"], K8S_TARGETS[key], "s"))
-        peak = max(peak or 0.0, got["maxrss_mb"])
-        record = got["record_bytes_per_request"]
-    verdicts.append(("peak memory (RSS, largest run)", peak, K8S_TARGETS["peak_mb"], "MB"))
-    verdicts.append(("records", record, K8S_TARGETS["record_bytes"], "bytes/request"))
+        short = "fast path" if name == "fast" else "DES"
+        if isinstance(got, dict):
+            print(
+                f"  {label}: {got['run_s']:.2f} s ({r / got['run_s']:,.0f} requests/s), CPU {got['cpu_s']:.1f} s, "
+                f"peak RSS {got['maxrss_mb']:.0f} MB, records {got['record_bytes_per_request']:.0f} bytes/request, "
+                f"outcomes {got['counts']}, mean latency {got['mean_latency_s'] * 1e3:.3f} ms"
+            )
+            peaks[name], records[name] = got["maxrss_mb"], got["record_bytes_per_request"]
+        else:
+            print(f"  {label}: {'not run (--skip-des)' if got is None else got}")
+        verdicts.append((label, got["run_s"] if isinstance(got, dict) else None, K8S_TARGETS[key], "s"))
+        verdicts.append((f"peak memory, {short} (RSS of its process)", peaks.get(name), K8S_TARGETS["peak_mb"], "MB"))
+        verdicts.append((f"records, {short}", records.get(name), K8S_TARGETS["record_bytes"], "bytes/request"))
+    peak = max(peaks.values(), default=None)
+    record = max(records.values(), default=None)
     for name, value, target, unit in verdicts:
         if value is None:
             print(f"  target {name} <= {target:g} {unit}: not measured")
@@ -646,9 +737,13 @@ def k8s_limits(n: int, r: int, shape: Shape, args: argparse.Namespace) -> None:
         got = results.get(name)
         return f"{got[key]:.2f}" if isinstance(got, dict) and key in got else "na"
 
+    def fig_mb(name: str) -> str:
+        return f"{peaks[name]:.0f}" if name in peaks else "na"
+
     print(
         f"\nk8s-limits: setup_s={fig('setup', 'setup_s')} fast_s={fig('fast', 'run_s')} des_s={fig('des', 'run_s')} "
         f"peak_mb={'na' if peak is None else f'{peak:.0f}'} "
+        f"fast_peak_mb={fig_mb('fast')} des_peak_mb={fig_mb('des')} "
         f"record_bytes={'na' if record is None else f'{record:.0f}'}"
     )
 

@@ -144,7 +144,8 @@ class _Records:
 
     def columns(self) -> dict[str, np.ndarray]:
         """The fifteen raw columns with their RunResult dtypes, each array handed over (the records are empty
-        after): views on the raw arrays where the dtype matches (the five times: no second copy)."""
+        after): the times and the small ints as strided views on their raw arrays (every slot is a column: no
+        second copy), the ints copied out into their own arrays while the raw one shrinks (``_unpack``)."""
         cols = _unpack(self.times, ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned"))
         self.times = array("d")
         cols |= _unpack(self.ints, ("stream", "request", "endpoint", "entry_node", "version"))
@@ -154,14 +155,47 @@ class _Records:
         return cols
 
 
+_UNPACK_ROWS = 1 << 16
+"""Rows copied out of a raw record array per step where it is copied (``_unpack``)."""
+
+
 def _unpack(raw: array, names: tuple[str, str, str, str, str]) -> dict[str, np.ndarray]:
-    """The five interleaved columns of a raw record array with their RunResult dtypes: copies where the dtype
-    differs, else strided views on the raw array (the five times: no second copy of the largest array)."""
-    view = np.frombuffer(raw, dtype=raw.typecode).reshape(-1, 5)
-    return {
-        name: view[:, i] if view.dtype == COLUMNS[name] else view[:, i].astype(COLUMNS[name])
-        for i, name in enumerate(names)
-    }
+    """The five interleaved columns of a raw record array with their RunResult dtypes. Where all five have the
+    raw dtype: strided views on it (no copy). Else each is copied into its own array, a block of rows at a
+    time from the end, and the raw array is cut back after each block (its tail freed): the memory held stays
+    about that of the larger of the two, not both (the ints: 20 bytes a request raw, 16 copied)."""
+    if all(np.dtype(raw.typecode) == COLUMNS[name] for name in names):
+        view = np.frombuffer(raw, dtype=raw.typecode).reshape(-1, 5)
+        return {name: view[:, i] for i, name in enumerate(names)}
+    n = len(raw) // 5
+    cols = {name: np.empty(n, dtype=COLUMNS[name]) for name in names}  # pages taken as they are written
+    for hi in range(n, 0, -_UNPACK_ROWS):
+        lo = max(0, hi - _UNPACK_ROWS)
+        block = np.frombuffer(raw, dtype=raw.typecode, count=5 * (hi - lo), offset=5 * lo * raw.itemsize)
+        for i, name in enumerate(names):
+            cols[name][lo:hi] = block[i::5]
+        del block  # no view left on the raw array: it may shrink
+        del raw[5 * lo :]
+    return cols
+
+
+_SCHEDULE_ROWS = 1 << 16
+"""Sends per block of the merged schedule (``_schedule``)."""
+
+
+def _schedule(at: np.ndarray, who: np.ndarray, order: np.ndarray) -> Iterator[tuple[float, int]]:
+    """The sends (time in s, stream) in ``order``, one pair per ``next()`` (a C call), held as blocks of
+    ``array``s that are freed as they are used up: by the end of a run the schedule holds nothing."""
+    blocks = deque(
+        (array("d", at[rows].tobytes()), array("i", who[rows].tobytes()))
+        for rows in (order[lo : lo + _SCHEDULE_ROWS] for lo in range(0, len(order), _SCHEDULE_ROWS))
+    )
+
+    def drain() -> Iterator[tuple[array, array]]:
+        while blocks:
+            yield blocks.popleft()
+
+    return itertools.chain.from_iterable(itertools.starmap(functools.partial(zip, strict=True), drain()))
 
 
 class _Request:
@@ -667,14 +701,17 @@ class _Run:
             return
         at = np.concatenate([times for times, _ in schedule])
         who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in schedule])
+        schedule.clear()  # the streams' own arrays, merged now
         order = time_order(at)  # equal times: in stream order, as the stream ticks would go
         if not len(order):
             return
-        if self._settled():
+        if self._settled():  # the run's t_sent and stream columns: held whole
             self._schedule = (at[order], who[order])
-            self.env.timeout(float(at[order[0]])).callbacks.append(self._run_settled)
+            del at, who
+            self.env.timeout(float(self._schedule[0][0])).callbacks.append(self._run_settled)
             return
-        self._sends = zip(array("d", at[order].tobytes()), array("i", who[order].tobytes()), strict=True)
+        self._sends = _schedule(at, who, order)
+        del at, who, order
         first = next(self._sends)
         self.env.timeout(first[0], first).callbacks.append(self._tick_schedule)
         if all(self._ahead_safe(s) for s in self.streams):

@@ -124,19 +124,19 @@ def lindley_starts(segment: np.ndarray, arrived: np.ndarray, service: np.ndarray
     """
     if not len(arrived):
         return np.zeros(0)
-    earlier = np.empty(len(arrived))
+    earlier = np.empty(len(service))  # in place below, each step the value of the plain expression
     earlier[0] = 0.0
     np.cumsum(service[:-1], out=earlier[1:])
-    keyed = np.empty(len(arrived), dtype=complex)
-    keyed.real = segment
-    np.subtract(arrived, earlier, out=keyed.imag)  # G
-    g = keyed.imag.copy()
+    g = arrived - earlier
+    keyed = np.empty(len(g), dtype=complex)
+    keyed.real, keyed.imag = segment, g
     best = np.maximum.accumulate(keyed, out=keyed).imag
     idle = best == g  # nobody ahead: starts on arrival, exactly
-    starts = np.add(earlier, best, out=earlier)
-    np.maximum(starts, arrived, out=starts)
-    np.copyto(starts, arrived, where=idle)
-    return starts
+    del g
+    np.maximum(np.add(earlier, best, out=earlier), arrived, out=earlier)
+    del keyed, best
+    earlier[idle] = arrived[idle]
+    return earlier
 
 
 def _fixed(dist: Dist) -> float | None:
@@ -231,7 +231,7 @@ def _sends(plan: Plan, rngs: Streams, g: _Groups, horizon: float) -> tuple[np.nd
 def _picks(plan: Plan, rngs: Streams, g: _Groups, proxy: np.ndarray, flows: Callable[[], np.ndarray]) -> np.ndarray:
     """Per row, the slot its proxy's picker chose (0 for unrouted rows): each picker's vector form
     (``Picker.picks``) over its proxy's requests in send order, or its own chooser one flow at a time."""
-    slot = np.zeros(len(proxy), dtype=np.int64)
+    slot = np.zeros(len(proxy), dtype=np.int32)  # slots index a route's endpoints
     by_proxy, starts = _segments(proxy + 1, len(g.proxies) + 1)
     for p, rp in enumerate(g.proxies):
         rows = by_proxy[starts[p + 1] : starts[p + 2]]
@@ -278,16 +278,17 @@ def _delays(plan: Plan, rngs: Streams, g: _Groups, rpair: np.ndarray) -> tuple[n
     dists = [_path_dist(plan.topology, classes) for classes in paths]
     fixed = np.array([np.nan if (f := _fixed(d)) is None else f for d in dists] + [0.0], dtype=float)  # NaN: drawn
     out, back = fixed[pair_out][rpair], fixed[pair_back][rpair]
-    m = len(rpair)
-    if np.isnan(fixed).any() and m:
-        need = np.concatenate((pair_out[rpair], pair_back[rpair]))
-        delay = np.concatenate((out, back))
-        by_path, starts = _segments(need, len(paths))
+    if np.isnan(fixed).any() and len(rpair):
+        # A path's draws go to its rows' trips out in send order, then to its rows' trips back in send order.
+        by_out, starts_out = _segments(pair_out[rpair], len(paths))
+        by_back, starts_back = _segments(pair_back[rpair], len(paths))
         for path_id, classes in enumerate(paths):
-            rows = by_path[starts[path_id] : starts[path_id + 1]]
-            if len(rows) and np.isnan(fixed[path_id]):
-                delay[rows] = dists[path_id](rngs.generator("network", *classes), len(rows))
-        out, back = delay[:m], delay[m:]
+            rows_out = by_out[starts_out[path_id] : starts_out[path_id + 1]]
+            rows_back = by_back[starts_back[path_id] : starts_back[path_id + 1]]
+            k = len(rows_out)
+            if k + len(rows_back) and np.isnan(fixed[path_id]):
+                delay = dists[path_id](rngs.generator("network", *classes), k + len(rows_back))
+                out[rows_out], back[rows_back] = delay[:k], delay[k:]
     return out, back, pair_hops
 
 
@@ -300,6 +301,7 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
     else:
         by_time = time_order(arrived)
         by_pod = by_time[_segments(pod[by_time], len(pods))[0]]
+        del by_time
     pod_s, arrived_s = pod[by_pod], arrived[by_pod]
     service_s = np.empty(m)
     counts = np.bincount(pod_s, minlength=len(pods))
@@ -313,6 +315,7 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
         started_s = lindley_starts(pod_s, arrived_s, service_s)
     elif single.any():
         started_s = np.where(single, lindley_starts(pod_s, arrived_s, service_s), arrived_s)
+    del pod_s, single
     for i in np.flatnonzero(counts).tolist():  # pods with more workers: the free-time recursion, pod by pod
         if pods[i].concurrency > 1:
             span = slice(bounds[i], bounds[i + 1])
@@ -347,21 +350,23 @@ def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
     flows = functools.cache(lambda: _flows(plan, rngs, stream, routed))
     slot = _picks(plan, rngs, g, proxy, flows)
     # A (group, slot) pair says the endpoint and the paths out and back; -1 (the row appended): unrouted.
-    pair = np.asarray(g.first_pair, dtype=np.int64)[group] + slot
+    pair = np.asarray(g.first_pair, dtype=np.int32)[group] + slot  # int32: a list of 2**31 pairs would not fit
+    del slot
     if not every:
         pair[~routed] = -1
     rpair = pair[ridx]
     endpoint = np.array([row[3] for row in g.pairs] + [-1], dtype=COLUMNS["endpoint"])[pair]
     out, back, pair_hops = _delays(plan, rngs, g, rpair)
-    arrived = t_sent[ridx] + out
+    arrived = np.add(t_sent[ridx], out, out=out)  # in place: the trip out is not needed after
     started, finished = _serve(plan, rngs, endpoint[ridx], arrived)
     fail_s = np.asarray(g.fail_s)[group] if not every else np.zeros(0)  # read for unrouted rows only
-    times = _times(n, ridx, t_sent, arrived, started, finished, finished + back, fail_s)
+    returned = np.add(finished, back, out=back)
+    times = _times(n, ridx, t_sent, arrived, started, finished, returned, fail_s)
     outcome, reason = _outcomes(routed, np.asarray(g.drop, dtype=COLUMNS["reason"])[group], times, horizon)
     end_s = plan.duration_s
     if end_s is None:  # the DES runs until its last event: a reply, a failure, or the end of the warm-up
         end_s = max(plan.warmup_s, float(times["t_returned"].max()) if n else 0.0)
-    raw = {
+    raw = {  # each column built in its final dtype: no second copy
         "stream": stream,
         "request": np.arange(n, dtype=COLUMNS["request"]),
         "attempt": np.zeros(n, dtype=COLUMNS["attempt"]),

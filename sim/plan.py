@@ -11,12 +11,13 @@ affinity); the versions' times and each node's sync lag; the data-plane changes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim.cluster import Discipline, Pod, SessionAffinity
-from sim.records import COLUMNS, RunResult, monitors
+from sim.records import COLUMNS, STORED, Columns, RunResult, monitors
 from sim.rng import Seed, seed_record
 from sim.routing import Route, ip_key
 from sim.scenario import Scenario, Stream
@@ -102,35 +103,23 @@ class Plan:
     def result(self, seed: Seed, raw: dict[str, np.ndarray], end_s: float) -> RunResult:
         """The RunResult of a run from an engine's raw columns (stream, request, attempt, version, entry_node,
         endpoint, pick, source_preserved, the five times, outcome, reason, optionally hops; rows in send order)
-        and its simulated end (s): derives the client, node, Service and (unless given) hop columns, orders and
-        types them as ``COLUMNS``, and computes the monitors. Both engines return through here."""
+        and its simulated end (s): computes the hop column unless given, keeps the ``STORED`` columns in their
+        dtypes (no copy where they have them already) with the lookups of the ``DERIVED`` ones (client, client's
+        node, Service, endpoint's node), and computes the monitors. Both engines return through here."""
         cols = dict(raw)
-        node_index = self.node_index
-        pod_node = np.array([node_index[p.node] for p in self.pods] + [-1], dtype=COLUMNS["endpoint_node"])
-        client_node = np.array(
-            [node_index[p.node] for p in self.pods] + [-1] * (len(self.client_names) - len(self.pods)),
-            dtype=COLUMNS["client_node"],
-        )
-        client_index = {n: i for i, n in enumerate(self.client_names)}
-        service_index = {n: i for i, n in enumerate(self.service_names)}
-        stream_client = np.array([client_index[s.spec.client] for s in self.streams], dtype=COLUMNS["client"])
-        stream_service = np.array([service_index[s.spec.service] for s in self.streams], dtype=COLUMNS["service"])
-        stream = cols["stream"]
-        cols["client"] = stream_client[stream]
-        cols["client_node"] = client_node[cols["client"]]
-        cols["service"] = stream_service[stream]
-        cols["endpoint_node"] = pod_node[cols["endpoint"]]  # endpoint -1 picks the trailing -1
+        lookups = self.lookups()
         if "hops" not in cols:
-            cols["hops"] = self._hops(cols)
-        ordered = {name: cols.pop(name).astype(dtype, copy=False) for name, dtype in COLUMNS.items()}
+            cols["hops"] = self._hops(cols, lookups["endpoint_node"])
+        stored = {name: cols.pop(name).astype(dtype, copy=False) for name, dtype in STORED.items()}
+        del cols, raw
         capacities = [p.concurrency for p in self.pods]
         shared = [p.discipline == Discipline.PS for p in self.pods]
-        pods = monitors(ordered, capacities, self.warmup_s, end_s, shared)
+        pods = monitors(stored, capacities, self.warmup_s, end_s, shared)
         seed_value = seed_record(seed)  # a SeedSequence's entropy and spawn key: what redoes this run
         return RunResult(
             self.scenario,
             seed_value,
-            ordered,
+            Columns(stored, lookups),
             self.node_names,
             self.pod_names,
             self.service_names,
@@ -139,17 +128,53 @@ class Plan:
             pods,
         )
 
-    def _hops(self, cols: dict[str, np.ndarray]) -> np.ndarray:
-        """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests)."""
+    def lookups(self) -> dict[str, np.ndarray]:
+        """The tables of the ``DERIVED`` columns: per stream its client (into ``client_names``), the client's node
+        (-1: an external client) and its Service; per pod its node, then -1 (the node of endpoint -1: none)."""
+        node_index = self.node_index
+        pod_node = [node_index[p.node] for p in self.pods]
+        client_node = pod_node + [-1] * (len(self.client_names) - len(self.pods))
+        client_index = {n: i for i, n in enumerate(self.client_names)}
+        service_index = {n: i for i, n in enumerate(self.service_names)}
+        stream_client = [client_index[s.spec.client] for s in self.streams]
+        return {
+            "client": np.array(stream_client, dtype=COLUMNS["client"]),
+            "client_node": np.array([client_node[c] for c in stream_client], dtype=COLUMNS["client_node"]),
+            "service": np.array([service_index[s.spec.service] for s in self.streams], dtype=COLUMNS["service"]),
+            "endpoint_node": np.array([*pod_node, -1], dtype=COLUMNS["endpoint_node"]),
+        }
+
+    def _hops(self, cols: dict[str, np.ndarray], pod_node: np.ndarray) -> np.ndarray:
+        """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests), in
+        chunks of rows (temporaries of a few MB), from hop tables built a block of rows at a time."""
         names = self.node_names
         row = {origin: i for i, origin in enumerate(dict.fromkeys(s.origin for s in self.streams))}
-        origin_of = np.array([row[s.origin] for s in self.streams], dtype=np.int64)
-        first = self.topology.hop_matrix(list(row), names)  # client's vertex x entry node
-        second = self.topology.hop_matrix(names, names)  # entry node x endpoint's node
-        entry, ep_node = cols["entry_node"], cols["endpoint_node"]
-        routed = ep_node >= 0
-        hops = first[origin_of[cols["stream"]], entry] + second[entry, np.where(routed, ep_node, 0)]
-        return np.where(routed, hops, 0).astype(COLUMNS["hops"])
+        origin_of = np.array([row[s.origin] for s in self.streams], dtype=np.int32)
+        first = self._hop_table(list(row), names)  # client's vertex x entry node
+        second = self._hop_table(names, names)  # entry node x endpoint's node
+        stream, entry_node, endpoint = cols["stream"], cols["entry_node"], cols["endpoint"]
+        hops = np.empty(len(stream), dtype=COLUMNS["hops"])
+        for lo in range(0, len(stream), _CHUNK_ROWS):
+            rows = slice(lo, lo + _CHUNK_ROWS)
+            entry, ep_node = entry_node[rows], pod_node[endpoint[rows]]
+            routed = ep_node >= 0
+            both = first[origin_of[stream[rows]], entry] + second[entry, np.where(routed, ep_node, 0)]
+            hops[rows] = np.where(routed, both, 0)
+        return hops
+
+    def _hop_table(self, srcs: Sequence[str], dsts: Sequence[str]) -> np.ndarray:
+        """``Topology.hop_matrix(srcs, dsts)`` in the hop column's dtype (int8: a sum of two entries wraps as the
+        column's cast of the int16 sum did), built a block of rows at a time: its temporaries are a block's, not
+        several full int16 matrices' (5,000 x 5,000 nodes: 50 MB each; this table 25 MB)."""
+        table = np.empty((len(srcs), len(dsts)), dtype=COLUMNS["hops"])
+        block = max(1, _CHUNK_ROWS // max(1, len(dsts)))
+        for lo in range(0, len(srcs), block):
+            table[lo : lo + block] = self.topology.hop_matrix(srcs[lo : lo + block], dsts)
+        return table
+
+
+_CHUNK_ROWS = 1 << 17
+"""Rows per chunk where the records are processed in chunks (``Plan._hops``)."""
 
 
 def _route_plan(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -53,6 +53,71 @@ Times are seconds of simulated time: sent by the client, arrived at the backend 
 (for a failure: when the client learned of it). NaN where a step never happened.
 """
 
+DERIVED: dict[str, str] = {
+    "client": "stream",
+    "client_node": "stream",
+    "service": "stream",
+    "endpoint_node": "endpoint",
+}
+"""Columns that follow from another (its source here) and are not stored: a stream is one client's requests to one
+Service, so its client, the client's node and the Service are the stream's; an endpoint is one pod, on one node.
+``Columns`` computes them on access from a small table per stream or per pod."""
+
+STORED: dict[str, np.dtype] = {name: dtype for name, dtype in COLUMNS.items() if name not in DERIVED}
+"""The columns a run keeps, per request: ``COLUMNS`` less ``DERIVED`` (62 bytes a request)."""
+
+
+class Columns(Mapping[str, np.ndarray]):
+    """A run's record columns, all of ``COLUMNS`` in that order, read like a dict: the ``STORED`` ones held, the
+    ``DERIVED`` ones computed on each access (not kept) from their source column and a lookup table of their
+    dtype (``lookups[name][source value]``; the endpoint table ends with -1, the node of endpoint -1: none).
+
+    >>> c = Columns({n: np.zeros(2, d) for n, d in STORED.items()} | {"endpoint": np.array([1, -1], np.int32)},
+    ...             {"client": np.array([4], np.int32), "client_node": np.array([0], np.int16),
+    ...              "service": np.array([7], np.int16), "endpoint_node": np.array([3, 5, -1], np.int16)})
+    >>> c["service"].tolist(), c["endpoint_node"].tolist(), c["endpoint_node"].dtype.name
+    ([7, 7], [5, -1], 'int16')
+    """
+
+    __slots__ = ("_lookups", "_stored")
+
+    def __init__(self, stored: Mapping[str, np.ndarray], lookups: Mapping[str, np.ndarray]) -> None:
+        if set(stored) != set(STORED) or set(lookups) != set(DERIVED):
+            raise ValueError(f"columns {sorted(stored)} and lookups {sorted(lookups)}: expected STORED and DERIVED")
+        for name, column in (*stored.items(), *lookups.items()):
+            if column.dtype != COLUMNS[name]:
+                raise ValueError(f"column {name} is {column.dtype}, expected {COLUMNS[name]}")
+        self._stored = {name: stored[name] for name in STORED}
+        self._lookups = dict(lookups)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        column = self._stored.get(name)
+        if column is not None:
+            return column
+        return self._lookups[name][self._stored[DERIVED[name]]]  # a KeyError names an unknown column
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COLUMNS)
+
+    def __len__(self) -> int:
+        return len(COLUMNS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in COLUMNS
+
+    def __repr__(self) -> str:
+        return f"Columns({len(self._stored['t_sent'])} rows: {', '.join(COLUMNS)})"
+
+    @property
+    def stored(self) -> Mapping[str, np.ndarray]:
+        """The columns held (``STORED``), by name."""
+        return self._stored
+
+    @property
+    def lookups(self) -> Mapping[str, np.ndarray]:
+        """Per derived column, its table indexed by the source column's value."""
+        return self._lookups
+
 
 @dataclass(frozen=True, eq=False)
 class RunResult:
@@ -64,7 +129,8 @@ class RunResult:
 
     scenario: Scenario
     seed: SeedRecord
-    columns: dict[str, np.ndarray]
+    columns: Columns
+    """Every column of ``COLUMNS`` by name (``Columns``: the ``DERIVED`` ones computed when read)."""
     node_names: tuple[str, ...]
     pod_names: tuple[str, ...]
     service_names: tuple[str, ...]
@@ -100,15 +166,15 @@ class RunResult:
         return {r.label: int(codes[r]) for r in DropReason if r != DropReason.NONE and codes[r]}
 
     def nbytes_per_request(self) -> float:
-        """Memory the columns hold per request, in bytes."""
-        return sum(c.itemsize for c in self.columns.values()) if len(self) else 0.0
+        """Memory the stored columns hold per request, in bytes (the derived ones are not held)."""
+        return sum(c.itemsize for c in self.columns.stored.values()) if len(self) else 0.0
 
 
 _CHUNK_ROWS = 1 << 17
 
 
 def monitors(
-    columns: dict[str, np.ndarray],
+    columns: Mapping[str, np.ndarray],
     capacities: list[int],
     warmup_s: float,
     end_s: float,
