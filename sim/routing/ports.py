@@ -31,6 +31,7 @@ flows without replacement; its pick counts vary about n / 14,116 less than a mul
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -69,8 +70,14 @@ def port_blocks(rng: Rng, block: int = 4096) -> Iterator[np.ndarray]:
 
 
 def source_ports(rng: Rng) -> Iterator[int]:
-    """``port_blocks`` one Python int at a time (``next()`` on it is a C call)."""
-    return itertools.chain.from_iterable(map(np.ndarray.tolist, port_blocks(rng)))
+    """``port_blocks`` one Python int at a time (``next()`` on it is a C call), each block held as an
+    ``array('q')``: 8 bytes a port, not a list's 36 (20,000 streams each holding a block of 512 at the end of a
+    large run: 80 MB, not 370)."""
+    return itertools.chain.from_iterable(map(_ports, port_blocks(rng)))
+
+
+def _ports(block: np.ndarray) -> array[int]:
+    return array("q", np.ascontiguousarray(block, dtype=np.int64).tobytes())
 
 
 def first_ports(rng: np.random.Generator, n: int) -> np.ndarray:
