@@ -202,7 +202,10 @@ def monitors(
         return {"queue_mean": nan, "busy_mean": nan, "utilization": nan, "in_system_mean": nan, "window_s": nan}
 
     def inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.clip(np.minimum(b, end_s) - np.maximum(a, warmup_s), 0.0, None)
+        """Seconds of each [a, b] inside the window (in place on one temporary)."""
+        t = np.minimum(b, end_s)
+        t -= np.maximum(a, warmup_s)
+        return np.maximum(t, 0.0, out=t)
 
     cap = np.asarray(capacities, dtype=float)
     ps = np.zeros(n, dtype=bool)
@@ -213,14 +216,17 @@ def monitors(
         rows = slice(lo, lo + _CHUNK_ROWS)
         arrived, started, finished = columns["t_arrived"][rows], columns["t_started"][rows], columns["t_finished"][rows]
         entered = ~np.isnan(arrived)
-        left = np.where(np.isnan(finished), end_s, finished)
-        began = np.where(np.isnan(started), left, started)
-        pod = columns["endpoint"][rows][entered]
-        waiting += np.bincount(pod, inside(arrived, began)[entered], minlength=n)
-        busy += np.bincount(pod, inside(began, left)[entered], minlength=n)
+        unfinished, unstarted = np.isnan(finished), np.isnan(started)
+        left = np.where(unfinished, end_s, finished) if unfinished.any() else finished
+        began = np.where(unstarted, left, started) if unstarted.any() else started
+        pod = columns["endpoint"][rows]
+        if not entered.all():  # requests that never reached a pod (endpoint -1) count nowhere
+            pod, arrived, began, left = pod[entered], arrived[entered], began[entered], left[entered]
+        waiting += np.bincount(pod, inside(arrived, began), minlength=n)
+        busy += np.bincount(pod, inside(began, left), minlength=n)
         if ps.any():
             mine = ps[pod]
-            shared.append((pod[mine], arrived[entered][mine], left[entered][mine]))
+            shared.append((pod[mine], arrived[mine], left[mine]))
     in_system = (waiting + busy) / window
     busy /= window
     waiting /= window
