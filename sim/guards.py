@@ -3,8 +3,9 @@ in this machine's memory is refused with its estimate instead of dying half-way,
 what its author meant says so on stderr.
 
 The estimates are upper-leaning, from the sizes the simulator keeps per thing:
-- records: ``sim.records.COLUMNS`` (72 bytes a request) plus what the run holds while it builds them (the DES
-  peaks near 110 bytes a request, the fast path near 255: benchmarks/README.md), per attempt (retries add records);
+- records: ``sim.records.STORED`` (62 bytes a request; the derived columns are not kept) plus what the run holds
+  while it builds them (tracemalloc's peak through ``run()`` is near 105 bytes a request, through ``run_fast()``
+  near 140: benchmarks/README.md), per attempt (retries add records);
 - the topology's all-pairs route tables (``sim.topology._routes``): four vertex x vertex matrices, 12 bytes a pair,
   and the link-count scratch of one chunk;
 - route tables: each node's proxy holds a route per Service (its endpoints), per control-plane version;
@@ -24,14 +25,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sim.cluster import TrafficPolicy
-from sim.records import COLUMNS
+from sim.records import STORED
 from sim.scenario import Scenario, Stream
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
 
 BASE_BYTES = 150 << 20
 """The interpreter with numpy, scipy, networkx and simpy imported (measured ~140 MB RSS for ``sim run``)."""
-RECORD_BYTES = sum(dtype.itemsize for dtype in COLUMNS.values())
-"""The records' columns, per request (bytes)."""
+RECORD_BYTES = sum(dtype.itemsize for dtype in STORED.values())
+"""The records' stored columns, per request (bytes)."""
 DES_BYTES_PER_REQUEST = 110
 """The DES's peak per request while it runs (tracemalloc, benchmarks/README.md), above the records it returns."""
 FAST_BYTES_PER_REQUEST = 255
