@@ -34,9 +34,10 @@ BASE_BYTES = 150 << 20
 RECORD_BYTES = sum(dtype.itemsize for dtype in STORED.values())
 """The records' stored columns, per request (bytes)."""
 DES_BYTES_PER_REQUEST = 110
-"""The DES's peak per request while it runs (tracemalloc, benchmarks/README.md), above the records it returns."""
-FAST_BYTES_PER_REQUEST = 255
-"""The fast path's peak per request (tracemalloc, benchmarks/README.md)."""
+"""The DES's peak per request while it runs (tracemalloc: 103 on workload W, benchmarks/README.md), above the
+records it returns."""
+FAST_BYTES_PER_REQUEST = 120
+"""The fast path's peak per request (tracemalloc: 108 on workload W, benchmarks/README.md), above the records."""
 PAIR_BYTES = 12
 """The topology's route tables per vertex pair: link kind (int16), predecessor (int32), hops (int16), delay class
 (int32)."""
