@@ -117,7 +117,8 @@ def lindley_starts(segment: np.ndarray, arrived: np.ndarray, service: np.ndarray
     holds the service times (s). With E the running sum of earlier service times and G = arrived - E, request n
     starts at E_n + max(G_k, k <= n in its queue) (unrolling D_n = max(D_{n-1}, A_n) + S_n). The per-queue
     running maximum is one ``maximum.accumulate`` over complex numbers, which numpy orders by (real, imaginary) =
-    (queue, G): no offsets that would cost precision. A request nobody is ahead of starts exactly on arrival.
+    (queue, G): no offsets that would cost precision; with few queues, one real ``maximum.accumulate`` per queue
+    (the same maxima, at half the bytes). A request nobody is ahead of starts exactly on arrival.
 
     >>> lindley_starts(np.array([0, 0, 0, 1]), np.array([0.0, 0.5, 3.0, 0.2]), np.ones(4)).tolist()
     [0.0, 1.0, 3.0, 0.2]
@@ -128,15 +129,25 @@ def lindley_starts(segment: np.ndarray, arrived: np.ndarray, service: np.ndarray
     earlier[0] = 0.0
     np.cumsum(service[:-1], out=earlier[1:])
     g = arrived - earlier
-    keyed = np.empty(len(g), dtype=complex)
-    keyed.real, keyed.imag = segment, g
-    best = np.maximum.accumulate(keyed, out=keyed).imag
+    edges = np.flatnonzero(segment[1:] != segment[:-1]) + 1
+    if len(edges) < _FEW_QUEUES:
+        best = np.empty(len(g))
+        for lo, hi in itertools.pairwise([0, *edges.tolist(), len(g)]):
+            np.maximum.accumulate(g[lo:hi], out=best[lo:hi])
+    else:
+        keyed = np.empty(len(g), dtype=complex)
+        keyed.real, keyed.imag = segment, g
+        best = np.maximum.accumulate(keyed, out=keyed).imag
     idle = best == g  # nobody ahead: starts on arrival, exactly
     del g
     np.maximum(np.add(earlier, best, out=earlier), arrived, out=earlier)
-    del keyed, best
-    earlier[idle] = arrived[idle]
+    del best
+    np.copyto(earlier, arrived, where=idle)
     return earlier
+
+
+_FEW_QUEUES = 64
+"""Below this many queues, ``lindley_starts`` takes each queue's running maximum apart (a numpy call each)."""
 
 
 def _fixed(dist: Dist) -> float | None:
@@ -302,20 +313,21 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
         by_time = time_order(arrived)
         by_pod = by_time[_segments(pod[by_time], len(pods))[0]]
         del by_time
-    pod_s, arrived_s = pod[by_pod], arrived[by_pod]
+    counts = np.bincount(pod, minlength=len(pods))
+    pod_s = np.repeat(np.arange(len(pods), dtype=pod.dtype), counts)  # pod[by_pod], without the gather
+    arrived_s = arrived[by_pod]
     service_s = np.empty(m)
-    counts = np.bincount(pod_s, minlength=len(pods))
     bounds = np.concatenate(([0], np.cumsum(counts)))
     for i in np.flatnonzero(counts).tolist():
         draws = pods[i].service_time(rngs.generator("service", pods[i].name), int(counts[i]))
         service_s[bounds[i] : bounds[i + 1]] = draws
-    single = np.array([p.concurrency == 1 for p in pods], dtype=bool)[pod_s]
+    single_pod = np.array([p.concurrency == 1 for p in pods], dtype=bool)
     started_s = arrived_s
-    if single.all():
+    if single_pod[counts > 0].all():
         started_s = lindley_starts(pod_s, arrived_s, service_s)
-    elif single.any():
-        started_s = np.where(single, lindley_starts(pod_s, arrived_s, service_s), arrived_s)
-    del pod_s, single
+    elif single_pod[counts > 0].any():
+        started_s = np.where(single_pod[pod_s], lindley_starts(pod_s, arrived_s, service_s), arrived_s)
+    del pod_s
     for i in np.flatnonzero(counts).tolist():  # pods with more workers: the free-time recursion, pod by pod
         if pods[i].concurrency > 1:
             span = slice(bounds[i], bounds[i + 1])

@@ -202,7 +202,11 @@ def test_same_send_times_as_the_des_under_one_seed() -> None:
     assert fast.end_s == des.end_s == 20.0
 
 
-def test_lindley_starts_match_the_recursion() -> None:
+@pytest.mark.parametrize("few", [0, 10**9], ids=["complex running maximum", "per-queue running maximum"])
+def test_lindley_starts_match_the_recursion(few: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of taking the per-queue running maximum: one over complex numbers (many queues), one per queue
+    (few)."""
+    monkeypatch.setattr(sim.fastpath, "_FEW_QUEUES", few)
     rng = np.random.default_rng(5)
     segment = np.repeat(np.arange(4), [1, 300, 50, 400])
     arrived = np.concatenate([np.sort(rng.uniform(0, s, k)) for s, k in ((1, 1), (30, 300), (100, 50), (5, 400))])
