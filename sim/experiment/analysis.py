@@ -24,13 +24,6 @@ from sim.routing import Picker
 from sim.stats import ChiSquare, chi_square_gof, grouped_gof, verdict
 
 
-def _scipy_stats():
-    """scipy.stats, imported on first use: it costs about a second, which every ``sim`` command would pay."""
-    from scipy import stats
-
-    return stats
-
-
 def service_rows(result: RunResult) -> list[np.ndarray]:
     """Row indices of each Service's requests (aligned with ``service_names``), in record order.
 
