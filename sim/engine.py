@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import heapq
 import itertools
 import math
 import sys
@@ -51,7 +50,7 @@ from sim.cluster import Discipline
 from sim.distributions import Constant, Sum
 from sim.outcomes import DropReason, Outcome
 from sim.plan import Plan, RoutePlan, StreamPlan, compile_plan
-from sim.queueing import fifo_serve
+from sim.queueing import FifoPod, fifo_serve
 from sim.records import COLUMNS, PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.rng import Seed, Streams, blocks
 from sim.routing import Affinity, Chooser
@@ -316,39 +315,29 @@ class _EventFifo(_Backend):
 
 class _ComputedFifo(_Backend):
     """FIFO in a cluster that does not change (the shortcut): the request takes the worker that frees first, so
-    its start and finish are known on arrival (the Kiefer-Wolfowitz recursion over the workers' free times, a
-    heap), with no queue events. With a queue limit, the start times of the requests admitted but not started as
-    of the latest arrival are kept (``waiting``) to count them."""
+    its start and finish are known on arrival (``sim.queueing.FifoPod``: the Kiefer-Wolfowitz recursion over the
+    workers' free times, and the queue limit), with no queue events."""
 
-    __slots__ = ("free", "times", "waiting")
+    __slots__ = ("admit", "pod", "times")
 
     def __init__(self, run: _Run, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
         super().__init__(run, capacity, limit, service_times)
         self.times = run.records.times  # the array the run appends to (replaced only when the run is over)
-        self.free = [0.0] * capacity
-        self.waiting: deque[float] | None = deque() if limit is not None else None
+        self.pod = FifoPod(capacity, limit)
+        self.admit = self.pod.admit  # bound once: the call every arrival makes
 
     def arrive(self, ev: simpy.Event) -> None:
         """Start and finish computed now; refused where the queue is full."""
         req: _Request = ev._value
         now = self.env._now
-        free, waiting, times, base = self.free, self.waiting, self.times, req.base
+        times, base = self.times, req.base
         times[base + 1] = now  # records.arrived
-        first_free = free[0]
-        if waiting is not None:  # a queue limit: count the requests admitted that have not started
-            while waiting and waiting[0] <= now:
-                waiting.popleft()
-            if first_free > now and len(waiting) >= self.limit:
-                self._refuse(req, now)
-                return
-        start = first_free if first_free > now else now
-        finish = start + next(self.service_times)
-        heapq.heapreplace(free, finish)
-        if waiting is not None and start > now:
-            waiting.append(start)
-        times[base + 2] = start  # records.started
-        times[base + 3] = finish  # records.finished
-        self.reply(req, finish)
+        got = self.admit(now, self.service_times)
+        if got is None:
+            self._refuse(req, now)
+            return
+        times[base + 2], times[base + 3] = got  # records.started, records.finished
+        self.reply(req, got[1])
 
 
 class _Shared(_Backend):
@@ -436,7 +425,7 @@ def settle(
         order = order[arrived[order] < horizon_s]  # those at or after it never arrived
     bounds = np.concatenate(([0], np.cumsum(np.bincount(endpoint[order], minlength=len(backends))))).tolist()
     busy = [i for i in range(len(backends)) if bounds[i + 1] > bounds[i]]
-    limits = [b.limit if isinstance(b, _ComputedFifo) and b.waiting is not None else None for b in backends]
+    limits = [b.pod.limit if isinstance(b, _ComputedFifo) else None for b in backends]
     first = 0
     while first < len(busy):  # pods in chunks of about _CHUNK rows: their arrivals as one list of floats
         last = first + 1
