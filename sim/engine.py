@@ -86,7 +86,8 @@ class _Records:
     - ``times`` (s): sent, arrived, started, finished, returned (NaN until written).
 
     The named operations below are the only writes; the two hottest callbacks (``_ComputedFifo.arrive`` and
-    ``_Run._reply``) write ``times`` slots directly at the offsets these operations name, to save a call."""
+    ``_Run.reply``) write ``times`` slots directly at the offsets these operations name, to save a call. A settled
+    run (``_Run._run_settled``) writes nothing here: it builds its columns whole."""
 
     __slots__ = ("ints", "small", "times")
 

@@ -322,10 +322,11 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
         draws = pods[i].service_time(rngs.generator("service", pods[i].name), int(counts[i]))
         service_s[bounds[i] : bounds[i + 1]] = draws
     single_pod = np.array([p.concurrency == 1 for p in pods], dtype=bool)
+    single_busy = single_pod[counts > 0]  # the pods with requests
     started_s = arrived_s
-    if single_pod[counts > 0].all():
+    if single_busy.all():
         started_s = lindley_starts(pod_s, arrived_s, service_s)
-    elif single_pod[counts > 0].any():
+    elif single_busy.any():
         started_s = np.where(single_pod[pod_s], lindley_starts(pod_s, arrived_s, service_s), arrived_s)
     del pod_s
     for i in np.flatnonzero(counts).tolist():  # pods with more workers: the free-time recursion, pod by pod
