@@ -17,6 +17,21 @@ from sim.workload import ClosedLoop, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "experiments" / "cilium_demo.toml"
+LOCAL_POD_DIES = ROOT / "experiments" / "local_pod_dies.toml"
+
+
+@pytest.fixture(scope="session")
+def local_pod_dies_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sim run experiments/local_pod_dies.toml --out RUN.json`` (in this process, once a session): its path."""
+    import contextlib
+    import io
+
+    from sim.cli import main
+
+    out = tmp_path_factory.mktemp("run") / "run.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["run", str(LOCAL_POD_DIES), "--out", str(out)]) == 0
+    return out
 
 
 def star(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -21,7 +19,7 @@ from sim.experiment.results import summary_frame
 from sim.experiment.sweep import sweep
 from sim.experiment.tables import design_point_summary
 from sim.io import ResultDir, load_experiment, load_results, load_scenario
-from tests.conftest import ROOT
+from tests.conftest import LOCAL_POD_DIES, ROOT
 from tests.test_spec import SPEC, write_spec
 
 POLICY = "services.svc.internalTrafficPolicy"
@@ -204,20 +202,9 @@ def test_without_a_missing_series_there_is_no_note(results):
 
 # --- one run's figures -----------------------------------------------------------------------------------------
 
-LOCAL_POD_DIES = ROOT / "experiments" / "local_pod_dies.toml"
 
-
-@pytest.fixture(scope="module")
-def pod_dies(tmp_path_factory):
-    """``sim run experiments/local_pod_dies.toml --out RUN.json`` (in this process), read back."""
-    out = tmp_path_factory.mktemp("run") / "run.json"
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["run", str(LOCAL_POD_DIES), "--out", str(out)]) == 0
-    return out
-
-
-def test_run_file_windows_add_up_to_the_summary(pod_dies):
-    doc = json.loads(pod_dies.read_text())
+def test_run_file_windows_add_up_to_the_summary(local_pod_dies_run):
+    doc = json.loads(local_pod_dies_run.read_text())
     scenario, _ = load_scenario(LOCAL_POD_DIES)
     assert doc["window_s"] == 0.5 and scenario.warmup_s == 0  # 30 s in 60 windows; every request is counted
     for _name, s in doc["services"].items():
@@ -239,8 +226,8 @@ def test_run_file_windows_add_up_to_the_summary(pod_dies):
     assert doc["cluster"]["topology"] == "kind" and doc["provenance"]["command"].startswith("sim run ")
 
 
-def test_run_figures_show_shares_nodes_latency_and_time(pod_dies):
-    doc = json.loads(pod_dies.read_text())
+def test_run_figures_show_shares_nodes_latency_and_time(local_pod_dies_run):
+    doc = json.loads(local_pod_dies_run.read_text())
     figures = plots.run_figures(doc)
     assert list(figures) == ["endpoints", "heatmap", "latency_ecdf", "over_time"]
     bars = figures["endpoints"].axes[0]
@@ -260,8 +247,8 @@ def test_run_figures_show_shares_nodes_latency_and_time(pod_dies):
     assert "1: 10 s terminate pod echo-cluster-kind-worker (grace 5 s)" in over.get_supxlabel()
 
 
-def test_cli_plots_a_run_file_and_run_plot_writes_the_same(pod_dies, tmp_path, capsys):
-    assert main(["plot", str(pod_dies), "--out", str(tmp_path / "a")]) == 0
+def test_cli_plots_a_run_file_and_run_plot_writes_the_same(local_pod_dies_run, tmp_path, capsys):
+    assert main(["plot", str(local_pod_dies_run), "--out", str(tmp_path / "a")]) == 0
     names = {f"{s}.{e}" for s in ("endpoints", "heatmap", "latency_ecdf", "over_time") for e in ("png", "svg")}
     assert {p.name for p in (tmp_path / "a").iterdir()} == names
     assert capsys.readouterr().out.split() == [str(tmp_path / "a" / n) for n in sorted(names, key=_figure_order)]

@@ -7,8 +7,6 @@ that the screenshot is not blank, and that every number the page shows equals th
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import shutil
@@ -28,7 +26,6 @@ from sim.io import ResultDir, load_experiment
 from tests.conftest import ROOT
 from tests.test_spec import SPEC, write_spec
 
-LOCAL_POD_DIES = ROOT / "experiments" / "local_pod_dies.toml"
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",  # the suite runs as root in CI
@@ -49,17 +46,9 @@ def sim(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def run_file(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "run.json"
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["run", str(LOCAL_POD_DIES), "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def run_report(run_file):
-    html = run_file.with_name("report.html")
-    done = sim("report", str(run_file), "-o", str(html))
+def run_report(local_pod_dies_run):
+    html = local_pod_dies_run.with_name("report.html")
+    done = sim("report", str(local_pod_dies_run), "-o", str(html))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(html)
     return html
@@ -128,9 +117,9 @@ def shown_equals_json(cell: dict[str, str], doc: dict) -> None:
         assert math.isclose(float(text), value, rel_tol=1e-3), cell
 
 
-def test_run_report_is_one_self_contained_file_and_shows_the_json(run_file, run_report):
+def test_run_report_is_one_self_contained_file_and_shows_the_json(local_pod_dies_run, run_report):
     html = run_report.read_text()
-    doc = json.loads(run_file.read_text())
+    doc = json.loads(local_pod_dies_run.read_text())
     page = parse(html)
     tags = [t for t, _ in page.tags]
     assert "script" not in tags and "link" not in tags and "img" not in tags and "iframe" not in tags
@@ -150,8 +139,8 @@ def test_run_report_is_one_self_contained_file_and_shows_the_json(run_file, run_
     assert "no_local_endpoints" in html and "Cluster" in html and "Local" in html
 
 
-def test_report_escapes_what_the_json_says(run_file, tmp_path):
-    doc = json.loads(run_file.read_text())
+def test_report_escapes_what_the_json_says(local_pod_dies_run, tmp_path):
+    doc = json.loads(local_pod_dies_run.read_text())
     doc["scenario"] = "<script>alert(1)</script>"
     doc["cluster"]["services"][0]["name"] = '"><img src=x onerror=alert(1)>'
     hostile = tmp_path / "hostile.json"
@@ -176,7 +165,7 @@ def test_sweep_report_has_factors_tables_figures_and_seeds(sweep_dir, tmp_path):
         assert f"{run['replication']}: {run['seed']}" in html
 
 
-def test_report_of_bad_input_is_one_line_and_writes_nothing(run_file, tmp_path, capsys):
+def test_report_of_bad_input_is_one_line_and_writes_nothing(local_pod_dies_run, tmp_path, capsys):
     out = tmp_path / "r.html"
     for bad, words in ((tmp_path / "none.json", "no such file"), (tmp_path, "no experiment.json")):
         assert main(["report", str(bad), "-o", str(out)]) == 2
@@ -184,7 +173,7 @@ def test_report_of_bad_input_is_one_line_and_writes_nothing(run_file, tmp_path, 
         assert err.count("\n") == 1 and words in err, err
         assert not out.exists()
     with pytest.raises(SpecError, match="no Service 'nope'"):
-        report.render(run_file, service="nope")
+        report.render(local_pod_dies_run, service="nope")
 
 
 @pytest.mark.parametrize(
@@ -200,8 +189,8 @@ def test_report_of_bad_input_is_one_line_and_writes_nothing(run_file, tmp_path, 
         (("services", "echo-cluster", "chi_square", "dof"), "two", "services.echo-cluster: cannot be read"),
     ],
 )
-def test_a_damaged_run_file_is_one_line_for_plot_and_report(run_file, tmp_path, capsys, where, value, field):
-    doc = json.loads(run_file.read_text())
+def test_a_damaged_run_file_is_one_line_for_plot_and_report(local_pod_dies_run, tmp_path, capsys, where, value, field):
+    doc = json.loads(local_pod_dies_run.read_text())
     target = doc
     for key in where[:-1]:
         target = target[key]
@@ -261,13 +250,13 @@ def test_the_console_check_catches_a_broken_page(tmp_path):
 
 @pytest.mark.slow
 @needs_chromium
-def test_report_in_headless_chromium(run_file, run_report, tmp_path):
+def test_report_in_headless_chromium(local_pod_dies_run, run_report, tmp_path):
     from PIL import Image
 
     dom = browse(run_report, tmp_path, "--dump-dom")
     assert dom.returncode == 0, dom.stderr
     assert console_messages(dom.stderr) == []
-    doc = json.loads(run_file.read_text())
+    doc = json.loads(local_pod_dies_run.read_text())
     page = parse(dom.stdout)
     assert len(page.cells) > 20
     for cell in page.cells:  # what the browser shows, read from its DOM, against the JSON
