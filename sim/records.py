@@ -96,6 +96,18 @@ class Columns(Mapping[str, np.ndarray]):
             return column
         return self._lookups[name][self._stored[DERIVED[name]]]  # a KeyError names an unknown column
 
+    def at(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Column ``name`` at ``rows`` (indices or a mask): a derived one looked up from its source there, without
+        computing it over every row."""
+        column = self._stored.get(name)
+        if column is not None:
+            return column[rows]
+        return self._lookups[name][self._stored[DERIVED[name]][rows]]
+
+    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Every column at ``rows`` (``at``), in ``COLUMNS`` order."""
+        return {name: self.at(name, rows) for name in COLUMNS}
+
     def __iter__(self) -> Iterator[str]:
         return iter(COLUMNS)
 

@@ -55,7 +55,7 @@ def _requests(result: RunResult, service: str, rows: np.ndarray | None) -> _Requ
     if rows is None:
         rows = np.flatnonzero(cols["service"] == result.service_names.index(service))
     rows = rows[cols["t_sent"][rows] >= result.scenario.warmup_s]
-    mine = {name: col[rows] for name, col in cols.items()}
+    mine = cols.take(rows)  # derived columns looked up at these rows only, not computed over every request
     routed = mine["endpoint"] >= 0
     return _Requests(
         rows=rows,
@@ -447,7 +447,7 @@ def locality(result: RunResult, service: str, rows: np.ndarray | None = None) ->
         rows = np.flatnonzero(cols["service"] == result.service_names.index(service))
     rows = rows[(cols["outcome"][rows] == Outcome.OK) & (cols["t_sent"][rows] >= result.scenario.warmup_s)]
     entry = cols["entry_node"][rows].astype(np.int64)
-    served = cols["endpoint_node"][rows].astype(np.int64)
+    served = cols.at("endpoint_node", rows).astype(np.int64)
     n_nodes = len(result.node_names)
     pairs = np.bincount(entry * n_nodes + served, minlength=n_nodes * n_nodes) if entry.size else np.zeros(0, int)
     by_client_node: dict[str, dict[str, int]] = {}

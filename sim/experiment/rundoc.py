@@ -83,8 +83,9 @@ def windows(result: RunResult, service: str, width_s: float, rows: np.ndarray | 
     quantiles: dict[str, list[float | None]] = {f"p{q}": [] for q in PERCENTILES}
     for i in range(n):
         values = ok_latency[bounds[i] : bounds[i + 1]]
-        for q in PERCENTILES:
-            quantiles[f"p{q}"].append(float(np.percentile(values, q)) if values.size else None)
+        at = np.percentile(values, PERCENTILES).tolist() if values.size else [None] * len(PERCENTILES)
+        for q, value in zip(PERCENTILES, at, strict=True):
+            quantiles[f"p{q}"].append(value)
     return ServiceWindows(
         sent=count(np.ones(window.size, dtype=bool)),
         landed=landed,
