@@ -162,8 +162,8 @@ def _fastest_reply_s(scenario: Scenario, stream: Stream) -> float:
     origin = scenario.origin(stream.client)
     svc = scenario.service(stream.service)
     best = math.inf
-    for pod in scenario.pods:
-        if svc.selects(pod) and scenario.topology.connected(origin, pod.node):
+    for pod in scenario.selected(svc.name):
+        if scenario.topology.connected(origin, pod.node):
             trip = scenario.topology.path(origin, pod.node).mean_s
             best = min(best, 2 * trip + pod.service_time.mean_s)
     return stream.connect_timeout_s if math.isinf(best) else best
@@ -203,7 +203,7 @@ def estimate(scenario: Scenario, *, fast: bool = False) -> Estimate:
             unbounded.append(i)
         total += n * (1 + stream.retries.attempts)
     vertices = len(scenario.topology.nodes) + len(scenario.topology.elements)
-    endpoints = sum(1 for svc in scenario.services for p in scenario.pods if svc.selects(p))
+    endpoints = sum(len(scenario.selected(svc.name)) for svc in scenario.services)
     versions = 1 + len(scenario.timeline)
     routes = float(len(scenario.topology.nodes)) * endpoints * versions * ROUTE_ENDPOINT_BYTES
     workers = float(sum(p.concurrency for p in scenario.pods)) * WORKER_BYTES
@@ -244,9 +244,9 @@ def warnings(scenario: Scenario) -> list[str]:
     Local Service with no endpoint on the node of a pod that calls it (its requests fail or leave the node, as
     the dataplane decides)."""
     found = []
-    present = [p for p in scenario.pods if p.name not in scenario.absent]
+    absent = scenario.absent
     for i, svc in enumerate(scenario.services):
-        if not any(svc.selects(p) for p in scenario.pods):
+        if not scenario.selected(svc.name):
             selector = ", ".join(f"{k}={v}" for k, v in svc.selector.items()) or "(empty)"
             found.append(f"services[{i}].selector: Service {svc.name!r} selects no pod ({selector})")
     for i, stream in enumerate(scenario.streams):
@@ -254,8 +254,9 @@ def warnings(scenario: Scenario) -> list[str]:
         if svc.internal_traffic_policy != TrafficPolicy.LOCAL or scenario.is_external(stream.client):
             continue
         node = scenario.pod(stream.client).node
-        local = [p for p in present if svc.selects(p) and p.node == node and p.ready and not p.terminating]
-        if not local and any(svc.selects(p) for p in scenario.pods):
+        selected = scenario.selected(svc.name)
+        local = [p for p in selected if p.name not in absent and p.node == node and p.ready and not p.terminating]
+        if not local and selected:
             found.append(
                 f"streams[{i}]: Service {svc.name!r} is internalTrafficPolicy=Local and has no ready endpoint on "
                 f"node {node!r} of client {stream.client!r}: its requests get no local endpoint"

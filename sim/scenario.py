@@ -322,6 +322,21 @@ class Scenario:
     def _hints_by_version(self) -> dict[int, dict[str, Hints]]:
         return {}
 
+    @cached_property
+    def _pods_by_label(self) -> dict[tuple[str, str], list[Pod]]:
+        """``pods`` by each of their labels: a selector's first label narrows the pods to test."""
+        by_label: dict[tuple[str, str], list[Pod]] = {}
+        for pod in self.pods:
+            for item in pod.labels.items():
+                by_label.setdefault(item, []).append(pod)
+        return by_label
+
+    def selected(self, service: str) -> list[Pod]:
+        """The pods (of ``pods``, in their order) the Service's selector matches (``Service.selects``)."""
+        svc = self.service(service)
+        first = next(iter(svc.selector.items()), None)
+        return [] if first is None else [p for p in self._pods_by_label.get(first, []) if svc.selects(p)]
+
     def _hints(self, version: int) -> dict[str, Hints]:
         cached = self._hints_by_version.get(version)
         if cached is None:
