@@ -399,6 +399,21 @@ def test_files_that_are_not_regular_files_are_refused_at_once(files):
         edit(files, f'topology = "{path}"', 'topology = "topo.toml"')
 
 
+def test_run_files_and_kubernetes_objects_that_are_not_regular_files_are_refused_at_once(tmp_path):
+    """``sim plot``/``sim report`` and ``sim routes``/``sim run`` from objects read through the same bounded
+    reader: a FIFO is refused before a byte is read (reading it would wait for a writer for ever)."""
+    import os
+
+    from sim.io import load_run
+    from sim.io.kubernetes import read_objects
+
+    for name, read in (("run.json", load_run), ("cluster.yaml", lambda p: read_objects([p]))):
+        os.mkfifo(tmp_path / name)
+        for path in (str(tmp_path / name), "/dev/zero"):
+            e = _one_line_error(lambda path=path, read=read: read(path))
+            assert "not a regular file" in e.problem and e.path == path
+
+
 @pytest.mark.parametrize(
     ("name", "problem"),
     [

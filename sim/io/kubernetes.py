@@ -21,12 +21,13 @@ from typing import Any
 
 import yaml
 
-from sim.cluster import DEFAULT_NAMESPACE, SessionAffinity, TrafficDistribution, TrafficPolicy
+from sim.cluster import DEFAULT_NAMESPACE, ZONE_LABEL, SessionAffinity, TrafficDistribution, TrafficPolicy
 from sim.errors import SpecError
-from sim.io.tables import type_name
+from sim.io.tables import read_text, type_name
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-ZONE_LABEL = "topology.kubernetes.io/zone"
+MAX_OBJECTS_BYTES = 1 << 30
+"""The largest Kubernetes object file read (a ``kubectl get -o yaml`` of 150,000 pods is a few hundred MB)."""
 DEPRECATED_ZONE_LABEL = "failure-domain.beta.kubernetes.io/zone"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
@@ -262,13 +263,13 @@ def source_files(sources: Sequence[str | Path]) -> list[Path | str]:
 def documents(file: Path | str, text: str | None = None) -> list[Any]:
     """The documents of one file (``-``: stdin): JSON when it starts with ``{`` or ``[``, else YAML."""
     label = str(file)
-    if text is None:
+    if text is None and label == "-":
         try:
-            text = sys.stdin.read() if label == "-" else Path(file).read_text(encoding="utf-8")
+            text = sys.stdin.read()
         except UnicodeDecodeError as e:
             raise SpecError(label, "", f"not UTF-8 text: {e.reason}") from None
-        except OSError as e:
-            raise SpecError(label, "", f"cannot read: {e.strerror}") from None
+    elif text is None:  # a regular file, bounded: a FIFO or a device is refused before a byte is read
+        text = read_text(Path(file), MAX_OBJECTS_BYTES, "Kubernetes object file")
     if text.lstrip().startswith(("{", "[")):
         try:
             return [json.loads(text)]

@@ -10,18 +10,18 @@ from typing import Any
 
 from sim.errors import SpecError
 from sim.experiment.metrics import json_problem
-from sim.io.tables import type_name
+from sim.io.store import MAX_JSON_BYTES
+from sim.io.tables import read_bytes, type_name
 
 
 def load_run(path: str | Path) -> dict[str, Any]:
     """A ``sim run --out`` file (``sim.experiment.rundoc.run_document``), checked enough to draw and report:
     every table and list the figures and the report read is there, with the right type and length."""
     path = Path(path)
+    data = read_bytes(path, MAX_JSON_BYTES, "JSON file")  # a regular file, bounded: no FIFO or device read
     try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise SpecError(str(path), "", "no such file") from None
-    except (OSError, ValueError) as e:
+        doc = json.loads(data)
+    except (RecursionError, ValueError) as e:
         raise SpecError(str(path), "", f"not a JSON file: {e}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict) or "seed" not in doc:
         raise SpecError(str(path), "", "not a `sim run --out` file: expected an object with seed and services")
