@@ -650,7 +650,7 @@ def _objects_run(args: argparse.Namespace) -> bool:
 
 def _notes(notes: Sequence[str]) -> None:
     for note in notes:
-        print(f"sim: note: {note}", file=sys.stderr)
+        _note(f"note: {note}")
 
 
 def _load_objects(
@@ -740,7 +740,7 @@ def _import(args: argparse.Namespace) -> int:
         return _error(f"{e.filename or out}: cannot write: {e.strerror}")
     _notes(notes)
     if not streams:
-        print("sim: note: no pods to send from: add [[streams]] before `sim run`", file=sys.stderr)
+        _note("note: no pods to send from: add [[streams]] before `sim run`")
     print(
         f"wrote {out} ({len(scenario.pods)} pods, {len(scenario.services)} services, {len(streams)} streams) "
         f"and {topology_file}"

@@ -25,7 +25,7 @@ from sim.errors import SpecError
 from sim.experiment.metrics import ServiceSummary, services_from_json
 from sim.experiment.results import summary_frame
 from sim.experiment.rundoc import describe_cluster, share_interval, versions
-from sim.experiment.tables import chi_square_by_design_point, design_point_summary
+from sim.experiment.tables import SUMMARY_METRICS, chi_square_by_design_point, design_point_summary
 from sim.io import load_results, load_run, parse_scenario
 
 _ENV = jinja2.Environment(
@@ -214,11 +214,7 @@ def sweep_context(
         *names,
         "service",
         "n",
-        *(
-            c
-            for m in ("latency_mean_s", "latency_p99_s", "cross_node_fraction", "cross_zone_fraction")
-            for c in (m, f"{m}_low", f"{m}_high")
-        ),
+        *(c for m in SUMMARY_METRICS for c in (m, f"{m}_low", f"{m}_high")),
     ]
     test_cols = [*names, "service", "runs", "n", "dof", "statistic", "pvalue", "qvalue", "cohens_w", "violations"]
     sets = info.get("sets", {})

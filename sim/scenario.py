@@ -477,6 +477,4 @@ class Scenario:
     def route(self, stream: Stream, node: str, version: int = 0) -> Route:
         """Which endpoints a new connection of ``stream`` entering at ``node`` may reach, per the dataplane, as
         that node's proxy sees control-plane version ``version``."""
-        svc = self.service_at(stream.service, version)
-        endpoints = self.endpoints(stream.service, version)
-        return self.dataplane_impl.route(svc, endpoints, self.nodes[node], self.source(stream), self.dataplane)
+        return self.route_for(stream.service, node, self.source(stream), version)

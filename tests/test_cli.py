@@ -500,3 +500,12 @@ def test_estimates_bound_what_a_run_makes():
         assert len(result) <= est.requests
         assert sum(c.nbytes for c in result.columns.values()) <= est.records_bytes
     assert guards.estimate(load_scenario(DEMO, {"requests": 300})[0]).requests == 600
+
+
+def test_quiet_silences_the_notes_of_reading_cluster_objects(capsys, tmp_path):
+    """``-q`` prints errors only: the notes on Pending pods and headless Services go too."""
+    dump = str(ROOT / "tests" / "data" / "k8s" / "kind_dump.yaml")
+    code, _, err = sim_cli(capsys, "import", dump, "-o", str(tmp_path / "a.toml"))
+    assert code == 0 and "sim: note: Pod default/stuck: Pending" in err and "headless" in err
+    code, _, err = sim_cli(capsys, "-q", "import", dump, "-o", str(tmp_path / "b.toml"))
+    assert code == 0 and err == ""

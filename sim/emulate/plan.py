@@ -272,9 +272,8 @@ def _fabric(sc: Scenario, path: str) -> Fabric:
     pairs = {(a, b) for a in [*nodes, *transit] for b in nodes if a != b}
     pairs |= {(r, h) for r in transit for h in segments}
     pairs |= {(h, n) for h in segments for n in nodes} | {(n, h) for h in segments for n in nodes}
-    known = set(topo.graph)
     paths = {
-        (a, b): topo.path(a, b).vertices for a, b in sorted(pairs) if a in known and b in known and topo.connected(a, b)
+        (a, b): topo.path(a, b).vertices for a, b in sorted(pairs) if a in topo and b in topo and topo.connected(a, b)
     }
     return Fabric(segments, hub_of, router_ips, ips, paths)
 

@@ -169,8 +169,11 @@ def _file_digests(table: Mapping[str, Any], anchor: Path, cache: dict[Path, str]
             for key, value in obj.items():
                 if key == "cluster" and isinstance(value, (str, list)):
                     for name in [value] if isinstance(value, str) else value:
-                        if isinstance(name, str) and (anchor.parent / name).exists():
-                            found[name] = _tree_digest(anchor.parent / name)
+                        path = anchor.parent / name if isinstance(name, str) else None
+                        if path is not None and path.exists():
+                            if path not in cache:
+                                cache[path] = _tree_digest(path)
+                            found[name] = cache[path]
                 elif key in ("topology", "file") and isinstance(value, str):
                     file = anchor.parent / value
                     if file.is_file():
