@@ -37,6 +37,7 @@ from sim.scenario import Connections, ExternalClient, Retries, Scenario, Stream,
 from sim.timeline import Action, Event
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
 from tests.conftest import star
+from tests.test_queueing import reference
 
 LOCAL = TrafficPolicy.LOCAL
 
@@ -546,16 +547,12 @@ def test_a_fast_path_that_skips_the_wait_at_multi_worker_pods_is_told_apart(monk
     st.lists(st.tuples(st.floats(0, 10), st.floats(0, 3)), min_size=1, max_size=60),
     st.integers(1, 4),
 )
-def test_fifo_serve_matches_a_worker_by_worker_simulation(jobs, workers):
-    """Against a plain list of worker free times (no heap): FIFO, each job to the earliest-free worker."""
+def test_fifo_serve_and_lindley_starts_match_a_worker_by_worker_simulation(jobs, workers):
+    """Against a plain list of worker free times (no heap, no limit: ``tests/test_queueing.py`` adds queue limits):
+    FIFO, each job to the earliest-free worker; one worker also by Lindley's closed form."""
     jobs.sort()
     arrived, service = np.array([a for a, _ in jobs]), np.array([s for _, s in jobs])
-    free, expected = [0.0] * workers, []
-    for a, s in jobs:
-        w = min(range(workers), key=lambda k: free[k])
-        start = max(a, free[w])
-        free[w] = start + s
-        expected.append(start)
+    expected = [start for start, _ in reference(jobs, workers, None)]
     assert fifo_serve(arrived.tolist(), iter(service.tolist()), workers)[0] == expected
     if workers == 1:  # Lindley's closed form sums the services (n roundings): within n ulps of the largest time
         largest = float(arrived.max() + service.sum())
