@@ -154,6 +154,7 @@ def run_context(doc: Mapping[str, Any], command: str) -> dict[str, Any]:
         "title": f"Run of {doc['scenario']} (seed {doc['seed']})",
         "doc": doc,
         "cluster": doc["cluster"],
+        "pods_on": _pods_on(doc["cluster"]),
         "cluster_svg": svg_markup(_cluster_figure(doc["cluster"]), "cluster"),
         "services": services,
         "figures": _figures(plots.run_figures(doc), "run", RUN_CAPTIONS),
@@ -162,6 +163,14 @@ def run_context(doc: Mapping[str, Any], command: str) -> dict[str, Any]:
         "report_command": command,
         "report_versions": versions(),
     }
+
+
+def _pods_on(cluster: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
+    """The cluster's pods by node, in their order: the cluster table's rows read them once, not once per node."""
+    on: dict[str, list[Mapping[str, Any]]] = {}
+    for pod in cluster["pods"]:
+        on.setdefault(pod["node"], []).append(pod)
+    return on
 
 
 def _cluster_figure(cluster: Mapping[str, Any]) -> Any:
@@ -233,6 +242,7 @@ def sweep_context(
         "first_point": ok[0].get("design_point"),
         "seeds": sorted({(r["replication"], r["seed"]) for r in ok}),
         "cluster": cluster,
+        "pods_on": _pods_on(cluster),
         "cluster_svg": svg_markup(_cluster_figure(cluster), "cluster"),
         "summary": _table_rows(table, summary_cols),
         "tests": _table_rows(tests, test_cols),
