@@ -457,11 +457,14 @@ def locality(result: RunResult, service: str, rows: np.ndarray | None = None) ->
     return {"by_client_node": by_client_node}
 
 
-def metric_summaries(result: RunResult, *, alpha: float = 0.01) -> dict[str, ServiceSummary]:
+def metric_summaries(
+    result: RunResult, *, alpha: float = 0.01, rows: list[np.ndarray] | None = None
+) -> dict[str, ServiceSummary]:
     """``service_summaries(result)`` with, per Service, its ``locality`` and the ``latency_histogram`` of its
-    completed requests (all after the scenario's warm-up, as in ``summarize``): a sweep record's metrics."""
+    completed requests (all after the scenario's warm-up, as in ``summarize``): a sweep record's metrics.
+    ``rows``: each Service's row indices (``service_rows``; found here when None)."""
     cols = result.columns
-    rows = service_rows(result)
+    rows = service_rows(result) if rows is None else rows
     summaries = service_summaries(result, alpha=alpha, rows=rows)
     index = {name: i for i, name in enumerate(result.service_names)}
     for name, s in summaries.items():

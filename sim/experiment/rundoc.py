@@ -207,10 +207,11 @@ def versions(packages: Sequence[str] = VERSIONED) -> dict[str, str]:
 def run_document(result: RunResult, *, alpha: float = 0.01, command: Sequence[str] = ()) -> dict[str, Any]:
     """``summarize(result)`` plus what pictures and reports of one run need (see the module docstring)."""
     width = window_width(result.end_s)
-    rows = dict(zip(result.service_names, service_rows(result), strict=True))
+    found = service_rows(result)
+    rows = dict(zip(result.service_names, found, strict=True))
     summaries = {
         name: replace(s, windows=windows(result, name, width, rows[name]))
-        for name, s in metric_summaries(result, alpha=alpha).items()
+        for name, s in metric_summaries(result, alpha=alpha, rows=found).items()
     }
     doc = run_json(result, summaries)
     doc["window_s"] = width
