@@ -14,12 +14,6 @@ from sim.routing import Source
 from sim.scenario import Scenario
 
 
-def hints_text(scenario: Scenario, service: str) -> str:
-    """The Service's topology hints as ``sim run`` reports them: ``written`` or ``none: <why>``."""
-    withheld = scenario.hints(service).withheld
-    return f"none: {withheld}" if withheld else "written"
-
-
 def route_json(scenario: Scenario, service: str, node: str, source: Source) -> dict[str, Any]:
     """One ROUTE: outcome (``routed`` or the drop reason's name), endpoints with shares, hints, picker."""
     route = scenario.route_for(service, node, source)
@@ -38,7 +32,7 @@ def route_json(scenario: Scenario, service: str, node: str, source: Source) -> d
     out: dict[str, Any] = {
         "outcome": "routed" if route.drop == DropReason.NONE else route.drop.label,
         "endpoints": endpoints,
-        "hints": hints_text(scenario, service),
+        "hints": scenario.hints(service).describe(),
         "picker": route.picker.name,
         "source_preserved": route.source_preserved,
     }
@@ -74,7 +68,7 @@ def format_routes(scenario: Scenario, table: dict[str, Any]) -> str:
         lines.append("")
         lines.append(
             f"Service {name}  {kind}  internalTrafficPolicy={svc.internal_traffic_policy}  "
-            f"externalTrafficPolicy={svc.external_traffic_policy}  hints: {hints_text(scenario, name)}"
+            f"externalTrafficPolicy={svc.external_traffic_policy}  hints: {scenario.hints(name).describe()}"
         )
         for title, routes_at in (
             ("from a pod on", entry["from_nodes"]),

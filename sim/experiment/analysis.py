@@ -125,14 +125,6 @@ def _per_pod(result: RunResult, pods: np.ndarray, values: np.ndarray) -> dict[st
     return {result.pod_names[i]: int(values[i]) for i in pods}
 
 
-def _hints_words(result: RunResult, service: str) -> str:
-    """Whether the Service's EndpointSlices carry topology hints, or why not."""
-    hints = result.scenario.hints(service)
-    if hints.withheld:
-        return f"none: {hints.withheld}"
-    return "written" if hints.endpoints else "none: the Service has no endpoints"
-
-
 def _count(selected: np.ndarray) -> int:
     """How many are selected."""
     return int(np.count_nonzero(selected))
@@ -200,7 +192,7 @@ def _summarize(
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
         cross_node_by_entry_node=cross_by_node,
-        hints=_hints_words(result, service),
+        hints=result.scenario.hints(service).describe(),
         failed_after_s=float(r.latency[dropped].mean()) if dropped.any() else math.nan,
         source_preserved_fraction=float(np.mean(c["source_preserved"][ok])) if ok.any() else math.nan,
         picks=_picks(c["pick"], r.routed),

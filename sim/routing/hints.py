@@ -27,6 +27,16 @@ class Hints:
     endpoints: tuple[Endpoint, ...]
     withheld: str = ""
 
+    def describe(self) -> str:
+        """``written``, or ``none: <why>`` (as ``sim run`` and ``sim routes`` report them).
+
+        >>> Hints(()).describe(), Hints((), "no trafficDistribution").describe()
+        ('none: the Service has no endpoints', 'none: no trafficDistribution')
+        """
+        if self.withheld:
+            return f"none: {self.withheld}"
+        return "written" if self.endpoints else "none: the Service has no endpoints"
+
 
 def auto_mode(service: Service) -> bool:
     """Whether the Auto annotation (new or deprecated key) is set to ``Auto``/``auto``."""
