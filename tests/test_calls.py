@@ -4,6 +4,7 @@ bad value, and what ``sim validate``, ``sim run``, ``sim sweep`` and ``sim route
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -278,3 +279,26 @@ def test_run_and_sweep_refuse_call_graphs_in_one_line_but_routes_work(capsys, tm
         capsys, "run", str(path), "--set", "services.frontend.calls=[]", "--set", "services.cart.calls=[]"
     )
     assert code == 0, err
+
+
+def test_online_boutique_validates_with_the_calls_its_source_makes(capsys):
+    """experiments/apps/online_boutique.toml: the released manifests, unchanged (the digest SOURCE.md gives), on
+    three zones, with the home page's and the checkout's calls as handlers.go homeHandler / placeOrderHandler and
+    checkoutservice main.go PlaceOrder make them."""
+    app = ROOT / "experiments" / "apps"
+    manifests = app / "online-boutique" / "kubernetes-manifests.yaml"
+    assert hashlib.sha256(manifests.read_bytes()).hexdigest() in (app / "online-boutique" / "SOURCE.md").read_text()
+    scenario, _ = load_scenario(app / "online_boutique.toml")
+    zones = {n.zone for name, n in scenario.nodes.items() if name != "kind-control-plane"}
+    assert zones == {"zone-a", "zone-b", "zone-c"}
+    g = scenario.call_graph
+    home = g.expected_calls("default/frontend")
+    assert home["default/currencyservice"] == 10  # GetSupportedCurrencies + Convert for each of the 9 products
+    assert home["default/redis-cart"] == 1 and g.depth("default/frontend") == 2
+    ad = g.of("default/frontend").stages[-1]
+    assert isinstance(ad, Call) and ad.optional and ad.timeout_s == 0.1  # getAd's 100 ms deadline
+    checkout = g.expected_calls("default/frontend-checkout")
+    assert checkout["default/productcatalogservice"] == 7 and checkout["default/cartservice"] == 2
+    assert g.depth("default/frontend-checkout") == 3
+    code, out, err = sim_cli(capsys, "validate", str(app / "online_boutique.toml"))
+    assert code == 0 and "call graph: 12 services" in out, err
