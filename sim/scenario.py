@@ -103,11 +103,6 @@ class Stream:
 SCENARIO = "<scenario>"
 
 
-def _quoted(name: str) -> str:
-    """A name as a dotted path spells it: quoted when it holds a dot."""
-    return f'"{name}"' if "." in name else name
-
-
 def fail(fld: str, problem: str) -> SpecError:
     """A SpecError found while validating a Scenario; ``sim.io`` puts the file's path in."""
     return SpecError(SCENARIO, fld, problem)
@@ -212,7 +207,7 @@ class Scenario:
         services = self._services_by_name
         known = f"the Services are {sorted(services)}"
         for caller, calls in self.call_graph.services.items():
-            where = f"services.{_quoted(caller)}"
+            where = f"services.{caller}"
             if caller not in services:
                 raise fail(where, f"no service named {caller!r}; {known}")
             for i, stage in enumerate(calls.stages):
@@ -226,7 +221,7 @@ class Scenario:
                         raise fail(f"{at}.port", f"service {svc.name!r} has no port {call.port!r}; it has [{svc.port}]")
         cycle = self.call_graph.find_cycle()
         if cycle is not None:
-            raise fail(f"services.{_quoted(cycle[0])}.calls", f"the calls form a cycle: {' -> '.join(cycle)}")
+            raise fail(f"services.{cycle[0]}.calls", f"the calls form a cycle: {' -> '.join(cycle)}")
 
     def _validate_event(self, i: int, ev: Event, pods: set[str], services: set[str]) -> None:
         pod_actions = (Action.TERMINATE, Action.READY, Action.UNREADY, Action.ADD)
