@@ -161,18 +161,20 @@ class CallGraph:
             out[call.service] = out.get(call.service, 0.0) + call.expected
         return out
 
-    def expected_calls(self, entry: str) -> dict[str, float]:
+    def expected_calls(self, entry: str, *, with_retries: bool = False) -> dict[str, float]:
         """Requests each Service receives per request into ``entry`` (``entry`` itself: 1), on average: calls per
         request compounding along every path (first attempts: no retries, no failures); a Service reached only
-        through calls of probability 0 receives 0."""
+        through calls of probability 0 receives 0. ``with_retries``: as if every attempt of every call failed
+        but the last (each call x (1 + attempts)), the most a request can make."""
         order = self.topological_order()
         received = {entry: 1.0}
         for caller in order[order.index(entry) :] if entry in order else (entry,):
             if caller not in received:
                 continue  # not reached from entry
             n = received[caller]
-            for callee, per in self.calls_per_request(caller).items():
-                received[callee] = received.get(callee, 0.0) + n * per
+            for call in self.of(caller).calls():
+                tries = 1 + call.retries.attempts if with_retries else 1
+                received[call.service] = received.get(call.service, 0.0) + n * call.expected * tries
         return received
 
     def depth(self, entry: str) -> int:

@@ -32,6 +32,7 @@ from sim.callgraph import (
     thinned_rate_rps,
 )
 from sim.queueing import fifo_serve
+from sim.rpc import Retries
 
 CONTRACT = CallGraph(
     {
@@ -281,3 +282,15 @@ def test_a_call_with_probability_p_is_a_thinned_poisson_stream():
     expected = thinned_rate_rps(lam, p)  # a count over the horizon is Poisson: its variance is its mean
     _check(rates, expected, lam, p * p * lam, se=math.sqrt(expected * horizon) / horizon / math.sqrt(R))
     _check(scv, 1.0, 0.5, 2.0)  # wrong: gaps of an Erlang-2 stream, or twice as variable
+
+
+def test_with_retries_counts_every_attempt_of_every_call():
+    """The most records a request can write: each call's attempts compound along the graph like its count."""
+    g = CallGraph(
+        {
+            "a": ServiceCalls(stages=(Call("b", count=2, retries=Retries(attempts=2)),)),
+            "b": ServiceCalls(stages=(Call("c", probability=0.5, retries=Retries(attempts=1)),)),
+        }
+    )
+    assert g.expected_calls("a") == {"a": 1.0, "b": 2.0, "c": 1.0}
+    assert g.expected_calls("a", with_retries=True) == {"a": 1.0, "b": 6.0, "c": 6.0}

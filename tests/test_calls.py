@@ -302,3 +302,15 @@ def test_online_boutique_validates_with_the_calls_its_source_makes(capsys):
     assert g.depth("default/frontend-checkout") == 3
     code, out, err = sim_cli(capsys, "validate", str(app / "online_boutique.toml"))
     assert code == 0 and "call graph: 12 services" in out, err
+
+
+def test_the_estimate_counts_the_calls_a_request_makes(tmp_path):
+    """guards.estimate: a record per entry request and per call (every retry counted), so that the memory check
+    of a call graph is not ten times short."""
+    from sim import guards
+
+    scenario, _ = load_scenario(shop(tmp_path))
+    flat, _ = load_scenario_set(shop(tmp_path), {"services.frontend.calls": [], "services.cart.calls": []})
+    # per page: frontend 1, cart 1, currency 3 + 1 x 3 tries of cart's call, ads 0.5, catalog 1
+    assert guards.estimate(flat).requests == 100
+    assert guards.estimate(scenario).requests == pytest.approx(100 * (1 + 1 + 3 + 3 + 0.5 + 1))
