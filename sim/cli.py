@@ -368,13 +368,19 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
             raise SpecError(args.out, "--out", "is the scenario file itself; give another path")
     if args.command == "run" and args.plot:
         check_writable(args.plot, directory=True, what="--plot")
+    if args.command == "run":
+        _refuse_calls(args.file, scenario)
     for warning in guards.warnings(scenario):
         _warn(args.file, warning)
     if args.command == "validate":
         fast = "exact" if problem is None else f"no ({problem})"
         sizes = [_plural(len(scenario.pods), "pod"), _plural(len(scenario.services), "service")]
         sizes.append(_plural(len(scenario.streams), "stream"))
+        if scenario.call_graph:
+            fast = "no (the engines do not run call graphs yet)"
         print(f"{one_line(args.file)}: ok ({', '.join(sizes)}; fast path: {fast}; estimate: {est.describe()})")
+        for line in scenario.call_graph.describe():
+            print(one_line(line))
         return 0
     if args.engine == "auto":
         why = f"the fast path is not exact here: {problem}" if problem else "the fast path is exact here"
@@ -399,6 +405,16 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     if args.plot:
         return _plot_run(summary, Path(args.plot), quiet=args.json)
     return 0
+
+
+CALLS_NOT_RUN = "the engines do not run call graphs yet (sim validate checks them)"
+
+
+def _refuse_calls(file: str, scenario: Scenario) -> None:
+    """Until the engines run call graphs, a scenario whose Services make calls is checked, not run: one line."""
+    callers = scenario.call_graph.entries() or tuple(n for n, s in scenario.call_graph.services.items() if s.stages)
+    if callers:
+        raise SpecError(file, f"services.{callers[0]}.calls", CALLS_NOT_RUN)
 
 
 def _pct(x: float | None) -> str:
@@ -526,6 +542,8 @@ def _sweep(args: argparse.Namespace) -> int:
         executor, at_once = Serial(), 1
     else:
         executor, at_once = Processes(args.workers), args.workers or os.cpu_count() or 1
+    for point in experiment.design_points:
+        _refuse_calls(args.spec, point.scenario)
     estimates = [guards.estimate(p.scenario) for p in experiment.design_points]
     largest = max(estimates, key=lambda e: e.memory_bytes)
     for est in (*(e for e in estimates if e.unbounded or e.requests > guards.MAX_RECORDS), largest):

@@ -5,7 +5,8 @@ what its author meant says so on stderr.
 The estimates are upper-leaning, from the sizes the simulator keeps per thing:
 - records: ``sim.records.STORED`` (62 bytes a request; the derived columns are not kept) plus what the run holds
   while it builds them (tracemalloc's peak through ``run()`` is near 105 bytes a request, through ``run_fast()``
-  near 140: benchmarks/README.md), per attempt (retries add records);
+  near 140: benchmarks/README.md), per attempt (retries add records), and per call a request makes to other
+  Services (``CallGraph.expected_calls``, every retry counted);
 - the topology's all-pairs route tables (``sim.topology._routes``): four vertex x vertex matrices, 12 bytes a pair,
   and the link-count scratch of one chunk;
 - route tables: each node's proxy holds a route per Service (its endpoints), per control-plane version;
@@ -201,7 +202,8 @@ def estimate(scenario: Scenario, *, fast: bool = False) -> Estimate:
         n = stream_requests(scenario, stream)
         if math.isinf(n):
             unbounded.append(i)
-        total += n * (1 + stream.retries.attempts)
+        calls = sum(scenario.call_graph.expected_calls(stream.service, with_retries=True).values())
+        total += n * (1 + stream.retries.attempts) * calls  # a record per request and per call it makes
     vertices = len(scenario.topology.nodes) + len(scenario.topology.elements)
     endpoints = sum(len(scenario.selected(svc.name)) for svc in scenario.services)
     versions = 1 + len(scenario.timeline)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
+from sim.callgraph import CallGraph, Parallel
 from sim.cluster import Endpoint, Node, Pod, Service, TrafficPolicy, endpoints_for
 from sim.errors import SpecError
 from sim.routing import (
@@ -23,12 +24,11 @@ from sim.routing import (
     local_ready_endpoints,
 )
 from sim.routing.maglev import TABLE_SIZES, seed_word
+from sim.rpc import LINUX_SYN_TIMEOUT_S, Retries
 from sim.timeline import Action, ClusterState, DataChange, Event, plan
 from sim.topology import Topology
 from sim.workload import ClosedLoop, Trace, Workload
 
-LINUX_SYN_TIMEOUT_S = 127.0
-"""Linux gives up a TCP connect after 6 SYN retries: 1+2+4+8+16+32+64 s (``net.ipv4.tcp_syn_retries=6``)."""
 EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
 
 
@@ -53,16 +53,6 @@ class Connections:
     def keep_alive(self) -> bool:
         """Whether requests may share a connection."""
         return self.max_requests > 1
-
-
-@dataclass(frozen=True)
-class Retries:
-    """Client retries: up to ``attempts`` more tries of a failed or timed-out request, each after a full-jitter
-    exponential backoff, uniform on [0, min(max_s, base_s * 2**k)] before retry k (Envoy's defaults: 25 ms, 250 ms)."""
-
-    attempts: int = 0
-    base_s: float = 0.025
-    max_s: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -136,6 +126,8 @@ class Scenario:
     sync: Sync = Sync()
     given_endpoints: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict, hash=False, compare=False)
     """EndpointSlices read from a cluster, by Service: they win over what endpoints_for derives (see _given)."""
+    call_graph: CallGraph = CallGraph()
+    """The calls each Service's pods make for a request (``sim.callgraph``); checked against the Services."""
 
     def __post_init__(self) -> None:
         self._validate()
@@ -196,6 +188,7 @@ class Scenario:
         for i, ev in enumerate(self.timeline):
             self._validate_event(i, ev, names, service_names)
         self._validate_given(service_names)
+        self._validate_calls()
         for i, stream in enumerate(self.streams):
             self._validate_stream(i, stream, names, service_names)
 
@@ -208,6 +201,27 @@ class Scenario:
                     raise fail(f"given_endpoints.{svc}", f"endpoint {ep.address} names no pod of the scenario")
                 if ep.node_name is not None and ep.node_name not in self.topology.nodes:
                     raise fail(f"given_endpoints.{svc}", f"endpoint {ep.address} is on unknown node {ep.node_name!r}")
+
+    def _validate_calls(self) -> None:
+        """Every caller and callee a Service of the scenario, every port one of the callee's, and no cycle."""
+        services = self._services_by_name
+        known = f"the Services are {sorted(services)}"
+        for caller, calls in self.call_graph.services.items():
+            where = f"services.{caller}"
+            if caller not in services:
+                raise fail(where, f"no service named {caller!r}; {known}")
+            for i, stage in enumerate(calls.stages):
+                members = stage.calls if isinstance(stage, Parallel) else (stage,)
+                for j, call in enumerate(members):
+                    at = f"{where}.calls[{i}]" + (f".parallel[{j}]" if isinstance(stage, Parallel) else "")
+                    svc = services.get(call.service)
+                    if svc is None:
+                        raise fail(f"{at}.service", f"no service named {call.service!r}; {known}")
+                    if call.port not in ("", str(svc.port)):
+                        raise fail(f"{at}.port", f"service {svc.name!r} has no port {call.port!r}; it has [{svc.port}]")
+        cycle = self.call_graph.find_cycle()
+        if cycle is not None:
+            raise fail(f"services.{cycle[0]}.calls", f"the calls form a cycle: {' -> '.join(cycle)}")
 
     def _validate_event(self, i: int, ev: Event, pods: set[str], services: set[str]) -> None:
         pod_actions = (Action.TERMINATE, Action.READY, Action.UNREADY, Action.ADD)

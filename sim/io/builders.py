@@ -12,7 +12,8 @@ from typing import Any
 from sim.cluster import DEFAULT_AFFINITY_TIMEOUT_S, MAX_AFFINITY_TIMEOUT_S, Discipline, Endpoint, Pod
 from sim.distributions import Dist, Exponential
 from sim.errors import SpecError
-from sim.scenario import LINUX_SYN_TIMEOUT_S, SCENARIO, Scenario
+from sim.rpc import LINUX_SYN_TIMEOUT_S
+from sim.scenario import SCENARIO, Scenario
 
 
 @dataclass(frozen=True)

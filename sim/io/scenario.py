@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sim.callgraph import CallGraph, ServiceCalls
 from sim.cluster import (
     Discipline,
     Endpoint,
@@ -23,6 +24,8 @@ from sim.distributions import Exponential
 from sim.errors import SpecError
 from sim.io import builders
 from sim.io.builders import Addresses, Defaults
+from sim.io.calls import retries as _retries
+from sim.io.calls import service_calls
 from sim.io.cluster_state import ClusterParts, cluster_parts
 from sim.io.durations import duration
 from sim.io.kubernetes import KNode, KPod, Objects, read_objects, source_files
@@ -33,7 +36,8 @@ from sim.io.timeline import event, sync
 from sim.io.topology import load_topology
 from sim.io.workloads import workload
 from sim.routing import DataplaneConfig, generate_hints
-from sim.scenario import LINUX_SYN_TIMEOUT_S, Connections, ExternalClient, Retries, Scenario, Stream, Target
+from sim.rpc import LINUX_SYN_TIMEOUT_S
+from sim.scenario import Connections, ExternalClient, Scenario, Stream, Target
 from sim.topology import Topology
 
 _POLICIES = [p.value for p in TrafficPolicy]
@@ -96,7 +100,7 @@ def parse_scenario(
         if notes is not None:
             notes.extend(filter(None, [*objects.notes, *placing, *parts.notes, objects.skipped_line()]))
     pods, absent = _pods(top, topology, topo_file, defaults, addresses, parts.pods)
-    services = _services(top, parts.services)
+    services, calls = _services(top, parts.services, defaults)
     given = {**parts.given, **_endpoint_slices(top)}
     external = _external_clients(top)
     requests = overrides.pop("requests", None)
@@ -124,6 +128,7 @@ def parse_scenario(
         "timeline": timeline,
         "absent": frozenset(absent),
         "sync": node_sync,
+        "call_graph": CallGraph(calls),
     }
     if given:
         fields["given_endpoints"] = given
@@ -329,17 +334,22 @@ def _pods(
     return pods, absent
 
 
-def _services(top: Table, base: list[Service]) -> list[Service]:
-    """``[[services]]`` after the cluster's Services: an entry naming one changes the fields it gives."""
+def _services(top: Table, base: list[Service], defaults: Defaults) -> tuple[list[Service], dict[str, ServiceCalls]]:
+    """``[[services]]`` after the cluster's Services: an entry naming one changes the fields it gives. Also each
+    entry's calls (``sim.io.calls``), by Service name."""
     services = list(base)
+    calls: dict[str, ServiceCalls] = {}
     index = {s.name: i for i, s in enumerate(services)}
     for t in top.tables("services"):
         name = t.data.get("name")
+        own = service_calls(t, defaults, calls.get(name) if isinstance(name, str) else None)
         if isinstance(name, str) and name in index and index[name] < len(base):
             services[index[name]] = _service(t, services[index[name]])
         else:
             services.append(_service(t))
-    return services
+        if own is not None:
+            calls[str(name)] = own
+    return services, calls
 
 
 def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
@@ -479,15 +489,3 @@ def _connections(stream: Table) -> Connections:
     )
     t.done()
     return conn
-
-
-def _retries(stream: Table) -> Retries:
-    """``retries = { attempts = 2, base_s = 0.025, max_s = 0.25 }``."""
-    if "retries" not in stream.data:
-        return Retries()
-    t = Table(stream.path, stream.field("retries"), stream.take("retries", dict))
-    out = Retries(
-        t.integer("attempts", 0, minimum=0), t.number("base_s", 0.025, minimum=0), t.number("max_s", 0.25, minimum=0)
-    )
-    t.done()
-    return out
