@@ -22,7 +22,7 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sim.errors import SpecError
 
@@ -108,19 +108,6 @@ class CallGraph:
                 return s
         raise KeyError(name)
 
-    def has(self, name: str) -> bool:
-        """Whether ``name`` is a traced service."""
-        return any(s.name == name for s in self.services)
-
-    def callees(self) -> set[str]:
-        """The services some traced service calls."""
-        return {c.service for s in self.services for st in s.stages for c in st.calls}
-
-    def entries(self) -> list[str]:
-        """The services no traced service calls: where requests come in."""
-        called = self.callees()
-        return [s.name for s in self.services if s.name not in called]
-
 
 @dataclass(frozen=True)
 class _Seen:
@@ -186,14 +173,8 @@ def _by_trace(spans: Iterable[Span]) -> tuple[dict[str, dict[str, Span]], list[s
 
 
 def _same(a: Span, b: Span) -> bool:
-    return (a.parent_id, a.service, a.kind, a.start_ns, a.end_ns, a.peer) == (
-        b.parent_id,
-        b.service,
-        b.kind,
-        b.start_ns,
-        b.end_ns,
-        b.peer,
-    )
+    """Whether two spans are one span exported twice (equal but for where they were read)."""
+    return replace(a, where=b.where) == b
 
 
 def _refuse_parent_cycle(trace_id: str, trace: Mapping[str, Span]) -> None:
@@ -411,8 +392,8 @@ def _median_count(counts: Sequence[int]) -> int:
 
 
 def _share(k: int, n: int) -> float:
-    """``k / n`` to 4 decimals (a probability as the scenario writes it)."""
-    return round(k / n, 4)
+    """``k / n`` to 4 significant digits (a probability as the scenario writes it; never rounded to 0)."""
+    return float(f"{k / n:.4g}")
 
 
 def _refuse_cycles(graph: CallGraph, where: str) -> None:

@@ -138,7 +138,8 @@ def write(tmp_path: Path, doc: Any, name: str = "t.json") -> Path:
 def test_parallel_calls_count_once_and_a_skewed_child_is_clipped(tmp_path):
     """web [0, 100] ms calls a [10, 50] and b [30, 60] (overlapping: one parallel stage, covering 10..60), then c,
     whose server span claims [95, 120] with no client span (its clock runs ahead): clipped to 95..100. Self
-    time 100 - 50 - 5 = 45 ms. A self time is never a union counted twice."""
+    time 100 - 50 - 5 = 45 ms. Subtracting the calls' sum instead of their union gives 25 ms, and not clipping c
+    25 ms too (the union 10..60 and 95..120 is 75 ms)."""
     doc = otlp(
         ("web", [span("1", None, 0, 100, 2), span("2", "1", 10, 50, 3), span("3", "1", 30, 60, 3)]),
         ("a", [span("4", "2", 11, 49, 2)]),
@@ -188,6 +189,20 @@ def test_a_database_seen_only_through_client_spans_is_a_service(tmp_path):
     assert api.self_times_s == (70e-3,)
     assert g.service("postgresql").self_times_s == (10e-3,) and g.service("orders-db").self_times_s == (20e-3,)
     assert any("1 client span of api names no callee" in n for n in g.notes)
+
+
+def test_a_repeated_span_is_dropped_and_a_reused_id_refused(tmp_path):
+    """Exports repeat spans (jaeger's otlp2jaeger fixture holds one span twice): the copy is dropped with a note;
+    one id for two different spans is an error naming both."""
+    doc = otlp(("web", [span("1", None, 0, 10, 2), span("2", "1", 2, 4, 3, attributes=_peer("db"))] * 2))
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[2:] = [dict(s) for s in spans[2:]]
+    g = derive(read_spans([str(write(tmp_path, doc))]))
+    assert g.service("web").self_times_s == (8e-3,) and g.spans == 2
+    assert "2 duplicate spans dropped (same trace, id and times)" in g.notes
+    spans[3]["endTimeUnixNano"] = "5000000"
+    with pytest.raises(SpecError, match="span id 2222222222222222 is used twice"):
+        derive(read_spans([str(write(tmp_path, doc))]))
 
 
 def test_probability_and_mean_count_over_requests(tmp_path):
@@ -377,6 +392,7 @@ def test_import_traces_with_the_cluster_they_ran_on(capsys, tmp_path):
     route_pods = [p for p in doc["pods"] if p["labels"] == {"app": "route"}]
     assert len(route_pods) == 3 and all(len(p["service_time"]["samples_s"]) == 10 for p in route_pods)
     assert [s["service"] for s in doc["streams"]] == ["hotrod/frontend"]
+    assert "service_time" not in next(p for p in doc["pods"] if p["name"] == "hotrod/client")
     assert "traced service 'mysql' has no Service of that name: calls to it (from customer)" in err
 
 
@@ -431,3 +447,30 @@ def test_the_written_scenario_reads_back_whole(capsys, tmp_path, trace):
     out = tmp_path / "app.toml"
     assert cli(capsys, "import", str(trace), "-o", str(out))[0] == 0
     load_scenario(out)
+
+
+_KEYS = [
+    "resource", "attributes", "key", "value", "stringValue", "scopeSpans", "spans", "traceId", "spanId",
+    "parentSpanId", "kind", "startTimeUnixNano", "endTimeUnixNano", "traceID", "spanID", "processID", "processes",
+    "serviceName", "references", "refType", "startTime", "duration", "tags", "process",
+]  # fmt: skip
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.sampled_from(["", "0", "a" * 16, "1" * 32, "p1"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@given(_JSON)
+def test_hostile_documents_are_refused_by_name_or_read(doc):
+    """Any JSON under a trace's opening key is read or refused with a SpecError, never another exception."""
+    from sim.io.jaeger import jaeger_spans
+    from sim.io.otlp import otlp_spans
+
+    for reader, wrapped in ((otlp_spans, {"resourceSpans": doc}), (jaeger_spans, {"data": doc})):
+        try:
+            spans = reader(Path("t.json"), wrapped)
+            if spans:
+                derive(spans)
+        except SpecError as e:
+            assert e.path == "t.json" and "\n" not in str(e)

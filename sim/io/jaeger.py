@@ -57,7 +57,7 @@ def _trace(t: Table) -> list[Span]:
         start_us = s.integer("startTime", minimum=0)
         duration_us = s.integer("duration", minimum=0)
         tags = _tags(s)
-        kind = tags.get("span.kind")
+        kind = str(tags.get("span.kind", "")).lower()
         out.append(
             Span(
                 trace_id=s.take("traceID", str, trace_id).lower(),
