@@ -21,7 +21,7 @@ from sim.io.tables import MAX_DEPTH, MAX_SAMPLE_BYTES, check_depth, read_bytes
 from sim.traces import Span
 
 MAX_TRACE_BYTES = MAX_SAMPLE_BYTES
-"""The largest trace file read (bytes): a quarter of a million spans of a few hundred bytes each is ~100 MB."""
+"""The largest trace file read (bytes): some 150,000 spans as pretty-printed OTLP (HotROD's take 1.8 kB each)."""
 PEEK_BYTES = 4096
 """How much of a file is looked at to tell a trace from Kubernetes objects."""
 MARKERS = (b'"resourceSpans"', b'"traceID"')
