@@ -646,8 +646,16 @@ def _kubernetes_parsers(sub: Any) -> None:
     p_routes.add_argument("--service", metavar="NS/NAME", help="only this Service")
     p_routes.add_argument("--node", metavar="NODE", help="only from this node")
     p_routes.add_argument("--json", action="store_true", help="print exactly one JSON object")
-    p_import = sub.add_parser("import", help="write cluster state (Kubernetes objects) as an editable scenario")
-    p_import.add_argument("files", nargs="+", metavar="FILE", help="Kubernetes objects: files, directories, -")
+    p_import = sub.add_parser(
+        "import",
+        help="write cluster state (Kubernetes objects) and traces (Jaeger or OTLP JSON) as an editable scenario",
+    )
+    p_import.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="Kubernetes objects (files, directories, -) and trace exports (Jaeger or OTLP JSON files), in any mix",
+    )
     p_import.add_argument(
         "-o",
         "--out",
@@ -735,7 +743,7 @@ def _routes(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    """``sim import``: Kubernetes objects -> an editable scenario file and its topology file."""
+    """``sim import``: Kubernetes objects and/or trace exports -> an editable scenario file and its topology file."""
     from sim.io import write_atomic
     from sim.io.importer import default_streams, scenario_text, topology_text
 
@@ -743,12 +751,12 @@ def _import(args: argparse.Namespace) -> int:
     topology_file = out.with_name(f"{out.stem}-topology.toml")
     notes: list[str] = []
     try:
-        scenario = _load_objects(args.files, "iptables", [], notes, need_streams=False)[0]
-        streams = default_streams(scenario)
+        scenario, extra, graph, client = _imported(args.files, out.stem, notes)
+        streams = default_streams(scenario, skip=sorted(_callees(extra)), client=client)
         scenario = dataclasses.replace(scenario, name=out.stem)
         texts = {
             topology_file: topology_text(scenario.topology),
-            out: scenario_text(scenario, topology_file.name, args.files, streams),
+            out: scenario_text(scenario, topology_file.name, args.files, streams, extra),
         }
         for path, text in texts.items():
             write_atomic(path, text)
@@ -763,7 +771,47 @@ def _import(args: argparse.Namespace) -> int:
         f"wrote {out} ({len(scenario.pods)} pods, {len(scenario.services)} services, {len(streams)} streams) "
         f"and {topology_file}"
     )
+    if graph is not None:
+        from sim.traces import describe
+
+        print("\n".join(describe(graph)))
     return 0
+
+
+def _imported(files: Sequence[str], name: str, notes: list[str]) -> tuple[Scenario, dict[str, Any], Any, str | None]:
+    """What ``sim import`` reads: the cluster (Kubernetes objects, or one made for traces given alone, with the
+    pod to send from), and the call graph the traces show mapped onto its Services (their keys by Service)."""
+    from sim.io.importer import traced_cluster, with_traces
+    from sim.io.tracefiles import read_spans, split_traces
+    from sim.traces import derive
+
+    traces, objects = split_traces(files)
+    graph = derive(read_spans(traces)) if traces else None
+    client = None
+    if objects or graph is None:
+        scenario = _load_objects(objects, "iptables", [], notes, need_streams=False)[0]
+    else:
+        scenario = traced_cluster(graph, name)
+        notes.append(
+            f"no Kubernetes objects: a cluster of one node {scenario.pods[0].node!r} with one pod per traced service "
+            f"({', '.join(p.name for p in scenario.pods[:-1])}) and a client pod {scenario.pods[-1].name!r}"
+        )
+        client = scenario.pods[-1].name
+    if graph is None:
+        return scenario, {}, None, client
+    notes.extend(graph.notes)
+    scenario, extra, more = with_traces(scenario, graph)
+    notes.extend(more)
+    return scenario, extra, graph, client
+
+
+def _callees(extra: dict[str, Any]) -> set[str]:
+    """The Services some ``calls`` entry names (directly or in a ``parallel`` stage)."""
+    out: set[str] = set()
+    for entries in extra.values():
+        for call in entries.get("calls", []):
+            out.update(c["service"] for c in call.get("parallel", [call]))
+    return out
 
 
 def _run_objects(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@
 - ``kubernetes``: Kubernetes objects (kubectl dumps, manifests; YAML or JSON), with ``kind`` (kind Cluster
   configs), ``placement`` (workloads onto nodes), ``cluster_state`` (pods, Services, given EndpointSlices),
   ``network`` (the topology generated from zones) and ``importer`` (cluster state written back as a scenario);
+- ``jaeger`` and ``otlp``: trace exports (Jaeger JSON, OTLP JSON) into spans, recognised among ``sim import``'s
+  inputs by ``tracefiles``; the call graph is derived from spans in ``sim.traces``;
 - ``experiment``: experiment specs and ``--set`` overrides;
 - ``store``: atomic writes, canonical JSON, a sweep's results directory; ``runfile``: a ``sim run --out`` file
   read back.

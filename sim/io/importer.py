@@ -15,8 +15,12 @@ from typing import Any
 
 from sim.cluster import Endpoint, Pod, Service
 from sim.distributions import Constant, Dist, Empirical, Exponential, Gamma, LogNormal, Uniform
+from sim.io import builders
+from sim.io.kubernetes import KNode
+from sim.io.network import ZONED_NETWORK, generated_topology
 from sim.scenario import Scenario
 from sim.topology import Topology
+from sim.traces import CallGraph, ServiceModel
 
 _DIST_KEYS: dict[type, tuple[str, tuple[str, ...]]] = {
     Constant: ("constant", ("value_s",)),
@@ -63,7 +67,14 @@ def dist(d: Dist) -> Any:
 
 
 def _table(header: str, entries: Mapping[str, Any]) -> list[str]:
-    return [f"[[{header}]]", *(f"{key(k)} = {value(v)}" for k, v in entries.items()), ""]
+    """A ``[[header]]`` table; an array of inline tables (``calls``) one entry a line."""
+    lines = [f"[[{header}]]"]
+    for k, v in entries.items():
+        if isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
+            lines += [f"{key(k)} = [", *(f"  {value(x)}," for x in v), "]"]
+        else:
+            lines.append(f"{key(k)} = {value(v)}")
+    return [*lines, ""]
 
 
 def _pod(p: Pod, default: Pod) -> dict[str, Any]:
@@ -135,9 +146,14 @@ def _implied(scenario: Scenario) -> dict[str, tuple[Endpoint, ...]]:
 
 
 def scenario_text(
-    scenario: Scenario, topology_file: str, sources: Sequence[str], streams: Sequence[Mapping[str, Any]]
+    scenario: Scenario,
+    topology_file: str,
+    sources: Sequence[str],
+    streams: Sequence[Mapping[str, Any]],
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
-    """The scenario file for ``scenario``: pods, Services, endpoints where needed, and ``streams``."""
+    """The scenario file for ``scenario``: pods, Services (with ``extra`` keys by Service name: the call graph),
+    endpoints where needed, and ``streams``."""
     default = Pod("", "", "")
     lines = [
         f"# Imported by `sim import` from {', '.join(sources)}.",
@@ -156,7 +172,7 @@ def scenario_text(
     for p in scenario.pods:
         lines += _table("pods", _pod(p, default))
     for s in scenario.services:
-        lines += _table("services", _service(s))
+        lines += _table("services", {**_service(s), **(extra or {}).get(s.name, {})})
     for name, eps in _implied(scenario).items():
         lines += ["[[endpoint_slices]]", f"service = {value(name)}", ""]
         for ep in eps:
@@ -189,16 +205,111 @@ def topology_text(topology: Topology) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def default_streams(scenario: Scenario, requests: int = 1000) -> list[dict[str, Any]]:
-    """One closed-loop stream per Service with endpoints, from the first pod it does not select (else the first)."""
+def default_streams(
+    scenario: Scenario, requests: int = 1000, skip: Sequence[str] = (), client: str | None = None
+) -> list[dict[str, Any]]:
+    """One closed-loop stream per Service with endpoints, except those in ``skip`` (called by other Services), from
+    ``client``, else the first pod it does not select (else the first)."""
     out: list[dict[str, Any]] = []
     if not scenario.pods:
         return out
     for svc in scenario.services:
-        if not scenario.endpoints(svc.name):
+        if not scenario.endpoints(svc.name) or svc.name in skip:
             continue
-        client = next((p for p in scenario.pods if not svc.selects(p)), scenario.pods[0])
-        out.append(
-            {"client": client.name, "service": svc.name, "requests": requests, "workload": {"kind": "closed_loop"}}
-        )
+        sender = client or next((p for p in scenario.pods if not svc.selects(p)), scenario.pods[0]).name
+        out.append({"client": sender, "service": svc.name, "requests": requests, "workload": {"kind": "closed_loop"}})
+    return out
+
+
+# --- traces: the call graph onto the cluster -------------------------------------------------------------------
+
+TRACED_NODE = "node-1"
+"""The node of the cluster made for traces given alone."""
+TRACED_LABEL = "app"
+"""The label that ties a traced service's pod to its Service in that cluster."""
+
+
+def traced_cluster(graph: CallGraph, name: str) -> Scenario:
+    """Traces given alone: one node, per traced service a pod ``<service>-0`` labelled ``app: <service>`` and a
+    Service ``<service>`` selecting it, and a pod ``client`` (no labels) to send from."""
+    topology = generated_topology(name, [KNode(TRACED_NODE)], False, ZONED_NETWORK)
+    addresses = builders.Addresses(topology.nodes)
+    defaults = builders.Defaults()
+    pods = [
+        builders.pod(f"{s.name}-0", TRACED_NODE, addresses.take(TRACED_NODE), defaults, {TRACED_LABEL: s.name})
+        for s in graph.services
+    ]
+    taken = {p.name for p in pods}
+    client = next(c for c in ("client", "client-0", "traces-client") if c not in taken)
+    pods.append(builders.pod(client, TRACED_NODE, addresses.take(TRACED_NODE), defaults))
+    services = [Service(name=s.name, selector={TRACED_LABEL: s.name}) for s in graph.services]
+    return Scenario(name=name, topology=topology, pods=tuple(pods), services=tuple(services), streams=())
+
+
+def service_for(traced: str, services: Sequence[str]) -> str | None:
+    """The Service a traced service name maps to: the one of that name (``ns/name`` or bare), else the only one
+    named so in some namespace; None if none or several.
+
+    >>> service_for("cart", ["shop/cart", "shop/frontend"])
+    'shop/cart'
+    >>> service_for("cart", ["a/cart", "b/cart"]) is None
+    True
+    """
+    if traced in services:
+        return traced
+    found = [s for s in services if s.rsplit("/", 1)[-1] == traced]
+    return found[0] if len(found) == 1 else None
+
+
+def with_traces(scenario: Scenario, graph: CallGraph) -> tuple[Scenario, dict[str, dict[str, Any]], list[str]]:
+    """``scenario`` with each traced service's self times as the service time of the pods its Service selects;
+    the contract's ``call_mode`` and ``calls`` for each such Service; and a note for each traced name with no
+    Service (its calls and self times are left out, not guessed)."""
+    names = [s.name for s in scenario.services]
+    mapped = {t.name: found for t in graph.services if (found := service_for(t.name, names)) is not None}
+    notes = [_unmapped(t.name, graph, names) for t in graph.services if t.name not in mapped]
+    extra: dict[str, dict[str, Any]] = {}
+    times: dict[str, Dist] = {}
+    for t in graph.services:
+        if t.name not in mapped:
+            continue
+        svc = next(s for s in scenario.services if s.name == mapped[t.name])
+        entries = {"call_mode": t.call_mode} if t.call_mode != "sync" else {}
+        calls = contract_calls(t, mapped)
+        extra[svc.name] = {**entries, **({"calls": calls} if calls else {})}
+        selected = [p.name for p in scenario.pods if svc.selects(p)]
+        if not selected:
+            notes.append(f"Service {svc.name!r} selects no pod: the self times traced for {t.name!r} are not written")
+        times.update(dict.fromkeys(selected, Empirical(t.self_times_s)))
+    pods = tuple(replace(p, service_time=times[p.name]) if p.name in times else p for p in scenario.pods)
+    return replace(scenario, pods=pods), extra, notes
+
+
+def _unmapped(name: str, graph: CallGraph, services: Sequence[str]) -> str:
+    """The note for a traced service with no Service: why, and what is left out."""
+    several = " (several namespaces have one)" if any(s.rsplit("/", 1)[-1] == name for s in services) else ""
+    callers = [s.name for s in graph.services if any(c.service == name for st in s.stages for c in st.calls)]
+    left = f"calls to it (from {', '.join(callers)}) and its self times" if callers else "its calls and self times"
+    return f"traced service {name!r} has no Service of that name{several}: {left} are not written"
+
+
+def contract_calls(model: ServiceModel, services: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A traced service's stages as the scenario contract's ``calls``: ``{service, count, probability}`` for a
+    stage of one callee, ``{parallel = [...]}`` for calls that overlap; callees named by their Service
+    (``services``: traced name -> Service), those with none left out."""
+    out: list[dict[str, Any]] = []
+    for stage in model.stages:
+        entries = [
+            {
+                "service": services[c.service],
+                **({"count": c.count} if c.count != 1 else {}),
+                **({"probability": c.probability} if c.probability < 1 else {}),
+            }
+            for c in stage.calls
+            if c.service in services
+        ]
+        if not entries:
+            continue
+        single = len(entries) == 1 and entries[0].get("count", 1) == 1
+        out.append(entries[0] if single or not stage.parallel else {"parallel": entries})
     return out
