@@ -184,6 +184,8 @@ class KEndpoint:
     for_zones: tuple[str, ...]
     for_nodes: tuple[str, ...]
     pod: str | None
+    more_addresses: tuple[str, ...] = ()
+    """The endpoint's addresses after the first: backends for Cilium only (``Endpoint.cilium_only``)."""
 
 
 @dataclass(frozen=True)
@@ -694,6 +696,7 @@ def _slice(o: _Obj, out: Objects) -> None:
                 tuple(z for z in zones if z),
                 tuple(n for n in nodes if n),
                 pod,
+                tuple(addresses[1:]),  # Cilium: one backend per address (ParseEndpointSliceV1)
             )
         )
     out.slices.append(KSlice(o.name, f"{o.namespace}/{service}", tuple(endpoints), ports, o.file))

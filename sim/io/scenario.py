@@ -345,7 +345,8 @@ def _services(top: Table, base: list[Service]) -> list[Service]:
 def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
     """``[[endpoint_slices]]``: a Service's endpoints as its EndpointSlices give them (``sim import`` writes them
     where they differ from what the pods imply): ``service`` and ``endpoints = [{address = "IP:port", pod, node,
-    zone, ready, serving, terminating, forZones, forNodes}]``; unset conditions take the API's defaults."""
+    zone, ready, serving, terminating, forZones, forNodes, cilium_only}]``; unset conditions take the API's
+    defaults."""
     out: dict[str, tuple[Endpoint, ...]] = {}
     for t in top.tables("endpoint_slices"):
         service = t.take("service", str)
@@ -362,6 +363,7 @@ def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
                     for_zones=_string_list(e, "forZones"),
                     for_nodes=_string_list(e, "forNodes"),
                     pod=e.take("pod", str, None),
+                    cilium_only=e.take("cilium_only", bool, False),
                 )
             )
             e.done()
