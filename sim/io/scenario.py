@@ -75,7 +75,9 @@ def parse_scenario(
     top = Table(path, "", dict(raw))
     name = top.take("name", str, path.stem)
     seed = top.integer("seed", 0, minimum=0)
-    cluster = _cluster(top)
+    if "seed" in overrides:
+        seed = overrides.pop("seed")
+    cluster = _cluster(top, seed)
     if cluster is not None and "topology" not in top.data:
         topology, topo_file = (
             generated_topology(name, cluster[1], cluster[0].kind_cluster, network(top, cluster[0].kind_cluster)),
@@ -105,8 +107,6 @@ def parse_scenario(
     timeline = tuple(event(t) for t in top.tables("timeline"))
     warmup_s = top.number("warmup_s", 0.0, minimum=0)
     top.done()
-    if "seed" in overrides:
-        seed = overrides.pop("seed")
     if overrides:
         raise SpecError(str(path), sorted(overrides)[0], "unknown override")
     if need_streams and not streams:
@@ -134,9 +134,9 @@ def parse_scenario(
     return scenario, seed
 
 
-def _cluster(top: Table) -> tuple[Objects, list[KNode], list[KPod], list[str]] | None:
+def _cluster(top: Table, seed: int) -> tuple[Objects, list[KNode], list[KPod], list[str]] | None:
     """``cluster = ["cluster.yaml", "manifests/"]``: Kubernetes objects (files or directories, relative to the
-    scenario), read and placed; None without the key."""
+    scenario), read and placed (ties among the best nodes drawn from the run's ``seed``); None without the key."""
     if "cluster" not in top.data:
         return None
     names = top.take("cluster", (list, str))
@@ -144,7 +144,7 @@ def _cluster(top: Table) -> tuple[Objects, list[KNode], list[KPod], list[str]] |
     if not names or not all(isinstance(n, str) for n in names):
         raise top.error("cluster", "must be a file or directory name, or an array of them")
     objects = read_cluster(tuple(n if n == "-" else str(top.path.parent / n) for n in names))
-    nodes, placed, placing = place(objects)
+    nodes, placed, placing = place(objects, seed)
     if not nodes:
         raise SpecError(
             ", ".join(objects.files),
