@@ -162,11 +162,13 @@ def _eligible(
     tolerations: Sequence[Toleration],
     placed: Sequence[KPod],
     nodes: dict[str, KNode],
+    on_node: Sequence[KPod] | None = None,
 ) -> bool:
+    """Every filter; ``on_node``: the pods already on ``node`` (found in ``placed`` when not given)."""
     return (
         tolerated(node.taints, tolerations)
         and node_matches(node, rules)
-        and resources_fit(node, rules, [p for p in placed if p.node == node.name])
+        and resources_fit(node, rules, [p for p in placed if p.node == node.name] if on_node is None else on_node)
         and anti_affinity_ok(labels, namespace, node, rules, placed, nodes)
         and affinity_ok(labels, namespace, node, rules, placed, nodes)
     )
@@ -278,12 +280,17 @@ def _choose(
 ) -> tuple[str | None, str]:
     """The node kube-scheduler picks for ``pod`` (``schedulePod``: the filters, then the default profile's
     weighted scores, ``selectHost`` among the best), and a few words on why; None when no node passes."""
+    on: dict[str, list[KPod]] = {}
+    for p in placed:
+        on.setdefault(p.node or "", []).append(p)
     feasible = [
-        n for n in nodes.values() if _eligible(n, pod.labels, pod.namespace, pod.rules, pod.tolerations, placed, nodes)
+        n
+        for n in nodes.values()
+        if _eligible(n, pod.labels, pod.namespace, pod.rules, pod.tolerations, placed, nodes, on.get(n.name, []))
     ]
     if len(feasible) <= 1:
         return (feasible[0].name, "the only node that fits") if feasible else (None, "")
-    plugins = _scores(feasible, pod, placed, nodes)
+    plugins = _scores(feasible, pod, placed, nodes, on)
     totals = [sum(WEIGHTS[name] * scores[i] for name, scores in plugins.items()) for i in range(len(feasible))]
     chosen, tied = select_host(totals, rng)
     ranked = [i for i in sorted(range(len(feasible)), key=lambda i: -totals[i]) if i != chosen]
@@ -297,20 +304,26 @@ def _choose(
 
 
 def _scores(
-    feasible: Sequence[KNode], pod: _Incoming, placed: Sequence[KPod], nodes: dict[str, KNode]
+    feasible: Sequence[KNode],
+    pod: _Incoming,
+    placed: Sequence[KPod],
+    nodes: dict[str, KNode],
+    on: Mapping[str, Sequence[KPod]],
 ) -> dict[str, list[int]]:
-    """Each score plugin of the default profile: its normalized score (0-100) of each feasible node."""
+    """Each score plugin of the default profile: its normalized score (0-100) of each feasible node (``on``: the
+    pods on each node)."""
     rules = pod.rules
-    on = {n.name: [p for p in placed if p.node == n.name] for n in feasible}
     plugins: dict[str, list[int]] = {}
-    use = [tuple(sum(p.scheduling.nonzero_requests[i] for p in on[n.name]) for i in range(2)) for n in feasible]
+    use = [tuple(sum(p.scheduling.nonzero_requests[i] for p in on.get(n.name, ())) for i in range(2)) for n in feasible]
     alloc = [allocatable(n) for n in feasible]
     plugins["NodeResourcesFit"] = [
         least_allocated([u[i] + rules.nonzero_requests[i] for i in range(2)], a)
         for u, a in zip(use, alloc, strict=True)
     ]
     if any(rules.requests):  # a best-effort pod skips it (kubernetes#129138)
-        requested = [tuple(sum(p.scheduling.requests[i] for p in on[n.name]) for i in range(2)) for n in feasible]
+        requested = [
+            tuple(sum(p.scheduling.requests[i] for p in on.get(n.name, ())) for i in range(2)) for n in feasible
+        ]
         plugins["NodeResourcesBalancedAllocation"] = [
             balanced_allocation([r[i] + rules.requests[i] for i in range(2)], a)
             for r, a in zip(requested, alloc, strict=True)
