@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 from sim.cli import main
+from sim.io import load_scenario
+from sim.routing import Source
 
 DATA = Path(__file__).parent / "data" / "cilium"
 LOCAL_NODE = "testnode"
@@ -174,16 +176,26 @@ def objects(files: dict[str, str], applied: list[str], zone: str | None) -> list
     return [service, *slices, *node_objects]
 
 
-def routed(tmp_path: Path, capsys, objs: list[dict], dataplane: str = "cilium", at: str = "from_nodes") -> set[str]:
-    """``sim routes`` (``--enable-service-topology`` as the scripts start Cilium) from the local node: a pod's
-    route (``from_nodes``) or an external client's arriving there (``external_at_nodes``)."""
+def routed(
+    tmp_path: Path,
+    capsys,
+    objs: list[dict],
+    dataplane: str = "cilium",
+    at: str = "from_nodes",
+    options: str = "",
+    service: str = "test/echo",
+) -> set[str]:
+    """``sim routes`` (``--enable-service-topology`` as the scripts start Cilium, and ``options``, more
+    ``[dataplane]`` lines) from the local node: a pod's route (``from_nodes``) or an external client's arriving
+    there (``external_at_nodes``)."""
     (tmp_path / "objects.yaml").write_text(yaml.safe_dump_all(objs))
     (tmp_path / "s.toml").write_text(
         f'name = "txtar"\ncluster = ["objects.yaml"]\n[dataplane]\nname = "{dataplane}"\n'
         + ("enable_service_topology = true\n" if dataplane == "cilium" else "")
+        + options
     )
     assert main(["routes", str(tmp_path / "s.toml"), "--json", "--node", LOCAL_NODE]) == 0
-    route = json.loads(capsys.readouterr().out)["services"]["test/echo"][at][LOCAL_NODE]
+    route = json.loads(capsys.readouterr().out)["services"][service][at][LOCAL_NODE]
     return {f"{ep['address']}:{ep['port']}" for ep in route["endpoints"]}
 
 
@@ -196,6 +208,93 @@ def test_cilium_script_step(tmp_path, capsys, archive, step, applied, zone, fron
     either way; ``test_zone_safeguard_ignores_hintless_terminating_backends`` is where the old rule shows.)"""
     files = sections(archive)
     assert routed(tmp_path, capsys, objects(files, applied, zone)) == expected(files, frontends, backends)
+
+
+def lbmaps(text: str) -> dict[str, set[str]]:
+    """A ``lb/maps-dump``: each frontend (``ADDR``, ``/i`` for the internal scope) and the backends of its first
+    ``COUNT`` slots, the ones the datapath picks from (terminating ones sit after them)."""
+    backends = dict(re.findall(r"^BE: ID=(\d+) ADDR=(\S+)/TCP", text, flags=re.M))
+    count: dict[str, int] = {}
+    slots: dict[str, dict[int, str]] = {}
+    for addr, slot, rest in re.findall(r"^SVC: ID=\d+ ADDR=(\S+) SLOT=(\d+) (.*)$", text, flags=re.M):
+        if slot == "0":
+            count[addr] = int(re.search(r"COUNT=(\d+)", rest).group(1))  # type: ignore[union-attr]
+        else:
+            slots.setdefault(addr, {})[int(slot)] = backends[re.search(r"BEID=(\d+)", rest).group(1)]  # type: ignore[union-attr]
+    return {a: {slots[a][k] for k in range(1, n + 1)} for a, n in count.items() if not a.endswith(":0/ANY")}
+
+
+@pytest.mark.parametrize(("service", "expected"), [("service_tp_local.yaml", "lbmaps.expected"),
+                                                    ("service_tp_mixed.yaml", "lbmaps_tp_mixed.expected")])  # fmt: skip
+def test_cilium_trafficpolicy_script(tmp_path, capsys, service, expected):
+    """Cilium ``pkg/loadbalancer/tests/testdata/trafficpolicy.txtar``: the BPF maps on ``testnode`` for a
+    LoadBalancer Service with both policies Local, then eTP=Cluster with iTP=Local (two scopes). The ClusterIP
+    frontend is what ``sim routes`` routes a pod by, the LB IP's external scope an outside client, its internal
+    scope (``/i``) a pod calling the LB IP (socket-LB's ``scope_switch``)."""
+    files = sections("trafficpolicy.txtar")
+    objs = [yaml.safe_load(files[service]), yaml.safe_load(files["endpointslice.yaml"])]
+    objs += [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}} for n in (LOCAL_NODE, "othernode")]
+    want = lbmaps(files[expected])
+    assert routed(tmp_path, capsys, objs) == want["10.96.50.104:80/TCP"]
+    assert routed(tmp_path, capsys, objs, at="external_at_nodes") == want["1.1.1.1:80/TCP"]
+    scenario = load_scenario(tmp_path / "s.toml", need_streams=False)[0]
+    route = scenario.route_for("test/echo", LOCAL_NODE, Source.POD_EXTERNAL)
+    assert {ep.address for ep in route.endpoints} == want.get("1.1.1.1:80/TCP/i", want["1.1.1.1:80/TCP"])
+
+
+GRACEFUL_STEPS = [
+    ({"$TERM1": "false", "$READY1": "true", "$TERM2": "false", "$READY2": "true"}, "lbmaps-active.expected"),
+    ({"$TERM1": "true", "$READY1": "false", "$TERM2": "false", "$READY2": "true"}, "lbmaps-terminating1.expected"),
+    ({"$TERM1": "true", "$READY1": "false", "$TERM2": "true", "$READY2": "false"}, "frontends-terminating2.table"),
+]
+
+
+@pytest.mark.parametrize(("replace", "expect"), GRACEFUL_STEPS)
+def test_cilium_graceful_termination_script(tmp_path, capsys, replace, expect):
+    """Cilium ``pkg/loadbalancer/tests/testdata/graceful-termination.txtar``: two active backends; the first
+    terminating (the map's ``COUNT`` slots hold the active one only); both terminating (then they serve). The
+    slice's unnamed port serves the Service's unnamed port."""
+    files = sections("graceful-termination.txtar")
+    text = files["endpointslice.yaml.tmpl"]
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    objs = [yaml.safe_load(files["service.yaml"]), yaml.safe_load(text)]
+    objs += [
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}}
+        for n in (LOCAL_NODE, "graceful-term-control-plane")
+    ]
+    if expect.startswith("lbmaps"):
+        want = lbmaps(files[expect])["10.96.116.33:8081/TCP"]
+    else:
+        want = expected(files, expect, None)
+    assert routed(tmp_path, capsys, objs, service="test/graceful-term-svc") == want
+
+
+TOPOLOGY_AWARE_STEPS = [
+    ("foo", [], "frontends.table"),
+    ("baz", [], "frontends-no-backends.table"),
+    ("bar", [], "frontends.table"),
+    ("bar", [("topology-mode", "topology-nope")], "frontends-no-topo.table"),
+    ("bar", [("topology-mode", "topology-nope"), ("#trafficD", "trafficD")], "frontends.table"),
+]
+
+
+@pytest.mark.parametrize(("zone", "seds", "frontends"), TOPOLOGY_AWARE_STEPS)
+def test_cilium_topology_aware_script_older_writer(tmp_path, capsys, zone, seds, frontends):
+    """Cilium ``pkg/loadbalancer/tests/testdata/topology-aware.txtar`` at 15a7434666a5, the writer before the
+    topology safeguards (cilium/cilium#41024): replayed with ``cilium_topology_safeguards = false``, step by step
+    (the node's zone, the script's seds of ``service.yaml``): a zone no backend is hinted for gets none. The
+    current writer keeps every backend there instead (the safeguard's fallback)."""
+    files = sections("topology-aware.txtar")
+    text = files["service.yaml"]
+    for old, new in seds:
+        text = text.replace(old, new)
+    files["service.yaml"] = text
+    objs = objects(files, ["endpointslice.yaml", "endpointslice2.yaml"], zone)
+    safeguards_off = "cilium_topology_safeguards = false\n"
+    assert routed(tmp_path, capsys, objs, options=safeguards_off) == expected(files, frontends, None)
+    if zone == "baz":
+        assert routed(tmp_path, capsys, objs) == {"10.244.1.1:80", "10.244.2.1:80"}
 
 
 # --- The differences no script above shows, each from the upstream line it follows -------------------------------
