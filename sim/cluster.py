@@ -150,6 +150,11 @@ class Endpoint:
     zone_hints: frozenset[str] | None = None
     node_hints: frozenset[str] | None = None
     pod: str | None = None
+    cilium_only: bool = False
+    """An endpoint only Cilium reads: a second or later address of its EndpointSlice endpoint (Cilium's
+    ``ParseEndpointSliceV1`` makes every address a backend; kube-proxy's ``endpointslicecache.go`` takes the first),
+    or a slice port joined to the Service port only by Cilium's ``matchesFrontend`` (an unnamed port on either side;
+    kube-proxy joins by equal names)."""
 
 
 def endpoints_for(service: Service, pods: Iterable[Pod], nodes: Mapping[str, Node]) -> tuple[Endpoint, ...]:

@@ -116,8 +116,8 @@ def test_cilium_tc_path_without_backends_follows_service_no_backend_response(res
 
 
 HINTED = [
-    Endpoint("10.0.0.1:80", node_name="node-b", zone_hints=frozenset({"zone-b"}), pod="p1"),
-    Endpoint("10.0.0.2:80", node_name="node-c", zone_hints=frozenset({"zone-a"}), pod="p2"),
+    Endpoint("10.0.0.1:80", node_name="node-b", zone="zone-b", zone_hints=frozenset({"zone-b"}), pod="p1"),
+    Endpoint("10.0.0.2:80", node_name="node-c", zone="zone-c", zone_hints=frozenset({"zone-a"}), pod="p2"),
 ]
 
 

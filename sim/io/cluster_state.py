@@ -16,7 +16,8 @@ from sim.cluster import Endpoint, Pod, Service, namespace_of
 from sim.errors import SpecError
 from sim.io import builders
 from sim.io.builders import Addresses, Defaults
-from sim.io.kubernetes import KNode, KPod, KService, Objects
+from sim.io.kubernetes import KNode, KPod, KService, KSlice, Objects
+from sim.routing import cilium_port_matches
 
 SERVING_PHASES = ("Running", "Unknown")
 
@@ -93,39 +94,65 @@ def cluster_parts(
         if found is None:
             out.notes.append(f"EndpointSlice {sl.name}: its Service {sl.service} is not given: ignored")
             continue
-        port = sl.ports.get(found.port_name)
-        have = {ep.address for ep in out.given.get(sl.service, ())}
-        endpoints = list(out.given.get(sl.service, ()))
-        for kep in sl.endpoints:
-            if port is None:
-                break
-            address = _host_port(kep.address, port)
-            if address in have:
-                continue
-            have.add(address)
-            pod = kep.pod
-            if pod is None or pod not in by_name:
-                pod = pod or f"{namespace_of(sl.service)}/endpoint-{kep.address}"
-                node = kep.node or first_node
-                if pod not in by_name:
-                    by_name[pod] = builders.pod(pod, node, addresses.take(node, kep.address), defaults)
-                    out.pods.append(by_name[pod])
-                    out.notes.append(
-                        f"EndpointSlice {sl.name}: endpoint {kep.address}: pod {pod} not given: "
-                        f"simulated as a bare pod on node {node}"
-                    )
-            endpoints.append(
-                builders.endpoint(
-                    address,
-                    ready=kep.ready,
-                    serving=kep.serving,
-                    terminating=kep.terminating,
-                    node=kep.node,
-                    zone=kep.zone,
-                    for_zones=kep.for_zones,
-                    for_nodes=kep.for_nodes,
-                    pod=pod,
-                )
-            )
-        out.given[sl.service] = tuple(sorted(endpoints, key=lambda ep: ep.address))
+        _join_slice(sl, found, out, by_name, addresses, defaults, first_node)
     return out
+
+
+def _slice_ports(sl: KSlice, svc: KService) -> list[tuple[int, bool]]:
+    """The slice's ports that serve the Service's port, each with whether only Cilium joins it: kube-proxy joins
+    by equal port names (``endpointslicecache.go``), Cilium also an unnamed one (``cilium_port_matches``)."""
+    exact = sl.ports.get(svc.port_name)
+    ports = [(exact, False)] if exact is not None else []
+    ports += [
+        (n, True) for name, n in sl.ports.items() if name != svc.port_name and cilium_port_matches(svc.port_name, name)
+    ]
+    return ports
+
+
+def _join_slice(
+    sl: KSlice,
+    svc: KService,
+    out: ClusterParts,
+    by_name: dict[str, Pod],
+    addresses: Addresses,
+    defaults: Defaults,
+    first_node: str,
+) -> None:
+    """One EndpointSlice's endpoints added to its Service's: one per address and port (the ones only Cilium reads
+    marked ``cilium_only``), an address already given by another slice dropped, an unknown pod made a bare one."""
+    have = {ep.address for ep in out.given.get(sl.service, ())}
+    endpoints = list(out.given.get(sl.service, ()))
+    ports = _slice_ports(sl, svc)
+    for kep in sl.endpoints if ports else ():
+        pod = kep.pod
+        if pod is None or pod not in by_name:
+            pod = pod or f"{namespace_of(sl.service)}/endpoint-{kep.address}"
+            node = kep.node or first_node
+            if pod not in by_name:
+                by_name[pod] = builders.pod(pod, node, addresses.take(node, kep.address), defaults)
+                out.pods.append(by_name[pod])
+                out.notes.append(
+                    f"EndpointSlice {sl.name}: endpoint {kep.address}: pod {pod} not given: "
+                    f"simulated as a bare pod on node {node}"
+                )
+        for index, ip in enumerate((kep.address, *kep.more_addresses)):
+            for port, only_cilium in ports:
+                address = _host_port(ip, port)
+                if address in have:
+                    continue
+                have.add(address)
+                endpoints.append(
+                    builders.endpoint(
+                        address,
+                        ready=kep.ready,
+                        serving=kep.serving,
+                        terminating=kep.terminating,
+                        node=kep.node,
+                        zone=kep.zone,
+                        for_zones=kep.for_zones,
+                        for_nodes=kep.for_nodes,
+                        pod=pod,
+                        cilium_only=only_cilium or index > 0,
+                    )
+                )
+    out.given[sl.service] = tuple(sorted(endpoints, key=lambda ep: ep.address))

@@ -132,6 +132,8 @@ def _endpoint(ep: Endpoint) -> dict[str, Any]:
         out["forZones"] = sorted(ep.zone_hints)
     if ep.node_hints:
         out["forNodes"] = sorted(ep.node_hints)
+    if ep.cilium_only:
+        out["cilium_only"] = True
     return out
 
 

@@ -111,7 +111,8 @@ class LabelSelector:
 
 @dataclass(frozen=True)
 class AntiAffinity:
-    """A required pod anti-affinity term: no two matching pods on nodes with the same ``topology_key`` value."""
+    """A pod (anti-)affinity term: the pods its selector matches in ``namespaces``, on nodes with the same
+    ``topology_key`` value (required anti-affinity: none may be there; affinity: one must be)."""
 
     selector: LabelSelector
     topology_key: str
@@ -121,17 +122,26 @@ class AntiAffinity:
 @dataclass(frozen=True)
 class Scheduling:
     """What decides where a pod may run: nodeSelector, required node affinity (terms ORed, each term's
-    requirements ANDed; ``fields`` on ``metadata.name``), tolerations and required pod anti-affinity."""
+    requirements ANDed; ``fields`` on ``metadata.name``), tolerations and required pod anti-affinity; and what the
+    scheduler scores (``sim.io.podspec``): requests (CPU millicores, memory bytes; ``nonzero_requests`` as the
+    scores count them), preferred node terms (weight, requirements), required pod affinity, preferred pod terms
+    (weight, negative for anti-affinity)."""
 
     node_selector: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
     terms: tuple[tuple[tuple[Requirement, ...], tuple[Requirement, ...]], ...] = ()
     tolerations: tuple[Toleration, ...] = ()
     anti_affinity: tuple[AntiAffinity, ...] = ()
+    requests: tuple[int, int] = (0, 0)
+    nonzero_requests: tuple[int, int] = (0, 0)
+    preferred_nodes: tuple[tuple[int, tuple[Requirement, ...]], ...] = ()
+    affinity: tuple[AntiAffinity, ...] = ()
+    preferred_pods: tuple[tuple[int, AntiAffinity], ...] = ()
 
 
 @dataclass(frozen=True)
 class KNode:
-    """A Node: labels, allocatable CPU (cores), taints, readiness; ``bare`` when only a pod or endpoint named it."""
+    """A Node: labels, allocatable CPU (cores), taints, readiness; ``bare`` when only a pod or endpoint named it;
+    allocatable memory (bytes) and pods (0: not given)."""
 
     name: str
     labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
@@ -139,6 +149,8 @@ class KNode:
     taints: tuple[Taint, ...] = ()
     ready: bool = True
     bare: bool = False
+    memory: int = 0
+    pods: int = 0
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,8 @@ class KPod:
     ports: Mapping[str, int] = field(default_factory=dict, hash=False, compare=False)
     has_status: bool = False
     file: str = ""
+    owner: str = ""
+    """The controller that made the pod (``kind/namespace/name``), or ``""``: kube-scheduler spreads its pods."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,8 @@ class KEndpoint:
     for_zones: tuple[str, ...]
     for_nodes: tuple[str, ...]
     pod: str | None
+    more_addresses: tuple[str, ...] = ()
+    """The endpoint's addresses after the first: backends for Cilium only (``Endpoint.cilium_only``)."""
 
 
 @dataclass(frozen=True)
@@ -469,6 +485,7 @@ def _node(o: _Obj, out: Objects) -> None:
         taints.append(Taint(key, o.get("value", str, "", t), effect))
     if o.get("spec.unschedulable", bool, False):
         taints.append(Taint("node.kubernetes.io/unschedulable", "", "NoSchedule"))
+    memory, pods = (_allocatable(o, name) for name in ("memory", "pods"))
     ready = _condition(o, "Ready")
     if o.get("spec.providerID", str, "").startswith("kind://"):
         out.kind_cluster = True  # kind's nodes are containers on one Docker bridge
@@ -477,7 +494,18 @@ def _node(o: _Obj, out: Objects) -> None:
             f"{o.file}: Node {name}: only the deprecated {DEPRECATED_ZONE_LABEL} label: the EndpointSlice "
             f"controller and kube-proxy read {ZONE_LABEL}, so the node has no zone"
         )
-    out.nodes.append(KNode(name, labels, cpu, tuple(taints), ready is None or ready))
+    out.nodes.append(KNode(name, labels, cpu, tuple(taints), ready is None or ready, memory=memory, pods=pods))
+
+
+def _allocatable(o: _Obj, resource: str) -> int:
+    """``status.allocatable.<resource>`` as an integer (memory in bytes), 0 when not given."""
+    from sim.io.podspec import quantity  # podspec reads with this module's helpers
+
+    raw = o.get(f"status.allocatable.{resource}", (str, int, float), None)
+    value = None if raw is None else quantity(raw)
+    if raw is not None and (value is None or value < 0):
+        raise o.error(f"status.allocatable.{resource}", f"not a resource quantity: {raw!r}")
+    return round(value or 0)
 
 
 def _selector(o: _Obj, base: Any, where: str) -> LabelSelector:
@@ -533,8 +561,14 @@ def _scheduling(o: _Obj, spec: Any, where: str) -> Scheduling:
         namespaces = o.get("namespaces", list, [], term)
         selector = _selector(o, o.get("labelSelector", dict, None, term), f"{f}.labelSelector")
         anti.append(AntiAffinity(selector, key, tuple(str(n) for n in namespaces) or (o.namespace,)))
+    from sim.io.podspec import scheduling_extras  # podspec reads with this module's helpers
+
     return Scheduling(
-        o.strings("nodeSelector", spec, f"{where}.nodeSelector"), tuple(terms), tuple(tolerations), tuple(anti)
+        o.strings("nodeSelector", spec, f"{where}.nodeSelector"),
+        tuple(terms),
+        tuple(tolerations),
+        tuple(anti),
+        **scheduling_extras(o, spec, where),
     )
 
 
@@ -573,8 +607,16 @@ def _pod(o: _Obj, out: Objects) -> None:
             ports=_container_ports(o, spec, "spec"),
             has_status=has_status,
             file=o.file,
+            owner=_controller(o),
         )
     )
+
+
+def _controller(o: _Obj) -> str:
+    """``metadata.ownerReferences``: the controller's ``kind/namespace/name`` (the first owner without one)."""
+    owners = [r for r in o.get("metadata.ownerReferences", list, []) if isinstance(r, dict) and r.get("name")]
+    first = next((r for r in owners if r.get("controller")), owners[0] if owners else None)
+    return f"{first.get('kind', '')}/{o.namespace}/{first['name']}" if first else ""
 
 
 def _service(o: _Obj, out: Objects) -> None:
@@ -694,6 +736,7 @@ def _slice(o: _Obj, out: Objects) -> None:
                 tuple(z for z in zones if z),
                 tuple(n for n in nodes if n),
                 pod,
+                tuple(addresses[1:]),  # Cilium: one backend per address (ParseEndpointSliceV1)
             )
         )
     out.slices.append(KSlice(o.name, f"{o.namespace}/{service}", tuple(endpoints), ports, o.file))

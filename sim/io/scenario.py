@@ -79,7 +79,9 @@ def parse_scenario(
     top = Table(path, "", dict(raw))
     name = top.take("name", str, path.stem)
     seed = top.integer("seed", 0, minimum=0)
-    cluster = _cluster(top)
+    if "seed" in overrides:
+        seed = overrides.pop("seed")
+    cluster = _cluster(top, seed)
     if cluster is not None and "topology" not in top.data:
         topology, topo_file = (
             generated_topology(name, cluster[1], cluster[0].kind_cluster, network(top, cluster[0].kind_cluster)),
@@ -109,8 +111,6 @@ def parse_scenario(
     timeline = tuple(event(t) for t in top.tables("timeline"))
     warmup_s = top.number("warmup_s", 0.0, minimum=0)
     top.done()
-    if "seed" in overrides:
-        seed = overrides.pop("seed")
     if overrides:
         raise SpecError(str(path), sorted(overrides)[0], "unknown override")
     if need_streams and not streams:
@@ -139,9 +139,9 @@ def parse_scenario(
     return scenario, seed
 
 
-def _cluster(top: Table) -> tuple[Objects, list[KNode], list[KPod], list[str]] | None:
+def _cluster(top: Table, seed: int) -> tuple[Objects, list[KNode], list[KPod], list[str]] | None:
     """``cluster = ["cluster.yaml", "manifests/"]``: Kubernetes objects (files or directories, relative to the
-    scenario), read and placed; None without the key."""
+    scenario), read and placed (ties among the best nodes drawn from the run's ``seed``); None without the key."""
     if "cluster" not in top.data:
         return None
     names = top.take("cluster", (list, str))
@@ -149,7 +149,7 @@ def _cluster(top: Table) -> tuple[Objects, list[KNode], list[KPod], list[str]] |
     if not names or not all(isinstance(n, str) for n in names):
         raise top.error("cluster", "must be a file or directory name, or an array of them")
     objects = read_cluster(tuple(n if n == "-" else str(top.path.parent / n) for n in names))
-    nodes, placed, placing = place(objects)
+    nodes, placed, placing = place(objects, seed)
     if not nodes:
         raise SpecError(
             ", ".join(objects.files),
@@ -355,7 +355,8 @@ def _services(top: Table, base: list[Service], defaults: Defaults) -> tuple[list
 def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
     """``[[endpoint_slices]]``: a Service's endpoints as its EndpointSlices give them (``sim import`` writes them
     where they differ from what the pods imply): ``service`` and ``endpoints = [{address = "IP:port", pod, node,
-    zone, ready, serving, terminating, forZones, forNodes}]``; unset conditions take the API's defaults."""
+    zone, ready, serving, terminating, forZones, forNodes, cilium_only}]``; unset conditions take the API's
+    defaults."""
     out: dict[str, tuple[Endpoint, ...]] = {}
     for t in top.tables("endpoint_slices"):
         service = t.take("service", str)
@@ -372,6 +373,7 @@ def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
                     for_zones=_string_list(e, "forZones"),
                     for_nodes=_string_list(e, "forNodes"),
                     pod=e.take("pod", str, None),
+                    cilium_only=e.take("cilium_only", bool, False),
                 )
             )
             e.done()

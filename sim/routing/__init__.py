@@ -17,6 +17,7 @@ from sim.routing.policy import (
     Categorized,
     TopologyMode,
     categorize_endpoints,
+    cilium_port_matches,
     cilium_select_backends,
     local_ready_endpoints,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "Source",
     "TopologyMode",
     "categorize_endpoints",
+    "cilium_port_matches",
     "cilium_select_backends",
     "flow_key",
     "generate_hints",

@@ -56,6 +56,13 @@ def available_for_topology(ep: Endpoint, mode: TopologyMode, node: Node) -> bool
     return True
 
 
+def kube_proxy_endpoints(endpoints: Sequence[Endpoint]) -> Sequence[Endpoint]:
+    """The endpoints kube-proxy reads: not those only Cilium makes backends of (``Endpoint.cilium_only``)."""
+    if not any(ep.cilium_only for ep in endpoints):
+        return endpoints
+    return tuple(ep for ep in endpoints if not ep.cilium_only)
+
+
 def _is_local(ep: Endpoint, node: Node) -> bool:
     """kube-proxy: local iff the endpoint names this node; an endpoint with no nodeName is never local."""
     return ep.node_name is not None and ep.node_name == node.name
@@ -64,7 +71,9 @@ def _is_local(ep: Endpoint, node: Node) -> bool:
 def categorize_endpoints(
     service: Service, endpoints: Sequence[Endpoint], node: Node, *, prefer_same_node_gate: bool = True
 ) -> Categorized:
-    """kube-proxy's ``CategorizeEndpoints`` (``pkg/proxy/topology.go``) for one Service on one node."""
+    """kube-proxy's ``CategorizeEndpoints`` (``pkg/proxy/topology.go``) for one Service on one node, over the
+    endpoints kube-proxy reads (``kube_proxy_endpoints``)."""
+    endpoints = kube_proxy_endpoints(endpoints)
     if not endpoints:
         return Categorized(None, None, None, False)
     has_any = False
@@ -123,6 +132,19 @@ def cilium_topology_aware(service: Service, *, prefer_same: bool = True) -> bool
     return value not in ("", "disabled", "Disabled") or service.traffic_distribution in zone_modes
 
 
+def cilium_port_matches(frontend_port: str, backend_port: str) -> bool:
+    """Cilium's ``matchesFrontend`` (``pkg/loadbalancer/writer/writer.go``) on port names: a backend port serves a
+    frontend unless both are named and the names differ (``convertEndpoints`` drops the unnamed name, and a backend
+    without port names matches every frontend; a frontend without a name takes every backend)."""
+    return not frontend_port or not backend_port or frontend_port == backend_port
+
+
+def _cilium_zone_hints(ep: Endpoint) -> frozenset[str] | None:
+    """The hints Cilium keeps: ``convertEndpoints`` (``reflectors/conversions.go``) sets ``BackendParams.Zone``, and
+    with it ``ForZones``, only when the endpoint names a zone; an endpoint without one has no hints."""
+    return ep.zone_hints if ep.zone else None
+
+
 def cilium_select_backends(
     service: Service,
     endpoints: Sequence[Endpoint],
@@ -141,12 +163,16 @@ def cilium_select_backends(
     off by default), on top of ``only_local``:
 
     - ``trafficDistribution: PreferSameNode`` (Cilium 1.20, ``prefer_same``: cilium/cilium#44771, checked first):
-      the backends whose node name is this node's, if there is one; else all (cilium/cilium#45215: "fall back to
-      all available backends"). Node hints are not read: the backend's node name decides.
+      the active backends whose node name is this node's, if there is one; else all (cilium/cilium#45215: "fall
+      back to all available backends"). A terminating or starting local backend is no candidate
+      (``topologyPreferenceCandidate``, #45947, #46339, #47054; ``topology-aware-starting.txtar``). Node hints are
+      not read: the backend's node name decides.
     - a topology-aware Service (``cilium_topology_aware``) on a node with a zone label: current Cilium
-      (``safeguards``) filters by zone hints only when every backend is hinted and one is hinted for this zone,
-      else keeps them all, as kube-proxy does; the older writer skipped every backend whose hints miss this zone,
-      with no fallback.
+      (``safeguards``) filters by zone hints only when every active candidate (the local ones for a Local policy)
+      is hinted and one is hinted for this zone, else keeps them all, as kube-proxy does; terminating backends,
+      which the EndpointSlice controller never hints, are not looked at (#45947,
+      ``topology-aware-terminating.txtar``), and hints of an endpoint without a zone are dropped
+      (``_cilium_zone_hints``). The older writer skipped every backend whose hints miss this zone, no fallback.
 
     Active (ready) backends are used; only when none is active, terminating ones that still serve.
     """
@@ -156,22 +182,23 @@ def cilium_select_backends(
     candidates = [ep for ep in usable if not (only_local and ep.node_name and ep.node_name != node.name)]
     same_node = prefer_same and service.traffic_distribution == TrafficDistribution.PREFER_SAME_NODE
     if service_topology and same_node:
-        if any(ep.node_name == node.name for ep in candidates):
-            candidates = [ep for ep in candidates if ep.node_name == node.name]
+        here = tuple(ep for ep in candidates if ep.node_name == node.name and ep.ready)
+        if here:
+            return here
     elif service_topology and node.zone and cilium_topology_aware(service, prefer_same=prefer_same):
         zone = node.zone
         if safeguards:
-            found = any(ep.zone_hints and zone in ep.zone_hints for ep in usable)
-            if found and all(ep.zone_hints for ep in usable):
-                candidates = [ep for ep in candidates if zone in ep.zone_hints]  # type: ignore[operator]
+            active = [_cilium_zone_hints(ep) for ep in candidates if ep.ready]
+            if any(h and zone in h for h in active) and all(active):
+                candidates = [ep for ep in candidates if zone in (_cilium_zone_hints(ep) or ())]
         else:
-            candidates = [ep for ep in candidates if not ep.zone_hints or zone in ep.zone_hints]
-    active = tuple(ep for ep in candidates if ep.ready)
-    if active:
-        return active
+            candidates = [ep for ep in candidates if not (h := _cilium_zone_hints(ep)) or zone in h]
+    active_backends = tuple(ep for ep in candidates if ep.ready)
+    if active_backends:
+        return active_backends
     return tuple(ep for ep in candidates if ep.serving and ep.terminating)
 
 
 def local_ready_endpoints(endpoints: Sequence[Endpoint], node: Node) -> int:
     """What kube-proxy's health server reports for eTP=Local on ``node``: its local ready endpoints."""
-    return sum(1 for ep in endpoints if ep.ready and _is_local(ep, node))
+    return sum(1 for ep in kube_proxy_endpoints(endpoints) if ep.ready and _is_local(ep, node))

@@ -1,0 +1,144 @@
+"""What kube-scheduler reads from a pod spec beyond the filters of ``sim.io.kubernetes``: resource requests,
+preferred node affinity, and required and preferred pod (anti-)affinity; and resource quantities.
+
+Requests follow ``k8s.io/component-helpers/resource`` ``PodRequests``: the containers' requests summed, an init
+container's taken instead where it asks more. The scheduler's scores count a container that names no request for
+CPU or memory as asking ``DefaultMilliCPURequest`` = 100m and ``DefaultMemoryRequest`` = 200 MiB
+(``pkg/scheduler/util/pod_resources.go``; ``NonMissingContainerRequests``), its filter as asking nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sim.io.kubernetes import AntiAffinity, Requirement, _Obj, _requirement, _selector
+
+DEFAULT_MILLI_CPU_REQUEST = 100
+"""``schedutil.DefaultMilliCPURequest``: a container without a CPU request counts as 0.1 core in the scores."""
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+"""``schedutil.DefaultMemoryRequest``: a container without a memory request counts as 200 MiB in the scores."""
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
+_SCALE: dict[str | None, float] = {
+    None: 1.0,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    **{s: float(1024 ** (i + 1)) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+}
+
+
+def quantity(text: object) -> float | None:
+    """A Kubernetes resource quantity (``apimachinery/pkg/api/resource``) as a number, or None if it is not one.
+
+    >>> quantity("64Mi"), quantity("250m"), quantity("1G"), quantity(2), quantity("lots")
+    (67108864.0, 0.25, 1000000000.0, 2.0, None)
+    """
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, int | float):
+        return float(text)
+    match = _QUANTITY.match(str(text).strip())
+    if match is None:
+        return None
+    return float(match.group(1)) * _SCALE[match.group(2)]
+
+
+def _container_requests(o: _Obj, container: Any, where: str) -> tuple[int | None, int | None]:
+    """One container's CPU (millicores) and memory (bytes) requests; None where it names none."""
+    requests = o.get("resources.requests", dict, {}, container)
+    out: list[int | None] = []
+    for name, scale in (("cpu", 1000), ("memory", 1)):
+        raw = requests.get(name)
+        if raw is None:
+            out.append(None)
+            continue
+        value = quantity(raw)
+        if value is None or value < 0:
+            raise o.error(f"{where}.resources.requests.{name}", f"not a resource quantity: {raw!r}")
+        out.append(round(value * scale))
+    return out[0], out[1]
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def pod_requests(o: _Obj, spec: Any, where: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(requests, nonzero)``: CPU (millicores) and memory (bytes), as the filter and as the scores count them."""
+    sums = [[0, 0], [0, 0]]
+    defaults = (DEFAULT_MILLI_CPU_REQUEST, DEFAULT_MEMORY_REQUEST)
+    for f, c in o.items("containers", spec, f"{where}.containers"):
+        got = _container_requests(o, c, f)
+        for i in range(2):
+            sums[0][i] += got[i] or 0
+            sums[1][i] += _or(got[i], defaults[i])
+    for f, c in o.items("initContainers", spec, f"{where}.initContainers"):
+        got = _container_requests(o, c, f)
+        for i in range(2):
+            sums[0][i] = max(sums[0][i], got[i] or 0)
+            sums[1][i] = max(sums[1][i], _or(got[i], defaults[i]))
+    return (sums[0][0], sums[0][1]), (sums[1][0], sums[1][1])
+
+
+def _weight(o: _Obj, raw: Any, where: str) -> int:
+    weight = o.get("weight", int, None, raw)
+    if weight is None or not 1 <= weight <= 100:
+        raise o.error(f"{where}.weight", f"is required: an integer 1-100, got {weight!r}")
+    return weight
+
+
+def preferred_node_terms(o: _Obj, spec: Any, where: str) -> tuple[tuple[int, tuple[Requirement, ...]], ...]:
+    """``nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution``: (weight, the term's matchExpressions)."""
+    path = "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution"
+    out = []
+    for f, term in o.items(path, spec, f"{where}.{path}"):
+        pref = o.get("preference", dict, {}, term)
+        exprs = tuple(_requirement(o, e, g) for g, e in o.items("matchExpressions", pref, f"{f}.preference"))
+        out.append((_weight(o, term, f), exprs))
+    return tuple(out)
+
+
+def _pod_term(o: _Obj, term: Any, where: str) -> AntiAffinity:
+    key = o.get("topologyKey", str, None, term)
+    if not key:
+        raise o.error(f"{where}.topologyKey", "is required")
+    namespaces = o.get("namespaces", list, [], term)
+    selector = _selector(o, o.get("labelSelector", dict, None, term), f"{where}.labelSelector")
+    return AntiAffinity(selector, key, tuple(str(n) for n in namespaces) or (o.namespace,))
+
+
+def pod_affinity(o: _Obj, spec: Any, where: str) -> tuple[AntiAffinity, ...]:
+    """``podAffinity.requiredDuringSchedulingIgnoredDuringExecution``: the pod-affinity terms that must hold."""
+    path = "affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    return tuple(_pod_term(o, term, f) for f, term in o.items(path, spec, f"{where}.{path}"))
+
+
+def preferred_pod_terms(o: _Obj, spec: Any, where: str) -> tuple[tuple[int, AntiAffinity], ...]:
+    """Preferred pod affinity (weight > 0) and anti-affinity (weight < 0) terms, each with its weight."""
+    out = []
+    for kind, sign in (("podAffinity", 1), ("podAntiAffinity", -1)):
+        path = f"affinity.{kind}.preferredDuringSchedulingIgnoredDuringExecution"
+        for f, term in o.items(path, spec, f"{where}.{path}"):
+            inner = o.get("podAffinityTerm", dict, None, term)
+            if inner is None:
+                raise o.error(f"{f}.podAffinityTerm", "is required")
+            out.append((sign * _weight(o, term, f), _pod_term(o, inner, f"{f}.podAffinityTerm")))
+    return tuple(out)
+
+
+def scheduling_extras(o: _Obj, spec: Any, where: str) -> dict[str, Any]:
+    """The ``Scheduling`` fields this module reads, by field name."""
+    requests, nonzero = pod_requests(o, spec, where)
+    return {
+        "requests": requests,
+        "nonzero_requests": nonzero,
+        "preferred_nodes": preferred_node_terms(o, spec, where),
+        "affinity": pod_affinity(o, spec, where),
+        "preferred_pods": preferred_pod_terms(o, spec, where),
+    }
