@@ -23,7 +23,7 @@ def test_serial_processes_and_dask_give_identical_results(tmp_path):
     serial = sweep(exp, ResultDir(tmp_path / "serial"), Serial())
     processes = sweep(exp, ResultDir(tmp_path / "processes"), Processes(2))
     dask_local = sweep(exp, ResultDir(tmp_path / "dask"), Dask(workers=2, processes=False))
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
         dask_scheduler = sweep(exp, None, Dask(cluster.scheduler_address))
     assert serial.report() == processes.report() == dask_local.report() == dask_scheduler.report()
     assert serial.report() == "computed 12, reused 0"

@@ -111,7 +111,7 @@ class Dask:
                 n_workers=self.workers or cpu_count(),
                 threads_per_worker=1,
                 processes=self.processes,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: None means the default :8787, which another cluster may hold
             )
         client = Client(cluster if cluster is not None else self.address)
         futures = client.map(fn, list(items), pure=False)
