@@ -63,6 +63,11 @@ CallStage = Call | Parallel
 """One stage of a Service's calls."""
 
 
+def members(stage: CallStage) -> tuple[Call, ...]:
+    """The calls of a stage: a fan-out's members, or the one ``Call``."""
+    return stage.calls if isinstance(stage, Parallel) else (stage,)
+
+
 @dataclass(frozen=True)
 class ServiceCalls:
     """What a request to one Service does after its pod's own work: its stages, in order, and how it waits."""
@@ -73,7 +78,7 @@ class ServiceCalls:
     def calls(self) -> Iterator[Call]:
         """Every ``Call`` of the stages, in order (the members of a fan-out in theirs)."""
         for stage in self.stages:
-            yield from stage.calls if isinstance(stage, Parallel) else (stage,)
+            yield from members(stage)
 
     @property
     def fan_out(self) -> int:

@@ -751,7 +751,7 @@ def _import(args: argparse.Namespace) -> int:
     topology_file = out.with_name(f"{out.stem}-topology.toml")
     notes: list[str] = []
     try:
-        scenario, extra, graph, client = _imported(args.files, out.stem, notes)
+        scenario, extra, traced, client = _imported(args.files, out.stem, notes)
         streams = default_streams(scenario, skip=sorted(_callees(extra)), client=client)
         scenario = dataclasses.replace(scenario, name=out.stem)
         texts = {
@@ -771,10 +771,10 @@ def _import(args: argparse.Namespace) -> int:
         f"wrote {out} ({len(scenario.pods)} pods, {len(scenario.services)} services, {len(streams)} streams) "
         f"and {topology_file}"
     )
-    if graph is not None:
+    if traced is not None:
         from sim.traces import describe
 
-        print("\n".join(describe(graph)))
+        print("\n".join(describe(traced)))
     return 0
 
 
@@ -786,23 +786,23 @@ def _imported(files: Sequence[str], name: str, notes: list[str]) -> tuple[Scenar
     from sim.traces import derive
 
     traces, objects = split_traces(files)
-    graph = derive(read_spans(traces)) if traces else None
+    traced = derive(read_spans(traces)) if traces else None
     client = None
-    if objects or graph is None:
+    if objects or traced is None:
         scenario = _load_objects(objects, "iptables", [], notes, need_streams=False)[0]
     else:
-        scenario = traced_cluster(graph, name)
+        scenario = traced_cluster(traced, name)
         notes.append(
             f"no Kubernetes objects: a cluster of one node {scenario.pods[0].node!r} with one pod per traced service "
             f"({', '.join(p.name for p in scenario.pods[:-1])}) and a client pod {scenario.pods[-1].name!r}"
         )
         client = scenario.pods[-1].name
-    if graph is None:
+    if traced is None:
         return scenario, {}, None, client
-    notes.extend(graph.notes)
-    scenario, extra, more = with_traces(scenario, graph)
+    notes.extend(traced.notes)
+    scenario, extra, more = with_traces(scenario, traced)
     notes.extend(more)
-    return scenario, extra, graph, client
+    return scenario, extra, traced, client
 
 
 def _callees(extra: dict[str, Any]) -> set[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
-from sim.callgraph import CallGraph, Parallel
+from sim.callgraph import CallGraph, Parallel, members
 from sim.cluster import Endpoint, Node, Pod, Service, TrafficPolicy, endpoints_for
 from sim.errors import SpecError
 from sim.routing import (
@@ -211,8 +211,7 @@ class Scenario:
             if caller not in services:
                 raise fail(where, f"no service named {caller!r}; {known}")
             for i, stage in enumerate(calls.stages):
-                members = stage.calls if isinstance(stage, Parallel) else (stage,)
-                for j, call in enumerate(members):
+                for j, call in enumerate(members(stage)):
                     at = f"{where}.calls[{i}]" + (f".parallel[{j}]" if isinstance(stage, Parallel) else "")
                     svc = services.get(call.service)
                     if svc is None:

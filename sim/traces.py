@@ -1,8 +1,9 @@
 """Call graphs from traces: which service calls which, how many times per request, in what order, and each
 service's own work (self time), derived from spans as tracing backends export them.
 
-Pure: the readers (``sim.io.jaeger``, ``sim.io.otlp``) give Spans; ``derive`` gives a CallGraph in the terms of
-the scenario contract's ``calls`` (stages, ``count``, ``parallel``, ``probability``, ``call_mode``). Every rule
+Pure: the readers (``sim.io.jaeger``, ``sim.io.otlp``) give Spans; ``derive`` gives the call graph as the scenario
+contract's own objects (``sim.callgraph``: stages of ``Call`` and ``Parallel``, ``count``, ``probability``,
+``CallMode``), with what only traces know (requests, self times, notes) beside it in ``Traced``. Every rule
 that reads a real export one way rather than another is in ``docs/traces.md``:
 
 - a *request* is a server or consumer span, or a span whose parent is absent from the export or in another
@@ -24,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from sim.callgraph import Call, CallGraph, CallMode, CallStage, Parallel, ServiceCalls, members
 from sim.errors import SpecError
 
 
@@ -57,34 +59,13 @@ class Span:
 
 
 @dataclass(frozen=True)
-class Call:
-    """Calls to one callee in a stage: ``count`` of them (one after another in a sequential stage, at once in a
-    parallel one), made in a fraction ``probability`` of requests."""
+class TracedService:
+    """What only traces say of a service: how many requests it served, each one's self time (s), and the mean
+    calls per request it made to each callee (all calls, over all its requests), as seen."""
 
-    service: str
-    count: int = 1
-    probability: float = 1.0
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of a request's calls: a single callee's calls in sequence, or calls that overlap (``parallel``)."""
-
-    calls: tuple[Call, ...]
-    parallel: bool = False
-
-
-@dataclass(frozen=True)
-class ServiceModel:
-    """What the traces say of one service: its requests' self times (s), its calls' stages and call mode."""
-
-    name: str
     requests: int
     self_times_s: tuple[float, ...]
-    stages: tuple[Stage, ...] = ()
-    call_mode: str = "sync"
     calls_per_request: Mapping[str, float] = field(default_factory=dict, hash=False, compare=False)
-    """Mean calls per request to each callee (all calls, over all of this service's requests)."""
 
     @property
     def median_self_s(self) -> float:
@@ -93,20 +74,19 @@ class ServiceModel:
 
 
 @dataclass(frozen=True)
-class CallGraph:
-    """Every traced service (in the order first met), with what reading the spans noted."""
+class Traced:
+    """What the spans show: the call graph in the scenario contract's terms, what only traces know of each traced
+    service (by name, from where requests come in through their calls), the traces and spans read, and notes."""
 
-    services: tuple[ServiceModel, ...]
+    graph: CallGraph
+    services: Mapping[str, TracedService]
     traces: int
     spans: int
     notes: tuple[str, ...] = ()
 
-    def service(self, name: str) -> ServiceModel:
-        """The model of the service ``name`` (KeyError if untraced)."""
-        for s in self.services:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+    def service(self, name: str) -> TracedService:
+        """What the traces say of the service ``name`` (KeyError if untraced)."""
+        return self.services[name]
 
 
 @dataclass(frozen=True)
@@ -132,7 +112,7 @@ class _Tally:
     """Per parallel callee set: (calls, most at once), for the worker-pool note."""
 
 
-def derive(spans: Sequence[Span]) -> CallGraph:
+def derive(spans: Sequence[Span]) -> Traced:
     """The call graph the spans show; a cycle of parents, or of calls between services, is a SpecError."""
     traces, notes = _by_trace(spans)
     tallies: dict[str, _Tally] = {}
@@ -142,15 +122,20 @@ def derive(spans: Sequence[Span]) -> CallGraph:
         for span in trace.values():
             if _is_request(span, trace):
                 _tally(span, trace, children, tallies, unnamed)
-    models = _in_call_order({name: _model(name, t, notes) for name, t in tallies.items()})
+    models = {name: _model(name, t, notes) for name, t in tallies.items()}
     notes += [
         f"{n} client span{'s' if n > 1 else ''} of {svc} name{'' if n > 1 else 's'} no callee (no child span, no "
         "peer.service or db.system): kept in its own time"
         for svc, n in unnamed.items()
     ]
-    graph = CallGraph(models, len(traces), sum(len(t) for t in traces.values()), tuple(notes))
-    _refuse_cycles(graph, spans[0].where if spans else "")
-    return graph
+    order = _in_call_order(list(models), CallGraph({name: calls for name, (calls, _) in models.items()}))
+    graph = CallGraph({name: models[name][0] for name in order if models[name][0].stages})
+    cycle = graph.find_cycle()
+    if cycle is not None:
+        where = spans[0].where if spans else ""
+        raise SpecError(where, "", f"the traced calls form a cycle {' -> '.join(cycle)}: a call graph has none")
+    seen = {name: models[name][1] for name in order}
+    return Traced(graph, seen, len(traces), sum(len(t) for t in traces.values()), tuple(notes))
 
 
 def _by_trace(spans: Iterable[Span]) -> tuple[dict[str, dict[str, Span]], list[str]]:
@@ -330,7 +315,7 @@ def _most_at_once(calls: Sequence[_Seen]) -> int:
     return most
 
 
-def _model(name: str, t: _Tally, notes: list[str]) -> ServiceModel:
+def _model(name: str, t: _Tally, notes: list[str]) -> tuple[ServiceCalls, TracedService]:
     """One service's model: the stage shape most of its requests have (the first met on a tie), each count the
     median over those requests (half rounded up), each callee's probability the share of all requests that
     call it; callees outside that shape follow as stages of their own."""
@@ -338,48 +323,43 @@ def _model(name: str, t: _Tally, notes: list[str]) -> ServiceModel:
     signature = [tuple((kind, tuple(c for c, _ in pairs)) for kind, pairs in shape) for shape in t.shapes]
     common = Counter(signature).most_common(1)[0][0] if signature else ()
     alike = [shape for shape, sig in zip(t.shapes, signature, strict=True) if sig == common]
-    stages: list[Stage] = []
+    stages: list[CallStage] = []
     for i, (kind, names) in enumerate(common):
         calls = tuple(
             Call(c, _median_count([dict(shape[i][1])[c] for shape in alike]), _share(t.requests_calling[c], n))
             for c in names
         )
-        stages.append(Stage(calls, parallel=kind == "par"))
+        stages.append(Parallel(calls) if kind == "par" else calls[0])
     placed = {c for _, names in common for c in names}
     for callee in t.calls:
         if callee not in placed:
             calling = t.requests_calling[callee]
-            stages.append(Stage((Call(callee, max(1, _round(t.calls[callee] / calling)), _share(calling, n)),)))
+            stages.append(Call(callee, max(1, _round(t.calls[callee] / calling)), _share(calling, n)))
     total = sum(t.calls.values())
-    mode = "async" if total and t.async_calls * 2 > total else "sync"
+    mode = CallMode.ASYNC if total and t.async_calls * 2 > total else CallMode.SYNC
     if 0 < t.async_calls < total:
-        notes.append(f"{name}: {t.async_calls} of {total} calls asynchronous (producer/consumer): call_mode {mode}")
+        notes.append(
+            f"{name}: {t.async_calls} of {total} calls asynchronous (producer/consumer): call_mode {mode.value}"
+        )
     for key, (calls_seen, most) in t.widest.items():
         if most < calls_seen:
             notes.append(
                 f"{name}: {calls_seen} overlapping calls to {key} ran at most {most} at a time (a worker pool?); "
                 "written as one parallel stage"
             )
-    return ServiceModel(
-        name=name,
-        requests=n,
-        self_times_s=tuple(ns / 1e9 for ns in t.self_ns),
-        stages=tuple(stages),
-        call_mode=mode,
-        calls_per_request={c: k / n for c, k in t.calls.items()},
-    )
+    seen = TracedService(n, tuple(ns / 1e9 for ns in t.self_ns), {c: k / n for c, k in t.calls.items()})
+    return ServiceCalls(mode, tuple(stages)), seen
 
 
-def _in_call_order(models: Mapping[str, ServiceModel]) -> tuple[ServiceModel, ...]:
+def _in_call_order(names: Sequence[str], graph: CallGraph) -> list[str]:
     """The services from each entry (a service no one calls, in the order met) through its calls, breadth first,
     so a graph reads from where requests come in; services only on a cycle follow in the order met."""
-    called = {c.service for m in models.values() for st in m.stages for c in st.calls}
-    order = [name for name in models if name not in called]
+    called = {callee for _, callee in graph.edges()}
+    order = [name for name in names if name not in called]
     for name in order:
-        for st in models[name].stages:
-            order += [c.service for c in st.calls if c.service not in order]
-    order += [name for name in models if name not in order]
-    return tuple(models[name] for name in order)
+        order += [c for c in graph.callees(name) if c not in order]
+    order += [name for name in names if name not in order]
+    return order
 
 
 def _round(x: float) -> int:
@@ -396,44 +376,25 @@ def _share(k: int, n: int) -> float:
     return float(f"{k / n:.4g}")
 
 
-def _refuse_cycles(graph: CallGraph, where: str) -> None:
-    """A SpecError naming the services of a cycle of calls, which the scenario contract refuses."""
-    edges = {s.name: [c.service for st in s.stages for c in st.calls] for s in graph.services}
-    state: dict[str, int] = {}
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for nxt in edges.get(node, []):
-            if state.get(nxt) == 1:
-                cycle = [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
-                raise SpecError(where, "", f"the traced calls form a cycle {' -> '.join(cycle)}: a call graph has none")
-            if nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[node] = 2
-
-    for name in edges:
-        if name not in state:
-            visit(name, [name])
-
-
-def describe(graph: CallGraph) -> list[str]:
+def describe(traced: Traced) -> list[str]:
     """The graph as lines a user checks against a tracing UI: each service's requests and median self time,
     then each ``caller -> callee`` with its mean calls per request."""
     lines = [
-        f"traced call graph ({graph.traces} trace{'s' if graph.traces != 1 else ''}, {graph.spans} spans):",
+        f"traced call graph ({traced.traces} trace{'s' if traced.traces != 1 else ''}, {traced.spans} spans):",
     ]
-    for s in graph.services:
-        mode = ", async" if s.call_mode == "async" else ""
+    for name, s in traced.services.items():
+        calls = traced.graph.of(name)
+        mode = ", async" if calls.mode is CallMode.ASYNC else ""
         lines.append(
-            f"  {s.name}: {s.requests} request{'s' if s.requests != 1 else ''}, "
+            f"  {name}: {s.requests} request{'s' if s.requests != 1 else ''}, "
             f"self time median {s.median_self_s * 1e3:.3f} ms{mode}"
         )
         shown: set[str] = set()
-        for st in s.stages:
-            for c in st.calls:
+        for stage in calls.stages:
+            how = ", in parallel" if isinstance(stage, Parallel) else ""
+            for c in members(stage):
                 if c.service in shown:
                     continue
                 shown.add(c.service)
-                how = ", in parallel" if st.parallel else ""
-                lines.append(f"    {s.name} -> {c.service}  {s.calls_per_request[c.service]:g} per request{how}")
+                lines.append(f"    {name} -> {c.service}  {s.calls_per_request[c.service]:g} per request{how}")
     return lines

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sim.callgraph import Call, CallMode, Parallel, ServiceCalls
+from sim.callgraph import Call, CallGraph, CallMode, Parallel, ServiceCalls
 from sim.distributions import Constant
 from sim.errors import SpecError
 from sim.io import load_experiment, load_scenario
+from sim.io.builders import Defaults
+from sim.io.calls import calls_entry, service_calls
 from sim.io.experiment import load_scenario_set
+from sim.io.importer import key, value
+from sim.io.tables import Table
 from sim.rpc import Retries
 from tests.conftest import ROOT
 from tests.test_cli import one_error, sim_cli
@@ -314,3 +321,82 @@ def test_the_estimate_counts_the_calls_a_request_makes(tmp_path):
     # per page: frontend 1, cart 1, currency 3 + 1 x 3 tries of cart's call, ads 0.5, catalog 1
     assert guards.estimate(flat).requests == 100
     assert guards.estimate(scenario).requests == pytest.approx(100 * (1 + 1 + 3 + 3 + 0.5 + 1))
+
+
+# --- the writer: sim.callgraph objects back into the contract's keys ------------------------------------------
+
+_SECONDS = st.floats(1e-6, 1e4)
+"""Durations a scenario file takes (within sim.io.tables.NUMBER_RANGE)."""
+
+
+@st.composite
+def _defaults(draw) -> Defaults:
+    """A file's [defaults] as far as calls take them: a timeout or none, a connect timeout."""
+    return Defaults(timeout_s=draw(st.none() | _SECONDS), connect_timeout_s=draw(_SECONDS))
+
+
+@st.composite
+def _call(draw, callee: str, defaults: Defaults) -> Call:
+    """A call to ``callee`` with every key drawn: left to ``defaults`` or given."""
+    timeout = st.just(defaults.timeout_s) | (_SECONDS if defaults.timeout_s is not None else st.none() | _SECONDS)
+    return Call(
+        callee,
+        count=draw(st.integers(1, 20)),
+        probability=draw(st.sampled_from([0.0, 1.0]) | st.floats(1e-6, 1)),
+        optional=draw(st.booleans()),
+        timeout_s=draw(timeout),
+        connect_timeout_s=draw(st.just(defaults.connect_timeout_s) | _SECONDS),
+        retries=draw(st.builds(Retries, st.integers(0, 5), _SECONDS, _SECONDS)),
+        port=draw(st.sampled_from(["", "http", "grpc", "8080"])),
+    )
+
+
+@st.composite
+def _graphs(draw) -> tuple[CallGraph, Defaults]:
+    """A valid call graph (s0..sN, each calling only higher-numbered Services, so acyclic; each in the graph makes
+    a call or names async) and the [defaults] it is written under."""
+    defaults = draw(_defaults())
+    n = draw(st.integers(2, 6))
+    services = {}
+    for i in range(n - 1):
+        callee = st.integers(i + 1, n - 1).map(lambda j: f"s{j}")
+        stages = []
+        for _ in range(draw(st.integers(0, 3))):
+            calls = draw(st.lists(callee.flatmap(lambda c: _call(c, defaults)), min_size=1, max_size=3))
+            stages.append(draw(st.sampled_from([Parallel(tuple(calls)), calls[0]])))
+        mode = draw(st.sampled_from(CallMode)) if stages else CallMode.ASYNC
+        if draw(st.booleans()) or not stages:
+            services[f"s{i}"] = ServiceCalls(mode, tuple(stages))
+    return CallGraph(services), defaults
+
+
+def _toml(graph: CallGraph, defaults: Defaults) -> str:
+    """The graph's [[services]] entries as a scenario file spells them (``sim.io.importer``'s TOML values)."""
+    lines = []
+    for name, calls in graph.services.items():
+        entry = {"name": name, **calls_entry(calls, defaults)}
+        lines += ["[[services]]", *(f"{key(k)} = {value(v)}" for k, v in entry.items()), ""]
+    return "\n".join(lines)
+
+
+@given(_graphs())
+def test_written_calls_read_back_into_the_same_graph(drawn):
+    """calls_entry, as TOML text, then service_calls (the reader): the same ServiceCalls for every Service."""
+    graph, defaults = drawn
+    read = {}
+    for i, entry in enumerate(tomllib.loads(_toml(graph, defaults)).get("services", [])):
+        t = Table(Path("t.toml"), f"services[{i}]", entry)
+        name = t.take("name", str)
+        read[name] = service_calls(t, defaults, None)
+        t.done()
+    assert read == dict(graph.services)
+
+
+def test_the_writer_leaves_out_what_the_reader_defaults():
+    """A call of defaults is its service alone; sync is not written; a call without a timeout where [defaults]
+    gives one has no spelling, which is a ValueError, not a file that reads back otherwise."""
+    d = Defaults(timeout_s=2.0)
+    assert calls_entry(ServiceCalls(stages=(Call("a", timeout_s=2.0),)), d) == {"calls": [{"service": "a"}]}
+    assert calls_entry(ServiceCalls(), d) == {}
+    with pytest.raises(ValueError, match=r"a call to a has no timeout, but \[defaults\] gives 2\.0 s"):
+        calls_entry(ServiceCalls(stages=(Call("a"),)), d)

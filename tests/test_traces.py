@@ -18,11 +18,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sim.callgraph import Call, CallMode, Parallel
 from sim.cli import main
 from sim.errors import SpecError
 from sim.io import load_scenario, parse_scenario
 from sim.io.tracefiles import read_spans, split_traces
-from sim.traces import Call, Stage, derive, self_time_ns
+from sim.traces import derive, self_time_ns
 
 TRACES = Path(__file__).parent.parent / "experiments" / "traces"
 HOTROD = TRACES / "hotrod-otlp.json"
@@ -49,10 +50,11 @@ def test_petclinic_jaeger_by_hand():
     customers-service's server span (1739 us); that one's two children are JDBC spans with no span.kind and no
     peer tag, so they are its own work. Self times: 4902 - 2499 = 2403 us and 1739 us."""
     g = graph_of(PETCLINIC)
-    assert [s.name for s in g.services] == ["api-gateway", "customers-service"]
-    gateway, customers = g.services
+    assert list(g.services) == ["api-gateway", "customers-service"]
+    gateway, customers = g.services.values()
     assert gateway.self_times_s == (2403e-6,) and customers.self_times_s == (1739e-6,)
-    assert gateway.stages == (Stage((Call("customers-service"),)),) and customers.stages == ()
+    assert g.graph.of("api-gateway").stages == (Call("customers-service"),)
+    assert g.graph.of("customers-service").stages == ()
     assert (g.traces, g.spans) == (1, 5)
 
 
@@ -65,19 +67,15 @@ def test_hotrod_otlp_by_hand():
     of mysql); driver's FindNearest holds 14 redis-manual spans one after another; route's 10 spans have no
     children."""
     g = graph_of(HOTROD)
-    by = {s.name: s for s in g.services}
+    by = g.services
     assert list(by) == ["frontend", "customer", "driver", "route", "mysql", "redis-manual"]
     front = by["frontend"]
     assert front.requests == 1 and front.self_times_s == (6845356e-9,)
-    assert front.stages == (
-        Stage((Call("customer"),)),
-        Stage((Call("driver"),)),
-        Stage((Call("route", 10),), parallel=True),
-    )
+    assert g.graph.of("frontend").stages == (Call("customer"), Call("driver"), Parallel((Call("route", 10),)))
     assert by["customer"].self_times_s == ((258421463 - 257310354) / 1e9,)
-    assert by["customer"].stages == (Stage((Call("mysql"),)),)
+    assert g.graph.of("customer").stages == (Call("mysql"),)
     assert by["mysql"].self_times_s == (257310354e-9,)
-    assert by["driver"].stages == (Stage((Call("redis-manual", 14),)),)
+    assert g.graph.of("driver").stages == (Call("redis-manual", 14),)
     assert by["redis-manual"].requests == 14
     assert sorted(by["route"].self_times_s) == sorted(
         ns / 1e9
@@ -93,9 +91,9 @@ def test_hotrod_serial_otlp_by_hand():
     gaps of its server span [458639880223, 459756847510] ns (after 1787132000 s) around its 12 calls: 139892 +
     174050 + 130530 + 115969 + 92710 + 98740 + 85899 + 84219 + 85669 + 128910 + 202950 + 145410 + 183200 =
     1668148 ns."""
-    front = graph_of(HOTROD_SERIAL).service("frontend")
-    assert front.stages == (Stage((Call("customer"),)), Stage((Call("driver"),)), Stage((Call("route", 10),)))
-    assert front.self_times_s == (1668148e-9,)
+    g = graph_of(HOTROD_SERIAL)
+    assert g.graph.of("frontend").stages == (Call("customer"), Call("driver"), Call("route", 10))
+    assert g.service("frontend").self_times_s == (1668148e-9,)
 
 
 # --- the rules, on small exports made for each ------------------------------------------------------------------
@@ -146,9 +144,9 @@ def test_parallel_calls_count_once_and_a_skewed_child_is_clipped(tmp_path):
         ("b", [span("5", "3", 31, 59, 2)]),
         ("c", [span("6", "1", 95, 120, 2)]),
     )
-    web = derive(read_spans([str(write(tmp_path, doc))])).service("web")
-    assert web.self_times_s == (45e-3,)
-    assert web.stages == (Stage((Call("a"), Call("b")), parallel=True), Stage((Call("c"),)))
+    g = derive(read_spans([str(write(tmp_path, doc))]))
+    assert g.service("web").self_times_s == (45e-3,)
+    assert g.graph.of("web").stages == (Parallel((Call("a"), Call("b"))), Call("c"))
 
 
 def test_ids_in_base64_kinds_by_name_and_json_lines(tmp_path):
@@ -163,7 +161,7 @@ def test_ids_in_base64_kinds_by_name_and_json_lines(tmp_path):
     second = otlp(("db", [span(b64("33" * 8), b64("22" * 8), 3, 7, 2, trace=b64(tid))]))
     path = write(tmp_path, json.dumps(first) + "\n" + json.dumps(second) + "\n")
     g = derive(read_spans([str(path)]))
-    assert g.service("web").stages == (Stage((Call("db"),)),)
+    assert g.graph.of("web").stages == (Call("db"),)
     assert g.service("web").self_times_s == (4e-3,) and g.service("db").self_times_s == (4e-3,)
 
 
@@ -185,7 +183,7 @@ def test_a_database_seen_only_through_client_spans_is_a_service(tmp_path):
     )
     g = derive(read_spans([str(write(tmp_path, doc))]))
     api = g.service("api")
-    assert api.stages == (Stage((Call("postgresql"),)), Stage((Call("orders-db"),)))
+    assert g.graph.of("api").stages == (Call("postgresql"), Call("orders-db"))
     assert api.self_times_s == (70e-3,)
     assert g.service("postgresql").self_times_s == (10e-3,) and g.service("orders-db").self_times_s == (20e-3,)
     assert any("1 client span of api names no callee" in n for n in g.notes)
@@ -217,9 +215,10 @@ def test_probability_and_mean_count_over_requests(tmp_path):
             s = span(f"{r}c{k}".ljust(16, "0"), f"{r}a" * 8, t0 + 10 + 5 * k, t0 + 12 + 5 * k, 3, trace=f"{r}" * 32)
             s["attributes"] = _peer("cache")
             spans.append(s)
-    web = derive(read_spans([str(write(tmp_path, otlp(("web", spans))))])).service("web")
+    g = derive(read_spans([str(write(tmp_path, otlp(("web", spans))))]))
+    web = g.service("web")
     assert web.requests == 4
-    assert web.stages == (Stage((Call("auth"),)), Stage((Call("cache", 3, 0.5),)))
+    assert g.graph.of("web").stages == (Call("auth"), Call("cache", 3, 0.5))
     assert web.calls_per_request == {"auth": 1.0, "cache": 1.5}
 
 
@@ -268,13 +267,13 @@ def test_jaeger_producer_consumer_is_async_and_kindless_spans_read(tmp_path):
         {"p1": "orders", "p2": "billing", "p3": "stock"},
     )
     g = derive(read_spans([str(write(tmp_path, doc))]))
-    orders = g.service("orders")
-    assert orders.stages == (Stage((Call("billing"),)), Stage((Call("stock"),)))
-    assert orders.call_mode == "sync"  # one async call of two: the majority rule keeps sync, and notes it
+    orders = g.graph.of("orders")
+    assert orders.stages == (Call("billing"), Call("stock"))
+    assert orders.mode is CallMode.SYNC  # one async call of two: the majority rule keeps sync, and notes it
     assert any("1 of 2 calls asynchronous" in n for n in g.notes)
-    assert orders.self_times_s == (65e-6,)
+    assert g.service("orders").self_times_s == (65e-6,)
     doc["data"][0]["spans"] = doc["data"][0]["spans"][:3]
-    assert derive(read_spans([str(write(tmp_path, doc))])).service("orders").call_mode == "async"
+    assert derive(read_spans([str(write(tmp_path, doc))])).graph.of("orders").mode is CallMode.ASYNC
 
 
 @given(

@@ -1,4 +1,5 @@
-"""A ``[[services]]`` entry's calls: ``call_mode`` and ``calls = [...]``, read into ``sim.callgraph`` objects.
+"""A ``[[services]]`` entry's calls: ``call_mode`` and ``calls = [...]``, read into ``sim.callgraph`` objects
+(``service_calls``) and written from them (``calls_entry``, which ``sim import`` writes a traced graph with).
 
 ```toml
 call_mode = "sync"                      # or "async"
@@ -14,6 +15,8 @@ whether the calls form a cycle are the Scenario's checks: they need every Servic
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sim.callgraph import Call, CallMode, CallStage, Parallel, ServiceCalls
 from sim.io.builders import Defaults
@@ -36,6 +39,46 @@ def service_calls(t: Table, defaults: Defaults, base: ServiceCalls | None) -> Se
         raw = t.take("calls", list)
         stages = tuple(_stage(t, f"calls[{i}]", item, defaults) for i, item in enumerate(raw))
     return ServiceCalls(mode, stages)
+
+
+def calls_entry(calls: ServiceCalls, defaults: Defaults) -> dict[str, Any]:
+    """The keys of a ``[[services]]`` entry that ``service_calls`` reads back into ``calls``: ``call_mode`` unless
+    sync, ``calls`` unless none; a call's keys only where they differ from a call's defaults (``defaults``: the
+    file's ``[defaults]``; a ValueError for a call without a timeout where ``[defaults]`` gives one: no key says
+    so)."""
+    out: dict[str, Any] = {}
+    if calls.mode is not CallMode.SYNC:
+        out["call_mode"] = calls.mode.value
+    if calls.stages:
+        out["calls"] = [
+            {"parallel": [_call_entry(c, defaults) for c in s.calls]}
+            if isinstance(s, Parallel)
+            else _call_entry(s, defaults)
+            for s in calls.stages
+        ]
+    return out
+
+
+def _call_entry(call: Call, defaults: Defaults) -> dict[str, Any]:
+    """One call table: ``service``, then each key whose value is not what ``_call`` takes when it is left out."""
+    out: dict[str, Any] = {"service": call.service}
+    if call.count != 1:
+        out["count"] = call.count
+    if call.probability != 1:
+        out["probability"] = call.probability
+    if call.optional:
+        out["optional"] = True
+    if call.timeout_s != defaults.timeout_s:
+        if call.timeout_s is None:
+            raise ValueError(f"a call to {call.service} has no timeout, but [defaults] gives {defaults.timeout_s} s")
+        out["timeout_s"] = call.timeout_s
+    if call.connect_timeout_s != defaults.connect_timeout_s:
+        out["connect_timeout_s"] = call.connect_timeout_s
+    if call.retries != Retries():
+        out["retries"] = {"attempts": call.retries.attempts, "base_s": call.retries.base_s, "max_s": call.retries.max_s}
+    if call.port:
+        out["port"] = call.port
+    return out
 
 
 def _stage(parent: Table, key: str, raw: object, defaults: Defaults) -> CallStage:

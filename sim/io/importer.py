@@ -13,14 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from sim.callgraph import CallGraph, Parallel, ServiceCalls, members
 from sim.cluster import Endpoint, Pod, Service
 from sim.distributions import Constant, Dist, Empirical, Exponential, Gamma, LogNormal, Uniform
 from sim.io import builders
+from sim.io.calls import calls_entry
 from sim.io.kubernetes import KNode
 from sim.io.network import ZONED_NETWORK, generated_topology
 from sim.scenario import Scenario
 from sim.topology import Topology
-from sim.traces import CallGraph, ServiceModel
+from sim.traces import Traced
 
 _DIST_KEYS: dict[type, tuple[str, tuple[str, ...]]] = {
     Constant: ("constant", ("value_s",)),
@@ -231,20 +233,20 @@ TRACED_LABEL = "app"
 """The label that ties a traced service's pod to its Service in that cluster."""
 
 
-def traced_cluster(graph: CallGraph, name: str) -> Scenario:
+def traced_cluster(traced: Traced, name: str) -> Scenario:
     """Traces given alone: one node, per traced service a pod ``<service>-0`` labelled ``app: <service>`` and a
     Service ``<service>`` selecting it, and a pod ``client`` (no labels) to send from."""
     topology = generated_topology(name, [KNode(TRACED_NODE)], False, ZONED_NETWORK)
     addresses = builders.Addresses(topology.nodes)
     defaults = builders.Defaults()
     pods = [
-        builders.pod(f"{s.name}-0", TRACED_NODE, addresses.take(TRACED_NODE), defaults, {TRACED_LABEL: s.name})
-        for s in graph.services
+        builders.pod(f"{s}-0", TRACED_NODE, addresses.take(TRACED_NODE), defaults, {TRACED_LABEL: s})
+        for s in traced.services
     ]
     taken = {p.name for p in pods}
     client = next(c for c in ("client", "client-0", "traces-client") if c not in taken)
     pods.append(builders.pod(client, TRACED_NODE, addresses.take(TRACED_NODE), defaults))
-    services = [Service(name=s.name, selector={TRACED_LABEL: s.name}) for s in graph.services]
+    services = [Service(name=s, selector={TRACED_LABEL: s}) for s in traced.services]
     return Scenario(name=name, topology=topology, pods=tuple(pods), services=tuple(services), streams=())
 
 
@@ -263,26 +265,22 @@ def service_for(traced: str, services: Sequence[str]) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def with_traces(scenario: Scenario, graph: CallGraph) -> tuple[Scenario, dict[str, dict[str, Any]], list[str]]:
+def with_traces(scenario: Scenario, traced: Traced) -> tuple[Scenario, dict[str, dict[str, Any]], list[str]]:
     """``scenario`` with each traced service's self times as the service time of the pods its Service selects;
     the contract's ``call_mode`` and ``calls`` for each such Service; and a note for each traced name with no
     Service (its calls and self times are left out, not guessed)."""
     names = [s.name for s in scenario.services]
-    mapped = {t.name: found for t in graph.services if (found := service_for(t.name, names)) is not None}
-    notes = [_unmapped(t.name, graph, names) for t in graph.services if t.name not in mapped]
+    mapped = {t: found for t in traced.services if (found := service_for(t, names)) is not None}
+    notes = [_unmapped(t, traced.graph, names) for t in traced.services if t not in mapped]
     extra: dict[str, dict[str, Any]] = {}
     times: dict[str, Dist] = {}
-    for t in graph.services:
-        if t.name not in mapped:
-            continue
-        svc = next(s for s in scenario.services if s.name == mapped[t.name])
-        entries = {"call_mode": t.call_mode} if t.call_mode != "sync" else {}
-        calls = contract_calls(t, mapped)
-        extra[svc.name] = {**entries, **({"calls": calls} if calls else {})}
+    for t, name in mapped.items():
+        svc = next(s for s in scenario.services if s.name == name)
+        extra[svc.name] = calls_entry(_onto_services(traced.graph.of(t), mapped), builders.Defaults())
         selected = [p.name for p in scenario.pods if svc.selects(p)]
         if not selected:
-            notes.append(f"Service {svc.name!r} selects no pod: the self times traced for {t.name!r} are not written")
-        times.update(dict.fromkeys(selected, Empirical(t.self_times_s)))
+            notes.append(f"Service {svc.name!r} selects no pod: the self times traced for {t!r} are not written")
+        times.update(dict.fromkeys(selected, Empirical(traced.service(t).self_times_s)))
     pods = tuple(replace(p, service_time=times[p.name]) if p.name in times else p for p in scenario.pods)
     return replace(scenario, pods=pods), extra, notes
 
@@ -290,28 +288,19 @@ def with_traces(scenario: Scenario, graph: CallGraph) -> tuple[Scenario, dict[st
 def _unmapped(name: str, graph: CallGraph, services: Sequence[str]) -> str:
     """The note for a traced service with no Service: why, and what is left out."""
     several = " (several namespaces have one)" if any(s.rsplit("/", 1)[-1] == name for s in services) else ""
-    callers = [s.name for s in graph.services if any(c.service == name for st in s.stages for c in st.calls)]
+    callers = [caller for caller, callee in graph.edges() if callee == name]
     left = f"calls to it (from {', '.join(callers)}) and its self times" if callers else "its calls and self times"
     return f"traced service {name!r} has no Service of that name{several}: {left} are not written"
 
 
-def contract_calls(model: ServiceModel, services: Mapping[str, str]) -> list[dict[str, Any]]:
-    """A traced service's stages as the scenario contract's ``calls``: ``{service, count, probability}`` for a
-    stage of one callee, ``{parallel = [...]}`` for calls that overlap; callees named by their Service
-    (``services``: traced name -> Service), those with none left out."""
-    out: list[dict[str, Any]] = []
-    for stage in model.stages:
-        entries = [
-            {
-                "service": services[c.service],
-                **({"count": c.count} if c.count != 1 else {}),
-                **({"probability": c.probability} if c.probability < 1 else {}),
-            }
-            for c in stage.calls
-            if c.service in services
-        ]
-        if not entries:
+def _onto_services(calls: ServiceCalls, services: Mapping[str, str]) -> ServiceCalls:
+    """A traced service's calls with each callee named by its Service (``services``: traced name -> Service), those
+    with none left out: a stage left with no call is dropped, a fan-out left with one single call is that call."""
+    stages = []
+    for stage in calls.stages:
+        kept = tuple(replace(c, service=services[c.service]) for c in members(stage) if c.service in services)
+        if not kept:
             continue
-        single = len(entries) == 1 and entries[0].get("count", 1) == 1
-        out.append(entries[0] if single or not stage.parallel else {"parallel": entries})
-    return out
+        single = len(kept) == 1 and kept[0].count == 1
+        stages.append(kept[0] if single or not isinstance(stage, Parallel) else Parallel(kept))
+    return ServiceCalls(calls.mode, tuple(stages))
