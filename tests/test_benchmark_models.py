@@ -37,4 +37,4 @@ def test_a_different_model_is_told_apart() -> None:
 
 
 def test_the_fanout_scenario_is_on_the_fast_path() -> None:
-    assert bench.fast_path_problem(bench.scenario_of(bench.FANOUT, 10)) is None
+    assert bench.events_needed(bench.scenario_of(bench.FANOUT, 10)) is None
