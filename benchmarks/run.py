@@ -1,4 +1,4 @@
-"""Benchmark the event path (``sim.engine.run``) and the event-free solver (``sim.simulate`` with engine des and
+"""Benchmark the event path (``sim.engine.run``) and the event-free solver (``sim.facade`` with engine des and
 fast) against the strongest hand-written models of the same system, each against its own anchor.
 
 Usage: ``python benchmarks/run.py [--quick] [--requests N] [--rounds K]``. Everything runs in one process,
@@ -60,12 +60,12 @@ import simpy
 from sim.cluster import Pod, Service
 from sim.distributions import Constant, Exponential
 from sim.engine import run
+from sim.facade import simulate
 from sim.io import load_scenario
 from sim.outcomes import Outcome
 from sim.records import RunResult
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, Stream
-from sim.simulate import simulate
 from sim.solver import events_needed
 from sim.topology import ElementKind, Link, Topology
 from sim.workload import ClosedLoop, Poisson

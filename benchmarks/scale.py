@@ -14,7 +14,7 @@ the nodes, two open-loop Poisson streams each (200,000 requests/s in all), R req
 1,000,000). iptables dataplane, random picker.
 
 Measured, each configuration in a fresh child process (``--child``) so that its peak RSS is its own: setup
-(Topology, Scenario with its validation, and the plan's route building: ``sim.simulate.choose``), the DES (the
+(Topology, Scenario with its validation, and the plan's route building: ``sim.facade.choose``), the DES (the
 rest of ``simulate(scenario, seed, "des")``: on this open-loop headline the event-free solver's exact way), peak
 RSS, and in one more process tracemalloc's peak; the fast path (``simulate(..., "fast")``) on the same headline.
 Then how the costs grow with requests (R/100, R/10, R at N nodes) and with nodes (10, 100, N at R/10). The last line is
@@ -58,9 +58,9 @@ from run import W, scenario_of
 
 from sim.cluster import ZONE_LABEL, Pod, Service, TrafficDistribution, TrafficPolicy
 from sim.distributions import Exponential, LogNormal
+from sim.facade import choose, simulate
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, Stream
-from sim.simulate import choose, simulate
 from sim.topology import ElementKind, Link, Topology
 from sim.workload import Poisson
 
@@ -270,7 +270,7 @@ def measure(cfg: Config) -> dict[str, Any]:
 
     ``topology_s`` is building the Topology and its all-pairs route tables (the graph and path latencies);
     ``setup_s`` adds validating the Scenario (``Scenario(...)`` on the generated pods, Services and streams;
-    generating them is not timed) and, for the DES, ``sim.simulate.choose(scenario, "des")``: the plan (routes
+    generating them is not timed) and, for the DES, ``sim.facade.choose(scenario, "des")``: the plan (routes
     per stream, entry node and version) and ``events_needed``. ``run_s`` is the rest, ``Choice.run(seed)``, so
     setup + run is one cold ``simulate(scenario, seed, "des")``. For the fast path, ``run_s`` is
     ``simulate(scenario, seed, "fast")`` end to end.
@@ -584,9 +584,8 @@ def stages(which: str, n: int, r: int, shape: Shape) -> None:
     """``--stages des|fast``: one engine on the k8s-limits cluster in this process, with the RSS and the peak RSS
     of each span between stage boundaries (the start and end of each function listed below; the peak is reset
     at every boundary, so each row's peak is that span's alone). Imports first, as in a child."""
+    from sim import facade, solver
     from sim import plan as plan_module
-    from sim import simulate as simulate_module
-    from sim import solver
 
     rows: list[tuple[str, float, float, float]] = []
     clock = [time.perf_counter()]
@@ -623,7 +622,7 @@ def stages(which: str, n: int, r: int, shape: Shape) -> None:
     else:
         steps = ("_groups", "_sends", "_picks", "_delays", "_serve", "_times", "_outcomes")
     listed += [(solver, m, m) for m in steps]
-    listed += [(simulate_module, "compile_plan", "compile_plan")]
+    listed += [(facade, "compile_plan", "compile_plan")]
     for owner, attr, label in listed:
         wrap(owner, attr, label)
     choice = choose(sc, which)

@@ -17,11 +17,11 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time each name i
     from sim.experiment.analysis import summarize, summarize_service
     from sim.experiment.executors import Dask, Processes, Serial
     from sim.experiment.sweep import sweep
+    from sim.facade import simulate
     from sim.io import load_experiment, load_scenario, load_topology
     from sim.outcomes import DropReason, Outcome
     from sim.records import RunResult
     from sim.scenario import Scenario, Stream
-    from sim.simulate import simulate
     from sim.solver import events_needed
     from sim.stats import ChiSquare, chi_square_gof, chi_square_power
     from sim.version import __version__
@@ -44,7 +44,7 @@ _WHERE = {
     "load_scenario": "sim.io",
     "load_topology": "sim.io",
     "run": "sim.engine",
-    "simulate": "sim.simulate",
+    "simulate": "sim.facade",
     "summarize": "sim.experiment.analysis",
     "summarize_service": "sim.experiment.analysis",
     "sweep": "sim.experiment.sweep",

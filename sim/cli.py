@@ -351,8 +351,8 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     """Check a loaded scenario against the guards and its output paths, then validate (print ok) or run it on the
     engine ``--engine`` asks for and print it (and ``--out``, ``--plot``)."""
     from sim import guards
+    from sim.facade import EventsNeeded, choose
     from sim.io import check_writable, dumps_json, write_atomic
-    from sim.simulate import EventsNeeded, choose
 
     try:
         choice = choose(scenario, getattr(args, "engine", "des"))

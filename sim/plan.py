@@ -293,7 +293,7 @@ def _route_plan(
 def compile_plan(scenario: Scenario) -> Plan:
     """Everything a run of ``scenario`` reads, computed once: names, streams with their routes for every
     (entry node, control-plane version), version times, sync lags and data-plane changes. A plan is immutable:
-    compile it once and hand it to whatever reads it (``sim.simulate`` does)."""
+    compile it once and hand it to whatever reads it (``sim.facade`` does)."""
     sc = scenario
     node_names = tuple(sc.topology.nodes)
     node_index = {name: i for i, name in enumerate(node_names)}

@@ -154,9 +154,9 @@ class RunResult:
     see ``monitors``."""
     engine: str = "events"
     """The way the run was made: ``events`` (the event path), ``solver`` (the event-free solver, exact: the event
-    path's records) or ``fast`` (the solver's numpy way); see ``sim.simulate``."""
+    path's records) or ``fast`` (the solver's numpy way); see ``sim.facade``."""
     events_needed: str | None = None
-    """Why the run needed events (``sim.solver.events_needed``), where ``sim.simulate`` asked; None otherwise."""
+    """Why the run needed events (``sim.solver.events_needed``), where ``sim.facade`` asked; None otherwise."""
 
     def __len__(self) -> int:
         return len(self.columns["t_sent"])

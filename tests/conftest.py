@@ -103,6 +103,6 @@ def rounding_drift_s(result: RunResult) -> float:
 
 def solve_fast(scenario: Scenario, seed: int) -> RunResult:
     """The event-free solver's numpy way, through the facade (``sim.simulate(..., engine="fast")``)."""
-    from sim.simulate import simulate
+    from sim.facade import simulate
 
     return simulate(scenario, seed, "fast")

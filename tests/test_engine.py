@@ -5,8 +5,8 @@ import pytest
 
 from sim.cluster import TrafficPolicy
 from sim.engine import run
+from sim.facade import simulate
 from sim.outcomes import DropReason, Outcome
-from sim.simulate import simulate
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
 from tests.conftest import TIME_COLUMNS, rounding_drift_s, two_node_scenario
 

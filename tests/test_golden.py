@@ -27,11 +27,11 @@ import pytest
 from sim.engine import run
 from sim.experiment.analysis import summarize
 from sim.experiment.sweep import replication_seed
+from sim.facade import simulate
 from sim.io import is_experiment, load_experiment, load_scenario, parse_scenario
 from sim.io.store import dumps_json
 from sim.records import RunResult
 from sim.scenario import Scenario
-from sim.simulate import simulate
 from sim.solver import events_needed
 from tests.conftest import ROOT
 

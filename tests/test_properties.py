@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from sim.cluster import Pod, Service, TrafficPolicy
 from sim.distributions import Exponential, Uniform
 from sim.engine import run
+from sim.facade import simulate
 from sim.outcomes import DropReason, Outcome
 from sim.routing import DATAPLANES, DataplaneConfig
 from sim.scenario import Scenario, Stream
-from sim.simulate import simulate
 from sim.workload import ClosedLoop, ConstantRate, Poisson
 from tests.conftest import TIME_COLUMNS, rounding_drift_s, star
 

@@ -14,7 +14,7 @@ service draws fall to the same requests, in the same order. A reply that nobody 
 without a request timeout, a picker that does not count connections) is written when it is known, not
 scheduled. Open-loop sends, which nothing in the system can move, are one merged schedule with one pending event.
 
-A run that needs no event at all (``sim.solver.events_needed``) is not run here: ``sim.simulate`` hands it to the
+A run that needs no event at all (``sim.solver.events_needed``) is not run here: ``sim.facade`` hands it to the
 event-free solver, whose exact way gives this path's records byte for byte.
 
 The package: ``records`` (the record writer), ``backends`` (the request in flight, one backend class per

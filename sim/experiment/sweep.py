@@ -11,7 +11,7 @@ change it recomputes instead of mixing old results with new.
 
 The experiment's ``engine`` says what simulates each run: ``des`` (the default), ``fast`` (the event-free solver's numpy
 way, refused when the spec is read unless every design point needs no events) or ``auto`` (fast for the design
-points where ``sim.solver.events_needed`` finds no events needed, the DES for the others); ``sim.simulate`` holds
+points where ``sim.solver.events_needed`` finds no events needed, the DES for the others); ``sim.facade`` holds
 the choice. Each record says which (``engine``, and
 ``fast_path_problem`` where auto fell back to the DES), so does the summary table, and the closing line counts them.
 The fast path's records equal the DES's in distribution, not draw for draw, so a fast run's key also hashes its
@@ -85,7 +85,7 @@ def engine_of(point: DesignPoint, engine: str) -> tuple[str, str | None]:
     problem there (None where it is exact, or where nobody asked)."""
     if engine == "des":
         return "des", None
-    from sim.simulate import EventsNeeded, choose
+    from sim.facade import EventsNeeded, choose
 
     try:
         choice = choose(point.scenario, engine)
@@ -111,7 +111,7 @@ def execute(run: Run) -> dict[str, Any]:
 
     Runs on workers: it takes the parsed scenario with it and returns a small JSON-ready dict keyed by the run.
     """
-    from sim.simulate import simulate
+    from sim.facade import simulate
 
     start = time.perf_counter()
     outcome: dict[str, Any] = {"key": run.key, "status": "ok", "error": None, "traceback": None, "metrics": None}

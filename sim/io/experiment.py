@@ -388,7 +388,7 @@ class _Spec:
     def check_fast(self, design: list[DesignPoint], *, from_flag: bool) -> None:
         """``engine = "fast"`` is refused up front, not run by run: name the first design point it cannot do
         exactly (on ``--engine`` when the flag asked for it)."""
-        from sim.simulate import EventsNeeded, choose
+        from sim.facade import EventsNeeded, choose
 
         for point in design:
             try:

@@ -1,4 +1,4 @@
-"""The one run facade: ``simulate(scenario, seed, engine="auto") -> RunResult`` holds the choice of engine.
+"""The one run facade, ``sim.simulate``: ``simulate(scenario, seed, engine="auto") -> RunResult`` holds the engine.
 
 - ``des``: the discrete-event simulation. Where ``sim.solver.events_needed`` finds that no request waits on another's
   state, the event-free solver computes it the exact way (``solve(..., exact=True)``: the event path's records
