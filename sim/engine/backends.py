@@ -67,7 +67,7 @@ class Backend:
         self.run.fail_after(wait, req, DropReason.STALE_ENDPOINT)
         return True
 
-    def _refuse(self, req: Request, now: float) -> None:
+    def refuse(self, req: Request, now: float) -> None:
         """The queue is full: the pod is done with the request at once, and its refusal travels back."""
         self.records.finished(req.base, now)
         self.run.fail_after(req.back, req, DropReason.QUEUE_FULL)
@@ -99,7 +99,7 @@ class EventFifo(Backend):
         elif len(self.queue) < self.limit:
             self.queue.append(req)
         else:
-            self._refuse(req, now)
+            self.refuse(req, now)
 
     def _start(self, req: Request, now: float) -> None:
         self.records.started(req.base, now)
@@ -151,7 +151,7 @@ class ComputedFifo(Backend):
         times[base + 1] = now  # records.arrived
         got = self.admit(now, self.service_times)
         if got is None:
-            self._refuse(req, now)
+            self.refuse(req, now)
             return
         times[base + 2], times[base + 3] = got  # records.started, records.finished
         self.reply(req, got[1])
@@ -179,7 +179,7 @@ class Shared(Backend):
         self.records.arrived(req.base, now)
         self._advance(now)
         if len(self.jobs) >= self.capacity + self.limit:
-            self._refuse(req, now)
+            self.refuse(req, now)
             return
         self.records.started(req.base, now)
         self.jobs[req.base] = [next(self.service_times), req]

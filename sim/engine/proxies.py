@@ -5,7 +5,7 @@ entries from the plan's routes and rebuilds them when a node's proxy syncs a new
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import simpy
 
@@ -50,6 +50,7 @@ class Entry:
         "fail_after",
         "node",
         "preserved",
+        "reads_flow",
         "slot_of",
         "targets",
         "version",
@@ -65,6 +66,7 @@ class Entry:
         self.drop = int(DropReason.NONE)
         self.fail_after = 0.0
         self.preserved = 1
+        self.reads_flow = True  # whether its picker reads the flow (else a lane draws no source port)
         self.expire: frozenset[int] | None = None  # the route's pods, where connections to others are expired
 
 
@@ -79,6 +81,7 @@ class Stream:
         "conn_target",
         "connect_timeout_s",
         "entries",
+        "fold",
         "gaps",
         "index",
         "ip",
@@ -88,6 +91,7 @@ class Stream:
         "passive",
         "ports",
         "remaining",
+        "resend",
         "retries",
         "retry_base_s",
         "retry_max_s",
@@ -104,6 +108,8 @@ class Stream:
         self.closed = False
         self.think_zero = False
         self.passive = False  # open loop without a request timeout: nothing happens when a reply arrives
+        self.fold = False  # closed loop, no request timeout, no connection counts: only the next send waits
+        self.resend: Callable[[simpy.Event], None]  # the callback of its next send after a think (Run's setup)
         self.ip = 0
         self.ports: Iterator[int] = iter(())  # source ports of new connections (sim.routing.ports)
         self.max_requests = 1
@@ -163,6 +169,7 @@ class Proxies:
             rng = self.draws.rngs.generator("route", *rp.proxy, version)
             proxy = self._choosers[key] = (picker.chooser(route.endpoints, rng, load or []), load)
         e.choose, load = proxy
+        e.reads_flow = getattr(route.picker, "reads_flow", True)
         if rp.affinity_timeout_s is not None:
             table = self._affinity.setdefault(
                 (rp.node, rp.proxy[1]), Affinity(rp.affinity_timeout_s, route.affinity_limit)

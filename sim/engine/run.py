@@ -3,8 +3,9 @@ request's life as one callback per step (send, arrive, reply, return or fail, re
 
 The callbacks read ``env._now`` and ``event._value`` (SimPy's own slots) rather than the ``now`` and ``value``
 properties: a property is a Python call, paid on every event. Measured on W3 (benchmarks/run.py's closed loop,
-48,000 requests, medians of 5 interleaved rounds, twice): with the properties instead, the event path ran at
-0.29-0.35x the minimal callback model, against 0.40-0.41x with the slots.
+48,000 requests, medians of 5 interleaved rounds, twice; before the lane, ``sim.engine.lane``): with the
+properties instead, the event path ran at 0.29-0.35x the minimal callback model, against 0.40-0.41x with the
+slots.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import simpy
 from sim.cluster import Discipline
 from sim.distributions import Constant
 from sim.engine.backends import Backend, ComputedFifo, EventFifo, Request, Shared
+from sim.engine.lane import lane
 from sim.engine.proxies import Entry, Proxies, Stream, Target
 from sim.engine.records import (
     DROPPED,
@@ -92,6 +94,8 @@ def _stream(sp: StreamPlan, proxies: Proxies, draws: Draws, shortcuts: bool) -> 
     s.connect_timeout_s = spec.connect_timeout_s
     s.timeout_s = spec.timeout_s
     s.passive = shortcuts and not s.closed and spec.timeout_s is None
+    loads = any(rp.route.picker.needs_load for routes in sp.routes for rp in routes if rp.route.endpoints)
+    s.fold = shortcuts and s.closed and spec.timeout_s is None and not loads
     s.retries = spec.retries.attempts
     s.retry_base_s, s.retry_max_s = spec.retries.base_s, spec.retries.max_s
     if s.retries:
@@ -123,6 +127,8 @@ class Run:
         self.proxies = Proxies(plan, draws, self.backends)
         self.streams = [_stream(sp, self.proxies, draws, shortcuts) for sp in plan.streams]
         self._setup_sends(draws, shortcuts)
+        for s in self.streams:
+            s.resend = lane(self, s) or self._again
         self._setup_changes()
 
     def _setup_sends(self, draws: Draws, shortcuts: bool) -> None:
@@ -268,15 +274,35 @@ class Run:
             self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
 
     def reply(self, req: Request, finished: float) -> None:
-        """The reply leaves the pod at ``finished`` (s): written now if nobody waits for it, else an event."""
+        """The reply leaves the pod at ``finished`` (s): written now if nobody waits for it, folded into the next
+        send where only that waits for it (``fold``), else an event."""
         target = req.target
         assert target is not None
-        if req.stream.passive and target.load is None:  # past the horizon, result() marks it in flight
+        s = req.stream
+        if s.fold:
+            self.fold(req.base, s, req.back, finished)
+        elif s.passive and target.load is None:  # past the horizon, result() marks it in flight
             base = req.base
             self._times[base + RETURNED] = finished + req.back  # records.end(base, ..., OK), inlined
             self._small[base + 3] = OK
         else:
             self.env.timeout(finished - self.env._now + req.back, req).callbacks.append(self._return)
+
+    def fold(self, base: int, s: Stream, back: float, finished: float) -> None:
+        """A closed-loop reply that only the client's next send waits for (``Stream.fold``: no request timeout,
+        no connection counts): the return written now, at the time its event would have had (now plus the same
+        delay), and the next send scheduled from here, after the think time: one event fewer per request. With
+        no think time the send's event is the return's event, at the same instant and place in SimPy's order; with
+        one, its time is the same sum in another order (within rounding: ``tests/conftest.py``
+        ``rounding_drift_s``)."""
+        delay = finished - self.env._now + back
+        self._times[base + RETURNED] = self.env._now + delay  # records.end(base, ..., OK), inlined
+        self._small[base + 3] = OK
+        if s.remaining > 0:
+            s.remaining -= 1
+            if not s.think_zero:
+                delay += next(s.gaps)
+            self.env.timeout(delay, s).callbacks.append(s.resend)
 
     def _return(self, ev: simpy.Event) -> None:
         """The reply reaches the client (unless it gave up already; the backend did the work anyway)."""
@@ -317,7 +343,7 @@ class Run:
             if s.think_zero:
                 self._send(s, -1, 0)
             else:
-                self.env.timeout(next(s.gaps), s).callbacks.append(self._again)
+                self.env.timeout(next(s.gaps), s).callbacks.append(s.resend)
 
     def _retry(self, ev: simpy.Event) -> None:
         """The backoff is over: the failed attempt's request is sent again, as its next attempt."""
