@@ -344,13 +344,17 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
     elif lindley_busy.any():
         started_s = np.where(lindley[pod_s], lindley_starts(pod_s, arrived_s, service_s), arrived_s)
     del pod_s
-    finished_s = np.add(started_s, service_s)
-    for i in np.flatnonzero((counts > 0) & ~lindley).tolist():  # the free-time recursion, pod by pod
+    served = []  # the free-time recursion, pod by pod: (rows, finishes)
+    for i in np.flatnonzero((counts > 0) & ~lindley).tolist():
         span = slice(bounds[i], bounds[i + 1])
         starts, finishes = fifo_serve(
             arrived_s[span].tolist(), iter(service_s[span].tolist()), pods[i].concurrency, _limit(pods[i])
         )
-        started_s[span], finished_s[span] = starts, finishes
+        started_s[span] = starts
+        served.append((span, finishes))
+    finished_s = np.add(started_s, service_s, out=service_s)  # in place: the service times are done
+    for span, finishes in served:
+        finished_s[span] = finishes  # a refused request finishes on arrival
     started, finished = np.empty(m), np.empty(m)
     started[by_pod] = started_s
     finished[by_pod] = finished_s
@@ -465,13 +469,14 @@ def solve(plan: Plan, seed: Seed, *, exact: bool = True) -> RunResult:
         out, back, pair_hops = _delays(plan, rngs, g, rpair)
         hops = pair_hops[pair]
     endpoint = np.array([row[3] for row in g.pairs] + [-1], dtype=COLUMNS["endpoint"])[pair]
-    arrived = np.add(t_sent[ridx], out, out=np.array(out))  # sent + trip out, the sum SimPy makes
+    arrived = np.add(t_sent[ridx], out, out=out)  # sent + trip out, the sum SimPy makes (in place: out is done)
     serve = _serve_exact if draws is not None else _serve
     started, finished = serve(plan, draws or rngs, endpoint[ridx], arrived)  # type: ignore[arg-type]
     fail_s = np.asarray(g.fail_s)[group] if not every else np.zeros(0)  # read for unrouted rows only
-    returned = np.add(finished, back, out=np.array(back))  # a reply or a refusal travels back
+    returned = np.add(finished, back, out=back)  # a reply or a refusal travels back (in place)
     cols = _times(n, ridx, t_sent, arrived, started, finished, returned, fail_s)
-    cols |= _outcomes(routed, np.asarray(g.drop, dtype=COLUMNS["reason"])[group], cols)
+    limits = any(p.queue_limit is not None for p in plan.pods)
+    cols |= _outcomes(routed, np.asarray(g.drop, dtype=COLUMNS["reason"])[group], cols, limits)
     clip_to_horizon(cols, plan.horizon_s)
     end_s = plan.duration_s
     if end_s is None:  # the event loop runs until its last event: a send, a reply or a failure
@@ -516,18 +521,21 @@ def _times(
     }
 
 
-def _outcomes(routed: np.ndarray, drop: np.ndarray, times: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _outcomes(
+    routed: np.ndarray, drop: np.ndarray, times: dict[str, np.ndarray], limits: bool
+) -> dict[str, np.ndarray]:
     """Outcome and drop reason per row, before the horizon rule: ok; dropped by its route (unrouted rows), or
-    refused by a full queue (finished, never started)."""
+    (where a pod has a queue ``limits``) refused by a full queue (finished, never started)."""
     n = len(routed)
     outcome = np.full(n, int(Outcome.OK), dtype=COLUMNS["outcome"])
     reason = np.zeros(n, dtype=COLUMNS["reason"])
     if not routed.all():
         outcome[~routed] = int(Outcome.DROPPED)
         reason[~routed] = drop[~routed]
-    refused = np.isnan(times["t_started"]) & ~np.isnan(times["t_finished"])
-    outcome[refused] = int(Outcome.DROPPED)
-    reason[refused] = int(DropReason.QUEUE_FULL)
+    if limits:
+        refused = np.isnan(times["t_started"]) & ~np.isnan(times["t_finished"])
+        outcome[refused] = int(Outcome.DROPPED)
+        reason[refused] = int(DropReason.QUEUE_FULL)
     return {"outcome": outcome, "reason": reason}
 
 
