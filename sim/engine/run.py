@@ -104,6 +104,31 @@ def _stream(sp: StreamPlan, proxies: Proxies, draws: Draws, shortcuts: bool) -> 
     return s
 
 
+def _merge(merged: list[tuple[np.ndarray, int]]) -> Iterator[tuple[float, int]]:
+    """The open-loop streams' send times (s, each stream's array with its index) as one time-ordered schedule of
+    (time, stream) pairs, equal times in stream order, as the streams' own ticks would go (``schedule``)."""
+    if not merged:
+        return iter(())
+    at = np.concatenate([times for times, _ in merged])
+    who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in merged])
+    merged.clear()  # the streams' own arrays, merged now
+    return schedule(at, who, time_order(at))
+
+
+def _affine(s: Stream, entry: Entry, now: float) -> tuple[Target, int]:
+    """ClientIP session affinity: the endpoint the client's address last reached (if it is still in the
+    route and not expired), else the picker's; either way, remembered now."""
+    affinity = entry.affinity
+    assert affinity is not None
+    k = entry.slot_of.get(affinity.lookup(s.ip, now), -1)
+    pick = PICK_AFFINITY if k >= 0 else PICK_FRESH
+    if k < 0:
+        k = entry.choose((s.ip << 16) | next(s.ports))  # type: ignore[misc]
+    target = entry.targets[k]
+    affinity.record(s.ip, target.pod, now)
+    return target, pick
+
+
 class Run:
     """The state of one run on events: SimPy environment, record columns, backends, proxies and streams."""
 
@@ -151,18 +176,10 @@ class Run:
                 start = spec.start_s if s.closed else spec.start_s + next(s.gaps, NAN)
                 if not math.isnan(start):
                     env.timeout(start, s).callbacks.append(self._tick)
-        if not merged:
-            return
-        at = np.concatenate([times for times, _ in merged])
-        who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in merged])
-        merged.clear()  # the streams' own arrays, merged now
-        order = time_order(at)  # equal times: in stream order, as the stream ticks would go
-        if not len(order):
-            return
-        self._sends = schedule(at, who, order)
-        del at, who, order
-        first = next(self._sends)
-        env.timeout(first[0], first).callbacks.append(self._tick_schedule)
+        self._sends = _merge(merged)
+        first = next(self._sends, None)
+        if first is not None:
+            env.timeout(first[0], first).callbacks.append(self._tick_schedule)
 
     def _setup_changes(self) -> None:
         """Each control-plane version reaches each node's proxy after its lag; data-plane changes at their time."""
@@ -222,7 +239,7 @@ class Run:
             if entry.affinity is None:
                 target, pick = entry.targets[choose((s.ip << 16) | next(s.ports))], PICK_FRESH
             else:
-                target, pick = self._affine(s, entry, now)
+                target, pick = _affine(s, entry, now)
             if s.max_requests > 1:
                 s.conn_target = (entry, target)
                 s.conn_left = s.max_requests - 1
@@ -247,19 +264,6 @@ class Run:
         self.env.timeout(out, req).callbacks.append(target.arrive)
         if s.timeout_s is not None:
             self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
-
-    def _affine(self, s: Stream, entry: Entry, now: float) -> tuple[Target, int]:
-        """ClientIP session affinity: the endpoint the client's address last reached (if it is still in the
-        route and not expired), else the picker's; either way, remembered now."""
-        affinity = entry.affinity
-        assert affinity is not None
-        k = entry.slot_of.get(affinity.lookup(s.ip, now), -1)
-        pick = PICK_AFFINITY if k >= 0 else PICK_FRESH
-        if k < 0:
-            k = entry.choose((s.ip << 16) | next(s.ports))  # type: ignore[misc]
-        target = entry.targets[k]
-        affinity.record(s.ip, target.pod, now)
-        return target, pick
 
     def unrouted(
         self, s: Stream, entry: Entry, request: int, attempt: int, pick: int, after_s: float, reason: int
