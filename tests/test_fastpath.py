@@ -28,6 +28,7 @@ from sim.cluster import Discipline, Endpoint, Pod, Service, SessionAffinity, Tra
 from sim.distributions import Constant, Exponential, LogNormal
 from sim.engine import run
 from sim.experiment.analysis import summarize_service
+from sim.facade import simulate
 from sim.outcomes import DropReason, Outcome
 from sim.queueing import fifo_serve
 from sim.records import COLUMNS, PICK_FRESH, RunResult
@@ -36,7 +37,7 @@ from sim.scenario import Connections, ExternalClient, Retries, Scenario, Stream,
 from sim.solver import events_needed, lindley_starts
 from sim.timeline import Action, Event
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
-from tests.conftest import solve_fast, star
+from tests.conftest import TIME_COLUMNS, rounding_drift_s, solve_fast, star
 from tests.test_queueing import reference
 
 LOCAL = TrafficPolicy.LOCAL
@@ -143,6 +144,25 @@ def test_processor_sharing_is_exact_only_with_more_workers_than_requests() -> No
         )
         problem = events_needed(dataclasses.replace(base, pods=pods))
         assert problem is None if words is None else (problem is not None and words in problem)
+
+
+def test_the_exact_solver_on_a_processor_sharing_pod_that_never_queues_is_the_event_path_to_rounding() -> None:
+    """A processor-sharing pod with more CPUs than requests it can ever hold: no events are needed, and the exact
+    solver finishes each request its service time after its arrival, where the event path's running credit of
+    work reaches the same instant within rounding (``rounding_drift_s``), not to the bit; everything else equal."""
+    base = small(stream=Stream("client", "svc", Poisson(80.0), 200))
+    pods = tuple(
+        dataclasses.replace(p, discipline=Discipline.PS, concurrency=200) if p.name == "svc-b" else p for p in base.pods
+    )
+    sc = dataclasses.replace(base, pods=pods)
+    solved, events = simulate(sc, 4, "des"), run(sc, 4)
+    assert solved.engine == "solver" and events.engine == "events"
+    drift = rounding_drift_s(events)
+    for name, column in events.columns.items():
+        if name in TIME_COLUMNS:
+            np.testing.assert_allclose(solved.columns[name], column, rtol=0, atol=drift, err_msg=name)
+        else:
+            assert np.array_equal(solved.columns[name], column), name
 
 
 def test_queue_limits_refuse_in_the_fast_way_as_in_the_event_path() -> None:
