@@ -1,4 +1,8 @@
-"""The event path's backends: the request in flight, and one backend class per discipline with its own arrival."""
+"""The event path's backends: the request in flight, and one backend class per discipline with its own arrival.
+
+The callbacks read ``env._now`` and ``event._value`` (SimPy's own slots), for the reason measured in
+``sim.engine.run``'s docstring (a property call on every event).
+"""
 
 from __future__ import annotations
 

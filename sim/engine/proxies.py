@@ -1,6 +1,8 @@
 """The event path's proxies and clients: per stream and entry node the route in force (``Entry``), each endpoint
 as reached through it (``Target``), each stream's run-time state (``Stream``), and ``Proxies``, which builds the
-entries from the plan's routes and rebuilds them when a node's proxy syncs a new control-plane version."""
+entries from the plan's routes and rebuilds them when a node's proxy syncs a new control-plane version.
+``Proxies.sync`` reads ``event._value``, as every callback of the event path does (``sim.engine.run``).
+"""
 
 from __future__ import annotations
 
