@@ -14,10 +14,10 @@ the nodes, two open-loop Poisson streams each (200,000 requests/s in all), R req
 1,000,000). iptables dataplane, random picker.
 
 Measured, each configuration in a fresh child process (``--child``) so that its peak RSS is its own: setup
-(Topology, Scenario with its validation, and the engine's route building: ``sim.engine._Run``), the DES (the
-rest of ``sim.engine.run``), peak RSS, and in one more process tracemalloc's peak; the fast path
-(``sim.fastpath.run_fast``, exact here) on the same headline. Then how the costs
-grow with requests (R/100, R/10, R at N nodes) and with nodes (10, 100, N at R/10). The last line is
+(Topology, Scenario with its validation, and the plan's route building: ``sim.facade.choose``), the DES (the
+rest of ``simulate(scenario, seed, "des")``: on this open-loop headline the event-free solver's exact way), peak
+RSS, and in one more process tracemalloc's peak; the fast path (``simulate(..., "fast")``) on the same headline.
+Then how the costs grow with requests (R/100, R/10, R at N nodes) and with nodes (10, 100, N at R/10). The last line is
 ``scale: graph_s=X setup_s=X des_s=X fast_s=X peak_mb=X`` for the headline (N nodes, R requests). ``--quick`` divides
 R by 10.
 
@@ -56,11 +56,9 @@ import simpy
 from run import CLIENTS as W_CLIENTS  # benchmarks/run.py: workload W, the speed reference
 from run import W, scenario_of
 
-from sim import engine
 from sim.cluster import ZONE_LABEL, Pod, Service, TrafficDistribution, TrafficPolicy
 from sim.distributions import Exponential, LogNormal
-from sim.fastpath import fast_path_problem, run_fast
-from sim.rng import Streams
+from sim.facade import choose, simulate
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, Stream
 from sim.topology import ElementKind, Link, Topology
@@ -272,10 +270,10 @@ def measure(cfg: Config) -> dict[str, Any]:
 
     ``topology_s`` is building the Topology and its all-pairs route tables (the graph and path latencies);
     ``setup_s`` adds validating the Scenario (``Scenario(...)`` on the generated pods, Services and streams;
-    generating them is not timed) and, for the DES, ``sim.engine._Run(scenario, Streams(seed))``: routes,
-    proxies, per-class draw iterators, the send schedule, everything before the first event. ``run_s`` is the
-    rest of ``sim.engine.run``'s body on that same state (``env.run`` and ``result``), so setup + run is one
-    cold ``run(scenario, seed)``. For the fast path, ``run_s`` is ``run_fast(scenario, seed)`` end to end.
+    generating them is not timed) and, for the DES, ``sim.facade.choose(scenario, "des")``: the plan (routes
+    per stream, entry node and version) and ``events_needed``. ``run_s`` is the rest, ``Choice.run(seed)``, so
+    setup + run is one cold ``simulate(scenario, seed, "des")``. For the fast path, ``run_s`` is
+    ``simulate(scenario, seed, "fast")`` end to end.
     """
     gc.collect()
     if cfg.trace:
@@ -291,11 +289,11 @@ def measure(cfg: Config) -> dict[str, Any]:
     out: dict[str, Any] = {"topology_s": built - start, "scenario_s": validated - generated}
     setup_s = (built - start) + (validated - generated)
     if cfg.engine == "fast":
-        result = run_fast(sc, SEED)
+        result = simulate(sc, SEED, "fast")
         done = time.perf_counter()
         out["setup_s"], out["run_s"] = setup_s, done - validated
     else:
-        state = engine._Run(sc, Streams(SEED))
+        choice = choose(sc, "des")
         routed = time.perf_counter()
         out["routes_s"] = routed - validated
         out["setup_s"] = setup_s + (routed - validated)
@@ -303,12 +301,11 @@ def measure(cfg: Config) -> dict[str, Any]:
             out["setup_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB
             out["setup_cpu_s"] = time.process_time()
             return _about(out, topology, sc)
-        state.env.run(until=sc.duration_s)
-        result = state.result(SEED)
+        result = choice.run(SEED)
         done = time.perf_counter()
         out["run_s"] = done - routed
     out["cpu_s"] = time.process_time()  # this process's CPU seconds, imports included (the machine is shared)
-    out["fast_path_problem"] = fast_path_problem(sc) or ""  # untimed
+    out["fast_path_problem"] = result.events_needed or ""  # for the DES; the fast path needs none
     if cfg.trace:
         out["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / MB
         tracemalloc.stop()
@@ -410,23 +407,12 @@ def _w_scenario(per_client: int) -> Scenario:
     return scenario_of(W, per_client)
 
 
-def check_split() -> None:
-    """The setup/run split must be ``sim.engine.run``: compare the records on workload W (benchmarks/run.py)."""
-    sc = _w_scenario(500)
-    state = engine._Run(sc, Streams(SEED))
-    state.env.run(until=sc.duration_s)
-    split, whole = state.result(SEED), engine.run(_w_scenario(500), SEED)
-    same = all(np.array_equal(split.columns[c], whole.columns[c], equal_nan=True) for c in whole.columns)
-    if not same:
-        raise RuntimeError("engine._Run + env.run + result no longer reproduces sim.engine.run: fix measure()")
-
-
 def reference_rps(requests: int) -> float:
     """Our DES's requests/s on workload W (benchmarks/run.py) right now: the machine's speed, for ratios."""
     sc = _w_scenario(requests // W_CLIENTS)
     gc.collect()
     start = time.perf_counter()
-    engine.run(sc, SEED)
+    simulate(sc, SEED, "des")
     return requests / (time.perf_counter() - start)
 
 
@@ -515,7 +501,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.growth:
         growth(args.repeat, args.largest)
         return
-    check_split()
     ref = reference_rps(W_REFERENCE // (10 if args.quick else 1))
     # requests at n nodes: r / 100, r / 10, r; nodes at r / 10 requests: 10, 100, n (that row is in both)
     sizes = dict.fromkeys([(10, r // 10), (100, r // 10), (n, r // 100), (n, r // 10), (n, r)])
@@ -551,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
         f"  fast path: {'not exact here (' + head['fast_path_problem'] + ')' if head['fast_path_problem'] else 'exact'}"
     )
     print(
-        f"  fast path (sim.fastpath.run_fast, end to end) on the headline: {fast['run_s']:.2f} s "
+        f"  fast path (simulate fast, end to end) on the headline: {fast['run_s']:.2f} s "
         f"({r / fast['run_s']:,.0f} requests/s), outcomes {fast['counts']}, peak RSS {fast['maxrss_mb']:.0f} MB"
     )
     print(
@@ -599,7 +584,7 @@ def stages(which: str, n: int, r: int, shape: Shape) -> None:
     """``--stages des|fast``: one engine on the k8s-limits cluster in this process, with the RSS and the peak RSS
     of each span between stage boundaries (the start and end of each function listed below; the peak is reset
     at every boundary, so each row's peak is that span's alone). Imports first, as in a child."""
-    from sim import fastpath
+    from sim import facade, solver
     from sim import plan as plan_module
 
     rows: list[tuple[str, float, float, float]] = []
@@ -633,23 +618,16 @@ def stages(which: str, n: int, r: int, shape: Shape) -> None:
     listed: list[tuple[Any, str, str]] = [(plan_module.Plan, "result", "Plan.result")]
     listed += [(plan_module.Plan, "_hops", "Plan._hops"), (plan_module, "monitors", "monitors")]
     if which == "des":
-        listed += [(engine, "compile_plan", "compile_plan")]
-        listed += [(engine._Run, m, f"_Run.{m}") for m in ("_setup_backends", "_setup_streams", "_setup_schedule")]
-        listed += [(engine._Run, "result", "_Run.result"), (engine._Records, "columns", "_Records.columns")]
+        steps: tuple[str, ...] = ("_groups", "_sends", "_route_exact", "_serve_exact", "_times", "_outcomes")
     else:
-        listed += [(fastpath, "compile_plan", "compile_plan")]
         steps = ("_groups", "_sends", "_picks", "_delays", "_serve", "_times", "_outcomes")
-        listed += [(fastpath, m, m) for m in steps]
+    listed += [(solver, m, m) for m in steps]
+    listed += [(facade, "compile_plan", "compile_plan")]
     for owner, attr, label in listed:
         wrap(owner, attr, label)
-    if which == "des":
-        state = engine._Run(sc, Streams(SEED))
-        boundary("-> end of _Run (setup)")
-        state.env.run(until=sc.duration_s)
-        boundary("-> end of env.run (the simulation)")
-        result = state.result(SEED)
-    else:
-        result = run_fast(sc, SEED)
+    choice = choose(sc, which)
+    boundary("-> end of choose (the plan: setup)")
+    result = choice.run(SEED)
     boundary("-> result returned")
     print(f"\n--stages {which}: {n:,} nodes, {shape.pods:,} pods, {len(result):,} requests; RSS at the end of each")
     print("span and the span's own peak RSS (VmHWM reset at each boundary)\n")

@@ -29,7 +29,7 @@
 # 2. What does the client see when the local Pod of `echo-2` is gone? The answer depends on which proxy
 #    (dataplane) the cluster runs.
 #
-# Nothing is simulated in this notebook itself. It reads scenario files, calls `sim.run`, and draws the
+# Nothing is simulated in this notebook itself. It reads scenario files, calls `sim.simulate`, and draws the
 # results.
 
 # %%
@@ -41,7 +41,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from scipy import stats
 
-from sim import DropReason, Outcome, chi_square_gof, load_scenario, run
+from sim import DropReason, Outcome, chi_square_gof, load_scenario, simulate
 from sim.experiment.analysis import summarize_service
 
 # %% tags=["parameters"]
@@ -126,12 +126,12 @@ pd.DataFrame(
 # %% [markdown]
 # ## 2. Run the demo
 #
-# `run(scenario, seed)` simulates every request and returns a `RunResult`: plain numpy columns with one row
-# per request (when it was sent, which Pod served it, when the reply came back, and so on). Runs with the
+# `simulate(scenario, seed, "des")` simulates every request and returns a `RunResult`: plain numpy columns with
+# one row per request (when it was sent, which Pod served it, when the reply came back, and so on). Runs with the
 # same seed give exactly the same results.
 
 # %%
-result = run(scenario, seed)
+result = simulate(scenario, seed, "des")
 print(f"{len(result)} requests, simulated time {result.end_s:.2f} s, dataplane {scenario.dataplane.name}")
 pd.DataFrame({k: result.columns[k] for k in ("service", "endpoint_node", "t_sent", "t_returned", "outcome")}).head()
 
@@ -252,7 +252,7 @@ print(f"verdict at alpha={ALPHA}: {s1.verdict}")
 # falls below 0.01 even though nothing is wrong.
 
 # %%
-repeats = [summarize_service(run(scenario, s), "echo-1", alpha=ALPHA).chi_square for s in range(SEEDS)]
+repeats = [summarize_service(simulate(scenario, s, "des"), "echo-1", alpha=ALPHA).chi_square for s in range(SEEDS)]
 stats_seen = np.array([r.statistic for r in repeats])
 pvalues_seen = np.array([r.pvalue for r in repeats])
 
@@ -336,7 +336,7 @@ print(f"echo-2: {summaries['echo-2'].verdict}; violations {summaries['echo-2'].v
 gone = {}
 for dataplane in ("iptables", "cilium", "ipvs"):
     sc, sd = load_scenario(EXPERIMENTS / f"local_pod_gone_{dataplane}.toml", {"requests": GONE_REQUESTS})
-    res = run(sc, sd)
+    res = simulate(sc, sd, "des")
     gone[dataplane] = (res, summarize_service(res, "echo-2", alpha=ALPHA))
 
 rows = []
@@ -457,7 +457,7 @@ EXTRA_NODE_1 = "kind-control-plane"  # where echo-1's third Pod runs
 table_1 = scenario_table("cilium_demo.toml")
 table_1["pods"].append({"name": f"echo-1-extra-{EXTRA_NODE_1}", "node": EXTRA_NODE_1, "labels": {"app": "echo-1"}})
 scenario_1, seed_1 = build(table_1, "cilium_demo.toml", {"requests": REQUESTS})
-summary_1 = summarize_service(run(scenario_1, seed_1), "echo-1", alpha=ALPHA)
+summary_1 = summarize_service(simulate(scenario_1, seed_1, "des"), "echo-1", alpha=ALPHA)
 measured_1 = summary_1.by_node.get("kind-worker", 0) / summary_1.completed
 
 # %%
@@ -516,7 +516,7 @@ CONNECT_TIMEOUT_S_3 = 2.0  # the client's connect timeout (s)
 table_3 = scenario_table("local_pod_gone_iptables.toml")
 table_3["defaults"]["connect_timeout_s"] = CONNECT_TIMEOUT_S_3
 scenario_3, seed_3 = build(table_3, "local_pod_gone_iptables.toml", {"requests": GONE_REQUESTS})
-measured_3 = summarize_service(run(scenario_3, seed_3), "echo-2", alpha=ALPHA).failed_after_s
+measured_3 = summarize_service(simulate(scenario_3, seed_3, "des"), "echo-2", alpha=ALPHA).failed_after_s
 
 # %%
 check("Exercise 3", PREDICTION_3, measured_3, within=0.05, unit=" s")

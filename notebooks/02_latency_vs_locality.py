@@ -36,7 +36,7 @@ import pandas as pd
 from IPython.display import display
 from loky import get_reusable_executor
 
-from sim import Outcome, load_scenario, run
+from sim import Outcome, load_scenario, simulate
 from sim.experiment.analysis import summarize_service
 from sim.experiment.executors import Processes, Serial
 from sim.experiment.shares import route_shares
@@ -72,7 +72,7 @@ from nbsetup import EXPERIMENTS, ROOT, build, check, save, scenario_table  # noq
 
 # %%
 scenario, seed = load_scenario(EXPERIMENTS / "skewed_clients.toml", {"requests": SKEWED_REQUESTS})
-result = run(scenario, seed)
+result = simulate(scenario, seed, "des")
 services = ("echo-cluster", "echo-local")
 summaries = {name: summarize_service(result, name) for name in services}
 pd.DataFrame(
@@ -356,7 +356,7 @@ for pod in table_1["pods"]:
     if pod["name"] in MOVED_1:
         pod["node"] = "kind-worker2"
 scenario_1, seed_1 = build(table_1, "skewed_clients.toml", {"requests": SKEWED_REQUESTS // 2})
-summary_1 = summarize_service(run(scenario_1, seed_1), "echo-local")
+summary_1 = summarize_service(simulate(scenario_1, seed_1, "des"), "echo-local")
 measured_1 = summary_1.pods["echo-local-kind-worker"]["utilization"]
 
 # %%
@@ -386,7 +386,7 @@ EXTRA_NODE_2 = "kind-control-plane"  # where echo-cluster's third Pod runs
 table_2 = scenario_table("skewed_clients.toml")
 table_2["pods"].append({"name": "echo-cluster-extra", "node": EXTRA_NODE_2, "labels": {"app": "echo-cluster"}})
 scenario_2, seed_2 = build(table_2, "skewed_clients.toml", {"requests": SKEWED_REQUESTS // 2})
-measured_2 = summarize_service(run(scenario_2, seed_2), "echo-cluster").cross_node_fraction
+measured_2 = summarize_service(simulate(scenario_2, seed_2, "des"), "echo-cluster").cross_node_fraction
 
 # %%
 check("Exercise 2", PREDICTION_2, measured_2, within=0.03)

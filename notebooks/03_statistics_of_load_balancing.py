@@ -37,7 +37,7 @@ from loky import get_reusable_executor
 from scipy import stats
 
 import sim
-from sim import chi_square_gof, chi_square_power, load_scenario, run
+from sim import chi_square_gof, chi_square_power, load_scenario, simulate
 from sim.experiment.analysis import summarize_service
 from sim.experiment.executors import Processes, Serial
 from sim.experiment.spec import resolve
@@ -180,7 +180,7 @@ def demo_variant(requests: int, *changes: tuple[str, object]) -> sim.Scenario:
 
 
 scenario = demo_variant(HUGE_REQUESTS)
-big = summarize_service(run(scenario, seed=1), "echo-1")
+big = summarize_service(simulate(scenario, 1, "des"), "echo-1")
 big_test = big.chi_square
 print(f"{big_test.n} curls: split {big.routed_by_endpoint}, p = {big_test.pvalue:.3f}, w = {big_test.cohens_w:.4f}")
 
@@ -250,7 +250,7 @@ variants = {
 pvalues_by = {}
 for label, dataplane in variants.items():
     variant = demo_variant(1_000, ("dataplane", dataplane))
-    tests = [summarize_service(run(variant, s), "echo-1").chi_square for s in range(SEEDS)]
+    tests = [summarize_service(simulate(variant, s, "des"), "echo-1").chi_square for s in range(SEEDS)]
     pvalues_by[label] = np.array([t.pvalue for t in tests])
     print(f"{label}: first run statistic {tests[0].statistic:.3f}; p-values {np.round(pvalues_by[label][:6], 3)} ...")
 
@@ -275,7 +275,7 @@ plt.show()
 # `summarize_service` knows which pickers are deterministic and says so instead of giving a verdict:
 
 # %%
-print(summarize_service(run(variant, 0), "echo-1").verdict)
+print(summarize_service(simulate(variant, 0, "des"), "echo-1").verdict)
 
 # %% [markdown]
 # ## 4. Keep-alive: count connections, not requests
@@ -293,7 +293,7 @@ print(summarize_service(run(variant, 0), "echo-1").verdict)
 keepalive, _ = load_scenario(EXPERIMENTS / "keepalive_skew.toml")
 rows = []
 for s in range(SEEDS):
-    result = run(keepalive, s)
+    result = simulate(keepalive, s, "des")
     for name in ("echo-curl", "echo-pool"):
         summary_ = summarize_service(result, name)
         requests = np.array([summary_.by_endpoint.get(p, 0) for p in ("echo-kind-worker", "echo-kind-worker2")])
@@ -378,7 +378,7 @@ plt.show()
 # %%
 lopsided = pool.loc[pool["share of requests on echo-kind-worker"].isin([0.0, 1.0]), "seed"]
 example = int(lopsided.iloc[0]) if len(lopsided) else 0  # a run whose 4 connections all went to one Pod
-example_summary = summarize_service(run(keepalive, example), "echo-pool")
+example_summary = summarize_service(simulate(keepalive, example, "des"), "echo-pool")
 print(f"seed {example}: connections per Pod {example_summary.routed_by_endpoint}")
 print(f"requests per Pod {example_summary.by_endpoint}")
 print(f"verdict: {example_summary.verdict}")
@@ -545,7 +545,7 @@ third = {"name": "echo-1-kind-control-plane", "node": "kind-control-plane", "lab
 variant_3 = demo_variant(
     CURLS_3, ("dataplane", {"name": "ipvs", "picker": "round-robin"}), ("pods", [*demo_table["pods"], third])
 )
-measured_3 = summarize_service(run(variant_3, 0), "echo-1").chi_square.statistic
+measured_3 = summarize_service(simulate(variant_3, 0, "des"), "echo-1").chi_square.statistic
 
 # %%
 check("Exercise 3", PREDICTION_3, measured_3, within=0.01)

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from sim import load_scenario, run, summarize
+from sim import load_scenario, simulate, summarize
 from sim.experiment.analysis import run_metrics, summarize_service
 from sim.experiment.shares import route_shares
 from sim.plots import node_heatmap
@@ -160,7 +160,7 @@ pd.DataFrame(
 # node and serving node, which `sim.plots.node_heatmap` draws.
 
 # %%
-aware_runs = [run(aware, aware_seed + s) for s in range(SEEDS)]
+aware_runs = [simulate(aware, aware_seed + s, "des") for s in range(SEEDS)]
 aware_records = [{"status": "ok", "metrics": run_metrics(r)} for r in aware_runs]
 
 fig, axes = plt.subplots(1, 3, figsize=(18, 5.6), layout="constrained")
@@ -201,7 +201,7 @@ for name in ("auto-six", "auto-four"):
     print(f"{name}: {'hints written' if not hints.withheld else 'NO hints: ' + hints.withheld}")
     for ep in hints.endpoints:
         print(f"    {ep.pod:22s} node {ep.node_name}  zone hints: {sorted(ep.zone_hints or []) or '-'}")
-auto_runs = [run(auto, auto_seed + s) for s in range(SEEDS)]
+auto_runs = [simulate(auto, auto_seed + s, "des") for s in range(SEEDS)]
 
 # %% [markdown]
 # ## 4. Cross-zone traffic, all five Services
@@ -331,7 +331,7 @@ def topology_aware_variant(change) -> dict:
     table = scenario_table("topology_aware.toml")
     change(table)
     scenario, seed = build(table, "topology_aware.toml", {"requests": REQUESTS})
-    return summarize(run(scenario, seed))["services"]
+    return summarize(simulate(scenario, seed, "des"))["services"]
 
 
 def keep_zone_c(table: dict) -> None:

@@ -1,6 +1,6 @@
 """Simulate how Kubernetes Services route traffic across a cluster, and test what you see with statistics.
 
->>> from sim import load_scenario, run, summarize
+>>> from sim import load_scenario, simulate, summarize
 
 The names below are loaded on first use (a module ``__getattr__``, PEP 562), so that ``import sim`` and the
 ``sim`` command start without numpy, SimPy, scipy or pandas until a command needs them.
@@ -17,11 +17,12 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time each name i
     from sim.experiment.analysis import summarize, summarize_service
     from sim.experiment.executors import Dask, Processes, Serial
     from sim.experiment.sweep import sweep
-    from sim.fastpath import fast_path_problem, run_fast
+    from sim.facade import simulate
     from sim.io import load_experiment, load_scenario, load_topology
     from sim.outcomes import DropReason, Outcome
     from sim.records import RunResult
     from sim.scenario import Scenario, Stream
+    from sim.solver import events_needed
     from sim.stats import ChiSquare, chi_square_gof, chi_square_power
     from sim.version import __version__
 
@@ -38,12 +39,12 @@ _WHERE = {
     "Stream": "sim.scenario",
     "chi_square_gof": "sim.stats",
     "chi_square_power": "sim.stats",
-    "fast_path_problem": "sim.fastpath",
+    "events_needed": "sim.solver",
     "load_experiment": "sim.io",
     "load_scenario": "sim.io",
     "load_topology": "sim.io",
     "run": "sim.engine",
-    "run_fast": "sim.fastpath",
+    "simulate": "sim.facade",
     "summarize": "sim.experiment.analysis",
     "summarize_service": "sim.experiment.analysis",
     "sweep": "sim.experiment.sweep",
@@ -65,12 +66,12 @@ __all__ = [
     "__version__",
     "chi_square_gof",
     "chi_square_power",
-    "fast_path_problem",
+    "events_needed",
     "load_experiment",
     "load_scenario",
     "load_topology",
     "run",
-    "run_fast",
+    "simulate",
     "summarize",
     "summarize_service",
     "sweep",

@@ -351,15 +351,14 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     """Check a loaded scenario against the guards and its output paths, then validate (print ok) or run it on the
     engine ``--engine`` asks for and print it (and ``--out``, ``--plot``)."""
     from sim import guards
-    from sim.fastpath import fast_path_problem
+    from sim.facade import EventsNeeded, choose
     from sim.io import check_writable, dumps_json, write_atomic
 
-    problem = fast_path_problem(scenario)
-    engine = getattr(args, "engine", "des")
-    if engine == "fast" and problem is not None:
-        raise SpecError(args.file, "--engine fast", f"the fast path is not exact here: {problem}")
-    if engine == "auto":
-        engine = "des" if problem else "fast"
+    try:
+        choice = choose(scenario, getattr(args, "engine", "des"))
+    except EventsNeeded as e:
+        raise SpecError(args.file, "--engine fast", str(e)) from None
+    engine, problem = choice.engine, choice.events_needed
     est = guards.estimate(scenario, fast=engine == "fast")
     _refuse(args.file, est)
     if args.command == "run" and args.out:
@@ -386,12 +385,10 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
         why = f"the fast path is not exact here: {problem}" if problem else "the fast path is exact here"
         _note(f"engine auto -> {engine}: {why}")
     _detail(f"estimate: {est.describe()}")
-    from sim.engine import run  # here, not above: `sim validate` needs no simulator (SimPy, scipy.stats)
     from sim.experiment.rundoc import run_document
-    from sim.fastpath import run_fast
 
     started = time.perf_counter()
-    result = (run_fast if engine == "fast" else run)(scenario, seed)
+    result = choice.run(seed)
     _detail(f"simulated {len(result):,} requests in {time.perf_counter() - started:.2f} s")
     summary = {
         **run_document(result, alpha=args.alpha, command=_run_command(args)),

@@ -4,9 +4,9 @@ what its author meant says so on stderr.
 
 The estimates are upper-leaning, from the sizes the simulator keeps per thing:
 - records: ``sim.records.STORED`` (62 bytes a request; the derived columns are not kept) plus what the run holds
-  while it builds them (tracemalloc's peak through ``run()`` is near 105 bytes a request, through ``run_fast()``
-  near 140: benchmarks/README.md), per attempt (retries add records), and per call a request makes to other
-  Services (``CallGraph.expected_calls``, every retry counted);
+  while it builds them (tracemalloc's peak through the event path is near 105 bytes a request, through the
+  solver's fast way near 140: benchmarks/README.md), per attempt (retries add records), and per call a request
+  makes to other Services (``CallGraph.expected_calls``, every retry counted);
 - the topology's all-pairs route tables (``sim.topology._routes``): four vertex x vertex matrices, 12 bytes a pair,
   and the link-count scratch of one chunk;
 - route tables: each node's proxy holds a route per Service (its endpoints), per control-plane version;

@@ -1,7 +1,7 @@
 """What one run needs, compiled once below the engines: ``compile_plan(scenario) -> Plan``; and the one assembly
 of a RunResult from an engine's raw columns (``Plan.result``).
 
-Both engines (``sim.engine``, ``sim.fastpath``) read the plan and never call back into the Scenario while they
+Both engines (``sim.engine``, ``sim.solver``) read the plan and never call back into the Scenario while they
 run. It owns: the name tables (nodes, pods, clients, Services) and their indices; per stream, its entry nodes,
 its draw-stream keys (``StreamPlan.key``), its client's address key and origin; per stream, entry node and
 control-plane version, the route the routing layer computes (with its picker object) and what the engines derive
@@ -11,15 +11,21 @@ affinity); the versions' times and each node's sync lag; the data-plane changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim.cluster import Discipline, Pod, SessionAffinity
-from sim.records import COLUMNS, STORED, Columns, RunResult, monitors
-from sim.rng import Seed, seed_record
+from sim.distributions import Dist, Sum
+from sim.outcomes import Outcome
+from sim.records import COLUMNS, PICK_FRESH, STORED, Columns, RunResult, monitors
+from sim.rng import Seed, Streams, blocks, seed_record
 from sim.routing import Route, ip_key
+from sim.routing.pickers import uniform_indices
+from sim.routing.ports import source_ports
 from sim.scenario import Scenario, Stream
 from sim.timeline import DataChange
 from sim.topology import Topology
@@ -100,12 +106,35 @@ class Plan:
         """Whether the cluster changes during the run (a timeline)."""
         return bool(self.scenario.timeline)
 
-    def result(self, seed: Seed, raw: dict[str, np.ndarray], end_s: float) -> RunResult:
+    @property
+    def horizon_s(self) -> float:
+        """The simulated time (s) at which the run stops (``duration_s``; infinity where none is set)."""
+        return math.inf if self.duration_s is None else self.duration_s
+
+    def path_classes(
+        self, origin: str, node: str, endpoint_nodes: Sequence[str]
+    ) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """Per endpoint node, the delay classes of the legs out, (origin ->) entry ``node`` -> endpoint's node, and
+        back: each leg its own lowest-latency path; an external client's packets pass through the entry node."""
+        topo = self.topology
+        legs = topo.delay_classes_between(node, list(endpoint_nodes))
+        if origin == node:
+            return [((out,), (back,)) for out, back in legs]
+        lead_out, lead_back = topo.delay_class(origin, node), topo.delay_class(node, origin)
+        return [((lead_out, out), (back, lead_back)) for out, back in legs]
+
+    def path_dist(self, classes: tuple[int, ...]) -> Dist:
+        """The delay (s) along legs of these delay classes: paths whose legs are of the same classes share it."""
+        legs = tuple(self.topology.class_delay(c) for c in classes)
+        return legs[0] if len(legs) == 1 else Sum(legs)
+
+    def result(self, seed: Seed, raw: dict[str, np.ndarray], end_s: float, engine: str = "events") -> RunResult:
         """The RunResult of a run from an engine's raw columns (stream, request, attempt, version, entry_node,
         endpoint, pick, source_preserved, the five times, outcome, reason, optionally hops; rows in send order)
         and its simulated end (s): computes the hop column unless given, keeps the ``STORED`` columns in their
         dtypes (no copy where they have them already) with the lookups of the ``DERIVED`` ones (client, client's
-        node, Service, endpoint's node), and computes the monitors. Both engines return through here."""
+        node, Service, endpoint's node), and computes the monitors. Both engines return through here, ``engine``
+        naming the way (events, solver, fast)."""
         cols = dict(raw)
         lookups = self.lookups()
         if "hops" not in cols:
@@ -126,6 +155,7 @@ class Plan:
             end_s,
             self.client_names,
             pods,
+            engine,
         )
 
     def lookups(self) -> dict[str, np.ndarray]:
@@ -177,6 +207,69 @@ _CHUNK_ROWS = 1 << 17
 """Rows per chunk where the records are processed in chunks (``Plan._hops``)."""
 
 
+def first_attempts(n: int) -> dict[str, np.ndarray]:
+    """The columns of ``n`` first attempts on fresh connections, rows in send order, each its own request (an
+    open-loop run without retries or keep-alive, as the event-free solver runs): request, attempt, version, pick."""
+    return {
+        "request": np.arange(n, dtype=COLUMNS["request"]),
+        "attempt": np.zeros(n, dtype=COLUMNS["attempt"]),
+        "version": np.zeros(n, dtype=COLUMNS["version"]),
+        "pick": np.full(n, PICK_FRESH, dtype=COLUMNS["pick"]),
+    }
+
+
+def clip_to_horizon(cols: dict[str, np.ndarray], horizon_s: float) -> None:
+    """The horizon rule, in place: a step at or after ``horizon_s`` (s) has not happened (the event loop stops
+    before events at ``duration_s``): its time is NaN; a request whose reply (or refusal, or drop) had not come
+    back by then is in flight, with no reason."""
+    if horizon_s == math.inf:
+        return
+    for name in ("t_arrived", "t_started", "t_finished", "t_returned"):
+        column = cols[name] = cols[name].astype(COLUMNS[name], copy=False)
+        column[column >= horizon_s] = np.nan
+    outcome = cols["outcome"] = cols["outcome"].astype(COLUMNS["outcome"], copy=False)
+    pending = ((outcome == int(Outcome.OK)) | (outcome == int(Outcome.DROPPED))) & np.isnan(cols["t_returned"])
+    outcome[pending] = int(Outcome.IN_FLIGHT)
+    cols["reason"][pending] = 0
+
+
+class Draws:
+    """A run's random draws, each kind from its own ``Streams`` key, made once here for every engine that draws
+    request by request (the event path, and the event-free solver where it is exact): service times (s) per
+    pod, path delays (s) per tuple of legs' delay classes, and per stream its source ports and load-balancer
+    picks. Each is a lazy iterator of blocks (``sim.rng.blocks``); asking twice for one key gives the same one."""
+
+    __slots__ = ("_paths", "plan", "rngs")
+
+    def __init__(self, plan: Plan, rngs: Streams) -> None:
+        self.plan = plan
+        self.rngs = rngs
+        self._paths: dict[tuple[int, ...], Iterator[float]] = {}
+
+    def service(self, pod: Pod) -> Iterator[float]:
+        """The pod's service times (s), in the order it serves requests."""
+        return blocks(pod.service_time, functools.partial(self.rngs.generator, "service", pod.name))
+
+    def path(self, classes: tuple[int, ...]) -> Iterator[float]:
+        """Delays (s) along legs of these delay classes; paths of the same classes share one stream of draws."""
+        draws = self._paths.get(classes)
+        if draws is None:
+            dist = self.plan.path_dist(classes)
+            draws = blocks(dist, functools.partial(self.rngs.generator, "network", *classes))
+            self._paths[classes] = draws
+        return draws
+
+    def ports(self, sp: StreamPlan) -> Iterator[int]:
+        """The stream's source ports of new connections (``sim.routing.ports``)."""
+        return source_ports(functools.partial(self.rngs.generator, *sp.key("ports")))
+
+    def entries(self, sp: StreamPlan) -> Iterator[int] | None:
+        """A load balancer's uniform picks of the stream's entry node (None: one entry node, nothing drawn)."""
+        if len(sp.entries) < 2:
+            return None
+        return uniform_indices(len(sp.entries), self.rngs.generator(*sp.key("load-balancer")))
+
+
 def _route_plan(
     sc: Scenario, spec: Stream, node: str, node_index: int, version: int, pod_index: dict[str, int]
 ) -> RoutePlan:
@@ -197,24 +290,10 @@ def _route_plan(
     )
 
 
-_LAST: list[Plan] = []
-"""The latest plan compiled: ``fast_path_problem`` and then ``run_fast`` (or ``run``) on one scenario compile once."""
-
-
 def compile_plan(scenario: Scenario) -> Plan:
     """Everything a run of ``scenario`` reads, computed once: names, streams with their routes for every
-    (entry node, control-plane version), version times, sync lags and data-plane changes. A plan is immutable;
-    the latest one is kept, so asking again for the same scenario object returns it."""
-    last = next(iter(_LAST), None)  # read once: another thread may replace it
-    if last is not None and last.scenario is scenario:
-        return last
-    plan = _compile(scenario)
-    _LAST[:] = [plan]
-    return plan
-
-
-def _compile(scenario: Scenario) -> Plan:
-    """``compile_plan`` without the cache."""
+    (entry node, control-plane version), version times, sync lags and data-plane changes. A plan is immutable:
+    compile it once and hand it to whatever reads it (``sim.facade`` does)."""
     sc = scenario
     node_names = tuple(sc.topology.nodes)
     node_index = {name: i for i, name in enumerate(node_names)}

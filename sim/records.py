@@ -152,6 +152,11 @@ class RunResult:
     """Per pod (aligned with ``pod_names``), time averages since the warm-up: ``queue_mean``, ``busy_mean``,
     ``utilization`` (the busy fraction), ``in_system_mean``, and ``window_s`` (the averaging window in seconds);
     see ``monitors``."""
+    engine: str = "events"
+    """The way the run was made: ``events`` (the event path), ``solver`` (the event-free solver, exact: the event
+    path's records) or ``fast`` (the solver's numpy way); see ``sim.facade``."""
+    events_needed: str | None = None
+    """Why the run needed events (``sim.solver.events_needed``), where ``sim.facade`` asked; None otherwise."""
 
     def __len__(self) -> int:
         return len(self.columns["t_sent"])

@@ -99,3 +99,10 @@ def rounding_drift_s(result: RunResult) -> float:
     """
     largest = max((float(np.nanmax(np.abs(result.columns[c]), initial=0.0)) for c in TIME_COLUMNS), default=0.0)
     return 2 * max(len(result), 1) * float(np.finfo(float).eps) * max(largest, result.end_s)
+
+
+def solve_fast(scenario: Scenario, seed: int) -> RunResult:
+    """The event-free solver's numpy way, through the facade (``sim.simulate(..., engine="fast")``)."""
+    from sim.facade import simulate
+
+    return simulate(scenario, seed, "fast")

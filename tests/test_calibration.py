@@ -26,14 +26,15 @@ from sim.cluster import Pod, Service, TrafficDistribution
 from sim.distributions import Constant, Exponential
 from sim.engine import run
 from sim.experiment.analysis import summarize_service
-from sim.fastpath import fast_path_problem, run_fast
 from sim.rng import Streams
 from sim.routing import DataplaneConfig, ip_key
 from sim.routing.ports import EPHEMERAL_PORTS, first_ports, port_blocks, source_ports
 from sim.scenario import Connections, Scenario, Stream
+from sim.solver import events_needed
 from sim.stats import chi_square_gof
 from sim.topology import ElementKind, Link, Topology
 from sim.workload import ClosedLoop, Poisson
+from tests.conftest import solve_fast
 
 pytestmark = pytest.mark.statistical
 
@@ -105,7 +106,7 @@ def keep_alive() -> Scenario:
 def pvalues(make: Callable[[], Scenario], seeds: int) -> np.ndarray:
     """The verdict's p-value in each of ``seeds`` runs (seeds 0..seeds-1)."""
     sc = make()
-    engine = run_fast if fast_path_problem(sc) is None else run
+    engine = solve_fast if events_needed(sc) is None else run
     return np.array([summarize_service(engine(sc, seed), "web").chi_square.pvalue for seed in range(seeds)])
 
 
@@ -184,7 +185,7 @@ def test_a_wrong_expectation_is_rejected() -> None:
     sc = random_picker()
     wrong = []
     for seed in range(SEEDS):
-        s = summarize_service(run_fast(sc, seed), "web")
+        s = summarize_service(solve_fast(sc, seed), "web")
         wrong.append(chi_square_gof(list(s.routed_by_endpoint.values()), [0.4, 0.3, 0.3]).pvalue)
     assert not follows(np.array(wrong), null_law(300, [1 / 3] * 3))
 
@@ -195,7 +196,7 @@ def test_the_pooled_test_of_two_zones_was_miscalibrated() -> None:
     sc = two_zones()
     pooled = []
     for seed in range(SEEDS):
-        s = summarize_service(run_fast(sc, seed), "web")
+        s = summarize_service(solve_fast(sc, seed), "web")
         pooled.append(st.chi2.sf(s.chi_square.statistic, 2))
         assert [g.test.dof for g in s.chi_square.groups] == [0, 1]
     assert not follows(np.array(pooled))
@@ -230,10 +231,10 @@ def test_hashed_picks_differ_across_seeds_and_repeat_for_one_seed() -> None:
     """Maglev and source-hash-with-ports read the flow: each seed now gives its own picks (before, every seed gave
     the same counts), one seed always the same ones, and the DES and the fast path agree pick for pick."""
     sc = maglev()
-    picks = [run_fast(sc, seed).columns["endpoint"] for seed in range(6)]
+    picks = [solve_fast(sc, seed).columns["endpoint"] for seed in range(6)]
     assert len({p.tobytes() for p in picks}) == 6
     assert len({tuple(np.bincount(p, minlength=5)) for p in picks}) == 6  # the counts too
-    assert np.array_equal(run_fast(sc, 3).columns["endpoint"], picks[3])
+    assert np.array_equal(solve_fast(sc, 3).columns["endpoint"], picks[3])
     assert np.array_equal(run(sc, 3).columns["endpoint"], picks[3])
     # the ports are the stream's ("ports", client, service, n) draws
     ports = first_ports(Streams(3).generator("ports", "client-0", "web", 0), 250)
@@ -242,6 +243,6 @@ def test_hashed_picks_differ_across_seeds_and_repeat_for_one_seed() -> None:
     choose = route.picker.chooser(route.endpoints, np.random.default_rng(0), [])
     flows = [(ip_key("10.244.9.2") << 16) | p for p in ports.tolist()]
     want = [int(route.endpoints[choose(f)].pod.split("-")[1]) for f in flows]
-    result = run_fast(sc, 3)
+    result = solve_fast(sc, 3)
     got = result.columns["endpoint"][result.columns["stream"] == 0]
     assert [int(result.pod_names[e].split("-")[1]) for e in got] == want

@@ -100,7 +100,7 @@ def test_the_model_digest_follows_the_source_but_not_the_presentation(tmp_path, 
     original = digest()
     (copy / "cli.py").write_text("# presentation only\n")
     assert digest() == original
-    (copy / "engine.py").write_text((copy / "engine.py").read_text() + "\n# a change\n")
+    (copy / "engine" / "run.py").write_text((copy / "engine" / "run.py").read_text() + "\n# a change\n")
     assert digest() != original
     version.model_digest.cache_clear()
 

@@ -3,11 +3,14 @@
 import numpy as np
 import pytest
 
-from sim.cluster import TrafficPolicy
+from sim.cluster import Pod, Service, TrafficPolicy
+from sim.distributions import Constant, Dist, Exponential
 from sim.engine import run
+from sim.facade import simulate
 from sim.outcomes import DropReason, Outcome
+from sim.scenario import Scenario, Stream
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
-from tests.conftest import TIME_COLUMNS, rounding_drift_s, two_node_scenario
+from tests.conftest import TIME_COLUMNS, rounding_drift_s, star, two_node_scenario
 
 LOCAL, CLUSTER = TrafficPolicy.LOCAL, TrafficPolicy.CLUSTER
 
@@ -121,13 +124,11 @@ def test_records_are_compact():
 
 # --- routing features through the engine ---------------------------------------------------------------------
 
-from sim.cluster import Pod, Service, SessionAffinity  # noqa: E402
-from sim.distributions import Constant  # noqa: E402
+from sim.cluster import SessionAffinity  # noqa: E402
 from sim.experiment.analysis import summarize_service  # noqa: E402
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED  # noqa: E402
 from sim.routing import DataplaneConfig  # noqa: E402
-from sim.scenario import Connections, ExternalClient, Scenario, Stream, Target  # noqa: E402
-from tests.conftest import star  # noqa: E402
+from sim.scenario import Connections, ExternalClient, Target  # noqa: E402
 
 
 def three_node(service: Service, streams, *, dataplane="iptables", pods=None, external=()):
@@ -359,28 +360,29 @@ def _overloaded_fifo(duration_s: float | None) -> Scenario:
 
 
 @pytest.mark.parametrize("duration_s", [None, 0.4])
-def test_a_settled_run_writes_the_records_of_the_full_event_run_to_the_bit(duration_s):
-    """Open loop into multi-worker FIFO pods with a queue limit, overloaded: the run is settled (its sends, then
-    each pod's arrivals, no event between), and the free-time recursion admits, refuses and starts each request
-    as the queue events do, the horizon cutting the same steps: every column byte for byte."""
-    from sim.engine import _Run
-    from sim.rng import Streams
-
+def test_the_exact_solver_writes_the_records_of_the_full_event_run_to_the_bit(duration_s):
+    """Open loop into multi-worker FIFO pods with a queue limit, overloaded: no events are needed, so ``des``
+    takes the event-free solver's exact way (its sends, then each pod's arrivals by the free-time recursion), which
+    admits, refuses and starts each request as the queue events do, the horizon cutting the same steps: every
+    column byte for byte, against the event path with and without its shortcuts."""
     scenario = _overloaded_fifo(duration_s)
-    assert _Run(scenario, Streams(9))._schedule is not None  # the settled path is the one under test
-    fast, full = run(scenario, seed=9), run(scenario, seed=9, shortcuts=False)
-    assert fast.counts()["dropped"] > 100  # the queue limit did refuse requests
+    solved = simulate(scenario, 9, "des")
+    assert (solved.engine, solved.events_needed) == ("solver", None)  # the way under test
+    assert solved.counts()["dropped"] > 100  # the queue limit did refuse requests
     if duration_s is not None:
-        assert fast.counts()["in_flight"] > 0
-    assert fast.end_s == full.end_s
-    for name, column in full.columns.items():
-        assert column.dtype == fast.columns[name].dtype and column.tobytes() == fast.columns[name].tobytes(), name
+        assert solved.counts()["in_flight"] > 0
+    for events in (run(scenario, seed=9), run(scenario, seed=9, shortcuts=False)):
+        assert events.engine == "events"
+        assert solved.end_s == events.end_s
+        for name, column in events.columns.items():
+            got = solved.columns[name]
+            assert column.dtype == got.dtype and column.tobytes() == got.tobytes(), name
 
 
-def test_a_settled_run_whose_pods_never_queue_would_be_caught(monkeypatch):
+def test_an_exact_solver_whose_pods_never_queue_would_be_caught(monkeypatch):
     """The test above can fail: pods that start every request on arrival (no waiting for a worker) give other
     records."""
-    import sim.engine
+    import sim.solver
 
     def no_wait(arrived, service, workers, limit=None):
         starts = list(arrived)
@@ -388,24 +390,22 @@ def test_a_settled_run_whose_pods_never_queue_would_be_caught(monkeypatch):
 
     scenario = _overloaded_fifo(None)
     full = run(scenario, seed=9, shortcuts=False)
-    monkeypatch.setattr(sim.engine, "fifo_serve", no_wait)
-    wrong = run(scenario, seed=9)
+    monkeypatch.setattr(sim.solver, "fifo_serve", no_wait)
+    wrong = simulate(scenario, 9, "des")
     assert not np.array_equal(wrong.columns["t_finished"], full.columns["t_finished"], equal_nan=True)
 
 
-def test_shortcuts_with_sends_made_ahead_agree_with_the_full_event_run_to_rounding():
-    """A processor-sharing pod keeps the run from settling; its sends are still made ahead of their time, their
-    arrivals scheduled from an earlier instant, so times agree within rounding."""
+def test_a_processor_sharing_pod_that_can_queue_runs_on_events_and_says_why():
+    """A processor-sharing pod that can hold more requests than CPUs needs events: ``des`` runs the event path,
+    the RunResult says so and why, and the shortcuts agree with the full event run within rounding."""
     from sim.cluster import Discipline
-    from sim.engine import _Run
-    from sim.rng import Streams
 
     scenario = _overloaded_fifo(0.4)
     pods = tuple(replace(p, discipline=Discipline.PS) if p.name == "svc-b" else p for p in scenario.pods)
     scenario = replace(scenario, pods=pods)
-    state = _Run(scenario, Streams(9))
-    assert state._schedule is None and state._ahead > 0
-    fast, full = run(scenario, seed=9), run(scenario, seed=9, shortcuts=False)
+    fast = simulate(scenario, 9, "des")
+    assert fast.engine == "events" and "processor sharing" in (fast.events_needed or "")
+    full = run(scenario, seed=9, shortcuts=False)
     drift = rounding_drift_s(full)
     assert fast.end_s == pytest.approx(full.end_s, abs=drift)
     for name, column in full.columns.items():
@@ -414,3 +414,49 @@ def test_shortcuts_with_sends_made_ahead_agree_with_the_full_event_run_to_roundi
         else:
             assert np.array_equal(fast.columns[name], column), name
     assert np.array_equal(fast.columns["t_sent"], full.columns["t_sent"])  # the schedule's sums are the ticks'
+
+
+# --- the closed-loop lane (sim.engine.lane): one callback per request where it can be -------------------------
+
+
+def _lane_scenario(think: Dist, *, concurrency: int = 1, queue_limit: int | None = None) -> Scenario:
+    """Eight closed-loop clients into four pods over 0 s links, picked at random: the lane's case (a request
+    arrives, is served and replies in its send's callback)."""
+    clients = [f"c{k}" for k in range(8)]
+    backends = [f"b{k}" for k in range(4)]
+    topo = star([f"n-{name}" for name in clients + backends], hop=Constant(0.0), same_node=Constant(0.0))
+    pods = tuple(
+        Pod(
+            name,
+            f"n-{name}",
+            f"10.244.{i}.2",
+            {"app": "b" if name in backends else "c"},
+            service_time=Exponential(0.5),
+            concurrency=1 if name in clients else concurrency,
+            queue_limit=None if name in clients else queue_limit,
+        )
+        for i, name in enumerate(clients + backends)
+    )
+    streams = tuple(Stream(c, "svc", ClosedLoop(think), requests=400) for c in clients)
+    return Scenario("lane", topo, pods, (Service("svc", {"app": "b"}),), streams, duration_s=None)
+
+
+@pytest.mark.parametrize(
+    ("think", "concurrency", "queue_limit"),
+    [(Constant(0.0), 1, None), (Constant(0.0), 2, 1), (Exponential(2.0), 1, None), (Exponential(2.0), 2, 1)],
+)
+def test_the_lane_agrees_with_the_full_event_run_to_rounding(think, concurrency, queue_limit):
+    """The lane (a request arriving, served and replying in its send's callback, its reply folded into the next
+    send) against the run with every step an event: every pick, pod, outcome and drop the same, times within
+    ``rounding_drift_s`` (a computed finish plus the trip back is the same sum in another order); single-worker
+    pods, and two-worker pods whose full queue refuses requests; with and without think times."""
+    scenario = _lane_scenario(think, concurrency=concurrency, queue_limit=queue_limit)
+    lane, full = run(scenario, seed=5), run(scenario, seed=5, shortcuts=False)
+    assert lane.counts()["ok"] > 0 and (queue_limit is None or lane.counts()["dropped"] > 0)
+    drift = rounding_drift_s(full)
+    assert abs(lane.end_s - full.end_s) <= drift
+    for name, column in full.columns.items():
+        if name in TIME_COLUMNS:
+            np.testing.assert_allclose(lane.columns[name], column, rtol=0, atol=drift, err_msg=name)
+        else:
+            assert np.array_equal(lane.columns[name], column), name

@@ -22,21 +22,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-import sim.fastpath
 import sim.routing.pickers
+import sim.solver
 from sim.cluster import Discipline, Endpoint, Pod, Service, SessionAffinity, TrafficPolicy
 from sim.distributions import Constant, Exponential, LogNormal
 from sim.engine import run
 from sim.experiment.analysis import summarize_service
-from sim.fastpath import fast_path_problem, lindley_starts, run_fast
-from sim.outcomes import Outcome
+from sim.facade import simulate
+from sim.outcomes import DropReason, Outcome
 from sim.queueing import fifo_serve
 from sim.records import COLUMNS, PICK_FRESH, RunResult
 from sim.routing import PICKERS, Chooser, DataplaneConfig
 from sim.scenario import Connections, ExternalClient, Retries, Scenario, Stream, Target
+from sim.solver import events_needed, lindley_starts
 from sim.timeline import Action, Event
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
-from tests.conftest import star
+from tests.conftest import TIME_COLUMNS, rounding_drift_s, solve_fast, star
 from tests.test_queueing import reference
 
 LOCAL = TrafficPolicy.LOCAL
@@ -118,16 +119,16 @@ def small(
             ),
             "unbounded",
         ),
-        (lambda: small(concurrency=4, queue_limit=10), "queue limit"),
+        (lambda: small(concurrency=4, queue_limit=10), None),  # fifo_serve refuses as the queue events do
         (
             lambda: small(concurrency=101, stream=Stream("client", "svc", ConstantRate(10.0)), duration_s=10.0),
             None,
         ),
-        (lambda: small(queue_limit=10), "queue limit"),
+        (lambda: small(queue_limit=10), None),
     ],
 )
 def test_fast_path_problem_names_each_condition(scenario: Callable[[], Scenario], words: str | None) -> None:
-    problem = fast_path_problem(scenario())
+    problem = events_needed(scenario())
     if words is None:
         assert problem is None
     else:
@@ -141,20 +142,55 @@ def test_processor_sharing_is_exact_only_with_more_workers_than_requests() -> No
             dataclasses.replace(p, discipline=Discipline.PS, concurrency=concurrency) if p.name == "svc-b" else p
             for p in base.pods
         )
-        problem = fast_path_problem(dataclasses.replace(base, pods=pods))
+        problem = events_needed(dataclasses.replace(base, pods=pods))
         assert problem is None if words is None else (problem is not None and words in problem)
+
+
+def test_the_exact_solver_on_a_processor_sharing_pod_that_never_queues_is_the_event_path_to_rounding() -> None:
+    """A processor-sharing pod with more CPUs than requests it can ever hold: no events are needed, and the exact
+    solver finishes each request its service time after its arrival, where the event path's running credit of
+    work reaches the same instant within rounding (``rounding_drift_s``), not to the bit; everything else equal."""
+    base = small(stream=Stream("client", "svc", Poisson(80.0), 200))
+    pods = tuple(
+        dataclasses.replace(p, discipline=Discipline.PS, concurrency=200) if p.name == "svc-b" else p for p in base.pods
+    )
+    sc = dataclasses.replace(base, pods=pods)
+    solved, events = simulate(sc, 4, "des"), run(sc, 4)
+    assert solved.engine == "solver" and events.engine == "events"
+    drift = rounding_drift_s(events)
+    for name, column in events.columns.items():
+        if name in TIME_COLUMNS:
+            np.testing.assert_allclose(solved.columns[name], column, rtol=0, atol=drift, err_msg=name)
+        else:
+            assert np.array_equal(solved.columns[name], column), name
+
+
+def test_queue_limits_refuse_in_the_fast_way_as_in_the_event_path() -> None:
+    """One single-worker pod with a queue limit of 2, overloaded, behind constant links: no draw decides the pick
+    or the trips, the arrivals are common random numbers and both ways take the pod's service draws in arrival
+    order, one per admitted request, through ``fifo_serve``; so the fast way refuses, starts and finishes every
+    request as the event path does, to the bit (the wrong model, a Lindley queue without the limit, would refuse
+    none)."""
+    base = small(queue_limit=2, stream=Stream("client", "svc", Poisson(400.0), 4000))
+    pods = tuple(dataclasses.replace(p, labels={"app": "other"}) if p.name == "svc-a" else p for p in base.pods)
+    sc = dataclasses.replace(base, pods=pods)
+    fast, des = solve_fast(sc, 5), run(sc, 5)
+    refused = fast.columns["reason"] == int(DropReason.QUEUE_FULL)
+    assert refused.sum() > 1000 and np.all(fast.columns["outcome"][refused] == int(Outcome.DROPPED))
+    for name in ("t_arrived", "t_started", "t_finished", "t_returned", "outcome", "reason", "endpoint"):
+        assert fast.columns[name].tobytes() == des.columns[name].tobytes(), name
 
 
 def test_run_fast_refuses_a_scenario_it_cannot_do_exactly() -> None:
     with pytest.raises(ValueError, match="closed loop"):
-        run_fast(small(stream=Stream("client", "svc", ClosedLoop(), 50)), 1)
+        solve_fast(small(stream=Stream("client", "svc", ClosedLoop(), 50)), 1)
 
 
 # --- records --------------------------------------------------------------------------------------------------------
 
 
 def test_records_have_the_des_columns_and_invariants() -> None:
-    r = run_fast(small(stream=Stream("client", "svc", Poisson(80.0), 3000)), 3)
+    r = solve_fast(small(stream=Stream("client", "svc", Poisson(80.0), 3000)), 3)
     c = r.columns
     assert list(c) == list(COLUMNS) and all(c[k].dtype == COLUMNS[k] for k in COLUMNS)
     assert len(r) == 3000 and r.counts()["ok"] == 3000
@@ -195,7 +231,7 @@ def test_same_send_times_as_the_des_under_one_seed() -> None:
         Stream("c2", "web", Poisson(3.0), start_s=25.0),  # starts after the end: sends nothing
     )
     sc = Scenario("sends", star(["a", "b"]), pods, (Service("web", {"app": "web"}),), streams, duration_s=20.0)
-    fast, des = run_fast(sc, 11), run(sc, 11)
+    fast, des = solve_fast(sc, 11), run(sc, 11)
     sent = [fast.columns["t_sent"][fast.columns["stream"] == k] for k in range(len(streams))]
     assert [len(s) > 0 for s in sent] == [True, True, True, True, False]
     for k, a in enumerate(sent):
@@ -207,7 +243,7 @@ def test_same_send_times_as_the_des_under_one_seed() -> None:
 def test_lindley_starts_match_the_recursion(few: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both ways of taking the per-queue running maximum: one over complex numbers (many queues), one per queue
     (few)."""
-    monkeypatch.setattr(sim.fastpath, "_FEW_QUEUES", few)
+    monkeypatch.setattr(sim.solver, "_FEW_QUEUES", few)
     rng = np.random.default_rng(5)
     segment = np.repeat(np.arange(4), [1, 300, 50, 400])
     arrived = np.concatenate([np.sort(rng.uniform(0, s, k)) for s, k in ((1, 1), (30, 300), (100, 50), (5, 400))])
@@ -243,7 +279,7 @@ def test_deterministic_pickers_pick_as_the_des_does(picker: str) -> None:
         streams,
         dataplane=DataplaneConfig("ipvs", picker=picker),
     )
-    fast, des = run_fast(sc, 2), run(sc, 2)
+    fast, des = solve_fast(sc, 2), run(sc, 2)
     assert np.array_equal(fast.columns["t_sent"], des.columns["t_sent"])
     assert np.array_equal(fast.columns["endpoint"], des.columns["endpoint"])
     assert len(np.unique(fast.columns["endpoint"])) > 1
@@ -275,7 +311,7 @@ class EveryOther:
 def test_a_picker_without_a_vector_form_runs_its_own_chooser(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(PICKERS, EveryOther.name, EveryOther)  # type: ignore[arg-type]
     sc = small(stream=Stream("client", "svc", Poisson(50.0), 300), dataplane=DataplaneConfig(picker="every-other"))
-    fast, des = run_fast(sc, 7), run(sc, 7)
+    fast, des = solve_fast(sc, 7), run(sc, 7)
     assert np.array_equal(fast.columns["endpoint"], des.columns["endpoint"])
     assert np.array_equal(fast.columns["endpoint"][:4], [1, 2, 1, 2])
 
@@ -292,8 +328,8 @@ def test_route_drops_fail_as_in_the_des() -> None:
         Stream("client", "none", Poisson(10.0), 20),
     )
     sc = Scenario("drops", star(["a", "b"]), pods, services, streams)
-    assert fast_path_problem(sc) is None
-    fast, des = run_fast(sc, 4), run(sc, 4)
+    assert events_needed(sc) is None
+    fast, des = solve_fast(sc, 4), run(sc, 4)
     for r in (fast, des):
         assert r.counts()["dropped"] == 50
         assert r.drops() == {"no_local_endpoints": 30, "no_endpoints": 20}
@@ -305,7 +341,7 @@ def test_route_drops_fail_as_in_the_des() -> None:
 
 
 def test_one_worker_queues_and_more_workers_than_requests_do_not() -> None:
-    r = run_fast(small(concurrency=200, stream=Stream("client", "svc", Poisson(150.0), 200)), 8)
+    r = solve_fast(small(concurrency=200, stream=Stream("client", "svc", Poisson(150.0), 200)), 8)
     c = r.columns
     many, one = c["endpoint"] == 1, c["endpoint"] == 2
     assert many.any() and one.any()
@@ -316,7 +352,7 @@ def test_one_worker_queues_and_more_workers_than_requests_do_not() -> None:
 def test_entry_nodes_endpoints_and_hops_agree_with_the_des() -> None:
     """Every (stream, entry node, endpoint, hops) the fast path produces is one the DES produces, and vice versa."""
     sc = mixed()
-    fast, des = run_fast(sc, 3), run(sc, 3)
+    fast, des = solve_fast(sc, 3), run(sc, 3)
 
     def seen(r: RunResult) -> set[tuple[int, ...]]:
         keys = ("stream", "entry_node", "endpoint", "hops", "source_preserved", "client_node", "endpoint_node")
@@ -328,7 +364,7 @@ def test_entry_nodes_endpoints_and_hops_agree_with_the_des() -> None:
 def test_the_horizon_leaves_requests_in_flight() -> None:
     # requests far beyond what fits before the horizon: only those that do are drawn
     sc = small(stream=Stream("client", "svc", Poisson(150.0), 10**12), duration_s=5.0, service_time=Exponential(0.02))
-    r = run_fast(sc, 9)
+    r = solve_fast(sc, 9)
     c = r.columns
     assert r.end_s == 5.0 and np.all(c["t_sent"] < 5.0)
     for k in ("t_arrived", "t_started", "t_finished", "t_returned"):
@@ -339,7 +375,7 @@ def test_the_horizon_leaves_requests_in_flight() -> None:
 
 
 def test_summarize_service_reads_a_fast_result() -> None:
-    r = run_fast(small(stream=Stream("client", "svc", Poisson(20.0), 2000)), 6)
+    r = solve_fast(small(stream=Stream("client", "svc", Poisson(20.0), 2000)), 6)
     s = summarize_service(r, "svc")
     assert s.sent == s.completed == 2000 and s.violations == 0 and s.chi_square.n == 2000
     assert set(s.by_endpoint) == {"svc-a", "svc-b"} and s.pickers == ["random"]
@@ -495,8 +531,8 @@ def disagreements(reference: Replications, fast: Replications) -> list[str]:
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_fast_path_is_indistinguishable_from_the_des(name: str) -> None:
     scenario = SCENARIOS[name]()
-    assert fast_path_problem(scenario) is None
-    assert disagreements(des(name), replicate(run_fast, scenario, FAST_SEEDS)) == []
+    assert events_needed(scenario) is None
+    assert disagreements(des(name), replicate(solve_fast, scenario, FAST_SEEDS)) == []
 
 
 def slower(scenario: Scenario) -> Scenario:
@@ -512,14 +548,14 @@ def slower(scenario: Scenario) -> Scenario:
 @pytest.mark.statistical
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_a_fast_path_with_service_10_percent_off_is_told_apart(name: str) -> None:
-    wrong = replicate(run_fast, slower(SCENARIOS[name]()), FAST_SEEDS)
+    wrong = replicate(solve_fast, slower(SCENARIOS[name]()), FAST_SEEDS)
     assert any("mean_s" in d for d in disagreements(des(name), wrong))
 
 
 @pytest.mark.statistical
 def test_a_fast_path_that_skips_the_wait_is_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sim.fastpath, "lindley_starts", lambda segment, arrived, service: arrived)
-    wrong = replicate(run_fast, mm1(), FAST_SEEDS)
+    monkeypatch.setattr(sim.solver, "lindley_starts", lambda segment, arrived, service: arrived)
+    wrong = replicate(solve_fast, mm1(), FAST_SEEDS)
     found = disagreements(des("mm1"), wrong)
     assert any("mean_s" in d for d in found) and any("p99_s" in d for d in found)
 
@@ -532,14 +568,14 @@ def test_a_fast_path_with_a_skewed_picker_is_told_apart(monkeypatch: pytest.Monk
         return rng.choice(n, size, p=weights / weights.sum())
 
     monkeypatch.setattr(sim.routing.pickers, "uniform_slots", skewed)
-    found = disagreements(des("mixed"), replicate(run_fast, mixed(), FAST_SEEDS))
+    found = disagreements(des("mixed"), replicate(solve_fast, mixed(), FAST_SEEDS))
     assert any(d.startswith("web:") for d in found) and any(d.startswith("web-local:") for d in found)
 
 
 @pytest.mark.statistical
 def test_a_fast_path_that_skips_the_wait_at_multi_worker_pods_is_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sim.fastpath, "fifo_serve", lambda arrived, service, workers: (arrived, arrived))
-    found = disagreements(des("mmc"), replicate(run_fast, mmc(), FAST_SEEDS))
+    monkeypatch.setattr(sim.solver, "fifo_serve", lambda arrived, service, workers, limit=None: (arrived, arrived))
+    found = disagreements(des("mmc"), replicate(solve_fast, mmc(), FAST_SEEDS))
     assert any("mean_s" in d for d in found) and any("p99_s" in d for d in found)
 
 

@@ -309,10 +309,10 @@ def test_maglev_picks_through_a_run_follow_cilium_slot_tables():
     in Cilium's own table (``pkg/maglev/maglev.go``), computed independently above. (The flow-to-slot hash is the
     simulator's own uniform hash, not Cilium's jhash of the tuple; the flows are the engine's, via the fast path's
     ``_flows``, which the fast-path tests hold identical to the DES.)"""
-    from sim.fastpath import _flows
     from sim.plan import compile_plan
     from sim.rng import Streams
     from sim.routing.maglev import mix64_array
+    from sim.solver import _flows
 
     pods = [pod(f"web-{i}", ("kind-worker", "kind-worker2")[i % 2], "web") for i in range(6)]
     services = [{"name": "web", "selector": {"app": "web"}, "nodePort": 30080}]

@@ -1,12 +1,14 @@
 """Guard for refactoring: every example experiment, at a reduced request count, gives byte-identical records.
 
 Each shipped scenario file (``experiments/*.toml``, ``experiments/k8s/demo.toml``; a spec's first design point at
-replication 0, as ``sim run`` runs it) runs through the DES (with and without its shortcuts) and, where
-``fast_path_problem`` allows, the fast path. The sha256 of every record column's bytes, of the monitors, of the end
-time and of ``dumps_json(summarize(result))`` must equal the digests saved in ``tests/data/golden/digests.json``
-from the code before the refactor of issue 15; once since, issue 16's settled runs rewrote the ``des`` digests of the
-five examples that settle, to exactly their ``des-no-shortcuts`` digests. A change that alters a single draw or a
-single bit of a time fails.
+replication 0, as ``sim run`` runs it) runs through ``simulate(..., "des")`` (the event-free solver's exact way
+where ``sim.solver.events_needed`` finds no events needed, else the event path), the event path with every step an
+event, and, where no events are needed, ``simulate(..., "fast")``. The sha256 of every record column's bytes, of
+the monitors, of the end time and of ``dumps_json(summarize(result))`` must equal the digests saved in
+``tests/data/golden/digests.json`` from the code before the refactor of issue 15; once since, issue 16's settled
+runs rewrote the ``des`` digests of the five examples that settle, to exactly their ``des-no-shortcuts`` digests
+(issue 22 moved those runs to the solver and changed no digest). A change that alters a single draw or a single
+bit of a time fails.
 
 Regenerate (only for a change meant to alter records, and say so in its commit):
 ``python -m tests.test_golden --write``.
@@ -25,11 +27,12 @@ import pytest
 from sim.engine import run
 from sim.experiment.analysis import summarize
 from sim.experiment.sweep import replication_seed
-from sim.fastpath import fast_path_problem, run_fast
+from sim.facade import simulate
 from sim.io import is_experiment, load_experiment, load_scenario, parse_scenario
 from sim.io.store import dumps_json
 from sim.records import RunResult
 from sim.scenario import Scenario
+from sim.solver import events_needed
 from tests.conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "data" / "golden" / "digests.json"
@@ -67,8 +70,10 @@ def digests(result: RunResult) -> dict[str, str]:
 
 def _run(engine: str, scenario: Scenario, seed: int) -> RunResult | None:
     if engine == "fast":
-        return None if fast_path_problem(scenario) is not None else run_fast(scenario, seed)
-    return run(scenario, seed, shortcuts=engine == "des")
+        return None if events_needed(scenario) is not None else simulate(scenario, seed, "fast")
+    if engine == "des":
+        return simulate(scenario, seed, "des")
+    return run(scenario, seed, shortcuts=False)
 
 
 def compute() -> dict[str, dict[str, dict[str, str]]]:

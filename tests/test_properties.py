@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from sim.cluster import Pod, Service, TrafficPolicy
 from sim.distributions import Exponential, Uniform
-from sim.engine import _Run, run
+from sim.engine import run
+from sim.facade import simulate
 from sim.outcomes import DropReason, Outcome
-from sim.rng import Streams
 from sim.routing import DATAPLANES, DataplaneConfig
 from sim.scenario import Scenario, Stream
 from sim.workload import ClosedLoop, ConstantRate, Poisson
@@ -200,15 +200,15 @@ def test_changing_cluster_accounts_for_every_request(scenario, seed):
 @SETTINGS
 @given(st.one_of(scenarios(), busy_scenarios()), st.integers(0, 2**32 - 1))
 def test_shortcuts_give_the_records_of_the_full_event_run(scenario, seed):
-    """Shortcut steps (FIFO starts from the workers' free times, replies nobody waits for, sends made ahead) match
-    the events they replace: everything exactly, times within rounding (``rounding_drift_s``); a settled run
-    (every send made in one pass, each pod's arrivals served after) to the bit."""
+    """Shortcut steps (FIFO starts from the workers' free times, replies nobody waits for) match the events they
+    replace: everything exactly, times within rounding (``rounding_drift_s``); and where no events are needed,
+    the event-free solver's exact way (``simulate(..., "des")``) to the bit."""
     fast, full = run(scenario, seed), run(scenario, seed, shortcuts=False)
-    if _Run(scenario, Streams(seed))._schedule is not None:  # settled: no send made ahead, every bit the same
-        assert fast.end_s == full.end_s
-        for name in fast.columns:
-            assert fast.columns[name].tobytes() == full.columns[name].tobytes(), name
-        return
+    solved = simulate(scenario, seed, "des")
+    if solved.engine == "solver":  # no events needed: every bit the same as the full event run
+        assert solved.end_s == full.end_s
+        for name in solved.columns:
+            assert solved.columns[name].tobytes() == full.columns[name].tobytes(), name
     drift = rounding_drift_s(full)
     assert abs(fast.end_s - full.end_s) <= drift
     for name in fast.columns:

@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 from sim.cluster import Discipline, Pod, Service
 from sim.distributions import Constant, Dist, Exponential
 from sim.engine import run
-from sim.fastpath import fast_path_problem, run_fast
 from sim.outcomes import DropReason, Outcome
 from sim.queueing import fifo_serve
 from sim.scenario import Scenario, Stream
+from sim.solver import events_needed
 from sim.workload import Poisson
-from tests.conftest import star
+from tests.conftest import solve_fast, star
 
 pytestmark = pytest.mark.statistical
 
@@ -209,7 +209,7 @@ def monitored(lam: float, service: Dist, workers: int, discipline: Discipline) -
         streams=(Stream("client", "s", Poisson(lam), None),),
         duration_s=WARMUP_S + WINDOW_S,
     )
-    engine = run_fast if fast_path_problem(sc) is None else run
+    engine = solve_fast if events_needed(sc) is None else run
     runs = [engine(sc, 3000 + rep).monitors for rep in range(MR)]
     return {name: np.array([m[name][1] for m in runs]) for name in ("utilization", "queue_mean", "in_system_mean")}
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from sim.engine import run
-from sim.fastpath import fast_path_problem, run_fast
 from sim.io import load_scenario
 from sim.records import COLUMNS, DERIVED, STORED, Columns, RunResult
-from tests.conftest import DEMO, ROOT
+from sim.solver import events_needed
+from tests.conftest import DEMO, ROOT, solve_fast
 
 FILES = [DEMO, ROOT / "experiments" / "etp_local_lb.toml"]  # pod clients on many nodes; external clients, drops
 
@@ -22,8 +22,8 @@ def _runs() -> list[tuple[str, RunResult]]:
     for path in FILES:
         scenario, seed = load_scenario(path, {"requests": 400})
         out.append((f"{path.name} des", run(scenario, seed)))
-        if fast_path_problem(scenario) is None:
-            out.append((f"{path.name} fast", run_fast(scenario, seed)))
+        if events_needed(scenario) is None:
+            out.append((f"{path.name} fast", solve_fast(scenario, seed)))
     return out
 
 

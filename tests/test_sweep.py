@@ -20,6 +20,7 @@ from sim.experiment.analysis import run_metrics
 from sim.experiment.results import MemoryStore
 from sim.experiment.sweep import expand, replication_seed, sweep
 from sim.io import ResultDir, dumps_json, load_experiment, load_results, parse_scenario
+from sim.plan import compile_plan
 from tests.conftest import ROOT
 from tests.test_spec import SCENARIO, SPEC, write_spec
 
@@ -334,11 +335,15 @@ def test_a_sweep_on_engine_auto_equals_the_des_sweep(tmp_path):
 
 @pytest.mark.statistical
 def test_a_sweep_on_a_wrong_fast_path_is_told_apart(tmp_path, monkeypatch):
-    import sim.fastpath
+    import sim.solver
     from tests.test_fastpath import slower
 
-    right = sim.fastpath.run_fast
-    monkeypatch.setattr(sim.fastpath, "run_fast", lambda scenario, seed: right(slower(scenario), seed))
+    right = sim.solver.solve
+
+    def wrong(plan, seed, *, exact=True):  # the fast way on slower pods; the exact way as it is
+        return right(plan if exact else compile_plan(slower(plan.scenario)), seed, exact=exact)
+
+    monkeypatch.setattr(sim.solver, "solve", wrong)
     des = engine_sweep(tmp_path, "des", 10, 1)
     found = sweep_disagreements(des, engine_sweep(tmp_path, "auto", 40, 2))
     assert any("mean_s" in f for f in found)

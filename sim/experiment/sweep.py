@@ -9,9 +9,10 @@ simulator's version and the digest of its model's source (``sim.version``): a re
 stored under those keys, computes only the rest, and says "computed X, reused Y"; after an upgrade or an engine
 change it recomputes instead of mixing old results with new.
 
-The experiment's ``engine`` says what simulates each run: ``des`` (the default), ``fast`` (``sim.fastpath``, refused
-when the spec is read unless it is exact for every design point) or ``auto`` (the fast path for the design points
-where ``fast_path_problem`` finds it exact, the DES for the others). Each record says which (``engine``, and
+The experiment's ``engine`` says what simulates each run: ``des`` (the default), ``fast`` (the event-free solver's numpy
+way, refused when the spec is read unless every design point needs no events) or ``auto`` (fast for the design
+points where ``sim.solver.events_needed`` finds no events needed, the DES for the others); ``sim.facade`` holds
+the choice. Each record says which (``engine``, and
 ``fast_path_problem`` where auto fell back to the DES), so does the summary table, and the closing line counts them.
 The fast path's records equal the DES's in distribution, not draw for draw, so a fast run's key also hashes its
 engine: a DES run's key is what it always was.
@@ -84,12 +85,13 @@ def engine_of(point: DesignPoint, engine: str) -> tuple[str, str | None]:
     problem there (None where it is exact, or where nobody asked)."""
     if engine == "des":
         return "des", None
-    from sim.fastpath import fast_path_problem
+    from sim.facade import EventsNeeded, choose
 
-    problem = fast_path_problem(point.scenario)
-    if problem is not None and engine == "fast":
-        raise ValueError(f"the fast path is not exact for design point {point.index}: {problem}")
-    return ("des" if problem else "fast"), problem
+    try:
+        choice = choose(point.scenario, engine)
+    except EventsNeeded as e:
+        raise ValueError(f"the fast path is not exact for design point {point.index}: {e.reason}") from None
+    return choice.engine, choice.events_needed
 
 
 def expand(experiment: Experiment) -> list[Run]:
@@ -109,14 +111,12 @@ def execute(run: Run) -> dict[str, Any]:
 
     Runs on workers: it takes the parsed scenario with it and returns a small JSON-ready dict keyed by the run.
     """
-    from sim.engine import run as des  # here: SimPy is imported by the workers that run the DES, and only there
-    from sim.fastpath import run_fast
+    from sim.facade import simulate
 
     start = time.perf_counter()
     outcome: dict[str, Any] = {"key": run.key, "status": "ok", "error": None, "traceback": None, "metrics": None}
     try:
-        simulate = run_fast if run.engine == "fast" else des
-        outcome["metrics"] = run_metrics(simulate(run.point.scenario, run.seed))
+        outcome["metrics"] = run_metrics(simulate(run.point.scenario, run.seed, run.engine))
     except Exception as e:  # a failed run is recorded, and the sweep goes on
         outcome.update(status="error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
     outcome["wall_s"] = time.perf_counter() - start

@@ -388,13 +388,16 @@ class _Spec:
     def check_fast(self, design: list[DesignPoint], *, from_flag: bool) -> None:
         """``engine = "fast"`` is refused up front, not run by run: name the first design point it cannot do
         exactly (on ``--engine`` when the flag asked for it)."""
-        from sim.fastpath import fast_path_problem
+        from sim.facade import EventsNeeded, choose
 
         for point in design:
-            problem = fast_path_problem(point.scenario)
-            if problem is not None:
+            try:
+                choose(point.scenario, "fast")
+            except EventsNeeded as e:
                 where = ("--engine", "") if from_flag else (self.spec, "experiment.engine")
-                raise SpecError(*where, f"fast: the fast path is not exact for design point {point.index}: {problem}")
+                raise SpecError(
+                    *where, f"fast: the fast path is not exact for design point {point.index}: {e.reason}"
+                ) from None
 
 
 def _unknown_path(path: str, e: SpecError) -> str:

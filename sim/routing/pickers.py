@@ -49,6 +49,8 @@ class Picker(Protocol):
     """True where counts are balanced by construction (a chi-square p-value would look "too good")."""
     needs_load: ClassVar[bool]
     """True where the chooser reads live per-endpoint connection counts."""
+    reads_flow: ClassVar[bool]
+    """True where the chooser reads the flow it is given (the others ignore it: no source port need be drawn)."""
     what_if: ClassVar[bool]
     """True for a picker no dataplane implements (a what-if, e.g. power of two choices): every dataplane accepts it.
     A picker that is some dataplane's mode is accepted only by the dataplanes that offer it (``Dataplane.pickers``)."""
@@ -101,6 +103,7 @@ class Random:
     name: ClassVar[str] = "random"
     deterministic: ClassVar[bool] = False
     needs_load: ClassVar[bool] = False
+    reads_flow: ClassVar[bool] = False
     what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
@@ -124,6 +127,7 @@ class RoundRobin:
     name: ClassVar[str] = "round-robin"
     deterministic: ClassVar[bool] = True
     needs_load: ClassVar[bool] = False
+    reads_flow: ClassVar[bool] = False
     what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
@@ -151,6 +155,7 @@ class LeastConnections:
     name: ClassVar[str] = "least-connections"
     deterministic: ClassVar[bool] = True
     needs_load: ClassVar[bool] = True
+    reads_flow: ClassVar[bool] = False
     what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
@@ -186,6 +191,7 @@ class PowerOfTwoChoices:
     name: ClassVar[str] = "power-of-two"
     deterministic: ClassVar[bool] = False
     needs_load: ClassVar[bool] = True
+    reads_flow: ClassVar[bool] = False
     what_if: ClassVar[bool] = True
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
@@ -221,6 +227,7 @@ class Maglev:
     name: ClassVar[str] = "maglev"
     deterministic: ClassVar[bool] = False
     needs_load: ClassVar[bool] = False
+    reads_flow: ClassVar[bool] = True
     what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:
@@ -247,6 +254,7 @@ class SourceHash:
     name: ClassVar[str] = "source-hash"
     deterministic: ClassVar[bool] = False
     needs_load: ClassVar[bool] = False
+    reads_flow: ClassVar[bool] = True
     what_if: ClassVar[bool] = False
 
     def shares(self, endpoints: Sequence[Endpoint], client_ip: str | None = None) -> np.ndarray:

@@ -1,23 +1,32 @@
-"""A vectorised fast path beside the DES: ``run_fast(scenario, seed) -> RunResult`` computed with numpy.
+"""The event-free solver: a run in which no request waits on another's state, solved without an event loop.
 
-Where no request waits on another's state, a run needs no event loop: send times are cumulative sums of gap
-draws, each request's endpoint comes from its route's picker (vectorised per proxy), path delays are drawn per
-path in vectors, and each FIFO backend pod is solved from its arrivals: one worker by the Lindley recursion as a
-running maximum, more by the Kiefer-Wolfowitz free-time recursion (``sim.queueing.fifo_serve``, a loop per
-pod); a processor-sharing pod is exact only with more workers than requests it can ever hold (no wait).
-``fast_path_problem`` says whether that is exact for a scenario, and if not, why.
+``events_needed(plan)`` says whether a run needs events, and if so why: a closed loop, a timeout, a retry, a
+kept-alive connection, session affinity, a picker that reads live connection counts, a changing cluster, or a
+processor-sharing pod where requests can wait. It is the one answer for every caller (``sim.facade``, the CLI,
+sweeps, the benchmarks). Where it says None, ``solve(plan, seed)`` computes the run's records in steps: the send
+schedule (each stream's send times, merged in time order), each send's entry node, endpoint and trips out and back,
+then each pod's requests served in arrival order by the FIFO recursion (``sim.queueing``), the horizon rule and
+outcomes (``sim.plan.clip_to_horizon``), and the RunResult (``Plan.result``).
 
-The records have ``sim.records.COLUMNS`` with the DES's meaning, rows in send order. Every draw comes from a
-``Streams`` key per purpose and entity: ``("arrivals", client, service, n)`` as in the DES, so under one seed
-both engines send at the same times (common random numbers); ``("service", pod)`` and ``("network", *delay
-classes)`` as in the DES, though drawn in arrival order rather than event order; ``("route", node, service,
-picker, source)`` per proxy and ``("load-balancer", client, service, n)`` per stream. So the two engines agree
-in distribution, not request by request (except where no draw decides: round-robin, Maglev and source-hash pick
-the same endpoints).
+Two ways to draw, one pipeline:
 
-It reads the same plan as the DES (``sim.plan``) and asks each route's picker for its vector form
-(``Picker.picks``); a picker without one runs its chooser flow by flow. The steps are small functions: groups
-(routes per stream and entry node), sends, picks, delays, serve (per pod), times, outcomes.
+- ``exact=True`` (what ``sim.simulate(..., engine="des")`` runs where no events are needed): every draw made as the
+  event path makes it, request by request in send order, from the same ``sim.plan.Draws`` (the same pickers,
+  ports, load-balancer picks, path and service draws), and each pod's requests served by ``fifo_serve``, the
+  recursion the event path's pods take on arrival. Its records equal the event path's byte for byte
+  (``tests/test_engine.py``), for FIFO pods; a processor-sharing pod that never holds more requests than CPUs
+  finishes each request its service time after its arrival, which the event path's running credit of work
+  reaches within rounding (a few ulps), not to the bit.
+- ``exact=False`` (``engine="fast"``): numpy vectors per purpose. Send times are the same (common random numbers:
+  ``("arrivals", client, service, n)``); the endpoint comes from each route's picker in vector form
+  (``Picker.picks``, ``("route", node, service, picker, source)``), path delays are drawn per path in vectors
+  (``("network", *classes)``: a path's trips out in send order, then its trips back), a load balancer's picks in
+  one vector, and a single-worker pod without a queue limit is solved by the Lindley recursion as a running
+  maximum (``lindley_starts``, exact to rounding); more workers or a queue limit take ``fifo_serve``. So the two
+  ways agree in distribution, not request by request (except where no draw decides: round-robin, Maglev and
+  source-hash pick the same endpoints), and the statistical tests (``tests/test_fastpath.py``) check it.
+
+The records have ``sim.records.COLUMNS`` with the event path's meaning, rows in send order.
 """
 
 from __future__ import annotations
@@ -25,22 +34,22 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.cluster import Discipline
+from sim.cluster import Discipline, Pod
 from sim.distributions import Constant, Dist, Sum
-from sim.outcomes import Outcome
-from sim.plan import Plan, RoutePlan, compile_plan
+from sim.outcomes import DropReason, Outcome
+from sim.plan import Draws, Plan, RoutePlan, StreamPlan, clip_to_horizon, compile_plan, first_attempts
 from sim.queueing import fifo_serve
-from sim.records import COLUMNS, PICK_FRESH, RunResult
+from sim.records import COLUMNS, RunResult
 from sim.rng import Seed, Streams
 from sim.routing.ports import first_ports
 from sim.scenario import Scenario, Stream
-from sim.topology import Topology
-from sim.workload import OPEN_LOOP, ClosedLoop, ConstantRate, Trace, send_times, time_order
+from sim.workload import OPEN_LOOP, ConstantRate, Trace, send_times, time_order
 
 
 def _describe(k: int, spec: Stream) -> str:
@@ -58,52 +67,55 @@ def stream_bound(spec: Stream, duration_s: float | None) -> int | None:
     return min(bounds) if bounds else None
 
 
-def fast_path_problem(scenario: Scenario) -> str | None:
-    """None where ``run_fast`` is exact for ``scenario``; otherwise a one-line reason why it is not."""
-    if scenario.timeline:
-        return f"the scenario has a timeline ({len(scenario.timeline)} events): endpoints change during the run"
-    return _problem(compile_plan(scenario))
-
-
-def _problem(plan: Plan) -> str | None:
-    """``fast_path_problem`` on a compiled plan."""
-    sc = plan.scenario
-    if sc.timeline:
-        return f"the scenario has a timeline ({len(sc.timeline)} events): endpoints change during the run"
+def events_needed(plan: Plan | Scenario) -> str | None:
+    """None where the run needs no event loop (``solve`` computes it); otherwise a one-line reason why it does."""
+    if isinstance(plan, Scenario):
+        if plan.timeline:  # answered before compiling every version's routes
+            return _timeline(plan)
+        plan = compile_plan(plan)
+    if plan.scenario.timeline:
+        return _timeline(plan.scenario)
     reach: dict[int, list[int | None]] = {}  # pod index -> bounds of the streams that can reach it
     for sp in plan.streams:
-        k, spec = sp.index, sp.spec
-        name = _describe(k, spec)
-        if not isinstance(spec.workload, OPEN_LOOP):
-            return f"{name} is closed loop: each send waits for the previous reply"
-        if spec.timeout_s is not None:
-            return f"{name} has a request timeout ({spec.timeout_s:g} s): the client's give-up races the reply"
-        if spec.retries.attempts:
-            return f"{name} retries failed requests: a retry is sent when the failure is seen"
-        if spec.connections.keep_alive:
-            return f"{name} keeps connections alive: requests ride the connection of an earlier one"
-        if any(rp.affinity_timeout_s is not None for rp in sp.routes[0]):
-            return f"service {spec.service} has sessionAffinity ClientIP: a pick depends on the client's last pick"
-        bound = stream_bound(spec, sc.duration_s)
-        for rp in sp.routes[0]:
-            if rp.route.endpoints and rp.route.picker.needs_load:
-                picker = rp.route.picker.name
-                return f"{name} is routed by {picker!r} on {rp.node}, which reads live connection counts"
-            for i in rp.pods:
-                reach.setdefault(i, []).append(bound)
+        problem = _stream_problem(sp, plan.duration_s, reach)
+        if problem is not None:
+            return problem
     for i, bounds in reach.items():
         pod = plan.pods[i]
         most = None if None in bounds else sum(b or 0 for b in bounds)
-        if most is not None and pod.concurrency >= most:
-            continue  # more workers than requests it can ever hold: no request waits
-        can = "an unbounded number of" if most is None else f"up to {most}"
-        if pod.queue_limit is not None:
-            return f"pod {pod.name} has a queue limit ({pod.queue_limit}): a full queue refuses requests"
-        if pod.discipline == Discipline.PS:
+        if pod.discipline == Discipline.PS and (most is None or pod.concurrency < most):
+            can = "an unbounded number of" if most is None else f"up to {most}"
             return (
                 f"pod {pod.name} shares {pod.concurrency} workers among {can} requests (processor sharing): "
                 "each one's pace depends on how many others are in service"
             )
+    return None
+
+
+def _timeline(sc: Scenario) -> str:
+    return f"the scenario has a timeline ({len(sc.timeline)} events): endpoints change during the run"
+
+
+def _stream_problem(sp: StreamPlan, duration_s: float | None, reach: dict[int, list[int | None]]) -> str | None:
+    """Why the stream's sends need events (None: they do not); adds its bound to each pod it can reach."""
+    spec = sp.spec
+    name = _describe(sp.index, spec)
+    if not isinstance(spec.workload, OPEN_LOOP):
+        return f"{name} is closed loop: each send waits for the previous reply"
+    if spec.timeout_s is not None:
+        return f"{name} has a request timeout ({spec.timeout_s:g} s): the client's give-up races the reply"
+    if spec.retries.attempts:
+        return f"{name} retries failed requests: a retry is sent when the failure is seen"
+    if spec.connections.keep_alive:
+        return f"{name} keeps connections alive: requests ride the connection of an earlier one"
+    if any(rp.affinity_timeout_s is not None for rp in sp.routes[0]):
+        return f"service {spec.service} has sessionAffinity ClientIP: a pick depends on the client's last pick"
+    bound = stream_bound(spec, duration_s)
+    for rp in sp.routes[0]:
+        if rp.route.endpoints and rp.route.picker.needs_load:
+            return f"{name} is routed by {rp.route.picker.name!r} on {rp.node}, which reads live connection counts"
+        for i in rp.pods:
+            reach.setdefault(i, []).append(bound)
     return None
 
 
@@ -215,20 +227,23 @@ def _groups(plan: Plan) -> _Groups:
     return g
 
 
-def _sends(plan: Plan, rngs: Streams, g: _Groups, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every send in time order: its time (s), stream and group (a load balancer's pick of entry node)."""
+def _sends(plan: Plan, rngs: Streams, g: _Groups, draws: Draws | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every send in time order (equal times in stream order): its time (s), stream and group (a load balancer's
+    pick of entry node: drawn as the event path draws it with ``draws``, else in one vector)."""
     sends, stream_of, group_of = [], [], []
     for sp in plan.streams:
         spec = sp.spec
-        assert not isinstance(spec.workload, ClosedLoop)  # fast_path_problem: open loop only
         arrivals = rngs.generator(*sp.key("arrivals"))
-        times = send_times(spec.workload.gap_blocks(arrivals), spec.start_s, spec.requests, horizon)
+        times = send_times(spec.workload.gap_blocks(arrivals), spec.start_s, spec.requests, plan.horizon_s)  # type: ignore[union-attr]
         base = g.first_group[sp.index]
-        if len(sp.entries) > 1:
+        if len(sp.entries) < 2:
+            groups = np.full(len(times), base, dtype=np.int32)
+        elif draws is not None:
+            picks = np.fromiter(itertools.islice(draws.entries(sp) or (), len(times)), dtype=np.int32)  # type: ignore[arg-type]
+            groups = (base + picks).astype(np.int32)
+        else:
             lb = rngs.generator(*sp.key("load-balancer"))
             groups = (base + lb.integers(0, len(sp.entries), len(times))).astype(np.int32)
-        else:
-            groups = np.full(len(times), base, dtype=np.int32)
         sends.append(times)
         stream_of.append(np.full(len(times), sp.index, dtype=np.int32))
         group_of.append(groups)
@@ -275,9 +290,9 @@ def _paths(
     paths: dict[tuple[int, ...], int] = {}
     for q in np.flatnonzero(np.bincount(rpair, minlength=len(g.pairs))).tolist():
         origin, node, ep_node, _ = g.pairs[q]
-        lead = (origin,) if origin != node else ()  # an external client's packets pass through the entry node
-        pair_out[q] = paths.setdefault(_classes(topo, (*lead, node, ep_node)), len(paths))
-        pair_back[q] = paths.setdefault(_classes(topo, (ep_node, node, *lead)), len(paths))
+        [(out, back)] = plan.path_classes(origin, node, (ep_node,))
+        pair_out[q] = paths.setdefault(out, len(paths))
+        pair_back[q] = paths.setdefault(back, len(paths))
         pair_hops[q] = topo.hops(origin, node) + topo.hops(node, ep_node)
     return pair_out, pair_back, pair_hops, paths
 
@@ -286,7 +301,7 @@ def _delays(plan: Plan, rngs: Streams, g: _Groups, rpair: np.ndarray) -> tuple[n
     """Path delays (s) out and back of the routed rows: one draw per request each way, from each path's keyed
     stream, in send order (a path of constant links draws nothing); and the hop count of each pair."""
     pair_out, pair_back, pair_hops, paths = _paths(plan, g, rpair)
-    dists = [_path_dist(plan.topology, classes) for classes in paths]
+    dists = [plan.path_dist(classes) for classes in paths]
     fixed = np.array([np.nan if (f := _fixed(d)) is None else f for d in dists] + [0.0], dtype=float)  # NaN: drawn
     out, back = fixed[pair_out][rpair], fixed[pair_back][rpair]
     if np.isnan(fixed).any() and len(rpair):
@@ -305,7 +320,7 @@ def _delays(plan: Plan, rngs: Streams, g: _Groups, rpair: np.ndarray) -> tuple[n
 
 def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and finish times (s) of the routed rows at their FIFO pods, in arrival order per pod: the Lindley
-    recursion for one worker, the free-time recursion for more (pod by pod)."""
+    recursion for one worker and no queue limit, the free-time recursion (``fifo_serve``) for the others."""
     m, pods = len(pod), plan.pods
     if m < 2 or bool((arrived[1:] >= arrived[:-1]).all()):  # in send order already (e.g. fixed trips out)
         by_pod = _segments(pod, len(pods))[0]
@@ -321,79 +336,161 @@ def _serve(plan: Plan, rngs: Streams, pod: np.ndarray, arrived: np.ndarray) -> t
     for i in np.flatnonzero(counts).tolist():
         draws = pods[i].service_time(rngs.generator("service", pods[i].name), int(counts[i]))
         service_s[bounds[i] : bounds[i + 1]] = draws
-    single_pod = np.array([p.concurrency == 1 for p in pods], dtype=bool)
-    single_busy = single_pod[counts > 0]  # the pods with requests
+    lindley = np.array([p.concurrency == 1 and _limit(p) is None for p in pods], dtype=bool)
+    lindley_busy = lindley[counts > 0]  # the pods with requests
     started_s = arrived_s
-    if single_busy.all():
+    if lindley_busy.all():
         started_s = lindley_starts(pod_s, arrived_s, service_s)
-    elif single_busy.any():
-        started_s = np.where(single_pod[pod_s], lindley_starts(pod_s, arrived_s, service_s), arrived_s)
+    elif lindley_busy.any():
+        started_s = np.where(lindley[pod_s], lindley_starts(pod_s, arrived_s, service_s), arrived_s)
     del pod_s
-    for i in np.flatnonzero(counts).tolist():  # pods with more workers: the free-time recursion, pod by pod
-        if pods[i].concurrency > 1:
-            span = slice(bounds[i], bounds[i + 1])
-            starts, _ = fifo_serve(arrived_s[span].tolist(), iter(service_s[span].tolist()), pods[i].concurrency)
-            started_s[span] = starts
+    served = []  # the free-time recursion, pod by pod: (rows, finishes)
+    for i in np.flatnonzero((counts > 0) & ~lindley).tolist():
+        span = slice(bounds[i], bounds[i + 1])
+        starts, finishes = fifo_serve(
+            arrived_s[span].tolist(), iter(service_s[span].tolist()), pods[i].concurrency, _limit(pods[i])
+        )
+        started_s[span] = starts
+        served.append((span, finishes))
+    finished_s = np.add(started_s, service_s, out=service_s)  # in place: the service times are done
+    for span, finishes in served:
+        finished_s[span] = finishes  # a refused request finishes on arrival
     started, finished = np.empty(m), np.empty(m)
     started[by_pod] = started_s
-    finished[by_pod] = np.add(started_s, service_s, out=service_s)
+    finished[by_pod] = finished_s
     return started, finished
 
 
-def run_fast(scenario: Scenario, seed: Seed) -> RunResult:
-    """Simulate ``scenario`` with numpy where ``fast_path_problem`` finds it exact; the DES's records and meaning.
+def _limit(pod: Pod) -> int | None:
+    """A FIFO pod's queue limit (a processor-sharing pod that ``events_needed`` lets through never waits)."""
+    return pod.queue_limit if pod.discipline == Discipline.FIFO else None
 
-    Raises ValueError naming the problem where the fast path would not be exact.
+
+_CHUNK = 1 << 16
+"""Sends per chunk turned into Python ints at once (``_route_exact``): a list of every send would cost 36 B each."""
+
+
+def _route_exact(
+    plan: Plan, draws: Draws, g: _Groups, stream: np.ndarray, group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per send, in send order, as the event path makes it: the (group, slot) pair its proxy's chooser picked for
+    its new connection's flow (-1: unrouted, nothing drawn), its trip out and back (s; drawn together, out then
+    back, from its path's draws)."""
+    choosers: dict[int, Callable[[int], int]] = {}
+    for p, rp in enumerate(g.proxies):  # each proxy's chooser, keyed as the event path keys it
+        route = rp.route
+        choosers[p] = route.picker.chooser(route.endpoints, draws.rngs.generator("route", *rp.proxy, 0), [])
+    ways = []  # per pair, in the order of the groups' pairs: its draws out and back
+    for sp in plan.streams:
+        for rp in sp.routes[0]:
+            for out, back in plan.path_classes(sp.origin, rp.node, rp.endpoint_nodes):
+                ways.append((draws.path(out), draws.path(back)))
+    lanes = [(draws.ports(sp), sp.ip << 16) for sp in plan.streams]
+    group_lane = [(g.proxy[q], choosers.get(g.proxy[q]), g.first_pair[q]) for q in range(len(g.entry))]
+    pairs, outs, backs = array("i"), array("d"), array("d")
+    pair_of, out_of, back_of = pairs.append, outs.append, backs.append
+    for lo in range(0, len(stream), _CHUNK):
+        for k, q in zip(stream[lo : lo + _CHUNK].tolist(), group[lo : lo + _CHUNK].tolist(), strict=True):
+            proxy, choose, first = group_lane[q]
+            if proxy < 0:
+                pair_of(-1)
+                continue
+            ports, ip = lanes[k]
+            pair = first + choose(ip | next(ports))  # type: ignore[misc]
+            out, back = ways[pair]
+            pair_of(pair)
+            out_of(next(out))
+            back_of(next(back))
+    return np.frombuffer(pairs, dtype=np.int32), np.frombuffer(outs), np.frombuffer(backs)
+
+
+def _serve_exact(plan: Plan, draws: Draws, pod: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and finish times (s) of the routed rows: each pod serves the requests that arrive before the
+    horizon in arrival order (equal times in send order, as SimPy takes events scheduled in that order), by the
+    free-time recursion with its service draws in that order (``fifo_serve``); NaN where a step never happened;
+    a refused request starts at NaN and finishes on arrival."""
+    n, pods = len(arrived), plan.pods
+    started, finished = np.full(n, np.nan), np.full(n, np.nan)
+    order = np.lexsort((arrived, pod))  # by pod, then arrival; stable: equal times in send order
+    order = order[arrived[order] < plan.horizon_s]  # those at or after it never arrived
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(pod[order], minlength=len(pods))))).tolist()
+    busy = [i for i in range(len(pods)) if bounds[i + 1] > bounds[i]]
+    first = 0
+    while first < len(busy):  # pods in chunks of about _CHUNK rows: their arrivals as one list of floats
+        last = first + 1
+        while last < len(busy) and bounds[busy[last] + 1] - bounds[busy[first]] <= _CHUNK:
+            last += 1
+        lo, hi = bounds[busy[first]], bounds[busy[last - 1] + 1]
+        rows = order[lo:hi]
+        times = arrived[rows].tolist()
+        starts: list[float] = []
+        finishes: list[float] = []
+        for i in busy[first:last]:
+            p = pods[i]
+            limit = p.queue_limit if p.discipline == Discipline.FIFO else None
+            s, f = fifo_serve(times[bounds[i] - lo : bounds[i + 1] - lo], draws.service(p), p.concurrency, limit)
+            starts += s
+            finishes += f
+        started[rows], finished[rows] = starts, finishes
+        first = last
+    return started, finished
+
+
+def solve(plan: Plan, seed: Seed, *, exact: bool = True) -> RunResult:
+    """The run of ``plan`` under ``seed`` without an event loop, where ``events_needed(plan)`` is None: with
+    ``exact``, the event path's records byte for byte (FIFO pods); else numpy's vectors, the same distribution.
+
+    Raises ValueError naming the reason where the run needs events.
     """
-    if scenario.timeline:
-        raise ValueError(f"the fast path is not exact for scenario {scenario.name!r}: {fast_path_problem(scenario)}")
-    plan = compile_plan(scenario)
-    problem = _problem(plan)
+    problem = events_needed(plan)
     if problem is not None:
-        raise ValueError(f"the fast path is not exact for scenario {scenario.name!r}: {problem}")
+        raise ValueError(f"scenario {plan.scenario.name!r} needs the event path: {problem}")
     rngs = Streams(seed)
-    horizon = math.inf if plan.duration_s is None else plan.duration_s
+    draws = Draws(plan, rngs) if exact else None
     g = _groups(plan)
-    t_sent, stream, group = _sends(plan, rngs, g, horizon)
+    t_sent, stream, group = _sends(plan, rngs, g, draws)
     n = len(t_sent)
     proxy = np.asarray(g.proxy, dtype=np.int32)[group]
     routed = proxy >= 0
     every = bool(routed.all())
     ridx: slice | np.ndarray = slice(None) if every else np.flatnonzero(routed)  # the routed rows
-    flows = functools.cache(lambda: _flows(plan, rngs, stream, routed))
-    slot = _picks(plan, rngs, g, proxy, flows)
-    # A (group, slot) pair says the endpoint and the paths out and back; -1 (the row appended): unrouted.
-    pair = np.asarray(g.first_pair, dtype=np.int32)[group] + slot  # int32: a list of 2**31 pairs would not fit
-    del slot
-    if not every:
-        pair[~routed] = -1
-    rpair = pair[ridx]
+    if draws is not None:
+        pair, out, back = _route_exact(plan, draws, g, stream, group)
+        rpair, hops = pair[ridx], None
+    else:
+        flows = functools.cache(lambda: _flows(plan, rngs, stream, routed))
+        slot = _picks(plan, rngs, g, proxy, flows)
+        # A (group, slot) pair says the endpoint and the paths out and back; -1 (the row appended): unrouted.
+        pair = np.asarray(g.first_pair, dtype=np.int32)[group] + slot  # int32: 2**31 pairs would not fit
+        del slot
+        if not every:
+            pair[~routed] = -1
+        rpair = pair[ridx]
+        out, back, pair_hops = _delays(plan, rngs, g, rpair)
+        hops = pair_hops[pair]
     endpoint = np.array([row[3] for row in g.pairs] + [-1], dtype=COLUMNS["endpoint"])[pair]
-    out, back, pair_hops = _delays(plan, rngs, g, rpair)
-    arrived = np.add(t_sent[ridx], out, out=out)  # in place: the trip out is not needed after
-    started, finished = _serve(plan, rngs, endpoint[ridx], arrived)
+    arrived = np.add(t_sent[ridx], out, out=out)  # sent + trip out, the sum SimPy makes (in place: out is done)
+    serve = _serve_exact if draws is not None else _serve
+    started, finished = serve(plan, draws or rngs, endpoint[ridx], arrived)  # type: ignore[arg-type]
     fail_s = np.asarray(g.fail_s)[group] if not every else np.zeros(0)  # read for unrouted rows only
-    returned = np.add(finished, back, out=back)
-    times = _times(n, ridx, t_sent, arrived, started, finished, returned, fail_s)
-    outcome, reason = _outcomes(routed, np.asarray(g.drop, dtype=COLUMNS["reason"])[group], times, horizon)
+    returned = np.add(finished, back, out=back)  # a reply or a refusal travels back (in place)
+    cols = _times(n, ridx, t_sent, arrived, started, finished, returned, fail_s)
+    limits = any(p.queue_limit is not None for p in plan.pods)
+    cols |= _outcomes(routed, np.asarray(g.drop, dtype=COLUMNS["reason"])[group], cols, limits)
+    clip_to_horizon(cols, plan.horizon_s)
     end_s = plan.duration_s
-    if end_s is None:  # the DES runs until its last event: a reply, a failure, or the end of the warm-up
-        end_s = max(plan.warmup_s, float(times["t_returned"].max()) if n else 0.0)
-    raw = {  # each column built in its final dtype: no second copy
+    if end_s is None:  # the event loop runs until its last event: a send, a reply or a failure
+        end_s = max(float(t_sent[-1]), float(np.nanmax(cols["t_returned"]))) if n else 0.0
+    cols |= first_attempts(n)
+    cols |= {
         "stream": stream,
-        "request": np.arange(n, dtype=COLUMNS["request"]),
-        "attempt": np.zeros(n, dtype=COLUMNS["attempt"]),
-        "version": np.zeros(n, dtype=COLUMNS["version"]),
         "entry_node": np.asarray(g.entry, dtype=COLUMNS["entry_node"])[group],
         "endpoint": endpoint,
-        "hops": pair_hops[pair],
-        "pick": np.full(n, PICK_FRESH, dtype=COLUMNS["pick"]),
         "source_preserved": np.asarray(g.preserved, dtype=COLUMNS["source_preserved"])[group],
-        **times,
-        "outcome": outcome,
-        "reason": reason,
     }
-    return plan.result(seed, raw, end_s)
+    if hops is not None:
+        cols["hops"] = hops
+    return plan.result(seed, cols, end_s, "solver" if exact else "fast")
 
 
 def _times(
@@ -425,36 +522,21 @@ def _times(
 
 
 def _outcomes(
-    routed: np.ndarray, drop: np.ndarray, times: dict[str, np.ndarray], horizon: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Outcome and drop reason per row. A step at or after the horizon has not happened (the DES stops before
-    events at ``duration_s``): in place, its time is NaN, and a request not returned by then is in flight."""
+    routed: np.ndarray, drop: np.ndarray, times: dict[str, np.ndarray], limits: bool
+) -> dict[str, np.ndarray]:
+    """Outcome and drop reason per row, before the horizon rule: ok; dropped by its route (unrouted rows), or
+    (where a pod has a queue ``limits``) refused by a full queue (finished, never started)."""
     n = len(routed)
-    if horizon < math.inf:
-        for name in ("t_arrived", "t_started", "t_finished", "t_returned"):
-            col = times[name]
-            col[col >= horizon] = np.nan
     outcome = np.full(n, int(Outcome.OK), dtype=COLUMNS["outcome"])
     reason = np.zeros(n, dtype=COLUMNS["reason"])
     if not routed.all():
         outcome[~routed] = int(Outcome.DROPPED)
         reason[~routed] = drop[~routed]
-    if horizon < math.inf:
-        pending = np.isnan(times["t_returned"])
-        outcome[pending] = int(Outcome.IN_FLIGHT)
-        reason[pending] = 0
-    return outcome, reason
-
-
-def _classes(topo: Topology, vertices: tuple[str, ...]) -> tuple[int, ...]:
-    """The delay class of each leg along consecutive vertices (each leg its own lowest-latency path)."""
-    return tuple(topo.delay_class(a, b) for a, b in itertools.pairwise(vertices))
-
-
-def _path_dist(topo: Topology, classes: tuple[int, ...]) -> Dist:
-    """The delay (s) along legs of the given delay classes (as the DES draws it)."""
-    legs = tuple(topo.class_delay(c) for c in classes)
-    return legs[0] if len(legs) == 1 else Sum(legs)
+    if limits:
+        refused = np.isnan(times["t_started"]) & ~np.isnan(times["t_finished"])
+        outcome[refused] = int(Outcome.DROPPED)
+        reason[refused] = int(DropReason.QUEUE_FULL)
+    return {"outcome": outcome, "reason": reason}
 
 
 def _flows(plan: Plan, rngs: Streams, stream: np.ndarray, routed: np.ndarray) -> np.ndarray:
