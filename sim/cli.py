@@ -750,6 +750,14 @@ def _import(args: argparse.Namespace) -> int:
 
 def _run_objects(args: argparse.Namespace) -> int:
     """``sim run FILE... --client NS/POD --service NS/NAME``: one stream straight from Kubernetes objects."""
+    if not _is_objects([args.file, *args.more]):
+        flags = (("--client", args.client), ("--service", args.service), ("--rate", args.rate))
+        given = [flag for flag, value in flags if value is not None]
+        return _error(
+            f"{args.file}: {', '.join(given) or 'more files'}: for Kubernetes objects (YAML/JSON); this scenario's "
+            "[[streams]] say who calls which Service: drop the flag, or change a stream with --set, e.g. "
+            "--set streams.0.service=NAME"
+        )
     if not args.client or not args.service:
         return _error(f"{args.file}: Kubernetes objects: give --client NS/POD and --service NS/NAME to run them")
     workload = {"kind": "poisson", "rate_rps": args.rate} if args.rate is not None else {"kind": "closed_loop"}
@@ -776,11 +784,14 @@ def _run_command(args: argparse.Namespace) -> list[str]:
         ("--client", getattr(args, "client", None)),
         ("--service", getattr(args, "service", None)),
         ("--rate", getattr(args, "rate", None)),
+        ("--point", getattr(args, "point", None)),
         ("--seed", args.seed),
         ("--requests", args.requests),
     ):
         if value is not None:
             words += [flag, str(value)]
+    for text in args.set:
+        words += ["--set", text]
     if args.alpha != 0.01:
         words += ["--alpha", str(args.alpha)]
     if args.engine != "des":
@@ -817,7 +828,8 @@ def _report(args: argparse.Namespace) -> int:
     from sim import report  # here: matplotlib and jinja2 take a while to import
     from sim.io import write_atomic
 
-    command = shlex.join(["sim", "report", args.results, "-o", args.out])
+    service = ["--service", args.service] if args.service is not None else []
+    command = shlex.join(["sim", "report", args.results, "-o", args.out, *service])
     try:
         html = report.render(args.results, command=command, service=args.service)
     except SpecError as e:

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shlex
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from sim.experiment.metrics import ServiceSummary, services_from_json
 from sim.experiment.results import summary_frame
 from sim.experiment.rundoc import describe_cluster, share_interval, versions
 from sim.experiment.tables import SUMMARY_METRICS, chi_square_by_design_point, design_point_summary
-from sim.io import load_results, load_run, parse_scenario
+from sim.io import load_results, load_run, parse_scenario, sweep_command
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("sim", "templates"),
@@ -226,10 +227,6 @@ def sweep_context(
         *(c for m in SUMMARY_METRICS for c in (m, f"{m}_low", f"{m}_high")),
     ]
     test_cols = [*names, "service", "runs", "n", "dof", "statistic", "pvalue", "qvalue", "cohens_w", "violations"]
-    sets = info.get("sets", {})
-    sweep_command = shlex.join(
-        ["sim", "sweep", str(info.get("spec", "")), *(a for k, v in sets.items() for a in ("--set", f"{k}={v}"))]
-    )
     return {
         "title": f"Sweep {info.get('name', '')}",
         "info": info,
@@ -241,13 +238,14 @@ def sweep_context(
         "runs_missing": len(info.get("runs", [])) - len(records),
         "first_point": ok[0].get("design_point"),
         "seeds": sorted({(r["replication"], r["seed"]) for r in ok}),
+        "engines": dict(Counter(str(r.get("engine", "des")) for r in ok)),
         "cluster": cluster,
         "pods_on": _pods_on(cluster),
         "cluster_svg": svg_markup(_cluster_figure(cluster), "cluster"),
         "summary": _table_rows(table, summary_cols),
         "tests": _table_rows(tests, test_cols),
         "figures": _figures(figures, "sweep", SWEEP_CAPTIONS),
-        "made_by": sweep_command,
+        "made_by": shlex.join(sweep_command(info)),
         "report_command": command,
         "report_versions": versions(),
     }
