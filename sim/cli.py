@@ -509,7 +509,7 @@ def _safe_name(name: str) -> str:
 def _sweep(args: argparse.Namespace) -> int:
     """``sim sweep``: run an experiment's missing runs, print "computed X, reused Y" and where results are."""
     from sim import guards
-    from sim.experiment.executors import Dask, Processes, Serial
+    from sim.experiment.executors import Dask, ExecutorLost, Processes, Serial
     from sim.experiment.sweep import sweep
     from sim.io import ResultDir, check_writable, load_experiment, parse_set
 
@@ -546,6 +546,8 @@ def _sweep(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"sim: interrupted; finished runs are kept in {out}: run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ExecutorLost as e:
+        return _error(f"{e.what}; results are in {out}: rerun the same command to resume ({e.kept} runs kept)")
     print(f"{result.report()} in {time.perf_counter() - started:.1f} s")
     print(f"summary: {out / 'summary.csv'}")
     failures = [r for r in result.records if r["status"] != "ok"]

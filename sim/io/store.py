@@ -22,6 +22,8 @@ from sim.io.tables import check_depth, read_text
 
 MAX_JSON_BYTES = 64 << 20
 """The largest experiment.json or run record read back (bytes)."""
+STALE_TMP_S = 5.0
+"""Seconds after which a results directory's temporary file is a killed writer's (``ResultDir``)."""
 
 
 def _umask() -> int:
@@ -139,8 +141,27 @@ class ResultDir:
         write_atomic(self.run_file(record["key"]), dumps_json(record))
 
     def save_experiment(self, info: Mapping[str, Any]) -> None:
-        """Write ``experiment.json`` atomically."""
+        """Write ``experiment.json`` atomically (a sweep's first write), after removing the temporary files a
+        killed sweep left (older than ``STALE_TMP_S``: a live writer's exist for milliseconds)."""
+        self.remove_stale_temporaries()
         write_atomic(self.path / "experiment.json", dumps_json(info))
+
+    def remove_stale_temporaries(self, now: float | None = None) -> list[Path]:
+        """Delete ``write_atomic``'s temporary files here and in ``runs/`` older than ``STALE_TMP_S`` seconds at
+        ``now`` (default: the clock); return them."""
+        import time
+
+        limit = (time.time() if now is None else now) - STALE_TMP_S
+        removed = []
+        for folder in (self.path, self.path / "runs"):
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+                try:
+                    if tmp.is_file() and tmp.stat().st_mtime < limit:
+                        tmp.unlink()
+                        removed.append(tmp)
+                except FileNotFoundError:  # another sweep finished with it meanwhile
+                    continue
+        return removed
 
     def save_summary(self, csv_text: str) -> None:
         """Write ``summary.csv`` atomically."""
