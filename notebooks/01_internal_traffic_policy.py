@@ -126,14 +126,22 @@ pd.DataFrame(
 # %% [markdown]
 # ## 2. Run the demo
 #
-# `run(scenario, seed)` simulates every request and returns a `RunResult`: plain numpy columns with one row
-# per request (when it was sent, which Pod served it, when the reply came back, and so on). Runs with the
-# same seed give exactly the same results.
+# `run(scenario, seed)` simulates every request and returns a `RunResult`: one row per request (when it was
+# sent, which Pod served it, when the reply came back, and so on). `result.to_frame()` shows those rows as a
+# table with names: the Service, the Pod and the node that served it, and the outcome. Runs with the same seed
+# give exactly the same results.
 
 # %%
 result = run(scenario, seed)
 print(f"{len(result)} requests, simulated time {result.end_s:.2f} s, dataplane {scenario.dataplane.name}")
-pd.DataFrame({k: result.columns[k] for k in ("service", "endpoint_node", "t_sent", "t_returned", "outcome")}).head()
+requests = result.to_frame()
+requests[["service", "endpoint", "endpoint_node", "t_sent", "t_returned", "outcome"]].head()
+
+# %% [markdown]
+# Counting those rows by Service and node already tells the story that the rest of this notebook tests:
+
+# %%
+pd.crosstab(requests["service"], requests["endpoint_node"])
 
 # %% [markdown]
 # `summarize_service` turns those rows into counts for one Service. It also reports the **expected share**
