@@ -45,3 +45,26 @@ def test_help_of_the_package_lists_every_public_name():
     for name in sim.__all__:
         assert f"``{name}``" in (sim.__doc__ or ""), name
         assert name in text, name
+
+
+def test_the_readmes_policy_change_changes_the_output(capsys):
+    """The README's "a policy change, with one command" pair: each command (with the repository's copy of the
+    dump) prints the lines the README shows, and the two outputs differ."""
+    import re
+    import shlex
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("$ sim run cluster.yaml -q --client kube-system/") :].split("```")[0]
+    runs = re.findall(r"^\$ (sim run .*?) \| grep -E '(.*)'\n((?:  .*\n)+)", block, flags=re.M)
+    assert len(runs) == 2
+    outputs = []
+    for command, pattern, shown in runs:
+        words = [str(K8S) if w == "cluster.yaml" else w for w in shlex.split(command)]
+        assert main(words[1:]) == 0
+        out = capsys.readouterr().out
+        lines = [line for line in out.splitlines() if re.search(pattern, line)]
+        assert lines == shown.rstrip("\n").split("\n"), command
+        outputs.append(lines)
+    assert outputs[0] != outputs[1]
