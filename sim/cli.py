@@ -907,7 +907,9 @@ def _emulate(args: argparse.Namespace) -> int:
     if missing:
         return _error(f"{args.file}: emulate needs {', '.join(missing)} (--show-rules needs none)")
     try:
-        report = emulate.emulate(plan, seed, connect_timeout_s=args.connect_timeout)
+        report = emulate.emulate(
+            plan, seed, connect_timeout_s=args.connect_timeout, progress=False if _verbosity < 0 else None
+        )
     except KeyboardInterrupt:
         print("sim: interrupted; everything the emulation made is removed", file=sys.stderr)
         return 130
