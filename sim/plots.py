@@ -944,7 +944,8 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
     ax.set_title(f"Cluster {cluster['topology']}: {len(cluster['nodes'])} nodes, {cluster['pods_present']} pods")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.margins(x=0.3, y=0.2)  # room for the labels beside the outer vertices
+    ax.margins(x=0.35, y=0.3)  # room for the labels beside the outer vertices
+    ax.spines[:].set_visible(False)  # a drawing, not a chart: no frame for a label to run into
     return ax
 
 
