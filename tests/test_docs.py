@@ -114,7 +114,7 @@ def test_cli_reference_lists_every_command_and_option(site):
 
 WIDTHS = (1280, 1920)
 """A projector's width and a wide screen's, in CSS pixels."""
-LAYOUT_PAGES = ("getting-started", "python-api", "notebooks/03_statistics_of_load_balancing")
+LAYOUT_PAGES = ("getting-started", "python-api", "cli", "notebooks/03_statistics_of_load_balancing")
 
 MEASURE = """<script>
 (function () {

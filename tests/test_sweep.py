@@ -195,6 +195,19 @@ def test_only_stale_temporary_files_are_removed(tmp_path):
     assert fresh.exists() and not old.exists()
 
 
+def test_a_resume_right_after_a_kill_removes_its_temporary_file(tmp_path):
+    """A temporary file only 1 s old when the resume starts (too young to remove then) is gone after it: it is
+    older than the sweep that finished."""
+    exp = load_experiment(write_spec(tmp_path, SPEC.replace("replications = 3", "replications = 1")))
+    out = tmp_path / "results"
+    (out / "runs").mkdir(parents=True)
+    left = out / "runs" / ".abc.json.killed.tmp"
+    left.write_text("{")
+    os.utime(left, (time.time() - 1, time.time() - 1))
+    sweep(exp, ResultDir(out), progress=False)
+    assert not left.exists() and not list(out.rglob("*.tmp"))
+
+
 # --- engines: des, fast, auto ------------------------------------------------------------------------------------
 
 ENGINE_SPEC = """
