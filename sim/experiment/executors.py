@@ -11,6 +11,7 @@ Closing the iterator early (``--fail-fast``, Ctrl-C) cancels the tasks not yet s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import as_completed
 from typing import Any, Protocol, TypeVar
@@ -132,6 +133,7 @@ class Dask:
                 dashboard_address=None,
             )
         quiet = _Quiet("distributed.client", "distributed.core", "distributed.batched")
+        _drop_gather_exits()
         try:
             client = Client(cluster if cluster is not None else self.address, timeout=DASK_CONNECT_S)
         except (OSError, TimeoutError) as e:
@@ -161,20 +163,27 @@ class Dask:
         from distributed.scheduler import KilledWorker
 
         where = f"the Dask scheduler at {self.address}" if self.address else "the Dask LocalCluster"
-        pending, idle = set(futures), 0.0
+        pending, alive = set(futures), time.monotonic()  # alive: when a worker was last seen, or a result came
         try:
             while pending:
                 try:
                     done, pending = wait(pending, timeout=_DASK_POLL_S, return_when="FIRST_COMPLETED")
                 except TimeoutError:  # nothing finished within the poll
                     done = set()
+                held = client.who_has(list(done)) if done else {}
                 for future in done:
-                    yield future.result()
+                    if not held.get(future.key):  # its worker died before the result was fetched: recomputed, or lost
+                        pending.add(future)
+                        continue
+                    try:
+                        result = future.result(timeout=DASK_NO_WORKER_S)
+                    except TimeoutError:  # its worker died in between
+                        pending.add(future)
+                        continue
+                    yield result
                 if done or client.scheduler_info(n_workers=-1)["workers"]:
-                    idle = 0.0
-                    continue
-                idle += _DASK_POLL_S
-                if idle >= DASK_NO_WORKER_S:
+                    alive = time.monotonic()
+                elif time.monotonic() - alive >= DASK_NO_WORKER_S:
                     raise ExecutorLost(f"{where} has had no worker for {DASK_NO_WORKER_S:g} s")
         except KilledWorker as e:
             raise ExecutorLost(f"{where}: a worker died running one run, again and again ({e})") from None
@@ -205,3 +214,20 @@ class _Quiet:
 
         for name, level in self.levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def _drop_gather_exits() -> None:
+    """Keep asyncio from printing "Task exception was never retrieved ... AllExit" when a lost worker's result
+    fetch is abandoned: distributed's own signal to stop gathering, noise after the sweep's one line. Installed
+    once, it drops only those records."""
+    import logging
+
+    from distributed.client import AllExit
+
+    class _NoAllExit(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not (record.exc_info and isinstance(record.exc_info[1], AllExit))
+
+    log = logging.getLogger("asyncio")
+    if not any(type(f).__name__ == "_NoAllExit" for f in log.filters):
+        log.addFilter(_NoAllExit())
