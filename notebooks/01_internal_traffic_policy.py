@@ -35,14 +35,14 @@
 # %%
 
 import matplotlib.pyplot as plt
-import networkx as nx
 import numpy as np
 import pandas as pd
-from matplotlib.lines import Line2D
 from scipy import stats
 
 from sim import DropReason, Outcome, chi_square_gof, load_scenario, simulate
 from sim.experiment.analysis import summarize_service
+from sim.experiment.rundoc import describe_cluster
+from sim.plots import cluster_graph
 
 # %% tags=["parameters"]
 REQUESTS = 2_000  # curls per Service in the demo (the scenario file says 10,000)
@@ -66,42 +66,10 @@ from nbsetup import EXPERIMENTS, ROOT, build, check, save, scenario_table  # noq
 
 # %%
 scenario, seed = load_scenario(EXPERIMENTS / "cilium_demo.toml", {"requests": REQUESTS})
-topology = scenario.topology
-graph = topology.graph
-
-pods_on = {node: [p.name for p in scenario.pods if p.node == node] for node in topology.nodes}
-labels = {v: v + "".join(f"\n{p}" for p in pods_on.get(v, [])) for v in graph.nodes}
-kinds = nx.get_node_attributes(graph, "kind")
-colors = {"node": "tab:blue", "bridge": "tab:orange", "switch": "tab:green", "router": "tab:red"}
 
 fig, ax = plt.subplots(figsize=(8, 6))
-pos = nx.spring_layout(graph, seed=3)
-nx.draw_networkx_edges(graph, pos, ax=ax, width=2, edge_color="grey")
-nx.draw_networkx_nodes(
-    graph, pos, ax=ax, node_size=900, node_color=[colors[str(kinds[v])] for v in graph.nodes], alpha=0.9
-)
-label_pos = {v: (x, y - 0.09) for v, (x, y) in pos.items()}  # text just below each circle
-nx.draw_networkx_labels(graph, label_pos, labels, ax=ax, font_size=8, verticalalignment="top")
-edge_labels = {(a, b): f"{d['mean_s'] * 1e6:.0f} us" for a, b, d in graph.edges(data=True)}
-nx.draw_networkx_edge_labels(graph, pos, edge_labels, ax=ax, font_size=8)
-used = sorted({str(k) for k in kinds.values()})
-ax.legend(
-    handles=[
-        Line2D([], [], marker="o", ls="", markersize=12, color=colors[k], label=f"{k} (Pods listed below it)")
-        if k == "node"
-        else Line2D([], [], marker="o", ls="", markersize=12, color=colors[k], label=f"network element: {k}")
-        for k in used
-    ],
-    loc="upper left",
-)
+cluster_graph(describe_cluster(scenario), ax)  # sim.plots: nodes with their Pods, links with their mean latency
 ax.set_title("The kind cluster of the demo: 3 nodes on one Docker bridge")
-ax.set_xlabel(
-    "edge labels: mean one-way link latency (us = microseconds); "
-    f"same-node Pod to Pod: {topology.same_node.mean_s * 1e6:.0f} us"
-)
-ax.set_xticks([])
-ax.set_yticks([])
-ax.margins(0.2)
 save(fig, "01_cluster_graph")
 plt.show()
 
@@ -126,14 +94,22 @@ pd.DataFrame(
 # %% [markdown]
 # ## 2. Run the demo
 #
-# `simulate(scenario, seed, "des")` simulates every request and returns a `RunResult`: plain numpy columns with
-# one row per request (when it was sent, which Pod served it, when the reply came back, and so on). Runs with the
-# same seed give exactly the same results.
+# `simulate(scenario, seed, "des")` simulates every request and returns a `RunResult`: one row per request (when
+# it was sent, which Pod served it, when the reply came back, and so on). `result.to_frame()` shows those rows as a
+# table with names: the Service, the Pod and the node that served it, and the outcome. Runs with the same seed
+# give exactly the same results.
 
 # %%
 result = simulate(scenario, seed, "des")
 print(f"{len(result)} requests, simulated time {result.end_s:.2f} s, dataplane {scenario.dataplane.name}")
-pd.DataFrame({k: result.columns[k] for k in ("service", "endpoint_node", "t_sent", "t_returned", "outcome")}).head()
+requests = result.to_frame()
+requests[["service", "endpoint", "endpoint_node", "t_sent", "t_returned", "outcome"]].head()
+
+# %% [markdown]
+# Counting those rows by Service and node already tells the story that the rest of this notebook tests:
+
+# %%
+pd.crosstab(requests["service"], requests["endpoint_node"])
 
 # %% [markdown]
 # `summarize_service` turns those rows into counts for one Service. It also reports the **expected share**

@@ -213,17 +213,20 @@ swept.summary[
 ].head()
 
 # %% [markdown]
-# The trade-off figure (`sim.plots.sweep_figures`) has one column per load level. The top row shows latency
-# (mean solid, p99 dashed). The bottom row shows locality: the share of requests served on another node
-# (dash-dot) or in another zone (dotted). Error bars are 95% confidence intervals over the replications. An
-# interval is computed from one number per run, never from individual requests, because requests in one run
-# share queues and are not independent.
+# The trade-off comes as two figures (`sim.plots.sweep_figures`), each with one panel per load level. The
+# first shows latency (mean solid, p99 dashed). The second shows locality: the share of requests served on
+# another node (dash-dot) or in another zone (dotted). Error bars are 95% confidence intervals over the
+# replications. An interval is computed from one number per run, never from individual requests, because
+# requests in one run share queues and are not independent.
 
 # %%
 figures = sweep_figures(experiment.describe(), swept.records)
-tradeoff = figures["tradeoff"]
-save(tradeoff, "02_tradeoff")
-display(tradeoff)
+save(figures["tradeoff_latency"], "02_tradeoff")
+display(figures["tradeoff_latency"])
+
+# %%
+save(figures["tradeoff_locality"], "02_locality")
+display(figures["tradeoff_locality"])
 
 # %% [markdown]
 # What the figure shows:

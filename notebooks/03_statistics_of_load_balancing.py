@@ -383,7 +383,8 @@ print(f"seed {example}: connections per Pod {example_summary.routed_by_endpoint}
 print(f"requests per Pod {example_summary.by_endpoint}")
 print(f"verdict: {example_summary.verdict}")
 print(f"exact binomial p-value: {stats.binomtest(4, 4, 0.5).pvalue:.3f}")
-#
+
+# %% [markdown]
 # ## 5. Many tests in a sweep: false discovery control
 #
 # A sweep runs one test per run and Service. With alpha = 0.05, each test on a fair picker has a 5% chance to

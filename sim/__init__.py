@@ -2,7 +2,19 @@
 
 >>> from sim import load_scenario, simulate, summarize
 
-The names below are loaded on first use (a module ``__getattr__``, PEP 562), so that ``import sim`` and the
+The public API (``help(sim.NAME)`` for each):
+
+- read: ``load_scenario``, ``load_topology``, ``load_experiment`` (files to ``Scenario``, ``Experiment``);
+  ``Scenario``, ``Stream`` (what a run simulates); ``SpecError`` (what bad input raises: file, field, problem)
+- run: ``run`` (the SimPy simulation), ``run_fast`` (the vectorised fast path, where ``fast_path_problem``
+  finds none) -> ``RunResult`` (one row per request; ``RunResult.to_frame()`` names every code);
+  ``Outcome``, ``DropReason`` (the codes of its outcome and reason columns)
+- measure: ``summarize``, ``summarize_service`` (per Service counts, shares, the chi-square test, the verdict);
+  ``chi_square_gof``, ``chi_square_power``, ``ChiSquare``
+- sweep: ``sweep`` (every design point x replication, resumable) on ``Serial``, ``Processes`` or ``Dask``
+- ``__version__``
+
+These names are loaded on first use (a module ``__getattr__``, PEP 562), so that ``import sim`` and the
 ``sim`` command start without numpy, SimPy, scipy or pandas until a command needs them.
 """
 

@@ -522,7 +522,7 @@ def _safe_name(name: str) -> str:
 def _sweep(args: argparse.Namespace) -> int:
     """``sim sweep``: run an experiment's missing runs, print "computed X, reused Y" and where results are."""
     from sim import guards
-    from sim.experiment.executors import Dask, Processes, Serial
+    from sim.experiment.executors import Dask, ExecutorLost, Processes, Serial
     from sim.experiment.sweep import sweep
     from sim.io import ResultDir, check_writable, load_experiment, parse_set
 
@@ -561,6 +561,8 @@ def _sweep(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"sim: interrupted; finished runs are kept in {out}: run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ExecutorLost as e:
+        return _error(f"{e.what}; results are in {out}: rerun the same command to resume ({e.kept} runs kept)")
     print(f"{result.report()} in {time.perf_counter() - started:.1f} s")
     print(f"summary: {out / 'summary.csv'}")
     failures = [r for r in result.records if r["status"] != "ok"]
@@ -813,6 +815,14 @@ def _callees(extra: dict[str, Any]) -> set[str]:
 
 def _run_objects(args: argparse.Namespace) -> int:
     """``sim run FILE... --client NS/POD --service NS/NAME``: one stream straight from Kubernetes objects."""
+    if not _is_objects([args.file, *args.more]):
+        flags = (("--client", args.client), ("--service", args.service), ("--rate", args.rate))
+        given = [flag for flag, value in flags if value is not None]
+        return _error(
+            f"{args.file}: {', '.join(given) or 'more files'}: for Kubernetes objects (YAML/JSON); this scenario's "
+            "[[streams]] say who calls which Service: drop the flag, or change a stream with --set, e.g. "
+            "--set streams.0.service=NAME"
+        )
     if not args.client or not args.service:
         return _error(f"{args.file}: Kubernetes objects: give --client NS/POD and --service NS/NAME to run them")
     workload = {"kind": "poisson", "rate_rps": args.rate} if args.rate is not None else {"kind": "closed_loop"}
@@ -839,11 +849,14 @@ def _run_command(args: argparse.Namespace) -> list[str]:
         ("--client", getattr(args, "client", None)),
         ("--service", getattr(args, "service", None)),
         ("--rate", getattr(args, "rate", None)),
+        ("--point", getattr(args, "point", None)),
         ("--seed", args.seed),
         ("--requests", args.requests),
     ):
         if value is not None:
             words += [flag, str(value)]
+    for text in args.set:
+        words += ["--set", text]
     if args.alpha != 0.01:
         words += ["--alpha", str(args.alpha)]
     if args.engine != "des":
@@ -880,7 +893,8 @@ def _report(args: argparse.Namespace) -> int:
     from sim import report  # here: matplotlib and jinja2 take a while to import
     from sim.io import write_atomic
 
-    command = shlex.join(["sim", "report", args.results, "-o", args.out])
+    service = ["--service", args.service] if args.service is not None else []
+    command = shlex.join(["sim", "report", args.results, "-o", args.out, *service])
     try:
         html = report.render(args.results, command=command, service=args.service)
     except SpecError as e:
@@ -956,7 +970,9 @@ def _emulate(args: argparse.Namespace) -> int:
     if missing:
         return _error(f"{args.file}: emulate needs {', '.join(missing)} (--show-rules needs none)")
     try:
-        report = emulate.emulate(plan, seed, connect_timeout_s=args.connect_timeout)
+        report = emulate.emulate(
+            plan, seed, connect_timeout_s=args.connect_timeout, progress=False if _verbosity < 0 else None
+        )
     except KeyboardInterrupt:
         print("sim: interrupted; everything the emulation made is removed", file=sys.stderr)
         return 130

@@ -1,7 +1,8 @@
 """Every matplotlib figure. Functions draw on an Axes and return it: ``fn(data, ax=None) -> Axes``.
 
 No pyplot: figures are plain ``matplotlib.figure.Figure`` objects, so nothing here touches global state (no
-``plt.show()``, no rcParams, no current figure); files are rendered with the Agg canvas. In a notebook, pass an
+``plt.show()``, no rcParams but the SVG's id salt for the length of one save, no current figure); files are
+rendered with the Agg canvas. In a notebook, pass an
 ``ax`` from your own ``plt.subplots()``, or display the returned ``ax.figure``.
 
 ``data`` is what a sweep leaves behind: run records (``sim.experiment.results``) for the per-run figures, and the
@@ -334,15 +335,16 @@ def endpoint_bars(
     low = np.array([c.low for c in cis]) * 100
     high = np.array([c.high for c in cis]) * 100
     xs = np.arange(len(pods))
+    one = len(runs) == 1  # one run has a share, not a mean with an interval
     ax.bar(
         xs,
         mean,
-        yerr=_yerr(mean, low, high),
+        yerr=None if one else _yerr(mean, low, high),
         capsize=3,
         color=_color(0),
         alpha=0.8,
         ecolor="dimgray",
-        label="observed (mean of runs, 95% CI)",
+        label="observed share (this run)" if one else "observed (mean of runs, 95% CI)",
     )
     expected_mean = expected.mean(axis=0) * 100 if len(runs) else np.zeros(len(pods))
     ax.scatter(
@@ -355,7 +357,7 @@ def endpoint_bars(
         zorder=3,
         label="expected share",
     )
-    if len(runs) == 1:  # one run: where its share should fall if the picker draws the expected shares
+    if one:  # where its share should fall if the picker draws the expected shares
         n = sum(runs[0].routed_by_endpoint.values())
         band = np.array([share_interval(n, p / 100) for p in expected_mean]).reshape(len(pods), 2) * 100
         ax.errorbar(
@@ -375,7 +377,7 @@ def endpoint_bars(
     ax.set_yticks(range(0, 101, 20))
     ax.set_title(title or f"Requests per endpoint: {service} ({len(runs)} {'run' if len(runs) == 1 else 'runs'})")
     ax.grid(True, axis="y", alpha=0.3)
-    _legend(ax, fontsize="small", loc="upper center", ncols=1 if len(runs) == 1 else 2)
+    _legend(ax, fontsize="small", loc="upper center", ncols=1 if one else 2, markerscale=0.4)
     return ax
 
 
@@ -476,6 +478,13 @@ def _guess_roles(factors: Sequence[Mapping[str, Any]]) -> tuple[str | None, str 
     return (numeric or others or [None])[0], line
 
 
+def plot_roles(info: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """A sweep's x and line factors: its spec's ``[plot] x`` and ``line``, else guessed (``_guess_roles``)."""
+    guess_x, guess_line = _guess_roles(list(info["factors"]))
+    plot = info.get("plot", {})
+    return plot.get("x") or guess_x, plot.get("line") or guess_line
+
+
 def _describe(values: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> str:
     """``factor=level, ...``, with the spec's ``[plot] labels`` for the factors that have one (``label: level``).
 
@@ -499,15 +508,15 @@ def sweep_figures(
     service: str | None = None,
     at: Mapping[str, Any] | None = None,
 ) -> dict[str, Figure]:
-    """The figures of a sweep: ``tradeoff`` (latency and locality against ``x``, one line per level of ``line``,
-    one column per combination of the other factors), and at one design point (``at``; by default each other
-    factor's last level) ``endpoints``, ``heatmap`` (one panel per line level) and ``latency_ecdf``."""
+    """The figures of a sweep: ``tradeoff_latency`` and ``tradeoff_locality`` (each against ``x``, one line per
+    level of ``line``, one panel per combination of the other factors), and at one design point (``at``; by
+    default each other factor's last level) ``endpoints``, ``heatmap`` (one panel per line level) and
+    ``latency_ecdf``."""
     factors = list(info["factors"])
     names = [f["name"] for f in factors]
     levels = {f["name"]: list(f["levels"]) for f in factors}
-    guess_x, guess_line = _guess_roles(factors)
-    line = line or info.get("plot", {}).get("line") or guess_line
-    x = x or info.get("plot", {}).get("x") or guess_x
+    spec_x, spec_line = plot_roles(info)
+    line, x = line or spec_line, x or spec_x
     labels = dict(info.get("plot", {}).get("labels", {}))
     for role, name in (("x", x), ("line", line), *(("at", k) for k in at or {})):
         if name is not None and name not in names:
@@ -525,7 +534,8 @@ def sweep_figures(
     figures: dict[str, Figure] = {}
 
     if x is not None:
-        figures["tradeoff"] = _tradeoff_figure(ok, names, x, line, service, labels, title)
+        for what in ("latency", "locality"):
+            figures[f"tradeoff_{what}"] = _tradeoff_figure(ok, names, x, line, service, labels, title, what)
 
     figures.update(_point_figures(ok, names, levels, line, service, labels, title, at))
     return figures
@@ -539,49 +549,62 @@ def _tradeoff_figure(
     service: str,
     labels: Mapping[Any, Any],
     title: str,
+    what: str,
 ) -> Figure:
-    """``sweep_figures``' ``tradeoff``: latency (top) and locality (bottom) against ``x``, one column per
-    combination of the other factors, one legend below."""
+    """``sweep_figures``' ``tradeoff_latency`` or ``tradeoff_locality`` (``what``): that statistic against ``x``,
+    one panel per combination of the other factors (at most 3 a row, so that it reads on a slide), one legend
+    below: a colour per level of ``line`` and a line style per statistic."""
     table = design_point_summary(summary_frame(ok, names), names)
     table = table[table["service"] == service]
     facets = [n for n in names if n not in (x, line)]
     combos = [(None, table)] if not facets else list(table.groupby(facets, sort=False))
-    fig = Figure(figsize=(max(4.8 * len(combos) + 2.4, 8.0), 8.0), layout="constrained")
-    axes = fig.subplots(2, len(combos), squeeze=False, sharex="col")
-    for j, (values, sub) in enumerate(combos):
-        top, bottom = axes[0][j], axes[1][j]
-        tradeoff_latency(sub, x, line, top, x_label="")  # the column shares its x axis: the bottom names it
-        tradeoff_locality(sub, x, line, bottom, x_label=labels.get(x))
-        for ax in (top, bottom):
-            legend = ax.get_legend()
-            if legend is not None:
-                legend.remove()  # one legend for the figure instead
-        at_facet = ""
-        if values is not None:
-            at_facet = " at " + _describe(
-                dict(zip(facets, values if isinstance(values, tuple) else (values,), strict=True)), labels
-            )
-        top.set_title(f"Latency{at_facet}")
-        bottom.set_title(f"Locality{at_facet}")
-    _same_log_limits(list(axes[0]))
+    ncols = min(len(combos), 3)
+    nrows = -(-len(combos) // ncols)
+    fig = Figure(figsize=(max(4.6 * ncols, 8.0), 4.0 * nrows + 1.6), layout="constrained")
+    axes = list(fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel())
+    draw, styles = (tradeoff_latency, LATENCY_STYLES) if what == "latency" else (tradeoff_locality, LOCALITY_STYLES)
+    for ax, (values, sub) in zip(axes, combos, strict=False):
+        draw(sub, x, line, ax, x_label="")  # the panels share one x label, below them
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.remove()  # one legend for the figure instead
+        facet = dict(zip(facets, values if isinstance(values, tuple) else (values,), strict=True)) if facets else {}
+        ax.set_title(_wrap(_describe(facet, labels), 48) if facet else "", fontsize="medium")
+    for ax in axes[len(combos) :]:
+        ax.set_axis_off()
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    if what == "latency":
+        _same_log_limits(axes[: len(combos)])
     handles = [
-        Line2D([], [], color=_color(i), marker="o", label=str(level))
+        Line2D([], [], color=_color(i), marker="o", lw=2, label=str(level))
         for i, (level, _) in enumerate(_lines(table, line))
         if level is not None
     ]
     handles += [
-        Line2D([], [], color="grey", ls=style, marker=marker, label=f"{what} latency (top row)")
-        for style, marker, what in LATENCY_STYLES.values()
+        Line2D([], [], color="grey", ls=style, marker=marker, label=words) for style, marker, words in styles.values()
     ]
-    handles += [
-        Line2D([], [], color="grey", ls=style, marker=marker, label=f"{what} (bottom row)")
-        for style, marker, what in LOCALITY_STYLES.values()
-    ]
-    fig.legend(  # below the panels: beside them it can run under the title
-        handles=handles, loc="outside lower center", ncols=4, title=labels.get(line, line), fontsize="small"
+    fig.legend(handles=handles, loc="outside right center", title=_wrap(str(labels.get(line, line)), 24))
+    dodged = (
+        "\n(lines offset sideways around each level to keep their bars apart)" if len(handles) > len(styles) + 1 else ""
     )
-    fig.suptitle(f"{title}: latency and locality against {labels.get(x, x)}\nmeans over replications, 95% CI bars")
+    fig.supxlabel(f"{labels.get(x, x)}{dodged}", fontsize="medium")
+    heading = "latency: mean and p99" if what == "latency" else "served on another node or zone"
+    _suptitle(fig, f"{title}: {heading}\nagainst {labels.get(x, x)}; means over replications, 95% CI bars")
     return fig
+
+
+def _suptitle(fig: Figure, text: str) -> None:
+    """The figure's title, each line wrapped to the figure's width (about 11 characters an inch at 12 points)."""
+    width = max(int(fig.get_figwidth() * 11), 40)
+    fig.suptitle("\n".join(_wrap(line, width) for line in text.split("\n")))
+
+
+def _wrap(text: str, width: int = 90) -> str:
+    """``text`` broken into lines of at most ``width`` characters, at spaces (a title that fits its figure)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
 
 
 def _point_figures(
@@ -623,7 +646,7 @@ def _point_figures(
     pods = _endpoints(runs)
     for ax, (label, recs) in zip(grid, groups.items(), strict=False):
         endpoint_bars(recs, service, ax, title=_describe({line: label}, labels) if line else label, endpoints=pods)
-    fig.suptitle(f"{title}: requests per endpoint\n{where}")
+    _suptitle(fig, f"{title}: requests per endpoint\n{where}")
     figures["endpoints"] = fig
 
     fig, grid = panels(6.4, 3.4)
@@ -632,12 +655,12 @@ def _point_figures(
     for ax, (label, recs) in zip(grid, groups.items(), strict=False):
         title_here = _describe({line: label}, labels) if line else label
         node_heatmap(recs, service, ax, title=title_here, clients=clients, servers=servers)
-    fig.suptitle(f"{title}: client node x serving node\n{where}")
+    _suptitle(fig, f"{title}: client node x serving node\n{where}")
     figures["heatmap"] = fig
 
     fig = Figure(figsize=(8.0, 5.2), layout="constrained")
-    latency_ecdf(groups, service, fig.add_subplot(), title=f"Latency ECDF per {line or 'run'}\n{where}")
-    fig.suptitle(title)
+    latency_ecdf(groups, service, fig.add_subplot(), title=_wrap(where, 72))
+    _suptitle(fig, f"{title}: latency ECDF per {labels.get(line, line) if line else 'run'}")
     figures["latency_ecdf"] = fig
     return figures
 
@@ -887,7 +910,17 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
         pods = pods_on.get(name, [])
         listed = [*pods[:max_pods], *([f"+{len(pods) - max_pods} more"] if len(pods) > max_pods else [])]
         zone = f" [{zones[name]}]" if zones.get(name) else ""
-        ax.text(x, y - 0.06, "\n".join([f"{name}{zone}", *listed]), ha="center", va="top", fontsize=7, zorder=3)
+        dx, dy, ha, va = _away(pos, graph, name)
+        ax.text(
+            x + 0.07 * dx,
+            y + 0.07 * dy,
+            "\n".join([f"{name}{zone}", *listed]),
+            ha=ha,
+            va=va,
+            fontsize=7,
+            zorder=3,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.0},
+        )
     ax.legend(
         handles=[
             Line2D(
@@ -897,27 +930,53 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
                 ls="",
                 markersize=9,
                 color=_KIND_COLORS.get(k, "tab:gray"),
-                label="node (its pods below it)" if k == "node" else f"network element: {k}",
+                label="node (its pods listed with it)" if k == "node" else f"network element: {k}",
             )
             for k in sorted(set(kinds.values()))
         ],
-        loc="upper left",
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),  # below the drawing, where it covers no label
+        ncols=3,
         fontsize="small",
+        title=f"edge labels: mean one-way link latency; same-node pod to pod {_latency_words(cluster['same_node_s'])}",
+        title_fontsize="small",
     )
     ax.set_title(f"Cluster {cluster['topology']}: {len(cluster['nodes'])} nodes, {cluster['pods_present']} pods")
-    ax.set_xlabel(
-        f"edge labels: mean one-way link latency; same-node pod to pod {_latency_words(cluster['same_node_s'])}"
-    )
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.margins(0.15)
+    ax.margins(x=0.35, y=0.3)  # room for the labels beside the outer vertices
+    ax.spines[:].set_visible(False)  # a drawing, not a chart: no frame for a label to run into
     return ax
 
 
+def _away(pos: Mapping[Any, Any], graph: Any, name: str) -> tuple[float, float, str, str]:
+    """The unit direction from the mean of a vertex's neighbours to the vertex (down where it has none, or they
+    surround it), and the text alignment that puts its label on that side: off the edges that meet there."""
+    x, y = pos[name]
+    around = [pos[n] for n in graph.neighbors(name)]
+    dx, dy = (
+        (x - float(np.mean([p[0] for p in around])), y - float(np.mean([p[1] for p in around]))) if around else (0, 0)
+    )
+    norm = math.hypot(dx, dy)
+    dx, dy = (dx / norm, dy / norm) if norm > 1e-9 else (0.0, -1.0)
+    ha = "left" if dx > 0.4 else "right" if dx < -0.4 else "center"
+    va = "bottom" if dy > 0.4 else "top" if dy < -0.4 else "center"
+    return dx, dy, ha, va
+
+
+SVG_HASH_SALT = "k8s-service-sim"
+"""The salt of the ids matplotlib gives an SVG's clip paths and glyphs (``svg.hashsalt``; unset, each file draws
+random ones), so that the same figure always gives the same bytes."""
+
+
 def save_svg(fig: Figure, target: Any) -> None:
-    """Write ``fig`` as SVG to a path or a text stream, without a date (equal figures give equal files)."""
+    """Write ``fig`` as SVG to a path or a text stream, without a date and with ids from a fixed salt: equal
+    figures give equal files. (The salt is set for this one call, in matplotlib's rc_context.)"""
+    from matplotlib import rc_context
+
     FigureCanvasAgg(fig)
-    fig.savefig(target, format="svg", metadata={"Date": None})
+    with rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+        fig.savefig(target, format="svg", metadata={"Date": None})
 
 
 def save_figure(fig: Figure, stem: str | Path) -> list[Path]:

@@ -12,10 +12,14 @@ from sim.outcomes import DropReason, Outcome
 from sim.rng import SeedRecord
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sim.scenario import Scenario
 
 PICK_REUSED, PICK_FRESH, PICK_AFFINITY = 0, 1, 2
 """The ``pick`` column: the request rode an open connection, a picker chose afresh, or session affinity chose."""
+PICK_NAMES = ("reused", "fresh", "affinity")
+"""The ``pick`` codes' names, by code (``RunResult.to_frame``)."""
 
 COLUMNS: dict[str, np.dtype] = {
     "stream": np.dtype(np.int32),
@@ -181,6 +185,33 @@ class RunResult:
         reasons = self.columns["reason"] if mask is None else self.columns["reason"][mask]
         codes = np.bincount(reasons, minlength=len(DropReason))
         return {r.label: int(codes[r]) for r in DropReason if r != DropReason.NONE and codes[r]}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per request with names in place of codes: Service, client, nodes and pod (``endpoint``) by
+        name, ``outcome`` (ok, dropped, timeout, in_flight), ``reason`` (a DropReason label: none, no_endpoints,
+        ...), ``pick`` (reused, fresh, affinity); times in seconds, with ``latency_s`` (send to return). Names are
+        pandas categoricals; a request never routed has no pod or endpoint node (NaN)."""
+        import pandas as pd  # here: the engine and the CLI's tables need no pandas
+
+        c = self.columns
+        names = {
+            "client": self.client_names,
+            "client_node": self.node_names,
+            "service": self.service_names,
+            "entry_node": self.node_names,
+            "endpoint": self.pod_names,
+            "endpoint_node": self.node_names,
+            "pick": PICK_NAMES,
+            "outcome": tuple(o.name.lower() for o in Outcome),
+            "reason": tuple(r.label for r in DropReason),
+        }
+        frame = {
+            name: pd.Categorical.from_codes(c[name], categories=names[name]) if name in names else c[name]
+            for name in COLUMNS
+        }
+        frame["source_preserved"] = c["source_preserved"].astype(bool)
+        frame["latency_s"] = self.latency_s
+        return pd.DataFrame(frame)
 
     def nbytes_per_request(self) -> float:
         """Memory the stored columns hold per request, in bytes (the derived ones are not held)."""

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shlex
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,14 @@ from sim.errors import SpecError
 from sim.experiment.metrics import ServiceSummary, services_from_json
 from sim.experiment.results import summary_frame
 from sim.experiment.rundoc import describe_cluster, share_interval, versions
-from sim.experiment.tables import SUMMARY_METRICS, chi_square_by_design_point, design_point_summary
-from sim.io import load_results, load_run, parse_scenario
+from sim.experiment.tables import (
+    PAIRED_METRICS,
+    SUMMARY_METRICS,
+    chi_square_by_design_point,
+    design_point_summary,
+    paired_difference_table,
+)
+from sim.io import load_results, load_run, parse_scenario, sweep_command
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("sim", "templates"),
@@ -181,7 +188,10 @@ def _cluster_figure(cluster: Mapping[str, Any]) -> Any:
 # --- a sweep ----------------------------------------------------------------------------------------------
 
 SWEEP_CAPTIONS = {
-    "tradeoff": "Means over replications with Student-t 95% intervals; one colour per level of the line factor.",
+    "tradeoff_latency": "Mean and p99 latency, means over replications with Student-t 95% intervals; one colour "
+    "per level of the line factor, one panel per combination of the other factors.",
+    "tradeoff_locality": "Share of completed requests served on another node or in another zone, means over "
+    "replications with Student-t 95% intervals.",
     "endpoints": "Share of fresh picks per endpoint at one design point, mean over replications, with the "
     "expected share.",
     "heatmap": "Completed requests by client node and serving node at one design point, summed over replications.",
@@ -217,7 +227,8 @@ def sweep_context(
         figures = plots.sweep_figures(info, records, service=service)
     except ValueError as e:
         raise SpecError(str(path), "", str(e)) from None
-    table = design_point_summary(summary_frame(ok, names), names)
+    frame = summary_frame(ok, names)
+    table = design_point_summary(frame, names)
     tests = chi_square_by_design_point(ok, names)
     summary_cols = [
         *names,
@@ -226,10 +237,6 @@ def sweep_context(
         *(c for m in SUMMARY_METRICS for c in (m, f"{m}_low", f"{m}_high")),
     ]
     test_cols = [*names, "service", "runs", "n", "dof", "statistic", "pvalue", "qvalue", "cohens_w", "violations"]
-    sets = info.get("sets", {})
-    sweep_command = shlex.join(
-        ["sim", "sweep", str(info.get("spec", "")), *(a for k, v in sets.items() for a in ("--set", f"{k}={v}"))]
-    )
     return {
         "title": f"Sweep {info.get('name', '')}",
         "info": info,
@@ -241,16 +248,57 @@ def sweep_context(
         "runs_missing": len(info.get("runs", [])) - len(records),
         "first_point": ok[0].get("design_point"),
         "seeds": sorted({(r["replication"], r["seed"]) for r in ok}),
+        "engines": dict(Counter(str(r.get("engine", "des")) for r in ok)),
         "cluster": cluster,
         "pods_on": _pods_on(cluster),
         "cluster_svg": svg_markup(_cluster_figure(cluster), "cluster"),
         "summary": _table_rows(table, summary_cols),
         "tests": _table_rows(tests, test_cols),
+        "paired": _paired(frame, info, names),
+        "paired_metrics": [(m, PAIRED_WORDS[m], PAIRED_UNITS[m]) for m in PAIRED_METRICS],
         "figures": _figures(figures, "sweep", SWEEP_CAPTIONS),
-        "made_by": sweep_command,
+        "made_by": shlex.join(sweep_command(info)),
         "report_command": command,
         "report_versions": versions(),
     }
+
+
+PAIRED_UNITS = {"latency_mean_s": "ms", "latency_p99_s": "ms", "cross_node_fraction": "pp"}
+"""How the paired table shows each metric's difference: milliseconds, or percentage points of a fraction."""
+PAIRED_WORDS = {"latency_mean_s": "mean latency", "latency_p99_s": "p99 latency", "cross_node_fraction": "another node"}
+
+
+def fmt_diff(v: Any, unit: str, bare: bool = False) -> str:
+    """A signed difference: seconds as ms, a fraction as percentage points (the unit left out if ``bare``), or "-".
+
+    >>> fmt_diff(0.00125, "ms"), fmt_diff(-0.125, "pp"), fmt_diff(0.00125, "ms", True), fmt_diff(None, "ms")
+    ('+1.250 ms', '-12.5 pp', '+1.250', '-')
+    """
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    text = f"{v * 1e3:+.3f}" if unit == "ms" else f"{v * 100:+.1f}"
+    return text if bare else f"{text} {unit}"
+
+
+_ENV.filters["diff"] = fmt_diff
+
+
+def _paired(frame: Any, info: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any] | None:
+    """The paired differences between the line factor's levels and its first (the baseline), per combination of
+    the other factors and Service, one row each with every metric of ``PAIRED_METRICS``; None without factors."""
+    line = plots.plot_roles(info)[1]
+    if line is None:
+        return None
+    baseline = next(f["levels"][0] for f in info["factors"] if f["name"] == line)
+    table = paired_difference_table(frame, names, line, baseline)
+    others = [n for n in names if n != line]
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in _table_rows(table, list(table.columns)):
+        key = tuple(r[k] for k in (*others, "service", line))
+        row = rows.setdefault(key, {"keys": dict(zip((*others, "service", line), key, strict=True)), "m": {}})
+        row["m"][r["metric"]] = r
+        row["n"] = r["n"]
+    return {"factor": line, "baseline": baseline, "others": others, "rows": list(rows.values())}
 
 
 # --- entry point ------------------------------------------------------------------------------------------

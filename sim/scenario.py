@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
@@ -108,6 +108,22 @@ def fail(fld: str, problem: str) -> SpecError:
     return SpecError(SCENARIO, fld, problem)
 
 
+NAMES_SHOWN = 12
+"""How many valid names an error lists before it says how many more there are."""
+
+
+def no_such(what: str, name: object, names: Iterable[str], plural: str = "") -> str:
+    """The problem of a name that names nothing, with the names that would do.
+
+    >>> no_such("service", "nope", ["echo-2", "echo-1"])
+    "no service named 'nope'; the services are echo-1, echo-2"
+    """
+    known = sorted(names)
+    more = len(known) - NAMES_SHOWN
+    listed = ", ".join(known[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+    return f"no {what} named {name!r}; the {plural or what + 's'} are {listed or 'none'}"
+
+
 @dataclass(frozen=True, eq=False)
 class Scenario:
     """Everything one run needs. Building one checks every reference, and raises SpecError on the first problem."""
@@ -195,7 +211,7 @@ class Scenario:
     def _validate_given(self, services: set[str]) -> None:
         for svc, endpoints in self.given_endpoints.items():
             if svc not in services:
-                raise fail(f"given_endpoints.{svc}", f"no service named {svc!r}")
+                raise fail(f"given_endpoints.{svc}", no_such("service", svc, services))
             for ep in endpoints:
                 if ep.pod is None or ep.pod not in self._pods_by_name:
                     raise fail(f"given_endpoints.{svc}", f"endpoint {ep.address} names no pod of the scenario")
@@ -225,21 +241,21 @@ class Scenario:
     def _validate_event(self, i: int, ev: Event, pods: set[str], services: set[str]) -> None:
         pod_actions = (Action.TERMINATE, Action.READY, Action.UNREADY, Action.ADD)
         if ev.action in pod_actions and ev.pod not in self._pods_by_name:
-            raise fail(f"timeline[{i}].pod", f"no pod named {ev.pod!r}")
+            raise fail(f"timeline[{i}].pod", no_such("pod", ev.pod, self._pods_by_name))
         if ev.action == Action.ADD and ev.pod not in self.absent:
             raise fail(f"timeline[{i}].pod", f"pod {ev.pod!r} is already present: declare it with present = false")
         if ev.action in (Action.FAIL, Action.RECOVER) and ev.node not in self.topology.nodes:
             raise fail(f"timeline[{i}].node", f"node {ev.node!r} is not in topology {self.topology.name!r}")
         if ev.action == Action.UPDATE and ev.service not in services:
-            raise fail(f"timeline[{i}].service", f"no service named {ev.service!r}")
+            raise fail(f"timeline[{i}].service", no_such("service", ev.service, services))
         if ev.at_s < 0:
             raise fail(f"timeline[{i}].at_s", f"must be >= 0 seconds, got {ev.at_s}")
 
     def _validate_stream(self, i: int, stream: Stream, names: set[str], services: set[str]) -> None:
         if stream.client not in names:
-            raise fail(f"streams[{i}].client", f"no pod or external client named {stream.client!r}")
+            raise fail(f"streams[{i}].client", no_such("pod or external client", stream.client, names, "clients"))
         if stream.service not in services:
-            raise fail(f"streams[{i}].service", f"no service named {stream.service!r}")
+            raise fail(f"streams[{i}].service", no_such("service", stream.service, services))
         if stream.requests is None and self.duration_s is None and not isinstance(stream.workload, Trace):
             raise fail(f"streams[{i}].requests", "give requests, or duration_s for the scenario")
         if stream.requests is not None and stream.requests < 0:

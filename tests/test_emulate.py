@@ -15,6 +15,7 @@ reports; the README quotes measured runs.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -252,6 +253,29 @@ def test_a_wrong_model_is_caught(mode, tmp_path):
     assert bad["homogeneity_p"] < 1e-10
     good = compare(scenario, kernel, sim_counts(scenario, seed))["services"]["api"]
     assert good["homogeneity_p"] > P_FAIL
+
+
+@pytest.mark.parametrize("mode", MODES[:1])
+def test_a_long_run_reports_its_progress_as_it_goes(mode):
+    """A DROP case (each request waits out the connect timeout): the clients report the requests they have
+    started while they run, every ``client.PROGRESS_S`` seconds, adding up to the requests sent; the bar of
+    ``sim emulate`` is fed from this."""
+    from sim.emulate.client import PROGRESS_S
+
+    requests = 12  # 12 x 0.25 s of connect timeouts: 3 s, about 6 progress lines
+    scenario, _ = load_scenario(EXPERIMENTS / "local_pod_gone_iptables.toml", {"requests": requests})
+    plan = make_plan(scenario, mode, "local_pod_gone_iptables.toml")
+    told: list[tuple[float, int]] = []
+    with emulated(plan, connect_timeout_s=CONNECT_TIMEOUT_S) as em:
+        started = time.monotonic()
+        kernel = em.run_clients(lambda n: told.append((time.monotonic() - started, n)))
+        took = time.monotonic() - started
+    total = sum(st.requests or 0 for st in scenario.streams)
+    assert sum(n for _, n in told) <= total and sum(len(r["answers"]) for rs in kernel.values() for r in rs) == total
+    assert len(told) >= 3, told
+    assert told[0][0] < took / 2, f"the first report came at {told[0][0]:.1f} s of {took:.1f} s"
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(told)]
+    assert max(gaps) < PROGRESS_S * 4, gaps
 
 
 @pytest.mark.parametrize("mode", MODES[1:])

@@ -33,6 +33,7 @@ FIGURES = {
     "02_latency_vs_locality": [
         "02_skewed_clients",
         "02_tradeoff",
+        "02_locality",
         "02_latency_ecdf",
         "02_paired_differences",
     ],
@@ -114,6 +115,44 @@ def test_notebooks_pass_ruff():
     assert done.returncode == 0, done.stdout + done.stderr
     done = _ruff("format", "--check", "notebooks")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- headings --------------------------------------------------------------------------------------------------
+
+HEADING = re.compile(r"^(#{1,6})[ \t]+(.+)$", re.MULTILINE)
+SECTION = re.compile(r"^(\d+)\.\s")
+COMMENTED_HEADING = re.compile(r"^#[ \t]*#{1,6}[ \t]+\S.*$", re.MULTILINE)
+"""A markdown heading left as a comment in a code cell (``# ## 5. Title``): the page would skip that section."""
+
+
+def headings(cells: list) -> tuple[list[tuple[int, str]], list[str]]:
+    """The markdown cells' headings (level, text), and the heading-like comment lines of the code cells."""
+    marked = [(len(h), t.strip()) for c in cells if c.cell_type == "markdown" for h, t in HEADING.findall(c.source)]
+    commented = [m.group(0) for c in cells if c.cell_type == "code" for m in COMMENTED_HEADING.finditer(c.source)]
+    return marked, commented
+
+
+def test_the_heading_check_finds_a_section_left_in_a_code_cell():
+    """The wrong model: notebook 03 as it was, its section 5 title in a code cell's comments."""
+    import jupytext
+
+    text = "# %% [markdown]\n# # T\n# ## 1. One\n\n# %%\nx = 1\n#\n# ## 2. Two\n#\n# words\n"
+    marked, commented = headings(jupytext.reads(text, fmt="py:percent").cells)
+    assert marked == [(1, "T"), (2, "1. One")] and commented == ["# ## 2. Two"]
+
+
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_section_heading_is_a_markdown_cell_and_sections_count_up(source):
+    """One title (level 1), numbered sections 1, 2, 3, ... at level 2 in order, exercises at level 3; no heading
+    hides as a comment in a code cell."""
+    import jupytext
+
+    marked, commented = headings(jupytext.read(source).cells)
+    assert not commented, f"headings inside code cells: {commented}"
+    assert [level for level, _ in marked].count(1) == 1 and marked[0][0] == 1, marked
+    numbers = [int(m.group(1)) for level, text in marked if level == 2 and (m := SECTION.match(text))]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 2, numbers
+    assert all(level <= 3 for level, _ in marked), marked
 
 
 # --- exercises -------------------------------------------------------------------------------------------------

@@ -82,9 +82,9 @@ def test_plots_make_their_own_figure_without_pyplot():
 def test_sweep_figures_are_written_as_png_and_svg(results, tmp_path):
     info, records = load_results(results)
     figures = plots.sweep_figures(info, records, at={RATE: 100})
-    assert list(figures) == ["tradeoff", "endpoints", "heatmap", "latency_ecdf"]
-    titles = [ax.get_title() for ax in figures["tradeoff"].axes]
-    assert any(t.startswith("Latency") for t in titles) and any(t.startswith("Locality") for t in titles)
+    assert list(figures) == ["tradeoff_latency", "tradeoff_locality", "endpoints", "heatmap", "latency_ecdf"]
+    assert "latency: mean and p99" in figures["tradeoff_latency"].get_suptitle()
+    assert "served on another node or zone" in figures["tradeoff_locality"].get_suptitle()
     assert [ax.get_title() for ax in figures["endpoints"].axes] == [f"{POLICY}=Cluster", f"{POLICY}=Local"]
     assert f"{RATE}=100" in figures["heatmap"].get_suptitle()
     bars = figures["endpoints"].axes[0]
@@ -105,14 +105,13 @@ def test_cli_plot_writes_every_figure(results, tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    names = {f"{stem}.{ext}" for stem in ("tradeoff", "endpoints", "heatmap", "latency_ecdf") for ext in ("png", "svg")}
+    stems = ("tradeoff_latency", "tradeoff_locality", "endpoints", "heatmap", "latency_ecdf")
+    names = {f"{stem}.{ext}" for stem in stems for ext in ("png", "svg")}
     assert {p.name for p in out.iterdir()} == names
     assert all((out / n).stat().st_size > 1000 for n in names)
     assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in (out / "heatmap.svg").read_bytes()[:400]
-    assert done.stdout.split() == [
-        str(out / n) for s in ("tradeoff", "endpoints", "heatmap", "latency_ecdf") for n in (f"{s}.png", f"{s}.svg")
-    ]
+    assert done.stdout.split() == [str(out / n) for s in stems for n in (f"{s}.png", f"{s}.svg")]
     missing = subprocess.run(
         [sys.executable, "-m", "sim", "plot", str(tmp_path / "nothing")], capture_output=True, text=True, check=False
     )
@@ -134,8 +133,8 @@ def test_log_ticks_bracket_the_data_with_labels(low, ratio):
 def test_tradeoff_ticks_sit_on_the_levels_styles_mean_one_thing_titles_use_labels(results):
     info, records = load_results(results)
     info = {**info, "plot": {"labels": {RATE: "offered load (requests/s)"}}}
-    fig = plots.sweep_figures(info, records, x=RATE, line=POLICY)["tradeoff"]
-    top, bottom = fig.axes  # 2 rows x 1 column: no other factor to facet by
+    figures = plots.sweep_figures(info, records, x=RATE, line=POLICY)
+    (top,), (bottom,) = figures["tradeoff_latency"].axes, figures["tradeoff_locality"].axes  # one panel each
     for ax in (top, bottom):
         assert [t for t in ax.get_xticks()] == [100, 400]  # at the levels, not at the dodged positions
     styles = {
@@ -145,9 +144,11 @@ def test_tradeoff_ticks_sit_on_the_levels_styles_mean_one_thing_titles_use_label
     assert styles["top"] and styles["bottom"] and not styles["top"] & styles["bottom"]
     lowest = min(float(np.nanmin(ln.get_ydata())) for ln in top.get_lines() if ln.get_linestyle() != "None")
     assert top.get_ylim()[0] <= lowest and float(top.get_yticks()[0]) <= lowest
-    legend = fig.legends[0]
-    assert legend.get_title().get_text() == POLICY
-    assert not any("/" in t.get_text() for t in legend.get_texts())  # no entry means two things
+    for fig in (figures["tradeoff_latency"], figures["tradeoff_locality"]):
+        legend = fig.legends[0]
+        assert legend.get_title().get_text() == POLICY
+        assert not any("/" in t.get_text() for t in legend.get_texts())  # no entry means two things
+        assert "offered load (requests/s)" in fig.get_supxlabel()
 
     heatmap = plots.sweep_figures(info, records, x=RATE, line=POLICY)["heatmap"]
     assert "at offered load (requests/s): 400" in heatmap.get_suptitle()  # the spec's label, not the path
@@ -157,14 +158,35 @@ def test_the_legend_covers_neither_the_title_nor_a_panel(results):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     info, records = load_results(results)
-    fig = plots.sweep_figures(info, records, x=RATE, line=POLICY)["tradeoff"]
-    renderer = FigureCanvasAgg(fig).get_renderer()
-    fig.draw(renderer)
-    legend = fig.legends[0].get_window_extent(renderer)
-    assert not legend.overlaps(fig._suptitle.get_window_extent(renderer))
-    for ax in fig.axes:
-        assert not legend.overlaps(ax.get_window_extent(renderer))
-        assert not legend.overlaps(ax.title.get_window_extent(renderer))
+    figures = plots.sweep_figures(info, records, x=RATE, line=POLICY)
+    for fig in (figures["tradeoff_latency"], figures["tradeoff_locality"]):
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        legend = fig.legends[0].get_window_extent(renderer)
+        assert not legend.overlaps(fig._suptitle.get_window_extent(renderer))
+        assert not legend.overlaps(fig._supxlabel.get_window_extent(renderer))
+        for ax in fig.axes:
+            assert not legend.overlaps(ax.get_window_extent(renderer))
+            assert not legend.overlaps(ax.title.get_window_extent(renderer))
+
+
+def test_no_title_is_cut_off(results):
+    """Every title and label of every sweep figure lies inside its figure (the ECDF's long design point was cut
+    off at the right edge)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    info, records = load_results(results)
+    labels = {RATE: "offered load in requests per second, the rate of the one client stream", POLICY: "policy"}
+    info = {**info, "plot": {"labels": labels}}
+    for name, fig in plots.sweep_figures(info, records, x=RATE, line=POLICY).items():
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        page = fig.bbox
+        texts = [fig._suptitle, *(t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label))]
+        for text in texts:
+            if text is not None and text.get_text():
+                box = text.get_window_extent(renderer)
+                assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, f"{name}: {text.get_text()!r} is cut off"
 
 
 @pytest.fixture(scope="module")
@@ -186,18 +208,18 @@ def _texts(ax):
 def test_a_series_whose_requests_all_failed_is_named_not_hidden(all_dropped):
     info, records = load_results(all_dropped)
     figures = plots.sweep_figures(info, records, x=RATE, line=POLICY)
-    latency = figures["tradeoff"].axes[0]
+    latency = figures["tradeoff_latency"].axes[0]
     assert "not drawn: Local mean: no completed requests" in _texts(latency)
     assert "not drawn: Local p99: no completed requests" in _texts(latency)
     assert "Cluster" not in _texts(latency) and not latency.texts  # in the label, where it covers no data
-    assert "not drawn: Local another node" in _texts(figures["tradeoff"].axes[1])
+    assert "not drawn: Local another node" in _texts(figures["tradeoff_locality"].axes[0])
     assert "not drawn: Local: no completed requests" in _texts(figures["latency_ecdf"].axes[0])
 
 
 def test_without_a_missing_series_there_is_no_note(results):
     info, records = load_results(results)
     figures = plots.sweep_figures(info, records, x=RATE, line=POLICY)
-    assert "not drawn" not in _texts(figures["tradeoff"].axes[0])
+    assert "not drawn" not in _texts(figures["tradeoff_latency"].axes[0])
 
 
 # --- one run's figures -----------------------------------------------------------------------------------------
@@ -258,6 +280,53 @@ def test_cli_plots_a_run_file_and_run_plot_writes_the_same(local_pod_dies_run, t
     json.loads(out.out)  # still exactly one JSON object; the figure paths went to stderr
     assert len(out.err.split()) == 8
     assert {p.name for p in (tmp_path / "b").iterdir()} == names
+
+
+def test_one_run_is_not_called_a_mean_of_runs(local_pod_dies_run):
+    """The single run's endpoint legend says what it shows: this run's share, no interval over runs."""
+    bars = plots.run_figures(json.loads(local_pod_dies_run.read_text()))["endpoints"].axes[0]
+    texts = [t.get_text() for t in bars.get_legend().get_texts()]
+    assert "observed share (this run)" in texts and not any("mean of runs" in t for t in texts)
+
+
+def test_the_same_figure_gives_the_same_svg_bytes(local_pod_dies_run, tmp_path):
+    """Drawn twice from the same file, every run figure and the cluster drawing give identical SVG files: ids from
+    a fixed salt, no date. (Without the salt, matplotlib draws random clip-path ids each time.)"""
+    doc = json.loads(local_pod_dies_run.read_text())
+    for attempt in ("a", "b"):
+        figures = {**plots.run_figures(doc), "cluster": plots.cluster_graph(doc["cluster"]).figure}
+        for name, fig in figures.items():
+            plots.save_figure(fig, tmp_path / attempt / name)
+    for svg in sorted((tmp_path / "a").glob("*.svg")):
+        data = svg.read_bytes()
+        assert data == (tmp_path / "b" / svg.name).read_bytes(), svg.name
+        assert b"<dc:date>" not in data and b'clip-path="url(#' in data
+    from matplotlib import rcParams
+
+    assert rcParams["svg.hashsalt"] is None  # the salt was set for the save only
+
+
+@pytest.mark.parametrize("scenario", ["cilium_demo.toml", "topology_aware.toml"])
+def test_no_edge_crosses_a_nodes_label_in_the_cluster_drawing(scenario):
+    """Each Kubernetes node's label (its name, zone and pods) sits on the side away from its link, so no edge
+    of the drawing passes through it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from sim.experiment.rundoc import describe_cluster
+
+    cluster = describe_cluster(load_scenario(ROOT / "experiments" / scenario)[0])
+    ax = plots.cluster_graph(cluster)
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    ax.figure.draw(renderer)
+    nodes = {n["name"] for n in cluster["nodes"]}
+    labels = [t for t in ax.texts if t.get_text().split("\n")[0].split(" [")[0] in nodes]
+    assert len(labels) == len(nodes)
+    edges = [ln.get_path().transformed(ln.get_transform()) for ln in ax.get_lines()]
+    assert len(edges) == len(cluster["links"])
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        crossing = [i for i, edge in enumerate(edges) if edge.intersects_bbox(box, filled=False)]
+        assert not crossing, f"{scenario}: an edge crosses the label {label.get_text()!r}"
 
 
 def _figure_order(name: str) -> tuple[int, str]:

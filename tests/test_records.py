@@ -10,6 +10,7 @@ import pytest
 
 from sim.engine import run
 from sim.io import load_scenario
+from sim.outcomes import DropReason, Outcome
 from sim.records import COLUMNS, DERIVED, STORED, Columns, RunResult
 from sim.solver import events_needed
 from tests.conftest import DEMO, ROOT, solve_fast
@@ -53,6 +54,25 @@ def test_derived_columns_are_the_scenarios(name: str, result: RunResult) -> None
     for column, values in expected.items():
         assert c[column].dtype == COLUMNS[column], column
         np.testing.assert_array_equal(c[column], values, err_msg=f"{name}: {column}")
+
+
+@pytest.mark.parametrize(("name", "result"), RUNS, ids=[name for name, _ in RUNS])
+def test_the_tidy_frame_names_what_the_codes_index(name: str, result: RunResult) -> None:
+    """``to_frame()``: each request's Service, client, pod and nodes by the scenario's names (none where the code
+    is -1), the outcome and drop reason by their enum names, the times as they are."""
+    frame, c, sc = result.to_frame(), result.columns, result.scenario
+    streams = [sc.streams[k] for k in c["stream"].tolist()]
+    assert frame["service"].tolist() == [s.service for s in streams]
+    assert frame["client"].tolist() == [s.client for s in streams]
+    pods = [None if e < 0 else result.pod_names[e] for e in c["endpoint"].tolist()]
+    assert [None if isinstance(p, float) else p for p in frame["endpoint"].tolist()] == pods
+    node_of = {p.name: p.node for p in sc.pods}
+    nodes = frame["endpoint_node"].astype(object).where(frame["endpoint_node"].notna(), None).tolist()
+    assert nodes == [None if p is None else node_of[p] for p in pods]
+    assert frame["outcome"].tolist() == [Outcome(o).name.lower() for o in c["outcome"].tolist()]
+    assert frame["reason"].tolist() == [DropReason(r).label for r in c["reason"].tolist()]
+    np.testing.assert_array_equal(frame["latency_s"].to_numpy(), result.latency_s)
+    assert len(frame) == len(result)
 
 
 def test_the_runs_cover_external_clients_and_drops() -> None:

@@ -156,13 +156,38 @@ def test_sweep_report_has_factors_tables_figures_and_seeds(sweep_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     html = out.read_text()
     page = parse(html)
-    assert [t for t, _ in page.tags].count("svg") == 5  # cluster, tradeoff, endpoints, heatmap, ECDF
+    assert [t for t, _ in page.tags].count("svg") == 6  # cluster, latency, locality, endpoints, heatmap, ECDF
     info = json.loads((sweep_dir / "experiment.json").read_text())
     assert f"sim sweep {info['spec']}" in html and f"root seed {info['root_seed']}" in html
     assert {c["data-key"] for c in page.cells} == {"runs_ok"}
     assert next(c for c in page.cells if c["data-key"] == "runs_ok")["text"] == "8"
     for run in info["runs"]:
         assert f"{run['replication']}: {run['seed']}" in html
+
+
+def test_sweep_report_shows_paired_differences_with_intervals_and_q_values(sweep_dir, tmp_path):
+    """The line factor's levels against its first, per other factor level: the numbers of
+    ``paired_difference_table`` (Benjamini-Hochberg over the table), and table cells that do not wrap."""
+    from sim.experiment.results import summary_frame
+    from sim.experiment.tables import paired_difference_table
+    from sim.io import load_results
+    from sim.report import fmt_diff
+
+    out = tmp_path / "sweep.html"
+    assert main(["report", str(sweep_dir), "-o", str(out)]) == 0
+    html = out.read_text()
+    info, records = load_results(sweep_dir)
+    names = [f["name"] for f in info["factors"]]
+    table = paired_difference_table(summary_frame(records, names), names, names[0], "Cluster")
+    assert len(table) == 2 * 3 and table["qvalue"].notna().all()  # 2 rates x 3 metrics, Local against Cluster
+    paired = html[html.index('id="paired"') : html.index('id="figures"')]
+    assert "against Cluster" in paired and "Benjamini-Hochberg" in paired
+    for r in table.itertuples():
+        unit = "pp" if r.metric == "cross_node_fraction" else "ms"
+        assert fmt_diff(r.difference, unit) in paired
+        assert f"{fmt_diff(r.low, unit, True)} to {fmt_diff(r.high, unit, True)}" in paired
+        assert f"{r.qvalue:.4g}" in paired
+    assert ".scroll td { white-space: nowrap; }" in html
 
 
 def test_report_of_bad_input_is_one_line_and_writes_nothing(local_pod_dies_run, tmp_path, capsys):

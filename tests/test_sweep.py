@@ -21,6 +21,7 @@ from sim.experiment.results import MemoryStore
 from sim.experiment.sweep import expand, replication_seed, sweep
 from sim.io import ResultDir, dumps_json, load_experiment, load_results, parse_scenario
 from sim.plan import compile_plan
+from sim.io.store import STALE_TMP_S
 from tests.conftest import ROOT
 from tests.test_spec import SCENARIO, SPEC, write_spec
 
@@ -169,13 +170,43 @@ def test_sigkill_mid_sweep_then_rerun_computes_only_the_missing_runs(tmp_path):
     finished = len(done_before)
     assert 3 <= finished < 20, f"{finished} of 20 runs finished before the kill; expected the kill mid-way"
 
+    left = runs / f".{next(iter(done_before))}.killed.tmp"  # what a kill inside write_atomic leaves
+    left.write_text("{")
+    os.utime(left, (time.time() - 60, time.time() - 60))
     rerun = subprocess.run([*cmd, "--serial"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert rerun.returncode == 0, rerun.stderr
     assert f"computed {20 - finished}, reused {finished}" in rerun.stdout
+    assert not list(runs.glob(".*.tmp")) and not list(out.glob(".*.tmp"))  # the resume removed the stale file
     after = {p.name: (p.stat().st_mtime_ns, p.read_text()) for p in runs.glob("*.json")}
     assert len(after) == 20
     assert all(after[name] == before for name, before in done_before.items())  # finished runs were not redone
     assert all(json.loads(text)["status"] == "ok" for _, text in after.values())
+
+
+def test_only_stale_temporary_files_are_removed(tmp_path):
+    """A live writer's temporary file (younger than STALE_TMP_S) stays; a killed one's goes."""
+    store = ResultDir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    old, fresh = tmp_path / "runs" / ".a.json.x.tmp", tmp_path / ".experiment.json.y.tmp"
+    for f in (old, fresh):
+        f.write_text("")
+    now = time.time()
+    os.utime(old, (now - STALE_TMP_S - 1, now - STALE_TMP_S - 1))
+    assert store.remove_stale_temporaries(now) == [old]
+    assert fresh.exists() and not old.exists()
+
+
+def test_a_resume_right_after_a_kill_removes_its_temporary_file(tmp_path):
+    """A temporary file only 1 s old when the resume starts (too young to remove then) is gone after it: it is
+    older than the sweep that finished."""
+    exp = load_experiment(write_spec(tmp_path, SPEC.replace("replications = 3", "replications = 1")))
+    out = tmp_path / "results"
+    (out / "runs").mkdir(parents=True)
+    left = out / "runs" / ".abc.json.killed.tmp"
+    left.write_text("{")
+    os.utime(left, (time.time() - 1, time.time() - 1))
+    sweep(exp, ResultDir(out), progress=False)
+    assert not left.exists() and not list(out.rglob("*.tmp"))
 
 
 # --- engines: des, fast, auto ------------------------------------------------------------------------------------

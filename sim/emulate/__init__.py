@@ -7,6 +7,7 @@ Latency is not emulated: the kernel routes, and the report compares where connec
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from sim.emulate.compare import compare, sim_counts
@@ -32,13 +33,26 @@ def show_rules(plan: Plan) -> str:
     return "\n".join(out) + "\n"
 
 
-def emulate(plan: Plan, seed: int, *, connect_timeout_s: float = 1.0) -> dict[str, Any]:
+PROGRESS_DELAY_S = 2.0
+"""Seconds an emulation runs before its progress bar shows: a quick one draws none."""
+
+
+def emulate(plan: Plan, seed: int, *, connect_timeout_s: float = 1.0, progress: bool | None = None) -> dict[str, Any]:
     """Run ``plan`` on the kernel (root), then the simulator on the same scenario, seed and request counts; the
-    comparison per Service (``{"services": {NAME: {"kernel", "sim", "homogeneity_p", ...}}}``)."""
+    comparison per Service (``{"services": {NAME: {"kernel", "sim", "homogeneity_p", ...}}}``). ``progress``: a
+    tqdm bar of the requests sent, on stderr, once the run has taken ``PROGRESS_DELAY_S`` seconds (None: only
+    when stderr is a terminal)."""
+    from tqdm import tqdm
+
     from sim.emulate.netns import emulated, tool_versions
 
-    with emulated(plan, connect_timeout_s=connect_timeout_s) as em:
-        kernel = em.run_clients()
+    total = sum(st.requests or 0 for st in plan.scenario.streams)
+    disable = None if progress is None else not progress
+    with (
+        tqdm(total=total, desc="emulate", unit="req", file=sys.stderr, disable=disable, delay=PROGRESS_DELAY_S) as bar,
+        emulated(plan, connect_timeout_s=connect_timeout_s) as em,
+    ):
+        kernel = em.run_clients(bar.update)
     report = compare(plan.scenario, kernel, sim_counts(plan.scenario, seed))
     return {
         "scenario": plan.scenario.name,

@@ -5,7 +5,8 @@ Takes one JSON object as its argument: ``{"streams": [{"service", "targets", "re
 each new connection goes to one of them, drawn uniformly (an external client's load balancer: the fwmark picks
 the routing table via one node; 0 for none). For each stream, in order, it sends ``requests`` HTTP
 GETs, a new TCP connection per request (``max_requests`` 1, ``Connection: close``) or keep-alive for up to
-``max_requests`` requests, and prints one JSON line per stream: ``{"service", "answers": [...], "new": [...]}``,
+``max_requests`` requests, and prints one JSON line per stream: ``{"service", "answers": [...], "new": [...]}``
+(and, every ``PROGRESS_S`` seconds, ``{"done": N}``: the requests started so far, for a progress bar),
 where an answer is the pod that replied or ``!kind`` for a failure, and ``new`` is 1 where the request opened a
 connection.
 
@@ -62,7 +63,26 @@ def failure(exc: BaseException) -> str:
     return "error"
 
 
-def run_stream(spec: dict, connect_timeout: float, read_timeout: float, deadline: float) -> dict:
+PROGRESS_S = 0.5
+"""Seconds between the progress lines a client prints (``{"done": N}``: requests answered or failed so far)."""
+
+
+class Progress:
+    """Prints ``{"done": N}`` on stdout at most every ``PROGRESS_S`` seconds, for the parent's progress bar."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.said = time.monotonic()
+
+    def tick(self) -> None:
+        """One more request done; say so if it is time."""
+        self.done += 1
+        if time.monotonic() - self.said >= PROGRESS_S:
+            print(json.dumps({"done": self.done}), flush=True)
+            self.said = time.monotonic()
+
+
+def run_stream(spec: dict, connect_timeout: float, read_timeout: float, deadline: float, progress: Progress) -> dict:
     """Send one stream's requests; return its answers and new-connection flags."""
     answers: list[str] = []
     new: list[int] = []
@@ -71,6 +91,7 @@ def run_stream(spec: dict, connect_timeout: float, read_timeout: float, deadline
     targets = [(str(ip), int(port), int(mark)) for ip, port, mark in spec["targets"]]
     used = 0
     for _ in range(int(spec["requests"])):
+        progress.tick()
         if time.monotonic() > deadline:
             answers.append("!deadline")
             new.append(0)
@@ -124,8 +145,9 @@ def main() -> int:
     """Run every stream of this client, one after another, printing a JSON line each."""
     plan = json.loads(sys.argv[1])
     deadline = time.monotonic() + float(plan["deadline_s"])
+    progress = Progress()
     for spec in plan["streams"]:
-        out = run_stream(spec, float(plan["connect_timeout_s"]), float(plan["read_timeout_s"]), deadline)
+        out = run_stream(spec, float(plan["connect_timeout_s"]), float(plan["read_timeout_s"]), deadline, progress)
         print(json.dumps(out), flush=True)
     return 0
 

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -394,8 +394,9 @@ class Emulation:
             raise EmulationError(f"server of pod {pod} did not start: {line.strip() or err.strip()}")
 
     # --- traffic ----------------------------------------------------------------------------------------------
-    def run_clients(self) -> dict[str, list[dict]]:
-        """One client process per client pod, all at once; each stream's answers, by Service (stream order)."""
+    def run_clients(self, progress: Callable[[int], None] | None = None) -> dict[str, list[dict]]:
+        """One client process per client pod, all at once; each stream's answers, by Service (stream order).
+        ``progress(n)`` is told of every n more requests the clients have started."""
         sc = self.plan.scenario
         jobs = []
         for client in self.plan.clients:
@@ -428,18 +429,44 @@ class Emulation:
             self.procs.append(proc)
             jobs.append((client, proc, float(spec["deadline_s"]) + 30))
         out: dict[str, list[dict]] = {}
-        for client, proc, wait_s in jobs:
-            try:
-                stdout, stderr = proc.communicate(timeout=wait_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise EmulationError(f"client {client} did not finish within {wait_s:.0f} s") from None
-            if proc.returncode != 0:
-                raise EmulationError(f"client {client} failed: {stderr.strip()[-500:]}")
-            for line in stdout.splitlines():
-                record = json.loads(line)
+        done = {client: 0 for client, _, _ in jobs}
+        for client, line in _lines([(client, proc) for client, proc, _ in jobs], max(w for *_, w in jobs)):
+            record = json.loads(line)
+            if "service" in record:
                 out.setdefault(record["service"], []).append({"client": client, **record})
+            elif progress is not None:
+                progress(int(record["done"]) - done[client])
+                done[client] = int(record["done"])
+        for client, proc, _ in jobs:
+            assert proc.stderr is not None
+            if proc.wait() != 0:
+                raise EmulationError(f"client {client} failed: {proc.stderr.read().strip()[-500:]}")
         return out
+
+
+def _lines(procs: list[tuple[str, subprocess.Popen]], wait_s: float) -> Iterator[tuple[str, str]]:
+    """(name, line) of every stdout line of each (name, process), as they are written, until every process has
+    closed its stdout; a process still writing after ``wait_s`` seconds is killed (EmulationError)."""
+    import selectors
+
+    end = time.monotonic() + wait_s
+    with selectors.DefaultSelector() as sel:
+        for name, proc in procs:
+            assert proc.stdout is not None
+            sel.register(proc.stdout, selectors.EVENT_READ, name)
+        while sel.get_map():
+            ready = sel.select(timeout=max(0.0, end - time.monotonic()))
+            if not ready:
+                late = [name for name, proc in procs if proc.poll() is None]
+                for _, proc in procs:
+                    proc.kill()
+                raise EmulationError(f"client {', '.join(late) or '?'} did not finish within {wait_s:.0f} s")
+            for key, _ in ready:
+                line = key.fileobj.readline()  # type: ignore[union-attr]
+                if line:
+                    yield key.data, line
+                else:  # the process closed its stdout: it is done
+                    sel.unregister(key.fileobj)
 
 
 def _readline(proc: subprocess.Popen, timeout_s: float) -> str:

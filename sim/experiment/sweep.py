@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sim.experiment.analysis import run_metrics
-from sim.experiment.executors import Executor, Serial
+from sim.experiment.executors import Executor, ExecutorLost, Serial
 from sim.experiment.results import RESULT_FORMAT, MemoryStore, ResultStore, summary_csv, summary_frame
 from sim.experiment.spec import DesignPoint, Experiment
 from sim.version import __version__, model_digest
@@ -251,6 +251,8 @@ def sweep(
                 if fail_fast:
                     stopped = True
                     break
+    except ExecutorLost as e:  # the records so far are saved: say how many a rerun will reuse
+        raise ExecutorLost(e.what, kept=len(records)) from None
     finally:
         close = getattr(outcomes, "close", None)
         if close is not None:

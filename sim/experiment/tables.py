@@ -89,6 +89,29 @@ def paired_differences(
     return pd.DataFrame(rows, columns=columns)
 
 
+PAIRED_METRICS = ("latency_mean_s", "latency_p99_s", "cross_node_fraction")
+"""What the sweep report compares between levels of the line factor."""
+
+
+def paired_difference_table(
+    frame: pd.DataFrame,
+    factors: Sequence[str],
+    factor: str,
+    baseline: Any,
+    metrics: Sequence[str] = PAIRED_METRICS,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """``paired_differences`` of each of ``metrics``, stacked, with Benjamini-Hochberg q-values (``qvalue``) over
+    every comparison in the table: a sweep makes many, and some paired t-tests reject by chance."""
+    import pandas as pd  # here, not at the top: pandas costs ~0.5 s to import, and runs never need it
+
+    tables = [paired_differences(frame, factors, factor, baseline, m, confidence) for m in metrics]
+    found = [t for t in tables if len(t)]
+    table = pd.concat(found, ignore_index=True) if found else tables[0]
+    table["qvalue"] = false_discovery(table["pvalue"].to_numpy(dtype=float)) if len(table) else []
+    return table
+
+
 def chi_square_by_design_point(
     records: Sequence[Mapping[str, Any]],
     factors: Sequence[str],

@@ -15,7 +15,14 @@ Files are parsed once into typed objects; unknown keys, wrong types and bad valu
 file, the field and the problem.
 """
 
-from sim.io.experiment import is_experiment, load_experiment, load_scenario_set, parse_experiment, parse_set
+from sim.io.experiment import (
+    is_experiment,
+    load_experiment,
+    load_scenario_set,
+    parse_experiment,
+    parse_set,
+    sweep_command,
+)
 from sim.io.runfile import load_run
 from sim.io.scenario import load_scenario, parse_scenario
 from sim.io.store import ResultDir, check_writable, dumps_json, load_results, write_atomic
@@ -36,5 +43,6 @@ __all__ = [
     "parse_scenario",
     "parse_set",
     "parse_topology",
+    "sweep_command",
     "write_atomic",
 ]

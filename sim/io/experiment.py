@@ -62,6 +62,29 @@ def parse_set(text: str) -> tuple[str, Any]:
     return path.strip(), parsed
 
 
+def set_text(path: str, value: Any) -> str:
+    """The ``--set`` text that ``parse_set`` reads back as (``path``, ``value``).
+
+    >>> set_text("services.echo-1.internalTrafficPolicy", "Local"), parse_set(set_text("a.b", [1, True]))
+    ('services.echo-1.internalTrafficPolicy="Local"', ('a.b', [1, True]))
+    """
+    from sim.io.importer import value as toml_value
+
+    return f"{path}={toml_value(value)}"
+
+
+def sweep_command(info: Mapping[str, Any]) -> list[str]:
+    """The ``sim sweep`` command that redoes a sweep, from its experiment description (``Experiment.describe``):
+    the spec, every ``--set`` and the engine (where it runs the records and --out would hold them is not part
+    of it)."""
+    words = ["sim", "sweep", str(info.get("spec", ""))]
+    for path, value in info.get("sets", {}).items():
+        words += ["--set", set_text(path, value)]
+    if info.get("engine", "des") != "des":
+        words += ["--engine", str(info["engine"])]
+    return words
+
+
 SPEC_KEYS = ("replications", "root_seed")
 """``--set`` keys that set the spec's own ``[experiment]`` fields (also as ``experiment.KEY``), not the scenario's."""
 
@@ -212,6 +235,13 @@ def parse_experiment(
 ) -> Experiment:
     """Build an Experiment from a parsed spec table, checking the base scenario, every override, every factor
     level and every design point; ``path`` names the spec in errors and anchors relative file names."""
+    if "experiment" not in raw and ("streams" in raw or "pods" in raw or "cluster" in raw):
+        raise SpecError(
+            str(path),
+            "experiment",
+            "this is a scenario file, not an experiment spec: `sim run` runs it; a sweep needs a spec with "
+            "[experiment] and [factors] that names it (docs/experiments.md)",
+        )
     spec = _Spec(Path(path), raw, sets or {})
     spec.apply_sets()
     factors = _factors(spec.path, spec.factors_raw)

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from sim.io.tables import check_depth, read_text
 
 MAX_JSON_BYTES = 64 << 20
 """The largest experiment.json or run record read back (bytes)."""
+STALE_TMP_S = 5.0
+"""Seconds after which a results directory's temporary file is a killed writer's (``ResultDir``)."""
 
 
 def _umask() -> int:
@@ -121,6 +124,7 @@ class ResultDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.opened: float | None = None  # when this sweep began writing here (time.time(), s)
 
     def run_file(self, key: str) -> Path:
         """Where the record of run ``key`` lives."""
@@ -139,12 +143,34 @@ class ResultDir:
         write_atomic(self.run_file(record["key"]), dumps_json(record))
 
     def save_experiment(self, info: Mapping[str, Any]) -> None:
-        """Write ``experiment.json`` atomically."""
+        """Write ``experiment.json`` atomically (a sweep's first write), after removing the temporary files a
+        killed sweep left (older than ``STALE_TMP_S``: a live writer's exist for milliseconds)."""
+        self.opened = time.time()
+        self.remove_stale_temporaries()
         write_atomic(self.path / "experiment.json", dumps_json(info))
 
+    def remove_stale_temporaries(self, now: float | None = None) -> list[Path]:
+        """Delete ``write_atomic``'s temporary files here and in ``runs/`` older than ``STALE_TMP_S`` seconds at
+        ``now`` (default: the clock); return them."""
+        limit = (time.time() if now is None else now) - STALE_TMP_S
+        removed = []
+        for folder in (self.path, self.path / "runs"):
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+                try:
+                    if tmp.is_file() and tmp.stat().st_mtime < limit:
+                        tmp.unlink()
+                        removed.append(tmp)
+                except FileNotFoundError:  # another sweep finished with it meanwhile
+                    continue
+        return removed
+
     def save_summary(self, csv_text: str) -> None:
-        """Write ``summary.csv`` atomically."""
+        """Write ``summary.csv`` atomically (a sweep's last write), and remove every temporary file last written
+        before the sweep began: a kill's, even when the resume came within ``STALE_TMP_S`` of it (a live writer
+        does not keep one for a whole sweep)."""
         write_atomic(self.path / "summary.csv", csv_text)
+        if self.opened is not None:
+            self.remove_stale_temporaries(self.opened + STALE_TMP_S)
 
 
 def _need(file: Path, obj: Any, field: str, kinds: type | tuple[type, ...], what: str) -> Any:
