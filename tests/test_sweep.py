@@ -20,8 +20,8 @@ from sim.experiment.analysis import run_metrics
 from sim.experiment.results import MemoryStore
 from sim.experiment.sweep import expand, replication_seed, sweep
 from sim.io import ResultDir, dumps_json, load_experiment, load_results, parse_scenario
-from sim.plan import compile_plan
 from sim.io.store import STALE_TMP_S
+from sim.plan import compile_plan
 from tests.conftest import ROOT
 from tests.test_spec import SCENARIO, SPEC, write_spec
 
