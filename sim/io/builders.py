@@ -93,12 +93,13 @@ def endpoint(
     for_zones: Iterable[str] = (),
     for_nodes: Iterable[str] = (),
     pod: str | None = None,
+    ports: tuple[tuple[str, int], ...] = (),
 ) -> Endpoint:
     """One endpoint ``"IP:port"`` as an EndpointSlice gives it: conditions defaulted as the API says, hints empty
     when absent."""
     r, s, t = conditions(ready, serving, terminating)
     zones, nodes = frozenset(for_zones), frozenset(for_nodes)
-    return Endpoint(address, r, s, t, node, zone or None, zones or None, nodes or None, pod)
+    return Endpoint(address, r, s, t, node, zone or None, zones or None, nodes or None, pod, ports)
 
 
 def scenario(path: Path, **fields: Any) -> Scenario:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sim.cluster import Endpoint, Pod, Service, namespace_of
+from sim.cluster import Endpoint, Pod, Service, ServicePort, namespace_of
 from sim.errors import SpecError
 from sim.io import builders
 from sim.io.builders import Addresses, Defaults
-from sim.io.kubernetes import KNode, KPod, KService, Objects
+from sim.io.kubernetes import KNode, KPod, KPort, KService, KSlice, Objects
 
 SERVING_PHASES = ("Running", "Unknown")
 
@@ -35,18 +35,39 @@ def _host_port(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _target_port(svc: KService, pods: list[KPod], notes: list[str]) -> int:
-    """The endpoints' port: targetPort as a number, or a named one resolved on the selected pods' containers."""
-    port = int(svc.fields["port"])
-    if isinstance(svc.target_port, int):
-        return svc.target_port or port
+def _target_port(svc: KService, port: KPort, pods: list[KPod], notes: list[str]) -> int:
+    """A port's endpoints' port: targetPort as a number, or a named one resolved on the selected pods' containers
+    (the first selected pod with a container port of that name, as the EndpointSlice controller finds it per pod)."""
+    if isinstance(port.target_port, int):
+        return port.target_port or port.port
     selector = svc.fields["selector"]
     for pod in pods:
         selected = selector and all(pod.labels.get(k) == v for k, v in selector.items())
-        if selected and namespace_of(pod.name) == namespace_of(svc.name) and svc.target_port in pod.ports:
-            return pod.ports[svc.target_port]
-    notes.append(f"Service {svc.name}: targetPort {svc.target_port!r} names no port of its pods: {port} assumed")
-    return port
+        if selected and namespace_of(pod.name) == namespace_of(svc.name) and port.target_port in pod.ports:
+            return pod.ports[port.target_port]
+    notes.append(f"Service {svc.name}: targetPort {port.target_port!r} names no port of its pods: {port.port} assumed")
+    return port.port
+
+
+def _service(ks: KService, placed: list[KPod], notes: list[str]) -> Service:
+    """The Service with every port, named targetPorts resolved (0 where the target is the port itself)."""
+    fields = dict(ks.fields)
+    timeout = fields.pop("session_affinity_timeout_s")
+    fields["session_affinity_timeout_s"] = builders.affinity_timeout(timeout, _timeout_error(ks))
+    ports = []
+    for p in ks.ports or (KPort("", 80, 80, 0),):  # a skipped Service may have none
+        target = _target_port(ks, p, placed, notes)
+        ports.append(ServicePort(p.name, p.port, 0 if target == p.port else target, p.node_port))
+    first = ports[0]
+    return Service(
+        name=ks.name,
+        port=first.port,
+        port_name=first.name,
+        target_port=first.target_port,
+        node_port=first.node_port,
+        other_ports=tuple(ports[1:]),
+        **fields,
+    )
 
 
 def _timeout_error(ks: KService) -> Callable[[str], SpecError]:
@@ -81,51 +102,81 @@ def cluster_parts(
         if ks.skip:
             out.notes.append(f"Service {ks.name}: {ks.skip}: skipped, as kube-proxy skips it")
             continue
-        fields = dict(ks.fields)
-        timeout = fields.pop("session_affinity_timeout_s")
-        fields["session_affinity_timeout_s"] = builders.affinity_timeout(timeout, _timeout_error(ks))
-        target = _target_port(ks, placed, out.notes)
-        out.services.append(Service(name=ks.name, target_port=0 if target == fields["port"] else target, **fields))
+        out.services.append(_service(ks, placed, out.notes))
         kservices[ks.name] = ks
     first_node = nodes[0].name if nodes else ""
-    for sl in objects.slices:
-        found = kservices.get(sl.service)
+    services = {s.name: s for s in out.services}
+    for sl in [*objects.slices, *_mirrored(objects, kservices, out.notes)]:
+        found = services.get(sl.service)
         if found is None:
             out.notes.append(f"EndpointSlice {sl.name}: its Service {sl.service} is not given: ignored")
             continue
-        port = sl.ports.get(found.port_name)
-        have = {ep.address for ep in out.given.get(sl.service, ())}
-        endpoints = list(out.given.get(sl.service, ()))
-        for kep in sl.endpoints:
-            if port is None:
-                break
-            address = _host_port(kep.address, port)
-            if address in have:
-                continue
-            have.add(address)
-            pod = kep.pod
-            if pod is None or pod not in by_name:
-                pod = pod or f"{namespace_of(sl.service)}/endpoint-{kep.address}"
-                node = kep.node or first_node
-                if pod not in by_name:
-                    by_name[pod] = builders.pod(pod, node, addresses.take(node, kep.address), defaults)
-                    out.pods.append(by_name[pod])
-                    out.notes.append(
-                        f"EndpointSlice {sl.name}: endpoint {kep.address}: pod {pod} not given: "
-                        f"simulated as a bare pod on node {node}"
-                    )
-            endpoints.append(
-                builders.endpoint(
-                    address,
-                    ready=kep.ready,
-                    serving=kep.serving,
-                    terminating=kep.terminating,
-                    node=kep.node,
-                    zone=kep.zone,
-                    for_zones=kep.for_zones,
-                    for_nodes=kep.for_nodes,
-                    pod=pod,
-                )
-            )
-        out.given[sl.service] = tuple(sorted(endpoints, key=lambda ep: ep.address))
+        out.given[sl.service] = _joined(sl, found, out, by_name, addresses, defaults, first_node)
     return out
+
+
+def _mirrored(objects: Objects, kservices: dict[str, KService], notes: list[str]) -> list[KSlice]:
+    """The core/v1 Endpoints the EndpointSliceMirroring controller mirrors into slices: those of a given Service
+    with no selector (``endpointslicemirroring_controller.go`` ``syncEndpoints``: a Service with a selector is the
+    EndpointSlice controller's, and an Endpoints object without its Service is not mirrored)."""
+    out = []
+    for sl in objects.endpoints:
+        ks = kservices.get(sl.service)
+        if ks is None:
+            notes.append(f"Endpoints {sl.service}: no Service {sl.service} given: not mirrored")
+        elif not ks.fields["selector"]:
+            out.append(sl)
+    return out
+
+
+def _joined(
+    sl: KSlice,
+    svc: Service,
+    out: ClusterParts,
+    by_name: dict[str, Pod],
+    addresses: Addresses,
+    defaults: Defaults,
+    first_node: str,
+) -> tuple[Endpoint, ...]:
+    """The Service's endpoints so far with one slice's added (kube-proxy's ``endpointslicecache.go``: the slice's
+    port of the Service's first port's name gives the address, a duplicate ``IP:port`` is dropped); each carries
+    the slice's ports by name when the Service has several, so every port is joined by its name
+    (``ServicePortName``)."""
+    port = sl.ports.get(svc.port_name)
+    endpoints = list(out.given.get(sl.service, ()))
+    have = {ep.address for ep in endpoints}
+    names = {p.name for p in svc.ports}
+    ports = tuple(sorted((n, p) for n, p in sl.ports.items() if n in names)) if svc.other_ports else ()
+    for kep in sl.endpoints:
+        if port is None:  # a slice without the Service's (first) port: none of its endpoints is joined
+            break
+        address = _host_port(kep.address, port)
+        if address in have:
+            continue
+        have.add(address)
+        pod = kep.pod
+        if pod is None or pod not in by_name:
+            pod = pod or f"{namespace_of(sl.service)}/endpoint-{kep.address}"
+            node = kep.node or first_node
+            if pod not in by_name:
+                by_name[pod] = builders.pod(pod, node, addresses.take(node, kep.address), defaults)
+                out.pods.append(by_name[pod])
+                out.notes.append(
+                    f"EndpointSlice {sl.name}: endpoint {kep.address}: pod {pod} not given: "
+                    f"simulated as a bare pod on node {node}"
+                )
+        endpoints.append(
+            builders.endpoint(
+                address,
+                ready=kep.ready,
+                serving=kep.serving,
+                terminating=kep.terminating,
+                node=kep.node,
+                zone=kep.zone,
+                for_zones=kep.for_zones,
+                for_nodes=kep.for_nodes,
+                pod=pod,
+                ports=ports,
+            )
+        )
+    return tuple(sorted(endpoints, key=lambda ep: ep.address))

@@ -1,0 +1,151 @@
+"""kube-proxy's own expected-output tests, replayed: the Services and EndpointSlices of upstream's
+``TestOverallNFTablesRules`` (``pkg/proxy/nftables/proxier_test.go``) and ``TestOverallIPTablesRules``
+(``pkg/proxy/iptables/proxier_test.go``) built as a Scenario, their rules written by the functions
+``sim emulate --show-rules`` prints (``sim.emulate.plan.service_rules`` per node, ``sim.emulate.rules.node_rules``),
+and compared with upstream's expected text (``tests/data/kube_proxy``, source and license in ``SOURCE.txt``).
+
+The comparison is what upstream's own assertions compare: each chain's rules in order, and the set of chains,
+sets, maps and elements; kube-proxy's transaction steps that a dump does not show (``flush``, ``delete``, the
+add+delete of base chains) are left out. Two differences of the fixture, not of kube-proxy, are normalised: the
+fake proxier's masquerade mark ``0x4000`` (the real one formats ``%#08x``: ``0x004000``) and, in iptables, the fake
+iptables' lack of ``--random-fully``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sim.cluster import Endpoint, Pod, Service, ServiceType, SessionAffinity, TrafficPolicy
+from sim.emulate.plan import service_rules
+from sim.emulate.rules import Proxy, detector, node_rules
+from sim.routing import DataplaneConfig
+from sim.scenario import Scenario
+from tests.conftest import star
+
+DATA = Path(__file__).parent / "data" / "kube_proxy"
+NODE = "test-node"
+CLUSTER_IPS = {f"ns{i}/svc{i}": f"172.30.0.4{i}" for i in range(1, 7)}
+PROXY = Proxy(detector("ClusterCIDR", "10.0.0.0/8"), "192.168.0.2", "172.30.0.0/16")
+
+
+def upstream_scenario(mode: str, affinity: bool) -> Scenario:
+    """The six Services of upstream's overall test (ns1/svc1 ... ns6/svc6, port ``p80``) with their endpoints:
+    none has a node but 10.180.0.5 (on ``test-node``), so the eTP=Local svc2 has no local endpoint."""
+    lb, local = ServiceType.LOAD_BALANCER, TrafficPolicy.LOCAL
+    services = (
+        Service("ns1/svc1", port_name="p80"),
+        Service(
+            "ns2/svc2",
+            port_name="p80",
+            type=lb,
+            external_traffic_policy=local,
+            node_port=3001,
+            load_balancer_ips=("1.2.3.4",),
+            external_ips=("192.168.99.22",),
+            health_check_node_port=30000,
+        ),
+        Service("ns3/svc3", port_name="p80", type=ServiceType.NODE_PORT, node_port=3003),
+        Service("ns4/svc4", port_name="p80", type=ServiceType.NODE_PORT, external_ips=("192.168.99.33",)),
+        Service(
+            "ns5/svc5",
+            port_name="p80",
+            type=lb,
+            node_port=3002,
+            load_balancer_ips=("5.6.7.8",),
+            health_check_node_port=30000,  # eTP=Cluster: NeedsHealthCheck is false, no rule
+            load_balancer_source_ranges=("203.0.113.0/25",),
+            session_affinity=SessionAffinity.CLIENT_IP if affinity else SessionAffinity.NONE,
+        ),
+        Service("ns6/svc6", port_name="p80"),
+    )
+    slices = {
+        "ns1/svc1": [("10.180.0.1", None)],
+        "ns2/svc2": [("10.180.0.2", None)],
+        "ns3/svc3": [("10.180.0.3", None)],
+        "ns4/svc4": [("10.180.0.4", None), ("10.180.0.5", NODE)],
+        "ns5/svc5": [("10.180.0.3", None)],
+    }
+    pods = [Pod(f"{svc.split('/')[0]}/ep-{ip}", "node2", ip) for svc, eps in slices.items() for ip, _ in eps]
+    given = {
+        svc: tuple(Endpoint(f"{ip}:80", node_name=node, pod=f"{svc.split('/')[0]}/ep-{ip}") for ip, node in eps)
+        for svc, eps in slices.items()
+    }
+    return Scenario(
+        name="upstream",
+        topology=star([NODE, "node2"]),
+        pods=tuple(pods),
+        services=services,
+        streams=(),
+        dataplane=DataplaneConfig(mode, cluster_cidr="10.0.0.0/8"),
+        given_endpoints=given,
+    )
+
+
+def ours(mode: str, affinity: bool) -> str:
+    """The rules for ``test-node``, as ``show_rules`` writes them, with the fixture's mark."""
+    sc = upstream_scenario(mode, affinity)
+    text = "".join(node_rules(service_rules(sc, NODE, CLUSTER_IPS), mode, PROXY).values())
+    return text.replace("0x004000", "0x4000").replace(" --random-fully", "")
+
+
+def nft_dump(text: str) -> tuple[set[str], dict[str, list[str]]]:
+    """What ``knftables.Fake.Dump`` compares: the objects added (not flushed or deleted, base chains once with
+    their properties), and each chain's rules in order."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    deleted = {ln.removeprefix("delete ") for ln in lines if ln.startswith("delete ")}
+    added = [ln for ln in lines if ln.startswith("add ") and ln.removeprefix("add ") not in deleted]
+    rules: dict[str, list[str]] = {}
+    for ln in added:
+        if ln.startswith("add rule ip kube-proxy "):
+            chain = ln.split()[4]
+            rules.setdefault(chain, []).append(ln)
+    return {ln for ln in added if not ln.startswith("add rule ")}, rules
+
+
+def iptables_dump(text: str) -> dict[str, tuple[set[str], dict[str, list[str]]]]:
+    """Per table: its chains, and each chain's rules in order (what ``assertIPTablesRulesEqual`` compares)."""
+    out: dict[str, tuple[set[str], dict[str, list[str]]]] = {}
+    table = ""
+    for ln in text.splitlines():
+        if ln.startswith("*"):
+            table = ln[1:]
+            out.setdefault(table, (set(), {}))
+        elif ln.startswith(":"):
+            out[table][0].add(ln.split()[0])
+        elif ln.startswith("-A "):
+            out[table][1].setdefault(ln.split()[1], []).append(ln)
+    return out
+
+
+def test_overall_nftables_rules_match_upstream():
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` ``TestOverallNFTablesRules``: every object and every
+    chain's rules, with the base chains of kubernetes#132456, the unallocated-ClusterIP drop, the detector's
+    rules, the firewall chain of loadBalancerSourceRanges and NodePorts on the node's IP (``primary``)."""
+    expected = nft_dump((DATA / "overall_nftables.expected").read_text())
+    got = nft_dump(ours("nftables", affinity=True))
+    assert got[0] == expected[0]
+    assert got[1] == expected[1]
+
+
+def test_overall_iptables_rules_match_upstream():
+    """kubernetes ``pkg/proxy/iptables/proxier_test.go`` ``TestOverallIPTablesRules``: both tables' chains and
+    every chain's rules in order, with the health check node port, ``KUBE-FW-*`` and ``KUBE-PROXY-FIREWALL`` for
+    loadBalancerSourceRanges, and the ClusterCIDR detector's masquerade and short-circuit rules."""
+    restore = ours("iptables", affinity=False).split("COMMIT\n", 2)[-1]  # after the jumps' two tables
+    expected = iptables_dump((DATA / "overall_iptables.expected").read_text())
+    got = iptables_dump(restore)
+    assert set(got) == set(expected) == {"filter", "nat"}
+    for table in expected:
+        assert got[table][0] == expected[table][0], table
+        assert got[table][1] == expected[table][1], table
+
+
+def test_a_wrong_model_fails_the_replay():
+    """The replay can fail: without the local-traffic detector (the rules the emulation wrote before), or with the
+    nftables base chains of before kubernetes#132456, the dumps differ from upstream's."""
+    sc = upstream_scenario("nftables", affinity=True)
+    no_detector = "".join(node_rules(service_rules(sc, NODE, CLUSTER_IPS), "nftables", Proxy()).values())
+    expected = nft_dump((DATA / "overall_nftables.expected").read_text())
+    assert nft_dump(no_detector.replace("0x004000", "0x4000"))[1] != expected[1]
+    old_layout = ours("nftables", affinity=True).replace("filter-output-pre-dnat", "filter-output-post-dnat")
+    assert nft_dump(old_layout)[0] != expected[0]
