@@ -244,3 +244,35 @@ def test_external_ips_from_a_pod_and_from_outside():
     assert make_plan(only_pod, None, "t.toml").clients == ("client",)
     with pytest.raises(SpecError, match="an external client calling an externalIP is not emulated"):
         make_plan(sc, None, "t.toml")
+
+
+def test_sim_import_keeps_every_port(tmp_path):
+    """``sim import`` writes the ports (``ports = [...]``), their slices' port numbers, the type, the health check
+    node port and loadBalancerSourceRanges, so the imported scenario routes every port as the objects do."""
+    from sim.io import dumps_json, load_scenario
+    from sim.io.importer import scenario_text, topology_text
+
+    slices = """\
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: api-x, namespace: shop, labels: {kubernetes.io/service-name: api}}
+    addressType: IPv4
+    ports: [{name: http, port: 8081}, {name: grpc, port: 9091}]
+    endpoints: [{addresses: [10.244.1.5], nodeName: kind-worker, targetRef: {kind: Pod, name: api-1, namespace: shop}}]
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: lb}
+    spec: {type: LoadBalancer, externalTrafficPolicy: Local, loadBalancerSourceRanges: [10.0.0.0/8],
+           selector: {app: x}, ports: [{port: 80}]}
+    """
+    table = objects_table(objects(tmp_path, MULTI + textwrap.dedent(slices)))
+    direct = parse_scenario(table, tmp_path / "x", need_streams=False)[0]
+    (tmp_path / "imported-topology.toml").write_text(topology_text(direct.topology))
+    (tmp_path / "imported.toml").write_text(scenario_text(direct, "imported-topology.toml", ["x"], []))
+    imported, _ = load_scenario(tmp_path / "imported.toml", need_streams=False)
+    assert dumps_json(routes(imported)) == dumps_json(routes(direct))
+    assert imported.service("shop/api") == direct.service("shop/api")
+    assert imported.service("default/lb") == direct.service("default/lb")
+    assert [e.address for e in imported.endpoints("shop/api", port="grpc")] == ["10.244.1.5:9091"]

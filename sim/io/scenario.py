@@ -17,6 +17,7 @@ from sim.cluster import (
     Pod,
     Service,
     ServicePort,
+    ServiceType,
     SessionAffinity,
     TrafficDistribution,
     TrafficPolicy,
@@ -43,6 +44,7 @@ _DISTRIBUTIONS = [d.value for d in TrafficDistribution]
 _AFFINITIES = [a.value for a in SessionAffinity]
 _DISCIPLINES = [d.value for d in Discipline]
 _TARGETS = [t.value for t in Target]
+_TYPES = [t.value for t in ServiceType]
 
 
 def load_scenario(
@@ -334,6 +336,16 @@ def _pods(
     return pods, absent
 
 
+def _endpoint_ports(e: Table) -> tuple[tuple[str, int], ...]:
+    """An endpoint's ``ports = { http = 8080, grpc = 9090 }``: its slice's ports by name (a multi-port Service)."""
+    if "ports" not in e.data:
+        return ()
+    t = Table(e.path, e.field("ports"), e.take("ports", dict))
+    ports = tuple(sorted((name, t.integer(name, minimum=1, maximum=65535)) for name in list(t.data)))
+    t.done()
+    return ports
+
+
 def _services(top: Table, base: list[Service]) -> list[Service]:
     """``[[services]]`` after the cluster's Services: an entry naming one changes the fields it gives."""
     services = list(base)
@@ -367,6 +379,7 @@ def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
                     for_zones=_string_list(e, "forZones"),
                     for_nodes=_string_list(e, "forNodes"),
                     pod=e.take("pod", str, None),
+                    ports=_endpoint_ports(e),
                 )
             )
             e.done()
@@ -406,6 +419,7 @@ def _service(t: Table, base: Service | None = None) -> Service:
             external_traffic_policy=t.choice(
                 "externalTrafficPolicy", TrafficPolicy, _POLICIES, b.external_traffic_policy
             ),
+            type=t.choice("type", ServiceType, _TYPES, b.type),
             health_check_node_port=t.integer("healthCheckNodePort", b.health_check_node_port, minimum=0),
             load_balancer_source_ranges=_cidrs(t, "loadBalancerSourceRanges", b.load_balancer_source_ranges),
             load_balancer_ips=_string_list(t, "loadBalancerIPs")
