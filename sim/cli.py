@@ -601,6 +601,7 @@ def _objects_run_arguments(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument("more", nargs="*", metavar="FILE", help="more Kubernetes object files or directories")
     p_run.add_argument("--client", metavar="NS/POD", help="Kubernetes objects: the pod that sends")
     p_run.add_argument("--service", metavar="NS/NAME", help="Kubernetes objects: the Service it calls")
+    p_run.add_argument("--port", metavar="PORT", help="Kubernetes objects: the Service port, by name or number")
     p_run.add_argument(
         "--rate", type=float, metavar="RPS", help="Kubernetes objects: Poisson requests/s (default: curl in a loop)"
     )
@@ -645,7 +646,9 @@ def _is_objects(files: Sequence[str]) -> bool:
 
 def _objects_run(args: argparse.Namespace) -> bool:
     """Whether ``sim run`` was given Kubernetes objects (then --client and --service say what to run)."""
-    return bool(args.more or args.client or args.service or args.rate is not None or _is_objects([args.file]))
+    return bool(
+        args.more or args.client or args.service or args.port or args.rate is not None or _is_objects([args.file])
+    )
 
 
 def _notes(notes: Sequence[str]) -> None:
@@ -678,6 +681,7 @@ def _load_objects(
             "streams[0].client": "--client",
             "streams[0].service": "--service",
             "streams[0].workload.rate_rps": "--rate",
+            "streams[0].port": "--port",
         }
         if e.path == "(command line)" and e.field in flags:
             raise SpecError(flags[e.field], "", e.problem) from None
@@ -758,6 +762,7 @@ def _run_objects(args: argparse.Namespace) -> int:
         "service": args.service,
         "requests": 1000 if args.requests is None else args.requests,
         "workload": workload,
+        **({"port": args.port} if args.port else {}),
     }
     notes: list[str] = []
     try:
@@ -775,6 +780,7 @@ def _run_command(args: argparse.Namespace) -> list[str]:
     for flag, value in (
         ("--client", getattr(args, "client", None)),
         ("--service", getattr(args, "service", None)),
+        ("--port", getattr(args, "port", None)),
         ("--rate", getattr(args, "rate", None)),
         ("--seed", args.seed),
         ("--requests", args.requests),

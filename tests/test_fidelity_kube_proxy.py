@@ -202,8 +202,9 @@ def test_a_stream_naming_no_port_of_the_service_is_one_error(tmp_path):
 
 
 def test_the_issue_case_from_the_command_line():
-    """``tests/data/etp_local_pod_to_lb.toml`` through the CLI: ``sim run --json``, ``sim routes --json`` and
-    ``sim emulate --show-rules`` agree on both endpoints (the run within 5 binomial sd of 200 each)."""
+    """``tests/data/etp_local_pod_to_lb.toml`` through the CLI (kube-proxy as kind configures it, no detector
+    setting in the file): ``sim run --json``, ``sim routes --json`` and ``sim emulate --show-rules`` agree on both
+    endpoints (the run within 5 binomial sd of 200 each); with the detector off the run stays local."""
     data = Path(__file__).parent / "data" / "etp_local_pod_to_lb.toml"
 
     def sim(*args: str) -> str:
@@ -216,6 +217,9 @@ def test_the_issue_case_from_the_command_line():
     shares = json.loads(sim("routes", str(data), "--json"))["services"]["web"]["pod_external_from_nodes"]
     assert [e["share"] for e in shares["kind-worker"]["endpoints"]] == [0.5, 0.5]
     assert "pod traffic for default/web external destinations" in sim("emulate", str(data), "--show-rules")
+    off = "dataplane.local_traffic_detector=none"
+    web = json.loads(sim("run", str(data), "--json", "-q", "--set", off))["services"]["web"]
+    assert web["by_node"] == {"kind-worker": 400}
 
 
 def test_external_ips_from_a_pod_and_from_outside():
@@ -276,3 +280,36 @@ def test_sim_import_keeps_every_port(tmp_path):
     assert imported.service("shop/api") == direct.service("shop/api")
     assert imported.service("default/lb") == direct.service("default/lb")
     assert [e.address for e in imported.endpoints("shop/api", port="grpc")] == ["10.244.1.5:9091"]
+
+
+def test_sim_run_port_flag(tmp_path):
+    """``sim run FILE... --client --service --port``: the objects' stream calls the named port; a port the
+    Service lacks is one error on the flag."""
+    files = objects(
+        tmp_path,
+        MULTI + "---\n{apiVersion: v1, kind: Pod, metadata: {name: c, namespace: shop}, "
+        "spec: {nodeName: kind-worker}, status: {phase: Running, podIP: 10.244.1.6, "
+        "conditions: [{type: Ready, status: 'True'}]}}\n",
+    )
+
+    def sim(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sim", *args], capture_output=True, text=True, check=False)
+
+    done = sim(
+        "run",
+        *files,
+        "--client",
+        "shop/c",
+        "--service",
+        "shop/api",
+        "--port",
+        "grpc",
+        "--requests",
+        "20",
+        "--json",
+        "-q",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["services"]["shop/api"]["by_endpoint"] == {"shop/api-1": 20}
+    bad = sim("run", *files, "--client", "shop/c", "--service", "shop/api", "--port", "dns")
+    assert bad.returncode == 2 and bad.stderr.startswith("sim: error: --port: service 'shop/api' has no port 'dns'")
