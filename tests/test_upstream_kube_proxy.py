@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sim.cluster import Endpoint, Pod, Service, ServiceType, SessionAffinity, TrafficPolicy
 from sim.emulate.plan import service_rules
 from sim.emulate.rules import Proxy, detector, node_rules
@@ -149,3 +151,93 @@ def test_a_wrong_model_fails_the_replay():
     assert nft_dump(no_detector.replace("0x004000", "0x4000"))[1] != expected[1]
     old_layout = ours("nftables", affinity=True).replace("filter-output-pre-dnat", "filter-output-post-dnat")
     assert nft_dump(old_layout)[0] != expected[0]
+
+
+# --- TestInternalExternalMasquerade (pkg/proxy/nftables/proxier_test.go, the same flows in iptables) -----------
+
+MASQ_FLOWS = [  # (flow name, service, source, expected endpoints, masq): upstream's flowTests, pod and external
+    ("pod to ClusterIP", "ns1/svc1", "pod", "10.180.0.1:80, 10.180.1.1:80", False),
+    ("pod to NodePort", "ns1/svc1", "pod-external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("pod to LB", "ns1/svc1", "pod-external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("external to NodePort", "ns1/svc1", "external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("external to LB", "ns1/svc1", "external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("pod to ClusterIP with eTP:Local", "ns2/svc2", "pod", "10.180.0.2:80, 10.180.1.2:80", False),
+    ("pod to NodePort with eTP:Local", "ns2/svc2", "pod-external", "10.180.0.2:80, 10.180.1.2:80", False),
+    ("pod to LB with eTP:Local", "ns2/svc2", "pod-external", "10.180.0.2:80, 10.180.1.2:80", False),
+    ("external to NodePort with eTP:Local", "ns2/svc2", "external", "10.180.0.2:80", False),
+    ("external to LB with eTP:Local", "ns2/svc2", "external", "10.180.0.2:80", False),
+    ("pod to ClusterIP with iTP:Local", "ns3/svc3", "pod", "10.180.0.3:80", False),
+    ("pod to NodePort with iTP:Local", "ns3/svc3", "pod-external", "10.180.0.3:80, 10.180.1.3:80", True),
+    ("pod to LB with iTP:Local", "ns3/svc3", "pod-external", "10.180.0.3:80, 10.180.1.3:80", True),
+    ("external to NodePort with iTP:Local", "ns3/svc3", "external", "10.180.0.3:80, 10.180.1.3:80", True),
+    ("external to LB with iTP:Local", "ns3/svc3", "external", "10.180.0.3:80, 10.180.1.3:80", True),
+]
+NO_DETECTOR_OVERRIDES = {  # upstream's "no LocalTrafficDetector" overrides that concern these flows
+    "pod to NodePort with eTP:Local": "10.180.0.2:80",
+    "pod to LB with eTP:Local": "10.180.0.2:80",
+}
+
+
+def masquerade_scenario(mode: str, detector_mode: str) -> Scenario:
+    """``TestInternalExternalMasquerade``'s ``setupTest``: three LoadBalancers (plain, eTP=Local, iTP=Local), each
+    with an endpoint on ``test-node`` and one on ``remote``."""
+    lb = ServiceType.LOAD_BALANCER
+    services = (
+        Service("ns1/svc1", port_name="p80", type=lb, node_port=3001, load_balancer_ips=("1.2.3.4",)),
+        Service(
+            "ns2/svc2",
+            port_name="p80",
+            type=lb,
+            node_port=3002,
+            load_balancer_ips=("5.6.7.8",),
+            external_traffic_policy=TrafficPolicy.LOCAL,
+        ),
+        Service(
+            "ns3/svc3",
+            port_name="p80",
+            type=lb,
+            node_port=3003,
+            load_balancer_ips=("9.10.11.12",),
+            internal_traffic_policy=TrafficPolicy.LOCAL,
+        ),
+    )
+    given = {
+        f"ns{i}/svc{i}": (
+            Endpoint(f"10.180.0.{i}:80", node_name=NODE, pod=f"ns{i}/local"),
+            Endpoint(f"10.180.1.{i}:80", node_name="remote", pod=f"ns{i}/remote"),
+        )
+        for i in (1, 2, 3)
+    }
+    pods = tuple(
+        Pod(f"ns{i}/{w}", n, f"10.180.{k}.{i}")
+        for i in (1, 2, 3)
+        for k, (w, n) in enumerate([("local", NODE), ("remote", "remote")])
+    )
+    return Scenario(
+        name="masquerade",
+        topology=star([NODE, "remote"]),
+        pods=pods,
+        services=services,
+        streams=(),
+        dataplane=DataplaneConfig(mode, local_traffic_detector=detector_mode, cluster_cidr="10.0.0.0/8"),
+        given_endpoints=given,
+    )
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+@pytest.mark.parametrize("detector_mode", ["ClusterCIDR", "none"])
+def test_internal_external_masquerade_flows_match_upstream(mode, detector_mode):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (and ``pkg/proxy/iptables/proxier_test.go``)
+    ``TestInternalExternalMasquerade``, cases "base" and "no LocalTrafficDetector": every flow from a pod or from
+    outside, through ``Scenario.route_for`` (what ``sim run`` and ``sim routes`` use): the endpoints reached and
+    whether the source is masqueraded. (Flows from the node itself, external clients to a ClusterIP and
+    ``--masquerade-all`` are not modelled.)"""
+    from sim.routing import Source
+
+    sc = masquerade_scenario(mode, detector_mode)
+    for name, service, source, expected, masq in MASQ_FLOWS:
+        if detector_mode == "none":
+            expected = NO_DETECTOR_OVERRIDES.get(name, expected)
+        route = sc.route_for(service, NODE, Source(source))
+        assert ", ".join(e.address for e in route.endpoints) == expected, name
+        assert (not route.source_preserved) == masq, name
