@@ -172,7 +172,9 @@ def test_a_stream_calls_the_port_it_names(tmp_path, port, target):
     route = sc.route(sc.streams[0], "kind-worker")
     assert [e.address for e in route.endpoints] == [f"10.244.1.5:{target}"]
     assert sum(summarize_service(run(sc, 1), "shop/api").by_node.values()) == 40
-    rules = show_rules(make_plan(sc, "iptables", "t.toml"))
+    plan = make_plan(sc, "iptables", "t.toml")
+    assert plan.servers["shop/api-1"] == (8080, 9090)  # the emulated pod answers on both ports' endpoints
+    rules = show_rules(plan)
     assert '"shop/api:http -> 10.244.1.5:8080"' in rules and '"shop/api:grpc -> 10.244.1.5:9090"' in rules
     assert (
         routes(sc)["services"]["shop/api"]["ports"]["grpc"]["from_nodes"]["kind-worker"]["endpoints"][0]["port"] == 9090

@@ -80,7 +80,7 @@ class Plan:
     nodes: tuple[NodePlan, ...]
     cluster_ips: dict[str, str]
     servers: dict[str, tuple[int, ...]]
-    """Backend pod -> the ports its HTTP server listens on (every port of a Service selecting it)."""
+    """Backend pod -> the ports its HTTP server listens on (every port its endpoints have, in any Service port)."""
     clients: tuple[str, ...]
     """Clients (pods, then external clients), one client process each."""
     fabric: Fabric
@@ -341,10 +341,11 @@ def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
         )
         for i, name in enumerate(sc.topology.nodes)
     )
-    servers: dict[str, tuple[int, ...]] = {}
-    for pod in present:
-        ports = sorted({p.target_port or p.port for svc in sc.services if svc.selects(pod) for p in svc.ports})
-        if ports:
-            servers[pod.name] = tuple(ports)
+    listening: dict[str, set[int]] = {}
+    for svc in sc.services:  # every port an endpoint of any Service port names: where its DNAT sends packets
+        for port in svc.ports:
+            for ep in sc.endpoints(svc.name, port=port.name):
+                listening.setdefault(ep.pod or "", set()).add(int(ep.address.rsplit(":", 1)[1]))
+    servers = {pod.name: tuple(sorted(listening[pod.name])) for pod in present if pod.name in listening}
     clients = tuple(dict.fromkeys(st.client for st in sc.streams))
     return Plan(sc, sc.dataplane.name, nodes, ips, servers, clients, fabric)
