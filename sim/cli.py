@@ -692,7 +692,6 @@ def _routes(args: argparse.Namespace) -> int:
     """``sim routes``: what each node's proxy programs for each Service (human table or --json)."""
     from sim.io import dumps_json, is_experiment, load_experiment, load_scenario, parse_scenario
     from sim.routes import format_routes, routes
-    from sim.routing import DataplaneConfig
 
     notes: list[str] = []
     try:
@@ -705,7 +704,9 @@ def _routes(args: argparse.Namespace) -> int:
         else:
             scenario = _load_objects(args.files, "iptables", [], notes, need_streams=False)[0]
         if args.dataplane:
-            scenario = dataclasses.replace(scenario, dataplane=DataplaneConfig(name=args.dataplane))
+            # the scenario's proxy options (its local-traffic detector...) stay; only its picker is the new one's
+            dataplane = dataclasses.replace(scenario.dataplane, name=args.dataplane, picker="")
+            scenario = dataclasses.replace(scenario, dataplane=dataplane)
         if args.service is not None and args.service not in {s.name for s in scenario.services}:
             raise SpecError(
                 "--service", "", f"no Service {args.service!r}; the Services are {[s.name for s in scenario.services]}"

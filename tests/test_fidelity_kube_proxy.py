@@ -315,3 +315,25 @@ def test_sim_run_port_flag(tmp_path):
     assert json.loads(done.stdout)["services"]["shop/api"]["by_endpoint"] == {"shop/api-1": 20}
     bad = sim("run", *files, "--client", "shop/c", "--service", "shop/api", "--port", "dns")
     assert bad.returncode == 2 and bad.stderr.startswith("sim: error: --port: service 'shop/api' has no port 'dns'")
+
+
+def test_sim_routes_dataplane_flag_keeps_the_scenarios_detector(tmp_path):
+    """``sim routes --dataplane nftables`` on a scenario whose ``[dataplane]`` turns the detector off: the routes
+    are nftables' with that scenario's kube-proxy options (its detector), not the defaults."""
+    data = Path(__file__).parent / "data" / "etp_local_pod_to_lb.toml"
+    text = data.read_text().replace(
+        'dataplane = { name = "iptables" }', 'dataplane = { name = "iptables", local_traffic_detector = "none" }'
+    )
+    off = tmp_path / "off.toml"
+    off.write_text(text.replace("../../topologies/", str(data.parent.parent.parent / "topologies") + "/"))
+    done = subprocess.run(
+        [sys.executable, "-m", "sim", "routes", str(off), "--dataplane", "nftables", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    table = json.loads(done.stdout)
+    assert table["dataplane"] == "nftables"
+    pods = [e["pod"] for e in table["services"]["web"]["pod_external_from_nodes"]["kind-worker"]["endpoints"]]
+    assert pods == ["web-1"]
