@@ -241,3 +241,39 @@ def test_internal_external_masquerade_flows_match_upstream(mode, detector_mode):
         route = sc.route_for(service, NODE, Source(source))
         assert ", ".join(e.address for e in route.endpoints) == expected, name
         assert (not route.source_preserved) == masq, name
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_no_endpoints_reject_flows_match_upstream(mode):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` / ``pkg/proxy/iptables/proxier_test.go``
+    ``TestNoEndpointsReject``: a LoadBalancer with an externalIP and no endpoints REJECTs all six flows (a pod or
+    an outside client to its ClusterIP, externalIP, NodePort, LB IP; pod to ClusterIP and externalIP share
+    ``pod``/``pod-external``): ``no_endpoints``, refused at once, from every source; and the rules write the REJECT
+    for each address."""
+    from sim.outcomes import DropReason
+    from sim.routing import Source
+
+    svc = Service(
+        "ns1/svc1",
+        port_name="p80",
+        type=ServiceType.LOAD_BALANCER,
+        node_port=3001,
+        load_balancer_ips=("1.2.3.4",),
+        external_ips=("192.168.99.11",),
+    )
+    sc = Scenario(
+        name="no-endpoints",
+        topology=star([NODE]),
+        pods=(),
+        services=(svc,),
+        streams=(),
+        dataplane=DataplaneConfig(mode, cluster_cidr="10.0.0.0/8"),
+    )
+    for source in (Source.POD, Source.POD_EXTERNAL, Source.EXTERNAL):
+        route = sc.route_for("ns1/svc1", NODE, source)
+        assert route.drop == DropReason.NO_ENDPOINTS and not route.drop.client_waits, source
+    text = "".join(node_rules(service_rules(sc, NODE, {"ns1/svc1": "172.30.0.41"}), mode, PROXY).values())
+    if mode == "iptables":
+        assert text.count('"ns1/svc1:p80 has no endpoints"') == 4 and text.count("-j REJECT") == 4
+    else:
+        assert text.count('comment "ns1/svc1:p80" : goto reject-chain') == 4
