@@ -277,3 +277,150 @@ def test_no_endpoints_reject_flows_match_upstream(mode):
         assert text.count('"ns1/svc1:p80 has no endpoints"') == 4 and text.count("-j REJECT") == 4
     else:
         assert text.count('comment "ns1/svc1:p80" : goto reject-chain') == 4
+
+
+# --- traffic policy flow tests (pkg/proxy/nftables/proxier_test.go; iptables has the same) -----------------------
+
+R, S, T = "ready", "serving", "terminating"
+TERMINATING_CASES = [  # (case, endpoints (ip, node, conditions), pod -> ClusterIP, external -> LB)
+    (
+        "ready endpoints exist",
+        [
+            ("10.0.1.1", NODE, {R, S}),
+            ("10.0.1.2", NODE, {R, S}),
+            ("10.0.1.3", NODE, {S, T}),
+            ("10.0.1.4", NODE, {T}),
+            ("10.0.1.5", "node-1", {R, S}),
+        ],
+        "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80",
+        "10.0.1.1:80, 10.0.1.2:80",
+    ),
+    (
+        "only terminating endpoints exist",
+        [
+            ("10.0.1.2", NODE, {S, T}),
+            ("10.0.1.3", NODE, {S, T}),
+            ("10.0.1.4", NODE, {T}),
+            ("10.0.1.5", "node-1", {R, S}),
+        ],
+        "10.0.1.5:80",
+        "10.0.1.2:80, 10.0.1.3:80",
+    ),
+    ("terminating endpoints on remote node", [("10.0.1.5", "node-1", {S, T})], "10.0.1.5:80", "DROP"),
+    (
+        "no usable endpoints on any node",
+        [("10.0.1.5", NODE, {T}), ("10.0.1.5", "node-1", {T})],
+        "REJECT",
+        "REJECT",
+    ),
+    ("after endpoints deleted", [], "REJECT", "REJECT"),
+]
+CLUSTER_CASES = [  # TestTerminatingEndpointsTrafficPolicyCluster: (case, endpoints, pod->ClusterIP = external->LB)
+    (
+        "ready endpoints exist",
+        [
+            ("10.0.1.1", NODE, {R, S}),
+            ("10.0.1.2", NODE, {R, S}),
+            ("10.0.1.3", "another-node", {S, T}),
+            ("10.0.1.4", "another-node", {T}),
+            ("10.0.1.5", "another-node", {R, S}),
+        ],
+        "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80",
+    ),
+    (
+        "only terminating endpoints exist",
+        [
+            ("10.0.1.2", NODE, {S, T}),
+            ("10.0.1.3", NODE, {S, T}),
+            ("10.0.1.4", "another-node", {T}),
+            ("10.0.1.5", "another-node", {S, T}),
+        ],
+        "10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80",
+    ),
+    ("terminating endpoints on remote node", [("10.0.1.5", "node-1", {S, T})], "10.0.1.5:80"),
+    ("no usable endpoints on any node", [("10.0.1.5", NODE, {T}), ("10.0.1.5", "node-1", {T})], "REJECT"),
+    ("after endpoints deleted", [], "REJECT"),
+]
+ITP_CASES = [  # TestInternalTrafficPolicy: (case, iTP, endpoints (ip, node), pod->ClusterIP)
+    (
+        "internalTrafficPolicy is cluster",
+        TrafficPolicy.CLUSTER,
+        [("10.0.1.1", NODE), ("10.0.1.2", "node1"), ("10.0.1.3", "node2")],
+        "10.0.1.1:80, 10.0.1.2:80, 10.0.1.3:80",
+    ),
+    (
+        "internalTrafficPolicy is local and there is one local endpoint",
+        TrafficPolicy.LOCAL,
+        [("10.0.1.1", NODE), ("10.0.1.2", "node1"), ("10.0.1.3", "node2")],
+        "10.0.1.1:80",
+    ),
+    (
+        "internalTrafficPolicy is local and there are multiple local endpoints",
+        TrafficPolicy.LOCAL,
+        [("10.0.1.1", NODE), ("10.0.1.2", NODE), ("10.0.1.3", "node2")],
+        "10.0.1.1:80, 10.0.1.2:80",
+    ),
+    (
+        "internalTrafficPolicy is local and there are no local endpoints",
+        TrafficPolicy.LOCAL,
+        [("10.0.1.1", "node0"), ("10.0.1.2", "node1"), ("10.0.1.3", "node2")],
+        "DROP",
+    ),
+    ("endpoints deleted", TrafficPolicy.LOCAL, [], "REJECT"),
+]
+
+
+def one_service(mode: str, svc: Service, endpoints: list[tuple[str, str, set[str]]]) -> Scenario:
+    """``ns1/svc1`` with the given endpoints (each its own pod), as the flow tests' fake proxier holds it."""
+    from sim.io.builders import endpoint
+
+    eps = tuple(
+        endpoint(f"{ip}:80", ready=R in c, serving=S in c, terminating=T in c, node=node, pod=f"ns1/p{i}")
+        for i, (ip, node, c) in enumerate(endpoints)
+    )
+    nodes = sorted({NODE, *(n for _, n, _ in endpoints)})
+    return Scenario(
+        name="flows",
+        topology=star(nodes),
+        pods=tuple(Pod(f"ns1/p{i}", node, ip) for i, (ip, node, _) in enumerate(endpoints)),
+        services=(svc,),
+        streams=(),
+        dataplane=DataplaneConfig(mode, cluster_cidr="10.0.0.0/8"),
+        given_endpoints={svc.name: eps} if eps else {},
+    )
+
+
+def outcome(sc: Scenario, source_name: str) -> tuple[str, bool]:
+    """A flow's output as upstream's packet-flow tests print it ("REJECT", "DROP" or the endpoints), and masq."""
+    from sim.outcomes import DropReason
+    from sim.routing import Source
+
+    route = sc.route_for("ns1/svc1", NODE, Source(source_name))
+    verdict = {DropReason.NO_ENDPOINTS: "REJECT", DropReason.NO_LOCAL_ENDPOINTS: "DROP"}.get(route.drop)
+    return verdict or ", ".join(sorted(e.address for e in route.endpoints)), not route.source_preserved
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_traffic_policy_flow_tests_match_upstream(mode):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (the iptables file has the same tables)
+    ``TestTerminatingEndpointsTrafficPolicyLocal`` (5 cases incl. after deletion, 2 flows each),
+    ``TestTerminatingEndpointsTrafficPolicyCluster`` (5 x 2) and ``TestInternalTrafficPolicy`` (5 x 1): every flow
+    through ``Scenario.route_for``, output and masquerade as upstream expects."""
+    lb = dict(type=ServiceType.LOAD_BALANCER, load_balancer_ips=("1.2.3.4",))
+    local = Service("ns1/svc1", external_traffic_policy=TrafficPolicy.LOCAL, health_check_node_port=30000, **lb)
+    for case, eps, to_cluster_ip, to_lb in TERMINATING_CASES:
+        sc = one_service(mode, local, eps)
+        assert outcome(sc, "pod") == (to_cluster_ip, False), case
+        assert outcome(sc, "external")[0] == to_lb, case
+        if to_lb not in ("REJECT", "DROP"):
+            assert outcome(sc, "external")[1] is False, case
+    cluster = Service("ns1/svc1", **lb)
+    for case, eps, expected in CLUSTER_CASES:
+        sc = one_service(mode, cluster, eps)
+        assert outcome(sc, "pod")[0] == expected, case
+        assert outcome(sc, "external")[0] == expected, case
+        if expected != "REJECT":
+            assert outcome(sc, "pod")[1] is False and outcome(sc, "external")[1] is True, case
+    for case, itp, eps2, expected in ITP_CASES:
+        sc = one_service(mode, Service("ns1/svc1", internal_traffic_policy=itp), [(ip, n, {R, S}) for ip, n in eps2])
+        assert outcome(sc, "pod")[0] == expected, case
