@@ -13,6 +13,7 @@ iptables' lack of ``--random-fully``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -424,3 +425,41 @@ def test_traffic_policy_flow_tests_match_upstream(mode):
     for case, itp, eps2, expected in ITP_CASES:
         sc = one_service(mode, Service("ns1/svc1", internal_traffic_policy=itp), [(ip, n, {R, S}) for ip, n in eps2])
         assert outcome(sc, "pod")[0] == expected, case
+
+
+ETP_FLOWS = [  # TestExternalTrafficPolicyLocal / ...Cluster: (flow, source, Local: output, masq; Cluster: output, masq)
+    ("pod to cluster IP", "pod", "both", False, "both", False),
+    ("pod to external IP", "pod-external", "both", False, "both", True),
+    ("external to external IP", "external", "local", False, "both", True),
+    ("pod to LB IP", "pod-external", "both", False, "both", True),
+    ("external to LB IP", "external", "local", False, "both", True),
+    ("pod to NodePort", "pod-external", "both", False, "both", True),
+    ("external to NodePort", "external", "local", False, "both", True),
+]
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+@pytest.mark.parametrize("policy", [TrafficPolicy.LOCAL, TrafficPolicy.CLUSTER])
+def test_external_traffic_policy_flows_match_upstream(mode, policy):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (and iptables) ``TestExternalTrafficPolicyLocal`` and
+    ``TestExternalTrafficPolicyCluster``: a LoadBalancer with an externalIP, one endpoint without a node and one on
+    this node; its 7 flows each (pods short-circuited to both endpoints by the ClusterCIDR detector; from outside
+    eTP=Local reaches only the local one, unmasqueraded; eTP=Cluster masquerades every external destination)."""
+    svc = Service(
+        "ns1/svc1",
+        port_name="p80",
+        type=ServiceType.LOAD_BALANCER,
+        external_traffic_policy=policy,
+        node_port=3001,
+        load_balancer_ips=("1.2.3.4",),
+        external_ips=("192.168.99.11",),
+        health_check_node_port=30000 if policy == TrafficPolicy.LOCAL else 0,
+    )
+    sc = one_service(mode, svc, [("10.180.0.1", "elsewhere", {R, S}), ("10.180.2.1", NODE, {R, S})])
+    no_node = {**sc.given_endpoints}
+    no_node["ns1/svc1"] = (replace(no_node["ns1/svc1"][0], node_name=None), no_node["ns1/svc1"][1])
+    sc = replace(sc, given_endpoints=no_node)
+    named = {"both": "10.180.0.1:80, 10.180.2.1:80", "local": "10.180.2.1:80"}
+    for flow, source, local_out, local_masq, cluster_out, cluster_masq in ETP_FLOWS:
+        expected = (local_out, local_masq) if policy == TrafficPolicy.LOCAL else (cluster_out, cluster_masq)
+        assert outcome(sc, source) == (named[expected[0]], expected[1]), flow
