@@ -471,9 +471,7 @@ class Scenario:
         if not svc.other_ports:
             return endpoints
         name = svc.at_port(port).port_name
-        if name == svc.port_name:
-            return endpoints
-        moved = (ep.at_port(name) for ep in endpoints)
+        moved = (ep.at_port(name) if ep.ports else ep for ep in endpoints)
         return tuple(sorted((ep for ep in moved if ep is not None), key=lambda ep: ep.address))
 
     def hints(self, service: str, version: int = 0) -> Hints:

@@ -337,3 +337,35 @@ def test_sim_routes_dataplane_flag_keeps_the_scenarios_detector(tmp_path):
     assert table["dataplane"] == "nftables"
     pods = [e["pod"] for e in table["services"]["web"]["pod_external_from_nodes"]["kind-worker"]["endpoints"]]
     assert pods == ["web-1"]
+
+
+def test_slices_with_different_ports_each_serve_their_port(tmp_path):
+    """kubernetes ``pkg/proxy/endpointslicecache.go``: a slice contributes to each ``ServicePortName`` it has a
+    port for; one slice with only ``http`` and another with only ``grpc`` give each port its own endpoints (the
+    first port's too)."""
+    slices = """\
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: api-2, namespace: shop, labels: {app: other}}
+    spec: {nodeName: kind-worker}
+    status: {phase: Running, podIP: 10.244.1.7, conditions: [{type: Ready, status: "True"}]}
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: api-http, namespace: shop, labels: {kubernetes.io/service-name: api}}
+    addressType: IPv4
+    ports: [{name: http, port: 8080}]
+    endpoints: [{addresses: [10.244.1.5], nodeName: kind-worker, targetRef: {kind: Pod, name: api-1}}]
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: api-grpc, namespace: shop, labels: {kubernetes.io/service-name: api}}
+    addressType: IPv4
+    ports: [{name: grpc, port: 9090}]
+    endpoints: [{addresses: [10.244.1.7], nodeName: kind-worker, targetRef: {kind: Pod, name: api-2}}]
+    """
+    sc = multi_scenario(tmp_path, "grpc", textwrap.dedent(slices))
+    assert [e.address for e in sc.endpoints("shop/api", port="http")] == ["10.244.1.5:8080"]
+    assert [e.address for e in sc.endpoints("shop/api", port="grpc")] == ["10.244.1.7:9090"]
+    assert [e.pod for e in sc.route(sc.streams[0], "kind-worker").endpoints] == ["shop/api-2"]

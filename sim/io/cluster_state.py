@@ -138,19 +138,20 @@ def _joined(
     defaults: Defaults,
     first_node: str,
 ) -> tuple[Endpoint, ...]:
-    """The Service's endpoints so far with one slice's added (kube-proxy's ``endpointslicecache.go``: the slice's
-    port of the Service's first port's name gives the address, a duplicate ``IP:port`` is dropped); each carries
-    the slice's ports by name when the Service has several, so every port is joined by its name
-    (``ServicePortName``)."""
+    """The Service's endpoints so far with one slice's added (kube-proxy's ``endpointslicecache.go``: a duplicate
+    ``IP:port`` is dropped); each carries the slice's ports by name when the Service has several, so every port is
+    joined by its name (``ServicePortName``), the first port too."""
     port = sl.ports.get(svc.port_name)
     endpoints = list(out.given.get(sl.service, ()))
     have = {ep.address for ep in endpoints}
     names = {p.name for p in svc.ports}
     ports = tuple(sorted((n, p) for n, p in sl.ports.items() if n in names)) if svc.other_ports else ()
+    if port is None and not ports:  # a slice with none of the Service's ports: none of its endpoints is joined
+        return tuple(endpoints)
     for kep in sl.endpoints:
-        if port is None:  # a slice without the Service's (first) port: none of its endpoints is joined
-            break
-        address = _host_port(kep.address, port)
+        # the address takes the first port's number; a slice without the first port, another's (its ``ports`` say
+        # which ports the endpoint has, and ``Scenario.endpoints`` readdresses it per port)
+        address = _host_port(kep.address, port if port is not None else ports[0][1])
         if address in have:
             continue
         have.add(address)
