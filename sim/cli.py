@@ -618,6 +618,7 @@ def _objects_run_arguments(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument("more", nargs="*", metavar="FILE", help="more Kubernetes object files or directories")
     p_run.add_argument("--client", metavar="NS/POD", help="Kubernetes objects: the pod that sends")
     p_run.add_argument("--service", metavar="NS/NAME", help="Kubernetes objects: the Service it calls")
+    p_run.add_argument("--port", metavar="PORT", help="Kubernetes objects: the Service port, by name or number")
     p_run.add_argument(
         "--rate", type=float, metavar="RPS", help="Kubernetes objects: Poisson requests/s (default: curl in a loop)"
     )
@@ -670,7 +671,9 @@ def _is_objects(files: Sequence[str]) -> bool:
 
 def _objects_run(args: argparse.Namespace) -> bool:
     """Whether ``sim run`` was given Kubernetes objects (then --client and --service say what to run)."""
-    return bool(args.more or args.client or args.service or args.rate is not None or _is_objects([args.file]))
+    return bool(
+        args.more or args.client or args.service or args.port or args.rate is not None or _is_objects([args.file])
+    )
 
 
 def _notes(notes: Sequence[str]) -> None:
@@ -703,6 +706,7 @@ def _load_objects(
             "streams[0].client": "--client",
             "streams[0].service": "--service",
             "streams[0].workload.rate_rps": "--rate",
+            "streams[0].port": "--port",
         }
         if e.path == "(command line)" and e.field in flags:
             raise SpecError(flags[e.field], "", e.problem) from None
@@ -713,7 +717,6 @@ def _routes(args: argparse.Namespace) -> int:
     """``sim routes``: what each node's proxy programs for each Service (human table or --json)."""
     from sim.io import dumps_json, is_experiment, load_experiment, load_scenario, parse_scenario
     from sim.routes import format_routes, routes
-    from sim.routing import DataplaneConfig
 
     notes: list[str] = []
     try:
@@ -726,7 +729,9 @@ def _routes(args: argparse.Namespace) -> int:
         else:
             scenario = _load_objects(args.files, "iptables", [], notes, need_streams=False)[0]
         if args.dataplane:
-            scenario = dataclasses.replace(scenario, dataplane=DataplaneConfig(name=args.dataplane))
+            # the scenario's proxy options (its local-traffic detector...) stay; only its picker is the new one's
+            dataplane = dataclasses.replace(scenario.dataplane, name=args.dataplane, picker="")
+            scenario = dataclasses.replace(scenario, dataplane=dataplane)
         if args.service is not None and args.service not in {s.name for s in scenario.services}:
             raise SpecError(
                 "--service", "", f"no Service {args.service!r}; the Services are {[s.name for s in scenario.services]}"
@@ -831,6 +836,7 @@ def _run_objects(args: argparse.Namespace) -> int:
         "service": args.service,
         "requests": 1000 if args.requests is None else args.requests,
         "workload": workload,
+        **({"port": args.port} if args.port else {}),
     }
     notes: list[str] = []
     try:
@@ -848,6 +854,7 @@ def _run_command(args: argparse.Namespace) -> list[str]:
     for flag, value in (
         ("--client", getattr(args, "client", None)),
         ("--service", getattr(args, "service", None)),
+        ("--port", getattr(args, "port", None)),
         ("--rate", getattr(args, "rate", None)),
         ("--point", getattr(args, "point", None)),
         ("--seed", args.seed),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from sim.distributions import Dist, Exponential
@@ -91,9 +91,32 @@ class Pod:
     discipline: Discipline = Discipline.FIFO
 
 
+class ServiceType(StrEnum):
+    """``spec.type`` (ExternalName Services are skipped on reading: no proxy rules)."""
+
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """One entry of ``spec.ports``: its name (empty for a Service's only port), port, the endpoints' port
+    (``targetPort``, resolved to a number; 0: the same as ``port``) and nodePort (0: none)."""
+
+    name: str
+    port: int
+    target_port: int = 0
+    node_port: int = 0
+
+
 @dataclass(frozen=True)
 class Service:
-    """A Service: a label selector plus the routing fields, named after the Kubernetes API in snake_case."""
+    """A Service: a label selector plus the routing fields, named after the Kubernetes API in snake_case.
+
+    ``port``, ``port_name``, ``target_port`` and ``node_port`` are the Service's first port (the one routed when a
+    stream names none); ``other_ports`` the rest. ``at_port`` gives the Service as kube-proxy handles one of its
+    ports (its ``ServicePort``: ``ns/name:port`` in kube-proxy's ``ServicePortName``)."""
 
     name: str
     selector: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
@@ -109,6 +132,48 @@ class Service:
     annotations: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
     target_port: int = 0
     """The endpoints' port (``targetPort``); 0: the same as ``port``, as the API defaults it."""
+    port_name: str = ""
+    other_ports: tuple[ServicePort, ...] = ()
+    type: ServiceType | None = None
+    """``spec.type`` as given; None: the narrowest type with these fields (``kind``)."""
+    health_check_node_port: int = 0
+    """``spec.healthCheckNodePort`` of an eTP=Local LoadBalancer (0: none)."""
+    load_balancer_source_ranges: tuple[str, ...] = ()
+    """``spec.loadBalancerSourceRanges``: CIDRs allowed to reach the LoadBalancer IPs (empty: everyone)."""
+
+    @property
+    def kind(self) -> ServiceType:
+        """``spec.type``: as given, else LoadBalancer with LB IPs, NodePort with a nodePort, else ClusterIP."""
+        if self.type is not None:
+            return self.type
+        if self.load_balancer_ips:
+            return ServiceType.LOAD_BALANCER
+        return ServiceType.NODE_PORT if self.node_port else ServiceType.CLUSTER_IP
+
+    @property
+    def ports(self) -> tuple[ServicePort, ...]:
+        """Every port, the first first."""
+        return (ServicePort(self.port_name, self.port, self.target_port, self.node_port), *self.other_ports)
+
+    def port_of(self, selector: str) -> ServicePort | None:
+        """The port a stream names: by name, or by number (``"8080"``); ``""`` is the first port."""
+        if not selector:
+            return self.ports[0]
+        by_name = [p for p in self.ports if p.name == selector]
+        by_number = [p for p in self.ports if str(p.port) == selector]
+        found = by_name or by_number
+        return found[0] if found else None
+
+    def at_port(self, selector: str) -> Service:
+        """The Service as kube-proxy handles its port ``selector`` (``port_of``): that port first, alone."""
+        p = self.port_of(selector)
+        if p is None:
+            raise KeyError(f"Service {self.name} has no port {selector!r}")
+        if p == self.ports[0] and not self.other_ports:
+            return self
+        return replace(
+            self, port=p.port, port_name=p.name, target_port=p.target_port, node_port=p.node_port, other_ports=()
+        )
 
     @property
     def externally_accessible(self) -> bool:
@@ -155,6 +220,17 @@ class Endpoint:
     ``ParseEndpointSliceV1`` makes every address a backend; kube-proxy's ``endpointslicecache.go`` takes the first),
     or a slice port joined to the Service port only by Cilium's ``matchesFrontend`` (an unnamed port on either side;
     kube-proxy joins by equal names)."""
+    ports: tuple[tuple[str, int], ...] = ()
+    """Every port of its slice, (name, number): what ``at_port`` readdresses the endpoint to (empty: only the
+    address's port, for the Service's first port)."""
+
+    def at_port(self, name: str) -> Endpoint | None:
+        """The endpoint for the Service port called ``name``: its address with that port, or None when its slice
+        has no such port (kube-proxy joins slices to Service ports by name)."""
+        for port_name, number in self.ports:
+            if port_name == name:
+                return replace(self, address=f"{self.address.rsplit(':', 1)[0]}:{number}")
+        return None
 
 
 def endpoints_for(service: Service, pods: Iterable[Pod], nodes: Mapping[str, Node]) -> tuple[Endpoint, ...]:
@@ -163,6 +239,7 @@ def endpoints_for(service: Service, pods: Iterable[Pod], nodes: Mapping[str, Nod
     Conditions follow the EndpointSlice controller: a terminating pod is never ready, stays ``serving`` while its
     readiness probe passes, and is marked ``terminating``.
     """
+    ports = tuple(sorted((p.name, p.target_port or p.port) for p in service.ports)) if service.other_ports else ()
     endpoints = [
         Endpoint(
             address=f"{pod.ip}:{service.target_port or service.port}",
@@ -172,6 +249,7 @@ def endpoints_for(service: Service, pods: Iterable[Pod], nodes: Mapping[str, Nod
             node_name=pod.node,
             zone=nodes[pod.node].zone or None,
             pod=pod.name,
+            ports=ports,
         )
         for pod in pods
         if service.selects(pod)

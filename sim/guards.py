@@ -248,9 +248,15 @@ def warnings(scenario: Scenario) -> list[str]:
     found = []
     absent = scenario.absent
     for i, svc in enumerate(scenario.services):
-        if not scenario.selected(svc.name):
-            selector = ", ".join(f"{k}={v}" for k, v in svc.selector.items()) or "(empty)"
-            found.append(f"services[{i}].selector: Service {svc.name!r} selects no pod ({selector})")
+        if svc.name in scenario.given_endpoints or scenario.selected(svc.name):
+            continue
+        if not svc.selector:  # a selectorless Service: its endpoints are whatever EndpointSlices / Endpoints say
+            found.append(
+                f"Service {svc.name!r} has no selector and no EndpointSlice or Endpoints names it: no endpoints"
+            )
+            continue
+        selector = ", ".join(f"{k}={v}" for k, v in svc.selector.items())
+        found.append(f"services[{i}].selector: Service {svc.name!r} selects no pod ({selector})")
     for i, stream in enumerate(scenario.streams):
         svc = scenario.service(stream.service)
         if svc.internal_traffic_policy != TrafficPolicy.LOCAL or scenario.is_external(stream.client):

@@ -30,6 +30,7 @@ class DropReason(IntEnum):
     STALE_ENDPOINT = 9
     NO_BACKEND_REJECTED = 10
     REAL_SERVER_DELETED = 11
+    SOURCE_RANGE_DENIED = 12
 
     @property
     def label(self) -> str:
@@ -43,6 +44,7 @@ class DropReason(IntEnum):
             DropReason.NO_LOCAL_ENDPOINTS,
             DropReason.NO_SERVICE_BACKEND,
             DropReason.STALE_ENDPOINT,
+            DropReason.SOURCE_RANGE_DENIED,
         )
 
     @property
@@ -74,5 +76,9 @@ _DESCRIPTIONS = {
     DropReason.REAL_SERVER_DELETED: (
         "IPVS without graceful termination: the open connection's real server was deleted; expire_nodest_conn drops "
         "its next packet and the client gets a reset"
+    ),
+    DropReason.SOURCE_RANGE_DENIED: (
+        "the client's address is in no loadBalancerSourceRanges range: kube-proxy's firewall (KUBE-PROXY-FIREWALL / "
+        "the firewall-* chain) DROPs it, the client waits for its connect timeout"
     ),
 }

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.cluster import Discipline, Pod, SessionAffinity
+from sim.cluster import Discipline, Pod, Service, SessionAffinity
 from sim.distributions import Dist, Sum
 from sim.outcomes import Outcome
 from sim.records import COLUMNS, PICK_FRESH, STORED, Columns, RunResult, monitors
@@ -285,9 +285,16 @@ def _route_plan(
         pods=tuple(pod_index[ep.pod or ""] for ep in route.endpoints),
         endpoint_nodes=tuple(ep.node_name or node for ep in route.endpoints),
         fail_after_s=spec.connect_timeout_s if route.drop.client_waits else 0.0,
-        proxy=(node, spec.service, route.picker.name, sc.source(spec).value),
+        proxy=(node, _service_port(svc, spec), route.picker.name, sc.source(spec).value),
         affinity_timeout_s=affinity,
     )
+
+
+def _service_port(svc: Service, spec: Stream) -> str:
+    """The proxy's name for the stream's Service port: the Service's name for its first port (as before ports
+    were told apart), ``name:port`` for another (each port is its own virtual server to the proxy)."""
+    port = svc.at_port(spec.port)
+    return spec.service if port.port_name == svc.port_name else f"{spec.service}:{port.port_name or port.port}"
 
 
 def compile_plan(scenario: Scenario) -> Plan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -10,9 +11,10 @@ from functools import cached_property
 from sim.callgraph import CallGraph, Parallel, members
 from sim.cluster import Endpoint, Node, Pod, Service, TrafficPolicy, endpoints_for
 from sim.errors import SpecError
+from sim.outcomes import DropReason
 from sim.routing import (
     DATAPLANES,
-    DETECT_LOCAL_MODES,
+    LOCAL_TRAFFIC_DETECTORS,
     NO_BACKEND_RESPONSES,
     PICKERS,
     Dataplane,
@@ -22,6 +24,7 @@ from sim.routing import (
     Source,
     generate_hints,
     local_ready_endpoints,
+    source_range_denied,
 )
 from sim.routing.maglev import TABLE_SIZES, seed_word
 from sim.rpc import LINUX_SYN_TIMEOUT_S, Retries
@@ -38,6 +41,9 @@ class Target(StrEnum):
     CLUSTER_IP = "ClusterIP"
     NODE_PORT = "NodePort"
     LOAD_BALANCER = "LoadBalancer"
+    EXTERNAL_IP = "ExternalIP"
+    """The Service's first externalIP: a pod's own node's proxy captures it; from outside, the network routes it
+    to the stream's ``node``."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +86,10 @@ class ExternalClient:
 class Stream:
     """One client (pod or external) calling one Service: ``requests`` sends (None: until ``duration_s``).
 
-    ``target`` picks the Service address: ClusterIP (pods only), NodePort on ``node``, or the LoadBalancer, which
-    spreads connections uniformly over nodes (only over nodes passing the eTP=Local health check when
-    ``health_checks``; if none passes, over all, as cloud load balancers fail open). ``timeout_s`` is the
+    ``target`` picks the Service address: ClusterIP (pods only), NodePort on ``node``, an externalIP (routed to
+    ``node`` from outside), or the LoadBalancer, which spreads connections uniformly over nodes (only over nodes
+    passing the eTP=Local health check when ``health_checks``; if none passes, over all, as cloud load balancers
+    fail open). ``timeout_s`` is the
     client's request timeout (the backend finishes its work anyway); ``retries`` retries failures and timeouts.
     """
 
@@ -98,6 +105,8 @@ class Stream:
     connections: Connections = Connections()
     timeout_s: float | None = None
     retries: Retries = Retries()
+    port: str = ""
+    """The Service port called, by name or number (``Service.port_of``); ``""``: the first."""
 
 
 SCENARIO = "<scenario>"
@@ -163,11 +172,7 @@ class Scenario:
             seed_word(dp.maglev_hash_seed)
         except ValueError as err:
             raise fail("dataplane.maglev_hash_seed", str(err)) from None
-        if dp.detect_local_mode not in DETECT_LOCAL_MODES:
-            raise fail(
-                "dataplane.detect_local_mode",
-                f"unknown mode {dp.detect_local_mode!r}; expected one of {list(DETECT_LOCAL_MODES)}",
-            )
+        self._validate_detector()
         if dp.service_no_backend_response not in NO_BACKEND_RESPONSES:
             raise fail(
                 "dataplane.service_no_backend_response",
@@ -207,6 +212,25 @@ class Scenario:
         self._validate_calls()
         for i, stream in enumerate(self.streams):
             self._validate_stream(i, stream, names, service_names)
+
+    def _validate_detector(self) -> None:
+        """kube-proxy's ``validateDetectLocalConfiguration``: a known mode, and what it needs given."""
+        dp = self.dataplane
+        mode = dp.local_traffic_detector
+        if mode not in LOCAL_TRAFFIC_DETECTORS:
+            raise fail(
+                "dataplane.local_traffic_detector",
+                f"unknown detector {mode!r}; expected one of {list(LOCAL_TRAFFIC_DETECTORS)}",
+            )
+        try:
+            net = ipaddress.ip_network(dp.cluster_cidr)
+        except ValueError:
+            raise fail("dataplane.cluster_cidr", f"{dp.cluster_cidr!r} is not a CIDR (e.g. 10.244.0.0/16)") from None
+        if net.version != 4:
+            raise fail("dataplane.cluster_cidr", "only IPv4 is modelled")
+        needs = {"BridgeInterface": "bridge_interface", "InterfaceNamePrefix": "interface_name_prefix"}.get(mode)
+        if needs and not getattr(dp, needs):
+            raise fail(f"dataplane.{needs}", f"is required with local_traffic_detector = {mode!r}")
 
     def _validate_given(self, services: set[str]) -> None:
         for svc, endpoints in self.given_endpoints.items():
@@ -261,6 +285,10 @@ class Scenario:
         if stream.requests is not None and stream.requests < 0:
             raise fail(f"streams[{i}].requests", f"must be >= 0, got {stream.requests}")
         svc = self.service(stream.service)
+        if svc.port_of(stream.port) is None:
+            named = [p.name or str(p.port) for p in svc.ports]
+            raise fail(f"streams[{i}].port", f"service {svc.name!r} has no port {stream.port!r}; it has {named}")
+        svc = svc.at_port(stream.port)
         external = self.is_external(stream.client)
         if external and stream.target == Target.CLUSTER_IP:
             raise fail(f"streams[{i}].target", "a client outside the cluster cannot reach a ClusterIP")
@@ -269,6 +297,14 @@ class Scenario:
                 raise fail(f"streams[{i}].target", f"service {svc.name!r} has no nodePort")
             if stream.node not in self.topology.nodes:
                 raise fail(f"streams[{i}].node", f"NodePort target needs a node of the topology, got {stream.node!r}")
+        if stream.target == Target.EXTERNAL_IP:
+            if not svc.external_ips:
+                raise fail(f"streams[{i}].target", f"service {svc.name!r} has no externalIPs")
+            if external and stream.node not in self.topology.nodes:
+                raise fail(
+                    f"streams[{i}].node",
+                    f"an ExternalIP from outside needs the node it is routed to, got {stream.node!r}",
+                )
         if stream.target == Target.LOAD_BALANCER and not svc.load_balancer_ips:
             raise fail(f"streams[{i}].target", f"service {svc.name!r} has no loadBalancerIPs")
         if stream.target == Target.LOAD_BALANCER and not self.lb_nodes(stream):
@@ -456,9 +492,16 @@ class Scenario:
         """The topology vertex a client's packets start from: its pod's node, or where it attaches."""
         return self._external_by_name[client].attach if self.is_external(client) else self.pod(client).node
 
-    def endpoints(self, service: str, version: int = 0) -> tuple[Endpoint, ...]:
-        """The Service's endpoints with conditions and the controller's hints, sorted by address."""
-        return self._hints(version)[service].endpoints
+    def endpoints(self, service: str, version: int = 0, port: str = "") -> tuple[Endpoint, ...]:
+        """The Service's endpoints with conditions and the controller's hints, sorted by address, for its port
+        ``port`` (``Service.port_of``: kube-proxy's ServicePortName; endpoints whose slice lacks it left out)."""
+        endpoints = self._hints(version)[service].endpoints
+        svc = self.service_at(service, version)
+        if not svc.other_ports:
+            return endpoints
+        name = svc.at_port(port).port_name
+        moved = (ep.at_port(name) if ep.ports else ep for ep in endpoints)
+        return tuple(sorted((ep for ep in moved if ep is not None), key=lambda ep: ep.address))
 
     def hints(self, service: str, version: int = 0) -> Hints:
         """The hints the EndpointSlice controller wrote for ``service`` (or why it wrote none)."""
@@ -489,21 +532,26 @@ class Scenario:
         """The nodes whose proxy handles the stream's new connections."""
         if stream.target == Target.LOAD_BALANCER and self.is_external(stream.client):
             return self.lb_nodes(stream)
-        if stream.target == Target.NODE_PORT and self.is_external(stream.client):
+        if stream.target in (Target.NODE_PORT, Target.EXTERNAL_IP) and self.is_external(stream.client):
             return (stream.node or "",)
         if self.source(stream) == Source.POD_NODE_PORT:  # that node's proxy decides, not the client's
             return (stream.node or "",)
         return (self.pod(stream.client).node,)
 
-    def route_for(self, service: str, node: str, source: Source, version: int = 0) -> Route:
-        """What ``route`` gives a stream of ``source`` into ``service`` entering at ``node`` (``sim routes``: every
-        node, no stream needed); the same dataplane call."""
-        svc = self.service_at(service, version)
+    def route_for(self, service: str, node: str, source: Source, version: int = 0, port: str = "") -> Route:
+        """What ``route`` gives a stream of ``source`` into ``service``'s port ``port`` entering at ``node``
+        (``sim routes``: every node, no stream needed); the same dataplane call."""
+        svc = self.service_at(service, version).at_port(port)
         return self.dataplane_impl.route(
-            svc, self.endpoints(service, version), self.nodes[node], source, self.dataplane
+            svc, self.endpoints(service, version, port), self.nodes[node], source, self.dataplane
         )
 
     def route(self, stream: Stream, node: str, version: int = 0) -> Route:
         """Which endpoints a new connection of ``stream`` entering at ``node`` may reach, per the dataplane, as
         that node's proxy sees control-plane version ``version``."""
-        return self.route_for(stream.service, node, self.source(stream), version)
+        route = self.route_for(stream.service, node, self.source(stream), version, stream.port)
+        if stream.target == Target.LOAD_BALANCER and source_range_denied(
+            self.service_at(stream.service, version), self.client_ip(stream.client), self.dataplane
+        ):
+            return replace(route, endpoints=(), drop=DropReason.SOURCE_RANGE_DENIED)
+        return route

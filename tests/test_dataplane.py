@@ -187,18 +187,22 @@ def test_pod_traffic_to_the_external_address_is_short_circuited_to_cluster(dp):
 
 @pytest.mark.parametrize("dp", ["iptables", "nftables"])
 def test_without_a_local_detector_pods_get_the_local_chain(dp):
-    r = route(dp, svc(etp=LOCAL, node_port=30080), [REMOTE_EP], Source.POD_EXTERNAL, detect_local_mode="None")
+    r = route(dp, svc(etp=LOCAL, node_port=30080), [REMOTE_EP], Source.POD_EXTERNAL, local_traffic_detector="none")
     assert r.drop == DropReason.NO_LOCAL_ENDPOINTS
     both = route(
-        dp, svc(etp=LOCAL, node_port=30080), [LOCAL_EP, REMOTE_EP], Source.POD_EXTERNAL, detect_local_mode="None"
+        dp, svc(etp=LOCAL, node_port=30080), [LOCAL_EP, REMOTE_EP], Source.POD_EXTERNAL, local_traffic_detector="none"
     )
     assert both.endpoints == (LOCAL_EP,)
 
 
-@pytest.mark.parametrize(("mode", "local"), [("ClusterCIDR", True), ("NodeCIDR", False), ("None", False)])
+@pytest.mark.parametrize(("mode", "local"), [("ClusterCIDR", True), ("NodeCIDR", False), ("none", False)])
 def test_detector_decides_whether_a_pod_from_another_node_is_local(mode, local):
     r = route(
-        "iptables", svc(etp=LOCAL, node_port=30080), [LOCAL_EP, REMOTE_EP], Source.POD_NODE_PORT, detect_local_mode=mode
+        "iptables",
+        svc(etp=LOCAL, node_port=30080),
+        [LOCAL_EP, REMOTE_EP],
+        Source.POD_NODE_PORT,
+        local_traffic_detector=mode,
     )
     assert r.endpoints == ((LOCAL_EP, REMOTE_EP) if local else (LOCAL_EP,))
 

@@ -331,20 +331,21 @@ def test_refused_with_one_spec_error(kw, field):
     assert e.value.path == "x.toml" and e.value.field == field
 
 
-def test_refused_pods_calling_external_addresses_and_cilium_options():
-    """A NodePort Service is fine (its ClusterIP is called); a pod calling its NodePort is not emulated."""
+def test_pods_calling_external_addresses_are_planned_and_cilium_options_refused():
+    """A pod calling a NodePort (or a LoadBalancer IP) is emulated: the rules carry the local-traffic detector
+    that decides it (kubernetes ``pkg/proxy/iptables/proxier.go`` ``syncProxyRules``, "pod traffic for ...
+    external destinations"); a Cilium-only picker is refused under kube-proxy."""
     nodeport = Service("svc", {"app": "svc"}, node_port=30080)
     make_plan(scenario([pod("s1", "a", "10.244.0.3")], [nodeport]), None, "x.toml")
     sc = scenario([pod("s1", "a", "10.244.0.3")], [nodeport])
-    bad = Scenario(
+    pod_to_node_port = Scenario(
         name="t",
         topology=sc.topology,
         pods=sc.pods,
         services=sc.services,
         streams=(Stream("client", "svc", ClosedLoop(), 10, target=Target.NODE_PORT, node="a"),),
     )
-    with pytest.raises(SpecError, match="local-traffic detector"):
-        make_plan(bad, None, "x.toml")
+    assert make_plan(pod_to_node_port, None, "x.toml").nodes[0].detector == ("ClusterCIDR", "10.244.0.0/16")
     cil = Scenario(
         name="t",
         topology=sc.topology,

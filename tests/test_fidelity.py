@@ -486,8 +486,8 @@ def test_iptables_affinity_forgets_past_ip_list_tot_clients_per_endpoint():
 # --- 9 ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("mode", "served"), [("ClusterCIDR", True), ("NodeCIDR", True), ("None", False)])
-def test_detect_local_mode_decides_the_pod_short_circuit_for_lb_ips(mode, served):
+@pytest.mark.parametrize(("mode", "served"), [("ClusterCIDR", True), ("NodeCIDR", True), ("none", False)])
+def test_local_traffic_detector_decides_the_pod_short_circuit_for_lb_ips(mode, served):
     """kubernetes ``pkg/proxy/iptables/proxier.go`` ``syncProxyRules``: the eTP=Local EXT chain's "pod traffic for
     ... external destinations" rule exists only if ``proxier.localDetector.IsImplemented()``
     (``cmd/kube-proxy/app/server_linux.go`` ``getLocalDetectors``: no cluster CIDR -> ``NewNoOpLocalDetector``);
@@ -501,7 +501,7 @@ def test_detect_local_mode_decides_the_pod_short_circuit_for_lb_ips(mode, served
             "loadBalancerIPs": ["198.51.100.7"],
         }
     ]
-    dp = {"name": "iptables", "detect_local_mode": mode}
+    dp = {"name": "iptables", "local_traffic_detector": mode}
     s = summarize_service(
         run(scenario(dp, pods, services, [stream("client", "web", 40, target="LoadBalancer")]), 9), "web"
     )

@@ -393,7 +393,12 @@ def test_kind_node_names_labels_and_taints():
     assert [n.name for n in nodes] == ["kind-control-plane", "kind-worker", "kind-worker2", "kind-worker3"]
     assert [t.key for t in nodes[0].taints] == ["node-role.kubernetes.io/control-plane"]
     assert "node.kubernetes.io/exclude-from-external-load-balancers" in nodes[0].labels
-    assert nodes[2].labels == {"kubernetes.io/hostname": "kind-worker2", "tier": "db"}
+    assert nodes[2].labels == {
+        "kubernetes.io/hostname": "kind-worker2",
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "tier": "db",
+    }
     assert all(not n.taints for n in nodes[1:])
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from sim.emulate.compare import compare, sim_counts
 from sim.emulate.plan import MODES, Plan, make_plan
-from sim.emulate.rules import node_rules
+from sim.emulate.rules import node_proxy, node_rules
 
 __all__ = ["MODES", "Plan", "emulate", "format_report", "make_plan", "show_rules"]
 
@@ -22,7 +22,7 @@ def show_rules(plan: Plan) -> str:
     out = []
     for node in plan.nodes:
         out.append(f"# ===== node {node.name} ({node.ip}): kube-proxy --proxy-mode={plan.mode} =====")
-        for step, text in node_rules(node.services, plan.mode).items():
+        for step, text in node_rules(node.services, plan.mode, node_proxy(node)).items():
             how = {
                 "jumps": "EnsureChain + EnsureRule(Prepend): the jumps from the built-in chains",
                 "restore": "syncProxyRules: iptables-restore --noflush",

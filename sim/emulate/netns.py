@@ -27,7 +27,7 @@ from typing import Any
 
 from sim.cluster import Pod
 from sim.emulate.plan import NODE_NET, POD_GATEWAY, SERVICE_NET, NodePlan, Plan
-from sim.emulate.rules import node_rules
+from sim.emulate.rules import node_proxy, node_rules
 from sim.scenario import ExternalClient, Stream, Target
 
 PREFIX = "k8ssim-"
@@ -146,13 +146,18 @@ class Emulation:
         """Where a stream's new connections go: (address, port, fwmark), one drawn uniformly per connection.
 
         ClusterIP: the Service's. NodePort: the stream's node. LoadBalancer: the Service's first LoadBalancer IP,
-        sent through one of the load balancer's nodes (the mark picks the routing table via that node)."""
+        from outside sent through one of the load balancer's nodes (the mark picks the routing table via that
+        node), from a pod straight to it (its node's proxy captures it). The port is the stream's."""
         sc = self.plan.scenario
-        svc = sc.service(stream.service)
+        svc = sc.service(stream.service).at_port(stream.port)
         index = {n.name: i for i, n in enumerate(self.plan.nodes)}
         if stream.target == Target.NODE_PORT:
             node = next(n for n in self.plan.nodes if n.name == stream.node)
             return [(node.ip, svc.node_port, 0)]
+        if stream.target == Target.EXTERNAL_IP:  # a pod: its own node's proxy captures it
+            return [(svc.external_ips[0], svc.port, 0)]
+        if stream.target == Target.LOAD_BALANCER and not sc.is_external(stream.client):
+            return [(svc.load_balancer_ips[0], svc.port, 0)]  # a pod: its own node's proxy captures the LB IP
         if stream.target == Target.LOAD_BALANCER:
             return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in sc.lb_nodes(stream)]
         return [(self.plan.cluster_ips[stream.service], svc.port, 0)]
@@ -272,7 +277,7 @@ class Emulation:
         self._batch(ns, self._node_commands(node))
         for pod in node.pods:
             self._batch(self.pod_ns(pod.name), self._pod_commands(pod))
-        self._load_rules(ns, node_rules(node.services, self.plan.mode))
+        self._load_rules(ns, node_rules(node.services, self.plan.mode, node_proxy(node)))
 
     def _node_commands(self, node: NodePlan) -> list[str]:
         """A node's address and routes: ClusterIPs and external IPs out of its uplink, other segments' nodes and
@@ -319,6 +324,8 @@ class Emulation:
         # replies to external clients, and to nodes (masqueraded external traffic comes from a node's IP)
         cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in self.plan.scenario.external_clients]
         cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
+        # pods calling a LoadBalancer IP or an external IP: out through their node, whose proxy captures it
+        cmds += [f"route add {ip}/32 via {POD_GATEWAY} dev eth0" for ip in self.external_vips]
         return cmds
 
     def _build_router(self, r: int, router: str, addresses: Mapping[str, str]) -> None:

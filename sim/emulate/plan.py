@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 from sim.cluster import Pod, Service
 from sim.errors import SpecError
-from sim.routing import DataplaneConfig, categorize_endpoints
+from sim.routing import categorize_endpoints
 from sim.routing.policy import Endpoints
 from sim.scenario import Scenario, Target
 from sim.topology import ElementKind
@@ -61,12 +61,14 @@ class ServiceRules:
 
 @dataclass(frozen=True)
 class NodePlan:
-    """One node: its address on the bridge, its pods, and every Service as its proxy programs it."""
+    """One node: its address on the bridge, its pods, every Service port as its proxy programs it, and its
+    proxy's local-traffic detector (mode and the match it uses: a CIDR, a bridge or an interface prefix)."""
 
     name: str
     ip: str
     pods: tuple[Pod, ...]
     services: tuple[ServiceRules, ...]
+    detector: tuple[str, str] = ("none", "")
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class Plan:
     nodes: tuple[NodePlan, ...]
     cluster_ips: dict[str, str]
     servers: dict[str, tuple[int, ...]]
-    """Backend pod -> the ports its HTTP server listens on (every port of a Service selecting it)."""
+    """Backend pod -> the ports its HTTP server listens on (every port its endpoints have, in any Service port)."""
     clients: tuple[str, ...]
     """Clients (pods, then external clients), one client process each."""
     fabric: Fabric
@@ -108,7 +110,7 @@ def with_mode(scenario: Scenario, mode: str | None, path: str) -> Scenario:
         raise SpecError(path, f"dataplane.{field}", f"a Cilium option; kube-proxy {mode} has no such setting")
     if dp.name == mode:
         return scenario
-    return replace(scenario, dataplane=DataplaneConfig(name=mode, prefer_same_node_gate=dp.prefer_same_node_gate))
+    return replace(scenario, dataplane=replace(dp, name=mode, picker=""))
 
 
 def _check_address(path: str, field: str, text: str, taken: dict[str, str]) -> None:
@@ -143,6 +145,13 @@ def _refuse_unsupported(sc: Scenario, path: str) -> None:
         _check_address(path, f"pods[{i}].ip", pod.ip, taken)
     for i, ext in enumerate(sc.external_clients):
         _check_address(path, f"external_clients[{i}].ip", ext.ip, taken)
+    if sc.dataplane.local_traffic_detector in ("BridgeInterface", "InterfaceNamePrefix"):
+        raise SpecError(
+            path,
+            "dataplane.local_traffic_detector",
+            f"{sc.dataplane.local_traffic_detector} is not emulated: the emulated pods sit on veths named v<N>, "
+            "with no bridge; use ClusterCIDR, NodeCIDR or none",
+        )
     for i, svc in enumerate(sc.services):
         for k, ip in enumerate(svc.external_ips):
             _check_address(path, f"services[{i}].externalIPs[{k}]", ip, taken)
@@ -150,12 +159,9 @@ def _refuse_unsupported(sc: Scenario, path: str) -> None:
             _check_address(path, f"services[{i}].loadBalancerIPs[{k}]", ip, taken)
     for i, st in enumerate(sc.streams):
         where = f"streams[{i}]"
-        if not sc.is_external(st.client) and st.target != Target.CLUSTER_IP:
+        if sc.is_external(st.client) and st.target == Target.EXTERNAL_IP:
             raise SpecError(
-                path,
-                f"{where}.target",
-                f"a pod calling a {st.target} is not emulated: kube-proxy short-circuits it only with a local-traffic "
-                "detector (--cluster-cidr), which the rules do not model",
+                path, f"{where}.target", "an external client calling an externalIP is not emulated (pods are)"
             )
         if sc.is_external(st.client) and st.target == Target.LOAD_BALANCER and len(sc.lb_nodes(st)) > 250:
             raise SpecError(path, f"{where}.target", "too many load-balancer nodes")
@@ -285,14 +291,35 @@ def cluster_ips(services: Sequence[Service]) -> dict[str, str]:
 
 
 def service_rules(sc: Scenario, node: str, ips: dict[str, str]) -> tuple[ServiceRules, ...]:
-    """Every Service as ``node``'s proxy programs it: kube-proxy's ``CategorizeEndpoints`` from the routing layer."""
+    """Every port of every Service as ``node``'s proxy programs it (kube-proxy's ``ServicePort``: one per
+    ``ServicePortName``): ``CategorizeEndpoints`` from the routing layer over that port's endpoints."""
     out = []
-    for svc in sc.services:
-        cat = categorize_endpoints(
-            svc, sc.endpoints(svc.name), sc.nodes[node], prefer_same_node_gate=sc.dataplane.prefer_same_node_gate
-        )
-        out.append(ServiceRules(svc, ips[svc.name], cat.cluster, cat.local, cat.all_reachable or (), cat.has_any))
+    for whole in sc.services:
+        for port in whole.ports:
+            svc = whole.at_port(port.name)
+            cat = categorize_endpoints(
+                svc,
+                sc.endpoints(whole.name, port=port.name),
+                sc.nodes[node],
+                prefer_same_node_gate=sc.dataplane.prefer_same_node_gate,
+            )
+            rules = ServiceRules(svc, ips[whole.name], cat.cluster, cat.local, cat.all_reachable or (), cat.has_any)
+            out.append(rules)
     return tuple(out)
+
+
+def node_detector(sc: Scenario, index: int) -> tuple[str, str]:
+    """The local-traffic detector of the ``index``-th node's proxy: its mode and what it matches (the cluster
+    CIDR; the node's pod CIDR, ``10.244.<index>.0/24`` as the emulated pods are addressed and kind's nodes get
+    theirs; the bridge; the interface prefix; nothing)."""
+    dp = sc.dataplane
+    match = {
+        "ClusterCIDR": dp.cluster_cidr,
+        "NodeCIDR": f"10.244.{index}.0/24",
+        "BridgeInterface": dp.bridge_interface,
+        "InterfaceNamePrefix": dp.interface_name_prefix,
+    }.get(dp.local_traffic_detector, "")
+    return dp.local_traffic_detector, match
 
 
 def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
@@ -305,13 +332,20 @@ def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
         raise SpecError(path, "pods", f"{len(present)} pods; at most {MAX_PODS} are emulated")
     ips = cluster_ips(sc.services)
     nodes = tuple(
-        NodePlan(name, fabric.ips[name], tuple(p for p in present if p.node == name), service_rules(sc, name, ips))
-        for name in sc.topology.nodes
+        NodePlan(
+            name,
+            fabric.ips[name],
+            tuple(p for p in present if p.node == name),
+            service_rules(sc, name, ips),
+            node_detector(sc, i),
+        )
+        for i, name in enumerate(sc.topology.nodes)
     )
-    servers: dict[str, tuple[int, ...]] = {}
-    for pod in present:
-        ports = sorted({svc.port for svc in sc.services if svc.selects(pod)})
-        if ports:
-            servers[pod.name] = tuple(ports)
+    listening: dict[str, set[int]] = {}
+    for svc in sc.services:  # every port an endpoint of any Service port names: where its DNAT sends packets
+        for port in svc.ports:
+            for ep in sc.endpoints(svc.name, port=port.name):
+                listening.setdefault(ep.pod or "", set()).add(int(ep.address.rsplit(":", 1)[1]))
+    servers = {pod.name: tuple(sorted(listening[pod.name])) for pod in present if pod.name in listening}
     clients = tuple(dict.fromkeys(st.client for st in sc.streams))
     return Plan(sc, sc.dataplane.name, nodes, ips, servers, clients, fabric)

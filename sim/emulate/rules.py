@@ -13,26 +13,29 @@ knftables transaction (written as ``nft -f`` input the way knftables' ``writeOpe
 ``service-ips`` / ``no-endpoint-services`` verdict maps, per-service chains named by ``servicePortChainNameBase``
 (``hashAndTruncate``: 8 characters of the same hash, then the readable name) and ``numgen random mod N vmap``.
 
-The proxy's configuration modelled is kube-proxy's default: masquerade bit 14 (``--masquerade-all`` off),
-``localhostNodePorts`` on, no ``--nodeport-addresses``, no ``--cluster-cidr`` (so no local-traffic detector: no
-"masquerade off-cluster traffic" rule and no short-circuit of pod traffic to external destinations), and
-``nf_conntrack_tcp_be_liberal`` unset. kube-proxy walks its Service map in Go's random map order; here Services
-come in the scenario's order. Rendered: ClusterIPs, and NodePorts, external IPs and LoadBalancer IPs (no
-``loadBalancerSourceRanges``, so no ``KUBE-FW-*`` chain; no ``healthCheckNodePort``, which scenarios do not
-carry). Every port is TCP, and every Service lives in namespace ``default`` with one unnamed port.
+The proxy's configuration modelled is kube-proxy's default but for what kind gives it: masquerade bit 14
+(``--masquerade-all`` off), ``localhostNodePorts`` on, no ``--nodeport-addresses``, the scenario's local-traffic
+detector (``[dataplane] local_traffic_detector``; kind's is ClusterCIDR on its pod subnet, which kubeadm passes as
+``--cluster-cidr``: the "masquerade off-cluster traffic" rule and the short-circuit of pod traffic to external
+destinations), the service CIDR the emulation takes ClusterIPs from (the nftables drop of unallocated ClusterIPs),
+and ``nf_conntrack_tcp_be_liberal`` unset. kube-proxy walks its Service map in Go's random map order; here Services
+come in the scenario's order, each port in turn. Rendered: ClusterIPs, NodePorts, external IPs and LoadBalancer
+IPs, ``loadBalancerSourceRanges`` (``KUBE-FW-*`` / ``firewall-*`` chains) and the health check node port (iptables
+only: nftables writes no rule for it). Every port is TCP; names are kube-proxy's ``ServicePortName``
+(``namespace/name:port``).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sim.cluster import Endpoint, Service, SessionAffinity, TrafficPolicy
-from sim.emulate.plan import ServiceRules
+from sim.cluster import Endpoint, Service, ServiceType, SessionAffinity, TrafficPolicy, namespace_of
+from sim.emulate.plan import SERVICE_NET, NodePlan, ServiceRules
 
-NAMESPACE = "default"
 PROTOCOL = "tcp"
 MASQUERADE_MARK = format(1 << 14, "#08x")
 """``fmt.Sprintf("%#08x", 1 << masqueradeBit)`` with the default bit 14: ``0x004000``."""
@@ -42,8 +45,10 @@ MASQUERADE_MARK = format(1 << 14, "#08x")
 
 
 def service_port_name(svc: Service) -> str:
-    """``ServicePortName.String()``: ``namespace/name`` (``:port`` only for a named port; ours are unnamed)."""
-    return f"{NAMESPACE}/{svc.name}"
+    """``ServicePortName.String()``: ``namespace/name``, then ``:port`` for a named port (``ns1/svc1:p80``)."""
+    namespace = namespace_of(svc.name)
+    short = svc.name.rpartition("/")[2]
+    return f"{namespace}/{short}" + (f":{svc.port_name}" if svc.port_name else "")
 
 
 def _b32_sha256(text: str) -> str:
@@ -103,15 +108,74 @@ def hash_and_truncate(name: str) -> str:
     return out[: limit - 3] + "..." if len(out) > limit else out
 
 
+def _nft_port_base(svc: Service) -> str:
+    """``namespace/name/protocol/portname``: what nftables' chain names are built on."""
+    return f"{namespace_of(svc.name)}/{svc.name.rpartition('/')[2]}/{PROTOCOL}/{svc.port_name}"
+
+
 def nft_chain_base(svc: Service) -> str:
-    """nftables ``servicePortChainNameBase``: ``HASH-namespace/name/protocol/port`` (port name empty here)."""
-    return hash_and_truncate(f"{NAMESPACE}/{svc.name}/{PROTOCOL}/")
+    """nftables ``servicePortChainNameBase``: ``HASH-namespace/name/protocol/portname``.
+
+    >>> nft_chain_base(Service("ns1/svc1", port_name="p80"))  # upstream's TestOverallNFTablesRules
+    'ULMVA6XW-ns1/svc1/tcp/p80'
+    """
+    return hash_and_truncate(_nft_port_base(svc))
 
 
 def nft_endpoint_base(svc: Service, endpoint: str) -> str:
-    """nftables ``servicePortEndpointChainNameBase``: ``HASH-namespace/name/protocol/port__IP/port``."""
+    """nftables ``servicePortEndpointChainNameBase``: ``HASH-namespace/name/protocol/portname__IP/port``."""
     ip, port = endpoint.rsplit(":", 1)
-    return hash_and_truncate(f"{NAMESPACE}/{svc.name}/{PROTOCOL}/__{ip}/{port}")
+    return hash_and_truncate(f"{_nft_port_base(svc)}__{ip}/{port}")
+
+
+def fw_chain(svc: Service) -> str:
+    """iptables ``serviceFirewallChainName``: the ``KUBE-FW-*`` chain of loadBalancerSourceRanges."""
+    return "KUBE-FW-" + port_proto_hash(service_port_name(svc))
+
+
+@dataclass(frozen=True)
+class Detector:
+    """kube-proxy's ``LocalTrafficDetector`` (``pkg/proxy/util/localdetector.go``): the match arguments for
+    traffic from a local pod, and for traffic not from one, in iptables and nftables syntax; none: no detector."""
+
+    if_local: str = ""
+    if_not_local: str = ""
+    if_local_nft: str = ""
+    if_not_local_nft: str = ""
+
+    @property
+    def implemented(self) -> bool:
+        """``IsImplemented``."""
+        return bool(self.if_local)
+
+
+def detector(mode: str, match: str) -> Detector:
+    """The detector ``--detect-local-mode`` makes: ``NewDetectLocalByCIDR`` on ``match`` (the cluster's or the
+    node's pod CIDR), ``NewDetectLocalByBridgeInterface``, ``NewDetectLocalByInterfaceNamePrefix``; ``none``: the
+    no-op detector."""
+    if mode in ("ClusterCIDR", "NodeCIDR"):
+        return Detector(f"-s {match}", f"! -s {match}", f"ip saddr {match}", f"ip saddr != {match}")
+    if mode == "BridgeInterface":
+        return Detector(f"-i {match}", f"! -i {match}", f"iif {match}", f"iif != {match}")
+    if mode == "InterfaceNamePrefix":
+        return Detector(f"-i {match}+", f"! -i {match}+", f"iif {match}*", f"iif != {match}*")
+    return Detector()
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """What one node's kube-proxy is configured with beyond the Services: its local-traffic detector, its node IP
+    (loadBalancerSourceRanges containing it also admit the LB IPs) and the service CIDR (``--service-cluster-ip-
+    range``, for the nftables drop of unallocated ClusterIPs; empty: no such rule)."""
+
+    detector: Detector = Detector()
+    node_ip: str = ""
+    service_cidr: str = ""
+
+
+def node_proxy(node: NodePlan) -> Proxy:
+    """The proxy configuration of one emulated node: its detector, its address, the emulation's service CIDR."""
+    return Proxy(detector(*node.detector), node.ip, str(SERVICE_NET))
 
 
 def _ip(ep: Endpoint) -> str:
@@ -263,12 +327,13 @@ class _Restore:
         return "\n".join([*lines, "*nat", *self.nat_chains, *self.nat_rules, "COMMIT"]) + "\n"
 
 
-def iptables_restore(services: Sequence[ServiceRules]) -> str:
+def iptables_restore(services: Sequence[ServiceRules], proxy: Proxy = Proxy()) -> str:
     """``syncProxyRules``' ``iptables-restore --noflush`` payload for one node: ``*filter`` then ``*nat``."""
     out = _iptables_base()
     for s in services:
-        _iptables_entries(s, out)
-        _iptables_external_chain(s, out)
+        _iptables_entries(s, out, proxy)
+        _iptables_external_chain(s, out, proxy)
+        _iptables_firewall_chain(s, out, proxy)
         _iptables_endpoint_chains(s, out)
     out.nat_rules.append(
         '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in '
@@ -308,13 +373,29 @@ def _iptables_base() -> _Restore:
     return _Restore(filter_chains, filter_rules, nat_chains, nat_rules)
 
 
-def _iptables_entries(s: ServiceRules, out: _Restore) -> None:
-    """One Service's ways in: its cluster IP, external IPs, load-balancer IPs and node port, each jumping to its
-    chain where it has endpoints, and rejected or dropped in ``*filter`` where it has none for that traffic."""
+def health_check_node_port(svc: Service) -> int:
+    """``HealthCheckNodePort``: kept only where ``NeedsHealthCheck`` (a LoadBalancer with eTP=Local); 0: none."""
+    return svc.health_check_node_port if _external_local(svc) and svc.kind == ServiceType.LOAD_BALANCER else 0
+
+
+def uses_fw_chain(s: ServiceRules) -> bool:
+    """``usesFWChain`` (iptables): endpoints, LoadBalancer IPs and loadBalancerSourceRanges."""
+    return s.has_endpoints and bool(s.service.load_balancer_ips) and bool(s.service.load_balancer_source_ranges)
+
+
+def _iptables_entries(s: ServiceRules, out: _Restore, proxy: Proxy) -> None:
+    """One Service port's ways in: its cluster IP, external IPs, load-balancer IPs and node port, each jumping to
+    its chain where it has endpoints, and rejected or dropped in ``*filter`` where it has none for that traffic;
+    its health check node port accepted."""
     svc, name = s.service, service_port_name(s.service)
     dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {s.cluster_ip} --dport {svc.port}"
     target, why = _filter_verdict(s)
     if has_internal_endpoints(s):
+        if proxy.detector.implemented:  # "masquerades off-cluster traffic to a service VIP"
+            out.nat_rules.append(
+                f'-A {internal_chain(s)} -m comment --comment "{name} cluster IP" {dest} '
+                f"{proxy.detector.if_not_local} -j KUBE-MARK-MASQ"
+            )
         out.nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" {dest} -j {internal_chain(s)}')
     else:
         out.filter_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} {why}" {dest} -j {target}')
@@ -329,11 +410,17 @@ def _iptables_entries(s: ServiceRules, out: _Restore) -> None:
             out.filter_rules.append(
                 f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {ext_dest} -j {target}'
             )
+    lb_target = fw_chain(svc) if uses_fw_chain(s) else ext_chain(svc)
     for ip in svc.load_balancer_ips:
+        lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
         if s.has_endpoints:
-            lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
             out.nat_rules.append(
-                f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" {lb_dest} -j {ext_chain(svc)}'
+                f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" {lb_dest} -j {lb_target}'
+            )
+        if uses_fw_chain(s):
+            out.filter_rules.append(
+                f'-A KUBE-PROXY-FIREWALL -m comment --comment "{name} traffic not accepted by {fw_chain(svc)}" '
+                f"{lb_dest} -j DROP"
             )
     if not external:
         for ip in svc.load_balancer_ips:
@@ -350,10 +437,16 @@ def _iptables_entries(s: ServiceRules, out: _Restore) -> None:
                 f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" -m addrtype --dst-type LOCAL '
                 f"{np_dest} -j {target}"
             )
+    if health_check_node_port(svc):  # "no matter if node has local endpoints", the health check is let in
+        out.filter_rules.append(
+            f'-A KUBE-NODEPORTS -m comment --comment "{name} health check node port" -m tcp -p tcp '
+            f"--dport {svc.health_check_node_port} -j ACCEPT"
+        )
 
 
-def _iptables_external_chain(s: ServiceRules, out: _Restore) -> None:
-    """A Service's KUBE-EXT chain where it has one: masquerade, short-circuit local traffic, then its policy."""
+def _iptables_external_chain(s: ServiceRules, out: _Restore, proxy: Proxy) -> None:
+    """A Service's KUBE-EXT chain where it has one: masquerade, short-circuit pod and local traffic, then its
+    policy."""
     if not uses_external_chain(s):
         return
     svc, name = s.service, service_port_name(s.service)
@@ -363,7 +456,12 @@ def _iptables_external_chain(s: ServiceRules, out: _Restore) -> None:
         out.nat_rules.append(
             f'-A {ext} -m comment --comment "masquerade traffic for {name} external destinations" -j KUBE-MARK-MASQ'
         )
-    else:  # no local-traffic detector (no --cluster-cidr): no "pod traffic" short-circuit rule
+    else:
+        if proxy.detector.implemented:
+            out.nat_rules.append(
+                f'-A {ext} -m comment --comment "pod traffic for {name} external destinations" '
+                f"{proxy.detector.if_local} -j {svc_chain(svc)}"
+            )
         out.nat_rules += [
             f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
             "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
@@ -372,6 +470,31 @@ def _iptables_external_chain(s: ServiceRules, out: _Restore) -> None:
         ]
     if has_external_endpoints(s):
         out.nat_rules.append(f"-A {ext} -j {external_policy_chain(s)}")
+
+
+def firewall_sources(s: ServiceRules, proxy: Proxy) -> list[str]:
+    """The sources a loadBalancerSourceRanges firewall admits: the ranges, and the LoadBalancer IPs themselves
+    when a range holds the node's own IP (``allowFromNode``: a node reaching a VIP-like LB loops back from it)."""
+    ranges = list(s.service.load_balancer_source_ranges)
+    node = ipaddress.ip_address(proxy.node_ip) if proxy.node_ip else None
+    if node is not None and any(node in ipaddress.ip_network(c) for c in ranges):
+        ranges += list(s.service.load_balancer_ips)
+    return ranges
+
+
+def _iptables_firewall_chain(s: ServiceRules, out: _Restore, proxy: Proxy) -> None:
+    """A Service's KUBE-FW chain (loadBalancerSourceRanges): admitted sources go on to KUBE-EXT; the rest fall
+    through undone, and KUBE-PROXY-FIREWALL drops them."""
+    if not uses_fw_chain(s):
+        return
+    svc, name = s.service, service_port_name(s.service)
+    fw = fw_chain(svc)
+    out.nat_chains.append(f":{fw} - [0:0]")
+    for source in firewall_sources(s, proxy):
+        out.nat_rules.append(f'-A {fw} -m comment --comment "{name} loadbalancer IP" -s {source} -j {ext_chain(svc)}')
+    out.nat_rules.append(
+        f'-A {fw} -m comment --comment "other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"'
+    )
 
 
 def _iptables_endpoint_chains(s: ServiceRules, out: _Restore) -> None:
@@ -395,28 +518,28 @@ def _iptables_endpoint_chains(s: ServiceRules, out: _Restore) -> None:
 # --- nftables ---------------------------------------------------------------------------------------------------
 
 TABLE = "ip kube-proxy"
-_BASE_CHAINS = (  # nftablesBaseChains: name, type, hook, priority (knftables.ParsePriority of dstnat-10 etc.)
-    ("filter-prerouting", "filter", "prerouting", -110),
-    ("filter-input", "filter", "input", -110),
-    ("filter-forward", "filter", "forward", -110),
-    ("filter-output", "filter", "output", -110),
-    ("filter-output-post-dnat", "filter", "output", -90),
+_BASE_CHAINS = (  # nftablesBaseChains (since kubernetes#132456): name, type, hook, priority
+    ("filter-prerouting-pre-dnat", "filter", "prerouting", -110),
+    ("filter-output-pre-dnat", "filter", "output", -110),
+    ("filter-input", "filter", "input", 0),
+    ("filter-forward", "filter", "forward", 0),
+    ("filter-output", "filter", "output", 0),
     ("nat-prerouting", "nat", "prerouting", -100),
     ("nat-output", "nat", "output", -100),
     ("nat-postrouting", "nat", "postrouting", 100),
 )
-_NFT_JUMPS = (  # nftablesJumpChains: destination, source, extra match
+_NFT_JUMPS = (  # nftablesJumpChains (since kubernetes#132456): destination, source, extra match
     ("nodeport-endpoints-check", "filter-input", "ct state new"),
     ("service-endpoints-check", "filter-input", "ct state new"),
     ("service-endpoints-check", "filter-forward", "ct state new"),
     ("service-endpoints-check", "filter-output", "ct state new"),
-    ("firewall-check", "filter-prerouting", "ct state new"),
-    ("firewall-check", "filter-output", "ct state new"),
+    ("firewall-check", "filter-prerouting-pre-dnat", "ct state new"),
+    ("firewall-check", "filter-output-pre-dnat", "ct state new"),
     ("services", "nat-output", ""),
     ("services", "nat-prerouting", ""),
     ("masquerading", "nat-postrouting", ""),
     ("cluster-ips-check", "filter-forward", "ct state new"),
-    ("cluster-ips-check", "filter-output-post-dnat", "ct state new"),
+    ("cluster-ips-check", "filter-output", "ct state new"),
 )
 _ADDR_MAP = "ipv4_addr . inet_proto . inet_service : verdict"
 _PORT_MAP = "inet_proto . inet_service : verdict"
@@ -443,8 +566,10 @@ class _Tx:
         self.add(f"add rule {TABLE} {chain} {rule}" + (f' comment "{comment}"' if comment else ""))
 
 
-def _setup_nftables(tx: _Tx) -> None:
-    """``setupNFTables`` on the first (full) sync of a fresh kube-proxy."""
+def _setup_nftables(tx: _Tx, proxy: Proxy) -> None:
+    """``setupNFTables`` on the first (full) sync of a fresh kube-proxy: the base chains and jumps of
+    kubernetes#132456, the unallocated-ClusterIP drop, and NodePorts on the node's IP (``--nodeport-addresses
+    primary``, nftables' default: ``cmd/kube-proxy/app/server_linux.go`` ``platformApplyDefaults``)."""
     mark = MASQUERADE_MARK
     tx.add(f'add table {TABLE} {{ comment "rules for kube-proxy" ; }}')
     for name, *_ in _BASE_CHAINS:  # add+delete once, so base chains are recreated with their properties
@@ -464,8 +589,18 @@ def _setup_nftables(tx: _Tx) -> None:
     tx.rule("masquerading", "masquerade fully-random")
     tx.add(f'add set {TABLE} cluster-ips {{ type ipv4_addr ; comment "Active ClusterIPs" ; }}')
     tx.rule("cluster-ips-check", "ip daddr @cluster-ips reject", "Reject traffic to invalid ports of ClusterIPs")
+    if proxy.service_cidr:
+        tx.rule(
+            "cluster-ips-check", f"ip daddr {{ {proxy.service_cidr} }} drop", "Drop traffic to unallocated ClusterIPs"
+        )
     tx.add(f'add set {TABLE} nodeport-ips {{ type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }}')
-    tx.add(f"delete set {TABLE} nodeport-ips")  # nodePortAddresses.MatchAll()
+    if proxy.node_ip:  # nftables' default --nodeport-addresses primary: the node's own IP
+        tx.add(f"flush set {TABLE} nodeport-ips")
+        tx.add(f"add element {TABLE} nodeport-ips {{ {proxy.node_ip} }}")
+        nodeports = "ip daddr @nodeport-ips"
+    else:  # nodePortAddresses.MatchAll()
+        tx.add(f"delete set {TABLE} nodeport-ips")
+        nodeports = "fib daddr type local ip daddr != 127.0.0.0/8"
     tx.add(
         f"add map {TABLE} no-endpoint-services {{ type {_ADDR_MAP} ; "
         'comment "vmap to drop or reject packets to services with no endpoints" ; }'
@@ -480,7 +615,8 @@ def _setup_nftables(tx: _Tx) -> None:
     tx.add(f"flush chain {TABLE} reject-chain")
     tx.rule("reject-chain", "reject")
     tx.rule("service-endpoints-check", "ip daddr . meta l4proto . th dport vmap @no-endpoint-services")
-    tx.rule("nodeport-endpoints-check", "ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports")
+    no_endpoint_check = nodeports.removeprefix("fib daddr type local ")
+    tx.rule("nodeport-endpoints-check", f"{no_endpoint_check} meta l4proto . th dport vmap @no-endpoint-nodeports")
     tx.add(
         f"add map {TABLE} firewall-ips {{ type {_ADDR_MAP} ; "
         'comment "destinations that are subject to LoadBalancerSourceRanges" ; }'
@@ -493,7 +629,7 @@ def _setup_nftables(tx: _Tx) -> None:
     )
     tx.add(f'add map {TABLE} service-nodeports {{ type {_PORT_MAP} ; comment "NodePort traffic" ; }}')
     tx.rule("services", "ip daddr . meta l4proto . th dport vmap @service-ips")
-    tx.rule("services", "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports")
+    tx.rule("services", f"{nodeports} meta l4proto . th dport vmap @service-nodeports")
     tx.add(f"flush set {TABLE} cluster-ips")
     for m in ("service-ips", "firewall-ips", "no-endpoint-services", "no-endpoint-nodeports", "service-nodeports"):
         tx.add(f"flush map {TABLE} {m}")
@@ -510,90 +646,135 @@ def _nft_svc_to_endpoint_rules(tx: _Tx, s: ServiceRules, chain: str, endpoints: 
     tx.rule(chain, f"numgen random mod {len(endpoints)} vmap {{ {elements} }}")
 
 
-def nft_transaction(services: Sequence[ServiceRules]) -> str:
+def nft_transaction(services: Sequence[ServiceRules], proxy: Proxy = Proxy()) -> str:
     """``syncProxyRules``' first full transaction for one node, as ``nft -f`` input."""
     tx = _Tx()
-    _setup_nftables(tx)
+    _setup_nftables(tx, proxy)
     for s in services:
-        svc, name = s.service, service_port_name(s.service)
-        base = nft_chain_base(svc)
-        cluster_chain, local_chain = f"service-{base}", f"local-{base}"
-        for ep in s.reachable:
-            tx.ensure_chain(f"endpoint-{nft_endpoint_base(svc, ep.address)}")
-        if uses_cluster_chain(s):
-            tx.ensure_chain(cluster_chain)
-        if uses_local_chain(s):
-            tx.ensure_chain(local_chain)
-        external_chain = f"external-{base}"
-        if uses_external_chain(s):
-            tx.ensure_chain(external_chain)
-        internal = local_chain if svc.internal_traffic_policy == TrafficPolicy.LOCAL else cluster_chain
-        verdict = "goto reject-chain" if not s.has_endpoints else "drop"
-        external = has_external_endpoints(s)
-        key = f"{s.cluster_ip} . {PROTOCOL} . {svc.port}"
-        tx.add(f"add element {TABLE} cluster-ips {{ {s.cluster_ip} }}")
-        if has_internal_endpoints(s):
-            tx.add(f"add element {TABLE} service-ips {{ {key} : goto {internal} }}")
-        else:
-            tx.add(f'add element {TABLE} no-endpoint-services {{ {key} comment "{name}" : {verdict} }}')
-        for ip in svc.external_ips:
-            if s.has_endpoints:
-                tx.add(f"add element {TABLE} service-ips {{ {ip} . {PROTOCOL} . {svc.port} : goto {external_chain} }}")
-            if not external:
-                tx.add(
-                    f"add element {TABLE} no-endpoint-services {{ {ip} . {PROTOCOL} . {svc.port} "
-                    f'comment "{name}" : {verdict} }}'
-                )
-        for ip in svc.load_balancer_ips:
-            if s.has_endpoints:
-                tx.add(f"add element {TABLE} service-ips {{ {ip} . {PROTOCOL} . {svc.port} : goto {external_chain} }}")
-        if not external:
-            for ip in svc.load_balancer_ips:
-                tx.add(
-                    f"add element {TABLE} no-endpoint-services {{ {ip} . {PROTOCOL} . {svc.port} "
-                    f'comment "{name}" : {verdict} }}'
-                )
-        if svc.node_port:
-            if s.has_endpoints:
-                tx.add(
-                    f"add element {TABLE} service-nodeports {{ {PROTOCOL} . {svc.node_port} : goto {external_chain} }}"
-                )
-            if not external:
-                tx.add(
-                    f'add element {TABLE} no-endpoint-nodeports {{ {PROTOCOL} . {svc.node_port} comment "{name}" : '
-                    f"{verdict} }}"
-                )
-        if uses_external_chain(s):
-            if not _external_local(svc):
-                tx.rule(external_chain, "jump mark-for-masquerade")
-            else:  # no local-traffic detector: no "short-circuit pod traffic" rule
-                tx.rule(external_chain, "fib saddr type local jump mark-for-masquerade", "masquerade local traffic")
-                tx.rule(external_chain, f"fib saddr type local goto {cluster_chain}", "short-circuit local traffic")
-            if external:
-                policy = local_chain if _external_local(svc) else cluster_chain
-                tx.rule(external_chain, f"goto {policy}")
-        if _affinity(svc):
-            for ep in s.reachable:
-                tx.add(
-                    f"add set {TABLE} affinity-{nft_endpoint_base(svc, ep.address)} {{ type ipv4_addr ; "
-                    f"flags dynamic,timeout ; timeout {_sticky_seconds(svc)}s ; }}"
-                )
-        if uses_cluster_chain(s):
-            _nft_svc_to_endpoint_rules(tx, s, cluster_chain, s.cluster or ())
-        if uses_local_chain(s):
-            _nft_svc_to_endpoint_rules(tx, s, local_chain, s.local or ())
-        for ep in s.reachable:
-            chain = f"endpoint-{nft_endpoint_base(svc, ep.address)}"
-            tx.rule(chain, f"ip saddr {_ip(ep)} jump mark-for-masquerade")
-            if _affinity(svc):
-                tx.rule(chain, f"update @affinity-{nft_endpoint_base(svc, ep.address)} {{ ip saddr }}")
-            tx.rule(chain, f"meta l4proto {PROTOCOL} dnat to {ep.address}")
+        _nft_chains(tx, s)
+        _nft_elements(tx, s)
+        _nft_service_rules(tx, s, proxy)
+        _nft_endpoint_chains(tx, s)
     return "\n".join(tx.lines) + "\n"
 
 
-def node_rules(services: Sequence[ServiceRules], mode: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class _NftNames:
+    """A Service port's nftables chain names (``service-``, ``local-``, ``external-``, ``firewall-`` + base)."""
+
+    cluster: str
+    local: str
+    external: str
+    firewall: str
+
+    @staticmethod
+    def of(svc: Service) -> _NftNames:
+        base = nft_chain_base(svc)
+        return _NftNames(f"service-{base}", f"local-{base}", f"external-{base}", f"firewall-{base}")
+
+
+def nft_uses_fw_chain(s: ServiceRules) -> bool:
+    """nftables ``usesFWChain``: LoadBalancer IPs and loadBalancerSourceRanges (endpoints or not)."""
+    return bool(s.service.load_balancer_ips) and bool(s.service.load_balancer_source_ranges)
+
+
+def _nft_chains(tx: _Tx, s: ServiceRules) -> None:
+    """The chains a Service port uses, each created and flushed once."""
+    svc, names = s.service, _NftNames.of(s.service)
+    for ep in s.reachable:
+        tx.ensure_chain(f"endpoint-{nft_endpoint_base(svc, ep.address)}")
+    if uses_cluster_chain(s):
+        tx.ensure_chain(names.cluster)
+    if uses_local_chain(s):
+        tx.ensure_chain(names.local)
+    if uses_external_chain(s):
+        tx.ensure_chain(names.external)
+    if nft_uses_fw_chain(s):
+        tx.ensure_chain(names.firewall)
+
+
+def _nft_elements(tx: _Tx, s: ServiceRules) -> None:
+    """A Service port's map elements: where its ClusterIP, external IPs, LoadBalancer IPs and node port go, the
+    no-endpoint verdicts, and the firewall map for loadBalancerSourceRanges."""
+    svc, name, names = s.service, service_port_name(s.service), _NftNames.of(s.service)
+    internal = names.local if svc.internal_traffic_policy == TrafficPolicy.LOCAL else names.cluster
+    verdict = "goto reject-chain" if not s.has_endpoints else "drop"
+    external = has_external_endpoints(s)
+
+    def key(ip: str) -> str:
+        return f"{ip} . {PROTOCOL} . {svc.port}"
+
+    tx.add(f"add element {TABLE} cluster-ips {{ {s.cluster_ip} }}")
+    if has_internal_endpoints(s):
+        tx.add(f"add element {TABLE} service-ips {{ {key(s.cluster_ip)} : goto {internal} }}")
+    else:
+        tx.add(f'add element {TABLE} no-endpoint-services {{ {key(s.cluster_ip)} comment "{name}" : {verdict} }}')
+    for ip in svc.external_ips:
+        if s.has_endpoints:
+            tx.add(f"add element {TABLE} service-ips {{ {key(ip)} : goto {names.external} }}")
+        if not external:
+            tx.add(f'add element {TABLE} no-endpoint-services {{ {key(ip)} comment "{name}" : {verdict} }}')
+    for ip in svc.load_balancer_ips:
+        if s.has_endpoints:
+            tx.add(f"add element {TABLE} service-ips {{ {key(ip)} : goto {names.external} }}")
+        if nft_uses_fw_chain(s):
+            tx.add(f"add element {TABLE} firewall-ips {{ {key(ip)} : goto {names.firewall} }}")
+    if not external:
+        for ip in svc.load_balancer_ips:
+            tx.add(f'add element {TABLE} no-endpoint-services {{ {key(ip)} comment "{name}" : {verdict} }}')
+    if svc.node_port:
+        port = f"{PROTOCOL} . {svc.node_port}"
+        if s.has_endpoints:
+            tx.add(f"add element {TABLE} service-nodeports {{ {port} : goto {names.external} }}")
+        if not external:
+            tx.add(f'add element {TABLE} no-endpoint-nodeports {{ {port} comment "{name}" : {verdict} }}')
+
+
+def _nft_service_rules(tx: _Tx, s: ServiceRules, proxy: Proxy) -> None:
+    """A Service port's own rules: off-cluster masquerade to its ClusterIP, its external chain, its firewall
+    chain, its affinity sets, and the pick among endpoints in its cluster and local chains."""
+    svc, names, found = s.service, _NftNames.of(s.service), proxy.detector
+    if has_internal_endpoints(s) and found.implemented:  # "masquerades off-cluster traffic to a service VIP"
+        chain = names.local if svc.internal_traffic_policy == TrafficPolicy.LOCAL else names.cluster
+        tx.rule(chain, f"ip daddr {s.cluster_ip} {found.if_not_local_nft} jump mark-for-masquerade")
+    if uses_external_chain(s):
+        if not _external_local(svc):
+            tx.rule(names.external, "jump mark-for-masquerade")
+        else:
+            if found.implemented:
+                tx.rule(names.external, f"{found.if_local_nft} goto {names.cluster}", "short-circuit pod traffic")
+            tx.rule(names.external, "fib saddr type local jump mark-for-masquerade", "masquerade local traffic")
+            tx.rule(names.external, f"fib saddr type local goto {names.cluster}", "short-circuit local traffic")
+        if has_external_endpoints(s):
+            tx.rule(names.external, f"goto {names.local if _external_local(svc) else names.cluster}")
+    if nft_uses_fw_chain(s):
+        tx.rule(names.firewall, f"ip saddr != {{ {' , '.join(firewall_sources(s, proxy))} }} drop")
+    if _affinity(svc):
+        for ep in s.reachable:
+            tx.add(
+                f"add set {TABLE} affinity-{nft_endpoint_base(svc, ep.address)} {{ type ipv4_addr ; "
+                f"flags dynamic,timeout ; timeout {_sticky_seconds(svc)}s ; }}"
+            )
+    if uses_cluster_chain(s):
+        _nft_svc_to_endpoint_rules(tx, s, names.cluster, s.cluster or ())
+    if uses_local_chain(s):
+        _nft_svc_to_endpoint_rules(tx, s, names.local, s.local or ())
+
+
+def _nft_endpoint_chains(tx: _Tx, s: ServiceRules) -> None:
+    """Each endpoint's chain: hairpin masquerade, affinity update, DNAT."""
+    svc = s.service
+    for ep in s.reachable:
+        chain = f"endpoint-{nft_endpoint_base(svc, ep.address)}"
+        tx.rule(chain, f"ip saddr {_ip(ep)} jump mark-for-masquerade")
+        if _affinity(svc):
+            tx.rule(chain, f"update @affinity-{nft_endpoint_base(svc, ep.address)} {{ ip saddr }}")
+        tx.rule(chain, f"meta l4proto {PROTOCOL} dnat to {ep.address}")
+
+
+def node_rules(services: Sequence[ServiceRules], mode: str, proxy: Proxy = Proxy()) -> dict[str, str]:
     """What kube-proxy ``mode`` writes on one node, by step: iptables ``jumps`` then ``restore``; nftables
     ``transaction``."""
     if mode == "iptables":
-        return {"jumps": iptables_jumps(), "restore": iptables_restore(services)}
-    return {"transaction": nft_transaction(services)}
+        return {"jumps": iptables_jumps(), "restore": iptables_restore(services, proxy)}
+    return {"transaction": nft_transaction(services, proxy)}

@@ -95,12 +95,15 @@ def endpoint(
     for_nodes: Iterable[str] = (),
     pod: str | None = None,
     cilium_only: bool = False,
+    ports: tuple[tuple[str, int], ...] = (),
 ) -> Endpoint:
     """One endpoint ``"IP:port"`` as an EndpointSlice gives it: conditions defaulted as the API says, hints empty
     when absent."""
     r, s, t = conditions(ready, serving, terminating)
     zones, nodes = frozenset(for_zones), frozenset(for_nodes)
-    return Endpoint(address, r, s, t, node, zone or None, zones or None, nodes or None, pod, cilium_only)
+    return Endpoint(
+        address, r, s, t, node, zone or None, zones or None, nodes or None, pod, cilium_only=cilium_only, ports=ports
+    )
 
 
 def scenario(path: Path, **fields: Any) -> Scenario:

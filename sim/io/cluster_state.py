@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sim.cluster import Endpoint, Pod, Service, namespace_of
+from sim.cluster import Endpoint, Pod, Service, ServicePort, namespace_of
 from sim.errors import SpecError
 from sim.io import builders
 from sim.io.builders import Addresses, Defaults
-from sim.io.kubernetes import KNode, KPod, KService, KSlice, Objects
+from sim.io.kubernetes import KNode, KPod, KPort, KService, KSlice, Objects
 from sim.routing import cilium_port_matches
 
 SERVING_PHASES = ("Running", "Unknown")
@@ -36,18 +36,39 @@ def _host_port(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _target_port(svc: KService, pods: list[KPod], notes: list[str]) -> int:
-    """The endpoints' port: targetPort as a number, or a named one resolved on the selected pods' containers."""
-    port = int(svc.fields["port"])
-    if isinstance(svc.target_port, int):
-        return svc.target_port or port
+def _target_port(svc: KService, port: KPort, pods: list[KPod], notes: list[str]) -> int:
+    """A port's endpoints' port: targetPort as a number, or a named one resolved on the selected pods' containers
+    (the first selected pod with a container port of that name, as the EndpointSlice controller finds it per pod)."""
+    if isinstance(port.target_port, int):
+        return port.target_port or port.port
     selector = svc.fields["selector"]
     for pod in pods:
         selected = selector and all(pod.labels.get(k) == v for k, v in selector.items())
-        if selected and namespace_of(pod.name) == namespace_of(svc.name) and svc.target_port in pod.ports:
-            return pod.ports[svc.target_port]
-    notes.append(f"Service {svc.name}: targetPort {svc.target_port!r} names no port of its pods: {port} assumed")
-    return port
+        if selected and namespace_of(pod.name) == namespace_of(svc.name) and port.target_port in pod.ports:
+            return pod.ports[port.target_port]
+    notes.append(f"Service {svc.name}: targetPort {port.target_port!r} names no port of its pods: {port.port} assumed")
+    return port.port
+
+
+def _service(ks: KService, placed: list[KPod], notes: list[str]) -> Service:
+    """The Service with every port, named targetPorts resolved (0 where the target is the port itself)."""
+    fields = dict(ks.fields)
+    timeout = fields.pop("session_affinity_timeout_s")
+    fields["session_affinity_timeout_s"] = builders.affinity_timeout(timeout, _timeout_error(ks))
+    ports = []
+    for p in ks.ports or (KPort("", 80, 80, 0),):  # a skipped Service may have none
+        target = _target_port(ks, p, placed, notes)
+        ports.append(ServicePort(p.name, p.port, 0 if target == p.port else target, p.node_port))
+    first = ports[0]
+    return Service(
+        name=ks.name,
+        port=first.port,
+        port_name=first.name,
+        target_port=first.target_port,
+        node_port=first.node_port,
+        other_ports=tuple(ports[1:]),
+        **fields,
+    )
 
 
 def _timeout_error(ks: KService) -> Callable[[str], SpecError]:
@@ -82,25 +103,36 @@ def cluster_parts(
         if ks.skip:
             out.notes.append(f"Service {ks.name}: {ks.skip}: skipped, as kube-proxy skips it")
             continue
-        fields = dict(ks.fields)
-        timeout = fields.pop("session_affinity_timeout_s")
-        fields["session_affinity_timeout_s"] = builders.affinity_timeout(timeout, _timeout_error(ks))
-        target = _target_port(ks, placed, out.notes)
-        out.services.append(Service(name=ks.name, target_port=0 if target == fields["port"] else target, **fields))
+        out.services.append(_service(ks, placed, out.notes))
         kservices[ks.name] = ks
     first_node = nodes[0].name if nodes else ""
-    for sl in objects.slices:
-        found = kservices.get(sl.service)
+    services = {s.name: s for s in out.services}
+    for sl in [*objects.slices, *_mirrored(objects, kservices, out.notes)]:
+        found = services.get(sl.service)
         if found is None:
             out.notes.append(f"EndpointSlice {sl.name}: its Service {sl.service} is not given: ignored")
             continue
-        _join_slice(sl, found, out, by_name, addresses, defaults, first_node)
+        out.given[sl.service] = _joined(sl, found, out, by_name, addresses, defaults, first_node)
     return out
 
 
-def _slice_ports(sl: KSlice, svc: KService) -> list[tuple[int, bool]]:
-    """The slice's ports that serve the Service's port, each with whether only Cilium joins it: kube-proxy joins
-    by equal port names (``endpointslicecache.go``), Cilium also an unnamed one (``cilium_port_matches``)."""
+def _mirrored(objects: Objects, kservices: dict[str, KService], notes: list[str]) -> list[KSlice]:
+    """The core/v1 Endpoints the EndpointSliceMirroring controller mirrors into slices: those of a given Service
+    with no selector (``endpointslicemirroring_controller.go`` ``syncEndpoints``: a Service with a selector is the
+    EndpointSlice controller's, and an Endpoints object without its Service is not mirrored)."""
+    out = []
+    for sl in objects.endpoints:
+        ks = kservices.get(sl.service)
+        if ks is None:
+            notes.append(f"Endpoints {sl.service}: no Service {sl.service} given: not mirrored")
+        elif not ks.fields["selector"]:
+            out.append(sl)
+    return out
+
+
+def _slice_ports(sl: KSlice, svc: Service) -> list[tuple[int, bool]]:
+    """The slice's ports that serve the Service's first port, each with whether only Cilium joins it: kube-proxy
+    joins by equal port names (``endpointslicecache.go``), Cilium also an unnamed one (``cilium_port_matches``)."""
     exact = sl.ports.get(svc.port_name)
     ports = [(exact, False)] if exact is not None else []
     ports += [
@@ -109,21 +141,29 @@ def _slice_ports(sl: KSlice, svc: KService) -> list[tuple[int, bool]]:
     return ports
 
 
-def _join_slice(
+def _joined(
     sl: KSlice,
-    svc: KService,
+    svc: Service,
     out: ClusterParts,
     by_name: dict[str, Pod],
     addresses: Addresses,
     defaults: Defaults,
     first_node: str,
-) -> None:
-    """One EndpointSlice's endpoints added to its Service's: one per address and port (the ones only Cilium reads
-    marked ``cilium_only``), an address already given by another slice dropped, an unknown pod made a bare one."""
-    have = {ep.address for ep in out.given.get(sl.service, ())}
+) -> tuple[Endpoint, ...]:
+    """The Service's endpoints so far with one slice's added (kube-proxy's ``endpointslicecache.go``: a duplicate
+    ``IP:port`` is dropped): one per address and first-port match (the ones only Cilium reads marked
+    ``cilium_only``); each carries the slice's ports by name when the Service has several, so every port is joined
+    by its name (``ServicePortName``), the first port too."""
     endpoints = list(out.given.get(sl.service, ()))
-    ports = _slice_ports(sl, svc)
-    for kep in sl.endpoints if ports else ():
+    have = {ep.address for ep in endpoints}
+    names = {p.name for p in svc.ports}
+    ports = tuple(sorted((n, p) for n, p in sl.ports.items() if n in names)) if svc.other_ports else ()
+    # the address takes the first port's number; a slice without the first port, another's (its ``ports`` say
+    # which ports the endpoint has, and ``Scenario.endpoints`` readdresses it per port)
+    firsts = _slice_ports(sl, svc) or [(number, False) for _, number in ports[:1]]
+    if not firsts:  # a slice with none of the Service's ports: none of its endpoints is joined
+        return tuple(endpoints)
+    for kep in sl.endpoints:
         pod = kep.pod
         if pod is None or pod not in by_name:
             pod = pod or f"{namespace_of(sl.service)}/endpoint-{kep.address}"
@@ -136,7 +176,7 @@ def _join_slice(
                     f"simulated as a bare pod on node {node}"
                 )
         for index, ip in enumerate((kep.address, *kep.more_addresses)):
-            for port, only_cilium in ports:
+            for port, only_cilium in firsts:
                 address = _host_port(ip, port)
                 if address in have:
                     continue
@@ -153,6 +193,7 @@ def _join_slice(
                         for_nodes=kep.for_nodes,
                         pod=pod,
                         cilium_only=only_cilium or index > 0,
+                        ports=ports,
                     )
                 )
-    out.given[sl.service] = tuple(sorted(endpoints, key=lambda ep: ep.address))
+    return tuple(sorted(endpoints, key=lambda ep: ep.address))

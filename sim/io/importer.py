@@ -93,14 +93,29 @@ def _pod(p: Pod, default: Pod) -> dict[str, Any]:
     return out
 
 
+def _ports(s: Service) -> dict[str, Any]:
+    """``port`` / ``targetPort`` / ``nodePort`` for one unnamed port, else ``ports = [...]``."""
+    if not s.port_name and not s.other_ports:
+        out: dict[str, Any] = {"port": s.port}
+        out.update({api: v for api, v in (("targetPort", s.target_port), ("nodePort", s.node_port)) if v})
+        return out
+    entries = []
+    for p in s.ports:
+        entry: dict[str, Any] = {"name": p.name, "port": p.port}
+        entry.update({api: v for api, v in (("targetPort", p.target_port), ("nodePort", p.node_port)) if v})
+        entries.append(entry)
+    return {"ports": entries}
+
+
 def _service(s: Service) -> dict[str, Any]:
     d = Service(name="")
-    out: dict[str, Any] = {"name": s.name, "selector": dict(s.selector), "port": s.port}
+    out: dict[str, Any] = {"name": s.name, "selector": dict(s.selector), **_ports(s)}
     names = {
-        "target_port": "targetPort",
+        "type": "type",
         "internal_traffic_policy": "internalTrafficPolicy",
         "external_traffic_policy": "externalTrafficPolicy",
-        "node_port": "nodePort",
+        "health_check_node_port": "healthCheckNodePort",
+        "load_balancer_source_ranges": "loadBalancerSourceRanges",
         "load_balancer_ips": "loadBalancerIPs",
         "external_ips": "externalIPs",
         "traffic_distribution": "trafficDistribution",
@@ -136,6 +151,8 @@ def _endpoint(ep: Endpoint) -> dict[str, Any]:
         out["forNodes"] = sorted(ep.node_hints)
     if ep.cilium_only:
         out["cilium_only"] = True
+    if ep.ports:
+        out["ports"] = dict(ep.ports)
     return out
 
 

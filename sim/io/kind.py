@@ -6,6 +6,12 @@ kubeadm labels and taints control-plane nodes (``node-role.kubernetes.io/control
 exclude-from-external-load-balancers label, and the ``NoSchedule`` taint); kind removes the taint when the
 cluster is that one node (``pkg/cluster/internal/create/actions/kubeadminit/init.go``), and a
 ``kubeadmConfigPatches`` entry setting ``nodeRegistration.taints`` replaces it (``taints: []``: none).
+
+Labels: kubelet registers every node with ``kubernetes.io/hostname``, ``kubernetes.io/os`` and
+``kubernetes.io/arch`` (``pkg/kubelet/kubelet_node_status.go`` ``initialNode``: ``GOOS`` / ``GOARCH``; kind's
+node images are ``linux``, and ``amd64`` is assumed for the architecture); then the node's ``labels`` and the
+``node-labels`` a patch gives kubelet (``nodeRegistration.kubeletExtraArgs``, as a mapping or as kubeadm v1beta4's
+list of ``{name, value}``), which kind passes as ``--node-labels`` (``pkg/cluster/internal/kubeadm/config.go``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from sim.io.kubernetes import CONTROL_PLANE_TAINT, HOSTNAME_LABEL, KNode, Taint,
 
 ROLES = ("control-plane", "worker")
 EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
+OS_LABEL = "kubernetes.io/os"
+ARCH_LABEL = "kubernetes.io/arch"
+KIND_OS, KIND_ARCH = "linux", "amd64"
+"""What kubelet's ``goruntime.GOOS`` / ``GOARCH`` are in a kind node (its images are Linux; amd64 assumed)."""
 
 
 def kind_nodes(file: str, doc: dict[str, Any]) -> list[KNode]:
@@ -47,31 +57,41 @@ def kind_nodes(file: str, doc: dict[str, Any]) -> list[KNode]:
         labels = raw.get("labels") or {}
         if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
             raise SpecError(file, f"{fld}.labels", "must be a mapping of strings")
-        node_labels = {HOSTNAME_LABEL: name}
+        node_labels = {HOSTNAME_LABEL: name, OS_LABEL: KIND_OS, ARCH_LABEL: KIND_ARCH}
         taints: tuple[Taint, ...] = ()
         if role == "control-plane":
             node_labels.update({CONTROL_PLANE_TAINT: "", EXCLUDE_FROM_LB: ""})
             taints = (Taint(CONTROL_PLANE_TAINT, "", "NoSchedule"),) if len(raw_nodes) > 1 else ()
-        patched = _patched_taints(file, f"{fld}.kubeadmConfigPatches", raw.get("kubeadmConfigPatches") or [])
+        patches = _patches(file, f"{fld}.kubeadmConfigPatches", raw.get("kubeadmConfigPatches") or [])
+        patched = _patched_taints(file, f"{fld}.kubeadmConfigPatches", patches)
         if patched is not None:
             taints = patched
         node_labels.update(labels)
+        node_labels.update(_patched_labels(file, f"{fld}.kubeadmConfigPatches", patches))
         nodes.append(KNode(name, node_labels, 0.0, taints))
     return nodes
 
 
-def _patched_taints(file: str, fld: str, patches: Any) -> tuple[Taint, ...] | None:
-    """The taints a kubeadm patch's ``nodeRegistration.taints`` sets, or None if no patch sets them."""
+def _patches(file: str, fld: str, patches: Any) -> list[tuple[int, dict[str, Any]]]:
+    """Each kubeadm patch (a YAML string or a mapping) with its index, its ``nodeRegistration`` mapping or {}."""
     if not isinstance(patches, list):
         raise SpecError(file, fld, f"must be a list of YAML strings, got {type_name(patches)}")
-    found = None
+    out = []
     for i, patch in enumerate(patches):
         try:
             doc = yaml.safe_load(patch) if isinstance(patch, str) else patch
         except yaml.YAMLError as e:
             raise SpecError(file, f"{fld}[{i}]", f"malformed YAML: {getattr(e, 'problem', e)}") from None
         registration = doc.get("nodeRegistration") if isinstance(doc, dict) else None
-        if isinstance(registration, dict) and "taints" in registration:
+        out.append((i, registration if isinstance(registration, dict) else {}))
+    return out
+
+
+def _patched_taints(file: str, fld: str, patches: list[tuple[int, dict[str, Any]]]) -> tuple[Taint, ...] | None:
+    """The taints a kubeadm patch's ``nodeRegistration.taints`` sets, or None if no patch sets them."""
+    found = None
+    for i, registration in patches:
+        if "taints" in registration:
             raw = registration["taints"] or []
             if not isinstance(raw, list) or not all(isinstance(t, dict) and t.get("key") for t in raw):
                 raise SpecError(file, f"{fld}[{i}].nodeRegistration.taints", "must be a list of taints with keys")
@@ -79,3 +99,29 @@ def _patched_taints(file: str, fld: str, patches: Any) -> tuple[Taint, ...] | No
                 Taint(str(t["key"]), str(t.get("value", "")), str(t.get("effect", "NoSchedule"))) for t in raw
             )
     return found
+
+
+def _patched_labels(file: str, fld: str, patches: list[tuple[int, dict[str, Any]]]) -> dict[str, str]:
+    """The labels kubelet's ``--node-labels`` gets from the patches' ``nodeRegistration.kubeletExtraArgs``
+    (``key=value`` pairs separated by commas, as kubelet's ``--node-labels`` flag parses them)."""
+    labels: dict[str, str] = {}
+    for i, registration in patches:
+        where = f"{fld}[{i}].nodeRegistration.kubeletExtraArgs"
+        args = registration.get("kubeletExtraArgs") or {}
+        if isinstance(args, list):  # kubeadm v1beta4: [{name: node-labels, value: "a=b"}]
+            if not all(isinstance(a, dict) for a in args):
+                raise SpecError(file, where, "must be a list of {name, value}")
+            args = {a.get("name"): a.get("value") for a in args}
+        if not isinstance(args, dict):
+            raise SpecError(file, where, f"must be a mapping or a list, got {type_name(args)}")
+        text = args.get("node-labels")
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise SpecError(file, f"{where}.node-labels", f"must be a string, got {type_name(text)}")
+        for pair in filter(None, (p.strip() for p in text.split(","))):
+            key, eq, value = pair.partition("=")
+            if not eq or not key:
+                raise SpecError(file, f"{where}.node-labels", f"{pair!r} is not key=value")
+            labels[key] = value
+    return labels

@@ -2,14 +2,16 @@
 directories and ``-`` (stdin), YAML (``---`` documents, read with ``yaml.safe_load_all`` only) or JSON
 (``kind: List``), into typed objects.
 
-Kinds read: Node, Pod, Service, EndpointSlice (``discovery.k8s.io/v1``), Deployment, ReplicaSet, StatefulSet,
-DaemonSet, and kind ``Cluster`` configs (``sim.io.kind``). Other kinds are counted and skipped. Names are
-``namespace/name`` (``default`` when absent). An invalid object raises SpecError naming the file,
-``Kind namespace/name``, the field and the problem.
+Kinds read: Node, Pod, Service, EndpointSlice (``discovery.k8s.io/v1``), Endpoints (``v1``), Deployment,
+ReplicaSet, StatefulSet, DaemonSet, and kind ``Cluster`` configs (``sim.io.kind``). Other kinds are counted and
+skipped. Names are ``namespace/name`` (``default`` when absent). An invalid object raises SpecError naming the file,
+``Kind namespace/name``, the field and the problem. An object given twice (same kind, namespace and name) is read
+once when the copies are identical, and is an error naming both files when they differ.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import sys
@@ -21,7 +23,14 @@ from typing import Any
 
 import yaml
 
-from sim.cluster import DEFAULT_NAMESPACE, ZONE_LABEL, SessionAffinity, TrafficDistribution, TrafficPolicy
+from sim.cluster import (
+    DEFAULT_NAMESPACE,
+    ZONE_LABEL,
+    ServiceType,
+    SessionAffinity,
+    TrafficDistribution,
+    TrafficPolicy,
+)
 from sim.errors import SpecError
 from sim.io.tables import read_text, type_name
 
@@ -173,16 +182,30 @@ class KPod:
 
 
 @dataclass(frozen=True)
+class KPort:
+    """One ``spec.ports`` entry before a named ``targetPort`` is resolved on the pods."""
+
+    name: str
+    port: int
+    target_port: int | str
+    node_port: int
+
+
+@dataclass(frozen=True)
 class KService:
     """A Service's routing fields, spelled as sim.cluster.Service takes them, plus what needs the pods to resolve
     (a named ``targetPort``) and why kube-proxy would skip it (``skip``: headless or ExternalName)."""
 
     name: str
     fields: Mapping[str, Any] = field(hash=False, compare=False)
-    port_name: str = ""
-    target_port: int | str = 0
+    ports: tuple[KPort, ...] = ()
     skip: str = ""
     file: str = ""
+
+    @property
+    def port_name(self) -> str:
+        """The first port's name."""
+        return self.ports[0].name if self.ports else ""
 
 
 @dataclass(frozen=True)
@@ -237,6 +260,8 @@ class Objects:
     pods: list[KPod] = field(default_factory=list)
     services: list[KService] = field(default_factory=list)
     slices: list[KSlice] = field(default_factory=list)
+    endpoints: list[KSlice] = field(default_factory=list)
+    """core/v1 Endpoints, as slices: mirrored for selectorless Services only (``sim.io.cluster_state``)."""
     workloads: list[KWorkload] = field(default_factory=list)
     kind_cluster: bool = False
     skipped: Counter[str] = field(default_factory=Counter)
@@ -305,6 +330,7 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
     from sim.io.kind import kind_nodes  # here: kind.py builds KNodes with this module's types
 
     out = Objects()
+    seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
     for file in source_files(sources):
         label = str(file)
         out.files.append(label)
@@ -320,8 +346,25 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
                 if reader is None:
                     out.skipped[str(kind)] += 1
                     continue
-                reader(_Obj(label, item), out)
+                obj = _Obj(label, item)
+                if _seen_before(obj, seen):
+                    continue
+                reader(obj, out)
     return out
+
+
+def _seen_before(obj: _Obj, seen: dict[tuple[str, str], tuple[str, dict[str, Any]]]) -> bool:
+    """Whether this object (kind and ``namespace/name``) was read already: an identical copy is dropped quietly;
+    one with different content is an error naming both files (the API server would hold only one)."""
+    key = (obj.kind, obj.name)
+    if key not in seen:
+        seen[key] = (obj.file, obj.data)
+        return False
+    first_file, first = seen[key]
+    if first == obj.data:
+        return True
+    where = f"in {first_file}" if first_file != obj.file else "earlier in the same file"
+    raise obj.error("", f"given twice with different content: also {where}")
 
 
 def _items(label: str, n: int, doc: Any) -> Iterable[dict[str, Any]]:
@@ -377,8 +420,8 @@ class _Obj:
             raise self.error("metadata.namespace", f"must be a string, got {type_name(ns)}")
 
     def error(self, fld: str, problem: str) -> SpecError:
-        """The bad-input error for field ``fld`` of this object."""
-        return SpecError(self.file, f"{self.kind} {self.name}: {fld}", problem)
+        """The bad-input error for field ``fld`` of this object (empty: the object as a whole)."""
+        return SpecError(self.file, f"{self.kind} {self.name}" + (f": {fld}" if fld else ""), problem)
 
     def field(self, path: str, base: Any = None) -> str:
         """The full field name of ``path`` read from ``base`` (a mapping met earlier), as errors print it."""
@@ -594,13 +637,18 @@ def _pod(o: _Obj, out: Objects) -> None:
     has_status = bool(status.get("phase"))
     phase = o.choice("status.phase", ("Pending", "Running", "Succeeded", "Failed", "Unknown"), "Running")
     ready = _condition(o, "Ready")
+    if has_status and ready is None and phase == "Running":
+        out.notes.append(
+            f"{o.file}: Pod {o.name}: Running with no Ready condition: not ready (IsPodReady, "
+            "k8s.io/kubernetes/pkg/api/v1/pod/util.go: no condition is not ready)"
+        )
     out.pods.append(
         KPod(
             name=o.name,
             node=o.get("nodeName", str, None, spec),
             labels=o.strings("metadata.labels"),
             phase=phase if has_status else "Running",
-            ready=ready if (has_status and ready is not None) else not has_status or phase == "Running",
+            ready=bool(ready) if has_status else True,
             terminating=o.get("metadata.deletionTimestamp", str, None) is not None,
             ip=o.get("status.podIP", str, None),
             scheduling=_scheduling(o, spec, "spec"),
@@ -620,8 +668,9 @@ def _controller(o: _Obj) -> str:
 
 
 def _service(o: _Obj, out: Objects) -> None:
-    """Service: type, selector, the first port (targetPort defaulting to port), nodePort, load-balancer ingress,
-    externalIPs, traffic policies, trafficDistribution, session affinity, annotations."""
+    """Service: type, selector, every port (targetPort defaulting to port, nodePort), healthCheckNodePort,
+    load-balancer ingress and source ranges, externalIPs, traffic policies, trafficDistribution, session affinity,
+    annotations."""
     kind = o.choice("spec.type", SERVICE_TYPES, "ClusterIP")
     cluster_ip = o.get("spec.clusterIP", str, "")
     skip = ""
@@ -629,58 +678,35 @@ def _service(o: _Obj, out: Objects) -> None:
         skip = "type ExternalName (a DNS alias: no proxy rules)"
     elif cluster_ip == "None":
         skip = "headless (clusterIP: None: no proxy rules, clients resolve the pods directly)"
-    ports = o.items("spec.ports")
-    if not ports and not skip:
-        raise o.error("spec.ports", "is required: at least one port")
-    port, target, node_port, port_name = 80, 0, 0, ""
-    if ports:
-        f, first = ports[0]
-        port = o.get("port", int, None, first)
-        if port is None or not 1 <= port <= 65535:
-            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {port!r}")
-        target = o.get("targetPort", (int, str), port, first)
-        if isinstance(target, int) and not 1 <= target <= 65535:
-            raise o.error(f"{f}.targetPort", f"must be 1-65535 or a port name, got {target!r}")
-        if isinstance(target, str) and target.isdigit():
-            target = int(target)
-        node_port = o.get("nodePort", int, 0, first)
-        port_name = o.get("name", str, "", first)
-    if kind in ("NodePort", "LoadBalancer") and not node_port:
-        allocate = kind == "NodePort" or o.get("spec.allocateLoadBalancerNodePorts", bool, True)
-        if allocate:
-            node_port = 30000 + len([s for s in out.services if s.fields.get("node_port")])
-            out.notes.append(f"{o.file}: Service {o.name}: no nodePort given: {node_port} assumed")
-    if kind == "ClusterIP":
-        node_port = 0
+    ports = _service_ports(o, out, kind, skip)
+    health = o.get("spec.healthCheckNodePort", int, 0)
+    etp = o.choice("spec.externalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
+    if kind == "LoadBalancer" and etp == "Local" and not health:
+        health = _allocate_node_port(out, ports)
+        out.notes.append(f"{o.file}: Service {o.name}: no healthCheckNodePort given: {health} assumed")
     ingress = [o.get("ip", str, "", i) for _, i in o.items("status.loadBalancer.ingress")]
     lb_ips = [ip for ip in ingress if ip] if kind == "LoadBalancer" else []
     external_ips = o.get("spec.externalIPs", list, [])
     if not all(isinstance(ip, str) for ip in external_ips):
         raise o.error("spec.externalIPs", "must be a list of strings")
-    policies = [p.value for p in TrafficPolicy]
-    itp = o.choice("spec.internalTrafficPolicy", policies, "Cluster")
-    etp = o.choice("spec.externalTrafficPolicy", policies, "Cluster")
+    itp = o.choice("spec.internalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
     td = o.choice("spec.trafficDistribution", [d.value for d in TrafficDistribution], None)
     affinity = o.choice("spec.sessionAffinity", [a.value for a in SessionAffinity], "None")
     timeout = o.get("spec.sessionAffinityConfig.clientIP.timeoutSeconds", int, None)
     if timeout is not None and not 1 <= timeout <= 86400:
         raise o.error("spec.sessionAffinityConfig.clientIP.timeoutSeconds", f"must be 1-86400, got {timeout}")
-    selector = o.strings("spec.selector")
-    if len(ports) > 1 and not skip:
-        out.notes.append(
-            f"{o.file}: Service {o.name}: {len(ports)} ports: simulated and routed for the first, {port_name or port}"
-        )
     if o.get("spec.publishNotReadyAddresses", bool, False) and not skip:
         out.notes.append(
             f"{o.file}: Service {o.name}: publishNotReadyAddresses is not modelled: endpoints not "
             "given by EndpointSlices follow the pods' readiness"
         )
     fields: dict[str, Any] = {
-        "selector": selector,
-        "port": port,
+        "selector": o.strings("spec.selector"),
+        "type": ServiceType(kind) if kind != "ExternalName" else None,
         "internal_traffic_policy": TrafficPolicy(itp),
         "external_traffic_policy": TrafficPolicy(etp),
-        "node_port": node_port,
+        "health_check_node_port": health if kind == "LoadBalancer" and etp == "Local" else 0,
+        "load_balancer_source_ranges": _source_ranges(o, out) if kind == "LoadBalancer" else (),
         "load_balancer_ips": tuple(lb_ips),
         "external_ips": tuple(external_ips),
         "traffic_distribution": TrafficDistribution(td) if td else None,
@@ -688,7 +714,64 @@ def _service(o: _Obj, out: Objects) -> None:
         "session_affinity_timeout_s": float(timeout) if timeout is not None else None,
         "annotations": o.strings("metadata.annotations"),
     }
-    out.services.append(KService(o.name, fields, port_name, target, skip, o.file))
+    out.services.append(KService(o.name, fields, tuple(ports), skip, o.file))
+
+
+def _service_ports(o: _Obj, out: Objects, kind: str, skip: str) -> list[KPort]:
+    """``spec.ports``: each port, targetPort (a number, or a name resolved later on the pods), and nodePort,
+    allocated when a NodePort or LoadBalancer Service leaves it out (``allocateLoadBalancerNodePorts``)."""
+    items = o.items("spec.ports")
+    if not items and not skip:
+        raise o.error("spec.ports", "is required: at least one port")
+    allocate = kind == "NodePort" or (
+        kind == "LoadBalancer" and o.get("spec.allocateLoadBalancerNodePorts", bool, True)
+    )
+    ports: list[KPort] = []
+    for f, raw in items:
+        port = o.get("port", int, None, raw)
+        if port is None or not 1 <= port <= 65535:
+            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {port!r}")
+        target = o.get("targetPort", (int, str), port, raw)
+        if isinstance(target, int) and not 1 <= target <= 65535:
+            raise o.error(f"{f}.targetPort", f"must be 1-65535 or a port name, got {target!r}")
+        if isinstance(target, str) and target.isdigit():
+            target = int(target)
+        name = o.get("name", str, "", raw)
+        if len(items) > 1 and not name:
+            raise o.error(f"{f}.name", "is required when a Service has more than one port")
+        node_port = o.get("nodePort", int, 0, raw) if kind != "ClusterIP" else 0
+        if allocate and not node_port:
+            node_port = _allocate_node_port(out, ports)
+            out.notes.append(f"{o.file}: Service {o.name}: {f}: no nodePort given: {node_port} assumed")
+        ports.append(KPort(name, port, target, node_port))
+    return ports
+
+
+NODE_PORT_BASE = 30000
+"""The first port of the default ``--service-node-port-range`` (30000-32767)."""
+
+
+def _allocate_node_port(out: Objects, ports: Sequence[KPort]) -> int:
+    """The lowest port from 30000 up that no Service read so far (nor ``ports``, this one's) has taken as a
+    nodePort or healthCheckNodePort: the allocator hands both out of one range and never gives one twice."""
+    taken = {p.node_port for s in out.services for p in s.ports} | {p.node_port for p in ports}
+    taken |= {int(s.fields.get("health_check_node_port") or 0) for s in out.services}
+    port = NODE_PORT_BASE
+    while port in taken:
+        port += 1
+    return port
+
+
+def _source_ranges(o: _Obj, out: Objects) -> tuple[str, ...]:
+    """``spec.loadBalancerSourceRanges`` as CIDRs (surrounding spaces ignored, as kube-proxy ignores them)."""
+    raw = o.get("spec.loadBalancerSourceRanges", list, [])
+    cidrs = []
+    for i, text in enumerate(raw):
+        try:
+            cidrs.append(str(ipaddress.ip_network(str(text).strip(), strict=False)))
+        except ValueError:
+            raise o.error(f"spec.loadBalancerSourceRanges[{i}]", f"{text!r} is not a CIDR") from None
+    return tuple(cidrs)
 
 
 def _slice(o: _Obj, out: Objects) -> None:
@@ -771,11 +854,44 @@ def _workload(o: _Obj, out: Objects) -> None:
     )
 
 
+SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
+
+
+def _endpoints(o: _Obj, out: Objects) -> None:
+    """core/v1 Endpoints, read as the EndpointSliceMirroring controller reads them
+    (``pkg/controller/endpointslicemirroring``): each subset's ``addresses`` ready and ``notReadyAddresses`` not
+    (``addressToEndpoint``: only the ready condition is set), with the subset's ports; an object labelled
+    ``endpointslice.kubernetes.io/skip-mirror: "true"`` is not mirrored. Whether its Service is selectorless (the
+    only ones mirrored) is decided once the Services are known."""
+    if o.strings("metadata.labels").get(SKIP_MIRROR_LABEL) == "true":
+        out.notes.append(f"{o.file}: Endpoints {o.name}: labelled {SKIP_MIRROR_LABEL}: not mirrored")
+        return
+    for f, subset in o.items("subsets"):
+        ports: dict[str, int] = {}
+        for g, p in o.items("ports", subset, f"{f}.ports"):
+            number = o.get("port", int, None, p)
+            if number is None or not 1 <= number <= 65535:
+                raise o.error(f"{g}.port", f"is required: an integer 1-65535, got {number!r}")
+            ports[o.get("name", str, "", p)] = number
+        endpoints = []
+        for key, ready in (("addresses", True), ("notReadyAddresses", False)):
+            for g, a in o.items(key, subset, f"{f}.{key}"):
+                ip = o.get("ip", str, None, a)
+                if not ip:
+                    raise o.error(f"{g}.ip", "is required")
+                ref = o.get("targetRef", dict, {}, a)
+                pod = f"{ref.get('namespace') or o.namespace}/{ref['name']}" if ref.get("kind") == "Pod" else None
+                node = o.get("nodeName", str, None, a)
+                endpoints.append(KEndpoint(ip, ready, None, None, node, None, (), (), pod))
+        out.endpoints.append(KSlice(f"{o.name} {f}", o.name, tuple(endpoints), ports, o.file))
+
+
 _READERS = {
     "Node": _node,
     "Pod": _pod,
     "Service": _service,
     "EndpointSlice": _slice,
+    "Endpoints": _endpoints,
     **dict.fromkeys(WORKLOAD_KINDS, _workload),
 }
 """``kind`` -> its reader; one line per kind."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,8 @@ from sim.cluster import (
     Endpoint,
     Pod,
     Service,
+    ServicePort,
+    ServiceType,
     SessionAffinity,
     TrafficDistribution,
     TrafficPolicy,
@@ -45,6 +48,7 @@ _DISTRIBUTIONS = [d.value for d in TrafficDistribution]
 _AFFINITIES = [a.value for a in SessionAffinity]
 _DISCIPLINES = [d.value for d in Discipline]
 _TARGETS = [t.value for t in Target]
+_TYPES = [t.value for t in ServiceType]
 
 
 def load_scenario(
@@ -268,7 +272,10 @@ def _dataplane(top: Table) -> DataplaneConfig:
         enable_service_topology=t.take("enable_service_topology", bool, False),
         external_clusterip=t.take("external_clusterip", bool, False),
         prefer_same_node_gate=t.take("prefer_same_node_gate", bool, True),
-        detect_local_mode=t.take("detect_local_mode", str, DataplaneConfig.detect_local_mode),
+        local_traffic_detector=t.take("local_traffic_detector", str, DataplaneConfig.local_traffic_detector),
+        cluster_cidr=t.take("cluster_cidr", str, DataplaneConfig.cluster_cidr),
+        bridge_interface=t.take("bridge_interface", str, ""),
+        interface_name_prefix=t.take("interface_name_prefix", str, ""),
         recent_list_size=t.integer("recent_list_size", DataplaneConfig.recent_list_size, minimum=0),
         socket_lb_host_namespace_only=t.take("socket_lb_host_namespace_only", bool, False),
         service_no_backend_response=t.take("service_no_backend_response", str, "reject"),
@@ -334,6 +341,16 @@ def _pods(
     return pods, absent
 
 
+def _endpoint_ports(e: Table) -> tuple[tuple[str, int], ...]:
+    """An endpoint's ``ports = { http = 8080, grpc = 9090 }``: its slice's ports by name (a multi-port Service)."""
+    if "ports" not in e.data:
+        return ()
+    t = Table(e.path, e.field("ports"), e.take("ports", dict))
+    ports = tuple(sorted((name, t.integer(name, minimum=1, maximum=65535)) for name in list(t.data)))
+    t.done()
+    return ports
+
+
 def _services(top: Table, base: list[Service], defaults: Defaults) -> tuple[list[Service], dict[str, ServiceCalls]]:
     """``[[services]]`` after the cluster's Services: an entry naming one changes the fields it gives. Also each
     entry's calls (``sim.io.calls``), by Service name."""
@@ -374,6 +391,7 @@ def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
                     for_nodes=_string_list(e, "forNodes"),
                     pod=e.take("pod", str, None),
                     cilium_only=e.take("cilium_only", bool, False),
+                    ports=_endpoint_ports(e),
                 )
             )
             e.done()
@@ -406,15 +424,16 @@ def _service(t: Table, base: Service | None = None) -> Service:
         Service(
             name=t.take("name", str),
             selector=t.strings("selector") if "selector" in t.data else dict(b.selector),
-            port=t.integer("port", b.port, minimum=1),
-            target_port=t.integer("targetPort", b.target_port, minimum=1),
+            **_ports(t, b),
             internal_traffic_policy=t.choice(
                 "internalTrafficPolicy", TrafficPolicy, _POLICIES, b.internal_traffic_policy
             ),
             external_traffic_policy=t.choice(
                 "externalTrafficPolicy", TrafficPolicy, _POLICIES, b.external_traffic_policy
             ),
-            node_port=t.integer("nodePort", b.node_port, minimum=0),
+            type=t.choice("type", ServiceType, _TYPES, b.type),
+            health_check_node_port=t.integer("healthCheckNodePort", b.health_check_node_port, minimum=0),
+            load_balancer_source_ranges=_cidrs(t, "loadBalancerSourceRanges", b.load_balancer_source_ranges),
             load_balancer_ips=_string_list(t, "loadBalancerIPs")
             if "loadBalancerIPs" in t.data
             else b.load_balancer_ips,
@@ -427,6 +446,64 @@ def _service(t: Table, base: Service | None = None) -> Service:
             annotations=t.strings("annotations") if "annotations" in t.data else dict(b.annotations),
         ),
     )
+
+
+def _ports(t: Table, b: Service) -> dict[str, Any]:
+    """A Service's ports: ``port`` / ``targetPort`` / ``nodePort`` for one, or ``ports = [{name, port, targetPort,
+    nodePort}, ...]`` for several (each named, as the API requires of a Service with more than one)."""
+    if "ports" not in t.data:
+        return {
+            "port": t.integer("port", b.port, minimum=1),
+            "target_port": t.integer("targetPort", b.target_port, minimum=1),
+            "node_port": t.integer("nodePort", b.node_port, minimum=0),
+            "port_name": b.port_name,
+            "other_ports": b.other_ports,
+        }
+    for key in ("port", "targetPort", "nodePort"):
+        if key in t.data:
+            raise t.error(key, "give the port inside ports = [...] when ports is given")
+    raw = t.take("ports", list)
+    if not raw:
+        raise t.error("ports", "must list at least one port")
+    ports: list[ServicePort] = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise t.error(f"ports[{i}]", "must be a table {name, port, targetPort, nodePort}")
+        p = Table(t.path, t.field(f"ports[{i}]"), entry)
+        name = p.take("name", str, "")
+        if len(raw) > 1 and not name:
+            raise p.error("name", "is required when a Service has more than one port")
+        if name in [q.name for q in ports]:
+            raise p.error("name", f"duplicate port name {name!r}")
+        port = p.integer("port", None, minimum=1)
+        if port is None:
+            raise p.error("port", "is required")
+        ports.append(
+            _done(
+                p, ServicePort(name, port, p.integer("targetPort", 0, minimum=1), p.integer("nodePort", 0, minimum=0))
+            )
+        )
+    first = ports[0]
+    return {
+        "port": first.port,
+        "target_port": first.target_port,
+        "node_port": first.node_port,
+        "port_name": first.name,
+        "other_ports": tuple(ports[1:]),
+    }
+
+
+def _cidrs(t: Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of CIDRs (``loadBalancerSourceRanges``), each checked and written as ``ipaddress`` writes it."""
+    if key not in t.data:
+        return default
+    out = []
+    for text in _string_list(t, key):
+        try:
+            out.append(str(ipaddress.ip_network(text.strip(), strict=False)))
+        except ValueError:
+            raise t.error(key, f"{text!r} is not a CIDR") from None
+    return tuple(out)
 
 
 def _done(t: Table, value: Any) -> Any:
@@ -476,6 +553,7 @@ def _stream(t: Table, defaults: Defaults, requests_override: int | None) -> Stre
             connections=_connections(t),
             timeout_s=t.number("timeout_s", defaults.timeout_s, minimum=0, strict=True),
             retries=_retries(t),
+            port=str(t.take("port", (str, int), "")),
         ),
     )
 

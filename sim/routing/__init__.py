@@ -4,12 +4,13 @@ from sim.routing.affinity import Affinity
 from sim.routing.dataplane import (
     DATAPLANES,
     DEFAULT_DATAPLANE,
-    DETECT_LOCAL_MODES,
+    LOCAL_TRAFFIC_DETECTORS,
     NO_BACKEND_RESPONSES,
     Dataplane,
     DataplaneConfig,
     Route,
     Source,
+    source_range_denied,
 )
 from sim.routing.hints import Hints, generate_hints
 from sim.routing.pickers import PICKERS, Chooser, Picker, flow_key, ip_key
@@ -25,7 +26,7 @@ from sim.routing.policy import (
 __all__ = [
     "DATAPLANES",
     "DEFAULT_DATAPLANE",
-    "DETECT_LOCAL_MODES",
+    "LOCAL_TRAFFIC_DETECTORS",
     "NO_BACKEND_RESPONSES",
     "PICKERS",
     "Affinity",
@@ -45,4 +46,5 @@ __all__ = [
     "generate_hints",
     "ip_key",
     "local_ready_endpoints",
+    "source_range_denied",
 ]

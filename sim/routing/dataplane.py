@@ -8,6 +8,7 @@ them all in one page.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -33,9 +34,13 @@ class Source(StrEnum):
     """A client outside the cluster arriving at a node through the NodePort or a load balancer: eTP applies."""
 
 
-DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None")
-"""kube-proxy's ``--detect-local-mode`` values, plus ``None``: no detector (ClusterCIDR without ``--cluster-cidr``
+LOCAL_TRAFFIC_DETECTORS = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "none")
+"""kube-proxy's ``--detect-local-mode`` values, plus ``none``: no detector (ClusterCIDR without ``--cluster-cidr``
 gives ``NewNoOpLocalDetector``, ``cmd/kube-proxy/app/server_linux.go`` ``getLocalDetectors``)."""
+KIND_POD_SUBNET = "10.244.0.0/16"
+"""kind's default ``networking.podSubnet`` (``pkg/apis/config/v1alpha4/default.go``), which kubeadm gives kube-proxy
+as its ``clusterCIDR`` (``cmd/kubeadm/app/componentconfigs/kubeproxy.go`` ``Default``): so kind's kube-proxy runs
+the ClusterCIDR detector on ``10.244.0.0/16``."""
 NO_BACKEND_RESPONSES = ("reject", "drop")
 """Cilium's ``--service-no-backend-response``; ``reject`` is ``defaults.ServiceNoBackendResponse``."""
 XT_RECENT_IP_LIST_TOT = 100
@@ -53,10 +58,12 @@ class DataplaneConfig:
     ``cilium_topology_safeguards`` (the writer's all-hinted / one-for-my-zone guard of current Cilium; off: the older
     per-backend filter), ``cilium_prefer_same`` (Cilium 1.20's PreferSameZone as PreferClose and PreferSameNode by
     node name; off: Cilium 1.18-1.19, PreferClose only). kube-proxy: ``prefer_same_node_gate``
-    (``PreferSameTrafficDistribution``),
-    ``detect_local_mode`` (``--detect-local-mode``), ``recent_list_size`` (xt_recent's ``ip_list_tot``, iptables
-    only; 0: unlimited) and ``ipvs_graceful_termination`` (removed real servers kept at weight 0; off: deleted at
-    once, as before kube-proxy 1.13).
+    (``PreferSameTrafficDistribution``), ``local_traffic_detector`` (``--detect-local-mode``; ``none``: no
+    detector) with ``cluster_cidr`` (``--cluster-cidr``), ``bridge_interface`` (``--pod-bridge-interface``) and
+    ``interface_name_prefix`` (``--pod-interface-name-prefix``), defaulted as kind configures kube-proxy,
+    ``recent_list_size`` (xt_recent's ``ip_list_tot``, iptables only; 0: unlimited) and
+    ``ipvs_graceful_termination`` (removed real servers kept at weight 0; off: deleted at once, as before
+    kube-proxy 1.13).
     """
 
     name: str = "iptables"
@@ -66,7 +73,10 @@ class DataplaneConfig:
     enable_service_topology: bool = False
     external_clusterip: bool = False
     prefer_same_node_gate: bool = True
-    detect_local_mode: str = "ClusterCIDR"
+    local_traffic_detector: str = "ClusterCIDR"
+    cluster_cidr: str = KIND_POD_SUBNET
+    bridge_interface: str = ""
+    interface_name_prefix: str = ""
     recent_list_size: int = XT_RECENT_IP_LIST_TOT
     socket_lb_host_namespace_only: bool = False
     service_no_backend_response: str = "reject"
@@ -112,8 +122,8 @@ def pod_is_local(source: Source, cfg: DataplaneConfig) -> bool:
     """Whether kube-proxy's local-traffic detector (``proxier.localDetector.IfLocal()``) matches a pod's packet on
     the node deciding it: ClusterCIDR matches every pod of the cluster, NodeCIDR and the interface modes only pods
     of that node (a pod calling another node's NodePort is not one of them), no detector matches nothing."""
-    mode = cfg.detect_local_mode
-    if mode == "None" or source not in (Source.POD_EXTERNAL, Source.POD_NODE_PORT):
+    mode = cfg.local_traffic_detector
+    if mode == "none" or source not in (Source.POD_EXTERNAL, Source.POD_NODE_PORT):
         return False
     return mode == "ClusterCIDR" or source == Source.POD_EXTERNAL
 
@@ -215,6 +225,17 @@ def cilium_route(
         reason = DropReason.NO_BACKEND_REJECTED if reject else DropReason.NO_SERVICE_BACKEND
         return Route((), picker, preserved, reason)
     return Route(backends, picker, preserved)
+
+
+def source_range_denied(service: Service, client_ip: str, cfg: DataplaneConfig) -> bool:
+    """Whether kube-proxy's loadBalancerSourceRanges firewall drops a connection from ``client_ip`` to the
+    Service's LoadBalancer IP: the ranges are set and none holds the address (iptables ``KUBE-FW-*`` then
+    ``KUBE-PROXY-FIREWALL``, nftables ``firewall-*``: ``syncProxyRules``' ``usesFWChain``; the NodePort is not
+    subject to them). Cilium's own check (``--enable-svc-source-range-check``) is not modelled."""
+    if cfg.name not in ("iptables", "nftables") or not service.load_balancer_source_ranges:
+        return False
+    address = ipaddress.ip_address(client_ip)
+    return not any(address in ipaddress.ip_network(cidr) for cidr in service.load_balancer_source_ranges)
 
 
 def kube_proxy_remote_node_port(cfg: DataplaneConfig) -> bool:

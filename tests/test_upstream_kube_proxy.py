@@ -1,0 +1,465 @@
+"""kube-proxy's own expected-output tests, replayed: the Services and EndpointSlices of upstream's
+``TestOverallNFTablesRules`` (``pkg/proxy/nftables/proxier_test.go``) and ``TestOverallIPTablesRules``
+(``pkg/proxy/iptables/proxier_test.go``) built as a Scenario, their rules written by the functions
+``sim emulate --show-rules`` prints (``sim.emulate.plan.service_rules`` per node, ``sim.emulate.rules.node_rules``),
+and compared with upstream's expected text (``tests/data/kube_proxy``, source and license in ``SOURCE.txt``).
+
+The comparison is what upstream's own assertions compare: each chain's rules in order, and the set of chains,
+sets, maps and elements; kube-proxy's transaction steps that a dump does not show (``flush``, ``delete``, the
+add+delete of base chains) are left out. Two differences of the fixture, not of kube-proxy, are normalised: the
+fake proxier's masquerade mark ``0x4000`` (the real one formats ``%#08x``: ``0x004000``) and, in iptables, the fake
+iptables' lack of ``--random-fully``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sim.cluster import Endpoint, Pod, Service, ServiceType, SessionAffinity, TrafficPolicy
+from sim.emulate.plan import service_rules
+from sim.emulate.rules import Proxy, detector, node_rules
+from sim.routing import DataplaneConfig
+from sim.scenario import Scenario
+from tests.conftest import star
+
+DATA = Path(__file__).parent / "data" / "kube_proxy"
+NODE = "test-node"
+CLUSTER_IPS = {f"ns{i}/svc{i}": f"172.30.0.4{i}" for i in range(1, 7)}
+PROXY = Proxy(detector("ClusterCIDR", "10.0.0.0/8"), "192.168.0.2", "172.30.0.0/16")
+
+
+def upstream_scenario(mode: str, affinity: bool) -> Scenario:
+    """The six Services of upstream's overall test (ns1/svc1 ... ns6/svc6, port ``p80``) with their endpoints:
+    none has a node but 10.180.0.5 (on ``test-node``), so the eTP=Local svc2 has no local endpoint."""
+    lb, local = ServiceType.LOAD_BALANCER, TrafficPolicy.LOCAL
+    services = (
+        Service("ns1/svc1", port_name="p80"),
+        Service(
+            "ns2/svc2",
+            port_name="p80",
+            type=lb,
+            external_traffic_policy=local,
+            node_port=3001,
+            load_balancer_ips=("1.2.3.4",),
+            external_ips=("192.168.99.22",),
+            health_check_node_port=30000,
+        ),
+        Service("ns3/svc3", port_name="p80", type=ServiceType.NODE_PORT, node_port=3003),
+        Service("ns4/svc4", port_name="p80", type=ServiceType.NODE_PORT, external_ips=("192.168.99.33",)),
+        Service(
+            "ns5/svc5",
+            port_name="p80",
+            type=lb,
+            node_port=3002,
+            load_balancer_ips=("5.6.7.8",),
+            health_check_node_port=30000,  # eTP=Cluster: NeedsHealthCheck is false, no rule
+            load_balancer_source_ranges=("203.0.113.0/25",),
+            session_affinity=SessionAffinity.CLIENT_IP if affinity else SessionAffinity.NONE,
+        ),
+        Service("ns6/svc6", port_name="p80"),
+    )
+    slices = {
+        "ns1/svc1": [("10.180.0.1", None)],
+        "ns2/svc2": [("10.180.0.2", None)],
+        "ns3/svc3": [("10.180.0.3", None)],
+        "ns4/svc4": [("10.180.0.4", None), ("10.180.0.5", NODE)],
+        "ns5/svc5": [("10.180.0.3", None)],
+    }
+    pods = [Pod(f"{svc.split('/')[0]}/ep-{ip}", "node2", ip) for svc, eps in slices.items() for ip, _ in eps]
+    given = {
+        svc: tuple(Endpoint(f"{ip}:80", node_name=node, pod=f"{svc.split('/')[0]}/ep-{ip}") for ip, node in eps)
+        for svc, eps in slices.items()
+    }
+    return Scenario(
+        name="upstream",
+        topology=star([NODE, "node2"]),
+        pods=tuple(pods),
+        services=services,
+        streams=(),
+        dataplane=DataplaneConfig(mode, cluster_cidr="10.0.0.0/8"),
+        given_endpoints=given,
+    )
+
+
+def ours(mode: str, affinity: bool) -> str:
+    """The rules for ``test-node``, as ``show_rules`` writes them, with the fixture's mark."""
+    sc = upstream_scenario(mode, affinity)
+    text = "".join(node_rules(service_rules(sc, NODE, CLUSTER_IPS), mode, PROXY).values())
+    return text.replace("0x004000", "0x4000").replace(" --random-fully", "")
+
+
+def nft_dump(text: str) -> tuple[set[str], dict[str, list[str]]]:
+    """What ``knftables.Fake.Dump`` compares: the objects added (not flushed or deleted, base chains once with
+    their properties), and each chain's rules in order."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    deleted = {ln.removeprefix("delete ") for ln in lines if ln.startswith("delete ")}
+    added = [ln for ln in lines if ln.startswith("add ") and ln.removeprefix("add ") not in deleted]
+    rules: dict[str, list[str]] = {}
+    for ln in added:
+        if ln.startswith("add rule ip kube-proxy "):
+            chain = ln.split()[4]
+            rules.setdefault(chain, []).append(ln)
+    return {ln for ln in added if not ln.startswith("add rule ")}, rules
+
+
+def iptables_dump(text: str) -> dict[str, tuple[set[str], dict[str, list[str]]]]:
+    """Per table: its chains, and each chain's rules in order (what ``assertIPTablesRulesEqual`` compares)."""
+    out: dict[str, tuple[set[str], dict[str, list[str]]]] = {}
+    table = ""
+    for ln in text.splitlines():
+        if ln.startswith("*"):
+            table = ln[1:]
+            out.setdefault(table, (set(), {}))
+        elif ln.startswith(":"):
+            out[table][0].add(ln.split()[0])
+        elif ln.startswith("-A "):
+            out[table][1].setdefault(ln.split()[1], []).append(ln)
+    return out
+
+
+def test_overall_nftables_rules_match_upstream():
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` ``TestOverallNFTablesRules``: every object and every
+    chain's rules, with the base chains of kubernetes#132456, the unallocated-ClusterIP drop, the detector's
+    rules, the firewall chain of loadBalancerSourceRanges and NodePorts on the node's IP (``primary``)."""
+    expected = nft_dump((DATA / "overall_nftables.expected").read_text())
+    got = nft_dump(ours("nftables", affinity=True))
+    assert got[0] == expected[0]
+    assert got[1] == expected[1]
+
+
+def test_overall_iptables_rules_match_upstream():
+    """kubernetes ``pkg/proxy/iptables/proxier_test.go`` ``TestOverallIPTablesRules``: both tables' chains and
+    every chain's rules in order, with the health check node port, ``KUBE-FW-*`` and ``KUBE-PROXY-FIREWALL`` for
+    loadBalancerSourceRanges, and the ClusterCIDR detector's masquerade and short-circuit rules."""
+    restore = ours("iptables", affinity=False).split("COMMIT\n", 2)[-1]  # after the jumps' two tables
+    expected = iptables_dump((DATA / "overall_iptables.expected").read_text())
+    got = iptables_dump(restore)
+    assert set(got) == set(expected) == {"filter", "nat"}
+    for table in expected:
+        assert got[table][0] == expected[table][0], table
+        assert got[table][1] == expected[table][1], table
+
+
+def test_a_wrong_model_fails_the_replay():
+    """The replay can fail: without the local-traffic detector (the rules the emulation wrote before), or with the
+    nftables base chains of before kubernetes#132456, the dumps differ from upstream's."""
+    sc = upstream_scenario("nftables", affinity=True)
+    no_detector = "".join(node_rules(service_rules(sc, NODE, CLUSTER_IPS), "nftables", Proxy()).values())
+    expected = nft_dump((DATA / "overall_nftables.expected").read_text())
+    assert nft_dump(no_detector.replace("0x004000", "0x4000"))[1] != expected[1]
+    old_layout = ours("nftables", affinity=True).replace("filter-output-pre-dnat", "filter-output-post-dnat")
+    assert nft_dump(old_layout)[0] != expected[0]
+
+
+# --- TestInternalExternalMasquerade (pkg/proxy/nftables/proxier_test.go, the same flows in iptables) -----------
+
+MASQ_FLOWS = [  # (flow name, service, source, expected endpoints, masq): upstream's flowTests, pod and external
+    ("pod to ClusterIP", "ns1/svc1", "pod", "10.180.0.1:80, 10.180.1.1:80", False),
+    ("pod to NodePort", "ns1/svc1", "pod-external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("pod to LB", "ns1/svc1", "pod-external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("external to NodePort", "ns1/svc1", "external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("external to LB", "ns1/svc1", "external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("pod to ClusterIP with eTP:Local", "ns2/svc2", "pod", "10.180.0.2:80, 10.180.1.2:80", False),
+    ("pod to NodePort with eTP:Local", "ns2/svc2", "pod-external", "10.180.0.2:80, 10.180.1.2:80", False),
+    ("pod to LB with eTP:Local", "ns2/svc2", "pod-external", "10.180.0.2:80, 10.180.1.2:80", False),
+    ("external to NodePort with eTP:Local", "ns2/svc2", "external", "10.180.0.2:80", False),
+    ("external to LB with eTP:Local", "ns2/svc2", "external", "10.180.0.2:80", False),
+    ("pod to ClusterIP with iTP:Local", "ns3/svc3", "pod", "10.180.0.3:80", False),
+    ("pod to NodePort with iTP:Local", "ns3/svc3", "pod-external", "10.180.0.3:80, 10.180.1.3:80", True),
+    ("pod to LB with iTP:Local", "ns3/svc3", "pod-external", "10.180.0.3:80, 10.180.1.3:80", True),
+    ("external to NodePort with iTP:Local", "ns3/svc3", "external", "10.180.0.3:80, 10.180.1.3:80", True),
+    ("external to LB with iTP:Local", "ns3/svc3", "external", "10.180.0.3:80, 10.180.1.3:80", True),
+]
+NO_DETECTOR_OVERRIDES = {  # upstream's "no LocalTrafficDetector" overrides that concern these flows
+    "pod to NodePort with eTP:Local": "10.180.0.2:80",
+    "pod to LB with eTP:Local": "10.180.0.2:80",
+}
+
+
+def masquerade_scenario(mode: str, detector_mode: str) -> Scenario:
+    """``TestInternalExternalMasquerade``'s ``setupTest``: three LoadBalancers (plain, eTP=Local, iTP=Local), each
+    with an endpoint on ``test-node`` and one on ``remote``."""
+    lb = ServiceType.LOAD_BALANCER
+    services = (
+        Service("ns1/svc1", port_name="p80", type=lb, node_port=3001, load_balancer_ips=("1.2.3.4",)),
+        Service(
+            "ns2/svc2",
+            port_name="p80",
+            type=lb,
+            node_port=3002,
+            load_balancer_ips=("5.6.7.8",),
+            external_traffic_policy=TrafficPolicy.LOCAL,
+        ),
+        Service(
+            "ns3/svc3",
+            port_name="p80",
+            type=lb,
+            node_port=3003,
+            load_balancer_ips=("9.10.11.12",),
+            internal_traffic_policy=TrafficPolicy.LOCAL,
+        ),
+    )
+    given = {
+        f"ns{i}/svc{i}": (
+            Endpoint(f"10.180.0.{i}:80", node_name=NODE, pod=f"ns{i}/local"),
+            Endpoint(f"10.180.1.{i}:80", node_name="remote", pod=f"ns{i}/remote"),
+        )
+        for i in (1, 2, 3)
+    }
+    pods = tuple(
+        Pod(f"ns{i}/{w}", n, f"10.180.{k}.{i}")
+        for i in (1, 2, 3)
+        for k, (w, n) in enumerate([("local", NODE), ("remote", "remote")])
+    )
+    return Scenario(
+        name="masquerade",
+        topology=star([NODE, "remote"]),
+        pods=pods,
+        services=services,
+        streams=(),
+        dataplane=DataplaneConfig(mode, local_traffic_detector=detector_mode, cluster_cidr="10.0.0.0/8"),
+        given_endpoints=given,
+    )
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+@pytest.mark.parametrize("detector_mode", ["ClusterCIDR", "none"])
+def test_internal_external_masquerade_flows_match_upstream(mode, detector_mode):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (and ``pkg/proxy/iptables/proxier_test.go``)
+    ``TestInternalExternalMasquerade``, cases "base" and "no LocalTrafficDetector": every flow from a pod or from
+    outside, through ``Scenario.route_for`` (what ``sim run`` and ``sim routes`` use): the endpoints reached and
+    whether the source is masqueraded. (Flows from the node itself, external clients to a ClusterIP and
+    ``--masquerade-all`` are not modelled.)"""
+    from sim.routing import Source
+
+    sc = masquerade_scenario(mode, detector_mode)
+    for name, service, source, expected, masq in MASQ_FLOWS:
+        if detector_mode == "none":
+            expected = NO_DETECTOR_OVERRIDES.get(name, expected)
+        route = sc.route_for(service, NODE, Source(source))
+        assert ", ".join(e.address for e in route.endpoints) == expected, name
+        assert (not route.source_preserved) == masq, name
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_no_endpoints_reject_flows_match_upstream(mode):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` / ``pkg/proxy/iptables/proxier_test.go``
+    ``TestNoEndpointsReject``: a LoadBalancer with an externalIP and no endpoints REJECTs all six flows (a pod or
+    an outside client to its ClusterIP, externalIP, NodePort, LB IP; pod to ClusterIP and externalIP share
+    ``pod``/``pod-external``): ``no_endpoints``, refused at once, from every source; and the rules write the REJECT
+    for each address."""
+    from sim.outcomes import DropReason
+    from sim.routing import Source
+
+    svc = Service(
+        "ns1/svc1",
+        port_name="p80",
+        type=ServiceType.LOAD_BALANCER,
+        node_port=3001,
+        load_balancer_ips=("1.2.3.4",),
+        external_ips=("192.168.99.11",),
+    )
+    sc = Scenario(
+        name="no-endpoints",
+        topology=star([NODE]),
+        pods=(),
+        services=(svc,),
+        streams=(),
+        dataplane=DataplaneConfig(mode, cluster_cidr="10.0.0.0/8"),
+    )
+    for source in (Source.POD, Source.POD_EXTERNAL, Source.EXTERNAL):
+        route = sc.route_for("ns1/svc1", NODE, source)
+        assert route.drop == DropReason.NO_ENDPOINTS and not route.drop.client_waits, source
+    text = "".join(node_rules(service_rules(sc, NODE, {"ns1/svc1": "172.30.0.41"}), mode, PROXY).values())
+    if mode == "iptables":
+        assert text.count('"ns1/svc1:p80 has no endpoints"') == 4 and text.count("-j REJECT") == 4
+    else:
+        assert text.count('comment "ns1/svc1:p80" : goto reject-chain') == 4
+
+
+# --- traffic policy flow tests (pkg/proxy/nftables/proxier_test.go; iptables has the same) -----------------------
+
+R, S, T = "ready", "serving", "terminating"
+TERMINATING_CASES = [  # (case, endpoints (ip, node, conditions), pod -> ClusterIP, external -> LB)
+    (
+        "ready endpoints exist",
+        [
+            ("10.0.1.1", NODE, {R, S}),
+            ("10.0.1.2", NODE, {R, S}),
+            ("10.0.1.3", NODE, {S, T}),
+            ("10.0.1.4", NODE, {T}),
+            ("10.0.1.5", "node-1", {R, S}),
+        ],
+        "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80",
+        "10.0.1.1:80, 10.0.1.2:80",
+    ),
+    (
+        "only terminating endpoints exist",
+        [
+            ("10.0.1.2", NODE, {S, T}),
+            ("10.0.1.3", NODE, {S, T}),
+            ("10.0.1.4", NODE, {T}),
+            ("10.0.1.5", "node-1", {R, S}),
+        ],
+        "10.0.1.5:80",
+        "10.0.1.2:80, 10.0.1.3:80",
+    ),
+    ("terminating endpoints on remote node", [("10.0.1.5", "node-1", {S, T})], "10.0.1.5:80", "DROP"),
+    (
+        "no usable endpoints on any node",
+        [("10.0.1.5", NODE, {T}), ("10.0.1.5", "node-1", {T})],
+        "REJECT",
+        "REJECT",
+    ),
+    ("after endpoints deleted", [], "REJECT", "REJECT"),
+]
+CLUSTER_CASES = [  # TestTerminatingEndpointsTrafficPolicyCluster: (case, endpoints, pod->ClusterIP = external->LB)
+    (
+        "ready endpoints exist",
+        [
+            ("10.0.1.1", NODE, {R, S}),
+            ("10.0.1.2", NODE, {R, S}),
+            ("10.0.1.3", "another-node", {S, T}),
+            ("10.0.1.4", "another-node", {T}),
+            ("10.0.1.5", "another-node", {R, S}),
+        ],
+        "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80",
+    ),
+    (
+        "only terminating endpoints exist",
+        [
+            ("10.0.1.2", NODE, {S, T}),
+            ("10.0.1.3", NODE, {S, T}),
+            ("10.0.1.4", "another-node", {T}),
+            ("10.0.1.5", "another-node", {S, T}),
+        ],
+        "10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80",
+    ),
+    ("terminating endpoints on remote node", [("10.0.1.5", "node-1", {S, T})], "10.0.1.5:80"),
+    ("no usable endpoints on any node", [("10.0.1.5", NODE, {T}), ("10.0.1.5", "node-1", {T})], "REJECT"),
+    ("after endpoints deleted", [], "REJECT"),
+]
+ITP_CASES = [  # TestInternalTrafficPolicy: (case, iTP, endpoints (ip, node), pod->ClusterIP)
+    (
+        "internalTrafficPolicy is cluster",
+        TrafficPolicy.CLUSTER,
+        [("10.0.1.1", NODE), ("10.0.1.2", "node1"), ("10.0.1.3", "node2")],
+        "10.0.1.1:80, 10.0.1.2:80, 10.0.1.3:80",
+    ),
+    (
+        "internalTrafficPolicy is local and there is one local endpoint",
+        TrafficPolicy.LOCAL,
+        [("10.0.1.1", NODE), ("10.0.1.2", "node1"), ("10.0.1.3", "node2")],
+        "10.0.1.1:80",
+    ),
+    (
+        "internalTrafficPolicy is local and there are multiple local endpoints",
+        TrafficPolicy.LOCAL,
+        [("10.0.1.1", NODE), ("10.0.1.2", NODE), ("10.0.1.3", "node2")],
+        "10.0.1.1:80, 10.0.1.2:80",
+    ),
+    (
+        "internalTrafficPolicy is local and there are no local endpoints",
+        TrafficPolicy.LOCAL,
+        [("10.0.1.1", "node0"), ("10.0.1.2", "node1"), ("10.0.1.3", "node2")],
+        "DROP",
+    ),
+    ("endpoints deleted", TrafficPolicy.LOCAL, [], "REJECT"),
+]
+
+
+def one_service(mode: str, svc: Service, endpoints: list[tuple[str, str, set[str]]]) -> Scenario:
+    """``ns1/svc1`` with the given endpoints (each its own pod), as the flow tests' fake proxier holds it."""
+    from sim.io.builders import endpoint
+
+    eps = tuple(
+        endpoint(f"{ip}:80", ready=R in c, serving=S in c, terminating=T in c, node=node, pod=f"ns1/p{i}")
+        for i, (ip, node, c) in enumerate(endpoints)
+    )
+    nodes = sorted({NODE, *(n for _, n, _ in endpoints)})
+    return Scenario(
+        name="flows",
+        topology=star(nodes),
+        pods=tuple(Pod(f"ns1/p{i}", node, ip) for i, (ip, node, _) in enumerate(endpoints)),
+        services=(svc,),
+        streams=(),
+        dataplane=DataplaneConfig(mode, cluster_cidr="10.0.0.0/8"),
+        given_endpoints={svc.name: eps} if eps else {},
+    )
+
+
+def outcome(sc: Scenario, source_name: str) -> tuple[str, bool]:
+    """A flow's output as upstream's packet-flow tests print it ("REJECT", "DROP" or the endpoints), and masq."""
+    from sim.outcomes import DropReason
+    from sim.routing import Source
+
+    route = sc.route_for("ns1/svc1", NODE, Source(source_name))
+    verdict = {DropReason.NO_ENDPOINTS: "REJECT", DropReason.NO_LOCAL_ENDPOINTS: "DROP"}.get(route.drop)
+    return verdict or ", ".join(sorted(e.address for e in route.endpoints)), not route.source_preserved
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_traffic_policy_flow_tests_match_upstream(mode):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (the iptables file has the same tables)
+    ``TestTerminatingEndpointsTrafficPolicyLocal`` (5 cases incl. after deletion, 2 flows each),
+    ``TestTerminatingEndpointsTrafficPolicyCluster`` (5 x 2) and ``TestInternalTrafficPolicy`` (5 x 1): every flow
+    through ``Scenario.route_for``, output and masquerade as upstream expects."""
+    lb = dict(type=ServiceType.LOAD_BALANCER, load_balancer_ips=("1.2.3.4",))
+    local = Service("ns1/svc1", external_traffic_policy=TrafficPolicy.LOCAL, health_check_node_port=30000, **lb)
+    for case, eps, to_cluster_ip, to_lb in TERMINATING_CASES:
+        sc = one_service(mode, local, eps)
+        assert outcome(sc, "pod") == (to_cluster_ip, False), case
+        assert outcome(sc, "external")[0] == to_lb, case
+        if to_lb not in ("REJECT", "DROP"):
+            assert outcome(sc, "external")[1] is False, case
+    cluster = Service("ns1/svc1", **lb)
+    for case, eps, expected in CLUSTER_CASES:
+        sc = one_service(mode, cluster, eps)
+        assert outcome(sc, "pod")[0] == expected, case
+        assert outcome(sc, "external")[0] == expected, case
+        if expected != "REJECT":
+            assert outcome(sc, "pod")[1] is False and outcome(sc, "external")[1] is True, case
+    for case, itp, eps2, expected in ITP_CASES:
+        sc = one_service(mode, Service("ns1/svc1", internal_traffic_policy=itp), [(ip, n, {R, S}) for ip, n in eps2])
+        assert outcome(sc, "pod")[0] == expected, case
+
+
+ETP_FLOWS = [  # TestExternalTrafficPolicyLocal / ...Cluster: (flow, source, Local: output, masq; Cluster: output, masq)
+    ("pod to cluster IP", "pod", "both", False, "both", False),
+    ("pod to external IP", "pod-external", "both", False, "both", True),
+    ("external to external IP", "external", "local", False, "both", True),
+    ("pod to LB IP", "pod-external", "both", False, "both", True),
+    ("external to LB IP", "external", "local", False, "both", True),
+    ("pod to NodePort", "pod-external", "both", False, "both", True),
+    ("external to NodePort", "external", "local", False, "both", True),
+]
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+@pytest.mark.parametrize("policy", [TrafficPolicy.LOCAL, TrafficPolicy.CLUSTER])
+def test_external_traffic_policy_flows_match_upstream(mode, policy):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (and iptables) ``TestExternalTrafficPolicyLocal`` and
+    ``TestExternalTrafficPolicyCluster``: a LoadBalancer with an externalIP, one endpoint without a node and one on
+    this node; its 7 flows each (pods short-circuited to both endpoints by the ClusterCIDR detector; from outside
+    eTP=Local reaches only the local one, unmasqueraded; eTP=Cluster masquerades every external destination)."""
+    svc = Service(
+        "ns1/svc1",
+        port_name="p80",
+        type=ServiceType.LOAD_BALANCER,
+        external_traffic_policy=policy,
+        node_port=3001,
+        load_balancer_ips=("1.2.3.4",),
+        external_ips=("192.168.99.11",),
+        health_check_node_port=30000 if policy == TrafficPolicy.LOCAL else 0,
+    )
+    sc = one_service(mode, svc, [("10.180.0.1", "elsewhere", {R, S}), ("10.180.2.1", NODE, {R, S})])
+    no_node = {**sc.given_endpoints}
+    no_node["ns1/svc1"] = (replace(no_node["ns1/svc1"][0], node_name=None), no_node["ns1/svc1"][1])
+    sc = replace(sc, given_endpoints=no_node)
+    named = {"both": "10.180.0.1:80, 10.180.2.1:80", "local": "10.180.2.1:80"}
+    for flow, source, local_out, local_masq, cluster_out, cluster_masq in ETP_FLOWS:
+        expected = (local_out, local_masq) if policy == TrafficPolicy.LOCAL else (cluster_out, cluster_masq)
+        assert outcome(sc, source) == (named[expected[0]], expected[1]), flow
