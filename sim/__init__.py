@@ -6,8 +6,9 @@ The public API (``help(sim.NAME)`` for each):
 
 - read: ``load_scenario``, ``load_topology``, ``load_experiment`` (files to ``Scenario``, ``Experiment``);
   ``Scenario``, ``Stream`` (what a run simulates); ``SpecError`` (what bad input raises: file, field, problem)
-- run: ``run`` (the SimPy simulation), ``run_fast`` (the vectorised fast path, where ``fast_path_problem``
-  finds none) -> ``RunResult`` (one row per request; ``RunResult.to_frame()`` names every code);
+- run: ``simulate`` (the one way in: ``engine`` des, fast or auto), ``events_needed`` (why a run needs the event
+  path, or None), ``run`` (the event path itself) -> ``RunResult`` (one row per request; ``RunResult.to_frame()``
+  names every code; ``engine`` and ``events_needed`` say which way ran and why);
   ``Outcome``, ``DropReason`` (the codes of its outcome and reason columns)
 - measure: ``summarize``, ``summarize_service`` (per Service counts, shares, the chi-square test, the verdict);
   ``chi_square_gof``, ``chi_square_power``, ``ChiSquare``
