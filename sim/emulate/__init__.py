@@ -37,6 +37,7 @@ def emulate(plan: Plan, seed: int, *, connect_timeout_s: float = 1.0) -> dict[st
     comparison per Service (``{"services": {NAME: {"kernel", "sim", "homogeneity_p", ...}}}``)."""
     from sim.emulate.netns import emulated, tool_versions
 
+    show_rules(plan)  # every payload renders, or a name is refused, before the kernel is touched
     with emulated(plan, connect_timeout_s=connect_timeout_s) as em:
         kernel = em.run_clients()
     report = compare(plan.scenario, kernel, sim_counts(plan.scenario, seed))

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from sim.cluster import Endpoint, Service, SessionAffinity, TrafficPolicy
 from sim.emulate.plan import ServiceRules
+from sim.emulate.quoting import checked, iptables_comment, iptables_word, nft_comment, nft_identifier
 
 NAMESPACE = "default"
 PROTOCOL = "tcp"
@@ -47,7 +48,7 @@ def service_port_name(svc: Service) -> str:
 
 
 def _b32_sha256(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()
+    return base64.b32encode(hashlib.sha256(checked(text).encode()).digest()).decode()
 
 
 def port_proto_hash(service_port_name: str, protocol: str = PROTOCOL) -> str:
@@ -98,7 +99,7 @@ def hash_and_truncate(name: str) -> str:
     >>> hash_and_truncate("ns1/svc1/tcp/p80")  # upstream's comment: "ULMVA6XW-ns1/svc1/tcp/p80"
     'ULMVA6XW-ns1/svc1/tcp/p80'
     """
-    out = _b32_sha256(name)[:8] + "-" + name
+    out = nft_identifier(_b32_sha256(name), name)  # the hash alone where the name is not an nft identifier
     limit = 256 - 16  # knftables.NameLengthMax - chainNamePrefixLengthMax
     return out[: limit - 3] + "..." if len(out) > limit else out
 
@@ -227,6 +228,11 @@ def iptables_jumps() -> str:
     return "\n".join(out) + "\n"
 
 
+def _comment(text: str) -> str:
+    """The comment match of a rule, its text quoted for iptables-restore (``sim.emulate.quoting``)."""
+    return f"-m comment --comment {iptables_comment(text)}"
+
+
 def _svc_to_endpoint_rules(s: ServiceRules, chain: str, endpoints: Sequence[Endpoint]) -> list[str]:
     """``writeServiceToEndpointRules``: affinity checks first, then the probability cascade."""
     svc, name = s.service, service_port_name(s.service)
@@ -235,12 +241,12 @@ def _svc_to_endpoint_rules(s: ServiceRules, chain: str, endpoints: Sequence[Endp
         for ep in endpoints:
             sep = sep_chain(svc, ep.address)
             rules.append(
-                f'-A {chain} -m comment --comment "{name} -> {ep.address}" -m recent --name {sep} --rcheck '
+                f"-A {chain} {_comment(f'{name} -> {ep.address}')} -m recent --name {sep} --rcheck "
                 f"--seconds {_sticky_seconds(svc)} --reap -j {sep}"
             )
     n = len(endpoints)
     for i, ep in enumerate(endpoints):
-        args = f'-A {chain} -m comment --comment "{name} -> {ep.address}"'
+        args = f"-A {chain} {_comment(f'{name} -> {ep.address}')}"
         if i < n - 1:
             args += f" -m statistic --mode random --probability {probability(n - i)}"
         rules.append(f"{args} -j {sep_chain(svc, ep.address)}")
@@ -315,39 +321,35 @@ def _iptables_entries(s: ServiceRules, out: _Restore) -> None:
     dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {s.cluster_ip} --dport {svc.port}"
     target, why = _filter_verdict(s)
     if has_internal_endpoints(s):
-        out.nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" {dest} -j {internal_chain(s)}')
+        out.nat_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} cluster IP')} {dest} -j {internal_chain(s)}")
     else:
-        out.filter_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} {why}" {dest} -j {target}')
+        out.filter_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} {why}')} {dest} -j {target}")
     external = has_external_endpoints(s)
     for ip in svc.external_ips:
         ext_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
         if s.has_endpoints:
-            out.nat_rules.append(
-                f'-A KUBE-SERVICES -m comment --comment "{name} external IP" {ext_dest} -j {ext_chain(svc)}'
-            )
+            out.nat_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} external IP')} {ext_dest} -j {ext_chain(svc)}")
         if not external:
-            out.filter_rules.append(
-                f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {ext_dest} -j {target}'
-            )
+            out.filter_rules.append(f"-A KUBE-EXTERNAL-SERVICES {_comment(f'{name} {why}')} {ext_dest} -j {target}")
     for ip in svc.load_balancer_ips:
         if s.has_endpoints:
             lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
             out.nat_rules.append(
-                f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" {lb_dest} -j {ext_chain(svc)}'
+                f"-A KUBE-SERVICES {_comment(f'{name} loadbalancer IP')} {lb_dest} -j {ext_chain(svc)}"
             )
     if not external:
         for ip in svc.load_balancer_ips:
             lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
-            out.filter_rules.append(
-                f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {lb_dest} -j {target}'
-            )
+            out.filter_rules.append(f"-A KUBE-EXTERNAL-SERVICES {_comment(f'{name} {why}')} {lb_dest} -j {target}")
     if svc.node_port:
         np_dest = f"-m {PROTOCOL} -p {PROTOCOL} --dport {svc.node_port}"
         if s.has_endpoints:
-            out.nat_rules.append(f"-A KUBE-NODEPORTS -m comment --comment {name} {np_dest} -j {ext_chain(svc)}")
+            out.nat_rules.append(
+                f"-A KUBE-NODEPORTS -m comment --comment {iptables_word(name)} {np_dest} -j {ext_chain(svc)}"
+            )
         if not external:
             out.filter_rules.append(
-                f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" -m addrtype --dst-type LOCAL '
+                f"-A KUBE-EXTERNAL-SERVICES {_comment(f'{name} {why}')} -m addrtype --dst-type LOCAL "
                 f"{np_dest} -j {target}"
             )
 
@@ -361,13 +363,13 @@ def _iptables_external_chain(s: ServiceRules, out: _Restore) -> None:
     out.nat_chains.append(f":{ext} - [0:0]")
     if not _external_local(svc):
         out.nat_rules.append(
-            f'-A {ext} -m comment --comment "masquerade traffic for {name} external destinations" -j KUBE-MARK-MASQ'
+            f"-A {ext} {_comment(f'masquerade traffic for {name} external destinations')} -j KUBE-MARK-MASQ"
         )
     else:  # no local-traffic detector (no --cluster-cidr): no "pod traffic" short-circuit rule
         out.nat_rules += [
-            f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
+            f"-A {ext} {_comment(f'masquerade LOCAL traffic for {name} external destinations')} "
             "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
-            f'-A {ext} -m comment --comment "route LOCAL traffic for {name} external destinations" '
+            f"-A {ext} {_comment(f'route LOCAL traffic for {name} external destinations')} "
             f"-m addrtype --src-type LOCAL -j {svc_chain(svc)}",
         ]
     if has_external_endpoints(s):
@@ -386,7 +388,7 @@ def _iptables_endpoint_chains(s: ServiceRules, out: _Restore) -> None:
     for ep in s.reachable:
         sep = sep_chain(svc, ep.address)
         out.nat_chains.append(f":{sep} - [0:0]")
-        head = f"-A {sep} -m comment --comment {name}"
+        head = f"-A {sep} -m comment --comment {iptables_word(name)}"
         out.nat_rules.append(f"{head} -s {_ip(ep)} -j KUBE-MARK-MASQ")
         recent = f" -m recent --name {sep} --set" if _affinity(svc) else ""
         out.nat_rules.append(f"{head}{recent} -m {PROTOCOL} -p {PROTOCOL} -j DNAT --to-destination {ep.address}")
@@ -440,7 +442,7 @@ class _Tx:
             self.add(f"flush chain {TABLE} {chain}")
 
     def rule(self, chain: str, rule: str, comment: str | None = None) -> None:
-        self.add(f"add rule {TABLE} {chain} {rule}" + (f' comment "{comment}"' if comment else ""))
+        self.add(f"add rule {TABLE} {chain} {rule}" + (f" comment {nft_comment(comment)}" if comment else ""))
 
 
 def _setup_nftables(tx: _Tx) -> None:
@@ -535,14 +537,14 @@ def nft_transaction(services: Sequence[ServiceRules]) -> str:
         if has_internal_endpoints(s):
             tx.add(f"add element {TABLE} service-ips {{ {key} : goto {internal} }}")
         else:
-            tx.add(f'add element {TABLE} no-endpoint-services {{ {key} comment "{name}" : {verdict} }}')
+            tx.add(f"add element {TABLE} no-endpoint-services {{ {key} comment {nft_comment(name)} : {verdict} }}")
         for ip in svc.external_ips:
             if s.has_endpoints:
                 tx.add(f"add element {TABLE} service-ips {{ {ip} . {PROTOCOL} . {svc.port} : goto {external_chain} }}")
             if not external:
                 tx.add(
                     f"add element {TABLE} no-endpoint-services {{ {ip} . {PROTOCOL} . {svc.port} "
-                    f'comment "{name}" : {verdict} }}'
+                    f"comment {nft_comment(name)} : {verdict} }}"
                 )
         for ip in svc.load_balancer_ips:
             if s.has_endpoints:
@@ -551,7 +553,7 @@ def nft_transaction(services: Sequence[ServiceRules]) -> str:
             for ip in svc.load_balancer_ips:
                 tx.add(
                     f"add element {TABLE} no-endpoint-services {{ {ip} . {PROTOCOL} . {svc.port} "
-                    f'comment "{name}" : {verdict} }}'
+                    f"comment {nft_comment(name)} : {verdict} }}"
                 )
         if svc.node_port:
             if s.has_endpoints:
@@ -560,8 +562,8 @@ def nft_transaction(services: Sequence[ServiceRules]) -> str:
                 )
             if not external:
                 tx.add(
-                    f'add element {TABLE} no-endpoint-nodeports {{ {PROTOCOL} . {svc.node_port} comment "{name}" : '
-                    f"{verdict} }}"
+                    f"add element {TABLE} no-endpoint-nodeports {{ {PROTOCOL} . {svc.node_port} "
+                    f"comment {nft_comment(name)} : {verdict} }}"
                 )
         if uses_external_chain(s):
             if not _external_local(svc):
