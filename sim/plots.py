@@ -10,9 +10,9 @@ per-design-point table of ``sim.experiment.tables.design_point_summary`` for the
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -920,17 +920,16 @@ def save_svg(fig: Figure, target: Any) -> None:
     fig.savefig(target, format="svg", metadata={"Date": None})
 
 
-def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
-    """Write ``stem.png`` (150 dpi, Agg) and ``stem.svg``; return their paths."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+def figure_files(fig: Figure) -> dict[str, bytes]:
+    """``fig`` as the bytes of its files, by suffix: ``.png`` (150 dpi, Agg) and ``.svg`` (the command writes them
+    through ``sim.io.output``)."""
     FigureCanvasAgg(fig)
-    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    fig.savefig(png, dpi=150)
+    png, svg = io.BytesIO(), io.StringIO()
+    fig.savefig(png, format="png", dpi=150)
     engine = fig.get_layout_engine()
     fig.set_layout_engine("none")  # keep the layout the PNG computed: laying out text again costs as much
     try:
         save_svg(fig, svg)
     finally:
         fig.set_layout_engine(engine)
-    return [png, svg]
+    return {".png": png.getvalue(), ".svg": svg.getvalue().encode()}

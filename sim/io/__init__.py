@@ -6,7 +6,8 @@
   configs), ``placement`` (workloads onto nodes), ``cluster_state`` (pods, Services, given EndpointSlices),
   ``network`` (the topology generated from zones) and ``importer`` (cluster state written back as a scenario);
 - ``experiment``: experiment specs and ``--set`` overrides;
-- ``store``: atomic writes, canonical JSON, a sweep's results directory; ``runfile``: a ``sim run --out`` file
+- ``output``: the one writer of every output file (atomic; refuses devices, FIFOs, directories, inputs);
+  ``store``: canonical JSON, a sweep's results directory; ``runfile``: a ``sim run --out`` file
   read back.
 
 Files are parsed once into typed objects; unknown keys, wrong types and bad values raise SpecError naming the
@@ -14,14 +15,16 @@ file, the field and the problem.
 """
 
 from sim.io.experiment import is_experiment, load_experiment, load_scenario_set, parse_experiment, parse_set
+from sim.io.output import check_directory, check_file, write_file
 from sim.io.runfile import load_run
 from sim.io.scenario import load_scenario, parse_scenario
-from sim.io.store import ResultDir, check_writable, dumps_json, load_results, write_atomic
+from sim.io.store import ResultDir, dumps_json, load_results
 from sim.io.topology import load_topology, parse_topology
 
 __all__ = [
     "ResultDir",
-    "check_writable",
+    "check_directory",
+    "check_file",
     "dumps_json",
     "is_experiment",
     "load_experiment",
@@ -34,5 +37,5 @@ __all__ = [
     "parse_scenario",
     "parse_set",
     "parse_topology",
-    "write_atomic",
+    "write_file",
 ]

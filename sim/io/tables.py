@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sim.errors import SpecError
+from sim.io.output import note_read
 
 T = TypeVar("T")
 MISSING: Any = object()
@@ -216,6 +217,7 @@ def read_bytes(path: Path, limit: int | None = None, what: str = "TOML file") ->
             raise SpecError(str(path), "", f"is not a regular file (a FIFO, device or socket), not a {what}")
         if info.st_size > limit:
             raise SpecError(str(path), "", f"is {info.st_size:,} bytes; a {what} may have at most {limit:,}")
+        note_read(info)  # this command may not write over it
         os.set_blocking(fd, True)
         with os.fdopen(fd, "rb", closefd=True) as f:
             fd = -1
