@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.cluster import (
+    MAX_PORT,
     Discipline,
     Endpoint,
     Pod,
@@ -394,15 +395,15 @@ def _service(t: Table, base: Service | None = None) -> Service:
         Service(
             name=t.take("name", str),
             selector=t.strings("selector") if "selector" in t.data else dict(b.selector),
-            port=t.integer("port", b.port, minimum=1),
-            target_port=t.integer("targetPort", b.target_port, minimum=1),
+            port=t.integer("port", b.port, minimum=1, maximum=MAX_PORT),
+            target_port=t.integer("targetPort", b.target_port, minimum=1, maximum=MAX_PORT),
             internal_traffic_policy=t.choice(
                 "internalTrafficPolicy", TrafficPolicy, _POLICIES, b.internal_traffic_policy
             ),
             external_traffic_policy=t.choice(
                 "externalTrafficPolicy", TrafficPolicy, _POLICIES, b.external_traffic_policy
             ),
-            node_port=t.integer("nodePort", b.node_port, minimum=0),
+            node_port=t.integer("nodePort", b.node_port, minimum=0, maximum=MAX_PORT),
             load_balancer_ips=_string_list(t, "loadBalancerIPs")
             if "loadBalancerIPs" in t.data
             else b.load_balancer_ips,
