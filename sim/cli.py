@@ -184,6 +184,17 @@ def _seed(text: str) -> int:
     return _whole(text, 0, f"a whole number from 0 to {guards.MAX_FLAG_INT}")
 
 
+def _positive_float(text: str) -> float:
+    """A finite number > 0 (NaN, inf, 0 and negatives refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text[:80]!r}")
+    return value
+
+
 def _alpha(text: str) -> float:
     try:
         value = float(text)
@@ -262,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _stdout_to_devnull()
         return EXIT_BROKEN_PIPE
+    except OSError as e:  # a path the kernel refuses (too long, a loop, no permission) met outside the readers
+        return _error(SpecError(str(e.filename or ""), "", f"cannot be used: {e.strerror or e}"))
     finally:
         guards.set_memory_limit(None)
         _verbosity = 0
@@ -605,7 +618,10 @@ def _objects_run_arguments(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument("--client", metavar="NS/POD", help="Kubernetes objects: the pod that sends")
     p_run.add_argument("--service", metavar="NS/NAME", help="Kubernetes objects: the Service it calls")
     p_run.add_argument(
-        "--rate", type=float, metavar="RPS", help="Kubernetes objects: Poisson requests/s (default: curl in a loop)"
+        "--rate",
+        type=_positive_float,
+        metavar="RPS",
+        help="Kubernetes objects: Poisson requests/s (default: curl in a loop)",
     )
 
 
@@ -875,12 +891,14 @@ def _emulate_parser(sub: Any) -> None:
     p.add_argument("--show-rules", action="store_true", help="print the rules per node and exit (no root needed)")
     p.add_argument(
         "--connect-timeout",
-        type=float,
+        type=_positive_float,
         default=1.0,
         metavar="S",
         help="the emulated clients' connect timeout in seconds, what tells a DROP (default 1)",
     )
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level of the homogeneity verdict")
+    p.add_argument(
+        "--alpha", type=_alpha, default=0.01, help="significance level of the homogeneity verdict, in (0, 1)"
+    )
 
 
 def _emulate(args: argparse.Namespace) -> int:

@@ -10,17 +10,19 @@ per-design-point table of ``sim.experiment.tables.design_point_summary`` for the
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from sim.experiment.analysis import histogram_ecdf
@@ -506,8 +508,9 @@ def sweep_figures(
     names = [f["name"] for f in factors]
     levels = {f["name"]: list(f["levels"]) for f in factors}
     guess_x, guess_line = _guess_roles(factors)
-    line = line or info.get("plot", {}).get("line") or guess_line
+    given_line = line or info.get("plot", {}).get("line")
     x = x or info.get("plot", {}).get("x") or guess_x
+    line = given_line or next((n for n in (guess_line, *names) if n is not None and n != x), None)
     labels = dict(info.get("plot", {}).get("labels", {}))
     for role, name in (("x", x), ("line", line), *(("at", k) for k in at or {})):
         if name is not None and name not in names:
@@ -914,10 +917,22 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
     return ax
 
 
+@contextlib.contextmanager
+def plain_text(fig: Figure) -> Iterator[None]:
+    """Draw ``fig`` with every text as plain text: names from input files (a Service called ``$\\undefined{x}$``)
+    never reach matplotlib's mathtext parser, neither in the texts made already nor in the tick labels made while
+    drawing."""
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+    with rc_context({"text.parse_math": False}):
+        yield
+
+
 def save_svg(fig: Figure, target: Any) -> None:
     """Write ``fig`` as SVG to a path or a text stream, without a date (equal figures give equal files)."""
     FigureCanvasAgg(fig)
-    fig.savefig(target, format="svg", metadata={"Date": None})
+    with plain_text(fig):
+        fig.savefig(target, format="svg", metadata={"Date": None})
 
 
 def figure_files(fig: Figure) -> dict[str, bytes]:
@@ -925,7 +940,8 @@ def figure_files(fig: Figure) -> dict[str, bytes]:
     through ``sim.io.output``)."""
     FigureCanvasAgg(fig)
     png, svg = io.BytesIO(), io.StringIO()
-    fig.savefig(png, format="png", dpi=150)
+    with plain_text(fig):
+        fig.savefig(png, format="png", dpi=150)
     engine = fig.get_layout_engine()
     fig.set_layout_engine("none")  # keep the layout the PNG computed: laying out text again costs as much
     try:

@@ -49,6 +49,8 @@ def parse_set(text: str) -> tuple[str, Any]:
         raise SpecError("--set", text, "expected PATH=VALUE, e.g. defaults.concurrency=2")
     if "\n" in value or "\r" in value:
         raise SpecError("--set", path.strip(), "the value must be one line")
+    if not text.isascii() and any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise SpecError("--set", path.strip(), "not UTF-8 text (bytes that decode to no character)")
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:

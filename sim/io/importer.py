@@ -15,6 +15,7 @@ from typing import Any
 
 from sim.cluster import Endpoint, Pod, Service
 from sim.distributions import Constant, Dist, Empirical, Exponential, Gamma, LogNormal, Uniform
+from sim.errors import one_line
 from sim.scenario import Scenario
 from sim.topology import Topology
 
@@ -140,7 +141,7 @@ def scenario_text(
     """The scenario file for ``scenario``: pods, Services, endpoints where needed, and ``streams``."""
     default = Pod("", "", "")
     lines = [
-        f"# Imported by `sim import` from {', '.join(sources)}.",
+        f"# Imported by `sim import` from {', '.join(one_line(str(source)) for source in sources)}.",
         "# The cluster's pods and Services as a scenario. Edit",
         "# freely; the client streams at the end are a start (one curl loop per Service), and every pod takes the",
         "# [defaults] (service time, workers) unless it says otherwise.",

@@ -185,6 +185,7 @@ def write_file(
     if target is None:
         _to_stdout(data)
         return
+    payload = _encoded(str(path), what, data)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:200]}.", suffix=".tmp")
@@ -193,7 +194,7 @@ def write_file(
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -203,6 +204,17 @@ def write_file(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _encoded(path: str, what: str, data: str | bytes) -> bytes:
+    """``data`` as UTF-8; a name that came from a command line's undecodable bytes goes back to those bytes, and
+    any other text that is not UTF-8 (a lone surrogate) is a SpecError, before the file is touched."""
+    if isinstance(data, bytes):
+        return data
+    try:
+        return data.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise SpecError(path, what, "the output holds text that is not UTF-8 (a lone surrogate)") from None
 
 
 def _to_stdout(data: str | bytes) -> None:
