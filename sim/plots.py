@@ -692,11 +692,18 @@ def _stacked_windows(
 ) -> np.ndarray:
     """Per-window counts of each series (sorted by name) as stacked bars; returns the stack's height."""
     bottom = np.zeros(left.size)
+    edges = _edges(left, width)
     for i, (name, counts) in enumerate(sorted(series.items())):
-        counts = np.asarray(counts, dtype=float)
-        ax.bar(left, counts, width, bottom=bottom, align="edge", color=_color(i + first_color), label=name, lw=0)
-        bottom += counts
+        top = bottom + np.asarray(counts, dtype=float)
+        # one step patch per series, not a bar per window: linear in windows x series with a small constant
+        ax.stairs(top, edges, baseline=bottom, fill=True, color=_color(i + first_color), label=name, lw=0)
+        bottom = top
     return bottom
+
+
+def _edges(left: np.ndarray, width: float) -> np.ndarray:
+    """The windows' edges (s): each left edge, then the last right edge."""
+    return np.append(left, left[-1] + width) if left.size else np.zeros(1)
 
 
 def _rest_of_windows(
@@ -704,13 +711,12 @@ def _rest_of_windows(
 ) -> None:
     """The requests of each window that no series counts (unrouted, in flight), hatched on top of the stack."""
     if rest.any():
-        ax.bar(
-            left,
-            rest,
-            width,
-            bottom=bottom,
-            align="edge",
-            color=color,
+        ax.stairs(
+            bottom + rest,
+            _edges(left, width),
+            baseline=bottom,
+            fill=True,
+            facecolor=color,
             hatch=hatch,
             edgecolor="gray",
             lw=0,

@@ -20,6 +20,7 @@ from sim.errors import SpecError
 from sim.io.output import check_directory, check_file, forget_reads, write_file
 from tests.conftest import ROOT
 from tests.test_cli import demo_copy, one_error, sim_cli
+from tests.test_fuzz import device
 
 
 @pytest.fixture
@@ -30,12 +31,15 @@ def run_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     return out
 
 
-@pytest.mark.parametrize("device", ["/dev/null", "/dev/full", "/dev/zero"])
-def test_a_device_is_refused_and_stays_a_device(capsys, tmp_path, device):
+@pytest.mark.parametrize("name", ["null", "full", "zero"])
+def test_a_device_is_refused_and_stays_a_device(capsys, tmp_path, name):
+    """On a private copy of the device where we are root (a regression must not clobber the system's)."""
+    target = tmp_path / name
+    device(target, name)
     demo = demo_copy(tmp_path)
-    err = one_error(*sim_cli(capsys, "run", str(demo), "--requests", "50", "--out", device))
+    err = one_error(*sim_cli(capsys, "run", str(demo), "--requests", "50", "--out", str(target)))
     assert "is a device" in err
-    assert stat.S_ISCHR(os.stat(device).st_mode)
+    assert stat.S_ISCHR(os.stat(target).st_mode)
 
 
 def test_dev_stdout_is_refused_where_it_is_a_device_or_a_pipe(tmp_path):
@@ -118,8 +122,11 @@ def test_report_refuses_bad_targets_in_one_line(capsys, run_json, monkeypatch, o
     assert problem in one_error(*sim_cli(capsys, "report", str(run_json), "-o", out))
 
 
-@pytest.mark.parametrize("out", ["", "-", "/dev/null"])
-def test_import_refuses_bad_targets_in_one_line(capsys, out):
+@pytest.mark.parametrize("out", ["", "-", "null"])
+def test_import_refuses_bad_targets_in_one_line(capsys, tmp_path, out):
+    if out == "null":
+        device(tmp_path / out, out)
+        out = str(tmp_path / out)
     objects = ROOT / "experiments" / "k8s" / "manifests.yaml"
     one_error(*sim_cli(capsys, "import", str(objects), "-o", out))
 
