@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
@@ -407,12 +408,15 @@ def node_heatmap(
     total = grid.sum()
     share = grid / total * 100 if total else grid
     image = ax.imshow(share, cmap="viridis", vmin=0, vmax=100, aspect="auto")  # one scale for every panel
-    for (i, j), value in np.ndenumerate(share):
-        if value > 0:
-            color = "white" if value < 60 else "black"
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize="small", color=color)
-    ax.set_xticks(range(len(served_nodes)), served_nodes, rotation=45, ha="right", fontsize="small")
-    ax.set_yticks(range(len(clients)), clients, fontsize="small")
+    if share.size <= ANNOTATED_CELLS:  # a number per cell where one can read it; beyond, the colour says it
+        for (i, j), value in np.ndenumerate(share):
+            if value > 0:
+                color = "white" if value < 60 else "black"
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize="small", color=color)
+    if len(served_nodes) <= LABELLED_TICKS:
+        ax.set_xticks(range(len(served_nodes)), served_nodes, rotation=45, ha="right", fontsize="small")
+    if len(clients) <= LABELLED_TICKS:
+        ax.set_yticks(range(len(clients)), clients, fontsize="small")
     ax.set_xlabel("serving node")
     ax.set_ylabel("client node")
     ax.set_title(title or f"Client node x serving node: {service}")
@@ -846,11 +850,31 @@ def run_figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
 # --- the cluster as a graph ---------------------------------------------------------------------------------
 
 
+LABELLED_VERTICES = 150
+"""Above this many vertices the cluster figure has no text per vertex or link (one would hide the next) and a
+layout linear in the vertices."""
+ANNOTATED_CELLS = 400
+"""A heatmap writes its share in each cell up to this many cells (20 x 20)."""
+LABELLED_TICKS = 60
+"""A heatmap labels an axis's ticks up to this many nodes."""
 _KIND_COLORS = {"node": "tab:blue", "bridge": "tab:orange", "switch": "tab:green", "router": "tab:red"}
 
 
 def _latency_words(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2g} ms"
+
+
+def _cluster_layout(graph: Any, kinds: Mapping[str, str]) -> dict[str, Any]:
+    """Where each vertex goes: Kamada-Kawai up to LABELLED_VERTICES (quadratic in memory and worse in time), else
+    the network elements on an inner circle and the nodes on an outer one (linear)."""
+    import networkx as nx
+
+    if graph.number_of_nodes() > LABELLED_VERTICES:
+        inner, outer = [n for n, k in kinds.items() if k != "node"], [n for n, k in kinds.items() if k == "node"]
+        return dict(nx.shell_layout(graph, nlist=[s for s in (inner, outer) if s]))
+    if graph.number_of_nodes() > 2:
+        return dict(nx.kamada_kawai_layout(graph))
+    return dict(nx.spring_layout(graph, seed=3))
 
 
 def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pods: int = 4) -> Axes:
@@ -864,10 +888,13 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
     kinds.update({e["name"]: e["kind"] for e in cluster["elements"]})
     graph.add_nodes_from(kinds)
     graph.add_edges_from((link["a"], link["b"], {"mean_s": link["mean_s"]}) for link in cluster["links"])
-    pos = nx.kamada_kawai_layout(graph) if graph.number_of_nodes() > 2 else nx.spring_layout(graph, seed=3)
-    for a, b, data in graph.edges(data=True):
+    big = graph.number_of_nodes() > LABELLED_VERTICES
+    pos = _cluster_layout(graph, kinds)
+    ax.add_collection(
+        LineCollection([(pos[a], pos[b]) for a, b in graph.edges()], colors="grey", linewidths=1.6, zorder=1)
+    )
+    for a, b, data in graph.edges(data=True) if not big else ():
         (xa, ya), (xb, yb) = pos[a], pos[b]
-        ax.plot([xa, xb], [ya, yb], color="grey", lw=1.6, zorder=1)
         ax.text(
             (xa + xb) / 2,
             (ya + yb) / 2,
@@ -883,16 +910,11 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
         if pod["present"]:
             pods_on.setdefault(pod["node"], []).append(pod["name"])
     zones = {n["name"]: n["zone"] for n in cluster["nodes"]}
-    for name, (x, y) in pos.items():
-        kind = kinds[name]
-        ax.scatter(
-            [x],
-            [y],
-            s=420 if kind == "node" else 240,
-            color=_KIND_COLORS.get(kind, "tab:gray"),
-            zorder=2,
-            edgecolors="white",
-        )
+    for kind in sorted(set(kinds.values())):
+        xy = np.array([pos[n] for n, k in kinds.items() if k == kind]).reshape(-1, 2)
+        size = (420 if kind == "node" else 240) * (0.1 if big else 1.0)
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, color=_KIND_COLORS.get(kind, "tab:gray"), zorder=2, edgecolors="white")
+    for name, (x, y) in pos.items() if not big else ():
         pods = pods_on.get(name, [])
         listed = [*pods[:max_pods], *([f"+{len(pods) - max_pods} more"] if len(pods) > max_pods else [])]
         zone = f" [{zones[name]}]" if zones.get(name) else ""
