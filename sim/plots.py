@@ -936,9 +936,8 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
         fontsize="small",
     )
     ax.set_title(f"Cluster {cluster['topology']}: {len(cluster['nodes'])} nodes, {cluster['pods_present']} pods")
-    ax.set_xlabel(
-        f"edge labels: mean one-way link latency; same-node pod to pod {_latency_words(cluster['same_node_s'])}"
-    )
+    labels = f"no labels above {LABELLED_VERTICES} vertices" if big else "edge labels: mean one-way link latency"
+    ax.set_xlabel(f"{labels}; same-node pod to pod {_latency_words(cluster['same_node_s'])}")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.margins(0.15)
