@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -948,10 +949,12 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
 def plain_text(fig: Figure) -> Iterator[None]:
     """Draw ``fig`` with every text as plain text: names from input files (a Service called ``$\\undefined{x}$``)
     never reach matplotlib's mathtext parser, neither in the texts made already nor in the tick labels made while
-    drawing."""
+    drawing; a glyph the font lacks is drawn as a box without a warning."""
     for text in fig.findobj(Text):
         text.set_parse_math(False)
-    with rc_context({"text.parse_math": False}):
+    with rc_context({"text.parse_math": False}), warnings.catch_warnings():
+        # a name in a script the font lacks (CJK, emoji) draws as boxes; not a warning per glyph on stderr
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
         yield
 
 

@@ -916,7 +916,7 @@ def check_hostile(tmp: Path, case: tuple[str, dict[str, bytes], list[str], str |
     try:
         if stdin is not None:
             sys.stdin = io.StringIO(stdin)
-        cli(f"hostile: {kind}", *args, *([] if args[0] in ("plot", "report", "import") else ["--max-memory", "2G"]))
+        cli(f"hostile: {kind}", *args, *(["--max-memory", "2G"] if args[0] in ("run", "validate", "sweep") else []))
     finally:
         sys.stdin = old_stdin
     for name in DEVICES:
