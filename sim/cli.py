@@ -184,6 +184,17 @@ def _seed(text: str) -> int:
     return _whole(text, 0, f"a whole number from 0 to {guards.MAX_FLAG_INT}")
 
 
+def _positive_float(text: str) -> float:
+    """A finite number > 0 (NaN, inf, 0 and negatives refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text[:80]!r}")
+    return value
+
+
 def _alpha(text: str) -> float:
     try:
         value = float(text)
@@ -229,6 +240,7 @@ def _plural(n: int, word: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit code."""
     from sim import guards
+    from sim.io.output import forget_reads
 
     global _verbosity
     try:
@@ -237,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as e:  # --help, --version and bad flags: argparse has printed what it had to say
             return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
         _verbosity = -1 if args.quiet else min(args.verbose or 0, 2)
+        forget_reads()  # the files this command reads are the ones it may not write over
         guards.set_memory_limit(getattr(args, "max_memory", None))
         commands = {
             "sweep": _sweep,
@@ -260,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _stdout_to_devnull()
         return EXIT_BROKEN_PIPE
+    except OSError as e:  # a path the kernel refuses (too long, a loop, no permission) met outside the readers
+        return _error(SpecError(str(e.filename or ""), "", f"cannot be used: {e.strerror or e}"))
     finally:
         guards.set_memory_limit(None)
         _verbosity = 0
@@ -352,7 +367,8 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     engine ``--engine`` asks for and print it (and ``--out``, ``--plot``)."""
     from sim import guards
     from sim.facade import EventsNeeded, choose
-    from sim.io import check_writable, dumps_json, write_atomic
+    from sim.io import check_directory, check_file, dumps_json, write_file
+    from sim.io.output import STDOUT
 
     try:
         choice = choose(scenario, getattr(args, "engine", "des"))
@@ -361,12 +377,11 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     engine, problem = choice.engine, choice.events_needed
     est = guards.estimate(scenario, fast=engine == "fast")
     _refuse(args.file, est)
-    if args.command == "run" and args.out:
-        check_writable(args.out, directory=False, what="--out")
-        if Path(args.out).resolve() == Path(args.file).resolve():
-            raise SpecError(args.out, "--out", "is the scenario file itself; give another path")
-    if args.command == "run" and args.plot:
-        check_writable(args.plot, directory=True, what="--plot")
+    inputs = [args.file, *getattr(args, "more", [])]
+    if args.command == "run" and args.out is not None:
+        check_file(args.out, "--out", inputs=inputs, stdout=True)
+    if args.command == "run" and args.plot is not None:
+        check_directory(args.plot, "--plot")
     if args.command == "run":
         _refuse_calls(args.file, scenario)
     for warning in guards.warnings(scenario):
@@ -396,11 +411,12 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
         "version": __version__,
     }
     text = dumps_json(summary)
-    if args.out:
-        write_atomic(args.out, text)
-    print(text, end="") if args.json else print(format_summary(scenario, summary))
-    if args.plot:
-        return _plot_run(summary, Path(args.plot), quiet=args.json)
+    as_json = args.json or args.out == STDOUT  # `--out -`: the JSON summary is what stdout holds
+    if args.out is not None and args.out != STDOUT:
+        write_file(args.out, text, "--out", inputs=inputs)
+    print(text, end="") if as_json else print(format_summary(scenario, summary))
+    if args.plot is not None:
+        return _plot_run(summary, Path(args.plot), quiet=as_json)
     return 0
 
 
@@ -524,12 +540,12 @@ def _sweep(args: argparse.Namespace) -> int:
     from sim import guards
     from sim.experiment.executors import Dask, ExecutorLost, Processes, Serial
     from sim.experiment.sweep import sweep
-    from sim.io import ResultDir, check_writable, load_experiment, parse_set
+    from sim.io import ResultDir, check_directory, load_experiment, parse_set
 
     started = time.perf_counter()
     sets = dict(parse_set(text) for text in args.set)
     experiment = load_experiment(args.spec, sets, args.engine)
-    out = Path(args.out) if args.out else Path("results") / _safe_name(experiment.name)
+    out = Path(args.out) if args.out is not None else Path("results") / _safe_name(experiment.name)
     executor: Executor
     if args.scheduler:
         executor, at_once = Dask(args.scheduler), 1  # the memory that counts is the workers', elsewhere
@@ -545,7 +561,7 @@ def _sweep(args: argparse.Namespace) -> int:
     largest = max(estimates, key=lambda e: e.memory_bytes)
     for est in (*(e for e in estimates if e.unbounded or e.requests > guards.MAX_RECORDS), largest):
         _refuse(args.spec, est, runs_at_once=min(at_once, len(estimates) * experiment.replications))
-    check_writable(out, directory=True, what="--out" if args.out else "results directory")
+    check_directory(args.out if args.out is not None else out, "--out" if args.out is not None else "results directory")
     n = len(experiment.design_points)
     print(
         f"experiment {experiment.name}: {n} design points x {experiment.replications} replications = "
@@ -579,21 +595,21 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     """``sim plot``: write a sweep's figures (or, given a ``sim run --out`` file, a run's) as PNG and SVG."""
-    from sim.io import check_writable, load_results, load_run, parse_set
+    from sim.io import check_directory, load_results, load_run, parse_set
 
     if Path(args.results).is_file():
         doc = load_run(args.results)
         run_path = Path(args.results)
-        out = Path(args.out) if args.out else run_path.with_name(f"{run_path.stem}-figures")
-        check_writable(out, directory=True, what="--out" if args.out else "figures directory")
+        out = Path(args.out) if args.out is not None else run_path.with_name(f"{run_path.stem}-figures")
+        check_directory(args.out if args.out is not None else out, "--out" if args.out else "figures directory")
         try:
             return _plot_run(doc, out)
         except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file load_run let through
             return _error(f"{args.results}: cannot be drawn: {type(e).__name__}: {e}")
     info, records = load_results(args.results)
     at = dict(parse_set(text) for text in args.at)
-    out = Path(args.out) if args.out else Path(args.results) / "figures"
-    check_writable(out, directory=True, what="--out" if args.out else "figures directory")
+    out = Path(args.out) if args.out is not None else Path(args.results) / "figures"
+    check_directory(args.out if args.out is not None else out, "--out" if args.out else "figures directory")
     from sim import plots  # here: matplotlib takes a while to import, and only this command needs it
 
     try:
@@ -604,7 +620,7 @@ def _plot(args: argparse.Namespace) -> int:
         # load_results checked every field the figures read; what is left is data that does not fit together
         return _error(f"{args.results}: the results do not fit together (damaged?): {type(e).__name__}: {e}")
     for name, figure in figures.items():
-        for path in plots.save_figure(figure, out / name):
+        for path in _save_figure(plots.figure_files(figure), out / name):
             print(path)
     return 0
 
@@ -620,7 +636,10 @@ def _objects_run_arguments(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument("--service", metavar="NS/NAME", help="Kubernetes objects: the Service it calls")
     p_run.add_argument("--port", metavar="PORT", help="Kubernetes objects: the Service port, by name or number")
     p_run.add_argument(
-        "--rate", type=float, metavar="RPS", help="Kubernetes objects: Poisson requests/s (default: curl in a loop)"
+        "--rate",
+        type=_positive_float,
+        metavar="RPS",
+        help="Kubernetes objects: Poisson requests/s (default: curl in a loop)",
     )
 
 
@@ -748,13 +767,13 @@ def _routes(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     """``sim import``: Kubernetes objects and/or trace exports -> an editable scenario file and its topology file."""
-    from sim.io import write_atomic
+    from sim.io import check_file, write_file
     from sim.io.importer import default_streams, scenario_text, topology_text
 
-    out = Path(args.out)
-    topology_file = out.with_name(f"{out.stem}-topology.toml")
     notes: list[str] = []
     try:
+        out = check_file(args.out, "-o", inputs=args.files) or Path(args.out)
+        topology_file = out.with_name(f"{out.stem}-topology.toml")
         scenario, extra, traced, client = _imported(args.files, out.stem, notes)
         streams = default_streams(scenario, skip=sorted(_callees(extra)), client=client)
         scenario = dataclasses.replace(scenario, name=out.stem)
@@ -762,12 +781,12 @@ def _import(args: argparse.Namespace) -> int:
             topology_file: topology_text(scenario.topology),
             out: scenario_text(scenario, topology_file.name, args.files, streams, extra),
         }
+        for path in texts:  # both, before either is written
+            check_file(path, "-o", inputs=args.files)
         for path, text in texts.items():
-            write_atomic(path, text)
+            write_file(path, text, "-o", inputs=args.files)
     except SpecError as e:
         return _error(e)
-    except OSError as e:
-        return _error(f"{e.filename or out}: cannot write: {e.strerror}")
     _notes(notes)
     if not streams:
         _note("note: no pods to send from: add [[streams]] before `sim run`")
@@ -881,9 +900,21 @@ def _plot_run(doc: dict[str, Any], out: Path, *, quiet: bool = False) -> int:
     from sim import plots  # here: matplotlib takes a while to import, and only this command needs it
 
     for name, figure in plots.run_figures(doc).items():
-        for path in plots.save_figure(figure, out / name):
+        for path in _save_figure(plots.figure_files(figure), out / name):
             print(path, file=sys.stderr if quiet else sys.stdout)
     return 0
+
+
+def _save_figure(files: dict[str, bytes], stem: Path) -> list[Path]:
+    """Write one figure's files (``stem.png``, ``stem.svg``) through the one output writer; return their paths."""
+    from sim.io import check_file, write_file
+
+    paths = [stem.with_suffix(suffix) for suffix in files]
+    for path in paths:  # all checked before any is written
+        check_file(path, "figure")
+    for path, data in zip(paths, files.values(), strict=True):
+        write_file(path, data, "figure")
+    return paths
 
 
 def _report_parser(sub: Any) -> None:
@@ -898,18 +929,21 @@ def _report_parser(sub: Any) -> None:
 def _report(args: argparse.Namespace) -> int:
     """``sim report``: render the HTML report and write it atomically."""
     from sim import report  # here: matplotlib and jinja2 take a while to import
-    from sim.io import write_atomic
+    from sim.io import check_file, write_file
+    from sim.io.output import STDOUT
 
     service = ["--service", args.service] if args.service is not None else []
     command = shlex.join(["sim", "report", args.results, "-o", args.out, *service])
     try:
+        check_file(args.out, "-o", inputs=[args.results], stdout=True)
         html = report.render(args.results, command=command, service=args.service)
     except SpecError as e:
         return _error(e)
     except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file the loaders let through
         return _error(f"{args.results}: cannot be reported: {type(e).__name__}: {e}")
-    write_atomic(args.out, html)
-    print(args.out)
+    write_file(args.out, html, "-o", inputs=[args.results], stdout=True)
+    if args.out != STDOUT:
+        print(args.out)
     return 0
 
 
@@ -941,12 +975,14 @@ def _emulate_parser(sub: Any) -> None:
     p.add_argument("--show-rules", action="store_true", help="print the rules per node and exit (no root needed)")
     p.add_argument(
         "--connect-timeout",
-        type=float,
+        type=_positive_float,
         default=1.0,
         metavar="S",
         help="the emulated clients' connect timeout in seconds, what tells a DROP (default 1)",
     )
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level of the homogeneity verdict")
+    p.add_argument(
+        "--alpha", type=_alpha, default=0.01, help="significance level of the homogeneity verdict, in (0, 1)"
+    )
 
 
 def _emulate(args: argparse.Namespace) -> int:

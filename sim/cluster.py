@@ -10,6 +10,16 @@ from sim.distributions import Dist, Exponential
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 DEFAULT_NAMESPACE = "default"
+MAX_NODES = 5_000
+"""Kubernetes' largest supported cluster ("Considerations for large clusters"): 5,000 nodes ..."""
+MAX_PODS = 150_000
+"""... and 150,000 pods in all."""
+MAX_SERVICES = 10_000
+"""sig-scalability's thresholds (``configs-and-limits/thresholds.md``): 10,000 Services in a cluster."""
+MAX_PORT = 65_535
+"""The largest TCP/UDP port (``validation.IsValidPortNum``: 1-65535)."""
+NODE_PORT_RANGE = (30_000, 32_767)
+"""kube-apiserver's default ``--service-node-port-range``."""
 
 
 def namespace_of(name: str) -> str:

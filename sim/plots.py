@@ -11,17 +11,21 @@ per-design-point table of ``sim.experiment.tables.design_point_summary`` for the
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from sim.experiment.analysis import histogram_ecdf
@@ -407,12 +411,15 @@ def node_heatmap(
     total = grid.sum()
     share = grid / total * 100 if total else grid
     image = ax.imshow(share, cmap="viridis", vmin=0, vmax=100, aspect="auto")  # one scale for every panel
-    for (i, j), value in np.ndenumerate(share):
-        if value > 0:
-            color = "white" if value < 60 else "black"
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize="small", color=color)
-    ax.set_xticks(range(len(served_nodes)), served_nodes, rotation=45, ha="right", fontsize="small")
-    ax.set_yticks(range(len(clients)), clients, fontsize="small")
+    if share.size <= ANNOTATED_CELLS:  # a number per cell where one can read it; beyond, the colour says it
+        for (i, j), value in np.ndenumerate(share):
+            if value > 0:
+                color = "white" if value < 60 else "black"
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize="small", color=color)
+    if len(served_nodes) <= LABELLED_TICKS:
+        ax.set_xticks(range(len(served_nodes)), served_nodes, rotation=45, ha="right", fontsize="small")
+    if len(clients) <= LABELLED_TICKS:
+        ax.set_yticks(range(len(clients)), clients, fontsize="small")
     ax.set_xlabel("serving node")
     ax.set_ylabel("client node")
     ax.set_title(title or f"Client node x serving node: {service}")
@@ -478,11 +485,16 @@ def _guess_roles(factors: Sequence[Mapping[str, Any]]) -> tuple[str | None, str 
     return (numeric or others or [None])[0], line
 
 
-def plot_roles(info: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """A sweep's x and line factors: its spec's ``[plot] x`` and ``line``, else guessed (``_guess_roles``)."""
-    guess_x, guess_line = _guess_roles(list(info["factors"]))
+def plot_roles(info: Mapping[str, Any], x: str | None = None, line: str | None = None) -> tuple[str | None, str | None]:
+    """A sweep's x and line factors: ``x`` and ``line`` as given, else its spec's ``[plot] x`` and ``line``, else
+    guessed (``_guess_roles``); the line never the x factor (a one-factor spec with ``[plot] x`` has no line)."""
+    factors = list(info["factors"])
+    guess_x, guess_line = _guess_roles(factors)
     plot = info.get("plot", {})
-    return plot.get("x") or guess_x, plot.get("line") or guess_line
+    x = x or plot.get("x") or guess_x
+    names = [f["name"] for f in factors]
+    line = line or plot.get("line") or next((n for n in (guess_line, *names) if n is not None and n != x), None)
+    return x, line
 
 
 def _describe(values: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> str:
@@ -515,8 +527,7 @@ def sweep_figures(
     factors = list(info["factors"])
     names = [f["name"] for f in factors]
     levels = {f["name"]: list(f["levels"]) for f in factors}
-    spec_x, spec_line = plot_roles(info)
-    line, x = line or spec_line, x or spec_x
+    x, line = plot_roles(info, x, line)
     labels = dict(info.get("plot", {}).get("labels", {}))
     for role, name in (("x", x), ("line", line), *(("at", k) for k in at or {})):
         if name is not None and name not in names:
@@ -712,11 +723,18 @@ def _stacked_windows(
 ) -> np.ndarray:
     """Per-window counts of each series (sorted by name) as stacked bars; returns the stack's height."""
     bottom = np.zeros(left.size)
+    edges = _edges(left, width)
     for i, (name, counts) in enumerate(sorted(series.items())):
-        counts = np.asarray(counts, dtype=float)
-        ax.bar(left, counts, width, bottom=bottom, align="edge", color=_color(i + first_color), label=name, lw=0)
-        bottom += counts
+        top = bottom + np.asarray(counts, dtype=float)
+        # one step patch per series, not a bar per window: linear in windows x series with a small constant
+        ax.stairs(top, edges, baseline=bottom, fill=True, color=_color(i + first_color), label=name, lw=0)
+        bottom = top
     return bottom
+
+
+def _edges(left: np.ndarray, width: float) -> np.ndarray:
+    """The windows' edges (s): each left edge, then the last right edge."""
+    return np.append(left, left[-1] + width) if left.size else np.zeros(1)
 
 
 def _rest_of_windows(
@@ -724,13 +742,12 @@ def _rest_of_windows(
 ) -> None:
     """The requests of each window that no series counts (unrouted, in flight), hatched on top of the stack."""
     if rest.any():
-        ax.bar(
-            left,
-            rest,
-            width,
-            bottom=bottom,
-            align="edge",
-            color=color,
+        ax.stairs(
+            bottom + rest,
+            _edges(left, width),
+            baseline=bottom,
+            fill=True,
+            facecolor=color,
             hatch=hatch,
             edgecolor="gray",
             lw=0,
@@ -860,11 +877,31 @@ def run_figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
 # --- the cluster as a graph ---------------------------------------------------------------------------------
 
 
+LABELLED_VERTICES = 150
+"""Above this many vertices the cluster figure has no text per vertex or link (one would hide the next) and a
+layout linear in the vertices."""
+ANNOTATED_CELLS = 400
+"""A heatmap writes its share in each cell up to this many cells (20 x 20)."""
+LABELLED_TICKS = 60
+"""A heatmap labels an axis's ticks up to this many nodes."""
 _KIND_COLORS = {"node": "tab:blue", "bridge": "tab:orange", "switch": "tab:green", "router": "tab:red"}
 
 
 def _latency_words(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2g} ms"
+
+
+def _cluster_layout(graph: Any, kinds: Mapping[str, str]) -> dict[str, Any]:
+    """Where each vertex goes: Kamada-Kawai up to LABELLED_VERTICES (quadratic in memory and worse in time), else
+    the network elements on an inner circle and the nodes on an outer one (linear)."""
+    import networkx as nx
+
+    if graph.number_of_nodes() > LABELLED_VERTICES:
+        inner, outer = [n for n, k in kinds.items() if k != "node"], [n for n, k in kinds.items() if k == "node"]
+        return dict(nx.shell_layout(graph, nlist=[s for s in (inner, outer) if s]))
+    if graph.number_of_nodes() > 2:
+        return dict(nx.kamada_kawai_layout(graph))
+    return dict(nx.spring_layout(graph, seed=3))
 
 
 def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pods: int = 4) -> Axes:
@@ -878,10 +915,13 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
     kinds.update({e["name"]: e["kind"] for e in cluster["elements"]})
     graph.add_nodes_from(kinds)
     graph.add_edges_from((link["a"], link["b"], {"mean_s": link["mean_s"]}) for link in cluster["links"])
-    pos = nx.kamada_kawai_layout(graph) if graph.number_of_nodes() > 2 else nx.spring_layout(graph, seed=3)
-    for a, b, data in graph.edges(data=True):
+    big = graph.number_of_nodes() > LABELLED_VERTICES
+    pos = _cluster_layout(graph, kinds)
+    ax.add_collection(
+        LineCollection([(pos[a], pos[b]) for a, b in graph.edges()], colors="grey", linewidths=1.6, zorder=1)
+    )
+    for a, b, data in graph.edges(data=True) if not big else ():
         (xa, ya), (xb, yb) = pos[a], pos[b]
-        ax.plot([xa, xb], [ya, yb], color="grey", lw=1.6, zorder=1)
         ax.text(
             (xa + xb) / 2,
             (ya + yb) / 2,
@@ -897,16 +937,11 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
         if pod["present"]:
             pods_on.setdefault(pod["node"], []).append(pod["name"])
     zones = {n["name"]: n["zone"] for n in cluster["nodes"]}
-    for name, (x, y) in pos.items():
-        kind = kinds[name]
-        ax.scatter(
-            [x],
-            [y],
-            s=420 if kind == "node" else 240,
-            color=_KIND_COLORS.get(kind, "tab:gray"),
-            zorder=2,
-            edgecolors="white",
-        )
+    for kind in sorted(set(kinds.values())):
+        xy = np.array([pos[n] for n, k in kinds.items() if k == kind]).reshape(-1, 2)
+        size = (420 if kind == "node" else 240) * (0.1 if big else 1.0)
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, color=_KIND_COLORS.get(kind, "tab:gray"), zorder=2, edgecolors="white")
+    for name, (x, y) in pos.items() if not big else ():
         pods = pods_on.get(name, [])
         listed = [*pods[:max_pods], *([f"+{len(pods) - max_pods} more"] if len(pods) > max_pods else [])]
         zone = f" [{zones[name]}]" if zones.get(name) else ""
@@ -942,6 +977,8 @@ def cluster_graph(cluster: Mapping[str, Any], ax: Axes | None = None, *, max_pod
         title_fontsize="small",
     )
     ax.set_title(f"Cluster {cluster['topology']}: {len(cluster['nodes'])} nodes, {cluster['pods_present']} pods")
+    if big:
+        ax.set_xlabel(f"no labels above {LABELLED_VERTICES} vertices")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.margins(x=0.35, y=0.3)  # room for the labels beside the outer vertices
@@ -969,27 +1006,40 @@ SVG_HASH_SALT = "k8s-service-sim"
 random ones), so that the same figure always gives the same bytes."""
 
 
+@contextlib.contextmanager
+def plain_text(fig: Figure) -> Iterator[None]:
+    """Draw ``fig`` with every text as plain text: names from input files (a Service called ``$\\undefined{x}$``)
+    never reach matplotlib's mathtext parser, neither in the texts made already nor in the tick labels made while
+    drawing; a glyph the font lacks is drawn as a box without a warning."""
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+    with rc_context({"text.parse_math": False}), warnings.catch_warnings():
+        # a name in a script the font lacks (CJK, emoji) draws as boxes; not a warning per glyph on stderr
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        yield
+
+
 def save_svg(fig: Figure, target: Any) -> None:
     """Write ``fig`` as SVG to a path or a text stream, without a date and with ids from a fixed salt: equal
     figures give equal files. (The salt is set for this one call, in matplotlib's rc_context.)"""
     from matplotlib import rc_context
 
     FigureCanvasAgg(fig)
-    with rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+    with rc_context({"svg.hashsalt": SVG_HASH_SALT}), plain_text(fig):
         fig.savefig(target, format="svg", metadata={"Date": None})
 
 
-def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
-    """Write ``stem.png`` (150 dpi, Agg) and ``stem.svg``; return their paths."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+def figure_files(fig: Figure) -> dict[str, bytes]:
+    """``fig`` as the bytes of its files, by suffix: ``.png`` (150 dpi, Agg) and ``.svg`` (the command writes them
+    through ``sim.io.output``)."""
     FigureCanvasAgg(fig)
-    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    fig.savefig(png, dpi=150)
+    png, svg = io.BytesIO(), io.StringIO()
+    with plain_text(fig):
+        fig.savefig(png, format="png", dpi=150)
     engine = fig.get_layout_engine()
     fig.set_layout_engine("none")  # keep the layout the PNG computed: laying out text again costs as much
     try:
         save_svg(fig, svg)
     finally:
         fig.set_layout_engine(engine)
-    return [png, svg]
+    return {".png": png.getvalue(), ".svg": svg.getvalue().encode()}

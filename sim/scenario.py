@@ -9,7 +9,18 @@ from enum import StrEnum
 from functools import cached_property
 
 from sim.callgraph import CallGraph, Parallel, members
-from sim.cluster import Endpoint, Node, Pod, Service, TrafficPolicy, endpoints_for
+from sim.cluster import (
+    MAX_NODES,
+    MAX_PODS,
+    MAX_PORT,
+    MAX_SERVICES,
+    Endpoint,
+    Node,
+    Pod,
+    Service,
+    TrafficPolicy,
+    endpoints_for,
+)
 from sim.errors import SpecError
 from sim.outcomes import DropReason
 from sim.routing import (
@@ -133,6 +144,14 @@ def no_such(what: str, name: object, names: Iterable[str], plural: str = "") -> 
     return f"no {what} named {name!r}; the {plural or what + 's'} are {listed or 'none'}"
 
 
+def _ip(fld: str, text: str) -> None:
+    """Refuse ``text`` unless it is an IP address."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise fail(fld, f"must be an IP address, got {text[:80]!r}") from None
+
+
 @dataclass(frozen=True, eq=False)
 class Scenario:
     """Everything one run needs. Building one checks every reference, and raises SpecError on the first problem."""
@@ -184,6 +203,7 @@ class Scenario:
             raise fail("duration_s", f"must be > 0 seconds, got {self.duration_s}")
         if self.warmup_s < 0 or (self.duration_s is not None and self.warmup_s >= self.duration_s):
             raise fail("warmup_s", f"must be >= 0 and below duration_s, got {self.warmup_s}")
+        self._validate_sizes()
         names: set[str] = set()
         for i, pod in enumerate(self.pods):
             if pod.name in names:
@@ -206,6 +226,7 @@ class Scenario:
             service_names.add(svc.name)
             if not 1 <= svc.session_affinity_timeout_s <= 86400:
                 raise fail(f"services[{i}].timeoutSeconds", "must be between 1 and 86400 seconds")
+        self._validate_addresses()
         for i, ev in enumerate(self.timeline):
             self._validate_event(i, ev, names, service_names)
         self._validate_given(service_names)
@@ -231,6 +252,41 @@ class Scenario:
         needs = {"BridgeInterface": "bridge_interface", "InterfaceNamePrefix": "interface_name_prefix"}.get(mode)
         if needs and not getattr(dp, needs):
             raise fail(f"dataplane.{needs}", f"is required with local_traffic_detector = {mode!r}")
+
+    def _validate_sizes(self) -> None:
+        """Kubernetes' own limits: at most 5,000 nodes, 150,000 pods and 10,000 Services."""
+        for what, n, limit in (
+            ("topology.nodes", len(self.topology.nodes), MAX_NODES),
+            ("pods", len(self.pods), MAX_PODS),
+            ("services", len(self.services), MAX_SERVICES),
+        ):
+            if n > limit:
+                raise fail(what, f"{n:,} of them: Kubernetes supports at most {limit:,}")
+
+    def _validate_addresses(self) -> None:
+        """Every address an IP address and every port 1-65535 (0: none, for targetPort and nodePort), so that no
+        rule or route is built from anything else."""
+        for i, pod in enumerate(self.pods):
+            _ip(f"pods[{i}].ip", pod.ip)
+        for i, ext in enumerate(self.external_clients):
+            _ip(f"external_clients[{i}].ip", ext.ip)
+        for i, svc in enumerate(self.services):
+            for key, value, low in (
+                ("port", svc.port, 1),
+                ("targetPort", svc.target_port, 0),
+                ("nodePort", svc.node_port, 0),
+            ):
+                if not (value == low == 0 or 1 <= value <= MAX_PORT):
+                    raise fail(f"services[{i}].{key}", f"must be a port 1-{MAX_PORT}, got {value}")
+            for key, ips in (("externalIPs", svc.external_ips), ("loadBalancerIPs", svc.load_balancer_ips)):
+                for j, ip in enumerate(ips):
+                    _ip(f"services[{i}].{key}[{j}]", ip)
+        for svc_name, endpoints in self.given_endpoints.items():
+            for ep in endpoints:
+                ip, colon, port = ep.address.rpartition(":")
+                _ip(f"given_endpoints.{svc_name}", ip if colon else ep.address)
+                if colon and not (port.isascii() and port.isdigit() and 1 <= int(port[:6]) <= MAX_PORT):
+                    raise fail(f"given_endpoints.{svc_name}", f"endpoint port must be 1-{MAX_PORT}, got {port[:20]!r}")
 
     def _validate_given(self, services: set[str]) -> None:
         for svc, endpoints in self.given_endpoints.items():

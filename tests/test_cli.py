@@ -21,7 +21,7 @@ from sim.cli import main
 from sim.engine import run
 from sim.experiment import sweep as sweep_module
 from sim.experiment.sweep import expand
-from sim.io import dumps_json, load_experiment, load_scenario, write_atomic
+from sim.io import dumps_json, load_experiment, load_scenario, write_file
 from sim.rng import seed_from_record
 from tests.conftest import DEMO, ROOT
 from tests.test_spec import SPEC, write_spec
@@ -149,7 +149,7 @@ def test_out_is_checked_before_the_run(capsys, tmp_path, where):
 def test_out_is_not_the_input(capsys, tmp_path):
     demo = demo_copy(tmp_path)
     before = demo.read_text()
-    assert "scenario file itself" in one_error(*sim_cli(capsys, "run", str(demo), "--out", str(demo)))
+    assert "a file this command reads" in one_error(*sim_cli(capsys, "run", str(demo), "--out", str(demo)))
     assert demo.read_text() == before
 
 
@@ -406,7 +406,7 @@ def test_a_run_from_a_seed_sequence_is_redone_from_its_record():
 def test_results_files_honour_the_umask(tmp_path, umask):
     old = os.umask(umask)
     try:
-        write_atomic(tmp_path / "r.json", "{}\n")
+        write_file(tmp_path / "r.json", "{}\n")
     finally:
         os.umask(old)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -9,7 +9,12 @@ entity's or for none) and bytes (flipped, inserted, deleted, truncated, NUL, inv
 runs in this process with stdout and stderr captured, so a case costs milliseconds, not an interpreter start.
 
 Counts per kind (cases, exit 0, exit 2, other) are printed at the end of the module (``pytest -s``) and, when
-``SIM_FUZZ_COUNTS`` names a file, written there as JSON. The default run tries a few hundred cases; the slow run
+``SIM_FUZZ_COUNTS`` names a file, written there as JSON (``SIM_FUZZ_COUNT_ONLY=1``: count, never fail).
+
+The hostile classes of issue 24 (``test_fuzz_hostile``) add deep nesting (YAML, JSON, TOML), big integers,
+unicode digits, lone surrogates, long paths, mathtext and rule syntax in names, YAML alias bombs (in labels,
+replicas, a kind config and on stdin), huge replicas, out-of-range ports, NaN flags, devices, FIFOs, symlinks and
+inputs as outputs. The default run tries a few hundred cases; the slow run
 (``-m slow``) more than 1,000.
 """
 
@@ -23,6 +28,7 @@ import math
 import os
 import shutil
 import signal
+import stat
 import sys
 import tomllib
 from collections import Counter
@@ -77,6 +83,8 @@ TIME_LIMIT_S = 20
 """Per case: far above any case's cost here (the slowest, a figure set, takes about a second)."""
 
 COUNTS: dict[str, Counter[str]] = {}
+COUNT_ONLY = bool(os.environ.get("SIM_FUZZ_COUNT_ONLY"))
+"""Count every outcome without failing on one (to measure a tree that still has tracebacks)."""
 
 
 class Hang(Exception):
@@ -113,19 +121,24 @@ def cli(kind: str, *args: str) -> tuple[int, str, str]:
             code = main(list(args))
     except BaseException as e:
         counts["other"] += 1
-        raise AssertionError(f"sim {' '.join(args)!r} raised {type(e).__name__}: {e}") from e
+        if COUNT_ONLY:
+            return 1, "", ""
+        raise AssertionError(f"sim {' '.join(args)!r} raised {type(e).__name__}: {str(e)[:300]}") from e
     if rang:
         counts["other"] += 1
+        if COUNT_ONLY:
+            return 1, "", ""
         raise AssertionError(f"sim {' '.join(args)!r}: {rang[0]}")
     stderr = err.getvalue()
     if code == 0:
         counts["exit 0"] += 1
     elif code == 2 and stderr.startswith("sim: error: ") and stderr.endswith("\n") and stderr.count("\n") == 1:
         counts["exit 2"] += 1
-        assert out.getvalue() == "", "an error must not print results"
+        assert COUNT_ONLY or out.getvalue() == "", "an error must not print results"
     else:
         counts["other"] += 1
-        raise AssertionError(f"sim {' '.join(args)!r}: exit {code}, stderr {stderr!r}")
+        if not COUNT_ONLY:
+            raise AssertionError(f"sim {' '.join(args)!r}: exit {code}, stderr {stderr[-300:]!r}")
     return code, out.getvalue(), stderr
 
 
@@ -137,7 +150,7 @@ def report_counts() -> Iterator[None]:
     total = Counter[str]()
     for c in COUNTS.values():
         total.update(c)
-    keys = ("cases", "exit 0", "exit 2", "other")
+    keys = ("cases", "exit 0", "exit 2", "other", "replaced a device")
 
     def row(kind: str, c: Counter[str]) -> str:
         return f"{kind:>16}: " + ", ".join(f"{k} {c[k]}" for k in keys)
@@ -560,3 +573,360 @@ def test_fuzz_sweeps_slow(tree, data):
 @given(data=spec_cases())
 def test_fuzz_sweeps(tree, data):
     check_sweep(tree, data)
+
+
+# --- hostile input classes (issue 24) ----------------------------------------------------------------------------
+
+MANIFESTS = (ROOT / "experiments" / "k8s" / "manifests.yaml").read_text()
+KIND = ROOT / "experiments" / "k8s" / "kind-cluster.yaml"
+SERVICE = (
+    "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector: {{app: echo-1}}\n"
+    "  ports: [{{port: {port}, targetPort: {target}, nodePort: {node_port}}}]\n  type: NodePort\n"
+)
+NODE = "apiVersion: v1\nkind: Node\nmetadata:\n  name: kind-worker\nstatus:\n  allocatable:\n    cpu: {cpu}\n"
+UNICODE_DIGITS = ["²", "٣", "໒", "\uff11", "\U0001d7d5", "Ⅻ", "½"]  # digits other than 0-9
+HOSTILE_NAMES = ["$\\undefinedcmd{x}$", "$x^2$", 'a"b', "a b", "x;y", "x#y", "{x}", "é名🙂", "a\\b", "-A INPUT -j DROP"]
+
+
+def bomb(levels: int, width: int) -> str:
+    """A YAML "billion laughs": ``levels`` anchors, each a list of ``width`` aliases of the one before."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+def indent(text: str, n: int) -> str:
+    return "".join(" " * n + line + "\n" for line in text.splitlines())
+
+
+@st.composite
+def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], str | None]:
+    """(kind, files to write under the case directory, argv with ``{d}`` for that directory, stdin)."""
+    kind = draw(
+        st.sampled_from(
+            [
+                "deep",
+                "big integers",
+                "unicode digits",
+                "surrogates",
+                "long paths",
+                "names",
+                "bombs",
+                "limits",
+                "outputs",
+            ]
+        )
+    )
+    out: tuple[str, dict[str, bytes], list[str], str | None]
+    if kind == "deep":
+        n = draw(st.sampled_from([33, 200, 5_000, 100_000]))
+        how = draw(st.sampled_from(["yaml", "json", "toml", "set"]))
+        if how == "yaml":
+            out = kind, {"o.yaml": ("a: " + "[" * n + "]" * n + "\n").encode()}, ["routes", "{d}/o.yaml"], None
+        elif how == "json":
+            out = kind, {"o.json": ("[" * n + "]" * n).encode()}, ["routes", "{d}/o.json"], None
+        elif how == "toml":
+            out = kind, {"s.toml": ("a = " + "[" * n + "]" * n + "\n").encode()}, ["validate", "{d}/s.toml"], None
+        else:
+            out = (
+                kind,
+                {},
+                ["validate", str(ROOT / "experiments" / "cilium_demo.toml"), "--set", "seed=" + "[" * n],
+                None,
+            )
+    elif kind == "big integers":
+        digits = "9" * draw(st.sampled_from([20, 400, 4_301, 5_000, 20_000]))
+        where = draw(st.sampled_from(["replicas", "cpu", "port", "nodePort", "set", "toml"]))
+        if where == "replicas":
+            files = {"o.yaml": MANIFESTS.replace("replicas: 2", f"replicas: {digits}", 1).encode()}
+        elif where == "cpu":
+            files = {"o.yaml": (MANIFESTS + "\n---\n" + NODE.format(cpu=f"'{digits}'")).encode()}
+        elif where in ("port", "nodePort"):
+            fields = {"port": 80, "target": 80, "node_port": 30080, where.replace("nodePort", "node_port"): digits}
+            files = {"o.yaml": (MANIFESTS + "\n---\n" + SERVICE.format(name="s2", **fields)).encode()}
+        if where == "set":
+            out = (
+                kind,
+                {},
+                ["validate", str(ROOT / "experiments" / "cilium_demo.toml"), "--set", f"streams.0.requests={digits}"],
+                None,
+            )
+        elif where == "toml":
+            text = (
+                (ROOT / "experiments" / "cilium_demo.toml")
+                .read_text()
+                .replace("requests = ", f"requests = {digits} # ", 1)
+            )
+            out = (
+                kind,
+                {"s.toml": text.replace('"../topologies/', f'"{ROOT}/topologies/').encode()},
+                ["validate", "{d}/s.toml"],
+                None,
+            )
+        else:
+            out = kind, files, ["routes", "{d}/o.yaml", str(KIND)], None
+    elif kind == "unicode digits":
+        digit = draw(st.sampled_from(UNICODE_DIGITS))
+        where = draw(st.sampled_from(["targetPort", "port", "cpu", "set index", "set value"]))
+        if where in ("targetPort", "port"):
+            fields = {"port": 80, "target": 80, "node_port": 30080, where.replace("targetPort", "target"): f"'{digit}'"}
+            out = (
+                kind,
+                {"o.yaml": (MANIFESTS + "\n---\n" + SERVICE.format(name="s2", **fields)).encode()},
+                ["routes", "{d}/o.yaml", str(KIND)],
+                None,
+            )
+        elif where == "cpu":
+            out = (
+                kind,
+                {"o.yaml": (MANIFESTS + "\n---\n" + NODE.format(cpu=f"'{digit}'")).encode()},
+                ["routes", "{d}/o.yaml", str(KIND)],
+                None,
+            )
+        elif where == "set index":
+            out = (
+                kind,
+                {},
+                ["validate", str(ROOT / "experiments" / "cilium_demo.toml"), "--set", f"streams.{digit}.requests=5"],
+                None,
+            )
+        else:
+            out = (
+                kind,
+                {},
+                ["validate", str(ROOT / "experiments" / "cilium_demo.toml"), "--set", f"streams.0.requests={digit}"],
+                None,
+            )
+    elif kind == "surrogates":
+        s = draw(st.sampled_from(["\ud800", "\udfff", "\udcff"]))
+        where = draw(st.sampled_from(["json name", "json label", "set", "service flag"]))
+        if where.startswith("json"):
+            meta = {"name": f"a{s}b"} if where == "json name" else {"name": "s2", "labels": {"x": s}}
+            doc = {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": meta,
+                "spec": {"selector": {"app": "echo-1"}, "ports": [{"port": 80}]},
+            }
+            files = {"o.json": json.dumps(doc).encode(), "m.yaml": MANIFESTS.encode()}
+            out = kind, files, ["routes", "{d}/o.json", "{d}/m.yaml", str(KIND)], None
+        elif where == "set":
+            out = (
+                kind,
+                {},
+                [
+                    "run",
+                    str(ROOT / "experiments" / "cilium_demo.toml"),
+                    "--requests",
+                    "20",
+                    "--json",
+                    "--set",
+                    f"services.echo-1.name=a{s}",
+                ],
+                None,
+            )
+        else:
+            out = kind, {}, ["routes", str(ROOT / "experiments" / "cilium_demo.toml"), "--service", f"a{s}"], None
+    elif kind == "long paths":
+        deep = "/".join(["d" * 200] * draw(st.sampled_from([1, 21, 40])))
+        long = "{d}/" + ("x" * draw(st.sampled_from([255, 256, 5_000])))
+        argv = draw(
+            st.sampled_from(
+                [
+                    ["validate", f"{{d}}/{deep}/x.toml"],
+                    ["routes", f"{{d}}/{deep}/x.yaml"],
+                    ["plot", f"{{d}}/{deep}"],
+                    ["report", f"{{d}}/{deep}/r.json", "-o", "{d}/r.html"],
+                    ["import", f"{{d}}/{deep}/x.yaml", "-o", "{d}/i.toml"],
+                    [
+                        "run",
+                        str(ROOT / "experiments" / "cilium_demo.toml"),
+                        "--requests",
+                        "10",
+                        "--out",
+                        f"{{d}}/{deep}/o.json",
+                    ],
+                    ["run", str(ROOT / "experiments" / "cilium_demo.toml"), "--requests", "10", "--out", long],
+                    ["sweep", f"{{d}}/{deep}/s.toml"],
+                ]
+            )
+        )
+        out = kind, {}, argv, None
+    elif kind == "names":
+        name = draw(st.sampled_from(HOSTILE_NAMES))
+        text = (
+            (ROOT / "experiments" / "cilium_demo.toml").read_text().replace('"../topologies/', f'"{ROOT}/topologies/')
+        )
+        text = text.replace('"echo-1"', json.dumps(name, ensure_ascii=False))
+        how = draw(st.sampled_from(["plot", "rules iptables", "rules nftables"]))
+        if how == "plot":
+            argv = ["run", "{d}/s.toml", "--requests", "30", "--plot", "{d}/figs", "--json"]
+        else:
+            argv = ["emulate", "{d}/s.toml", "--show-rules", "--mode", how.split()[1]]
+        out = kind, {"s.toml": text.encode()}, argv, None
+    elif kind == "bombs":
+        b = bomb(draw(st.sampled_from([4, 9])), draw(st.sampled_from([3, 9])))
+        where = draw(st.sampled_from(["labels", "kind", "stdin", "patch"]))
+        if where == "labels":
+            pod = (
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bomb\n  labels:\n"
+                + indent(b, 4)
+                + "spec:\n  nodeName: kind-worker\n"
+            )
+            out = kind, {"o.yaml": (MANIFESTS + "\n---\n" + pod).encode()}, ["routes", "{d}/o.yaml", str(KIND)], None
+        elif where == "kind":
+            out = kind, {"k.yaml": (KIND.read_text() + "x:\n" + indent(b, 2)).encode()}, ["routes", "{d}/k.yaml"], None
+        elif where == "patch":
+            patch = (
+                "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n"
+                "  kubeadmConfigPatches:\n  - |\n" + indent(b, 4)
+            )
+            out = kind, {"k.yaml": patch.encode()}, ["routes", "{d}/k.yaml"], None
+        else:
+            out = kind, {}, ["routes", "-", str(KIND)], MANIFESTS + "\n---\n" + b + "\n"
+    elif kind == "limits":
+        what = draw(st.sampled_from(["replicas", "port", "nodePort", "alpha", "rate", "timeout", "cpu nan"]))
+        if what == "replicas":
+            n = draw(st.sampled_from([150_001, 1_000_000_000]))
+            out = (
+                kind,
+                {"o.yaml": MANIFESTS.replace("replicas: 2", f"replicas: {n}", 1).encode()},
+                ["routes", "{d}/o.yaml", str(KIND)],
+                None,
+            )
+        elif what in ("port", "nodePort"):
+            text = (
+                (ROOT / "experiments" / "cilium_demo.toml")
+                .read_text()
+                .replace('"../topologies/', f'"{ROOT}/topologies/')
+            )
+            value = draw(st.sampled_from([0, 65_536, 70_000, 99_999_999, -1]))
+            text = text.replace('name = "echo-1"', f'name = "echo-1"\n{what} = {value}', 1)
+            out = kind, {"s.toml": text.encode()}, ["validate", "{d}/s.toml"], None
+        elif what == "cpu nan":
+            files = {
+                "o.yaml": (
+                    MANIFESTS + "\n---\n" + NODE.format(cpu=draw(st.sampled_from([".nan", ".inf", "-1"])))
+                ).encode()
+            }
+            out = kind, files, ["import", "{d}/o.yaml", str(KIND), "-o", "{d}/i.toml"], None
+        else:
+            value = draw(st.sampled_from(["nan", "inf", "-1", "0", "1e400"]))
+            flag = {"alpha": "--alpha", "rate": "--rate", "timeout": "--connect-timeout"}[what]
+            if what == "alpha":
+                out = (
+                    kind,
+                    {},
+                    [
+                        "emulate",
+                        str(ROOT / "experiments" / "local_pod_gone_iptables.toml"),
+                        "--show-rules",
+                        flag,
+                        value,
+                    ],
+                    None,
+                )
+            elif what == "rate":
+                out = (
+                    kind,
+                    {},
+                    ["run", str(KIND), "--client", "default/client", "--service", "default/echo-1", flag, value],
+                    None,
+                )
+            else:
+                out = (
+                    kind,
+                    {},
+                    [
+                        "emulate",
+                        str(ROOT / "experiments" / "local_pod_gone_iptables.toml"),
+                        "--show-rules",
+                        flag,
+                        value,
+                    ],
+                    None,
+                )
+    else:
+        target = draw(
+            st.sampled_from(
+                [
+                    "{d}/null",
+                    "{d}/full",
+                    "{d}/zero",
+                    "",
+                    "{d}/.",
+                    "{d}",
+                    "{d}/fifo",
+                    "{d}/link",
+                    "{d}/s.toml",
+                    "{d}/kind.toml",
+                    "-",
+                ]
+            )
+        )
+        text = (
+            (ROOT / "experiments" / "cilium_demo.toml").read_text().replace('"../topologies/kind.toml"', '"kind.toml"')
+        )
+        files = {
+            "s.toml": text.encode(),
+            "kind.toml": (ROOT / "topologies" / "kind.toml").read_bytes(),
+            **dict.fromkeys(["fifo", "link", "null", "full", "zero"], b""),
+        }
+        argv = draw(
+            st.sampled_from(
+                [
+                    ["run", "{d}/s.toml", "--requests", "20", "--out", target],
+                    ["run", "{d}/s.toml", "--requests", "20", "--plot", target],
+                    ["import", str(ROOT / "experiments" / "k8s" / "manifests.yaml"), str(KIND), "-o", target],
+                ]
+            )
+        )
+        out = kind, files, argv, None
+    return out
+
+
+DEVICES = {"null": 3, "full": 7, "zero": 5}
+"""The memory devices (major 1) by name and minor number."""
+
+
+def device(path: Path, name: str) -> None:
+    """A private copy of ``/dev/NAME`` at ``path`` (a device node where we are root, else a symlink to the real
+    one, which a non-root writer cannot replace): a regression clobbers this copy, never the system's device."""
+    if os.geteuid() == 0:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, DEVICES[name]))
+    else:
+        path.symlink_to(f"/dev/{name}")
+
+
+def check_hostile(tmp: Path, case: tuple[str, dict[str, bytes], list[str], str | None]) -> None:
+    kind, files, argv, stdin = case
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, data in files.items():
+        if name == "fifo":
+            os.mkfifo(tmp / name)
+        elif name == "link":
+            (tmp / name).symlink_to("/dev/null")
+        elif name in DEVICES:
+            device(tmp / name, name)
+        else:
+            (tmp / name).write_bytes(data)
+    args = [a.replace("{d}", str(tmp)) for a in argv]
+    old_stdin = sys.stdin
+    try:
+        if stdin is not None:
+            sys.stdin = io.StringIO(stdin)
+        cli(f"hostile: {kind}", *args, *(["--max-memory", "2G"] if args[0] in ("run", "validate", "sweep") else []))
+    finally:
+        sys.stdin = old_stdin
+    for name in DEVICES:
+        if (tmp / name).exists() and not (tmp / name).is_char_device():
+            COUNTS[f"hostile: {kind}"]["replaced a device"] += 1
+            assert COUNT_ONLY, f"{name} was replaced"
+    assert Path("/dev/null").is_char_device()
+
+
+@settings(FUZZ, max_examples=250)
+@given(case=hostile_cases())
+def test_fuzz_hostile(tree, case):
+    check_hostile(tree / "hostile", case)

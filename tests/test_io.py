@@ -9,7 +9,7 @@ import pytest
 from sim.cluster import TrafficPolicy
 from sim.distributions import Constant, Exponential, Gamma, LogNormal
 from sim.errors import SpecError
-from sim.io import dumps_json, load_scenario, load_topology, write_atomic
+from sim.io import dumps_json, load_scenario, load_topology, write_file
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
 from tests.conftest import ROOT
 
@@ -215,9 +215,9 @@ def test_trace_file(files):
     assert err.value.path.endswith("trace.csv") and err.value.field == "line 2"
 
 
-def test_write_atomic_leaves_no_temp_files(tmp_path):
+def test_write_file_leaves_no_temp_files(tmp_path):
     target = tmp_path / "out" / "r.json"
-    write_atomic(target, dumps_json({"b": float("nan"), "a": 1}))
+    write_file(target, dumps_json({"b": float("nan"), "a": 1}))
     assert target.read_text() == '{\n  "a": 1,\n  "b": null\n}\n'
     assert [p.name for p in target.parent.iterdir()] == ["r.json"]
 

@@ -662,7 +662,7 @@ def test_manifest_pod_without_node_is_scheduled(tmp_path):
         ),
         (
             "{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {replicas: -1, template: {}}}",
-            "Deployment default/d: spec.replicas: must be >= 0, got -1",
+            "Deployment default/d: spec.replicas: must be 0-150,000 (Kubernetes' pods in a cluster), got -1",
         ),
         (
             "{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {template: {spec: {affinity: "

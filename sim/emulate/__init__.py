@@ -46,6 +46,7 @@ def emulate(plan: Plan, seed: int, *, connect_timeout_s: float = 1.0, progress: 
 
     from sim.emulate.netns import emulated, tool_versions
 
+    show_rules(plan)  # every payload renders, or a name is refused, before the kernel is touched
     total = sum(st.requests or 0 for st in plan.scenario.streams)
     disable = None if progress is None else not progress
     with (

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from sim.cluster import Endpoint, Service, ServiceType, SessionAffinity, TrafficPolicy, namespace_of
 from sim.emulate.plan import SERVICE_NET, NodePlan, ServiceRules
+from sim.emulate.quoting import checked, iptables_comment, iptables_word, nft_comment, nft_identifier
 
 PROTOCOL = "tcp"
 MASQUERADE_MARK = format(1 << 14, "#08x")
@@ -52,7 +53,7 @@ def service_port_name(svc: Service) -> str:
 
 
 def _b32_sha256(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()
+    return base64.b32encode(hashlib.sha256(checked(text).encode()).digest()).decode()
 
 
 def port_proto_hash(service_port_name: str, protocol: str = PROTOCOL) -> str:
@@ -103,7 +104,7 @@ def hash_and_truncate(name: str) -> str:
     >>> hash_and_truncate("ns1/svc1/tcp/p80")  # upstream's comment: "ULMVA6XW-ns1/svc1/tcp/p80"
     'ULMVA6XW-ns1/svc1/tcp/p80'
     """
-    out = _b32_sha256(name)[:8] + "-" + name
+    out = nft_identifier(_b32_sha256(name), name)  # the hash alone where the name is not an nft identifier
     limit = 256 - 16  # knftables.NameLengthMax - chainNamePrefixLengthMax
     return out[: limit - 3] + "..." if len(out) > limit else out
 
@@ -291,6 +292,11 @@ def iptables_jumps() -> str:
     return "\n".join(out) + "\n"
 
 
+def _comment(text: str) -> str:
+    """The comment match of a rule, its text quoted for iptables-restore (``sim.emulate.quoting``)."""
+    return f"-m comment --comment {iptables_comment(text)}"
+
+
 def _svc_to_endpoint_rules(s: ServiceRules, chain: str, endpoints: Sequence[Endpoint]) -> list[str]:
     """``writeServiceToEndpointRules``: affinity checks first, then the probability cascade."""
     svc, name = s.service, service_port_name(s.service)
@@ -299,12 +305,12 @@ def _svc_to_endpoint_rules(s: ServiceRules, chain: str, endpoints: Sequence[Endp
         for ep in endpoints:
             sep = sep_chain(svc, ep.address)
             rules.append(
-                f'-A {chain} -m comment --comment "{name} -> {ep.address}" -m recent --name {sep} --rcheck '
+                f"-A {chain} {_comment(f'{name} -> {ep.address}')} -m recent --name {sep} --rcheck "
                 f"--seconds {_sticky_seconds(svc)} --reap -j {sep}"
             )
     n = len(endpoints)
     for i, ep in enumerate(endpoints):
-        args = f'-A {chain} -m comment --comment "{name} -> {ep.address}"'
+        args = f"-A {chain} {_comment(f'{name} -> {ep.address}')}"
         if i < n - 1:
             args += f" -m statistic --mode random --probability {probability(n - i)}"
         rules.append(f"{args} -j {sep_chain(svc, ep.address)}")
@@ -393,53 +399,47 @@ def _iptables_entries(s: ServiceRules, out: _Restore, proxy: Proxy) -> None:
     if has_internal_endpoints(s):
         if proxy.detector.implemented:  # "masquerades off-cluster traffic to a service VIP"
             out.nat_rules.append(
-                f'-A {internal_chain(s)} -m comment --comment "{name} cluster IP" {dest} '
+                f"-A {internal_chain(s)} {_comment(f'{name} cluster IP')} {dest} "
                 f"{proxy.detector.if_not_local} -j KUBE-MARK-MASQ"
             )
-        out.nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" {dest} -j {internal_chain(s)}')
+        out.nat_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} cluster IP')} {dest} -j {internal_chain(s)}")
     else:
-        out.filter_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} {why}" {dest} -j {target}')
+        out.filter_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} {why}')} {dest} -j {target}")
     external = has_external_endpoints(s)
     for ip in svc.external_ips:
         ext_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
         if s.has_endpoints:
-            out.nat_rules.append(
-                f'-A KUBE-SERVICES -m comment --comment "{name} external IP" {ext_dest} -j {ext_chain(svc)}'
-            )
+            out.nat_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} external IP')} {ext_dest} -j {ext_chain(svc)}")
         if not external:
-            out.filter_rules.append(
-                f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {ext_dest} -j {target}'
-            )
+            out.filter_rules.append(f"-A KUBE-EXTERNAL-SERVICES {_comment(f'{name} {why}')} {ext_dest} -j {target}")
     lb_target = fw_chain(svc) if uses_fw_chain(s) else ext_chain(svc)
     for ip in svc.load_balancer_ips:
         lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
         if s.has_endpoints:
-            out.nat_rules.append(
-                f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" {lb_dest} -j {lb_target}'
-            )
+            out.nat_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} loadbalancer IP')} {lb_dest} -j {lb_target}")
         if uses_fw_chain(s):
             out.filter_rules.append(
-                f'-A KUBE-PROXY-FIREWALL -m comment --comment "{name} traffic not accepted by {fw_chain(svc)}" '
+                f"-A KUBE-PROXY-FIREWALL {_comment(f'{name} traffic not accepted by {fw_chain(svc)}')} "
                 f"{lb_dest} -j DROP"
             )
     if not external:
         for ip in svc.load_balancer_ips:
             lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
-            out.filter_rules.append(
-                f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" {lb_dest} -j {target}'
-            )
+            out.filter_rules.append(f"-A KUBE-EXTERNAL-SERVICES {_comment(f'{name} {why}')} {lb_dest} -j {target}")
     if svc.node_port:
         np_dest = f"-m {PROTOCOL} -p {PROTOCOL} --dport {svc.node_port}"
         if s.has_endpoints:
-            out.nat_rules.append(f"-A KUBE-NODEPORTS -m comment --comment {name} {np_dest} -j {ext_chain(svc)}")
+            out.nat_rules.append(
+                f"-A KUBE-NODEPORTS -m comment --comment {iptables_word(name)} {np_dest} -j {ext_chain(svc)}"
+            )
         if not external:
             out.filter_rules.append(
-                f'-A KUBE-EXTERNAL-SERVICES -m comment --comment "{name} {why}" -m addrtype --dst-type LOCAL '
+                f"-A KUBE-EXTERNAL-SERVICES {_comment(f'{name} {why}')} -m addrtype --dst-type LOCAL "
                 f"{np_dest} -j {target}"
             )
     if health_check_node_port(svc):  # "no matter if node has local endpoints", the health check is let in
         out.filter_rules.append(
-            f'-A KUBE-NODEPORTS -m comment --comment "{name} health check node port" -m tcp -p tcp '
+            f"-A KUBE-NODEPORTS {_comment(f'{name} health check node port')} -m tcp -p tcp "
             f"--dport {svc.health_check_node_port} -j ACCEPT"
         )
 
@@ -454,18 +454,18 @@ def _iptables_external_chain(s: ServiceRules, out: _Restore, proxy: Proxy) -> No
     out.nat_chains.append(f":{ext} - [0:0]")
     if not _external_local(svc):
         out.nat_rules.append(
-            f'-A {ext} -m comment --comment "masquerade traffic for {name} external destinations" -j KUBE-MARK-MASQ'
+            f"-A {ext} {_comment(f'masquerade traffic for {name} external destinations')} -j KUBE-MARK-MASQ"
         )
     else:
         if proxy.detector.implemented:
             out.nat_rules.append(
-                f'-A {ext} -m comment --comment "pod traffic for {name} external destinations" '
+                f"-A {ext} {_comment(f'pod traffic for {name} external destinations')} "
                 f"{proxy.detector.if_local} -j {svc_chain(svc)}"
             )
         out.nat_rules += [
-            f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
+            f"-A {ext} {_comment(f'masquerade LOCAL traffic for {name} external destinations')} "
             "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
-            f'-A {ext} -m comment --comment "route LOCAL traffic for {name} external destinations" '
+            f"-A {ext} {_comment(f'route LOCAL traffic for {name} external destinations')} "
             f"-m addrtype --src-type LOCAL -j {svc_chain(svc)}",
         ]
     if has_external_endpoints(s):
@@ -491,10 +491,8 @@ def _iptables_firewall_chain(s: ServiceRules, out: _Restore, proxy: Proxy) -> No
     fw = fw_chain(svc)
     out.nat_chains.append(f":{fw} - [0:0]")
     for source in firewall_sources(s, proxy):
-        out.nat_rules.append(f'-A {fw} -m comment --comment "{name} loadbalancer IP" -s {source} -j {ext_chain(svc)}')
-    out.nat_rules.append(
-        f'-A {fw} -m comment --comment "other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"'
-    )
+        out.nat_rules.append(f"-A {fw} {_comment(f'{name} loadbalancer IP')} -s {source} -j {ext_chain(svc)}")
+    out.nat_rules.append(f"-A {fw} {_comment(f'other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL')}")
 
 
 def _iptables_endpoint_chains(s: ServiceRules, out: _Restore) -> None:
@@ -509,7 +507,7 @@ def _iptables_endpoint_chains(s: ServiceRules, out: _Restore) -> None:
     for ep in s.reachable:
         sep = sep_chain(svc, ep.address)
         out.nat_chains.append(f":{sep} - [0:0]")
-        head = f"-A {sep} -m comment --comment {name}"
+        head = f"-A {sep} -m comment --comment {iptables_word(name)}"
         out.nat_rules.append(f"{head} -s {_ip(ep)} -j KUBE-MARK-MASQ")
         recent = f" -m recent --name {sep} --set" if _affinity(svc) else ""
         out.nat_rules.append(f"{head}{recent} -m {PROTOCOL} -p {PROTOCOL} -j DNAT --to-destination {ep.address}")
@@ -563,7 +561,7 @@ class _Tx:
             self.add(f"flush chain {TABLE} {chain}")
 
     def rule(self, chain: str, rule: str, comment: str | None = None) -> None:
-        self.add(f"add rule {TABLE} {chain} {rule}" + (f' comment "{comment}"' if comment else ""))
+        self.add(f"add rule {TABLE} {chain} {rule}" + (f" comment {nft_comment(comment)}" if comment else ""))
 
 
 def _setup_nftables(tx: _Tx, proxy: Proxy) -> None:
@@ -708,12 +706,14 @@ def _nft_elements(tx: _Tx, s: ServiceRules) -> None:
     if has_internal_endpoints(s):
         tx.add(f"add element {TABLE} service-ips {{ {key(s.cluster_ip)} : goto {internal} }}")
     else:
-        tx.add(f'add element {TABLE} no-endpoint-services {{ {key(s.cluster_ip)} comment "{name}" : {verdict} }}')
+        tx.add(
+            f"add element {TABLE} no-endpoint-services {{ {key(s.cluster_ip)} comment {nft_comment(name)} : {verdict} }}"
+        )
     for ip in svc.external_ips:
         if s.has_endpoints:
             tx.add(f"add element {TABLE} service-ips {{ {key(ip)} : goto {names.external} }}")
         if not external:
-            tx.add(f'add element {TABLE} no-endpoint-services {{ {key(ip)} comment "{name}" : {verdict} }}')
+            tx.add(f"add element {TABLE} no-endpoint-services {{ {key(ip)} comment {nft_comment(name)} : {verdict} }}")
     for ip in svc.load_balancer_ips:
         if s.has_endpoints:
             tx.add(f"add element {TABLE} service-ips {{ {key(ip)} : goto {names.external} }}")
@@ -721,13 +721,13 @@ def _nft_elements(tx: _Tx, s: ServiceRules) -> None:
             tx.add(f"add element {TABLE} firewall-ips {{ {key(ip)} : goto {names.firewall} }}")
     if not external:
         for ip in svc.load_balancer_ips:
-            tx.add(f'add element {TABLE} no-endpoint-services {{ {key(ip)} comment "{name}" : {verdict} }}')
+            tx.add(f"add element {TABLE} no-endpoint-services {{ {key(ip)} comment {nft_comment(name)} : {verdict} }}")
     if svc.node_port:
         port = f"{PROTOCOL} . {svc.node_port}"
         if s.has_endpoints:
             tx.add(f"add element {TABLE} service-nodeports {{ {port} : goto {names.external} }}")
         if not external:
-            tx.add(f'add element {TABLE} no-endpoint-nodeports {{ {port} comment "{name}" : {verdict} }}')
+            tx.add(f"add element {TABLE} no-endpoint-nodeports {{ {port} comment {nft_comment(name)} : {verdict} }}")
 
 
 def _nft_service_rules(tx: _Tx, s: ServiceRules, proxy: Proxy) -> None:

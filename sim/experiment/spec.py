@@ -74,7 +74,7 @@ def _entry(items: list[Any], segment: str, where: str) -> int:
     for i, item in enumerate(items):
         if isinstance(item, dict) and item.get("name") == segment:
             return i
-    if segment.isdigit() and int(segment) < len(items):
+    if segment.isascii() and segment.isdigit() and len(segment) < 10 and int(segment) < len(items):
         return int(segment)
     names = [str(item["name"]) for item in items if isinstance(item, dict) and "name" in item]
     known = f"entries named {names}" if names else f"indices 0..{len(items) - 1}" if items else "no entries"

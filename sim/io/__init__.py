@@ -8,7 +8,8 @@
 - ``jaeger`` and ``otlp``: trace exports (Jaeger JSON, OTLP JSON) into spans, recognised among ``sim import``'s
   inputs by ``tracefiles``; the call graph is derived from spans in ``sim.traces``;
 - ``experiment``: experiment specs and ``--set`` overrides;
-- ``store``: atomic writes, canonical JSON, a sweep's results directory; ``runfile``: a ``sim run --out`` file
+- ``output``: the one writer of every output file (atomic; refuses devices, FIFOs, directories, inputs);
+  ``store``: canonical JSON, a sweep's results directory; ``runfile``: a ``sim run --out`` file
   read back.
 
 Files are parsed once into typed objects; unknown keys, wrong types and bad values raise SpecError naming the
@@ -23,14 +24,16 @@ from sim.io.experiment import (
     parse_set,
     sweep_command,
 )
+from sim.io.output import check_directory, check_file, write_file
 from sim.io.runfile import load_run
 from sim.io.scenario import load_scenario, parse_scenario
-from sim.io.store import ResultDir, check_writable, dumps_json, load_results, write_atomic
+from sim.io.store import ResultDir, dumps_json, load_results
 from sim.io.topology import load_topology, parse_topology
 
 __all__ = [
     "ResultDir",
-    "check_writable",
+    "check_directory",
+    "check_file",
     "dumps_json",
     "is_experiment",
     "load_experiment",
@@ -44,5 +47,5 @@ __all__ = [
     "parse_set",
     "parse_topology",
     "sweep_command",
-    "write_atomic",
+    "write_file",
 ]

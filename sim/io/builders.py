@@ -4,6 +4,7 @@ Scenario's assembly with its validation errors put on the file that was read."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,24 @@ class Defaults:
     timeout_s: float | None = None
 
 
+OVERFLOW_PODS_PER_NODE = 838
+"""Pods per node in the overflow range: 100.64.0.0/10 (RFC 6598, 4,194,304 addresses) over 5,000 nodes."""
+
+
 def pod_ip(node_index: int, k: int) -> str:
     """The address of the k-th pod (from 0) on the node at ``node_index`` when none is given: kind's pod CIDRs,
-    ``10.244.<node index>.<k + 2>``."""
-    return f"10.244.{node_index}.{k + 2}"
+    ``10.244.<node index>.<k + 2>``, for the first 256 nodes and 253 pods a node; beyond (a 5,000-node cluster, or
+    more pods on a node than a /24 holds), ``100.64.0.0/10`` numbered by node and pod, so that every generated
+    address is a valid and distinct IPv4 address (past 838 pods on one node: none, which validation refuses).
+
+    >>> pod_ip(1, 0), pod_ip(300, 0), pod_ip(1, 253)
+    ('10.244.1.2', '100.67.214.8', '100.64.4.67')
+    """
+    if node_index < 256 and k < 253:
+        return f"10.244.{node_index}.{k + 2}"
+    if k >= OVERFLOW_PODS_PER_NODE:
+        return f"(pod {k} on node {node_index}: past {OVERFLOW_PODS_PER_NODE} generated addresses a node)"
+    return str(ipaddress.IPv4Address(0x64400000 + node_index * OVERFLOW_PODS_PER_NODE + k))
 
 
 def affinity_timeout(value: float | None, error: Callable[[str], SpecError]) -> float:

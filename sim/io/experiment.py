@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sim import guards
-from sim.errors import SpecError
+from sim.errors import SpecError, shown
 from sim.experiment.results import RESERVED_COLUMNS
 from sim.experiment.spec import (
     ENGINES,
@@ -49,6 +49,8 @@ def parse_set(text: str) -> tuple[str, Any]:
         raise SpecError("--set", text, "expected PATH=VALUE, e.g. defaults.concurrency=2")
     if "\n" in value or "\r" in value:
         raise SpecError("--set", path.strip(), "the value must be one line")
+    if not text.isascii() and any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise SpecError("--set", path.strip(), "not UTF-8 text (bytes that decode to no character)")
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -134,7 +136,7 @@ def _linked_factor(path: Path, name: str, where: str, raw: dict[str, Any]) -> Fa
     settings = []
     for p, values in flat.items():
         if not isinstance(values, list) or len(values) != len(levels):
-            got = f"{len(values)} values" if isinstance(values, list) else f"{type_name(values)} {values!r}"
+            got = f"{len(values)} values" if isinstance(values, list) else f"{type_name(values)} {shown(values)}"
             raise t.error(_quoted(p), f"must be an array of {len(levels)} values, one per level; got {got}")
         settings.append((p, tuple(values)))
     return Factor(name, tuple(levels), tuple(settings))
@@ -155,7 +157,9 @@ def _factors(path: Path, raw: Mapping[str, Any]) -> list[Factor]:
             elif isinstance(value, dict):
                 walk(name, value)  # an unquoted dotted key: TOML made nested tables of it
             else:
-                raise SpecError(str(path), where, f"must be an array of levels (or a table with levels); got {value!r}")
+                raise SpecError(
+                    str(path), where, f"must be an array of levels (or a table with levels); got {shown(value)}"
+                )
 
     walk("", raw)
     for f in factors:
@@ -166,7 +170,9 @@ def _factors(path: Path, raw: Mapping[str, Any]) -> list[Factor]:
         if len(set(texts)) < len(texts):
             raise SpecError(str(path), where, f"repeats a level: {list(f.levels)}")
         if f.name in RESERVED_COLUMNS:
-            raise SpecError(str(path), where, f"{f.name!r} is a column of the results table; name the factor otherwise")
+            raise SpecError(
+                str(path), where, f"{shown(f.name)} is a column of the results table; name the factor otherwise"
+            )
         for p, _ in f.settings:
             try:
                 segments = parse_path(p)
@@ -179,7 +185,9 @@ def _factors(path: Path, raw: Mapping[str, Any]) -> list[Factor]:
     except PathError as e:
         raise SpecError(str(path), "factors", str(e)) from None
     if clash:
-        raise SpecError(str(path), "factors", f"two factors set the same field: {clash[0]!r} and {clash[1]!r}")
+        raise SpecError(
+            str(path), "factors", f"two factors set the same field: {shown(clash[0])} and {shown(clash[1])}"
+        )
     return factors
 
 
@@ -302,7 +310,7 @@ class _Spec:
         else:
             self.anchor, self.prefix = path.parent / scenario_file, ""
             if not self.anchor.is_file():
-                raise head.error("scenario", f"no such file {str(self.anchor)!r}")
+                raise head.error("scenario", f"no such file {shown(str(self.anchor))}")
             base = load_toml(self.anchor)
         base.pop("seed", None)  # a sweep's seeds come from root_seed and the replication
         self.base = with_cluster_names(base, self.anchor)  # paths may name pods and Services from cluster files
@@ -402,7 +410,7 @@ class _Spec:
         for index, choice in enumerate(level_choices(factors)):
             values = {f.name: f.levels[level] for f, level in zip(factors, choice, strict=True)}
             assignments = [a for f, level in zip(factors, choice, strict=True) for a in f.assignments(level)]
-            at = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            at = ", ".join(f"{k}={shown(v)}" for k, v in values.items())
             table, fields = resolve(self.base, assignments)
             scenario = self.build(table, f"factors (design point {at})", fields)
             text = json.dumps(table, sort_keys=True, default=str)
@@ -433,7 +441,7 @@ class _Spec:
 def _unknown_path(path: str, e: SpecError) -> str:
     """The problem of a path to a field the scenario does not have, with the scenario's suggestion if it made one."""
     hint = e.problem[len("unknown key") :]
-    return f"unknown path {path!r}: the scenario has no field {e.field!r}{hint}"
+    return f"unknown path {shown(path)}: the scenario has no field {shown(e.field)}{hint}"
 
 
 def _blame_set(e: SpecError, spec: str, prefix: str, fields: Mapping[str, str]) -> SpecError:

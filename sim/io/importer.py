@@ -16,6 +16,7 @@ from typing import Any
 from sim.callgraph import CallGraph, Parallel, ServiceCalls, members
 from sim.cluster import Endpoint, Pod, Service
 from sim.distributions import Constant, Dist, Empirical, Exponential, Gamma, LogNormal, Uniform
+from sim.errors import one_line
 from sim.io import builders
 from sim.io.calls import calls_entry
 from sim.io.kubernetes import KNode
@@ -177,7 +178,7 @@ def scenario_text(
     endpoints where needed, and ``streams``."""
     default = Pod("", "", "")
     lines = [
-        f"# Imported by `sim import` from {', '.join(sources)}.",
+        f"# Imported by `sim import` from {', '.join(one_line(str(source)) for source in sources)}.",
         "# The cluster's pods and Services as a scenario. Edit",
         "# freely; the client streams at the end are a start (one curl loop per Service), and every pod takes the",
         "# [defaults] (service time, workers) unless it says otherwise.",

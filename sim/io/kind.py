@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from sim.errors import SpecError
 from sim.io.kubernetes import CONTROL_PLANE_TAINT, HOSTNAME_LABEL, KNode, Taint, type_name
+from sim.io.yamlfile import yaml_documents
 
 ROLES = ("control-plane", "worker")
 EXCLUDE_FROM_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -78,10 +77,8 @@ def _patches(file: str, fld: str, patches: Any) -> list[tuple[int, dict[str, Any
         raise SpecError(file, fld, f"must be a list of YAML strings, got {type_name(patches)}")
     out = []
     for i, patch in enumerate(patches):
-        try:
-            doc = yaml.safe_load(patch) if isinstance(patch, str) else patch
-        except yaml.YAMLError as e:
-            raise SpecError(file, f"{fld}[{i}]", f"malformed YAML: {getattr(e, 'problem', e)}") from None
+        docs = yaml_documents(f"{file}: {fld}[{i}]", patch) if isinstance(patch, str) else [patch]
+        doc = docs[0] if docs else None
         registration = doc.get("nodeRegistration") if isinstance(doc, dict) else None
         out.append((i, registration if isinstance(registration, dict) else {}))
     return out

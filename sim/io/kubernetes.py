@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 import sys
 from collections import Counter
@@ -21,18 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sim.cluster import (
     DEFAULT_NAMESPACE,
+    MAX_NODES,
+    MAX_PODS,
+    MAX_SERVICES,
     ZONE_LABEL,
     ServiceType,
     SessionAffinity,
     TrafficDistribution,
     TrafficPolicy,
 )
-from sim.errors import SpecError
+from sim.errors import SpecError, shown
 from sim.io.tables import read_text, type_name
+from sim.io.yamlfile import json_document, yaml_documents
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MAX_OBJECTS_BYTES = 1 << 30
@@ -302,27 +305,28 @@ def source_files(sources: Sequence[str | Path]) -> list[Path | str]:
 
 
 def documents(file: Path | str, text: str | None = None) -> list[Any]:
-    """The documents of one file (``-``: stdin): JSON when it starts with ``{`` or ``[``, else YAML."""
+    """The documents of one file (``-``: stdin): JSON when it starts with ``{`` or ``[``, else YAML; both read
+    with bounds on size, depth and alias expansion (``sim.io.yamlfile``)."""
     label = str(file)
     if text is None and label == "-":
         try:
-            text = sys.stdin.read()
+            text = sys.stdin.read(MAX_OBJECTS_BYTES + 1)
         except UnicodeDecodeError as e:
             raise SpecError(label, "", f"not UTF-8 text: {e.reason}") from None
+        if len(text) > MAX_OBJECTS_BYTES:
+            raise SpecError(
+                label,
+                "",
+                f"is more than {MAX_OBJECTS_BYTES:,} characters; a Kubernetes object file may have at most that",
+            )
     elif text is None:  # a regular file, bounded: a FIFO or a device is refused before a byte is read
         text = read_text(Path(file), MAX_OBJECTS_BYTES, "Kubernetes object file")
     if text.lstrip().startswith(("{", "[")):
         try:
-            return [json.loads(text)]
+            return [json_document(label, text)]
         except json.JSONDecodeError:
             pass  # YAML flow style also starts with "{": let the YAML reader say what is wrong
-    try:
-        return list(yaml.safe_load_all(text))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(label, where, f"malformed YAML: {problem}") from None
+    return yaml_documents(label, text)
 
 
 def read_objects(sources: Sequence[str | Path]) -> Objects:
@@ -350,6 +354,7 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
                 if _seen_before(obj, seen):
                     continue
                 reader(obj, out)
+    _check_sizes(out)
     return out
 
 
@@ -365,6 +370,19 @@ def _seen_before(obj: _Obj, seen: dict[tuple[str, str], tuple[str, dict[str, Any
         return True
     where = f"in {first_file}" if first_file != obj.file else "earlier in the same file"
     raise obj.error("", f"given twice with different content: also {where}")
+
+
+def _check_sizes(out: Objects) -> None:
+    """Kubernetes' own limits, before any pod is placed: 5,000 nodes, 150,000 pods (those given plus the replicas
+    the workloads ask for), 10,000 Services."""
+    desired = len(out.pods) + sum(w.replicas for w in out.workloads if not w.owner)
+    for what, n, limit in (
+        ("nodes", len(out.nodes), MAX_NODES),
+        ("pods (given and replicas)", desired, MAX_PODS),
+        ("Services", len(out.services), MAX_SERVICES),
+    ):
+        if n > limit:
+            raise SpecError(", ".join(out.files)[:200], "", f"{n:,} {what}: Kubernetes supports at most {limit:,}")
 
 
 def _items(label: str, n: int, doc: Any) -> Iterable[dict[str, Any]]:
@@ -441,7 +459,7 @@ class _Obj:
         kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
         if (isinstance(node, bool) and bool not in kinds_t) or not isinstance(node, kinds_t):
             wanted = " or ".join(type_name(k) for k in kinds_t)
-            raise self.error(full, f"must be {wanted}, got {type_name(node)} {node!r}")
+            raise self.error(full, f"must be {wanted}, got {type_name(node)} {shown(node)}")
         if isinstance(node, (dict, list)):
             self.names[id(node)] = full
         return node
@@ -452,7 +470,7 @@ class _Obj:
         for k, v in table.items():
             if not isinstance(v, str):
                 raise self.error(
-                    f"{where or self.field(path, base)}.{k}", f"must be a string, got {type_name(v)} {v!r}"
+                    f"{where or self.field(path, base)}.{k}", f"must be a string, got {type_name(v)} {shown(v)}"
                 )
         return dict(table)
 
@@ -463,7 +481,7 @@ class _Obj:
         out = []
         for i, v in enumerate(values):
             if not isinstance(v, dict):
-                raise self.error(f"{name}[{i}]", f"must be a mapping, got {type_name(v)} {v!r}")
+                raise self.error(f"{name}[{i}]", f"must be a mapping, got {type_name(v)} {shown(v)}")
             self.names[id(v)] = f"{name}[{i}]"
             out.append((f"{name}[{i}]", v))
         return out
@@ -473,29 +491,37 @@ class _Obj:
         value = self.get(path, str, default, base)
         if value is not default and value not in allowed:
             raise self.error(
-                where or self.field(path, base), f"unknown value {value!r}; expected one of {list(allowed)}"
+                where or self.field(path, base), f"unknown value {shown(value)}; expected one of {list(allowed)}"
             )
         return value
 
 
+_PORT_NAME = re.compile(r"(?=.{1,15}$)(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*")
+"""``validation.IsValidPortName`` (IANA_SVC_NAME): 1-15 lowercase letters, digits and inner dashes, a letter."""
+MAX_CPU_CORES = 1e6
+"""The most CPU cores a node may allocate: far above any machine (a quantity past it, NaN or inf is refused)."""
 _CPU = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G)?$")
 
 
 def cpu_cores(text: object) -> float | None:
     """A CPU quantity in cores (``"3500m"`` -> 3.5, ``"4"`` -> 4.0), or None if it is not one.
 
-    >>> cpu_cores("3500m"), cpu_cores("4"), cpu_cores(2), cpu_cores("lots")
-    (3.5, 4.0, 2.0, None)
+    >>> cpu_cores("3500m"), cpu_cores("4"), cpu_cores(2), cpu_cores("lots"), cpu_cores(float("nan"))
+    (3.5, 4.0, 2.0, None, None)
+    >>> cpu_cores("9" * 400), cpu_cores(10**400)
+    (None, None)
     """
     if isinstance(text, bool):
         return None
     if isinstance(text, (int, float)):
-        return float(text)
-    match = _CPU.match(str(text).strip())
-    if match is None:
-        return None
-    scale = {"m": 1e-3, None: 1.0, "k": 1e3, "M": 1e6, "G": 1e9}[match.group(2)]
-    return float(match.group(1)) * scale
+        cores = float(text) if abs(text) < 1e300 else math.inf  # a 400-digit int: no OverflowError
+    else:
+        match = _CPU.match(str(text).strip())
+        if match is None:
+            return None
+        scale = {"m": 1e-3, None: 1.0, "k": 1e3, "M": 1e6, "G": 1e9}[match.group(2)]
+        cores = float(match.group(1)) * scale
+    return cores if math.isfinite(cores) and 0 <= cores <= MAX_CPU_CORES else None
 
 
 def _condition(o: _Obj, kind: str) -> bool | None:
@@ -504,7 +530,7 @@ def _condition(o: _Obj, kind: str) -> bool | None:
         if cond.get("type") == kind:
             status = cond.get("status")
             if status not in ("True", "False", "Unknown"):
-                raise o.error(f"{fld}.status", f"must be 'True', 'False' or 'Unknown', got {status!r}")
+                raise o.error(f"{fld}.status", f"must be 'True', 'False' or 'Unknown', got {shown(status)}")
             return status == "True"
     return None
 
@@ -516,7 +542,7 @@ def _node(o: _Obj, out: Objects) -> None:
     cpu_raw = o.get("status.allocatable.cpu", (str, int, float), None)
     cpu = 0.0 if cpu_raw is None else cpu_cores(cpu_raw)
     if cpu is None:
-        raise o.error("status.allocatable.cpu", f"not a CPU quantity: {cpu_raw!r} (e.g. '3500m' or '4')")
+        raise o.error("status.allocatable.cpu", f"not a CPU quantity: {shown(cpu_raw)} (e.g. '3500m' or '4')")
     taints = []
     for fld, t in o.items("spec.taints"):
         key = o.get("key", str, None, t)
@@ -573,7 +599,7 @@ def _requirement(o: _Obj, raw: dict[str, Any], where: str) -> Requirement:
         raise o.error(f"{where}.values", "must be a list of strings")
     if op in ("In", "NotIn") and not values:
         raise o.error(f"{where}.values", f"must not be empty for operator {op}")
-    if op in ("Gt", "Lt") and (len(values) != 1 or not values[0].lstrip("-").isdigit()):
+    if op in ("Gt", "Lt") and (len(values) != 1 or not re.fullmatch(r"-?[0-9]{1,18}", values[0])):
         raise o.error(f"{where}.values", f"operator {op} takes one integer value")
     return Requirement(key, op, tuple(values))
 
@@ -593,7 +619,7 @@ def _scheduling(o: _Obj, spec: Any, where: str) -> Scheduling:
         op = o.choice("operator", ("Equal", "Exists"), "Equal", t, f"{f}.operator")
         effect = o.get("effect", str, "", t)
         if effect and effect not in TAINT_EFFECTS:
-            raise o.error(f"{f}.effect", f"unknown value {effect!r}; expected one of {list(TAINT_EFFECTS)}")
+            raise o.error(f"{f}.effect", f"unknown value {shown(effect)}; expected one of {list(TAINT_EFFECTS)}")
         tolerations.append(Toleration(o.get("key", str, "", t), op, o.get("value", str, "", t), effect))
     anti = []
     anti_path = "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
@@ -680,6 +706,8 @@ def _service(o: _Obj, out: Objects) -> None:
         skip = "headless (clusterIP: None: no proxy rules, clients resolve the pods directly)"
     ports = _service_ports(o, out, kind, skip)
     health = o.get("spec.healthCheckNodePort", int, 0)
+    if not 0 <= health <= 65535:
+        raise o.error("spec.healthCheckNodePort", f"must be a port 1-65535, got {shown(health)}")
     etp = o.choice("spec.externalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
     if kind == "LoadBalancer" and etp == "Local" and not health:
         health = _allocate_node_port(out, ports)
@@ -730,16 +758,21 @@ def _service_ports(o: _Obj, out: Objects, kind: str, skip: str) -> list[KPort]:
     for f, raw in items:
         port = o.get("port", int, None, raw)
         if port is None or not 1 <= port <= 65535:
-            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {port!r}")
+            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {shown(port)}")
         target = o.get("targetPort", (int, str), port, raw)
         if isinstance(target, int) and not 1 <= target <= 65535:
-            raise o.error(f"{f}.targetPort", f"must be 1-65535 or a port name, got {target!r}")
-        if isinstance(target, str) and target.isdigit():
-            target = int(target)
+            raise o.error(f"{f}.targetPort", f"must be 1-65535 or a port name, got {shown(target)}")
+        if isinstance(target, str) and target.isascii() and target.isdigit():
+            target = int(target) if len(target) <= 5 and 1 <= int(target) <= 65535 else 0
+        if target == 0 or (isinstance(target, str) and not _PORT_NAME.fullmatch(target)):
+            got = shown(raw.get("targetPort"))
+            raise o.error(f"{f}.targetPort", f"must be 1-65535 or a port name (IANA_SVC_NAME), got {got}")
         name = o.get("name", str, "", raw)
         if len(items) > 1 and not name:
             raise o.error(f"{f}.name", "is required when a Service has more than one port")
         node_port = o.get("nodePort", int, 0, raw) if kind != "ClusterIP" else 0
+        if not 0 <= node_port <= 65535:
+            raise o.error(f"{f}.nodePort", f"must be a port 1-65535 (by default 30000-32767), got {shown(node_port)}")
         if allocate and not node_port:
             node_port = _allocate_node_port(out, ports)
             out.notes.append(f"{o.file}: Service {o.name}: {f}: no nodePort given: {node_port} assumed")
@@ -779,11 +812,11 @@ def _slice(o: _Obj, out: Objects) -> None:
     hints, targetRef, and the slice's ports; joined to its Service by the kubernetes.io/service-name label."""
     api = o.get("apiVersion", str, "")
     if api != "discovery.k8s.io/v1":
-        raise o.error("apiVersion", f"must be 'discovery.k8s.io/v1', got {api!r}")
+        raise o.error("apiVersion", f"must be 'discovery.k8s.io/v1', got {shown(api)}")
     service = o.strings("metadata.labels").get(SERVICE_NAME_LABEL)
     address_type = o.get("addressType", str, "IPv4")
     if address_type not in ("IPv4", "IPv6", "FQDN"):
-        raise o.error("addressType", f"unknown value {address_type!r}; expected one of ['IPv4', 'IPv6', 'FQDN']")
+        raise o.error("addressType", f"unknown value {shown(address_type)}; expected one of ['IPv4', 'IPv6', 'FQDN']")
     if not service or address_type == "FQDN":
         why = "no kubernetes.io/service-name label" if not service else "addressType FQDN"
         out.notes.append(f"{o.file}: EndpointSlice {o.name}: {why}: kube-proxy ignores it")
@@ -792,7 +825,7 @@ def _slice(o: _Obj, out: Objects) -> None:
     for f, p in o.items("ports"):
         number = o.get("port", int, None, p)
         if number is None or not 1 <= number <= 65535:
-            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {number!r}")
+            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {shown(number)}")
         ports[o.get("name", str, "", p)] = number
     endpoints = []
     for f, ep in o.items("endpoints"):
@@ -829,8 +862,8 @@ def _workload(o: _Obj, out: Objects) -> None:
     """Deployment, ReplicaSet, StatefulSet, DaemonSet: replicas (default 1; DaemonSet: one per eligible node), the
     pod template's labels and scheduling rules."""
     replicas = 0 if o.kind == "DaemonSet" else o.get("spec.replicas", int, 1)
-    if replicas < 0:
-        raise o.error("spec.replicas", f"must be >= 0, got {replicas}")
+    if not 0 <= replicas <= MAX_PODS:
+        raise o.error("spec.replicas", f"must be 0-{MAX_PODS:,} (Kubernetes' pods in a cluster), got {shown(replicas)}")
     template = o.get("spec.template", dict, None)
     if template is None:
         raise o.error("spec.template", "is required")

@@ -40,6 +40,10 @@ def load_run(path: str | Path) -> dict[str, Any]:
     for key in ("scenario", "dataplane"):
         need(doc.get(key), key, str)
     need(doc.get("end_s"), "end_s", number)
+    provenance = need(doc.get("provenance", {}), "provenance", dict)
+    need(provenance.get("command", ""), "provenance.command", str)
+    for name, version in need(provenance.get("versions", {}), "provenance.versions", dict).items():
+        need(version, f"provenance.versions.{name}", str)
     cluster = need(doc["cluster"], "cluster", dict)
     for key in ("nodes", "elements", "links", "pods", "services", "streams"):
         for i, item in enumerate(need(cluster.get(key), f"cluster.{key}", list)):

@@ -13,6 +13,7 @@ from typing import Any
 
 from sim.callgraph import CallGraph, ServiceCalls
 from sim.cluster import (
+    MAX_PORT,
     Discipline,
     Endpoint,
     Pod,
@@ -453,9 +454,9 @@ def _ports(t: Table, b: Service) -> dict[str, Any]:
     nodePort}, ...]`` for several (each named, as the API requires of a Service with more than one)."""
     if "ports" not in t.data:
         return {
-            "port": t.integer("port", b.port, minimum=1),
-            "target_port": t.integer("targetPort", b.target_port, minimum=1),
-            "node_port": t.integer("nodePort", b.node_port, minimum=0),
+            "port": t.integer("port", b.port, minimum=1, maximum=MAX_PORT),
+            "target_port": t.integer("targetPort", b.target_port, minimum=1, maximum=MAX_PORT),
+            "node_port": t.integer("nodePort", b.node_port, minimum=0, maximum=MAX_PORT),
             "port_name": b.port_name,
             "other_ports": b.other_ports,
         }
@@ -475,12 +476,18 @@ def _ports(t: Table, b: Service) -> dict[str, Any]:
             raise p.error("name", "is required when a Service has more than one port")
         if name in [q.name for q in ports]:
             raise p.error("name", f"duplicate port name {name!r}")
-        port = p.integer("port", None, minimum=1)
+        port = p.integer("port", None, minimum=1, maximum=MAX_PORT)
         if port is None:
             raise p.error("port", "is required")
         ports.append(
             _done(
-                p, ServicePort(name, port, p.integer("targetPort", 0, minimum=1), p.integer("nodePort", 0, minimum=0))
+                p,
+                ServicePort(
+                    name,
+                    port,
+                    p.integer("targetPort", 0, minimum=1, maximum=MAX_PORT),
+                    p.integer("nodePort", 0, minimum=0, maximum=MAX_PORT),
+                ),
             )
         )
     first = ports[0]

@@ -1,5 +1,5 @@
-"""Where results go on disk: atomic writes, canonical JSON, and a sweep's results directory (``runs/<key>.json``
-per run, ``experiment.json`` and ``summary.csv``, each written atomically).
+"""Where results go on disk: canonical JSON, and a sweep's results directory (``runs/<key>.json`` per run,
+``experiment.json`` and ``summary.csv``, each written atomically by ``sim.io.output``).
 
 Reading a results directory back (``load_results``, for ``sim plot``) checks every part it uses: a damaged
 experiment.json or run record is a SpecError naming the file and the field, never a traceback in a figure.
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,75 +17,13 @@ from typing import Any
 from sim.errors import SpecError
 from sim.experiment.analysis import LATENCY_BINS_PER_DECADE, LATENCY_FLOOR_S
 from sim.experiment.metrics import json_problem
+from sim.io.output import write_file
 from sim.io.tables import check_depth, read_text
 
 MAX_JSON_BYTES = 64 << 20
 """The largest experiment.json or run record read back (bytes)."""
 STALE_TMP_S = 5.0
 """Seconds after which a results directory's temporary file is a killed writer's (``ResultDir``)."""
-
-
-def _umask() -> int:
-    """The process's umask: from /proc/self/status where Linux shows it (reading it with ``os.umask`` means
-    setting it, which another thread could see), else set and set straight back."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part.
-
-    The file gets the mode an ordinary ``open()`` would give it (0o666 less the umask), not mkstemp's 0o600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def check_writable(path: str | Path, *, directory: bool, what: str) -> None:
-    """Refuse an output path that cannot be written, before any work: a file where a directory must be, a
-    directory where a file must be, a parent that is a file, or a place nobody may write (``/proc``).
-
-    Nothing is left behind: the nearest existing directory on the way is proven writable with a temporary file
-    that is removed at once, and missing directories are made only when the results are written.
-    """
-    target = Path(path)
-    try:
-        if directory and target.exists() and not target.is_dir():
-            raise SpecError(str(target), what, "is a file; expected a directory")
-        if not directory and target.is_dir():
-            raise SpecError(str(target), what, "is a directory; expected a file name")
-        folder = (target if directory else target.parent).absolute()
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if not folder.is_dir():
-            raise SpecError(str(target), what, f"cannot be created: {folder} is a file")
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".sim-probe.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except SpecError:
-        raise
-    except (OSError, ValueError) as e:
-        problem = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise SpecError(str(target), what, f"cannot be written: {problem}") from None
 
 
 def dumps_json(obj: object) -> str:
@@ -140,17 +76,17 @@ class ResultDir:
 
     def save(self, record: Mapping[str, Any]) -> None:
         """Write one run's record atomically."""
-        write_atomic(self.run_file(record["key"]), dumps_json(record))
+        write_file(self.run_file(record["key"]), dumps_json(record), "run record", rewrite=True)
 
     def save_experiment(self, info: Mapping[str, Any]) -> None:
         """Write ``experiment.json`` atomically (a sweep's first write), after removing the temporary files a
         killed sweep left (older than ``STALE_TMP_S``: a live writer's exist for milliseconds)."""
         self.opened = time.time()
         self.remove_stale_temporaries()
-        write_atomic(self.path / "experiment.json", dumps_json(info))
+        write_file(self.path / "experiment.json", dumps_json(info), "results directory", rewrite=True)
 
     def remove_stale_temporaries(self, now: float | None = None) -> list[Path]:
-        """Delete ``write_atomic``'s temporary files here and in ``runs/`` older than ``STALE_TMP_S`` seconds at
+        """Delete ``sim.io.output.write_file``'s temporary files here and in ``runs/`` older than ``STALE_TMP_S`` seconds at
         ``now`` (default: the clock); return them."""
         limit = (time.time() if now is None else now) - STALE_TMP_S
         removed = []
@@ -168,7 +104,7 @@ class ResultDir:
         """Write ``summary.csv`` atomically (a sweep's last write), and remove every temporary file last written
         before the sweep began: a kill's, even when the resume came within ``STALE_TMP_S`` of it (a live writer
         does not keep one for a whole sweep)."""
-        write_atomic(self.path / "summary.csv", csv_text)
+        write_file(self.path / "summary.csv", csv_text, "results directory", rewrite=True)
         if self.opened is not None:
             self.remove_stale_temporaries(self.opened + STALE_TMP_S)
 

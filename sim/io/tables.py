@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sim.errors import SpecError
+from sim.errors import SpecError, shown
+from sim.io.output import note_read
 
 T = TypeVar("T")
 MISSING: Any = object()
@@ -66,7 +67,7 @@ class Table:
         kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
         if (isinstance(value, bool) and bool not in kinds_t) or not isinstance(value, kinds_t):
             wanted = " or ".join(type_name(k) for k in kinds_t)
-            raise self.error(key, f"must be {wanted}, got {type_name(value)} {value!r}")
+            raise self.error(key, f"must be {wanted}, got {type_name(value)} {shown(value)}")
         return value
 
     def number(
@@ -89,12 +90,12 @@ class Table:
         except OverflowError:
             raise self.error(key, f"must be a finite number, got an integer of {len(str(abs(value)))} digits") from None
         if math.isnan(number) or (math.isinf(number) and not allow_inf):
-            raise self.error(key, f"must be a finite number, got {value!r}")
+            raise self.error(key, f"must be a finite number, got {shown(value)}")
         low, high = NUMBER_RANGE
         if number != 0 and math.isfinite(number) and not low <= abs(number) <= high:
-            raise self.error(key, f"must be 0 or between {low:g} and {high:g} in size, got {value!r}")
+            raise self.error(key, f"must be 0 or between {low:g} and {high:g} in size, got {shown(value)}")
         if minimum is not None and not (number > minimum or (not strict and number == minimum)):
-            raise self.error(key, f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
+            raise self.error(key, f"must be {'>' if strict else '>='} {minimum:g}, got {shown(value)}")
         return number
 
     def integer(self, key: str, default: Any = MISSING, *, minimum: int | None = None, maximum: int = INT_MAX) -> Any:
@@ -119,7 +120,7 @@ class Table:
             return parse(value)
         except ValueError:
             hint = did_you_mean(value, allowed)
-            raise self.error(key, f"unknown value {value!r}; expected one of {allowed}{hint}") from None
+            raise self.error(key, f"unknown value {shown(value)}; expected one of {allowed}{hint}") from None
 
     def kind(self, key: str, registry: Mapping[str, Callable[[Table], T]], what: str) -> T:
         """Read this table by the reader ``registry`` names for its ``key`` (``dist = "exponential"``,
@@ -128,7 +129,7 @@ class Table:
         reader = registry.get(name)
         if reader is None:
             hint = did_you_mean(name, list(registry))
-            raise self.error(key, f"unknown {what} {name!r}; expected one of {list(registry)}{hint}")
+            raise self.error(key, f"unknown {what} {shown(name)}; expected one of {list(registry)}{hint}")
         value = reader(self)
         self.done()
         return value
@@ -138,7 +139,7 @@ class Table:
         table = self.take(key, dict, {})
         for k, v in table.items():
             if not isinstance(v, str):
-                raise self.error(f"{key}.{k}", f"must be a string, got {type_name(v)} {v!r}")
+                raise self.error(f"{key}.{k}", f"must be a string, got {type_name(v)} {shown(v)}")
         return dict(table)
 
     def tables(self, key: str) -> list[Table]:
@@ -167,7 +168,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     candidates = sorted(set(known))
     same = [k for k in candidates if k.lower() == word.lower() and k != word]
     close = same or difflib.get_close_matches(word, candidates, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {shown(close[0])}?" if close else ""
 
 
 def _int_text(value: int) -> str:
@@ -216,6 +217,7 @@ def read_bytes(path: Path, limit: int | None = None, what: str = "TOML file") ->
             raise SpecError(str(path), "", f"is not a regular file (a FIFO, device or socket), not a {what}")
         if info.st_size > limit:
             raise SpecError(str(path), "", f"is {info.st_size:,} bytes; a {what} may have at most {limit:,}")
+        note_read(info)  # this command may not write over it
         os.set_blocking(fd, True)
         with os.fdopen(fd, "rb", closefd=True) as f:
             fd = -1
