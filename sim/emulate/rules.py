@@ -706,9 +706,8 @@ def _nft_elements(tx: _Tx, s: ServiceRules) -> None:
     if has_internal_endpoints(s):
         tx.add(f"add element {TABLE} service-ips {{ {key(s.cluster_ip)} : goto {internal} }}")
     else:
-        tx.add(
-            f"add element {TABLE} no-endpoint-services {{ {key(s.cluster_ip)} comment {nft_comment(name)} : {verdict} }}"
-        )
+        comment = nft_comment(name)
+        tx.add(f"add element {TABLE} no-endpoint-services {{ {key(s.cluster_ip)} comment {comment} : {verdict} }}")
     for ip in svc.external_ips:
         if s.has_endpoints:
             tx.add(f"add element {TABLE} service-ips {{ {key(ip)} : goto {names.external} }}")

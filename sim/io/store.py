@@ -86,8 +86,8 @@ class ResultDir:
         write_file(self.path / "experiment.json", dumps_json(info), "results directory", rewrite=True)
 
     def remove_stale_temporaries(self, now: float | None = None) -> list[Path]:
-        """Delete ``sim.io.output.write_file``'s temporary files here and in ``runs/`` older than ``STALE_TMP_S`` seconds at
-        ``now`` (default: the clock); return them."""
+        """Delete ``sim.io.output.write_file``'s temporary files here and in ``runs/`` older than ``STALE_TMP_S``
+        seconds at ``now`` (default: the clock); return them."""
         limit = (time.time() if now is None else now) - STALE_TMP_S
         removed = []
         for folder in (self.path, self.path / "runs"):
