@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from sim.cluster import Service, SessionAffinity, TrafficPolicy
 from sim.emulate.quoting import IPTABLES_COMMENT_MAX, NFT_COMMENT_MAX
-from sim.emulate.rules import iptables_jumps, iptables_restore, nft_transaction
+from sim.emulate.rules import iptables_jumps, iptables_restore, nft_transaction, qualified
 from sim.errors import SpecError
 from tests.test_emulate_rules import pod, rules_on, scenario
 
@@ -153,7 +153,7 @@ def same_shape(hostile: list[list[str]], plain: list[list[str]], name: str, plai
                 continue
             after_comment = i > 0 and (h[i - 1] in ("--comment", "comment"))
             if after_comment:
-                assert a == b.replace(f"default/{plain_name}", f"default/{name}", 1), (a, b)
+                assert a == b.replace(qualified(plain_name), qualified(name), 1), (a, b)
             else:
                 assert unhashed(a) == unhashed(b), (a, b)
 
@@ -201,7 +201,7 @@ def json_comments(obj: object) -> set[str]:
 BUILT_IN = {"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"}
 
 
-def kernel_check_iptables(text: str) -> None:
+def kernel_check_iptables(text: str, service: str) -> None:
     """iptables-restore --test accepts it; loaded, iptables-save gives every comment back and no rule in a built-in
     chain but kube-proxy's jumps."""
     saved = netns(
@@ -209,19 +209,19 @@ def kernel_check_iptables(text: str) -> None:
         {"p": text},
     )
     lines = [iptables_words(line) for line in saved.splitlines()]
-    named = {c for c in comments([iptables_words(line) for line in text.splitlines()]) if "default/" in c}
+    named = {c for c in comments([iptables_words(line) for line in text.splitlines()]) if service in c}
     assert named and named <= comments(lines)
     for w in lines:
         if w[:1] == ["-A"] and w[1] in BUILT_IN:
             assert w[-2:-1] == ["-j"] and w[-1].startswith("KUBE-"), w
 
 
-def kernel_check_nft(text: str) -> None:
+def kernel_check_nft(text: str, service: str) -> None:
     """nft -c -f accepts it; loaded, ``nft -j list ruleset`` gives every comment back and holds only kube-proxy's
     table."""
     listed = json.loads(netns('nft -c -f "$D/p"; nft -f "$D/p"; nft -j list ruleset', {"p": text}))["nftables"]
     assert {(o["table"]["family"], o["table"]["name"]) for o in listed if "table" in o} == {("ip", "kube-proxy")}
-    named = {c for c in comments([nft_words(line) for line in text.splitlines()]) if "default/" in c}
+    named = {c for c in comments([nft_words(line) for line in text.splitlines()]) if service in c}
     assert named and named <= json_comments(listed)
 
 
@@ -243,7 +243,7 @@ def check(name: str, tool: str) -> None:
     plain = [words(line) for line in payload(plain_name, tool).splitlines()]
     same_shape([words(line) for line in text.splitlines()], plain, name, plain_name)
     if TOOLS:
-        KERNEL[tool](text)
+        KERNEL[tool](text, qualified(name))
 
 
 @pytest.mark.parametrize("tool", ["iptables", "nft"])

@@ -47,9 +47,12 @@ MASQUERADE_MARK = format(1 << 14, "#08x")
 
 def service_port_name(svc: Service) -> str:
     """``ServicePortName.String()``: ``namespace/name``, then ``:port`` for a named port (``ns1/svc1:p80``)."""
-    namespace = namespace_of(svc.name)
-    short = svc.name.rpartition("/")[2]
-    return f"{namespace}/{short}" + (f":{svc.port_name}" if svc.port_name else "")
+    return qualified(svc.name) + (f":{svc.port_name}" if svc.port_name else "")
+
+
+def qualified(name: str) -> str:
+    """``namespace/name`` for a Service name, bare or qualified (``echo-1`` is ``default/echo-1``)."""
+    return name if "/" in name else f"{namespace_of(name)}/{name}"
 
 
 def _b32_sha256(text: str) -> str:
@@ -111,7 +114,7 @@ def hash_and_truncate(name: str) -> str:
 
 def _nft_port_base(svc: Service) -> str:
     """``namespace/name/protocol/portname``: what nftables' chain names are built on."""
-    return f"{namespace_of(svc.name)}/{svc.name.rpartition('/')[2]}/{PROTOCOL}/{svc.port_name}"
+    return f"{qualified(svc.name)}/{PROTOCOL}/{svc.port_name}"
 
 
 def nft_chain_base(svc: Service) -> str:
