@@ -157,6 +157,22 @@ class RunResult:
     path's records) or ``fast`` (the solver's numpy way); see ``sim.facade``."""
     events_needed: str | None = None
     """Why the run needed events (``sim.solver.events_needed``), where ``sim.facade`` asked; None otherwise."""
+    parent: np.ndarray | None = None
+    """A call graph's spans: per row, the row of the request whose call it is (-1: a client's request); None in
+    a run without calls. Every row is a span; ``trace()`` gives each one's root."""
+
+    def trace(self) -> np.ndarray:
+        """Per row, the row of the client's request whose trace it belongs to (its trace id): the parents
+        followed to the root (each row itself in a run without calls)."""
+        rows = np.arange(len(self), dtype=np.int32)
+        if self.parent is None:
+            return rows
+        root = np.where(self.parent >= 0, self.parent, rows)
+        while True:
+            up = root[root]
+            if np.array_equal(up, root):
+                return root
+            root = up
 
     def __len__(self) -> int:
         return len(self.columns["t_sent"])
