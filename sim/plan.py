@@ -164,6 +164,7 @@ class Plan:
             self.client_names,
             pods,
             engine,
+            call_streams=tuple(sp.spec for sp in self.streams if sp.call),
             parent=parent,
         )
 

@@ -5,8 +5,10 @@ a ``Parallel`` stage makes every member's calls at once and joins when all reply
 1 is made (all its ``count`` calls) or not once per parent request, from the caller Service's own draw stream
 (``Draws.calls``). Each call is an attempt of the calling pod's call stream for the callee (``Plan.call_streams``):
 sent by ``Run._send`` from the pod, through its node's proxy, routed as a client's request is. A failed call
-(dropped: no endpoint, queue full, ...) fails the parent with the callee's reason unless the call is ``optional``;
-the stage still joins, and no later stage is made. ``sync``: the pod's worker is held until the last stage joins
+(dropped: no endpoint, queue full, ...; or timed out, after its ``timeout_s``) is retried as a stream's request is
+(``retries``: full-jitter backoff, from the call stream's own draws); its last attempt's failure fails the parent
+with the callee's reason (a timeout: the parent times out) unless the call is ``optional``; the stage still joins,
+and no later stage is made. ``sync``: the pod's worker is held until the last stage joins
 (``CallingFifo``); ``async``: the worker is freed after the pod's own work, the reply leaves when the last stage
 joins (the backend's reply is deferred, ``Run.reply_or_call``).
 """
@@ -23,6 +25,7 @@ from sim.cluster import Discipline
 from sim.engine.backends import EventFifo, Request
 from sim.engine.records import OK
 from sim.plan import Draws, Plan
+from sim.rng import blocks
 from sim.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -30,7 +33,11 @@ if TYPE_CHECKING:
     from sim.engine.run import Run
 
 Done = Callable[[Request, int], None]
-"""What a job calls when its last stage has joined: the parent request and the reason it fails (0: it does not)."""
+"""What a job calls when its last stage has joined: the parent request and the reason it fails (0: it does not;
+``TIMED_OUT``: a call timed out)."""
+
+TIMED_OUT = -1
+"""A job's failure where a call timed out (the DropReasons are the positive ones)."""
 
 
 class Program:
@@ -66,10 +73,6 @@ def not_run(scenario: Scenario) -> str | None:
     graph = scenario.call_graph
     if not graph:
         return None
-    for caller, calls in graph.services.items():
-        for call in calls.calls():
-            if call.timeout_s is not None or call.retries.attempts:
-                return f"services.{caller}.calls: per-call timeout_s and retries are not run yet"
     if scenario.timeline:
         return "timeline: call graphs in a changing cluster are not run yet"
     sync = {ep.pod for c, s in graph.services.items() if s.mode == CallMode.SYNC for ep in scenario.endpoints(c)}
@@ -110,13 +113,16 @@ class Calls:
     """A run's jobs: ``begin`` one when a request's own work is done, ``returned`` when a call is over; the
     parent row of every call (``parents``: call row -> its parent's row)."""
 
-    __slots__ = ("index", "parents", "run", "streams")
+    __slots__ = ("_backoff", "draws", "index", "parents", "plan", "run", "streams")
 
-    def __init__(self, run: Run, plan: Plan) -> None:
+    def __init__(self, run: Run, plan: Plan, draws: Draws) -> None:
         self.run = run
+        self.plan = plan
+        self.draws = draws
         self.index = plan.call_streams
         self.streams: list[Stream] = run.streams
         self.parents: dict[int, int] = {}
+        self._backoff: dict[int, Iterator[float]] = {}
 
     def begin(self, req: Request, done: Done) -> None:
         """The request's own work is done now: its first stage starts."""
@@ -145,20 +151,38 @@ class Calls:
             return
         job.done(job.req, job.reason)
 
-    def _call(self, job: Job, call: Call) -> None:
-        """One call sent now from the job's pod, on its call stream to the callee."""
+    def _call(self, job: Job, call: Call, request: int = -1, attempt: int = 0) -> None:
+        """One call (an attempt of it: ``request`` its first attempt's row, or -1) sent now from the job's pod,
+        on its call stream to the callee, with its timeout."""
         target = job.req.target
         assert target is not None
         s = self.streams[self.index[target.pod, call.service]]
-        req = self.run.send(s, -1, 0)
+        run = self.run
+        req = run.send(s, request, attempt)
         req.job = (job, call)
         self.parents[req.base // 5] = job.req.base // 5
+        if call.timeout_s is not None:
+            run.env.timeout(call.timeout_s, req).callbacks.append(run.expire)
+
+    def _retry(self, ev: simpy.Event) -> None:
+        """A failed call's backoff is over: its next attempt."""
+        req: Request = ev._value
+        job, call = req.job
+        records = self.run.records
+        self._call(job, call, records.request(req.base), records.attempt(req.base) + 1)
 
     def returned(self, req: Request, outcome: int, reason: int) -> None:
-        """A call is over for its caller (``Run._over``): the next sequential call, the stage joined, or done."""
+        """A call is over for its caller (``Run._over``): retried (``call.retries``), or the next sequential call,
+        the stage joined, or done."""
         job, call = req.job
+        if outcome != OK:
+            attempt = self.run.records.attempt(req.base)
+            if attempt < call.retries.attempts:
+                cap = min(call.retries.max_s, call.retries.base_s * 2**attempt)
+                self.run.env.timeout(next(self._backoffs(req.stream)) * cap, req).callbacks.append(self._retry)
+                return
         if outcome != OK and not call.optional and not job.reason:
-            job.reason = reason
+            job.reason = reason or TIMED_OUT
         job.pending -= 1
         if job.left > 0 and not job.reason:
             job.left -= 1
@@ -166,6 +190,14 @@ class Calls:
             self._call(job, call)
         elif job.pending == 0:
             self._stage(job)
+
+    def _backoffs(self, s: Stream) -> Iterator[float]:
+        """The call stream's uniform draws in [0, 1) scaling its retries' backoff (its own ``retries`` key)."""
+        draws = self._backoff.get(s.index)
+        if draws is None:
+            rng = self.draws.rngs.generator(*self.plan.streams[s.index].key("retries"))
+            draws = self._backoff[s.index] = blocks(lambda g, n: g.random(n), rng)
+        return draws
 
     def parent_column(self, rows: int) -> list[int]:
         """Per record row, the row of the request whose call it is (-1: a client's request)."""

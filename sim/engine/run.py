@@ -22,7 +22,7 @@ import simpy
 from sim.cluster import Discipline
 from sim.distributions import Constant
 from sim.engine.backends import Backend, ComputedFifo, EventFifo, Request, Shared
-from sim.engine.calls import CallingFifo, Calls, Program, programs, sync_pods
+from sim.engine.calls import TIMED_OUT, CallingFifo, Calls, Program, programs, sync_pods
 from sim.engine.lane import lane
 from sim.engine.proxies import Entry, Proxies, Stream, Target
 from sim.engine.records import (
@@ -163,7 +163,7 @@ class Run:
         self.streams = [_stream(sp, self.proxies, draws, shortcuts, progs) for sp in plan.streams]
         self.calls: Calls | None = None
         if plan.call_streams:  # every reply past the calls; no stream on the lane (it serves in its own callback)
-            self.calls = Calls(self, plan)
+            self.calls = Calls(self, plan, draws)
             for b in self.backends:
                 b.reply = self.reply_or_call
         self._setup_sends(draws, shortcuts)
@@ -277,7 +277,7 @@ class Run:
         req = Request(base, s, target, next(target.back))
         self.env.timeout(out, req).callbacks.append(target.arrive)
         if s.timeout_s is not None:
-            self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
+            self.env.timeout(s.timeout_s, req).callbacks.append(self.expire)
         return req
 
     def unrouted(
@@ -291,7 +291,7 @@ class Run:
         req.reason = reason
         self.env.timeout(after_s, req).callbacks.append(self._fail)
         if s.timeout_s is not None:
-            self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
+            self.env.timeout(s.timeout_s, req).callbacks.append(self.expire)
         return req
 
     def reply(self, req: Request, finished: float) -> None:
@@ -341,7 +341,9 @@ class Run:
 
     def answer(self, req: Request, reason: int) -> None:
         """A caller's calls are over now: its reply leaves, or, where a call failed, its failure for that reason."""
-        if reason:
+        if reason == TIMED_OUT:
+            self.env.timeout(req.back, req).callbacks.append(self.expire)
+        elif reason:
             self.fail_after(req.back, req, DropReason(reason))
         else:
             self.reply(req, self.env._now)
@@ -360,8 +362,8 @@ class Run:
         req: Request = ev._value
         self._over(req, DROPPED, req.reason)
 
-    def _expire(self, ev: simpy.Event) -> None:
-        """The client's request timeout."""
+    def expire(self, ev: simpy.Event) -> None:
+        """The client's request timeout (or, for a caller's request, a call of it that timed out)."""
         self._over(ev._value, TIMEOUT)
 
     def _over(self, req: Request, outcome: int, reason: int = 0) -> None:
