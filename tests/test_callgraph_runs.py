@@ -29,6 +29,7 @@ from sim.distributions import Constant, Dist, Exponential
 from sim.facade import choose, simulate
 from sim.outcomes import DropReason, Outcome
 from sim.records import RunResult
+from sim.rpc import Retries
 from sim.scenario import Scenario, Stream
 from sim.solver import CALL_GRAPHS
 from sim.workload import Poisson
@@ -166,3 +167,22 @@ def test_a_failed_call_fails_its_parent_with_the_callees_reason_unless_optional(
         if not optional:
             assert (r.columns["reason"][fe] == r.columns["reason"][b]).all()
             assert DropReason(int(r.columns["reason"][fe][0])) != DropReason.NONE
+
+
+def test_a_call_past_its_timeout_is_retried_then_times_its_parent_out_unless_optional():
+    """``timeout_s`` and ``retries`` as on a stream: a callee taking 1 s against a 0.1 s deadline times out on
+    each of its 1 + 2 attempts (one request, attempts 0, 1, 2, each sent after the previous timed out); the parent
+    times out with it, or replies OK where the call is ``optional``."""
+    for optional, want in ((False, Outcome.TIMEOUT), (True, Outcome.OK)):
+        call = Call("a", timeout_s=0.1, retries=Retries(attempts=2), optional=optional)
+        sc = app(0.1, ZERO, ServiceCalls(stages=(call,)), {"a": Constant(1.0)}, n=5)
+        r = simulate(sc, 2)
+        fe, a = np.flatnonzero(of(r, "fe")), np.flatnonzero(of(r, "a"))
+        assert (r.outcome[fe] == want).all()
+        assert len(a) == 15 and (r.outcome[a] == Outcome.TIMEOUT).all()
+        for row in fe:
+            kids = np.flatnonzero(r.parent == row)
+            assert r.columns["attempt"][kids].tolist() == [0, 1, 2]
+            assert (r.columns["request"][kids] == kids[0]).all()
+            sent, back = r.columns["t_sent"][kids], r.columns["t_returned"][kids]
+            assert np.allclose(back - sent, 0.1) and (sent[1:] >= back[:-1]).all()
