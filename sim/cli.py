@@ -375,8 +375,6 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
         fast = "exact" if problem is None else f"no ({problem})"
         sizes = [_plural(len(scenario.pods), "pod"), _plural(len(scenario.services), "service")]
         sizes.append(_plural(len(scenario.streams), "stream"))
-        if scenario.call_graph:
-            fast = "no (the engines do not run call graphs yet)"
         print(f"{one_line(args.file)}: ok ({', '.join(sizes)}; fast path: {fast}; estimate: {est.describe()})")
         for line in scenario.call_graph.describe():
             print(one_line(line))

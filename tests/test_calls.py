@@ -255,7 +255,7 @@ def test_validate_prints_the_call_graph(capsys, tmp_path):
     code, out, err = sim_cli(capsys, "validate", str(shop(tmp_path)))
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].endswith(")") and "fast path: no (the engines do not run call graphs yet)" in lines[0]
+    assert lines[0].endswith(")") and "fast path: no (call graphs run on the event path)" in lines[0]
     assert lines[1] == "call graph: 5 services, 5 caller -> callee pairs"
     assert "  frontend (sync) -> currency: 3 per request" in lines
     assert "  frontend (sync) -> ads: 0.5 per request" in lines
