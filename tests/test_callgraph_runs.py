@@ -186,3 +186,16 @@ def test_a_call_past_its_timeout_is_retried_then_times_its_parent_out_unless_opt
             assert (r.columns["request"][kids] == kids[0]).all()
             sent, back = r.columns["t_sent"][kids], r.columns["t_returned"][kids]
             assert np.allclose(back - sent, 0.1) and (sent[1:] >= back[:-1]).all()
+
+
+def test_the_event_path_refuses_what_it_does_not_run_yet():
+    """Sync calls from a processor-sharing pod: a ValueError naming it, not a run that ignores the calls."""
+    import dataclasses
+
+    from sim.cluster import Discipline
+
+    sc = app(1.0, ZERO, ServiceCalls(stages=(Call("a"),)), {"a": ZERO}, n=10)
+    fe = dataclasses.replace(sc.pods[1], discipline=Discipline.PS)
+    sc = dataclasses.replace(sc, pods=(sc.pods[0], fe, *sc.pods[2:]))
+    with pytest.raises(ValueError, match="sync calls from a processor-sharing pod"):
+        simulate(sc, 1)

@@ -22,7 +22,7 @@ import simpy
 from sim.cluster import Discipline
 from sim.distributions import Constant
 from sim.engine.backends import Backend, ComputedFifo, EventFifo, Request, Shared
-from sim.engine.calls import TIMED_OUT, CallingFifo, Calls, Program, programs, sync_pods
+from sim.engine.calls import TIMED_OUT, CallingFifo, Calls, Program, not_run, programs, sync_pods
 from sim.engine.lane import lane
 from sim.engine.proxies import Entry, Proxies, Stream, Target
 from sim.engine.records import (
@@ -163,6 +163,9 @@ class Run:
         self.streams = [_stream(sp, self.proxies, draws, shortcuts, progs) for sp in plan.streams]
         self.calls: Calls | None = None
         if plan.call_streams:  # every reply past the calls; no stream on the lane (it serves in its own callback)
+            problem = not_run(plan.scenario)
+            if problem is not None:
+                raise ValueError(f"the event path does not run this call graph yet: {problem}")
             self.calls = Calls(self, plan, draws)
             for b in self.backends:
                 b.reply = self.reply_or_call
