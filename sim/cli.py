@@ -390,8 +390,6 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
         fast = "exact" if problem is None else f"no ({problem})"
         sizes = [_plural(len(scenario.pods), "pod"), _plural(len(scenario.services), "service")]
         sizes.append(_plural(len(scenario.streams), "stream"))
-        if scenario.call_graph:
-            fast = "no (the engines do not run call graphs yet)"
         print(f"{one_line(args.file)}: ok ({', '.join(sizes)}; fast path: {fast}; estimate: {est.describe()})")
         for line in scenario.call_graph.describe():
             print(one_line(line))
@@ -420,14 +418,16 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     return 0
 
 
-CALLS_NOT_RUN = "the engines do not run call graphs yet (sim validate checks them)"
-
-
 def _refuse_calls(file: str, scenario: Scenario) -> None:
-    """Until the engines run call graphs, a scenario whose Services make calls is checked, not run: one line."""
-    callers = scenario.call_graph.entries() or tuple(n for n, s in scenario.call_graph.services.items() if s.stages)
-    if callers:
-        raise SpecError(file, f"services.{callers[0]}.calls", CALLS_NOT_RUN)
+    """A call graph the event path does not run yet (``sim.engine.calls.not_run``) is refused in one line."""
+    if not scenario.call_graph:
+        return
+    from sim.engine.calls import not_run  # here: SimPy is imported only where a call graph is run
+
+    problem = not_run(scenario)
+    if problem is not None:
+        fld, _, why = problem.partition(": ")
+        raise SpecError(file, fld, why)
 
 
 def _pct(x: float | None) -> str:
@@ -456,10 +456,12 @@ def _service_lines(scenario: Scenario, s: ServiceSummary) -> list[str]:
     """One Service's block of ``format_summary``."""
     svc = scenario.service(s.name)
     clients = sorted({f"{st.client}@{scenario.origin(st.client)}" for st in scenario.streams if st.service == s.name})
+    callers = [a for a, b in scenario.call_graph.edges() if b == s.name]
+    called = f"  called by: {', '.join(callers)} (sent: the calls received)" if callers else ""
     out = [
         "",
         f"Service {s.name}  internalTrafficPolicy={svc.internal_traffic_policy}  "
-        f"externalTrafficPolicy={svc.external_traffic_policy}  clients: {', '.join(clients)}",
+        f"externalTrafficPolicy={svc.external_traffic_policy}  clients: {', '.join(clients)}{called}",
         f"  sent {s.sent}  completed {s.completed}  dropped {s.dropped}  "
         f"in flight {s.in_flight}  violations {s.violations}",
     ]

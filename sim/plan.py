@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from sim.routing.ports import source_ports
 from sim.scenario import Scenario, Stream
 from sim.timeline import DataChange
 from sim.topology import Topology
+from sim.workload import ConstantRate
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,8 @@ class StreamPlan:
     """The topology vertex its packets start from."""
     routes: tuple[tuple[RoutePlan, ...], ...]
     """``routes[version][i]``: its route through ``entries[i]`` as of control-plane ``version``."""
+    call: bool = False
+    """A call stream (``call_streams``): a pod's calls to a Service, sent when its requests' call stages run."""
 
     def key(self, purpose: str) -> tuple[str | int, ...]:
         """The ``Streams`` key of this stream's draws for ``purpose`` (arrivals, ports, load-balancer, retries)."""
@@ -100,6 +103,8 @@ class Plan:
     data_changes: tuple[DataChange, ...]
     duration_s: float | None
     warmup_s: float
+    call_streams: dict[tuple[int, str], int] = field(default_factory=dict)
+    """(calling pod index, callee Service) -> index in ``streams`` of that pod's call stream (empty: no calls)."""
 
     @property
     def dynamic(self) -> bool:
@@ -128,13 +133,16 @@ class Plan:
         legs = tuple(self.topology.class_delay(c) for c in classes)
         return legs[0] if len(legs) == 1 else Sum(legs)
 
-    def result(self, seed: Seed, raw: dict[str, np.ndarray], end_s: float, engine: str = "events") -> RunResult:
+    def result(
+        self, seed: Seed, raw: dict[str, np.ndarray], end_s: float, engine: str = "events",
+        parent: np.ndarray | None = None,
+    ) -> RunResult:  # fmt: skip
         """The RunResult of a run from an engine's raw columns (stream, request, attempt, version, entry_node,
         endpoint, pick, source_preserved, the five times, outcome, reason, optionally hops; rows in send order)
         and its simulated end (s): computes the hop column unless given, keeps the ``STORED`` columns in their
         dtypes (no copy where they have them already) with the lookups of the ``DERIVED`` ones (client, client's
         node, Service, endpoint's node), and computes the monitors. Both engines return through here, ``engine``
-        naming the way (events, solver, fast)."""
+        naming the way (events, solver, fast); ``parent``: a call graph's span links (``RunResult.parent``)."""
         cols = dict(raw)
         lookups = self.lookups()
         if "hops" not in cols:
@@ -156,6 +164,8 @@ class Plan:
             self.client_names,
             pods,
             engine,
+            call_streams=tuple(sp.spec for sp in self.streams if sp.call),
+            parent=parent,
         )
 
     def lookups(self) -> dict[str, np.ndarray]:
@@ -263,6 +273,11 @@ class Draws:
         """The stream's source ports of new connections (``sim.routing.ports``)."""
         return source_ports(functools.partial(self.rngs.generator, *sp.key("ports")))
 
+    def calls(self, service: str) -> Iterator[float]:
+        """Uniform draws in [0, 1) deciding the calls of ``service``'s requests made with a probability below 1:
+        one per such call per parent request, in the order the calls come due."""
+        return blocks(lambda rng, n: rng.random(n), functools.partial(self.rngs.generator, "calls", service))
+
     def entries(self, sp: StreamPlan) -> Iterator[int] | None:
         """A load balancer's uniform picks of the stream's entry node (None: one entry node, nothing drawn)."""
         if len(sp.entries) < 2:
@@ -319,6 +334,7 @@ def compile_plan(scenario: Scenario) -> Plan:
         )
         ip, origin = ip_key(sc.client_ip(spec.client)), sc.origin(spec.client)
         streams.append(StreamPlan(k, spec, nth, entries, ip, origin, routes))
+    call_streams = _call_streams(sc, streams, occurrences, node_index, pod_index)
     return Plan(
         scenario=sc,
         topology=sc.topology,
@@ -335,4 +351,38 @@ def compile_plan(scenario: Scenario) -> Plan:
         data_changes=tuple(sc.data_changes),
         duration_s=sc.duration_s,
         warmup_s=sc.warmup_s,
+        call_streams=call_streams,
     )
+
+
+def _call_streams(
+    sc: Scenario,
+    streams: list[StreamPlan],
+    occurrences: dict[tuple[str, str], int],
+    node_index: dict[str, int],
+    pod_index: dict[str, int],
+) -> dict[tuple[int, str], int]:
+    """Per pod that serves a calling Service (an endpoint of it at any version) and Service it calls, a call
+    stream appended to ``streams``: the pod as client, no sends of its own, its routes from the routing layer
+    exactly as a client stream's (the pod's node's proxy, per version). Returns (pod index, callee) -> index."""
+    out: dict[tuple[int, str], int] = {}
+    graph = sc.call_graph
+    for caller in graph.services:
+        callees = {c.service: c for c in graph.of(caller).calls()}
+        callers = {ep.pod for v in range(len(sc.versions)) for ep in sc.endpoints(caller, v) if ep.pod}
+        for pod in sorted(callers, key=pod_index.__getitem__):
+            for callee, call in callees.items():
+                if (pod_index[pod], callee) in out:
+                    continue
+                spec = Stream(pod, callee, ConstantRate(1.0), requests=0, connect_timeout_s=call.connect_timeout_s)
+                nth = occurrences.get((pod, callee), 0)
+                occurrences[pod, callee] = nth + 1
+                entries = sc.entry_nodes(spec)
+                routes = tuple(
+                    tuple(_route_plan(sc, spec, n, node_index[n], v, pod_index) for n in entries)
+                    for v in range(len(sc.versions))
+                )
+                ip, origin = ip_key(sc.client_ip(pod)), sc.origin(pod)
+                out[pod_index[pod], callee] = len(streams)
+                streams.append(StreamPlan(len(streams), spec, nth, entries, ip, origin, routes, call=True))
+    return out

@@ -14,7 +14,7 @@ from sim.rng import SeedRecord
 if TYPE_CHECKING:
     import pandas as pd
 
-    from sim.scenario import Scenario
+    from sim.scenario import Scenario, Stream
 
 PICK_REUSED, PICK_FRESH, PICK_AFFINITY = 0, 1, 2
 """The ``pick`` column: the request rode an open connection, a picker chose afresh, or session affinity chose."""
@@ -161,6 +161,30 @@ class RunResult:
     path's records) or ``fast`` (the solver's numpy way); see ``sim.facade``."""
     events_needed: str | None = None
     """Why the run needed events (``sim.solver.events_needed``), where ``sim.facade`` asked; None otherwise."""
+    call_streams: tuple[Stream, ...] = ()
+    """The call streams (``sim.plan.Plan.call_streams``): stream indices past the scenario's are these, in order:
+    a calling pod (the client) and its callee Service; ``stream(k)`` reads either."""
+    parent: np.ndarray | None = None
+    """A call graph's spans: per row, the row of the request whose call it is (-1: a client's request); None in
+    a run without calls. Every row is a span; ``trace()`` gives each one's root."""
+
+    def stream(self, k: int) -> Stream:
+        """The stream of records whose ``stream`` column is ``k``: the scenario's, or a call stream."""
+        streams = self.scenario.streams
+        return streams[k] if k < len(streams) else self.call_streams[k - len(streams)]
+
+    def trace(self) -> np.ndarray:
+        """Per row, the row of the client's request whose trace it belongs to (its trace id): the parents
+        followed to the root (each row itself in a run without calls)."""
+        rows = np.arange(len(self), dtype=np.int32)
+        if self.parent is None:
+            return rows
+        root = np.where(self.parent >= 0, self.parent, rows)
+        while True:
+            up = root[root]
+            if np.array_equal(up, root):
+                return root
+            root = up
 
     def __len__(self) -> int:
         return len(self.columns["t_sent"])

@@ -75,6 +75,8 @@ def events_needed(plan: Plan | Scenario) -> str | None:
         plan = compile_plan(plan)
     if plan.scenario.timeline:
         return _timeline(plan.scenario)
+    if plan.scenario.call_graph:
+        return CALL_GRAPHS
     reach: dict[int, list[int | None]] = {}  # pod index -> bounds of the streams that can reach it
     for sp in plan.streams:
         problem = _stream_problem(sp, plan.duration_s, reach)
@@ -90,6 +92,10 @@ def events_needed(plan: Plan | Scenario) -> str | None:
                 "each one's pace depends on how many others are in service"
             )
     return None
+
+
+CALL_GRAPHS = "call graphs run on the event path"
+"""Why a scenario whose Services make calls needs events (``events_needed``)."""
 
 
 def _timeline(sc: Scenario) -> str:

@@ -255,7 +255,7 @@ def test_validate_prints_the_call_graph(capsys, tmp_path):
     code, out, err = sim_cli(capsys, "validate", str(shop(tmp_path)))
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].endswith(")") and "fast path: no (the engines do not run call graphs yet)" in lines[0]
+    assert lines[0].endswith(")") and "fast path: no (call graphs run on the event path)" in lines[0]
     assert lines[1] == "call graph: 5 services, 5 caller -> callee pairs"
     assert "  frontend (sync) -> currency: 3 per request" in lines
     assert "  frontend (sync) -> ads: 0.5 per request" in lines
@@ -266,26 +266,34 @@ def test_validate_prints_the_call_graph(capsys, tmp_path):
     )
 
 
-def test_run_and_sweep_refuse_call_graphs_in_one_line_but_routes_work(capsys, tmp_path):
+def test_run_and_sweep_run_call_graphs_fast_says_why_not_and_routes_work(capsys, tmp_path):
+    """``sim run`` runs the shop on the event path: each callee's ``sent`` is the calls it received (cart 1,
+    currency 3 + 1 from cart, catalog 1 per page; ads about half); ``--engine fast`` is refused with the reason;
+    a sweep runs it; ``sim routes`` shows every Service."""
     path = shop(tmp_path)
-    err = one_error(*sim_cli(capsys, "run", str(path)))
-    assert err == (
-        f"sim: error: {path}: services.frontend.calls: the engines do not run call graphs yet "
-        "(sim validate checks them)\n"
-    )
-    one_error(*sim_cli(capsys, "run", str(path), "--engine", "fast"))
+    code, out, err = sim_cli(capsys, "run", str(path), "--json")
+    assert code == 0, err
+    services = json.loads(out)["services"]
+    sent = {name: services[name]["sent"] for name in ("frontend", "cart", "currency", "catalog")}
+    assert sent == {"frontend": 100, "cart": 100, "currency": 400, "catalog": 100}
+    assert 25 <= services["ads"]["sent"] <= 75
+    err = one_error(*sim_cli(capsys, "run", str(path), "--engine", "fast"))
+    assert "call graphs run on the event path" in err
     spec = tmp_path / "spec.toml"
     spec.write_text('[experiment]\nscenario = "shop.toml"\nreplications = 1\n')
-    err = one_error(*sim_cli(capsys, "sweep", str(spec), "--serial", "--out", str(tmp_path / "out")))
-    assert "the engines do not run call graphs yet" in err
-    assert not (tmp_path / "out").exists()
+    code, out, err = sim_cli(capsys, "sweep", str(spec), "--serial", "--out", str(tmp_path / "out"))
+    assert code == 0, err
     code, out, err = sim_cli(capsys, "routes", str(path), "--json")
     assert code == 0, err
     assert set(json.loads(out)["services"]) == {"frontend", "cart", "currency", "ads", "catalog"}
-    code, out, err = sim_cli(
-        capsys, "run", str(path), "--set", "services.frontend.calls=[]", "--set", "services.cart.calls=[]"
+
+
+def test_a_call_graph_in_a_changing_cluster_is_refused_in_one_line(capsys, tmp_path):
+    path = shop(
+        tmp_path, "[[streams]]", '[[timeline]]\nat_s = 1.0\naction = "terminate"\npod = "cart-1"\n\n[[streams]]'
     )
-    assert code == 0, err
+    err = one_error(*sim_cli(capsys, "run", str(path)))
+    assert err == f"sim: error: {path}: timeline: call graphs in a changing cluster are not run yet\n"
 
 
 def test_online_boutique_validates_with_the_calls_its_source_makes(capsys):

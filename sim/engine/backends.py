@@ -26,8 +26,9 @@ class Request:
     endpoint (None where it was never routed), its trip back (s), drawn with the trip out when it is sent so
     that every way of running it gives it the same draws, and the reason it fails (once it does)."""
 
-    __slots__ = ("back", "base", "reason", "stream", "target")
+    __slots__ = ("back", "base", "job", "reason", "stream", "target")
     reason: int
+    job: tuple  # a call's (Job, Call) (``sim.engine.calls``); set on calls only
 
     def __init__(self, base: int, stream: Stream, target: Target | None, back: float) -> None:
         self.base = base

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import simpy
 
@@ -15,6 +16,9 @@ from sim.engine.backends import Backend
 from sim.outcomes import DropReason
 from sim.plan import Draws, Plan, StreamPlan
 from sim.routing import Affinity, Chooser
+
+if TYPE_CHECKING:
+    from sim.engine.calls import Program
 
 
 class Target:
@@ -87,11 +91,13 @@ class Stream:
         "gaps",
         "index",
         "ip",
+        "is_call",
         "lb",
         "max_age_s",
         "max_requests",
         "passive",
         "ports",
+        "program",
         "remaining",
         "resend",
         "retries",
@@ -125,6 +131,8 @@ class Stream:
         self.retry_base_s = 0.0
         self.retry_max_s = 0.0
         self.backoff: Iterator[float] = iter(())
+        self.program: Program | None = None  # its Service's calls, where it makes any (``sim.engine.calls``)
+        self.is_call = False  # a pod's call stream: its attempts' ends go to the calling job
 
 
 class Proxies:

@@ -22,6 +22,7 @@ import simpy
 from sim.cluster import Discipline
 from sim.distributions import Constant
 from sim.engine.backends import Backend, ComputedFifo, EventFifo, Request, Shared
+from sim.engine.calls import TIMED_OUT, CallingFifo, Calls, Program, not_run, programs, sync_pods
 from sim.engine.lane import lane
 from sim.engine.proxies import Entry, Proxies, Stream, Target
 from sim.engine.records import (
@@ -63,13 +64,17 @@ def _gc_paused() -> Iterator[None]:
 
 def _backends(run: Run, plan: Plan, draws: Draws, shortcuts: bool) -> list[Backend]:
     """One backend per pod, of its discipline, with its service-time draws: a FIFO pod computed on arrival
-    (the shortcut) where the cluster does not change, else one event per step."""
+    (the shortcut) where the cluster does not change, else one event per step; a FIFO pod serving a Service
+    with sync calls holds its worker through them (``CallingFifo``)."""
     absent = plan.scenario.absent
     backends: list[Backend] = []
-    for pod in plan.pods:
+    holding = sync_pods(plan) if plan.call_streams else set()
+    for i, pod in enumerate(plan.pods):
         kind: type[Backend] = EventFifo
         if pod.discipline == Discipline.PS:
             kind = Shared
+        elif i in holding:
+            kind = CallingFifo
         elif shortcuts and not plan.dynamic:
             kind = ComputedFifo
         b = kind(run, pod.concurrency, pod.queue_limit, draws.service(pod))
@@ -78,10 +83,14 @@ def _backends(run: Run, plan: Plan, draws: Draws, shortcuts: bool) -> list[Backe
     return backends
 
 
-def _stream(sp: StreamPlan, proxies: Proxies, draws: Draws, shortcuts: bool) -> Stream:
-    """A stream's run-time state: its entries (routes as of version 0), draws and options."""
+def _stream(sp: StreamPlan, proxies: Proxies, draws: Draws, shortcuts: bool, progs: dict[str, Program]) -> Stream:
+    """A stream's run-time state: its entries (routes as of version 0), draws and options; where it is a call
+    stream or its Service makes calls, no shortcut past its reply."""
     spec = sp.spec
     s = Stream(sp.index)
+    s.program = progs.get(spec.service)
+    s.is_call = sp.call
+    shortcuts = shortcuts and not sp.call
     s.entries = proxies.entries(sp)
     s.lb = draws.entries(sp)
     s.ports = draws.ports(sp)
@@ -150,10 +159,19 @@ class Run:
         draws = Draws(plan, streams)
         self.backends = _backends(self, plan, draws, shortcuts)
         self.proxies = Proxies(plan, draws, self.backends)
-        self.streams = [_stream(sp, self.proxies, draws, shortcuts) for sp in plan.streams]
+        progs = programs(plan, draws) if plan.call_streams else {}
+        self.streams = [_stream(sp, self.proxies, draws, shortcuts, progs) for sp in plan.streams]
+        self.calls: Calls | None = None
+        if plan.call_streams:  # every reply past the calls; no stream on the lane (it serves in its own callback)
+            problem = not_run(plan.scenario)
+            if problem is not None:
+                raise ValueError(f"the event path does not run this call graph yet: {problem}")
+            self.calls = Calls(self, plan, draws)
+            for b in self.backends:
+                b.reply = self.reply_or_call
         self._setup_sends(draws, shortcuts)
         for s in self.streams:
-            s.resend = lane(self, s) or self._again
+            s.resend = (None if self.calls else lane(self, s)) or self._again
         self._setup_changes()
 
     def _setup_sends(self, draws: Draws, shortcuts: bool) -> None:
@@ -213,7 +231,7 @@ class Run:
         """A stream's send time has come: send, and for open loop schedule the next send."""
         s: Stream = ev._value
         s.remaining -= 1
-        self._send(s, -1, 0)
+        self.send(s, -1, 0)
         if not s.closed and s.remaining > 0:
             gap = next(s.gaps, None)
             if gap is not None:
@@ -221,21 +239,21 @@ class Run:
 
     def _tick_schedule(self, ev: simpy.Event) -> None:
         """The next open-loop send of the merged schedule: send it, and schedule the one after."""
-        self._send(self.streams[ev._value[1]], -1, 0)
+        self.send(self.streams[ev._value[1]], -1, 0)
         after = next(self._sends, None)
         if after is not None:
             self.env.timeout(after[0] - self.env._now, after).callbacks.append(self._tick_schedule)
 
-    def _send(self, s: Stream, request: int, attempt: int) -> None:
-        """Open (or reuse) a connection and send one attempt now; ``request`` is the first attempt's row, or -1."""
+    def send(self, s: Stream, request: int, attempt: int) -> Request:
+        """Open (or reuse) a connection and send one attempt now; ``request`` is the first attempt's row, or -1.
+        Returns the attempt."""
         now = self.env._now
         conn = s.conn_target
         if conn is None or s.conn_left <= 0 or now - s.conn_opened >= s.max_age_s:  # a new connection
             entry = s.entries[0] if s.lb is None else s.entries[next(s.lb)]
             choose = entry.choose
             if choose is None:
-                self.unrouted(s, entry, request, attempt, PICK_FRESH, entry.fail_after, entry.drop)
-                return
+                return self.unrouted(s, entry, request, attempt, PICK_FRESH, entry.fail_after, entry.drop)
             if entry.affinity is None:
                 target, pick = entry.targets[choose((s.ip << 16) | next(s.ports))], PICK_FRESH
             else:
@@ -248,8 +266,7 @@ class Run:
             entry, target = conn
             if entry.expire is not None and target.pod not in entry.expire:  # its real server was deleted
                 s.conn_target = None
-                self.unrouted(s, entry, request, attempt, PICK_REUSED, LINUX_TCP_RTO_MIN_S, REAL_SERVER_DELETED)
-                return
+                return self.unrouted(s, entry, request, attempt, PICK_REUSED, LINUX_TCP_RTO_MIN_S, REAL_SERVER_DELETED)
             s.conn_left -= 1
             pick = PICK_REUSED
         if target.load is not None:
@@ -263,19 +280,22 @@ class Run:
         req = Request(base, s, target, next(target.back))
         self.env.timeout(out, req).callbacks.append(target.arrive)
         if s.timeout_s is not None:
-            self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
+            self.env.timeout(s.timeout_s, req).callbacks.append(self.expire)
+        return req
 
     def unrouted(
         self, s: Stream, entry: Entry, request: int, attempt: int, pick: int, after_s: float, reason: int
-    ) -> None:
-        """An attempt that reaches no endpoint: it fails for ``reason`` after ``after_s`` seconds (or its timeout)."""
+    ) -> Request:
+        """An attempt that reaches no endpoint: it fails for ``reason`` after ``after_s`` seconds (or its timeout).
+        Returns the attempt."""
         now = self.env._now
         base = self.records.open(now, s.index, request, -1, entry.node, entry.version, attempt, pick, entry.preserved)
         req = Request(base, s, None, 0.0)
         req.reason = reason
         self.env.timeout(after_s, req).callbacks.append(self._fail)
         if s.timeout_s is not None:
-            self.env.timeout(s.timeout_s, req).callbacks.append(self._expire)
+            self.env.timeout(s.timeout_s, req).callbacks.append(self.expire)
+        return req
 
     def reply(self, req: Request, finished: float) -> None:
         """The reply leaves the pod at ``finished`` (s): written now if nobody waits for it, folded into the next
@@ -308,6 +328,29 @@ class Run:
                 delay += next(s.gaps)
             self.env.timeout(delay, s).callbacks.append(s.resend)
 
+    def reply_or_call(self, req: Request, finished: float) -> None:
+        """Every backend's reply where the run has calls: a request whose Service makes calls starts them at
+        ``finished`` (s; async: the pod's worker is free already), the others reply (``reply``)."""
+        if req.stream.program is None:
+            self.reply(req, finished)
+        elif finished > self.env._now:
+            self.env.timeout(finished - self.env._now, req).callbacks.append(self._begin_calls)
+        else:
+            self.calls.begin(req, self.answer)  # type: ignore[union-attr]
+
+    def _begin_calls(self, ev: simpy.Event) -> None:
+        """The pod's own work on an async caller's request is done: its calls start."""
+        self.calls.begin(ev._value, self.answer)  # type: ignore[union-attr]
+
+    def answer(self, req: Request, reason: int) -> None:
+        """A caller's calls are over now: its reply leaves, or, where a call failed, its failure for that reason."""
+        if reason == TIMED_OUT:
+            self.env.timeout(req.back, req).callbacks.append(self.expire)
+        elif reason:
+            self.fail_after(req.back, req, DropReason(reason))
+        else:
+            self.reply(req, self.env._now)
+
     def _return(self, ev: simpy.Event) -> None:
         """The reply reaches the client (unless it gave up already; the backend did the work anyway)."""
         self._over(ev._value, OK)
@@ -322,8 +365,8 @@ class Run:
         req: Request = ev._value
         self._over(req, DROPPED, req.reason)
 
-    def _expire(self, ev: simpy.Event) -> None:
-        """The client's request timeout."""
+    def expire(self, ev: simpy.Event) -> None:
+        """The client's request timeout (or, for a caller's request, a call of it that timed out)."""
         self._over(ev._value, TIMEOUT)
 
     def _over(self, req: Request, outcome: int, reason: int = 0) -> None:
@@ -336,6 +379,9 @@ class Run:
         target = req.target
         if target is not None and target.load is not None:
             target.load[target.slot] -= 1
+        if s.is_call:
+            self.calls.returned(req, outcome, reason)  # type: ignore[union-attr]
+            return
         if outcome != OK and s.retries:
             attempt = records.attempt(base)
             if attempt < s.retries:
@@ -345,7 +391,7 @@ class Run:
         if s.closed and s.remaining > 0:
             s.remaining -= 1
             if s.think_zero:
-                self._send(s, -1, 0)
+                self.send(s, -1, 0)
             else:
                 self.env.timeout(next(s.gaps), s).callbacks.append(s.resend)
 
@@ -353,11 +399,11 @@ class Run:
         """The backoff is over: the failed attempt's request is sent again, as its next attempt."""
         req: Request = ev._value
         records = self.records
-        self._send(req.stream, records.request(req.base), records.attempt(req.base) + 1)
+        self.send(req.stream, records.request(req.base), records.attempt(req.base) + 1)
 
     def _again(self, ev: simpy.Event) -> None:
         """Closed loop: the think time is over; send the next request."""
-        self._send(ev._value, -1, 0)
+        self.send(ev._value, -1, 0)
 
     # --- results -------------------------------------------------------------------------------------------------
 
@@ -365,13 +411,15 @@ class Run:
         """Freeze the raw columns into a RunResult (``Plan.result``): steps written ahead of the clock at or past
         the horizon have not happened (``clip_to_horizon``); without a horizon, the run ends at its last event or
         reply."""
+        rows = len(self.records.times) // 5
+        parent = None if self.calls is None else np.array(self.calls.parent_column(rows), dtype=np.int32)
         cols = self.records.columns()
         end = self.env.now
         if self.plan.duration_s is not None:
             clip_to_horizon(cols, self.plan.duration_s)
         elif len(cols["t_returned"]) and not np.isnan(cols["t_returned"]).all():
             end = max(end, float(np.nanmax(cols["t_returned"])))  # the last reply may not have been an event
-        return self.plan.result(seed, cols, end)
+        return self.plan.result(seed, cols, end, parent=parent)
 
 
 def run(scenario: Scenario | Plan, seed: Seed, *, shortcuts: bool = True) -> RunResult:

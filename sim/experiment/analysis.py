@@ -250,7 +250,7 @@ def _pick_groups(
             members=[
                 GroupMember(
                     stream=members[i][0],
-                    client=result.scenario.streams[members[i][0]].client,
+                    client=result.stream(members[i][0]).client,
                     entry_node=result.node_names[members[i][1]],
                     version=members[i][2],
                 )

@@ -23,7 +23,7 @@ def route_shares(
     drops) for ``stream`` entering at node index ``node`` under control-plane ``version``, and the picker.
     ``pods``: ``pod_index(result)``, made here when not given (pass it when asking for many routes)."""
     sc = result.scenario
-    spec = sc.streams[stream]
+    spec = result.stream(stream)
     route = sc.route(spec, result.node_names[node], version)
     shares = np.zeros(len(result.pod_names))
     if route.endpoints:

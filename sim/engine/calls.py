@@ -1,0 +1,234 @@
+"""The event path's call graphs: after a pod's own work, the stages of its Service's calls (``sim.callgraph``).
+
+A ``Job`` is one request's calls in progress. A stage of one ``Call`` makes its ``count`` calls one after another;
+a ``Parallel`` stage makes every member's calls at once and joins when all reply. A call with a probability below
+1 is made (all its ``count`` calls) or not once per parent request, from the caller Service's own draw stream
+(``Draws.calls``). Each call is an attempt of the calling pod's call stream for the callee (``Plan.call_streams``):
+sent by ``Run._send`` from the pod, through its node's proxy, routed as a client's request is. A failed call
+(dropped: no endpoint, queue full, ...; or timed out, after its ``timeout_s``) is retried as a stream's request is
+(``retries``: full-jitter backoff, from the call stream's own draws); its last attempt's failure fails the parent
+with the callee's reason (a timeout: the parent times out) unless the call is ``optional``; the stage still joins,
+and no later stage is made. ``sync``: the pod's worker is held until the last stage joins
+(``CallingFifo``); ``async``: the worker is freed after the pod's own work, the reply leaves when the last stage
+joins (the backend's reply is deferred, ``Run.reply_or_call``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import simpy
+
+from sim.callgraph import Call, CallMode, Parallel, members
+from sim.cluster import Discipline
+from sim.engine.backends import EventFifo, Request
+from sim.engine.records import OK
+from sim.plan import Draws, Plan
+from sim.rng import blocks
+from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    from sim.engine.proxies import Stream
+    from sim.engine.run import Run
+
+Done = Callable[[Request, int], None]
+"""What a job calls when its last stage has joined: the parent request and the reason it fails (0: it does not;
+``TIMED_OUT``: a call timed out)."""
+
+TIMED_OUT = -1
+"""A job's failure where a call timed out (the DropReasons are the positive ones)."""
+
+
+class Program:
+    """A calling Service's stages as the engine runs them (each: whether parallel, its calls), its mode and its
+    draws (uniform in [0, 1)) for the calls made with a probability."""
+
+    __slots__ = ("draws", "stages", "sync")
+
+    def __init__(self, stages: tuple[tuple[bool, tuple[Call, ...]], ...], sync: bool, draws: Iterator[float]) -> None:
+        self.stages = stages
+        self.sync = sync
+        self.draws = draws
+
+
+class Job:
+    """One request's calls in progress: its stage, the calls pending in it, the sequential calls left, the first
+    failure's reason (0: none) and what to do when done."""
+
+    __slots__ = ("done", "left", "pending", "program", "reason", "req", "stage")
+
+    def __init__(self, req: Request, program: Program, done: Done) -> None:
+        self.req = req
+        self.program = program
+        self.done = done
+        self.stage = 0
+        self.pending = 0
+        self.left = 0
+        self.reason = 0
+
+
+def not_run(scenario: Scenario) -> str | None:
+    """Why the event path cannot run this scenario's call graph yet (None: it can)."""
+    graph = scenario.call_graph
+    if not graph:
+        return None
+    if scenario.timeline:
+        return "timeline: call graphs in a changing cluster are not run yet"
+    sync = {ep.pod for c, s in graph.services.items() if s.mode == CallMode.SYNC for ep in scenario.endpoints(c)}
+    for pod in scenario.pods:
+        if pod.name in sync and pod.discipline == Discipline.PS:
+            return f"pods.{pod.name}: sync calls from a processor-sharing pod are not run yet"
+    return None
+
+
+def programs(plan: Plan, draws: Draws) -> dict[str, Program]:
+    """Per calling Service, its ``Program``."""
+    graph = plan.scenario.call_graph
+    return {
+        name: Program(
+            tuple((isinstance(st, Parallel), members(st)) for st in calls.stages),
+            calls.mode == CallMode.SYNC,
+            draws.calls(name),
+        )
+        for name, calls in graph.services.items()
+        if calls.stages
+    }
+
+
+def sync_pods(plan: Plan) -> set[int]:
+    """The pods that serve a Service making sync calls (their workers wait for the calls: ``CallingFifo``)."""
+    sc = plan.scenario
+    return {
+        plan.pod_index[ep.pod]
+        for name, calls in sc.call_graph.services.items()
+        if calls.stages and calls.mode == CallMode.SYNC
+        for v in range(len(sc.versions))
+        for ep in sc.endpoints(name, v)
+        if ep.pod
+    }
+
+
+class Calls:
+    """A run's jobs: ``begin`` one when a request's own work is done, ``returned`` when a call is over; the
+    parent row of every call (``parents``: call row -> its parent's row)."""
+
+    __slots__ = ("_backoff", "draws", "index", "parents", "plan", "run", "streams")
+
+    def __init__(self, run: Run, plan: Plan, draws: Draws) -> None:
+        self.run = run
+        self.plan = plan
+        self.draws = draws
+        self.index = plan.call_streams
+        self.streams: list[Stream] = run.streams
+        self.parents: dict[int, int] = {}
+        self._backoff: dict[int, Iterator[float]] = {}
+
+    def begin(self, req: Request, done: Done) -> None:
+        """The request's own work is done now: its first stage starts."""
+        program = req.stream.program
+        assert program is not None
+        self._stage(Job(req, program, done))
+
+    def _stage(self, job: Job) -> None:
+        """The job's next stage with a call to make (the calls of probability p drawn now), or done."""
+        program = job.program
+        while job.stage < len(program.stages) and not job.reason:
+            parallel, calls = program.stages[job.stage]
+            job.stage += 1
+            draws = program.draws
+            made = [c for c in calls if c.probability >= 1.0 or next(draws) < c.probability]
+            if not made:
+                continue
+            if parallel:
+                job.pending = sum(c.count for c in made)
+                for c in made:
+                    for _ in range(c.count):
+                        self._call(job, c)
+            else:
+                job.pending, job.left = 1, made[0].count - 1
+                self._call(job, made[0])
+            return
+        job.done(job.req, job.reason)
+
+    def _call(self, job: Job, call: Call, request: int = -1, attempt: int = 0) -> None:
+        """One call (an attempt of it: ``request`` its first attempt's row, or -1) sent now from the job's pod,
+        on its call stream to the callee, with its timeout."""
+        target = job.req.target
+        assert target is not None
+        s = self.streams[self.index[target.pod, call.service]]
+        run = self.run
+        req = run.send(s, request, attempt)
+        req.job = (job, call)
+        self.parents[req.base // 5] = job.req.base // 5
+        if call.timeout_s is not None:
+            run.env.timeout(call.timeout_s, req).callbacks.append(run.expire)
+
+    def _retry(self, ev: simpy.Event) -> None:
+        """A failed call's backoff is over: its next attempt."""
+        req: Request = ev._value
+        job, call = req.job
+        records = self.run.records
+        self._call(job, call, records.request(req.base), records.attempt(req.base) + 1)
+
+    def returned(self, req: Request, outcome: int, reason: int) -> None:
+        """A call is over for its caller (``Run._over``): retried (``call.retries``), or the next sequential call,
+        the stage joined, or done."""
+        job, call = req.job
+        if outcome != OK:
+            attempt = self.run.records.attempt(req.base)
+            if attempt < call.retries.attempts:
+                cap = min(call.retries.max_s, call.retries.base_s * 2**attempt)
+                self.run.env.timeout(next(self._backoffs(req.stream)) * cap, req).callbacks.append(self._retry)
+                return
+        if outcome != OK and not call.optional and not job.reason:
+            job.reason = reason or TIMED_OUT
+        job.pending -= 1
+        if job.left > 0 and not job.reason:
+            job.left -= 1
+            job.pending = 1
+            self._call(job, call)
+        elif job.pending == 0:
+            self._stage(job)
+
+    def _backoffs(self, s: Stream) -> Iterator[float]:
+        """The call stream's uniform draws in [0, 1) scaling its retries' backoff (its own ``retries`` key)."""
+        draws = self._backoff.get(s.index)
+        if draws is None:
+            rng = self.draws.rngs.generator(*self.plan.streams[s.index].key("retries"))
+            draws = self._backoff[s.index] = blocks(lambda g, n: g.random(n), rng)
+        return draws
+
+    def parent_column(self, rows: int) -> list[int]:
+        """Per record row, the row of the request whose call it is (-1: a client's request)."""
+        out = [-1] * rows
+        for row, parent in self.parents.items():
+            out[row] = parent
+        return out
+
+
+class CallingFifo(EventFifo):
+    """FIFO whose worker stays busy while a request's sync calls run: the request is finished (``t_finished``)
+    and replies when its last stage joins, and only then does the worker take the next."""
+
+    __slots__ = ()
+
+    def _finish(self, ev: simpy.Event) -> None:
+        req: Request = ev._value
+        program = req.stream.program
+        if program is None or not program.sync:
+            super()._finish(ev)
+            return
+        calls = self.run.calls
+        assert calls is not None
+        calls.begin(req, self._release)
+
+    def _release(self, req: Request, reason: int) -> None:
+        """The calls are over: the reply (or the failure) leaves, and the worker takes the next request."""
+        now = self.env._now
+        self.records.finished(req.base, now)
+        self.run.answer(req, reason)
+        if self.queue:
+            self._start(self.queue.popleft(), now)
+        else:
+            self.busy -= 1

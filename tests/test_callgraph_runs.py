@@ -1,0 +1,201 @@
+"""Call graphs on the event path (``sim.engine.calls``) against queueing theory and against the contract's counts.
+
+Theory checks take R replications at fixed seeds, drop each replication's first quarter (the warm-up), and accept
+the grand mean within 3 standard errors of the replication means (the estimator's own sampling error, not a tuned
+margin); each must reject, on the same data, the wrong model it names. The network is instantaneous (every link
+0 s) so the formulas of ``sim.callgraph`` apply as they stand.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sim.callgraph import (
+    Call,
+    CallGraph,
+    CallMode,
+    Parallel,
+    ServiceCalls,
+    fork_join_mean_s,
+    sync_call_mean_s,
+    thinned_rate_rps,
+)
+from sim.cluster import Pod, Service
+from sim.distributions import Constant, Dist, Exponential
+from sim.facade import choose, simulate
+from sim.outcomes import DropReason, Outcome
+from sim.records import RunResult
+from sim.rpc import Retries
+from sim.scenario import Scenario, Stream
+from sim.solver import CALL_GRAPHS
+from sim.workload import Poisson
+from tests.conftest import star
+
+R = 6
+N = 8000
+ZERO = Constant(0.0)
+
+
+def app(
+    lam: float, front: Dist, calls: ServiceCalls, backends: dict[str, Dist], n: int = N, *, empty: str = ""
+) -> Scenario:
+    """A Poisson client (lam/s) into Service ``fe`` (one pod of ``front`` work that never queues: 10^6 workers)
+    making ``calls``; each other Service one single-worker pod of its own service time (``empty``: a Service with
+    no pod); every hop 0 s."""
+    pods = [
+        Pod("client", "n", "10.0.0.2", {"app": "client"}),
+        Pod("fe-1", "n", "10.0.0.3", {"app": "fe"}, service_time=front, concurrency=10**6),
+    ]
+    for i, (s, d) in enumerate(backends.items()):
+        pods.append(Pod(f"{s}-1", "n", f"10.0.1.{i + 2}", {"app": s}, service_time=d))
+    return Scenario(
+        name="calls",
+        topology=star(["n"], hop=ZERO, same_node=ZERO),
+        pods=tuple(pods),
+        services=(
+            Service("fe", {"app": "fe"}),
+            *(Service(s, {"app": s}) for s in backends),
+            *((Service(empty, {"app": "none"}),) if empty else ()),
+        ),
+        streams=(Stream("client", "fe", Poisson(lam), n),),
+        call_graph=CallGraph({"fe": calls}),
+    )
+
+
+def of(result: RunResult, service: str) -> np.ndarray:
+    """The rows of ``service``'s records (a callee's: the calls it received)."""
+    return result.columns["service"] == result.service_names.index(service)
+
+
+def replicate(sc: Scenario) -> tuple[float, float]:
+    """Grand mean and standard error over R seeds of the entry Service's mean latency (s) after the warm-up."""
+    values = []
+    for rep in range(R):
+        r = simulate(sc, 500 + rep)
+        lat = r.latency_s[of(r, "fe")]
+        values.append(float(np.mean(lat[len(lat) // 4 :])))
+    return float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(R))
+
+
+def check(grand: float, se: float, theory: float, wrong: dict[str, float]) -> None:
+    assert abs(grand - theory) < 3 * se, f"{grand:.4f} vs theory {theory:.4f} (SE {se:.4f})"
+    for name, w in wrong.items():
+        assert abs(grand - w) > 3 * se, f"{grand:.4f} cannot tell theory {theory:.4f} from {name} {w:.4f}"
+
+
+def test_call_graphs_take_the_event_path_and_fast_is_refused_with_the_reason():
+    sc = app(1.0, ZERO, ServiceCalls(stages=(Call("a"),)), {"a": ZERO}, n=10)
+    assert choose(sc, "auto").path == "events"
+    assert choose(sc, "des").events_needed == CALL_GRAPHS
+    with pytest.raises(ValueError, match=CALL_GRAPHS):
+        choose(sc, "fast")
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("mode", [CallMode.SYNC, CallMode.ASYNC])
+def test_two_way_fork_join_of_mm1_queues_nelson_tantawi(mode):
+    """Nelson & Tantawi (1988): E[T] = (12 - rho)/8 / (mu - lambda); not one queue's 1/(mu - lambda), not the
+    sum of two 2/(mu - lambda)."""
+    lam, mu = 0.5, 1.0
+    calls = ServiceCalls(mode, (Parallel((Call("a"), Call("b"))),))
+    sc = app(lam, ZERO, calls, {"a": Exponential(1 / mu), "b": Exponential(1 / mu)})
+    grand, se = replicate(sc)
+    check(grand, se, fork_join_mean_s(lam, mu), {"one queue": 1 / (mu - lam), "the sum": 2 / (mu - lam)})
+
+
+@pytest.mark.statistical
+def test_a_sync_call_into_mm1_behind_an_unqueued_front_pod():
+    """E[S1] + 1/(mu - lambda); not the callee alone, not the callee unqueued (E[S1] + 1/mu)."""
+    lam, mu, s1 = 0.5, 1.0, 0.3
+    sc = app(lam, Exponential(s1), ServiceCalls(CallMode.SYNC, (Call("b"),)), {"b": Exponential(1 / mu)})
+    grand, se = replicate(sc)
+    theory = sync_call_mean_s(s1, lam, mu)
+    check(grand, se, theory, {"the callee alone": 1 / (mu - lam), "the callee unqueued": s1 + 1 / mu})
+
+
+@pytest.mark.statistical
+def test_a_call_with_probability_p_is_a_bernoulli_thinned_poisson_stream():
+    """The calls' count is Binomial(N, p) (within 3 sd; not N, the unthinned stream) and their gaps are
+    exponential of rate p x lambda (Kolmogorov-Smirnov at 0.001; rejecting rate lambda)."""
+    lam, p, n = 2.0, 0.3, 20_000
+    sc = app(lam, ZERO, ServiceCalls(stages=(Call("b", probability=p),)), {"b": ZERO}, n=n)
+    r = simulate(sc, 7)
+    sent = np.sort(r.columns["t_sent"][of(r, "b")])
+    sd = math.sqrt(n * p * (1 - p))
+    assert abs(len(sent) - n * p) < 3 * sd, (len(sent), n * p, sd)
+    assert abs(len(sent) - n) > 3 * sd
+    gaps = np.diff(sent)
+    rate = thinned_rate_rps(lam, p)
+    assert stats.kstest(gaps, "expon", args=(0, 1 / rate)).pvalue > 0.001
+    assert stats.kstest(gaps, "expon", args=(0, 1 / lam)).pvalue < 0.001
+
+
+def test_counts_follow_count_exactly_in_sequence_and_at_once():
+    """``count = 3`` in a stage: three calls, each sent when the previous one returned; ``count = 2`` inside
+    ``parallel``: two calls sent at the same instant; every call's parent is its request, its trace the request."""
+    calls = ServiceCalls(stages=(Call("a", count=3), Parallel((Call("b", count=2), Call("a")))))
+    sc = app(5.0, Exponential(0.01), calls, {"a": Exponential(0.01), "b": Exponential(0.01)}, n=200)
+    r = simulate(sc, 3)
+    fe = np.flatnonzero(of(r, "fe"))
+    assert len(fe) == 200 and (r.outcome == Outcome.OK).all()
+    assert r.parent is not None and (r.parent[fe] == -1).all()
+    for row in fe:
+        kids = np.flatnonzero(r.parent == row)
+        assert (r.trace()[kids] == row).all()
+        svc = np.array(r.service_names)[r.columns["service"][kids]].tolist()
+        assert svc == ["a", "a", "a", "b", "b", "a"]
+        sent, back = r.columns["t_sent"][kids], r.columns["t_returned"][kids]
+        assert (sent[1:3] >= back[0:2]).all() and sent[3] >= back[2]
+        assert sent[3] == sent[4] == sent[5]
+        assert r.columns["t_returned"][row] >= back.max()
+
+
+def test_a_failed_call_fails_its_parent_with_the_callees_reason_unless_optional():
+    """A callee with no endpoint (its selector matches no pod): the parent fails with that call's reason; the
+    same call ``optional`` leaves the parent OK."""
+    for optional, want in ((False, Outcome.DROPPED), (True, Outcome.OK)):
+        calls = ServiceCalls(stages=(Call("a"), Call("b", optional=optional)))
+        sc = app(5.0, ZERO, calls, {"a": ZERO}, n=50, empty="b")
+        r = simulate(sc, 1)
+        fe, b = of(r, "fe"), of(r, "b")
+        assert (r.outcome[fe] == want).all()
+        assert b.sum() == 50 and (r.outcome[b] == Outcome.DROPPED).all()
+        if not optional:
+            assert (r.columns["reason"][fe] == r.columns["reason"][b]).all()
+            assert DropReason(int(r.columns["reason"][fe][0])) != DropReason.NONE
+
+
+def test_a_call_past_its_timeout_is_retried_then_times_its_parent_out_unless_optional():
+    """``timeout_s`` and ``retries`` as on a stream: a callee taking 1 s against a 0.1 s deadline times out on
+    each of its 1 + 2 attempts (one request, attempts 0, 1, 2, each sent after the previous timed out); the parent
+    times out with it, or replies OK where the call is ``optional``."""
+    for optional, want in ((False, Outcome.TIMEOUT), (True, Outcome.OK)):
+        call = Call("a", timeout_s=0.1, retries=Retries(attempts=2), optional=optional)
+        sc = app(0.1, ZERO, ServiceCalls(stages=(call,)), {"a": Constant(1.0)}, n=5)
+        r = simulate(sc, 2)
+        fe, a = np.flatnonzero(of(r, "fe")), np.flatnonzero(of(r, "a"))
+        assert (r.outcome[fe] == want).all()
+        assert len(a) == 15 and (r.outcome[a] == Outcome.TIMEOUT).all()
+        for row in fe:
+            kids = np.flatnonzero(r.parent == row)
+            assert r.columns["attempt"][kids].tolist() == [0, 1, 2]
+            assert (r.columns["request"][kids] == kids[0]).all()
+            sent, back = r.columns["t_sent"][kids], r.columns["t_returned"][kids]
+            assert np.allclose(back - sent, 0.1) and (sent[1:] >= back[:-1]).all()
+
+
+def test_the_event_path_refuses_what_it_does_not_run_yet():
+    """Sync calls from a processor-sharing pod: a ValueError naming it, not a run that ignores the calls."""
+    import dataclasses
+
+    from sim.cluster import Discipline
+
+    sc = app(1.0, ZERO, ServiceCalls(stages=(Call("a"),)), {"a": ZERO}, n=10)
+    fe = dataclasses.replace(sc.pods[1], discipline=Discipline.PS)
+    sc = dataclasses.replace(sc, pods=(sc.pods[0], fe, *sc.pods[2:]))
+    with pytest.raises(ValueError, match="sync calls from a processor-sharing pod"):
+        simulate(sc, 1)
