@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.experiment.callpaths import call_paths
 from sim.experiment.metrics import GroupMember, LatencyHistogram, PickGroup, ServiceSummary
 from sim.experiment.shares import expected_picks, pod_index
 from sim.outcomes import Outcome
@@ -355,11 +356,15 @@ def service_summaries(
     rows = service_rows(result) if rows is None else rows
     streamed = {s.service for s in result.scenario.streams}
     index = _run_index(result)
-    return {
+    out = {
         name: _summarize(result, name, alpha, rows[i], index)
         for i, name in enumerate(result.service_names)
         if rows[i].size or name in streamed
     }
+    mine = {name: rows[result.service_names.index(name)] for name in out}
+    for name, path in call_paths(result, mine, index.node_zone).items():
+        out[name] = replace(out[name], call_path=path)
+    return out
 
 
 def run_json(result: RunResult, services: Mapping[str, ServiceSummary]) -> dict[str, Any]:
