@@ -92,3 +92,31 @@ def test_sim_run_prints_the_critical_path() -> None:
     assert "pages: 300 completed" in text and "every hop on the client's node 0.0%" in text
     assert f"critical path (mean): own work {(FRONT + BACK) * 1e3:.3f} ms" in text
     assert "the wait on each callee (mean): be " in text
+
+
+def test_the_run_document_figures_and_report_show_the_call_graph(tmp_path) -> None:
+    """``sim run --out``'s ``call_graph``: each edge's calls and shares, one page's spans; the figures drawn from
+    them (a waterfall row per span, an edge label per edge) and the report's section of pages, whose shown
+    numbers are the JSON's. Fails on a sample that is not one trace, or an edge counted from the wrong rows."""
+    from sim import plots, report
+    from sim.experiment.rundoc import run_document
+    from sim.io import dumps_json
+
+    sc = chain("b", ServiceCalls(CallMode.SYNC, (Call("be", count=2),)))
+    doc = json.loads(dumps_json(run_document(simulate(sc, 7))))
+    edges = {(e["caller"], e["callee"]): e for e in doc["call_graph"]["edges"]}
+    assert edges["(clients)", "fe"]["calls"] == 300 and edges["fe", "be"]["calls"] == 600
+    assert (edges["fe", "be"]["cross_node_fraction"], edges["(clients)", "fe"]["cross_node_fraction"]) == (1.0, 0.0)
+    assert edges["fe", "be"]["latency_mean_s"] == pytest.approx(BACK + 4 * HOP, rel=1e-9)
+    sample = doc["call_graph"]["sample"]
+    spans = sample["spans"]
+    assert [s["service"] for s in spans] == ["fe", "be", "be"] and {s["parent"] for s in spans[1:]} == {sample["row"]}
+    figures = plots.run_figures(doc)
+    assert {"service_graph", "waterfall", "page_latency_ecdf"} <= set(figures)
+    assert len(figures["waterfall"].axes[0].get_yticklabels()) == 3
+    texts = [t.get_text() for t in figures["service_graph"].axes[0].texts]
+    assert sum("/s, " in t for t in texts) == len(edges) and "off node 100%, zone 0%" in " ".join(texts)
+    (tmp_path / "run.json").write_text(dumps_json(doc))
+    html = report.render(tmp_path / "run.json")
+    assert "Pages of fe" in html and 'data-figure="waterfall"' in html
+    assert 'data-key="services/fe/call_path/critical_path_s/own_work"' in html

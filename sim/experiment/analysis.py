@@ -141,7 +141,7 @@ def summarize_service(
     were pinned by session affinity are not independent draws, though they count in ``by_endpoint`` and every
     routed request is checked for violations (an endpoint its route did not allow).
     """
-    return _summarize(result, service, alpha, rows, _run_index(result))
+    return _summarize(result, service, alpha, rows, run_index(result))
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,7 +153,7 @@ class _RunIndex:
     node_zone: np.ndarray
 
 
-def _run_index(result: RunResult) -> _RunIndex:
+def run_index(result: RunResult) -> _RunIndex:
     """The lookups of ``result`` every Service's summary shares."""
     zones = [result.scenario.nodes[n].zone for n in result.node_names]
     code = {z: i for i, z in enumerate(sorted(set(zones)))}
@@ -355,7 +355,7 @@ def service_summaries(
     ``service_rows(result)``, found here when not given)."""
     rows = service_rows(result) if rows is None else rows
     streamed = {s.service for s in result.scenario.streams}
-    index = _run_index(result)
+    index = run_index(result)
     out = {
         name: _summarize(result, name, alpha, rows[i], index)
         for i, name in enumerate(result.service_names)

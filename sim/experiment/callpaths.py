@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -133,3 +134,105 @@ def _stayed(result: RunResult, roots: np.ndarray, node_zone: np.ndarray) -> tupl
     off_zone[trace[rows[zone_served != zone_home]]] = True
     node_share = float(np.mean(~off_node[roots]))
     return node_share, float(np.mean(~off_zone[roots])) if zoned else math.nan
+
+
+CLIENTS = "(clients)"
+"""The caller of an edge into an entry Service in ``call_graph_document``: the scenario's clients."""
+SAMPLE_SPANS = 200
+"""The most spans of the sampled page a run document keeps (a page with more is cut, and says so)."""
+
+
+def call_graph_document(result: RunResult, node_zone: np.ndarray) -> dict[str, Any] | None:
+    """What the call graph's figures need of a run (None without calls): per edge (caller Service, or CLIENTS,
+    to callee) over requests sent after the warm-up, its calls, calls/s, the share answered off the caller's
+    node and zone, and the completed calls' mean latency (s); and the spans of one sampled page (``sample``)."""
+    if result.parent is None:
+        return None
+    cols = result.columns
+    rows = np.flatnonzero(cols["t_sent"] >= result.scenario.warmup_s)
+    parent = result.parent[rows]
+    caller = np.where(parent >= 0, cols["service"][np.maximum(parent, 0)], -1).astype(np.int64)
+    callee = cols["service"][rows].astype(np.int64)
+    ok = cols["outcome"][rows] == Outcome.OK
+    entry, served = cols["entry_node"][rows].astype(np.int64), cols.at("endpoint_node", rows).astype(np.int64)
+    span = max(result.end_s - result.scenario.warmup_s, 1e-12)
+    edges = []
+    for a, b in sorted({(int(x), int(y)) for x, y in zip(caller.tolist(), callee.tolist(), strict=True)}):
+        mine = (caller == a) & (callee == b)
+        done = mine & ok
+        zoned = done & (node_zone[entry] >= 0) & (node_zone[served] >= 0)
+        edges.append(
+            {
+                "caller": result.service_names[a] if a >= 0 else CLIENTS,
+                "callee": result.service_names[b],
+                "calls": int(mine.sum()),
+                "calls_per_s": float(mine.sum()) / span,
+                "cross_node_fraction": float(np.mean(served[done] != entry[done])) if done.any() else math.nan,
+                "cross_zone_fraction": (
+                    float(np.mean(node_zone[served[zoned]] != node_zone[entry[zoned]])) if zoned.any() else math.nan
+                ),
+                "latency_mean_s": float(np.mean(cols["t_returned"][rows[done]] - cols["t_sent"][rows[done]]))
+                if done.any()
+                else math.nan,
+            }
+        )
+    return {"edges": edges, "sample": _sample(result)}
+
+
+def _sample(result: RunResult) -> dict[str, Any] | None:
+    """The spans of one page: of the first entry Service's completed client requests sent after the warm-up
+    (entry Services in name order), the one of median latency; times from its send (s), in trace order (each
+    span before its calls, calls by send time). None where no page completed."""
+    cols = result.columns
+    assert result.parent is not None
+    callers = sorted(n for n, c in result.scenario.call_graph.services.items() if c.stages)
+    for name in callers:
+        if name not in result.service_names:
+            continue
+        roots = np.flatnonzero(
+            (cols["service"] == result.service_names.index(name))
+            & (result.parent < 0)
+            & (cols["outcome"] == Outcome.OK)
+            & (cols["t_sent"] >= result.scenario.warmup_s)
+        )
+        if not roots.size:
+            continue
+        latency = cols["t_returned"][roots] - cols["t_sent"][roots]
+        root = int(roots[np.argsort(latency, kind="stable")[len(roots) // 2]])
+        return {"service": name, "row": root, **_spans(result, root)}
+    return None
+
+
+def _spans(result: RunResult, root: int) -> dict[str, Any]:
+    """The spans of the trace of ``root`` (at most SAMPLE_SPANS; ``cut``: how many more it had)."""
+    cols = result.columns
+    walk = _Walk(result)
+    order: list[tuple[int, int]] = []
+    stack = [(root, 0)]
+    while stack:
+        row, depth = stack.pop()
+        order.append((row, depth))
+        kids = walk.children(row)
+        stack.extend((int(k), depth + 1) for k in kids[np.argsort(-cols["t_sent"][kids], kind="stable")])
+    t0 = float(cols["t_sent"][root])
+    spans = []
+    for row, depth in order[:SAMPLE_SPANS]:
+        endpoint, node = int(cols["endpoint"][row]), int(cols.at("endpoint_node", np.array([row]))[0])
+        spans.append(
+            {
+                "row": row,
+                "parent": int(result.parent[row]) if result.parent is not None else -1,
+                "depth": depth,
+                "service": result.service_names[cols["service"][row]],
+                "pod": result.pod_names[endpoint] if endpoint >= 0 else None,
+                "node": result.node_names[node] if node >= 0 else None,
+                "outcome": Outcome(int(cols["outcome"][row])).name.lower(),
+                **{k: _rel(cols[k][row], t0) for k in ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned")},
+            }
+        )
+    return {"spans": spans, "cut": max(len(order) - SAMPLE_SPANS, 0)}
+
+
+def _rel(t: float, t0: float) -> float | None:
+    """A time (s) from the page's send, None where the step never happened."""
+    return None if math.isnan(t) else float(t) - t0
