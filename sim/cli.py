@@ -16,6 +16,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -36,8 +37,8 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE, as a shell reports a process the pipe's reader went away from."""
 
-_verbosity = 0
-"""-1 with -q (errors only), 0 by default, 1 or more with -v."""
+_VERBOSITY: ContextVar[int] = ContextVar("sim_verbosity", default=0)
+"""-1 with -q (errors only), 0 by default, 1 or more with -v: set by ``main`` for the command it runs."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -216,19 +217,19 @@ def _size(text: str) -> int:
 
 def _note(text: str) -> None:
     """A note on stderr (``sim: ...``), unless -q."""
-    if _verbosity >= 0:
+    if _VERBOSITY.get() >= 0:
         print(f"sim: {one_line(text)}", file=sys.stderr)
 
 
 def _detail(text: str) -> None:
     """A detail on stderr, only with -v."""
-    if _verbosity > 0:
+    if _VERBOSITY.get() > 0:
         print(f"sim: {one_line(text)}", file=sys.stderr)
 
 
 def _warn(file: str, text: str) -> None:
     """A warning on stderr (``sim: warning: FILE: ...``): allowed, but probably not meant; unless -q."""
-    if _verbosity >= 0:
+    if _VERBOSITY.get() >= 0:
         print(f"sim: warning: {one_line(file)}: {one_line(text)}", file=sys.stderr)
 
 
@@ -242,15 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sim import guards
     from sim.io.output import forget_reads
 
-    global _verbosity
+    verbosity = None
     try:
         try:
             args = _parser().parse_args(argv)
         except SystemExit as e:  # --help, --version and bad flags: argparse has printed what it had to say
             return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
-        _verbosity = -1 if args.quiet else min(args.verbose or 0, 2)
+        verbosity = _VERBOSITY.set(-1 if args.quiet else min(args.verbose or 0, 2))
         forget_reads()  # the files this command reads are the ones it may not write over
-        guards.set_memory_limit(getattr(args, "max_memory", None))
         commands = {
             "sweep": _sweep,
             "plot": _plot,
@@ -259,10 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "import": _import,
             "emulate": _emulate,
         }
-        if args.command == "run" and _objects_run(args):
-            code = _run_objects(args)
-        else:
-            code = commands.get(args.command, _run)(args)
+        with guards.max_memory(getattr(args, "max_memory", None)):
+            if args.command == "run" and _objects_run(args):
+                code = _run_objects(args)
+            else:
+                code = commands.get(args.command, _run)(args)
         sys.stdout.flush()  # here, not at exit: a closed pipe is reported below, not as a traceback at shutdown
         return code
     except SpecError as e:
@@ -276,8 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # a path the kernel refuses (too long, a loop, no permission) met outside the readers
         return _error(SpecError(str(e.filename or ""), "", f"cannot be used: {e.strerror or e}"))
     finally:
-        guards.set_memory_limit(None)
-        _verbosity = 0
+        if verbosity is not None:
+            _VERBOSITY.reset(verbosity)
 
 
 def _stdout_to_devnull() -> None:
@@ -589,7 +590,11 @@ def _sweep(args: argparse.Namespace) -> int:
     _detail(f"estimate: ~{total:,.0f} requests in all; the largest run ~{guards.size_text(largest.memory_bytes)}")
     try:
         result = sweep(
-            experiment, ResultDir(out), executor, fail_fast=args.fail_fast, progress=False if _verbosity < 0 else None
+            experiment,
+            ResultDir(out),
+            executor,
+            fail_fast=args.fail_fast,
+            progress=False if _VERBOSITY.get() < 0 else None,
         )
     except KeyboardInterrupt:
         print(f"sim: interrupted; finished runs are kept in {out}: run the same command to resume", file=sys.stderr)
@@ -1031,7 +1036,7 @@ def _emulate(args: argparse.Namespace) -> int:
         return _error(f"{args.file}: emulate needs {', '.join(missing)} (--show-rules needs none)")
     try:
         report = emulate.emulate(
-            plan, seed, connect_timeout_s=args.connect_timeout, progress=False if _verbosity < 0 else None
+            plan, seed, connect_timeout_s=args.connect_timeout, progress=False if _VERBOSITY.get() < 0 else None
         )
     except KeyboardInterrupt:
         print("sim: interrupted; everything the emulation made is removed", file=sys.stderr)

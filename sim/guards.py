@@ -22,7 +22,9 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sim.cluster import TrafficPolicy
@@ -57,7 +59,8 @@ MAX_RUNS = 1_000_000
 MEMORY_FRACTION = 0.75
 """The share of this machine's memory a run may plan to use unless ``--max-memory`` says otherwise."""
 
-_limit_override: int | None = None
+_MAX_MEMORY: ContextVar[int | None] = ContextVar("sim_max_memory", default=None)
+"""``--max-memory`` for the command being run (bytes), set only inside ``max_memory``; None: not given."""
 
 
 def machine_memory() -> int | None:
@@ -87,16 +90,21 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def set_memory_limit(limit: int | None) -> None:
-    """Set (or, None, clear) the process's memory limit in bytes, as ``--max-memory`` does."""
-    global _limit_override
-    _limit_override = limit
+@contextmanager
+def max_memory(limit: int | None) -> Iterator[None]:
+    """Inside this block, runs may plan to use ``limit`` bytes (``--max-memory``; None: the default limit)."""
+    token = _MAX_MEMORY.set(limit)
+    try:
+        yield
+    finally:
+        _MAX_MEMORY.reset(token)
 
 
 def memory_limit() -> tuple[int, str]:
     """The memory a run may plan to use (bytes) and where that limit comes from, for the refusal's message."""
-    if _limit_override is not None:
-        return _limit_override, "--max-memory"
+    given = _MAX_MEMORY.get()
+    if given is not None:
+        return given, "--max-memory"
     env = os.environ.get("SIM_MAX_MEMORY")
     if env:
         try:

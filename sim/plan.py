@@ -103,7 +103,7 @@ class Plan:
     data_changes: tuple[DataChange, ...]
     duration_s: float | None
     warmup_s: float
-    call_streams: dict[tuple[int, str], int] = field(default_factory=dict)
+    call_streams: dict[tuple[int, str, str], int] = field(default_factory=dict)
     """(calling pod index, callee Service) -> index in ``streams`` of that pod's call stream (empty: no calls)."""
 
     @property
@@ -361,20 +361,22 @@ def _call_streams(
     occurrences: dict[tuple[str, str], int],
     node_index: dict[str, int],
     pod_index: dict[str, int],
-) -> dict[tuple[int, str], int]:
-    """Per pod that serves a calling Service (an endpoint of it at any version) and Service it calls, a call
+) -> dict[tuple[int, str, str], int]:
+    """Per pod that serves a calling Service (an endpoint of it at any version) and Service port it calls, a call
     stream appended to ``streams``: the pod as client, no sends of its own, its routes from the routing layer
-    exactly as a client stream's (the pod's node's proxy, per version). Returns (pod index, callee) -> index."""
-    out: dict[tuple[int, str], int] = {}
+    exactly as a client stream's (the pod's node's proxy, per version). Returns (pod index, callee, port) -> index."""
+    out: dict[tuple[int, str, str], int] = {}
     graph = sc.call_graph
     for caller in graph.services:
-        callees = {c.service: c for c in graph.of(caller).calls()}
+        callees = {(c.service, c.port): c for c in graph.of(caller).calls()}
         callers = {ep.pod for v in range(len(sc.versions)) for ep in sc.endpoints(caller, v) if ep.pod}
         for pod in sorted(callers, key=pod_index.__getitem__):
-            for callee, call in callees.items():
-                if (pod_index[pod], callee) in out:
+            for (callee, port), call in callees.items():
+                if (pod_index[pod], callee, port) in out:
                     continue
-                spec = Stream(pod, callee, ConstantRate(1.0), requests=0, connect_timeout_s=call.connect_timeout_s)
+                spec = Stream(
+                    pod, callee, ConstantRate(1.0), requests=0, connect_timeout_s=call.connect_timeout_s, port=port
+                )
                 nth = occurrences.get((pod, callee), 0)
                 occurrences[pod, callee] = nth + 1
                 entries = sc.entry_nodes(spec)
@@ -383,6 +385,6 @@ def _call_streams(
                     for v in range(len(sc.versions))
                 )
                 ip, origin = ip_key(sc.client_ip(pod)), sc.origin(pod)
-                out[pod_index[pod], callee] = len(streams)
+                out[pod_index[pod], callee, port] = len(streams)
                 streams.append(StreamPlan(len(streams), spec, nth, entries, ip, origin, routes, call=True))
     return out

@@ -4,8 +4,9 @@ A FIFO pod with ``c`` workers serves its requests in arrival order; request n st
 and the earliest time a worker is free, and that worker is then busy until the start plus its service time (the
 Kiefer-Wolfowitz recursion over the workers' free times; for one worker, Lindley's). With a queue limit, a request
 that finds no free worker and ``limit`` requests admitted but not started is refused on arrival and takes no
-service draw. ``FifoPod.admit`` is one step; the DES takes it on each arrival (``sim.engine._ComputedFifo``);
-``fifo_serve`` runs it over a pod's arrivals, for a settled run (``sim.engine.settle``) and the fast path.
+service draw. ``FifoPod.admit`` is one step; the event path takes it on each arrival
+(``sim.engine.backends.ComputedFifo``); ``fifo_serve`` runs it over a pod's arrivals, for the event-free solver
+(``sim.solver``, both its exact and its fast way).
 """
 
 from __future__ import annotations

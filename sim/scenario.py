@@ -312,8 +312,9 @@ class Scenario:
                     svc = services.get(call.service)
                     if svc is None:
                         raise fail(f"{at}.service", f"no service named {call.service!r}; {known}")
-                    if call.port not in ("", str(svc.port)):
-                        raise fail(f"{at}.port", f"service {svc.name!r} has no port {call.port!r}; it has [{svc.port}]")
+                    if svc.port_of(call.port) is None:
+                        named = [p.name or str(p.port) for p in svc.ports]
+                        raise fail(f"{at}.port", f"service {svc.name!r} has no port {call.port!r}; it has {named}")
         cycle = self.call_graph.find_cycle()
         if cycle is not None:
             raise fail(f"services.{cycle[0]}.calls", f"the calls form a cycle: {' -> '.join(cycle)}")

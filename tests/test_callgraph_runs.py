@@ -9,6 +9,7 @@ margin); each must reject, on the same data, the wrong model it names. The netwo
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,8 +25,9 @@ from sim.callgraph import (
     sync_call_mean_s,
     thinned_rate_rps,
 )
-from sim.cluster import Pod, Service
+from sim.cluster import Endpoint, Pod, Service, ServicePort
 from sim.distributions import Constant, Dist, Exponential
+from sim.errors import SpecError
 from sim.facade import choose, simulate
 from sim.outcomes import DropReason, Outcome
 from sim.records import RunResult
@@ -199,3 +201,27 @@ def test_the_event_path_refuses_what_it_does_not_run_yet():
     sc = dataclasses.replace(sc, pods=(sc.pods[0], fe, *sc.pods[2:]))
     with pytest.raises(ValueError, match="sync calls from a processor-sharing pod"):
         simulate(sc, 1)
+
+
+def test_a_call_names_a_service_port_and_routes_to_the_endpoints_with_that_port():
+    """A call names a port of a multi-port Service (``port = "grpc"``), and is routed as a client stream of that
+    port is: only endpoints whose EndpointSlice has the port serve it (kube-proxy's ``ServicePortName``). Pod a-2
+    serves http only, so every grpc call lands on a-1, while http calls spread over both."""
+    for port, want in (("grpc", {"a-1"}), ("http", {"a-1", "a-2"})):
+        sc = app(5.0, ZERO, ServiceCalls(stages=(Call("a"),)), {"a": ZERO}, n=200)
+        a2 = Pod("a-2", "n", "10.0.1.9", {"app": "a"}, service_time=ZERO)
+        svc = Service("a", {"app": "a"}, port=80, port_name="http", other_ports=(ServicePort("grpc", 9000),))
+        both = (("grpc", 9000), ("http", 80))
+        given = (Endpoint("10.0.1.2:80", pod="a-1", ports=both), Endpoint("10.0.1.9:80", pod="a-2", ports=both[1:]))
+        sc = replace(
+            sc,
+            pods=(*sc.pods, a2),
+            services=(sc.services[0], svc),
+            given_endpoints={"a": given},
+            call_graph=CallGraph({"fe": ServiceCalls(stages=(Call("a", port=port),))}),
+        )
+        r = simulate(sc, 2)
+        served = {r.pod_names[i] for i in r.columns["endpoint"][of(r, "a")]}
+        assert served == want, port
+    with pytest.raises(SpecError, match=r"has no port 'nope'; it has \['http', 'grpc'\]"):
+        replace(sc, call_graph=CallGraph({"fe": ServiceCalls(stages=(Call("a", port="nope"),))}))

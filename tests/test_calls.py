@@ -193,7 +193,7 @@ def test_a_sweep_varies_a_mode_and_a_callee_policy(tmp_path):
         ("attempts = 2", "tries = 2", "services[1].calls[0].retries.tries", "unknown key"),
         ("optional = true", 'optional = "yes"', "services[1].calls[0].optional", "must be a boolean"),
         ("port = 80", "port = 0", "services[1].calls[0].port", "a port name or 1-65535"),
-        ("port = 80", 'port = "grpc"', "services.cart.calls[0].port", "has no port 'grpc'; it has [80]"),
+        ("port = 80", 'port = "grpc"', "services.cart.calls[0].port", "has no port 'grpc'; it has ['80']"),
         ('{ service = "cart" },', '{ servce = "cart" },', "services[0].calls[0].service", "is required"),
         (
             '{ service = "cart" },',

@@ -209,7 +209,7 @@ def test_a_one_factor_spec_with_plot_x_is_plotted_and_reported(capsys, tmp_path)
     results = tmp_path / "results"
     assert sim_cli(capsys, "sweep", str(path), "--serial", "--out", str(results), "-q")[0] == 0
     assert sim_cli(capsys, "plot", str(results))[0] == 0
-    assert (results / "figures" / "tradeoff.png").exists()
+    assert (results / "figures" / "tradeoff_latency.png").exists()
     assert sim_cli(capsys, "report", str(results), "-o", str(tmp_path / "r.html"))[0] == 0
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from sim.callgraph import Call, CallMode, Parallel
 from sim.cli import main
 from sim.errors import SpecError
-from sim.io import load_scenario, parse_scenario
+from sim.io import load_scenario
 from sim.io.tracefiles import read_spans, split_traces
 from sim.traces import derive, self_time_ns
 
@@ -395,52 +395,21 @@ def test_import_traces_with_the_cluster_they_ran_on(capsys, tmp_path):
     assert "traced service 'mysql' has no Service of that name: calls to it (from customer)" in err
 
 
-def _without_calls(text: str) -> dict[str, Any]:
-    doc = tomllib.loads(text)
-    for s in doc["services"]:
-        s.pop("calls", None)
-        s.pop("call_mode", None)
-    return doc
-
-
-def test_the_rest_of_the_written_scenario_runs(capsys, tmp_path):
-    """Until the engine runs call graphs: without the contract's keys the written file is a valid scenario, its
-    pods' empirical service times the traced self times, and `sim run` simulates it."""
+def test_the_written_scenario_runs_its_traced_call_graph(capsys, tmp_path):
+    """`sim run` simulates what `sim import` wrote from the HotROD trace, calls included: per frontend request one
+    call to customer and to driver, ten to route, fourteen from driver to redis-manual, one from customer to mysql
+    (the hand count of the trace); the pods' service times are the traced self times."""
     out = tmp_path / "hotrod.toml"
     assert cli(capsys, "import", str(HOTROD), "-o", str(out))[0] == 0
-    scenario, _ = parse_scenario(_without_calls(out.read_text()), out)
-    assert scenario.pods[0].service_time.samples_s == (0.006845356,)
-    plain = tmp_path / "plain.toml"
-    plain.write_text(out.read_text().split("[[services]]")[0] + _services_text(out))
-    code, stdout, err = cli(capsys, "run", str(plain), "--requests", "20", "--json")
+    scenario = load_scenario(out)[0]
+    frontend = next(p for p in scenario.pods if p.name == "frontend-0")
+    assert frontend.service_time.samples_s == (0.006845356,)
+    code, stdout, err = cli(capsys, "run", str(out), "--requests", "20", "--json")
     assert code == 0, err
-    assert json.loads(stdout)["services"]["frontend"]["sent"] == 20
+    sent = {name: s["sent"] for name, s in json.loads(stdout)["services"].items()}
+    assert sent == {"frontend": 20, "customer": 20, "driver": 20, "route": 200, "mysql": 20, "redis-manual": 280}
 
 
-def _services_text(out: Path) -> str:
-    from sim.io.importer import value
-
-    lines = []
-    for s in _without_calls(out.read_text())["services"]:
-        lines += ["[[services]]", *(f"{k} = {value(v)}" for k, v in s.items()), ""]
-    lines += ["[[streams]]", 'client = "client"', 'service = "frontend"', 'workload = { kind = "closed_loop" }']
-    return "\n".join(lines) + "\n"
-
-
-def _reader_knows_calls() -> bool:
-    table = {
-        "name": "probe",
-        "topology": str(Path(__file__).parent.parent / "topologies" / "kind.toml"),
-        "services": [{"name": "a", "selector": {"app": "a"}, "calls": [{"service": "b"}]}, {"name": "b"}],
-    }
-    try:
-        parse_scenario(table, Path("probe.toml"), need_streams=False)
-    except SpecError as e:
-        return "calls" not in e.field
-    return True
-
-
-@pytest.mark.skipif(not _reader_knows_calls(), reason="the scenario reader does not read issue 25's calls yet")
 @pytest.mark.parametrize("trace", [HOTROD, HOTROD_SERIAL, PETCLINIC])
 def test_the_written_scenario_reads_back_whole(capsys, tmp_path, trace):
     out = tmp_path / "app.toml"

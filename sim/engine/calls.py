@@ -156,7 +156,7 @@ class Calls:
         on its call stream to the callee, with its timeout."""
         target = job.req.target
         assert target is not None
-        s = self.streams[self.index[target.pod, call.service]]
+        s = self.streams[self.index[target.pod, call.service, call.port]]
         run = self.run
         req = run.send(s, request, attempt)
         req.job = (job, call)

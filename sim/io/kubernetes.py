@@ -770,9 +770,11 @@ def _service_ports(o: _Obj, out: Objects, kind: str, skip: str) -> list[KPort]:
         name = o.get("name", str, "", raw)
         if len(items) > 1 and not name:
             raise o.error(f"{f}.name", "is required when a Service has more than one port")
-        node_port = o.get("nodePort", int, 0, raw) if kind != "ClusterIP" else 0
+        node_port = o.get("nodePort", int, 0, raw)
         if not 0 <= node_port <= 65535:
             raise o.error(f"{f}.nodePort", f"must be a port 1-65535 (by default 30000-32767), got {shown(node_port)}")
+        if kind == "ClusterIP":
+            node_port = 0
         if allocate and not node_port:
             node_port = _allocate_node_port(out, ports)
             out.notes.append(f"{o.file}: Service {o.name}: {f}: no nodePort given: {node_port} assumed")

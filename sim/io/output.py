@@ -19,23 +19,25 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterable
+from contextvars import ContextVar
 from pathlib import Path
 
 from sim.errors import SpecError
 
 STDOUT = "-"
-_READ: set[tuple[int, int]] = set()
-"""(device, inode) of every file read since ``forget_reads``: the files a command must not overwrite."""
+_READ: ContextVar[frozenset[tuple[int, int]]] = ContextVar("sim_files_read", default=frozenset())
+"""(device, inode) of every file read in this context since ``forget_reads``: the files a command must not
+overwrite (a context variable, so that a thread's reads are its own)."""
 
 
 def note_read(info: os.stat_result) -> None:
     """Remember a file this command read (by its ``fstat``): it may not be written over."""
-    _READ.add((info.st_dev, info.st_ino))
+    _READ.set(_READ.get() | {(info.st_dev, info.st_ino)})
 
 
 def forget_reads() -> None:
     """A new command begins: no file has been read yet."""
-    _READ.clear()
+    _READ.set(frozenset())
 
 
 def _umask() -> int:
@@ -113,7 +115,7 @@ def _check_parent(path: Path, target: Path, what: str) -> None:
 
 
 def _is_input(info: os.stat_result, inputs: Iterable[str | Path], rewrite: bool) -> bool:
-    if not rewrite and (info.st_dev, info.st_ino) in _READ:
+    if not rewrite and (info.st_dev, info.st_ino) in _READ.get():
         return True
     for given in inputs:
         try:
