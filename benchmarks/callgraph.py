@@ -24,6 +24,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FILE = ROOT / "experiments" / "apps" / "online_boutique.toml"
@@ -31,8 +32,8 @@ HOME = "default/frontend"
 MB = 2**20
 
 
-def scenario(pages: int):  # noqa: ANN201 - a Scenario and its seed
-    """Online Boutique with the home-page stream only, ``pages`` pages."""
+def scenario(pages: int) -> tuple[Any, int]:
+    """Online Boutique with the home-page stream only, ``pages`` pages: the Scenario and its seed."""
     import dataclasses
 
     from sim import load_scenario
