@@ -505,7 +505,22 @@ def _service_lines(scenario: Scenario, s: ServiceSummary) -> list[str]:
     busy = ", ".join(f"{pod} {m['utilization']:.0%}" for pod, m in s.pods.items())
     if busy:
         out.append(f"  backend utilisation: {busy}")
-    return out
+    return out + _call_path_lines(s)
+
+
+def _call_path_lines(s: ServiceSummary) -> list[str]:
+    """An entry Service's pages along their critical path (none for other Services)."""
+    p = s.call_path
+    if p is None:
+        return []
+    parts = "  ".join(f"{k.replace('_', ' ')} {_ms(v)}" for k, v in p.critical_path_s.items())
+    waits = "  ".join(f"{k} {_ms(v)}" for k, v in p.wait_on_callee_s.items())
+    return [
+        f"  pages: {p.requests} completed, mean {_ms(p.latency_s['mean'])}  p99 {_ms(p.latency_s['p99'])}; "
+        f"every hop on the client's node {_pct(p.same_node_fraction)}, in its zone {_pct(p.same_zone_fraction)}",
+        f"  critical path (mean): {parts}",
+        f"  on it, the wait on each callee (mean): {waits}",
+    ]
 
 
 def _verdict_lines(s: ServiceSummary) -> list[str]:

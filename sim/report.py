@@ -127,6 +127,12 @@ RUN_CAPTIONS = {
     "latency_ecdf": "Latency of completed requests, send to reply (log scale), from 20 bins per decade.",
     "over_time": "The run over time, by send time: where requests landed, the latency percentiles of the "
     "completed ones, and the failures by reason; dashed lines mark the timeline's events.",
+    "service_graph": "The call graph: Services by depth from the clients; each edge its calls per second, the "
+    "mean latency of its completed calls as the caller sees them, and the share answered on another node and "
+    "zone than the calling pod's.",
+    "waterfall": "One page, the one of median latency: each span from send to return, indented under the "
+    "request that made it; network legs, queue, own work and the wait on its calls.",
+    "page_latency_ecdf": "End-to-end latency of completed pages, per entry Service (log scale).",
 }
 
 
@@ -153,9 +159,8 @@ def _endpoint_rows(svc: ServiceSummary) -> list[dict[str, Any]]:
 
 def run_context(doc: Mapping[str, Any], command: str) -> dict[str, Any]:
     """What the run template needs from a ``sim run --out`` document."""
-    services = [
-        {"name": name, "s": svc, "endpoints": _endpoint_rows(svc)} for name, svc in services_from_json(doc).items()
-    ]
+    summaries = services_from_json(doc)
+    services = [{"name": name, "s": svc, "endpoints": _endpoint_rows(svc)} for name, svc in summaries.items()]
     return {
         "title": f"Run of {doc['scenario']} (seed {doc['seed']})",
         "doc": doc,
@@ -163,6 +168,7 @@ def run_context(doc: Mapping[str, Any], command: str) -> dict[str, Any]:
         "pods_on": _pods_on(doc["cluster"]),
         "cluster_svg": svg_markup(_cluster_figure(doc["cluster"]), "cluster"),
         "services": services,
+        "pages": [{"name": name, "s": svc} for name, svc in summaries.items() if svc.call_path is not None],
         "figures": _figures(plots.run_figures(doc), "run", RUN_CAPTIONS),
         "made_by": doc.get("provenance", {}).get("command", ""),
         "versions": doc.get("provenance", {}).get("versions", {}),

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.experiment.callpaths import call_paths
 from sim.experiment.metrics import GroupMember, LatencyHistogram, PickGroup, ServiceSummary
 from sim.experiment.shares import expected_picks, pod_index
 from sim.outcomes import Outcome
@@ -140,7 +141,7 @@ def summarize_service(
     were pinned by session affinity are not independent draws, though they count in ``by_endpoint`` and every
     routed request is checked for violations (an endpoint its route did not allow).
     """
-    return _summarize(result, service, alpha, rows, _run_index(result))
+    return _summarize(result, service, alpha, rows, run_index(result))
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +153,7 @@ class _RunIndex:
     node_zone: np.ndarray
 
 
-def _run_index(result: RunResult) -> _RunIndex:
+def run_index(result: RunResult) -> _RunIndex:
     """The lookups of ``result`` every Service's summary shares."""
     zones = [result.scenario.nodes[n].zone for n in result.node_names]
     code = {z: i for i, z in enumerate(sorted(set(zones)))}
@@ -354,12 +355,16 @@ def service_summaries(
     ``service_rows(result)``, found here when not given)."""
     rows = service_rows(result) if rows is None else rows
     streamed = {s.service for s in result.scenario.streams}
-    index = _run_index(result)
-    return {
+    index = run_index(result)
+    out = {
         name: _summarize(result, name, alpha, rows[i], index)
         for i, name in enumerate(result.service_names)
         if rows[i].size or name in streamed
     }
+    mine = {name: rows[result.service_names.index(name)] for name in out}
+    for name, path in call_paths(result, mine, index.node_zone).items():
+        out[name] = replace(out[name], call_path=path)
+    return out
 
 
 def run_json(result: RunResult, services: Mapping[str, ServiceSummary]) -> dict[str, Any]:

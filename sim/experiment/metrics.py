@@ -141,6 +141,22 @@ class ServiceWindows(_JsonPart):
 
 
 @dataclass(frozen=True)
+class CallPath(_JsonPart):
+    """An entry Service's completed client requests along their call graph's critical path
+    (``sim.experiment.callpaths``): how many, their end-to-end latency (``mean``, ``p50``, ``p99``; s), its mean
+    split into ``own_work``, ``network``, ``queueing`` and ``failed_calls`` (s; they add up to the mean), the mean
+    time the path spent in each callee Service's calls (s; nested calls overlap their callers), and the share of
+    requests whose every hop was answered on the client's node, and in its zone (NaN without zone labels)."""
+
+    requests: int
+    latency_s: dict[str, float]
+    critical_path_s: dict[str, float]
+    wait_on_callee_s: dict[str, float]
+    same_node_fraction: float
+    same_zone_fraction: float
+
+
+@dataclass(frozen=True)
 class ServiceSummary:
     """What one Service did in one run: counts, spread over endpoints and nodes, the test and latency (s).
 
@@ -207,6 +223,8 @@ class ServiceSummary:
     """Completed requests' latencies, binned."""
     windows: ServiceWindows | None = field(default=None, metadata=_meta(read=ServiceWindows.from_json, optional=True))
     """The run over time (a run document's only)."""
+    call_path: CallPath | None = field(default=None, metadata=_meta(read=CallPath.from_json, optional=True))
+    """An entry Service of a call graph: its pages along their critical path (None elsewhere, and not written)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``): every field at its place."""

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.experiment.analysis import metric_summaries, run_json, service_rows
+from sim.experiment.analysis import metric_summaries, run_index, run_json, service_rows
+from sim.experiment.callpaths import call_graph_document
 from sim.experiment.metrics import ServiceWindows
 from sim.outcomes import DropReason, Outcome
 from sim.records import RunResult
@@ -218,6 +219,9 @@ def run_document(result: RunResult, *, alpha: float = 0.01, command: Sequence[st
     doc["timeline"] = timeline_events(result.scenario)
     doc["cluster"] = describe_cluster(result.scenario)
     doc["provenance"] = {"command": shlex.join(command), "versions": versions()}
+    graph = call_graph_document(result, run_index(result).node_zone)
+    if graph is not None:
+        doc["call_graph"] = graph
     return doc
 
 
