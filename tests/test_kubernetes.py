@@ -10,10 +10,10 @@ import pytest
 
 from sim.cluster import SessionAffinity, TrafficDistribution, TrafficPolicy
 from sim.errors import SpecError
-from sim.io.builders import conditions
-from sim.io.kind import kind_nodes
-from sim.io.kubernetes import cpu_cores, read_objects
-from sim.io.placement import place
+from sim.io.cluster.builders import conditions
+from sim.io.cluster.kind import kind_nodes
+from sim.io.cluster.kubernetes import cpu_cores, read_objects
+from sim.io.cluster.placement import place
 from sim.io.scenario import objects_table, parse_scenario
 from sim.routing import Source
 

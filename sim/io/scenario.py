@@ -26,15 +26,16 @@ from sim.cluster import (
 )
 from sim.distributions import Exponential
 from sim.errors import SpecError
-from sim.io import builders
-from sim.io.builders import Addresses, Defaults
 from sim.io.calls import retries as _retries
 from sim.io.calls import service_calls
-from sim.io.cluster_state import ClusterParts, cluster_parts
+from sim.io.cluster import builders
+from sim.io.cluster.builders import Addresses, Defaults
+from sim.io.cluster.cluster_state import ClusterParts, cluster_parts
+from sim.io.cluster.kubernetes import read_objects, source_files
+from sim.io.cluster.network import generated_topology, network
+from sim.io.cluster.objects import KNode, KPod, Objects
+from sim.io.cluster.placement import place
 from sim.io.durations import duration
-from sim.io.kubernetes import KNode, KPod, Objects, read_objects, source_files
-from sim.io.network import generated_topology, network
-from sim.io.placement import place
 from sim.io.tables import MISSING, Table, load_toml
 from sim.io.timeline import event, sync
 from sim.io.topology import load_topology
