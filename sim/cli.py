@@ -634,8 +634,6 @@ def _plot(args: argparse.Namespace) -> int:
 
 # --- Kubernetes objects: sim routes, sim import, sim run FILE... --client --service ------------------------------
 
-OBJECT_SUFFIXES = (".yaml", ".yml", ".json")
-
 
 def _objects_run_arguments(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument("more", nargs="*", metavar="FILE", help="more Kubernetes object files or directories")
@@ -692,6 +690,8 @@ def _kubernetes_parsers(sub: Any) -> None:
 
 
 def _is_objects(files: Sequence[str]) -> bool:
+    from sim.io.cluster.objects import OBJECT_SUFFIXES
+
     return any(f == "-" or Path(f).is_dir() or Path(f).suffix in OBJECT_SUFFIXES for f in files)
 
 

@@ -688,6 +688,11 @@ def test_manifest_pod_without_node_is_scheduled(tmp_path):
             "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {tolerations: [{key: k, effect: Always}]}}",
             "Pod default/p: spec.tolerations[0].effect: unknown value 'Always'",
         ),
+        (  # validation.ValidateClientIPAffinityConfig: 0 < timeoutSeconds <= MaxClientIPServiceAffinitySeconds
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: 80}], sessionAffinity: "
+            "ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 86401}}}}",
+            "Service default/s: spec.sessionAffinityConfig.clientIP.timeoutSeconds: must be 1-86400, got 86401",
+        ),
         ("[1, 2]", "document 1: must be a Kubernetes object (a mapping), got an array"),
         ("a: [unclosed", "malformed YAML"),
     ],

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.cluster import (
+    MAX_AFFINITY_TIMEOUT_S,
     MAX_NODES,
     MAX_PODS,
     MAX_SERVICES,
@@ -35,9 +36,9 @@ from sim.io.cluster.fields import KObject, label_selector, requirement
 from sim.io.cluster.kind import kind_nodes
 from sim.io.cluster.objects import (
     DEPRECATED_ZONE_LABEL,
+    OBJECT_SUFFIXES,
     SERVICE_NAME_LABEL,
     SERVICE_TYPES,
-    SUFFIXES,
     TAINT_EFFECTS,
     WORKLOAD_KINDS,
     AntiAffinity,
@@ -73,7 +74,7 @@ def source_files(sources: Sequence[str | Path]) -> list[Path | str]:
             continue
         path = Path(src)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in OBJECT_SUFFIXES)
             if not found:
                 raise SpecError(str(path), "", "a directory with no .yaml, .yml or .json file")
             files.extend(found)
@@ -384,8 +385,11 @@ def _service(o: KObject, out: Objects) -> None:
     td = o.choice("spec.trafficDistribution", [d.value for d in TrafficDistribution], None)
     affinity = o.choice("spec.sessionAffinity", [a.value for a in SessionAffinity], "None")
     timeout = o.get("spec.sessionAffinityConfig.clientIP.timeoutSeconds", int, None)
-    if timeout is not None and not 1 <= timeout <= 86400:
-        raise o.error("spec.sessionAffinityConfig.clientIP.timeoutSeconds", f"must be 1-86400, got {timeout}")
+    if timeout is not None and not 1 <= timeout <= MAX_AFFINITY_TIMEOUT_S:
+        raise o.error(
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+            f"must be 1-{MAX_AFFINITY_TIMEOUT_S:.0f}, got {timeout}",
+        )
     if o.get("spec.publishNotReadyAddresses", bool, False) and not skip:
         out.notes.append(
             f"{o.file}: Service {o.name}: publishNotReadyAddresses is not modelled: endpoints not "

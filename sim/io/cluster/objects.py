@@ -15,7 +15,8 @@ DEPRECATED_ZONE_LABEL = "failure-domain.beta.kubernetes.io/zone"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
-SUFFIXES = (".yaml", ".yml", ".json")
+OBJECT_SUFFIXES = (".yaml", ".yml", ".json")
+"""The file suffixes of Kubernetes object files (what a directory given as objects is read for)."""
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
