@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sim.cluster import DEFAULT_NAMESPACE
 from sim.errors import SpecError, shown
 from sim.io.cluster.objects import OPERATORS, LabelSelector, Requirement
-from sim.io.tables import type_name
+from sim.io.tables import Table, type_name
 
 
-class KObject:
-    """One object being read: typed access by dotted path, errors naming file, ``Kind namespace/name`` and field."""
+class KObject(Table):
+    """One object being read as a Table that is not consumed: typed access by dotted path (absent or null: the
+    default), errors naming file, ``Kind namespace/name`` and field."""
 
     def __init__(self, file: str, data: dict[str, Any]) -> None:
+        super().__init__(Path(file), "", data)
         self.file = file
-        self.data = data
-        self.kind = str(data.get("kind"))
+        self.object_kind = str(data.get("kind"))
         meta = data.get("metadata")
         self.meta = meta if isinstance(meta, dict) else {}
         ns = self.meta.get("namespace") or DEFAULT_NAMESPACE
@@ -36,11 +38,15 @@ class KObject:
         if not isinstance(ns, str):
             raise self.error("metadata.namespace", f"must be a string, got {type_name(ns)}")
 
-    def error(self, fld: str, problem: str) -> SpecError:
-        """The bad-input error for field ``fld`` of this object (empty: the object as a whole)."""
-        return SpecError(self.file, f"{self.kind} {self.name}" + (f": {fld}" if fld else ""), problem)
+    def field(self, key: str) -> str:
+        """``Kind namespace/name: field`` (``key`` empty: the object as a whole), as errors print it."""
+        return f"{self.object_kind} {self.name}" + (f": {key}" if key else "")
 
-    def field(self, path: str, base: Any = None) -> str:
+    def error(self, key: str, problem: str) -> SpecError:
+        """The bad-input error for field ``key`` of this object (empty: the object as a whole)."""
+        return SpecError(self.file, self.field(key), problem)
+
+    def dotted(self, path: str, base: Any = None) -> str:
         """The full field name of ``path`` read from ``base`` (a mapping met earlier), as errors print it."""
         prefix = self.names.get(id(base), "") if base is not None else ""
         return f"{prefix}.{path}" if prefix else path
@@ -54,29 +60,20 @@ class KObject:
             node = node.get(segment)
             if node is None:
                 return default
-        full = self.field(path, base)
-        kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
-        if (isinstance(node, bool) and bool not in kinds_t) or not isinstance(node, kinds_t):
-            wanted = " or ".join(type_name(k) for k in kinds_t)
-            raise self.error(full, f"must be {wanted}, got {type_name(node)} {shown(node)}")
+        full = self.dotted(path, base)
+        self.checked(full, node, kinds)
         if isinstance(node, (dict, list)):
             self.names[id(node)] = full
         return node
 
     def strings(self, path: str, base: Any = None, where: str = "") -> dict[str, str]:
         """A map of strings (labels, a selector); every value must be a string, as the API requires."""
-        table = self.get(path, dict, {}, base)
-        for k, v in table.items():
-            if not isinstance(v, str):
-                raise self.error(
-                    f"{where or self.field(path, base)}.{k}", f"must be a string, got {type_name(v)} {shown(v)}"
-                )
-        return dict(table)
+        return self.string_map(where or self.dotted(path, base), self.get(path, dict, {}, base))
 
     def items(self, path: str, base: Any = None, where: str = "") -> list[tuple[str, dict[str, Any]]]:
         """A list of mappings, each with its field name ``path[i]``."""
         values = self.get(path, list, [], base)
-        name = where or self.field(path, base)
+        name = where or self.dotted(path, base)
         out = []
         for i, v in enumerate(values):
             if not isinstance(v, dict):
@@ -85,12 +82,12 @@ class KObject:
             out.append((f"{name}[{i}]", v))
         return out
 
-    def choice(self, path: str, allowed: Sequence[str], default: Any = None, base: Any = None, where: str = "") -> Any:
+    def one_of(self, path: str, allowed: Sequence[str], default: Any = None, base: Any = None, where: str = "") -> Any:
         """A string that must be one of ``allowed``."""
         value = self.get(path, str, default, base)
         if value is not default and value not in allowed:
             raise self.error(
-                where or self.field(path, base), f"unknown value {shown(value)}; expected one of {list(allowed)}"
+                where or self.dotted(path, base), f"unknown value {shown(value)}; expected one of {list(allowed)}"
             )
         return value
 
@@ -109,7 +106,7 @@ def requirement(o: KObject, raw: dict[str, Any], where: str) -> Requirement:
     key = o.get("key", str, None, raw)
     if not key:
         raise o.error(f"{where}.key", "is required")
-    op = o.choice("operator", OPERATORS, None, raw, f"{where}.operator")
+    op = o.one_of("operator", OPERATORS, None, raw, f"{where}.operator")
     if op is None:
         raise o.error(f"{where}.operator", "is required")
     values = o.get("values", list, [], raw)

@@ -140,7 +140,7 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
 def _seen_before(obj: KObject, seen: dict[tuple[str, str], tuple[str, dict[str, Any]]]) -> bool:
     """Whether this object (kind and ``namespace/name``) was read already: an identical copy is dropped quietly;
     one with different content is an error naming both files (the API server would hold only one)."""
-    key = (obj.kind, obj.name)
+    key = (obj.object_kind, obj.name)
     if key not in seen:
         seen[key] = (obj.file, obj.data)
         return False
@@ -243,7 +243,7 @@ def _node(o: KObject, out: Objects) -> None:
         key = o.get("key", str, None, t)
         if not key:
             raise o.error(f"{fld}.key", "is required")
-        effect = o.choice("effect", TAINT_EFFECTS, None, t, f"{fld}.effect")
+        effect = o.one_of("effect", TAINT_EFFECTS, None, t, f"{fld}.effect")
         if effect is None:
             raise o.error(f"{fld}.effect", "is required")
         taints.append(Taint(key, o.get("value", str, "", t), effect))
@@ -282,7 +282,7 @@ def _scheduling(o: KObject, spec: Any, where: str) -> Scheduling:
             terms.append((exprs, fields))
     tolerations = []
     for f, t in o.items("tolerations", spec, f"{where}.tolerations"):
-        op = o.choice("operator", ("Equal", "Exists"), "Equal", t, f"{f}.operator")
+        op = o.one_of("operator", ("Equal", "Exists"), "Equal", t, f"{f}.operator")
         effect = o.get("effect", str, "", t)
         if effect and effect not in TAINT_EFFECTS:
             raise o.error(f"{f}.effect", f"unknown value {shown(effect)}; expected one of {list(TAINT_EFFECTS)}")
@@ -325,7 +325,7 @@ def _pod(o: KObject, out: Objects) -> None:
     spec = o.get("spec", dict, {})
     status = o.get("status", dict, {})
     has_status = bool(status.get("phase"))
-    phase = o.choice("status.phase", ("Pending", "Running", "Succeeded", "Failed", "Unknown"), "Running")
+    phase = o.one_of("status.phase", ("Pending", "Running", "Succeeded", "Failed", "Unknown"), "Running")
     ready = _condition(o, "Ready")
     if has_status and ready is None and phase == "Running":
         out.notes.append(
@@ -361,7 +361,7 @@ def _service(o: KObject, out: Objects) -> None:
     """Service: type, selector, every port (targetPort defaulting to port, nodePort), healthCheckNodePort,
     load-balancer ingress and source ranges, externalIPs, traffic policies, trafficDistribution, session affinity,
     annotations."""
-    kind = o.choice("spec.type", SERVICE_TYPES, "ClusterIP")
+    kind = o.one_of("spec.type", SERVICE_TYPES, "ClusterIP")
     cluster_ip = o.get("spec.clusterIP", str, "")
     skip = ""
     if kind == "ExternalName":
@@ -372,7 +372,7 @@ def _service(o: KObject, out: Objects) -> None:
     health = o.get("spec.healthCheckNodePort", int, 0)
     if not 0 <= health <= 65535:
         raise o.error("spec.healthCheckNodePort", f"must be a port 1-65535, got {shown(health)}")
-    etp = o.choice("spec.externalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
+    etp = o.one_of("spec.externalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
     if kind == "LoadBalancer" and etp == "Local" and not health:
         health = _allocate_node_port(out, ports)
         out.notes.append(f"{o.file}: Service {o.name}: no healthCheckNodePort given: {health} assumed")
@@ -381,9 +381,9 @@ def _service(o: KObject, out: Objects) -> None:
     external_ips = o.get("spec.externalIPs", list, [])
     if not all(isinstance(ip, str) for ip in external_ips):
         raise o.error("spec.externalIPs", "must be a list of strings")
-    itp = o.choice("spec.internalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
-    td = o.choice("spec.trafficDistribution", [d.value for d in TrafficDistribution], None)
-    affinity = o.choice("spec.sessionAffinity", [a.value for a in SessionAffinity], "None")
+    itp = o.one_of("spec.internalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
+    td = o.one_of("spec.trafficDistribution", [d.value for d in TrafficDistribution], None)
+    affinity = o.one_of("spec.sessionAffinity", [a.value for a in SessionAffinity], "None")
     timeout = o.get("spec.sessionAffinityConfig.clientIP.timeoutSeconds", int, None)
     if timeout is not None and not 1 <= timeout <= MAX_AFFINITY_TIMEOUT_S:
         raise o.error(
@@ -528,7 +528,7 @@ def _slice(o: KObject, out: Objects) -> None:
 def _workload(o: KObject, out: Objects) -> None:
     """Deployment, ReplicaSet, StatefulSet, DaemonSet: replicas (default 1; DaemonSet: one per eligible node), the
     pod template's labels and scheduling rules."""
-    replicas = 0 if o.kind == "DaemonSet" else o.get("spec.replicas", int, 1)
+    replicas = 0 if o.object_kind == "DaemonSet" else o.get("spec.replicas", int, 1)
     if not 0 <= replicas <= MAX_PODS:
         raise o.error("spec.replicas", f"must be 0-{MAX_PODS:,} (Kubernetes' pods in a cluster), got {shown(replicas)}")
     template = o.get("spec.template", dict, None)
@@ -541,14 +541,14 @@ def _workload(o: KObject, out: Objects) -> None:
     )
     out.workloads.append(
         KWorkload(
-            kind=o.kind,
+            kind=o.object_kind,
             name=o.name,
             replicas=replicas,
             labels=o.strings("metadata.labels", template, "spec.template.metadata.labels"),
             selector=label_selector(o, o.get("spec.selector", dict, None), "spec.selector"),
             scheduling=_scheduling(o, spec, "spec.template.spec"),
             ports=_container_ports(o, spec, "spec.template.spec"),
-            owner=owner if o.kind == "ReplicaSet" else "",
+            owner=owner if o.object_kind == "ReplicaSet" else "",
             file=o.file,
         )
     )
