@@ -26,15 +26,12 @@ def _emulate(args: argparse.Namespace) -> int:
         overrides["seed"] = args.seed
     if args.requests is not None:
         overrides["requests"] = args.requests
-    try:
-        if is_experiment(args.file):
-            raise SpecError(args.file, "experiment", "an experiment spec: sim emulate takes a scenario file")
-        scenario, seed = load_scenario(args.file, overrides)
-        plan = emulate.make_plan(scenario, args.mode, args.file)
-        if not 0 < args.connect_timeout <= 60:
-            raise SpecError(args.file, "--connect-timeout", f"must be in (0, 60] seconds, got {args.connect_timeout}")
-    except SpecError as e:
-        return _error(e)
+    if is_experiment(args.file):
+        raise SpecError(args.file, "experiment", "an experiment spec: sim emulate takes a scenario file")
+    scenario, seed = load_scenario(args.file, overrides)
+    plan = emulate.make_plan(scenario, args.mode, args.file)
+    if not 0 < args.connect_timeout <= 60:
+        raise SpecError(args.file, "--connect-timeout", f"must be in (0, 60] seconds, got {args.connect_timeout}")
     if args.show_rules:
         print(emulate.show_rules(plan), end="")
         return 0

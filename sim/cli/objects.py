@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.cli.text import _error, _note, _notes
+from sim.cli.text import _note, _notes
 from sim.errors import SpecError
 
 if TYPE_CHECKING:
@@ -70,27 +70,24 @@ def _routes(args: argparse.Namespace) -> int:
     from sim.routes import format_routes, routes
 
     notes: list[str] = []
-    try:
-        if len(args.files) == 1 and not _is_objects(args.files):
-            if is_experiment(args.files[0]):
-                point = load_experiment(args.files[0]).design_points[0]
-                scenario = parse_scenario(point.table, point.anchor, need_streams=False, notes=notes)[0]
-            else:
-                scenario = load_scenario(args.files[0], need_streams=False, notes=notes)[0]
+    if len(args.files) == 1 and not _is_objects(args.files):
+        if is_experiment(args.files[0]):
+            point = load_experiment(args.files[0]).design_points[0]
+            scenario = parse_scenario(point.table, point.anchor, need_streams=False, notes=notes)[0]
         else:
-            scenario = _load_objects(args.files, "iptables", [], notes, need_streams=False)[0]
-        if args.dataplane:
-            # the scenario's proxy options (its local-traffic detector...) stay; only its picker is the new one's
-            dataplane = dataclasses.replace(scenario.dataplane, name=args.dataplane, picker="")
-            scenario = dataclasses.replace(scenario, dataplane=dataplane)
-        if args.service is not None and args.service not in {s.name for s in scenario.services}:
-            raise SpecError(
-                "--service", "", f"no Service {args.service!r}; the Services are {[s.name for s in scenario.services]}"
-            )
-        if args.node is not None and args.node not in scenario.topology.nodes:
-            raise SpecError("--node", "", f"no node {args.node!r}; the nodes are {list(scenario.topology.nodes)}")
-    except SpecError as e:
-        return _error(e)
+            scenario = load_scenario(args.files[0], need_streams=False, notes=notes)[0]
+    else:
+        scenario = _load_objects(args.files, "iptables", [], notes, need_streams=False)[0]
+    if args.dataplane:
+        # the scenario's proxy options (its local-traffic detector...) stay; only its picker is the new one's
+        dataplane = dataclasses.replace(scenario.dataplane, name=args.dataplane, picker="")
+        scenario = dataclasses.replace(scenario, dataplane=dataplane)
+    if args.service is not None and args.service not in {s.name for s in scenario.services}:
+        raise SpecError(
+            "--service", "", f"no Service {args.service!r}; the Services are {[s.name for s in scenario.services]}"
+        )
+    if args.node is not None and args.node not in scenario.topology.nodes:
+        raise SpecError("--node", "", f"no node {args.node!r}; the nodes are {list(scenario.topology.nodes)}")
     _notes(notes)
     table = routes(scenario, args.service, args.node)
     print(dumps_json(table), end="") if args.json else print(format_routes(scenario, table))
@@ -103,22 +100,19 @@ def _import(args: argparse.Namespace) -> int:
     from sim.io.importer import default_streams, scenario_text, topology_text
 
     notes: list[str] = []
-    try:
-        out = check_file(args.out, "-o", inputs=args.files) or Path(args.out)
-        topology_file = out.with_name(f"{out.stem}-topology.toml")
-        scenario, extra, traced, client = _imported(args.files, out.stem, notes)
-        streams = default_streams(scenario, skip=sorted(_callees(extra)), client=client)
-        scenario = dataclasses.replace(scenario, name=out.stem)
-        texts = {
-            topology_file: topology_text(scenario.topology),
-            out: scenario_text(scenario, topology_file.name, args.files, streams, extra),
-        }
-        for path in texts:  # both, before either is written
-            check_file(path, "-o", inputs=args.files)
-        for path, text in texts.items():
-            write_file(path, text, "-o", inputs=args.files)
-    except SpecError as e:
-        return _error(e)
+    out = check_file(args.out, "-o", inputs=args.files) or Path(args.out)
+    topology_file = out.with_name(f"{out.stem}-topology.toml")
+    scenario, extra, traced, client = _imported(args.files, out.stem, notes)
+    streams = default_streams(scenario, skip=sorted(_callees(extra)), client=client)
+    scenario = dataclasses.replace(scenario, name=out.stem)
+    texts = {
+        topology_file: topology_text(scenario.topology),
+        out: scenario_text(scenario, topology_file.name, args.files, streams, extra),
+    }
+    for path in texts:  # both, before either is written
+        check_file(path, "-o", inputs=args.files)
+    for path, text in texts.items():
+        write_file(path, text, "-o", inputs=args.files)
     _notes(notes)
     if not streams:
         _note("note: no pods to send from: add [[streams]] before `sim run`")

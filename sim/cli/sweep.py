@@ -137,8 +137,8 @@ def _report(args: argparse.Namespace) -> int:
     try:
         check_file(args.out, "-o", inputs=[args.results], stdout=True)
         html = report.render(args.results, command=command, service=args.service)
-    except SpecError as e:
-        return _error(e)
+    except SpecError:  # a ValueError too, but one main reports as it reports every input error
+        raise
     except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file the loaders let through
         return _error(f"{args.results}: cannot be reported: {type(e).__name__}: {e}")
     write_file(args.out, html, "-o", inputs=[args.results], stdout=True)
