@@ -12,9 +12,6 @@ from sim.errors import SpecError
 if TYPE_CHECKING:
     pass
 
-# The rest of sim is imported inside the functions that need it, so that `sim --help` and a bad flag answer
-# without loading numpy's dependents, SimPy, scipy or pandas (cold start, tests/test_cold_start.py).
-
 
 def _emulate(args: argparse.Namespace) -> int:
     """``sim emulate``: rules only, or the kernel run and its comparison with the simulator."""

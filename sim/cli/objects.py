@@ -15,9 +15,6 @@ from sim.errors import SpecError
 if TYPE_CHECKING:
     from sim.scenario import Scenario
 
-# The rest of sim is imported inside the functions that need it, so that `sim --help` and a bad flag answer
-# without loading numpy's dependents, SimPy, scipy or pandas (cold start, tests/test_cold_start.py).
-
 
 def _is_objects(files: Sequence[str]) -> bool:
     from sim.io.cluster.objects import OBJECT_SUFFIXES

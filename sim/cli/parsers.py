@@ -14,9 +14,6 @@ from sim.version import __version__
 if TYPE_CHECKING:
     pass
 
-# The rest of sim is imported inside the functions that need it, so that `sim --help` and a bad flag answer
-# without loading numpy's dependents, SimPy, scipy or pandas (cold start, tests/test_cold_start.py).
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with a bad flag reported as the one line every bad input gets (no usage block)."""

@@ -18,9 +18,6 @@ if TYPE_CHECKING:
     from sim import guards
     from sim.scenario import Scenario
 
-# The rest of sim is imported inside the functions that need it, so that `sim --help` and a bad flag answer
-# without loading numpy's dependents, SimPy, scipy or pandas (cold start, tests/test_cold_start.py).
-
 
 def _load(args: argparse.Namespace) -> tuple[Scenario, Any]:
     """The scenario ``sim run`` / ``validate`` acts on, and its seed: a scenario file with its ``--set``s, or one

@@ -19,9 +19,6 @@ from sim.errors import SpecError
 if TYPE_CHECKING:
     from sim.experiment.executors import Executor
 
-# The rest of sim is imported inside the functions that need it, so that `sim --help` and a bad flag answer
-# without loading numpy's dependents, SimPy, scipy or pandas (cold start, tests/test_cold_start.py).
-
 
 def _safe_name(name: str) -> str:
     """An experiment's name as a directory name: no separators, no leading dots (``..`` is not a way out).

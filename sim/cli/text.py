@@ -14,9 +14,6 @@ if TYPE_CHECKING:
     from sim.experiment.metrics import ServiceSummary
     from sim.scenario import Scenario
 
-# The rest of sim is imported inside the functions that need it, so that `sim --help` and a bad flag answer
-# without loading numpy's dependents, SimPy, scipy or pandas (cold start, tests/test_cold_start.py).
-
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
