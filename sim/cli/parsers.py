@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from sim.cli.text import EXIT_BAD_INPUT
 from sim.errors import one_line
 from sim.version import __version__
-
-if TYPE_CHECKING:
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,12 +50,20 @@ def _set(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The ``sim`` command: its global flags, then one subparser per command, in the order ``--help`` lists."""
     parser = _Parser(
         prog="sim", description="Simulate how Kubernetes Services route traffic, and test the spread statistically."
     )
     parser.add_argument("--version", action="version", version=f"sim (k8s-service-sim) {__version__}")
     _chatter(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(sub)
+    return parser
+
+
+def _run_parser(sub: Any) -> None:
+    """``sim run``: one scenario (or a spec's design point, or Kubernetes objects) run and printed."""
     p_run = sub.add_parser("run", help="run one scenario and print a table per Service (or JSON)")
     p_run.add_argument("file", help="scenario TOML file, e.g. experiments/cilium_demo.toml (or an experiment spec)")
     _objects_run_arguments(p_run)
@@ -80,19 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     _set(p_run, "a scenario field (or, for a spec, a base-scenario field or replications/root_seed)")
     _max_memory(p_run)
     _chatter(p_run, top=False)
+
+
+def _validate_parser(sub: Any) -> None:
+    """``sim validate``: a scenario or spec checked, nothing run."""
     p_val = sub.add_parser("validate", help="check a scenario file and exit 0, or print its first problem and exit 2")
     p_val.add_argument("file")
     _set(p_val, "a scenario field (or, for a spec, a base-scenario field or replications/root_seed)")
     _max_memory(p_val)
     _chatter(p_val, top=False)
-    _sweep_parsers(sub)
-    _kubernetes_parsers(sub)
-    _report_parser(sub)
-    _emulate_parser(sub)
-    return parser
 
 
-def _sweep_parsers(sub: Any) -> None:
+def _sweep_parser(sub: Any) -> None:
+    """``sim sweep``: an experiment spec run point by point into a results directory."""
     p_sweep = sub.add_parser(
         "sweep", help="run an experiment spec: every design point x replication, in parallel, resumable"
     )
@@ -113,6 +119,10 @@ def _sweep_parsers(sub: Any) -> None:
     )
     _max_memory(p_sweep)
     _chatter(p_sweep, top=False)
+
+
+def _plot_parser(sub: Any) -> None:
+    """``sim plot``: a run's or a sweep's figures."""
     p_plot = sub.add_parser(
         "plot", help="draw a run's figures (from `sim run --out RUN.json`) or a sweep's (from its results directory)"
     )
@@ -202,7 +212,8 @@ def _objects_run_arguments(p_run: argparse.ArgumentParser) -> None:
     )
 
 
-def _kubernetes_parsers(sub: Any) -> None:
+def _routes_parser(sub: Any) -> None:
+    """``sim routes``: what each node's proxy programs for each Service."""
     from sim.routing import DATAPLANES
 
     p_routes = sub.add_parser(
@@ -224,6 +235,10 @@ def _kubernetes_parsers(sub: Any) -> None:
     p_routes.add_argument("--service", metavar="NS/NAME", help="only this Service")
     p_routes.add_argument("--node", metavar="NODE", help="only from this node")
     p_routes.add_argument("--json", action="store_true", help="print exactly one JSON object")
+
+
+def _import_parser(sub: Any) -> None:
+    """``sim import``: cluster state and traces written as an editable scenario."""
     p_import = sub.add_parser(
         "import",
         help="write cluster state (Kubernetes objects) and traces (Jaeger or OTLP JSON) as an editable scenario",
@@ -248,6 +263,7 @@ def _run_plot_argument(p_run: argparse.ArgumentParser) -> None:
 
 
 def _report_parser(sub: Any) -> None:
+    """``sim report``: one self-contained HTML report."""
     p_report = sub.add_parser(
         "report", help="write one self-contained HTML report of a run (`sim run --out` file) or a sweep"
     )
@@ -292,3 +308,16 @@ def _emulate_parser(sub: Any) -> None:
     p.add_argument(
         "--alpha", type=_alpha, default=0.01, help="significance level of the homogeneity verdict, in (0, 1)"
     )
+
+
+COMMANDS: tuple[Callable[[Any], None], ...] = (
+    _run_parser,
+    _validate_parser,
+    _sweep_parser,
+    _plot_parser,
+    _routes_parser,
+    _import_parser,
+    _report_parser,
+    _emulate_parser,
+)
+"""The commands' parsers, in the order ``sim --help`` lists them."""
