@@ -31,19 +31,18 @@ def _objects_run(args: argparse.Namespace) -> bool:
 
 def _load_objects(
     files: Sequence[str],
-    dataplane: str,
     streams: list[dict[str, Any]],
     notes: list[str],
     need_streams: bool = True,
     sets: Sequence[str] = (),
 ) -> tuple[Scenario, int]:
-    """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``), with ``--set``s
-    applied; a problem in a stream built from flags is put on the flag."""
+    """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``) on kube-proxy's default
+    dataplane, with ``--set``s applied; a problem in a stream built from flags is put on the flag."""
     from sim.io import parse_scenario, parse_set
     from sim.io.experiment import parse_scenario_set
     from sim.io.scenario import objects_table
 
-    table = {**objects_table(list(files), dataplane), "streams": streams}
+    table = {**objects_table(list(files)), "streams": streams}
     where = Path("(command line)")
     try:
         if sets:
@@ -74,7 +73,7 @@ def _routes(args: argparse.Namespace) -> int:
         else:
             scenario = load_scenario(args.files[0], need_streams=False, notes=notes)[0]
     else:
-        scenario = _load_objects(args.files, "iptables", [], notes, need_streams=False)[0]
+        scenario = _load_objects(args.files, [], notes, need_streams=False)[0]
     if args.dataplane:
         # the scenario's proxy options (its local-traffic detector...) stay; only its picker is the new one's
         dataplane = dataclasses.replace(scenario.dataplane, name=args.dataplane, picker="")
@@ -135,7 +134,7 @@ def _imported(files: Sequence[str], name: str, notes: list[str]) -> tuple[Scenar
     traced = derive(read_spans(traces)) if traces else None
     client = None
     if objects or traced is None:
-        scenario = _load_objects(objects, "iptables", [], notes, need_streams=False)[0]
+        scenario = _load_objects(objects, [], notes, need_streams=False)[0]
     else:
         scenario = traced_cluster(traced, name)
         notes.append(

@@ -180,7 +180,7 @@ def _run_objects(args: argparse.Namespace) -> int:
         **({"port": args.port} if args.port else {}),
     }
     notes: list[str] = []
-    scenario, seed = _load_objects([args.file, *args.more], "iptables", [stream], notes, sets=args.set)
+    scenario, seed = _load_objects([args.file, *args.more], [stream], notes, sets=args.set)
     _notes(notes)
     return _execute(args, scenario, args.seed if args.seed is not None else seed)
 
