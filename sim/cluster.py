@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from sim.distributions import Dist, Exponential
+from sim.rng import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
-DEFAULT_NAMESPACE = "default"
 MAX_NODES = 5_000
 """Kubernetes' largest supported cluster ("Considerations for large clusters"): 5,000 nodes ..."""
 MAX_PODS = 150_000

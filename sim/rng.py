@@ -59,7 +59,9 @@ def seed_text(record: SeedRecord) -> str:
     return str(record)
 
 
-DEFAULT_NAMESPACE = "default/"
+DEFAULT_NAMESPACE = "default"
+"""Kubernetes' default namespace. Defined here, in the bottom layer, because stream keys drop it (``_word``);
+``sim.cluster`` exports it to every reader of objects."""
 
 
 def _word(part: str | int) -> int:
@@ -68,8 +70,8 @@ def _word(part: str | int) -> int:
     An object of the ``default`` namespace keys as its bare name (``default/echo-1`` as ``echo-1``): the two
     name one object, so a cluster read from manifests draws exactly as the same cluster written in TOML.
     """
-    if isinstance(part, str) and part.startswith(DEFAULT_NAMESPACE):
-        part = part[len(DEFAULT_NAMESPACE) :]
+    if isinstance(part, str) and part.startswith(f"{DEFAULT_NAMESPACE}/"):
+        part = part[len(DEFAULT_NAMESPACE) + 1 :]
     return zlib.crc32(f"{type(part).__name__}:{part}".encode())
 
 

@@ -10,6 +10,7 @@ from functools import cached_property
 
 from sim.callgraph import CallGraph, Parallel, members
 from sim.cluster import (
+    MAX_AFFINITY_TIMEOUT_S,
     MAX_NODES,
     MAX_PODS,
     MAX_PORT,
@@ -224,8 +225,10 @@ class Scenario:
             if svc.name in service_names:
                 raise fail(f"services[{i}].name", f"duplicate service name {svc.name!r}")
             service_names.add(svc.name)
-            if not 1 <= svc.session_affinity_timeout_s <= 86400:
-                raise fail(f"services[{i}].timeoutSeconds", "must be between 1 and 86400 seconds")
+            if not 1 <= svc.session_affinity_timeout_s <= MAX_AFFINITY_TIMEOUT_S:
+                raise fail(
+                    f"services[{i}].timeoutSeconds", f"must be between 1 and {MAX_AFFINITY_TIMEOUT_S:.0f} seconds"
+                )
         self._validate_addresses()
         for i, ev in enumerate(self.timeline):
             self._validate_event(i, ev, names, service_names)

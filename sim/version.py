@@ -18,8 +18,8 @@ try:
 except metadata.PackageNotFoundError:  # a source tree that was never installed (pip install -e . installs it)
     __version__ = "0+unknown"
 
-PRESENTATION = frozenset({"__main__.py", "cli.py", "plots.py", "report.py"})
-"""Modules that print or draw results but do not decide them: left out of the digest."""
+PRESENTATION = frozenset({"__main__.py", "cli", "plots.py", "report.py"})
+"""Modules (and the ``cli`` package) that print or draw results but do not decide them: left out of the digest."""
 
 
 @functools.cache
@@ -30,7 +30,7 @@ def model_digest() -> str:
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         name = path.relative_to(root).as_posix()
-        if name in PRESENTATION:
+        if name in PRESENTATION or name.split("/")[0] in PRESENTATION:
             continue
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]

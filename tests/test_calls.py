@@ -17,8 +17,8 @@ from sim.callgraph import Call, CallGraph, CallMode, Parallel, ServiceCalls
 from sim.distributions import Constant
 from sim.errors import SpecError
 from sim.io import load_experiment, load_scenario
-from sim.io.builders import Defaults
 from sim.io.calls import calls_entry, service_calls
+from sim.io.cluster.builders import Defaults
 from sim.io.experiment import load_scenario_set
 from sim.io.importer import key, value
 from sim.io.tables import Table

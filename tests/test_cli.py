@@ -98,7 +98,8 @@ def test_the_model_digest_follows_the_source_but_not_the_presentation(tmp_path, 
         return version.model_digest()
 
     original = digest()
-    (copy / "cli.py").write_text("# presentation only\n")
+    (copy / "cli" / "text.py").write_text("# presentation only\n")
+    (copy / "cli" / "more.py").write_text("# a new presentation module\n")
     assert digest() == original
     (copy / "engine" / "run.py").write_text((copy / "engine" / "run.py").read_text() + "\n# a change\n")
     assert digest() != original

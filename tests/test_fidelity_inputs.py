@@ -12,7 +12,7 @@ import pytest
 from sim.cluster import ServiceType
 from sim.errors import SpecError
 from sim.guards import warnings
-from sim.io.kubernetes import read_objects
+from sim.io.cluster.kubernetes import read_objects
 from sim.io.scenario import objects_table, parse_scenario
 from sim.routes import format_routes, routes
 

@@ -405,7 +405,7 @@ def test_run_files_and_kubernetes_objects_that_are_not_regular_files_are_refused
     import os
 
     from sim.io import load_run
-    from sim.io.kubernetes import read_objects
+    from sim.io.cluster.kubernetes import read_objects
 
     for name, read in (("run.json", load_run), ("cluster.yaml", lambda p: read_objects([p]))):
         os.mkfifo(tmp_path / name)

@@ -10,10 +10,10 @@ import pytest
 
 from sim.cluster import SessionAffinity, TrafficDistribution, TrafficPolicy
 from sim.errors import SpecError
-from sim.io.builders import conditions
-from sim.io.kind import kind_nodes
-from sim.io.kubernetes import cpu_cores, read_objects
-from sim.io.placement import place
+from sim.io.cluster.builders import conditions
+from sim.io.cluster.kind import kind_nodes
+from sim.io.cluster.kubernetes import cpu_cores, read_objects
+from sim.io.cluster.placement import place
 from sim.io.scenario import objects_table, parse_scenario
 from sim.routing import Source
 
@@ -687,6 +687,11 @@ def test_manifest_pod_without_node_is_scheduled(tmp_path):
         (
             "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {tolerations: [{key: k, effect: Always}]}}",
             "Pod default/p: spec.tolerations[0].effect: unknown value 'Always'",
+        ),
+        (  # validation.ValidateClientIPAffinityConfig: 0 < timeoutSeconds <= MaxClientIPServiceAffinitySeconds
+            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: 80}], sessionAffinity: "
+            "ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 86401}}}}",
+            "Service default/s: spec.sessionAffinityConfig.clientIP.timeoutSeconds: must be 1-86400, got 86401",
         ),
         ("[1, 2]", "document 1: must be a Kubernetes object (a mapping), got an array"),
         ("a: [unclosed", "malformed YAML"),

@@ -1,5 +1,6 @@
-"""kube-scheduler's placement (``sim.io.placement``, ``sim.io.scoring``): each score plugin against the scores its
-upstream test expects, the filters, ``selectHost``'s seeded tie-break, and Online Boutique on a kind cluster."""
+"""kube-scheduler's placement (``sim.io.cluster.placement``, ``sim.io.cluster.scoring``): each score plugin against
+the scores its upstream test expects, the filters, ``selectHost``'s seeded tie-break, and Online Boutique on a kind
+cluster."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 
 from sim.cli import main
-from sim.io.kubernetes import AntiAffinity, KNode, KPod, LabelSelector, Requirement, Scheduling, read_objects
-from sim.io.placement import _Incoming, interpod_affinity_scores, place
-from sim.io.scoring import (
+from sim.io.cluster.kubernetes import read_objects
+from sim.io.cluster.objects import AntiAffinity, KNode, KPod, LabelSelector, Requirement, Scheduling
+from sim.io.cluster.placement import _Incoming, interpod_affinity_scores, place
+from sim.io.cluster.scoring import (
     SYSTEM_DEFAULT_CONSTRAINTS,
     WEIGHTS,
     balanced_allocation,

@@ -373,7 +373,7 @@ ITP_CASES = [  # TestInternalTrafficPolicy: (case, iTP, endpoints (ip, node), po
 
 def one_service(mode: str, svc: Service, endpoints: list[tuple[str, str, set[str]]]) -> Scenario:
     """``ns1/svc1`` with the given endpoints (each its own pod), as the flow tests' fake proxier holds it."""
-    from sim.io.builders import endpoint
+    from sim.io.cluster.builders import endpoint
 
     eps = tuple(
         endpoint(f"{ip}:80", ready=R in c, serving=S in c, terminating=T in c, node=node, pod=f"ns1/p{i}")

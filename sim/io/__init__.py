@@ -1,10 +1,10 @@
 """Every file format the tool reads or writes, one module each, all read through one table reader (``tables``):
 
 - ``topology``: topology files; ``scenario``: scenario files (with ``durations``, ``workloads``, ``timeline``,
-  ``samples`` for the parts they share with others, and ``builders`` for what every cluster-state reader builds);
-- ``kubernetes``: Kubernetes objects (kubectl dumps, manifests; YAML or JSON), with ``kind`` (kind Cluster
-  configs), ``placement`` (workloads onto nodes), ``cluster_state`` (pods, Services, given EndpointSlices),
-  ``network`` (the topology generated from zones) and ``importer`` (cluster state written back as a scenario);
+  ``samples`` for the parts they share with others);
+- ``cluster``: the cluster-state readers: Kubernetes objects (kubectl dumps, manifests; YAML or JSON), kind
+  Cluster configs, placement, pods, Services, given EndpointSlices, the generated topology, and ``builders`` for
+  what every cluster-state reader builds; ``importer``: cluster state written back as a scenario;
 - ``jaeger`` and ``otlp``: trace exports (Jaeger JSON, OTLP JSON) into spans, recognised among ``sim import``'s
   inputs by ``tracefiles``; the call graph is derived from spans in ``sim.traces``;
 - ``experiment``: experiment specs and ``--set`` overrides;

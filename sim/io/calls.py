@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from sim.callgraph import Call, CallMode, CallStage, Parallel, ServiceCalls
-from sim.io.builders import Defaults
+from sim.io.cluster.builders import Defaults
 from sim.io.tables import Table
 from sim.rpc import Retries
 

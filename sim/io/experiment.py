@@ -26,6 +26,7 @@ from sim.experiment.spec import (
     parse_path,
     resolve,
 )
+from sim.io.cluster.objects import OBJECT_SUFFIXES
 from sim.io.scenario import parse_scenario, with_cluster_names
 from sim.io.tables import MAX_DEPTH, Table, depth, load_toml, type_name
 from sim.scenario import Scenario
@@ -233,7 +234,7 @@ def _tree_digest(path: Path) -> str:
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".json")):
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in OBJECT_SUFFIXES):
         digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
 

@@ -17,10 +17,10 @@ from sim.callgraph import CallGraph, Parallel, ServiceCalls, members
 from sim.cluster import Endpoint, Pod, Service
 from sim.distributions import Constant, Dist, Empirical, Exponential, Gamma, LogNormal, Uniform
 from sim.errors import one_line
-from sim.io import builders
 from sim.io.calls import calls_entry
-from sim.io.kubernetes import KNode
-from sim.io.network import ZONED_NETWORK, generated_topology
+from sim.io.cluster import builders
+from sim.io.cluster.network import ZONED_NETWORK, generated_topology
+from sim.io.cluster.objects import KNode
 from sim.scenario import Scenario
 from sim.topology import Topology
 from sim.traces import Traced

@@ -4,6 +4,7 @@ timeline and the run's horizon. Every time is in seconds; Kubernetes fields are 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import ipaddress
 import os
@@ -26,15 +27,16 @@ from sim.cluster import (
 )
 from sim.distributions import Exponential
 from sim.errors import SpecError
-from sim.io import builders
-from sim.io.builders import Addresses, Defaults
 from sim.io.calls import retries as _retries
 from sim.io.calls import service_calls
-from sim.io.cluster_state import ClusterParts, cluster_parts
+from sim.io.cluster import builders
+from sim.io.cluster.builders import Addresses, Defaults
+from sim.io.cluster.cluster_state import ClusterParts, cluster_parts
+from sim.io.cluster.kubernetes import read_objects, source_files
+from sim.io.cluster.network import generated_topology, network
+from sim.io.cluster.objects import KNode, KPod, Objects
+from sim.io.cluster.placement import place
 from sim.io.durations import duration
-from sim.io.kubernetes import KNode, KPod, Objects, read_objects, source_files
-from sim.io.network import generated_topology, network
-from sim.io.placement import place
 from sim.io.tables import MISSING, Table, load_toml
 from sim.io.timeline import event, sync
 from sim.io.topology import load_topology
@@ -170,7 +172,7 @@ def _read_cached(files: tuple[str, ...], stamps: tuple[tuple[int, int], ...]) ->
     return read_objects(files)
 
 
-def objects_table(sources: list[str], dataplane: str = "iptables") -> dict[str, Any]:
+def objects_table(sources: list[str], dataplane: str = DataplaneConfig.name) -> dict[str, Any]:
     """A scenario table naming Kubernetes objects (``sim run|routes|import FILE...``): the cluster, a generated
     network, the dataplane; streams are the caller's."""
     first = Path(sources[0]) if sources and sources[0] != "-" else Path("stdin")
@@ -259,33 +261,26 @@ def _topology(top: Table) -> tuple[Topology, str]:
         raise
 
 
+_DATAPLANE_MINIMUM = {"maglev_table_size": 1, "recent_list_size": 0}
+"""The integer proxy options and their least values; every other option is read as its default's type."""
+
+
 def _dataplane(top: Table) -> DataplaneConfig:
-    """``dataplane = "cilium"``, or a table ``[dataplane]`` with name and options."""
-    raw = top.data.get("dataplane", "iptables")
+    """``dataplane = "cilium"``, or a table ``[dataplane]`` with name and options: each a field of
+    ``DataplaneConfig``, read in its order with its default."""
+    raw = top.data.get("dataplane", DataplaneConfig.name)
     if isinstance(raw, str):
-        return DataplaneConfig(name=top.take("dataplane", str, "iptables"))
+        return DataplaneConfig(name=top.take("dataplane", str, DataplaneConfig.name))
     t = Table(top.path, "dataplane", top.take("dataplane", (dict, str)))
-    config = DataplaneConfig(
-        name=t.take("name", str, "iptables"),
-        picker=t.take("picker", str, ""),
-        maglev_table_size=t.integer("maglev_table_size", 16381, minimum=1),
-        maglev_hash_seed=t.take("maglev_hash_seed", str, DataplaneConfig.maglev_hash_seed),
-        enable_service_topology=t.take("enable_service_topology", bool, False),
-        external_clusterip=t.take("external_clusterip", bool, False),
-        prefer_same_node_gate=t.take("prefer_same_node_gate", bool, True),
-        local_traffic_detector=t.take("local_traffic_detector", str, DataplaneConfig.local_traffic_detector),
-        cluster_cidr=t.take("cluster_cidr", str, DataplaneConfig.cluster_cidr),
-        bridge_interface=t.take("bridge_interface", str, ""),
-        interface_name_prefix=t.take("interface_name_prefix", str, ""),
-        recent_list_size=t.integer("recent_list_size", DataplaneConfig.recent_list_size, minimum=0),
-        socket_lb_host_namespace_only=t.take("socket_lb_host_namespace_only", bool, False),
-        service_no_backend_response=t.take("service_no_backend_response", str, "reject"),
-        cilium_topology_safeguards=t.take("cilium_topology_safeguards", bool, True),
-        cilium_prefer_same=t.take("cilium_prefer_same", bool, True),
-        ipvs_graceful_termination=t.take("ipvs_graceful_termination", bool, True),
-    )
+    values: dict[str, Any] = {}
+    for option in dataclasses.fields(DataplaneConfig):
+        default = option.default
+        if option.name in _DATAPLANE_MINIMUM:
+            values[option.name] = t.integer(option.name, default, minimum=_DATAPLANE_MINIMUM[option.name])
+        else:
+            values[option.name] = t.take(option.name, type(default), default)
     t.done()
-    return config
+    return DataplaneConfig(**values)
 
 
 def _defaults(top: Table) -> Defaults:

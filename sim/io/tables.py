@@ -37,7 +37,9 @@ INT_MAX = 2**63 - 1
 
 
 class Table:
-    """One TOML table being read: takes typed fields and rejects whatever is left over."""
+    """One table being read: takes typed fields and rejects whatever is left over. The one typed reader of nested
+    data: ``sim.io.cluster.fields.KObject`` reads a Kubernetes object as a Table that names its fields after the
+    object."""
 
     def __init__(self, path: Path, where: str, data: object) -> None:
         self.path = path
@@ -63,7 +65,10 @@ class Table:
             if default is MISSING:
                 raise self.error(key, "is required")
             return default
-        value = self.data.pop(key)
+        return self.checked(key, self.data.pop(key), kinds)
+
+    def checked(self, key: str, value: Any, kinds: type | tuple[type, ...]) -> Any:
+        """``value`` (read at ``key``) if it is of ``kinds`` (bool is never an int here), else the error."""
         kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
         if (isinstance(value, bool) and bool not in kinds_t) or not isinstance(value, kinds_t):
             wanted = " or ".join(type_name(k) for k in kinds_t)
@@ -136,7 +141,10 @@ class Table:
 
     def strings(self, key: str) -> dict[str, str]:
         """A table of strings (labels, a selector, annotations); absent: empty."""
-        table = self.take(key, dict, {})
+        return self.string_map(key, self.take(key, dict, {}))
+
+    def string_map(self, key: str, table: Mapping[str, Any]) -> dict[str, str]:
+        """``table`` (read at ``key``) if every value is a string, else the error naming the first that is not."""
         for k, v in table.items():
             if not isinstance(v, str):
                 raise self.error(f"{key}.{k}", f"must be a string, got {type_name(v)} {shown(v)}")

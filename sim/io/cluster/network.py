@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from sim.cluster import ZONE_LABEL
 from sim.distributions import Dist, Exponential, LogNormal
+from sim.io.cluster.objects import KNode
 from sim.io.durations import duration
-from sim.io.kubernetes import KNode
 from sim.io.tables import Table
 from sim.topology import ElementKind, Link, Topology
 

@@ -3,7 +3,7 @@ directories and ``-`` (stdin), YAML (``---`` documents, read with ``yaml.safe_lo
 (``kind: List``), into typed objects.
 
 Kinds read: Node, Pod, Service, EndpointSlice (``discovery.k8s.io/v1``), Endpoints (``v1``), Deployment,
-ReplicaSet, StatefulSet, DaemonSet, and kind ``Cluster`` configs (``sim.io.kind``). Other kinds are counted and
+ReplicaSet, StatefulSet, DaemonSet, and kind ``Cluster`` configs (``sim.io.cluster.kind``). Other kinds are counted and
 skipped. Names are ``namespace/name`` (``default`` when absent). An invalid object raises SpecError naming the file,
 ``Kind namespace/name``, the field and the problem. An object given twice (same kind, namespace and name) is read
 once when the copies are identical, and is an error naming both files when they differ.
@@ -16,14 +16,12 @@ import json
 import math
 import re
 import sys
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sim.cluster import (
-    DEFAULT_NAMESPACE,
+    MAX_AFFINITY_TIMEOUT_S,
     MAX_NODES,
     MAX_PODS,
     MAX_SERVICES,
@@ -34,251 +32,34 @@ from sim.cluster import (
     TrafficPolicy,
 )
 from sim.errors import SpecError, shown
+from sim.io.cluster.fields import KObject, label_selector, requirement
+from sim.io.cluster.kind import kind_nodes
+from sim.io.cluster.objects import (
+    DEPRECATED_ZONE_LABEL,
+    OBJECT_SUFFIXES,
+    SERVICE_NAME_LABEL,
+    SERVICE_TYPES,
+    TAINT_EFFECTS,
+    WORKLOAD_KINDS,
+    AntiAffinity,
+    KEndpoint,
+    KNode,
+    KPod,
+    KPort,
+    KService,
+    KSlice,
+    KWorkload,
+    Objects,
+    Scheduling,
+    Taint,
+    Toleration,
+)
+from sim.io.cluster.podspec import quantity, scheduling_extras
 from sim.io.tables import read_text, type_name
 from sim.io.yamlfile import json_document, yaml_documents
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MAX_OBJECTS_BYTES = 1 << 30
 """The largest Kubernetes object file read (a ``kubectl get -o yaml`` of 150,000 pods is a few hundred MB)."""
-DEPRECATED_ZONE_LABEL = "failure-domain.beta.kubernetes.io/zone"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
-CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
-WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
-SUFFIXES = (".yaml", ".yml", ".json")
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
-OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
-
-
-@dataclass(frozen=True)
-class Taint:
-    """A node taint: ``key=value:effect``."""
-
-    key: str
-    value: str = ""
-    effect: str = "NoSchedule"
-
-
-@dataclass(frozen=True)
-class Toleration:
-    """A pod toleration; an empty ``effect`` matches every effect, operator ``Exists`` with no key every taint."""
-
-    key: str = ""
-    operator: str = "Equal"
-    value: str = ""
-    effect: str = ""
-
-    def tolerates(self, taint: Taint) -> bool:
-        """``Toleration.ToleratesTaint`` (``k8s.io/api/core/v1/toleration.go``)."""
-        if self.effect and self.effect != taint.effect:
-            return False
-        if self.key and self.key != taint.key:
-            return False
-        if self.operator == "Exists":
-            return True
-        return self.value == taint.value
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """One ``matchExpressions`` entry (node or label selector): key, operator, values."""
-
-    key: str
-    operator: str
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Whether ``labels`` satisfy it (``k8s.io/apimachinery/pkg/labels/selector.go`` ``Requirement.Matches``;
-        Gt/Lt compare integers, as node selectors do)."""
-        has = self.key in labels
-        value = labels.get(self.key, "")
-        if self.operator == "In":
-            return has and value in self.values
-        if self.operator == "NotIn":
-            return not has or value not in self.values
-        if self.operator == "Exists":
-            return has
-        if self.operator == "DoesNotExist":
-            return not has
-        try:
-            number, bound = int(value), int(self.values[0])
-        except (ValueError, IndexError):
-            return False
-        return has and (number > bound if self.operator == "Gt" else number < bound)
-
-
-@dataclass(frozen=True)
-class LabelSelector:
-    """``matchLabels`` and ``matchExpressions``, all of which must hold; an empty selector selects everything."""
-
-    match_labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
-    expressions: tuple[Requirement, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Whether ``labels`` satisfy every part."""
-        return all(labels.get(k) == v for k, v in self.match_labels.items()) and all(
-            r.matches(labels) for r in self.expressions
-        )
-
-
-@dataclass(frozen=True)
-class AntiAffinity:
-    """A pod (anti-)affinity term: the pods its selector matches in ``namespaces``, on nodes with the same
-    ``topology_key`` value (required anti-affinity: none may be there; affinity: one must be)."""
-
-    selector: LabelSelector
-    topology_key: str
-    namespaces: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Scheduling:
-    """What decides where a pod may run: nodeSelector, required node affinity (terms ORed, each term's
-    requirements ANDed; ``fields`` on ``metadata.name``), tolerations and required pod anti-affinity; and what the
-    scheduler scores (``sim.io.podspec``): requests (CPU millicores, memory bytes; ``nonzero_requests`` as the
-    scores count them), preferred node terms (weight, requirements), required pod affinity, preferred pod terms
-    (weight, negative for anti-affinity)."""
-
-    node_selector: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
-    terms: tuple[tuple[tuple[Requirement, ...], tuple[Requirement, ...]], ...] = ()
-    tolerations: tuple[Toleration, ...] = ()
-    anti_affinity: tuple[AntiAffinity, ...] = ()
-    requests: tuple[int, int] = (0, 0)
-    nonzero_requests: tuple[int, int] = (0, 0)
-    preferred_nodes: tuple[tuple[int, tuple[Requirement, ...]], ...] = ()
-    affinity: tuple[AntiAffinity, ...] = ()
-    preferred_pods: tuple[tuple[int, AntiAffinity], ...] = ()
-
-
-@dataclass(frozen=True)
-class KNode:
-    """A Node: labels, allocatable CPU (cores), taints, readiness; ``bare`` when only a pod or endpoint named it;
-    allocatable memory (bytes) and pods (0: not given)."""
-
-    name: str
-    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
-    cpu: float = 0.0
-    taints: tuple[Taint, ...] = ()
-    ready: bool = True
-    bare: bool = False
-    memory: int = 0
-    pods: int = 0
-
-
-@dataclass(frozen=True)
-class KPod:
-    """A Pod: where it runs (None: not scheduled), labels, readiness, terminating, address, scheduling rules."""
-
-    name: str
-    node: str | None
-    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
-    phase: str = "Running"
-    ready: bool = True
-    terminating: bool = False
-    ip: str | None = None
-    scheduling: Scheduling = Scheduling()
-    ports: Mapping[str, int] = field(default_factory=dict, hash=False, compare=False)
-    has_status: bool = False
-    file: str = ""
-    owner: str = ""
-    """The controller that made the pod (``kind/namespace/name``), or ``""``: kube-scheduler spreads its pods."""
-
-
-@dataclass(frozen=True)
-class KPort:
-    """One ``spec.ports`` entry before a named ``targetPort`` is resolved on the pods."""
-
-    name: str
-    port: int
-    target_port: int | str
-    node_port: int
-
-
-@dataclass(frozen=True)
-class KService:
-    """A Service's routing fields, spelled as sim.cluster.Service takes them, plus what needs the pods to resolve
-    (a named ``targetPort``) and why kube-proxy would skip it (``skip``: headless or ExternalName)."""
-
-    name: str
-    fields: Mapping[str, Any] = field(hash=False, compare=False)
-    ports: tuple[KPort, ...] = ()
-    skip: str = ""
-    file: str = ""
-
-    @property
-    def port_name(self) -> str:
-        """The first port's name."""
-        return self.ports[0].name if self.ports else ""
-
-
-@dataclass(frozen=True)
-class KEndpoint:
-    """One EndpointSlice endpoint before it is joined to its Service's port."""
-
-    address: str
-    ready: bool | None
-    serving: bool | None
-    terminating: bool | None
-    node: str | None
-    zone: str | None
-    for_zones: tuple[str, ...]
-    for_nodes: tuple[str, ...]
-    pod: str | None
-    more_addresses: tuple[str, ...] = ()
-    """The endpoint's addresses after the first: backends for Cilium only (``Endpoint.cilium_only``)."""
-
-
-@dataclass(frozen=True)
-class KSlice:
-    """An EndpointSlice: its Service (``namespace/name`` from the service-name label), endpoints and ports."""
-
-    name: str
-    service: str
-    endpoints: tuple[KEndpoint, ...]
-    ports: Mapping[str, int] = field(hash=False, compare=False)
-    file: str = ""
-
-
-@dataclass(frozen=True)
-class KWorkload:
-    """A Deployment, ReplicaSet, StatefulSet or DaemonSet: its pod template and how many replicas."""
-
-    kind: str
-    name: str
-    replicas: int
-    labels: Mapping[str, str] = field(hash=False, compare=False)
-    selector: LabelSelector
-    scheduling: Scheduling
-    ports: Mapping[str, int] = field(hash=False, compare=False)
-    owner: str = ""
-    """The Deployment (``namespace/name``) that owns a ReplicaSet, or ``""``."""
-    file: str = ""
-
-
-@dataclass
-class Objects:
-    """Everything read from the given files, in input order, with what was skipped and why."""
-
-    nodes: list[KNode] = field(default_factory=list)
-    pods: list[KPod] = field(default_factory=list)
-    services: list[KService] = field(default_factory=list)
-    slices: list[KSlice] = field(default_factory=list)
-    endpoints: list[KSlice] = field(default_factory=list)
-    """core/v1 Endpoints, as slices: mirrored for selectorless Services only (``sim.io.cluster_state``)."""
-    workloads: list[KWorkload] = field(default_factory=list)
-    kind_cluster: bool = False
-    skipped: Counter[str] = field(default_factory=Counter)
-    notes: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-
-    def skipped_line(self) -> str:
-        """One summary line of the kinds skipped, or ``""``."""
-        if not self.skipped:
-            return ""
-        parts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.skipped.items()))
-        n = sum(self.skipped.values())
-        return f"skipped {n} object{'' if n == 1 else 's'} of kinds not simulated: {parts}"
-
 
 # --- files -----------------------------------------------------------------------------------------------------
 
@@ -293,7 +74,7 @@ def source_files(sources: Sequence[str | Path]) -> list[Path | str]:
             continue
         path = Path(src)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in OBJECT_SUFFIXES)
             if not found:
                 raise SpecError(str(path), "", "a directory with no .yaml, .yml or .json file")
             files.extend(found)
@@ -331,8 +112,6 @@ def documents(file: Path | str, text: str | None = None) -> list[Any]:
 
 def read_objects(sources: Sequence[str | Path]) -> Objects:
     """Read every object of the given files, directories and ``-`` into typed objects."""
-    from sim.io.kind import kind_nodes  # here: kind.py builds KNodes with this module's types
-
     out = Objects()
     seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
     for file in source_files(sources):
@@ -350,7 +129,7 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
                 if reader is None:
                     out.skipped[str(kind)] += 1
                     continue
-                obj = _Obj(label, item)
+                obj = KObject(label, item)
                 if _seen_before(obj, seen):
                     continue
                 reader(obj, out)
@@ -358,10 +137,10 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
     return out
 
 
-def _seen_before(obj: _Obj, seen: dict[tuple[str, str], tuple[str, dict[str, Any]]]) -> bool:
+def _seen_before(obj: KObject, seen: dict[tuple[str, str], tuple[str, dict[str, Any]]]) -> bool:
     """Whether this object (kind and ``namespace/name``) was read already: an identical copy is dropped quietly;
     one with different content is an error naming both files (the API server would hold only one)."""
-    key = (obj.kind, obj.name)
+    key = (obj.object_kind, obj.name)
     if key not in seen:
         seen[key] = (obj.file, obj.data)
         return False
@@ -412,90 +191,6 @@ def _with_kind(item: dict[str, Any], list_kind: str) -> dict[str, Any]:
     return item
 
 
-# --- one object ------------------------------------------------------------------------------------------------
-
-
-class _Obj:
-    """One object being read: typed access by dotted path, errors naming file, ``Kind namespace/name`` and field."""
-
-    def __init__(self, file: str, data: dict[str, Any]) -> None:
-        self.file = file
-        self.data = data
-        self.kind = str(data.get("kind"))
-        meta = data.get("metadata")
-        self.meta = meta if isinstance(meta, dict) else {}
-        ns = self.meta.get("namespace") or DEFAULT_NAMESPACE
-        name = self.meta.get("name")
-        self.namespace = ns if isinstance(ns, str) else DEFAULT_NAMESPACE
-        self.short = name if isinstance(name, str) else ""
-        self.name = f"{self.namespace}/{self.short}"
-        self.names: dict[int, str] = {}  # id of a mapping or list met while reading -> its field name
-        if not isinstance(meta, dict):
-            raise self.error("metadata", "is required: a mapping with a name")
-        if not isinstance(name, str) or not name:
-            raise self.error("metadata.name", "is required")
-        if not isinstance(ns, str):
-            raise self.error("metadata.namespace", f"must be a string, got {type_name(ns)}")
-
-    def error(self, fld: str, problem: str) -> SpecError:
-        """The bad-input error for field ``fld`` of this object (empty: the object as a whole)."""
-        return SpecError(self.file, f"{self.kind} {self.name}" + (f": {fld}" if fld else ""), problem)
-
-    def field(self, path: str, base: Any = None) -> str:
-        """The full field name of ``path`` read from ``base`` (a mapping met earlier), as errors print it."""
-        prefix = self.names.get(id(base), "") if base is not None else ""
-        return f"{prefix}.{path}" if prefix else path
-
-    def get(self, path: str, kinds: type | tuple[type, ...], default: Any = None, base: Any = None) -> Any:
-        """The value at dotted ``path`` (from ``base``, else the object), of ``kinds``; absent or null: default."""
-        node: Any = self.data if base is None else base
-        for segment in path.split("."):
-            if not isinstance(node, dict):
-                return default
-            node = node.get(segment)
-            if node is None:
-                return default
-        full = self.field(path, base)
-        kinds_t = kinds if isinstance(kinds, tuple) else (kinds,)
-        if (isinstance(node, bool) and bool not in kinds_t) or not isinstance(node, kinds_t):
-            wanted = " or ".join(type_name(k) for k in kinds_t)
-            raise self.error(full, f"must be {wanted}, got {type_name(node)} {shown(node)}")
-        if isinstance(node, (dict, list)):
-            self.names[id(node)] = full
-        return node
-
-    def strings(self, path: str, base: Any = None, where: str = "") -> dict[str, str]:
-        """A map of strings (labels, a selector); every value must be a string, as the API requires."""
-        table = self.get(path, dict, {}, base)
-        for k, v in table.items():
-            if not isinstance(v, str):
-                raise self.error(
-                    f"{where or self.field(path, base)}.{k}", f"must be a string, got {type_name(v)} {shown(v)}"
-                )
-        return dict(table)
-
-    def items(self, path: str, base: Any = None, where: str = "") -> list[tuple[str, dict[str, Any]]]:
-        """A list of mappings, each with its field name ``path[i]``."""
-        values = self.get(path, list, [], base)
-        name = where or self.field(path, base)
-        out = []
-        for i, v in enumerate(values):
-            if not isinstance(v, dict):
-                raise self.error(f"{name}[{i}]", f"must be a mapping, got {type_name(v)} {shown(v)}")
-            self.names[id(v)] = f"{name}[{i}]"
-            out.append((f"{name}[{i}]", v))
-        return out
-
-    def choice(self, path: str, allowed: Sequence[str], default: Any = None, base: Any = None, where: str = "") -> Any:
-        """A string that must be one of ``allowed``."""
-        value = self.get(path, str, default, base)
-        if value is not default and value not in allowed:
-            raise self.error(
-                where or self.field(path, base), f"unknown value {shown(value)}; expected one of {list(allowed)}"
-            )
-        return value
-
-
 _PORT_NAME = re.compile(r"(?=.{1,15}$)(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*")
 """``validation.IsValidPortName`` (IANA_SVC_NAME): 1-15 lowercase letters, digits and inner dashes, a letter."""
 MAX_CPU_CORES = 1e6
@@ -524,7 +219,7 @@ def cpu_cores(text: object) -> float | None:
     return cores if math.isfinite(cores) and 0 <= cores <= MAX_CPU_CORES else None
 
 
-def _condition(o: _Obj, kind: str) -> bool | None:
+def _condition(o: KObject, kind: str) -> bool | None:
     """``status.conditions[type=kind].status == "True"``; None when the object has no such condition."""
     for fld, cond in o.items("status.conditions"):
         if cond.get("type") == kind:
@@ -535,7 +230,7 @@ def _condition(o: _Obj, kind: str) -> bool | None:
     return None
 
 
-def _node(o: _Obj, out: Objects) -> None:
+def _node(o: KObject, out: Objects) -> None:
     """Node: labels (zone from topology.kubernetes.io/zone), allocatable CPU, taints, the Ready condition."""
     name = o.short
     labels = o.strings("metadata.labels")
@@ -548,7 +243,7 @@ def _node(o: _Obj, out: Objects) -> None:
         key = o.get("key", str, None, t)
         if not key:
             raise o.error(f"{fld}.key", "is required")
-        effect = o.choice("effect", TAINT_EFFECTS, None, t, f"{fld}.effect")
+        effect = o.one_of("effect", TAINT_EFFECTS, None, t, f"{fld}.effect")
         if effect is None:
             raise o.error(f"{fld}.effect", "is required")
         taints.append(Taint(key, o.get("value", str, "", t), effect))
@@ -566,10 +261,8 @@ def _node(o: _Obj, out: Objects) -> None:
     out.nodes.append(KNode(name, labels, cpu, tuple(taints), ready is None or ready, memory=memory, pods=pods))
 
 
-def _allocatable(o: _Obj, resource: str) -> int:
+def _allocatable(o: KObject, resource: str) -> int:
     """``status.allocatable.<resource>`` as an integer (memory in bytes), 0 when not given."""
-    from sim.io.podspec import quantity  # podspec reads with this module's helpers
-
     raw = o.get(f"status.allocatable.{resource}", (str, int, float), None)
     value = None if raw is None else quantity(raw)
     if raw is not None and (value is None or value < 0):
@@ -577,46 +270,19 @@ def _allocatable(o: _Obj, resource: str) -> int:
     return round(value or 0)
 
 
-def _selector(o: _Obj, base: Any, where: str) -> LabelSelector:
-    """A LabelSelector (``matchLabels``, ``matchExpressions``) at ``base``."""
-    if base is None:
-        return LabelSelector()
-    return LabelSelector(
-        o.strings("matchLabels", base, f"{where}.matchLabels"),
-        tuple(_requirement(o, e, f) for f, e in o.items("matchExpressions", base, f"{where}.matchExpressions")),
-    )
-
-
-def _requirement(o: _Obj, raw: dict[str, Any], where: str) -> Requirement:
-    key = o.get("key", str, None, raw)
-    if not key:
-        raise o.error(f"{where}.key", "is required")
-    op = o.choice("operator", OPERATORS, None, raw, f"{where}.operator")
-    if op is None:
-        raise o.error(f"{where}.operator", "is required")
-    values = o.get("values", list, [], raw)
-    if not all(isinstance(v, str) for v in values):
-        raise o.error(f"{where}.values", "must be a list of strings")
-    if op in ("In", "NotIn") and not values:
-        raise o.error(f"{where}.values", f"must not be empty for operator {op}")
-    if op in ("Gt", "Lt") and (len(values) != 1 or not re.fullmatch(r"-?[0-9]{1,18}", values[0])):
-        raise o.error(f"{where}.values", f"operator {op} takes one integer value")
-    return Requirement(key, op, tuple(values))
-
-
-def _scheduling(o: _Obj, spec: Any, where: str) -> Scheduling:
+def _scheduling(o: KObject, spec: Any, where: str) -> Scheduling:
     """A pod spec's nodeSelector, required node affinity, tolerations and required pod anti-affinity."""
     required = o.get("affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution", dict, None, spec)
     terms = []
     if required is not None:
         path = f"{where}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
         for f, term in o.items("nodeSelectorTerms", required, f"{path}.nodeSelectorTerms"):
-            exprs = tuple(_requirement(o, e, g) for g, e in o.items("matchExpressions", term, f"{f}.matchExpressions"))
-            fields = tuple(_requirement(o, e, g) for g, e in o.items("matchFields", term, f"{f}.matchFields"))
+            exprs = tuple(requirement(o, e, g) for g, e in o.items("matchExpressions", term, f"{f}.matchExpressions"))
+            fields = tuple(requirement(o, e, g) for g, e in o.items("matchFields", term, f"{f}.matchFields"))
             terms.append((exprs, fields))
     tolerations = []
     for f, t in o.items("tolerations", spec, f"{where}.tolerations"):
-        op = o.choice("operator", ("Equal", "Exists"), "Equal", t, f"{f}.operator")
+        op = o.one_of("operator", ("Equal", "Exists"), "Equal", t, f"{f}.operator")
         effect = o.get("effect", str, "", t)
         if effect and effect not in TAINT_EFFECTS:
             raise o.error(f"{f}.effect", f"unknown value {shown(effect)}; expected one of {list(TAINT_EFFECTS)}")
@@ -628,10 +294,8 @@ def _scheduling(o: _Obj, spec: Any, where: str) -> Scheduling:
         if not key:
             raise o.error(f"{f}.topologyKey", "is required")
         namespaces = o.get("namespaces", list, [], term)
-        selector = _selector(o, o.get("labelSelector", dict, None, term), f"{f}.labelSelector")
+        selector = label_selector(o, o.get("labelSelector", dict, None, term), f"{f}.labelSelector")
         anti.append(AntiAffinity(selector, key, tuple(str(n) for n in namespaces) or (o.namespace,)))
-    from sim.io.podspec import scheduling_extras  # podspec reads with this module's helpers
-
     return Scheduling(
         o.strings("nodeSelector", spec, f"{where}.nodeSelector"),
         tuple(terms),
@@ -641,7 +305,7 @@ def _scheduling(o: _Obj, spec: Any, where: str) -> Scheduling:
     )
 
 
-def _container_ports(o: _Obj, spec: Any, where: str) -> dict[str, int]:
+def _container_ports(o: KObject, spec: Any, where: str) -> dict[str, int]:
     """Named container ports of a pod spec (what a named targetPort resolves to)."""
     ports: dict[str, int] = {}
     for f, c in o.items("containers", spec, f"{where}.containers"):
@@ -655,13 +319,13 @@ def _container_ports(o: _Obj, spec: Any, where: str) -> dict[str, int]:
     return ports
 
 
-def _pod(o: _Obj, out: Objects) -> None:
+def _pod(o: KObject, out: Objects) -> None:
     """Pod: node, labels, phase, the Ready condition, deletionTimestamp (terminating), podIP. A pod without
     status is a manifest: taken as Running and Ready once placed."""
     spec = o.get("spec", dict, {})
     status = o.get("status", dict, {})
     has_status = bool(status.get("phase"))
-    phase = o.choice("status.phase", ("Pending", "Running", "Succeeded", "Failed", "Unknown"), "Running")
+    phase = o.one_of("status.phase", ("Pending", "Running", "Succeeded", "Failed", "Unknown"), "Running")
     ready = _condition(o, "Ready")
     if has_status and ready is None and phase == "Running":
         out.notes.append(
@@ -686,18 +350,18 @@ def _pod(o: _Obj, out: Objects) -> None:
     )
 
 
-def _controller(o: _Obj) -> str:
+def _controller(o: KObject) -> str:
     """``metadata.ownerReferences``: the controller's ``kind/namespace/name`` (the first owner without one)."""
     owners = [r for r in o.get("metadata.ownerReferences", list, []) if isinstance(r, dict) and r.get("name")]
     first = next((r for r in owners if r.get("controller")), owners[0] if owners else None)
     return f"{first.get('kind', '')}/{o.namespace}/{first['name']}" if first else ""
 
 
-def _service(o: _Obj, out: Objects) -> None:
+def _service(o: KObject, out: Objects) -> None:
     """Service: type, selector, every port (targetPort defaulting to port, nodePort), healthCheckNodePort,
     load-balancer ingress and source ranges, externalIPs, traffic policies, trafficDistribution, session affinity,
     annotations."""
-    kind = o.choice("spec.type", SERVICE_TYPES, "ClusterIP")
+    kind = o.one_of("spec.type", SERVICE_TYPES, "ClusterIP")
     cluster_ip = o.get("spec.clusterIP", str, "")
     skip = ""
     if kind == "ExternalName":
@@ -708,7 +372,7 @@ def _service(o: _Obj, out: Objects) -> None:
     health = o.get("spec.healthCheckNodePort", int, 0)
     if not 0 <= health <= 65535:
         raise o.error("spec.healthCheckNodePort", f"must be a port 1-65535, got {shown(health)}")
-    etp = o.choice("spec.externalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
+    etp = o.one_of("spec.externalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
     if kind == "LoadBalancer" and etp == "Local" and not health:
         health = _allocate_node_port(out, ports)
         out.notes.append(f"{o.file}: Service {o.name}: no healthCheckNodePort given: {health} assumed")
@@ -717,12 +381,15 @@ def _service(o: _Obj, out: Objects) -> None:
     external_ips = o.get("spec.externalIPs", list, [])
     if not all(isinstance(ip, str) for ip in external_ips):
         raise o.error("spec.externalIPs", "must be a list of strings")
-    itp = o.choice("spec.internalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
-    td = o.choice("spec.trafficDistribution", [d.value for d in TrafficDistribution], None)
-    affinity = o.choice("spec.sessionAffinity", [a.value for a in SessionAffinity], "None")
+    itp = o.one_of("spec.internalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
+    td = o.one_of("spec.trafficDistribution", [d.value for d in TrafficDistribution], None)
+    affinity = o.one_of("spec.sessionAffinity", [a.value for a in SessionAffinity], "None")
     timeout = o.get("spec.sessionAffinityConfig.clientIP.timeoutSeconds", int, None)
-    if timeout is not None and not 1 <= timeout <= 86400:
-        raise o.error("spec.sessionAffinityConfig.clientIP.timeoutSeconds", f"must be 1-86400, got {timeout}")
+    if timeout is not None and not 1 <= timeout <= MAX_AFFINITY_TIMEOUT_S:
+        raise o.error(
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+            f"must be 1-{MAX_AFFINITY_TIMEOUT_S:.0f}, got {timeout}",
+        )
     if o.get("spec.publishNotReadyAddresses", bool, False) and not skip:
         out.notes.append(
             f"{o.file}: Service {o.name}: publishNotReadyAddresses is not modelled: endpoints not "
@@ -745,7 +412,7 @@ def _service(o: _Obj, out: Objects) -> None:
     out.services.append(KService(o.name, fields, tuple(ports), skip, o.file))
 
 
-def _service_ports(o: _Obj, out: Objects, kind: str, skip: str) -> list[KPort]:
+def _service_ports(o: KObject, out: Objects, kind: str, skip: str) -> list[KPort]:
     """``spec.ports``: each port, targetPort (a number, or a name resolved later on the pods), and nodePort,
     allocated when a NodePort or LoadBalancer Service leaves it out (``allocateLoadBalancerNodePorts``)."""
     items = o.items("spec.ports")
@@ -797,7 +464,7 @@ def _allocate_node_port(out: Objects, ports: Sequence[KPort]) -> int:
     return port
 
 
-def _source_ranges(o: _Obj, out: Objects) -> tuple[str, ...]:
+def _source_ranges(o: KObject, out: Objects) -> tuple[str, ...]:
     """``spec.loadBalancerSourceRanges`` as CIDRs (surrounding spaces ignored, as kube-proxy ignores them)."""
     raw = o.get("spec.loadBalancerSourceRanges", list, [])
     cidrs = []
@@ -809,7 +476,7 @@ def _source_ranges(o: _Obj, out: Objects) -> tuple[str, ...]:
     return tuple(cidrs)
 
 
-def _slice(o: _Obj, out: Objects) -> None:
+def _slice(o: KObject, out: Objects) -> None:
     """EndpointSlice (discovery.k8s.io/v1): endpoints with conditions (API defaults where absent), nodeName, zone,
     hints, targetRef, and the slice's ports; joined to its Service by the kubernetes.io/service-name label."""
     api = o.get("apiVersion", str, "")
@@ -860,10 +527,10 @@ def _slice(o: _Obj, out: Objects) -> None:
     out.slices.append(KSlice(o.name, f"{o.namespace}/{service}", tuple(endpoints), ports, o.file))
 
 
-def _workload(o: _Obj, out: Objects) -> None:
+def _workload(o: KObject, out: Objects) -> None:
     """Deployment, ReplicaSet, StatefulSet, DaemonSet: replicas (default 1; DaemonSet: one per eligible node), the
     pod template's labels and scheduling rules."""
-    replicas = 0 if o.kind == "DaemonSet" else o.get("spec.replicas", int, 1)
+    replicas = 0 if o.object_kind == "DaemonSet" else o.get("spec.replicas", int, 1)
     if not 0 <= replicas <= MAX_PODS:
         raise o.error("spec.replicas", f"must be 0-{MAX_PODS:,} (Kubernetes' pods in a cluster), got {shown(replicas)}")
     template = o.get("spec.template", dict, None)
@@ -876,14 +543,14 @@ def _workload(o: _Obj, out: Objects) -> None:
     )
     out.workloads.append(
         KWorkload(
-            kind=o.kind,
+            kind=o.object_kind,
             name=o.name,
             replicas=replicas,
             labels=o.strings("metadata.labels", template, "spec.template.metadata.labels"),
-            selector=_selector(o, o.get("spec.selector", dict, None), "spec.selector"),
+            selector=label_selector(o, o.get("spec.selector", dict, None), "spec.selector"),
             scheduling=_scheduling(o, spec, "spec.template.spec"),
             ports=_container_ports(o, spec, "spec.template.spec"),
-            owner=owner if o.kind == "ReplicaSet" else "",
+            owner=owner if o.object_kind == "ReplicaSet" else "",
             file=o.file,
         )
     )
@@ -892,7 +559,7 @@ def _workload(o: _Obj, out: Objects) -> None:
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 
 
-def _endpoints(o: _Obj, out: Objects) -> None:
+def _endpoints(o: KObject, out: Objects) -> None:
     """core/v1 Endpoints, read as the EndpointSliceMirroring controller reads them
     (``pkg/controller/endpointslicemirroring``): each subset's ``addresses`` ready and ``notReadyAddresses`` not
     (``addressToEndpoint``: only the ready condition is set), with the subset's ports; an object labelled

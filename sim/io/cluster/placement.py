@@ -6,7 +6,8 @@ Filters (``pkg/scheduler/framework/plugins``): ``NodeUnschedulable`` and ``Taint
 NoSchedule/NoExecute taint tolerated, the control-plane taint included), ``NodeAffinity`` (nodeSelector, and
 required node affinity: terms ORed, requirements ANDed), ``NodeResourcesFit`` (requests against what allocatable
 leaves), ``InterPodAffinity`` (required affinity; required anti-affinity, both ways). Among the feasible nodes the
-default profile's weighted scores decide (``sim.io.scoring``), a tie drawn from the seed as ``selectHost`` draws it.
+default profile's weighted scores decide (``sim.io.cluster.scoring``), a tie drawn from the seed as ``selectHost``
+draws it.
 A DaemonSet pod also tolerates what the DaemonSet controller adds
 (``pkg/controller/daemon/util/daemonset_util.go`` ``AddOrUpdateDaemonPodTolerations``). What cannot be placed is
 Pending and reported; every placement is noted with its score and why. Placed pods are Running and Ready: the
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sim.cluster import namespace_of
-from sim.io.kubernetes import (
+from sim.io.cluster.objects import (
     HOSTNAME_LABEL,
     AntiAffinity,
     KNode,
@@ -35,7 +36,7 @@ from sim.io.kubernetes import (
     Taint,
     Toleration,
 )
-from sim.io.scoring import (
+from sim.io.cluster.scoring import (
     SYSTEM_DEFAULT_CONSTRAINTS,
     WEIGHTS,
     balanced_allocation,

@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from sim.errors import SpecError
-from sim.io.kubernetes import CONTROL_PLANE_TAINT, HOSTNAME_LABEL, KNode, Taint, type_name
+from sim.io.cluster.objects import CONTROL_PLANE_TAINT, HOSTNAME_LABEL, KNode, Taint
+from sim.io.tables import type_name
 from sim.io.yamlfile import yaml_documents
 
 ROLES = ("control-plane", "worker")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from sim.cluster import Endpoint, Pod, Service, ServicePort, namespace_of
 from sim.errors import SpecError
-from sim.io import builders
-from sim.io.builders import Addresses, Defaults
-from sim.io.kubernetes import KNode, KPod, KPort, KService, KSlice, Objects
+from sim.io.cluster import builders
+from sim.io.cluster.builders import Addresses, Defaults
+from sim.io.cluster.objects import KNode, KPod, KPort, KService, KSlice, Objects
 from sim.routing import cilium_port_matches
 
 SERVING_PHASES = ("Running", "Unknown")

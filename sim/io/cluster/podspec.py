@@ -1,4 +1,4 @@
-"""What kube-scheduler reads from a pod spec beyond the filters of ``sim.io.kubernetes``: resource requests,
+"""What kube-scheduler reads from a pod spec beyond the filters of ``sim.io.cluster.kubernetes``: resource requests,
 preferred node affinity, and required and preferred pod (anti-)affinity; and resource quantities.
 
 Requests follow ``k8s.io/component-helpers/resource`` ``PodRequests``: the containers' requests summed, an init
@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sim.io.kubernetes import AntiAffinity, Requirement, _Obj, _requirement, _selector
+from sim.io.cluster.fields import KObject, label_selector, requirement
+from sim.io.cluster.objects import AntiAffinity, Requirement
 
 DEFAULT_MILLI_CPU_REQUEST = 100
 """``schedutil.DefaultMilliCPURequest``: a container without a CPU request counts as 0.1 core in the scores."""
@@ -49,7 +50,7 @@ def quantity(text: object) -> float | None:
     return float(match.group(1)) * _SCALE[match.group(2)]
 
 
-def _container_requests(o: _Obj, container: Any, where: str) -> tuple[int | None, int | None]:
+def _container_requests(o: KObject, container: Any, where: str) -> tuple[int | None, int | None]:
     """One container's CPU (millicores) and memory (bytes) requests; None where it names none."""
     requests = o.get("resources.requests", dict, {}, container)
     out: list[int | None] = []
@@ -69,7 +70,7 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def pod_requests(o: _Obj, spec: Any, where: str) -> tuple[tuple[int, int], tuple[int, int]]:
+def pod_requests(o: KObject, spec: Any, where: str) -> tuple[tuple[int, int], tuple[int, int]]:
     """``(requests, nonzero)``: CPU (millicores) and memory (bytes), as the filter and as the scores count them."""
     sums = [[0, 0], [0, 0]]
     defaults = (DEFAULT_MILLI_CPU_REQUEST, DEFAULT_MEMORY_REQUEST)
@@ -86,40 +87,40 @@ def pod_requests(o: _Obj, spec: Any, where: str) -> tuple[tuple[int, int], tuple
     return (sums[0][0], sums[0][1]), (sums[1][0], sums[1][1])
 
 
-def _weight(o: _Obj, raw: Any, where: str) -> int:
+def _weight(o: KObject, raw: Any, where: str) -> int:
     weight = o.get("weight", int, None, raw)
     if weight is None or not 1 <= weight <= 100:
         raise o.error(f"{where}.weight", f"is required: an integer 1-100, got {weight!r}")
     return weight
 
 
-def preferred_node_terms(o: _Obj, spec: Any, where: str) -> tuple[tuple[int, tuple[Requirement, ...]], ...]:
+def preferred_node_terms(o: KObject, spec: Any, where: str) -> tuple[tuple[int, tuple[Requirement, ...]], ...]:
     """``nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution``: (weight, the term's matchExpressions)."""
     path = "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution"
     out = []
     for f, term in o.items(path, spec, f"{where}.{path}"):
         pref = o.get("preference", dict, {}, term)
-        exprs = tuple(_requirement(o, e, g) for g, e in o.items("matchExpressions", pref, f"{f}.preference"))
+        exprs = tuple(requirement(o, e, g) for g, e in o.items("matchExpressions", pref, f"{f}.preference"))
         out.append((_weight(o, term, f), exprs))
     return tuple(out)
 
 
-def _pod_term(o: _Obj, term: Any, where: str) -> AntiAffinity:
+def _pod_term(o: KObject, term: Any, where: str) -> AntiAffinity:
     key = o.get("topologyKey", str, None, term)
     if not key:
         raise o.error(f"{where}.topologyKey", "is required")
     namespaces = o.get("namespaces", list, [], term)
-    selector = _selector(o, o.get("labelSelector", dict, None, term), f"{where}.labelSelector")
+    selector = label_selector(o, o.get("labelSelector", dict, None, term), f"{where}.labelSelector")
     return AntiAffinity(selector, key, tuple(str(n) for n in namespaces) or (o.namespace,))
 
 
-def pod_affinity(o: _Obj, spec: Any, where: str) -> tuple[AntiAffinity, ...]:
+def pod_affinity(o: KObject, spec: Any, where: str) -> tuple[AntiAffinity, ...]:
     """``podAffinity.requiredDuringSchedulingIgnoredDuringExecution``: the pod-affinity terms that must hold."""
     path = "affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution"
     return tuple(_pod_term(o, term, f) for f, term in o.items(path, spec, f"{where}.{path}"))
 
 
-def preferred_pod_terms(o: _Obj, spec: Any, where: str) -> tuple[tuple[int, AntiAffinity], ...]:
+def preferred_pod_terms(o: KObject, spec: Any, where: str) -> tuple[tuple[int, AntiAffinity], ...]:
     """Preferred pod affinity (weight > 0) and anti-affinity (weight < 0) terms, each with its weight."""
     out = []
     for kind, sign in (("podAffinity", 1), ("podAntiAffinity", -1)):
@@ -132,7 +133,7 @@ def preferred_pod_terms(o: _Obj, spec: Any, where: str) -> tuple[tuple[int, Anti
     return tuple(out)
 
 
-def scheduling_extras(o: _Obj, spec: Any, where: str) -> dict[str, Any]:
+def scheduling_extras(o: KObject, spec: Any, where: str) -> dict[str, Any]:
     """The ``Scheduling`` fields this module reads, by field name."""
     requests, nonzero = pod_requests(o, spec, where)
     return {
