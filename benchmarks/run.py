@@ -211,9 +211,26 @@ def as_times(sent: array[float], returned: array[float]) -> Times:
 def scenario_of(workload: Workload, per_client: int) -> Scenario:
     """Clients and backends on their own nodes around one switch, ``one_way_s / 2`` constant links."""
     clients = [f"client-{k}" for k in range(CLIENTS)]
-    backends = [f"backend-{b}" for b in range(BACKENDS)]
-    nodes = [f"node-{name}" for name in clients + backends]
+    streams = tuple(Stream(c, "backend", Poisson(CLIENT_RATE_RPS), requests=per_client) for c in clients)
     link = Constant(workload.one_way_s / 2)
+    address = "10.244.{}.2".format
+    return star_scenario(f"workload-{workload.name}", clients, BACKENDS, link, SERVICE_MEAN_S, streams, address)
+
+
+def star_scenario(
+    name: str,
+    clients: list[str],
+    backends: int,
+    link: Constant,
+    service_mean_s: float,
+    streams: tuple[Stream, ...],
+    address: Callable[[int], str],
+) -> Scenario:
+    """Each client and ``backends`` single-worker FIFO backends (Exp(``service_mean_s``) service) on a node of its
+    own around one switch by ``link``, pod ``i`` at ``address(i)`` (each workload keeps the addresses its
+    recorded figures were drawn with: the draws are keyed by them); Service ``backend`` picks at random."""
+    names = clients + [f"backend-{b}" for b in range(backends)]
+    nodes = [f"node-{name}" for name in names]
     topology = Topology(
         name="star",
         nodes={node: {} for node in nodes},
@@ -223,18 +240,17 @@ def scenario_of(workload: Workload, per_client: int) -> Scenario:
     )
     pods = tuple(
         Pod(
-            name=name,
-            node=f"node-{name}",
-            ip=f"10.244.{i}.2",
-            labels={"app": "backend" if name in backends else "client"},
-            service_time=Exponential(SERVICE_MEAN_S),
+            name=pod,
+            node=f"node-{pod}",
+            ip=address(i),
+            labels={"app": "client" if i < len(clients) else "backend"},
+            service_time=Exponential(service_mean_s),
             concurrency=1,
         )
-        for i, name in enumerate(clients + backends)
+        for i, pod in enumerate(names)
     )
-    streams = tuple(Stream(c, "backend", Poisson(CLIENT_RATE_RPS), requests=per_client) for c in clients)
     return Scenario(
-        name=f"workload-{workload.name}",
+        name=name,
         topology=topology,
         pods=pods,
         services=(Service("backend", selector={"app": "backend"}),),
@@ -592,35 +608,14 @@ def scenario_w3(per_client: int) -> Scenario:
     its own node, ``W3_BACKENDS`` single-worker FIFO backends with Exp(mean 1 s) service, picked uniformly at
     random, and no network (every link 0 s)."""
     clients = [f"client-{k}" for k in range(W3_CLIENTS)]
-    backends = [f"backend-{b}" for b in range(W3_BACKENDS)]
-    nodes = [f"node-{name}" for name in clients + backends]
-    topology = Topology(
-        name="star",
-        nodes={node: {} for node in nodes},
-        elements={"switch": ElementKind.SWITCH},
-        links=[Link(node, "switch", Constant(0.0)) for node in nodes],
-        same_node=Constant(0.0),
-    )
-    pods = tuple(
-        Pod(
-            name=name,
-            node=f"node-{name}",
-            ip=f"10.244.{i // 250}.{i % 250 + 2}",
-            labels={"app": "backend" if name in backends else "client"},
-            service_time=Exponential(W3_SERVICE_MEAN_S),
-            concurrency=1,
-        )
-        for i, name in enumerate(clients + backends)
-    )
     think = ClosedLoop(Exponential(W3_THINK_MEAN_S))
-    return Scenario(
-        name="workload-W3",
-        topology=topology,
-        pods=pods,
-        services=(Service("backend", selector={"app": "backend"}),),
-        streams=tuple(Stream(c, "backend", think, requests=per_client) for c in clients),
-        dataplane=DataplaneConfig(name="iptables", picker="random"),
-    )
+    streams = tuple(Stream(c, "backend", think, requests=per_client) for c in clients)
+    return star_scenario("workload-W3", clients, W3_BACKENDS, Constant(0.0), W3_SERVICE_MEAN_S, streams, _w3_address)
+
+
+def _w3_address(i: int) -> str:
+    """Pod ``i``'s address in W3 (250 a /24)."""
+    return f"10.244.{i // 250}.{i % 250 + 2}"
 
 
 def simpy_callback_w3(per_client: int, seed: int) -> Times:
