@@ -10,7 +10,7 @@ sent by ``Run._send`` from the pod, through its node's proxy, routed as a client
 with the callee's reason (a timeout: the parent times out) unless the call is ``optional``; the stage still joins,
 and no later stage is made. ``sync``: the pod's worker is held until the last stage joins
 (``CallingFifo``); ``async``: the worker is freed after the pod's own work, the reply leaves when the last stage
-joins (the backend's reply is deferred, ``Run.reply_or_call``).
+joins (the backend's reply is deferred, ``Calls.reply_or_call``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sim.callgraph import Call, CallMode, Parallel, members
 from sim.cluster import Discipline
 from sim.engine.backends import EventFifo, Request
 from sim.engine.records import OK
+from sim.outcomes import DropReason
 from sim.plan import Draws, Plan
 from sim.rng import blocks
 from sim.scenario import Scenario
@@ -123,6 +124,31 @@ class Calls:
         self.streams: list[Stream] = run.streams
         self.parents: dict[int, int] = {}
         self._backoff: dict[int, Iterator[float]] = {}
+
+    def reply_or_call(self, req: Request, finished: float) -> None:
+        """Every backend's reply where the run has calls: a request whose Service makes calls starts them at
+        ``finished`` (s; async: the pod's worker is free already), the others reply (``Run.reply``)."""
+        run = self.run
+        if req.stream.program is None:
+            run.reply(req, finished)
+        elif finished > run.env._now:
+            run.env.timeout(finished - run.env._now, req).callbacks.append(self._begin_calls)
+        else:
+            self.begin(req, self.answer)
+
+    def _begin_calls(self, ev: simpy.Event) -> None:
+        """The pod's own work on an async caller's request is done: its calls start."""
+        self.begin(ev._value, self.answer)
+
+    def answer(self, req: Request, reason: int) -> None:
+        """A caller's calls are over now: its reply leaves, or, where a call failed, its failure for that reason."""
+        run = self.run
+        if reason == TIMED_OUT:
+            run.env.timeout(req.back, req).callbacks.append(run.expire)
+        elif reason:
+            run.fail_after(req.back, req, DropReason(reason))
+        else:
+            run.reply(req, run.env._now)
 
     def begin(self, req: Request, done: Done) -> None:
         """The request's own work is done now: its first stage starts."""
@@ -227,7 +253,9 @@ class CallingFifo(EventFifo):
         """The calls are over: the reply (or the failure) leaves, and the worker takes the next request."""
         now = self.env._now
         self.records.finished(req.base, now)
-        self.run.answer(req, reason)
+        calls = self.run.calls
+        assert calls is not None
+        calls.answer(req, reason)
         if self.queue:
             self._start(self.queue.popleft(), now)
         else:

@@ -22,7 +22,7 @@ import simpy
 from sim.cluster import Discipline
 from sim.distributions import Constant
 from sim.engine.backends import Backend, ComputedFifo, EventFifo, Request, Shared
-from sim.engine.calls import TIMED_OUT, CallingFifo, Calls, Program, not_run, programs, sync_pods
+from sim.engine.calls import CallingFifo, Calls, Program, not_run, programs, sync_pods
 from sim.engine.lane import lane
 from sim.engine.proxies import Entry, Proxies, Stream, Target
 from sim.engine.records import (
@@ -138,6 +138,32 @@ def _affine(s: Stream, entry: Entry, now: float) -> tuple[Target, int]:
     return target, pick
 
 
+def _schedule_sends(run: Run, draws: Draws, shortcuts: bool) -> None:
+    """Each stream's first send scheduled; with the shortcuts, in a cluster that does not change, open-loop
+    sends (which nothing in the system can move) are one time-ordered schedule, one pending event at a time
+    instead of one per stream (a smaller heap to push and pop). (In a changing cluster a send and a proxy
+    update can fall on the same instant, where SimPy's order is the order of scheduling, which one schedule
+    would change.)"""
+    plan, env = run.plan, run.env
+    merged: list[tuple[np.ndarray, int]] = []  # open-loop send times (s) per stream, with the shortcuts
+    for sp, s in zip(plan.streams, run.streams, strict=True):
+        spec = sp.spec
+        arrivals = draws.rngs.generator(*sp.key("arrivals"))
+        if shortcuts and not s.closed and not run.dynamic:
+            gaps = spec.workload.gap_blocks(arrivals)  # type: ignore[union-attr]
+            merged.append((send_times(gaps, spec.start_s, spec.requests, plan.duration_s), sp.index))
+            continue
+        s.gaps = spec.workload.gaps(arrivals)
+        if s.remaining > 0:
+            start = spec.start_s if s.closed else spec.start_s + next(s.gaps, NAN)
+            if not math.isnan(start):
+                env.timeout(start, s).callbacks.append(run.tick)
+    run.sends = _merge(merged)
+    first = next(run.sends, None)
+    if first is not None:
+        env.timeout(first[0], first).callbacks.append(run.tick_schedule)
+
+
 class Run:
     """The state of one run on events: SimPy environment, record columns, backends, proxies and streams."""
 
@@ -155,7 +181,7 @@ class Run:
         self.records = Records()
         # the records' arrays, for the two inlined writes (_send, reply); replaced only when the run is over
         self._times, self._ints, self._small = self.records.times, self.records.ints, self.records.small
-        self._sends: Iterator[tuple[float, int]] = iter(())
+        self.sends: Iterator[tuple[float, int]] = iter(())
         draws = Draws(plan, streams)
         self.backends = _backends(self, plan, draws, shortcuts)
         self.proxies = Proxies(plan, draws, self.backends)
@@ -168,36 +194,11 @@ class Run:
                 raise ValueError(f"the event path does not run this call graph yet: {problem}")
             self.calls = Calls(self, plan, draws)
             for b in self.backends:
-                b.reply = self.reply_or_call
-        self._setup_sends(draws, shortcuts)
+                b.reply = self.calls.reply_or_call
+        _schedule_sends(self, draws, shortcuts)
         for s in self.streams:
             s.resend = (None if self.calls else lane(self, s)) or self._again
         self._setup_changes()
-
-    def _setup_sends(self, draws: Draws, shortcuts: bool) -> None:
-        """Each stream's first send scheduled; with the shortcuts, in a cluster that does not change, open-loop
-        sends (which nothing in the system can move) are one time-ordered schedule, one pending event at a time
-        instead of one per stream (a smaller heap to push and pop). (In a changing cluster a send and a proxy
-        update can fall on the same instant, where SimPy's order is the order of scheduling, which one schedule
-        would change.)"""
-        plan, env = self.plan, self.env
-        merged: list[tuple[np.ndarray, int]] = []  # open-loop send times (s) per stream, with the shortcuts
-        for sp, s in zip(plan.streams, self.streams, strict=True):
-            spec = sp.spec
-            arrivals = draws.rngs.generator(*sp.key("arrivals"))
-            if shortcuts and not s.closed and not self.dynamic:
-                gaps = spec.workload.gap_blocks(arrivals)  # type: ignore[union-attr]
-                merged.append((send_times(gaps, spec.start_s, spec.requests, plan.duration_s), sp.index))
-                continue
-            s.gaps = spec.workload.gaps(arrivals)
-            if s.remaining > 0:
-                start = spec.start_s if s.closed else spec.start_s + next(s.gaps, NAN)
-                if not math.isnan(start):
-                    env.timeout(start, s).callbacks.append(self._tick)
-        self._sends = _merge(merged)
-        first = next(self._sends, None)
-        if first is not None:
-            env.timeout(first[0], first).callbacks.append(self._tick_schedule)
 
     def _setup_changes(self) -> None:
         """Each control-plane version reaches each node's proxy after its lag; data-plane changes at their time."""
@@ -227,7 +228,7 @@ class Run:
 
     # --- the request's life, one callback per step -------------------------------------------------------------
 
-    def _tick(self, ev: simpy.Event) -> None:
+    def tick(self, ev: simpy.Event) -> None:
         """A stream's send time has come: send, and for open loop schedule the next send."""
         s: Stream = ev._value
         s.remaining -= 1
@@ -235,14 +236,14 @@ class Run:
         if not s.closed and s.remaining > 0:
             gap = next(s.gaps, None)
             if gap is not None:
-                self.env.timeout(gap, s).callbacks.append(self._tick)
+                self.env.timeout(gap, s).callbacks.append(self.tick)
 
-    def _tick_schedule(self, ev: simpy.Event) -> None:
+    def tick_schedule(self, ev: simpy.Event) -> None:
         """The next open-loop send of the merged schedule: send it, and schedule the one after."""
         self.send(self.streams[ev._value[1]], -1, 0)
-        after = next(self._sends, None)
+        after = next(self.sends, None)
         if after is not None:
-            self.env.timeout(after[0] - self.env._now, after).callbacks.append(self._tick_schedule)
+            self.env.timeout(after[0] - self.env._now, after).callbacks.append(self.tick_schedule)
 
     def send(self, s: Stream, request: int, attempt: int) -> Request:
         """Open (or reuse) a connection and send one attempt now; ``request`` is the first attempt's row, or -1.
@@ -327,29 +328,6 @@ class Run:
             if not s.think_zero:
                 delay += next(s.gaps)
             self.env.timeout(delay, s).callbacks.append(s.resend)
-
-    def reply_or_call(self, req: Request, finished: float) -> None:
-        """Every backend's reply where the run has calls: a request whose Service makes calls starts them at
-        ``finished`` (s; async: the pod's worker is free already), the others reply (``reply``)."""
-        if req.stream.program is None:
-            self.reply(req, finished)
-        elif finished > self.env._now:
-            self.env.timeout(finished - self.env._now, req).callbacks.append(self._begin_calls)
-        else:
-            self.calls.begin(req, self.answer)  # type: ignore[union-attr]
-
-    def _begin_calls(self, ev: simpy.Event) -> None:
-        """The pod's own work on an async caller's request is done: its calls start."""
-        self.calls.begin(ev._value, self.answer)  # type: ignore[union-attr]
-
-    def answer(self, req: Request, reason: int) -> None:
-        """A caller's calls are over now: its reply leaves, or, where a call failed, its failure for that reason."""
-        if reason == TIMED_OUT:
-            self.env.timeout(req.back, req).callbacks.append(self.expire)
-        elif reason:
-            self.fail_after(req.back, req, DropReason(reason))
-        else:
-            self.reply(req, self.env._now)
 
     def _return(self, ev: simpy.Event) -> None:
         """The reply reaches the client (unless it gave up already; the backend did the work anyway)."""
