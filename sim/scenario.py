@@ -175,222 +175,7 @@ class Scenario:
     """The calls each Service's pods make for a request (``sim.callgraph``); checked against the Services."""
 
     def __post_init__(self) -> None:
-        self._validate()
-
-    def _validate(self) -> None:
-        dp = self.dataplane
-        if dp.name not in DATAPLANES:
-            raise fail("dataplane.name", f"unknown dataplane {dp.name!r}; expected one of {sorted(DATAPLANES)}")
-        if dp.picker and dp.picker not in PICKERS:
-            raise fail("dataplane.picker", f"unknown picker {dp.picker!r}; expected one of {sorted(PICKERS)}")
-        if dp.picker and not DATAPLANES[dp.name].offers(dp.picker):
-            offered = [p for p in PICKERS if DATAPLANES[dp.name].offers(p)]
-            raise fail("dataplane.picker", f"dataplane {dp.name} has no picker {dp.picker!r}; it offers {offered}")
-        if dp.maglev_table_size not in TABLE_SIZES:
-            raise fail("dataplane.maglev_table_size", f"must be one of Cilium's primes {list(TABLE_SIZES)}")
-        try:
-            seed_word(dp.maglev_hash_seed)
-        except ValueError as err:
-            raise fail("dataplane.maglev_hash_seed", str(err)) from None
-        self._validate_detector()
-        if dp.service_no_backend_response not in NO_BACKEND_RESPONSES:
-            raise fail(
-                "dataplane.service_no_backend_response",
-                f"unknown value {dp.service_no_backend_response!r}; expected one of {list(NO_BACKEND_RESPONSES)}",
-            )
-        if dp.recent_list_size < 0:
-            raise fail("dataplane.recent_list_size", f"must be >= 0 (0: no limit), got {dp.recent_list_size}")
-        if self.duration_s is not None and not self.duration_s > 0:
-            raise fail("duration_s", f"must be > 0 seconds, got {self.duration_s}")
-        if self.warmup_s < 0 or (self.duration_s is not None and self.warmup_s >= self.duration_s):
-            raise fail("warmup_s", f"must be >= 0 and below duration_s, got {self.warmup_s}")
-        self._validate_sizes()
-        names: set[str] = set()
-        for i, pod in enumerate(self.pods):
-            if pod.name in names:
-                raise fail(f"pods[{i}].name", f"duplicate pod name {pod.name!r}")
-            names.add(pod.name)
-            if pod.node not in self.topology.nodes:
-                raise fail(f"pods[{i}].node", f"node {pod.node!r} is not in topology {self.topology.name!r}")
-            if pod.concurrency < 1:
-                raise fail(f"pods[{i}].concurrency", f"must be >= 1, got {pod.concurrency}")
-        for i, ext in enumerate(self.external_clients):
-            if ext.name in names:
-                raise fail(f"external_clients[{i}].name", f"duplicate client name {ext.name!r}")
-            names.add(ext.name)
-            if ext.attach not in self.topology:
-                raise fail(f"external_clients[{i}].attach", f"{ext.attach!r} is not in topology {self.topology.name!r}")
-        service_names: set[str] = set()
-        for i, svc in enumerate(self.services):
-            if svc.name in service_names:
-                raise fail(f"services[{i}].name", f"duplicate service name {svc.name!r}")
-            service_names.add(svc.name)
-            if not 1 <= svc.session_affinity_timeout_s <= MAX_AFFINITY_TIMEOUT_S:
-                raise fail(
-                    f"services[{i}].timeoutSeconds", f"must be between 1 and {MAX_AFFINITY_TIMEOUT_S:.0f} seconds"
-                )
-        self._validate_addresses()
-        for i, ev in enumerate(self.timeline):
-            self._validate_event(i, ev, names, service_names)
-        self._validate_given(service_names)
-        self._validate_calls()
-        for i, stream in enumerate(self.streams):
-            self._validate_stream(i, stream, names, service_names)
-
-    def _validate_detector(self) -> None:
-        """kube-proxy's ``validateDetectLocalConfiguration``: a known mode, and what it needs given."""
-        dp = self.dataplane
-        mode = dp.local_traffic_detector
-        if mode not in LOCAL_TRAFFIC_DETECTORS:
-            raise fail(
-                "dataplane.local_traffic_detector",
-                f"unknown detector {mode!r}; expected one of {list(LOCAL_TRAFFIC_DETECTORS)}",
-            )
-        try:
-            net = ipaddress.ip_network(dp.cluster_cidr)
-        except ValueError:
-            raise fail("dataplane.cluster_cidr", f"{dp.cluster_cidr!r} is not a CIDR (e.g. 10.244.0.0/16)") from None
-        if net.version != 4:
-            raise fail("dataplane.cluster_cidr", "only IPv4 is modelled")
-        needs = {"BridgeInterface": "bridge_interface", "InterfaceNamePrefix": "interface_name_prefix"}.get(mode)
-        if needs and not getattr(dp, needs):
-            raise fail(f"dataplane.{needs}", f"is required with local_traffic_detector = {mode!r}")
-
-    def _validate_sizes(self) -> None:
-        """Kubernetes' own limits: at most 5,000 nodes, 150,000 pods and 10,000 Services."""
-        for what, n, limit in (
-            ("topology.nodes", len(self.topology.nodes), MAX_NODES),
-            ("pods", len(self.pods), MAX_PODS),
-            ("services", len(self.services), MAX_SERVICES),
-        ):
-            if n > limit:
-                raise fail(what, f"{n:,} of them: Kubernetes supports at most {limit:,}")
-
-    def _validate_addresses(self) -> None:
-        """Every address an IP address and every port 1-65535 (0: none, for targetPort and nodePort), so that no
-        rule or route is built from anything else."""
-        for i, pod in enumerate(self.pods):
-            _ip(f"pods[{i}].ip", pod.ip)
-        for i, ext in enumerate(self.external_clients):
-            _ip(f"external_clients[{i}].ip", ext.ip)
-        for i, svc in enumerate(self.services):
-            for key, value, low in (
-                ("port", svc.port, 1),
-                ("targetPort", svc.target_port, 0),
-                ("nodePort", svc.node_port, 0),
-            ):
-                if not (value == low == 0 or 1 <= value <= MAX_PORT):
-                    raise fail(f"services[{i}].{key}", f"must be a port 1-{MAX_PORT}, got {value}")
-            for key, ips in (("externalIPs", svc.external_ips), ("loadBalancerIPs", svc.load_balancer_ips)):
-                for j, ip in enumerate(ips):
-                    _ip(f"services[{i}].{key}[{j}]", ip)
-        for svc_name, endpoints in self.given_endpoints.items():
-            for ep in endpoints:
-                ip, colon, port = ep.address.rpartition(":")
-                _ip(f"given_endpoints.{svc_name}", ip if colon else ep.address)
-                if colon and not (port.isascii() and port.isdigit() and 1 <= int(port[:6]) <= MAX_PORT):
-                    raise fail(f"given_endpoints.{svc_name}", f"endpoint port must be 1-{MAX_PORT}, got {port[:20]!r}")
-
-    def _validate_given(self, services: set[str]) -> None:
-        for svc, endpoints in self.given_endpoints.items():
-            if svc not in services:
-                raise fail(f"given_endpoints.{svc}", no_such("service", svc, services))
-            for ep in endpoints:
-                if ep.pod is None or ep.pod not in self._pods_by_name:
-                    raise fail(f"given_endpoints.{svc}", f"endpoint {ep.address} names no pod of the scenario")
-                if ep.node_name is not None and ep.node_name not in self.topology.nodes:
-                    raise fail(f"given_endpoints.{svc}", f"endpoint {ep.address} is on unknown node {ep.node_name!r}")
-
-    def _validate_calls(self) -> None:
-        """Every caller and callee a Service of the scenario, every port one of the callee's, and no cycle."""
-        services = self._services_by_name
-        known = f"the Services are {sorted(services)}"
-        for caller, calls in self.call_graph.services.items():
-            where = f"services.{caller}"
-            if caller not in services:
-                raise fail(where, f"no service named {caller!r}; {known}")
-            for i, stage in enumerate(calls.stages):
-                for j, call in enumerate(members(stage)):
-                    at = f"{where}.calls[{i}]" + (f".parallel[{j}]" if isinstance(stage, Parallel) else "")
-                    svc = services.get(call.service)
-                    if svc is None:
-                        raise fail(f"{at}.service", f"no service named {call.service!r}; {known}")
-                    if svc.port_of(call.port) is None:
-                        named = [p.name or str(p.port) for p in svc.ports]
-                        raise fail(f"{at}.port", f"service {svc.name!r} has no port {call.port!r}; it has {named}")
-        cycle = self.call_graph.find_cycle()
-        if cycle is not None:
-            raise fail(f"services.{cycle[0]}.calls", f"the calls form a cycle: {' -> '.join(cycle)}")
-
-    def _validate_event(self, i: int, ev: Event, pods: set[str], services: set[str]) -> None:
-        pod_actions = (Action.TERMINATE, Action.READY, Action.UNREADY, Action.ADD)
-        if ev.action in pod_actions and ev.pod not in self._pods_by_name:
-            raise fail(f"timeline[{i}].pod", no_such("pod", ev.pod, self._pods_by_name))
-        if ev.action == Action.ADD and ev.pod not in self.absent:
-            raise fail(f"timeline[{i}].pod", f"pod {ev.pod!r} is already present: declare it with present = false")
-        if ev.action in (Action.FAIL, Action.RECOVER) and ev.node not in self.topology.nodes:
-            raise fail(f"timeline[{i}].node", f"node {ev.node!r} is not in topology {self.topology.name!r}")
-        if ev.action == Action.UPDATE and ev.service not in services:
-            raise fail(f"timeline[{i}].service", no_such("service", ev.service, services))
-        if ev.at_s < 0:
-            raise fail(f"timeline[{i}].at_s", f"must be >= 0 seconds, got {ev.at_s}")
-
-    def _validate_stream(self, i: int, stream: Stream, names: set[str], services: set[str]) -> None:
-        if stream.client not in names:
-            raise fail(f"streams[{i}].client", no_such("pod or external client", stream.client, names, "clients"))
-        if stream.service not in services:
-            raise fail(f"streams[{i}].service", no_such("service", stream.service, services))
-        if stream.requests is None and self.duration_s is None and not isinstance(stream.workload, Trace):
-            raise fail(f"streams[{i}].requests", "give requests, or duration_s for the scenario")
-        if stream.requests is not None and stream.requests < 0:
-            raise fail(f"streams[{i}].requests", f"must be >= 0, got {stream.requests}")
-        svc = self.service(stream.service)
-        if svc.port_of(stream.port) is None:
-            named = [p.name or str(p.port) for p in svc.ports]
-            raise fail(f"streams[{i}].port", f"service {svc.name!r} has no port {stream.port!r}; it has {named}")
-        svc = svc.at_port(stream.port)
-        external = self.is_external(stream.client)
-        if external and stream.target == Target.CLUSTER_IP:
-            raise fail(f"streams[{i}].target", "a client outside the cluster cannot reach a ClusterIP")
-        if stream.target == Target.NODE_PORT:
-            if svc.node_port == 0:
-                raise fail(f"streams[{i}].target", f"service {svc.name!r} has no nodePort")
-            if stream.node not in self.topology.nodes:
-                raise fail(f"streams[{i}].node", f"NodePort target needs a node of the topology, got {stream.node!r}")
-        if stream.target == Target.EXTERNAL_IP:
-            if not svc.external_ips:
-                raise fail(f"streams[{i}].target", f"service {svc.name!r} has no externalIPs")
-            if external and stream.node not in self.topology.nodes:
-                raise fail(
-                    f"streams[{i}].node",
-                    f"an ExternalIP from outside needs the node it is routed to, got {stream.node!r}",
-                )
-        if stream.target == Target.LOAD_BALANCER and not svc.load_balancer_ips:
-            raise fail(f"streams[{i}].target", f"service {svc.name!r} has no loadBalancerIPs")
-        if stream.target == Target.LOAD_BALANCER and not self.lb_nodes(stream):
-            raise fail(f"streams[{i}].target", "every node is excluded from external load balancers")
-        if (
-            stream.requests is None
-            and isinstance(stream.workload, ClosedLoop)
-            and stream.workload.think.mean_s == 0
-            and any(
-                self.route(stream, n).drop and not self.route(stream, n).drop.client_waits
-                for n in self.entry_nodes(stream)
-            )
-        ):
-            raise fail(f"streams[{i}].requests", "a closed loop failing at once with no think time never ends")
-        origin = self.origin(stream.client)
-        topo = self.topology
-        for entry in self.entry_nodes(stream):
-            if not topo.connected(origin, entry):
-                raise fail(f"streams[{i}]", f"client {stream.client!r} at {origin!r} has no path to node {entry!r}")
-            for component, ep in self._backend_components(stream.service).items():
-                if component != topo.component(entry):
-                    raise fail(
-                        f"streams[{i}]",
-                        f"client {stream.client!r} on node {entry!r} has no network path to backend "
-                        f"{ep.pod!r} on node {ep.node_name!r}",
-                    )
+        _validate(self)
 
     # --- lookups ---------------------------------------------------------------------------------------------
 
@@ -615,3 +400,226 @@ class Scenario:
         ):
             return replace(route, endpoints=(), drop=DropReason.SOURCE_RANGE_DENIED)
         return route
+
+
+# --- what building a Scenario checks ---------------------------------------------------------------------
+
+
+def _validate(sc: Scenario) -> None:
+    """What building a Scenario checks (its ``__post_init__``): every reference, limit, address, call and
+    event; the first problem raised as a SpecError."""
+    dp = sc.dataplane
+    if dp.name not in DATAPLANES:
+        raise fail("dataplane.name", f"unknown dataplane {dp.name!r}; expected one of {sorted(DATAPLANES)}")
+    if dp.picker and dp.picker not in PICKERS:
+        raise fail("dataplane.picker", f"unknown picker {dp.picker!r}; expected one of {sorted(PICKERS)}")
+    if dp.picker and not DATAPLANES[dp.name].offers(dp.picker):
+        offered = [p for p in PICKERS if DATAPLANES[dp.name].offers(p)]
+        raise fail("dataplane.picker", f"dataplane {dp.name} has no picker {dp.picker!r}; it offers {offered}")
+    if dp.maglev_table_size not in TABLE_SIZES:
+        raise fail("dataplane.maglev_table_size", f"must be one of Cilium's primes {list(TABLE_SIZES)}")
+    try:
+        seed_word(dp.maglev_hash_seed)
+    except ValueError as err:
+        raise fail("dataplane.maglev_hash_seed", str(err)) from None
+    _validate_detector(sc)
+    if dp.service_no_backend_response not in NO_BACKEND_RESPONSES:
+        raise fail(
+            "dataplane.service_no_backend_response",
+            f"unknown value {dp.service_no_backend_response!r}; expected one of {list(NO_BACKEND_RESPONSES)}",
+        )
+    if dp.recent_list_size < 0:
+        raise fail("dataplane.recent_list_size", f"must be >= 0 (0: no limit), got {dp.recent_list_size}")
+    if sc.duration_s is not None and not sc.duration_s > 0:
+        raise fail("duration_s", f"must be > 0 seconds, got {sc.duration_s}")
+    if sc.warmup_s < 0 or (sc.duration_s is not None and sc.warmup_s >= sc.duration_s):
+        raise fail("warmup_s", f"must be >= 0 and below duration_s, got {sc.warmup_s}")
+    _validate_sizes(sc)
+    names: set[str] = set()
+    for i, pod in enumerate(sc.pods):
+        if pod.name in names:
+            raise fail(f"pods[{i}].name", f"duplicate pod name {pod.name!r}")
+        names.add(pod.name)
+        if pod.node not in sc.topology.nodes:
+            raise fail(f"pods[{i}].node", f"node {pod.node!r} is not in topology {sc.topology.name!r}")
+        if pod.concurrency < 1:
+            raise fail(f"pods[{i}].concurrency", f"must be >= 1, got {pod.concurrency}")
+    for i, ext in enumerate(sc.external_clients):
+        if ext.name in names:
+            raise fail(f"external_clients[{i}].name", f"duplicate client name {ext.name!r}")
+        names.add(ext.name)
+        if ext.attach not in sc.topology:
+            raise fail(f"external_clients[{i}].attach", f"{ext.attach!r} is not in topology {sc.topology.name!r}")
+    service_names: set[str] = set()
+    for i, svc in enumerate(sc.services):
+        if svc.name in service_names:
+            raise fail(f"services[{i}].name", f"duplicate service name {svc.name!r}")
+        service_names.add(svc.name)
+        if not 1 <= svc.session_affinity_timeout_s <= MAX_AFFINITY_TIMEOUT_S:
+            raise fail(f"services[{i}].timeoutSeconds", f"must be between 1 and {MAX_AFFINITY_TIMEOUT_S:.0f} seconds")
+    _validate_addresses(sc)
+    for i, ev in enumerate(sc.timeline):
+        _validate_event(sc, i, ev, names, service_names)
+    _validate_given(sc, service_names)
+    _validate_calls(sc)
+    for i, stream in enumerate(sc.streams):
+        _validate_stream(sc, i, stream, names, service_names)
+
+
+def _validate_detector(sc: Scenario) -> None:
+    """kube-proxy's ``validateDetectLocalConfiguration``: a known mode, and what it needs given."""
+    dp = sc.dataplane
+    mode = dp.local_traffic_detector
+    if mode not in LOCAL_TRAFFIC_DETECTORS:
+        raise fail(
+            "dataplane.local_traffic_detector",
+            f"unknown detector {mode!r}; expected one of {list(LOCAL_TRAFFIC_DETECTORS)}",
+        )
+    try:
+        net = ipaddress.ip_network(dp.cluster_cidr)
+    except ValueError:
+        raise fail("dataplane.cluster_cidr", f"{dp.cluster_cidr!r} is not a CIDR (e.g. 10.244.0.0/16)") from None
+    if net.version != 4:
+        raise fail("dataplane.cluster_cidr", "only IPv4 is modelled")
+    needs = {"BridgeInterface": "bridge_interface", "InterfaceNamePrefix": "interface_name_prefix"}.get(mode)
+    if needs and not getattr(dp, needs):
+        raise fail(f"dataplane.{needs}", f"is required with local_traffic_detector = {mode!r}")
+
+
+def _validate_sizes(sc: Scenario) -> None:
+    """Kubernetes' own limits: at most 5,000 nodes, 150,000 pods and 10,000 Services."""
+    for what, n, limit in (
+        ("topology.nodes", len(sc.topology.nodes), MAX_NODES),
+        ("pods", len(sc.pods), MAX_PODS),
+        ("services", len(sc.services), MAX_SERVICES),
+    ):
+        if n > limit:
+            raise fail(what, f"{n:,} of them: Kubernetes supports at most {limit:,}")
+
+
+def _validate_addresses(sc: Scenario) -> None:
+    """Every address an IP address and every port 1-65535 (0: none, for targetPort and nodePort), so that no
+    rule or route is built from anything else."""
+    for i, pod in enumerate(sc.pods):
+        _ip(f"pods[{i}].ip", pod.ip)
+    for i, ext in enumerate(sc.external_clients):
+        _ip(f"external_clients[{i}].ip", ext.ip)
+    for i, svc in enumerate(sc.services):
+        for key, value, low in (
+            ("port", svc.port, 1),
+            ("targetPort", svc.target_port, 0),
+            ("nodePort", svc.node_port, 0),
+        ):
+            if not (value == low == 0 or 1 <= value <= MAX_PORT):
+                raise fail(f"services[{i}].{key}", f"must be a port 1-{MAX_PORT}, got {value}")
+        for key, ips in (("externalIPs", svc.external_ips), ("loadBalancerIPs", svc.load_balancer_ips)):
+            for j, ip in enumerate(ips):
+                _ip(f"services[{i}].{key}[{j}]", ip)
+    for svc_name, endpoints in sc.given_endpoints.items():
+        for ep in endpoints:
+            ip, colon, port = ep.address.rpartition(":")
+            _ip(f"given_endpoints.{svc_name}", ip if colon else ep.address)
+            if colon and not (port.isascii() and port.isdigit() and 1 <= int(port[:6]) <= MAX_PORT):
+                raise fail(f"given_endpoints.{svc_name}", f"endpoint port must be 1-{MAX_PORT}, got {port[:20]!r}")
+
+
+def _validate_given(sc: Scenario, services: set[str]) -> None:
+    for svc, endpoints in sc.given_endpoints.items():
+        if svc not in services:
+            raise fail(f"given_endpoints.{svc}", no_such("service", svc, services))
+        for ep in endpoints:
+            if ep.pod is None or ep.pod not in sc._pods_by_name:
+                raise fail(f"given_endpoints.{svc}", f"endpoint {ep.address} names no pod of the scenario")
+            if ep.node_name is not None and ep.node_name not in sc.topology.nodes:
+                raise fail(f"given_endpoints.{svc}", f"endpoint {ep.address} is on unknown node {ep.node_name!r}")
+
+
+def _validate_calls(sc: Scenario) -> None:
+    """Every caller and callee a Service of the scenario, every port one of the callee's, and no cycle."""
+    services = sc._services_by_name
+    known = f"the Services are {sorted(services)}"
+    for caller, calls in sc.call_graph.services.items():
+        where = f"services.{caller}"
+        if caller not in services:
+            raise fail(where, f"no service named {caller!r}; {known}")
+        for i, stage in enumerate(calls.stages):
+            for j, call in enumerate(members(stage)):
+                at = f"{where}.calls[{i}]" + (f".parallel[{j}]" if isinstance(stage, Parallel) else "")
+                svc = services.get(call.service)
+                if svc is None:
+                    raise fail(f"{at}.service", f"no service named {call.service!r}; {known}")
+                if svc.port_of(call.port) is None:
+                    named = [p.name or str(p.port) for p in svc.ports]
+                    raise fail(f"{at}.port", f"service {svc.name!r} has no port {call.port!r}; it has {named}")
+    cycle = sc.call_graph.find_cycle()
+    if cycle is not None:
+        raise fail(f"services.{cycle[0]}.calls", f"the calls form a cycle: {' -> '.join(cycle)}")
+
+
+def _validate_event(sc: Scenario, i: int, ev: Event, pods: set[str], services: set[str]) -> None:
+    pod_actions = (Action.TERMINATE, Action.READY, Action.UNREADY, Action.ADD)
+    if ev.action in pod_actions and ev.pod not in sc._pods_by_name:
+        raise fail(f"timeline[{i}].pod", no_such("pod", ev.pod, sc._pods_by_name))
+    if ev.action == Action.ADD and ev.pod not in sc.absent:
+        raise fail(f"timeline[{i}].pod", f"pod {ev.pod!r} is already present: declare it with present = false")
+    if ev.action in (Action.FAIL, Action.RECOVER) and ev.node not in sc.topology.nodes:
+        raise fail(f"timeline[{i}].node", f"node {ev.node!r} is not in topology {sc.topology.name!r}")
+    if ev.action == Action.UPDATE and ev.service not in services:
+        raise fail(f"timeline[{i}].service", no_such("service", ev.service, services))
+    if ev.at_s < 0:
+        raise fail(f"timeline[{i}].at_s", f"must be >= 0 seconds, got {ev.at_s}")
+
+
+def _validate_stream(sc: Scenario, i: int, stream: Stream, names: set[str], services: set[str]) -> None:
+    if stream.client not in names:
+        raise fail(f"streams[{i}].client", no_such("pod or external client", stream.client, names, "clients"))
+    if stream.service not in services:
+        raise fail(f"streams[{i}].service", no_such("service", stream.service, services))
+    if stream.requests is None and sc.duration_s is None and not isinstance(stream.workload, Trace):
+        raise fail(f"streams[{i}].requests", "give requests, or duration_s for the scenario")
+    if stream.requests is not None and stream.requests < 0:
+        raise fail(f"streams[{i}].requests", f"must be >= 0, got {stream.requests}")
+    svc = sc.service(stream.service)
+    if svc.port_of(stream.port) is None:
+        named = [p.name or str(p.port) for p in svc.ports]
+        raise fail(f"streams[{i}].port", f"service {svc.name!r} has no port {stream.port!r}; it has {named}")
+    svc = svc.at_port(stream.port)
+    external = sc.is_external(stream.client)
+    if external and stream.target == Target.CLUSTER_IP:
+        raise fail(f"streams[{i}].target", "a client outside the cluster cannot reach a ClusterIP")
+    if stream.target == Target.NODE_PORT:
+        if svc.node_port == 0:
+            raise fail(f"streams[{i}].target", f"service {svc.name!r} has no nodePort")
+        if stream.node not in sc.topology.nodes:
+            raise fail(f"streams[{i}].node", f"NodePort target needs a node of the topology, got {stream.node!r}")
+    if stream.target == Target.EXTERNAL_IP:
+        if not svc.external_ips:
+            raise fail(f"streams[{i}].target", f"service {svc.name!r} has no externalIPs")
+        if external and stream.node not in sc.topology.nodes:
+            raise fail(
+                f"streams[{i}].node",
+                f"an ExternalIP from outside needs the node it is routed to, got {stream.node!r}",
+            )
+    if stream.target == Target.LOAD_BALANCER and not svc.load_balancer_ips:
+        raise fail(f"streams[{i}].target", f"service {svc.name!r} has no loadBalancerIPs")
+    if stream.target == Target.LOAD_BALANCER and not sc.lb_nodes(stream):
+        raise fail(f"streams[{i}].target", "every node is excluded from external load balancers")
+    if (
+        stream.requests is None
+        and isinstance(stream.workload, ClosedLoop)
+        and stream.workload.think.mean_s == 0
+        and any(sc.route(stream, n).drop and not sc.route(stream, n).drop.client_waits for n in sc.entry_nodes(stream))
+    ):
+        raise fail(f"streams[{i}].requests", "a closed loop failing at once with no think time never ends")
+    origin = sc.origin(stream.client)
+    topo = sc.topology
+    for entry in sc.entry_nodes(stream):
+        if not topo.connected(origin, entry):
+            raise fail(f"streams[{i}]", f"client {stream.client!r} at {origin!r} has no path to node {entry!r}")
+        for component, ep in sc._backend_components(stream.service).items():
+            if component != topo.component(entry):
+                raise fail(
+                    f"streams[{i}]",
+                    f"client {stream.client!r} on node {entry!r} has no network path to backend "
+                    f"{ep.pod!r} on node {ep.node_name!r}",
+                )
