@@ -142,26 +142,6 @@ class Emulation:
         """Every LoadBalancer IP and external IP of the scenario's Services."""
         return [ip for svc in self.plan.scenario.services for ip in (*svc.load_balancer_ips, *svc.external_ips)]
 
-    def targets(self, stream: Stream) -> list[tuple[str, int, int]]:
-        """Where a stream's new connections go: (address, port, fwmark), one drawn uniformly per connection.
-
-        ClusterIP: the Service's. NodePort: the stream's node. LoadBalancer: the Service's first LoadBalancer IP,
-        from outside sent through one of the load balancer's nodes (the mark picks the routing table via that
-        node), from a pod straight to it (its node's proxy captures it). The port is the stream's."""
-        sc = self.plan.scenario
-        svc = sc.service(stream.service).at_port(stream.port)
-        index = {n.name: i for i, n in enumerate(self.plan.nodes)}
-        if stream.target == Target.NODE_PORT:
-            node = next(n for n in self.plan.nodes if n.name == stream.node)
-            return [(node.ip, svc.node_port, 0)]
-        if stream.target == Target.EXTERNAL_IP:  # a pod: its own node's proxy captures it
-            return [(svc.external_ips[0], svc.port, 0)]
-        if stream.target == Target.LOAD_BALANCER and not sc.is_external(stream.client):
-            return [(svc.load_balancer_ips[0], svc.port, 0)]  # a pod: its own node's proxy captures the LB IP
-        if stream.target == Target.LOAD_BALANCER:
-            return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in sc.lb_nodes(stream)]
-        return [(self.plan.cluster_ips[stream.service], svc.port, 0)]
-
     @property
     def fabric_ns(self) -> str:
         """The namespace holding the bridge between nodes."""
@@ -222,7 +202,7 @@ class Emulation:
     def _sysctl(self, ns: str, *settings: str) -> None:
         _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings])
 
-    def _route(self, frm: str, to: str, dest: str, dev: str = "eth0") -> str:
+    def route(self, frm: str, to: str, dest: str, dev: str = "eth0") -> str:
         """The ``ip route`` command sending ``dest`` from ``frm`` towards ``to`` (a node or a segment)."""
         _, gateway = self.plan.fabric.next_hop(frm, to)
         return f"route add {dest} via {gateway} dev {dev} onlink" if gateway else f"route add {dest} dev {dev}"
@@ -274,59 +254,10 @@ class Emulation:
         self._uplink(ns, f"n{i}", self.plan.fabric.hub_of[node.name])
         for pod in node.pods:
             self._netns(self.pod_ns(pod.name))
-        self._batch(ns, self._node_commands(node))
+        self._batch(ns, _node_commands(self, node))
         for pod in node.pods:
-            self._batch(self.pod_ns(pod.name), self._pod_commands(pod))
+            self._batch(self.pod_ns(pod.name), _pod_commands(self, pod))
         self._load_rules(ns, node_rules(node.services, self.plan.mode, node_proxy(node)))
-
-    def _node_commands(self, node: NodePlan) -> list[str]:
-        """A node's address and routes: ClusterIPs and external IPs out of its uplink, other segments' nodes and
-        external clients through the routers on the topology's path, its pods on their veths (``v<j>``), other
-        nodes' pods via the next hop."""
-        plan, fab = self.plan, self.plan.fabric
-        cmds = [f"addr add {node.ip}/24 dev eth0", "link set eth0 up"]
-        # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
-        # there: packets the rules neither DNAT nor drop go nowhere)
-        cmds.append(f"route add {SERVICE_NET} dev eth0")
-        cmds += [f"route add {ip}/32 dev eth0" for ip in self.external_vips]  # LB and external IPs: likewise
-        for other in plan.nodes:  # nodes on other segments, through the routers the topology's path crosses
-            if other.name != node.name and fab.hub_of[other.name] != fab.hub_of[node.name]:
-                cmds.append(self._route(node.name, other.name, f"{other.ip}/32"))
-        for ext in plan.scenario.external_clients:
-            cmds.append(self._route(node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
-        for j, pod in enumerate(node.pods):
-            cmds += [
-                f"link add v{j} type veth peer name eth0 netns {self.pod_ns(pod.name)}",
-                f"addr add {POD_GATEWAY}/32 dev v{j}",
-                f"link set v{j} up",
-                f"route add {pod.ip}/32 dev v{j}",
-            ]
-        for there in plan.nodes:
-            if there.name != node.name:
-                _, gateway = fab.next_hop(node.name, there.name)
-                cmds += [f"route add {peer.ip}/32 via {gateway or there.ip} dev eth0 onlink" for peer in there.pods]
-        return cmds
-
-    def _pod_commands(self, pod: Pod) -> list[str]:
-        """A pod's address and routes: everything through its node's gateway address."""
-        cmds = [
-            f"addr add {pod.ip}/32 dev eth0",
-            "link set eth0 up",
-            f"route add {POD_GATEWAY} dev eth0 scope link",
-            f"route add {SERVICE_NET} via {POD_GATEWAY} dev eth0",
-        ]
-        cmds += [
-            f"route add {o.ip}/32 via {POD_GATEWAY} dev eth0"
-            for n in self.plan.nodes
-            for o in n.pods
-            if o.name != pod.name
-        ]
-        # replies to external clients, and to nodes (masqueraded external traffic comes from a node's IP)
-        cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in self.plan.scenario.external_clients]
-        cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
-        # pods calling a LoadBalancer IP or an external IP: out through their node, whose proxy captures it
-        cmds += [f"route add {ip}/32 via {POD_GATEWAY} dev eth0" for ip in self.external_vips]
-        return cmds
 
     def _build_router(self, r: int, router: str, addresses: Mapping[str, str]) -> None:
         """A router between segments: an address on each (``r<r>s<k>`` on bridge k), routes to every node, pod and
@@ -365,7 +296,7 @@ class Emulation:
         self._netns(xns)
         self._uplink(xns, f"x{x}", hub)
         cmds = [f"addr add {ext.ip}/32 dev eth0", "link set eth0 up"]
-        cmds += [self._route(hub, node.name, f"{node.ip}/32") for node in self.plan.nodes]
+        cmds += [self.route(hub, node.name, f"{node.ip}/32") for node in self.plan.nodes]
         for i, node in enumerate(self.plan.nodes):
             if self.plan.fabric.hub_of[node.name] != hub:
                 continue  # the load balancer's nodes are on the client's segment (the plan checks)
@@ -404,26 +335,9 @@ class Emulation:
     def run_clients(self, progress: Callable[[int], None] | None = None) -> dict[str, list[dict]]:
         """One client process per client pod, all at once; each stream's answers, by Service (stream order).
         ``progress(n)`` is told of every n more requests the clients have started."""
-        sc = self.plan.scenario
         jobs = []
         for client in self.plan.clients:
-            streams: list[dict[str, Any]] = [
-                {
-                    "service": st.service,
-                    "targets": self.targets(st),
-                    "requests": st.requests or 0,
-                    "max_requests": st.connections.max_requests,
-                }
-                for st in sc.streams
-                if st.client == client
-            ]
-            budget = sum(int(s["requests"]) for s in streams) * (self.connect_timeout_s + self.read_timeout_s) + 10
-            spec: dict[str, Any] = {
-                "streams": streams,
-                "connect_timeout_s": self.connect_timeout_s,
-                "read_timeout_s": self.read_timeout_s,
-                "deadline_s": min(budget, 3600.0),
-            }
+            spec = _client_spec(self, client)
             cmd = ["ip", "netns", "exec", self.client_ns(client), sys.executable, "-I", str(CLIENT), json.dumps(spec)]
             proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 cmd,
@@ -435,20 +349,119 @@ class Emulation:
             )
             self.procs.append(proc)
             jobs.append((client, proc, float(spec["deadline_s"]) + 30))
-        out: dict[str, list[dict]] = {}
-        done = {client: 0 for client, _, _ in jobs}
-        for client, line in _lines([(client, proc) for client, proc, _ in jobs], max(w for *_, w in jobs)):
-            record = json.loads(line)
-            if "service" in record:
-                out.setdefault(record["service"], []).append({"client": client, **record})
-            elif progress is not None:
-                progress(int(record["done"]) - done[client])
-                done[client] = int(record["done"])
+        out = _answers(jobs, progress)
         for client, proc, _ in jobs:
             assert proc.stderr is not None
             if proc.wait() != 0:
                 raise EmulationError(f"client {client} failed: {proc.stderr.read().strip()[-500:]}")
         return out
+
+
+def _targets(plan: Plan, stream: Stream) -> list[tuple[str, int, int]]:
+    """Where a stream's new connections go: (address, port, fwmark), one drawn uniformly per connection.
+
+    ClusterIP: the Service's. NodePort: the stream's node. LoadBalancer: the Service's first LoadBalancer IP,
+    from outside sent through one of the load balancer's nodes (the mark picks the routing table via that
+    node), from a pod straight to it (its node's proxy captures it). The port is the stream's."""
+    sc = plan.scenario
+    svc = sc.service(stream.service).at_port(stream.port)
+    index = {n.name: i for i, n in enumerate(plan.nodes)}
+    if stream.target == Target.NODE_PORT:
+        node = next(n for n in plan.nodes if n.name == stream.node)
+        return [(node.ip, svc.node_port, 0)]
+    if stream.target == Target.EXTERNAL_IP:  # a pod: its own node's proxy captures it
+        return [(svc.external_ips[0], svc.port, 0)]
+    if stream.target == Target.LOAD_BALANCER and not sc.is_external(stream.client):
+        return [(svc.load_balancer_ips[0], svc.port, 0)]  # a pod: its own node's proxy captures the LB IP
+    if stream.target == Target.LOAD_BALANCER:
+        return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in sc.lb_nodes(stream)]
+    return [(plan.cluster_ips[stream.service], svc.port, 0)]
+
+
+def _client_spec(em: Emulation, client: str) -> dict[str, Any]:
+    """What ``client.py`` is given for one client pod: its streams (Service, targets, requests), the timeouts (s)
+    and a deadline (s) for the whole run."""
+    streams: list[dict[str, Any]] = [
+        {
+            "service": st.service,
+            "targets": _targets(em.plan, st),
+            "requests": st.requests or 0,
+            "max_requests": st.connections.max_requests,
+        }
+        for st in em.plan.scenario.streams
+        if st.client == client
+    ]
+    budget = sum(int(s["requests"]) for s in streams) * (em.connect_timeout_s + em.read_timeout_s) + 10
+    return {
+        "streams": streams,
+        "connect_timeout_s": em.connect_timeout_s,
+        "read_timeout_s": em.read_timeout_s,
+        "deadline_s": min(budget, 3600.0),
+    }
+
+
+def _answers(
+    jobs: list[tuple[str, subprocess.Popen, float]], progress: Callable[[int], None] | None
+) -> dict[str, list[dict]]:
+    """The clients' answers by Service, as their lines come; ``progress(n)`` told of every n more requests."""
+    out: dict[str, list[dict]] = {}
+    done = {client: 0 for client, _, _ in jobs}
+    for client, line in _lines([(client, proc) for client, proc, _ in jobs], max(w for *_, w in jobs)):
+        record = json.loads(line)
+        if "service" in record:
+            out.setdefault(record["service"], []).append({"client": client, **record})
+        elif progress is not None:
+            progress(int(record["done"]) - done[client])
+            done[client] = int(record["done"])
+    return out
+
+
+def _node_commands(em: Emulation, node: NodePlan) -> list[str]:
+    """A node's address and routes: ClusterIPs and external IPs out of its uplink, other segments' nodes and
+    external clients through the routers on the topology's path, its pods on their veths (``v<j>``), other
+    nodes' pods via the next hop."""
+    plan, fab = em.plan, em.plan.fabric
+    cmds = [f"addr add {node.ip}/24 dev eth0", "link set eth0 up"]
+    # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
+    # there: packets the rules neither DNAT nor drop go nowhere)
+    cmds.append(f"route add {SERVICE_NET} dev eth0")
+    cmds += [f"route add {ip}/32 dev eth0" for ip in em.external_vips]  # LB and external IPs: likewise
+    for other in plan.nodes:  # nodes on other segments, through the routers the topology's path crosses
+        if other.name != node.name and fab.hub_of[other.name] != fab.hub_of[node.name]:
+            cmds.append(em.route(node.name, other.name, f"{other.ip}/32"))
+    for ext in plan.scenario.external_clients:
+        cmds.append(em.route(node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
+    for j, pod in enumerate(node.pods):
+        cmds += [
+            f"link add v{j} type veth peer name eth0 netns {em.pod_ns(pod.name)}",
+            f"addr add {POD_GATEWAY}/32 dev v{j}",
+            f"link set v{j} up",
+            f"route add {pod.ip}/32 dev v{j}",
+        ]
+    for there in plan.nodes:
+        if there.name != node.name:
+            _, gateway = fab.next_hop(node.name, there.name)
+            cmds += [f"route add {peer.ip}/32 via {gateway or there.ip} dev eth0 onlink" for peer in there.pods]
+    return cmds
+
+
+def _pod_commands(em: Emulation, pod: Pod) -> list[str]:
+    """A pod's address and routes: everything through its node's gateway address."""
+    cmds = [
+        f"addr add {pod.ip}/32 dev eth0",
+        "link set eth0 up",
+        f"route add {POD_GATEWAY} dev eth0 scope link",
+        f"route add {SERVICE_NET} via {POD_GATEWAY} dev eth0",
+    ]
+    cmds += [
+        f"route add {o.ip}/32 via {POD_GATEWAY} dev eth0" for n in em.plan.nodes for o in n.pods if o.name != pod.name
+    ]
+    # replies to external clients, and to nodes (masqueraded external traffic comes from a node's IP)
+    cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in em.plan.scenario.external_clients]
+    cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
+    # pods calling a LoadBalancer IP or an external IP: out through their node, whose proxy captures it
+    cmds += [f"route add {ip}/32 via {POD_GATEWAY} dev eth0" for ip in em.external_vips]
+    return cmds
 
 
 def _lines(procs: list[tuple[str, subprocess.Popen]], wait_s: float) -> Iterator[tuple[str, str]]:
