@@ -80,9 +80,9 @@ pd.DataFrame(
         name: {
             "completed": s.completed,
             "served on another node (%)": 100 * s.cross_node_fraction,
-            "mean latency (ms)": 1e3 * s.latency_s["mean"],
-            "median latency (ms)": 1e3 * s.latency_s["p50"],
-            "p99 latency (ms)": 1e3 * s.latency_s["p99"],
+            "mean latency (ms)": 1e3 * s.latency_s.mean,
+            "median latency (ms)": 1e3 * s.latency_s.p50,
+            "p99 latency (ms)": 1e3 * s.latency_s.p99,
         }
         for name, s in summaries.items()
     }
@@ -107,7 +107,7 @@ predicted_utilisation = dict(zip(result.pod_names, offered * mean_service_s, str
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
 ax = axes[0]
 backends = [p for s in summaries.values() for p in s.pods]
-measured = [summaries[svc].pods[p]["utilization"] for svc in services for p in summaries[svc].pods]
+measured = [summaries[svc].pods[p].utilization for svc in services for p in summaries[svc].pods]
 ax.bar(
     range(len(backends)),
     np.array(measured) * 100,
@@ -134,11 +134,11 @@ parts = {
 }
 left = np.zeros(len(services))
 for (key, label), color in zip(parts.items(), ["tab:gray", "crimson", "tab:green", "silver"], strict=True):
-    widths = np.array([summaries[s].latency_parts_s[key] * 1e3 for s in services])
+    widths = np.array([getattr(summaries[s].latency_parts_s, key) * 1e3 for s in services])
     ax.barh(services, widths, left=left, color=color, label=label)
     left += widths
 for i, name in enumerate(services):
-    trips_ms = 1e3 * (summaries[name].latency_parts_s["network_out"] + summaries[name].latency_parts_s["network_back"])
+    trips_ms = 1e3 * (summaries[name].latency_parts_s.network_out + summaries[name].latency_parts_s.network_back)
     ax.annotate(
         f"network trips: {trips_ms:.2f} ms",
         (left[i], i),
@@ -161,7 +161,7 @@ for name, color in zip(services, ["tab:blue", "tab:orange"], strict=True):
     mine = ok & after_warmup & (result.columns["service"] == result.service_names.index(name))
     latency_ms = np.sort(result.latency_s[mine]) * 1e3
     ax.plot(latency_ms, np.arange(1, latency_ms.size + 1) / latency_ms.size, color=color, label=name)
-    p99 = summaries[name].latency_s["p99"] * 1e3
+    p99 = summaries[name].latency_s.p99 * 1e3
     ax.axvline(p99, color=color, ls=":", label=f"{name} p99 = {p99:.0f} ms")
 ax.axhline(0.99, color="grey", lw=0.8)
 ax.set_xscale("log")
@@ -360,7 +360,7 @@ for pod in table_1["pods"]:
         pod["node"] = "kind-worker2"
 scenario_1, seed_1 = build(table_1, "skewed_clients.toml", {"requests": SKEWED_REQUESTS // 2})
 summary_1 = summarize_service(simulate(scenario_1, seed_1, "des"), "echo-local")
-measured_1 = summary_1.pods["echo-local-kind-worker"]["utilization"]
+measured_1 = summary_1.pods["echo-local-kind-worker"].utilization
 
 # %%
 check("Exercise 1", PREDICTION_1, measured_1, within=0.05)

@@ -363,7 +363,7 @@ plt.show()
 # Testing the pool's 2,000 requests as if they were 2,000 independent draws gives absurdly small p-values
 # whenever the 4 coin flips were not 2-2, which happens 10 times in 16. It "proves" a skew in a picker
 # that is perfectly fair. The unit of the test must be the unit of the random choice: the **connection**.
-# `summarize_service` does this: its chi-square counts only fresh picks (`picks["fresh"]`), and it reports
+# `summarize_service` does this: its chi-square counts only fresh picks (`picks.fresh`), and it reports
 # requests per endpoint next to them.
 #
 # With only 4 connections there is a second catch. The chi-square p-value is an approximation that needs

@@ -240,7 +240,7 @@ rows = []
 for name, (runs, what) in services.items():
     summaries = [summarize_service(r, name) for r in runs]
     cross = mean_ci([s.cross_zone_fraction for s in summaries])
-    latency = mean_ci([s.latency_s["mean"] * 1e3 for s in summaries])
+    latency = mean_ci([s.latency_s.mean * 1e3 for s in summaries])
     rows.append(
         {
             "Service": name,

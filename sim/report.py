@@ -14,7 +14,7 @@ import math
 import re
 import shlex
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from sim import plots
 from sim.errors import SpecError
+from sim.experiment import presentation as show
 from sim.experiment.metrics import ServiceSummary, services_from_json
 from sim.experiment.results import summary_frame
 from sim.experiment.rundoc import describe_cluster, share_interval, versions
@@ -44,50 +45,30 @@ _ENV = jinja2.Environment(
 )
 
 
-# --- how numbers are shown (and parsed back by the browser test) --------------------------------------------
+# --- how numbers are shown: sim.experiment.presentation's formats, each cell tagged with its JSON path ---------
 
-
-def fmt_count(v: Any) -> str:
-    """An integer count, or "-"."""
-    return "-" if v is None else str(int(v))
-
-
-def fmt_pct(v: Any) -> str:
-    """A fraction (0..1) as a percentage with one decimal, or "-".
-
-    >>> fmt_pct(0.4963), fmt_pct(None)
-    ('49.6%', '-')
-    """
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 100:.1f}%"
-
-
-def fmt_ms(v: Any) -> str:
-    """Seconds as milliseconds with three decimals, or "-".
-
-    >>> fmt_ms(0.000319)
-    '0.319 ms'
-    """
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 1e3:.3f} ms"
-
-
-def fmt_num(v: Any) -> str:
-    """A statistic with four significant digits, or "-"."""
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
-
-
-_FORMATS = {"count": fmt_count, "pct": fmt_pct, "ms": fmt_ms, "num": fmt_num}
+_FORMATS: dict[str, Callable[[Any], str]] = {
+    "count": show.count,
+    "pct": show.percent,
+    "ms": show.milliseconds,
+    "num": show.significant,
+}
 
 
 def cell(value: Any, key: Sequence[Any], kind: str) -> Markup:
     """A ``<td>`` showing ``value`` formatted as ``kind`` (count, pct, ms, num), tagged with its JSON path."""
-    raw = "" if value is None or (isinstance(value, float) and math.isnan(value)) else json.dumps(value)
+    raw = "" if show.is_missing(value) else json.dumps(value)
     return Markup('<td class="num" data-kind="{}" data-key="{}" data-value="{}">{}</td>').format(
         kind, "/".join(str(k) for k in key), raw, _FORMATS[kind](value)
     )
 
 
 _ENV.globals["cell"] = cell
-_ENV.filters.update(pct=fmt_pct, ms=fmt_ms, num=fmt_num, count=fmt_count)
+_ENV.filters.update(
+    pct=show.percent, ms=show.milliseconds, num=show.significant, count=show.count, diff=show.difference
+)
+_ENV.globals["show"] = show
+"""The templates word tests and picks as the CLI does: ``show.statistic_label``, ``show.picks_text``."""
 
 
 # --- figures as inline SVG ---------------------------------------------------------------------------------
@@ -206,13 +187,9 @@ SWEEP_CAPTIONS = {
 
 def _table_rows(frame: Any, columns: Sequence[str]) -> list[dict[str, Any]]:
     return [
-        {c: (None if _isnan(v) else v) for c, v in zip(columns, row, strict=True)}
+        {c: (None if show.is_missing(v) else v) for c, v in zip(columns, row, strict=True)}
         for row in frame[columns].itertuples(index=False)
     ]
-
-
-def _isnan(v: Any) -> bool:
-    return isinstance(v, float) and math.isnan(v)
 
 
 def sweep_context(
@@ -271,21 +248,6 @@ def sweep_context(
 PAIRED_UNITS = {"latency_mean_s": "ms", "latency_p99_s": "ms", "cross_node_fraction": "pp"}
 """How the paired table shows each metric's difference: milliseconds, or percentage points of a fraction."""
 PAIRED_WORDS = {"latency_mean_s": "mean latency", "latency_p99_s": "p99 latency", "cross_node_fraction": "another node"}
-
-
-def fmt_diff(v: Any, unit: str, bare: bool = False) -> str:
-    """A signed difference: seconds as ms, a fraction as percentage points (the unit left out if ``bare``), or "-".
-
-    >>> fmt_diff(0.00125, "ms"), fmt_diff(-0.125, "pp"), fmt_diff(0.00125, "ms", True), fmt_diff(None, "ms")
-    ('+1.250 ms', '-12.5 pp', '+1.250', '-')
-    """
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    text = f"{v * 1e3:+.3f}" if unit == "ms" else f"{v * 100:+.1f}"
-    return text if bare else f"{text} {unit}"
-
-
-_ENV.filters["diff"] = fmt_diff
 
 
 def _paired(frame: Any, info: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any] | None:

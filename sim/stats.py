@@ -217,21 +217,6 @@ def cohens_w(shares: Sequence[float], expected_shares: Sequence[float]) -> float
     return float(np.sqrt(np.sum((p1 - p0) ** 2 / p0)))
 
 
-def verdict(result: ChiSquare, alpha: float = 0.01) -> str:
-    """The plain-words reading of a goodness-of-fit test at level ``alpha``."""
-    if result.dof == 0:
-        return "one eligible endpoint: every routed request must land there; nothing to test"
-    if result.method != "chi-square":
-        caution = f" ({result.method} test: too few for chi-square)"
-    elif result.min_expected < 5:
-        caution = f" (caution: smallest expected count {result.min_expected:.1f} < 5)"
-    else:
-        caution = ""
-    if result.pvalue < alpha:
-        return f"REJECT the expected split at alpha={alpha} (p={result.pvalue:.3g}, w={result.cohens_w:.3f})" + caution
-    return f"consistent with the expected split at alpha={alpha} (p={result.pvalue:.3g})" + caution
-
-
 # --- statistics over replications (one value per replication: independent, unlike requests within a run) ---------
 
 

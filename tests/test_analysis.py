@@ -244,10 +244,8 @@ def test_an_adaptive_picker_reports_balance_and_no_pvalue():
     assert s.adaptive and math.isnan(s.chi_square.pvalue) and "adaptive picker (power-of-two)" in s.verdict
     assert "no p-value" in s.verdict and s.chi_square.dof == 3
     ratios = np.array(list(s.routed_by_endpoint.values())) / 1000
-    assert s.balance["min_ratio"] == pytest.approx(ratios.min()) and s.balance["max_ratio"] == pytest.approx(
-        ratios.max()
-    )
-    assert s.balance["cv"] == pytest.approx(ratios.std() / ratios.mean())
+    assert s.balance.min_ratio == pytest.approx(ratios.min()) and s.balance.max_ratio == pytest.approx(ratios.max())
+    assert s.balance.cv == pytest.approx(ratios.std() / ratios.mean())
     summary = json.loads(dumps_json(summarize(result)))
     cs = summary["services"]["web"]["chi_square"]
     assert cs["pvalue"] is None and cs["adaptive_picker"] and cs["groups"][0]["pvalue"] is None

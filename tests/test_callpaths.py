@@ -14,6 +14,7 @@ from sim.cluster import Pod, Service
 from sim.distributions import Constant
 from sim.experiment.analysis import summarize
 from sim.experiment.metrics import CallPath, services_from_json
+from sim.experiment.presentation import critical_path_parts
 from sim.facade import simulate
 from sim.scenario import Scenario, Stream
 from sim.workload import Poisson
@@ -57,10 +58,10 @@ def test_a_chain_splits_into_its_hops_exactly(mode: CallMode) -> None:
     network of the calls (0.2 ms)."""
     p, doc = path(chain("b", ServiceCalls(mode, (Call("be", count=2),))))
     assert p is not None and p.requests == 300
-    assert p.critical_path_s["own_work"] == pytest.approx(FRONT + 2 * BACK, rel=1e-9)
-    assert p.critical_path_s["network"] == pytest.approx(2 * SAME + 2 * 2 * 2 * HOP, rel=1e-9)
-    assert p.critical_path_s["queueing"] == pytest.approx(0.0, abs=1e-12)
-    assert sum(p.critical_path_s.values()) == pytest.approx(p.latency_s["mean"], rel=1e-9)
+    assert p.critical_path_s.own_work == pytest.approx(FRONT + 2 * BACK, rel=1e-9)
+    assert p.critical_path_s.network == pytest.approx(2 * SAME + 2 * 2 * 2 * HOP, rel=1e-9)
+    assert p.critical_path_s.queueing == pytest.approx(0.0, abs=1e-12)
+    assert sum(v for _, _, v in critical_path_parts(p.critical_path_s)) == pytest.approx(p.latency_s.mean, rel=1e-9)
     assert p.wait_on_callee_s == {"be": pytest.approx(2 * (BACK + 4 * HOP), rel=1e-9)}
     assert (p.same_node_fraction, p.same_zone_fraction) == (0.0, 1.0)
     assert doc["services"]["be"]["cross_node_fraction"] == 1.0  # every call answered off the calling pod's node
@@ -72,7 +73,7 @@ def test_a_fan_out_counts_its_slowest_call_once() -> None:
     sum" of the fan-out (own 5 ms, wait 2 calls)."""
     p, doc = path(chain("a", ServiceCalls(CallMode.SYNC, (Parallel((Call("be", count=2),)),))))
     assert p is not None
-    assert p.critical_path_s["own_work"] == pytest.approx(FRONT + BACK, rel=1e-9)
+    assert p.critical_path_s.own_work == pytest.approx(FRONT + BACK, rel=1e-9)
     assert p.wait_on_callee_s["be"] == pytest.approx(BACK + 2 * SAME, rel=1e-9)
     assert (p.same_node_fraction, doc["services"]["be"]["cross_node_fraction"]) == (1.0, 0.0)
 

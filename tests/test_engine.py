@@ -174,7 +174,7 @@ def test_keep_alive_rides_one_connection_for_max_requests():
     for start in range(0, 100, 10):
         assert len(set(c["endpoint"][start : start + 10].tolist())) == 1
     s = summarize_service(r, "web")
-    assert s.chi_square.n == 10 and s.picks["reused_connection"] == 90
+    assert s.chi_square.n == 10 and s.picks.reused_connection == 90
 
 
 def test_keep_alive_max_age():

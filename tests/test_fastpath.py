@@ -379,8 +379,8 @@ def test_summarize_service_reads_a_fast_result() -> None:
     s = summarize_service(r, "svc")
     assert s.sent == s.completed == 2000 and s.violations == 0 and s.chi_square.n == 2000
     assert set(s.by_endpoint) == {"svc-a", "svc-b"} and s.pickers == ["random"]
-    assert set(s.pods) == {"svc-a", "svc-b"} and 0 < s.pods["svc-a"]["utilization"] < 1
-    assert s.latency_parts_s["queue_wait"] >= 0 and s.latency_s["p99"] > s.latency_s["p50"]
+    assert set(s.pods) == {"svc-a", "svc-b"} and 0 < s.pods["svc-a"].utilization < 1
+    assert s.latency_parts_s.queue_wait >= 0 and s.latency_s.p99 > s.latency_s.p50
 
 
 # --- statistically indistinguishable from the DES ----------------------------------------------------------------

@@ -16,7 +16,9 @@ Regenerate (only for a change meant to alter an output, and say so in its commit
 from __future__ import annotations
 
 import contextlib
+import difflib
 import io
+import itertools
 import os
 import re
 import sys
@@ -104,8 +106,16 @@ def test_outputs_cover_every_example():
 @pytest.mark.parametrize("path", FILES, ids=[_key(p) for p in FILES])
 def test_outputs_byte_identical_to_saved(path):
     got = outputs(path)
-    changed = [name for name in OUTPUTS if got[name] != (SAVED / _key(path) / name).read_text()]
-    assert not changed, f"{_key(path)}: differs from tests/data/outputs in {changed}"
+    saved = {name: (SAVED / _key(path) / name).read_text() for name in OUTPUTS}
+    changed = [name for name in OUTPUTS if got[name] != saved[name]]
+    diff = "".join(line for name in changed for line in _diff(saved[name], got[name], f"{_key(path)}/{name}"))
+    assert not changed, f"{_key(path)}: differs from tests/data/outputs in {changed}:\n{diff}"
+
+
+def _diff(saved: str, got: str, name: str, most: int = 40) -> list[str]:
+    """The first ``most`` lines of the unified diff from the saved output to this one."""
+    lines = difflib.unified_diff(saved.splitlines(True), got.splitlines(True), f"saved {name}", f"now {name}", n=1)
+    return list(itertools.islice(lines, most))
 
 
 if __name__ == "__main__":

@@ -168,10 +168,10 @@ def test_sweep_report_has_factors_tables_figures_and_seeds(sweep_dir, tmp_path):
 def test_sweep_report_shows_paired_differences_with_intervals_and_q_values(sweep_dir, tmp_path):
     """The line factor's levels against its first, per other factor level: the numbers of
     ``paired_difference_table`` (Benjamini-Hochberg over the table), and table cells that do not wrap."""
+    from sim.experiment.presentation import difference as fmt_diff
     from sim.experiment.results import summary_frame
     from sim.experiment.tables import paired_difference_table
     from sim.io import load_results
-    from sim.report import fmt_diff
 
     out = tmp_path / "sweep.html"
     assert main(["report", str(sweep_dir), "-o", str(out)]) == 0

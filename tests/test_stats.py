@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from sim.stats import MONTE_CARLO_DRAWS, chi_square_gof, chi_square_power, cohens_w, grouped_gof, verdict
+from sim.experiment.presentation import fit_verdict as verdict
+from sim.stats import MONTE_CARLO_DRAWS, chi_square_gof, chi_square_power, cohens_w, grouped_gof
 
 
 def test_chi_square_by_hand():

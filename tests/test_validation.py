@@ -126,7 +126,7 @@ def test_every_picker_and_policy_through_the_engine(name, policy):
     if PICKERS[name].deterministic:
         assert s.max_deviation <= 3  # one per proxy at most
     elif PICKERS[name].needs_load:  # power-of-two: picks by load, no p-value; the balance is reported instead
-        assert np.isnan(s.chi_square.pvalue) and "adaptive picker" in s.verdict and s.balance["max_over_min"] < 2
+        assert np.isnan(s.chi_square.pvalue) and "adaptive picker" in s.verdict and s.balance.max_over_min < 2
     else:
         assert s.chi_square.pvalue > ALPHA
     if policy == TrafficPolicy.LOCAL:

@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from sim.errors import SpecError, one_line
+from sim.experiment import presentation as show
 
 if TYPE_CHECKING:
     from sim.experiment.metrics import ServiceSummary
@@ -48,14 +49,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None or x != x else f"{x:.1%}"
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None or seconds != seconds else f"{seconds * 1e3:.3f} ms"
-
-
 def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
     """The human tables of ``sim run``: one block per Service, read through the typed ``ServiceSummary``."""
     from sim.experiment.metrics import services_from_json
@@ -63,7 +56,7 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
 
     out = [
         f"scenario {summary['scenario']}  seed {seed_text(summary['seed'])}  dataplane {summary['dataplane']}  "
-        f"simulated {summary['end_s']:.3f} s"
+        f"simulated {show.decimals(summary['end_s'], 3)} s"
     ]
     for s in services_from_json(summary).values():
         out.extend(_service_lines(scenario, s))
@@ -83,46 +76,47 @@ def _service_lines(scenario: Scenario, s: ServiceSummary) -> list[str]:
         f"  sent {s.sent}  completed {s.completed}  dropped {s.dropped}  "
         f"in flight {s.in_flight}  violations {s.violations}",
     ]
-    routed = sum(s.routed_by_endpoint.values())
-    node_expected: dict[str, float] = {}
-    for pod, share in s.expected_share.items():
-        node = scenario.pod(pod).node
-        node_expected[node] = node_expected.get(node, 0.0) + share
-    replies = max(s.completed, 1)
-    out.append(f"  {'replies by node':<28}{'replies':>9}{'share':>9}{'expected':>10}")
-    for node in sorted(set(s.by_node) | set(node_expected)):
-        n = s.by_node.get(node, 0)
-        out.append(f"  {node:<28}{n:>9}{n / replies:>9.1%}{node_expected.get(node, 0.0):>10.1%}")
-    out.append(f"  {'new connections by pod':<28}{'picked':>9}{'share':>9}{'expected':>10}{'replies':>9}")
-    for pod, n in s.routed_by_endpoint.items():
-        share = n / routed if routed else 0.0
-        out.append(f"  {pod:<28}{n:>9}{share:>9.1%}{s.expected_share.get(pod, 0.0):>10.1%}{s.by_endpoint[pod]:>9}")
+    out.extend(_split_lines(s))
     out.extend(_verdict_lines(s))
-    lat = s.latency_s
-    out.append(f"  latency (completed): mean {_ms(lat['mean'])}  p50 {_ms(lat['p50'])}  p99 {_ms(lat['p99'])}")
+    ms, pct, lat = show.milliseconds, show.percent, s.latency_s
+    out.append(f"  latency (completed): mean {ms(lat.mean)}  p50 {ms(lat.p50)}  p99 {ms(lat.p99)}")
     drops = ", ".join(f"{reason} {n}" for reason, n in s.drops.items()) or "none"
-    waited = f" (the client learned after {s.failed_after_s:.3f} s on average)" if s.dropped else ""
+    waited = f" (the client learned after {show.decimals(s.failed_after_s, 3)} s on average)" if s.dropped else ""
     out.append(f"  drops: {drops}{waited}")
-    picks = s.picks
     out.append(
-        f"  cross-node {_pct(s.cross_node_fraction)}  cross-zone {_pct(s.cross_zone_fraction)}  "
-        f"source IP kept {_pct(s.source_preserved_fraction)}  picker {', '.join(s.pickers) or '-'}  "
-        f"picks: {picks['fresh']} fresh, {picks['affinity']} by affinity, {picks['reused_connection']} on open "
-        "connections"
+        f"  cross-node {pct(s.cross_node_fraction)}  cross-zone {pct(s.cross_zone_fraction)}  "
+        f"source IP kept {pct(s.source_preserved_fraction)}  picker {', '.join(s.pickers) or show.MISSING}  "
+        f"picks: {show.picks_text(s.picks)}"
     )
     out.append(f"  topology hints: {s.hints}")
     if s.timed_out or s.retries:
         out.append(f"  timed out {s.timed_out}  retries {s.retries}")
-    parts = s.latency_parts_s
+    legs = s.latency_parts_s
     if s.completed:
         out.append(
-            f"  latency legs (mean): out {_ms(parts['network_out'])}  queue {_ms(parts['queue_wait'])}  "
-            f"service {_ms(parts['service'])}  back {_ms(parts['network_back'])}"
+            f"  latency legs (mean): out {ms(legs.network_out)}  queue {ms(legs.queue_wait)}  "
+            f"service {ms(legs.service)}  back {ms(legs.network_back)}"
         )
-    busy = ", ".join(f"{pod} {m['utilization']:.0%}" for pod, m in s.pods.items())
+    busy = ", ".join(f"{pod} {pct(m.utilization, 0)}" for pod, m in s.pods.items())
     if busy:
         out.append(f"  backend utilisation: {busy}")
     return out + _call_path_lines(s)
+
+
+def _split_lines(s: ServiceSummary) -> list[str]:
+    """How a Service's requests split: replies by node against expected, new connections by pod against
+    expected."""
+    pct = show.percent
+    out = [f"  {'replies by node':<28}{'replies':>9}{'share':>9}{'expected':>10}"]
+    for node, r in (s.replies_by_node or {}).items():
+        out.append(f"  {node:<28}{r.replies:>9}{pct(r.share):>9}{pct(r.expected_share):>10}")
+    out.append(f"  {'new connections by pod':<28}{'picked':>9}{'share':>9}{'expected':>10}{'replies':>9}")
+    routed = sum(s.routed_by_endpoint.values())
+    for pod, n in s.routed_by_endpoint.items():
+        share = n / routed if routed else 0.0
+        expected = s.expected_share.get(pod, 0.0)
+        out.append(f"  {pod:<28}{n:>9}{pct(share):>9}{pct(expected):>10}{s.by_endpoint[pod]:>9}")
+    return out
 
 
 def _call_path_lines(s: ServiceSummary) -> list[str]:
@@ -130,11 +124,12 @@ def _call_path_lines(s: ServiceSummary) -> list[str]:
     p = s.call_path
     if p is None:
         return []
-    parts = "  ".join(f"{k.replace('_', ' ')} {_ms(v)}" for k, v in p.critical_path_s.items())
-    waits = "  ".join(f"{k} {_ms(v)}" for k, v in p.wait_on_callee_s.items())
+    ms, pct = show.milliseconds, show.percent
+    parts = "  ".join(f"{words} {ms(v)}" for _, words, v in show.critical_path_parts(p.critical_path_s))
+    waits = "  ".join(f"{k} {ms(v)}" for k, v in p.wait_on_callee_s.items())
     return [
-        f"  pages: {p.requests} completed, mean {_ms(p.latency_s['mean'])}  p99 {_ms(p.latency_s['p99'])}; "
-        f"every hop on the client's node {_pct(p.same_node_fraction)}, in its zone {_pct(p.same_zone_fraction)}",
+        f"  pages: {p.requests} completed, mean {ms(p.latency_s.mean)}  p99 {ms(p.latency_s.p99)}; "
+        f"every hop on the client's node {pct(p.same_node_fraction)}, in its zone {pct(p.same_zone_fraction)}",
         f"  critical path (mean): {parts}",
         f"  on it, the wait on each callee (mean): {waits}",
     ]
@@ -143,10 +138,10 @@ def _call_path_lines(s: ServiceSummary) -> list[str]:
 def _verdict_lines(s: ServiceSummary) -> list[str]:
     """The test's lines of a Service's table: the combined statistic, how it was combined, and the verdict."""
     cs = s.chi_square
-    pvalue = "-" if cs.pvalue != cs.pvalue else f"{cs.pvalue:.4f}"  # NaN: no p-value applies
-    # the statistic is Pearson's X^2 whatever decided the p-value; name the test that did (exact, Monte Carlo)
-    test = "chi-square" if cs.method == "chi-square" else f"{cs.method} test: statistic"
-    lines = [f"  {test} {cs.statistic:.3f}  dof {cs.dof}  p-value {pvalue}  Cohen's w {cs.cohens_w:.4f}"]
+    lines = [
+        f"  {show.statistic_label(cs)} {show.decimals(cs.statistic, 3)}  dof {cs.dof}  p-value {show.pvalue(cs.pvalue)}"
+        f"  Cohen's w {show.decimals(cs.cohens_w, 4)}"
+    ]
     if len(s.groups) > 1:
         lines.append(
             f"  tested per group (requests whose routes expect the same shares): {len(s.groups)} groups, dof "

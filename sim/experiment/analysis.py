@@ -17,12 +17,25 @@ from typing import Any
 import numpy as np
 
 from sim.experiment.callpaths import call_paths
-from sim.experiment.metrics import GroupMember, LatencyHistogram, PickGroup, ServiceSummary
+from sim.experiment.metrics import (
+    NO_BALANCE,
+    Balance,
+    GroupMember,
+    Latency,
+    LatencyHistogram,
+    LatencyParts,
+    NodeReplies,
+    PickGroup,
+    Picks,
+    PodMonitors,
+    ServiceSummary,
+)
+from sim.experiment.presentation import adaptive_verdict, deterministic_verdict, fit_verdict, nothing_to_test
 from sim.experiment.shares import expected_picks, pod_index
 from sim.outcomes import Outcome
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
 from sim.routing import Picker
-from sim.stats import ChiSquare, chi_square_gof, grouped_gof, verdict
+from sim.stats import ChiSquare, chi_square_gof, grouped_gof
 
 
 def service_rows(result: RunResult) -> list[np.ndarray]:
@@ -81,7 +94,7 @@ class _Spread:
     violations: int
     pickers: dict[str, Picker]
     max_deviation: float
-    balance: dict[str, float]
+    balance: Balance
     test: ChiSquare
     verdict: str
     adaptive: bool
@@ -103,7 +116,7 @@ def _spread(result: RunResult, r: _Requests, alpha: float, pods: Mapping[str, in
     grouped = grouped_gof(picks.groups) if picks.groups else None
     test, words, adaptive, deterministic = _verdict(grouped, picks.pickers, balance, max_dev, alpha)
     if not positive.any():  # no fresh pick had an endpoint to choose: say why, not "one eligible endpoint"
-        words = _nothing_to_test(bool(r.rows.size), bool(r.routed.any()))
+        words = nothing_to_test(bool(r.rows.size), bool(r.routed.any()))
     return _Spread(
         expected=expected,
         fresh=fresh,
@@ -173,6 +186,8 @@ def _summarize(
     total = s.expected.sum()
     cross, cross_zone, cross_by_node = _crossing(result, index.node_zone, c["entry_node"][ok], c["endpoint_node"][ok])
     dropped = outcome == Outcome.DROPPED
+    by_node = {result.node_names[i]: int(node_counts[i]) for i in np.flatnonzero(node_counts)}
+    expected_share = {result.pod_names[i]: float(s.expected[i] / total) if total else 0.0 for i in s.relevant}
     return ServiceSummary(
         name=service,
         sent=int(r.rows.size),
@@ -181,15 +196,15 @@ def _summarize(
         in_flight=_count(outcome == Outcome.IN_FLIGHT),
         violations=s.violations,
         drops=result.drops(r.rows),
-        by_node={result.node_names[i]: int(node_counts[i]) for i in np.flatnonzero(node_counts)},
+        by_node=by_node,
         by_endpoint=_per_pod(result, s.relevant, s.replies),
         routed_by_endpoint=_per_pod(result, s.relevant, s.fresh),
-        expected_share={result.pod_names[i]: float(s.expected[i] / total) if total else 0.0 for i in s.relevant},
+        expected_share=expected_share,
         chi_square=s.test,
         deterministic=s.deterministic,
         max_deviation=s.max_deviation,
         verdict=s.verdict,
-        latency_s=_latency_summary(r.latency[ok]),
+        latency_s=latency_summary(r.latency[ok]),
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
         cross_node_by_entry_node=cross_by_node,
@@ -205,11 +220,28 @@ def _summarize(
         adaptive=s.adaptive,
         balance=s.balance,
         groups=s.groups,
+        replies_by_node=_replies_by_node(result, by_node, expected_share, _count(ok)),
     )
 
 
+def _replies_by_node(
+    result: RunResult, by_node: Mapping[str, int], expected_share: Mapping[str, float], completed: int
+) -> dict[str, NodeReplies]:
+    """Per node that served a reply or holds an endpoint the route expects (by name): its replies, their share of
+    the ``completed`` requests, and the expected share of its pods together (shares 0..1)."""
+    expected: dict[str, float] = {}
+    for pod, share in expected_share.items():
+        node = result.scenario.pod(pod).node
+        expected[node] = expected.get(node, 0.0) + share
+    replies = max(completed, 1)
+    return {
+        node: NodeReplies(by_node.get(node, 0), by_node.get(node, 0) / replies, expected.get(node, 0.0))
+        for node in sorted(set(by_node) | set(expected))
+    }
+
+
 def _verdict(
-    test: ChiSquare | None, pickers: Mapping[str, Picker], balance: dict[str, float], max_dev: float, alpha: float
+    test: ChiSquare | None, pickers: Mapping[str, Picker], balance: Balance, max_dev: float, alpha: float
 ) -> tuple[ChiSquare, str, bool, bool]:
     """The test as reported (no p-value for an adaptive picker), the verdict in words, and whether a picker
     chooses by load (adaptive) or is deterministic."""
@@ -219,26 +251,12 @@ def _verdict(
     names = ", ".join(sorted(pickers))
     if adaptive and test.dof > 0:
         test = replace(test, pvalue=math.nan, method="none: adaptive picker")
-        words = (
-            f"adaptive picker ({names}): it picks by live load, so its picks are not draws with fixed shares and "
-            f"no p-value applies; balance achieved: picked/expected {balance['min_ratio']:.3f} to "
-            f"{balance['max_ratio']:.3f} (CV {balance['cv']:.3f}); this says how even the split was, not whether "
-            "the picker is fair"
-        )
+        words = adaptive_verdict(names, balance)
     elif deterministic and test.dof > 0:
-        words = f"deterministic picker ({names}): exact balance expected, max deviation {max_dev:g}"
+        words = deterministic_verdict(names, max_dev)
     else:
-        words = verdict(test, alpha)
+        words = fit_verdict(test, alpha)
     return test, words, adaptive, deterministic
-
-
-def _nothing_to_test(sent: bool, routed: bool) -> str:
-    """The verdict where no fresh pick had an endpoint to choose among."""
-    if not sent:
-        return "nothing sent: nothing to test"
-    if not routed:
-        return "no eligible endpoint: no request could be routed; nothing to test"
-    return "no fresh picks (every request rode an open connection or affinity): nothing to test"
 
 
 def _pick_groups(
@@ -269,15 +287,11 @@ def _pick_groups(
     ]
 
 
-def _latency_summary(latency: np.ndarray) -> dict[str, float]:
-    """Mean, median and 99th percentile (s) of completed requests' latencies (NaN without any)."""
+def latency_summary(latency: np.ndarray) -> Latency:
+    """Mean, median and 99th percentile (s) of latencies (s; NaN without any)."""
     if not latency.size:
-        return {"mean": math.nan, "p50": math.nan, "p99": math.nan}
-    return {
-        "mean": float(latency.mean()),
-        "p50": float(np.percentile(latency, 50)),
-        "p99": float(np.percentile(latency, 99)),
-    }
+        return Latency(math.nan, math.nan, math.nan)
+    return Latency(float(latency.mean()), float(np.percentile(latency, 50)), float(np.percentile(latency, 99)))
 
 
 def _crossing(
@@ -290,26 +304,26 @@ def _crossing(
     return cross, _cross_zone(node_zone, entry, served), by_node
 
 
-def _picks(pick: np.ndarray, routed: np.ndarray) -> dict[str, int]:
+def _picks(pick: np.ndarray, routed: np.ndarray) -> Picks:
     """Routed requests by how their endpoint was chosen: afresh, by session affinity, riding a connection."""
-    return {
-        "fresh": int(np.count_nonzero(routed & (pick == PICK_FRESH))),
-        "affinity": int(np.count_nonzero(routed & (pick == PICK_AFFINITY))),
-        "reused_connection": int(np.count_nonzero(routed & (pick == PICK_REUSED))),
-    }
+    return Picks(
+        fresh=_count(routed & (pick == PICK_FRESH)),
+        affinity=_count(routed & (pick == PICK_AFFINITY)),
+        reused_connection=_count(routed & (pick == PICK_REUSED)),
+    )
 
 
-def _balance(picked: np.ndarray, expected: np.ndarray) -> dict[str, float]:
+def _balance(picked: np.ndarray, expected: np.ndarray) -> Balance:
     """How even a split was: picks over expected picks per endpoint (1 is exact), their range, max/min and the
     coefficient of variation of the ratios weighted by the expected picks (NaN without expected picks)."""
     nan = math.nan
     if not expected.size or expected.sum() <= 0:
-        return {"min_ratio": nan, "max_ratio": nan, "max_over_min": nan, "cv": nan}
+        return NO_BALANCE
     ratio = picked / expected
     mean = float(np.average(ratio, weights=expected))
     cv = float(np.sqrt(np.average((ratio - mean) ** 2, weights=expected)) / mean) if mean > 0 else nan
     low, high = float(ratio.min()), float(ratio.max())
-    return {"min_ratio": low, "max_ratio": high, "max_over_min": high / low if low > 0 else nan, "cv": cv}
+    return Balance(min_ratio=low, max_ratio=high, max_over_min=high / low if low > 0 else nan, cv=cv)
 
 
 def _cross_zone(node_zone: np.ndarray, entry: np.ndarray, served: np.ndarray) -> float:
@@ -321,29 +335,32 @@ def _cross_zone(node_zone: np.ndarray, entry: np.ndarray, served: np.ndarray) ->
     return float(np.mean(ez[zoned] != sz[zoned])) if zoned.any() else float("nan")
 
 
-def _latency_parts(cols: Mapping[str, np.ndarray], ok: np.ndarray) -> dict[str, float]:
+def _latency_parts(cols: Mapping[str, np.ndarray], ok: np.ndarray) -> LatencyParts:
     """Mean seconds of each leg of the selected (completed) requests (``ok`` over ``cols``' rows): out, queue
     wait, service, back."""
-    legs = {
-        "network_out": cols["t_arrived"] - cols["t_sent"],
-        "queue_wait": cols["t_started"] - cols["t_arrived"],
-        "service": cols["t_finished"] - cols["t_started"],
-        "network_back": cols["t_returned"] - cols["t_finished"],
-    }
-    return {name: float(v[ok].mean()) if ok.any() else float("nan") for name, v in legs.items()}
+
+    def mean(later: str, earlier: str) -> float:
+        return float((cols[later] - cols[earlier])[ok].mean()) if ok.any() else math.nan
+
+    return LatencyParts(
+        network_out=mean("t_arrived", "t_sent"),
+        queue_wait=mean("t_started", "t_arrived"),
+        service=mean("t_finished", "t_started"),
+        network_back=mean("t_returned", "t_finished"),
+    )
 
 
-def _pod_monitors(result: RunResult, pods: np.ndarray) -> dict[str, dict[str, float]]:
+def _pod_monitors(result: RunResult, pods: np.ndarray) -> dict[str, PodMonitors]:
     """Time averages per backend pod since the warm-up: utilisation, queue length and number in system."""
     m = result.monitors
     if not m:
         return {}
     return {
-        result.pod_names[i]: {
-            "utilization": float(m["utilization"][i]),
-            "queue_mean": float(m["queue_mean"][i]),
-            "in_system_mean": float(m["in_system_mean"][i]),
-        }
+        result.pod_names[i]: PodMonitors(
+            utilization=float(m["utilization"][i]),
+            queue_mean=float(m["queue_mean"][i]),
+            in_system_mean=float(m["in_system_mean"][i]),
+        )
         for i in pods.tolist()
     }
 

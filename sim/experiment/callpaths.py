@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
-from sim.experiment.metrics import CallPath
+from sim.experiment.metrics import CallPath, CriticalPath, Latency
 from sim.outcomes import Outcome
 from sim.records import RunResult
 
-PARTS = ("own_work", "network", "queueing", "failed_calls")
+PARTS = tuple(f.name for f in fields(CriticalPath))
 """The parts of a request's latency along its critical path (``CallPath.critical_path_s``; they add up to it)."""
 
 
@@ -102,12 +103,8 @@ def _call_path(result: RunResult, walk: _Walk, roots: np.ndarray, node_zone: np.
     latency = walk.returned[roots] - walk.sent[roots]
     return CallPath(
         requests=n,
-        latency_s={
-            "mean": float(latency.mean()),
-            "p50": float(np.percentile(latency, 50)),
-            "p99": float(np.percentile(latency, 99)),
-        },
-        critical_path_s={k: v / n for k, v in parts.items()},
+        latency_s=Latency(float(latency.mean()), float(np.percentile(latency, 50)), float(np.percentile(latency, 99))),
+        critical_path_s=CriticalPath(**{k: v / n for k, v in parts.items()}),
         wait_on_callee_s={k: waits[k] / n for k in sorted(waits)},
         same_node_fraction=same_node,
         same_zone_fraction=same_zone,

@@ -39,13 +39,15 @@ def _meta(
 
 
 def _to_json(value: Any) -> Any:
-    """A field's value as JSON: a ChiSquare's written fields, a part's ``to_json``, a list of either."""
+    """A field's value as JSON: a ChiSquare's written fields, a part's ``to_json``, a list or dict of them."""
     if isinstance(value, ChiSquare):
         return {k: getattr(value, k) for k in _CHI_SQUARE_JSON}
     if hasattr(value, "to_json"):
         return value.to_json()
     if isinstance(value, list):
         return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
     return value
 
 
@@ -89,6 +91,85 @@ class _JsonPart:
     def list_from_json(cls: type[_Part], data: list[Mapping[str, Any]]) -> list[_Part]:
         """A list of parts back from their JSON."""
         return [cls.from_json(item) for item in data]
+
+    @classmethod
+    def dict_from_json(cls: type[_Part], data: Mapping[str, Mapping[str, Any]]) -> dict[str, _Part]:
+        """Parts by name (a pod's, a node's) back from their JSON."""
+        return {name: cls.from_json(item) for name, item in data.items()}
+
+
+@dataclass(frozen=True)
+class Latency(_JsonPart):
+    """Completed requests' latency (s): ``mean``, median ``p50`` and 99th percentile ``p99`` (NaN without any)."""
+
+    mean: float
+    p50: float
+    p99: float
+
+
+@dataclass(frozen=True)
+class LatencyParts(_JsonPart):
+    """Completed requests' mean seconds in each leg: trip out, queue wait, service, trip back (NaN without any)."""
+
+    network_out: float
+    queue_wait: float
+    service: float
+    network_back: float
+
+
+@dataclass(frozen=True)
+class Picks(_JsonPart):
+    """Routed requests by how their endpoint was chosen: afresh, by session affinity, riding an open connection."""
+
+    fresh: int
+    affinity: int
+    reused_connection: int
+
+
+@dataclass(frozen=True)
+class PodMonitors(_JsonPart):
+    """A backend pod's time averages since the warm-up: utilisation (busy fraction, 0..1), mean queue length and
+    mean number in system (requests)."""
+
+    utilization: float
+    queue_mean: float
+    in_system_mean: float
+
+
+@dataclass(frozen=True)
+class Balance(_JsonPart):
+    """How even a split was: fresh picks over expected picks per endpoint (1 is exact), their least and greatest,
+    greatest over least, and their coefficient of variation weighted by expected picks (NaN without any)."""
+
+    min_ratio: float
+    max_ratio: float
+    max_over_min: float
+    cv: float
+
+
+NO_BALANCE = Balance(math.nan, math.nan, math.nan, math.nan)
+"""The balance of a split with no expected picks."""
+
+
+@dataclass(frozen=True)
+class NodeReplies(_JsonPart):
+    """One node's replies against expected: completed requests it served, their share of the Service's completed
+    requests (0..1), and the share of fresh picks the routing layer expects its pods to get (0..1)."""
+
+    replies: int
+    share: float
+    expected_share: float
+
+
+@dataclass(frozen=True)
+class CriticalPath(_JsonPart):
+    """Pages' mean latency (s) along their critical path, split into parts that add up to it: the pods' own work,
+    the network legs, queueing, and calls that failed."""
+
+    own_work: float
+    network: float
+    queueing: float
+    failed_calls: float
 
 
 @dataclass(frozen=True)
@@ -149,8 +230,8 @@ class CallPath(_JsonPart):
     requests whose every hop was answered on the client's node, and in its zone (NaN without zone labels)."""
 
     requests: int
-    latency_s: dict[str, float]
-    critical_path_s: dict[str, float]
+    latency_s: Latency = field(metadata=_meta(read=Latency.from_json))
+    critical_path_s: CriticalPath = field(metadata=_meta(read=CriticalPath.from_json))
     wait_on_callee_s: dict[str, float]
     same_node_fraction: float
     same_zone_fraction: float
@@ -188,8 +269,7 @@ class ServiceSummary:
     deterministic: bool = field(metadata=_meta("chi_square.deterministic_picker"))
     max_deviation: float = field(metadata=_meta("chi_square.max_deviation"))
     verdict: str = field(metadata=_meta("chi_square.verdict"))
-    latency_s: dict[str, float]
-    """Completed requests' ``mean``, ``p50`` and ``p99`` latency (s)."""
+    latency_s: Latency = field(metadata=_meta(read=Latency.from_json))
     cross_node_fraction: float
     cross_zone_fraction: float
     cross_node_by_entry_node: dict[str, float]
@@ -198,23 +278,27 @@ class ServiceSummary:
     failed_after_s: float
     """Mean seconds a failed request's client waited before it learned of the failure (0: at once)."""
     source_preserved_fraction: float
-    picks: dict[str, int]
-    """Routed requests by how their endpoint was chosen: ``fresh``, ``affinity``, ``reused_connection``."""
+    picks: Picks = field(metadata=_meta(read=Picks.from_json))
     pickers: list[str]
     timed_out: int
     retries: int
     """Attempts after the first (each retry is its own record)."""
-    latency_parts_s: dict[str, float]
-    pods: dict[str, dict[str, float]]
+    latency_parts_s: LatencyParts = field(metadata=_meta(read=LatencyParts.from_json))
+    pods: dict[str, PodMonitors] = field(metadata=_meta(read=PodMonitors.dict_from_json))
+    """Per backend pod that got requests, its time averages (none without monitors)."""
     adaptive: bool = field(default=False, metadata=_meta("chi_square.adaptive_picker"))
     """True where a picker chooses by live load (power-of-two, least-connections): no p-value applies."""
-    balance: dict[str, float] = field(default_factory=dict, metadata=_meta("chi_square.balance"))
-    """Fresh picks over expected picks per endpoint: ``min_ratio``, ``max_ratio``, ``max_over_min`` and ``cv``
-    (their coefficient of variation, weighted by expected picks)."""
+    balance: Balance = field(default=NO_BALANCE, metadata=_meta("chi_square.balance", read=Balance.from_json))
+    """Fresh picks over expected picks per endpoint (``Balance``)."""
     groups: list[PickGroup] = field(
         default_factory=list, metadata=_meta("chi_square.groups", read=PickGroup.list_from_json)
     )
     """Per group of equal expected shares: its routes, picks, shares and test."""
+    replies_by_node: dict[str, NodeReplies] | None = field(
+        default=None, metadata=_meta(read=NodeReplies.dict_from_json, optional=True)
+    )
+    """Per node that served a reply or holds an expected endpoint: its replies against expected (``NodeReplies``;
+    None in a file written before it existed)."""
     by_client_node: dict[str, dict[str, int]] | None = field(default=None, metadata=_meta(optional=True))
     """Completed requests per entry node and serving node (``sim.experiment.analysis.locality``)."""
     latency_histogram: LatencyHistogram | None = field(
