@@ -204,7 +204,7 @@ def _summarize(
         deterministic=s.deterministic,
         max_deviation=s.max_deviation,
         verdict=s.verdict,
-        latency_s=latency_summary(r.latency[ok]),
+        latency_s=_latency_summary(r.latency[ok]),
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
         cross_node_by_entry_node=cross_by_node,
@@ -287,7 +287,7 @@ def _pick_groups(
     ]
 
 
-def latency_summary(latency: np.ndarray) -> Latency:
+def _latency_summary(latency: np.ndarray) -> Latency:
     """Mean, median and 99th percentile (s) of latencies (s; NaN without any)."""
     if not latency.size:
         return Latency(math.nan, math.nan, math.nan)
