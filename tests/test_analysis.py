@@ -278,6 +278,19 @@ def test_grouped_traffic_is_tested_per_group_in_the_summary():
     assert "nothing to test" in s.verdict  # pooled, this was 2 cells with 1 dof: a test of nothing
 
 
+@pytest.mark.parametrize("policy", [TrafficPolicy.CLUSTER, TrafficPolicy.LOCAL])
+def test_replies_by_node_add_up_to_the_completed_requests_and_the_expected_shares(policy):
+    """Each node's replies add up to the completed requests, and the nodes' expected shares to 1: Cluster spreads
+    over nodes a and b (half each, random picker), Local keeps to the client's node a."""
+    s = summarize_service(run(two_node_scenario(policy, requests=300), 1), "svc")
+    nodes = s.replies_by_node
+    assert nodes is not None and sum(r.replies for r in nodes.values()) == s.completed == 300
+    assert sum(r.expected_share for r in nodes.values()) == pytest.approx(1.0)
+    assert all(r.share == r.replies / s.completed for r in nodes.values())
+    want = {"a": 0.5, "b": 0.5} if policy == TrafficPolicy.CLUSTER else {"a": 1.0}
+    assert {n: r.expected_share for n, r in nodes.items()} == pytest.approx(want)
+
+
 def test_service_summary_reads_back_from_its_json_as_written():
     """The typed metrics and their JSON are one structure: to_json, through a file (NaN as null), from_json and
     to_json again give the same text, for a run with drops, keep-alive and several Services."""

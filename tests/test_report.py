@@ -150,6 +150,19 @@ def test_report_escapes_what_the_json_says(local_pod_dies_run, tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+def test_report_of_a_run_file_written_before_replies_by_node(local_pod_dies_run, tmp_path):
+    """A ``sim run --out`` file from before the field existed still reports: without the replies-by-node table
+    (a file written since has it, each cell tagged with its JSON path)."""
+    doc = json.loads(local_pod_dies_run.read_text())
+    assert "/replies_by_node/" in report.render(local_pod_dies_run)
+    for service in doc["services"].values():
+        del service["replies_by_node"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(doc))
+    html = report.render(older)
+    assert "/replies_by_node/" not in html and "Per Service" in html
+
+
 def test_sweep_report_has_factors_tables_figures_and_seeds(sweep_dir, tmp_path):
     out = tmp_path / "sweep.html"
     done = sim("report", str(sweep_dir), "-o", str(out))
