@@ -33,7 +33,6 @@ from sim.outcomes import DropReason, Outcome
 from sim.records import RunResult
 from sim.rpc import Retries
 from sim.scenario import Scenario, Stream
-from sim.solver import CALL_GRAPHS
 from sim.workload import Poisson
 from tests.conftest import star
 
@@ -89,12 +88,17 @@ def check(grand: float, se: float, theory: float, wrong: dict[str, float]) -> No
         assert abs(grand - w) > 3 * se, f"{grand:.4f} cannot tell theory {theory:.4f} from {name} {w:.4f}"
 
 
-def test_call_graphs_take_the_event_path_and_fast_is_refused_with_the_reason():
+def test_sync_call_graphs_take_the_event_path_and_fast_is_refused_with_the_reason():
+    """A sync caller's worker waits for its calls: its queue depends on its callees, so no tier-by-tier solution;
+    an async one is solved without events (``sim.callsolver``)."""
     sc = app(1.0, ZERO, ServiceCalls(stages=(Call("a"),)), {"a": ZERO}, n=10)
+    reason = "service fe makes sync calls: its worker waits for them, so its queue depends on its callees"
     assert choose(sc, "auto").path == "events"
-    assert choose(sc, "des").events_needed == CALL_GRAPHS
-    with pytest.raises(ValueError, match=CALL_GRAPHS):
+    assert choose(sc, "des").events_needed == reason
+    with pytest.raises(ValueError, match=reason):
         choose(sc, "fast")
+    async_sc = app(1.0, ZERO, ServiceCalls(CallMode.ASYNC, (Call("a"),)), {"a": ZERO}, n=10)
+    assert (choose(async_sc, "auto").path, choose(async_sc, "des").path) == ("fast", "solver")
 
 
 @pytest.mark.statistical
