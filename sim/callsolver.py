@@ -312,7 +312,8 @@ class _Solver:
 
     def client_sends(self) -> None:
         """The open-loop streams' sends, one merged schedule as the event path ticks it: each tick scheduled by
-        the one before, after that one's send."""
+        the one before, after that one's send, at that one's time plus the gap between the two send times (which
+        may round away from the send time where two streams interleave)."""
         plan, merged = self.plan, []
         for sp in plan.streams:
             if not sp.call:
@@ -324,9 +325,10 @@ class _Solver:
         at = np.concatenate([times for times, _ in merged])
         who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in merged])
         order = time_order(at)
-        tick = -1
+        tick, now = -1, 0.0
         for t, k in zip(at[order].tolist(), who[order].tolist(), strict=True):
-            tick = self.events.add(t, tick, 0 if tick < 0 else 1)
+            now += t - now  # the tick's time as SimPy reaches it: the one before plus the delay to this send
+            tick = self.events.add(now, tick, 0 if tick < 0 else 1)
             self.send(tick, 0, k, -1, None)
 
     def end(self, row: int, event: int, outcome: int, reason: int) -> None:

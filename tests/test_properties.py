@@ -222,3 +222,52 @@ def test_shortcuts_give_the_records_of_the_full_event_run(scenario, seed):
         np.testing.assert_allclose(
             fast.monitors[name], values, rtol=0, atol=2 * len(full) * drift / window, err_msg=name
         )
+
+
+# --- call graphs: the event-free solver (sim.callsolver) writes the event path's records ------------------------
+
+from sim.callgraph import Call, CallMode, Parallel, ServiceCalls  # noqa: E402
+from sim.distributions import Constant  # noqa: E402
+from tests.conftest import call_tree  # noqa: E402
+
+
+@st.composite
+def call_trees(draw: st.DrawFn) -> Scenario:
+    """Async call trees over fe, a, b, c: fe calls a (maybe with a probability) and then, or at once, b (``count``
+    1-2) and maybe c (optional or not); a may call c; Local or Cluster callees (c missing on n0); constant or
+    exponential service times, 1-2 workers, queue limits, one or two clients, with or without a horizon."""
+    a = Call("a", probability=draw(st.sampled_from([1.0, 0.5])))
+    b = Call("b", count=draw(st.integers(1, 2)))
+    c = [Call("c", optional=draw(st.booleans()))] if draw(st.booleans()) else []
+    stages = (a, Parallel((b, *c))) if draw(st.booleans()) else (Parallel((a, b, *c)),)
+    graph = {"fe": ServiceCalls(CallMode.ASYNC, stages)}
+    if not c and draw(st.booleans()):
+        graph["a"] = ServiceCalls(CallMode.ASYNC, (Call("c", probability=draw(st.sampled_from([1.0, 0.3]))),))
+    mean = draw(st.sampled_from([0.0005, 0.002]))
+    dist = Constant(mean) if draw(st.booleans()) else Exponential(mean)
+    rate = draw(st.sampled_from([ConstantRate(400.0), Poisson(800.0), Poisson(2000.0)]))
+    return call_tree(
+        graph,
+        {s: dist for s in ("fe", "a", "b", "c")},
+        workloads=(rate,) * draw(st.integers(1, 2)),
+        requests=draw(st.integers(1, 80)),
+        hop=draw(st.sampled_from([Constant(0.0), Constant(0.0005)])),
+        policies={s: draw(st.sampled_from(list(TrafficPolicy))) for s in ("a", "b", "c")},
+        workers=draw(st.integers(1, 2)),
+        queue_limit=draw(st.sampled_from([None, 0, 2])),
+        duration_s=draw(st.sampled_from([None, 0.03])),
+        missing=("c",),
+    )
+
+
+@SETTINGS
+@given(call_trees(), st.integers(0, 2**32 - 1))
+def test_the_solver_writes_a_call_trees_records_byte_for_byte(scenario, seed):
+    """Every generated async call tree needs no events, and ``des`` solves it tier by tier: every column, the
+    span links and the end equal the event path's (``run``, as ``auto`` would run it otherwise) to the bit."""
+    solved, events = simulate(scenario, seed, "des"), run(scenario, seed)
+    assert (solved.engine, solved.events_needed) == ("solver", None)
+    assert solved.end_s == events.end_s
+    assert solved.parent.tobytes() == events.parent.tobytes()
+    for name in events.columns:
+        assert solved.columns[name].tobytes() == events.columns[name].tobytes(), name
