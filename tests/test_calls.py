@@ -288,12 +288,17 @@ def test_run_and_sweep_run_call_graphs_fast_says_why_not_and_routes_work(capsys,
     assert set(json.loads(out)["services"]) == {"frontend", "cart", "currency", "ads", "catalog"}
 
 
-def test_a_call_graph_in_a_changing_cluster_is_refused_in_one_line(capsys, tmp_path):
+def test_a_call_graph_in_a_changing_cluster_runs_on_the_event_path(capsys, tmp_path):
+    """A timeline with a call graph: ``sim run`` runs it (the calls routed by the control plane as of their send
+    time); every page still calls cart once."""
     path = shop(
         tmp_path, "[[streams]]", '[[timeline]]\nat_s = 1.0\naction = "terminate"\npod = "cart-1"\n\n[[streams]]'
     )
-    err = one_error(*sim_cli(capsys, "run", str(path)))
-    assert err == f"sim: error: {path}: timeline: call graphs in a changing cluster are not run yet\n"
+    code, out, err = sim_cli(capsys, "run", str(path), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["services"]["cart"]["sent"] == 100
+    assert summary["engine"] == "des" and summary["timeline"][0]["target"] == "cart-1"
 
 
 def test_online_boutique_validates_with_the_calls_its_source_makes(capsys):
