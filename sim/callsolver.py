@@ -1,4 +1,4 @@
-"""The event-free solver's call graphs: async open-loop call trees of FIFO pods, solved tier by tier.
+"""The event-free solver's call graphs: open-loop call trees of FIFO pods, solved tier by tier.
 
 Where ``calls_problem(plan)`` finds nothing that needs events, ``solve_calls(plan, seed)`` computes a call graph's
 run without an event loop and writes the event path's records byte for byte (``tests/test_engine.py``,
@@ -22,12 +22,15 @@ reconstructs (a send tick, an arrival, the end of a pod's own work, a reply or f
 its time and its position, the event whose callback scheduled it and its place there, and orders ties by walking
 up the positions (``_Events.compare``), as SimPy's event ids would.
 
-What needs events instead (``calls_problem``): sync calls (the worker waits for its calls, so a pod's queue
-depends on its callees), a call's timeout or retries, a Service called again after its own replies (``count``
-calls one after another, or one Service in two stages of a caller: its arrivals depend on its own queue), draws
-for calls with a probability in two stages of one Service (drawn in the order stages begin, across requests), a
-pod that shares its CPUs or serves two Services, and random network delays on a path that requests into two
-Services take (its draws go in send order across both).
+Sync calls are solved where the calling pods never run out of workers (``_sync_problem``: a worker for every request
+that can reach the pod), so a worker held through its request's calls holds up no other request.
+
+What needs events instead (``calls_problem``): sync calls from a pod that can run out of workers (the worker waits
+for its calls, so the pod's queue depends on its callees), a call's timeout or retries, a Service called again after
+its own replies (``count`` calls one after another, or one Service in two stages of a caller: its arrivals depend on
+its own queue), draws for calls with a probability in two stages of one Service (drawn in the order stages begin,
+across requests), a pod that shares its CPUs or serves two Services, and random network delays on a path that
+requests into two Services take (its draws go in send order across both).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from sim.callgraph import Call, CallMode, Parallel, ServiceCalls, members
 from sim.cluster import Discipline
 from sim.distributions import fixed_value
 from sim.outcomes import DropReason, Outcome
-from sim.plan import Draws, Plan, RoutePlan, StreamPlan, clip_to_horizon, first_attempts
+from sim.plan import Draws, Plan, RoutePlan, StreamPlan, clip_to_horizon, first_attempts, stream_bound
 from sim.queueing import fifo_serve
 from sim.records import COLUMNS, RunResult
 from sim.rng import Seed, Streams
@@ -59,6 +62,8 @@ def calls_problem(plan: Plan) -> str | None:
     """Why the plan's call graph needs events (None: ``solve_calls`` writes its run exactly)."""
     for name, calls in plan.scenario.call_graph.services.items():
         problem = _caller_problem(name, calls)
+        if problem is None and calls.stages and calls.mode == CallMode.SYNC:
+            problem = _sync_problem(plan, name)
         if problem is not None:
             return problem
     problem = _pods_problem(plan) or _paths_problem(plan)
@@ -72,8 +77,6 @@ def _caller_problem(name: str, calls: ServiceCalls) -> str | None:
     """Why a calling Service's requests need events (None: they do not)."""
     if not calls.stages:
         return None
-    if calls.mode == CallMode.SYNC:
-        return f"service {name} makes sync calls: its worker waits for them, so its queue depends on its callees"
     drawn = []
     for k, stage in enumerate(calls.stages, start=1):
         if not isinstance(stage, Parallel) and stage.count > 1:
@@ -97,6 +100,43 @@ def _caller_problem(name: str, calls: ServiceCalls) -> str | None:
             "the draws go in the order the stages begin, across requests"
         )
     return None
+
+
+def _sync_problem(plan: Plan, name: str) -> str | None:
+    """Why a Service's sync calls need events (None: none of its pods can run out of workers, so a worker held
+    through its request's calls never holds up another request)."""
+    most = _most_requests(plan, name)
+    pods = sorted({i for sp in plan.streams if sp.spec.service == name for rp in sp.routes[0] for i in rp.pods})
+    for i in pods:
+        pod = plan.pods[i]
+        if most is None or pod.concurrency < most:
+            can = "an unbounded number of" if most is None else f"up to {most}"
+            return (
+                f"service {name} makes sync calls: pod {pod.name}'s {pod.concurrency} workers wait for them and "
+                f"{can} requests can reach it, so its queue can depend on its callees"
+            )
+    return None
+
+
+def _most_requests(plan: Plan, name: str) -> int | None:
+    """Most requests Service ``name`` can receive in a run: its client streams' bounds, plus each caller's most
+    requests times the calls each makes to it (every probability taken as 1; None: no bound)."""
+    total = 0
+    for sp in plan.streams:
+        if not sp.call and sp.spec.service == name:
+            bound = stream_bound(sp.spec, plan.duration_s)
+            if bound is None:
+                return None
+            total += bound
+    graph = plan.scenario.call_graph
+    for caller in graph.services:
+        per = sum(c.count for c in graph.of(caller).calls() if c.service == name)
+        if per:
+            most = _most_requests(plan, caller)
+            if most is None:
+                return None
+            total += most * per
+    return total
 
 
 def _pods_problem(plan: Plan) -> str | None:
@@ -405,9 +445,13 @@ class _Solver:
         request replies or begins its calls, each refused one's refusal travels back."""
         rows, events, spec = self.rows, self.events, self.plan.pods[pod]
         times = [events.t[rows.arrival[r]] for r in arrivals]
+        name = self.plan.streams[rows.stream[arrivals[0]]].spec.service
+        program = self.graph.of(name)
+        if program.stages and program.mode == CallMode.SYNC:
+            self.serve_sync(name, arrivals, times, self.draws.service(spec))
+            return
         starts, finishes = fifo_serve(times, self.draws.service(spec), spec.concurrency, spec.queue_limit)
-        program = self.graph.of(self.plan.streams[rows.stream[arrivals[0]]].spec.service) if arrivals else None
-        calling = program is not None and bool(program.stages)
+        calling = bool(program.stages)
         for row, a, start, finish in zip(arrivals, times, starts, finishes, strict=True):
             rows.started[row], rows.finished[row] = start, finish
             arrival = rows.arrival[row]
@@ -416,12 +460,22 @@ class _Solver:
             elif calling:  # its calls begin when its own work is done (in this callback, if it is done now)
                 begins = events.add(a + (finish - a), arrival, 0) if finish > a else arrival
                 if events.t[begins] < self.horizon_s:
-                    name = self.plan.streams[rows.stream[row]].spec.service
                     self.jobs.setdefault(name, []).append(_Job(row, 1, begins))
             elif self.plan.streams[rows.stream[row]].call:  # its reply is an event, as the caller waits for it
                 self.end(row, events.add(a + ((finish - a) + rows.back[row]), arrival, 0), _OK, 0)
             else:  # nobody waits: the event path writes it at once
                 rows.returned[row] = finish + rows.back[row]
+
+    def serve_sync(self, name: str, arrivals: list[int], times: list[float], service: Iterator[float]) -> None:
+        """A sync caller's pod that never runs out of workers (``_sync_problem``): each request starts on arrival,
+        its own work is an event (the event path's ``CallingFifo``), at whose end its calls begin; it is finished
+        when its last stage joins (``reply``)."""
+        rows, events = self.rows, self.events
+        for row, a in zip(arrivals, times, strict=True):
+            rows.started[row] = a
+            begins = events.add(a + next(service), rows.arrival[row], 0)
+            if events.t[begins] < self.horizon_s:
+                self.jobs.setdefault(name, []).append(_Job(row, 1, begins))
 
     # --- stages and replies --------------------------------------------------------------------------------------
 
@@ -470,12 +524,15 @@ class _Solver:
     def reply(self, name: str) -> None:
         """The calling requests of ``name`` whose last stage joined: the reply, or the failure, leaves."""
         rows, events = self.rows, self.events
+        sync = self.graph.of(name).mode == CallMode.SYNC
         for job in self.jobs.get(name, []):
             self.join(job)
             at = job.begins
             if at < 0:
                 continue
             t, back, row = events.t[at], rows.back[job.row], job.row
+            if sync:  # the worker is released now: the request is finished
+                rows.finished[row] = t
             if job.reason:
                 self.end(row, events.add(t + back, at, 0), _DROPPED, job.reason)
             elif self.plan.streams[rows.stream[row]].call:

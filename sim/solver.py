@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,28 +43,17 @@ from sim.callsolver import calls_problem, solve_calls
 from sim.cluster import Discipline, Pod
 from sim.distributions import fixed_value
 from sim.outcomes import DropReason, Outcome
-from sim.plan import Draws, Plan, RoutePlan, StreamPlan, clip_to_horizon, compile_plan, first_attempts
+from sim.plan import Draws, Plan, RoutePlan, StreamPlan, clip_to_horizon, compile_plan, first_attempts, stream_bound
 from sim.queueing import fifo_serve
 from sim.records import COLUMNS, RunResult
 from sim.rng import Seed, Streams
 from sim.routing.ports import first_ports
 from sim.scenario import Scenario, Stream
-from sim.workload import OPEN_LOOP, ConstantRate, Trace, send_times, time_order
+from sim.workload import OPEN_LOOP, send_times, time_order
 
 
 def _describe(k: int, spec: Stream) -> str:
     return f"stream {k} ({spec.client} -> {spec.service})"
-
-
-def stream_bound(spec: Stream, duration_s: float | None) -> int | None:
-    """Most requests ``spec`` can send in a run (None: no bound, e.g. Poisson until ``duration_s``)."""
-    w = spec.workload
-    bounds = [] if spec.requests is None else [spec.requests]
-    if isinstance(w, Trace):
-        bounds.append(len(w.times_s))
-    elif isinstance(w, ConstantRate) and duration_s is not None:
-        bounds.append(max(0, math.floor((duration_s - spec.start_s) * w.rate_rps) + 1))
-    return min(bounds) if bounds else None
 
 
 def events_needed(plan: Plan | Scenario) -> str | None:

@@ -121,16 +121,17 @@ def call_tree(
     queue_limit: int | None = None,
     duration_s: float | None = None,
     missing: tuple[str, ...] = (),
+    front_workers: int = 4,
 ) -> Scenario:
-    """A call graph on three nodes: one client pod per workload (on n0, n1, ...) into Service ``fe``; every Service
-    of ``work`` one pod per node (``fe``: 4 workers, the others ``workers``, all with ``queue_limit``) of its own
+    """A call graph on three nodes: one client pod per workload (on n0, n1, ...) into Service ``fe``; every Service of
+    ``work`` one pod per node (``fe``: ``front_workers``, the others ``workers``, all with ``queue_limit``) of its own
     service time, but none on n0 for those in ``missing``; every link ``hop`` s, 0.1 ms on a node."""
     nodes = ["n0", "n1", "n2"]
     pods = [Pod(f"client{i}", nodes[i % 3], f"10.9.0.{i + 2}", {"app": "client"}) for i in range(len(workloads))]
     for si, (name, dist) in enumerate(work.items()):
         for ni, node in enumerate(nodes):
             if not (name in missing and node == "n0"):
-                conc = 4 if name == "fe" else workers
+                conc = front_workers if name == "fe" else workers
                 labels = {"app": name}
                 pods.append(Pod(f"{name}-{node}", node, f"10.{si}.{ni}.2", labels, service_time=dist, concurrency=conc,
                                 queue_limit=queue_limit))  # fmt: skip

@@ -1,5 +1,7 @@
 """The SimPy engine: request life, records, outcomes, determinism."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -240,7 +242,6 @@ def test_terminating_pods_serve_only_when_nothing_is_ready():
 
 # --- load, failures and a changing cluster --------------------------------------------------------------------
 
-from dataclasses import replace  # noqa: E402
 
 from sim.scenario import Retries, Sync  # noqa: E402
 from sim.timeline import Action, Event  # noqa: E402
@@ -502,15 +503,23 @@ def _same_records(solved, events) -> None:
                 "missing": ("d",),
             },
         ),
+        (
+            {s: Exponential(0.002) for s in ("fe", "a", "b", "c", "d")},
+            {"sync": True, "front_workers": 300, "queue_limit": 1, "policies": {"c": LOCAL}, "missing": ("c",)},
+        ),
     ],
-    ids=["constant-times-ties", "local-drops", "queue-full-horizon"],
+    ids=["constant-times-ties", "local-drops", "queue-full-horizon", "sync-front-never-full"],
 )
 def test_the_exact_solver_writes_a_call_trees_records_to_the_bit(work, options):
     """An async call tree of FIFO pods (a chain, a fan-out with ``count``, a call with a probability, an optional
     call, Local drops, refusals by full queues, the horizon) needs no events: ``des`` solves it tier by tier
     (``sim.callsolver``) and writes the event path's records byte for byte, span links (``parent``) included;
-    with constant times, two clients tick at the same instants, so ties are ordered as SimPy orders them."""
-    scenario = call_tree(SHOP, work, **options)
+    with constant times, two clients tick at the same instants, so ties are ordered as SimPy orders them. So does
+    a sync front whose pods have a worker for every request that can reach them (300 workers, 300 requests)."""
+    graph = dict(SHOP)
+    if options.pop("sync", False):
+        graph["fe"] = replace(graph["fe"], mode=CallMode.SYNC)
+    scenario = call_tree(graph, work, **options)
     solved = simulate(scenario, 11, "des")
     assert solved.events_needed is None
     _same_records(solved, run(scenario, seed=11))
@@ -558,7 +567,11 @@ def test_a_call_tree_solver_that_breaks_ties_by_creation_order_would_be_caught(m
 @pytest.mark.parametrize(
     ("graph", "options", "reason"),
     [
-        ({"fe": ServiceCalls(stages=(Call("a"),))}, {}, "service fe makes sync calls: its worker waits for them"),
+        (
+            {"fe": ServiceCalls(stages=(Call("a"),))},
+            {},
+            "service fe makes sync calls: pod fe-n0's 4 workers wait for them and up to 20 requests can reach it",
+        ),
         ({"fe": ServiceCalls(ASYNC, (Call("a", timeout_s=1.0),))}, {}, "the calls of fe to a time out (1 s)"),
         ({"fe": ServiceCalls(ASYNC, (Call("a", count=3),))}, {}, "service fe calls a 3 times one after another"),
         ({"fe": ServiceCalls(ASYNC, (Call("a"), Call("a")))}, {}, "calls into a are sent only after replies that"),

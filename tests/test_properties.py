@@ -233,14 +233,16 @@ from tests.conftest import call_tree  # noqa: E402
 
 @st.composite
 def call_trees(draw: st.DrawFn) -> Scenario:
-    """Async call trees over fe, a, b, c: fe calls a (maybe with a probability) and then, or at once, b (``count``
-    1-2) and maybe c (optional or not); a may call c; Local or Cluster callees (c missing on n0); constant or
-    exponential service times, 1-2 workers, queue limits, one or two clients, with or without a horizon."""
+    """Call trees over fe, a, b, c: fe (async, or sync with a worker for every request) calls a (maybe with a
+    probability) and then, or at once, b (``count`` 1-2) and maybe c (optional or not); a may call c; Local or Cluster
+    callees (c missing on n0); constant or exponential service times, 1-2 workers, queue limits, one or two clients,
+    with or without a horizon."""
     a = Call("a", probability=draw(st.sampled_from([1.0, 0.5])))
     b = Call("b", count=draw(st.integers(1, 2)))
     c = [Call("c", optional=draw(st.booleans()))] if draw(st.booleans()) else []
     stages = (a, Parallel((b, *c))) if draw(st.booleans()) else (Parallel((a, b, *c)),)
-    graph = {"fe": ServiceCalls(CallMode.ASYNC, stages)}
+    sync = draw(st.booleans())  # a sync front, with a worker for every request that can reach a pod (<= 160)
+    graph = {"fe": ServiceCalls(CallMode.SYNC if sync else CallMode.ASYNC, stages)}
     if not c and draw(st.booleans()):
         graph["a"] = ServiceCalls(CallMode.ASYNC, (Call("c", probability=draw(st.sampled_from([1.0, 0.3]))),))
     mean = draw(st.sampled_from([0.0005, 0.002]))
@@ -257,13 +259,14 @@ def call_trees(draw: st.DrawFn) -> Scenario:
         queue_limit=draw(st.sampled_from([None, 0, 2])),
         duration_s=draw(st.sampled_from([None, 0.03])),
         missing=("c",),
+        front_workers=200 if sync else 4,
     )
 
 
 @SETTINGS
 @given(call_trees(), st.integers(0, 2**32 - 1))
 def test_the_solver_writes_a_call_trees_records_byte_for_byte(scenario, seed):
-    """Every generated async call tree needs no events, and ``des`` solves it tier by tier: every column, the
+    """Every generated call tree needs no events, and ``des`` solves it tier by tier: every column, the
     span links and the end equal the event path's (``run``, as ``auto`` would run it otherwise) to the bit."""
     solved, events = simulate(scenario, seed, "des"), run(scenario, seed)
     assert (solved.engine, solved.events_needed) == ("solver", None)
