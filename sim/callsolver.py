@@ -36,6 +36,7 @@ requests into two Services take (its draws go in send order across both).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from sim.callgraph import Call, CallMode, Parallel, ServiceCalls, members
 from sim.cluster import Discipline
 from sim.distributions import fixed_value
 from sim.outcomes import DropReason, Outcome
-from sim.plan import Draws, Plan, RoutePlan, StreamPlan, clip_to_horizon, first_attempts, stream_bound
+from sim.plan import Draws, Plan, StreamPlan, clip_to_horizon, first_attempts, stream_bound
 from sim.queueing import fifo_serve
 from sim.records import COLUMNS, RunResult
 from sim.rng import Seed, Streams
@@ -55,7 +56,7 @@ from sim.workload import send_times, time_order
 Task = tuple[str, str, int]
 """One step of the solver: (``serve`` | ``stage`` | ``reply``, Service, stage number; 0 but for ``stage``)."""
 
-_OK, _DROPPED = int(Outcome.OK), int(Outcome.DROPPED)
+_OK, _DROPPED, _QUEUE_FULL = int(Outcome.OK), int(Outcome.DROPPED), int(DropReason.QUEUE_FULL)
 
 
 def calls_problem(plan: Plan) -> str | None:
@@ -224,22 +225,23 @@ def _waits_on(needs: dict[Task, set[Task]], task: Task, target: Task) -> bool:
 
 
 class _Events:
-    """The event path's events as the solver reconstructs them: each one's time (s) and position (the event
-    whose callback scheduled it, -1 for the run's setup, and its place among that callback's schedulings)."""
+    """The event path's events as the solver reconstructs them, in batches: each one's time (s) and position (the
+    event whose callback scheduled it, -1 for the run's setup, and its place among that callback's schedulings)."""
 
     __slots__ = ("parent", "place", "t")
 
     def __init__(self) -> None:
-        self.t: list[float] = []
-        self.parent: list[int] = []
-        self.place: list[int] = []
+        self.t = np.zeros(0)
+        self.parent = np.zeros(0, dtype=np.int64)
+        self.place = np.zeros(0, dtype=np.int64)
 
-    def add(self, t: float, parent: int, place: int) -> int:
-        """A new event at ``t`` (s), scheduled by ``parent``'s callback as its ``place``-th; its id."""
-        self.t.append(t)
-        self.parent.append(parent)
-        self.place.append(place)
-        return len(self.t) - 1
+    def add(self, t: np.ndarray, parent: np.ndarray, place: np.ndarray | int) -> np.ndarray:
+        """New events at ``t`` (s), each scheduled by ``parent``'s callback as its ``place``-th; their ids."""
+        first = len(self.t)
+        self.t = np.concatenate((self.t, t))
+        self.parent = np.concatenate((self.parent, parent))
+        self.place = np.concatenate((self.place, np.broadcast_to(np.asarray(place, dtype=np.int64), t.shape)))
+        return np.arange(first, len(self.t), dtype=np.int64)
 
     def compare(self, a: tuple[int, int], b: tuple[int, int]) -> int:
         """SimPy's order of two positions (event, place in its callback; an event itself: place -1): by the
@@ -252,78 +254,68 @@ class _Events:
             t1, t2 = t[e1], t[e2]
             if t1 != t2:
                 return -1 if t1 < t2 else 1
-            e1, s1, e2, s2 = parent[e1], place[e1], parent[e2], place[e2]
+            e1, s1, e2, s2 = int(parent[e1]), int(place[e1]), int(parent[e2]), int(place[e2])
         return (s1 > s2) - (s1 < s2)
 
-    def _by_position(self, position: Callable[[int], tuple[int, int]]) -> Callable[[int, int], int]:
-        """``compare`` of two items' positions."""
-        return lambda a, b: self.compare(position(a), position(b))
+    def _by_position(self, events: list[int], places: list[int]) -> Callable[[int, int], int]:
+        """``compare`` of items ``i`` and ``j`` at positions (``events[i]``, ``places[i]``)."""
+        return lambda i, j: self.compare((events[i], places[i]), (events[j], places[j]))
 
-    def order(self, items: list[int], position: Callable[[int], tuple[int, int]]) -> list[int]:
-        """``items`` in SimPy's order of their positions: by time, runs of equal times by ``compare``."""
-        t = self.t
-        items = sorted(items, key=lambda i: t[position(i)[0]])
-        key = functools.cmp_to_key(self._by_position(position))
-        lo = 0
-        while lo < len(items):
-            at, hi = t[position(items[lo])[0]], lo + 1
-            while hi < len(items) and t[position(items[hi])[0]] == at:
-                hi += 1
-            if hi - lo > 1:
-                items[lo:hi] = sorted(items[lo:hi], key=key)
-            lo = hi
-        return items
+    def order(self, events: np.ndarray, places: np.ndarray | None = None) -> np.ndarray:
+        """The permutation putting positions (``events``, ``places``; None: the events themselves) in SimPy's
+        order: by time (a stable sort), runs of equal times by ``compare`` where their order is not already that
+        of one callback's places."""
+        times = self.t[events]
+        perm = np.argsort(times, kind="stable")
+        if len(perm) < 2:
+            return perm
+        tied = times[perm][1:] == times[perm][:-1]
+        if not tied.any():
+            return perm
+        ev = events[perm]
+        pl = np.full(len(perm), -1, dtype=np.int64) if places is None else places[perm]
+        doubt = tied & ~((ev[1:] == ev[:-1]) & (pl[1:] > pl[:-1]))
+        if not doubt.any():
+            return perm
+        starts = np.flatnonzero(np.concatenate(([True], ~tied)))
+        ends = np.append(starts[1:], len(perm))
+        run_of = np.cumsum(np.concatenate(([True], ~tied))) - 1
+        out = perm.tolist()
+        unplaced = np.full(len(events), -1, dtype=np.int64)
+        key = functools.cmp_to_key(
+            self._by_position(events.tolist(), (unplaced if places is None else places).tolist())
+        )
+        for run in np.unique(run_of[1:][doubt]).tolist():
+            lo, hi = int(starts[run]), int(ends[run])
+            out[lo:hi] = sorted(out[lo:hi], key=key)
+        return np.array(out, dtype=np.int64)
+
+
+_ROW_COLUMNS: dict[str, tuple[type, float]] = {
+    "sent_by": (np.int64, -1), "place": (np.int64, 0), "stream": (np.int64, -1), "parent": (np.int64, -1),
+    "call": (np.int64, -1), "entry": (np.int64, -1), "preserved": (np.int64, 0), "endpoint": (np.int64, -1),
+    "back": (np.float64, 0.0), "arrival": (np.int64, -1), "started": (np.float64, math.nan),
+    "finished": (np.float64, math.nan), "returned": (np.float64, math.nan), "ends": (np.int64, -1),
+    "outcome": (np.int64, _OK), "reason": (np.int64, 0),
+}  # fmt: skip
+"""The solver's columns per row (a send): its position (the event whose callback sent it, its place there), stream,
+parent row (-1: a client's request), call (index into ``_Solver.calls``), entry node, source kept, endpoint pod,
+trip back (s), arrival event, start and finish (s), return (s), the event where its caller learns of its end,
+outcome and reason; with their defaults."""
 
 
 @dataclass
-class _Job:
-    """A calling Service's request: the stage it begins next (1-based), the event whose callback begins it (-1:
-    never, its reply never comes), the calls of its current stage and the first failure's reason (0: none)."""
+class _Jobs:
+    """A calling Service's requests, one entry each: its row, the stage it begins next (1-based), the event whose
+    callback begins it (-1: never: its reply never comes), its failure's reason (0: none); and the calls of the
+    stage in flight (rows, each with its job)."""
 
-    row: int
-    stage: int
-    begins: int
-    pending: list[int] = field(default_factory=list)
-    reason: int = 0
-
-
-@dataclass
-class _Rows:
-    """One record row per send, in the order made (``solve_calls`` puts them in send order at the end)."""
-
-    sent_by: list[int] = field(default_factory=list)  # the event whose callback sent it
-    place: list[int] = field(default_factory=list)  # ... and its place there
-    stream: list[int] = field(default_factory=list)
-    parent: list[int] = field(default_factory=list)  # the row whose call it is (-1: a client's request)
-    call: list[Call | None] = field(default_factory=list)
-    entry: list[int] = field(default_factory=list)
-    preserved: list[int] = field(default_factory=list)
-    endpoint: list[int] = field(default_factory=list)
-    back: list[float] = field(default_factory=list)  # its trip back (s), drawn with the trip out
-    arrival: list[int] = field(default_factory=list)  # its arrival event (-1: none)
-    started: list[float] = field(default_factory=list)
-    finished: list[float] = field(default_factory=list)
-    returned: list[float] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)  # the event where its caller learns of its end (-1: none)
-    outcome: list[int] = field(default_factory=list)
-    reason: list[int] = field(default_factory=list)
-
-    def add(self, sent_by: int, place: int, stream: int, parent: int, call: Call | None) -> int:
-        """A new row, sent from ``sent_by``'s callback as its ``place``-th scheduling; its index."""
-        self.sent_by.append(sent_by)
-        self.place.append(place)
-        self.stream.append(stream)
-        self.parent.append(parent)
-        self.call.append(call)
-        for ints in (self.entry, self.endpoint, self.arrival, self.ends):
-            ints.append(-1)
-        for floats in (self.started, self.finished, self.returned):
-            floats.append(math.nan)
-        self.preserved.append(0)
-        self.back.append(0.0)
-        self.outcome.append(_OK)
-        self.reason.append(0)
-        return len(self.stream) - 1
+    row: np.ndarray
+    stage: np.ndarray
+    begins: np.ndarray
+    reason: np.ndarray
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pending_job: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class _Solver:
@@ -334,21 +326,25 @@ class _Solver:
         self.draws = draws
         self.horizon_s = plan.horizon_s
         self.events = _Events()
-        self.rows = _Rows()
-        self.into: dict[str, list[int]] = {}  # Service -> the rows sent into it, not yet served
-        self.jobs: dict[str, list[_Job]] = {}  # calling Service -> its requests' calls
+        self.rows: dict[str, np.ndarray] = {name: np.zeros(0, dtype=dtype) for name, (dtype, _) in _ROW_COLUMNS.items()}
+        self.into: dict[str, list[np.ndarray]] = {}  # Service -> the rows sent into it, not yet served
+        self.jobs: dict[str, _Jobs] = {}  # calling Service -> its requests' calls
+        self.calls: list[Call] = []
         self.graph = plan.scenario.call_graph
-        self.lbs = [draws.entries(sp) for sp in plan.streams]
-        self.ports = [draws.ports(sp) for sp in plan.streams]
-        self.choosers: dict[tuple[object, ...], Callable[[int], int]] = {}
-        self.ways: dict[tuple[int, int], list[tuple[Iterator[float], Iterator[float]]]] = {}
-        self.chance = {name: draws.calls(name) for name, calls in self.graph.services.items() if calls.stages}
+        self.router = _Router(plan, draws)
+        self.is_call = np.array([sp.call for sp in plan.streams], dtype=bool)
 
-    def send(self, sent_by: int, place: int, stream: int, parent: int, call: Call | None) -> int:
-        """A send from ``sent_by``'s callback, queued for its Service's ``serve``; its row."""
-        row = self.rows.add(sent_by, place, stream, parent, call)
-        self.into.setdefault(self.plan.streams[stream].spec.service, []).append(row)
-        return row
+    def send(self, service: str, **columns: np.ndarray) -> np.ndarray:
+        """New rows (sends into ``service``, queued for its ``serve``) with ``columns``, the rest at defaults;
+        their indices."""
+        n = len(columns["sent_by"])
+        first = len(self.rows["stream"])
+        for name, (dtype, default) in _ROW_COLUMNS.items():
+            add = columns[name] if name in columns else np.full(n, default, dtype=dtype)
+            self.rows[name] = np.concatenate((self.rows[name], add.astype(dtype, copy=False)))
+        ids = np.arange(first, first + n, dtype=np.int64)
+        self.into.setdefault(service, []).append(ids)
+        return ids
 
     def client_sends(self) -> None:
         """The open-loop streams' sends, one merged schedule as the event path ticks it: each tick scheduled by
@@ -363,20 +359,27 @@ class _Solver:
         if not merged:
             return
         at = np.concatenate([times for times, _ in merged])
-        who = np.concatenate([np.full(len(times), k, dtype=np.int32) for times, k in merged])
+        who = np.concatenate([np.full(len(times), k, dtype=np.int64) for times, k in merged])
         order = time_order(at)
-        tick, now = -1, 0.0
-        for t, k in zip(at[order].tolist(), who[order].tolist(), strict=True):
+        ticks, now = [], 0.0
+        for t in at[order].tolist():
             now += t - now  # the tick's time as SimPy reaches it: the one before plus the delay to this send
-            tick = self.events.add(now, tick, 0 if tick < 0 else 1)
-            self.send(tick, 0, k, -1, None)
+            ticks.append(now)
+        n = len(ticks)
+        ids = self.events.add(np.array(ticks), np.arange(-1, n - 1), np.minimum(np.arange(n), 1))
+        for k in np.unique(who).tolist():
+            mine = who[order] == k
+            self.send(plan.streams[k].spec.service, sent_by=ids[mine], place=np.zeros(int(mine.sum())),
+                      stream=np.full(int(mine.sum()), k))  # fmt: skip
 
-    def end(self, row: int, event: int, outcome: int, reason: int) -> None:
-        """The row's caller learns of its end at ``event`` (if that comes before the horizon)."""
-        t = self.events.t[event]
-        if t < self.horizon_s:
-            rows = self.rows
-            rows.ends[row], rows.returned[row], rows.outcome[row], rows.reason[row] = event, t, outcome, reason
+    def end(self, rows: np.ndarray, events: np.ndarray, outcome: int, reason: np.ndarray | int) -> None:
+        """The rows' callers learn of their ends at ``events`` (those that come before the horizon)."""
+        t = self.events.t[events]
+        happen = t < self.horizon_s
+        r = rows[happen]
+        self.rows["ends"][r], self.rows["returned"][r] = events[happen], t[happen]
+        self.rows["outcome"][r] = outcome
+        self.rows["reason"][r] = np.broadcast_to(reason, rows.shape)[happen]
 
     def run(self, task: Task) -> None:
         """One step of ``tasks``."""
@@ -392,190 +395,262 @@ class _Solver:
 
     def serve(self, name: str) -> None:
         """Route the sends into ``name`` in send order, then serve each pod's arrivals in arrival order."""
-        rows = self.rows
-        sends = self.events.order(self.into.pop(name, []), lambda r: (rows.sent_by[r], rows.place[r]))
-        by_pod: dict[int, list[int]] = {}
-        for row in sends:
-            pod = self.route(row)
-            if pod >= 0 and self.events.t[rows.arrival[row]] < self.horizon_s:
-                by_pod.setdefault(pod, []).append(row)
-        for pod, arrivals in sorted(by_pod.items()):
-            self.serve_pod(pod, self.events.order(arrivals, lambda r: (rows.arrival[r], -1)))
-
-    def route(self, row: int) -> int:
-        """The row's entry, endpoint and trips out and back, drawn as the event path draws them at its send; its
-        arrival event; the endpoint's pod (-1: unrouted, its drop reaches the caller after the route's wait)."""
-        rows, events = self.rows, self.events
-        k = rows.stream[row]
-        sp = self.plan.streams[k]
-        lb = self.lbs[k]
-        i = 0 if lb is None else next(lb)
-        rp = sp.routes[0][i]
-        rows.entry[row], rows.preserved[row] = rp.node_index, int(rp.route.source_preserved)
-        sent_by, place = rows.sent_by[row], rows.place[row]
-        t = events.t[sent_by]
-        if not rp.route.endpoints:
-            self.end(row, events.add(t + rp.fail_after_s, sent_by, place), _DROPPED, int(rp.route.drop))
-            return -1
-        choose, ways = self.proxy(sp, i, rp)
-        slot = choose((sp.ip << 16) | next(self.ports[k]))
-        out, back = ways[slot]
-        delay = next(out)
-        rows.back[row] = next(back)
-        rows.endpoint[row] = rp.pods[slot]
-        rows.arrival[row] = events.add(t + delay, sent_by, place)
-        return rp.pods[slot]
-
-    def proxy(
-        self, sp: StreamPlan, i: int, rp: RoutePlan
-    ) -> tuple[Callable[[int], int], list[tuple[Iterator[float], Iterator[float]]]]:
-        """The chooser of the route's proxy (keyed as the event path keys it) and per endpoint its path draws."""
-        choose = self.choosers.get(rp.proxy_key)
-        if choose is None:
-            rng = self.draws.rngs.generator("route", *rp.proxy, 0)
-            choose = self.choosers[rp.proxy_key] = rp.route.picker.chooser(rp.route.endpoints, rng, [])
-        ways = self.ways.get((sp.index, i))
-        if ways is None:
-            paths = self.plan.path_classes(sp.origin, rp.node, rp.endpoint_nodes)
-            ways = self.ways[sp.index, i] = [(self.draws.path(o), self.draws.path(b)) for o, b in paths]
-        return choose, ways
-
-    def serve_pod(self, pod: int, arrivals: list[int]) -> None:
-        """The pod's arrivals (before the horizon, in arrival order) by the free-time recursion; each served
-        request replies or begins its calls, each refused one's refusal travels back."""
-        rows, events, spec = self.rows, self.events, self.plan.pods[pod]
-        times = [events.t[rows.arrival[r]] for r in arrivals]
-        name = self.plan.streams[rows.stream[arrivals[0]]].spec.service
+        cols, events = self.rows, self.events
+        sends = np.concatenate(self.into.pop(name, [np.zeros(0, dtype=np.int64)]))
+        sends = sends[events.order(cols["sent_by"][sends], cols["place"][sends])]
+        pod, out, fail, drop = self.router.route(cols, sends)
+        t = events.t[cols["sent_by"][sends]]
+        routed = pod >= 0
+        if not routed.all():
+            lost = sends[~routed]
+            failed = events.add(t[~routed] + fail[~routed], cols["sent_by"][lost], cols["place"][lost])
+            self.end(lost, failed, _DROPPED, drop[~routed])
+        sends, t, out, pod = sends[routed], t[routed], out[routed], pod[routed]
+        cols["arrival"][sends] = events.add(t + out, cols["sent_by"][sends], cols["place"][sends])
+        came = events.t[cols["arrival"][sends]] < self.horizon_s
+        sends, pod = sends[came], pod[came]
+        by_time = events.order(cols["arrival"][sends])
+        sends, pod = sends[by_time], pod[by_time]
+        by_pod = np.argsort(pod, kind="stable")
+        sends, pod = sends[by_pod], pod[by_pod]
+        bounds = [0, *(np.flatnonzero(pod[1:] != pod[:-1]) + 1).tolist(), len(pod)] if len(pod) else []
         program = self.graph.of(name)
-        if program.stages and program.mode == CallMode.SYNC:
-            self.serve_sync(name, arrivals, times, self.draws.service(spec))
-            return
-        starts, finishes = fifo_serve(times, self.draws.service(spec), spec.concurrency, spec.queue_limit)
-        calling = bool(program.stages)
-        for row, a, start, finish in zip(arrivals, times, starts, finishes, strict=True):
-            rows.started[row], rows.finished[row] = start, finish
-            arrival = rows.arrival[row]
-            if math.isnan(start):
-                self.end(row, events.add(a + rows.back[row], arrival, 0), _DROPPED, int(DropReason.QUEUE_FULL))
-            elif calling:  # its calls begin when its own work is done (in this callback, if it is done now)
-                begins = events.add(a + (finish - a), arrival, 0) if finish > a else arrival
-                if events.t[begins] < self.horizon_s:
-                    self.jobs.setdefault(name, []).append(_Job(row, 1, begins))
-            elif self.plan.streams[rows.stream[row]].call:  # its reply is an event, as the caller waits for it
-                self.end(row, events.add(a + ((finish - a) + rows.back[row]), arrival, 0), _OK, 0)
-            else:  # nobody waits: the event path writes it at once
-                rows.returned[row] = finish + rows.back[row]
+        found = [self.serve_pod(int(pod[lo]), sends[lo:hi], program) for lo, hi in itertools.pairwise(bounds)]
+        if program.stages:
+            rows = np.concatenate([np.zeros(0, dtype=np.int64), *(r for r, _ in found)])
+            begins = np.concatenate([np.zeros(0, dtype=np.int64), *(b for _, b in found)])
+            n = len(rows)
+            self.jobs[name] = _Jobs(rows, np.ones(n, dtype=np.int64), begins, np.zeros(n, dtype=np.int64))
 
-    def serve_sync(self, name: str, arrivals: list[int], times: list[float], service: Iterator[float]) -> None:
-        """A sync caller's pod that never runs out of workers (``_sync_problem``): each request starts on arrival,
-        its own work is an event (the event path's ``CallingFifo``), at whose end its calls begin; it is finished
-        when its last stage joins (``reply``)."""
-        rows, events = self.rows, self.events
-        for row, a in zip(arrivals, times, strict=True):
-            rows.started[row] = a
-            begins = events.add(a + next(service), rows.arrival[row], 0)
-            if events.t[begins] < self.horizon_s:
-                self.jobs.setdefault(name, []).append(_Job(row, 1, begins))
+    def serve_pod(self, pod: int, arrivals: np.ndarray, program: ServiceCalls) -> tuple[np.ndarray, np.ndarray]:
+        """The pod's arrivals (before the horizon, in arrival order) by the free-time recursion (a sync caller's
+        pod, which never runs out of workers: each starts on arrival, its own work an event as ``CallingFifo``'s);
+        each served request replies or begins its calls, each refused one's refusal travels back. Returns the rows
+        that begin calls and the events whose callbacks begin them."""
+        cols, events, spec = self.rows, self.events, self.plan.pods[pod]
+        arrival = cols["arrival"][arrivals]
+        a = events.t[arrival]
+        service = self.draws.service(spec)
+        if program.stages and program.mode == CallMode.SYNC:
+            cols["started"][arrivals] = a
+            begins = events.add(a + np.array([next(service) for _ in range(len(a))]), arrival, 0)
+            return self._begin(arrivals, begins)
+        starts, finishes = fifo_serve(a.tolist(), service, spec.concurrency, spec.queue_limit)
+        start, finish = np.array(starts), np.array(finishes)
+        cols["started"][arrivals], cols["finished"][arrivals] = start, finish
+        refused = np.isnan(start)
+        if refused.any():
+            back = cols["back"][arrivals[refused]]
+            self.end(arrivals[refused], events.add(a[refused] + back, arrival[refused], 0), _DROPPED, _QUEUE_FULL)
+        ok = ~refused
+        rows, a, f, arrival = arrivals[ok], a[ok], finish[ok], arrival[ok]
+        back = cols["back"][rows]
+        if program.stages:  # its calls begin when its own work is done (in the arrival's callback, if done now)
+            begins = arrival.copy()
+            later = f > a
+            begins[later] = events.add(a[later] + (f[later] - a[later]), arrival[later], 0)
+            return self._begin(rows, begins)
+        call = self.is_call[cols["stream"][rows]]
+        self.end(rows[call], events.add(a[call] + ((f[call] - a[call]) + back[call]), arrival[call], 0), _OK, 0)
+        cols["returned"][rows[~call]] = f[~call] + back[~call]  # nobody waits: the event path writes it at once
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+    def _begin(self, rows: np.ndarray, begins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows whose calls begin at ``begins``, and those events, where they come before the horizon."""
+        happen = self.events.t[begins] < self.horizon_s
+        return rows[happen], begins[happen]
 
     # --- stages and replies --------------------------------------------------------------------------------------
 
-    def join(self, job: _Job) -> None:
-        """The job's stage in flight joins where its last call's end reaches it (never, if one never does); the
+    def join(self, jobs: _Jobs) -> None:
+        """Each job's stage in flight joins where its last call's end reaches it (never, if one never does); the
         first failed call that is not optional (in the order their ends come) fails it."""
-        if not job.pending:
+        if not len(jobs.pending):
             return
-        rows = self.rows
-        if any(rows.ends[r] < 0 for r in job.pending):
-            job.begins = -1
-        else:
-            ended = self.events.order(job.pending, lambda r: (rows.ends[r], -1))
-            job.begins = rows.ends[ended[-1]]
-            for r in ended:
-                call = rows.call[r]
-                if rows.outcome[r] != _OK and not job.reason and call is not None and not call.optional:
-                    job.reason = rows.reason[r]
-        job.pending = []
+        cols = self.rows
+        ends = cols["ends"][jobs.pending]
+        stuck = jobs.pending_job[ends < 0]
+        done = ends >= 0
+        calls, job = jobs.pending[done], jobs.pending_job[done]
+        order = self.events.order(ends[done])
+        calls, job = calls[order], job[order]
+        last, at = np.unique(job[::-1], return_index=True)
+        jobs.begins[last] = cols["ends"][calls[len(calls) - 1 - at]]
+        optional = np.array([c.optional for c in self.calls], dtype=bool)[cols["call"][calls]]
+        failed = (cols["outcome"][calls] != _OK) & ~optional
+        first, at = np.unique(job[failed], return_index=True)
+        jobs.reason[first] = cols["reason"][calls[failed][at]]
+        jobs.begins[stuck] = -1
+        jobs.pending = jobs.pending_job = np.zeros(0, dtype=np.int64)
 
     def stage(self, name: str, k: int) -> None:
         """Stage ``k`` of ``name``'s requests: each joins its stage before, then (unless failed) draws the calls
         made with a probability (in the order the stages begin) and sends its calls, one after another in its
         callback; a stage that makes no call hands its request to the next at once."""
-        jobs = self.jobs.get(name, [])
-        for job in jobs:
-            self.join(job)
-        ready = [j for j in jobs if j.stage == k and j.begins >= 0 and not j.reason]
+        jobs = self.jobs.get(name)
+        if jobs is None:
+            return
+        self.join(jobs)
+        ready = np.flatnonzero((jobs.stage == k) & (jobs.begins >= 0) & (jobs.reason == 0))
         stage = self.graph.of(name).stages[k - 1]
         calls = members(stage)
-        draws = self.chance[name]
+        made = np.ones((len(ready), len(calls)), dtype=bool)
         if any(c.probability < 1.0 for c in calls):
-            ready = [ready[i] for i in self.events.order(list(range(len(ready))), lambda i: (ready[i].begins, -1))]
-        rows = self.rows
-        for job in ready:
-            job.stage = k + 1
-            made = [c for c in calls if c.probability >= 1.0 or next(draws) < c.probability]
-            pod = rows.endpoint[job.row]
-            place = 0
-            for c in made:
-                stream = self.plan.call_streams[pod, c.service, c.port]
-                for _ in range(c.count if isinstance(stage, Parallel) else 1):
-                    job.pending.append(self.send(job.begins, place, stream, job.row, c))
-                    place += 1
+            ready = ready[self.events.order(jobs.begins[ready])]
+            draws = self.draws.calls(name)  # the Service's one draw stream: only this stage draws from it
+            for j in range(len(ready)):
+                for m, c in enumerate(calls):
+                    made[j, m] = c.probability >= 1.0 or next(draws) < c.probability
+        jobs.stage[ready] = k + 1
+        counts = np.array([c.count if isinstance(stage, Parallel) else 1 for c in calls])
+        places = np.cumsum(made * counts, axis=1) - made * counts  # each member's first place in the callback
+        caller = self.rows["endpoint"][jobs.row[ready]]
+        sent, of_job = [], []
+        for m, c in enumerate(calls):
+            self.calls.append(c)
+            streams = np.array([self.plan.call_streams[p, c.service, c.port] for p in caller.tolist()], dtype=np.int64)
+            who = made[:, m]
+            for n in range(int(counts[m])):
+                rows = self.send(
+                    c.service, sent_by=jobs.begins[ready][who], place=places[who, m] + n, stream=streams[who],
+                    parent=jobs.row[ready][who], call=np.full(int(who.sum()), len(self.calls) - 1),
+                )  # fmt: skip
+                sent.append(rows)
+                of_job.append(ready[who])
+        jobs.pending = np.concatenate([np.zeros(0, dtype=np.int64), *sent])
+        jobs.pending_job = np.concatenate([np.zeros(0, dtype=np.int64), *of_job])
 
     def reply(self, name: str) -> None:
-        """The calling requests of ``name`` whose last stage joined: the reply, or the failure, leaves."""
-        rows, events = self.rows, self.events
-        sync = self.graph.of(name).mode == CallMode.SYNC
-        for job in self.jobs.get(name, []):
-            self.join(job)
-            at = job.begins
-            if at < 0:
-                continue
-            t, back, row = events.t[at], rows.back[job.row], job.row
-            if sync:  # the worker is released now: the request is finished
-                rows.finished[row] = t
-            if job.reason:
-                self.end(row, events.add(t + back, at, 0), _DROPPED, job.reason)
-            elif self.plan.streams[rows.stream[row]].call:
-                self.end(row, events.add(t + ((t - t) + back), at, 0), _OK, 0)
-            else:
-                rows.returned[row] = t + back
+        """The calling requests of ``name`` whose last stage joined: the reply, or the failure, leaves (a sync
+        caller's worker is released: the request is finished)."""
+        jobs = self.jobs.get(name)
+        if jobs is None:
+            return
+        self.join(jobs)
+        cols, events = self.rows, self.events
+        live = jobs.begins >= 0
+        rows, at, reason = jobs.row[live], jobs.begins[live], jobs.reason[live]
+        t, back = events.t[at], cols["back"][rows]
+        if self.graph.of(name).mode == CallMode.SYNC:
+            cols["finished"][rows] = t
+        failed = reason != 0
+        self.end(rows[failed], events.add(t[failed] + back[failed], at[failed], 0), _DROPPED, reason[failed])
+        call = self.is_call[cols["stream"][rows]] & ~failed
+        self.end(rows[call], events.add(t[call] + ((t[call] - t[call]) + back[call]), at[call], 0), _OK, 0)
+        client = ~failed & ~call
+        cols["returned"][rows[client]] = t[client] + back[client]
 
     # --- the records ---------------------------------------------------------------------------------------------
 
     def result(self, seed: Seed, engine: str) -> RunResult:
         """The records, rows in send order, with the horizon rule and each call's parent row."""
-        rows, t = self.rows, self.events.t
-        n = len(rows.stream)
-        order = self.events.order(list(range(n)), lambda r: (rows.sent_by[r], rows.place[r]))
-        rank = [0] * n
-        for i, r in enumerate(order):
-            rank[r] = i
-
-        def column(values: list, name: str) -> np.ndarray:
-            return np.array([values[r] for r in order], dtype=COLUMNS[name])
-
-        arrived = [t[a] if a >= 0 else math.nan for a in rows.arrival]
-        cols = {
-            "t_sent": np.array([t[rows.sent_by[r]] for r in order]),
-            "t_arrived": column(arrived, "t_arrived"),
-            "t_started": column(rows.started, "t_started"),
-            "t_finished": column(rows.finished, "t_finished"),
-            "t_returned": column(rows.returned, "t_returned"),
-            "outcome": column(rows.outcome, "outcome"),
-            "reason": column(rows.reason, "reason"),
-            "stream": column(rows.stream, "stream"),
-            "entry_node": column(rows.entry, "entry_node"),
-            "endpoint": column(rows.endpoint, "endpoint"),
-            "source_preserved": column(rows.preserved, "source_preserved"),
+        cols, t = self.rows, self.events.t
+        n = len(cols["stream"])
+        order = self.events.order(cols["sent_by"], cols["place"])
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        arrival = cols["arrival"][order]
+        parent = cols["parent"][order]
+        raw = {
+            "t_sent": t[cols["sent_by"][order]],
+            "t_arrived": np.where(arrival >= 0, t[np.maximum(arrival, 0)] if len(t) else 0.0, np.nan),
+            "t_started": cols["started"][order],
+            "t_finished": cols["finished"][order],
+            "t_returned": cols["returned"][order],
+            "outcome": cols["outcome"][order],
+            "reason": cols["reason"][order],
+            "stream": cols["stream"][order],
+            "entry_node": cols["entry"][order],
+            "endpoint": cols["endpoint"][order],
+            "source_preserved": cols["preserved"][order],
         }
-        parent = np.array([rank[rows.parent[r]] if rows.parent[r] >= 0 else -1 for r in order], dtype=np.int32)
-        clip_to_horizon(cols, self.horizon_s)
+        out = {name: values.astype(COLUMNS[name], copy=False) for name, values in raw.items()}
+        clip_to_horizon(out, self.horizon_s)
         end_s = self.plan.duration_s
         if end_s is None:  # the event loop runs until its last event: a send, a reply or a failure
-            last = float(np.nanmax(cols["t_returned"])) if n and not np.isnan(cols["t_returned"]).all() else 0.0
-            end_s = max(float(cols["t_sent"][-1]), last) if n else 0.0
-        cols |= first_attempts(n)
-        return self.plan.result(seed, cols, end_s, engine, parent=parent)
+            returned = out["t_returned"]
+            last = float(np.nanmax(returned)) if n and not np.isnan(returned).all() else 0.0
+            end_s = max(float(out["t_sent"][-1]), last) if n else 0.0
+        out |= first_attempts(n)
+        links = np.where(parent >= 0, rank[np.maximum(parent, 0)], -1).astype(np.int32)
+        return self.plan.result(seed, out, end_s, engine, parent=links)
+
+
+class _Router:
+    """The proxies' state as the solver routes sends: per stream its load-balancer picks and source ports, per
+    proxy its chooser, per (stream, entry) its ``_Way``; each drawn from ``Draws`` as the event path draws them."""
+
+    def __init__(self, plan: Plan, draws: Draws) -> None:
+        self.plan = plan
+        self.draws = draws
+        self.lbs = [draws.entries(sp) for sp in plan.streams]
+        self.ports = [draws.ports(sp) for sp in plan.streams]
+        self.choosers: dict[tuple[object, ...], Callable[[int], int]] = {}
+        self.ways: dict[tuple[int, int], _Way] = {}
+
+    def route(
+        self, cols: dict[str, np.ndarray], sends: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per send, in send order, as the event path draws them at its send: its entry (load-balancer pick), its
+        proxy's pick for its new connection's flow and its trips out and back (written to the rows); returns
+        per send its pod (-1: unrouted), trip out (s), and for the unrouted the wait (s) and the drop reason."""
+        plan = self.plan
+        n = len(sends)
+        pods, outs, backs = np.full(n, -1, dtype=np.int64), np.zeros(n), np.zeros(n)
+        entry, kept = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        fail, drop = np.zeros(n), np.zeros(n, dtype=np.int64)
+        lbs, ports, ways = self.lbs, self.ports, self.ways
+        for j, k in enumerate(cols["stream"][sends].tolist()):
+            lb = lbs[k]
+            i = 0 if lb is None else next(lb)
+            way = ways.get((k, i)) or self.way(plan.streams[k], i)
+            entry[j], kept[j] = way.node, way.preserved
+            if way.choose is None:
+                fail[j], drop[j] = way.fail_after_s, way.drop
+                continue
+            slot = way.choose(way.ip | next(ports[k]))
+            out, back = way.paths[slot]
+            outs[j] = next(out)
+            backs[j] = next(back)
+            pods[j] = way.pods[slot]
+        cols["entry"][sends], cols["preserved"][sends], cols["endpoint"][sends] = entry, kept, pods
+        cols["back"][sends] = backs
+        return pods, outs, fail, drop
+
+    def way(self, sp: StreamPlan, i: int) -> _Way:
+        """The stream's route through its ``i``-th entry node: the chooser of its proxy (keyed as the event path
+        keys it) and per endpoint its pod and path draws out and back."""
+        rp = sp.routes[0][i]
+        route = rp.route
+        choose = None
+        paths: list[tuple[Iterator[float], Iterator[float]]] = []
+        if route.endpoints:
+            choose = self.choosers.get(rp.proxy_key)
+            if choose is None:
+                rng = self.draws.rngs.generator("route", *rp.proxy, 0)
+                choose = self.choosers[rp.proxy_key] = route.picker.chooser(route.endpoints, rng, [])
+            classes = self.plan.path_classes(sp.origin, rp.node, rp.endpoint_nodes)
+            paths = [(self.draws.path(o), self.draws.path(b)) for o, b in classes]
+        way = _Way(rp.node_index, int(route.source_preserved), choose, sp.ip << 16, paths, rp.pods,
+                   rp.fail_after_s, int(route.drop))  # fmt: skip
+        self.ways[sp.index, i] = way
+        return way
+
+
+@dataclass(frozen=True, slots=True)
+class _Way:
+    """A stream's route through one entry node, as the solver routes its sends: entry node, source kept, the
+    chooser of its proxy (None: no endpoint), the client's address shifted for the flow, per endpoint its path
+    draws (out, back) and pod, and for a drop the client's wait (s) and the reason."""
+
+    node: int
+    preserved: int
+    choose: Callable[[int], int] | None
+    ip: int
+    paths: list[tuple[Iterator[float], Iterator[float]]]
+    pods: tuple[int, ...]
+    fail_after_s: float
+    drop: int
 
 
 def solve_calls(plan: Plan, seed: Seed, engine: str = "solver") -> RunResult:
