@@ -274,3 +274,44 @@ def test_the_solver_writes_a_call_trees_records_byte_for_byte(scenario, seed):
     assert solved.parent.tobytes() == events.parent.tobytes()
     for name in events.columns:
         assert solved.columns[name].tobytes() == events.columns[name].tobytes(), name
+
+
+@st.composite
+def changing_call_trees(draw: st.DrawFn) -> Scenario:
+    """The call trees above in a cluster that changes: a pod deleted, a node failing (and maybe back) or a callee's
+    internalTrafficPolicy updated, at a random time; proxies synced at once or after 5 ms."""
+    base = draw(call_trees())
+    at = draw(st.floats(0.0, 0.05))
+    kind = draw(st.sampled_from(["pod", "node", "service"]))
+    if kind == "pod":
+        pod = draw(st.sampled_from([p.name for p in base.pods if not p.name.startswith("client")]))
+        events = [Event(at, Action.TERMINATE, pod=pod, grace_s=draw(st.sampled_from([0.0, 0.01])))]
+    elif kind == "node":
+        node = draw(st.sampled_from(list(base.topology.nodes)))
+        events = [Event(at, Action.FAIL, node=node, detect_s=0.01), Event(at + 0.02, Action.RECOVER, node=node)]
+    else:
+        policy = draw(st.sampled_from(list(TrafficPolicy)))
+        events = [Event(at, Action.UPDATE, service="b", changes={"internal_traffic_policy": policy})]
+    return replace(base, timeline=tuple(events), sync=Sync(draw(st.sampled_from([0.0, 0.005]))))
+
+
+@SETTINGS
+@given(changing_call_trees(), st.integers(0, 2**32 - 1))
+def test_a_call_tree_in_a_changing_cluster_accounts_for_every_request(scenario, seed):
+    """A timeline with a call graph runs on the event path: every request and call is completed, dropped with its
+    reason, or in flight; every call's parent is a request sent no later; a failed call that is not optional
+    fails its parent (no parent completes with a failed mandatory call)."""
+    r = simulate(scenario, seed)
+    assert r.engine == "events"
+    outcome, reason = r.columns["outcome"], r.columns["reason"]
+    assert np.isin(outcome, [int(o) for o in Outcome]).all()
+    assert ((outcome == int(Outcome.DROPPED)) == (reason != 0)).all()
+    parent, sent = r.parent, r.columns["t_sent"]
+    calls = np.flatnonzero(parent >= 0)
+    assert (parent[calls] < calls).all() and (sent[parent[calls]] <= sent[calls]).all()
+    graph = scenario.call_graph.of("fe")
+    mandatory = {c.service for c in graph.calls() if not c.optional}
+    service = np.array(r.service_names)[r.columns["service"]]
+    bad = calls[(outcome[calls] == int(Outcome.DROPPED)) & np.isin(service[calls], list(mandatory))]
+    bad = bad[service[parent[bad]] == "fe"]
+    assert (outcome[parent[bad]] != int(Outcome.OK)).all()
