@@ -20,7 +20,10 @@ draws for calls made with a probability) are taken in the event path's order, an
 goes by SimPy's: time, then the order in which the events were scheduled. The solver keeps each event it
 reconstructs (a send tick, an arrival, the end of a pod's own work, a reply or failure reaching its caller) with
 its time and its position, the event whose callback scheduled it and its place there, and orders ties by walking
-up the positions (``_Events.compare``), as SimPy's event ids would.
+up the positions (``_Events.compare``), as SimPy's event ids would. The event path meant is ``sim.engine.run`` as
+``simulate`` runs it (its shortcuts on: open-loop sends as one merged schedule, each tick at the one before plus
+the gap); with every step an event (``shortcuts=False``) each stream ticks on its own, so sends at one instant can
+come in another order and interleaved ticks land on the send times to the last bit: the same run within rounding.
 
 Sync calls are solved where the calling pods never run out of workers (``_sync_problem``: a worker for every request
 that can reach the pod), so a worker held through its request's calls holds up no other request.

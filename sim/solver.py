@@ -1,12 +1,14 @@
 """The event-free solver: a run in which no request waits on another's state, solved without an event loop.
 
 ``events_needed(plan)`` says whether a run needs events, and if so why: a closed loop, a timeout, a retry, a
-kept-alive connection, session affinity, a picker that reads live connection counts, a changing cluster, or a
-processor-sharing pod where requests can wait. It is the one answer for every caller (``sim.facade``, the CLI,
-sweeps, the benchmarks). Where it says None, ``solve(plan, seed)`` computes the run's records in steps: the send
-schedule (each stream's send times, merged in time order), each send's entry node, endpoint and trips out and back,
-then each pod's requests served in arrival order by the FIFO recursion (``sim.queueing``), the horizon rule and
-outcomes (``sim.plan.clip_to_horizon``), and the RunResult (``Plan.result``).
+kept-alive connection, session affinity, a picker that reads live connection counts, a changing cluster, a
+processor-sharing pod where requests can wait, or a call graph whose tiers cannot be solved apart
+(``sim.callsolver.calls_problem``; where they can, ``solve`` hands the run to ``sim.callsolver``). It is the one
+answer for every caller (``sim.facade``, the CLI, sweeps, the benchmarks). Where it says None, ``solve(plan, seed)``
+computes the run's records in steps: the send schedule (each stream's send times, merged in time order), each send's
+entry node, endpoint and trips out and back, then each pod's requests served in arrival order by the FIFO recursion
+(``sim.queueing``), the horizon rule and outcomes (``sim.plan.clip_to_horizon``), and the RunResult
+(``Plan.result``).
 
 Two ways to draw, one pipeline:
 
