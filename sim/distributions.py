@@ -116,3 +116,18 @@ Dist = Constant | Exponential | LogNormal | Uniform | Gamma | Empirical | Sum
 """A duration distribution in seconds: ``dist(rng, size) -> ndarray`` and ``dist.mean_s``."""
 
 ZERO = Constant(0.0)
+
+
+def fixed_value(dist: Dist) -> float | None:
+    """The value (s) of a distribution that draws no randomness (a Constant, or a Sum of them), else None."""
+    if isinstance(dist, Constant):
+        return dist.value_s
+    if isinstance(dist, Sum):
+        total = 0.0
+        for part in dist.parts:
+            value = fixed_value(part)
+            if value is None:
+                return None
+            total += value
+        return total
+    return None

@@ -29,7 +29,7 @@ from sim.routing.ports import source_ports
 from sim.scenario import Scenario, Stream
 from sim.timeline import DataChange
 from sim.topology import Topology
-from sim.workload import ConstantRate
+from sim.workload import ConstantRate, Trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +215,17 @@ class Plan:
 
 _CHUNK_ROWS = 1 << 17
 """Rows per chunk where the records are processed in chunks (``Plan._hops``)."""
+
+
+def stream_bound(spec: Stream, duration_s: float | None) -> int | None:
+    """Most requests ``spec`` can send in a run (None: no bound, e.g. Poisson until ``duration_s``)."""
+    w = spec.workload
+    bounds = [] if spec.requests is None else [spec.requests]
+    if isinstance(w, Trace):
+        bounds.append(len(w.times_s))
+    elif isinstance(w, ConstantRate) and duration_s is not None:
+        bounds.append(max(0, math.floor((duration_s - spec.start_s) * w.rate_rps) + 1))
+    return min(bounds) if bounds else None
 
 
 def first_attempts(n: int) -> dict[str, np.ndarray]:

@@ -1,12 +1,14 @@
 """The event-free solver: a run in which no request waits on another's state, solved without an event loop.
 
 ``events_needed(plan)`` says whether a run needs events, and if so why: a closed loop, a timeout, a retry, a
-kept-alive connection, session affinity, a picker that reads live connection counts, a changing cluster, or a
-processor-sharing pod where requests can wait. It is the one answer for every caller (``sim.facade``, the CLI,
-sweeps, the benchmarks). Where it says None, ``solve(plan, seed)`` computes the run's records in steps: the send
-schedule (each stream's send times, merged in time order), each send's entry node, endpoint and trips out and back,
-then each pod's requests served in arrival order by the FIFO recursion (``sim.queueing``), the horizon rule and
-outcomes (``sim.plan.clip_to_horizon``), and the RunResult (``Plan.result``).
+kept-alive connection, session affinity, a picker that reads live connection counts, a changing cluster, a
+processor-sharing pod where requests can wait, or a call graph whose tiers cannot be solved apart
+(``sim.callsolver.calls_problem``; where they can, ``solve`` hands the run to ``sim.callsolver``). It is the one
+answer for every caller (``sim.facade``, the CLI, sweeps, the benchmarks). Where it says None, ``solve(plan, seed)``
+computes the run's records in steps: the send schedule (each stream's send times, merged in time order), each send's
+entry node, endpoint and trips out and back, then each pod's requests served in arrival order by the FIFO recursion
+(``sim.queueing``), the horizon rule and outcomes (``sim.plan.clip_to_horizon``), and the RunResult
+(``Plan.result``).
 
 Two ways to draw, one pipeline:
 
@@ -33,38 +35,27 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.callsolver import calls_problem, solve_calls
 from sim.cluster import Discipline, Pod
-from sim.distributions import Constant, Dist, Sum
+from sim.distributions import fixed_value
 from sim.outcomes import DropReason, Outcome
-from sim.plan import Draws, Plan, RoutePlan, StreamPlan, clip_to_horizon, compile_plan, first_attempts
+from sim.plan import Draws, Plan, RoutePlan, StreamPlan, clip_to_horizon, compile_plan, first_attempts, stream_bound
 from sim.queueing import fifo_serve
 from sim.records import COLUMNS, RunResult
 from sim.rng import Seed, Streams
 from sim.routing.ports import first_ports
 from sim.scenario import Scenario, Stream
-from sim.workload import OPEN_LOOP, ConstantRate, Trace, send_times, time_order
+from sim.workload import OPEN_LOOP, send_times, time_order
 
 
 def _describe(k: int, spec: Stream) -> str:
     return f"stream {k} ({spec.client} -> {spec.service})"
-
-
-def stream_bound(spec: Stream, duration_s: float | None) -> int | None:
-    """Most requests ``spec`` can send in a run (None: no bound, e.g. Poisson until ``duration_s``)."""
-    w = spec.workload
-    bounds = [] if spec.requests is None else [spec.requests]
-    if isinstance(w, Trace):
-        bounds.append(len(w.times_s))
-    elif isinstance(w, ConstantRate) and duration_s is not None:
-        bounds.append(max(0, math.floor((duration_s - spec.start_s) * w.rate_rps) + 1))
-    return min(bounds) if bounds else None
 
 
 def events_needed(plan: Plan | Scenario) -> str | None:
@@ -75,13 +66,13 @@ def events_needed(plan: Plan | Scenario) -> str | None:
         plan = compile_plan(plan)
     if plan.scenario.timeline:
         return _timeline(plan.scenario)
-    if plan.scenario.call_graph:
-        return CALL_GRAPHS
     reach: dict[int, list[int | None]] = {}  # pod index -> bounds of the streams that can reach it
     for sp in plan.streams:
         problem = _stream_problem(sp, plan.duration_s, reach)
         if problem is not None:
             return problem
+    if plan.call_streams:
+        return calls_problem(plan)
     for i, bounds in reach.items():
         pod = plan.pods[i]
         most = None if None in bounds else sum(b or 0 for b in bounds)
@@ -92,10 +83,6 @@ def events_needed(plan: Plan | Scenario) -> str | None:
                 "each one's pace depends on how many others are in service"
             )
     return None
-
-
-CALL_GRAPHS = "call graphs run on the event path"
-"""Why a scenario whose Services make calls needs events (``events_needed``)."""
 
 
 def _timeline(sc: Scenario) -> str:
@@ -166,21 +153,6 @@ def lindley_starts(segment: np.ndarray, arrived: np.ndarray, service: np.ndarray
 
 _FEW_QUEUES = 64
 """Below this many queues, ``lindley_starts`` takes each queue's running maximum apart (a numpy call each)."""
-
-
-def _fixed(dist: Dist) -> float | None:
-    """The value (s) of a distribution that draws no randomness (a Constant, or a Sum of them), else None."""
-    if isinstance(dist, Constant):
-        return dist.value_s
-    if isinstance(dist, Sum):
-        total = 0.0
-        for part in dist.parts:
-            value = _fixed(part)
-            if value is None:
-                return None
-            total += value
-        return total
-    return None
 
 
 def _segments(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
@@ -308,7 +280,7 @@ def _delays(plan: Plan, rngs: Streams, g: _Groups, rpair: np.ndarray) -> tuple[n
     stream, in send order (a path of constant links draws nothing); and the hop count of each pair."""
     pair_out, pair_back, pair_hops, paths = _paths(plan, g, rpair)
     dists = [plan.path_dist(classes) for classes in paths]
-    fixed = np.array([np.nan if (f := _fixed(d)) is None else f for d in dists] + [0.0], dtype=float)  # NaN: drawn
+    fixed = np.array([np.nan if (f := fixed_value(d)) is None else f for d in dists] + [0.0], dtype=float)  # NaN: drawn
     out, back = fixed[pair_out][rpair], fixed[pair_back][rpair]
     if np.isnan(fixed).any() and len(rpair):
         # A path's draws go to its rows' trips out in send order, then to its rows' trips back in send order.
@@ -451,6 +423,8 @@ def solve(plan: Plan, seed: Seed, *, exact: bool = True) -> RunResult:
     problem = events_needed(plan)
     if problem is not None:
         raise ValueError(f"scenario {plan.scenario.name!r} needs the event path: {problem}")
+    if plan.call_streams:  # no vector form yet: both ways take the exact one
+        return solve_calls(plan, seed, "solver" if exact else "fast")
     rngs = Streams(seed)
     draws = Draws(plan, rngs) if exact else None
     g = _groups(plan)

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sim.callgraph import CallGraph, ServiceCalls
 from sim.cluster import Pod, Service, TrafficPolicy
 from sim.distributions import Constant, Dist, Exponential
 from sim.records import RunResult
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, Stream
 from sim.topology import ElementKind, Link, Topology
-from sim.workload import ClosedLoop, Workload
+from sim.workload import ClosedLoop, Poisson, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "experiments" / "cilium_demo.toml"
@@ -106,3 +107,43 @@ def solve_fast(scenario: Scenario, seed: int) -> RunResult:
     from sim.facade import simulate
 
     return simulate(scenario, seed, "fast")
+
+
+def call_tree(
+    graph: dict[str, ServiceCalls],
+    work: dict[str, Dist],
+    *,
+    workloads: tuple[Workload, ...] = (Poisson(800.0),),
+    requests: int = 300,
+    hop: Dist = Constant(0.0005),
+    policies: dict[str, TrafficPolicy] | None = None,
+    workers: int = 1,
+    queue_limit: int | None = None,
+    duration_s: float | None = None,
+    missing: tuple[str, ...] = (),
+    front_workers: int = 4,
+) -> Scenario:
+    """A call graph on three nodes: one client pod per workload (on n0, n1, ...) into Service ``fe``; every Service of
+    ``work`` one pod per node (``fe``: ``front_workers``, the others ``workers``, all with ``queue_limit``) of its own
+    service time, but none on n0 for those in ``missing``; every link ``hop`` s, 0.1 ms on a node."""
+    nodes = ["n0", "n1", "n2"]
+    pods = [Pod(f"client{i}", nodes[i % 3], f"10.9.0.{i + 2}", {"app": "client"}) for i in range(len(workloads))]
+    for si, (name, dist) in enumerate(work.items()):
+        for ni, node in enumerate(nodes):
+            if not (name in missing and node == "n0"):
+                conc = front_workers if name == "fe" else workers
+                labels = {"app": name}
+                pods.append(Pod(f"{name}-{node}", node, f"10.{si}.{ni}.2", labels, service_time=dist, concurrency=conc,
+                                queue_limit=queue_limit))  # fmt: skip
+    services = tuple(Service(s, {"app": s}, internal_traffic_policy=(policies or {}).get(s, TrafficPolicy.CLUSTER))
+                     for s in work)  # fmt: skip
+    streams = tuple(Stream(f"client{i}", "fe", w, requests) for i, w in enumerate(workloads))
+    return Scenario(
+        name="call-tree",
+        topology=star(nodes, hop=hop, same_node=Constant(0.0001)),
+        pods=tuple(pods),
+        services=services,
+        streams=streams,
+        call_graph=CallGraph(graph),
+        duration_s=duration_s,
+    )

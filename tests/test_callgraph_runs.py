@@ -25,17 +25,17 @@ from sim.callgraph import (
     sync_call_mean_s,
     thinned_rate_rps,
 )
-from sim.cluster import Endpoint, Pod, Service, ServicePort
+from sim.cluster import Discipline, Endpoint, Pod, Service, ServicePort
 from sim.distributions import Constant, Dist, Exponential
 from sim.errors import SpecError
 from sim.facade import choose, simulate
 from sim.outcomes import DropReason, Outcome
 from sim.records import RunResult
 from sim.rpc import Retries
-from sim.scenario import Scenario, Stream
-from sim.solver import CALL_GRAPHS
-from sim.workload import Poisson
-from tests.conftest import star
+from sim.scenario import Scenario, Stream, Sync
+from sim.timeline import Action, Event
+from sim.workload import Poisson, Trace
+from tests.conftest import call_tree, star
 
 R = 6
 N = 8000
@@ -89,12 +89,20 @@ def check(grand: float, se: float, theory: float, wrong: dict[str, float]) -> No
         assert abs(grand - w) > 3 * se, f"{grand:.4f} cannot tell theory {theory:.4f} from {name} {w:.4f}"
 
 
-def test_call_graphs_take_the_event_path_and_fast_is_refused_with_the_reason():
+def test_sync_call_graphs_take_the_event_path_and_fast_is_refused_with_the_reason():
+    """A sync caller whose workers can run out waits for its calls: its queue depends on its callees, so no
+    tier-by-tier solution; one that never runs out of workers, and an async one, are solved without events
+    (``sim.callsolver``)."""
     sc = app(1.0, ZERO, ServiceCalls(stages=(Call("a"),)), {"a": ZERO}, n=10)
+    assert (choose(sc, "auto").path, choose(sc, "des").path) == ("fast", "solver")  # 10^6 workers, 10 requests
+    sc = replace(sc, pods=(sc.pods[0], replace(sc.pods[1], concurrency=9), *sc.pods[2:]))
+    reason = "service fe makes sync calls: pod fe-1's 9 workers wait for them and up to 10 requests can reach it"
     assert choose(sc, "auto").path == "events"
-    assert choose(sc, "des").events_needed == CALL_GRAPHS
-    with pytest.raises(ValueError, match=CALL_GRAPHS):
+    assert (choose(sc, "des").events_needed or "").startswith(reason)
+    with pytest.raises(ValueError, match=reason):
         choose(sc, "fast")
+    async_sc = app(1.0, ZERO, ServiceCalls(CallMode.ASYNC, (Call("a"),)), {"a": ZERO}, n=10)
+    assert (choose(async_sc, "auto").path, choose(async_sc, "des").path) == ("fast", "solver")
 
 
 @pytest.mark.statistical
@@ -190,17 +198,88 @@ def test_a_call_past_its_timeout_is_retried_then_times_its_parent_out_unless_opt
             assert np.allclose(back - sent, 0.1) and (sent[1:] >= back[:-1]).all()
 
 
-def test_the_event_path_refuses_what_it_does_not_run_yet():
-    """Sync calls from a processor-sharing pod: a ValueError naming it, not a run that ignores the calls."""
-    import dataclasses
+def _ps_front(sc: Scenario, limit: int | None = None) -> Scenario:
+    """``sc`` with its front pod (fe-1) one CPU shared by processor sharing."""
+    fe = replace(sc.pods[1], discipline=Discipline.PS, concurrency=1, queue_limit=limit)
+    return replace(sc, pods=(sc.pods[0], fe, *sc.pods[2:]))
 
-    from sim.cluster import Discipline
 
-    sc = app(1.0, ZERO, ServiceCalls(stages=(Call("a"),)), {"a": ZERO}, n=10)
-    fe = dataclasses.replace(sc.pods[1], discipline=Discipline.PS)
-    sc = dataclasses.replace(sc, pods=(sc.pods[0], fe, *sc.pods[2:]))
-    with pytest.raises(ValueError, match="sync calls from a processor-sharing pod"):
-        simulate(sc, 1)
+def test_a_processor_sharing_pod_waiting_on_sync_calls_leaves_the_cpu_but_stays_held():
+    """A thread per request: a request waiting for its sync calls uses no CPU, so the others share the CPU without
+    it, but it is held (it counts toward the requests the pod holds) until its calls join, when it is finished.
+    Request 1 (1 s of work from t=0) calls b (5 s) from t=1 to 6; request 2 arrives at 1.5 and has the CPU to
+    itself: its work is done at 2.5, not at 3.0 (a half share), and its call waits for b until 11; with a queue
+    limit of 0 the waiting request fills the pod and request 2 is refused."""
+    calls = ServiceCalls(CallMode.SYNC, (Call("b"),))
+    sc = app(1.0, Constant(1.0), calls, {"b": Constant(5.0)}, n=2)
+    sc = replace(sc, streams=(Stream("client", "fe", Trace((0.0, 1.5)), 2),))
+    r = simulate(_ps_front(sc), 1)
+    assert r.columns["t_sent"][of(r, "b")].tolist() == [1.0, 2.5]  # each call leaves when its own work is done
+    assert r.columns["t_finished"][of(r, "fe")].tolist() == [6.0, 11.0]  # request 2's call queues behind 1's
+    full = simulate(_ps_front(sc, limit=0), 1)
+    assert full.columns["reason"][of(full, "fe")].tolist() == [0, int(DropReason.QUEUE_FULL)]
+
+
+@pytest.mark.statistical
+def test_a_processor_sharing_front_with_sync_calls_is_mm1_ps_on_its_own_work_plus_the_callee():
+    """A PS front of one CPU whose requests' waits for their sync calls take no CPU is an M/M/1-PS queue on its own
+    work (mean 1/(mu1 - lambda)); its departures are Poisson (M/M/1-PS is quasi-reversible), so the callee is an
+    M/M/1 queue: E[T] = 1/(mu1 - lambda) + 1/(mu2 - lambda). Not the front unqueued (1/mu1 + 1/(mu2 - lambda)),
+    and not the waiting request keeping its share (one PS queue of both works: 1/(1/(1/mu1 + 1/mu2) - lambda))."""
+    lam, mu1, mu2 = 0.5, 1.0, 2.0
+    calls = ServiceCalls(CallMode.SYNC, (Call("b"),))
+    sc = _ps_front(app(lam, Exponential(1 / mu1), calls, {"b": Exponential(1 / mu2)}))
+    grand, se = replicate(sc)
+    theory = 1 / (mu1 - lam) + 1 / (mu2 - lam)
+    wrong = {
+        "the front unqueued": 1 / mu1 + 1 / (mu2 - lam),
+        "the waiting request keeping its share": 1 / (1 / (1 / mu1 + 1 / mu2) - lam),
+    }
+    check(grand, se, theory, wrong)
+
+
+def _changing(events: tuple[Event, ...], mode: CallMode) -> Scenario:
+    """A call tree (fe calls a) over three nodes, with a timeline; proxies sync at once."""
+    graph = {"fe": ServiceCalls(mode, (Call("a"),))}
+    work = {"fe": Exponential(0.002), "a": Exponential(0.002)}
+    sc = call_tree(graph, work, workloads=(Poisson(400.0),), requests=800)
+    return replace(sc, timeline=events, sync=Sync(0.0))
+
+
+@pytest.mark.parametrize("mode", list(CallMode))
+def test_calls_are_routed_by_the_control_plane_state_at_their_send_time(mode):
+    """A timeline in a call graph: a call is routed by its node's proxy as of its send time, as a client's request
+    is. Service a turns internalTrafficPolicy Local at 1 s: calls sent before spread over a's three pods (most
+    cross nodes), calls sent after stay on the calling pod's node, with the new control-plane version."""
+    r = simulate(
+        _changing((Event(1.0, Action.UPDATE, service="a", changes={"internal_traffic_policy": "Local"}),), mode), 5
+    )
+    assert r.engine == "events" and "timeline" in (r.events_needed or "")
+    calls = of(r, "a")
+    sent, version = r.columns["t_sent"][calls], r.columns["version"][calls]
+    cross = r.columns["client_node"][calls] != r.columns["endpoint_node"][calls]
+    before, after = sent < 1.0, sent > 1.0
+    assert before.sum() > 100 and after.sum() > 100
+    assert (version[before] == 0).all() and (version[after] == 1).all()
+    assert 0.5 < cross[before].mean() < 0.8  # two of three pods are on other nodes
+    assert not cross[after].any()
+    assert (r.columns["outcome"] == int(Outcome.OK)).all()
+
+
+@pytest.mark.parametrize("mode", list(CallMode))
+def test_a_calling_pod_that_stops_fails_its_requests_and_makes_no_more_calls(mode):
+    """Node n1 dies at 1 s: fe-n1's requests in progress fail (their calls' replies come to nobody) and it sends no
+    call after; a-n1's calls in progress fail, failing their parents with the node's reason. Every request is
+    accounted for (completed, or dropped with its reason)."""
+    r = simulate(_changing((Event(1.0, Action.FAIL, node="n1", detect_s=0.5),), mode), 5)
+    sent, client = r.columns["t_sent"], r.columns["client"]
+    fe_n1 = r.pod_names.index("fe-n1")
+    assert not ((client == fe_n1) & (sent > 1.0)).any()
+    fe = of(r, "fe")
+    failed = fe & (r.columns["reason"] == int(DropReason.NODE_FAILED))
+    assert failed.any() and (r.columns["outcome"][failed] == int(Outcome.DROPPED)).all()
+    assert (r.columns["outcome"] != int(Outcome.IN_FLIGHT)).all()
+    assert ((r.columns["outcome"] == int(Outcome.OK)) == (r.columns["reason"] == 0)).all()
 
 
 def test_a_call_names_a_service_port_and_routes_to_the_endpoints_with_that_port():

@@ -255,7 +255,7 @@ def test_validate_prints_the_call_graph(capsys, tmp_path):
     code, out, err = sim_cli(capsys, "validate", str(shop(tmp_path)))
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].endswith(")") and "fast path: no (call graphs run on the event path)" in lines[0]
+    assert lines[0].endswith(")") and "fast path: no (stream 0 (client -> frontend) has a request timeout" in lines[0]
     assert lines[1] == "call graph: 5 services, 5 caller -> callee pairs"
     assert "  frontend (sync) -> currency: 3 per request" in lines
     assert "  frontend (sync) -> ads: 0.5 per request" in lines
@@ -278,7 +278,7 @@ def test_run_and_sweep_run_call_graphs_fast_says_why_not_and_routes_work(capsys,
     assert sent == {"frontend": 100, "cart": 100, "currency": 400, "catalog": 100}
     assert 25 <= services["ads"]["sent"] <= 75
     err = one_error(*sim_cli(capsys, "run", str(path), "--engine", "fast"))
-    assert "call graphs run on the event path" in err
+    assert "has a request timeout (2 s): the client's give-up races the reply" in err
     spec = tmp_path / "spec.toml"
     spec.write_text('[experiment]\nscenario = "shop.toml"\nreplications = 1\n')
     code, out, err = sim_cli(capsys, "sweep", str(spec), "--serial", "--out", str(tmp_path / "out"))
@@ -288,12 +288,17 @@ def test_run_and_sweep_run_call_graphs_fast_says_why_not_and_routes_work(capsys,
     assert set(json.loads(out)["services"]) == {"frontend", "cart", "currency", "ads", "catalog"}
 
 
-def test_a_call_graph_in_a_changing_cluster_is_refused_in_one_line(capsys, tmp_path):
+def test_a_call_graph_in_a_changing_cluster_runs_on_the_event_path(capsys, tmp_path):
+    """A timeline with a call graph: ``sim run`` runs it (the calls routed by the control plane as of their send
+    time); every page still calls cart once."""
     path = shop(
         tmp_path, "[[streams]]", '[[timeline]]\nat_s = 1.0\naction = "terminate"\npod = "cart-1"\n\n[[streams]]'
     )
-    err = one_error(*sim_cli(capsys, "run", str(path)))
-    assert err == f"sim: error: {path}: timeline: call graphs in a changing cluster are not run yet\n"
+    code, out, err = sim_cli(capsys, "run", str(path), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["services"]["cart"]["sent"] == 100
+    assert summary["engine"] == "des" and summary["timeline"][0]["target"] == "cart-1"
 
 
 def test_online_boutique_validates_with_the_calls_its_source_makes(capsys):

@@ -1,8 +1,11 @@
 """The SimPy engine: request life, records, outcomes, determinism."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from sim.callgraph import Call, CallMode, Parallel, ServiceCalls
 from sim.cluster import Pod, Service, TrafficPolicy
 from sim.distributions import Constant, Dist, Exponential
 from sim.engine import run
@@ -10,7 +13,7 @@ from sim.facade import simulate
 from sim.outcomes import DropReason, Outcome
 from sim.scenario import Scenario, Stream
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
-from tests.conftest import TIME_COLUMNS, rounding_drift_s, star, two_node_scenario
+from tests.conftest import TIME_COLUMNS, call_tree, rounding_drift_s, star, two_node_scenario
 
 LOCAL, CLUSTER = TrafficPolicy.LOCAL, TrafficPolicy.CLUSTER
 
@@ -239,7 +242,6 @@ def test_terminating_pods_serve_only_when_nothing_is_ready():
 
 # --- load, failures and a changing cluster --------------------------------------------------------------------
 
-from dataclasses import replace  # noqa: E402
 
 from sim.scenario import Retries, Sync  # noqa: E402
 from sim.timeline import Action, Event  # noqa: E402
@@ -460,3 +462,134 @@ def test_the_lane_agrees_with_the_full_event_run_to_rounding(think, concurrency,
             np.testing.assert_allclose(lane.columns[name], column, rtol=0, atol=drift, err_msg=name)
         else:
             assert np.array_equal(lane.columns[name], column), name
+
+
+# --- call graphs without events (sim.callsolver) ------------------------------------------------------------------
+
+ASYNC = CallMode.ASYNC
+SHOP = {  # fe: a, then b twice and c (optional) at once; a: d with probability 0.5
+    "fe": ServiceCalls(ASYNC, (Call("a"), Parallel((Call("b", count=2), Call("c", optional=True))))),
+    "a": ServiceCalls(ASYNC, (Call("d", probability=0.5),)),
+}
+
+
+def _same_records(solved, events) -> None:
+    assert (solved.engine, events.engine) == ("solver", "events")
+    assert solved.end_s == events.end_s
+    assert solved.parent.tobytes() == events.parent.tobytes()
+    for name, column in events.columns.items():
+        got = solved.columns[name]
+        assert column.dtype == got.dtype and column.tobytes() == got.tobytes(), name
+
+
+@pytest.mark.parametrize(
+    ("work", "options"),
+    [
+        (
+            {"fe": Constant(0.001), "a": Constant(0.002), "b": Constant(0.001), "c": Constant(0.0), "d": Constant(0.0)},
+            {"workloads": (ConstantRate(500.0), ConstantRate(500.0))},
+        ),
+        (
+            {s: Exponential(0.002) for s in ("fe", "a", "b", "c", "d")},
+            {"policies": {"c": LOCAL, "d": LOCAL}, "missing": ("c", "d")},
+        ),
+        (
+            {s: Exponential(0.002) for s in ("fe", "a", "b", "c", "d")},
+            {
+                "workloads": (Poisson(3000.0),),
+                "queue_limit": 0,
+                "duration_s": 0.1,
+                "policies": {"d": LOCAL},
+                "missing": ("d",),
+            },
+        ),
+        (
+            {s: Exponential(0.002) for s in ("fe", "a", "b", "c", "d")},
+            {"sync": True, "front_workers": 300, "queue_limit": 1, "policies": {"c": LOCAL}, "missing": ("c",)},
+        ),
+    ],
+    ids=["constant-times-ties", "local-drops", "queue-full-horizon", "sync-front-never-full"],
+)
+def test_the_exact_solver_writes_a_call_trees_records_to_the_bit(work, options):
+    """An async call tree of FIFO pods (a chain, a fan-out with ``count``, a call with a probability, an optional
+    call, Local drops, refusals by full queues, the horizon) needs no events: ``des`` solves it tier by tier
+    (``sim.callsolver``) and writes the event path's records byte for byte, span links (``parent``) included;
+    with constant times, two clients tick at the same instants, so ties are ordered as SimPy orders them. So does
+    a sync front whose pods have a worker for every request that can reach them (300 workers, 300 requests)."""
+    graph = dict(SHOP)
+    if options.pop("sync", False):
+        graph["fe"] = replace(graph["fe"], mode=CallMode.SYNC)
+    scenario = call_tree(graph, work, **options)
+    solved = simulate(scenario, 11, "des")
+    assert solved.events_needed is None
+    _same_records(solved, run(scenario, seed=11))
+    counts = solved.counts()
+    if "missing" in options:
+        assert counts["dropped"] > 20  # the Local drops fail calls (and, where not optional, their parents)
+    if options.get("duration_s"):
+        assert counts["in_flight"] > 0
+    fast = simulate(scenario, 11, "fast")  # no vector form for call graphs: the fast way is the exact way
+    assert fast.engine == "fast" and fast.columns["t_returned"].tobytes() == solved.columns["t_returned"].tobytes()
+
+
+def test_a_call_tree_solver_whose_pods_never_queue_would_be_caught(monkeypatch):
+    """The test above can fail: callee pods that start every call on arrival give other records."""
+    import sim.callsolver
+
+    def no_wait(arrived, service, workers, limit=None):
+        starts = list(arrived)
+        return starts, [a + s for a, s in zip(starts, service, strict=False)]
+
+    scenario = call_tree(SHOP, {s: Exponential(0.002) for s in ("fe", "a", "b", "c", "d")})
+    events = run(scenario, seed=11)
+    monkeypatch.setattr(sim.callsolver, "fifo_serve", no_wait)
+    wrong = simulate(scenario, 11, "des")
+    assert not np.array_equal(wrong.columns["t_finished"], events.columns["t_finished"], equal_nan=True)
+
+
+def test_a_call_tree_solver_that_breaks_ties_by_creation_order_would_be_caught(monkeypatch):
+    """Two clients tick at the same instants into pods without own work or network delay, so their calls leave
+    at the same instants from different pods: SimPy sends them in the order their events were scheduled (the
+    first client's first). A solver that broke such ties in the order it made the rows (pod by pod) would hand the
+    callee's random picks to the wrong calls."""
+    import sim.callsolver
+
+    zero = Constant(0.0)
+    graph = {"fe": ServiceCalls(ASYNC, (Call("a"),))}
+    scenario = call_tree(graph, {"fe": zero, "a": zero}, workloads=(ConstantRate(200.0),) * 2, hop=zero)
+    events = run(scenario, seed=3)
+    _same_records(simulate(scenario, 3, "des"), events)
+    monkeypatch.setattr(sim.callsolver._Events, "compare", lambda self, a, b: 0)
+    wrong = simulate(scenario, 3, "des")
+    assert not np.array_equal(wrong.columns["endpoint"], events.columns["endpoint"])
+
+
+@pytest.mark.parametrize(
+    ("graph", "options", "reason"),
+    [
+        (
+            {"fe": ServiceCalls(stages=(Call("a"),))},
+            {},
+            "service fe makes sync calls: pod fe-n0's 4 workers wait for them and up to 20 requests can reach it",
+        ),
+        ({"fe": ServiceCalls(ASYNC, (Call("a", timeout_s=1.0),))}, {}, "the calls of fe to a time out (1 s)"),
+        ({"fe": ServiceCalls(ASYNC, (Call("a", count=3),))}, {}, "service fe calls a 3 times one after another"),
+        ({"fe": ServiceCalls(ASYNC, (Call("a"), Call("a")))}, {}, "calls into a are sent only after replies that"),
+        (
+            {"fe": ServiceCalls(ASYNC, (Call("a", probability=0.5), Call("b", probability=0.5)))},
+            {},
+            "service fe draws its calls with a probability in stages 1 and 2",
+        ),
+        (
+            {"fe": ServiceCalls(ASYNC, (Call("a"),))},
+            {"hop": Exponential(0.0005)},
+            "requests into a and into fe take a path of random network delay",
+        ),
+    ],
+)
+def test_a_call_graph_that_needs_events_runs_on_them_and_says_why(graph, options, reason):
+    """Where the tiers cannot be solved apart, or a draw's order is the event loop's, ``auto`` takes the event
+    path and the RunResult says why."""
+    scenario = call_tree(graph, {s: Exponential(0.002) for s in ("fe", "a", "b")}, requests=20, **options)
+    result = simulate(scenario, 1)
+    assert result.engine == "events" and reason in (result.events_needed or "")

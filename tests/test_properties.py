@@ -222,3 +222,96 @@ def test_shortcuts_give_the_records_of_the_full_event_run(scenario, seed):
         np.testing.assert_allclose(
             fast.monitors[name], values, rtol=0, atol=2 * len(full) * drift / window, err_msg=name
         )
+
+
+# --- call graphs: the event-free solver (sim.callsolver) writes the event path's records ------------------------
+
+from sim.callgraph import Call, CallMode, Parallel, ServiceCalls  # noqa: E402
+from sim.distributions import Constant  # noqa: E402
+from tests.conftest import call_tree  # noqa: E402
+
+
+@st.composite
+def call_trees(draw: st.DrawFn) -> Scenario:
+    """Call trees over fe, a, b, c: fe (async, or sync with a worker for every request) calls a (maybe with a
+    probability) and then, or at once, b (``count`` 1-2) and maybe c (optional or not); a may call c; Local or Cluster
+    callees (c missing on n0); constant or exponential service times, 1-2 workers, queue limits, one or two clients,
+    with or without a horizon."""
+    a = Call("a", probability=draw(st.sampled_from([1.0, 0.5])))
+    b = Call("b", count=draw(st.integers(1, 2)))
+    c = [Call("c", optional=draw(st.booleans()))] if draw(st.booleans()) else []
+    stages = (a, Parallel((b, *c))) if draw(st.booleans()) else (Parallel((a, b, *c)),)
+    sync = draw(st.booleans())  # a sync front, with a worker for every request that can reach a pod (<= 160)
+    graph = {"fe": ServiceCalls(CallMode.SYNC if sync else CallMode.ASYNC, stages)}
+    if not c and draw(st.booleans()):
+        graph["a"] = ServiceCalls(CallMode.ASYNC, (Call("c", probability=draw(st.sampled_from([1.0, 0.3]))),))
+    mean = draw(st.sampled_from([0.0005, 0.002]))
+    dist = Constant(mean) if draw(st.booleans()) else Exponential(mean)
+    rate = draw(st.sampled_from([ConstantRate(400.0), Poisson(800.0), Poisson(2000.0)]))
+    return call_tree(
+        graph,
+        {s: dist for s in ("fe", "a", "b", "c")},
+        workloads=(rate,) * draw(st.integers(1, 2)),
+        requests=draw(st.integers(1, 80)),
+        hop=draw(st.sampled_from([Constant(0.0), Constant(0.0005)])),
+        policies={s: draw(st.sampled_from(list(TrafficPolicy))) for s in ("a", "b", "c")},
+        workers=draw(st.integers(1, 2)),
+        queue_limit=draw(st.sampled_from([None, 0, 2])),
+        duration_s=draw(st.sampled_from([None, 0.03])),
+        missing=("c",),
+        front_workers=200 if sync else 4,
+    )
+
+
+@SETTINGS
+@given(call_trees(), st.integers(0, 2**32 - 1))
+def test_the_solver_writes_a_call_trees_records_byte_for_byte(scenario, seed):
+    """Every generated call tree needs no events, and ``des`` solves it tier by tier: every column, the
+    span links and the end equal the event path's (``run``, as ``auto`` would run it otherwise) to the bit."""
+    solved, events = simulate(scenario, seed, "des"), run(scenario, seed)
+    assert (solved.engine, solved.events_needed) == ("solver", None)
+    assert solved.end_s == events.end_s
+    assert solved.parent.tobytes() == events.parent.tobytes()
+    for name in events.columns:
+        assert solved.columns[name].tobytes() == events.columns[name].tobytes(), name
+
+
+@st.composite
+def changing_call_trees(draw: st.DrawFn) -> Scenario:
+    """The call trees above in a cluster that changes: a pod deleted, a node failing (and maybe back) or a callee's
+    internalTrafficPolicy updated, at a random time; proxies synced at once or after 5 ms."""
+    base = draw(call_trees())
+    at = draw(st.floats(0.0, 0.05))
+    kind = draw(st.sampled_from(["pod", "node", "service"]))
+    if kind == "pod":
+        pod = draw(st.sampled_from([p.name for p in base.pods if not p.name.startswith("client")]))
+        events = [Event(at, Action.TERMINATE, pod=pod, grace_s=draw(st.sampled_from([0.0, 0.01])))]
+    elif kind == "node":
+        node = draw(st.sampled_from(list(base.topology.nodes)))
+        events = [Event(at, Action.FAIL, node=node, detect_s=0.01), Event(at + 0.02, Action.RECOVER, node=node)]
+    else:
+        policy = draw(st.sampled_from(list(TrafficPolicy)))
+        events = [Event(at, Action.UPDATE, service="b", changes={"internal_traffic_policy": policy})]
+    return replace(base, timeline=tuple(events), sync=Sync(draw(st.sampled_from([0.0, 0.005]))))
+
+
+@SETTINGS
+@given(changing_call_trees(), st.integers(0, 2**32 - 1))
+def test_a_call_tree_in_a_changing_cluster_accounts_for_every_request(scenario, seed):
+    """A timeline with a call graph runs on the event path: every request and call is completed, dropped with its
+    reason, or in flight; every call's parent is a request sent no later; a failed call that is not optional
+    fails its parent (no parent completes with a failed mandatory call)."""
+    r = simulate(scenario, seed)
+    assert r.engine == "events"
+    outcome, reason = r.columns["outcome"], r.columns["reason"]
+    assert np.isin(outcome, [int(o) for o in Outcome]).all()
+    assert ((outcome == int(Outcome.DROPPED)) == (reason != 0)).all()
+    parent, sent = r.parent, r.columns["t_sent"]
+    calls = np.flatnonzero(parent >= 0)
+    assert (parent[calls] < calls).all() and (sent[parent[calls]] <= sent[calls]).all()
+    graph = scenario.call_graph.of("fe")
+    mandatory = {c.service for c in graph.calls() if not c.optional}
+    service = np.array(r.service_names)[r.columns["service"]]
+    bad = calls[(outcome[calls] == int(Outcome.DROPPED)) & np.isin(service[calls], list(mandatory))]
+    bad = bad[service[parent[bad]] == "fe"]
+    assert (outcome[parent[bad]] != int(Outcome.OK)).all()

@@ -111,8 +111,6 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
         check_file(args.out, "--out", inputs=inputs, stdout=True)
     if args.command == "run" and args.plot is not None:
         check_directory(args.plot, "--plot")
-    if args.command == "run":
-        _refuse_calls(args.file, scenario)
     for warning in guards.warnings(scenario):
         _warn(args.file, warning)
     if args.command == "validate":
@@ -145,18 +143,6 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     if args.plot is not None:
         return _plot_run(summary, Path(args.plot), quiet=as_json)
     return 0
-
-
-def _refuse_calls(file: str, scenario: Scenario) -> None:
-    """A call graph the event path does not run yet (``sim.engine.calls.not_run``) is refused in one line."""
-    if not scenario.call_graph:
-        return
-    from sim.engine.calls import not_run  # here: SimPy is imported only where a call graph is run
-
-    problem = not_run(scenario)
-    if problem is not None:
-        fld, _, why = problem.partition(": ")
-        raise SpecError(file, fld, why)
 
 
 def _run_objects(args: argparse.Namespace) -> int:

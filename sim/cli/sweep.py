@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sim.cli.run import _plot_run, _refuse, _refuse_calls, _save_figure
+from sim.cli.run import _plot_run, _refuse, _save_figure
 from sim.cli.text import _VERBOSITY, EXIT_INTERRUPTED, _detail, _error
 from sim.errors import SpecError
 
@@ -49,8 +49,6 @@ def _sweep(args: argparse.Namespace) -> int:
         executor, at_once = Serial(), 1
     else:
         executor, at_once = Processes(args.workers), args.workers or os.cpu_count() or 1
-    for point in experiment.design_points:
-        _refuse_calls(args.spec, point.scenario)
     estimates = [guards.estimate(p.scenario) for p in experiment.design_points]
     largest = max(estimates, key=lambda e: e.memory_bytes)
     for est in (*(e for e in estimates if e.unbounded or e.requests > guards.MAX_RECORDS), largest):

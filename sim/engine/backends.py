@@ -183,7 +183,7 @@ class Shared(Backend):
             return
         self.records.arrived(req.base, now)
         self._advance(now)
-        if len(self.jobs) >= self.capacity + self.limit:
+        if len(self.jobs) + self.held() >= self.capacity + self.limit:
             self.refuse(req, now)
             return
         self.records.started(req.base, now)
@@ -217,10 +217,17 @@ class Shared(Backend):
         # The scheduled job is done whatever rounding left on it (a delay below the clock's resolution would
         # otherwise fire again and again at the same instant); so is any job left with under a nanosecond.
         for done in [r for r, job in self.jobs.items() if r == base or job[0] <= 1e-9]:
-            req = self.jobs.pop(done)[1]
-            self.records.finished(done, now)
-            self.reply(req, now)
+            self.served(self.jobs.pop(done)[1], now)
         self._next()
+
+    def served(self, req: Request, now: float) -> None:
+        """The request's work is done at ``now`` (s): it leaves the CPUs and its reply leaves."""
+        self.records.finished(req.base, now)
+        self.reply(req, now)
+
+    def held(self) -> int:
+        """Requests the pod holds beyond those sharing its CPUs (``sim.engine.calls.CallingShared``: none here)."""
+        return 0
 
     def stop(self) -> list[Request]:
         """Every job in service."""

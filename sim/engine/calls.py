@@ -21,13 +21,11 @@ from typing import TYPE_CHECKING
 import simpy
 
 from sim.callgraph import Call, CallMode, Parallel, members
-from sim.cluster import Discipline
-from sim.engine.backends import EventFifo, Request
+from sim.engine.backends import EventFifo, Request, Shared
 from sim.engine.records import OK
 from sim.outcomes import DropReason
 from sim.plan import Draws, Plan
 from sim.rng import blocks
-from sim.scenario import Scenario
 
 if TYPE_CHECKING:
     from sim.engine.proxies import Stream
@@ -55,9 +53,9 @@ class Program:
 
 class Job:
     """One request's calls in progress: its stage, the calls pending in it, the sequential calls left, the first
-    failure's reason (0: none) and what to do when done."""
+    failure's reason (0: none), what to do when done, and whether its pod stopped (``dead``: no more calls)."""
 
-    __slots__ = ("done", "left", "pending", "program", "reason", "req", "stage")
+    __slots__ = ("dead", "done", "left", "pending", "program", "reason", "req", "stage")
 
     def __init__(self, req: Request, program: Program, done: Done) -> None:
         self.req = req
@@ -67,20 +65,7 @@ class Job:
         self.pending = 0
         self.left = 0
         self.reason = 0
-
-
-def not_run(scenario: Scenario) -> str | None:
-    """Why the event path cannot run this scenario's call graph yet (None: it can)."""
-    graph = scenario.call_graph
-    if not graph:
-        return None
-    if scenario.timeline:
-        return "timeline: call graphs in a changing cluster are not run yet"
-    sync = {ep.pod for c, s in graph.services.items() if s.mode == CallMode.SYNC for ep in scenario.endpoints(c)}
-    for pod in scenario.pods:
-        if pod.name in sync and pod.discipline == Discipline.PS:
-            return f"pods.{pod.name}: sync calls from a processor-sharing pod are not run yet"
-    return None
+        self.dead = False
 
 
 def programs(plan: Plan, draws: Draws) -> dict[str, Program]:
@@ -114,7 +99,7 @@ class Calls:
     """A run's jobs: ``begin`` one when a request's own work is done, ``returned`` when a call is over; the
     parent row of every call (``parents``: call row -> its parent's row)."""
 
-    __slots__ = ("_backoff", "draws", "index", "parents", "plan", "run", "streams")
+    __slots__ = ("_backoff", "by_pod", "draws", "index", "parents", "plan", "run", "streams")
 
     def __init__(self, run: Run, plan: Plan, draws: Draws) -> None:
         self.run = run
@@ -124,6 +109,8 @@ class Calls:
         self.streams: list[Stream] = run.streams
         self.parents: dict[int, int] = {}
         self._backoff: dict[int, Iterator[float]] = {}
+        # in a changing cluster, per pod its requests' jobs in progress (base -> job), to end them if it stops
+        self.by_pod: dict[int, dict[int, Job]] | None = {} if plan.dynamic else None
 
     def reply_or_call(self, req: Request, finished: float) -> None:
         """Every backend's reply where the run has calls: a request whose Service makes calls starts them at
@@ -154,10 +141,24 @@ class Calls:
         """The request's own work is done now: its first stage starts."""
         program = req.stream.program
         assert program is not None
-        self._stage(Job(req, program, done))
+        job = Job(req, program, done)
+        if self.by_pod is not None:
+            self.by_pod.setdefault(req.target.pod, {})[req.base] = job  # type: ignore[union-attr]
+        self._stage(job)
+
+    def stop(self, pod: int) -> list[Request]:
+        """The pod stopped: its jobs make no more calls; its async requests (whose workers are free already, so
+        its backend does not hold them) are returned to fail."""
+        jobs = self.by_pod.pop(pod, {}) if self.by_pod is not None else {}
+        for job in jobs.values():
+            job.dead = True
+        return [job.req for job in jobs.values() if not job.program.sync]
 
     def _stage(self, job: Job) -> None:
-        """The job's next stage with a call to make (the calls of probability p drawn now), or done."""
+        """The job's next stage with a call to make (the calls of probability p drawn now), or done (nothing
+        where its pod stopped: the request has failed already)."""
+        if job.dead:
+            return
         program = job.program
         while job.stage < len(program.stages) and not job.reason:
             parallel, calls = program.stages[job.stage]
@@ -175,6 +176,8 @@ class Calls:
                 job.pending, job.left = 1, made[0].count - 1
                 self._call(job, made[0])
             return
+        if self.by_pod is not None:
+            self.by_pod.get(job.req.target.pod, {}).pop(job.req.base, None)  # type: ignore[union-attr]
         job.done(job.req, job.reason)
 
     def _call(self, job: Job, call: Call, request: int = -1, attempt: int = 0) -> None:
@@ -194,6 +197,8 @@ class Calls:
         """A failed call's backoff is over: its next attempt."""
         req: Request = ev._value
         job, call = req.job
+        if job.dead:
+            return
         records = self.run.records
         self._call(job, call, records.request(req.base), records.attempt(req.base) + 1)
 
@@ -201,6 +206,8 @@ class Calls:
         """A call is over for its caller (``Run._over``): retried (``call.retries``), or the next sequential call,
         the stage joined, or done."""
         job, call = req.job
+        if job.dead:
+            return
         if outcome != OK:
             attempt = self.run.records.attempt(req.base)
             if attempt < call.retries.attempts:
@@ -245,12 +252,17 @@ class CallingFifo(EventFifo):
         if program is None or not program.sync:
             super()._finish(ev)
             return
+        if self.dynamic and req.base not in self.serving:
+            return  # the pod stopped while serving it; the failure is already recorded
         calls = self.run.calls
         assert calls is not None
         calls.begin(req, self._release)
 
     def _release(self, req: Request, reason: int) -> None:
-        """The calls are over: the reply (or the failure) leaves, and the worker takes the next request."""
+        """The calls are over: the reply (or the failure) leaves, and the worker takes the next request (unless
+        the pod stopped meanwhile: its failure is recorded, its workers were reset)."""
+        if self.dynamic and self.serving.pop(req.base, None) is None:
+            return
         now = self.env._now
         self.records.finished(req.base, now)
         calls = self.run.calls
@@ -260,3 +272,45 @@ class CallingFifo(EventFifo):
             self._start(self.queue.popleft(), now)
         else:
             self.busy -= 1
+
+
+class CallingShared(Shared):
+    """Processor sharing where a request's sync calls run after its own work: a thread per request, so the waiting
+    request uses no CPU (it leaves the set sharing the CPUs) but is still held (it counts toward the requests the
+    pod holds, ``capacity + limit``); it is finished (``t_finished``) and replies when its last stage joins."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self, run: Run, capacity: int, limit: int | None, service_times: Iterator[float]) -> None:
+        super().__init__(run, capacity, limit, service_times)
+        self.waiting: dict[int, Request] = {}
+
+    def served(self, req: Request, now: float) -> None:
+        """Own work done: a request with sync calls waits for them off the CPUs; the others reply."""
+        program = req.stream.program
+        if program is None or not program.sync:
+            super().served(req, now)
+            return
+        self.waiting[req.base] = req
+        calls = self.run.calls
+        assert calls is not None
+        calls.begin(req, self._release)
+
+    def held(self) -> int:
+        """The requests waiting for their calls."""
+        return len(self.waiting)
+
+    def _release(self, req: Request, reason: int) -> None:
+        """The calls are over: the reply (or the failure) leaves, unless the pod stopped meanwhile."""
+        if self.waiting.pop(req.base, None) is None:
+            return  # the pod stopped while its calls ran: its failure is recorded already
+        self.records.finished(req.base, self.env._now)
+        calls = self.run.calls
+        assert calls is not None
+        calls.answer(req, reason)
+
+    def stop(self) -> list[Request]:
+        """Every job in service, then every request waiting for its calls."""
+        doomed = [*super().stop(), *self.waiting.values()]
+        self.waiting.clear()
+        return doomed

@@ -22,7 +22,7 @@ import simpy
 from sim.cluster import Discipline
 from sim.distributions import Constant
 from sim.engine.backends import Backend, ComputedFifo, EventFifo, Request, Shared
-from sim.engine.calls import CallingFifo, Calls, Program, not_run, programs, sync_pods
+from sim.engine.calls import CallingFifo, CallingShared, Calls, Program, programs, sync_pods
 from sim.engine.lane import lane
 from sim.engine.proxies import Entry, Proxies, Stream, Target
 from sim.engine.records import (
@@ -72,7 +72,7 @@ def _backends(run: Run, plan: Plan, draws: Draws, shortcuts: bool) -> list[Backe
     for i, pod in enumerate(plan.pods):
         kind: type[Backend] = EventFifo
         if pod.discipline == Discipline.PS:
-            kind = Shared
+            kind = CallingShared if i in holding else Shared
         elif i in holding:
             kind = CallingFifo
         elif shortcuts and not plan.dynamic:
@@ -189,9 +189,6 @@ class Run:
         self.streams = [_stream(sp, self.proxies, draws, shortcuts, progs) for sp in plan.streams]
         self.calls: Calls | None = None
         if plan.call_streams:  # every reply past the calls; no stream on the lane (it serves in its own callback)
-            problem = not_run(plan.scenario)
-            if problem is not None:
-                raise ValueError(f"the event path does not run this call graph yet: {problem}")
             self.calls = Calls(self, plan, draws)
             for b in self.backends:
                 b.reply = self.calls.reply_or_call
@@ -219,9 +216,12 @@ class Run:
             b = self.backends[pod_index[name]]
             if not b.alive:
                 continue
-            for req in b.stop():
+            doomed = b.stop()
+            for req in doomed:
                 self.records.finished(req.base, now)  # the work ends here, unfinished
-                # a dead node says nothing (the client's TCP gives up); a killed pod's reset travels back
+            if self.calls is not None:  # async requests waiting for their calls: own work done, reply not sent
+                doomed += self.calls.stop(pod_index[name])
+            for req in doomed:  # a dead node says nothing (the client's TCP gives up); a killed pod's reset travels
                 self.fail_after(LINUX_TCP_RETRIES2_S if reason == DropReason.NODE_FAILED else req.back, req, reason)
         for name in sorted(change.start):
             self.backends[pod_index[name]].alive = True
