@@ -126,8 +126,8 @@ def _build_client(spaces: Namespaces, names: Names, x: int, ext: ExternalClient)
 
 def node_commands(names: Names, node: NodePlan) -> list[str]:
     """A node's address and routes: ClusterIPs and external IPs out of its uplink, other segments' nodes and
-    external clients through the routers on the topology's path, its pods on their veths (``v<j>``), other
-    nodes' pods via the next hop."""
+    external clients through the routers on the topology's path, its pods on their veths, other nodes' pods via
+    the next hop."""
     plan, fab = names.plan, names.plan.fabric
     cmds = [f"addr add {node.ip}/24 dev eth0", "link set eth0 up"]
     # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
@@ -139,17 +139,28 @@ def node_commands(names: Names, node: NodePlan) -> list[str]:
             cmds.append(route(plan, node.name, other.name, f"{other.ip}/32"))
     for ext in plan.scenario.external_clients:
         cmds.append(route(plan, node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
-    for j, pod in enumerate(node.pods):
-        cmds += [
-            f"link add v{j} type veth peer name eth0 netns {names.pod_ns(pod.name)}",
-            f"addr add {POD_GATEWAY}/32 dev v{j}",
-            f"link set v{j} up",
-            f"route add {pod.ip}/32 dev v{j}",
-        ]
+    cmds += pod_link_commands(names, node)
     for there in plan.nodes:
         if there.name != node.name:
             _, gateway = fab.next_hop(node.name, there.name)
             cmds += [f"route add {peer.ip}/32 via {gateway or there.ip} dev eth0 onlink" for peer in there.pods]
+    return cmds
+
+
+def pod_link_commands(names: Names, node: NodePlan) -> list[str]:
+    """The node's end of each pod's veth (named as the plan says) holding the pods' gateway address and the
+    pod's route; or, with a pod bridge, the veths attached to that bridge, which holds the gateway address and
+    the pods' routes (so that a pod's packets come in on the bridge, as on kubenet's ``cbr0``)."""
+    bridge, cmds = node.pod_bridge, []
+    if bridge:
+        cmds += [f"link add {bridge} type bridge", f"addr add {POD_GATEWAY}/32 dev {bridge}", f"link set {bridge} up"]
+    for link, pod in zip(node.pod_links, node.pods, strict=True):
+        cmds.append(f"link add {link} type veth peer name eth0 netns {names.pod_ns(pod.name)}")
+        if bridge:
+            cmds += [f"link set {link} master {bridge}", f"link set {link} up", f"route add {pod.ip}/32 dev {bridge}"]
+        else:
+            cmds += [f"addr add {POD_GATEWAY}/32 dev {link}", f"link set {link} up"]
+            cmds.append(f"route add {pod.ip}/32 dev {link}")
     return cmds
 
 

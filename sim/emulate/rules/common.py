@@ -58,15 +58,17 @@ class Detector:
 
 
 def detector(mode: str, match: str) -> Detector:
-    """The detector ``--detect-local-mode`` makes: ``NewDetectLocalByCIDR`` on ``match`` (the cluster's or the
-    node's pod CIDR), ``NewDetectLocalByBridgeInterface``, ``NewDetectLocalByInterfaceNamePrefix``; ``none``: the
-    no-op detector."""
+    """The detector ``--detect-local-mode`` makes (``pkg/proxy/util/localdetector.go``): ``NewDetectLocalByCIDR``
+    on ``match`` (the cluster's or the node's pod CIDR), ``NewDetectLocalByBridgeInterface`` (``-i bridge``;
+    ``iifname bridge``), ``NewDetectLocalByInterfaceNamePrefix`` (``-i prefix+``; ``iifname prefix*``); ``none``:
+    the no-op detector. nftables matches the interface by name, ``iifname``, as since kubernetes#134024 (before
+    it, ``iif`` looked the name up when the rules were loaded and failed: "Interface does not exist")."""
     if mode in ("ClusterCIDR", "NodeCIDR"):
         return Detector(f"-s {match}", f"! -s {match}", f"ip saddr {match}", f"ip saddr != {match}")
     if mode == "BridgeInterface":
-        return Detector(f"-i {match}", f"! -i {match}", f"iif {match}", f"iif != {match}")
+        return Detector(f"-i {match}", f"! -i {match}", f"iifname {match}", f"iifname != {match}")
     if mode == "InterfaceNamePrefix":
-        return Detector(f"-i {match}+", f"! -i {match}+", f"iif {match}*", f"iif != {match}*")
+        return Detector(f"-i {match}+", f"! -i {match}+", f"iifname {match}*", f"iifname != {match}*")
     return Detector()
 
 
