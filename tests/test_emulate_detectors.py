@@ -30,6 +30,7 @@ import pytest
 from sim.emulate import make_plan, show_rules
 from sim.emulate.compare import compare, sim_counts
 from sim.emulate.netns import emulated
+from sim.emulate.rules import detector
 from sim.errors import SpecError
 from sim.io import load_scenario
 from sim.scenario import Scenario
@@ -104,6 +105,30 @@ def write(tmp_path: Path, dataplane: str, requests: int = REQUESTS) -> Path:
 def without_detector(scenario: Scenario) -> Scenario:
     """The wrong model: the same scenario with no local-traffic detector (pods' packets not recognised)."""
     return replace(scenario, dataplane=replace(scenario.dataplane, local_traffic_detector="none"))
+
+
+@pytest.mark.parametrize(
+    ("mode", "match", "expected"),
+    [
+        ("BridgeInterface", "eth0", ("-i eth0", "! -i eth0", "iifname eth0", "iifname != eth0")),
+        ("InterfaceNamePrefix", "eth0", ("-i eth0+", "! -i eth0+", "iifname eth0*", "iifname != eth0*")),
+        ("InterfaceNamePrefix", "eth", ("-i eth+", "! -i eth+", "iifname eth*", "iifname != eth*")),
+        (
+            "ClusterCIDR",
+            "10.0.0.0/14",
+            ("-s 10.0.0.0/14", "! -s 10.0.0.0/14", "ip saddr 10.0.0.0/14", "ip saddr != 10.0.0.0/14"),
+        ),
+        ("none", "", ("", "", "", "")),
+    ],
+)
+def test_upstreams_detector_cases(mode, match, expected):
+    """kubernetes ``pkg/proxy/util/localdetector_test.go``: ``TestDetectLocalByBridgeInterface``,
+    ``TestDetectLocalNFTByBridgeInterface`` (``eth0``), ``TestDetectLocalByInterfaceNamePrefix`` (``eth0``),
+    ``TestDetectLocalNFTByInterfaceNamePrefix`` (``eth``), ``TestDetectLocalByCIDR`` and ``TestNoOpLocalDetector``:
+    ``IfLocal``, ``IfNotLocal``, ``IfLocalNFT``, ``IfNotLocalNFT`` joined as the rules write them."""
+    found = detector(mode, match)
+    assert (found.if_local, found.if_not_local, found.if_local_nft, found.if_not_local_nft) == expected
+    assert found.implemented == (mode != "none")
 
 
 @pytest.mark.parametrize(

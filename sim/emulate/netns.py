@@ -39,7 +39,7 @@ class Emulation:
     prefix: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-")
     spaces: Namespaces = field(default_factory=Namespaces)
     procs: Processes = field(default_factory=Processes)
-    _previous: dict[int, Any] = field(default_factory=dict)
+    _previous: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def names(self) -> Names:

@@ -1,6 +1,7 @@
 """What an emulation builds, decided from a Scenario without touching the system: pure.
 
-One Kubernetes node is one network namespace, one pod is one namespace behind a veth pair into its node, and the
+One Kubernetes node is one network namespace, one pod is one namespace behind a veth pair into its node (its
+node's end on a bridge or named with a prefix where the local-traffic detector looks for one), and the
 nodes meet as the topology links them: one Linux bridge per ``bridge``/``switch`` element (all in a namespace of
 their own), one namespace per router between them, forwarding along the topology's paths. Every address is
 private to these namespaces: nodes on ``172.18.k.0/24`` for the k-th bridge or switch (as kind's Docker network
