@@ -41,7 +41,8 @@ import numpy as np
 from sim import load_scenario
 from sim.cluster import Pod
 from sim.emulate import make_plan, show_rules
-from sim.emulate.rules import iptables_restore, nft_transaction, svc_chain
+from sim.emulate.rules.iptables import iptables_restore, svc_chain
+from sim.emulate.rules.nftables import nft_transaction
 
 # %% tags=["parameters"]
 N_ENDPOINTS = 5  # endpoints of the Service whose cascade is drawn in section 2

@@ -28,7 +28,8 @@ import pytest
 
 from sim.emulate import emulate, make_plan
 from sim.emulate.compare import compare, sim_counts
-from sim.emulate.netns import PREFIX, emulated, missing_tools, namespaces, remove_stale
+from sim.emulate.kernel import PREFIX, missing_tools, namespaces, remove_stale
+from sim.emulate.netns import emulated
 from sim.io import load_scenario
 from tests.conftest import DEMO, ROOT
 

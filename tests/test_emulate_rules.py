@@ -20,20 +20,17 @@ from sim.cluster import Pod, Service, SessionAffinity, TrafficPolicy
 from sim.distributions import Constant
 from sim.emulate import make_plan, show_rules
 from sim.emulate.plan import ServiceRules, with_mode
-from sim.emulate.rules import (
+from sim.emulate.rules.iptables import (
     endpoint_hash,
     ext_chain,
-    hash_and_truncate,
     iptables_restore,
-    nft_chain_base,
-    nft_endpoint_base,
-    nft_transaction,
     port_proto_hash,
     probability,
     sep_chain,
     svc_chain,
     svl_chain,
 )
+from sim.emulate.rules.nftables import hash_and_truncate, nft_chain_base, nft_endpoint_base, nft_transaction
 from sim.errors import SpecError
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, Stream, Target

@@ -15,7 +15,7 @@ import pytest
 
 from sim import run, summarize_service
 from sim.emulate import make_plan, show_rules
-from sim.emulate.rules import ext_chain, svc_chain
+from sim.emulate.rules.iptables import ext_chain, svc_chain
 from sim.errors import SpecError
 from sim.io.scenario import objects_table, parse_scenario
 from sim.outcomes import DropReason

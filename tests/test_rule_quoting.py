@@ -36,7 +36,9 @@ from hypothesis import strategies as st
 
 from sim.cluster import Service, SessionAffinity, TrafficPolicy
 from sim.emulate.quoting import IPTABLES_COMMENT_MAX, NFT_COMMENT_MAX
-from sim.emulate.rules import iptables_jumps, iptables_restore, nft_transaction, qualified
+from sim.emulate.rules.common import qualified
+from sim.emulate.rules.iptables import iptables_jumps, iptables_restore
+from sim.emulate.rules.nftables import nft_transaction
 from sim.errors import SpecError
 from tests.test_emulate_rules import pod, rules_on, scenario
 

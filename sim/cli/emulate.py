@@ -32,7 +32,7 @@ def _emulate(args: argparse.Namespace) -> int:
     if args.show_rules:
         print(emulate.show_rules(plan), end="")
         return 0
-    from sim.emulate.netns import EmulationError, missing_tools
+    from sim.emulate.kernel import EmulationError, missing_tools
 
     missing = missing_tools(plan.mode)
     if missing:

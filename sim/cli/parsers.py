@@ -279,16 +279,17 @@ def _emulate_parser(sub: Any) -> None:
         help="run a scenario on the real kernel (network namespaces, kube-proxy's iptables/nftables rules) and "
         "compare it with the simulator; --show-rules prints the rules only",
         description="Build the scenario's nodes and pods as Linux network namespaces (nodes on one bridge, pods "
-        "behind veth pairs, every address private to them), load the rules kube-proxy would write on each node, "
+        "behind veth pairs, on a bridge or named with a prefix where the local-traffic detector says so, every "
+        "address private to them), load the rules kube-proxy would write on each node, "
         "run a tiny HTTP server per backend pod and one client process per client pod (a new TCP connection per "
         "request, keep-alive if the stream says), then run the simulator on the same scenario and request count "
         "and compare per Service with a chi-square homogeneity test. Needs root and the ip, iptables / nft tools "
         "(not for --show-rules). External clients are namespaces on the same bridge; a LoadBalancer is their "
         "uniform choice of a node per connection. Everything made is removed on exit, error, Ctrl-C and SIGTERM. "
         "Not emulated, refused as bad input: latency (the kernel's own applies; timing fields are ignored), IPVS "
-        "and Cilium dataplanes (use --mode to run their Services under kube-proxy), pods calling a NodePort, "
-        "LoadBalancer or external IP, timelines, request timeouts, retries, queue limits, keep-alive max_age_s, "
-        "non-random pickers, topologies where nodes link to routers or to each other.",
+        "and Cilium dataplanes (use --mode to run their Services under kube-proxy), timelines, request timeouts, "
+        "retries, queue limits, keep-alive max_age_s, non-random pickers, topologies where nodes link to routers "
+        "or to each other.",
     )
     p.add_argument("file", help="scenario TOML file, e.g. experiments/local_pod_gone_iptables.toml")
     p.add_argument("--requests", type=_non_negative, help="requests per client stream (overrides the file)")

@@ -1,7 +1,8 @@
 """The real kernel beside the model: a scenario on Linux network namespaces with kube-proxy's own rules.
 
-``plan`` decides what to build (pure), ``rules`` renders what kube-proxy writes per node (pure), ``netns``
-builds it on the kernel and runs the clients, ``compare`` sets the kernel's answers beside the simulator's.
+``plan`` decides what to build (pure), ``rules`` renders what kube-proxy writes per node (pure), ``netns``'s
+``Emulation`` takes the kernel steps in order (``network``, ``install``, ``traffic``, then the teardown),
+``compare`` sets the kernel's answers beside the simulator's.
 Latency is not emulated: the kernel routes, and the report compares where connections went and how they failed.
 """
 
@@ -44,7 +45,8 @@ def emulate(plan: Plan, seed: int, *, connect_timeout_s: float = 1.0, progress: 
     when stderr is a terminal)."""
     from tqdm import tqdm
 
-    from sim.emulate.netns import emulated, tool_versions
+    from sim.emulate.kernel import tool_versions
+    from sim.emulate.netns import emulated
 
     show_rules(plan)  # every payload renders, or a name is refused, before the kernel is touched
     total = sum(st.requests or 0 for st in plan.scenario.streams)

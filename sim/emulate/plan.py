@@ -1,6 +1,7 @@
 """What an emulation builds, decided from a Scenario without touching the system: pure.
 
-One Kubernetes node is one network namespace, one pod is one namespace behind a veth pair into its node, and the
+One Kubernetes node is one network namespace, one pod is one namespace behind a veth pair into its node (its
+node's end on a bridge or named with a prefix where the local-traffic detector looks for one), and the
 nodes meet as the topology links them: one Linux bridge per ``bridge``/``switch`` element (all in a namespace of
 their own), one namespace per router between them, forwarding along the topology's paths. Every address is
 private to these namespaces: nodes on ``172.18.k.0/24`` for the k-th bridge or switch (as kind's Docker network
@@ -23,6 +24,8 @@ emulated (the kernel gives its own), nor anything that changes routing over time
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -41,6 +44,11 @@ SERVICE_NET = ipaddress.ip_network("10.96.0.0/16")
 """Where ClusterIPs are taken from (kubeadm's default service CIDR); the first is ``10.96.0.10``."""
 POD_GATEWAY = "169.254.1.1"
 """Every pod's next hop: the node's end of its veth (link-local, as Calico does)."""
+IFNAMSIZ = 16
+"""Linux's ``IFNAMSIZ``: an interface name is at most 15 bytes and its NUL."""
+_INTERFACE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_NODE_LINKS = ("lo", "eth0")
+"""A node namespace's own links besides its pods' veths: loopback and the uplink."""
 MAX_NODES = 32
 MAX_PODS = 128
 MAX_REQUESTS = 100_000
@@ -61,14 +69,17 @@ class ServiceRules:
 
 @dataclass(frozen=True)
 class NodePlan:
-    """One node: its address on the bridge, its pods, every Service port as its proxy programs it, and its
-    proxy's local-traffic detector (mode and the match it uses: a CIDR, a bridge or an interface prefix)."""
+    """One node: its address on the bridge, its pods, every Service port as its proxy programs it, its proxy's
+    local-traffic detector (mode and the match it uses: a CIDR, a bridge or an interface prefix), the node's end
+    of each pod's veth (by index, as ``pods``) and the bridge they are attached to ("": none)."""
 
     name: str
     ip: str
     pods: tuple[Pod, ...]
     services: tuple[ServiceRules, ...]
     detector: tuple[str, str] = ("none", "")
+    pod_links: tuple[str, ...] = ()
+    pod_bridge: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,13 +156,7 @@ def _refuse_unsupported(sc: Scenario, path: str) -> None:
         _check_address(path, f"pods[{i}].ip", pod.ip, taken)
     for i, ext in enumerate(sc.external_clients):
         _check_address(path, f"external_clients[{i}].ip", ext.ip, taken)
-    if sc.dataplane.local_traffic_detector in ("BridgeInterface", "InterfaceNamePrefix"):
-        raise SpecError(
-            path,
-            "dataplane.local_traffic_detector",
-            f"{sc.dataplane.local_traffic_detector} is not emulated: the emulated pods sit on veths named v<N>, "
-            "with no bridge; use ClusterCIDR, NodeCIDR or none",
-        )
+    _check_pod_interfaces(sc, path)
     for i, svc in enumerate(sc.services):
         for k, ip in enumerate(svc.external_ips):
             _check_address(path, f"services[{i}].externalIPs[{k}]", ip, taken)
@@ -322,6 +327,50 @@ def node_detector(sc: Scenario, index: int) -> tuple[str, str]:
     return dp.local_traffic_detector, match
 
 
+def pod_links(sc: Scenario, count: int) -> tuple[str, ...]:
+    """The node's end of each of its ``count`` pods' veths, by index: ``<prefix><j>`` under the
+    InterfaceNamePrefix detector (so that kube-proxy's ``--pod-interface-name-prefix`` matches them, as a CNI
+    naming its veths ``cali...`` or ``veth...`` makes it), else ``v<j>``."""
+    dp = sc.dataplane
+    prefix = dp.interface_name_prefix if dp.local_traffic_detector == "InterfaceNamePrefix" else "v"
+    return tuple(f"{prefix}{j}" for j in range(count))
+
+
+def pod_bridge(sc: Scenario) -> str:
+    """The bridge a node's pod veths are attached to: under the BridgeInterface detector the one kube-proxy's
+    ``--pod-bridge-interface`` names (as kubenet's ``cbr0``), else none ("")."""
+    dp = sc.dataplane
+    return dp.bridge_interface if dp.local_traffic_detector == "BridgeInterface" else ""
+
+
+def _check_pod_interfaces(sc: Scenario, path: str) -> None:
+    """Refuse a pod bridge or veth name the kernel would not take or that would match a node's other links: a
+    Linux interface name (``dev_valid_name``: at most 15 bytes) of letters, digits, ``_``, ``.`` and ``-`` starting
+    with a letter (a word to iptables-restore and nft alike), not the node's ``lo`` or ``eth0`` (nor, for a
+    prefix, a prefix of them: the uplink would count as a pod's), nor a veth's ``v<j>``."""
+    dp = sc.dataplane
+    if dp.local_traffic_detector == "BridgeInterface":
+        field, name, longest = "dataplane.bridge_interface", dp.bridge_interface, dp.bridge_interface
+        clash = name in _NODE_LINKS or re.fullmatch(r"v\d+", name) is not None
+    elif dp.local_traffic_detector == "InterfaceNamePrefix":
+        field, name = "dataplane.interface_name_prefix", dp.interface_name_prefix
+        most = max(Counter(p.node for p in sc.pods if p.name not in sc.absent).values(), default=1)
+        longest = pod_links(sc, most)[-1]
+        clash = any(link.startswith(name) for link in _NODE_LINKS)
+    else:
+        return
+    if not _INTERFACE_NAME.fullmatch(name):
+        raise SpecError(
+            path, field, f"{name!r} cannot be emulated: letters, digits, '_', '.' and '-', starting with a letter"
+        )
+    if len(longest.encode()) > IFNAMSIZ - 1:
+        raise SpecError(
+            path, field, f"{name!r} makes interface {longest!r}, longer than Linux's {IFNAMSIZ - 1} characters"
+        )
+    if clash:
+        raise SpecError(path, field, f"{name!r} would match a node's own link ({', '.join(_NODE_LINKS)}, v<N>)")
+
+
 def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
     """What to build for ``scenario`` under kube-proxy ``mode``; SpecError naming ``path`` for what cannot be."""
     sc = with_mode(scenario, mode, path)
@@ -338,6 +387,8 @@ def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
             tuple(p for p in present if p.node == name),
             service_rules(sc, name, ips),
             node_detector(sc, i),
+            pod_links(sc, sum(p.node == name for p in present)),
+            pod_bridge(sc),
         )
         for i, name in enumerate(sc.topology.nodes)
     )

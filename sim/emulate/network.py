@@ -1,0 +1,183 @@
+"""The network an emulation builds: the segments' bridges, the nodes and their pods, the routers, the external
+clients; each a namespace, linked by veths, with its addresses and routes (what to build is the plan's).
+
+Links are created inside the emulation's namespaces, never in the host's, and no namespace gets a default route,
+so no packet can reach the host's network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sim.cluster import Pod
+from sim.emulate.kernel import Namespaces
+from sim.emulate.names import Names
+from sim.emulate.plan import NODE_NET, POD_GATEWAY, SERVICE_NET, NodePlan, Plan
+from sim.scenario import ExternalClient
+
+LB_TABLE_BASE = 100
+"""An external client's routing table (and fwmark) for "the load balancer sent it via node i": 100 + i."""
+
+
+def build_network(spaces: Namespaces, names: Names) -> None:
+    """Make every namespace, link, address and route of the plan: the segments' bridges, then each node with its
+    pods, each router, each external client."""
+    plan = names.plan
+    spaces.add(names.fabric_ns)
+    segments = range(len(plan.fabric.segments))
+    spaces.batch(names.fabric_ns, [c for k in segments for c in (f"link add br{k} type bridge", f"link set br{k} up")])
+    for i, node in enumerate(plan.nodes):
+        _build_node(spaces, names, i, node)
+    for r, (router, addresses) in enumerate(plan.fabric.routers.items()):
+        _build_router(spaces, names, r, router, addresses)
+    for x, ext in enumerate(plan.scenario.external_clients):
+        _build_client(spaces, names, x, ext)
+
+
+def external_vips(plan: Plan) -> list[str]:
+    """Every LoadBalancer IP and external IP of the scenario's Services."""
+    return [ip for svc in plan.scenario.services for ip in (*svc.load_balancer_ips, *svc.external_ips)]
+
+
+def route(plan: Plan, frm: str, to: str, dest: str, dev: str = "eth0") -> str:
+    """The ``ip route`` command sending ``dest`` from ``frm`` towards ``to`` (a node or a segment)."""
+    _, gateway = plan.fabric.next_hop(frm, to)
+    return f"route add {dest} via {gateway} dev {dev} onlink" if gateway else f"route add {dest} dev {dev}"
+
+
+def _uplink(spaces: Namespaces, names: Names, ns: str, port: str, hub: str) -> None:
+    """A veth from the fabric's bridge of segment ``hub`` (its end named ``port``) to ``eth0`` in ``ns``."""
+    k = names.plan.fabric.segments.index(hub)
+    fabric = names.fabric_ns
+    spaces.batch(fabric, [f"link add {port} type veth peer name eth0 netns {ns}", f"link set {port} master br{k}"])
+    spaces.batch(fabric, [f"link set {port} up"])
+
+
+def _build_node(spaces: Namespaces, names: Names, i: int, node: NodePlan) -> None:
+    """Node ``i``: its namespace, its uplink on its segment's bridge (``n<i>``), its pods and their routes."""
+    ns = names.node_ns(node.name)
+    spaces.add(ns)
+    spaces.sysctl(
+        ns,
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+        # every REJECT answers: Linux rate-limits ICMP errors per destination (a burst of 6, then one a
+        # second), so a loop of connects to a Service without endpoints would see some SYNs unanswered
+        # until their retransmission, 1 s later; the simulator's REJECT refuses every one at once
+        "net.ipv4.icmp_ratemask=0",
+    )
+    _uplink(spaces, names, ns, f"n{i}", names.plan.fabric.hub_of[node.name])
+    for pod in node.pods:
+        spaces.add(names.pod_ns(pod.name))
+    spaces.batch(ns, node_commands(names, node))
+    for pod in node.pods:
+        spaces.batch(names.pod_ns(pod.name), pod_commands(names.plan, pod))
+
+
+def _build_router(spaces: Namespaces, names: Names, r: int, router: str, addresses: Mapping[str, str]) -> None:
+    """A router between segments: an address on each (``r<r>s<k>`` on bridge k), routes to every node, pod and
+    external client."""
+    plan, fab = names.plan, names.plan.fabric
+    rns = names.router_ns(r)
+    spaces.add(rns)
+    spaces.sysctl(rns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+    cmds = []
+    for hub, address in addresses.items():
+        k = fab.segments.index(hub)
+        spaces.batch(
+            names.fabric_ns,
+            [f"link add r{r}s{k} type veth peer name s{k} netns {rns}", f"link set r{r}s{k} master br{k}"],
+        )
+        spaces.batch(names.fabric_ns, [f"link set r{r}s{k} up"])
+        cmds += [f"addr add {address}/24 dev s{k}", f"link set s{k} up"]
+    for node in plan.nodes:
+        out, gateway = fab.next_hop(router, node.name)
+        dev = f"s{fab.segments.index(out)}"
+        if gateway:
+            cmds.append(f"route add {node.ip}/32 via {gateway} dev {dev} onlink")
+        cmds += [f"route add {p.ip}/32 via {gateway or node.ip} dev {dev} onlink" for p in node.pods]
+    for ext in plan.scenario.external_clients:
+        out, gateway = fab.next_hop(router, fab.hub_of[ext.name])
+        dev = f"s{fab.segments.index(out)}"
+        via = f" via {gateway} dev {dev} onlink" if gateway else f" dev {dev}"
+        cmds.append(f"route add {ext.ip}/32{via}")
+    spaces.batch(rns, cmds)
+
+
+def _build_client(spaces: Namespaces, names: Names, x: int, ext: ExternalClient) -> None:
+    """External client ``x``: on its segment's bridge (``x<x>``), with a routing table per node for the load
+    balancer."""
+    plan = names.plan
+    xns = names.client_ns(ext.name)
+    hub = plan.fabric.hub_of[ext.name]
+    spaces.add(xns)
+    _uplink(spaces, names, xns, f"x{x}", hub)
+    cmds = [f"addr add {ext.ip}/32 dev eth0", "link set eth0 up"]
+    cmds += [route(plan, hub, node.name, f"{node.ip}/32") for node in plan.nodes]
+    for i, node in enumerate(plan.nodes):
+        if plan.fabric.hub_of[node.name] != hub:
+            continue  # the load balancer's nodes are on the client's segment (the plan checks)
+        table = LB_TABLE_BASE + i
+        cmds += [f"route add {ip}/32 via {node.ip} dev eth0 onlink table {table}" for ip in external_vips(plan)]
+        cmds.append(f"rule add fwmark {table} table {table}")
+    spaces.batch(xns, cmds)
+
+
+def node_commands(names: Names, node: NodePlan) -> list[str]:
+    """A node's address and routes: ClusterIPs and external IPs out of its uplink, other segments' nodes and
+    external clients through the routers on the topology's path, its pods on their veths, other nodes' pods via
+    the next hop."""
+    plan, fab = names.plan, names.plan.fabric
+    cmds = [f"addr add {node.ip}/24 dev eth0", "link set eth0 up"]
+    # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
+    # there: packets the rules neither DNAT nor drop go nowhere)
+    cmds.append(f"route add {SERVICE_NET} dev eth0")
+    cmds += [f"route add {ip}/32 dev eth0" for ip in external_vips(plan)]  # LB and external IPs: likewise
+    for other in plan.nodes:  # nodes on other segments, through the routers the topology's path crosses
+        if other.name != node.name and fab.hub_of[other.name] != fab.hub_of[node.name]:
+            cmds.append(route(plan, node.name, other.name, f"{other.ip}/32"))
+    for ext in plan.scenario.external_clients:
+        cmds.append(route(plan, node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
+    cmds += pod_link_commands(names, node)
+    for there in plan.nodes:
+        if there.name != node.name:
+            _, gateway = fab.next_hop(node.name, there.name)
+            cmds += [f"route add {peer.ip}/32 via {gateway or there.ip} dev eth0 onlink" for peer in there.pods]
+    return cmds
+
+
+def pod_link_commands(names: Names, node: NodePlan) -> list[str]:
+    """The node's end of each pod's veth (named as the plan says) holding the pods' gateway address and the
+    pod's route; or, with a pod bridge, the veths attached to that bridge, which holds the gateway address and
+    the pods' routes (so that a pod's packets come in on the bridge, as on kubenet's ``cbr0``)."""
+    bridge, cmds = node.pod_bridge, []
+    if bridge:
+        cmds += [f"link add {bridge} type bridge", f"addr add {POD_GATEWAY}/32 dev {bridge}", f"link set {bridge} up"]
+    for link, pod in zip(node.pod_links, node.pods, strict=True):
+        cmds.append(f"link add {link} type veth peer name eth0 netns {names.pod_ns(pod.name)}")
+        if bridge:
+            cmds += [f"link set {link} master {bridge}", f"link set {link} up", f"route add {pod.ip}/32 dev {bridge}"]
+        else:
+            cmds += [f"addr add {POD_GATEWAY}/32 dev {link}", f"link set {link} up"]
+            cmds.append(f"route add {pod.ip}/32 dev {link}")
+    return cmds
+
+
+def pod_commands(plan: Plan, pod: Pod) -> list[str]:
+    """A pod's address and routes: everything through its node's gateway address."""
+    cmds = [
+        f"addr add {pod.ip}/32 dev eth0",
+        "link set eth0 up",
+        f"route add {POD_GATEWAY} dev eth0 scope link",
+        f"route add {SERVICE_NET} via {POD_GATEWAY} dev eth0",
+    ]
+    cmds += [
+        f"route add {o.ip}/32 via {POD_GATEWAY} dev eth0" for n in plan.nodes for o in n.pods if o.name != pod.name
+    ]
+    # replies to external clients, and to nodes (masqueraded external traffic comes from a node's IP)
+    cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in plan.scenario.external_clients]
+    cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
+    # pods calling a LoadBalancer IP or an external IP: out through their node, whose proxy captures it
+    cmds += [f"route add {ip}/32 via {POD_GATEWAY} dev eth0" for ip in external_vips(plan)]
+    return cmds
