@@ -21,6 +21,7 @@ from sim.io.calls import calls_entry
 from sim.io.cluster import builders
 from sim.io.cluster.network import ZONED_NETWORK, generated_topology
 from sim.io.cluster.objects import KNode
+from sim.io.cluster.schema import SELECTOR, SERVICE_FIELDS, to_toml
 from sim.scenario import Scenario
 from sim.topology import Topology
 from sim.traces import Traced
@@ -109,28 +110,15 @@ def _ports(s: Service) -> dict[str, Any]:
 
 
 def _service(s: Service) -> dict[str, Any]:
-    d = Service(name="")
-    out: dict[str, Any] = {"name": s.name, "selector": dict(s.selector), **_ports(s)}
-    names = {
-        "type": "type",
-        "internal_traffic_policy": "internalTrafficPolicy",
-        "external_traffic_policy": "externalTrafficPolicy",
-        "health_check_node_port": "healthCheckNodePort",
-        "load_balancer_source_ranges": "loadBalancerSourceRanges",
-        "load_balancer_ips": "loadBalancerIPs",
-        "external_ips": "externalIPs",
-        "traffic_distribution": "trafficDistribution",
-        "session_affinity": "sessionAffinity",
+    """A ``[[services]]`` entry: name, selector, ports, then what differs from a Service's defaults
+    (``schema.SERVICE_FIELDS``)."""
+    default = Service(name="")
+    return {
+        "name": s.name,
+        **to_toml((SELECTOR,), s, default),
+        **_ports(s),
+        **to_toml(SERVICE_FIELDS, s, default),
     }
-    for attr, api in names.items():
-        v = getattr(s, attr)
-        if v != getattr(d, attr):
-            out[api] = v.value if hasattr(v, "value") else list(v) if isinstance(v, tuple) else v
-    if s.session_affinity_timeout_s != d.session_affinity_timeout_s:
-        out["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": s.session_affinity_timeout_s}}
-    if s.annotations:
-        out["annotations"] = dict(s.annotations)
-    return out
 
 
 def _endpoint(ep: Endpoint) -> dict[str, Any]:
