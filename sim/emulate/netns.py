@@ -28,7 +28,7 @@ from typing import Any
 from sim.cluster import Pod
 from sim.emulate.plan import NODE_NET, POD_GATEWAY, SERVICE_NET, NodePlan, Plan
 from sim.emulate.rules import node_proxy, node_rules
-from sim.scenario import ExternalClient, Stream, Target
+from sim.scenario import ExternalClient, Stream, Target, lb_nodes
 
 PREFIX = "k8ssim-"
 _HERE = Path(__file__).resolve().parent
@@ -374,7 +374,7 @@ def _targets(plan: Plan, stream: Stream) -> list[tuple[str, int, int]]:
     if stream.target == Target.LOAD_BALANCER and not sc.is_external(stream.client):
         return [(svc.load_balancer_ips[0], svc.port, 0)]  # a pod: its own node's proxy captures the LB IP
     if stream.target == Target.LOAD_BALANCER:
-        return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in sc.lb_nodes(stream)]
+        return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in lb_nodes(sc, stream)]
     return [(plan.cluster_ips[stream.service], svc.port, 0)]
 
 

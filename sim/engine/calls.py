@@ -76,7 +76,8 @@ def not_run(scenario: Scenario) -> str | None:
         return None
     if scenario.timeline:
         return "timeline: call graphs in a changing cluster are not run yet"
-    sync = {ep.pod for c, s in graph.services.items() if s.mode == CallMode.SYNC for ep in scenario.endpoints(c)}
+    endpoints = scenario.control_plane.endpoints
+    sync = {ep.pod for c, s in graph.services.items() if s.mode == CallMode.SYNC for ep in endpoints(c)}
     for pod in scenario.pods:
         if pod.name in sync and pod.discipline == Discipline.PS:
             return f"pods.{pod.name}: sync calls from a processor-sharing pod are not run yet"
@@ -104,8 +105,8 @@ def sync_pods(plan: Plan) -> set[int]:
         plan.pod_index[ep.pod]
         for name, calls in sc.call_graph.services.items()
         if calls.stages and calls.mode == CallMode.SYNC
-        for v in range(len(sc.versions))
-        for ep in sc.endpoints(name, v)
+        for v in range(len(sc.control_plane.versions))
+        for ep in sc.control_plane.endpoints(name, v)
         if ep.pod
     }
 

@@ -151,7 +151,7 @@ def _implied(scenario: Scenario) -> dict[str, tuple[Endpoint, ...]]:
     return {
         name: eps
         for name, eps in scenario.given_endpoints.items()
-        if derived.endpoints(name) != scenario.endpoints(name)
+        if derived.control_plane.endpoints(name) != scenario.control_plane.endpoints(name)
     }
 
 
@@ -224,7 +224,7 @@ def default_streams(
     if not scenario.pods:
         return out
     for svc in scenario.services:
-        if not scenario.endpoints(svc.name) or svc.name in skip:
+        if not scenario.control_plane.endpoints(svc.name) or svc.name in skip:
             continue
         sender = client or next((p for p in scenario.pods if not svc.selects(p)), scenario.pods[0]).name
         out.append({"client": sender, "service": svc.name, "requests": requests, "workload": {"kind": "closed_loop"}})
