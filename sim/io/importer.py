@@ -1,5 +1,6 @@
-"""``sim import``: cluster state written as an editable scenario file and its topology file, which read back into
-the same cluster (same nodes, pods and addresses, Services and endpoints, so the same routes).
+"""``sim import``: what it reads (``read_sources``: Kubernetes objects and trace exports), and cluster state
+written as an editable scenario file and its topology file, which read back into the same cluster (same nodes,
+pods and addresses, Services and endpoints, so the same routes).
 
 Endpoints are written (``[[endpoint_slices]]``) only for Services whose given EndpointSlices say something the
 pods do not imply (other conditions, other hints, endpoints without a pod); elsewhere the scenario derives them,
@@ -310,3 +311,41 @@ def _onto_services(calls: ServiceCalls, services: Mapping[str, str]) -> ServiceC
         single = len(kept) == 1 and kept[0].count == 1
         stages.append(kept[0] if single or not isinstance(stage, Parallel) else Parallel(kept))
     return ServiceCalls(calls.mode, tuple(stages))
+
+
+def read_sources(
+    files: Sequence[str], name: str, notes: list[str]
+) -> tuple[Scenario, dict[str, Any], Traced | None, str | None]:
+    """What ``sim import`` reads: the cluster (Kubernetes objects, or one made for traces given alone, with the
+    pod to send from), and the call graph the traces show mapped onto its Services (their keys by Service)."""
+    from sim.io.inputs import load_objects
+    from sim.io.tracefiles import read_spans, split_traces
+    from sim.traces import derive
+
+    traces, objects = split_traces(files)
+    traced = derive(read_spans(traces)) if traces else None
+    client = None
+    if objects or traced is None:
+        scenario = load_objects(objects, [], notes, need_streams=False)[0]
+    else:
+        scenario = traced_cluster(traced, name)
+        notes.append(
+            f"no Kubernetes objects: a cluster of one node {scenario.pods[0].node!r} with one pod per traced service "
+            f"({', '.join(p.name for p in scenario.pods[:-1])}) and a client pod {scenario.pods[-1].name!r}"
+        )
+        client = scenario.pods[-1].name
+    if traced is None:
+        return scenario, {}, None, client
+    notes.extend(traced.notes)
+    scenario, extra, more = with_traces(scenario, traced)
+    notes.extend(more)
+    return scenario, extra, traced, client
+
+
+def callees(extra: dict[str, Any]) -> set[str]:
+    """The Services some ``calls`` entry names (directly or in a ``parallel`` stage)."""
+    out: set[str] = set()
+    for entries in extra.values():
+        for call in entries.get("calls", []):
+            out.update(c["service"] for c in call.get("parallel", [call]))
+    return out
