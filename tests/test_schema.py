@@ -1,5 +1,6 @@
-"""The field table of a Service (``sim.io.cluster.schema.SERVICE_FIELDS``): what ``sim import`` writes, the
-scenario reader reads back, and a Kubernetes object gives the same value at the field's path."""
+"""The field tables: a Service's (``sim.io.cluster.schema.SERVICE_FIELDS``): what ``sim import`` writes, the
+scenario reader reads back, and a Kubernetes object gives the same value at the field's path; and each
+distribution kind's (``sim.io.durations.DISTRIBUTIONS``)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 import pytest
 
 from sim.cluster import Service, ServiceType, SessionAffinity, TrafficDistribution, TrafficPolicy
+from sim.distributions import Constant, Empirical, Exponential, Gamma, LogNormal, Uniform
 from sim.errors import SpecError
 from sim.io.cluster.kubernetes import read_objects
 from sim.io.cluster.schema import SELECTOR, SERVICE_FIELDS
+from sim.io.durations import DISTRIBUTIONS, duration, duration_value
 from sim.io.importer import _service as service_entry
-from sim.io.importer import _table
+from sim.io.importer import _table, value
 from sim.io.scenario import _service as read_service
 from sim.io.tables import Table
 
@@ -99,3 +102,25 @@ def test_a_bad_field_names_its_key(key: str, given: Any, problem: str) -> None:
     table = Table(Path("s.toml"), "services[0]", {"name": "web", key: given})
     with pytest.raises(SpecError, match=problem.replace(".", r"\.").replace("[", r"\[")):
         read_service(table)
+
+
+DIST_SAMPLES = {
+    "constant": Constant(0.25),
+    "exponential": Exponential(0.002),
+    "lognormal": LogNormal(0.003, 0.5),
+    "uniform": Uniform(0.001, 0.004),
+    "gamma": Gamma(0.002, 2.5),
+    "empirical": Empirical((0.001, 0.002, 0.0035)),
+}
+"""One of each distribution kind: a kind added to the table without one fails here."""
+
+
+@pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
+def test_each_distribution_written_by_its_field_table_reads_back_equal(name: str) -> None:
+    """``duration_value`` writes a distribution's fields as ``DISTRIBUTIONS`` names them and ``duration`` reads
+    them back to an equal one (a field left out of the table, or written under another key, fails here)."""
+    assert set(DIST_SAMPLES) == set(DISTRIBUTIONS)
+    d = DIST_SAMPLES[name]
+    text = f"x = {value(duration_value(d))}"
+    back = duration(Table(Path("s.toml"), "", tomllib.loads(text)), "x")
+    assert back == d
