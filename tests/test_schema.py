@@ -1,6 +1,7 @@
 """The field tables: a Service's (``sim.io.cluster.schema.SERVICE_FIELDS``): what ``sim import`` writes, the
 scenario reader reads back, and a Kubernetes object gives the same value at the field's path; and each
-distribution kind's (``sim.io.durations.DISTRIBUTIONS``)."""
+distribution kind's (``sim.io.durations.DISTRIBUTIONS``); an EndpointSlice endpoint's
+(``ENDPOINT_FIELDS``)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from sim.cluster import Service, ServiceType, SessionAffinity, TrafficDistribution, TrafficPolicy
+from sim.cluster import Endpoint, Service, ServiceType, SessionAffinity, TrafficDistribution, TrafficPolicy
 from sim.distributions import Constant, Empirical, Exponential, Gamma, LogNormal, Uniform
 from sim.errors import SpecError
+from sim.io.cluster import builders
 from sim.io.cluster.kubernetes import read_objects
-from sim.io.cluster.schema import SELECTOR, SERVICE_FIELDS
+from sim.io.cluster.schema import ENDPOINT_FIELDS, SELECTOR, SERVICE_FIELDS, from_table, to_toml
 from sim.io.durations import DISTRIBUTIONS, duration, duration_value
 from sim.io.importer import _service as service_entry
 from sim.io.importer import _table, value
@@ -124,3 +126,29 @@ def test_each_distribution_written_by_its_field_table_reads_back_equal(name: str
     text = f"x = {value(duration_value(d))}"
     back = duration(Table(Path("s.toml"), "", tomllib.loads(text)), "x")
     assert back == d
+
+
+def test_an_endpoint_written_by_its_field_table_reads_back_equal() -> None:
+    """Every field of ``ENDPOINT_FIELDS`` set away from its default is written and read back into an equal
+    endpoint; the conditions are always written (an endpoint not ready must not read back as the API's default)."""
+    ep = Endpoint(
+        "10.244.1.5:8080",
+        ready=False,
+        serving=True,
+        terminating=True,
+        node_name="kind-worker",
+        zone="a",
+        zone_hints=frozenset({"b", "a"}),
+        node_hints=frozenset({"kind-worker"}),
+        pod="shop/api-1",
+        cilium_only=True,
+        ports=(("grpc", 9090), ("http", 8080)),
+    )
+    entry = to_toml(ENDPOINT_FIELDS, ep, Endpoint(""))
+    assert list(entry) == [f.key for f in ENDPOINT_FIELDS]
+    assert entry["forZones"] == ["a", "b"]
+    text = "\n".join(_table("endpoints", entry))
+    table = Table(Path("s.toml"), "endpoints[0]", tomllib.loads(text)["endpoints"][0])
+    assert builders.endpoint(**from_table(table, ENDPOINT_FIELDS)) == ep
+    bare = to_toml(ENDPOINT_FIELDS, Endpoint("10.0.0.1:80"), Endpoint(""))
+    assert bare == {"address": "10.0.0.1:80", "ready": True, "serving": True, "terminating": False}

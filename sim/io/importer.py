@@ -22,7 +22,7 @@ from sim.io.calls import calls_entry
 from sim.io.cluster import builders
 from sim.io.cluster.network import ZONED_NETWORK, generated_topology
 from sim.io.cluster.objects import KNode
-from sim.io.cluster.schema import SELECTOR, SERVICE_FIELDS, to_toml
+from sim.io.cluster.schema import ENDPOINT_FIELDS, SELECTOR, SERVICE_FIELDS, to_toml
 from sim.io.durations import duration_value
 from sim.scenario import Scenario
 from sim.topology import Topology
@@ -106,30 +106,6 @@ def _service(s: Service) -> dict[str, Any]:
     }
 
 
-def _endpoint(ep: Endpoint) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "address": ep.address,
-        "ready": ep.ready,
-        "serving": ep.serving,
-        "terminating": ep.terminating,
-    }
-    if ep.pod is not None:
-        out["pod"] = ep.pod
-    if ep.node_name is not None:
-        out["node"] = ep.node_name
-    if ep.zone is not None:
-        out["zone"] = ep.zone
-    if ep.zone_hints:
-        out["forZones"] = sorted(ep.zone_hints)
-    if ep.node_hints:
-        out["forNodes"] = sorted(ep.node_hints)
-    if ep.cilium_only:
-        out["cilium_only"] = True
-    if ep.ports:
-        out["ports"] = dict(ep.ports)
-    return out
-
-
 def _implied(scenario: Scenario) -> dict[str, tuple[Endpoint, ...]]:
     """The given endpoints of Services whose pods would not imply them."""
     derived = replace(scenario, given_endpoints={})
@@ -171,7 +147,7 @@ def scenario_text(
     for name, eps in _implied(scenario).items():
         lines += ["[[endpoint_slices]]", f"service = {value(name)}", ""]
         for ep in eps:
-            lines += _table("endpoint_slices.endpoints", _endpoint(ep))
+            lines += _table("endpoint_slices.endpoints", to_toml(ENDPOINT_FIELDS, ep, Endpoint("")))
     for st in streams:
         lines += _table("streams", st)
     return "\n".join(lines).rstrip() + "\n"

@@ -31,7 +31,7 @@ from sim.io.cluster.kubernetes import read_objects, source_files
 from sim.io.cluster.network import generated_topology, network
 from sim.io.cluster.objects import KNode, KPod, Objects
 from sim.io.cluster.placement import place
-from sim.io.cluster.schema import SELECTOR, SERVICE_FIELDS, from_table, string_list
+from sim.io.cluster.schema import ENDPOINT_FIELDS, SELECTOR, SERVICE_FIELDS, from_table
 from sim.io.durations import duration
 from sim.io.tables import MISSING, Table, load_toml
 from sim.io.timeline import event, sync
@@ -329,16 +329,6 @@ def _pods(
     return pods, absent
 
 
-def _endpoint_ports(e: Table) -> tuple[tuple[str, int], ...]:
-    """An endpoint's ``ports = { http = 8080, grpc = 9090 }``: its slice's ports by name (a multi-port Service)."""
-    if "ports" not in e.data:
-        return ()
-    t = Table(e.path, e.field("ports"), e.take("ports", dict))
-    ports = tuple(sorted((name, t.integer(name, minimum=1, maximum=65535)) for name in list(t.data)))
-    t.done()
-    return ports
-
-
 def _services(top: Table, base: list[Service], defaults: Defaults) -> tuple[list[Service], dict[str, ServiceCalls]]:
     """``[[services]]`` after the cluster's Services: an entry naming one changes the fields it gives. Also each
     entry's calls (``sim.io.calls``), by Service name."""
@@ -359,29 +349,14 @@ def _services(top: Table, base: list[Service], defaults: Defaults) -> tuple[list
 
 def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
     """``[[endpoint_slices]]``: a Service's endpoints as its EndpointSlices give them (``sim import`` writes them
-    where they differ from what the pods imply): ``service`` and ``endpoints = [{address = "IP:port", pod, node,
-    zone, ready, serving, terminating, forZones, forNodes, cilium_only}]``; unset conditions take the API's
-    defaults."""
+    where they differ from what the pods imply): ``service`` and ``endpoints = [{address = "IP:port", ready, ...}]``,
+    each endpoint's fields those of ``schema.ENDPOINT_FIELDS``; unset conditions take the API's defaults."""
     out: dict[str, tuple[Endpoint, ...]] = {}
     for t in top.tables("endpoint_slices"):
         service = t.take("service", str)
         endpoints = []
         for e in t.tables("endpoints"):
-            endpoints.append(
-                builders.endpoint(
-                    e.take("address", str),
-                    ready=e.take("ready", bool, None),
-                    serving=e.take("serving", bool, None),
-                    terminating=e.take("terminating", bool, None),
-                    node=e.take("node", str, None),
-                    zone=e.take("zone", str, None),
-                    for_zones=string_list(e, "forZones"),
-                    for_nodes=string_list(e, "forNodes"),
-                    pod=e.take("pod", str, None),
-                    cilium_only=e.take("cilium_only", bool, False),
-                    ports=_endpoint_ports(e),
-                )
-            )
+            endpoints.append(builders.endpoint(**from_table(e, ENDPOINT_FIELDS)))
             e.done()
         t.done()
         out[service] = (*out.get(service, ()), *sorted(endpoints, key=lambda ep: ep.address))

@@ -27,7 +27,7 @@ from sim.cluster import (
 from sim.errors import shown
 from sim.io.cluster import builders
 from sim.io.cluster.fields import KObject
-from sim.io.tables import Table
+from sim.io.tables import MISSING, Table
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,9 @@ class FieldKind:
 
     from_table: Callable[[Table, str, Any, ObjectField], Any]
     """(table, key, default, field) -> the value; absent: ``default`` (the base Service's value)."""
-    from_object: Callable[[KObject, str, ObjectField], Any]
-    """(object, dotted path, field) -> the value as ``sim.cluster`` holds it; absent: the API's default."""
+    from_object: Callable[[KObject, str, ObjectField], Any] | None
+    """(object, dotted path, field) -> the value as ``sim.cluster`` holds it; absent: the API's default. None: a
+    kind the Kubernetes reader reads in a structure of its own (an EndpointSlice's endpoints)."""
     to_toml: Callable[[Any], Any]
     """The value as a scenario file writes it."""
 
@@ -59,6 +60,8 @@ class ObjectField:
     """A choice's value in a Kubernetes object that leaves it out (None: absent)."""
     always: bool = False
     """Written by ``sim import`` even at its default."""
+    default: Any = None
+    """Its value where a scenario table leaves it out and no base object is given (``MISSING``: required)."""
 
     @property
     def values(self) -> list[str]:
@@ -155,6 +158,36 @@ def _object_affinity_timeout(o: KObject, path: str, f: ObjectField) -> float | N
     return float(timeout) if timeout is not None else None
 
 
+def _table_text(t: Table, key: str, default: Any, f: ObjectField) -> Any:
+    return t.take(key, str, default)
+
+
+def _table_flag(t: Table, key: str, default: Any, f: ObjectField) -> Any:
+    return t.take(key, bool, default)
+
+
+def _table_names(t: Table, key: str, default: Any, f: ObjectField) -> Any:
+    return string_list(t, key) if key in t.data else default
+
+
+def _table_port_map(t: Table, key: str, default: Any, f: ObjectField) -> Any:
+    """``ports = { http = 8080, grpc = 9090 }``: ports by name, sorted."""
+    if key not in t.data:
+        return default
+    ports = Table(t.path, t.field(key), t.take(key, dict))
+    out = tuple(sorted((name, ports.integer(name, minimum=1, maximum=MAX_PORT)) for name in list(ports.data)))
+    ports.done()
+    return out
+
+
+TEXT = FieldKind(_table_text, None, lambda v: v)
+"""A string (an address, a name)."""
+FLAG = FieldKind(_table_flag, None, lambda v: v)
+"""A boolean (None where absent: the API's default decides)."""
+NAMES = FieldKind(_table_names, None, sorted)
+"""A set of names, written sorted."""
+PORT_MAP = FieldKind(_table_port_map, None, dict)
+"""Port numbers by name."""
 STRINGS = FieldKind(_table_strings, _object_strings, dict)
 """A map of strings (a selector, annotations)."""
 CHOICE = FieldKind(_table_choice, _object_choice, lambda v: v.value)
@@ -201,6 +234,23 @@ SERVICE_FIELDS: tuple[ObjectField, ...] = (
 their own), in the order ``sim import`` writes them. ``type`` and ``loadBalancerIPs`` the Kubernetes reader
 derives (ExternalName, the load balancer's ingress)."""
 
+ENDPOINT_FIELDS: tuple[ObjectField, ...] = (
+    ObjectField("address", "address", "", TEXT, always=True, default=MISSING),
+    ObjectField("ready", "ready", "", FLAG, always=True),
+    ObjectField("serving", "serving", "", FLAG, always=True),
+    ObjectField("terminating", "terminating", "", FLAG, always=True),
+    ObjectField("pod", "pod", "", TEXT),
+    ObjectField("node_name", "node", "", TEXT),
+    ObjectField("zone", "zone", "", TEXT),
+    ObjectField("zone_hints", "forZones", "", NAMES, default=()),
+    ObjectField("node_hints", "forNodes", "", NAMES, default=()),
+    ObjectField("cilium_only", "cilium_only", "", FLAG, default=False),
+    ObjectField("ports", "ports", "", PORT_MAP, default=()),
+)
+"""An EndpointSlice endpoint as a scenario's ``[[endpoint_slices]]`` gives it and ``sim import`` writes it,
+in that order; read into ``builders.endpoint`` (the API's defaults for unset conditions). The Kubernetes reader
+reads an EndpointSlice's endpoints in their own structure (conditions, hints, targetRef, every address)."""
+
 SELECTOR = ObjectField("selector", "selector", "spec.selector", STRINGS, always=True)
 """A Service's selector: read and written before its ports."""
 
@@ -208,13 +258,13 @@ SELECTOR = ObjectField("selector", "selector", "spec.selector", STRINGS, always=
 # --- the readers' and the writer's loops ---------------------------------------------------------------------------
 
 
-def from_table(t: Table, fields: tuple[ObjectField, ...], base: object) -> dict[str, Any]:
-    """Each field of ``fields`` read from a scenario table, by attribute; absent: ``base``'s value. A dotted key
-    is nested tables, each checked for leftovers."""
+def from_table(t: Table, fields: tuple[ObjectField, ...], base: object = None) -> dict[str, Any]:
+    """Each field of ``fields`` read from a scenario table, by attribute; absent: ``base``'s value (no base: the
+    field's default). A dotted key is nested tables, each checked for leftovers."""
     out = {}
     for f in fields:
         keys = f.key.split(".")
-        default = getattr(base, f.attr)
+        default = f.default if base is None else getattr(base, f.attr)
         out[f.attr] = default if len(keys) > 1 and keys[0] not in t.data else _from_table(t, f, keys, default)
     return out
 
@@ -232,16 +282,16 @@ def _from_table(t: Table, f: ObjectField, keys: list[str], default: Any) -> Any:
 
 def from_object(o: KObject, fields: tuple[ObjectField, ...]) -> dict[str, Any]:
     """Each field of ``fields`` that has a path read from a Kubernetes object, by attribute."""
-    return {f.attr: f.kind.from_object(o, f.path, f) for f in fields if f.path}
+    return {f.attr: f.kind.from_object(o, f.path, f) for f in fields if f.path and f.kind.from_object}
 
 
 def to_toml(fields: tuple[ObjectField, ...], obj: object, default: object) -> dict[str, Any]:
-    """Each field of ``obj`` that differs from ``default``'s (or is always written) as a scenario file writes it,
-    by key; a dotted key nested."""
+    """Each field of ``obj`` that is set (not None, not empty) and differs from ``default``'s, or is always
+    written, as a scenario file writes it, by key; a dotted key nested."""
     out: dict[str, Any] = {}
     for f in fields:
         value = getattr(obj, f.attr)
-        if f.always or value != getattr(default, f.attr):
+        if f.always or (value not in (None, (), frozenset(), {}) and value != getattr(default, f.attr)):
             *outer, last = f.key.split(".")
             into = out
             for k in outer:
