@@ -2,7 +2,7 @@
 in a scenario file (the API's name), where a Kubernetes object has it, and how it is read, checked and written.
 Three readers and writers share it: the scenario reader (``sim.io.scenario``), the Kubernetes reader
 (``sim.io.cluster.kubernetes``) and ``sim import`` (``sim.io.importer``). Adding a field of a known kind is one
-line of ``SERVICE_FIELDS``.
+line of its table (``SERVICE_FIELDS``, ``ENDPOINT_FIELDS``).
 
 A field's kind is how every one of them handles it (``FieldKind``): read from a scenario table (``from_table``),
 from a Kubernetes object (``from_object``) and written back as TOML (``to_toml``).
@@ -35,7 +35,7 @@ class FieldKind:
     """How one kind of field is read from a scenario table and from a Kubernetes object, and written as TOML."""
 
     from_table: Callable[[Table, str, Any, ObjectField], Any]
-    """(table, key, default, field) -> the value; absent: ``default`` (the base Service's value)."""
+    """(table, key, default, field) -> the value; absent: ``default`` (a base object's value, or the field's)."""
     from_object: Callable[[KObject, str, ObjectField], Any] | None
     """(object, dotted path, field) -> the value as ``sim.cluster`` holds it; absent: the API's default. None: a
     kind the Kubernetes reader reads in a structure of its own (an EndpointSlice's endpoints)."""
