@@ -376,7 +376,7 @@ def one_service(mode: str, svc: Service, endpoints: list[tuple[str, str, set[str
     from sim.io.cluster.builders import endpoint
 
     eps = tuple(
-        endpoint(f"{ip}:80", ready=R in c, serving=S in c, terminating=T in c, node=node, pod=f"ns1/p{i}")
+        endpoint(f"{ip}:80", ready=R in c, serving=S in c, terminating=T in c, node_name=node, pod=f"ns1/p{i}")
         for i, (ip, node, c) in enumerate(endpoints)
     )
     nodes = sorted({NODE, *(n for _, n, _ in endpoints)})
