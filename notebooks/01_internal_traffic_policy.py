@@ -85,7 +85,7 @@ pd.DataFrame(
             "Service": svc.name,
             "internalTrafficPolicy": str(svc.internal_traffic_policy),
             "selector": dict(svc.selector),
-            "backend Pods": [ep.pod for ep in scenario.endpoints(svc.name)],
+            "backend Pods": [ep.pod for ep in scenario.control_plane.endpoints(svc.name)],
         }
         for svc in scenario.services
     ]

@@ -44,6 +44,7 @@ from sim.experiment.spec import resolve
 from sim.experiment.sweep import sweep
 from sim.experiment.tables import chi_square_by_design_point
 from sim.io import parse_experiment, parse_scenario
+from sim.scenario import stream_route
 from sim.stats import cohens_w, sample_size, skew_sample_size
 
 # %% tags=["parameters"]
@@ -223,8 +224,8 @@ plt.show()
 
 # %%
 maglev, _ = load_scenario(EXPERIMENTS / "maglev_remap.toml")
-endpoints = maglev.endpoints("web")
-table_shares = maglev.route(maglev.streams[0], "kind-worker").picker.shares(endpoints)
+endpoints = maglev.control_plane.endpoints("web")
+table_shares = stream_route(maglev, maglev.streams[0], "kind-worker").picker.shares(endpoints)
 uniform = np.full(len(endpoints), 1 / len(endpoints))
 print("Maglev table shares:", dict(zip([ep.pod for ep in endpoints], table_shares.round(5), strict=True)))
 print(f"Cohen's w against exactly 1/5 each: {cohens_w(table_shares, uniform):.6f}")

@@ -140,7 +140,7 @@ pd.DataFrame(
             "node hints": ", ".join(sorted(ep.node_hints or [])) or "-",
         }
         for name in ("spread", "spread-same-zone", "spread-same-node")
-        for ep in aware.endpoints(name)
+        for ep in aware.control_plane.endpoints(name)
     ]
 ).set_index(["Service", "Pod"])
 
@@ -197,7 +197,7 @@ plt.show()
 # %%
 auto, auto_seed = load_scenario(EXPERIMENTS / "topology_auto.toml", {"requests": REQUESTS})
 for name in ("auto-six", "auto-four"):
-    hints = auto.hints(name)
+    hints = auto.control_plane.hints(name)
     print(f"{name}: {'hints written' if not hints.withheld else 'NO hints: ' + hints.withheld}")
     for ep in hints.endpoints:
         print(f"    {ep.pod:22s} node {ep.node_name}  zone hints: {sorted(ep.zone_hints or []) or '-'}")
@@ -299,7 +299,7 @@ plt.show()
 #   unlike `internalTrafficPolicy: Local` (notebook 01).
 # * `topology-mode: Auto` is all-or-nothing per Service. With too few endpoints per zone (here 4 over 3
 #   zones), the controller writes no hints, and the Service behaves exactly as if the annotation were not
-#   there. The simulator reports why (`Scenario.hints(service).withheld`). A real cluster only shows the
+#   there. The simulator reports why (`Scenario.control_plane.hints(service).withheld`). A real cluster only shows the
 #   missing hints in the EndpointSlice.
 # * Keeping traffic close ties each zone's load to its own clients. Check that each zone has enough backends
 #   for its clients, or local queues will cost more than the saved hop.

@@ -7,6 +7,9 @@
   refused (ValueError) where the run needs events.
 - ``auto``: ``fast`` where no events are needed, else the event path.
 
+Before a run, ``checked_choice`` is the choice with the guards (``sim.guards``: requests and memory against the
+limit), a SpecError on the input's file; the CLI calls it and lays out what it says.
+
 The RunResult says which way ran (``engine``: ``events``, ``solver`` or ``fast``) and why events were needed
 (``events_needed``, None where they were not). The CLI (``--engine``), sweeps, the benchmarks and the notebooks
 all run through here.
@@ -15,8 +18,11 @@ all run through here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sim import guards
+from sim.errors import SpecError
 from sim.plan import Plan, compile_plan
 from sim.records import RunResult
 from sim.rng import Seed
@@ -77,3 +83,27 @@ def choose(scenario: Scenario | Plan, engine: str = "auto") -> Choice:
 def simulate(scenario: Scenario | Plan, seed: Seed, engine: str = "auto") -> RunResult:
     """Simulate ``scenario`` under ``seed`` on ``engine`` (des, fast or auto, see the module); its records."""
     return choose(scenario, engine).run(seed)
+
+
+def checked_choice(scenario: Scenario, engine: str, where: str) -> tuple[Choice, guards.Estimate]:
+    """The way a run of ``scenario`` takes on ``engine`` and its estimate (on the fast path where it takes it),
+    refused as a SpecError on file ``where``: ``fast`` asked where the run needs events, or a run past the guards
+    (``sim.guards.refusal``)."""
+    try:
+        choice = choose(scenario, engine)
+    except EventsNeeded as e:
+        raise SpecError(where, "--engine fast", str(e)) from None
+    est = guards.estimate(scenario, fast=choice.engine == "fast")
+    guards.refuse(where, est)
+    return choice, est
+
+
+def checked_runs(scenarios: Sequence[Scenario], where: str, runs_at_once: int) -> list[guards.Estimate]:
+    """The estimates of a sweep's runs (one per scenario), refused as a SpecError on file ``where`` where a run
+    never ends or holds too many records, or the largest, ``runs_at_once`` side by side, needs more memory than the
+    limit."""
+    estimates = [guards.estimate(scenario) for scenario in scenarios]
+    largest = max(estimates, key=lambda e: e.memory_bytes)
+    for est in (*(e for e in estimates if e.unbounded or e.requests > guards.MAX_RECORDS), largest):
+        guards.refuse(where, est, runs_at_once=runs_at_once)
+    return estimates

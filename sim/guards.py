@@ -28,6 +28,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sim.cluster import TrafficPolicy
+from sim.errors import SpecError
 from sim.records import STORED
 from sim.scenario import Scenario, Stream
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
@@ -247,6 +248,13 @@ def refusal(est: Estimate, *, runs_at_once: int = 1) -> tuple[str, str] | None:
         f"backend workers {size_text(est.workers_bytes)}), over the limit of {size_text(limit)} "
         f"({source}); lower requests or duration_s, or give --max-memory to allow more"
     )
+
+
+def refuse(where: str, est: Estimate, *, runs_at_once: int = 1) -> None:
+    """Raise the SpecError (on file ``where``) of a run that must not start (``refusal``); else nothing."""
+    why = refusal(est, runs_at_once=runs_at_once)
+    if why is not None:
+        raise SpecError(where, *why)
 
 
 def warnings(scenario: Scenario) -> list[str]:

@@ -26,7 +26,7 @@ from sim.rng import Seed, Streams, blocks, seed_record
 from sim.routing import Route, ip_key
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
-from sim.scenario import Scenario, Stream
+from sim.scenario import Scenario, Stream, entry_nodes, stream_route, stream_source
 from sim.timeline import DataChange
 from sim.topology import Topology
 from sim.workload import ConstantRate, Trace
@@ -40,7 +40,7 @@ class RoutePlan:
     node_index: int
     version: int
     route: Route
-    """The routing layer's answer (``Scenario.route``): endpoints, picker object, source kept, drop."""
+    """The routing layer's answer (``sim.scenario.stream_route``): endpoints, picker object, source kept, drop."""
     pods: tuple[int, ...]
     """Pod index (into ``Plan.pod_names``) of each endpoint of the route."""
     endpoint_nodes: tuple[str, ...]
@@ -299,9 +299,9 @@ class Draws:
 def _route_plan(
     sc: Scenario, spec: Stream, node: str, node_index: int, version: int, pod_index: dict[str, int]
 ) -> RoutePlan:
-    """A stream's route at ``node`` as of ``version``, from the routing layer (``Scenario.route``)."""
-    route = sc.route(spec, node, version)
-    svc = sc.service_at(spec.service, version)
+    """A stream's route at ``node`` as of ``version``, from the routing layer (``sim.scenario.stream_route``)."""
+    route = stream_route(sc, spec, node, version)
+    svc = sc.control_plane.service_at(spec.service, version)
     affinity = svc.session_affinity_timeout_s if svc.session_affinity == SessionAffinity.CLIENT_IP else None
     return RoutePlan(
         node=node,
@@ -311,7 +311,7 @@ def _route_plan(
         pods=tuple(pod_index[ep.pod or ""] for ep in route.endpoints),
         endpoint_nodes=tuple(ep.node_name or node for ep in route.endpoints),
         fail_after_s=spec.connect_timeout_s if route.drop.client_waits else 0.0,
-        proxy=(node, _service_port(svc, spec), route.picker.name, sc.source(spec).value),
+        proxy=(node, _service_port(svc, spec), route.picker.name, stream_source(sc, spec).value),
         affinity_timeout_s=affinity,
     )
 
@@ -332,13 +332,13 @@ def compile_plan(scenario: Scenario) -> Plan:
     node_index = {name: i for i, name in enumerate(node_names)}
     pod_names = tuple(p.name for p in sc.pods)
     pod_index = {name: i for i, name in enumerate(pod_names)}
-    n_versions = len(sc.versions)
+    n_versions = len(sc.control_plane.versions)
     occurrences: dict[tuple[str, str], int] = {}
     streams = []
     for k, spec in enumerate(sc.streams):
         nth = occurrences.get((spec.client, spec.service), 0)
         occurrences[spec.client, spec.service] = nth + 1
-        entries = sc.entry_nodes(spec)
+        entries = entry_nodes(sc, spec)
         routes = tuple(
             tuple(_route_plan(sc, spec, node, node_index[node], v, pod_index) for node in entries)
             for v in range(n_versions)
@@ -357,9 +357,9 @@ def compile_plan(scenario: Scenario) -> Plan:
         pod_index=pod_index,
         pods=sc.pods,
         streams=tuple(streams),
-        version_times_s=tuple(at_s for at_s, _ in sc.versions),
+        version_times_s=tuple(at_s for at_s, _ in sc.control_plane.versions),
         sync_lag_s=tuple(sc.sync.lag(n) for n in node_names),
-        data_changes=tuple(sc.data_changes),
+        data_changes=tuple(sc.control_plane.data_changes),
         duration_s=sc.duration_s,
         warmup_s=sc.warmup_s,
         call_streams=call_streams,
@@ -380,7 +380,8 @@ def _call_streams(
     graph = sc.call_graph
     for caller in graph.services:
         callees = {(c.service, c.port): c for c in graph.of(caller).calls()}
-        callers = {ep.pod for v in range(len(sc.versions)) for ep in sc.endpoints(caller, v) if ep.pod}
+        cp = sc.control_plane
+        callers = {ep.pod for v in range(len(cp.versions)) for ep in cp.endpoints(caller, v) if ep.pod}
         for pod in sorted(callers, key=pod_index.__getitem__):
             for (callee, port), call in callees.items():
                 if (pod_index[pod], callee, port) in out:
@@ -390,10 +391,10 @@ def _call_streams(
                 )
                 nth = occurrences.get((pod, callee), 0)
                 occurrences[pod, callee] = nth + 1
-                entries = sc.entry_nodes(spec)
+                entries = entry_nodes(sc, spec)
                 routes = tuple(
                     tuple(_route_plan(sc, spec, n, node_index[n], v, pod_index) for n in entries)
-                    for v in range(len(sc.versions))
+                    for v in range(len(sc.control_plane.versions))
                 )
                 ip, origin = ip_key(sc.client_ip(pod)), sc.origin(pod)
                 out[pod_index[pod], callee, port] = len(streams)

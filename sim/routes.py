@@ -1,7 +1,7 @@
 """What a proxy programs for each Service on each node: the endpoints a new connection may reach, with each one's
 expected share, or what the client sees when there is none (``sim routes``).
 
-Nothing here decides a route: every route is ``Scenario.route_for``, the dataplane's own ``route()`` that the
+Nothing here decides a route: every route is ``sim.scenario.route_for``, the dataplane's own ``route()`` that the
 engine uses, and every share is the chosen picker's ``shares()``.
 """
 
@@ -11,13 +11,13 @@ from typing import Any
 
 from sim.outcomes import DropReason
 from sim.routing import Source
-from sim.scenario import Scenario
+from sim.scenario import Scenario, route_for
 
 
 def route_json(scenario: Scenario, service: str, node: str, source: Source, port: str = "") -> dict[str, Any]:
     """One ROUTE of the Service's port ``port`` (``""``: the first): outcome (``routed`` or the drop reason's
     name), endpoints with shares, hints, picker."""
-    route = scenario.route_for(service, node, source, port=port)
+    route = route_for(scenario, service, node, source, port=port)
     shares = route.picker.shares(route.endpoints).tolist() if route.endpoints else []
     endpoints = [
         {
@@ -33,7 +33,7 @@ def route_json(scenario: Scenario, service: str, node: str, source: Source, port
     out: dict[str, Any] = {
         "outcome": "routed" if route.drop == DropReason.NONE else route.drop.label,
         "endpoints": endpoints,
-        "hints": scenario.hints(service).describe(),
+        "hints": scenario.control_plane.hints(service).describe(),
         "picker": route.picker.name,
         "source_preserved": route.source_preserved,
     }
@@ -82,9 +82,10 @@ def format_routes(scenario: Scenario, table: dict[str, Any]) -> str:
     for name, entry in table["services"].items():
         svc = scenario.service(name)
         lines.append("")
+        hints = scenario.control_plane.hints(name).describe()
         lines.append(
             f"Service {name}  {svc.kind}  internalTrafficPolicy={svc.internal_traffic_policy}  "
-            f"externalTrafficPolicy={svc.external_traffic_policy}  hints: {scenario.hints(name).describe()}"
+            f"externalTrafficPolicy={svc.external_traffic_policy}  hints: {hints}"
         )
         parts = [("", entry), *((f"port {p}: ", e) for p, e in entry.get("ports", {}).items())]
         for prefix, part in parts:

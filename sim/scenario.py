@@ -1,4 +1,10 @@
-"""A Scenario: topology, cluster objects, client streams, dataplane; validated when built."""
+"""A Scenario: topology, cluster objects, client streams, dataplane; validated when built.
+
+It owns the validated objects and their lookups (``Scenario``), what building one checks (``_validate``), and a
+stream's way in (``stream_source``, ``entry_nodes``, ``lb_nodes``, ``route_for``, ``stream_route``): the checks use
+them, and ``sim.plan.compile_plan`` compiles them once for the engines. What the control plane publishes over time
+(versions, endpoints, hints) is ``sim.timeline.ControlPlane``, the Scenario's ``control_plane``.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,6 @@ from sim.cluster import (
     Pod,
     Service,
     TrafficPolicy,
-    endpoints_for,
 )
 from sim.errors import SpecError
 from sim.outcomes import DropReason
@@ -31,16 +36,14 @@ from sim.routing import (
     PICKERS,
     Dataplane,
     DataplaneConfig,
-    Hints,
     Route,
     Source,
-    generate_hints,
     local_ready_endpoints,
     source_range_denied,
 )
 from sim.routing.maglev import TABLE_SIZES, seed_word
 from sim.rpc import LINUX_SYN_TIMEOUT_S, Retries
-from sim.timeline import Action, ClusterState, DataChange, Event, plan
+from sim.timeline import Action, ControlPlane, Event
 from sim.topology import Topology
 from sim.workload import ClosedLoop, Trace, Workload
 
@@ -201,36 +204,10 @@ class Scenario:
         return {svc.name: svc for svc in self.services}
 
     @cached_property
-    def _plan(self) -> tuple[list[tuple[float, ClusterState]], list[DataChange]]:
-        return plan(self.pods, self.services, self.absent, self.timeline)
-
-    @property
-    def versions(self) -> list[tuple[float, ClusterState]]:
-        """Control-plane states over time: (seconds, state), the first at 0 s."""
-        return self._plan[0]
-
-    @property
-    def data_changes(self) -> list[DataChange]:
-        """Data-plane changes over time: pods that stop or start answering."""
-        return self._plan[1]
-
-    @cached_property
-    def _components_by_service(self) -> dict[str, dict[int, Endpoint]]:
-        return {}
-
-    def _backend_components(self, service: str) -> dict[int, Endpoint]:
-        """The network components the Service's endpoints are in, each with its first endpoint (by address)."""
-        cached = self._components_by_service.get(service)
-        if cached is None:
-            cached = self._components_by_service[service] = {}
-            for ep in self.endpoints(service):
-                if ep.node_name:
-                    cached.setdefault(self.topology.component(ep.node_name), ep)
-        return cached
-
-    @cached_property
-    def _hints_by_version(self) -> dict[int, dict[str, Hints]]:
-        return {}
+    def control_plane(self) -> ControlPlane:
+        """What the control plane publishes over the run: versions, data-plane changes, each version's Services
+        and endpoints with the controller's hints (``sim.timeline.ControlPlane``)."""
+        return ControlPlane(self.pods, self.services, self.absent, self.timeline, self.nodes, self.given_endpoints)
 
     @cached_property
     def _pods_by_label(self) -> dict[tuple[str, str], list[Pod]]:
@@ -246,71 +223,6 @@ class Scenario:
         svc = self.service(service)
         first = next(iter(svc.selector.items()), None)
         return [] if first is None else [p for p in self._pods_by_label.get(first, []) if svc.selects(p)]
-
-    def _hints(self, version: int) -> dict[str, Hints]:
-        cached = self._hints_by_version.get(version)
-        if cached is None:
-            state = self.versions[version][1]
-            by_label: dict[tuple[str, str], list[Pod]] = {}  # a selector's first label narrows the pods to test
-            for pod in state.pods:
-                for item in pod.labels.items():
-                    by_label.setdefault(item, []).append(pod)
-            cached = {
-                svc.name: self._given(svc, state)
-                if svc.name in self.given_endpoints
-                else generate_hints(
-                    svc,
-                    endpoints_for(svc, by_label.get(next(iter(svc.selector.items()), ("", "")), []), self.nodes),
-                    self.nodes,
-                )
-                for svc in state.services
-            }
-            self._hints_by_version[version] = cached
-        return cached
-
-    def _given(self, svc: Service, state: ClusterState) -> Hints:
-        """A Service's given EndpointSlices as the control plane publishes them in ``state``: as given, but an
-        endpoint whose pod the timeline changed or removed follows its pod (as the controller would rewrite it),
-        and a pod added later that the selector matches gets an endpoint (kube-proxy
-        ``endpointslicecache.go`` ``addEndpoints`` reads what the slices say)."""
-        given = self.given_endpoints[svc.name]
-        now = {p.name: p for p in state.pods}
-        derived = {ep.pod: ep for ep in endpoints_for(svc, state.pods, self.nodes)}
-        out: list[Endpoint] = []
-        for ep in given:
-            pod = now.get(ep.pod or "")
-            if pod is None:
-                continue
-            if pod == self._pods_by_name[pod.name]:
-                out.append(ep)
-            else:
-                out.append(
-                    replace(ep, ready=pod.ready and not pod.terminating, serving=pod.ready, terminating=pod.terminating)
-                )
-        named = {ep.pod for ep in given}
-        out.extend(ep for name, ep in derived.items() if name not in named and name in self.absent)
-        endpoints = tuple(sorted(out, key=lambda ep: ep.address))
-        implied = generate_hints(svc, tuple(derived.values()), self.nodes)
-        if implied.endpoints == endpoints:
-            return implied  # what the controller would write: with its reason for writing no hints
-        hinted = any(ep.zone_hints or ep.node_hints for ep in endpoints)
-        return Hints(endpoints, "" if hinted else "none in the EndpointSlices")
-
-    def service_at(self, name: str, version: int) -> Service:
-        """The Service called ``name`` as published in control-plane version ``version``."""
-        return self._services_at[version][name]
-
-    @cached_property
-    def _services_at(self) -> list[dict[str, Service]]:
-        """Per control-plane version, its Services by name (the first of a name): one lookup per stream and entry
-        node, not a scan of every Service (10,000 at Kubernetes' limit)."""
-        out: list[dict[str, Service]] = []
-        for _, state in self.versions:
-            by_name: dict[str, Service] = {}
-            for svc in state.services:
-                by_name.setdefault(svc.name, svc)
-            out.append(by_name)
-        return out
 
     @property
     def dataplane_impl(self) -> Dataplane:
@@ -337,69 +249,61 @@ class Scenario:
         """The topology vertex a client's packets start from: its pod's node, or where it attaches."""
         return self._external_by_name[client].attach if self.is_external(client) else self.pod(client).node
 
-    def endpoints(self, service: str, version: int = 0, port: str = "") -> tuple[Endpoint, ...]:
-        """The Service's endpoints with conditions and the controller's hints, sorted by address, for its port
-        ``port`` (``Service.port_of``: kube-proxy's ServicePortName; endpoints whose slice lacks it left out)."""
-        endpoints = self._hints(version)[service].endpoints
-        svc = self.service_at(service, version)
-        if not svc.other_ports:
-            return endpoints
-        name = svc.at_port(port).port_name
-        moved = (ep.at_port(name) if ep.ports else ep for ep in endpoints)
-        return tuple(sorted((ep for ep in moved if ep is not None), key=lambda ep: ep.address))
 
-    def hints(self, service: str, version: int = 0) -> Hints:
-        """The hints the EndpointSlice controller wrote for ``service`` (or why it wrote none)."""
-        return self._hints(version)[service]
+# --- a stream's way in: compiled once by sim.plan (StreamPlan.entries, RoutePlan.route), checked on building ---
 
-    def source(self, stream: Stream) -> Source:
-        """What kind of connection a stream makes, as the deciding node's proxy sees it (``sim.routing.Source``)."""
-        if self.is_external(stream.client):
-            return Source.EXTERNAL
-        if stream.target == Target.CLUSTER_IP:
-            return Source.POD
-        remote = stream.target == Target.NODE_PORT and stream.node != self.pod(stream.client).node
-        if remote and self.dataplane_impl.remote_node_port_decided_there(self.dataplane):
-            return Source.POD_NODE_PORT
-        return Source.POD_EXTERNAL
 
-    def lb_nodes(self, stream: Stream) -> tuple[str, ...]:
-        """The nodes a load balancer sends the stream's connections to."""
-        nodes = tuple(n for n, node in self.nodes.items() if EXCLUDE_FROM_LB not in node.labels and node.ready)
-        if stream.health_checks:
-            eps = self.endpoints(stream.service)
-            if self.service(stream.service).external_traffic_policy == TrafficPolicy.LOCAL:
-                healthy = tuple(n for n in nodes if local_ready_endpoints(eps, self.nodes[n]) > 0)
-                return healthy or nodes
-        return nodes
+def stream_source(sc: Scenario, stream: Stream) -> Source:
+    """What kind of connection a stream makes, as the deciding node's proxy sees it (``sim.routing.Source``)."""
+    if sc.is_external(stream.client):
+        return Source.EXTERNAL
+    if stream.target == Target.CLUSTER_IP:
+        return Source.POD
+    remote = stream.target == Target.NODE_PORT and stream.node != sc.pod(stream.client).node
+    if remote and sc.dataplane_impl.remote_node_port_decided_there(sc.dataplane):
+        return Source.POD_NODE_PORT
+    return Source.POD_EXTERNAL
 
-    def entry_nodes(self, stream: Stream) -> tuple[str, ...]:
-        """The nodes whose proxy handles the stream's new connections."""
-        if stream.target == Target.LOAD_BALANCER and self.is_external(stream.client):
-            return self.lb_nodes(stream)
-        if stream.target in (Target.NODE_PORT, Target.EXTERNAL_IP) and self.is_external(stream.client):
-            return (stream.node or "",)
-        if self.source(stream) == Source.POD_NODE_PORT:  # that node's proxy decides, not the client's
-            return (stream.node or "",)
-        return (self.pod(stream.client).node,)
 
-    def route_for(self, service: str, node: str, source: Source, version: int = 0, port: str = "") -> Route:
-        """What ``route`` gives a stream of ``source`` into ``service``'s port ``port`` entering at ``node``
-        (``sim routes``: every node, no stream needed); the same dataplane call."""
-        svc = self.service_at(service, version).at_port(port)
-        return self.dataplane_impl.route(
-            svc, self.endpoints(service, version, port), self.nodes[node], source, self.dataplane
-        )
+def lb_nodes(sc: Scenario, stream: Stream) -> tuple[str, ...]:
+    """The nodes a load balancer sends the stream's connections to."""
+    nodes = tuple(n for n, node in sc.nodes.items() if EXCLUDE_FROM_LB not in node.labels and node.ready)
+    if stream.health_checks:
+        eps = sc.control_plane.endpoints(stream.service)
+        if sc.service(stream.service).external_traffic_policy == TrafficPolicy.LOCAL:
+            healthy = tuple(n for n in nodes if local_ready_endpoints(eps, sc.nodes[n]) > 0)
+            return healthy or nodes
+    return nodes
 
-    def route(self, stream: Stream, node: str, version: int = 0) -> Route:
-        """Which endpoints a new connection of ``stream`` entering at ``node`` may reach, per the dataplane, as
-        that node's proxy sees control-plane version ``version``."""
-        route = self.route_for(stream.service, node, self.source(stream), version, stream.port)
-        if stream.target == Target.LOAD_BALANCER and source_range_denied(
-            self.service_at(stream.service, version), self.client_ip(stream.client), self.dataplane
-        ):
-            return replace(route, endpoints=(), drop=DropReason.SOURCE_RANGE_DENIED)
-        return route
+
+def entry_nodes(sc: Scenario, stream: Stream) -> tuple[str, ...]:
+    """The nodes whose proxy handles the stream's new connections."""
+    if stream.target == Target.LOAD_BALANCER and sc.is_external(stream.client):
+        return lb_nodes(sc, stream)
+    if stream.target in (Target.NODE_PORT, Target.EXTERNAL_IP) and sc.is_external(stream.client):
+        return (stream.node or "",)
+    if stream_source(sc, stream) == Source.POD_NODE_PORT:  # that node's proxy decides, not the client's
+        return (stream.node or "",)
+    return (sc.pod(stream.client).node,)
+
+
+def route_for(sc: Scenario, service: str, node: str, source: Source, version: int = 0, port: str = "") -> Route:
+    """The dataplane's route for a connection of ``source`` into ``service``'s port ``port`` entering at ``node``
+    as of control-plane ``version`` (``sim routes``: every node, no stream needed)."""
+    svc = sc.control_plane.service_at(service, version).at_port(port)
+    endpoints = sc.control_plane.endpoints(service, version, port)
+    return sc.dataplane_impl.route(svc, endpoints, sc.nodes[node], source, sc.dataplane)
+
+
+def stream_route(sc: Scenario, stream: Stream, node: str, version: int = 0) -> Route:
+    """Which endpoints a new connection of ``stream`` entering at ``node`` may reach, per the dataplane, as that
+    node's proxy sees control-plane version ``version``."""
+    route = route_for(sc, stream.service, node, stream_source(sc, stream), version, stream.port)
+    if stream.target == Target.LOAD_BALANCER and source_range_denied(
+        sc.control_plane.service_at(stream.service, version), sc.client_ip(stream.client), sc.dataplane
+    ):
+        return replace(route, endpoints=(), drop=DropReason.SOURCE_RANGE_DENIED)
+    return route
 
 
 # --- what building a Scenario checks ---------------------------------------------------------------------
@@ -462,8 +366,9 @@ def _validate(sc: Scenario) -> None:
         _validate_event(sc, i, ev, names, service_names)
     _validate_given(sc, service_names)
     _validate_calls(sc)
+    components: dict[str, dict[int, Endpoint]] = {}  # by Service: each its endpoints' network components, once
     for i, stream in enumerate(sc.streams):
-        _validate_stream(sc, i, stream, names, service_names)
+        _validate_stream(sc, i, stream, names, service_names, components)
 
 
 def _validate_detector(sc: Scenario) -> None:
@@ -570,7 +475,14 @@ def _validate_event(sc: Scenario, i: int, ev: Event, pods: set[str], services: s
         raise fail(f"timeline[{i}].at_s", f"must be >= 0 seconds, got {ev.at_s}")
 
 
-def _validate_stream(sc: Scenario, i: int, stream: Stream, names: set[str], services: set[str]) -> None:
+def _validate_stream(
+    sc: Scenario,
+    i: int,
+    stream: Stream,
+    names: set[str],
+    services: set[str],
+    components: dict[str, dict[int, Endpoint]],
+) -> None:
     if stream.client not in names:
         raise fail(f"streams[{i}].client", no_such("pod or external client", stream.client, names, "clients"))
     if stream.service not in services:
@@ -602,24 +514,40 @@ def _validate_stream(sc: Scenario, i: int, stream: Stream, names: set[str], serv
             )
     if stream.target == Target.LOAD_BALANCER and not svc.load_balancer_ips:
         raise fail(f"streams[{i}].target", f"service {svc.name!r} has no loadBalancerIPs")
-    if stream.target == Target.LOAD_BALANCER and not sc.lb_nodes(stream):
+    if stream.target == Target.LOAD_BALANCER and not lb_nodes(sc, stream):
         raise fail(f"streams[{i}].target", "every node is excluded from external load balancers")
     if (
         stream.requests is None
         and isinstance(stream.workload, ClosedLoop)
         and stream.workload.think.mean_s == 0
-        and any(sc.route(stream, n).drop and not sc.route(stream, n).drop.client_waits for n in sc.entry_nodes(stream))
+        and any(_fails_at_once(stream_route(sc, stream, n)) for n in entry_nodes(sc, stream))
     ):
         raise fail(f"streams[{i}].requests", "a closed loop failing at once with no think time never ends")
     origin = sc.origin(stream.client)
     topo = sc.topology
-    for entry in sc.entry_nodes(stream):
+    for entry in entry_nodes(sc, stream):
         if not topo.connected(origin, entry):
             raise fail(f"streams[{i}]", f"client {stream.client!r} at {origin!r} has no path to node {entry!r}")
-        for component, ep in sc._backend_components(stream.service).items():
+        if stream.service not in components:
+            components[stream.service] = _backend_components(sc, stream.service)
+        for component, ep in components[stream.service].items():
             if component != topo.component(entry):
                 raise fail(
                     f"streams[{i}]",
                     f"client {stream.client!r} on node {entry!r} has no network path to backend "
                     f"{ep.pod!r} on node {ep.node_name!r}",
                 )
+
+
+def _fails_at_once(route: Route) -> bool:
+    """Whether a route drops its connections without the client waiting."""
+    return bool(route.drop) and not route.drop.client_waits
+
+
+def _backend_components(sc: Scenario, service: str) -> dict[int, Endpoint]:
+    """The network components the Service's endpoints are in, each with its first endpoint (by address)."""
+    out: dict[int, Endpoint] = {}
+    for ep in sc.control_plane.endpoints(service):
+        if ep.node_name:
+            out.setdefault(sc.topology.component(ep.node_name), ep)
+    return out

@@ -5,7 +5,8 @@ down. The *control plane* learns later: a terminating pod's endpoint changes whe
 failed node's pods stay "ready" until the node lifecycle controller notices (``node-monitor-grace-period``),
 and every node's proxy applies an EndpointSlice change only after its own sync lag. ``control_versions`` lists
 the endpoint states in the order the control plane publishes them; the engine applies each on each node after
-that node's lag.
+that node's lag. ``ControlPlane`` is what it publishes, version by version: the Services and their endpoints with
+the EndpointSlice controller's hints.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from sim.cluster import Pod, Service
+from sim.cluster import Endpoint, Node, Pod, Service, endpoints_for
+from sim.routing import Hints, generate_hints
 
 NODE_MONITOR_GRACE_PERIOD_S = 40.0
 """kube-controller-manager's default: a node is NotReady (and its pods' endpoints not ready) 40 s after it died."""
@@ -129,3 +131,101 @@ def plan(
         versions.append((at, ClusterState(visible, svc_list, down)))
     data.sort(key=lambda d: d.at_s)
     return versions, data
+
+
+class ControlPlane:
+    """What the control plane publishes over a run (a Scenario's ``control_plane``): its versions (``plan``), the
+    data-plane changes, and per version each Service as published and its endpoints with the EndpointSlice
+    controller's hints (``sim.routing.generate_hints``), or the EndpointSlices given (read from a cluster),
+    each computed once when first asked for."""
+
+    def __init__(
+        self,
+        pods: Sequence[Pod],
+        services: Sequence[Service],
+        absent: frozenset[str],
+        events: Sequence[Event],
+        nodes: Mapping[str, Node],
+        given_endpoints: Mapping[str, tuple[Endpoint, ...]],
+    ) -> None:
+        self.versions, self.data_changes = plan(pods, services, absent, events)
+        """Control-plane states over time: (seconds, state), the first at 0 s; data-plane changes over time."""
+        self.nodes = nodes
+        self.given_endpoints = given_endpoints
+        self.absent = absent
+        self._pods_at_start = {p.name: p for p in pods}
+        self._hints_by_version: dict[int, dict[str, Hints]] = {}
+        self._services_at: list[dict[str, Service]] = []
+        for _, state in self.versions:  # one lookup per stream and entry node, not a scan of 10,000 Services
+            by_name: dict[str, Service] = {}
+            for svc in state.services:
+                by_name.setdefault(svc.name, svc)
+            self._services_at.append(by_name)
+
+    def service_at(self, name: str, version: int) -> Service:
+        """The Service called ``name`` as published in control-plane version ``version``."""
+        return self._services_at[version][name]
+
+    def endpoints(self, service: str, version: int = 0, port: str = "") -> tuple[Endpoint, ...]:
+        """The Service's endpoints with conditions and the controller's hints, sorted by address, for its port
+        ``port`` (``Service.port_of``: kube-proxy's ServicePortName; endpoints whose slice lacks it left out)."""
+        endpoints = self._hints(version)[service].endpoints
+        svc = self.service_at(service, version)
+        if not svc.other_ports:
+            return endpoints
+        name = svc.at_port(port).port_name
+        moved = (ep.at_port(name) if ep.ports else ep for ep in endpoints)
+        return tuple(sorted((ep for ep in moved if ep is not None), key=lambda ep: ep.address))
+
+    def hints(self, service: str, version: int = 0) -> Hints:
+        """The hints the EndpointSlice controller wrote for ``service`` (or why it wrote none)."""
+        return self._hints(version)[service]
+
+    def _hints(self, version: int) -> dict[str, Hints]:
+        cached = self._hints_by_version.get(version)
+        if cached is None:
+            state = self.versions[version][1]
+            by_label: dict[tuple[str, str], list[Pod]] = {}  # a selector's first label narrows the pods to test
+            for pod in state.pods:
+                for item in pod.labels.items():
+                    by_label.setdefault(item, []).append(pod)
+            cached = {
+                svc.name: self._given(svc, state)
+                if svc.name in self.given_endpoints
+                else generate_hints(
+                    svc,
+                    endpoints_for(svc, by_label.get(next(iter(svc.selector.items()), ("", "")), []), self.nodes),
+                    self.nodes,
+                )
+                for svc in state.services
+            }
+            self._hints_by_version[version] = cached
+        return cached
+
+    def _given(self, svc: Service, state: ClusterState) -> Hints:
+        """A Service's given EndpointSlices as the control plane publishes them in ``state``: as given, but an
+        endpoint whose pod the timeline changed or removed follows its pod (as the controller would rewrite it),
+        and a pod added later that the selector matches gets an endpoint (kube-proxy
+        ``endpointslicecache.go`` ``addEndpoints`` reads what the slices say)."""
+        given = self.given_endpoints[svc.name]
+        now = {p.name: p for p in state.pods}
+        derived = {ep.pod: ep for ep in endpoints_for(svc, state.pods, self.nodes)}
+        out: list[Endpoint] = []
+        for ep in given:
+            pod = now.get(ep.pod or "")
+            if pod is None:
+                continue
+            if pod == self._pods_at_start[pod.name]:
+                out.append(ep)
+            else:
+                out.append(
+                    replace(ep, ready=pod.ready and not pod.terminating, serving=pod.ready, terminating=pod.terminating)
+                )
+        named = {ep.pod for ep in given}
+        out.extend(ep for name, ep in derived.items() if name not in named and name in self.absent)
+        endpoints = tuple(sorted(out, key=lambda ep: ep.address))
+        implied = generate_hints(svc, tuple(derived.values()), self.nodes)
+        if implied.endpoints == endpoints:
+            return implied  # what the controller would write: with its reason for writing no hints
+        hinted = any(ep.zone_hints or ep.node_hints for ep in endpoints)
+        return Hints(endpoints, "" if hinted else "none in the EndpointSlices")

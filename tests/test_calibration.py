@@ -29,7 +29,7 @@ from sim.experiment.analysis import summarize_service
 from sim.rng import Streams
 from sim.routing import DataplaneConfig, ip_key
 from sim.routing.ports import EPHEMERAL_PORTS, first_ports, port_blocks, source_ports
-from sim.scenario import Connections, Scenario, Stream
+from sim.scenario import Connections, Scenario, Stream, stream_route
 from sim.solver import events_needed
 from sim.stats import chi_square_gof
 from sim.topology import ElementKind, Link, Topology
@@ -239,7 +239,7 @@ def test_hashed_picks_differ_across_seeds_and_repeat_for_one_seed() -> None:
     # the ports are the stream's ("ports", client, service, n) draws
     ports = first_ports(Streams(3).generator("ports", "client-0", "web", 0), 250)
     assert len(np.unique(ports)) == 250  # within one pass through the range: no port twice
-    route = sc.route(sc.streams[0], "a1")
+    route = stream_route(sc, sc.streams[0], "a1")
     choose = route.picker.chooser(route.endpoints, np.random.default_rng(0), [])
     flows = [(ip_key("10.244.9.2") << 16) | p for p in ports.tolist()]
     want = [int(route.endpoints[choose(f)].pod.split("-")[1]) for f in flows]

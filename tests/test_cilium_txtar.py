@@ -22,6 +22,7 @@ import yaml
 from sim.cli import main
 from sim.io import load_scenario
 from sim.routing import Source
+from sim.scenario import route_for
 
 DATA = Path(__file__).parent / "data" / "cilium"
 LOCAL_NODE = "testnode"
@@ -238,7 +239,7 @@ def test_cilium_trafficpolicy_script(tmp_path, capsys, service, expected):
     assert routed(tmp_path, capsys, objs) == want["10.96.50.104:80/TCP"]
     assert routed(tmp_path, capsys, objs, at="external_at_nodes") == want["1.1.1.1:80/TCP"]
     scenario = load_scenario(tmp_path / "s.toml", need_streams=False)[0]
-    route = scenario.route_for("test/echo", LOCAL_NODE, Source.POD_EXTERNAL)
+    route = route_for(scenario, "test/echo", LOCAL_NODE, Source.POD_EXTERNAL)
     assert {ep.address for ep in route.endpoints} == want.get("1.1.1.1:80/TCP/i", want["1.1.1.1:80/TCP"])
 
 

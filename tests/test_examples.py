@@ -77,6 +77,7 @@ import numpy as np  # noqa: E402
 
 from sim import load_scenario, run, summarize_service  # noqa: E402
 from sim.outcomes import DropReason  # noqa: E402
+from sim.scenario import stream_route  # noqa: E402
 
 
 def experiment(name: str, **overrides):
@@ -146,7 +147,7 @@ def test_maglev_moves_only_the_leaving_backends_flows():
 
     def picks(service: str) -> np.ndarray:
         spec = next(s for s in sc.streams if s.service == service)
-        route = sc.route(spec, "kind-worker")
+        route = stream_route(sc, spec, "kind-worker")
         choose = route.picker.chooser(route.endpoints, np.random.default_rng(0), [])
         return np.array([r.pod_names.index(route.endpoints[choose(f)].pod) for f in flows])
 

@@ -18,6 +18,7 @@ from sim.io import parse_scenario
 from sim.outcomes import DropReason
 from sim.records import PICK_AFFINITY
 from sim.routing import DataplaneConfig, maglev
+from sim.scenario import entry_nodes, stream_route
 from tests.conftest import ROOT
 
 KIND = "../topologies/kind.toml"
@@ -199,7 +200,7 @@ def test_cilium_socket_lb_picks_at_random_whatever_the_algorithm():
     dp = {"name": "cilium", "picker": "maglev", "external_clusterip": True}
     users = [{"name": "users", "attach": "internet", "ip": "203.0.113.9"}]
     sc = scenario(dp, pods, services, streams, topology=KIND_EXTERNAL, external_clients=users)
-    assert [sc.route(s, sc.entry_nodes(s)[0]).picker.name for s in sc.streams] == [
+    assert [stream_route(sc, s, entry_nodes(sc, s)[0]).picker.name for s in sc.streams] == [
         "random",
         "random",
         "random",
@@ -331,8 +332,8 @@ def test_maglev_picks_through_a_run_follow_cilium_slot_tables():
     sc = scenario(dp, pods, services, streams, topology=KIND_EXTERNAL, external_clients=users)
     r = run(sc, 6)
     c = r.columns
-    owners = cilium_lookup_table([ep.address for ep in sc.endpoints("web")], 1021, maglev.DEFAULT_SEED)
-    pod_of = {ep.address: r.pod_names.index(ep.pod) for ep in sc.endpoints("web")}
+    owners = cilium_lookup_table([ep.address for ep in sc.control_plane.endpoints("web")], 1021, maglev.DEFAULT_SEED)
+    pod_of = {ep.address: r.pod_names.index(ep.pod) for ep in sc.control_plane.endpoints("web")}
     flows = _flows(compile_plan(sc), Streams(6), c["stream"], c["endpoint"] >= 0)
     slots = (mix64_array(flows) % np.uint64(1021)).astype(np.int64)
     assert c["endpoint"].tolist() == [pod_of[owners[k]] for k in slots.tolist()]

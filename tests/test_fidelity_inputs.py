@@ -125,12 +125,14 @@ def test_endpoints_of_a_selectorless_service_are_mirrored(tmp_path):
         "kind.yaml",
     )
     sc = scenario_of(kind, write(tmp_path, ENDPOINTS))
-    db = sc.endpoints("shop/db")
+    db = sc.control_plane.endpoints("shop/db")
     assert [(e.address, e.ready, e.node_name) for e in db] == [
         ("10.244.1.9:5432", True, "kind-worker"),
         ("10.244.2.9:5432", False, "kind-worker2"),
     ]
-    assert sc.endpoints("default/web") == ()  # selects no pod; its Endpoints object is the controller's, not mirrored
+    assert (
+        sc.control_plane.endpoints("default/web") == ()
+    )  # selects no pod; its Endpoints object is the controller's, not mirrored
     assert not [w for w in warnings(sc) if "shop/db" in w]
 
 
@@ -165,7 +167,7 @@ def test_running_pod_without_ready_condition_is_not_ready(tmp_path):
     """
     notes: list[str] = []
     sc = scenario_of(write(tmp_path, objects), notes=notes)
-    assert [e.ready for e in sc.endpoints("default/a")] == [False]
+    assert [e.ready for e in sc.control_plane.endpoints("default/a")] == [False]
     assert any("Running with no Ready condition: not ready (IsPodReady" in n for n in notes)
 
 

@@ -20,6 +20,7 @@ from sim.errors import SpecError
 from sim.io.scenario import objects_table, parse_scenario
 from sim.outcomes import DropReason
 from sim.routes import routes
+from sim.scenario import entry_nodes, stream_route
 from tests.test_fidelity import KIND, KIND_EXTERNAL, pod, scenario, stream
 
 REQUESTS = 400
@@ -169,7 +170,7 @@ def test_a_stream_calls_the_port_it_names(tmp_path, port, target):
     a stream naming a port (by name or number) reaches the pods on that port's targetPort, and the emulated rules
     have one chain set per port."""
     sc = multi_scenario(tmp_path, port)
-    route = sc.route(sc.streams[0], "kind-worker")
+    route = stream_route(sc, sc.streams[0], "kind-worker")
     assert [e.address for e in route.endpoints] == [f"10.244.1.5:{target}"]
     assert sum(summarize_service(run(sc, 1), "shop/api").by_node.values()) == 40
     plan = make_plan(sc, "iptables", "t.toml")
@@ -194,8 +195,8 @@ def test_slices_join_each_port_by_name(tmp_path):
     endpoints: [{addresses: [10.244.1.5], nodeName: kind-worker, targetRef: {kind: Pod, name: api-1}}]
     """
     sc = multi_scenario(tmp_path, "http", textwrap.dedent(slices))
-    assert [e.address for e in sc.endpoints("shop/api", port="http")] == ["10.244.1.5:8081"]
-    assert sc.endpoints("shop/api", port="grpc") == ()
+    assert [e.address for e in sc.control_plane.endpoints("shop/api", port="http")] == ["10.244.1.5:8081"]
+    assert sc.control_plane.endpoints("shop/api", port="grpc") == ()
 
 
 def test_a_stream_naming_no_port_of_the_service_is_one_error(tmp_path):
@@ -243,9 +244,9 @@ def test_external_ips_from_a_pod_and_from_outside():
         stream("users", "web", 50, target="ExternalIP", node="kind-worker2"),
     ]
     sc = scenario("iptables", pods, services, streams, topology=KIND_EXTERNAL, external_clients=clients)
-    assert [e.pod for e in sc.route(sc.streams[0], "kind-worker").endpoints] == ["web-1", "web-2"]
-    assert [e.pod for e in sc.route(sc.streams[1], "kind-worker2").endpoints] == ["web-2"]
-    assert sc.entry_nodes(sc.streams[1]) == ("kind-worker2",)
+    assert [e.pod for e in stream_route(sc, sc.streams[0], "kind-worker").endpoints] == ["web-1", "web-2"]
+    assert [e.pod for e in stream_route(sc, sc.streams[1], "kind-worker2").endpoints] == ["web-2"]
+    assert entry_nodes(sc, sc.streams[1]) == ("kind-worker2",)
     only_pod = scenario("iptables", pods, services, streams[:1], topology=KIND)
     assert make_plan(only_pod, None, "t.toml").clients == ("client",)
     with pytest.raises(SpecError, match="an external client calling an externalIP is not emulated"):
@@ -281,7 +282,7 @@ def test_sim_import_keeps_every_port(tmp_path):
     assert dumps_json(routes(imported)) == dumps_json(routes(direct))
     assert imported.service("shop/api") == direct.service("shop/api")
     assert imported.service("default/lb") == direct.service("default/lb")
-    assert [e.address for e in imported.endpoints("shop/api", port="grpc")] == ["10.244.1.5:9091"]
+    assert [e.address for e in imported.control_plane.endpoints("shop/api", port="grpc")] == ["10.244.1.5:9091"]
 
 
 def test_sim_run_port_flag(tmp_path):
@@ -366,6 +367,6 @@ def test_slices_with_different_ports_each_serve_their_port(tmp_path):
     endpoints: [{addresses: [10.244.1.7], nodeName: kind-worker, targetRef: {kind: Pod, name: api-2}}]
     """
     sc = multi_scenario(tmp_path, "grpc", textwrap.dedent(slices))
-    assert [e.address for e in sc.endpoints("shop/api", port="http")] == ["10.244.1.5:8080"]
-    assert [e.address for e in sc.endpoints("shop/api", port="grpc")] == ["10.244.1.7:9090"]
-    assert [e.pod for e in sc.route(sc.streams[0], "kind-worker").endpoints] == ["shop/api-2"]
+    assert [e.address for e in sc.control_plane.endpoints("shop/api", port="http")] == ["10.244.1.5:8080"]
+    assert [e.address for e in sc.control_plane.endpoints("shop/api", port="grpc")] == ["10.244.1.7:9090"]
+    assert [e.pod for e in stream_route(sc, sc.streams[0], "kind-worker").endpoints] == ["shop/api-2"]

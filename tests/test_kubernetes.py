@@ -16,6 +16,7 @@ from sim.io.cluster.kubernetes import cpu_cores, read_objects
 from sim.io.cluster.placement import place
 from sim.io.scenario import objects_table, parse_scenario
 from sim.routing import Source
+from sim.scenario import route_for
 
 DATA = Path(__file__).parent / "data" / "k8s"
 
@@ -190,7 +191,7 @@ def test_named_target_port_resolves_on_the_pods(tmp_path):
     )
     sc = scenario_of(tmp_path)
     assert sc.service("default/web").target_port == 8080
-    assert all(ep.address.endswith(":8080") for ep in sc.endpoints("default/web"))
+    assert all(ep.address.endswith(":8080") for ep in sc.control_plane.endpoints("default/web"))
 
 
 def test_headless_and_externalname_are_skipped(tmp_path):
@@ -300,14 +301,14 @@ def test_given_slices_win_over_the_pods(tmp_path):
         """.replace("        ", ""),
     )
     sc = scenario_of(path)
-    eps = sc.endpoints("default/s")
+    eps = sc.control_plane.endpoints("default/s")
     assert [(e.address, e.ready, e.serving, e.zone_hints) for e in eps] == [
         ("10.0.1.1:8080", True, True, frozenset({"b"})),
         ("10.0.2.1:8080", False, False, None),
     ]
-    route = sc.route_for("default/s", "n2", Source.POD)
+    route = route_for(sc, "default/s", "n2", Source.POD)
     assert [e.pod for e in route.endpoints] == ["default/p1"]
-    assert sc.hints("default/s").withheld == ""
+    assert sc.control_plane.hints("default/s").withheld == ""
 
 
 def test_slice_port_is_found_by_the_service_port_name(tmp_path):
@@ -324,13 +325,13 @@ def test_slice_port_is_found_by_the_service_port_name(tmp_path):
         endpoints: [{addresses: [10.0.1.1], nodeName: n1, targetRef: {kind: Pod, name: p1}}]
         """),
     )
-    assert scenario_of(path).endpoints("default/s") == ()  # no port named "web": no endpoints for it
+    assert scenario_of(path).control_plane.endpoints("default/s") == ()  # no port named "web": no endpoints for it
 
 
 def test_without_slices_endpoints_are_derived(tmp_path):
     path = write(tmp_path, SLICE_CLUSTER)
     sc = scenario_of(path)
-    assert [(e.address, e.node_name, e.zone) for e in sc.endpoints("default/s")] == [
+    assert [(e.address, e.node_name, e.zone) for e in sc.control_plane.endpoints("default/s")] == [
         ("10.0.1.1:8080", "n1", "a"),
         ("10.0.2.1:8080", "n2", "b"),
     ]
@@ -352,7 +353,7 @@ def test_selector_only_in_its_namespace(tmp_path):
     )
     notes: list[str] = []
     sc = scenario_of(path, notes=notes)
-    assert [e.pod for e in sc.endpoints("x/s")] == ["x/p"]
+    assert [e.pod for e in sc.control_plane.endpoints("x/s")] == ["x/p"]
     assert any("node n1: named by a pod" in n for n in notes)  # a bare node
     assert sc.nodes["n1"].zone == "" and sc.nodes["n1"].allocatable_cpu == 0
 
@@ -753,7 +754,7 @@ def test_daemonset_itp_local_on_the_gcp_nodes():
     svc = sc.service("default/node-agent")
     assert svc.internal_traffic_policy == TrafficPolicy.LOCAL and svc.target_port == 0 and svc.port == 80
     for node in sc.topology.nodes:
-        route = sc.route_for("default/node-agent", node, Source.POD)
+        route = route_for(sc, "default/node-agent", node, Source.POD)
         if node in agents:
             assert [ep.node_name for ep in route.endpoints] == [node]
         else:
@@ -774,8 +775,8 @@ def test_topology_auto_on_the_gcp_nodes(tmp_path):
     """),
     )
     sc = scenario_of(DATA / "openshift_gcp_nodes_3zones.json", path)
-    assert sc.hints("default/web").withheld == ""
-    assert all(ep.zone_hints == frozenset({ep.zone}) for ep in sc.endpoints("default/web"))
+    assert sc.control_plane.hints("default/web").withheld == ""
+    assert all(ep.zone_hints == frozenset({ep.zone}) for ep in sc.control_plane.endpoints("default/web"))
 
 
 def test_onprem_nodes_without_zones():
@@ -790,7 +791,7 @@ def test_kind_dump():
     sc = scenario_of(DATA / "kind_dump.yaml", notes=notes)
     assert dict(sc.topology.elements) == {"kind-bridge": "bridge"}  # providerID kind://
     assert {s.name for s in sc.services} == {"shop/web", "kube-system/kube-dns"}
-    web = {ep.pod: (ep.ready, ep.serving, ep.terminating) for ep in sc.endpoints("shop/web")}
+    web = {ep.pod: (ep.ready, ep.serving, ep.terminating) for ep in sc.control_plane.endpoints("shop/web")}
     assert web == {
         "shop/web-7d4b9c-abcde": (True, True, False),  # conditions absent: the API's defaults
         "shop/web-7d4b9c-fghij": (False, True, True),
@@ -798,7 +799,7 @@ def test_kind_dump():
     }
     assert sc.service("shop/web").target_port == 8080
     assert "skipped 1 object of kinds not simulated: 1 ConfigMap" in notes
-    outside = sc.route_for("shop/web", "kind-worker2", Source.EXTERNAL)  # eTP Local: the local terminating one
+    outside = route_for(sc, "shop/web", "kind-worker2", Source.EXTERNAL)  # eTP Local: the local terminating one
     assert [ep.pod for ep in outside.endpoints] == ["shop/web-7d4b9c-fghij"] and outside.source_preserved
 
 
@@ -819,8 +820,8 @@ def test_endpoint_without_a_given_pod_gets_a_bare_one(tmp_path):
     )
     notes: list[str] = []
     sc = scenario_of(path, notes=notes)
-    (ep,) = sc.endpoints("default/s")
+    (ep,) = sc.control_plane.endpoints("default/s")
     assert (ep.address, ep.pod, ep.node_name) == ("10.1.1.1:80", "default/endpoint-10.1.1.1", "n1")
     assert sc.pod("default/endpoint-10.1.1.1").ip == "10.1.1.1"
     assert any("simulated as a bare pod on node n1" in n for n in notes)
-    assert [e.pod for e in sc.route_for("default/s", "n1", Source.POD).endpoints] == ["default/endpoint-10.1.1.1"]
+    assert [e.pod for e in route_for(sc, "default/s", "n1", Source.POD).endpoints] == ["default/endpoint-10.1.1.1"]

@@ -189,7 +189,7 @@ def test_changing_cluster_accounts_for_every_request(scenario, seed):
     assert np.all(c["t_returned"][resolved] >= c["t_sent"][resolved])
     # Local never leaves the node, under the policy of the version the entry node routed with
     for row in np.flatnonzero((c["endpoint"] >= 0) & (c["pick"] == 1)).tolist():
-        svc = scenario.service_at(scenario.services[c["service"][row]].name, int(c["version"][row]))
+        svc = scenario.control_plane.service_at(scenario.services[c["service"][row]].name, int(c["version"][row]))
         if svc.internal_traffic_policy == TrafficPolicy.LOCAL:  # (no nodePort here: IPVS has no fallback)
             assert c["endpoint_node"][row] == c["entry_node"][row]
 

@@ -252,7 +252,7 @@ def test_scenario_adds_to_and_changes_cluster_state(tmp_path):
     assert sc.pod("default/extra").ip == "10.244.2.4"  # after the cluster's pods on kind-worker2
     assert sc.service("default/echo-1").internal_traffic_policy.value == "Local"
     assert sc.topology.path("kind-worker", "kind-worker2").mean_s == 0.002
-    assert [ep.pod for ep in sc.endpoints("default/echo-1")] == [
+    assert [ep.pod for ep in sc.control_plane.endpoints("default/echo-1")] == [
         "default/echo-1-kind-worker",
         "default/echo-1-kind-worker2",
         "default/extra",
@@ -422,8 +422,8 @@ def test_timeline_over_given_endpoint_slices(tmp_path):
     )
     sc, _ = load_scenario(tmp_path / "s.toml")
     states = [
-        [(ep.pod, ep.ready, ep.serving, ep.terminating) for ep in sc.endpoints("default/s", v)]
-        for v in range(len(sc.versions))
+        [(ep.pod, ep.ready, ep.serving, ep.terminating) for ep in sc.control_plane.endpoints("default/s", v)]
+        for v in range(len(sc.control_plane.versions))
     ]
     assert states == [
         [("default/a", True, True, False), ("default/b", False, False, False)],

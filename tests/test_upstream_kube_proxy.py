@@ -22,7 +22,7 @@ from sim.cluster import Endpoint, Pod, Service, ServiceType, SessionAffinity, Tr
 from sim.emulate.plan import service_rules
 from sim.emulate.rules import Proxy, detector, node_rules
 from sim.routing import DataplaneConfig
-from sim.scenario import Scenario
+from sim.scenario import Scenario, route_for
 from tests.conftest import star
 
 DATA = Path(__file__).parent / "data" / "kube_proxy"
@@ -230,7 +230,7 @@ def masquerade_scenario(mode: str, detector_mode: str) -> Scenario:
 def test_internal_external_masquerade_flows_match_upstream(mode, detector_mode):
     """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (and ``pkg/proxy/iptables/proxier_test.go``)
     ``TestInternalExternalMasquerade``, cases "base" and "no LocalTrafficDetector": every flow from a pod or from
-    outside, through ``Scenario.route_for`` (what ``sim run`` and ``sim routes`` use): the endpoints reached and
+    outside, through ``sim.scenario.route_for`` (what ``sim run`` and ``sim routes`` use): the endpoints reached and
     whether the source is masqueraded. (Flows from the node itself, external clients to a ClusterIP and
     ``--masquerade-all`` are not modelled.)"""
     from sim.routing import Source
@@ -239,7 +239,7 @@ def test_internal_external_masquerade_flows_match_upstream(mode, detector_mode):
     for name, service, source, expected, masq in MASQ_FLOWS:
         if detector_mode == "none":
             expected = NO_DETECTOR_OVERRIDES.get(name, expected)
-        route = sc.route_for(service, NODE, Source(source))
+        route = route_for(sc, service, NODE, Source(source))
         assert ", ".join(e.address for e in route.endpoints) == expected, name
         assert (not route.source_preserved) == masq, name
 
@@ -271,7 +271,7 @@ def test_no_endpoints_reject_flows_match_upstream(mode):
         dataplane=DataplaneConfig(mode, cluster_cidr="10.0.0.0/8"),
     )
     for source in (Source.POD, Source.POD_EXTERNAL, Source.EXTERNAL):
-        route = sc.route_for("ns1/svc1", NODE, source)
+        route = route_for(sc, "ns1/svc1", NODE, source)
         assert route.drop == DropReason.NO_ENDPOINTS and not route.drop.client_waits, source
     text = "".join(node_rules(service_rules(sc, NODE, {"ns1/svc1": "172.30.0.41"}), mode, PROXY).values())
     if mode == "iptables":
@@ -376,7 +376,7 @@ def one_service(mode: str, svc: Service, endpoints: list[tuple[str, str, set[str
     from sim.io.cluster.builders import endpoint
 
     eps = tuple(
-        endpoint(f"{ip}:80", ready=R in c, serving=S in c, terminating=T in c, node=node, pod=f"ns1/p{i}")
+        endpoint(f"{ip}:80", ready=R in c, serving=S in c, terminating=T in c, node_name=node, pod=f"ns1/p{i}")
         for i, (ip, node, c) in enumerate(endpoints)
     )
     nodes = sorted({NODE, *(n for _, n, _ in endpoints)})
@@ -396,7 +396,7 @@ def outcome(sc: Scenario, source_name: str) -> tuple[str, bool]:
     from sim.outcomes import DropReason
     from sim.routing import Source
 
-    route = sc.route_for("ns1/svc1", NODE, Source(source_name))
+    route = route_for(sc, "ns1/svc1", NODE, Source(source_name))
     verdict = {DropReason.NO_ENDPOINTS: "REJECT", DropReason.NO_LOCAL_ENDPOINTS: "DROP"}.get(route.drop)
     return verdict or ", ".join(sorted(e.address for e in route.endpoints)), not route.source_preserved
 
@@ -406,7 +406,7 @@ def test_traffic_policy_flow_tests_match_upstream(mode):
     """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (the iptables file has the same tables)
     ``TestTerminatingEndpointsTrafficPolicyLocal`` (5 cases incl. after deletion, 2 flows each),
     ``TestTerminatingEndpointsTrafficPolicyCluster`` (5 x 2) and ``TestInternalTrafficPolicy`` (5 x 1): every flow
-    through ``Scenario.route_for``, output and masquerade as upstream expects."""
+    through ``sim.scenario.route_for``, output and masquerade as upstream expects."""
     lb = dict(type=ServiceType.LOAD_BALANCER, load_balancer_ips=("1.2.3.4",))
     local = Service("ns1/svc1", external_traffic_policy=TrafficPolicy.LOCAL, health_check_node_port=30000, **lb)
     for case, eps, to_cluster_ip, to_lb in TERMINATING_CASES:

@@ -1,79 +1,33 @@
-"""Kubernetes objects on the command line: telling them from a scenario file, loading them (``--client``,
-``--service``, ``--rate`` put on the stream), ``sim routes`` and ``sim import``."""
+"""``sim routes`` and ``sim import``, and whether ``sim run`` was given Kubernetes objects; what they read is
+``sim.io.inputs`` (``load_cluster``) and ``sim.io.importer`` (``read_sources``)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from sim.cli.text import _note, _notes
 from sim.errors import SpecError
 
-if TYPE_CHECKING:
-    from sim.scenario import Scenario
-
-
-def _is_objects(files: Sequence[str]) -> bool:
-    from sim.io.cluster.objects import OBJECT_SUFFIXES
-
-    return any(f == "-" or Path(f).is_dir() or Path(f).suffix in OBJECT_SUFFIXES for f in files)
-
 
 def _objects_run(args: argparse.Namespace) -> bool:
     """Whether ``sim run`` was given Kubernetes objects (then --client and --service say what to run)."""
+    from sim.io.inputs import is_objects
+
     return bool(
-        args.more or args.client or args.service or args.port or args.rate is not None or _is_objects([args.file])
+        args.more or args.client or args.service or args.port or args.rate is not None or is_objects([args.file])
     )
-
-
-def _load_objects(
-    files: Sequence[str],
-    streams: list[dict[str, Any]],
-    notes: list[str],
-    need_streams: bool = True,
-    sets: Sequence[str] = (),
-) -> tuple[Scenario, int]:
-    """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``) on kube-proxy's default
-    dataplane, with ``--set``s applied; a problem in a stream built from flags is put on the flag."""
-    from sim.io import parse_scenario, parse_set
-    from sim.io.experiment import parse_scenario_set
-    from sim.io.scenario import objects_table
-
-    table = {**objects_table(list(files)), "streams": streams}
-    where = Path("(command line)")
-    try:
-        if sets:
-            return parse_scenario_set(table, where, dict(parse_set(text) for text in sets), notes=notes)
-        return parse_scenario(table, where, need_streams=need_streams, notes=notes)
-    except SpecError as e:
-        flags = {
-            "streams[0].client": "--client",
-            "streams[0].service": "--service",
-            "streams[0].workload.rate_rps": "--rate",
-            "streams[0].port": "--port",
-        }
-        if e.path == "(command line)" and e.field in flags:
-            raise SpecError(flags[e.field], "", e.problem) from None
-        raise
 
 
 def _routes(args: argparse.Namespace) -> int:
     """``sim routes``: what each node's proxy programs for each Service (human table or --json)."""
-    from sim.io import dumps_json, is_experiment, load_experiment, load_scenario, parse_scenario
+    from sim.io import dumps_json
+    from sim.io.inputs import load_cluster
     from sim.routes import format_routes, routes
 
     notes: list[str] = []
-    if len(args.files) == 1 and not _is_objects(args.files):
-        if is_experiment(args.files[0]):
-            point = load_experiment(args.files[0]).design_points[0]
-            scenario = parse_scenario(point.table, point.anchor, need_streams=False, notes=notes)[0]
-        else:
-            scenario = load_scenario(args.files[0], need_streams=False, notes=notes)[0]
-    else:
-        scenario = _load_objects(args.files, [], notes, need_streams=False)[0]
+    scenario = load_cluster(args.files, notes)
     if args.dataplane:
         # the scenario's proxy options (its local-traffic detector...) stay; only its picker is the new one's
         dataplane = dataclasses.replace(scenario.dataplane, name=args.dataplane, picker="")
@@ -93,13 +47,13 @@ def _routes(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     """``sim import``: Kubernetes objects and/or trace exports -> an editable scenario file and its topology file."""
     from sim.io import check_file, write_file
-    from sim.io.importer import default_streams, scenario_text, topology_text
+    from sim.io.importer import callees, default_streams, read_sources, scenario_text, topology_text
 
     notes: list[str] = []
     out = check_file(args.out, "-o", inputs=args.files) or Path(args.out)
     topology_file = out.with_name(f"{out.stem}-topology.toml")
-    scenario, extra, traced, client = _imported(args.files, out.stem, notes)
-    streams = default_streams(scenario, skip=sorted(_callees(extra)), client=client)
+    scenario, extra, traced, client = read_sources(args.files, out.stem, notes)
+    streams = default_streams(scenario, skip=sorted(callees(extra)), client=client)
     scenario = dataclasses.replace(scenario, name=out.stem)
     texts = {
         topology_file: topology_text(scenario.topology),
@@ -121,39 +75,3 @@ def _import(args: argparse.Namespace) -> int:
 
         print("\n".join(describe(traced)))
     return 0
-
-
-def _imported(files: Sequence[str], name: str, notes: list[str]) -> tuple[Scenario, dict[str, Any], Any, str | None]:
-    """What ``sim import`` reads: the cluster (Kubernetes objects, or one made for traces given alone, with the
-    pod to send from), and the call graph the traces show mapped onto its Services (their keys by Service)."""
-    from sim.io.importer import traced_cluster, with_traces
-    from sim.io.tracefiles import read_spans, split_traces
-    from sim.traces import derive
-
-    traces, objects = split_traces(files)
-    traced = derive(read_spans(traces)) if traces else None
-    client = None
-    if objects or traced is None:
-        scenario = _load_objects(objects, [], notes, need_streams=False)[0]
-    else:
-        scenario = traced_cluster(traced, name)
-        notes.append(
-            f"no Kubernetes objects: a cluster of one node {scenario.pods[0].node!r} with one pod per traced service "
-            f"({', '.join(p.name for p in scenario.pods[:-1])}) and a client pod {scenario.pods[-1].name!r}"
-        )
-        client = scenario.pods[-1].name
-    if traced is None:
-        return scenario, {}, None, client
-    notes.extend(traced.notes)
-    scenario, extra, more = with_traces(scenario, traced)
-    notes.extend(more)
-    return scenario, extra, traced, client
-
-
-def _callees(extra: dict[str, Any]) -> set[str]:
-    """The Services some ``calls`` entry names (directly or in a ``parallel`` stage)."""
-    out: set[str] = set()
-    for entries in extra.values():
-        for call in entries.get("calls", []):
-            out.update(c["service"] for c in call.get("parallel", [call]))
-    return out

@@ -1,5 +1,6 @@
-"""``sim run`` and ``sim validate``: a scenario (or a design point of a spec, or Kubernetes objects with
-``--client``/``--service``) loaded, checked against the guards, and validated or run on the engine asked for."""
+"""``sim run`` and ``sim validate``: the arguments handed to the library, what it says laid out. Loading (a
+scenario, a spec's design point, Kubernetes objects with ``--client``/``--service``) is ``sim.io.inputs``; the
+engine choice and the guards are ``sim.facade.checked_choice``."""
 
 from __future__ import annotations
 
@@ -9,56 +10,23 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.cli.objects import _is_objects, _load_objects
 from sim.cli.text import _detail, _error, _note, _notes, _plural, _warn, format_summary
-from sim.errors import SpecError, one_line
+from sim.errors import one_line
 from sim.version import __version__
 
 if TYPE_CHECKING:
-    from sim import guards
     from sim.scenario import Scenario
 
 
 def _load(args: argparse.Namespace) -> tuple[Scenario, Any]:
-    """The scenario ``sim run`` / ``validate`` acts on, and its seed: a scenario file with its ``--set``s, or one
-    design point of a spec (``--point``) at replication 0."""
-    from sim.io import is_experiment, load_experiment, load_scenario, load_scenario_set, parse_scenario, parse_set
+    """The scenario ``sim run`` / ``validate`` acts on, and its seed (``sim.io.inputs.load_run_input``)."""
+    from sim.io.inputs import load_run_input
 
-    sets = dict(parse_set(text) for text in args.set)
-    overrides: dict[str, Any] = {}
-    if getattr(args, "seed", None) is not None:
-        overrides["seed"] = args.seed
-    if getattr(args, "requests", None) is not None:
-        overrides["requests"] = args.requests
-    if not is_experiment(args.file):
-        if getattr(args, "point", None) is not None:
-            raise SpecError(args.file, "--point", "is for an experiment spec; this is a scenario file")
-        return load_scenario_set(args.file, sets, overrides) if sets else load_scenario(args.file, overrides)
-    experiment = load_experiment(args.file, sets)
-    n = len(experiment.design_points)
-    index = args.point if args.point is not None else 0
-    if index >= n:
-        raise SpecError(args.file, "--point", f"must be a design point from 0 to {n - 1}, got {index}")
-    point = experiment.design_points[index]
-    from sim.experiment.sweep import replication_seed
-
-    overrides.setdefault("seed", replication_seed(experiment.root_seed, 0))
-    scenario, seed = parse_scenario(point.table, point.anchor, overrides)
-    at = ", ".join(f"{k}={v!r}" for k, v in point.factors.items()) or "no factors"
-    _note(
-        f"experiment {experiment.name}: running design point {index} of {n} ({at}) at replication 0"
-        + (f"; --point 0..{n - 1} picks another" if n > 1 else "")
-    )
-    return scenario, seed
-
-
-def _refuse(file: str, est: guards.Estimate, runs_at_once: int = 1) -> None:
-    """Raise the SpecError of a run that must not start (see sim.guards.refusal)."""
-    from sim import guards
-
-    why = guards.refusal(est, runs_at_once=runs_at_once)
-    if why is not None:
-        raise SpecError(file, *why)
+    overrides = {key: value for key in ("seed", "requests") if (value := getattr(args, key, None)) is not None}
+    loaded = load_run_input(args.file, args.set, overrides, getattr(args, "point", None))
+    if loaded.note:
+        _note(loaded.note)
+    return loaded.scenario, loaded.seed
 
 
 def _validate_experiment(args: argparse.Namespace) -> int:
@@ -70,7 +38,7 @@ def _validate_experiment(args: argparse.Namespace) -> int:
     n = len(experiment.design_points)
     estimates = [guards.estimate(p.scenario) for p in experiment.design_points]
     for est in estimates:
-        _refuse(args.file, est)
+        guards.refuse(args.file, est)
     requests = sum(e.requests for e in estimates) * experiment.replications
     largest = max(e.memory_bytes for e in estimates)
     print(
@@ -95,17 +63,12 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     """Check a loaded scenario against the guards and its output paths, then validate (print ok) or run it on the
     engine ``--engine`` asks for and print it (and ``--out``, ``--plot``)."""
     from sim import guards
-    from sim.facade import EventsNeeded, choose
+    from sim.facade import checked_choice
     from sim.io import check_directory, check_file, dumps_json, write_file
     from sim.io.output import STDOUT
 
-    try:
-        choice = choose(scenario, getattr(args, "engine", "des"))
-    except EventsNeeded as e:
-        raise SpecError(args.file, "--engine fast", str(e)) from None
+    choice, est = checked_choice(scenario, getattr(args, "engine", "des"), args.file)
     engine, problem = choice.engine, choice.events_needed
-    est = guards.estimate(scenario, fast=engine == "fast")
-    _refuse(args.file, est)
     inputs = [args.file, *getattr(args, "more", [])]
     if args.command == "run" and args.out is not None:
         check_file(args.out, "--out", inputs=inputs, stdout=True)
@@ -145,9 +108,20 @@ def _execute(args: argparse.Namespace, scenario: Scenario, seed: Any) -> int:
     return 0
 
 
+_STREAM_FLAGS = {
+    "streams[0].client": "--client",
+    "streams[0].service": "--service",
+    "streams[0].workload.rate_rps": "--rate",
+    "streams[0].port": "--port",
+}
+"""The flag that made each field of the stream ``sim run FILE... --client --service`` builds."""
+
+
 def _run_objects(args: argparse.Namespace) -> int:
     """``sim run FILE... --client NS/POD --service NS/NAME``: one stream straight from Kubernetes objects."""
-    if not _is_objects([args.file, *args.more]):
+    from sim.io.inputs import is_objects, load_objects
+
+    if not is_objects([args.file, *args.more]):
         flags = (("--client", args.client), ("--service", args.service), ("--rate", args.rate))
         given = [flag for flag, value in flags if value is not None]
         return _error(
@@ -166,7 +140,7 @@ def _run_objects(args: argparse.Namespace) -> int:
         **({"port": args.port} if args.port else {}),
     }
     notes: list[str] = []
-    scenario, seed = _load_objects([args.file, *args.more], [stream], notes, sets=args.set)
+    scenario, seed = load_objects([args.file, *args.more], [stream], notes, sets=args.set, flags=_STREAM_FLAGS)
     _notes(notes)
     return _execute(args, scenario, args.seed if args.seed is not None else seed)
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sim.cli.run import _plot_run, _refuse, _save_figure
+from sim.cli.run import _plot_run, _save_figure
 from sim.cli.text import _VERBOSITY, EXIT_INTERRUPTED, _detail, _error
 from sim.errors import SpecError
 
@@ -34,6 +34,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from sim import guards
     from sim.experiment.executors import Dask, ExecutorLost, Processes, Serial
     from sim.experiment.sweep import sweep
+    from sim.facade import checked_runs
     from sim.io import ResultDir, check_directory, load_experiment, parse_set
 
     started = time.perf_counter()
@@ -49,10 +50,10 @@ def _sweep(args: argparse.Namespace) -> int:
         executor, at_once = Serial(), 1
     else:
         executor, at_once = Processes(args.workers), args.workers or os.cpu_count() or 1
-    estimates = [guards.estimate(p.scenario) for p in experiment.design_points]
+    scenarios = [p.scenario for p in experiment.design_points]
+    runs_at_once = min(at_once, len(scenarios) * experiment.replications)
+    estimates = checked_runs(scenarios, args.spec, runs_at_once)
     largest = max(estimates, key=lambda e: e.memory_bytes)
-    for est in (*(e for e in estimates if e.unbounded or e.requests > guards.MAX_RECORDS), largest):
-        _refuse(args.spec, est, runs_at_once=min(at_once, len(estimates) * experiment.replications))
     check_directory(args.out if args.out is not None else out, "--out" if args.out is not None else "results directory")
     n = len(experiment.design_points)
     print(

@@ -14,7 +14,7 @@ Which endpoints each node's proxy programs for each Service comes from the routi
 
 External clients are namespaces on the same bridge (the topology's router in front of it is not a hop: latency
 is not emulated); a LoadBalancer is the client's own uniform choice of a node per connection (over the nodes
-that pass the health check, when the stream has them, as ``Scenario.lb_nodes`` says), its packets sent to that
+that pass the health check, when the stream has them, as ``sim.scenario.lb_nodes`` says), its packets sent to that
 node unchanged, destination the LoadBalancer IP.
 
 What the kernel cannot reproduce is refused with the one bad-input error (``SpecError``): latency is not
@@ -33,7 +33,7 @@ from sim.cluster import Pod, Service
 from sim.errors import SpecError
 from sim.routing import categorize_endpoints
 from sim.routing.policy import Endpoints
-from sim.scenario import Scenario, Target
+from sim.scenario import Scenario, Target, lb_nodes
 from sim.topology import ElementKind
 
 MODES = ("iptables", "nftables")
@@ -168,7 +168,7 @@ def _refuse_unsupported(sc: Scenario, path: str) -> None:
             raise SpecError(
                 path, f"{where}.target", "an external client calling an externalIP is not emulated (pods are)"
             )
-        if sc.is_external(st.client) and st.target == Target.LOAD_BALANCER and len(sc.lb_nodes(st)) > 250:
+        if sc.is_external(st.client) and st.target == Target.LOAD_BALANCER and len(lb_nodes(sc, st)) > 250:
             raise SpecError(path, f"{where}.target", "too many load-balancer nodes")
         if st.requests is None:
             raise SpecError(path, f"{where}.requests", "give a request count (or --requests)")
@@ -273,7 +273,7 @@ def _fabric(sc: Scenario, path: str) -> Fabric:
             raise SpecError(path, f"external_clients[{i}].attach", f"{ext.attach} is not next to one bridge or switch")
     for i, st in enumerate(sc.streams):
         if sc.is_external(st.client) and st.target == Target.LOAD_BALANCER:
-            far = [n for n in sc.lb_nodes(st) if hub_of[n] != hub_of[st.client]]
+            far = [n for n in lb_nodes(sc, st) if hub_of[n] != hub_of[st.client]]
             if far:
                 raise SpecError(
                     path,
@@ -304,7 +304,7 @@ def service_rules(sc: Scenario, node: str, ips: dict[str, str]) -> tuple[Service
             svc = whole.at_port(port.name)
             cat = categorize_endpoints(
                 svc,
-                sc.endpoints(whole.name, port=port.name),
+                sc.control_plane.endpoints(whole.name, port=port.name),
                 sc.nodes[node],
                 prefer_same_node_gate=sc.dataplane.prefer_same_node_gate,
             )
@@ -395,7 +395,7 @@ def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
     listening: dict[str, set[int]] = {}
     for svc in sc.services:  # every port an endpoint of any Service port names: where its DNAT sends packets
         for port in svc.ports:
-            for ep in sc.endpoints(svc.name, port=port.name):
+            for ep in sc.control_plane.endpoints(svc.name, port=port.name):
                 listening.setdefault(ep.pod or "", set()).add(int(ep.address.rsplit(":", 1)[1]))
     servers = {pod.name: tuple(sorted(listening[pod.name])) for pod in present if pod.name in listening}
     clients = tuple(dict.fromkeys(st.client for st in sc.streams))

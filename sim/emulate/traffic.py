@@ -19,7 +19,7 @@ from sim.emulate.names import Names
 from sim.emulate.network import LB_TABLE_BASE
 from sim.emulate.plan import Plan
 from sim.emulate.processes import Processes, lines, readline
-from sim.scenario import Stream, Target
+from sim.scenario import Stream, Target, lb_nodes
 
 _HERE = Path(__file__).resolve().parent
 SERVER = _HERE / "server.py"
@@ -93,7 +93,7 @@ def targets(plan: Plan, stream: Stream) -> list[tuple[str, int, int]]:
     if stream.target == Target.LOAD_BALANCER and not sc.is_external(stream.client):
         return [(svc.load_balancer_ips[0], svc.port, 0)]  # a pod: its own node's proxy captures the LB IP
     if stream.target == Target.LOAD_BALANCER:
-        return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in sc.lb_nodes(stream)]
+        return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in lb_nodes(sc, stream)]
     return [(plan.cluster_ips[stream.service], svc.port, 0)]
 
 

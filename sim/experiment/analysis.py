@@ -208,7 +208,7 @@ def _summarize(
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
         cross_node_by_entry_node=cross_by_node,
-        hints=result.scenario.hints(service).describe(),
+        hints=result.scenario.control_plane.hints(service).describe(),
         failed_after_s=float(r.latency[dropped].mean()) if dropped.any() else math.nan,
         source_preserved_fraction=float(np.mean(c["source_preserved"][ok])) if ok.any() else math.nan,
         picks=_picks(c["pick"], r.routed),

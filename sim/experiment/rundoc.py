@@ -149,8 +149,8 @@ def describe_cluster(scenario: Scenario) -> dict[str, Any]:
                 "sessionAffinity": str(svc.session_affinity),
                 "nodePort": svc.node_port or None,
                 "selector": dict(svc.selector),
-                "endpoints": [e.pod for e in scenario.endpoints(svc.name) if e.pod],
-                "hints": scenario.hints(svc.name).withheld or "written",
+                "endpoints": [e.pod for e in scenario.control_plane.endpoints(svc.name) if e.pod],
+                "hints": scenario.control_plane.hints(svc.name).withheld or "written",
             }
         )
     return {

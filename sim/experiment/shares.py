@@ -9,6 +9,7 @@ import numpy as np
 
 from sim.records import RunResult
 from sim.routing import Picker
+from sim.scenario import stream_route
 
 
 def pod_index(result: RunResult) -> dict[str, int]:
@@ -24,7 +25,7 @@ def route_shares(
     ``pods``: ``pod_index(result)``, made here when not given (pass it when asking for many routes)."""
     sc = result.scenario
     spec = result.stream(stream)
-    route = sc.route(spec, result.node_names[node], version)
+    route = stream_route(sc, spec, result.node_names[node], version)
     shares = np.zeros(len(result.pod_names))
     if route.endpoints:
         index = pod_index(result) if pods is None else pods

@@ -1,5 +1,6 @@
-"""``sim import``: cluster state written as an editable scenario file and its topology file, which read back into
-the same cluster (same nodes, pods and addresses, Services and endpoints, so the same routes).
+"""``sim import``: what it reads (``read_sources``: Kubernetes objects and trace exports), and cluster state
+written as an editable scenario file and its topology file, which read back into the same cluster (same nodes,
+pods and addresses, Services and endpoints, so the same routes).
 
 Endpoints are written (``[[endpoint_slices]]``) only for Services whose given EndpointSlices say something the
 pods do not imply (other conditions, other hints, endpoints without a pod); elsewhere the scenario derives them,
@@ -15,24 +16,17 @@ from typing import Any
 
 from sim.callgraph import CallGraph, Parallel, ServiceCalls, members
 from sim.cluster import Endpoint, Pod, Service
-from sim.distributions import Constant, Dist, Empirical, Exponential, Gamma, LogNormal, Uniform
+from sim.distributions import Dist, Empirical
 from sim.errors import one_line
 from sim.io.calls import calls_entry
 from sim.io.cluster import builders
 from sim.io.cluster.network import ZONED_NETWORK, generated_topology
 from sim.io.cluster.objects import KNode
+from sim.io.cluster.schema import ENDPOINT_FIELDS, SELECTOR, SERVICE_FIELDS, to_toml
+from sim.io.durations import duration_value
 from sim.scenario import Scenario
 from sim.topology import Topology
 from sim.traces import Traced
-
-_DIST_KEYS: dict[type, tuple[str, tuple[str, ...]]] = {
-    Constant: ("constant", ("value_s",)),
-    Exponential: ("exponential", ("mean_s",)),
-    LogNormal: ("lognormal", ("mean_s", "sigma")),
-    Uniform: ("uniform", ("low_s", "high_s")),
-    Gamma: ("gamma", ("mean_s", "shape")),
-    Empirical: ("empirical", ("samples_s",)),
-}
 
 
 def value(v: Any) -> str:
@@ -61,14 +55,6 @@ def key(k: str) -> str:
     return k if k and all(c.isalnum() or c in "_-" for c in k) else json.dumps(k)
 
 
-def dist(d: Dist) -> Any:
-    """A duration as a scenario file gives it: a number for a constant, else a ``{dist = ...}`` table."""
-    if isinstance(d, Constant):
-        return d.value_s
-    name, keys = _DIST_KEYS[type(d)]
-    return {"dist": name, **{k: getattr(d, k) for k in keys}}
-
-
 def _table(header: str, entries: Mapping[str, Any]) -> list[str]:
     """A ``[[header]]`` table; an array of inline tables (``calls``) one entry a line."""
     lines = [f"[[{header}]]"]
@@ -88,7 +74,7 @@ def _pod(p: Pod, default: Pod) -> dict[str, Any]:
         if getattr(p, attr) != getattr(default, attr) and getattr(p, attr) is not None:
             out[attr] = getattr(p, attr)
     if p.service_time != default.service_time:
-        out["service_time"] = dist(p.service_time)
+        out["service_time"] = duration_value(p.service_time)
     if p.discipline != default.discipline:
         out["discipline"] = p.discipline.value
     return out
@@ -109,52 +95,15 @@ def _ports(s: Service) -> dict[str, Any]:
 
 
 def _service(s: Service) -> dict[str, Any]:
-    d = Service(name="")
-    out: dict[str, Any] = {"name": s.name, "selector": dict(s.selector), **_ports(s)}
-    names = {
-        "type": "type",
-        "internal_traffic_policy": "internalTrafficPolicy",
-        "external_traffic_policy": "externalTrafficPolicy",
-        "health_check_node_port": "healthCheckNodePort",
-        "load_balancer_source_ranges": "loadBalancerSourceRanges",
-        "load_balancer_ips": "loadBalancerIPs",
-        "external_ips": "externalIPs",
-        "traffic_distribution": "trafficDistribution",
-        "session_affinity": "sessionAffinity",
+    """A ``[[services]]`` entry: name, selector, ports, then what differs from a Service's defaults
+    (``schema.SERVICE_FIELDS``)."""
+    default = Service(name="")
+    return {
+        "name": s.name,
+        **to_toml((SELECTOR,), s, default),
+        **_ports(s),
+        **to_toml(SERVICE_FIELDS, s, default),
     }
-    for attr, api in names.items():
-        v = getattr(s, attr)
-        if v != getattr(d, attr):
-            out[api] = v.value if hasattr(v, "value") else list(v) if isinstance(v, tuple) else v
-    if s.session_affinity_timeout_s != d.session_affinity_timeout_s:
-        out["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": s.session_affinity_timeout_s}}
-    if s.annotations:
-        out["annotations"] = dict(s.annotations)
-    return out
-
-
-def _endpoint(ep: Endpoint) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "address": ep.address,
-        "ready": ep.ready,
-        "serving": ep.serving,
-        "terminating": ep.terminating,
-    }
-    if ep.pod is not None:
-        out["pod"] = ep.pod
-    if ep.node_name is not None:
-        out["node"] = ep.node_name
-    if ep.zone is not None:
-        out["zone"] = ep.zone
-    if ep.zone_hints:
-        out["forZones"] = sorted(ep.zone_hints)
-    if ep.node_hints:
-        out["forNodes"] = sorted(ep.node_hints)
-    if ep.cilium_only:
-        out["cilium_only"] = True
-    if ep.ports:
-        out["ports"] = dict(ep.ports)
-    return out
 
 
 def _implied(scenario: Scenario) -> dict[str, tuple[Endpoint, ...]]:
@@ -163,7 +112,7 @@ def _implied(scenario: Scenario) -> dict[str, tuple[Endpoint, ...]]:
     return {
         name: eps
         for name, eps in scenario.given_endpoints.items()
-        if derived.endpoints(name) != scenario.endpoints(name)
+        if derived.control_plane.endpoints(name) != scenario.control_plane.endpoints(name)
     }
 
 
@@ -187,7 +136,7 @@ def scenario_text(
         f"dataplane = {value(scenario.dataplane.name)}",
         "",
         "[defaults]",
-        f"service_time = {value(dist(default.service_time))}",
+        f"service_time = {value(duration_value(default.service_time))}",
         f"concurrency = {default.concurrency}",
         "",
     ]
@@ -198,7 +147,7 @@ def scenario_text(
     for name, eps in _implied(scenario).items():
         lines += ["[[endpoint_slices]]", f"service = {value(name)}", ""]
         for ep in eps:
-            lines += _table("endpoint_slices.endpoints", _endpoint(ep))
+            lines += _table("endpoint_slices.endpoints", to_toml(ENDPOINT_FIELDS, ep, Endpoint("")))
     for st in streams:
         lines += _table("streams", st)
     return "\n".join(lines).rstrip() + "\n"
@@ -210,7 +159,7 @@ def topology_text(topology: Topology) -> str:
         "# Generated by `sim import`: the nodes as the cluster gives them, and a network the objects do not describe",
         "# (one bridge for kind; else a switch per zone and a spine). Edit the latencies to match yours (s, one way).",
         f"name = {value(topology.name)}",
-        f"same_node_latency = {value(dist(topology.same_node))}",
+        f"same_node_latency = {value(duration_value(topology.same_node))}",
         "",
     ]
     for name, labels in topology.nodes.items():
@@ -223,7 +172,7 @@ def topology_text(topology: Topology) -> str:
     for name, kind in topology.elements.items():
         lines += _table("elements", {"name": name, "kind": kind.value})
     for link in topology.links:
-        lines += _table("links", {"between": [link.a, link.b], "latency": dist(link.latency)})
+        lines += _table("links", {"between": [link.a, link.b], "latency": duration_value(link.latency)})
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -236,7 +185,7 @@ def default_streams(
     if not scenario.pods:
         return out
     for svc in scenario.services:
-        if not scenario.endpoints(svc.name) or svc.name in skip:
+        if not scenario.control_plane.endpoints(svc.name) or svc.name in skip:
             continue
         sender = client or next((p for p in scenario.pods if not svc.selects(p)), scenario.pods[0]).name
         out.append({"client": sender, "service": svc.name, "requests": requests, "workload": {"kind": "closed_loop"}})
@@ -322,3 +271,41 @@ def _onto_services(calls: ServiceCalls, services: Mapping[str, str]) -> ServiceC
         single = len(kept) == 1 and kept[0].count == 1
         stages.append(kept[0] if single or not isinstance(stage, Parallel) else Parallel(kept))
     return ServiceCalls(calls.mode, tuple(stages))
+
+
+def read_sources(
+    files: Sequence[str], name: str, notes: list[str]
+) -> tuple[Scenario, dict[str, Any], Traced | None, str | None]:
+    """What ``sim import`` reads: the cluster (Kubernetes objects, or one made for traces given alone, with the
+    pod to send from), and the call graph the traces show mapped onto its Services (their keys by Service)."""
+    from sim.io.inputs import load_objects
+    from sim.io.tracefiles import read_spans, split_traces
+    from sim.traces import derive
+
+    traces, objects = split_traces(files)
+    traced = derive(read_spans(traces)) if traces else None
+    client = None
+    if objects or traced is None:
+        scenario = load_objects(objects, [], notes, need_streams=False)[0]
+    else:
+        scenario = traced_cluster(traced, name)
+        notes.append(
+            f"no Kubernetes objects: a cluster of one node {scenario.pods[0].node!r} with one pod per traced service "
+            f"({', '.join(p.name for p in scenario.pods[:-1])}) and a client pod {scenario.pods[-1].name!r}"
+        )
+        client = scenario.pods[-1].name
+    if traced is None:
+        return scenario, {}, None, client
+    notes.extend(traced.notes)
+    scenario, extra, more = with_traces(scenario, traced)
+    notes.extend(more)
+    return scenario, extra, traced, client
+
+
+def callees(extra: dict[str, Any]) -> set[str]:
+    """The Services some ``calls`` entry names (directly or in a ``parallel`` stage)."""
+    out: set[str] = set()
+    for entries in extra.values():
+        for call in entries.get("calls", []):
+            out.update(c["service"] for c in call.get("parallel", [call]))
+    return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,10 +19,6 @@ from sim.cluster import (
     Pod,
     Service,
     ServicePort,
-    ServiceType,
-    SessionAffinity,
-    TrafficDistribution,
-    TrafficPolicy,
 )
 from sim.distributions import Exponential
 from sim.errors import SpecError
@@ -36,6 +31,7 @@ from sim.io.cluster.kubernetes import read_objects, source_files
 from sim.io.cluster.network import generated_topology, network
 from sim.io.cluster.objects import KNode, KPod, Objects
 from sim.io.cluster.placement import place
+from sim.io.cluster.schema import ENDPOINT_FIELDS, SELECTOR, SERVICE_FIELDS, from_table
 from sim.io.durations import duration
 from sim.io.tables import MISSING, Table, load_toml
 from sim.io.timeline import event, sync
@@ -46,12 +42,8 @@ from sim.rpc import LINUX_SYN_TIMEOUT_S
 from sim.scenario import Connections, ExternalClient, Scenario, Stream, Target
 from sim.topology import Topology
 
-_POLICIES = [p.value for p in TrafficPolicy]
-_DISTRIBUTIONS = [d.value for d in TrafficDistribution]
-_AFFINITIES = [a.value for a in SessionAffinity]
 _DISCIPLINES = [d.value for d in Discipline]
 _TARGETS = [t.value for t in Target]
-_TYPES = [t.value for t in ServiceType]
 
 
 def load_scenario(
@@ -337,16 +329,6 @@ def _pods(
     return pods, absent
 
 
-def _endpoint_ports(e: Table) -> tuple[tuple[str, int], ...]:
-    """An endpoint's ``ports = { http = 8080, grpc = 9090 }``: its slice's ports by name (a multi-port Service)."""
-    if "ports" not in e.data:
-        return ()
-    t = Table(e.path, e.field("ports"), e.take("ports", dict))
-    ports = tuple(sorted((name, t.integer(name, minimum=1, maximum=65535)) for name in list(t.data)))
-    t.done()
-    return ports
-
-
 def _services(top: Table, base: list[Service], defaults: Defaults) -> tuple[list[Service], dict[str, ServiceCalls]]:
     """``[[services]]`` after the cluster's Services: an entry naming one changes the fields it gives. Also each
     entry's calls (``sim.io.calls``), by Service name."""
@@ -367,81 +349,28 @@ def _services(top: Table, base: list[Service], defaults: Defaults) -> tuple[list
 
 def _endpoint_slices(top: Table) -> dict[str, tuple[Endpoint, ...]]:
     """``[[endpoint_slices]]``: a Service's endpoints as its EndpointSlices give them (``sim import`` writes them
-    where they differ from what the pods imply): ``service`` and ``endpoints = [{address = "IP:port", pod, node,
-    zone, ready, serving, terminating, forZones, forNodes, cilium_only}]``; unset conditions take the API's
-    defaults."""
+    where they differ from what the pods imply): ``service`` and ``endpoints = [{address = "IP:port", ready, ...}]``,
+    each endpoint's fields those of ``schema.ENDPOINT_FIELDS``; unset conditions take the API's defaults."""
     out: dict[str, tuple[Endpoint, ...]] = {}
     for t in top.tables("endpoint_slices"):
         service = t.take("service", str)
         endpoints = []
         for e in t.tables("endpoints"):
-            endpoints.append(
-                builders.endpoint(
-                    e.take("address", str),
-                    ready=e.take("ready", bool, None),
-                    serving=e.take("serving", bool, None),
-                    terminating=e.take("terminating", bool, None),
-                    node=e.take("node", str, None),
-                    zone=e.take("zone", str, None),
-                    for_zones=_string_list(e, "forZones"),
-                    for_nodes=_string_list(e, "forNodes"),
-                    pod=e.take("pod", str, None),
-                    cilium_only=e.take("cilium_only", bool, False),
-                    ports=_endpoint_ports(e),
-                )
-            )
+            endpoints.append(builders.endpoint(**from_table(e, ENDPOINT_FIELDS)))
             e.done()
         t.done()
         out[service] = (*out.get(service, ()), *sorted(endpoints, key=lambda ep: ep.address))
     return out
 
 
-def _string_list(t: Table, key: str) -> tuple[str, ...]:
-    values = t.take(key, list, [])
-    if not all(isinstance(v, str) for v in values):
-        raise t.error(key, "must be an array of strings")
-    return tuple(values)
-
-
 def _service(t: Table, base: Service | None = None) -> Service:
-    """One ``[[services]]`` entry, its fields named as the Service API names them; with ``base`` (a Service read
-    from cluster state) the fields it leaves out keep base's values."""
+    """One ``[[services]]`` entry, its fields named as the Service API names them (``schema.SERVICE_FIELDS``);
+    with ``base`` (a Service read from cluster state) the fields it leaves out keep base's values."""
     b = base or Service(name="")
-    affinity_timeout = b.session_affinity_timeout_s
-    if "sessionAffinityConfig" in t.data:
-        config = Table(t.path, t.field("sessionAffinityConfig"), t.take("sessionAffinityConfig", dict))
-        client_ip = Table(t.path, config.field("clientIP"), config.take("clientIP", dict))
-        timeout = client_ip.number("timeoutSeconds", None, minimum=1)
-        affinity_timeout = builders.affinity_timeout(timeout, lambda why: client_ip.error("timeoutSeconds", why))
-        client_ip.done()
-        config.done()
-    return _done(
-        t,
-        Service(
-            name=t.take("name", str),
-            selector=t.strings("selector") if "selector" in t.data else dict(b.selector),
-            **_ports(t, b),
-            internal_traffic_policy=t.choice(
-                "internalTrafficPolicy", TrafficPolicy, _POLICIES, b.internal_traffic_policy
-            ),
-            external_traffic_policy=t.choice(
-                "externalTrafficPolicy", TrafficPolicy, _POLICIES, b.external_traffic_policy
-            ),
-            type=t.choice("type", ServiceType, _TYPES, b.type),
-            health_check_node_port=t.integer("healthCheckNodePort", b.health_check_node_port, minimum=0),
-            load_balancer_source_ranges=_cidrs(t, "loadBalancerSourceRanges", b.load_balancer_source_ranges),
-            load_balancer_ips=_string_list(t, "loadBalancerIPs")
-            if "loadBalancerIPs" in t.data
-            else b.load_balancer_ips,
-            external_ips=_string_list(t, "externalIPs") if "externalIPs" in t.data else b.external_ips,
-            traffic_distribution=t.choice(
-                "trafficDistribution", TrafficDistribution, _DISTRIBUTIONS, b.traffic_distribution
-            ),
-            session_affinity=t.choice("sessionAffinity", SessionAffinity, _AFFINITIES, b.session_affinity),
-            session_affinity_timeout_s=affinity_timeout,
-            annotations=t.strings("annotations") if "annotations" in t.data else dict(b.annotations),
-        ),
-    )
+    name = t.take("name", str)
+    selector = from_table(t, (SELECTOR,), b)
+    ports = _ports(t, b)
+    return _done(t, Service(name=name, **selector, **ports, **from_table(t, SERVICE_FIELDS, b)))
 
 
 def _ports(t: Table, b: Service) -> dict[str, Any]:
@@ -493,19 +422,6 @@ def _ports(t: Table, b: Service) -> dict[str, Any]:
         "port_name": first.name,
         "other_ports": tuple(ports[1:]),
     }
-
-
-def _cidrs(t: Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    """A list of CIDRs (``loadBalancerSourceRanges``), each checked and written as ``ipaddress`` writes it."""
-    if key not in t.data:
-        return default
-    out = []
-    for text in _string_list(t, key):
-        try:
-            out.append(str(ipaddress.ip_network(text.strip(), strict=False)))
-        except ValueError:
-            raise t.error(key, f"{text!r} is not a CIDR") from None
-    return tuple(out)
 
 
 def _done(t: Table, value: Any) -> Any:

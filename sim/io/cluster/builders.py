@@ -104,10 +104,10 @@ def endpoint(
     ready: bool | None = None,
     serving: bool | None = None,
     terminating: bool | None = None,
-    node: str | None = None,
+    node_name: str | None = None,
     zone: str | None = None,
-    for_zones: Iterable[str] = (),
-    for_nodes: Iterable[str] = (),
+    zone_hints: Iterable[str] = (),
+    node_hints: Iterable[str] = (),
     pod: str | None = None,
     cilium_only: bool = False,
     ports: tuple[tuple[str, int], ...] = (),
@@ -115,10 +115,8 @@ def endpoint(
     """One endpoint ``"IP:port"`` as an EndpointSlice gives it: conditions defaulted as the API says, hints empty
     when absent."""
     r, s, t = conditions(ready, serving, terminating)
-    zones, nodes = frozenset(for_zones), frozenset(for_nodes)
-    return Endpoint(
-        address, r, s, t, node, zone or None, zones or None, nodes or None, pod, cilium_only=cilium_only, ports=ports
-    )
+    zones, nodes = frozenset(zone_hints), frozenset(node_hints)
+    return Endpoint(address, r, s, t, node_name, zone or None, zones or None, nodes or None, pod, cilium_only, ports)
 
 
 def scenario(path: Path, **fields: Any) -> Scenario:

@@ -159,7 +159,7 @@ def _joined(
     names = {p.name for p in svc.ports}
     ports = tuple(sorted((n, p) for n, p in sl.ports.items() if n in names)) if svc.other_ports else ()
     # the address takes the first port's number; a slice without the first port, another's (its ``ports`` say
-    # which ports the endpoint has, and ``Scenario.endpoints`` readdresses it per port)
+    # which ports the endpoint has, and ``ControlPlane.endpoints`` readdresses it per port)
     firsts = _slice_ports(sl, svc) or [(number, False) for _, number in ports[:1]]
     if not firsts:  # a slice with none of the Service's ports: none of its endpoints is joined
         return tuple(endpoints)
@@ -187,10 +187,10 @@ def _joined(
                         ready=kep.ready,
                         serving=kep.serving,
                         terminating=kep.terminating,
-                        node=kep.node,
+                        node_name=kep.node,
                         zone=kep.zone,
-                        for_zones=kep.for_zones,
-                        for_nodes=kep.for_nodes,
+                        zone_hints=kep.for_zones,
+                        node_hints=kep.for_nodes,
                         pod=pod,
                         cilium_only=only_cilium or index > 0,
                         ports=ports,

@@ -11,7 +11,6 @@ once when the copies are identical, and is an error naming both files when they 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
@@ -21,14 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from sim.cluster import (
-    MAX_AFFINITY_TIMEOUT_S,
     MAX_NODES,
     MAX_PODS,
     MAX_SERVICES,
     ZONE_LABEL,
     ServiceType,
-    SessionAffinity,
-    TrafficDistribution,
     TrafficPolicy,
 )
 from sim.errors import SpecError, shown
@@ -55,6 +51,7 @@ from sim.io.cluster.objects import (
     Toleration,
 )
 from sim.io.cluster.podspec import quantity, scheduling_extras
+from sim.io.cluster.schema import SELECTOR, SERVICE_FIELDS, from_object
 from sim.io.tables import read_text, type_name
 from sim.io.yamlfile import json_document, yaml_documents
 
@@ -358,57 +355,38 @@ def _controller(o: KObject) -> str:
 
 
 def _service(o: KObject, out: Objects) -> None:
-    """Service: type, selector, every port (targetPort defaulting to port, nodePort), healthCheckNodePort,
-    load-balancer ingress and source ranges, externalIPs, traffic policies, trafficDistribution, session affinity,
-    annotations."""
-    kind = o.one_of("spec.type", SERVICE_TYPES, "ClusterIP")
+    """Service: type, selector, every port (targetPort defaulting to port, nodePort), and the fields of
+    ``schema.SERVICE_FIELDS``; of those, what only a LoadBalancer has (the load balancer's ingress, its source
+    ranges, an eTP=Local one's healthCheckNodePort) kept only on one."""
+    kind = o.one_of("spec.type", SERVICE_TYPES, ServiceType.CLUSTER_IP.value)
     cluster_ip = o.get("spec.clusterIP", str, "")
     skip = ""
     if kind == "ExternalName":
         skip = "type ExternalName (a DNS alias: no proxy rules)"
     elif cluster_ip == "None":
         skip = "headless (clusterIP: None: no proxy rules, clients resolve the pods directly)"
+    selector = from_object(o, (SELECTOR,))
     ports = _service_ports(o, out, kind, skip)
-    health = o.get("spec.healthCheckNodePort", int, 0)
-    if not 0 <= health <= 65535:
-        raise o.error("spec.healthCheckNodePort", f"must be a port 1-65535, got {shown(health)}")
-    etp = o.one_of("spec.externalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
-    if kind == "LoadBalancer" and etp == "Local" and not health:
+    fields = from_object(o, SERVICE_FIELDS)
+    balanced = kind == ServiceType.LOAD_BALANCER
+    health = fields["health_check_node_port"]
+    local = fields["external_traffic_policy"] == TrafficPolicy.LOCAL
+    if balanced and local and not health:
         health = _allocate_node_port(out, ports)
         out.notes.append(f"{o.file}: Service {o.name}: no healthCheckNodePort given: {health} assumed")
     ingress = [o.get("ip", str, "", i) for _, i in o.items("status.loadBalancer.ingress")]
-    lb_ips = [ip for ip in ingress if ip] if kind == "LoadBalancer" else []
-    external_ips = o.get("spec.externalIPs", list, [])
-    if not all(isinstance(ip, str) for ip in external_ips):
-        raise o.error("spec.externalIPs", "must be a list of strings")
-    itp = o.one_of("spec.internalTrafficPolicy", [p.value for p in TrafficPolicy], "Cluster")
-    td = o.one_of("spec.trafficDistribution", [d.value for d in TrafficDistribution], None)
-    affinity = o.one_of("spec.sessionAffinity", [a.value for a in SessionAffinity], "None")
-    timeout = o.get("spec.sessionAffinityConfig.clientIP.timeoutSeconds", int, None)
-    if timeout is not None and not 1 <= timeout <= MAX_AFFINITY_TIMEOUT_S:
-        raise o.error(
-            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
-            f"must be 1-{MAX_AFFINITY_TIMEOUT_S:.0f}, got {timeout}",
-        )
     if o.get("spec.publishNotReadyAddresses", bool, False) and not skip:
         out.notes.append(
             f"{o.file}: Service {o.name}: publishNotReadyAddresses is not modelled: endpoints not "
             "given by EndpointSlices follow the pods' readiness"
         )
-    fields: dict[str, Any] = {
-        "selector": o.strings("spec.selector"),
-        "type": ServiceType(kind) if kind != "ExternalName" else None,
-        "internal_traffic_policy": TrafficPolicy(itp),
-        "external_traffic_policy": TrafficPolicy(etp),
-        "health_check_node_port": health if kind == "LoadBalancer" and etp == "Local" else 0,
-        "load_balancer_source_ranges": _source_ranges(o, out) if kind == "LoadBalancer" else (),
-        "load_balancer_ips": tuple(lb_ips),
-        "external_ips": tuple(external_ips),
-        "traffic_distribution": TrafficDistribution(td) if td else None,
-        "session_affinity": SessionAffinity(affinity),
-        "session_affinity_timeout_s": float(timeout) if timeout is not None else None,
-        "annotations": o.strings("metadata.annotations"),
-    }
+    fields.update(
+        selector,
+        type=ServiceType(kind) if kind != "ExternalName" else None,
+        health_check_node_port=health if balanced and local else 0,
+        load_balancer_source_ranges=fields["load_balancer_source_ranges"] if balanced else (),
+        load_balancer_ips=tuple(ip for ip in ingress if ip) if balanced else (),
+    )
     out.services.append(KService(o.name, fields, tuple(ports), skip, o.file))
 
 
@@ -462,18 +440,6 @@ def _allocate_node_port(out: Objects, ports: Sequence[KPort]) -> int:
     while port in taken:
         port += 1
     return port
-
-
-def _source_ranges(o: KObject, out: Objects) -> tuple[str, ...]:
-    """``spec.loadBalancerSourceRanges`` as CIDRs (surrounding spaces ignored, as kube-proxy ignores them)."""
-    raw = o.get("spec.loadBalancerSourceRanges", list, [])
-    cidrs = []
-    for i, text in enumerate(raw):
-        try:
-            cidrs.append(str(ipaddress.ip_network(str(text).strip(), strict=False)))
-        except ValueError:
-            raise o.error(f"spec.loadBalancerSourceRanges[{i}]", f"{text!r} is not a CIDR") from None
-    return tuple(cidrs)
 
 
 def _slice(o: KObject, out: Objects) -> None:
