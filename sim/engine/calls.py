@@ -85,12 +85,13 @@ def programs(plan: Plan, draws: Draws) -> dict[str, Program]:
 def sync_pods(plan: Plan) -> set[int]:
     """The pods that serve a Service making sync calls (their workers wait for the calls: ``CallingFifo``)."""
     sc = plan.scenario
+    cp = sc.control_plane
     return {
         plan.pod_index[ep.pod]
         for name, calls in sc.call_graph.services.items()
         if calls.stages and calls.mode == CallMode.SYNC
-        for v in range(len(sc.versions))
-        for ep in sc.endpoints(name, v)
+        for v in range(len(cp.versions))
+        for ep in cp.endpoints(name, v)
         if ep.pod
     }
 
