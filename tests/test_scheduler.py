@@ -13,7 +13,16 @@ import pytest
 
 from sim.cli import main
 from sim.io.cluster.kubernetes import read_objects
-from sim.io.cluster.objects import AntiAffinity, KNode, KPod, LabelSelector, Requirement, Scheduling
+from sim.io.cluster.nodestate import Ledger
+from sim.io.cluster.objects import (
+    AntiAffinity,
+    KNode,
+    KPod,
+    LabelSelector,
+    Requirement,
+    Scheduling,
+    SpreadConstraint,
+)
 from sim.io.cluster.placement import _Incoming, interpod_affinity_scores, place
 from sim.io.cluster.scoring import (
     SYSTEM_DEFAULT_CONSTRAINTS,
@@ -22,8 +31,8 @@ from sim.io.cluster.scoring import (
     default_normalize,
     least_allocated,
     select_host,
-    spread_scores,
 )
+from sim.io.cluster.spread import spread_score
 
 ROOT = Path(__file__).parent.parent
 BOUTIQUE = ROOT / "experiments" / "apps" / "online-boutique" / "kubernetes-manifests.yaml"
@@ -58,7 +67,7 @@ def test_default_profile_weights():
 def test_least_allocated_scores_as_upstream(requested, allocatable, want):
     """NodeResourcesFit LeastAllocated, ``least_allocated.go`` ``leastResourceScorer``: node requests plus the
     pod's against allocatable, as ``TestLeastAllocatedScoringStrategy`` expects them."""
-    assert [least_allocated(r, a) for r, a in zip(requested, allocatable, strict=True)] == want
+    assert least_allocated(np.array(requested), np.array(allocatable)).tolist() == want
 
 
 @pytest.mark.parametrize(
@@ -74,7 +83,7 @@ def test_least_allocated_scores_as_upstream(requested, allocatable, want):
 def test_balanced_allocation_scores_as_upstream(requested, allocatable, want):
     """NodeResourcesBalancedAllocation, ``balanced_allocation.go`` ``balancedResourceScorer``: ``(1 - std) x
     100`` of the CPU and memory fractions, as ``TestNodeResourcesBalancedAllocation`` expects them."""
-    assert [balanced_allocation(r, a) for r, a in zip(requested, allocatable, strict=True)] == want
+    assert balanced_allocation(np.array(requested), np.array(allocatable)).tolist() == want
 
 
 def _nodes(*names: str, **labels: str) -> list[dict[str, str]]:
@@ -100,9 +109,9 @@ def _nodes(*names: str, **labels: str) -> list[dict[str, str]]:
         # "one constraint on node, 3 out of 4 nodes are candidates": 4/2/1/~3~
         ([(_nodes("a")[0], 4), (_nodes("b")[0], 2), (_nodes("x")[0], 1)], [(_nodes("y")[0], 3)], [(HOST, 1)], True,
          [33, 83, 100]),
-        # "..., one node doesn't match topology key": node-b has only label n
-        ([(_nodes("a")[0], 4), ({"n": "node-b"}, 2), (_nodes("x")[0], 1)], [(_nodes("y")[0], 3)], [(HOST, 1)], True,
-         [16, 0, 100]),
+        # "..., one node doesn't match topology key": node-b lacks the constraint's key (here zone)
+        ([({**_nodes("a")[0], "zone": "a"}, 4), ({"n": "node-b"}, 2), ({**_nodes("x")[0], "zone": "x"}, 1)],
+         [({**_nodes("y")[0], "zone": "y"}, 3)], [("zone", 1)], True, [16, 0, 100]),
         # "one constraint on zone, 3 out of 4 nodes are candidates"
         ([({**_nodes("a")[0], "zone": "zone1"}, 4), ({**_nodes("b")[0], "zone": "zone1"}, 2),
           ({**_nodes("x")[0], "zone": "zone2"}, 1)], [({**_nodes("y")[0], "zone": "zone2"}, 3)], [("zone", 1)], True,
@@ -116,8 +125,20 @@ def _nodes(*names: str, **labels: str) -> list[dict[str, str]]:
 def test_pod_topology_spread_scores_as_upstream(candidates, others, constraints, require_all, want):
     """PodTopologySpread, ``podtopologyspread/scoring.go`` ``Score`` and ``NormalizeScore``: per constraint
     ``count x log(domains + 2) + maxSkew - 1``, then ``100 x (max + min - s) / max``; the counts come from every
-    node, the domains from the candidates (``TestPodTopologySpreadScore``)."""
-    assert spread_scores(candidates, candidates + others, constraints, require_all=require_all) == want
+    node, the domains from the candidates (``TestPodTopologySpreadScore``). The nodes are named by their hostname
+    label (kubelet sets it; a node without one, the case "one node doesn't match topology key", takes its name
+    where the key is the hostname: the model gives every node kubelet's label, so that case uses the zone key)."""
+    nodes = candidates + others
+    ledger = Ledger([KNode(labels.get(HOST, f"x{i}"), labels) for i, (labels, _) in enumerate(nodes)])
+    for node, (_, n) in zip(ledger.nodes, nodes, strict=True):
+        for k in range(n):
+            ledger.add(KPod(f"default/{node.name}-{k}", node.name, {"foo": ""}))
+    selector = LabelSelector({"foo": ""})
+    spread = [SpreadConstraint(skew, key, "ScheduleAnyway", selector) for key, skew in constraints]
+    everywhere = np.ones(len(nodes), dtype=bool)
+    got = spread_score(ledger, np.arange(len(candidates)), spread, "default", everywhere, everywhere,
+                       require_all=require_all)  # fmt: skip
+    assert got.tolist() == want
 
 
 def test_taint_toleration_and_node_affinity_normalize_as_upstream():
@@ -125,26 +146,23 @@ def test_taint_toleration_and_node_affinity_normalize_as_upstream():
     intolerable taints a node has, the lower score it gets" (0, 1, 2 taints: 100, 50, 0); NodeAffinity in
     ``node_affinity_test.go`` ``TestNodeAffinityPriority`` "all nodes matches ... different priorities" (matched
     weights 2, 11, 4: 18, 100, 36)."""
-    assert default_normalize([0, 1, 2], reverse=True) == [100, 50, 0]
-    assert default_normalize([0, 0, 0], reverse=True) == [100, 100, 100]
-    assert default_normalize([2, 11, 4]) == [18, 100, 36]
-    assert default_normalize([0, 0, 0]) == [0, 0, 0]
+    assert default_normalize(np.array([0, 1, 2]), reverse=True).tolist() == [100, 50, 0]
+    assert default_normalize(np.array([0, 0, 0]), reverse=True).tolist() == [100, 100, 100]
+    assert default_normalize(np.array([2, 11, 4])).tolist() == [18, 100, 36]
+    assert default_normalize(np.array([0, 0, 0])).tolist() == [0, 0, 0]
 
 
 def test_inter_pod_affinity_scores_as_upstream():
     """InterPodAffinity, ``interpodaffinity/scoring_test.go`` ``TestPreferredAffinity`` "Affinity: pod that matches
     topology key & pods in nodes will get high score ...": preferred affinity (weight 5) to security=S1 pods by
     region; S1 pods on node1 (China) and node3 (no region), an S2 pod on node2 (India): 100, 0, 0."""
-    nodes = {
-        "node1": KNode("node1", {"region": "China"}),
-        "node2": KNode("node2", {"region": "India"}),
-        "node3": KNode("node3", {"az": "az1"}),
-    }
+    ledger = Ledger([KNode("node1", {"region": "China"}), KNode("node2", {"region": "India"}),
+                     KNode("node3", {"az": "az1"})])  # fmt: skip
     term = AntiAffinity(LabelSelector(expressions=(Requirement("security", "In", ("S1",)),)), "region", ("default",))
     pod = _Incoming({"security": "S1"}, "default", Scheduling(preferred_pods=((5, term),)), ())
-    placed = [KPod(f"default/p{i}", n, {"security": s}) for i, (n, s) in enumerate(
-        [("node1", "S1"), ("node2", "S2"), ("node3", "S1")])]  # fmt: skip
-    assert interpod_affinity_scores(list(nodes.values()), pod, placed, nodes) == [100, 0, 0]
+    for i, (n, s) in enumerate([("node1", "S1"), ("node2", "S2"), ("node3", "S1")]):
+        ledger.add(KPod(f"default/p{i}", n, {"security": s}))
+    assert interpod_affinity_scores(ledger, np.arange(3), pod).tolist() == [100, 0, 0]
 
 
 def test_select_host_draws_ties_from_the_seed():

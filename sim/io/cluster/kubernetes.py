@@ -54,7 +54,7 @@ from sim.io.cluster.objects import (
     Taint,
     Toleration,
 )
-from sim.io.cluster.podspec import quantity, scheduling_extras
+from sim.io.cluster.podspec import priority_class, quantity, scheduling_extras
 from sim.io.tables import read_text, type_name
 from sim.io.yamlfile import json_document, yaml_documents
 
@@ -270,8 +270,9 @@ def _allocatable(o: KObject, resource: str) -> int:
     return round(value or 0)
 
 
-def _scheduling(o: KObject, spec: Any, where: str) -> Scheduling:
-    """A pod spec's nodeSelector, required node affinity, tolerations and required pod anti-affinity."""
+def _scheduling(o: KObject, spec: Any, where: str, labels: dict[str, str]) -> Scheduling:
+    """A pod spec's nodeSelector, required node affinity, tolerations, required pod anti-affinity, priority and
+    what ``podspec`` reads (``labels``: the pod's, for matchLabelKeys)."""
     required = o.get("affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution", dict, None, spec)
     terms = []
     if required is not None:
@@ -301,7 +302,9 @@ def _scheduling(o: KObject, spec: Any, where: str) -> Scheduling:
         tuple(terms),
         tuple(tolerations),
         tuple(anti),
-        **scheduling_extras(o, spec, where),
+        priority=o.get("priority", int, None, spec),
+        priority_class=o.get("priorityClassName", str, "", spec),
+        **scheduling_extras(o, spec, where, labels),
     )
 
 
@@ -341,7 +344,7 @@ def _pod(o: KObject, out: Objects) -> None:
             ready=bool(ready) if has_status else True,
             terminating=o.get("metadata.deletionTimestamp", str, None) is not None,
             ip=o.get("status.podIP", str, None),
-            scheduling=_scheduling(o, spec, "spec"),
+            scheduling=_scheduling(o, spec, "spec", o.strings("metadata.labels")),
             ports=_container_ports(o, spec, "spec"),
             has_status=has_status,
             file=o.file,
@@ -548,7 +551,9 @@ def _workload(o: KObject, out: Objects) -> None:
             replicas=replicas,
             labels=o.strings("metadata.labels", template, "spec.template.metadata.labels"),
             selector=label_selector(o, o.get("spec.selector", dict, None), "spec.selector"),
-            scheduling=_scheduling(o, spec, "spec.template.spec"),
+            scheduling=_scheduling(
+                o, spec, "spec.template.spec", o.strings("metadata.labels", template, "spec.template.metadata.labels")
+            ),
             ports=_container_ports(o, spec, "spec.template.spec"),
             owner=owner if o.object_kind == "ReplicaSet" else "",
             file=o.file,
@@ -594,6 +599,7 @@ _READERS = {
     "Service": _service,
     "EndpointSlice": _slice,
     "Endpoints": _endpoints,
+    "PriorityClass": priority_class,
     **dict.fromkeys(WORKLOAD_KINDS, _workload),
 }
 """``kind`` -> its reader; one line per kind."""
