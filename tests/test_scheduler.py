@@ -18,6 +18,7 @@ from sim.io.cluster.objects import (
     AntiAffinity,
     KNode,
     KPod,
+    KService,
     LabelSelector,
     Requirement,
     Scheduling,
@@ -32,7 +33,7 @@ from sim.io.cluster.scoring import (
     least_allocated,
     select_host,
 )
-from sim.io.cluster.spread import spread_score
+from sim.io.cluster.spread import default_selector, spread_filter, spread_score, system_defaults
 
 ROOT = Path(__file__).parent.parent
 BOUTIQUE = ROOT / "experiments" / "apps" / "online-boutique" / "kubernetes-manifests.yaml"
@@ -255,3 +256,126 @@ def test_requests_must_fit_allocatable(tmp_path):
     web = [p.node for p in pods if p.name.startswith("default/web")]
     assert web == ["big", "big"]  # small has 1 core; full has room for one pod and holds one
     assert any("1 of 3 replicas Pending" in n and "with too little CPU, memory or pod room left" in n for n in notes)
+
+
+def _spread_ledger(pods: list[tuple[str, str]]) -> Ledger:
+    """``filtering_test.go``'s four nodes (node-a, node-b in zone1; node-x, node-y in zone2) and pods (namespace,
+    node) labelled foo."""
+    ledger = Ledger([KNode(n, {"zone": z, "node": n}) for n, z in
+                     [("node-a", "zone1"), ("node-b", "zone1"), ("node-x", "zone2"), ("node-y", "zone2")]])  # fmt: skip
+    for k, (ns, node) in enumerate(pods):
+        ledger.add(KPod(f"{ns}/p{k}", node, {"foo": ""}))
+    return ledger
+
+
+@pytest.mark.parametrize(
+    ("pods", "min_domains", "want"),
+    [
+        # TestSingleConstraint: pods of other namespaces do not count (ns1, ns2 on node-a): zone1 0, zone2 2
+        ([("ns1", "node-a"), ("ns2", "node-a"), ("default", "node-x"), ("default", "node-y")], 1,
+         [True, True, False, False]),
+        # "pods spread across zones as 3/3, all nodes fit"
+        ([("default", n) for n in ("node-a", "node-a", "node-b", "node-y", "node-y", "node-y")], 1, [True] * 4),
+        # TestMinDomains-style: 3/3 but minDomains 3 > 2 domains: the global minimum is 0, so 3 + 1 - 0 > 1
+        ([("default", n) for n in ("node-a", "node-a", "node-b", "node-y", "node-y", "node-y")], 3, [False] * 4),
+    ],
+)  # fmt: skip
+def test_spread_filter_as_upstream(pods, min_domains, want):
+    """PodTopologySpread's Filter (``podtopologyspread/filtering.go`` ``Filter``, ``calPreFilterState``,
+    ``minMatchNum``): maxSkew 1 on zone, DoNotSchedule, selector foo exists: ``matching + self - min <= maxSkew``,
+    as ``filtering_test.go`` ``TestSingleConstraint`` expects."""
+    ledger = _spread_ledger(pods)
+    c = SpreadConstraint(1, "zone", "DoNotSchedule", LabelSelector(expressions=(Requirement("foo", "Exists"),)),
+                         min_domains)  # fmt: skip
+    everywhere = np.ones(4, dtype=bool)
+    assert spread_filter(ledger, [c], "default", {"foo": ""}, everywhere, everywhere).tolist() == want
+
+
+SPREAD = """\
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 7
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      affinity:
+        nodeAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            preference: {matchExpressions: [{key: topology.kubernetes.io/zone, operator: In, values: [zone-a]}]}
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule,
+         labelSelector: {matchLabels: {app: web}}}
+      containers: [{name: c, resources: {requests: {cpu: 100m}}}]
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_topology_spread_constraints_place_as_kube_scheduler(tmp_path, seed):
+    """A Deployment's own ``topologySpreadConstraints`` (``filtering.go`` ``Filter``): 7 replicas preferring
+    zone-a (node affinity, weight 100), maxSkew 1 on zone, DoNotSchedule, over kind-3zones' six workers: the zones
+    hold 3/2/2 whatever the seed. Without the filter (the model before this issue: its constraints ignored) the
+    preference puts all 7 in zone-a."""
+    path = tmp_path / "c.yaml"
+    path.write_text((BOUTIQUE.parent / "kind-3zones.yaml").read_text() + SPREAD)
+    _, pods, _ = place(read_objects([str(path)]), seed)
+    zones: dict[str, int] = {}
+    for p in pods:
+        z = {"kind-worker": "a", "kind-worker2": "a", "kind-worker3": "b", "kind-worker4": "b"}.get(p.node or "", "c")
+        zones[z] = zones.get(z, 0) + 1
+    assert zones == {"a": 3, "b": 2, "c": 2}
+
+
+def test_default_selector_spreads_pods_a_service_selects():
+    """``helper/spread.go`` ``DefaultSelector``: a pod without an owner that a Service selects is spread by the
+    system default constraints over the Service's selector, as ``scoring_test.go`` ``TestPodTopologySpreadScore``
+    "system defaulting, nodes don't have zone, pods match service" expects (4/3/2/1 pods: 44, 66, 77, 100); a pod
+    no Service, ReplicaSet or StatefulSet selects has no default constraints (the model before: counted by owner,
+    so an ownerless pod was never spread)."""
+    ledger = Ledger([KNode(n, {HOST: n}) for n in "abcd"])
+    for node, n in zip("abcd", (4, 3, 2, 1), strict=True):
+        for k in range(n):
+            ledger.add(KPod(f"default/{node}{k}", node, {"foo": ""}))
+    svc = KService("default/s", {"selector": {"foo": ""}})
+    constraints = system_defaults(default_selector("default", {"foo": ""}, [svc], None))
+    everywhere = np.ones(4, dtype=bool)
+    got = spread_score(ledger, np.arange(4), constraints, "default", everywhere, everywhere, require_all=False)
+    assert got.tolist() == [44, 66, 77, 100]
+    assert default_selector("default", {"bar": ""}, [svc], None) is None
+    assert default_selector("other", {"foo": ""}, [svc], None) is None  # a Service selects its namespace only
+
+
+PRIORITY = """\
+---
+{apiVersion: v1, kind: Node, metadata: {name: only}, status: {allocatable: {cpu: '1', memory: 1Gi, pods: '110'}}}
+---
+{apiVersion: scheduling.k8s.io/v1, kind: PriorityClass, metadata: {name: high}, value: 1000}
+---
+{apiVersion: v1, kind: Pod, metadata: {name: low}, spec: {containers: [{name: c, resources: {requests: {cpu: 600m}}}]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: urgent}
+spec: {priorityClassName: high, containers: [{name: c, resources: {requests: {cpu: 600m}}}]}
+"""
+
+
+def test_higher_priority_pods_are_scheduled_first(tmp_path):
+    """``queuesort/priority_sort.go`` ``Less``: the queue pops the higher priority first (ties by timestamp, here
+    input order). One 1-core node, two 600m pods: ``urgent`` (PriorityClass high, 1000), given second, gets the
+    node; ``low`` stays Pending, with one line that kube-scheduler would preempt (``defaultpreemption``), which
+    the model does not. In input order (the model before) ``low`` would have the node. Where ``low`` already runs
+    there, ``urgent`` is Pending with the one-line preemption note."""
+    path = tmp_path / "p.yaml"
+    path.write_text(PRIORITY)
+    _, pods, notes = place(read_objects([str(path)]))
+    assert [p.name for p in pods] == ["default/urgent"]
+    assert any(n.startswith("Pod default/low: Pending") for n in notes)
+    path.write_text(PRIORITY.replace("low}, spec: {", "low}, spec: {nodeName: only, "))  # already running
+    _, pods, notes = place(read_objects([str(path)]))
+    assert [p.name for p in pods] == ["default/low"]
+    assert any(n.startswith("default/urgent: Pending at priority 1000") and "preempt" in n for n in notes)

@@ -37,6 +37,7 @@ from sim.io.cluster.objects import (
     Taint,
     Toleration,
 )
+from sim.io.cluster.podspec import SYSTEM_PRIORITY_CLASSES
 from sim.io.cluster.scoring import (
     WEIGHTS,
     balanced_allocation,
@@ -185,20 +186,59 @@ def place(
             notes.append(f"Pod {pod.name}: Pending (not scheduled in the dump)")
         else:
             waiting.append(pod)
-    for pod in waiting:  # manifest pods with no node: the scheduler places them
-        rules = pod.scheduling
-        incoming = _incoming(objects, dict(pod.labels), namespace_of(pod.name), rules, rules.tolerations, pod.owner)
-        node, why = _choose(ledger, _Fixed(ledger, incoming), incoming, rng)
-        if node is None:
-            notes.append(f"Pod {pod.name}: Pending: {_why(ledger, rules, rules.tolerations)}")
-        else:
-            ledger.add(replace(pod, node=node))
-            notes.append(f"placed Pod {pod.name} on {node}: {why}")
-    for w in objects.workloads:
-        if _running(w, objects.pods) or _owner_given(w, objects.workloads):
-            continue
-        _expand(w, objects, ledger, notes, rng)
+    queue: list[tuple[int, KPod | KWorkload]] = [(priority(p.scheduling, objects, notes), p) for p in waiting]
+    queue += [
+        (priority(w.scheduling, objects, notes), w)
+        for w in objects.workloads
+        if not (_running(w, objects.pods) or _owner_given(w, objects.workloads))
+    ]
+    queue.sort(key=lambda item: -item[0])  # PrioritySort: higher first; ties in input order (the queue's timestamps)
+    for rank, item in queue:
+        place_one = _expand if isinstance(item, KWorkload) else _place_pod
+        if place_one(item, objects, ledger, notes, rng):  # type: ignore[arg-type]
+            _note_preemption(item.name, rank, ledger, objects, notes)
     return list(nodes.values()), ledger.placed, notes
+
+
+def _place_pod(pod: KPod, objects: Objects, ledger: Ledger, notes: list[str], rng: np.random.Generator) -> bool:
+    """Schedule one manifest pod without a node, and note where and why, or why it stays Pending (then True)."""
+    rules = pod.scheduling
+    incoming = _incoming(objects, dict(pod.labels), namespace_of(pod.name), rules, rules.tolerations, pod.owner)
+    node, why = _choose(ledger, _Fixed(ledger, incoming), incoming, rng)
+    if node is None:
+        notes.append(f"Pod {pod.name}: Pending: {_why(ledger, rules, rules.tolerations)}")
+        return True
+    ledger.add(replace(pod, node=node))
+    notes.append(f"placed Pod {pod.name} on {node}: {why}")
+    return False
+
+
+def priority(rules: Scheduling, objects: Objects, notes: list[str]) -> int:
+    """A pod's priority (``Priority`` admission, ``plugin/pkg/admission/priority``): ``spec.priority`` where
+    given, else its PriorityClass's value (the built-in system classes included), else the globalDefault class's,
+    else 0; a class not among the objects is noted once and taken as 0."""
+    if rules.priority is not None:
+        return rules.priority
+    classes = {**{k: (v, False) for k, v in SYSTEM_PRIORITY_CLASSES.items()}, **objects.priority_classes}
+    if rules.priority_class:
+        if rules.priority_class in classes:
+            return classes[rules.priority_class][0]
+        line = f"priorityClassName {rules.priority_class}: no such PriorityClass among the objects: priority 0 taken"
+        if line not in notes:
+            notes.append(line)
+        return 0
+    return next((value for value, default in objects.priority_classes.values() if default), 0)
+
+
+def _note_preemption(name: str, rank: int, ledger: Ledger, objects: Objects, notes: list[str]) -> None:
+    """One line where a Pending pod outranks a placed one: kube-scheduler's PostFilter (``defaultpreemption``)
+    would try to evict lower-priority pods for it; the model does not preempt."""
+    lower = sum(1 for p in ledger.placed if priority(p.scheduling, objects, []) < rank)
+    if lower:
+        notes.append(
+            f"{name}: Pending at priority {rank} while {lower} placed pods have a lower one: kube-scheduler would "
+            "try to preempt them (defaultpreemption); preemption is not modelled"
+        )
 
 
 def _incoming(
@@ -231,9 +271,9 @@ def _owner_given(w: KWorkload, workloads: Sequence[KWorkload]) -> bool:
     return bool(w.owner) and any(o.kind == "Deployment" and o.name == w.owner for o in workloads)
 
 
-def _expand(w: KWorkload, objects: Objects, ledger: Ledger, notes: list[str], rng: np.random.Generator) -> None:
+def _expand(w: KWorkload, objects: Objects, ledger: Ledger, notes: list[str], rng: np.random.Generator) -> bool:
     """Place a workload's pods (a DaemonSet's on each eligible node in order; the others' replicas one by one) and
-    note where and why, or why not."""
+    note where and why, or why not; True where replicas stay Pending."""
     ns = namespace_of(w.name)
     short = w.name.partition("/")[2]
     tolerations = w.scheduling.tolerations + (DAEMONSET_TOLERATIONS if w.kind == "DaemonSet" else ())
@@ -248,7 +288,7 @@ def _expand(w: KWorkload, objects: Objects, ledger: Ledger, notes: list[str], rn
                 eligible = _eligible(ledger, fixed, incoming)
         if len(ledger.placed) == first:
             notes.append(f"DaemonSet {w.name}: no eligible node: {_why(ledger, w.scheduling, tolerations)}")
-        return
+        return False
     pending = 0
     mine: dict[str, int] = {}
     for k in range(w.replicas):
@@ -271,6 +311,7 @@ def _expand(w: KWorkload, objects: Objects, ledger: Ledger, notes: list[str], rn
         )
     if w.kind != "StatefulSet":  # listed by name, as the API does
         ledger.placed[first:] = sorted(ledger.placed[first:], key=lambda p: p.name)
+    return pending > 0
 
 
 def _pod(w: KWorkload, name: str, node: str) -> KPod:
