@@ -379,3 +379,22 @@ def test_higher_priority_pods_are_scheduled_first(tmp_path):
     _, pods, notes = place(read_objects([str(path)]))
     assert [p.name for p in pods] == ["default/low"]
     assert any(n.startswith("default/urgent: Pending at priority 1000") and "preempt" in n for n in notes)
+
+
+def test_kind_node_capacity_is_settable(tmp_path, capsys):
+    """A kind node's allocatable is its host's (kubelet's ``pkg/kubelet/nodestatus/setters.go`` ``MachineInfo``
+    reads the machine, and a kind node is a container on it): the model's 8 cores and 16 GiB are a default, set by
+    ``--kind-node-capacity`` or the scenario's ``kind_node_capacity``. On 0.5-core workers Online Boutique's
+    requests (100m-300m each, ``NodeResourcesFit`` ``fitsRequest``) no longer all fit; on the default all 12 do."""
+    assert main(["routes", str(KIND3), str(BOUTIQUE), "--json"]) == 0
+    assert "Pending" not in capsys.readouterr().err
+    assert main(["routes", str(KIND3), str(BOUTIQUE), "--json", "--kind-node-capacity", "0.5,1Gi"]) == 0
+    assert "replicas Pending: 0/4 nodes are available" in capsys.readouterr().err
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(f'cluster = ["{KIND3}", "{BOUTIQUE}"]\nkind_node_capacity = {{cpu = "500m", memory = "1Gi"}}\n')
+    assert main(["routes", str(scenario)]) == 0
+    assert "replicas Pending" in capsys.readouterr().err
+    for bad in ("1", "x,1Gi", "0,1Gi", "nan,1Gi"):
+        assert main(["routes", str(KIND3), "--kind-node-capacity", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("sim: error: --kind-node-capacity")

@@ -35,14 +35,21 @@ def _load_objects(
     notes: list[str],
     need_streams: bool = True,
     sets: Sequence[str] = (),
+    capacity: str | None = None,
 ) -> tuple[Scenario, int]:
     """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``) on kube-proxy's default
-    dataplane, with ``--set``s applied; a problem in a stream built from flags is put on the flag."""
+    dataplane, with ``--set``s and ``--kind-node-capacity`` applied; a problem in a stream built from flags is
+    put on the flag."""
     from sim.io import parse_scenario, parse_set
     from sim.io.experiment import parse_scenario_set
     from sim.io.scenario import objects_table
 
     table = {**objects_table(list(files)), "streams": streams}
+    if capacity is not None:
+        cpu, comma, memory = capacity.partition(",")
+        if not comma or not cpu.strip() or not memory.strip():
+            raise SpecError("--kind-node-capacity", "", f"must be CPU,MEMORY (e.g. 16,64Gi), got {capacity!r}")
+        table["kind_node_capacity"] = {"cpu": cpu.strip(), "memory": memory.strip()}
     where = Path("(command line)")
     try:
         if sets:
@@ -54,6 +61,8 @@ def _load_objects(
             "streams[0].service": "--service",
             "streams[0].workload.rate_rps": "--rate",
             "streams[0].port": "--port",
+            "kind_node_capacity.cpu": "--kind-node-capacity",
+            "kind_node_capacity.memory": "--kind-node-capacity",
         }
         if e.path == "(command line)" and e.field in flags:
             raise SpecError(flags[e.field], "", e.problem) from None
@@ -67,13 +76,14 @@ def _routes(args: argparse.Namespace) -> int:
 
     notes: list[str] = []
     if len(args.files) == 1 and not _is_objects(args.files):
+        _no_capacity(args)
         if is_experiment(args.files[0]):
             point = load_experiment(args.files[0]).design_points[0]
             scenario = parse_scenario(point.table, point.anchor, need_streams=False, notes=notes)[0]
         else:
             scenario = load_scenario(args.files[0], need_streams=False, notes=notes)[0]
     else:
-        scenario = _load_objects(args.files, [], notes, need_streams=False)[0]
+        scenario = _load_objects(args.files, [], notes, need_streams=False, capacity=args.kind_node_capacity)[0]
     if args.dataplane:
         # the scenario's proxy options (its local-traffic detector...) stay; only its picker is the new one's
         dataplane = dataclasses.replace(scenario.dataplane, name=args.dataplane, picker="")
@@ -98,7 +108,7 @@ def _import(args: argparse.Namespace) -> int:
     notes: list[str] = []
     out = check_file(args.out, "-o", inputs=args.files) or Path(args.out)
     topology_file = out.with_name(f"{out.stem}-topology.toml")
-    scenario, extra, traced, client = _imported(args.files, out.stem, notes)
+    scenario, extra, traced, client = _imported(args.files, out.stem, notes, args.kind_node_capacity)
     streams = default_streams(scenario, skip=sorted(_callees(extra)), client=client)
     scenario = dataclasses.replace(scenario, name=out.stem)
     texts = {
@@ -123,7 +133,15 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _imported(files: Sequence[str], name: str, notes: list[str]) -> tuple[Scenario, dict[str, Any], Any, str | None]:
+def _no_capacity(args: argparse.Namespace) -> None:
+    """``--kind-node-capacity`` is for Kubernetes objects; a scenario file says ``kind_node_capacity`` itself."""
+    if args.kind_node_capacity is not None:
+        raise SpecError("--kind-node-capacity", "", "applies to Kubernetes objects; a scenario sets kind_node_capacity")
+
+
+def _imported(
+    files: Sequence[str], name: str, notes: list[str], capacity: str | None = None
+) -> tuple[Scenario, dict[str, Any], Any, str | None]:
     """What ``sim import`` reads: the cluster (Kubernetes objects, or one made for traces given alone, with the
     pod to send from), and the call graph the traces show mapped onto its Services (their keys by Service)."""
     from sim.io.importer import traced_cluster, with_traces
@@ -134,7 +152,7 @@ def _imported(files: Sequence[str], name: str, notes: list[str]) -> tuple[Scenar
     traced = derive(read_spans(traces)) if traces else None
     client = None
     if objects or traced is None:
-        scenario = _load_objects(objects, [], notes, need_streams=False)[0]
+        scenario = _load_objects(objects, [], notes, need_streams=False, capacity=capacity)[0]
     else:
         scenario = traced_cluster(traced, name)
         notes.append(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sim.cluster import namespace_of
+from sim.errors import shown
 from sim.io.cluster.nodestate import NOMINAL_ALLOCATABLE, Ledger, matches
 from sim.io.cluster.objects import (
     HOSTNAME_LABEL,
@@ -37,7 +38,7 @@ from sim.io.cluster.objects import (
     Taint,
     Toleration,
 )
-from sim.io.cluster.podspec import SYSTEM_PRIORITY_CLASSES
+from sim.io.cluster.podspec import SYSTEM_PRIORITY_CLASSES, quantity
 from sim.io.cluster.scoring import (
     WEIGHTS,
     balanced_allocation,
@@ -47,6 +48,7 @@ from sim.io.cluster.scoring import (
     select_host,
 )
 from sim.io.cluster.spread import default_selector, spread_filter, spread_score, system_defaults
+from sim.io.tables import Table
 from sim.rng import Streams
 
 DAEMONSET_TOLERATIONS = (
@@ -198,6 +200,36 @@ def place(
         if place_one(item, objects, ledger, notes, rng):  # type: ignore[arg-type]
             _note_preemption(item.name, rank, ledger, objects, notes)
     return list(nodes.values()), ledger.placed, notes
+
+
+KIND_NODE_CAPACITY_KEY = "kind_node_capacity"
+"""The scenario key (and, as ``--kind-node-capacity``, the flag) setting ``NOMINAL_ALLOCATABLE``."""
+MAX_NODE_CPU_CORES, MAX_NODE_MEMORY = 1e6, 2**60
+"""The largest capacity the setting takes: far above any machine."""
+
+
+def kind_node_capacity(top: Table) -> tuple[int, int]:
+    """``kind_node_capacity = {cpu = "8", memory = "16Gi"}``: the CPU (cores, a Kubernetes quantity) and memory
+    (bytes, a quantity) of every node whose allocatable is not given: a kind config's nodes (each reports the
+    host's whole capacity; give the machine's, ``nproc`` and ``free -b``) and bare nodes. Default 8 cores and
+    16 GiB. Returns millicores and bytes."""
+    if KIND_NODE_CAPACITY_KEY not in top.data:
+        return NOMINAL_ALLOCATABLE
+    t = Table(top.path, KIND_NODE_CAPACITY_KEY, top.take(KIND_NODE_CAPACITY_KEY, dict))
+    out = []
+    for key, scale, default, top_value in (
+        ("cpu", 1000, NOMINAL_ALLOCATABLE[0] / 1000, MAX_NODE_CPU_CORES),
+        ("memory", 1, NOMINAL_ALLOCATABLE[1], MAX_NODE_MEMORY),
+    ):
+        raw = t.take(key, (str, int, float), default)
+        value = quantity(raw)
+        if value is None or not 0 < value <= top_value:  # NaN and inf fail the comparison
+            raise t.error(
+                key, f"must be a positive quantity (e.g. '8', '16Gi') at most {top_value:g}, got {shown(raw)}"
+            )
+        out.append(max(1, round(value * scale)))
+    t.done()
+    return out[0], out[1]
 
 
 def _place_pod(pod: KPod, objects: Objects, ledger: Ledger, notes: list[str], rng: np.random.Generator) -> bool:
