@@ -398,3 +398,25 @@ def test_kind_node_capacity_is_settable(tmp_path, capsys):
         assert main(["routes", str(KIND3), "--kind-node-capacity", bad]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("sim: error: --kind-node-capacity")
+
+
+def test_kind_config_node_and_node_object_merge_as_objects_given_twice(tmp_path, capsys):
+    """A kind config's node and a Node object of the same name follow the rule for an object given twice
+    (``read_objects``): where the Node object agrees with the config (its labels, the architecture aside, and
+    taints) it takes the node's place quietly, keeping the node's order, with its allocatable; where they differ,
+    one line naming both files, exit 2. (The model before merged them silently, the later one winning.)"""
+    node = tmp_path / "node.yaml"
+    labels = "{kubernetes.io/hostname: kind-worker2, kubernetes.io/os: linux, kubernetes.io/arch: arm64}"
+    node.write_text(
+        f"{{apiVersion: v1, kind: Node, metadata: {{name: kind-worker2, labels: {labels}}}, "
+        "status: {allocatable: {cpu: '2', memory: 4Gi}}}\n"
+    )
+    objects = read_objects([str(node), str(KIND3)])
+    assert [n.name for n in objects.nodes] == ["kind-worker2", "kind-control-plane", "kind-worker", "kind-worker3"]
+    assert objects.nodes[0].cpu == 2.0
+    objects = read_objects([str(KIND3), str(node)])
+    assert [n.name for n in objects.nodes][2] == "kind-worker2" and objects.nodes[2].cpu == 2.0
+    node.write_text(node.read_text().replace("os: linux", "os: windows"))
+    assert main(["routes", str(KIND3), str(node)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(KIND3) in err and str(node) in err and "kubernetes.io/os" in err

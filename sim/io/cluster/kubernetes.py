@@ -33,7 +33,7 @@ from sim.cluster import (
 )
 from sim.errors import SpecError, shown
 from sim.io.cluster.fields import KObject, label_selector, requirement
-from sim.io.cluster.kind import kind_nodes
+from sim.io.cluster.kind import kind_nodes, merged_nodes
 from sim.io.cluster.objects import (
     DEPRECATED_ZONE_LABEL,
     OBJECT_SUFFIXES,
@@ -114,6 +114,7 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
     """Read every object of the given files, directories and ``-`` into typed objects."""
     out = Objects()
     seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    origins: list[str] = []  # per node of out.nodes: the kind config it came from, or "" for a Node object
     for file in source_files(sources):
         label = str(file)
         out.files.append(label)
@@ -122,7 +123,9 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
                 kind = item.get("kind")
                 api = item.get("apiVersion", "")
                 if kind == "Cluster" and isinstance(api, str) and api.startswith("kind.x-k8s.io/"):
-                    out.nodes.extend(kind_nodes(label, item))
+                    made = kind_nodes(label, item)
+                    origins.extend([label] * len(made))
+                    out.nodes.extend(made)
                     out.kind_cluster = True
                     continue
                 reader = _READERS.get(kind) if isinstance(kind, str) else None
@@ -133,6 +136,9 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
                 if _seen_before(obj, seen):
                     continue
                 reader(obj, out)
+                origins.extend([""] * (len(out.nodes) - len(origins)))
+    given = {name.partition("/")[2]: f for (kind, name), (f, _) in seen.items() if kind == "Node"}
+    out.nodes = merged_nodes(out.nodes, origins, given)
     _check_sizes(out)
     return out
 
