@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.cli import main
 from sim.io.cluster.kubernetes import read_objects
@@ -32,6 +34,7 @@ from sim.io.cluster.scoring import (
     default_normalize,
     least_allocated,
     select_host,
+    uniform_integers,
 )
 from sim.io.cluster.spread import default_selector, spread_filter, spread_score, system_defaults
 
@@ -420,3 +423,39 @@ def test_kind_config_node_and_node_object_merge_as_objects_given_twice(tmp_path,
     assert main(["routes", str(KIND3), str(node)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(KIND3) in err and str(node) in err and "kubernetes.io/os" in err
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    highs=st.lists(st.integers(1, 5000) | st.sampled_from([1, 2, 3, 2**31, 2**32 - 1]), max_size=60),
+    seed=st.integers(0, 2**32 - 1),
+    odd=st.booleans(),
+)
+def test_uniform_integers_are_rng_integers_one_by_one(highs, seed, odd):
+    """``scoring.uniform_integers`` (selectHost's tie draws at once) gives the numbers ``rng.integers(h)`` gives
+    one call at a time (numpy's ``_bounded_integers.pyx`` Lemire draws on buffered 32-bit halves), and leaves the
+    generator in the same state, whether or not a half word is buffered before (``odd``)."""
+    one, many = np.random.default_rng(seed), np.random.default_rng(seed)
+    if odd:
+        one.integers(7), many.integers(7)
+    assert uniform_integers(many, np.array(highs, dtype=np.int64)).tolist() == [int(one.integers(h)) for h in highs]
+    assert many.bit_generator.state == one.bit_generator.state
+
+
+@settings(max_examples=200, deadline=None)
+@given(totals=st.lists(st.integers(0, 4), min_size=1, max_size=40), seed=st.integers(0, 2**32 - 1))
+def test_select_host_is_the_reservoir_loop(totals, seed):
+    """``schedule_one.go`` ``selectHost`` as written upstream (a loop: a higher score resets the count; an equal
+    one draws ``rand.Intn(cntOfMaxScore)`` and takes the node on 0), against the vectorised ``select_host``: the
+    same node, tie count and generator state."""
+    loop_rng, rng = np.random.default_rng(seed), np.random.default_rng(seed)
+    best, chosen, tied = totals[0], 0, 1
+    for i, total in enumerate(totals[1:], start=1):
+        if total > best:
+            best, chosen, tied = total, i, 1
+        elif total == best:
+            tied += 1
+            if int(loop_rng.integers(tied)) == 0:
+                chosen = i
+    assert select_host(np.array(totals), rng) == (chosen, tied)
+    assert rng.bit_generator.state == loop_rng.bit_generator.state

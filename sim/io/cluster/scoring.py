@@ -129,22 +129,24 @@ def select_host(totals: np.ndarray, rng: np.random.Generator) -> tuple[int, int]
 def uniform_integers(rng: np.random.Generator, highs: np.ndarray) -> np.ndarray:
     """``[rng.integers(h) for h in highs]`` (each ``h`` >= 1), the same numbers and the same generator state after,
     drawn at once: numpy's bounded integers below 2**32 are Lemire's method on 32-bit halves of the generator's
-    64-bit words, the upper half kept for the next draw (``_bounded_integers.pyx``,
-    ``buffered_bounded_lemire_uint32``); where a draw would be rejected (rare) or the generator is not PCG64, the
-    draws are made one by one."""
+    64-bit words, the upper half kept for the next draw, and ``integers(1)`` draws nothing
+    (``_bounded_integers.pyx``, ``buffered_bounded_lemire_uint32``); where a draw would be rejected (rare) or the
+    generator is not PCG64, the draws are made one by one."""
+    highs = np.asarray(highs, dtype=np.int64)
+    out = np.zeros(len(highs), dtype=np.int64)
+    drawn = highs > 1
+    n = highs[drawn].astype(np.uint64)
     bits = rng.bit_generator
     state = bits.state
-    if state.get("bit_generator") != "PCG64" or not len(highs) or int(np.max(highs)) >= 2**32:
+    if state.get("bit_generator") != "PCG64" or not len(n) or int(n.max()) >= 2**32:
         return np.array([int(rng.integers(h)) for h in highs], dtype=np.int64)
     words = [np.uint64(state["uinteger"])] if state["has_uint32"] else []
-    need = len(highs) - len(words)
+    need = len(n) - len(words)
     raw = bits.random_raw((need + 1) // 2) if need > 0 else np.zeros(0, dtype=np.uint64)
     halves = np.empty(2 * len(raw), dtype=np.uint64)
     halves[0::2] = raw & np.uint64(0xFFFFFFFF)
     halves[1::2] = raw >> np.uint64(32)
-    u = np.concatenate([np.array(words, dtype=np.uint64), halves])[: len(highs)]
-    n = np.asarray(highs, dtype=np.uint64)
-    m = u * n
+    m = np.concatenate([np.array(words, dtype=np.uint64), halves])[: len(n)] * n
     if np.any((m & np.uint64(0xFFFFFFFF)) < (np.uint64(2**32) - n) % n):
         bits.state = state
         return np.array([int(rng.integers(h)) for h in highs], dtype=np.int64)
@@ -154,4 +156,5 @@ def uniform_integers(rng: np.random.Generator, highs: np.ndarray) -> np.ndarray:
     else:
         after["has_uint32"] = 0
     bits.state = after
-    return (m >> np.uint64(32)).astype(np.int64)
+    out[drawn] = (m >> np.uint64(32)).astype(np.int64)
+    return out
