@@ -459,3 +459,20 @@ def test_select_host_is_the_reservoir_loop(totals, seed):
                 chosen = i
     assert select_host(np.array(totals), rng) == (chosen, tied)
     assert rng.bit_generator.state == loop_rng.bit_generator.state
+
+
+def test_exabyte_nodes_are_scored_in_exact_integers(tmp_path):
+    """``resource_allocation.go`` scores in int64 and float64 on real sizes; a node of 1 EiB (2**60 bytes) would
+    overflow int64 in ``(capacity - requested) * 100``, so the ledger keeps Python integers there
+    (``nodestate.EXACT_INT``): LeastAllocated and BalancedAllocation still prefer the emptier, bigger node, and
+    nothing overflows (in int64, ``2**60 * 100`` wraps negative and the small node would win)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "---\n{apiVersion: v1, kind: Node, metadata: {name: small}, status: {allocatable: {cpu: '8', memory: 1Gi}}}\n"
+        "---\n{apiVersion: v1, kind: Node, metadata: {name: huge}, status: {allocatable: {cpu: '8', memory: 1Ei}}}\n"
+        + deployment("web", 1, "{cpu: 100m, memory: 512Mi}")
+    )
+    objects = read_objects([str(path)])
+    assert not Ledger(objects.nodes).exact
+    _, pods, _ = place(objects)
+    assert [p.node for p in pods] == ["huge"]

@@ -22,6 +22,9 @@ NOMINAL_ALLOCATABLE = (8000, 16 * 1024**3)
 """CPU (millicores) and memory (bytes) taken for a node whose allocatable is not given (a kind config's nodes, which
 report their host's, and nodes only a pod names): the same for every such node, so that the resource scores still
 compare what is placed on them."""
+HARD_POD_AFFINITY_WEIGHT = 1
+"""``InterPodAffinityArgs.HardPodAffinityWeight`` default: what a placed pod's required affinity term that the new
+pod matches adds to its score."""
 EXACT_INT = 2**52
 """Above this (bytes, millicores), requests are kept as Python integers: int64 products and float conversions
 would no longer be exact (``resource_allocation.go`` computes in int64 and float64 on values far below it)."""
@@ -176,15 +179,6 @@ class Ledger:
         out = np.zeros(len(self.nodes), dtype=np.int64)
         out[has] = sums[codes[has]]
         return out
-
-    def on(self, name: str) -> int:
-        """How many pods are placed on node ``name``."""
-        return int(self.count[self.index[name]])
-
-
-HARD_POD_AFFINITY_WEIGHT = 1
-"""``InterPodAffinityArgs.HardPodAffinityWeight`` default: what a placed pod's required affinity term that the new
-pod matches adds to its score."""
 
 
 def matches(term: AntiAffinity, namespace: str, labels: Mapping[str, str]) -> bool:

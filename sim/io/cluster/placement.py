@@ -5,9 +5,11 @@ one pod per eligible node, and manifest Pods without a node scheduled, as kube-s
 Filters (``pkg/scheduler/framework/plugins``): ``NodeUnschedulable`` and ``TaintToleration`` (every
 NoSchedule/NoExecute taint tolerated, the control-plane taint included), ``NodeAffinity`` (nodeSelector, and
 required node affinity: terms ORed, requirements ANDed), ``NodeResourcesFit`` (requests against what allocatable
-leaves), ``InterPodAffinity`` (required affinity; required anti-affinity, both ways). Among the feasible nodes the
-default profile's weighted scores decide (``sim.io.cluster.scoring``), a tie drawn from the seed as ``selectHost``
-draws it.
+leaves), ``InterPodAffinity`` (required affinity; required anti-affinity, both ways), ``PodTopologySpread``
+(a pod's DoNotSchedule constraints, ``sim.io.cluster.spread``). Among the feasible nodes the default profile's
+weighted scores decide (``sim.io.cluster.scoring``), a tie drawn from the seed as ``selectHost`` draws it. Pods
+are scheduled in the queue's order (``PrioritySort``: higher priority first, then input order); preemption is
+noted, not done. What is placed where is kept as it grows (``sim.io.cluster.nodestate.Ledger``).
 A DaemonSet pod also tolerates what the DaemonSet controller adds
 (``pkg/controller/daemon/util/daemonset_util.go`` ``AddOrUpdateDaemonPodTolerations``). What cannot be placed is
 Pending and reported; every placement is noted with its score and why. Placed pods are Running and Ready: the
@@ -169,7 +171,8 @@ def place(
     objects: Objects, seed: int = 0, nominal: tuple[int, int] = NOMINAL_ALLOCATABLE
 ) -> tuple[list[KNode], list[KPod], list[str]]:
     """The cluster's nodes (those given, then bare ones named only by a pod or endpoint), its pods (those given,
-    then each workload's, in input order, placed as kube-scheduler would with ties drawn from ``seed``) and notes:
+    then the manifest pods' and each workload's, in priority then input order, placed as kube-scheduler would with
+    ties drawn from ``seed``) and notes:
     what was created bare, where each pod went and why, what stays Pending. ``nominal``: the CPU (millicores) and
     memory (bytes) of a node whose allocatable is not given."""
     notes: list[str] = []

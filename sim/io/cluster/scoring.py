@@ -1,5 +1,6 @@
-"""kube-scheduler's scores, pure: one function per score plugin of the default profile, its normalization, the
-weights the profile gives them, and ``selectHost``'s choice among the best. ``sim.io.cluster.placement`` applies them.
+"""kube-scheduler's scores, pure and over arrays of nodes: one function per score plugin of the default profile,
+its normalization, the weights the profile gives them, and ``selectHost``'s choice among the best.
+``sim.io.cluster.placement`` applies them.
 
 Sources (kubernetes/kubernetes): ``pkg/scheduler/apis/config/v1/default_plugins.go`` ``getDefaultPlugins`` (the
 weights), ``pkg/scheduler/framework/plugins/noderesources/least_allocated.go`` ``leastResourceScorer``,
