@@ -17,6 +17,7 @@ from sim import run, summarize_service
 from sim.emulate import make_plan, show_rules
 from sim.emulate.rules.iptables import ext_chain, svc_chain
 from sim.errors import SpecError
+from sim.experiment.metrics import ServiceSummary
 from sim.io.scenario import objects_table, parse_scenario
 from sim.outcomes import DropReason
 from sim.routes import routes
@@ -197,6 +198,49 @@ def test_slices_join_each_port_by_name(tmp_path):
     sc = multi_scenario(tmp_path, "http", textwrap.dedent(slices))
     assert [e.address for e in sc.control_plane.endpoints("shop/api", port="http")] == ["10.244.1.5:8081"]
     assert sc.control_plane.endpoints("shop/api", port="grpc") == ()
+
+
+def test_run_summary_breaks_a_service_down_by_port(tmp_path):
+    """kubernetes ``pkg/proxy/types.go`` ``ServicePortName``: each port of a Service is its own service to
+    kube-proxy, so a run summary that adds every port's requests under the Service's name hides which port went
+    where. Two streams, one per port (http to api-1, grpc to api-2, as ``endpointslicecache.go`` joins the two
+    slices): the Service's own counts add both (unchanged keys); ``by_port`` gives each port's. A Service whose
+    requests use one port has no ``by_port``."""
+    slices = """\
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: api-2, namespace: shop, labels: {app: other}}
+    spec: {nodeName: kind-worker}
+    status: {phase: Running, podIP: 10.244.1.7, conditions: [{type: Ready, status: "True"}]}
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: api-http, namespace: shop, labels: {kubernetes.io/service-name: api}}
+    addressType: IPv4
+    ports: [{name: http, port: 8080}]
+    endpoints: [{addresses: [10.244.1.5], nodeName: kind-worker, targetRef: {kind: Pod, name: api-1}}]
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: api-grpc, namespace: shop, labels: {kubernetes.io/service-name: api}}
+    addressType: IPv4
+    ports: [{name: grpc, port: 9090}]
+    endpoints: [{addresses: [10.244.1.7], nodeName: kind-worker, targetRef: {kind: Pod, name: api-2}}]
+    """
+    table = objects_table(objects(tmp_path, MULTI + textwrap.dedent(slices)))
+    table["pods"] = [{"name": "client", "node": "kind-worker", "labels": {"app": "client"}}]
+    table["streams"] = [stream("client", "shop/api", 40, port="http"), stream("client", "shop/api", 40, port="grpc")]
+    sc = parse_scenario(table, tmp_path / "s.toml")[0]
+    summary = summarize_service(run(sc, 1), "shop/api")
+    assert summary.completed == sum(summary.by_endpoint.values()) == 80
+    assert summary.by_port == {
+        "grpc": {"sent": 40, "completed": 40, "dropped": 0, "by_endpoint": {"shop/api-2": 40}},
+        "http": {"sent": 40, "completed": 40, "dropped": 0, "by_endpoint": {"shop/api-1": 40}},
+    }
+    assert summary.to_json()["by_port"] == summary.by_port
+    assert ServiceSummary.from_json("shop/api", summary.to_json()).by_port == summary.by_port
+    assert "by_port" not in summarize_service(run(multi_scenario(tmp_path, "grpc"), 1), "shop/api").to_json()
 
 
 def test_a_stream_naming_no_port_of_the_service_is_one_error(tmp_path):

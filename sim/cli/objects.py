@@ -27,7 +27,7 @@ def _routes(args: argparse.Namespace) -> int:
     from sim.routes import format_routes, routes
 
     notes: list[str] = []
-    scenario = load_cluster(args.files, notes)
+    scenario = load_cluster(args.files, notes, args.kind_node_capacity)
     if args.dataplane:
         # the scenario's proxy options (its local-traffic detector...) stay; only its picker is the new one's
         dataplane = dataclasses.replace(scenario.dataplane, name=args.dataplane, picker="")
@@ -52,7 +52,7 @@ def _import(args: argparse.Namespace) -> int:
     notes: list[str] = []
     out = check_file(args.out, "-o", inputs=args.files) or Path(args.out)
     topology_file = out.with_name(f"{out.stem}-topology.toml")
-    scenario, extra, traced, client = read_sources(args.files, out.stem, notes)
+    scenario, extra, traced, client = read_sources(args.files, out.stem, notes, args.kind_node_capacity)
     streams = default_streams(scenario, skip=sorted(callees(extra)), client=client)
     scenario = dataclasses.replace(scenario, name=out.stem)
     texts = {

@@ -38,6 +38,15 @@ def _max_memory(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _capacity(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kind-node-capacity",
+        metavar="CPU,MEMORY",
+        help="the capacity of nodes whose allocatable is not given (a kind config's report the host's), e.g. "
+        "16,64Gi (default 8,16Gi; in a scenario: kind_node_capacity = {cpu = '16', memory = '64Gi'})",
+    )
+
+
 def _set(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--set",
@@ -235,6 +244,7 @@ def _routes_parser(sub: Any) -> None:
     p_routes.add_argument("--service", metavar="NS/NAME", help="only this Service")
     p_routes.add_argument("--node", metavar="NODE", help="only from this node")
     p_routes.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    _capacity(p_routes)
 
 
 def _import_parser(sub: Any) -> None:
@@ -256,6 +266,7 @@ def _import_parser(sub: Any) -> None:
         metavar="SCENARIO",
         help="the scenario TOML to write; its topology goes beside it as <name>-topology.toml",
     )
+    _capacity(p_import)
 
 
 def _run_plot_argument(p_run: argparse.ArgumentParser) -> None:

@@ -221,6 +221,7 @@ def _summarize(
         balance=s.balance,
         groups=s.groups,
         replies_by_node=_replies_by_node(result, by_node, expected_share, _count(ok)),
+        by_port=_by_port(result, service, r),
     )
 
 
@@ -238,6 +239,33 @@ def _replies_by_node(
         node: NodeReplies(by_node.get(node, 0), by_node.get(node, 0) / replies, expected.get(node, 0.0))
         for node in sorted(set(by_node) | set(expected))
     }
+
+
+def by_port_label(result: RunResult, service: str, stream: int) -> str:
+    """The Service port a stream calls, as the run summary names it: its name, else its number."""
+    port = result.scenario.service(service).port_of(result.stream(stream).port)
+    return (port.name or str(port.port)) if port is not None else result.stream(stream).port
+
+
+def _by_port(result: RunResult, service: str, r: _Requests) -> dict[str, dict[str, Any]] | None:
+    """Per Service port in use (``by_port_label``): requests sent, completed and dropped, and completed ones
+    per pod; None where the requests use one port (the Service's own counts say it all)."""
+    streams = r.cols["stream"]
+    labels = {int(k): by_port_label(result, service, int(k)) for k in np.unique(streams)}
+    if len(set(labels.values())) < 2:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted(set(labels.values())):
+        mine = np.isin(streams, [k for k, v in labels.items() if v == label])
+        ok = mine & r.ok
+        served = np.bincount(r.cols["endpoint"][ok], minlength=len(result.pod_names))
+        out[label] = {
+            "sent": _count(mine),
+            "completed": _count(ok),
+            "dropped": _count(mine & (r.cols["outcome"] == Outcome.DROPPED)),
+            "by_endpoint": {result.pod_names[i]: int(served[i]) for i in np.flatnonzero(served)},
+        }
+    return out
 
 
 def _verdict(

@@ -309,6 +309,9 @@ class ServiceSummary:
     """The run over time (a run document's only)."""
     call_path: CallPath | None = field(default=None, metadata=_meta(read=CallPath.from_json, optional=True))
     """An entry Service of a call graph: its pages along their critical path (None elsewhere, and not written)."""
+    by_port: dict[str, dict[str, Any]] | None = field(default=None, metadata=_meta(optional=True))
+    """Per Service port in use (name, else number): ``sent``, ``completed``, ``dropped`` and ``by_endpoint``
+    (completed requests per pod); only where the requests use several ports (None, and not written, else)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``services.NAME`` object of ``sim run --json``): every field at its place."""

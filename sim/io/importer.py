@@ -274,10 +274,11 @@ def _onto_services(calls: ServiceCalls, services: Mapping[str, str]) -> ServiceC
 
 
 def read_sources(
-    files: Sequence[str], name: str, notes: list[str]
+    files: Sequence[str], name: str, notes: list[str], capacity: str | None = None
 ) -> tuple[Scenario, dict[str, Any], Traced | None, str | None]:
     """What ``sim import`` reads: the cluster (Kubernetes objects, or one made for traces given alone, with the
-    pod to send from), and the call graph the traces show mapped onto its Services (their keys by Service)."""
+    pod to send from), and the call graph the traces show mapped onto its Services (their keys by Service);
+    ``capacity``: ``--kind-node-capacity``."""
     from sim.io.inputs import load_objects
     from sim.io.tracefiles import read_spans, split_traces
     from sim.traces import derive
@@ -286,7 +287,7 @@ def read_sources(
     traced = derive(read_spans(traces)) if traces else None
     client = None
     if objects or traced is None:
-        scenario = load_objects(objects, [], notes, need_streams=False)[0]
+        scenario = load_objects(objects, [], notes, need_streams=False, capacity=capacity)[0]
     else:
         scenario = traced_cluster(traced, name)
         notes.append(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.errors import SpecError
+from sim.errors import SpecError, shown
 from sim.io.cluster.objects import OBJECT_SUFFIXES
 from sim.io.experiment import is_experiment, load_experiment, load_scenario_set, parse_scenario_set, parse_set
 from sim.io.scenario import load_scenario, objects_table, parse_scenario
@@ -71,11 +71,18 @@ def load_objects(
     need_streams: bool = True,
     sets: Sequence[str] = (),
     flags: Mapping[str, str] | None = None,
+    capacity: str | None = None,
 ) -> tuple[Scenario, int]:
     """Kubernetes objects as a Scenario, through the scenario reader (``cluster = [...]``) on kube-proxy's default
-    dataplane, with ``--set``s applied; a problem in a stream's field that ``flags`` names (``streams[0].client``
-    -> ``--client``) is put on that flag."""
+    dataplane, with ``--set``s and ``--kind-node-capacity`` (``capacity``, "CPU,MEMORY") applied; a problem in a
+    field that ``flags`` names (``streams[0].client`` -> ``--client``) is put on that flag."""
     table = {**objects_table(list(files)), "streams": streams}
+    if capacity is not None:
+        cpu, comma, memory = capacity.partition(",")
+        if not comma or not cpu.strip() or not memory.strip():
+            raise SpecError("--kind-node-capacity", "", f"must be CPU,MEMORY (e.g. 16,64Gi), got {shown(capacity)}")
+        table["kind_node_capacity"] = {"cpu": cpu.strip(), "memory": memory.strip()}
+        flags = {**(flags or {}), **{f"kind_node_capacity.{k}": "--kind-node-capacity" for k in ("cpu", "memory")}}
     where = Path(COMMAND_LINE)
     try:
         if sets:
@@ -87,12 +94,19 @@ def load_objects(
         raise
 
 
-def load_cluster(files: Sequence[str], notes: list[str]) -> Scenario:
+def load_cluster(files: Sequence[str], notes: list[str], capacity: str | None = None) -> Scenario:
     """The cluster ``sim routes`` shows: a scenario file's, a spec's first design point's, or Kubernetes objects'
-    (no streams needed)."""
+    (no streams needed; ``capacity``: ``--kind-node-capacity``, for objects only)."""
     if len(files) == 1 and not is_objects(files):
+        no_capacity(capacity)
         if is_experiment(files[0]):
             first = load_experiment(files[0]).design_points[0]
             return parse_scenario(first.table, first.anchor, need_streams=False, notes=notes)[0]
         return load_scenario(files[0], need_streams=False, notes=notes)[0]
-    return load_objects(files, [], notes, need_streams=False)[0]
+    return load_objects(files, [], notes, need_streams=False, capacity=capacity)[0]
+
+
+def no_capacity(capacity: str | None) -> None:
+    """``--kind-node-capacity`` is for Kubernetes objects; a scenario file says ``kind_node_capacity`` itself."""
+    if capacity is not None:
+        raise SpecError("--kind-node-capacity", "", "applies to Kubernetes objects; a scenario sets kind_node_capacity")

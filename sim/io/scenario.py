@@ -30,7 +30,7 @@ from sim.io.cluster.cluster_state import ClusterParts, cluster_parts
 from sim.io.cluster.kubernetes import read_objects, source_files
 from sim.io.cluster.network import generated_topology, network
 from sim.io.cluster.objects import KNode, KPod, Objects
-from sim.io.cluster.placement import place
+from sim.io.cluster.placement import kind_node_capacity, place
 from sim.io.cluster.schema import ENDPOINT_FIELDS, SELECTOR, SERVICE_FIELDS, from_table
 from sim.io.durations import duration
 from sim.io.tables import MISSING, Table, load_toml
@@ -148,7 +148,7 @@ def _cluster(top: Table, seed: int) -> tuple[Objects, list[KNode], list[KPod], l
     if not names or not all(isinstance(n, str) for n in names):
         raise top.error("cluster", "must be a file or directory name, or an array of them")
     objects = read_cluster(tuple(n if n == "-" else str(top.path.parent / n) for n in names))
-    nodes, placed, placing = place(objects, seed)
+    nodes, placed, placing = place(objects, seed, kind_node_capacity(top))
     if not nodes:
         raise SpecError(
             ", ".join(objects.files),

@@ -123,3 +123,40 @@ def _patched_labels(file: str, fld: str, patches: list[tuple[int, dict[str, Any]
                 raise SpecError(file, f"{where}.node-labels", f"{pair!r} is not key=value")
             labels[key] = value
     return labels
+
+
+def merged_nodes(nodes: list[KNode], origins: list[str], node_files: dict[str, str]) -> list[KNode]:
+    """The nodes with a kind config's node and a Node object of the same name made one, as an object given twice
+    is: where they agree (every label the config gives, with its value, and the same taints) the Node object (what
+    the API server holds: allocatable, readiness, every label) takes the kind node's place; where they differ, one
+    line naming both files. Two kind configs naming one node must agree in full. ``origins``: per node, the kind
+    config it came from (``""``: a Node object); ``node_files``: each Node object's file."""
+    at: dict[str, int] = {}
+    out: list[KNode] = []
+    out_origins: list[str] = []
+    for node, origin in zip(nodes, origins, strict=True):
+        if node.name not in at:
+            at[node.name] = len(out)
+            out.append(node)
+            out_origins.append(origin)
+            continue
+        i = at[node.name]
+        kind_node, kind_file = (out[i], out_origins[i]) if out_origins[i] else (node, origin)
+        other, other_origin = (node, origin) if out_origins[i] else (out[i], out_origins[i])
+        diff = _difference(kind_node, other) or (_difference(other, kind_node) if other_origin else "")
+        if diff:
+            also = other_origin or node_files.get(node.name, "a Node object")
+            raise SpecError(kind_file, f"Node {node.name}", f"{diff}; also given in {also}")
+        out[i], out_origins[i] = other, other_origin
+    return out
+
+
+def _difference(kind_node: KNode, other: KNode) -> str:
+    """What a kind config's node says that another node of the same name does not, or ``""`` (the architecture
+    label, assumed, not compared)."""
+    for key, value in kind_node.labels.items():
+        if key != ARCH_LABEL and other.labels.get(key) != value:
+            return f"label {key} is {value!r} here, {other.labels.get(key)!r} in the other"
+    if set(kind_node.taints) != set(other.taints):
+        return "its taints differ from the other's"
+    return ""

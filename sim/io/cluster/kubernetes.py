@@ -29,7 +29,7 @@ from sim.cluster import (
 )
 from sim.errors import SpecError, shown
 from sim.io.cluster.fields import KObject, label_selector, requirement
-from sim.io.cluster.kind import kind_nodes
+from sim.io.cluster.kind import kind_nodes, merged_nodes
 from sim.io.cluster.objects import (
     DEPRECATED_ZONE_LABEL,
     OBJECT_SUFFIXES,
@@ -50,7 +50,7 @@ from sim.io.cluster.objects import (
     Taint,
     Toleration,
 )
-from sim.io.cluster.podspec import quantity, scheduling_extras
+from sim.io.cluster.podspec import priority_class, quantity, scheduling_extras
 from sim.io.cluster.schema import SELECTOR, SERVICE_FIELDS, from_object
 from sim.io.tables import read_text, type_name
 from sim.io.yamlfile import json_document, yaml_documents
@@ -111,6 +111,7 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
     """Read every object of the given files, directories and ``-`` into typed objects."""
     out = Objects()
     seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    origins: list[str] = []  # per node of out.nodes: the kind config it came from, or "" for a Node object
     for file in source_files(sources):
         label = str(file)
         out.files.append(label)
@@ -119,7 +120,9 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
                 kind = item.get("kind")
                 api = item.get("apiVersion", "")
                 if kind == "Cluster" and isinstance(api, str) and api.startswith("kind.x-k8s.io/"):
-                    out.nodes.extend(kind_nodes(label, item))
+                    made = kind_nodes(label, item)
+                    origins.extend([label] * len(made))
+                    out.nodes.extend(made)
                     out.kind_cluster = True
                     continue
                 reader = _READERS.get(kind) if isinstance(kind, str) else None
@@ -130,6 +133,9 @@ def read_objects(sources: Sequence[str | Path]) -> Objects:
                 if _seen_before(obj, seen):
                     continue
                 reader(obj, out)
+                origins.extend([""] * (len(out.nodes) - len(origins)))
+    given = {name.partition("/")[2]: f for (kind, name), (f, _) in seen.items() if kind == "Node"}
+    out.nodes = merged_nodes(out.nodes, origins, given)
     _check_sizes(out)
     return out
 
@@ -267,8 +273,9 @@ def _allocatable(o: KObject, resource: str) -> int:
     return round(value or 0)
 
 
-def _scheduling(o: KObject, spec: Any, where: str) -> Scheduling:
-    """A pod spec's nodeSelector, required node affinity, tolerations and required pod anti-affinity."""
+def _scheduling(o: KObject, spec: Any, where: str, labels: dict[str, str]) -> Scheduling:
+    """A pod spec's nodeSelector, required node affinity, tolerations, required pod anti-affinity, priority and
+    what ``podspec`` reads (``labels``: the pod's, for matchLabelKeys)."""
     required = o.get("affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution", dict, None, spec)
     terms = []
     if required is not None:
@@ -298,7 +305,9 @@ def _scheduling(o: KObject, spec: Any, where: str) -> Scheduling:
         tuple(terms),
         tuple(tolerations),
         tuple(anti),
-        **scheduling_extras(o, spec, where),
+        priority=o.get("priority", int, None, spec),
+        priority_class=o.get("priorityClassName", str, "", spec),
+        **scheduling_extras(o, spec, where, labels),
     )
 
 
@@ -338,7 +347,7 @@ def _pod(o: KObject, out: Objects) -> None:
             ready=bool(ready) if has_status else True,
             terminating=o.get("metadata.deletionTimestamp", str, None) is not None,
             ip=o.get("status.podIP", str, None),
-            scheduling=_scheduling(o, spec, "spec"),
+            scheduling=_scheduling(o, spec, "spec", o.strings("metadata.labels")),
             ports=_container_ports(o, spec, "spec"),
             has_status=has_status,
             file=o.file,
@@ -514,7 +523,9 @@ def _workload(o: KObject, out: Objects) -> None:
             replicas=replicas,
             labels=o.strings("metadata.labels", template, "spec.template.metadata.labels"),
             selector=label_selector(o, o.get("spec.selector", dict, None), "spec.selector"),
-            scheduling=_scheduling(o, spec, "spec.template.spec"),
+            scheduling=_scheduling(
+                o, spec, "spec.template.spec", o.strings("metadata.labels", template, "spec.template.metadata.labels")
+            ),
             ports=_container_ports(o, spec, "spec.template.spec"),
             owner=owner if o.object_kind == "ReplicaSet" else "",
             file=o.file,
@@ -560,6 +571,7 @@ _READERS = {
     "Service": _service,
     "EndpointSlice": _slice,
     "Endpoints": _endpoints,
+    "PriorityClass": priority_class,
     **dict.fromkeys(WORKLOAD_KINDS, _workload),
 }
 """``kind`` -> its reader; one line per kind."""

@@ -104,6 +104,21 @@ class AntiAffinity:
 
 
 @dataclass(frozen=True)
+class SpreadConstraint:
+    """One ``topologySpreadConstraints`` entry: at most ``max_skew`` more matching pods in a ``topology_key``
+    domain than in the least loaded one; ``DoNotSchedule`` a filter, ``ScheduleAnyway`` a score. ``selector``
+    None: no labelSelector (it selects no pod); ``matchLabelKeys`` already merged into it."""
+
+    max_skew: int
+    topology_key: str
+    when_unsatisfiable: str
+    selector: LabelSelector | None
+    min_domains: int = 1
+    node_affinity_policy: str = "Honor"
+    node_taints_policy: str = "Ignore"
+
+
+@dataclass(frozen=True)
 class Scheduling:
     """What decides where a pod may run: nodeSelector, required node affinity (terms ORed, each term's
     requirements ANDed; ``fields`` on ``metadata.name``), tolerations and required pod anti-affinity; and what the
@@ -120,6 +135,10 @@ class Scheduling:
     preferred_nodes: tuple[tuple[int, tuple[Requirement, ...]], ...] = ()
     affinity: tuple[AntiAffinity, ...] = ()
     preferred_pods: tuple[tuple[int, AntiAffinity], ...] = ()
+    spread: tuple[SpreadConstraint, ...] = ()
+    priority: int | None = None
+    """``spec.priority`` where given (else the value of ``priority_class``: ``sim.io.cluster.placement``)."""
+    priority_class: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +257,8 @@ class Objects:
     endpoints: list[KSlice] = field(default_factory=list)
     """core/v1 Endpoints, as slices: mirrored for selectorless Services only (``sim.io.cluster.cluster_state``)."""
     workloads: list[KWorkload] = field(default_factory=list)
+    priority_classes: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    """PriorityClasses by name: value and globalDefault."""
     kind_cluster: bool = False
     skipped: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)

@@ -5,9 +5,11 @@ one pod per eligible node, and manifest Pods without a node scheduled, as kube-s
 Filters (``pkg/scheduler/framework/plugins``): ``NodeUnschedulable`` and ``TaintToleration`` (every
 NoSchedule/NoExecute taint tolerated, the control-plane taint included), ``NodeAffinity`` (nodeSelector, and
 required node affinity: terms ORed, requirements ANDed), ``NodeResourcesFit`` (requests against what allocatable
-leaves), ``InterPodAffinity`` (required affinity; required anti-affinity, both ways). Among the feasible nodes the
-default profile's weighted scores decide (``sim.io.cluster.scoring``), a tie drawn from the seed as ``selectHost``
-draws it.
+leaves), ``InterPodAffinity`` (required affinity; required anti-affinity, both ways), ``PodTopologySpread``
+(a pod's DoNotSchedule constraints, ``sim.io.cluster.spread``). Among the feasible nodes the default profile's
+weighted scores decide (``sim.io.cluster.scoring``), a tie drawn from the seed as ``selectHost`` draws it. Pods
+are scheduled in the queue's order (``PrioritySort``: higher priority first, then input order); preemption is
+noted, not done. What is placed where is kept as it grows (``sim.io.cluster.nodestate.Ledger``).
 A DaemonSet pod also tolerates what the DaemonSet controller adds
 (``pkg/controller/daemon/util/daemonset_util.go`` ``AddOrUpdateDaemonPodTolerations``). What cannot be placed is
 Pending and reported; every placement is noted with its score and why. Placed pods are Running and Ready: the
@@ -19,44 +21,37 @@ in random characters) are ``<name>-<node>``, with ``-2``, ``-3``, ... for more o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from sim.cluster import namespace_of
+from sim.errors import shown
+from sim.io.cluster.nodestate import NOMINAL_ALLOCATABLE, Ledger, matches
 from sim.io.cluster.objects import (
     HOSTNAME_LABEL,
-    AntiAffinity,
     KNode,
     KPod,
     KWorkload,
     Objects,
     Scheduling,
+    SpreadConstraint,
     Taint,
     Toleration,
 )
+from sim.io.cluster.podspec import SYSTEM_PRIORITY_CLASSES, quantity
 from sim.io.cluster.scoring import (
-    SYSTEM_DEFAULT_CONSTRAINTS,
     WEIGHTS,
     balanced_allocation,
     default_normalize,
     interpod_normalize,
     least_allocated,
     select_host,
-    spread_scores,
 )
+from sim.io.cluster.spread import default_selector, spread_filter, spread_score, system_defaults
+from sim.io.tables import Table
 from sim.rng import Streams
-
-DEFAULT_MAX_PODS = 110
-"""kubelet's ``--max-pods`` default: a node's pod count where its ``status.allocatable.pods`` is not given."""
-NOMINAL_ALLOCATABLE = (8000, 16 * 1024**3)
-"""CPU (millicores) and memory (bytes) taken for a node whose allocatable is not given (a kind config's nodes, which
-report their host's, and nodes only a pod names): the same for every such node, so that the resource scores still
-compare what is placed on them."""
-HARD_POD_AFFINITY_WEIGHT = 1
-"""``InterPodAffinityArgs.HardPodAffinityWeight`` default: what a placed pod's required affinity term that the new
-pod matches adds to its score."""
 
 DAEMONSET_TOLERATIONS = (
     Toleration("node.kubernetes.io/not-ready", "Exists", "", "NoExecute"),
@@ -91,94 +86,95 @@ def node_matches(node: KNode, rules: Scheduling) -> bool:
     )
 
 
-def anti_affinity_ok(
-    pod_labels: dict[str, str],
-    namespace: str,
-    node: KNode,
-    rules: Scheduling,
-    placed: Sequence[KPod],
-    nodes: dict[str, KNode],
-) -> bool:
-    """Required pod anti-affinity, both ways: the new pod's terms against placed pods, and placed pods' terms
-    against the new pod (``InterPodAffinity`` Filter)."""
-    for term in rules.anti_affinity:
-        value = node.labels.get(term.topology_key)
-        if value is None:
-            continue
-        for other in placed:
-            where = nodes.get(other.node or "")
-            if where is None or where.labels.get(term.topology_key) != value:
-                continue
-            if namespace_of(other.name) in term.namespaces and term.selector.matches(other.labels):
-                return False
-    for other in placed:
-        where = nodes.get(other.node or "")
-        for term in other.scheduling.anti_affinity:
-            value = node.labels.get(term.topology_key)
-            if value is None or where is None or where.labels.get(term.topology_key) != value:
-                continue
-            if namespace in term.namespaces and term.selector.matches(pod_labels):
-                return False
-    return True
+@dataclass(frozen=True)
+class _Incoming:
+    """The pod being scheduled: its labels, namespace, rules, tolerations and controller."""
+
+    labels: dict[str, str]
+    namespace: str
+    rules: Scheduling
+    tolerations: Sequence[Toleration]
+    owner: str = ""
+    spread: tuple[SpreadConstraint, ...] = ()
+    """Its own topologySpreadConstraints, else the system defaults over ``helper.DefaultSelector``."""
 
 
-def resources_fit(node: KNode, rules: Scheduling, on_node: Sequence[KPod]) -> bool:
-    """NodeResourcesFit's Filter (``fitsRequest``): the pod's CPU and memory requests fit in what the node's
-    allocatable leaves after its pods' requests, and one more pod fits under its pod count."""
-    if len(on_node) + 1 > (node.pods or DEFAULT_MAX_PODS):
-        return False
-    free = allocatable(node)
+class _Fixed:
+    """What does not change while pods of one template are placed: per node, whether its taints are tolerated and
+    its labels match the node selector and required affinity, its untolerated PreferNoSchedule taints and its
+    matching preferred node terms' weights."""
+
+    def __init__(self, ledger: Ledger, pod: _Incoming) -> None:
+        nodes, rules = ledger.nodes, pod.rules
+        self.tolerated = np.array([tolerated(n.taints, pod.tolerations) for n in nodes], dtype=bool)
+        self.matches = np.array([node_matches(n, rules) for n in nodes], dtype=bool)
+        self.soft_taints = np.array(
+            [sum(1 for t in n.taints if t.effect == "PreferNoSchedule" and not _tolerates_soft(t, pod)) for n in nodes],
+            dtype=np.int64,
+        )
+        self.preferred = np.array(
+            [
+                sum(w for w, exprs in rules.preferred_nodes if exprs and all(r.matches(n.labels) for r in exprs))
+                for n in nodes
+            ],
+            dtype=np.int64,
+        )
+
+
+def resources_fit(ledger: Ledger, rules: Scheduling) -> np.ndarray:
+    """NodeResourcesFit's Filter (``fitsRequest``) on every node: the pod's CPU and memory requests fit in what the
+    node's allocatable leaves after its pods' requests, and one more pod fits under its pod count."""
+    fit = ledger.count + 1 <= ledger.max_pods
     for i, want in enumerate(rules.requests):
-        if want and want > free[i] - sum(p.scheduling.requests[i] for p in on_node):
-            return False
-    return True
+        if want:
+            fit &= ~(want > ledger.alloc[:, i] - ledger.requested[:, i]).astype(bool)
+    return fit
 
 
-def affinity_ok(
-    labels: dict[str, str],
-    namespace: str,
-    node: KNode,
-    rules: Scheduling,
-    placed: Sequence[KPod],
-    nodes: dict[str, KNode],
-) -> bool:
-    """Required pod affinity (``InterPodAffinity`` Filter): every term has a matching pod on a node with this
-    node's value of its topology key; a term no pod matches anywhere passes if the pod matches it itself (the
-    first pod of a group)."""
-    for term in rules.affinity:
-        matching = [p for p in placed if namespace_of(p.name) in term.namespaces and term.selector.matches(p.labels)]
-        if not matching and namespace in term.namespaces and term.selector.matches(labels):
+def anti_affinity_ok(ledger: Ledger, pod: _Incoming) -> np.ndarray:
+    """Required pod anti-affinity on every node, both ways: the new pod's terms against placed pods, and placed
+    pods' terms against the new pod (``InterPodAffinity`` Filter)."""
+    ok = np.ones(len(ledger.nodes), dtype=bool)
+    for term in pod.rules.anti_affinity:
+        ok &= ~ledger.same_domain(term.topology_key, ledger.matching(term))
+    for (kind, _, _), (term, carriers) in ledger.carried.items():
+        if kind == "anti" and matches(term, pod.namespace, pod.labels):
+            ok &= ~ledger.same_domain(term.topology_key, carriers)
+    return ok
+
+
+def affinity_ok(ledger: Ledger, pod: _Incoming) -> np.ndarray:
+    """Required pod affinity (``InterPodAffinity`` Filter) on every node: every term has a matching pod on a node
+    with this node's value of its topology key; a term no pod matches anywhere passes if the pod matches it itself
+    (the first pod of a group)."""
+    ok = np.ones(len(ledger.nodes), dtype=bool)
+    for term in pod.rules.affinity:
+        counts = ledger.matching(term)
+        if not counts.any() and matches(term, pod.namespace, pod.labels):
             continue
-        value = node.labels.get(term.topology_key)
-        if value is None or not any(nodes[p.node or ""].labels.get(term.topology_key) == value for p in matching):
-            return False
-    return True
+        ok &= ledger.same_domain(term.topology_key, counts)
+    return ok
 
 
-def _eligible(
-    node: KNode,
-    labels: dict[str, str],
-    namespace: str,
-    rules: Scheduling,
-    tolerations: Sequence[Toleration],
-    placed: Sequence[KPod],
-    nodes: dict[str, KNode],
-    on_node: Sequence[KPod] | None = None,
-) -> bool:
-    """Every filter; ``on_node``: the pods already on ``node`` (found in ``placed`` when not given)."""
-    return (
-        tolerated(node.taints, tolerations)
-        and node_matches(node, rules)
-        and resources_fit(node, rules, [p for p in placed if p.node == node.name] if on_node is None else on_node)
-        and anti_affinity_ok(labels, namespace, node, rules, placed, nodes)
-        and affinity_ok(labels, namespace, node, rules, placed, nodes)
-    )
+def _eligible(ledger: Ledger, fixed: _Fixed, pod: _Incoming) -> np.ndarray:
+    """Every filter, on every node: whether the node may take ``pod``."""
+    ok = fixed.tolerated & fixed.matches
+    if not ok.any():
+        return ok
+    ok &= resources_fit(ledger, pod.rules) & anti_affinity_ok(ledger, pod) & affinity_ok(ledger, pod)
+    if any(c.when_unsatisfiable == "DoNotSchedule" for c in pod.spread):
+        ok &= spread_filter(ledger, pod.spread, pod.namespace, pod.labels, fixed.matches, fixed.tolerated)
+    return ok
 
 
-def place(objects: Objects, seed: int = 0) -> tuple[list[KNode], list[KPod], list[str]]:
+def place(
+    objects: Objects, seed: int = 0, nominal: tuple[int, int] = NOMINAL_ALLOCATABLE
+) -> tuple[list[KNode], list[KPod], list[str]]:
     """The cluster's nodes (those given, then bare ones named only by a pod or endpoint), its pods (those given,
-    then each workload's, in input order, placed as kube-scheduler would with ties drawn from ``seed``) and notes:
-    what was created bare, where each pod went and why, what stays Pending."""
+    then the manifest pods' and each workload's, in priority then input order, placed as kube-scheduler would with
+    ties drawn from ``seed``) and notes:
+    what was created bare, where each pod went and why, what stays Pending. ``nominal``: the CPU (millicores) and
+    memory (bytes) of a node whose allocatable is not given."""
     notes: list[str] = []
     nodes = {n.name: n for n in objects.nodes}
     for name in [p.node for p in objects.pods] + [ep.node for s in objects.slices for ep in s.endpoints]:
@@ -186,29 +182,116 @@ def place(objects: Objects, seed: int = 0) -> tuple[list[KNode], list[KPod], lis
             nodes[name] = KNode(name, {HOSTNAME_LABEL: name}, bare=True)
             notes.append(f"node {name}: named by a pod or an endpoint but not given: created bare (no zone, no CPU)")
     rng = Streams(seed).generator("placement")
-    placed: list[KPod] = []
+    ledger = Ledger(list(nodes.values()), nominal)
     waiting: list[KPod] = []
     for pod in objects.pods:
         if pod.node is not None:
-            placed.append(pod)
+            ledger.add(pod)
         elif pod.has_status:
             notes.append(f"Pod {pod.name}: Pending (not scheduled in the dump)")
         else:
             waiting.append(pod)
-    for pod in waiting:  # manifest pods with no node: the scheduler places them
-        rules = pod.scheduling
-        incoming = _Incoming(dict(pod.labels), namespace_of(pod.name), rules, rules.tolerations, pod.owner)
-        node, why = _choose(nodes, incoming, placed, rng)
-        if node is None:
-            notes.append(f"Pod {pod.name}: Pending: {_why(nodes, rules, rules.tolerations)}")
-        else:
-            placed.append(replace(pod, node=node))
-            notes.append(f"placed Pod {pod.name} on {node}: {why}")
-    for w in objects.workloads:
-        if _running(w, objects.pods) or _owner_given(w, objects.workloads):
-            continue
-        placed.extend(_expand(w, nodes, placed, notes, rng))
-    return list(nodes.values()), placed, notes
+    queue: list[tuple[int, KPod | KWorkload]] = [(priority(p.scheduling, objects, notes), p) for p in waiting]
+    queue += [
+        (priority(w.scheduling, objects, notes), w)
+        for w in objects.workloads
+        if not (_running(w, objects.pods) or _owner_given(w, objects.workloads))
+    ]
+    queue.sort(key=lambda item: -item[0])  # PrioritySort: higher first; ties in input order (the queue's timestamps)
+    for rank, item in queue:
+        place_one = _expand if isinstance(item, KWorkload) else _place_pod
+        if place_one(item, objects, ledger, notes, rng):  # type: ignore[arg-type]
+            _note_preemption(item.name, rank, ledger, objects, notes)
+    return list(nodes.values()), ledger.placed, notes
+
+
+KIND_NODE_CAPACITY_KEY = "kind_node_capacity"
+"""The scenario key (and, as ``--kind-node-capacity``, the flag) setting ``NOMINAL_ALLOCATABLE``."""
+MAX_NODE_CPU_CORES, MAX_NODE_MEMORY = 1e6, 2**60
+"""The largest capacity the setting takes: far above any machine."""
+
+
+def kind_node_capacity(top: Table) -> tuple[int, int]:
+    """``kind_node_capacity = {cpu = "8", memory = "16Gi"}``: the CPU (cores, a Kubernetes quantity) and memory
+    (bytes, a quantity) of every node whose allocatable is not given: a kind config's nodes (each reports the
+    host's whole capacity; give the machine's, ``nproc`` and ``free -b``) and bare nodes. Default 8 cores and
+    16 GiB. Returns millicores and bytes."""
+    if KIND_NODE_CAPACITY_KEY not in top.data:
+        return NOMINAL_ALLOCATABLE
+    t = Table(top.path, KIND_NODE_CAPACITY_KEY, top.take(KIND_NODE_CAPACITY_KEY, dict))
+    out = []
+    for key, scale, default, top_value in (
+        ("cpu", 1000, NOMINAL_ALLOCATABLE[0] / 1000, MAX_NODE_CPU_CORES),
+        ("memory", 1, NOMINAL_ALLOCATABLE[1], MAX_NODE_MEMORY),
+    ):
+        raw = t.take(key, (str, int, float), default)
+        value = quantity(raw)
+        if value is None or not 0 < value <= top_value:  # NaN and inf fail the comparison
+            raise t.error(
+                key, f"must be a positive quantity (e.g. '8', '16Gi') at most {top_value:g}, got {shown(raw)}"
+            )
+        out.append(max(1, round(value * scale)))
+    t.done()
+    return out[0], out[1]
+
+
+def _place_pod(pod: KPod, objects: Objects, ledger: Ledger, notes: list[str], rng: np.random.Generator) -> bool:
+    """Schedule one manifest pod without a node, and note where and why, or why it stays Pending (then True)."""
+    rules = pod.scheduling
+    incoming = _incoming(objects, dict(pod.labels), namespace_of(pod.name), rules, rules.tolerations, pod.owner)
+    node, why = _choose(ledger, _Fixed(ledger, incoming), incoming, rng)
+    if node is None:
+        notes.append(f"Pod {pod.name}: Pending: {_why(ledger, rules, rules.tolerations)}")
+        return True
+    ledger.add(replace(pod, node=node))
+    notes.append(f"placed Pod {pod.name} on {node}: {why}")
+    return False
+
+
+def priority(rules: Scheduling, objects: Objects, notes: list[str]) -> int:
+    """A pod's priority (``Priority`` admission, ``plugin/pkg/admission/priority``): ``spec.priority`` where
+    given, else its PriorityClass's value (the built-in system classes included), else the globalDefault class's,
+    else 0; a class not among the objects is noted once and taken as 0."""
+    if rules.priority is not None:
+        return rules.priority
+    classes = {**{k: (v, False) for k, v in SYSTEM_PRIORITY_CLASSES.items()}, **objects.priority_classes}
+    if rules.priority_class:
+        if rules.priority_class in classes:
+            return classes[rules.priority_class][0]
+        line = f"priorityClassName {rules.priority_class}: no such PriorityClass among the objects: priority 0 taken"
+        if line not in notes:
+            notes.append(line)
+        return 0
+    return next((value for value, default in objects.priority_classes.values() if default), 0)
+
+
+def _note_preemption(name: str, rank: int, ledger: Ledger, objects: Objects, notes: list[str]) -> None:
+    """One line where a Pending pod outranks a placed one: kube-scheduler's PostFilter (``defaultpreemption``)
+    would try to evict lower-priority pods for it; the model does not preempt."""
+    lower = sum(1 for p in ledger.placed if priority(p.scheduling, objects, []) < rank)
+    if lower:
+        notes.append(
+            f"{name}: Pending at priority {rank} while {lower} placed pods have a lower one: kube-scheduler would "
+            "try to preempt them (defaultpreemption); preemption is not modelled"
+        )
+
+
+def _incoming(
+    objects: Objects,
+    labels: dict[str, str],
+    namespace: str,
+    rules: Scheduling,
+    tolerations: Sequence[Toleration],
+    owner: str,
+) -> _Incoming:
+    """The pod to schedule, with its spread constraints: its own, else the system defaults over the selector of
+    the Services selecting it and of its ReplicaSet or StatefulSet (``helper.DefaultSelector``)."""
+    kind, _, name = owner.partition("/")
+    controller = None
+    if kind in ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"):  # a Deployment's: its RS's
+        controller = next((w.selector for w in objects.workloads if w.kind == kind and w.name == name), None)
+    spread = rules.spread or system_defaults(default_selector(namespace, labels, objects.services, controller))
+    return _Incoming(labels, namespace, rules, tolerations, owner, spread)
 
 
 def _running(w: KWorkload, pods: Sequence[KPod]) -> bool:
@@ -223,40 +306,47 @@ def _owner_given(w: KWorkload, workloads: Sequence[KWorkload]) -> bool:
     return bool(w.owner) and any(o.kind == "Deployment" and o.name == w.owner for o in workloads)
 
 
-def _expand(
-    w: KWorkload, nodes: dict[str, KNode], placed: list[KPod], notes: list[str], rng: np.random.Generator
-) -> list[KPod]:
+def _expand(w: KWorkload, objects: Objects, ledger: Ledger, notes: list[str], rng: np.random.Generator) -> bool:
+    """Place a workload's pods (a DaemonSet's on each eligible node in order; the others' replicas one by one) and
+    note where and why, or why not; True where replicas stay Pending."""
     ns = namespace_of(w.name)
     short = w.name.partition("/")[2]
-    mine: list[KPod] = []
     tolerations = w.scheduling.tolerations + (DAEMONSET_TOLERATIONS if w.kind == "DaemonSet" else ())
+    incoming = _incoming(objects, dict(w.labels), ns, w.scheduling, tolerations, f"{w.kind}/{w.name}")
+    fixed = _Fixed(ledger, incoming)
+    first = len(ledger.placed)
     if w.kind == "DaemonSet":
-        for node in nodes.values():
-            if _eligible(node, dict(w.labels), ns, w.scheduling, tolerations, placed + mine, nodes):
-                mine.append(_pod(w, f"{w.name}-{node.name}", node.name))
-        if not mine:
-            notes.append(f"DaemonSet {w.name}: no eligible node: {_why(nodes, w.scheduling, tolerations)}")
-        return mine
+        eligible = _eligible(ledger, fixed, incoming)
+        for i, node in enumerate(ledger.nodes):
+            if eligible[i]:
+                ledger.add(_pod(w, f"{w.name}-{node.name}", node.name))
+                eligible = _eligible(ledger, fixed, incoming)
+        if len(ledger.placed) == first:
+            notes.append(f"DaemonSet {w.name}: no eligible node: {_why(ledger, w.scheduling, tolerations)}")
+        return False
     pending = 0
-    incoming = _Incoming(dict(w.labels), ns, w.scheduling, tolerations, f"{w.kind}/{w.name}")
+    mine: dict[str, int] = {}
     for k in range(w.replicas):
-        chosen, why = _choose(nodes, incoming, placed + mine, rng)
+        chosen, why = _choose(ledger, fixed, incoming, rng)
         if chosen is None:
             pending += 1
             continue
         if w.kind == "StatefulSet":
             name = f"{w.name}-{k}"
         else:
-            n = sum(1 for p in mine if p.node == chosen)
+            n = mine.get(chosen, 0)
             name = f"{ns}/{short}-{chosen}" + (f"-{n + 1}" if n else "")
-        mine.append(_pod(w, name, chosen))
+        mine[chosen] = mine.get(chosen, 0) + 1
+        ledger.add(_pod(w, name, chosen))
         notes.append(f"placed {w.kind} {w.name} pod {name} on {chosen}: {why}")
     if pending:
         notes.append(
             f"{w.kind} {w.name}: {pending} of {w.replicas} replicas Pending: "
-            f"{_why(nodes, w.scheduling, tolerations, placed + mine, dict(w.labels), ns)}"
+            f"{_why(ledger, w.scheduling, tolerations, incoming)}"
         )
-    return mine if w.kind == "StatefulSet" else sorted(mine, key=lambda p: p.name)  # listed by name, as the API does
+    if w.kind != "StatefulSet":  # listed by name, as the API does
+        ledger.placed[first:] = sorted(ledger.placed[first:], key=lambda p: p.name)
+    return pending > 0
 
 
 def _pod(w: KWorkload, name: str, node: str) -> KPod:
@@ -265,82 +355,46 @@ def _pod(w: KWorkload, name: str, node: str) -> KPod:
     )
 
 
-@dataclass(frozen=True)
-class _Incoming:
-    """The pod being scheduled: its labels, namespace, rules, tolerations and controller."""
-
-    labels: dict[str, str]
-    namespace: str
-    rules: Scheduling
-    tolerations: Sequence[Toleration]
-    owner: str = ""
-
-
-def _choose(
-    nodes: dict[str, KNode], pod: _Incoming, placed: Sequence[KPod], rng: np.random.Generator
-) -> tuple[str | None, str]:
+def _choose(ledger: Ledger, fixed: _Fixed, pod: _Incoming, rng: np.random.Generator) -> tuple[str | None, str]:
     """The node kube-scheduler picks for ``pod`` (``schedulePod``: the filters, then the default profile's
     weighted scores, ``selectHost`` among the best), and a few words on why; None when no node passes."""
-    on: dict[str, list[KPod]] = {}
-    for p in placed:
-        on.setdefault(p.node or "", []).append(p)
-    feasible = [
-        n
-        for n in nodes.values()
-        if _eligible(n, pod.labels, pod.namespace, pod.rules, pod.tolerations, placed, nodes, on.get(n.name, []))
-    ]
+    feasible = np.flatnonzero(_eligible(ledger, fixed, pod))
+    names = ledger.nodes
     if len(feasible) <= 1:
-        return (feasible[0].name, "the only node that fits") if feasible else (None, "")
-    plugins = _scores(feasible, pod, placed, nodes, on)
-    totals = [sum(WEIGHTS[name] * scores[i] for name, scores in plugins.items()) for i in range(len(feasible))]
+        return (names[feasible[0]].name, "the only node that fits") if len(feasible) else (None, "")
+    plugins = _scores(ledger, fixed, feasible, pod)
+    totals = np.zeros(len(feasible), dtype=np.int64)
+    for name, scores in plugins.items():
+        totals += WEIGHTS[name] * scores
     chosen, tied = select_host(totals, rng)
-    ranked = [i for i in sorted(range(len(feasible)), key=lambda i: -totals[i]) if i != chosen]
-    others = ", ".join(f"{feasible[i].name} {totals[i]}" for i in ranked[:2])
+    order = np.argsort(-totals, kind="stable")[:3]
+    ranked = [int(i) for i in order if i != chosen][:2]
+    others = ", ".join(f"{names[feasible[i]].name} {int(totals[i])}" for i in ranked)
     if tied > 1:
         why = f"a tie of {tied} broken by the seed"
     else:
-        gains = {n: WEIGHTS[n] * (s[chosen] - s[ranked[0]]) for n, s in plugins.items()}
+        gains = {n: WEIGHTS[n] * int(s[chosen] - s[ranked[0]]) for n, s in plugins.items()}
         why = "ahead on " + ", ".join(f"{n} {g:+d}" for n, g in gains.items() if g)
-    return feasible[chosen].name, f"score {totals[chosen]} of {len(feasible)} nodes (next: {others}; {why})"
+    where = names[feasible[chosen]].name
+    return where, f"score {int(totals[chosen])} of {len(feasible)} nodes (next: {others}; {why})"
 
 
-def _scores(
-    feasible: Sequence[KNode],
-    pod: _Incoming,
-    placed: Sequence[KPod],
-    nodes: dict[str, KNode],
-    on: Mapping[str, Sequence[KPod]],
-) -> dict[str, list[int]]:
-    """Each score plugin of the default profile: its normalized score (0-100) of each feasible node (``on``: the
-    pods on each node)."""
+def _scores(ledger: Ledger, fixed: _Fixed, feasible: np.ndarray, pod: _Incoming) -> dict[str, np.ndarray]:
+    """Each score plugin of the default profile: its normalized score (0-100) of each feasible node."""
     rules = pod.rules
-    plugins: dict[str, list[int]] = {}
-    use = [tuple(sum(p.scheduling.nonzero_requests[i] for p in on.get(n.name, ())) for i in range(2)) for n in feasible]
-    alloc = [allocatable(n) for n in feasible]
-    plugins["NodeResourcesFit"] = [
-        least_allocated([u[i] + rules.nonzero_requests[i] for i in range(2)], a)
-        for u, a in zip(use, alloc, strict=True)
-    ]
+    plugins: dict[str, np.ndarray] = {}
+    alloc = ledger.alloc[feasible]
+    plugins["NodeResourcesFit"] = least_allocated(ledger.nonzero[feasible] + list(rules.nonzero_requests), alloc)
     if any(rules.requests):  # a best-effort pod skips it (kubernetes#129138)
-        requested = [
-            tuple(sum(p.scheduling.requests[i] for p in on.get(n.name, ())) for i in range(2)) for n in feasible
-        ]
-        plugins["NodeResourcesBalancedAllocation"] = [
-            balanced_allocation([r[i] + rules.requests[i] for i in range(2)], a)
-            for r, a in zip(requested, alloc, strict=True)
-        ]
-    plugins["PodTopologySpread"] = _spread(feasible, pod, placed, nodes)
-    plugins["TaintToleration"] = default_normalize(
-        [sum(1 for t in n.taints if t.effect == "PreferNoSchedule" and not _tolerates_soft(t, pod)) for n in feasible],
-        reverse=True,
+        plugins["NodeResourcesBalancedAllocation"] = balanced_allocation(
+            ledger.requested[feasible] + list(rules.requests), alloc
+        )
+    plugins["PodTopologySpread"] = spread_score(
+        ledger, feasible, pod.spread, pod.namespace, fixed.matches, fixed.tolerated, require_all=bool(rules.spread)
     )
-    plugins["NodeAffinity"] = default_normalize(
-        [
-            sum(w for w, exprs in rules.preferred_nodes if exprs and all(r.matches(n.labels) for r in exprs))
-            for n in feasible
-        ]
-    )
-    plugins["InterPodAffinity"] = interpod_affinity_scores(feasible, pod, placed, nodes)
+    plugins["TaintToleration"] = default_normalize(fixed.soft_taints[feasible], reverse=True)
+    plugins["NodeAffinity"] = default_normalize(fixed.preferred[feasible])
+    plugins["InterPodAffinity"] = interpod_affinity_scores(ledger, feasible, pod)
     return plugins
 
 
@@ -349,83 +403,36 @@ def _tolerates_soft(taint: Taint, pod: _Incoming) -> bool:
     return any(t.tolerates(taint) for t in pod.tolerations if t.effect in ("", "PreferNoSchedule"))
 
 
-def _spread(feasible: Sequence[KNode], pod: _Incoming, placed: Sequence[KPod], nodes: dict[str, KNode]) -> list[int]:
-    """PodTopologySpread with the system default constraints, counting the pods of the pod's own controller
-    (``PodsWithOwnerRef``) on the nodes its node selector and required affinity accept; 0 for a pod without one."""
-    if not pod.owner:
-        return [0 for _ in feasible]
-    mine: dict[str, int] = {}
-    for p in placed:
-        if p.owner == pod.owner and p.node:
-            mine[p.node] = mine.get(p.node, 0) + 1
-    counted = [(_labels(n), mine.get(n.name, 0)) for n in nodes.values() if node_matches(n, pod.rules)]
-    candidates = [(_labels(n), mine.get(n.name, 0)) for n in feasible]
-    return spread_scores(candidates, counted, SYSTEM_DEFAULT_CONSTRAINTS)
-
-
-def _labels(node: KNode) -> Mapping[str, str]:
-    """A node's labels, with the hostname label kubelet always sets."""
-    return node.labels if HOSTNAME_LABEL in node.labels else {**node.labels, HOSTNAME_LABEL: node.name}
-
-
-def interpod_affinity_scores(
-    feasible: Sequence[KNode], pod: _Incoming, placed: Sequence[KPod], nodes: dict[str, KNode]
-) -> list[int]:
+def interpod_affinity_scores(ledger: Ledger, feasible: np.ndarray, pod: _Incoming) -> np.ndarray:
     """InterPodAffinity's score: per topology value, the weights of the pod's preferred terms that placed pods
     match, and of placed pods' preferred terms (and, at weight 1, required affinity terms) the pod matches."""
-    pairs: dict[tuple[str, str], int] = {}
-    for other in placed:
-        where = nodes.get(other.node or "")
-        if where is None:
-            continue
-        terms: list[tuple[int, AntiAffinity, KPod | None]] = [(w, t, other) for w, t in pod.rules.preferred_pods]
-        for w, t in other.scheduling.preferred_pods + tuple(
-            (HARD_POD_AFFINITY_WEIGHT, a) for a in other.scheduling.affinity
-        ):
-            if pod.namespace in t.namespaces and t.selector.matches(pod.labels):
-                terms.append((w, t, None))
-        for w, t, target in terms:
-            if target is not None and not (
-                namespace_of(target.name) in t.namespaces and t.selector.matches(target.labels)
-            ):
-                continue
-            value = where.labels.get(t.topology_key)
-            if value is not None:
-                pairs[(t.topology_key, value)] = pairs.get((t.topology_key, value), 0) + w
-    if not pairs:
-        return [0 for _ in feasible]
-    return interpod_normalize([sum(v for (k, val), v in pairs.items() if n.labels.get(k) == val) for n in feasible])
+    per_node = np.zeros(len(ledger.nodes), dtype=np.int64)
+    for w, term in pod.rules.preferred_pods:
+        per_node += ledger.domain_sums(term.topology_key, ledger.matching(term) * w)
+    for (kind, w, _), (term, carriers) in ledger.carried.items():
+        if kind == "preferred" and matches(term, pod.namespace, pod.labels):
+            per_node += ledger.domain_sums(term.topology_key, carriers * w)
+    return interpod_normalize(per_node[feasible])
 
 
-def allocatable(node: KNode) -> tuple[int, int]:
-    """CPU (millicores) and memory (bytes) a node offers pods; ``NOMINAL_ALLOCATABLE`` where not given."""
-    cpu = round(node.cpu * 1000) or NOMINAL_ALLOCATABLE[0]
-    return cpu, node.memory or NOMINAL_ALLOCATABLE[1]
-
-
-def _why(
-    nodes: dict[str, KNode],
-    rules: Scheduling,
-    tolerations: Sequence[Toleration],
-    placed: Sequence[KPod] = (),
-    labels: dict[str, str] | None = None,
-    ns: str = "",
-) -> str:
+def _why(ledger: Ledger, rules: Scheduling, tolerations: Sequence[Toleration], pod: _Incoming | None = None) -> str:
     """Why no node takes the pod: the counts the scheduler's "0/N nodes are available" message gives."""
+    nodes = ledger.nodes
     if not nodes:
         return "no nodes"
-    tainted = sum(1 for n in nodes.values() if not tolerated(n.taints, tolerations))
-    unmatched = sum(1 for n in nodes.values() if tolerated(n.taints, tolerations) and not node_matches(n, rules))
+    ok = np.array([tolerated(n.taints, tolerations) for n in nodes], dtype=bool)
+    matched = np.array([node_matches(n, rules) for n in nodes], dtype=bool)
+    tainted, unmatched = int((~ok).sum()), int((ok & ~matched).sum())
     parts = []
     if tainted:
         parts.append(f"{tainted} with untolerated taints")
     if unmatched:
         parts.append(f"{unmatched} not matching the node selector/affinity")
-    rest = [n for n in nodes.values() if tolerated(n.taints, tolerations) and node_matches(n, rules)]
-    if labels is not None:
-        short = sum(1 for n in rest if not resources_fit(n, rules, [p for p in placed if p.node == n.name]))
+    rest = ok & matched
+    if pod is not None:
+        short = int((rest & ~resources_fit(ledger, rules)).sum())
         if short:
             parts.append(f"{short} with too little CPU, memory or pod room left")
-        if len(rest) > short:
-            parts.append(f"{len(rest) - short} excluded by pod affinity or anti-affinity")
+        if int(rest.sum()) > short:
+            parts.append(f"{int(rest.sum()) - short} excluded by pod affinity or anti-affinity")
     return f"0/{len(nodes)} nodes are available" + (f": {', '.join(parts)}" if parts else "")

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from sim.io.cluster.fields import KObject, label_selector, requirement
-from sim.io.cluster.objects import AntiAffinity, Requirement
+from sim.io.cluster.objects import AntiAffinity, LabelSelector, Requirement, SpreadConstraint
 
 DEFAULT_MILLI_CPU_REQUEST = 100
 """``schedutil.DefaultMilliCPURequest``: a container without a CPU request counts as 0.1 core in the scores."""
@@ -133,7 +133,61 @@ def preferred_pod_terms(o: KObject, spec: Any, where: str) -> tuple[tuple[int, A
     return tuple(out)
 
 
-def scheduling_extras(o: KObject, spec: Any, where: str) -> dict[str, Any]:
+HIGHEST_USER_PRIORITY = 1_000_000_000
+"""``scheduling.HighestUserDefinablePriority``: a PriorityClass's value at most this (the system classes above)."""
+SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2_000_000_000, "system-node-critical": 2_000_001_000}
+"""The built-in PriorityClasses (``pkg/apis/scheduling/types.go`` ``SystemCriticalPriority`` and the node's 1000
+above it)."""
+
+
+def priority_class(o: KObject, out: Any) -> None:
+    """PriorityClass (``scheduling.k8s.io/v1``): its value (-2,147,483,648 to 1,000,000,000) and globalDefault."""
+    value = o.get("value", int, None)
+    if value is None or not -(2**31) <= value <= HIGHEST_USER_PRIORITY:
+        raise o.error("value", f"is required: an integer -2147483648 to {HIGHEST_USER_PRIORITY}, got {value!r}")
+    out.priority_classes[o.short] = (value, o.get("globalDefault", bool, False))
+
+
+SPREAD_ACTIONS = ("DoNotSchedule", "ScheduleAnyway")
+INCLUSION_POLICIES = ("Honor", "Ignore")
+
+
+def spread_constraints(o: KObject, spec: Any, where: str, labels: dict[str, str]) -> tuple[SpreadConstraint, ...]:
+    """``topologySpreadConstraints``, validated as the API server does (``ValidateTopologySpreadConstraints``:
+    maxSkew > 0, minDomains > 0 and only with DoNotSchedule), defaulted as kube-scheduler reads them
+    (nodeAffinityPolicy Honor, nodeTaintsPolicy Ignore, minDomains 1); ``matchLabelKeys`` merged into the selector
+    with the pod's values (``podtopologyspread/common.go`` ``mergeLabelSetWithSelector``)."""
+    out = []
+    for f, c in o.items("topologySpreadConstraints", spec, f"{where}.topologySpreadConstraints"):
+        skew = o.get("maxSkew", int, None, c)
+        if skew is None or skew < 1:
+            raise o.error(f"{f}.maxSkew", f"is required: an integer above 0, got {skew!r}")
+        key = o.get("topologyKey", str, None, c)
+        if not key:
+            raise o.error(f"{f}.topologyKey", "is required")
+        action = o.one_of("whenUnsatisfiable", SPREAD_ACTIONS, None, c, f"{f}.whenUnsatisfiable")
+        if action is None:
+            raise o.error(f"{f}.whenUnsatisfiable", f"is required: one of {list(SPREAD_ACTIONS)}")
+        min_domains = o.get("minDomains", int, None, c)
+        if min_domains is not None and (min_domains < 1 or action != "DoNotSchedule"):
+            raise o.error(f"{f}.minDomains", "must be above 0, and is allowed with DoNotSchedule only")
+        raw = o.get("labelSelector", dict, None, c)
+        selector = None if raw is None else label_selector(o, raw, f"{f}.labelSelector")
+        keys = [str(k) for k in o.get("matchLabelKeys", list, [], c)]
+        if selector is not None and any(k in labels for k in keys):
+            extra = tuple(Requirement(k, "In", (labels[k],)) for k in keys if k in labels)
+            selector = LabelSelector(selector.match_labels, selector.expressions + extra)
+        out.append(
+            SpreadConstraint(
+                skew, key, action, selector, min_domains or 1,
+                o.one_of("nodeAffinityPolicy", INCLUSION_POLICIES, "Honor", c, f"{f}.nodeAffinityPolicy"),
+                o.one_of("nodeTaintsPolicy", INCLUSION_POLICIES, "Ignore", c, f"{f}.nodeTaintsPolicy"),
+            )
+        )  # fmt: skip
+    return tuple(out)
+
+
+def scheduling_extras(o: KObject, spec: Any, where: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
     """The ``Scheduling`` fields this module reads, by field name."""
     requests, nonzero = pod_requests(o, spec, where)
     return {
@@ -142,4 +196,5 @@ def scheduling_extras(o: KObject, spec: Any, where: str) -> dict[str, Any]:
         "preferred_nodes": preferred_node_terms(o, spec, where),
         "affinity": pod_affinity(o, spec, where),
         "preferred_pods": preferred_pod_terms(o, spec, where),
+        "spread": spread_constraints(o, spec, where, labels or {}),
     }

@@ -1,5 +1,6 @@
-"""kube-scheduler's scores, pure: one function per score plugin of the default profile, its normalization, the
-weights the profile gives them, and ``selectHost``'s choice among the best. ``sim.io.cluster.placement`` applies them.
+"""kube-scheduler's scores, pure and over arrays of nodes: one function per score plugin of the default profile,
+its normalization, the weights the profile gives them, and ``selectHost``'s choice among the best.
+``sim.io.cluster.placement`` applies them.
 
 Sources (kubernetes/kubernetes): ``pkg/scheduler/apis/config/v1/default_plugins.go`` ``getDefaultPlugins`` (the
 weights), ``pkg/scheduler/framework/plugins/noderesources/least_allocated.go`` ``leastResourceScorer``,
@@ -13,7 +14,8 @@ against allocatable), ``podtopologyspread/scoring.go`` (``Score``, ``NormalizeSc
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,109 +39,123 @@ SYSTEM_DEFAULT_CONSTRAINTS = (("kubernetes.io/hostname", 3), ("topology.kubernet
 HOSTNAME_KEY = SYSTEM_DEFAULT_CONSTRAINTS[0][0]
 
 
-def least_requested(requested: int, capacity: int) -> int:
-    """``leastRequestedScore``: the unused share of one resource, 0-100 (0 when over capacity)."""
-    if capacity == 0 or requested > capacity:
-        return 0
-    return (capacity - requested) * MAX_NODE_SCORE // capacity
+def least_allocated(requested: np.ndarray, allocatable: np.ndarray) -> np.ndarray:
+    """NodeResourcesFit ``LeastAllocated`` (``leastResourceScorer``, weight 1 per resource) of each node (rows:
+    CPU millicores and memory bytes requested, the pod's included, and allocatable): the mean of
+    ``leastRequestedScore`` (the unused share, 0-100; 0 when over capacity), resources the node has none of left
+    out."""
+    requested, allocatable = np.asarray(requested), np.asarray(allocatable)
+    has = allocatable != 0
+    cap = np.where(has, allocatable, 1)
+    each = np.where(has & (requested <= cap), (cap - requested) * MAX_NODE_SCORE // cap, 0)
+    n = has.sum(axis=1)
+    return np.where(n > 0, each.sum(axis=1) // np.maximum(n, 1), 0).astype(np.int64)
 
 
-def least_allocated(requested: Sequence[int], allocatable: Sequence[int]) -> int:
-    """NodeResourcesFit ``LeastAllocated`` (``leastResourceScorer``, weight 1 per resource): the mean unused share
-    of CPU and memory, resources the node has none of left out."""
-    scores = [least_requested(r, a) for r, a in zip(requested, allocatable, strict=True) if a]
-    return sum(scores) // len(scores) if scores else 0
+def balanced_allocation(requested: np.ndarray, allocatable: np.ndarray) -> np.ndarray:
+    """NodeResourcesBalancedAllocation (``balancedResourceScorer``) of each node: ``(1 - std) * 100`` of the
+    requested fractions of CPU and memory (each at most 1); for two resources std is half their difference."""
+    requested, allocatable = np.asarray(requested), np.asarray(allocatable)
+    has = allocatable != 0
+    fractions = np.minimum(requested / np.where(has, allocatable, 1), 1.0).astype(float)
+    std = np.where(has.all(axis=1), np.abs((fractions[:, 0] - fractions[:, 1]) / 2), 0.0)
+    return ((1 - std) * MAX_NODE_SCORE).astype(np.int64)
 
 
-def balanced_allocation(requested: Sequence[int], allocatable: Sequence[int]) -> int:
-    """NodeResourcesBalancedAllocation (``balancedResourceScorer``): ``(1 - std) * 100`` of the requested
-    fractions (each at most 1); for two resources std is half their difference."""
-    fractions = [min(r / a, 1.0) for r, a in zip(requested, allocatable, strict=True) if a]
-    std = 0.0
-    if len(fractions) == 2:
-        std = abs((fractions[0] - fractions[1]) / 2)
-    elif len(fractions) > 2:
-        mean = sum(fractions) / len(fractions)
-        std = math.sqrt(sum((f - mean) ** 2 for f in fractions) / len(fractions))
-    return int((1 - std) * MAX_NODE_SCORE)
-
-
-def default_normalize(scores: Sequence[int], *, reverse: bool = False) -> list[int]:
+def default_normalize(scores: np.ndarray, *, reverse: bool = False) -> np.ndarray:
     """``DefaultNormalizeScore``: scaled to 0-100 by the highest; ``reverse`` turns it round (all 100 if all 0)."""
-    top = max(scores, default=0)
+    scores = np.asarray(scores, dtype=np.int64)
+    top = int(scores.max(initial=0))
     if top == 0:
-        return [MAX_NODE_SCORE if reverse else 0 for _ in scores]
-    out = [MAX_NODE_SCORE * s // top for s in scores]
-    return [MAX_NODE_SCORE - s for s in out] if reverse else out
-
-
-def _go_round(x: float) -> int:
-    """Go's ``math.Round`` (half away from zero) for the non-negative scores here."""
-    return math.floor(x + 0.5)
+        return np.full(len(scores), MAX_NODE_SCORE if reverse else 0, dtype=np.int64)
+    out = MAX_NODE_SCORE * scores // top
+    return MAX_NODE_SCORE - out if reverse else out
 
 
 def spread_scores(
-    candidates: Sequence[tuple[Mapping[str, str], int]],
-    counted: Sequence[tuple[Mapping[str, str], int]],
-    constraints: Sequence[tuple[str, int]],
-    *,
-    require_all: bool = False,
-) -> list[int]:
-    """PodTopologySpread's normalized scores of the ``candidates`` (labels, matching pods on the node), the pods
-    of ``counted`` nodes (labels and matching pods of every node the constraints count, candidates included)
-    summed per topology value. Per constraint a node scores ``count * log(domains + 2) + maxSkew - 1`` (rounded),
-    then ``100 * (max + min - score) / max``. ``require_all`` (constraints of the pod's own) ignores nodes
-    missing a key; the system defaults do not."""
-    keys = [k for k, _ in constraints]
-    ignored = [require_all and not all(k in labels for k in keys) for labels, _ in candidates]
-    domains: list[dict[str, int]] = [{} for _ in constraints]
-    for (labels, _), skip in zip(candidates, ignored, strict=True):
-        for i, key in enumerate(keys):
-            if key != HOSTNAME_KEY and not skip:
-                domains[i].setdefault(labels.get(key, ""), 0)
-    for labels, n in counted:
-        if require_all and not all(k in labels for k in keys):
-            continue
-        for i, key in enumerate(keys):
-            value = labels.get(key, "")
-            if key != HOSTNAME_KEY and value in domains[i]:
-                domains[i][value] += n
-    size = [len(candidates) - sum(ignored) if k == HOSTNAME_KEY else len(domains[i]) for i, k in enumerate(keys)]
-    raw: list[int | None] = []
-    for (labels, n), skip in zip(candidates, ignored, strict=True):
-        if skip:
-            raw.append(None)
-            continue
-        total = 0.0
-        for i, (key, skew) in enumerate(constraints):
-            if key in labels:
-                count = n if key == HOSTNAME_KEY else domains[i][labels[key]]
-                total += count * math.log(size[i] + 2) + (skew - 1)
-        raw.append(_go_round(total))
-    valid = [s for s in raw if s is not None]
-    low, high = min(valid, default=0), max(valid, default=0)
+    counts: Sequence[np.ndarray],
+    present: Sequence[np.ndarray],
+    sizes: Sequence[int],
+    skews: Sequence[int],
+    ignored: np.ndarray,
+) -> np.ndarray:
+    """PodTopologySpread's normalized scores of the candidate nodes: per constraint, each candidate's matching
+    pods (on it for the hostname key, in its domain otherwise), whether it has the key, the number of domains and
+    maxSkew; ``ignored``: candidates missing a key of the pod's own constraints. Per constraint a node scores
+    ``count * log(domains + 2) + maxSkew - 1`` (``scoreForCount``, ``topologyNormalizingWeight``), rounded,
+    then ``100 * (max + min - score) / max`` (``NormalizeScore``); ignored nodes 0."""
+    total = np.zeros(len(ignored))
+    for count, has, size, skew in zip(counts, present, sizes, skews, strict=True):
+        total = np.where(has, total + (np.asarray(count, dtype=np.int64) * math.log(size + 2) + (skew - 1)), total)
+    raw = np.floor(total + 0.5).astype(np.int64)  # Go's math.Round on the non-negative scores
+    valid = raw[~ignored]
+    low, high = (int(valid.min()), int(valid.max())) if len(valid) else (0, 0)
     if high == 0:
-        return [0 if s is None else MAX_NODE_SCORE for s in raw]
-    return [0 if s is None else MAX_NODE_SCORE * (high + low - s) // high for s in raw]
+        return np.where(ignored, 0, MAX_NODE_SCORE).astype(np.int64)
+    return np.where(ignored, 0, MAX_NODE_SCORE * (high + low - raw) // high).astype(np.int64)
 
 
-def interpod_normalize(scores: Sequence[int]) -> list[int]:
+def interpod_normalize(scores: np.ndarray) -> np.ndarray:
     """InterPodAffinity ``NormalizeScore``: min-max scaled to 0-100; all 0 when every node scores the same."""
-    low, high = min(scores, default=0), max(scores, default=0)
-    if high == low:
-        return [0 for _ in scores]
-    return [int(MAX_NODE_SCORE * (s - low) / (high - low)) for s in scores]
+    scores = np.asarray(scores, dtype=np.int64)
+    if not len(scores) or scores.max() == scores.min():
+        return np.zeros(len(scores), dtype=np.int64)
+    low, high = int(scores.min()), int(scores.max())
+    return (MAX_NODE_SCORE * (scores - low) / (high - low)).astype(np.int64)
 
 
-def select_host(totals: Sequence[int], rng: np.random.Generator) -> tuple[int, int]:
-    """``selectHost``: the index of the highest total, a tie broken by reservoir sampling (each later tied node
-    replaces the choice with probability 1/count), one draw from ``rng`` per tied node; and how many tied."""
-    best, chosen, tied = totals[0], 0, 1
-    for i, total in enumerate(totals[1:], start=1):
-        if total > best:
-            best, chosen, tied = total, i, 1
-        elif total == best:
-            tied += 1
-            if int(rng.integers(tied)) == 0:
-                chosen = i
-    return chosen, tied
+def select_host(totals: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+    """``selectHost``: the index of the highest total, a tie broken by reservoir sampling (each later node equal to
+    the best so far replaces the choice with probability 1/count), one draw ``rng.integers(count)`` per such node,
+    in order; and how many tied for the best."""
+    totals = np.asarray(totals)
+    best_before = np.maximum.accumulate(totals)
+    best_before = np.concatenate(([totals[0]], best_before[:-1]))
+    new_best = np.flatnonzero(totals > best_before)
+    start = int(new_best[-1]) if len(new_best) else 0
+    equal = totals[1:] == best_before[1:]  # a draw at each node equal to the best before it
+    drawn = np.flatnonzero(equal) + 1
+    if not len(drawn):
+        return start, 1
+    segment = np.searchsorted(np.concatenate(([0], new_best)), drawn, side="right") - 1
+    first = np.concatenate(([0], new_best))[segment]
+    # the tied count at each draw: the draws since its segment's first node, plus that node
+    rank = np.arange(len(drawn)) - np.searchsorted(drawn, first, side="left") + 2
+    picks = uniform_integers(rng, rank)
+    mine = drawn[(drawn > start) & (picks == 0)]
+    tied = int(np.count_nonzero(drawn > start)) + 1
+    return (int(mine[-1]) if len(mine) else start), tied
+
+
+def uniform_integers(rng: np.random.Generator, highs: np.ndarray) -> np.ndarray:
+    """``[rng.integers(h) for h in highs]`` (each ``h`` >= 1), the same numbers and the same generator state after,
+    drawn at once: numpy's bounded integers below 2**32 are Lemire's method on 32-bit halves of the generator's
+    64-bit words, the upper half kept for the next draw, and ``integers(1)`` draws nothing
+    (``_bounded_integers.pyx``, ``buffered_bounded_lemire_uint32``); where a draw would be rejected (rare) or the
+    generator is not PCG64, the draws are made one by one."""
+    highs = np.asarray(highs, dtype=np.int64)
+    out = np.zeros(len(highs), dtype=np.int64)
+    drawn = highs > 1
+    n = highs[drawn].astype(np.uint64)
+    bits = rng.bit_generator
+    state = bits.state
+    if state.get("bit_generator") != "PCG64" or not len(n) or int(n.max()) >= 2**32:
+        return np.array([int(rng.integers(h)) for h in highs], dtype=np.int64)
+    words = [np.uint64(state["uinteger"])] if state["has_uint32"] else []
+    need = len(n) - len(words)
+    raw = bits.random_raw((need + 1) // 2) if need > 0 else np.zeros(0, dtype=np.uint64)
+    halves = np.empty(2 * len(raw), dtype=np.uint64)
+    halves[0::2] = raw & np.uint64(0xFFFFFFFF)
+    halves[1::2] = raw >> np.uint64(32)
+    m = np.concatenate([np.array(words, dtype=np.uint64), halves])[: len(n)] * n
+    if np.any((m & np.uint64(0xFFFFFFFF)) < (np.uint64(2**32) - n) % n):
+        bits.state = state
+        return np.array([int(rng.integers(h)) for h in highs], dtype=np.int64)
+    after: dict[str, Any] = dict(bits.state)
+    if need > 0:
+        after["has_uint32"], after["uinteger"] = need % 2, int(raw[-1] >> np.uint64(32))
+    else:
+        after["has_uint32"] = 0
+    bits.state = after
+    out[drawn] = (m >> np.uint64(32)).astype(np.int64)
+    return out
