@@ -21,7 +21,7 @@ import numpy as np
 from sim.cluster import Discipline, Pod, Service, SessionAffinity
 from sim.distributions import Dist, Sum
 from sim.outcomes import Outcome
-from sim.records import COLUMNS, PICK_FRESH, STORED, Columns, RunResult, monitors
+from sim.records import COLUMNS, PICK_FRESH, STORED, Columns, RunResult, flag_lookups, monitors, pack_flags
 from sim.rng import Seed, Streams, blocks, seed_record
 from sim.routing import Route, ip_key
 from sim.routing.pickers import uniform_indices
@@ -139,14 +139,16 @@ class Plan:
     ) -> RunResult:  # fmt: skip
         """The RunResult of a run from an engine's raw columns (stream, request, attempt, version, entry_node,
         endpoint, pick, source_preserved, the five times, outcome, reason, optionally hops; rows in send order)
-        and its simulated end (s): computes the hop column unless given, keeps the ``STORED`` columns in their
-        dtypes (no copy where they have them already) with the lookups of the ``DERIVED`` ones (client, client's
-        node, Service, endpoint's node), and computes the monitors. Both engines return through here, ``engine``
+        and its simulated end (s): computes the hop column unless given, packs pick, source_preserved and reason
+        into ``flags`` (``pack_flags``), keeps the ``STORED`` columns in their dtypes (no copy where they have them
+        already) with the lookups of the ``DERIVED`` ones (client, client's node, Service, endpoint's node, the
+        packed ones), and computes the monitors. Both engines return through here, ``engine``
         naming the way (events, solver, fast); ``parent``: a call graph's span links (``RunResult.parent``)."""
         cols = dict(raw)
         lookups = self.lookups()
         if "hops" not in cols:
             cols["hops"] = self._hops(cols, lookups["endpoint_node"])
+        cols["flags"] = pack_flags(cols)
         stored = {name: cols.pop(name).astype(dtype, copy=False) for name, dtype in STORED.items()}
         del cols, raw
         capacities = [p.concurrency for p in self.pods]
@@ -170,7 +172,8 @@ class Plan:
 
     def lookups(self) -> dict[str, np.ndarray]:
         """The tables of the ``DERIVED`` columns: per stream its client (into ``client_names``), the client's node
-        (-1: an external client) and its Service; per pod its node, then -1 (the node of endpoint -1: none)."""
+        (-1: an external client) and its Service; per pod its node, then -1 (the node of endpoint -1: none); per
+        ``flags`` byte its packed columns (``flag_lookups``)."""
         node_index = self.node_index
         pod_node = [node_index[p.node] for p in self.pods]
         client_node = pod_node + [-1] * (len(self.client_names) - len(self.pods))
@@ -182,7 +185,7 @@ class Plan:
             "client_node": np.array([client_node[c] for c in stream_client], dtype=COLUMNS["client_node"]),
             "service": np.array([service_index[s.spec.service] for s in self.streams], dtype=COLUMNS["service"]),
             "endpoint_node": np.array([*pod_node, -1], dtype=COLUMNS["endpoint_node"]),
-        }
+        } | flag_lookups()
 
     def _hops(self, cols: dict[str, np.ndarray], pod_node: np.ndarray) -> np.ndarray:
         """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests), in
