@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.callgraph import Connection
 from sim.cluster import Discipline, Pod, Service, SessionAffinity
 from sim.distributions import Dist, Sum
 from sim.outcomes import Outcome
@@ -26,7 +28,7 @@ from sim.rng import Seed, Streams, blocks, seed_record
 from sim.routing import Route, ip_key
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
-from sim.scenario import Scenario, Stream
+from sim.scenario import Connections, Scenario, Stream
 from sim.timeline import DataChange
 from sim.topology import Topology
 from sim.workload import ConstantRate
@@ -358,6 +360,11 @@ def compile_plan(scenario: Scenario) -> Plan:
     )
 
 
+ONE_CONNECTION = Connections(max_requests=sys.maxsize)
+"""A call stream's connection under ``Connection.PER_POD``: opened by the first call and never closed (a gRPC
+channel's HTTP/2 connection, which its calls share as streams)."""
+
+
 def _call_streams(
     sc: Scenario,
     streams: list[StreamPlan],
@@ -367,19 +374,23 @@ def _call_streams(
 ) -> dict[tuple[int, str, str], int]:
     """Per pod that serves a calling Service (an endpoint of it at any version) and Service port it calls, a call
     stream appended to ``streams``: the pod as client, no sends of its own, its routes from the routing layer
-    exactly as a client stream's (the pod's node's proxy, per version). Returns (pod index, callee, port) -> index."""
+    exactly as a client stream's (the pod's node's proxy, per version); where a call to it says ``per_pod``, one
+    kept connection (``ONE_CONNECTION``: the stream's keep-alive, so every call after the first rides the first
+    one's pick). Returns (pod index, callee, port) -> index."""
     out: dict[tuple[int, str, str], int] = {}
     graph = sc.call_graph
     for caller in graph.services:
         callees = {(c.service, c.port): c for c in graph.of(caller).calls()}
+        per_pod = {(c.service, c.port) for c in graph.of(caller).calls() if c.connection == Connection.PER_POD}
         callers = {ep.pod for v in range(len(sc.versions)) for ep in sc.endpoints(caller, v) if ep.pod}
         for pod in sorted(callers, key=pod_index.__getitem__):
             for (callee, port), call in callees.items():
                 if (pod_index[pod], callee, port) in out:
                     continue
                 spec = Stream(
-                    pod, callee, ConstantRate(1.0), requests=0, connect_timeout_s=call.connect_timeout_s, port=port
-                )
+                    pod, callee, ConstantRate(1.0), requests=0, connect_timeout_s=call.connect_timeout_s, port=port,
+                    connections=ONE_CONNECTION if (callee, port) in per_pod else Connections(),
+                )  # fmt: skip
                 nth = occurrences.get((pod, callee), 0)
                 occurrences[pod, callee] = nth + 1
                 entries = sc.entry_nodes(spec)
