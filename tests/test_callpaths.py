@@ -193,12 +193,14 @@ def test_the_vectorised_walk_equals_the_loop_on_online_boutique() -> None:
 @st.composite
 def call_trees(draw: st.DrawFn) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Records of call trees with arbitrary whole-second times (ties everywhere, calls sent after their caller's
-    end, returns before sends), some failed, some never returned (NaN): parent rows and columns."""
+    end or before it arrived), each returned no earlier than it was sent (as every record is) or never (NaN), some
+    failed: parent rows and columns."""
     n = draw(st.integers(1, 40))
     parent = np.array([draw(st.integers(-1, i - 1)) if i else -1 for i in range(n)], dtype=np.int32)
     time = st.floats(0, 12).map(float.__floor__).map(float)
     cols = {k: np.array([draw(time) for _ in range(n)]) for k in ("t_sent", "t_arrived", "t_started", "t_finished")}
-    cols["t_returned"] = np.array([draw(st.one_of(time, st.just(math.nan))) for _ in range(n)])
+    back = np.array([draw(st.one_of(time, st.just(math.nan))) for _ in range(n)])
+    cols["t_returned"] = np.where(np.isnan(back), back, np.maximum(back, cols["t_sent"]))  # never before its send
     cols["outcome"] = np.array([draw(st.sampled_from([1, 1, 1, 2, 3])) for _ in range(n)], dtype=np.int8)
     cols["stream"] = np.array([draw(st.integers(0, 2)) for _ in range(n)], dtype=np.int32)
     return parent, cols
@@ -207,7 +209,7 @@ def call_trees(draw: st.DrawFn) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 @settings(max_examples=300, deadline=None)
 @given(call_trees())
 def test_the_vectorised_walk_equals_the_loop_on_any_call_tree(tree: tuple[np.ndarray, dict[str, np.ndarray]]) -> None:
-    """Hypothesis: on any call tree, whatever its times (ties, NaN, calls that overlap or go back in time), each
+    """Hypothesis: on any call tree, whatever its times (ties, NaN, calls that overlap their caller or each other), each
     page's parts and each callee's wait equal the loop's exactly (whole seconds: every sum is exact). Fails on
     a tie broken towards the later row, on calls sorted by send instead of return, and on the sent-before-the-cursor
     filter applied to the first call."""

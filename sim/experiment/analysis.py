@@ -50,13 +50,20 @@ class _Requests:
     fresh: np.ndarray
 
 
+_READ = (
+    "stream", "entry_node", "version", "endpoint", "endpoint_node", "attempt", "pick", "source_preserved",
+    "outcome", "t_sent", "t_arrived", "t_started", "t_finished", "t_returned",
+)  # fmt: skip
+"""The columns a Service's summary reads of its requests (``_requests``): taken at its rows, not all of them."""
+
+
 def _requests(result: RunResult, service: str, rows: np.ndarray | None) -> _Requests:
     """``service``'s requests after the warm-up, from its rows (``service_rows``; found here when None)."""
     cols = result.columns
     if rows is None:
         rows = np.flatnonzero(cols["service"] == result.service_names.index(service))
     rows = rows[cols["t_sent"][rows] >= result.scenario.warmup_s]
-    mine = cols.take(rows)  # derived columns looked up at these rows only, not computed over every request
+    mine = {name: cols.at(name, rows) for name in _READ}  # derived ones looked up at these rows only
     routed = mine["endpoint"] >= 0
     return _Requests(
         rows=rows,
