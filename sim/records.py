@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -137,9 +137,9 @@ class Columns(Mapping[str, np.ndarray]):
             return column[rows]
         return self._lookups[name][self._stored[DERIVED[name]][rows]]
 
-    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Every column at ``rows`` (``at``), in ``COLUMNS`` order."""
-        return {name: self.at(name, rows) for name in COLUMNS}
+    def take(self, rows: np.ndarray, names: Iterable[str] = COLUMNS) -> dict[str, np.ndarray]:
+        """Every column (or those ``names``) at ``rows`` (``at``), in ``COLUMNS`` order (or ``names``')."""
+        return {name: self.at(name, rows) for name in names}
 
     def __iter__(self) -> Iterator[str]:
         return iter(COLUMNS)

@@ -20,7 +20,7 @@ from sim.experiment.callpaths import call_paths
 from sim.experiment.metrics import GroupMember, LatencyHistogram, PickGroup, ServiceSummary
 from sim.experiment.shares import expected_picks, pod_index
 from sim.outcomes import Outcome
-from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
+from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, Columns, RunResult
 from sim.routing import Picker
 from sim.stats import ChiSquare, chi_square_gof, grouped_gof, verdict
 
@@ -31,7 +31,7 @@ def service_rows(result: RunResult) -> list[np.ndarray]:
     One stable sort of the service column, then a slice per Service: summarising every Service is linear in
     requests (a boolean mask per Service would cost Services x requests)."""
     service = result.columns["service"]
-    order = np.argsort(service, kind="stable")
+    order = np.argsort(service, kind="stable").astype(np.int32)  # held while the summary runs: 4 bytes a row
     bounds = np.searchsorted(service[order], np.arange(len(result.service_names) + 1))
     return [order[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 
@@ -52,7 +52,7 @@ class _Requests:
 
 _READ = (
     "stream", "entry_node", "version", "endpoint", "endpoint_node", "attempt", "pick", "source_preserved",
-    "outcome", "t_sent", "t_arrived", "t_started", "t_finished", "t_returned",
+    "outcome", "t_sent", "t_returned",
 )  # fmt: skip
 """The columns a Service's summary reads of its requests (``_requests``): taken at its rows, not all of them."""
 
@@ -63,7 +63,7 @@ def _requests(result: RunResult, service: str, rows: np.ndarray | None) -> _Requ
     if rows is None:
         rows = np.flatnonzero(cols["service"] == result.service_names.index(service))
     rows = rows[cols["t_sent"][rows] >= result.scenario.warmup_s]
-    mine = {name: cols.at(name, rows) for name in _READ}  # derived ones looked up at these rows only
+    mine = cols.take(rows, _READ)  # derived ones looked up at these rows only
     routed = mine["endpoint"] >= 0
     return _Requests(
         rows=rows,
@@ -207,7 +207,7 @@ def _summarize(
         pickers=sorted(s.pickers),
         timed_out=_count(outcome == Outcome.TIMEOUT),
         retries=_count(c["attempt"] > 0),
-        latency_parts_s=_latency_parts(c, ok),
+        latency_parts_s=_latency_parts(result.columns, r.rows[ok]),
         pods=_pod_monitors(result, np.unique(c["endpoint"][r.routed])),
         adaptive=s.adaptive,
         balance=s.balance,
@@ -328,16 +328,21 @@ def _cross_zone(node_zone: np.ndarray, entry: np.ndarray, served: np.ndarray) ->
     return float(np.mean(ez[zoned] != sz[zoned])) if zoned.any() else float("nan")
 
 
-def _latency_parts(cols: Mapping[str, np.ndarray], ok: np.ndarray) -> dict[str, float]:
-    """Mean seconds of each leg of the selected (completed) requests (``ok`` over ``cols``' rows): out, queue
-    wait, service, back."""
-    legs = {
-        "network_out": cols["t_arrived"] - cols["t_sent"],
-        "queue_wait": cols["t_started"] - cols["t_arrived"],
-        "service": cols["t_finished"] - cols["t_started"],
-        "network_back": cols["t_returned"] - cols["t_finished"],
-    }
-    return {name: float(v[ok].mean()) if ok.any() else float("nan") for name, v in legs.items()}
+_LEGS = {
+    "network_out": ("t_arrived", "t_sent"),
+    "queue_wait": ("t_started", "t_arrived"),
+    "service": ("t_finished", "t_started"),
+    "network_back": ("t_returned", "t_finished"),
+}
+"""Each leg of a request (``_latency_parts``): the times it runs between."""
+
+
+def _latency_parts(cols: Columns, rows: np.ndarray) -> dict[str, float]:
+    """Mean seconds of each leg of the completed requests ``rows``: out, queue wait, service, back (one leg at a
+    time: its two times at those rows, not every time of every request)."""
+    if not rows.size:
+        return dict.fromkeys(_LEGS, float("nan"))
+    return {name: float((cols.at(end, rows) - cols.at(start, rows)).mean()) for name, (end, start) in _LEGS.items()}
 
 
 def _pod_monitors(result: RunResult, pods: np.ndarray) -> dict[str, dict[str, float]]:

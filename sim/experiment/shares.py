@@ -58,10 +58,11 @@ def _groups(stream: np.ndarray, entry: np.ndarray, version: np.ndarray) -> tuple
     key += 1
     key *= n_version
     key += version
-    unique, which = np.unique(key, return_inverse=True)
+    unique = np.unique(key)  # then each key's place in it: np.unique's own inverse holds three more arrays of n
+    which = np.searchsorted(unique, key)
     del key
     triples = np.stack((unique // n_version // n_entry, unique // n_version % n_entry - 1, unique % n_version), axis=1)
-    return triples, which.ravel()
+    return triples, which
 
 
 def expected_picks(
