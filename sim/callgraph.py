@@ -28,6 +28,16 @@ class CallMode(StrEnum):
     """The worker is freed after its own work; the reply leaves when the last call returns."""
 
 
+class Connection(StrEnum):
+    """Which connection a call rides, and so where the callee's proxy picks its endpoint."""
+
+    PER_CALL = "per_call"
+    """A new connection per call (HTTP/1.1 without keep-alive): every call is a fresh pick."""
+    PER_POD = "per_pod"
+    """One connection per calling pod and callee (and port), opened by the first call and kept: gRPC's channel,
+    whose calls are streams multiplexed on one HTTP/2 connection, so kube-proxy or Cilium picks once per pod."""
+
+
 @dataclass(frozen=True)
 class Call:
     """``count`` calls to ``service``, made (all of them, or none) with ``probability`` per parent request.
@@ -35,6 +45,7 @@ class Call:
     ``timeout_s``, ``connect_timeout_s`` and ``retries`` mean what they mean on a client stream; a failed call fails
     its parent request unless ``optional``. ``port`` names the Service port called (by name or number; ``""``: the
     first). In a sequential stage the ``count`` calls go one after another; inside ``Parallel`` at once.
+    ``connection``: a new connection per call, or one per calling pod (``Connection``).
     """
 
     service: str
@@ -45,6 +56,7 @@ class Call:
     connect_timeout_s: float = LINUX_SYN_TIMEOUT_S
     retries: Retries = Retries()
     port: str = ""
+    connection: Connection = Connection.PER_CALL
 
     @property
     def expected(self) -> float:

@@ -3,7 +3,7 @@ in this machine's memory is refused with its estimate instead of dying half-way,
 what its author meant says so on stderr.
 
 The estimates are upper-leaning, from the sizes the simulator keeps per thing:
-- records: ``sim.records.STORED`` (62 bytes a request; the derived columns are not kept) plus what the run holds
+- records: ``sim.records.STORED`` (60 bytes a request; the derived columns are not kept) plus what the run holds
   while it builds them (tracemalloc's peak through the event path is near 105 bytes a request, through the
   solver's fast way near 140: benchmarks/README.md), per attempt (retries add records), and per call a request
   makes to other Services (``CallGraph.expected_calls``, every retry counted);

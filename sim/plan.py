@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.callgraph import Connection
 from sim.cluster import Discipline, Pod, Service, SessionAffinity
 from sim.distributions import Dist, Sum
 from sim.outcomes import Outcome
-from sim.records import COLUMNS, PICK_FRESH, STORED, Columns, RunResult, monitors
+from sim.records import COLUMNS, PICK_FRESH, STORED, Columns, RunResult, flag_lookups, monitors, pack_flags
 from sim.rng import Seed, Streams, blocks, seed_record
 from sim.routing import Route, ip_key
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
-from sim.scenario import Scenario, Stream, entry_nodes, stream_route, stream_source
+from sim.scenario import Connections, Scenario, Stream, entry_nodes, stream_route, stream_source
 from sim.timeline import DataChange
 from sim.topology import Topology
 from sim.workload import ConstantRate, Trace
@@ -139,14 +141,16 @@ class Plan:
     ) -> RunResult:  # fmt: skip
         """The RunResult of a run from an engine's raw columns (stream, request, attempt, version, entry_node,
         endpoint, pick, source_preserved, the five times, outcome, reason, optionally hops; rows in send order)
-        and its simulated end (s): computes the hop column unless given, keeps the ``STORED`` columns in their
-        dtypes (no copy where they have them already) with the lookups of the ``DERIVED`` ones (client, client's
-        node, Service, endpoint's node), and computes the monitors. Both engines return through here, ``engine``
+        and its simulated end (s): computes the hop column unless given, packs pick, source_preserved and reason
+        into ``flags`` (``pack_flags``), keeps the ``STORED`` columns in their dtypes (no copy where they have them
+        already) with the lookups of the ``DERIVED`` ones (client, client's node, Service, endpoint's node, the
+        packed ones), and computes the monitors. Both engines return through here, ``engine``
         naming the way (events, solver, fast); ``parent``: a call graph's span links (``RunResult.parent``)."""
         cols = dict(raw)
         lookups = self.lookups()
         if "hops" not in cols:
             cols["hops"] = self._hops(cols, lookups["endpoint_node"])
+        cols["flags"] = pack_flags(cols)
         stored = {name: cols.pop(name).astype(dtype, copy=False) for name, dtype in STORED.items()}
         del cols, raw
         capacities = [p.concurrency for p in self.pods]
@@ -170,7 +174,8 @@ class Plan:
 
     def lookups(self) -> dict[str, np.ndarray]:
         """The tables of the ``DERIVED`` columns: per stream its client (into ``client_names``), the client's node
-        (-1: an external client) and its Service; per pod its node, then -1 (the node of endpoint -1: none)."""
+        (-1: an external client) and its Service; per pod its node, then -1 (the node of endpoint -1: none); per
+        ``flags`` byte its packed columns (``flag_lookups``)."""
         node_index = self.node_index
         pod_node = [node_index[p.node] for p in self.pods]
         client_node = pod_node + [-1] * (len(self.client_names) - len(self.pods))
@@ -182,7 +187,7 @@ class Plan:
             "client_node": np.array([client_node[c] for c in stream_client], dtype=COLUMNS["client_node"]),
             "service": np.array([service_index[s.spec.service] for s in self.streams], dtype=COLUMNS["service"]),
             "endpoint_node": np.array([*pod_node, -1], dtype=COLUMNS["endpoint_node"]),
-        }
+        } | flag_lookups()
 
     def _hops(self, cols: dict[str, np.ndarray], pod_node: np.ndarray) -> np.ndarray:
         """Links crossed one way: client's vertex -> entry node -> endpoint's node (0 for unrouted requests), in
@@ -366,6 +371,11 @@ def compile_plan(scenario: Scenario) -> Plan:
     )
 
 
+ONE_CONNECTION = Connections(max_requests=sys.maxsize)
+"""A call stream's connection under ``Connection.PER_POD``: opened by the first call and never closed (a gRPC
+channel's HTTP/2 connection, which its calls share as streams)."""
+
+
 def _call_streams(
     sc: Scenario,
     streams: list[StreamPlan],
@@ -375,20 +385,24 @@ def _call_streams(
 ) -> dict[tuple[int, str, str], int]:
     """Per pod that serves a calling Service (an endpoint of it at any version) and Service port it calls, a call
     stream appended to ``streams``: the pod as client, no sends of its own, its routes from the routing layer
-    exactly as a client stream's (the pod's node's proxy, per version). Returns (pod index, callee, port) -> index."""
+    exactly as a client stream's (the pod's node's proxy, per version); where a call to it says ``per_pod``, one
+    kept connection (``ONE_CONNECTION``: the stream's keep-alive, so every call after the first rides the first
+    one's pick). Returns (pod index, callee, port) -> index."""
     out: dict[tuple[int, str, str], int] = {}
     graph = sc.call_graph
     for caller in graph.services:
         callees = {(c.service, c.port): c for c in graph.of(caller).calls()}
         cp = sc.control_plane
+        per_pod = {(c.service, c.port) for c in graph.of(caller).calls() if c.connection == Connection.PER_POD}
         callers = {ep.pod for v in range(len(cp.versions)) for ep in cp.endpoints(caller, v) if ep.pod}
         for pod in sorted(callers, key=pod_index.__getitem__):
             for (callee, port), call in callees.items():
                 if (pod_index[pod], callee, port) in out:
                     continue
                 spec = Stream(
-                    pod, callee, ConstantRate(1.0), requests=0, connect_timeout_s=call.connect_timeout_s, port=port
-                )
+                    pod, callee, ConstantRate(1.0), requests=0, connect_timeout_s=call.connect_timeout_s, port=port,
+                    connections=ONE_CONNECTION if (callee, port) in per_pod else Connections(),
+                )  # fmt: skip
                 nth = occurrences.get((pod, callee), 0)
                 occurrences[pod, callee] = nth + 1
                 entries = entry_nodes(sc, spec)

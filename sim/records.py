@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,18 +57,43 @@ Times are seconds of simulated time: sent by the client, arrived at the backend 
 (for a failure: when the client learned of it). NaN where a step never happened.
 """
 
+FLAGS: dict[str, tuple[int, int]] = {"pick": (0, 2), "source_preserved": (2, 1), "reason": (3, 4)}
+"""Columns kept packed in one stored byte, ``flags``: per column its lowest bit and its width in bits (a pick
+code below 4, a flag, a DropReason below 16): one byte a request where three took three."""
+assert max(PICK_REUSED, PICK_FRESH, PICK_AFFINITY) < 1 << FLAGS["pick"][1]
+assert max(DropReason) < 1 << FLAGS["reason"][1]
+
 DERIVED: dict[str, str] = {
     "client": "stream",
     "client_node": "stream",
     "service": "stream",
     "endpoint_node": "endpoint",
+    **dict.fromkeys(FLAGS, "flags"),
 }
 """Columns that follow from another (its source here) and are not stored: a stream is one client's requests to one
-Service, so its client, the client's node and the Service are the stream's; an endpoint is one pod, on one node.
-``Columns`` computes them on access from a small table per stream or per pod."""
+Service, so its client, the client's node and the Service are the stream's; an endpoint is one pod, on one node;
+the ``FLAGS`` are bits of the stored ``flags`` byte. ``Columns`` computes them on access from a small table per
+stream, per pod or per byte value."""
 
-STORED: dict[str, np.dtype] = {name: dtype for name, dtype in COLUMNS.items() if name not in DERIVED}
-"""The columns a run keeps, per request: ``COLUMNS`` less ``DERIVED`` (62 bytes a request)."""
+STORED: dict[str, np.dtype] = {name: dtype for name, dtype in COLUMNS.items() if name not in DERIVED} | {
+    "flags": np.dtype(np.uint8)
+}
+"""The columns a run keeps, per request: ``COLUMNS`` less ``DERIVED``, plus the ``flags`` byte (60 bytes a
+request)."""
+
+
+def pack_flags(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """The ``flags`` byte per request from its ``FLAGS`` columns, which are taken out of ``cols``."""
+    flags = np.zeros(len(cols["pick"]), dtype=STORED["flags"])
+    for name, (low, _) in FLAGS.items():
+        flags |= cols.pop(name).astype(np.uint8) << np.uint8(low)
+    return flags
+
+
+def flag_lookups() -> dict[str, np.ndarray]:
+    """Per ``FLAGS`` column, its value for each ``flags`` byte (the ``DERIVED`` lookups of the packed columns)."""
+    byte = np.arange(256)
+    return {name: ((byte >> low) & ((1 << bits) - 1)).astype(COLUMNS[name]) for name, (low, bits) in FLAGS.items()}
 
 
 class Columns(Mapping[str, np.ndarray]):
@@ -78,7 +103,8 @@ class Columns(Mapping[str, np.ndarray]):
 
     >>> c = Columns({n: np.zeros(2, d) for n, d in STORED.items()} | {"endpoint": np.array([1, -1], np.int32)},
     ...             {"client": np.array([4], np.int32), "client_node": np.array([0], np.int16),
-    ...              "service": np.array([7], np.int16), "endpoint_node": np.array([3, 5, -1], np.int16)})
+    ...              "service": np.array([7], np.int16), "endpoint_node": np.array([3, 5, -1], np.int16)}
+    ...             | flag_lookups())
     >>> c["service"].tolist(), c["endpoint_node"].tolist(), c["endpoint_node"].dtype.name
     ([7, 7], [5, -1], 'int16')
     """
@@ -88,9 +114,12 @@ class Columns(Mapping[str, np.ndarray]):
     def __init__(self, stored: Mapping[str, np.ndarray], lookups: Mapping[str, np.ndarray]) -> None:
         if set(stored) != set(STORED) or set(lookups) != set(DERIVED):
             raise ValueError(f"columns {sorted(stored)} and lookups {sorted(lookups)}: expected STORED and DERIVED")
-        for name, column in (*stored.items(), *lookups.items()):
-            if column.dtype != COLUMNS[name]:
-                raise ValueError(f"column {name} is {column.dtype}, expected {COLUMNS[name]}")
+        for name, column, dtype in (
+            *((n, c, STORED[n]) for n, c in stored.items()),
+            *((n, c, COLUMNS[n]) for n, c in lookups.items()),
+        ):
+            if column.dtype != dtype:
+                raise ValueError(f"column {name} is {column.dtype}, expected {dtype}")
         self._stored = {name: stored[name] for name in STORED}
         self._lookups = dict(lookups)
 
@@ -108,9 +137,9 @@ class Columns(Mapping[str, np.ndarray]):
             return column[rows]
         return self._lookups[name][self._stored[DERIVED[name]][rows]]
 
-    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Every column at ``rows`` (``at``), in ``COLUMNS`` order."""
-        return {name: self.at(name, rows) for name in COLUMNS}
+    def take(self, rows: np.ndarray, names: Iterable[str] = COLUMNS) -> dict[str, np.ndarray]:
+        """Every column (or those ``names``) at ``rows`` (``at``), in ``COLUMNS`` order (or ``names``')."""
+        return {name: self.at(name, rows) for name in names}
 
     def __iter__(self) -> Iterator[str]:
         return iter(COLUMNS)
@@ -206,7 +235,7 @@ class RunResult:
 
     def drops(self, mask: np.ndarray | None = None) -> dict[str, int]:
         """Dropped requests by DropReason label (only reasons that occurred), optionally within ``mask``."""
-        reasons = self.columns["reason"] if mask is None else self.columns["reason"][mask]
+        reasons = self.columns["reason"] if mask is None else self.columns.at("reason", mask)
         codes = np.bincount(reasons, minlength=len(DropReason))
         return {r.label: int(codes[r]) for r in DropReason if r != DropReason.NONE and codes[r]}
 

@@ -19,6 +19,7 @@ from sim.callgraph import (
     Call,
     CallGraph,
     CallMode,
+    Connection,
     Parallel,
     ServiceCalls,
     fork_join_mean_s,
@@ -304,3 +305,41 @@ def test_a_call_names_a_service_port_and_routes_to_the_endpoints_with_that_port(
         assert served == want, port
     with pytest.raises(SpecError, match=r"has no port 'nope'; it has \['http', 'grpc'\]"):
         replace(sc, call_graph=CallGraph({"fe": ServiceCalls(stages=(Call("a", port="nope"),))}))
+
+
+def _pinning(connection: Connection, callers: int = 240, backends: int = 4) -> tuple[list[set[int]], np.ndarray]:
+    """``callers`` fe pods (a few requests each) each calling ``be`` (``backends`` pods) once a request, every call
+    on ``connection``: per calling pod the set of be pods its calls reached, and per be pod how many calling pods
+    its first call reached."""
+    pods = [Pod("client", "n", "10.0.0.2", {"app": "client"})]
+    pods += [Pod(f"fe-{i}", "n", f"10.0.{1 + i // 200}.{2 + i % 200}", {"app": "fe"}) for i in range(callers)]
+    pods += [Pod(f"be-{i}", "n", f"10.1.0.{2 + i}", {"app": "be"}) for i in range(backends)]
+    calls = ServiceCalls(CallMode.SYNC, (Call("be", connection=connection),))
+    sc = Scenario(
+        name="pinning",
+        topology=star(["n"], hop=ZERO, same_node=ZERO),
+        pods=tuple(pods),
+        services=(Service("fe", {"app": "fe"}), Service("be", {"app": "be"})),
+        streams=(Stream("client", "fe", Poisson(100.0), 10 * callers),),
+        call_graph=CallGraph({"fe": calls}),
+    )
+    r = simulate(sc, 11)
+    call = np.flatnonzero(r.parent >= 0)
+    caller, endpoint = r.columns["endpoint"][r.parent[call]], r.columns["endpoint"][call]
+    reached = [set(endpoint[caller == p].tolist()) for p in np.unique(caller)]
+    first = endpoint[np.unique(caller, return_index=True)[1]]
+    return reached, np.bincount(first - first.min(), minlength=backends)
+
+
+def test_per_pod_connections_pin_each_calling_pod_and_spread_the_pods_uniformly():
+    """gRPC's channel keeps one HTTP/2 connection per calling pod and callee and multiplexes its calls on it, so
+    the proxy (kube-proxy's iptables ``statistic --mode random`` here) picks a backend once per calling pod:
+    ``per_pod`` sends every call of a pod to one backend, and the first picks of the 240 calling pods are uniform
+    over the 4 backends (chi-square, 3 degrees of freedom, accepted below its 0.001 critical value). Fails on the
+    per-call model: there a calling pod's calls (10 on average) reach several backends."""
+    reached, first = _pinning(Connection.PER_POD)
+    assert len(reached) > 200 and all(len(r) == 1 for r in reached)
+    statistic = float(stats.chisquare(first).statistic)
+    assert statistic < stats.chi2.ppf(0.999, df=len(first) - 1), first
+    per_call, _ = _pinning(Connection.PER_CALL)
+    assert sum(len(r) > 1 for r in per_call) > 0.9 * len(per_call)  # the wrong model fails the pinning check

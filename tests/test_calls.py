@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.callgraph import Call, CallGraph, CallMode, Parallel, ServiceCalls
+from sim.callgraph import Call, CallGraph, CallMode, Connection, Parallel, ServiceCalls
 from sim.distributions import Constant
 from sim.errors import SpecError
 from sim.io import load_experiment, load_scenario
@@ -202,6 +202,12 @@ def test_a_sweep_varies_a_mode_and_a_callee_policy(tmp_path):
             "did you mean 'count'?",
         ),
         ('{ service = "cart" },', '"cart",', "services[0].calls[0]", "must be a table"),
+        (
+            '{ service = "cart" },',
+            '{ service = "cart", connection = "per_node" },',
+            "services[0].calls[0].connection",
+            "unknown value 'per_node'; expected one of ['per_call', 'per_pod']",
+        ),
         ('{ service = "cart" },', "{ parallel = [] },", "services[0].calls[0].parallel", "at least one call"),
         (
             '{ service = "catalog" } ] }',
@@ -361,6 +367,7 @@ def _call(draw, callee: str, defaults: Defaults) -> Call:
         connect_timeout_s=draw(st.just(defaults.connect_timeout_s) | _SECONDS),
         retries=draw(st.builds(Retries, st.integers(0, 5), _SECONDS, _SECONDS)),
         port=draw(st.sampled_from(["", "http", "grpc", "8080"])),
+        connection=draw(st.sampled_from(list(Connection))),
     )
 
 

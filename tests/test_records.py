@@ -7,11 +7,24 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sim.engine import run
 from sim.io import load_scenario
 from sim.outcomes import DropReason, Outcome
-from sim.records import COLUMNS, DERIVED, STORED, Columns, RunResult
+from sim.records import (
+    COLUMNS,
+    DERIVED,
+    PICK_AFFINITY,
+    PICK_FRESH,
+    PICK_REUSED,
+    STORED,
+    Columns,
+    RunResult,
+    flag_lookups,
+    pack_flags,
+)
 from sim.solver import events_needed
 from tests.conftest import DEMO, ROOT, solve_fast
 
@@ -86,10 +99,10 @@ def test_the_runs_cover_external_clients_and_drops() -> None:
 def test_only_the_underived_columns_are_stored(name: str, result: RunResult) -> None:
     c = result.columns
     assert list(c) == list(COLUMNS) and len(c) == len(COLUMNS)
-    assert set(c.stored) == set(STORED) == set(COLUMNS) - set(DERIVED)
-    assert result.nbytes_per_request() == sum(d.itemsize for d in STORED.values()) == 62
-    assert result.nbytes_per_request() <= 64
-    assert all(c.stored[k].dtype == COLUMNS[k] for k in STORED)
+    assert set(c.stored) == set(STORED) == (set(COLUMNS) - set(DERIVED)) | {"flags"}
+    assert result.nbytes_per_request() == sum(d.itemsize for d in STORED.values()) == 60
+    assert result.nbytes_per_request() + 4 <= 64  # a call graph's parent column too (issue 25, item 9)
+    assert all(c.stored[k].dtype == STORED[k] for k in STORED)
 
 
 def test_columns_read_like_a_dict() -> None:
@@ -111,3 +124,28 @@ def test_columns_refuse_a_wrong_table() -> None:
         Columns(c.stored, {**c.lookups, "client": c.lookups["client"].astype(np.int64)})
     with pytest.raises(ValueError, match="expected STORED"):
         Columns({**c.stored, "service": c["service"]}, c.lookups)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([PICK_REUSED, PICK_FRESH, PICK_AFFINITY]),
+            st.integers(0, 1),
+            st.sampled_from(list(DropReason)),
+        ),
+        max_size=50,
+    )
+)
+def test_the_packed_flags_read_back_as_they_were_written(rows: list[tuple[int, int, int]]) -> None:
+    """pick, source_preserved and reason share one stored byte (``FLAGS``); each reads back exactly, in its dtype.
+    Fails on overlapping bit fields (a reason written over the pick)."""
+    cols = {
+        name: np.array([r[i] for r in rows], dtype=COLUMNS[name])
+        for i, name in enumerate(("pick", "source_preserved", "reason"))
+    }
+    expected = {name: col.copy() for name, col in cols.items()}
+    flags = pack_flags(cols)
+    assert not cols and flags.dtype == STORED["flags"]
+    for name, table in flag_lookups().items():
+        assert table[flags].dtype == COLUMNS[name]
+        np.testing.assert_array_equal(table[flags], expected[name])

@@ -92,9 +92,11 @@ class Records:
 
     def columns(self) -> dict[str, np.ndarray]:
         """The fifteen raw columns with their RunResult dtypes, each array handed over (the records are empty
-        after): the times and the small ints as strided views on their raw arrays (every slot is a column: no
-        second copy), the ints copied out into their own arrays while the raw one shrinks (``_unpack``)."""
-        cols = _unpack(self.times, ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned"))
+        after): the times as strided views on their raw array (every slot is a column: no second copy), the ints
+        and the small ints copied out into their own arrays while the raw one shrinks (``_unpack``: the small
+        ints' raw array is freed, so that the three of them packed into one byte, ``sim.records.pack_flags``,
+        hold one byte)."""
+        cols = _unpack(self.times, ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned"), view=True)
         self.times = array("d")
         cols |= _unpack(self.ints, ("stream", "request", "endpoint", "entry_node", "version"))
         self.ints = array("i")
@@ -107,14 +109,15 @@ _UNPACK_ROWS = 1 << 16
 """Rows copied out of a raw record array per step where it is copied (``_unpack``)."""
 
 
-def _unpack(raw: array, names: tuple[str, str, str, str, str]) -> dict[str, np.ndarray]:
-    """The five interleaved columns of a raw record array with their RunResult dtypes. Where all five have the
-    raw dtype: strided views on it (no copy). Else each is copied into its own array, a block of rows at a
-    time from the end, and the raw array is cut back after each block (its tail freed): the memory held stays
-    about that of the larger of the two, not both (the ints: 20 bytes a request raw, 16 copied)."""
-    if all(np.dtype(raw.typecode) == COLUMNS[name] for name in names):
-        view = np.frombuffer(raw, dtype=raw.typecode).reshape(-1, 5)
-        return {name: view[:, i] for i, name in enumerate(names)}
+def _unpack(raw: array, names: tuple[str, str, str, str, str], view: bool = False) -> dict[str, np.ndarray]:
+    """The five interleaved columns of a raw record array with their RunResult dtypes. With ``view`` (all five
+    have the raw dtype): strided views on it (no copy). Else each is copied into its own array, a block of rows
+    at a time from the end, and the raw array is cut back after each block (its tail freed): the memory held
+    stays about that of the larger of the two, not both (the ints: 20 bytes a request raw, 16 copied)."""
+    if view:
+        assert all(np.dtype(raw.typecode) == COLUMNS[name] for name in names)
+        slots = np.frombuffer(raw, dtype=raw.typecode).reshape(-1, 5)
+        return {name: slots[:, i] for i, name in enumerate(names)}
     n = len(raw) // 5
     cols = {name: np.empty(n, dtype=COLUMNS[name]) for name in names}  # pages taken as they are written
     for hi in range(n, 0, -_UNPACK_ROWS):

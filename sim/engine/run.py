@@ -390,7 +390,7 @@ class Run:
         the horizon have not happened (``clip_to_horizon``); without a horizon, the run ends at its last event or
         reply."""
         rows = len(self.records.times) // 5
-        parent = None if self.calls is None else np.array(self.calls.parent_column(rows), dtype=np.int32)
+        parent = None if self.calls is None else self.calls.parent_column(rows)
         cols = self.records.columns()
         end = self.env.now
         if self.plan.duration_s is not None:

@@ -33,7 +33,7 @@ from sim.experiment.metrics import (
 from sim.experiment.presentation import adaptive_verdict, deterministic_verdict, fit_verdict, nothing_to_test
 from sim.experiment.shares import expected_picks, pod_index
 from sim.outcomes import Outcome
-from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
+from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, Columns, RunResult
 from sim.routing import Picker
 from sim.stats import ChiSquare, chi_square_gof, grouped_gof
 
@@ -44,7 +44,7 @@ def service_rows(result: RunResult) -> list[np.ndarray]:
     One stable sort of the service column, then a slice per Service: summarising every Service is linear in
     requests (a boolean mask per Service would cost Services x requests)."""
     service = result.columns["service"]
-    order = np.argsort(service, kind="stable")
+    order = np.argsort(service, kind="stable").astype(np.int32)  # held while the summary runs: 4 bytes a row
     bounds = np.searchsorted(service[order], np.arange(len(result.service_names) + 1))
     return [order[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 
@@ -63,13 +63,20 @@ class _Requests:
     fresh: np.ndarray
 
 
+_READ = (
+    "stream", "entry_node", "version", "endpoint", "endpoint_node", "attempt", "pick", "source_preserved",
+    "outcome", "t_sent", "t_returned",
+)  # fmt: skip
+"""The columns a Service's summary reads of its requests (``_requests``): taken at its rows, not all of them."""
+
+
 def _requests(result: RunResult, service: str, rows: np.ndarray | None) -> _Requests:
     """``service``'s requests after the warm-up, from its rows (``service_rows``; found here when None)."""
     cols = result.columns
     if rows is None:
         rows = np.flatnonzero(cols["service"] == result.service_names.index(service))
     rows = rows[cols["t_sent"][rows] >= result.scenario.warmup_s]
-    mine = cols.take(rows)  # derived columns looked up at these rows only, not computed over every request
+    mine = cols.take(rows, _READ)  # derived ones looked up at these rows only
     routed = mine["endpoint"] >= 0
     return _Requests(
         rows=rows,
@@ -215,7 +222,7 @@ def _summarize(
         pickers=sorted(s.pickers),
         timed_out=_count(outcome == Outcome.TIMEOUT),
         retries=_count(c["attempt"] > 0),
-        latency_parts_s=_latency_parts(c, ok),
+        latency_parts_s=_latency_parts(result.columns, r.rows[ok]),
         pods=_pod_monitors(result, np.unique(c["endpoint"][r.routed])),
         adaptive=s.adaptive,
         balance=s.balance,
@@ -363,18 +370,22 @@ def _cross_zone(node_zone: np.ndarray, entry: np.ndarray, served: np.ndarray) ->
     return float(np.mean(ez[zoned] != sz[zoned])) if zoned.any() else float("nan")
 
 
-def _latency_parts(cols: Mapping[str, np.ndarray], ok: np.ndarray) -> LatencyParts:
-    """Mean seconds of each leg of the selected (completed) requests (``ok`` over ``cols``' rows): out, queue
-    wait, service, back."""
+_LEGS = {
+    "network_out": ("t_arrived", "t_sent"),
+    "queue_wait": ("t_started", "t_arrived"),
+    "service": ("t_finished", "t_started"),
+    "network_back": ("t_returned", "t_finished"),
+}
+"""Each leg of a request (``_latency_parts``): the times it runs between."""
 
-    def mean(later: str, earlier: str) -> float:
-        return float((cols[later] - cols[earlier])[ok].mean()) if ok.any() else math.nan
 
+def _latency_parts(cols: Columns, rows: np.ndarray) -> LatencyParts:
+    """Mean seconds of each leg of the completed requests ``rows``: out, queue wait, service, back (one leg at a
+    time: its two times at those rows, not every time of every request)."""
+    if not rows.size:
+        return LatencyParts(**dict.fromkeys(_LEGS, math.nan))
     return LatencyParts(
-        network_out=mean("t_arrived", "t_sent"),
-        queue_wait=mean("t_started", "t_arrived"),
-        service=mean("t_finished", "t_started"),
-        network_back=mean("t_returned", "t_finished"),
+        **{name: float((cols.at(end, rows) - cols.at(start, rows)).mean()) for name, (end, start) in _LEGS.items()}
     )
 
 

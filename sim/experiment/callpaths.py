@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -28,49 +28,113 @@ PARTS = tuple(f.name for f in fields(CriticalPath))
 """The parts of a request's latency along its critical path (``CallPath.critical_path_s``; they add up to it)."""
 
 
-class _Walk:
-    """The run's columns and each row's calls (``children``), read by ``split``."""
+_CHUNK_ROOTS = 1 << 15
+"""Pages walked at once (``critical_paths``): the walk's temporaries are a chunk's, not the run's."""
+_CHUNK_ROWS = 1 << 17
+"""Rows read at once where every row of the run is read (``_stayed``)."""
 
-    def __init__(self, result: RunResult) -> None:
-        assert result.parent is not None
-        cols = result.columns
-        self.sent, self.arrived = cols["t_sent"], cols["t_arrived"]
-        self.started, self.finished, self.returned = cols["t_started"], cols["t_finished"], cols["t_returned"]
-        self.ok = cols["outcome"] == Outcome.OK
-        self.service = cols["service"]
-        self.names = result.service_names
-        parent = result.parent
-        called = np.flatnonzero(parent >= 0)
-        order = called[np.argsort(parent[called], kind="stable")]
-        bounds = np.searchsorted(parent[order], np.arange(len(parent) + 1))
-        self.order, self.bounds = order, bounds
 
-    def children(self, row: int) -> np.ndarray:
-        """The rows of the calls (every attempt) that request ``row`` made."""
-        return self.order[self.bounds[row] : self.bounds[row + 1]]
+class Children:
+    """Each request's calls (every attempt): the rows with a parent, sorted by parent (stable), int32."""
 
-    def split(self, row: int, parts: dict[str, float], waits: dict[str, float]) -> None:
-        """Add request ``row``'s latency (s) along its critical path to ``parts`` and its calls' to ``waits``."""
-        if not self.ok[row]:
-            parts["failed_calls"] += float(self.returned[row] - self.sent[row])
-            return
-        kids = self.children(row)
-        end = float(max(self.finished[row], self.returned[kids].max())) if kids.size else float(self.finished[row])
-        parts["network"] += float(self.arrived[row] - self.sent[row]) + float(self.returned[row]) - end
-        parts["queueing"] += float(self.started[row] - self.arrived[row])
-        cursor, start = end, float(self.started[row])
-        while True:
-            before = kids[self.returned[kids] <= cursor]
-            if not before.size:
-                break
-            last = int(before[np.argmax(self.returned[before])])
-            parts["own_work"] += cursor - float(self.returned[last])
-            name = self.names[self.service[last]]
-            waits[name] = waits.get(name, 0.0) + float(self.returned[last] - self.sent[last])
-            self.split(last, parts, waits)
-            cursor = float(self.sent[last])
-            kids = kids[self.sent[kids] < cursor]
-        parts["own_work"] += cursor - start
+    def __init__(self, parent: np.ndarray) -> None:
+        called = np.flatnonzero(parent >= 0).astype(np.int32)
+        order = np.argsort(parent[called], kind="stable")
+        self.rows = called[order]
+        del called, order
+        self.parents = parent[self.rows]
+
+    def of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The calls of ``rows``: each call's position in ``rows`` and its row, grouped by position, in row order."""
+        lo = np.searchsorted(self.parents, rows, "left")
+        sizes = np.searchsorted(self.parents, rows, "right") - lo
+        owner = np.repeat(np.arange(len(rows)), sizes)
+        first = np.cumsum(sizes) - sizes
+        return owner, self.rows[np.arange(len(owner)) - first[owner] + lo[owner]]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Pages along their critical paths: per page (aligned with the roots), each of ``PARTS`` (s; they add up to
+    its latency); per Service (aligned with ``service_names``), the time the paths spent in its calls (s, summed
+    over the pages) and how many calls on the paths were its."""
+
+    parts: dict[str, np.ndarray]
+    waits: np.ndarray
+    calls: np.ndarray
+
+
+def critical_paths(result: RunResult, roots: np.ndarray, children: Children | None = None) -> Split:
+    """The critical paths of the completed requests ``roots`` (rows; see the module), a chunk of pages at a time,
+    level by level down their call trees (``_level``)."""
+    assert result.parent is not None
+    children = children or Children(result.parent)
+    cols = result.columns
+    times = tuple(cols[k] for k in ("t_sent", "t_arrived", "t_started", "t_finished", "t_returned"))
+    parts = {k: np.zeros(len(roots)) for k in PARTS}
+    n_services = len(result.service_names)
+    waits, calls = np.zeros(n_services), np.zeros(n_services, dtype=np.int64)
+    for lo in range(0, len(roots), _CHUNK_ROOTS):
+        rows = roots[lo : lo + _CHUNK_ROOTS]
+        pages = len(rows)
+        page = np.arange(pages)
+        while rows.size:
+            failed = cols.at("outcome", rows) != Outcome.OK
+            spent = times[4][rows[failed]] - times[0][rows[failed]]
+            parts["failed_calls"][lo : lo + pages] += np.bincount(page[failed], spent, minlength=pages)
+            rows, page = rows[~failed], page[~failed]
+            level, path, owner = _level(times, children, rows)
+            for k, v in level.items():
+                parts[k][lo : lo + pages] += np.bincount(page, v, minlength=pages)
+            service = cols.at("service", path)
+            waits += np.bincount(service, times[4][path] - times[0][path], minlength=n_services)
+            calls += np.bincount(service, minlength=n_services)
+            rows, page = path, page[owner]
+    return Split(parts, waits, calls)
+
+
+def _level(
+    times: tuple[np.ndarray, ...], children: Children, rows: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Completed requests ``rows``, each on its own: its network, queueing and own work (s) along its critical
+    path, and the calls on that path (their rows, and each one's position in ``rows``). A request's calls are
+    sorted by return (a tie: the lowest row on top) and a pointer steps down through them from its end: the call
+    under the pointer is on the path if it returned by the cursor (and, after the first, was sent before it),
+    and the cursor moves to its send; either way the pointer moves on (a call returns no earlier than it was sent,
+    so the cursor only moves back: a call passed over is never on the path later). One step of every request at
+    a time."""
+    sent, arrived, started, finished, returned = times
+    owner, kids = children.of(rows)
+    back = returned[kids]
+    order = np.lexsort((-kids, back, owner))
+    owner, kids, back = owner[order], kids[order], back[order]
+    stop = np.cumsum(np.bincount(owner, minlength=len(rows)))
+    begin = np.concatenate(([0], stop[:-1]))
+    cursor = finished[rows]
+    active = np.flatnonzero(stop > begin)
+    if active.size:
+        last = np.maximum.reduceat(back, begin[active])  # NaN if any is: then the pod's end, as max() would
+        cursor[active[last > cursor[active]]] = last[last > cursor[active]]
+    network = arrived[rows] - sent[rows] + returned[rows] - cursor
+    first = np.ones(len(rows), dtype=bool)
+    own = np.zeros(len(rows))
+    at = stop - 1
+    path, path_owner = [], []
+    while active.size:
+        k = at[active]
+        on = (back[k] <= cursor[active]) & (first[active] | (sent[kids[k]] < cursor[active]))
+        mine, k = active[on], k[on]
+        own[mine] += cursor[mine] - back[k]
+        cursor[mine] = sent[kids[k]]
+        first[mine] = False
+        path.append(kids[k])
+        path_owner.append(mine)
+        at[active] -= 1
+        active = active[at[active] >= begin[active]]
+    own += cursor - started[rows]
+    level = {"own_work": own, "network": network, "queueing": started[rows] - arrived[rows]}
+    empty = np.zeros(0, dtype=np.int64)
+    return level, np.concatenate([empty, *path]).astype(np.int64), np.concatenate([empty, *path_owner])
 
 
 def call_paths(result: RunResult, rows: Mapping[str, np.ndarray], node_zone: np.ndarray) -> dict[str, CallPath]:
@@ -80,32 +144,31 @@ def call_paths(result: RunResult, rows: Mapping[str, np.ndarray], node_zone: np.
         return {}
     callers = {name for name, calls in result.scenario.call_graph.services.items() if calls.stages}
     cols = result.columns
-    walk: _Walk | None = None
+    children: Children | None = None
     out = {}
     for name, mine in rows.items():
-        roots = mine[(result.parent[mine] < 0) & (cols["outcome"][mine] == Outcome.OK)]
+        roots = mine[(result.parent[mine] < 0) & (cols.at("outcome", mine) == Outcome.OK)]
         roots = roots[cols["t_sent"][roots] >= result.scenario.warmup_s]
         if name not in callers or not roots.size:
             continue
-        walk = walk or _Walk(result)
-        out[name] = _call_path(result, walk, roots, node_zone)
+        children = children or Children(result.parent)
+        out[name] = _call_path(result, critical_paths(result, roots, children), roots, node_zone)
     return out
 
 
-def _call_path(result: RunResult, walk: _Walk, roots: np.ndarray, node_zone: np.ndarray) -> CallPath:
-    """One entry Service's ``CallPath`` from its completed client requests (``roots``)."""
-    parts = dict.fromkeys(PARTS, 0.0)
-    waits: dict[str, float] = {}
-    for row in roots.tolist():
-        walk.split(row, parts, waits)
+def _call_path(result: RunResult, split: Split, roots: np.ndarray, node_zone: np.ndarray) -> CallPath:
+    """One entry Service's ``CallPath`` from its completed client requests (``roots``) and their ``split``."""
     n = int(roots.size)
     same_node, same_zone = _stayed(result, roots, node_zone)
-    latency = walk.returned[roots] - walk.sent[roots]
+    latency = result.columns["t_returned"][roots] - result.columns["t_sent"][roots]
+    names = result.service_names
     return CallPath(
         requests=n,
         latency_s=Latency(float(latency.mean()), float(np.percentile(latency, 50)), float(np.percentile(latency, 99))),
-        critical_path_s=CriticalPath(**{k: v / n for k, v in parts.items()}),
-        wait_on_callee_s={k: waits[k] / n for k in sorted(waits)},
+        critical_path_s=CriticalPath(**{k: float(v.sum()) / n for k, v in split.parts.items()}),
+        wait_on_callee_s={
+            names[i]: float(split.waits[i]) / n for i in sorted(np.flatnonzero(split.calls), key=names.__getitem__)
+        },
         same_node_fraction=same_node,
         same_zone_fraction=same_zone,
     )
@@ -114,21 +177,24 @@ def _call_path(result: RunResult, walk: _Walk, roots: np.ndarray, node_zone: np.
 def _stayed(result: RunResult, roots: np.ndarray, node_zone: np.ndarray) -> tuple[float, float]:
     """Of the client requests ``roots``: the share whose every hop (the request and all its calls, every
     attempt) was answered on the client's node (an external client's: where it entered), and the share in its
-    zone (NaN where a node has no zone)."""
+    zone (NaN where a node has no zone). A chunk of rows at a time: besides the trace ids, a byte a row."""
     cols = result.columns
     trace = result.trace()
-    mine = np.isin(trace, roots)
-    rows = np.flatnonzero(mine)
-    client = np.full(len(result), -1, dtype=np.int64)
-    client[roots] = cols["entry_node"][roots]  # the client's node (an external client's: where it entered)
-    home = client[trace[rows]]
-    served = cols.at("endpoint_node", rows).astype(np.int64)
+    is_root = np.zeros(len(result), dtype=bool)
+    is_root[roots] = True
     off_node = np.zeros(len(result), dtype=bool)
-    off_node[trace[rows[served != home]]] = True
-    zone_home, zone_served = node_zone[home], node_zone[served]
-    zoned = bool(((zone_home >= 0) & (zone_served >= 0)).all()) and bool((home >= 0).all())
     off_zone = np.zeros(len(result), dtype=bool)
-    off_zone[trace[rows[zone_served != zone_home]]] = True
+    zoned = True
+    for lo in range(0, len(result), _CHUNK_ROWS):
+        root = trace[lo : lo + _CHUNK_ROWS]
+        rows = np.flatnonzero(is_root[root]) + lo
+        root = root[rows - lo]
+        home = cols["entry_node"][root].astype(np.int64)  # the client's node (an external client's: its entry)
+        served = cols.at("endpoint_node", rows).astype(np.int64)
+        off_node[root[served != home]] = True
+        zone_home, zone_served = node_zone[home], node_zone[served]
+        zoned = zoned and bool(((zone_home >= 0) & (zone_served >= 0)).all()) and bool((home >= 0).all())
+        off_zone[root[zone_served != zone_home]] = True
     node_share = float(np.mean(~off_node[roots]))
     return node_share, float(np.mean(~off_zone[roots])) if zoned else math.nan
 
@@ -203,13 +269,14 @@ def _sample(result: RunResult) -> dict[str, Any] | None:
 def _spans(result: RunResult, root: int) -> dict[str, Any]:
     """The spans of the trace of ``root`` (at most SAMPLE_SPANS; ``cut``: how many more it had)."""
     cols = result.columns
-    walk = _Walk(result)
+    assert result.parent is not None
+    children = Children(result.parent)
     order: list[tuple[int, int]] = []
     stack = [(root, 0)]
     while stack:
         row, depth = stack.pop()
         order.append((row, depth))
-        kids = walk.children(row)
+        kids = children.of(np.array([row]))[1]
         stack.extend((int(k), depth + 1) for k in kids[np.argsort(-cols["t_sent"][kids], kind="stable")])
     t0 = float(cols["t_sent"][root])
     spans = []

@@ -47,6 +47,25 @@ class ExpectedPicks:
     members: list[tuple[int, int, int]]
 
 
+def _groups(stream: np.ndarray, entry: np.ndarray, version: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (stream, entry node, version) triples in lexicographic order, and each request's index into
+    them: one int64 key a request (entry node + 1 and version in mixed radix under the stream), sorted once, where
+    the rows of a (requests, 3) array sorted as rows took three times the memory and time."""
+    if not len(stream):
+        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    n_entry, n_version = int(entry.max()) + 2, int(version.max()) + 1
+    key = stream.astype(np.int64) * n_entry
+    key += entry
+    key += 1
+    key *= n_version
+    key += version
+    unique = np.unique(key)  # then each key's place in it: np.unique's own inverse holds three more arrays of n
+    which = np.searchsorted(unique, key)
+    del key
+    triples = np.stack((unique // n_version // n_entry, unique // n_version % n_entry - 1, unique % n_version), axis=1)
+    return triples, which
+
+
 def expected_picks(
     result: RunResult,
     stream: np.ndarray,
@@ -63,9 +82,7 @@ def expected_picks(
     n_pods = len(result.pod_names)
     pods = pod_index(result) if pods is None else pods
     routed = endpoint >= 0
-    keys = np.stack((stream.astype(np.int64), entry.astype(np.int64), version.astype(np.int64)), axis=1)
-    unique, which = np.unique(keys, axis=0, return_inverse=True) if len(keys) else (keys, np.zeros(0, np.int64))
-    which = which.ravel()
+    unique, which = _groups(stream, entry, version)
     expected = np.zeros(n_pods)
     violations = 0
     pickers: dict[str, Picker] = {}

@@ -10,20 +10,22 @@ calls = [
 ]
 ```
 A call also takes ``optional``, ``timeout_s``, ``connect_timeout_s`` and ``retries`` (as a stream spells them; the
-timeouts default to ``[defaults]``) and ``port`` (a name or a number). Whether the callee exists, its port, and
-whether the calls form a cycle are the Scenario's checks: they need every Service.
+timeouts default to ``[defaults]``), ``port`` (a name or a number) and ``connection`` (``per_call``, the default: a
+new connection per call; ``per_pod``: one per calling pod and callee, as a gRPC channel keeps). Whether the
+callee exists, its port, and whether the calls form a cycle are the Scenario's checks: they need every Service.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sim.callgraph import Call, CallMode, CallStage, Parallel, ServiceCalls
+from sim.callgraph import Call, CallMode, CallStage, Connection, Parallel, ServiceCalls
 from sim.io.cluster.builders import Defaults
 from sim.io.tables import Table
 from sim.rpc import Retries
 
 _MODES = [m.value for m in CallMode]
+_CONNECTIONS = [c.value for c in Connection]
 
 
 def service_calls(t: Table, defaults: Defaults, base: ServiceCalls | None) -> ServiceCalls | None:
@@ -78,6 +80,8 @@ def _call_entry(call: Call, defaults: Defaults) -> dict[str, Any]:
         out["retries"] = {"attempts": call.retries.attempts, "base_s": call.retries.base_s, "max_s": call.retries.max_s}
     if call.port:
         out["port"] = call.port
+    if call.connection is not Connection.PER_CALL:
+        out["connection"] = call.connection.value
     return out
 
 
@@ -113,6 +117,7 @@ def _call(t: Table, defaults: Defaults) -> Call:
         connect_timeout_s=t.number("connect_timeout_s", defaults.connect_timeout_s, minimum=0),
         retries=retries(t),
         port=str(port),
+        connection=t.choice("connection", Connection, _CONNECTIONS, Connection.PER_CALL),
     )
     t.done()
     return call
