@@ -543,40 +543,39 @@ class _Solver:
         client = ~failed & ~call
         cols["returned"][rows[client]] = t[client] + back[client]
 
-    # --- the records ---------------------------------------------------------------------------------------------
 
-    def result(self, seed: Seed, engine: str) -> RunResult:
-        """The records, rows in send order, with the horizon rule and each call's parent row."""
-        cols, t = self.rows, self.events.t
-        n = len(cols["stream"])
-        order = self.events.order(cols["sent_by"], cols["place"])
-        rank = np.empty(n, dtype=np.int64)
-        rank[order] = np.arange(n)
-        arrival = cols["arrival"][order]
-        parent = cols["parent"][order]
-        raw = {
-            "t_sent": t[cols["sent_by"][order]],
-            "t_arrived": np.where(arrival >= 0, t[np.maximum(arrival, 0)] if len(t) else 0.0, np.nan),
-            "t_started": cols["started"][order],
-            "t_finished": cols["finished"][order],
-            "t_returned": cols["returned"][order],
-            "outcome": cols["outcome"][order],
-            "reason": cols["reason"][order],
-            "stream": cols["stream"][order],
-            "entry_node": cols["entry"][order],
-            "endpoint": cols["endpoint"][order],
-            "source_preserved": cols["preserved"][order],
-        }
-        out = {name: values.astype(COLUMNS[name], copy=False) for name, values in raw.items()}
-        clip_to_horizon(out, self.horizon_s)
-        end_s = self.plan.duration_s
-        if end_s is None:  # the event loop runs until its last event: a send, a reply or a failure
-            returned = out["t_returned"]
-            last = float(np.nanmax(returned)) if n and not np.isnan(returned).all() else 0.0
-            end_s = max(float(out["t_sent"][-1]), last) if n else 0.0
-        out |= first_attempts(n)
-        links = np.where(parent >= 0, rank[np.maximum(parent, 0)], -1).astype(np.int32)
-        return self.plan.result(seed, out, end_s, engine, parent=links)
+def _records(solver: _Solver, seed: Seed, engine: str) -> RunResult:
+    """A solved run's records, rows in send order, with the horizon rule and each call's parent row."""
+    cols, t = solver.rows, solver.events.t
+    n = len(cols["stream"])
+    order = solver.events.order(cols["sent_by"], cols["place"])
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    arrival = cols["arrival"][order]
+    parent = cols["parent"][order]
+    raw = {
+        "t_sent": t[cols["sent_by"][order]],
+        "t_arrived": np.where(arrival >= 0, t[np.maximum(arrival, 0)] if len(t) else 0.0, np.nan),
+        "t_started": cols["started"][order],
+        "t_finished": cols["finished"][order],
+        "t_returned": cols["returned"][order],
+        "outcome": cols["outcome"][order],
+        "reason": cols["reason"][order],
+        "stream": cols["stream"][order],
+        "entry_node": cols["entry"][order],
+        "endpoint": cols["endpoint"][order],
+        "source_preserved": cols["preserved"][order],
+    }
+    out = {name: values.astype(COLUMNS[name], copy=False) for name, values in raw.items()}
+    clip_to_horizon(out, solver.horizon_s)
+    end_s = solver.plan.duration_s
+    if end_s is None:  # the event loop runs until its last event: a send, a reply or a failure
+        returned = out["t_returned"]
+        last = float(np.nanmax(returned)) if n and not np.isnan(returned).all() else 0.0
+        end_s = max(float(out["t_sent"][-1]), last) if n else 0.0
+    out |= first_attempts(n)
+    links = np.where(parent >= 0, rank[np.maximum(parent, 0)], -1).astype(np.int32)
+    return solver.plan.result(seed, out, end_s, engine, parent=links)
 
 
 class _Router:
@@ -667,4 +666,4 @@ def solve_calls(plan: Plan, seed: Seed, engine: str = "solver") -> RunResult:
     solver.client_sends()
     for task in order:
         solver.run(task)
-    return solver.result(seed, engine)
+    return _records(solver, seed, engine)
