@@ -69,10 +69,11 @@ def _service_lines(scenario: Scenario, s: ServiceSummary) -> list[str]:
     clients = sorted({f"{st.client}@{scenario.origin(st.client)}" for st in scenario.streams if st.service == s.name})
     callers = [a for a, b in scenario.call_graph.edges() if b == s.name]
     called = f"  called by: {', '.join(callers)} (sent: the calls received)" if callers else ""
+    who = (f"  clients: {', '.join(clients)}" if clients or not callers else "") + called
     out = [
         "",
         f"Service {s.name}  internalTrafficPolicy={svc.internal_traffic_policy}  "
-        f"externalTrafficPolicy={svc.external_traffic_policy}  clients: {', '.join(clients)}{called}",
+        f"externalTrafficPolicy={svc.external_traffic_policy}{who}",
         f"  sent {s.sent}  completed {s.completed}  dropped {s.dropped}  "
         f"in flight {s.in_flight}  violations {s.violations}",
     ]
