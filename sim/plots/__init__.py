@@ -33,7 +33,15 @@ from sim.plots.panels import (
     node_heatmap,
     node_heatmap_of,
 )
-from sim.plots.run import failures_over_time, landed_over_time, latency_over_time, run_figures
+from sim.plots.run import (
+    MAX_SERVICE_PANELS,
+    MAX_STACKED,
+    drawn_services,
+    failures_over_time,
+    landed_over_time,
+    latency_over_time,
+    run_figures,
+)
 from sim.plots.sweep import (
     LATENCY_STYLES,
     LOCALITY_STYLES,
@@ -49,8 +57,11 @@ __all__ = [
     "LABELLED_VERTICES",
     "LATENCY_STYLES",
     "LOCALITY_STYLES",
+    "MAX_SERVICE_PANELS",
+    "MAX_STACKED",
     "SVG_HASH_SALT",
     "cluster_graph",
+    "drawn_services",
     "endpoint_bars",
     "endpoint_bars_of",
     "failures_over_time",

@@ -57,7 +57,7 @@ ANNOTATED_CELLS = 400
 
 
 LABELLED_TICKS = 60
-"""A heatmap labels an axis's ticks up to this many nodes."""
+"""A heatmap labels an axis's ticks up to this many nodes, the endpoint bars theirs up to this many pods."""
 
 
 def endpoint_bars(
@@ -129,15 +129,28 @@ def endpoint_bars_of(
             zorder=3,
             label=f"95% range of the share in {n} picks at the expected share",
         )
-    ax.set_xticks(xs, pods, rotation=45, ha="right", fontsize="small")
-    ax.set_xlabel("endpoint (pod)")
-    ax.set_ylabel("share of routed requests (%)")
-    ax.set_ylim(0, max(100.0, float(np.nanmax(high, initial=0.0))) * 1.3)  # room for the legend above the bars
-    ax.set_yticks(range(0, 101, 20))
+    tops = np.concatenate([mean, high, expected_mean, band[:, 1] if one else []])
+    _endpoint_axes(ax, pods, float(np.nanmax(tops, initial=0.0)))
     ax.set_title(title or f"Requests per endpoint: {service} ({len(runs)} {'run' if len(runs) == 1 else 'runs'})")
     ax.grid(True, axis="y", alpha=0.3)
     legend_if_labelled(ax, fontsize="small", loc="upper center", ncols=1 if one else 2, markerscale=0.4)
     return ax
+
+
+def _endpoint_axes(ax: Axes, pods: Sequence[str], top: float) -> None:
+    """The endpoint bars' axes: a pod's name under its bar and shares from 0 to 100%, up to ``LABELLED_TICKS``
+    pods; beyond, no names (one could not read them; the report's table has each) and the share axis up to
+    the highest bar or mark ``top`` (%), since a hundred pods have a few % each."""
+    if len(pods) <= LABELLED_TICKS:
+        ax.set_xticks(range(len(pods)), pods, rotation=45, ha="right", fontsize="small")
+        ax.set_xlabel("endpoint (pod)")
+        ax.set_ylim(0, max(100.0, top) * 1.3)  # room for the legend above the bars
+        ax.set_yticks(range(0, 101, 20))
+    else:
+        ax.set_xticks([])
+        ax.set_xlabel(f"{len(pods)} endpoints (pods), by name; too many to label")
+        ax.set_ylim(0, (top or 1.0) * 1.8)  # room for the legend above the bars
+    ax.set_ylabel("share of routed requests (%)")
 
 
 def node_heatmap(
