@@ -428,3 +428,30 @@ def test_a_run_with_few_services_draws_every_one(local_pod_dies_run):
     figures = plots.run_figures(json.loads(local_pod_dies_run.read_text()))
     assert all("not drawn" not in fig.get_suptitle() for fig in figures.values() if fig.get_suptitle())
     assert len(figures["endpoints"].axes) == 2
+
+
+def test_a_sweep_over_a_callees_policy_draws_page_latency_per_policy(tmp_path):
+    """Issue 25 item 7, "end-to-end latency CDFs per policy": a sweep of the call chain over its callees' policy
+    draws one page-latency ECDF per policy (not per entry Service, as a single run's figure does), pooled over
+    replications, and the report shows it."""
+    out = tmp_path / "results"
+    spec = ROOT / "experiments" / "apps" / "call_chain_policies.toml"
+    sweep(load_experiment(spec, {"streams.0.requests": 300}), ResultDir(out))
+    info, records = load_results(out)
+    figures = plots.sweep_figures(info, records, service="db")  # whichever Service is plotted
+    ax = figures["page_latency_ecdf"].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["Cluster (3 runs)", "Local (3 runs)"]
+    assert "policy of api and db" in figures["page_latency_ecdf"].get_suptitle().replace("\n", " ")
+    assert ax.get_ylabel() == "fraction of pages at or below"
+    without = plots.sweep_figures(info, [_without_call_paths(r) for r in records])
+    assert "page_latency_ecdf" not in without  # no call graph, no page figure
+    html = tmp_path / "r.html"
+    assert main(["report", str(out), "-o", str(html)]) == 0
+    assert 'data-figure="page_latency_ecdf"' in html.read_text()
+
+
+def _without_call_paths(record):
+    """A record as if its Services had no call graph (no ``call_path``)."""
+    services = {n: {k: v for k, v in s.items() if k != "call_path"} for n, s in record["metrics"]["services"].items()}
+    return {**record, "metrics": {**record["metrics"], "services": services}}

@@ -32,6 +32,7 @@ from sim.plots.panels import (
     latency_ecdf,
     node_heatmap,
     node_heatmap_of,
+    page_latency_ecdf,
 )
 from sim.plots.run import (
     MAX_SERVICE_PANELS,
@@ -72,6 +73,7 @@ __all__ = [
     "log_ticks",
     "node_heatmap",
     "node_heatmap_of",
+    "page_latency_ecdf",
     "plain_text",
     "plot_roles",
     "run_figures",

@@ -223,6 +223,29 @@ def latency_ecdf(
     return ax
 
 
+def page_latency_ecdf(
+    groups: Mapping[str, Sequence[Mapping[str, ServiceSummary]]], ax: Axes | None = None, *, title: str | None = None
+) -> Axes:
+    """End-to-end latency of completed pages (a call graph's entry Services), one ECDF per group (e.g. per policy
+    of a callee) and entry Service, pooling the group's runs; ms, log scale. ``groups``: label -> runs, each its
+    per-Service summaries (``services_from_json`` of a run document or ``summarize``'s JSON,
+    ``record_services`` of a sweep record)."""
+    ax = axes_or_new(ax)
+    entries = list(
+        dict.fromkeys(name for runs in groups.values() for run in runs for name, s in run.items() if s.call_path)
+    )
+    series = {}
+    for label, runs in groups.items():
+        for entry in entries:
+            hists = [histogram_of(run[entry]) for run in runs if entry in run]
+            name = label if len(entries) == 1 else f"{label}: {entry}"
+            series[f"{name} ({len(hists)} {'run' if len(hists) == 1 else 'runs'})"] = hists
+    draw_ecdf(ax, series)
+    ax.set_ylabel("fraction of pages at or below")
+    ax.set_title(title or f"End-to-end latency ECDF of completed pages: {', '.join(entries)}")
+    return ax
+
+
 def draw_ecdf(ax: Axes, series: Mapping[str, Sequence[LatencyHistogram]]) -> None:
     """Draw one ECDF per label from its latency histograms (ms, log x), with a p99 line and notes."""
     notes = []

@@ -36,6 +36,7 @@ from sim.plots.panels import (
     endpoints_of,
     latency_ecdf,
     node_heatmap,
+    page_latency_ecdf,
     service_metrics,
 )
 
@@ -222,8 +223,8 @@ def sweep_figures(
 ) -> dict[str, Figure]:
     """The figures of a sweep: ``tradeoff_latency`` and ``tradeoff_locality`` (each against ``x``, one line per
     level of ``line``, one panel per combination of the other factors), and at one design point (``at``; by
-    default each other factor's last level) ``endpoints``, ``heatmap`` (one panel per line level) and
-    ``latency_ecdf``."""
+    default each other factor's last level) ``endpoints``, ``heatmap`` (one panel per line level),
+    ``latency_ecdf`` and, with a call graph, ``page_latency_ecdf`` (one line per line level)."""
     factors = list(info["factors"])
     names = [f["name"] for f in factors]
     levels = {f["name"]: list(f["levels"]) for f in factors}
@@ -248,7 +249,8 @@ def sweep_figures(
         for what in ("latency", "locality"):
             figures[f"tradeoff_{what}"] = _tradeoff_figure(ok, names, x, line, service, labels, title, what)
 
-    figures.update(_point_figures(ok, names, levels, line, service, labels, title, at))
+    experiment = str(info.get("name", "experiment"))
+    figures.update(_point_figures(ok, names, levels, line, service, labels, title, at, experiment))
     return figures
 
 
@@ -314,9 +316,11 @@ def _point_figures(
     labels: Mapping[Any, Any],
     title: str,
     at: Mapping[str, Any] | None,
+    experiment: str,
 ) -> dict[str, Figure]:
     """``sweep_figures``' figures at one design point (``at``; by default each other factor's last level), one
-    panel per level of ``line``: ``endpoints``, ``heatmap`` and ``latency_ecdf``."""
+    panel or line per level of ``line``: ``endpoints``, ``heatmap`` and ``latency_ecdf``; with a call graph,
+    ``page_latency_ecdf`` (its entry Services' end-to-end latency, whichever Service is plotted)."""
     figures: dict[str, Figure] = {}
     chosen = {n: (at or {}).get(n, levels[n][-1]) for n in names if n != line}
     for n, v in chosen.items():
@@ -358,6 +362,13 @@ def _point_figures(
 
     fig = Figure(figsize=(8.0, 5.2), layout="constrained")
     latency_ecdf(groups, service, fig.add_subplot(), title=wrap(where, 72))
-    wrapped_suptitle(fig, f"{title}: latency ECDF per {labels.get(line, line) if line else 'run'}")
+    per = labels.get(line, line) if line else "run"
+    wrapped_suptitle(fig, f"{title}: latency ECDF per {per}")
     figures["latency_ecdf"] = fig
+    by_group = {label: [record_services(r) for r in recs] for label, recs in groups.items()}
+    if any(s.call_path for group in by_group.values() for run in group for s in run.values()):
+        fig = Figure(figsize=(8.0, 5.2), layout="constrained")
+        page_latency_ecdf(by_group, fig.add_subplot(), title=wrap(where, 72))
+        wrapped_suptitle(fig, f"{experiment}: end-to-end latency of completed pages, ECDF per {per}")
+        figures["page_latency_ecdf"] = fig
     return figures
