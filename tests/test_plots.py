@@ -455,3 +455,33 @@ def _without_call_paths(record):
     """A record as if its Services had no call graph (no ``call_path``)."""
     services = {n: {k: v for k, v in s.items() if k != "call_path"} for n, s in record["metrics"]["services"].items()}
     return {**record, "metrics": {**record["metrics"], "services": services}}
+
+
+def test_the_dense_service_graph_numbers_its_edges_apart_and_tables_them():
+    """Issue 25 item 7: Online Boutique's service graph wrote each edge's label along it, and in a graph this
+    dense the labels overlapped one another. Each edge now carries its number, placed where its circle overlaps
+    no other number and no Service's box, and a table beside the graph gives each numbered edge's figures."""
+    from sim.experiment.rundoc import run_document
+    from sim.facade import simulate
+
+    scenario, seed = load_scenario(ROOT / "experiments" / "apps" / "online_boutique.toml", {"requests": 200})
+    doc = run_document(simulate(scenario, seed, "des"))
+    fig = plots.run_figures(doc)["service_graph"]
+    fig.draw_without_rendering()
+    graph, table = fig.axes
+    edges = doc["call_graph"]["edges"]
+    numbers = [t for t in graph.texts if t.get_text().isdigit()]
+    assert sorted(int(t.get_text()) for t in numbers) == list(range(1, len(edges) + 1))
+    circles = [t.get_bbox_patch().get_window_extent() for t in numbers]
+    named = [t for t in graph.texts if t.get_text() and not t.get_text().isdigit()]  # not the arrows
+    services = [t.get_bbox_patch().get_window_extent() for t in named]
+    assert len(services) == len({n for e in edges for n in (e["caller"], e["callee"])})
+    for i, circle in enumerate(circles):
+        assert not any(circle.overlaps(other) for other in circles[i + 1 :]), numbers[i].get_text()
+        assert not any(circle.overlaps(box) for box in services), numbers[i].get_text()
+    cells = table.tables[0].get_celld()
+    assert [cells[k, 0].get_text().get_text() for k in range(1, len(edges) + 1)] == [
+        str(k) for k in range(1, len(edges) + 1)
+    ]
+    assert cells[1, 1].get_text().get_text() == "(clients) -> frontend"  # the namespace said once, in the title
+    assert "namespace default" in table.get_title()

@@ -21,7 +21,7 @@ Only this package imports matplotlib (an import-linter contract in pyproject.tom
 """
 
 from sim.plots.axes import log_ticks
-from sim.plots.callgraph import service_graph, waterfall
+from sim.plots.callgraph import edge_table, service_graph, waterfall
 from sim.plots.cluster import LABELLED_VERTICES, cluster_graph
 from sim.plots.files import SVG_HASH_SALT, figure_files, plain_text, save_svg
 from sim.plots.panels import (
@@ -63,6 +63,7 @@ __all__ = [
     "SVG_HASH_SALT",
     "cluster_graph",
     "drawn_services",
+    "edge_table",
     "endpoint_bars",
     "endpoint_bars_of",
     "failures_over_time",

@@ -4,13 +4,15 @@ waterfall; the end-to-end latency of its pages."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
+from sim.experiment.callpaths import CLIENTS
 from sim.experiment.metrics import ServiceSummary
 from sim.plots.axes import MS_PER_S, axes_or_new, latency_words
 from sim.plots.panels import draw_ecdf, histogram_of
@@ -41,59 +43,139 @@ def _columns(edges: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float
 
 def service_graph(doc: Mapping[str, Any], ax: Axes | None = None) -> Axes:
     """A run's call graph (``sim run --out``'s ``call_graph``): Services in columns by depth from the clients,
-    each edge labelled along it (a caller's edges at staggered distances) with its calls/s, the completed calls'
-    mean latency and the share answered on another node and zone than the caller's."""
+    each edge numbered (its row in ``edge_table``) where the number overlaps no other number and no Service.
+    (Labels written along the edges overlapped each other in a graph as dense as Online Boutique's.)"""
     edges = doc["call_graph"]["edges"]
     ax = axes_or_new(ax, (12.0, 7.0))
     pos = _columns(edges)
     high = max(abs(y) for _, y in pos.values()) + 0.6
     ax.set_xlim(-0.5, max(x for x, _ in pos.values()) + 0.5)
     ax.set_ylim(-high, high)
-    out: dict[str, list[str]] = {}
     for e in edges:
-        out.setdefault(e["caller"], []).append(e["callee"])
-    for e in edges:
-        (xa, ya), (xb, yb) = pos[e["caller"]], pos[e["callee"]]
-        siblings = sorted(out[e["caller"]], key=lambda n: pos[n][1])
-        at = 0.5 if len(siblings) < 2 else 0.4 + 0.2 * siblings.index(e["callee"]) / (len(siblings) - 1)
         ax.annotate(
-            "", (xb, yb), (xa, ya), arrowprops={"arrowstyle": "-|>", "color": "grey", "shrinkA": 30, "shrinkB": 30}
+            "",
+            pos[e["callee"]],
+            pos[e["caller"]],
+            arrowprops={"arrowstyle": "-|>", "color": "grey", "shrinkA": 30, "shrinkB": 30},
         )
-        (pa, qa), (pb, qb) = ax.transData.transform([(xa, ya), (xb, yb)])
-        label = (
-            f"{e['calls_per_s']:.3g}/s, {latency_words(e['latency_mean_s'])}, off node "
-            f"{_share(e['cross_node_fraction'])}, zone {_share(e['cross_zone_fraction'])}"
-        )
-        ax.text(
-            xa + at * (xb - xa),
-            ya + at * (yb - ya),
-            label,
-            fontsize=7.5,
-            ha="center",
-            va="center",
-            rotation=math.degrees(math.atan2(qb - qa, pb - pa)),
-            rotation_mode="anchor",
-            color="dimgray",
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 0.3},
-        )
-    for name, (x, y) in pos.items():
+    namespace, short = _namespace(pos)
+    boxes = [
         ax.text(
             x,
             y,
-            name,
+            short(name),
             ha="center",
             va="center",
             fontsize=9.5,
             zorder=3,
             bbox={"facecolor": "lavender", "edgecolor": "slateblue", "boxstyle": "round", "pad": 0.4},
         )
-    ax.set_title(
-        "Service graph; edges: calls/s, mean latency of completed calls, share answered off the caller's node / zone"
-    )
+        for name, (x, y) in pos.items()
+    ]
+    where = f" (namespace {namespace})" if namespace else ""
+    ax.set_title(f"Service graph{where}; each edge numbered as in the table")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.spines[:].set_visible(False)
+    _number_edges(ax, edges, pos, boxes)
     return ax
+
+
+def _namespace(pos: Mapping[str, Any]) -> tuple[str | None, Callable[[str], str]]:
+    """The namespace every Service of the graph is in (``ns/name``), and names without it; else None, and
+    names as they are."""
+    spaces = {name.split("/", 1)[0] if "/" in name else None for name in pos if name != CLIENTS}
+    if len(spaces) != 1 or None in spaces:
+        return None, lambda name: name
+    (namespace,) = spaces
+    return namespace, lambda name: name.removeprefix(f"{namespace}/")
+
+
+def edge_table(doc: Mapping[str, Any], ax: Axes | None = None) -> Axes:
+    """The call graph's edges as a table, numbered as ``service_graph`` numbers them: caller and callee, calls/s,
+    the completed calls' mean latency, and the share answered on another node and zone than the caller's."""
+    edges = doc["call_graph"]["edges"]
+    ax = axes_or_new(ax, (6.0, 7.0))
+    namespace, short = _namespace({n: None for e in edges for n in (e["caller"], e["callee"])})
+    rows = [
+        [
+            str(k),
+            f"{short(e['caller'])} -> {short(e['callee'])}",
+            f"{e['calls_per_s']:.3g}",
+            latency_words(e["latency_mean_s"]),
+            _share(e["cross_node_fraction"]),
+            _share(e["cross_zone_fraction"]),
+        ]
+        for k, e in enumerate(edges, start=1)
+    ]
+    inches = ax.get_position().height * cast(Figure, ax.figure.figure).get_figheight()  # before the layout: near enough
+    height = min(1.0, ROW_INCHES * (len(rows) + 1) / inches)
+    table = ax.table(
+        cellText=rows,
+        colLabels=EDGE_COLUMNS,
+        colWidths=[0.05, 0.56, 0.08, 0.11, 0.1, 0.1],
+        cellLoc="left",
+        bbox=Bbox.from_bounds(0.0, 1.0 - height, 1.0, height),
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    for (row, _), cell in table.get_celld().items():
+        cell.set_edgecolor("lightgray")
+        if row == 0:
+            cell.set_text_props(fontweight="bold")
+    ax.set_axis_off()
+    where = f" (namespace {namespace})" if namespace else ""
+    ax.set_title(
+        f"Edges{where}:\ncalls/s, mean latency of completed calls,\nshare answered off the caller's node / zone"
+    )
+    return ax
+
+
+ROW_INCHES = 0.3
+"""The height of a row of the edge table (8-point text with room above and below)."""
+EDGE_COLUMNS = ("#", "caller -> callee", "calls/s", "latency", "off node", "off zone")
+"""The service graph's table: one row per numbered edge."""
+
+
+EDGE_NUMBER_AT = (0.5, 0.4, 0.6, 0.3, 0.7, 0.25, 0.75, 0.2, 0.8, 0.15, 0.85)
+"""Where along an edge (from caller to callee) its number may go, in the order tried."""
+
+
+def _number_edges(
+    ax: Axes, edges: Sequence[Mapping[str, Any]], pos: Mapping[str, tuple[float, float]], boxes: Sequence[Any]
+) -> None:
+    """Put each edge's number (its table row) at the first place along it (``EDGE_NUMBER_AT``) whose circle
+    overlaps no number placed before and no Service's box; where every place overlaps, the middle. The places
+    are tried in display units, on the figure as it is laid out."""
+    figure = cast(Figure, ax.figure.figure)  # the root figure, also of an Axes on a subfigure
+    figure.draw_without_rendering()
+    taken = [text.get_bbox_patch().get_window_extent().padded(4) for text in boxes]  # sized by the draw
+    radius = 9.0 * figure.dpi / 72  # a number's circle, in pixels
+    placed: list[tuple[float, float]] = []
+    for k, e in enumerate(edges, start=1):
+        a, b = ax.transData.transform([pos[e["caller"]], pos[e["callee"]]])
+        spots = [(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])) for t in EDGE_NUMBER_AT]
+        free = (
+            (px, py)
+            for px, py in spots
+            if all(math.hypot(px - qx, py - qy) > 2 * radius for qx, qy in placed)
+            and not any(
+                box.x0 - radius < px < box.x1 + radius and box.y0 - radius < py < box.y1 + radius for box in taken
+            )
+        )
+        px, py = next(free, spots[0])
+        placed.append((px, py))
+        x, y = ax.transData.inverted().transform((px, py))
+        ax.text(
+            x,
+            y,
+            str(k),
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            zorder=4,
+            bbox={"boxstyle": "circle", "facecolor": "white", "edgecolor": "grey", "pad": 0.2},
+        )
 
 
 def _share(x: float | None) -> str:
@@ -150,8 +232,12 @@ def waterfall(doc: Mapping[str, Any], ax: Axes | None = None) -> Axes:
 def call_graph_figures(doc: Mapping[str, Any], head: str, summaries: Mapping[str, ServiceSummary]) -> dict[str, Figure]:
     """``service_graph``, ``waterfall`` (where a page completed) and ``page_latency_ecdf`` (per entry Service)."""
     figures: dict[str, Figure] = {}
-    fig = Figure(figsize=(14.0, 9.0), layout="constrained")
-    service_graph(doc, fig.add_subplot())
+    rows = 2 * max(abs(y) for _, y in _columns(doc["call_graph"]["edges"]).values()) + 1  # the fullest column
+    height = max(rows * 0.75 + 1.6, ROW_INCHES * (len(doc["call_graph"]["edges"]) + 1) + 2.0)
+    fig = Figure(figsize=(15.0, min(9.0, max(3.6, height))), layout="constrained")
+    graph, table = fig.subplots(1, 2, width_ratios=(1.7, 1.0))
+    service_graph(doc, graph)
+    edge_table(doc, table)
     fig.suptitle(head)
     figures["service_graph"] = fig
     if doc["call_graph"]["sample"] is not None:
