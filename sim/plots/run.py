@@ -229,8 +229,8 @@ def _left_out(names: Sequence[str]) -> str:
 
 
 def _suptitle(fig: Figure, title: str, words: str) -> None:
-    """``title`` as it is, and under it ``words`` wrapped to the figure's width (about 11 characters an inch)."""
-    fig.suptitle(f"{title}\n{wrap(words, int(fig.get_figwidth() * 11))}" if words else title)
+    """``title`` as it is, and under it ``words`` wrapped to the figure's width (about 10 characters an inch)."""
+    fig.suptitle(f"{title}\n{wrap(words, int(fig.get_figwidth() * 10))}" if words else title)
 
 
 def _panels(
@@ -282,7 +282,7 @@ def run_figures(doc: Mapping[str, Any]) -> dict[str, Figure]:
     fig = Figure(figsize=(7.2, 4.6 + 0.4 * bool(words)), layout="constrained")
     ax = fig.add_subplot()
     draw_ecdf(ax, {name: [histogram_of(summaries[name])] for name in services})
-    ecdf_note = f"\n{wrap(words, 80)}" if words else ""
+    ecdf_note = f"\n{wrap(words, 66)}" if words else ""
     ax.set_title(f"{head}\nlatency ECDF of completed requests, per Service{ecdf_note}")
     figures["latency_ecdf"] = fig
 
