@@ -182,6 +182,8 @@ SWEEP_CAPTIONS = {
     "expected share.",
     "heatmap": "Completed requests by client node and serving node at one design point, summed over replications.",
     "latency_ecdf": "Latency ECDF at one design point, pooled over replications.",
+    "page_latency_ecdf": "End-to-end latency of completed pages (the call graph's entry Services) at one design "
+    "point, one line per level of the line factor, pooled over replications.",
 }
 
 

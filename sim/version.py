@@ -18,8 +18,9 @@ try:
 except metadata.PackageNotFoundError:  # a source tree that was never installed (pip install -e . installs it)
     __version__ = "0+unknown"
 
-PRESENTATION = frozenset({"__main__.py", "cli", "plots.py", "report.py"})
-"""Modules (and the ``cli`` package) that print or draw results but do not decide them: left out of the digest."""
+PRESENTATION = frozenset({"__main__.py", "cli", "plots", "report.py"})
+"""Modules (and the ``cli`` and ``plots`` packages) that print or draw results but do not decide them: left out of
+the digest."""
 
 
 @functools.cache

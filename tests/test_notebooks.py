@@ -50,7 +50,12 @@ FIGURES = {
         "04_cross_zone_fractions",
     ],
     "05_kernel_rules": ["05_probability_cascade"],
-    "06_locality_along_a_call_graph": ["06_chain_parts", "06_fanout_p99", "06_local_breaks_a_page"],
+    "06_locality_along_a_call_graph": [
+        "06_chain_parts",
+        "06_chain_page_latency",
+        "06_fanout_p99",
+        "06_local_breaks_a_page",
+    ],
 }
 """The PNGs each notebook writes into SIM_FIGURES_DIR (without the suffix)."""
 KERNEL = "k8s-service-sim-tests"

@@ -356,3 +356,132 @@ def test_plot_of_a_bad_run_file_is_one_line_exit_2(tmp_path, capsys, content, wo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err and str(bad) in err, err
     assert not (tmp_path / "bad-figures").exists()
+
+
+@pytest.fixture(scope="module")
+def many_services_run():
+    """A run document of 12 Services of 100 pods each on 150 nodes (100 client pods, 2,720 requests): more
+    Services than the run figures draw, more pods than they stack or label."""
+    from sim.cluster import Pod, Service
+    from sim.experiment.rundoc import run_document
+    from sim.facade import simulate
+    from sim.routing import DataplaneConfig
+    from sim.scenario import Scenario, Stream
+    from sim.workload import ClosedLoop
+    from tests.conftest import star
+
+    nodes = [f"node-{i:03d}" for i in range(150)]
+    services = [Service(f"svc-{s:02d}", {"app": f"svc-{s:02d}"}) for s in range(12)]
+    pods = [
+        Pod(f"svc-{s:02d}-{j:03d}", nodes[(s * 100 + j) % 150], f"10.1.{s}.{j + 2}", {"app": f"svc-{s:02d}"})
+        for s in range(12)
+        for j in range(100)
+    ]
+    clients = [Pod(f"client-{c:03d}", nodes[c], f"10.2.0.{c + 2}", {"app": "client"}) for c in range(100)]
+    # Services 0-5 get 240 requests each, 6-11 160: the first six are the busiest
+    streams = [
+        Stream(f"client-{c:03d}", f"svc-{c % 12:02d}", ClosedLoop(), 40 if c % 12 < 6 else 20) for c in range(100)
+    ]
+    scenario = Scenario(
+        name="many-services",
+        topology=star(nodes),
+        pods=(*pods, *clients),
+        services=tuple(services),
+        streams=tuple(streams),
+        dataplane=DataplaneConfig("iptables"),
+    )
+    return run_document(simulate(scenario, 1, "des"))
+
+
+def test_a_run_with_many_services_draws_a_readable_bounded_set_of_axes(many_services_run):
+    """Issue 24 ("5,000 nodes in seconds"): the time of `sim report` on a big run went to drawing every Service's
+    panels (about 350 Axes for 30 Services) and a legend entry and tick label per pod. A run's figures draw at
+    most MAX_SERVICE_PANELS Services (the busiest), name the others, stack at most MAX_STACKED series and label
+    no pod past LABELLED_TICKS: the count of Axes does not grow with the Services."""
+    doc = many_services_run
+    figures = plots.run_figures(doc)
+    cap = plots.MAX_SERVICE_PANELS
+    visible = {name: [ax for ax in fig.axes if ax.axison] for name, fig in figures.items()}
+    assert len(visible["endpoints"]) == cap
+    assert len(visible["heatmap"]) == 2 * cap  # each with its colour bar
+    assert len(visible["over_time"]) == 3 * cap
+    assert len(figures["latency_ecdf"].axes[0].get_lines()) == cap + 1  # and the p99 line
+    drawn = [ax.get_title().removeprefix("Service ") for ax in visible["endpoints"]]
+    assert drawn == [f"svc-{s:02d}" for s in range(6)]  # the busiest six, in the document's order
+    for name in ("endpoints", "heatmap", "over_time"):
+        title = figures[name].get_suptitle()
+        assert "not drawn: 6 Services with fewer requests (svc-06, svc-07, svc-08, svc-09, svc-10 and 1 more)" in (
+            title.replace("\n", " ")
+        ), name
+    bars = visible["endpoints"][0]
+    assert not bars.get_xticklabels() and "100 endpoints" in bars.get_xlabel()
+    assert bars.get_ylim()[1] < 20  # a hundred pods' shares of about 1% each, not on a 0-100% axis
+    landed = visible["over_time"][0]
+    entries = [t.get_text() for t in landed.get_legend().get_texts()]
+    pods = len(doc["services"]["svc-00"]["windows"]["landed"])  # those that got a request
+    assert pods > plots.MAX_STACKED
+    assert len(entries) <= plots.MAX_STACKED + 1 and f"~ {pods - 9} other pods" in entries, entries  # + "not routed"
+
+
+def test_a_run_with_few_services_draws_every_one(local_pod_dies_run):
+    """Below the cap nothing is left out, and no title says so."""
+    figures = plots.run_figures(json.loads(local_pod_dies_run.read_text()))
+    assert all("not drawn" not in fig.get_suptitle() for fig in figures.values() if fig.get_suptitle())
+    assert len(figures["endpoints"].axes) == 2
+
+
+def test_a_sweep_over_a_callees_policy_draws_page_latency_per_policy(tmp_path):
+    """Issue 25 item 7, "end-to-end latency CDFs per policy": a sweep of the call chain over its callees' policy
+    draws one page-latency ECDF per policy (not per entry Service, as a single run's figure does), pooled over
+    replications, and the report shows it."""
+    out = tmp_path / "results"
+    spec = ROOT / "experiments" / "apps" / "call_chain_policies.toml"
+    sweep(load_experiment(spec, {"streams.0.requests": 300}), ResultDir(out))
+    info, records = load_results(out)
+    figures = plots.sweep_figures(info, records, service="db")  # whichever Service is plotted
+    ax = figures["page_latency_ecdf"].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["Cluster (3 runs)", "Local (3 runs)"]
+    assert "policy of api and db" in figures["page_latency_ecdf"].get_suptitle().replace("\n", " ")
+    assert ax.get_ylabel() == "fraction of pages at or below"
+    without = plots.sweep_figures(info, [_without_call_paths(r) for r in records])
+    assert "page_latency_ecdf" not in without  # no call graph, no page figure
+    html = tmp_path / "r.html"
+    assert main(["report", str(out), "-o", str(html)]) == 0
+    assert 'data-figure="page_latency_ecdf"' in html.read_text()
+
+
+def _without_call_paths(record):
+    """A record as if its Services had no call graph (no ``call_path``)."""
+    services = {n: {k: v for k, v in s.items() if k != "call_path"} for n, s in record["metrics"]["services"].items()}
+    return {**record, "metrics": {**record["metrics"], "services": services}}
+
+
+def test_the_dense_service_graph_numbers_its_edges_apart_and_tables_them():
+    """Issue 25 item 7: Online Boutique's service graph wrote each edge's label along it, and in a graph this
+    dense the labels overlapped one another. Each edge now carries its number, placed where its circle overlaps
+    no other number and no Service's box, and a table beside the graph gives each numbered edge's figures."""
+    from sim.experiment.rundoc import run_document
+    from sim.facade import simulate
+
+    scenario, seed = load_scenario(ROOT / "experiments" / "apps" / "online_boutique.toml", {"requests": 200})
+    doc = run_document(simulate(scenario, seed, "des"))
+    fig = plots.run_figures(doc)["service_graph"]
+    fig.draw_without_rendering()
+    graph, table = fig.axes
+    edges = doc["call_graph"]["edges"]
+    numbers = [t for t in graph.texts if t.get_text().isdigit()]
+    assert sorted(int(t.get_text()) for t in numbers) == list(range(1, len(edges) + 1))
+    circles = [t.get_bbox_patch().get_window_extent() for t in numbers]
+    named = [t for t in graph.texts if t.get_text() and not t.get_text().isdigit()]  # not the arrows
+    services = [t.get_bbox_patch().get_window_extent() for t in named]
+    assert len(services) == len({n for e in edges for n in (e["caller"], e["callee"])})
+    for i, circle in enumerate(circles):
+        assert not any(circle.overlaps(other) for other in circles[i + 1 :]), numbers[i].get_text()
+        assert not any(circle.overlaps(box) for box in services), numbers[i].get_text()
+    cells = table.tables[0].get_celld()
+    assert [cells[k, 0].get_text().get_text() for k in range(1, len(edges) + 1)] == [
+        str(k) for k in range(1, len(edges) + 1)
+    ]
+    assert cells[1, 1].get_text().get_text() == "(clients) -> frontend"  # the namespace said once, in the title
+    assert "namespace default" in table.get_title()
