@@ -309,3 +309,17 @@ def test_report_in_headless_chromium(local_pod_dies_run, run_report, tmp_path):
     inked = np.any(np.abs(pixels - pixels[0, 0]) > 40, axis=2)  # differs clearly from the background
     assert inked.mean() > 0.02, f"the screenshot is nearly blank: {inked.mean():.1%} inked"
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # text, tables and a drawing, not a flat fill
+
+
+def test_a_call_graph_run_that_measured_no_calls_reports_without_warnings(tmp_path, recwarn):
+    """``call_chain.toml`` at 100 requests ends inside its 2 s warm-up: no call is measured, so there is no service
+    graph to draw and every heatmap is empty; the report says so instead of failing on ``max()`` of no edges (it
+    did) or warning about an empty image's limits."""
+    run = tmp_path / "r.json"
+    assert (
+        main(["-q", "run", str(ROOT / "experiments/apps/call_chain.toml"), "--requests", "100", "--out", str(run)]) == 0
+    )
+    assert json.loads(run.read_text())["call_graph"]["edges"] == []
+    assert main(["-q", "report", str(run), "-o", str(tmp_path / "r.html")]) == 0
+    assert "service_graph" not in (tmp_path / "r.html").read_text()
+    assert not [w for w in recwarn if "singular" in str(w.message)]

@@ -230,16 +230,18 @@ def waterfall(doc: Mapping[str, Any], ax: Axes | None = None) -> Axes:
 
 
 def call_graph_figures(doc: Mapping[str, Any], head: str, summaries: Mapping[str, ServiceSummary]) -> dict[str, Figure]:
-    """``service_graph``, ``waterfall`` (where a page completed) and ``page_latency_ecdf`` (per entry Service)."""
+    """``service_graph`` (where calls were measured), ``waterfall`` (where a page completed) and
+    ``page_latency_ecdf`` (per entry Service)."""
     figures: dict[str, Figure] = {}
-    rows = 2 * max(abs(y) for _, y in _columns(doc["call_graph"]["edges"]).values()) + 1  # the fullest column
-    height = max(rows * 0.75 + 1.6, ROW_INCHES * (len(doc["call_graph"]["edges"]) + 1) + 2.0)
-    fig = Figure(figsize=(15.0, min(9.0, max(3.6, height))), layout="constrained")
-    graph, table = fig.subplots(1, 2, width_ratios=(1.7, 1.0))
-    service_graph(doc, graph)
-    edge_table(doc, table)
-    fig.suptitle(head)
-    figures["service_graph"] = fig
+    if doc["call_graph"]["edges"]:  # calls measured (after the warm-up)
+        rows = 2 * max(abs(y) for _, y in _columns(doc["call_graph"]["edges"]).values()) + 1  # the fullest column
+        height = max(rows * 0.75 + 1.6, ROW_INCHES * (len(doc["call_graph"]["edges"]) + 1) + 2.0)
+        fig = Figure(figsize=(15.0, min(9.0, max(3.6, height))), layout="constrained")
+        graph, table = fig.subplots(1, 2, width_ratios=(1.7, 1.0))
+        service_graph(doc, graph)
+        edge_table(doc, table)
+        fig.suptitle(head)
+        figures["service_graph"] = fig
     if doc["call_graph"]["sample"] is not None:
         fig = Figure(
             figsize=(11.0, max(3.2, 0.28 * len(doc["call_graph"]["sample"]["spans"]) + 1.6)), layout="constrained"

@@ -191,6 +191,11 @@ def node_heatmap_of(
     grid = grid.reshape(len(clients), len(served_nodes))
     total = grid.sum()
     share = grid / total * 100 if total else grid
+    ax.set_title(title or f"Client node x serving node: {service}")
+    if not share.size:  # no completed request: nothing to draw, and an empty image warns
+        ax.text(0.5, 0.5, "no completed requests", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return ax
     image = ax.imshow(share, cmap="viridis", vmin=0, vmax=100, aspect="auto")  # one scale for every panel
     if share.size <= ANNOTATED_CELLS:  # a number per cell where one can read it; beyond, the colour says it
         for (i, j), value in np.ndenumerate(share):
@@ -203,7 +208,6 @@ def node_heatmap_of(
         ax.set_yticks(range(len(clients)), clients, fontsize="small")
     ax.set_xlabel("serving node")
     ax.set_ylabel("client node")
-    ax.set_title(title or f"Client node x serving node: {service}")
     ax.figure.colorbar(image, ax=ax, label="% of completed requests")
     return ax
 
