@@ -40,7 +40,7 @@ import numpy as np
 
 from sim import load_scenario
 from sim.cluster import Pod
-from sim.emulate import make_plan, show_rules
+from sim.emulate import make_layout, show_rules
 from sim.emulate.rules.iptables import iptables_restore, svc_chain
 from sim.emulate.rules.nftables import nft_transaction
 
@@ -84,7 +84,7 @@ print("*nat" + worker.split("*nat")[1])
 
 # %%
 scenario, seed = load_scenario(EXPERIMENTS / "cilium_demo.toml")
-plan = make_plan(scenario, "nftables", "cilium_demo.toml")
+plan = make_layout(scenario, "nftables", "cilium_demo.toml")
 node = next(n for n in plan.nodes if n.name == "kind-worker")
 print("\n".join(line for line in nft_transaction(node.services).splitlines() if "echo" in line))
 
@@ -107,7 +107,7 @@ extra = tuple(
     Pod(f"echo-1-extra-{i}", "kind-worker2", f"10.244.2.{10 + i}", {"app": "echo-1"}) for i in range(N_ENDPOINTS - 2)
 )
 big = replace(scenario, pods=scenario.pods + extra, dataplane=replace(scenario.dataplane, name="iptables"))
-big_node = next(n for n in make_plan(big, "iptables", "demo").nodes if n.name == "kind-worker")
+big_node = next(n for n in make_layout(big, "iptables", "demo").nodes if n.name == "kind-worker")
 echo1 = next(s for s in big_node.services if s.service.name == "echo-1")
 rules = [line for line in iptables_restore([echo1]).splitlines() if line.startswith(f"-A {svc_chain(echo1.service)} ")]
 probs = np.array([float(r.split("--probability ")[1].split()[0]) if "--probability" in r else 1.0 for r in rules])
@@ -148,7 +148,7 @@ plt.show()
 
 # %%
 gone, _ = load_scenario(EXPERIMENTS / "local_pod_gone_iptables.toml")
-for n in make_plan(gone, None, "local_pod_gone_iptables.toml").nodes:
+for n in make_layout(gone, None, "local_pod_gone_iptables.toml").nodes:
     text = iptables_restore(n.services)
     marks = [line for line in text.splitlines() if "echo-2" in line and ("DROP" in line or "DNAT" in line)]
     print(f"{n.name}:")
@@ -166,7 +166,7 @@ terminating = replace(
     big,
     pods=tuple(replace(p, terminating=p.name == "echo-1-kind-worker2") for p in big.pods),
 )
-t_node = next(n for n in make_plan(terminating, "iptables", "demo").nodes if n.name == "kind-worker")
+t_node = next(n for n in make_layout(terminating, "iptables", "demo").nodes if n.name == "kind-worker")
 t_echo1 = next(s for s in t_node.services if s.service.name == "echo-1")
 print("all ready, KUBE-SVC holds:      ", [ep.pod for ep in echo1.cluster or ()])
 print("one terminating, KUBE-SVC holds:", [ep.pod for ep in t_echo1.cluster or ()])
@@ -188,7 +188,7 @@ print(iptables_restore([t_echo1]).count("--probability 0.2500000000"), "rule wit
 # DROP and the REJECT of section 3 are entries of one verdict map, checked in the `filter-forward` chain:
 
 # %%
-gone_nft = show_rules(make_plan(gone, "nftables", "local_pod_gone_iptables.toml"))
+gone_nft = show_rules(make_layout(gone, "nftables", "local_pod_gone_iptables.toml"))
 print("\n".join(line for line in gone_nft.splitlines() if "no-endpoint-services" in line or "=====" in line))
 
 # %% [markdown]
@@ -215,7 +215,7 @@ pods_1 = tuple(Pod(f"echo-1-ex1-{i}", "kind-worker2", f"10.244.2.{50 + i}", {"ap
 sc_1 = replace(scenario, pods=scenario.pods + pods_1, dataplane=replace(scenario.dataplane, name="iptables"))
 svc_1 = next(
     s
-    for s in next(n for n in make_plan(sc_1, "iptables", "ex1").nodes if n.name == "kind-worker").services
+    for s in next(n for n in make_layout(sc_1, "iptables", "ex1").nodes if n.name == "kind-worker").services
     if s.service.name == "echo-1"
 )
 rules_1 = [r for r in iptables_restore([svc_1]).splitlines() if r.startswith(f"-A {svc_chain(svc_1.service)} ")]
@@ -251,7 +251,7 @@ names_2 = sorted(p.name for p in big.pods if p.labels.get("app") == "echo-1")[:T
 sc_2 = replace(big, pods=tuple(replace(p, terminating=p.name in names_2) for p in big.pods))
 svc_2 = next(
     s
-    for s in next(n for n in make_plan(sc_2, "iptables", "ex2").nodes if n.name == "kind-worker").services
+    for s in next(n for n in make_layout(sc_2, "iptables", "ex2").nodes if n.name == "kind-worker").services
     if s.service.name == "echo-1"
 )
 measured_2 = len(svc_2.cluster or ())
@@ -284,7 +284,7 @@ PREDICTION_3 = None  # your prediction: "DROP" or "REJECT"
 REMOVE_ALL_3 = True  # also delete echo-2's remote pod
 
 pods_3 = tuple(p for p in gone.pods if not (REMOVE_ALL_3 and p.labels.get("app") == "echo-2"))
-node_3 = next(n for n in make_plan(replace(gone, pods=pods_3), None, "ex3").nodes if n.name == "kind-worker")
+node_3 = next(n for n in make_layout(replace(gone, pods=pods_3), None, "ex3").nodes if n.name == "kind-worker")
 lines_3 = [line for line in iptables_restore(node_3.services).splitlines() if "echo-2" in line]
 measured_3 = next((v for v in ("REJECT", "DROP") if any(f"-j {v}" in line for line in lines_3)), "neither")
 print("\n".join(line for line in lines_3 if "-j DROP" in line or "-j REJECT" in line))

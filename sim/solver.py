@@ -184,28 +184,32 @@ class _Groups:
 
 def _groups(plan: Plan) -> _Groups:
     """Every stream's routes (as of version 0: the fast path runs no timeline) as groups, proxies and pairs."""
-    g = _Groups()
+    route_groups = _Groups()
     proxies: dict[tuple[object, ...], int] = {}
     for sp in plan.streams:
-        g.first_group.append(len(g.entry))
+        route_groups.first_group.append(len(route_groups.entry))
         for rp in sp.routes[0]:
-            g.entry.append(rp.node_index)
-            g.drop.append(int(rp.route.drop))
-            g.fail_s.append(rp.fail_after_s)
-            g.preserved.append(int(rp.route.source_preserved))
-            g.first_pair.append(len(g.pairs))
+            route_groups.entry.append(rp.node_index)
+            route_groups.drop.append(int(rp.route.drop))
+            route_groups.fail_s.append(rp.fail_after_s)
+            route_groups.preserved.append(int(rp.route.source_preserved))
+            route_groups.first_pair.append(len(route_groups.pairs))
             if not rp.route.endpoints:
-                g.proxy.append(-1)
+                route_groups.proxy.append(-1)
                 continue
             if rp.proxy_key not in proxies:
-                proxies[rp.proxy_key] = len(g.proxies)
-                g.proxies.append(rp)
-            g.proxy.append(proxies[rp.proxy_key])
-            g.pairs.extend(zip(itertools.repeat(sp.origin), itertools.repeat(rp.node), rp.endpoint_nodes, rp.pods))
-    return g
+                proxies[rp.proxy_key] = len(route_groups.proxies)
+                route_groups.proxies.append(rp)
+            route_groups.proxy.append(proxies[rp.proxy_key])
+            route_groups.pairs.extend(
+                zip(itertools.repeat(sp.origin), itertools.repeat(rp.node), rp.endpoint_nodes, rp.pods)
+            )
+    return route_groups
 
 
-def _sends(plan: Plan, rngs: Streams, g: _Groups, draws: Draws | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sends(
+    plan: Plan, rngs: Streams, route_groups: _Groups, draws: Draws | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every send in time order (equal times in stream order): its time (s), stream and group (a load balancer's
     pick of entry node: drawn as the event path draws it with ``draws``, else in one vector)."""
     sends, stream_of, group_of = [], [], []
@@ -213,7 +217,7 @@ def _sends(plan: Plan, rngs: Streams, g: _Groups, draws: Draws | None) -> tuple[
         spec = sp.spec
         arrivals = rngs.generator(*sp.key("arrivals"))
         times = send_times(spec.workload.gap_blocks(arrivals), spec.start_s, spec.requests, plan.horizon_s)  # type: ignore[union-attr]
-        base = g.first_group[sp.index]
+        base = route_groups.first_group[sp.index]
         if len(sp.entries) < 2:
             groups = np.full(len(times), base, dtype=np.int32)
         elif draws is not None:
@@ -232,12 +236,14 @@ def _sends(plan: Plan, rngs: Streams, g: _Groups, draws: Draws | None) -> tuple[
     return t_sent, stream, group
 
 
-def _picks(plan: Plan, rngs: Streams, g: _Groups, proxy: np.ndarray, flows: Callable[[], np.ndarray]) -> np.ndarray:
+def _picks(
+    plan: Plan, rngs: Streams, route_groups: _Groups, proxy: np.ndarray, flows: Callable[[], np.ndarray]
+) -> np.ndarray:
     """Per row, the slot its proxy's picker chose (0 for unrouted rows): each picker's vector form
     (``Picker.picks``) over its proxy's requests in send order, or its own chooser one flow at a time."""
     slot = np.zeros(len(proxy), dtype=np.int32)  # slots index a route's endpoints
-    by_proxy, starts = _segments(proxy + 1, len(g.proxies) + 1)
-    for p, rp in enumerate(g.proxies):
+    by_proxy, starts = _segments(proxy + 1, len(route_groups.proxies) + 1)
+    for p, rp in enumerate(route_groups.proxies):
         rows = by_proxy[starts[p + 1] : starts[p + 2]]
         if not len(rows):
             continue
@@ -257,17 +263,17 @@ def _take(flows: Callable[[], np.ndarray], rows: np.ndarray) -> np.ndarray:
 
 
 def _paths(
-    plan: Plan, g: _Groups, rpair: np.ndarray
+    plan: Plan, route_groups: _Groups, request_pair: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[tuple[int, ...], int]]:
     """Per (group, slot) pair reached, the index of its path out and back (by the legs' delay classes, as the DES
     keys its draws) and its hop count one way (the trailing pair, unrouted: path 0, no hops)."""
     topo = plan.topology
-    pair_out = np.zeros(len(g.pairs) + 1, dtype=np.int64)
-    pair_back = np.zeros(len(g.pairs) + 1, dtype=np.int64)
-    pair_hops = np.zeros(len(g.pairs) + 1, dtype=COLUMNS["hops"])
+    pair_out = np.zeros(len(route_groups.pairs) + 1, dtype=np.int64)
+    pair_back = np.zeros(len(route_groups.pairs) + 1, dtype=np.int64)
+    pair_hops = np.zeros(len(route_groups.pairs) + 1, dtype=COLUMNS["hops"])
     paths: dict[tuple[int, ...], int] = {}
-    for q in np.flatnonzero(np.bincount(rpair, minlength=len(g.pairs))).tolist():
-        origin, node, ep_node, _ = g.pairs[q]
+    for q in np.flatnonzero(np.bincount(request_pair, minlength=len(route_groups.pairs))).tolist():
+        origin, node, ep_node, _ = route_groups.pairs[q]
         [(out, back)] = plan.path_classes(origin, node, (ep_node,))
         pair_out[q] = paths.setdefault(out, len(paths))
         pair_back[q] = paths.setdefault(back, len(paths))
@@ -275,17 +281,19 @@ def _paths(
     return pair_out, pair_back, pair_hops, paths
 
 
-def _delays(plan: Plan, rngs: Streams, g: _Groups, rpair: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _delays(
+    plan: Plan, rngs: Streams, route_groups: _Groups, request_pair: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Path delays (s) out and back of the routed rows: one draw per request each way, from each path's keyed
     stream, in send order (a path of constant links draws nothing); and the hop count of each pair."""
-    pair_out, pair_back, pair_hops, paths = _paths(plan, g, rpair)
+    pair_out, pair_back, pair_hops, paths = _paths(plan, route_groups, request_pair)
     dists = [plan.path_dist(classes) for classes in paths]
     fixed = np.array([np.nan if (f := fixed_value(d)) is None else f for d in dists] + [0.0], dtype=float)  # NaN: drawn
-    out, back = fixed[pair_out][rpair], fixed[pair_back][rpair]
-    if np.isnan(fixed).any() and len(rpair):
+    out, back = fixed[pair_out][request_pair], fixed[pair_back][request_pair]
+    if np.isnan(fixed).any() and len(request_pair):
         # A path's draws go to its rows' trips out in send order, then to its rows' trips back in send order.
-        by_out, starts_out = _segments(pair_out[rpair], len(paths))
-        by_back, starts_back = _segments(pair_back[rpair], len(paths))
+        by_out, starts_out = _segments(pair_out[request_pair], len(paths))
+        by_back, starts_back = _segments(pair_back[request_pair], len(paths))
         for path_id, classes in enumerate(paths):
             rows_out = by_out[starts_out[path_id] : starts_out[path_id + 1]]
             rows_back = by_back[starts_back[path_id] : starts_back[path_id + 1]]
@@ -349,13 +357,13 @@ _CHUNK = 1 << 16
 
 
 def _route_exact(
-    plan: Plan, draws: Draws, g: _Groups, stream: np.ndarray, group: np.ndarray
+    plan: Plan, draws: Draws, route_groups: _Groups, stream: np.ndarray, group: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per send, in send order, as the event path makes it: the (group, slot) pair its proxy's chooser picked for
     its new connection's flow (-1: unrouted, nothing drawn), its trip out and back (s; drawn together, out then
     back, from its path's draws)."""
     choosers: dict[int, Callable[[int], int]] = {}
-    for p, rp in enumerate(g.proxies):  # each proxy's chooser, keyed as the event path keys it
+    for p, rp in enumerate(route_groups.proxies):  # each proxy's chooser, keyed as the event path keys it
         route = rp.route
         choosers[p] = route.picker.chooser(route.endpoints, draws.rngs.generator("route", *rp.proxy, 0), [])
     ways = []  # per pair, in the order of the groups' pairs: its draws out and back
@@ -364,7 +372,10 @@ def _route_exact(
             for out, back in plan.path_classes(sp.origin, rp.node, rp.endpoint_nodes):
                 ways.append((draws.path(out), draws.path(back)))
     lanes = [(draws.ports(sp), sp.ip << 16) for sp in plan.streams]
-    group_lane = [(g.proxy[q], choosers.get(g.proxy[q]), g.first_pair[q]) for q in range(len(g.entry))]
+    group_lane = [
+        (route_groups.proxy[q], choosers.get(route_groups.proxy[q]), route_groups.first_pair[q])
+        for q in range(len(route_groups.entry))
+    ]
     pairs, outs, backs = array("i"), array("d"), array("d")
     pair_of, out_of, back_of = pairs.append, outs.append, backs.append
     for lo in range(0, len(stream), _CHUNK):
@@ -427,36 +438,36 @@ def solve(plan: Plan, seed: Seed, *, exact: bool = True) -> RunResult:
         return solve_calls(plan, seed, "solver" if exact else "fast")
     rngs = Streams(seed)
     draws = Draws(plan, rngs) if exact else None
-    g = _groups(plan)
-    t_sent, stream, group = _sends(plan, rngs, g, draws)
+    route_groups = _groups(plan)
+    t_sent, stream, group = _sends(plan, rngs, route_groups, draws)
     n = len(t_sent)
-    proxy = np.asarray(g.proxy, dtype=np.int32)[group]
+    proxy = np.asarray(route_groups.proxy, dtype=np.int32)[group]
     routed = proxy >= 0
     every = bool(routed.all())
     ridx: slice | np.ndarray = slice(None) if every else np.flatnonzero(routed)  # the routed rows
     if draws is not None:
-        pair, out, back = _route_exact(plan, draws, g, stream, group)
-        rpair, hops = pair[ridx], None
+        pair, out, back = _route_exact(plan, draws, route_groups, stream, group)
+        request_pair, hops = pair[ridx], None
     else:
         flows = functools.cache(lambda: _flows(plan, rngs, stream, routed))
-        slot = _picks(plan, rngs, g, proxy, flows)
+        slot = _picks(plan, rngs, route_groups, proxy, flows)
         # A (group, slot) pair says the endpoint and the paths out and back; -1 (the row appended): unrouted.
-        pair = np.asarray(g.first_pair, dtype=np.int32)[group] + slot  # int32: 2**31 pairs would not fit
+        pair = np.asarray(route_groups.first_pair, dtype=np.int32)[group] + slot  # int32: 2**31 pairs would not fit
         del slot
         if not every:
             pair[~routed] = -1
-        rpair = pair[ridx]
-        out, back, pair_hops = _delays(plan, rngs, g, rpair)
+        request_pair = pair[ridx]
+        out, back, pair_hops = _delays(plan, rngs, route_groups, request_pair)
         hops = pair_hops[pair]
-    endpoint = np.array([row[3] for row in g.pairs] + [-1], dtype=COLUMNS["endpoint"])[pair]
+    endpoint = np.array([row[3] for row in route_groups.pairs] + [-1], dtype=COLUMNS["endpoint"])[pair]
     arrived = np.add(t_sent[ridx], out, out=out)  # sent + trip out, the sum SimPy makes (in place: out is done)
     serve = _serve_exact if draws is not None else _serve
     started, finished = serve(plan, draws or rngs, endpoint[ridx], arrived)  # type: ignore[arg-type]
-    fail_s = np.asarray(g.fail_s)[group] if not every else np.zeros(0)  # read for unrouted rows only
+    fail_s = np.asarray(route_groups.fail_s)[group] if not every else np.zeros(0)  # read for unrouted rows only
     returned = np.add(finished, back, out=back)  # a reply or a refusal travels back (in place)
     cols = _times(n, ridx, t_sent, arrived, started, finished, returned, fail_s)
     limits = any(p.queue_limit is not None for p in plan.pods)
-    cols |= _outcomes(routed, np.asarray(g.drop, dtype=COLUMNS["reason"])[group], cols, limits)
+    cols |= _outcomes(routed, np.asarray(route_groups.drop, dtype=COLUMNS["reason"])[group], cols, limits)
     clip_to_horizon(cols, plan.horizon_s)
     end_s = plan.duration_s
     if end_s is None:  # the event loop runs until its last event: a send, a reply or a failure
@@ -464,9 +475,9 @@ def solve(plan: Plan, seed: Seed, *, exact: bool = True) -> RunResult:
     cols |= first_attempts(n)
     cols |= {
         "stream": stream,
-        "entry_node": np.asarray(g.entry, dtype=COLUMNS["entry_node"])[group],
+        "entry_node": np.asarray(route_groups.entry, dtype=COLUMNS["entry_node"])[group],
         "endpoint": endpoint,
-        "source_preserved": np.asarray(g.preserved, dtype=COLUMNS["source_preserved"])[group],
+        "source_preserved": np.asarray(route_groups.preserved, dtype=COLUMNS["source_preserved"])[group],
     }
     if hops is not None:
         cols["hops"] = hops

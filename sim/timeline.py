@@ -76,7 +76,7 @@ def _set_pod(pods: Sequence[Pod], name: str, **changes: object) -> tuple[Pod, ..
     return tuple(replace(p, **changes) if p.name == name else p for p in pods)  # type: ignore[arg-type]
 
 
-def plan(
+def history(
     pods: Sequence[Pod], services: Sequence[Service], absent: frozenset[str], events: Sequence[Event]
 ) -> tuple[list[tuple[float, ClusterState]], list[DataChange]]:
     """The control-plane versions (time, state) starting at 0 s, and the data-plane changes, from the events.
@@ -148,7 +148,7 @@ class ControlPlane:
         nodes: Mapping[str, Node],
         given_endpoints: Mapping[str, tuple[Endpoint, ...]],
     ) -> None:
-        self.versions, self.data_changes = plan(pods, services, absent, events)
+        self.versions, self.data_changes = history(pods, services, absent, events)
         """Control-plane states over time: (seconds, state), the first at 0 s; data-plane changes over time."""
         self.nodes = nodes
         self.given_endpoints = given_endpoints

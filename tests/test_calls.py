@@ -21,7 +21,7 @@ from sim.io.calls import calls_entry, service_calls
 from sim.io.cluster.builders import Defaults
 from sim.io.experiment import load_scenario_set
 from sim.io.importer import key, value
-from sim.io.tables import Table
+from sim.io.typed import Table
 from sim.rpc import Retries
 from tests.conftest import ROOT
 from tests.test_cli import one_error, sim_cli
@@ -345,7 +345,7 @@ def test_the_estimate_counts_the_calls_a_request_makes(tmp_path):
 # --- the writer: sim.callgraph objects back into the contract's keys ------------------------------------------
 
 _SECONDS = st.floats(1e-6, 1e4)
-"""Durations a scenario file takes (within sim.io.tables.NUMBER_RANGE)."""
+"""Durations a scenario file takes (within sim.io.typed.NUMBER_RANGE)."""
 
 
 @st.composite

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.emulate import emulate, make_plan
+from sim.emulate import emulate, make_layout
 from sim.emulate.compare import compare, sim_counts
 from sim.emulate.kernel import PREFIX, missing_tools, namespaces, remove_stale
 from sim.emulate.netns import emulated
@@ -139,7 +139,7 @@ workload = { kind = "closed_loop" }
 def run_case(path: Path, mode: str, requests: int | None = None) -> dict:
     overrides = {"requests": requests} if requests is not None else {}
     scenario, seed = load_scenario(path, overrides)
-    return emulate(make_plan(scenario, mode, str(path)), seed, connect_timeout_s=CONNECT_TIMEOUT_S)
+    return emulate(make_layout(scenario, mode, str(path)), seed, connect_timeout_s=CONNECT_TIMEOUT_S)
 
 
 def assert_agree(service: dict) -> None:
@@ -246,8 +246,8 @@ def test_a_wrong_model_is_caught(mode, tmp_path):
     Kernel: 0 of 200 connections on api-3; the wrong model expects about 67, so the test cannot miss it."""
     path = write(tmp_path, "terminating", ONE_TERMINATING)
     scenario, seed = load_scenario(path)
-    plan = make_plan(scenario, mode, str(path))
-    with emulated(plan, connect_timeout_s=CONNECT_TIMEOUT_S) as em:
+    layout = make_layout(scenario, mode, str(path))
+    with emulated(layout, connect_timeout_s=CONNECT_TIMEOUT_S) as em:
         kernel = em.run_clients()
     wrong = replace(scenario, pods=tuple(replace(p, terminating=False) for p in scenario.pods))
     bad = compare(scenario, kernel, sim_counts(wrong, seed))["services"]["api"]
@@ -265,9 +265,9 @@ def test_a_long_run_reports_its_progress_as_it_goes(mode):
 
     requests = 12  # 12 x 0.25 s of connect timeouts: 3 s, about 6 progress lines
     scenario, _ = load_scenario(EXPERIMENTS / "local_pod_gone_iptables.toml", {"requests": requests})
-    plan = make_plan(scenario, mode, "local_pod_gone_iptables.toml")
+    layout = make_layout(scenario, mode, "local_pod_gone_iptables.toml")
     told: list[tuple[float, int]] = []
-    with emulated(plan, connect_timeout_s=CONNECT_TIMEOUT_S) as em:
+    with emulated(layout, connect_timeout_s=CONNECT_TIMEOUT_S) as em:
         started = time.monotonic()
         kernel = em.run_clients(lambda n: told.append((time.monotonic() - started, n)))
         took = time.monotonic() - started

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.emulate import make_plan, show_rules
+from sim.emulate import make_layout, show_rules
 from sim.emulate.compare import compare, sim_counts
 from sim.emulate.netns import emulated
 from sim.emulate.rules import detector
@@ -139,12 +139,12 @@ def test_upstreams_detector_cases(mode, match, expected):
     ],
 )
 def test_the_rules_match_the_interfaces_the_plan_builds(detector, iptables, nftables, tmp_path):
-    """``IfLocal()`` in the eTP=Local external chain of both modes; the plan names each node's pod links (or
+    """``IfLocal()`` in the eTP=Local external chain of both modes; the layout names each node's pod links (or
     their bridge) so that it matches them."""
     scenario, _ = load_scenario(write(tmp_path, DETECTORS[detector]))
-    assert iptables in show_rules(make_plan(scenario, "iptables", "t.toml"))
-    assert nftables in show_rules(make_plan(scenario, "nftables", "t.toml"))
-    node = next(n for n in make_plan(scenario, "iptables", "t.toml").nodes if n.name == "kind-worker")
+    assert iptables in show_rules(make_layout(scenario, "iptables", "t.toml"))
+    assert nftables in show_rules(make_layout(scenario, "nftables", "t.toml"))
+    node = next(n for n in make_layout(scenario, "iptables", "t.toml").nodes if n.name == "kind-worker")
     if detector == "BridgeInterface":
         assert (node.pod_links, node.pod_bridge) == (("v0", "v1"), "cbr0")
     else:
@@ -154,7 +154,7 @@ def test_the_rules_match_the_interfaces_the_plan_builds(detector, iptables, nfta
 def test_other_detectors_keep_their_veths(tmp_path):
     """ClusterCIDR (kind's) keeps the pods on plain veths ``v<j>``, no bridge: the layout before."""
     scenario, _ = load_scenario(write(tmp_path, 'local_traffic_detector = "ClusterCIDR"'))
-    node = next(n for n in make_plan(scenario, "nftables", "t.toml").nodes if n.name == "kind-worker")
+    node = next(n for n in make_layout(scenario, "nftables", "t.toml").nodes if n.name == "kind-worker")
     assert (node.pod_links, node.pod_bridge) == (("v0", "v1"), "")
 
 
@@ -178,7 +178,7 @@ def test_interface_names_the_kernel_would_not_take_are_refused(setting, problem,
     scenario, _ = load_scenario(write(tmp_path, setting))
     field = "bridge_interface" if "Bridge" in setting else "interface_name_prefix"
     with pytest.raises(SpecError, match=rf"dataplane\.{field}: .*{problem}"):
-        make_plan(scenario, "iptables", "t.toml")
+        make_layout(scenario, "iptables", "t.toml")
 
 
 @pytest.mark.parametrize("detector", DETECTORS)
@@ -218,8 +218,8 @@ def test_a_pod_calling_etp_local_is_local_traffic_on_the_kernel(mode, detector, 
     Against the wrong model (no detector: the local endpoint only) the same kernel counts give p < 1e-10."""
     path = write(tmp_path, DETECTORS[detector])
     scenario, seed = load_scenario(path)
-    plan = make_plan(scenario, mode, str(path))
-    with emulated(plan, connect_timeout_s=CONNECT_TIMEOUT_S) as em:
+    layout = make_layout(scenario, mode, str(path))
+    with emulated(layout, connect_timeout_s=CONNECT_TIMEOUT_S) as em:
         links = node_links(em, "kind-worker")
         kernel = em.run_clients()
     report = compare(scenario, kernel, sim_counts(scenario, seed))["services"]

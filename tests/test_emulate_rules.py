@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from sim.cluster import Pod, Service, SessionAffinity, TrafficPolicy
 from sim.distributions import Constant
-from sim.emulate import make_plan, show_rules
-from sim.emulate.plan import ServiceRules, with_mode
+from sim.emulate import make_layout, show_rules
+from sim.emulate.layout import ServiceRules, with_mode
 from sim.emulate.rules.iptables import (
     endpoint_hash,
     ext_chain,
@@ -55,8 +55,8 @@ def scenario(pods: list[Pod], services: list[Service], dataplane: str = "iptable
 
 
 def rules_on(sc: Scenario, node: str = "a") -> tuple[ServiceRules, ...]:
-    plan = make_plan(sc, None, "t.toml")
-    return next(n for n in plan.nodes if n.name == node).services
+    layout = make_layout(sc, None, "t.toml")
+    return next(n for n in layout.nodes if n.name == node).services
 
 
 def pod(name: str, node: str, ip: str, app: str = "svc", **kw) -> Pod:
@@ -324,7 +324,7 @@ def test_etp_cluster_external_traffic_is_masqueraded():
 )
 def test_refused_with_one_spec_error(kw, field):
     with pytest.raises(SpecError) as e:
-        make_plan(scenario([pod("s1", "a", "10.244.0.3")], [SVC], **kw), None, "x.toml")
+        make_layout(scenario([pod("s1", "a", "10.244.0.3")], [SVC], **kw), None, "x.toml")
     assert e.value.path == "x.toml" and e.value.field == field
 
 
@@ -333,7 +333,7 @@ def test_pods_calling_external_addresses_are_planned_and_cilium_options_refused(
     that decides it (kubernetes ``pkg/proxy/iptables/proxier.go`` ``syncProxyRules``, "pod traffic for ...
     external destinations"); a Cilium-only picker is refused under kube-proxy."""
     nodeport = Service("svc", {"app": "svc"}, node_port=30080)
-    make_plan(scenario([pod("s1", "a", "10.244.0.3")], [nodeport]), None, "x.toml")
+    make_layout(scenario([pod("s1", "a", "10.244.0.3")], [nodeport]), None, "x.toml")
     sc = scenario([pod("s1", "a", "10.244.0.3")], [nodeport])
     pod_to_node_port = Scenario(
         name="t",
@@ -342,7 +342,7 @@ def test_pods_calling_external_addresses_are_planned_and_cilium_options_refused(
         services=sc.services,
         streams=(Stream("client", "svc", ClosedLoop(), 10, target=Target.NODE_PORT, node="a"),),
     )
-    assert make_plan(pod_to_node_port, None, "x.toml").nodes[0].detector == ("ClusterCIDR", "10.244.0.0/16")
+    assert make_layout(pod_to_node_port, None, "x.toml").nodes[0].detector == ("ClusterCIDR", "10.244.0.0/16")
     cil = Scenario(
         name="t",
         topology=sc.topology,
@@ -360,27 +360,27 @@ def test_the_fabric_routes_as_the_topology_draws_it():
     from sim.io import load_scenario
 
     multizone, _ = load_scenario(ROOT / "experiments" / "topology_aware.toml")
-    fab = make_plan(multizone, None, "topology_aware.toml").fabric
+    fab = make_layout(multizone, None, "topology_aware.toml").fabric
     assert fab.segments == ("tor-a", "tor-b", "tor-c")
     assert fab.routers == {"spine": {"tor-a": "172.18.0.250", "tor-b": "172.18.1.250", "tor-c": "172.18.2.250"}}
     assert fab.ips["zone-b-node-1"] == "172.18.1.2"
     assert fab.next_hop("zone-a-node-1", "zone-a-node-3") == ("tor-a", None)  # same switch: on-link
     assert fab.next_hop("zone-a-node-1", "zone-c-node-3") == ("tor-a", "172.18.0.250")  # through the spine
     assert fab.next_hop("spine", "zone-c-node-3") == ("tor-c", None)
-    kind = make_plan(load_scenario(DEMO)[0], "iptables", "demo").fabric
+    kind = make_layout(load_scenario(DEMO)[0], "iptables", "demo").fabric
     assert kind.segments == ("kind-bridge",) and kind.routers == {}
     assert kind.next_hop("kind-worker", "kind-worker2") == ("kind-bridge", None)
 
 
 def test_refused_addresses_topologies_and_experiment_specs():
     with pytest.raises(SpecError, match="private IPv4"):
-        make_plan(scenario([pod("s1", "a", "8.8.8.8")], [SVC]), None, "x.toml")
+        make_layout(scenario([pod("s1", "a", "8.8.8.8")], [SVC]), None, "x.toml")
     with pytest.raises(SpecError, match="private IPv4"):
-        make_plan(scenario([pod("s1", "a", "10.96.0.10")], [SVC]), None, "x.toml")  # a ClusterIP
+        make_layout(scenario([pod("s1", "a", "10.96.0.10")], [SVC]), None, "x.toml")  # a ClusterIP
     sc = scenario([pod("s1", "b", "10.244.1.2")], [SVC])
     direct = replace(sc.topology, links=(*sc.topology.links, Link("a", "b", Constant(0.0001))))
     with pytest.raises(SpecError, match="link a - b: only nodes each linked to one bridge or switch"):
-        make_plan(replace(sc, topology=direct), None, "x.toml")
+        make_layout(replace(sc, topology=direct), None, "x.toml")
     spec = ROOT / "experiments" / "latency_locality_tradeoff.toml"
     done = subprocess.run(
         [sys.executable, "-m", "sim", "emulate", str(spec), "--show-rules"], capture_output=True, text=True, check=False
@@ -393,8 +393,8 @@ def test_refused_addresses_topologies_and_experiment_specs():
 
 def test_mode_replaces_the_dataplane_for_both_kernel_and_simulator():
     sc = scenario([pod("s1", "a", "10.244.0.3")], [SVC], dataplane="cilium")
-    plan = make_plan(sc, "nftables", "x.toml")
-    assert plan.mode == "nftables" and plan.scenario.dataplane.name == "nftables"
+    layout = make_layout(sc, "nftables", "x.toml")
+    assert layout.mode == "nftables" and layout.scenario.dataplane.name == "nftables"
 
 
 def test_show_rules_without_root_from_the_command_line():
@@ -423,5 +423,5 @@ def test_show_rules_covers_every_node():
     from sim.io import load_scenario
 
     sc, _ = load_scenario(DEMO)
-    text = show_rules(make_plan(sc, "nftables", str(DEMO)))
+    text = show_rules(make_layout(sc, "nftables", str(DEMO)))
     assert text.count("# ===== node ") == 3 and text.count("add table ip kube-proxy") == 3

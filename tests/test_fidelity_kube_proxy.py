@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sim import run, summarize_service
-from sim.emulate import make_plan, show_rules
+from sim.emulate import make_layout, show_rules
 from sim.emulate.rules.iptables import ext_chain, svc_chain
 from sim.errors import SpecError
 from sim.experiment.metrics import ServiceSummary
@@ -60,7 +60,7 @@ def test_pod_to_etp_local_lb_routes_runs_and_rules_agree():
     assert abs(by_node["kind-worker"] - REQUESTS / 2) < 5 * 10
     route = routes(sc)["services"]["web"]["pod_external_from_nodes"]["kind-worker"]
     assert [(e["pod"], e["share"]) for e in route["endpoints"]] == [("web-1", 0.5), ("web-2", 0.5)]
-    rules = node_text(show_rules(make_plan(sc, None, "t.toml")), "kind-worker")
+    rules = node_text(show_rules(make_layout(sc, None, "t.toml")), "kind-worker")
     svc = sc.service("web")
     assert (
         f'-A {ext_chain(svc)} -m comment --comment "pod traffic for default/web external destinations" '
@@ -77,7 +77,7 @@ def test_without_a_detector_routes_runs_and_rules_keep_the_pod_local():
     assert summarize_service(run(sc, 23), "web").by_node == {"kind-worker": REQUESTS}
     route = routes(sc)["services"]["web"]["pod_external_from_nodes"]["kind-worker"]
     assert [e["pod"] for e in route["endpoints"]] == ["web-1"]
-    rules = node_text(show_rules(make_plan(sc, None, "t.toml")), "kind-worker")
+    rules = node_text(show_rules(make_layout(sc, None, "t.toml")), "kind-worker")
     assert "pod traffic for" not in rules and "10.244.0.0/16" not in rules
 
 
@@ -99,7 +99,7 @@ def test_load_balancer_source_ranges_are_routed_and_emulated(ranges, served):
             assert sum(s.by_node.values()) == 50
         else:
             assert s.drops == {DropReason.SOURCE_RANGE_DENIED.label: 50} and s.failed_after_s == 5.0
-        rules = show_rules(make_plan(sc, None, "t.toml"))
+        rules = show_rules(make_layout(sc, None, "t.toml"))
         expected = f"-s {ranges[0]} -j KUBE-EXT-" if mode == "iptables" else f"ip saddr != {{ {ranges[0]} }} drop"
         assert expected in rules
 
@@ -132,7 +132,7 @@ def test_health_check_node_port_is_allocated_and_never_taken_for_a_node_port(tmp
     a, b = sc.service("default/a"), sc.service("default/b")
     assert (a.node_port, a.health_check_node_port, b.node_port) == (30000, 30001, 30002)
     assert any("no healthCheckNodePort given: 30001 assumed" in n for n in notes)
-    rules = show_rules(make_plan(sc, "iptables", "t.toml"))
+    rules = show_rules(make_layout(sc, "iptables", "t.toml"))
     assert (
         '-A KUBE-NODEPORTS -m comment --comment "default/a health check node port" -m tcp -p tcp --dport 30001 '
         "-j ACCEPT" in rules
@@ -174,7 +174,7 @@ def test_a_stream_calls_the_port_it_names(tmp_path, port, target):
     route = stream_route(sc, sc.streams[0], "kind-worker")
     assert [e.address for e in route.endpoints] == [f"10.244.1.5:{target}"]
     assert sum(summarize_service(run(sc, 1), "shop/api").by_node.values()) == 40
-    plan = make_plan(sc, "iptables", "t.toml")
+    plan = make_layout(sc, "iptables", "t.toml")
     assert plan.servers["shop/api-1"] == (8080, 9090)  # the emulated pod answers on both ports' endpoints
     rules = show_rules(plan)
     assert '"shop/api:http -> 10.244.1.5:8080"' in rules and '"shop/api:grpc -> 10.244.1.5:9090"' in rules
@@ -292,9 +292,9 @@ def test_external_ips_from_a_pod_and_from_outside():
     assert [e.pod for e in stream_route(sc, sc.streams[1], "kind-worker2").endpoints] == ["web-2"]
     assert entry_nodes(sc, sc.streams[1]) == ("kind-worker2",)
     only_pod = scenario("iptables", pods, services, streams[:1], topology=KIND)
-    assert make_plan(only_pod, None, "t.toml").clients == ("client",)
+    assert make_layout(only_pod, None, "t.toml").clients == ("client",)
     with pytest.raises(SpecError, match="an external client calling an externalIP is not emulated"):
-        make_plan(sc, None, "t.toml")
+        make_layout(sc, None, "t.toml")
 
 
 def test_sim_import_keeps_every_port(tmp_path):

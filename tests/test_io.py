@@ -432,9 +432,9 @@ def test_names_that_cannot_be_opened(files, name, problem):
 
 
 def test_a_file_over_the_size_cap(files, monkeypatch):
-    from sim.io import tables
+    from sim.io import typed
 
-    monkeypatch.setattr(tables, "MAX_TOML_BYTES", 100)
+    monkeypatch.setattr(typed, "MAX_TOML_BYTES", 100)
     e = _one_line_error(lambda: load_scenario(files / "s.toml"))
     assert "may have at most 100" in e.problem
 

@@ -173,7 +173,7 @@ def test_a_run_record_that_is_a_directory_is_one_line(capsys, tmp_path):
 
 
 def test_forget_reads_starts_each_command_afresh(tmp_path):
-    from sim.io.tables import read_text
+    from sim.io.typed import read_text
 
     f = tmp_path / "in.toml"
     f.write_text("a = 1\n")

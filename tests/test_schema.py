@@ -23,7 +23,7 @@ from sim.io.durations import DISTRIBUTIONS, duration, duration_value
 from sim.io.importer import _service as service_entry
 from sim.io.importer import _table, value
 from sim.io.scenario import _service as read_service
-from sim.io.tables import Table
+from sim.io.typed import Table
 
 SAMPLE: dict[str, Any] = {
     "type": ServiceType.LOAD_BALANCER,

@@ -1,7 +1,7 @@
 """kube-proxy's own expected-output tests, replayed: the Services and EndpointSlices of upstream's
 ``TestOverallNFTablesRules`` (``pkg/proxy/nftables/proxier_test.go``) and ``TestOverallIPTablesRules``
 (``pkg/proxy/iptables/proxier_test.go``) built as a Scenario, their rules written by the functions
-``sim emulate --show-rules`` prints (``sim.emulate.plan.service_rules`` per node, ``sim.emulate.rules.node_rules``),
+``sim emulate --show-rules`` prints (``sim.emulate.layout.service_rules`` per node, ``sim.emulate.rules.node_rules``),
 and compared with upstream's expected text (``tests/data/kube_proxy``, source and license in ``SOURCE.txt``).
 
 The comparison is what upstream's own assertions compare: each chain's rules in order, and the set of chains,
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sim.cluster import Endpoint, Pod, Service, ServiceType, SessionAffinity, TrafficPolicy
-from sim.emulate.plan import service_rules
+from sim.emulate.layout import service_rules
 from sim.emulate.rules import Proxy, detector, node_rules
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, route_for

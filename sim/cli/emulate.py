@@ -26,20 +26,20 @@ def _emulate(args: argparse.Namespace) -> int:
     if is_experiment(args.file):
         raise SpecError(args.file, "experiment", "an experiment spec: sim emulate takes a scenario file")
     scenario, seed = load_scenario(args.file, overrides)
-    plan = emulate.make_plan(scenario, args.mode, args.file)
+    layout = emulate.make_layout(scenario, args.mode, args.file)
     if not 0 < args.connect_timeout <= 60:
         raise SpecError(args.file, "--connect-timeout", f"must be in (0, 60] seconds, got {args.connect_timeout}")
     if args.show_rules:
-        print(emulate.show_rules(plan), end="")
+        print(emulate.show_rules(layout), end="")
         return 0
     from sim.emulate.kernel import EmulationError, missing_tools
 
-    missing = missing_tools(plan.mode)
+    missing = missing_tools(layout.mode)
     if missing:
         return _error(f"{args.file}: emulate needs {', '.join(missing)} (--show-rules needs none)")
     try:
         report = emulate.emulate(
-            plan, seed, connect_timeout_s=args.connect_timeout, progress=False if _VERBOSITY.get() < 0 else None
+            layout, seed, connect_timeout_s=args.connect_timeout, progress=False if _VERBOSITY.get() < 0 else None
         )
     except KeyboardInterrupt:
         print("sim: interrupted; everything the emulation made is removed", file=sys.stderr)

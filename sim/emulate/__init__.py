@@ -1,6 +1,6 @@
 """The real kernel beside the model: a scenario on Linux network namespaces with kube-proxy's own rules.
 
-``plan`` decides what to build (pure), ``rules`` renders what kube-proxy writes per node (pure), ``netns``'s
+``layout`` decides what to build (pure), ``rules`` renders what kube-proxy writes per node (pure), ``netns``'s
 ``Emulation`` takes the kernel steps in order (``network``, ``install``, ``traffic``, then the teardown),
 ``compare`` sets the kernel's answers beside the simulator's.
 Latency is not emulated: the kernel routes, and the report compares where connections went and how they failed.
@@ -12,18 +12,18 @@ import sys
 from typing import Any
 
 from sim.emulate.compare import compare, sim_counts
-from sim.emulate.plan import MODES, Plan, make_plan
+from sim.emulate.layout import MODES, Layout, make_layout
 from sim.emulate.rules import node_proxy, node_rules
 
-__all__ = ["MODES", "Plan", "emulate", "format_report", "make_plan", "show_rules"]
+__all__ = ["MODES", "Layout", "emulate", "format_report", "make_layout", "show_rules"]
 
 
-def show_rules(plan: Plan) -> str:
-    """The rules kube-proxy would write on every node of ``plan``, as the text it feeds its tool."""
+def show_rules(layout: Layout) -> str:
+    """The rules kube-proxy would write on every node of ``layout``, as the text it feeds its tool."""
     out = []
-    for node in plan.nodes:
-        out.append(f"# ===== node {node.name} ({node.ip}): kube-proxy --proxy-mode={plan.mode} =====")
-        for step, text in node_rules(node.services, plan.mode, node_proxy(node)).items():
+    for node in layout.nodes:
+        out.append(f"# ===== node {node.name} ({node.ip}): kube-proxy --proxy-mode={layout.mode} =====")
+        for step, text in node_rules(node.services, layout.mode, node_proxy(node)).items():
             how = {
                 "jumps": "EnsureChain + EnsureRule(Prepend): the jumps from the built-in chains",
                 "restore": "syncProxyRules: iptables-restore --noflush",
@@ -38,8 +38,10 @@ PROGRESS_DELAY_S = 2.0
 """Seconds an emulation runs before its progress bar shows: a quick one draws none."""
 
 
-def emulate(plan: Plan, seed: int, *, connect_timeout_s: float = 1.0, progress: bool | None = None) -> dict[str, Any]:
-    """Run ``plan`` on the kernel (root), then the simulator on the same scenario, seed and request counts; the
+def emulate(
+    layout: Layout, seed: int, *, connect_timeout_s: float = 1.0, progress: bool | None = None
+) -> dict[str, Any]:
+    """Run ``layout`` on the kernel (root), then the simulator on the same scenario, seed and request counts; the
     comparison per Service (``{"services": {NAME: {"kernel", "sim", "homogeneity_p", ...}}}``). ``progress``: a
     tqdm bar of the requests sent, on stderr, once the run has taken ``PROGRESS_DELAY_S`` seconds (None: only
     when stderr is a terminal)."""
@@ -48,19 +50,19 @@ def emulate(plan: Plan, seed: int, *, connect_timeout_s: float = 1.0, progress: 
     from sim.emulate.kernel import tool_versions
     from sim.emulate.netns import emulated
 
-    show_rules(plan)  # every payload renders, or a name is refused, before the kernel is touched
-    total = sum(st.requests or 0 for st in plan.scenario.streams)
+    show_rules(layout)  # every payload renders, or a name is refused, before the kernel is touched
+    total = sum(st.requests or 0 for st in layout.scenario.streams)
     disable = None if progress is None else not progress
     with (
         tqdm(total=total, desc="emulate", unit="req", file=sys.stderr, disable=disable, delay=PROGRESS_DELAY_S) as bar,
-        emulated(plan, connect_timeout_s=connect_timeout_s) as em,
+        emulated(layout, connect_timeout_s=connect_timeout_s) as em,
     ):
         kernel = em.run_clients(bar.update)
-    report = compare(plan.scenario, kernel, sim_counts(plan.scenario, seed))
+    report = compare(layout.scenario, kernel, sim_counts(layout.scenario, seed))
     return {
-        "scenario": plan.scenario.name,
-        "mode": plan.mode,
-        "tool": tool_versions(plan.mode),
+        "scenario": layout.scenario.name,
+        "mode": layout.mode,
+        "tool": tool_versions(layout.mode),
         "seed": seed,
         "connect_timeout_s": connect_timeout_s,
         "latency": "not emulated",

@@ -143,11 +143,11 @@ def run_stream(spec: dict, connect_timeout: float, read_timeout: float, deadline
 
 def main() -> int:
     """Run every stream of this client, one after another, printing a JSON line each."""
-    plan = json.loads(sys.argv[1])
-    deadline = time.monotonic() + float(plan["deadline_s"])
+    layout = json.loads(sys.argv[1])
+    deadline = time.monotonic() + float(layout["deadline_s"])
     progress = Progress()
-    for spec in plan["streams"]:
-        out = run_stream(spec, float(plan["connect_timeout_s"]), float(plan["read_timeout_s"]), deadline, progress)
+    for spec in layout["streams"]:
+        out = run_stream(spec, float(layout["connect_timeout_s"]), float(layout["read_timeout_s"]), deadline, progress)
         print(json.dumps(out), flush=True)
     return 0
 

@@ -10,11 +10,11 @@ from sim.emulate.rules import node_proxy, node_rules
 def install_rules(names: Names) -> None:
     """Load every node's rules into its namespace: in iptables mode the jumps, then ``iptables-restore --noflush``;
     in nftables mode one ``nft -f`` transaction."""
-    plan = names.plan
-    for node in plan.nodes:
-        rules = node_rules(node.services, plan.mode, node_proxy(node))
+    layout = names.layout
+    for node in layout.nodes:
+        rules = node_rules(node.services, layout.mode, node_proxy(node))
         exe = ["ip", "netns", "exec", names.node_ns(node.name)]
-        if plan.mode == "iptables":
+        if layout.mode == "iptables":
             run_command([*exe, "iptables-restore", "--noflush"], rules["jumps"])
             run_command([*exe, "iptables-restore", "--noflush"], rules["restore"])
         else:

@@ -8,28 +8,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.emulate.plan import Plan
+from sim.emulate.layout import Layout
 
 
 @dataclass(frozen=True)
 class Names:
-    """The namespace of each node, pod, router and client of ``plan``, under ``prefix``."""
+    """The namespace of each node, pod, router and client of ``layout``, under ``prefix``."""
 
-    plan: Plan
+    layout: Layout
     prefix: str
 
     def node_ns(self, node: str) -> str:
         """The namespace of node ``node``."""
-        return f"{self.prefix}n{[n.name for n in self.plan.nodes].index(node)}"
+        return f"{self.prefix}n{[n.name for n in self.layout.nodes].index(node)}"
 
     def pod_ns(self, pod: str) -> str:
         """The namespace of pod ``pod``."""
-        return f"{self.prefix}p{[p.name for p in self.plan.scenario.pods].index(pod)}"
+        return f"{self.prefix}p{[p.name for p in self.layout.scenario.pods].index(pod)}"
 
     def client_ns(self, client: str) -> str:
         """The namespace a client runs in: its pod's, or an external client's own."""
-        if self.plan.scenario.is_external(client):
-            return f"{self.prefix}x{[c.name for c in self.plan.scenario.external_clients].index(client)}"
+        if self.layout.scenario.is_external(client):
+            return f"{self.prefix}x{[c.name for c in self.layout.scenario.external_clients].index(client)}"
         return self.pod_ns(client)
 
     def router_ns(self, index: int) -> str:

@@ -1,4 +1,4 @@
-"""Build a Plan on the running kernel, run its clients, and remove it all: the emulation's steps, in order.
+"""Build a Layout on the running kernel, run its clients, and remove it all: the emulation's steps, in order.
 
 1. the network (``network.build_network``): a ``fabric`` namespace holding the bridges between nodes, one
    namespace per node, per pod, per router and per external client (``names``), linked by veths;
@@ -22,18 +22,18 @@ from typing import Any
 
 from sim.emulate.install import install_rules
 from sim.emulate.kernel import PREFIX, Namespaces, remove_stale
+from sim.emulate.layout import Layout
 from sim.emulate.names import Names
 from sim.emulate.network import build_network
-from sim.emulate.plan import Plan
 from sim.emulate.processes import Processes
 from sim.emulate.traffic import collect_answers, start_clients, start_servers
 
 
 @dataclass
 class Emulation:
-    """A Plan built on the kernel; use as a context manager, then ``run_clients()``."""
+    """A Layout built on the kernel; use as a context manager, then ``run_clients()``."""
 
-    plan: Plan
+    layout: Layout
     connect_timeout_s: float = 1.0
     read_timeout_s: float = 5.0
     prefix: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-")
@@ -44,7 +44,7 @@ class Emulation:
     @property
     def names(self) -> Names:
         """The names of this emulation's namespaces."""
-        return Names(self.plan, self.prefix)
+        return Names(self.layout, self.prefix)
 
     def __enter__(self) -> Emulation:
         self._previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
@@ -83,8 +83,8 @@ class Emulation:
 
 
 @contextlib.contextmanager
-def emulated(plan: Plan, connect_timeout_s: float = 1.0) -> Iterator[Emulation]:
-    """``with emulated(plan) as em: em.run_clients()``: everything removed afterwards, whatever happens."""
-    em = Emulation(plan, connect_timeout_s=connect_timeout_s)
+def emulated(layout: Layout, connect_timeout_s: float = 1.0) -> Iterator[Emulation]:
+    """``with emulated(layout) as em: em.run_clients()``: everything removed afterwards, whatever happens."""
+    em = Emulation(layout, connect_timeout_s=connect_timeout_s)
     with em:
         yield em

@@ -1,5 +1,5 @@
 """The network an emulation builds: the segments' bridges, the nodes and their pods, the routers, the external
-clients; each a namespace, linked by veths, with its addresses and routes (what to build is the plan's).
+clients; each a namespace, linked by veths, with its addresses and routes (what to build is the layout's).
 
 Links are created inside the emulation's namespaces, never in the host's, and no namespace gets a default route,
 so no packet can reach the host's network.
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 from sim.cluster import Pod
 from sim.emulate.kernel import Namespaces
+from sim.emulate.layout import NODE_NET, POD_GATEWAY, SERVICE_NET, Layout, NodeLayout
 from sim.emulate.names import Names
-from sim.emulate.plan import NODE_NET, POD_GATEWAY, SERVICE_NET, NodePlan, Plan
 from sim.scenario import ExternalClient
 
 LB_TABLE_BASE = 100
@@ -20,40 +20,40 @@ LB_TABLE_BASE = 100
 
 
 def build_network(spaces: Namespaces, names: Names) -> None:
-    """Make every namespace, link, address and route of the plan: the segments' bridges, then each node with its
+    """Make every namespace, link, address and route of the layout: the segments' bridges, then each node with its
     pods, each router, each external client."""
-    plan = names.plan
+    layout = names.layout
     spaces.add(names.fabric_ns)
-    segments = range(len(plan.fabric.segments))
+    segments = range(len(layout.fabric.segments))
     spaces.batch(names.fabric_ns, [c for k in segments for c in (f"link add br{k} type bridge", f"link set br{k} up")])
-    for i, node in enumerate(plan.nodes):
+    for i, node in enumerate(layout.nodes):
         _build_node(spaces, names, i, node)
-    for r, (router, addresses) in enumerate(plan.fabric.routers.items()):
+    for r, (router, addresses) in enumerate(layout.fabric.routers.items()):
         _build_router(spaces, names, r, router, addresses)
-    for x, ext in enumerate(plan.scenario.external_clients):
+    for x, ext in enumerate(layout.scenario.external_clients):
         _build_client(spaces, names, x, ext)
 
 
-def external_vips(plan: Plan) -> list[str]:
+def external_vips(layout: Layout) -> list[str]:
     """Every LoadBalancer IP and external IP of the scenario's Services."""
-    return [ip for svc in plan.scenario.services for ip in (*svc.load_balancer_ips, *svc.external_ips)]
+    return [ip for svc in layout.scenario.services for ip in (*svc.load_balancer_ips, *svc.external_ips)]
 
 
-def route(plan: Plan, frm: str, to: str, dest: str, dev: str = "eth0") -> str:
+def route(layout: Layout, frm: str, to: str, dest: str, dev: str = "eth0") -> str:
     """The ``ip route`` command sending ``dest`` from ``frm`` towards ``to`` (a node or a segment)."""
-    _, gateway = plan.fabric.next_hop(frm, to)
+    _, gateway = layout.fabric.next_hop(frm, to)
     return f"route add {dest} via {gateway} dev {dev} onlink" if gateway else f"route add {dest} dev {dev}"
 
 
 def _uplink(spaces: Namespaces, names: Names, ns: str, port: str, hub: str) -> None:
     """A veth from the fabric's bridge of segment ``hub`` (its end named ``port``) to ``eth0`` in ``ns``."""
-    k = names.plan.fabric.segments.index(hub)
+    k = names.layout.fabric.segments.index(hub)
     fabric = names.fabric_ns
     spaces.batch(fabric, [f"link add {port} type veth peer name eth0 netns {ns}", f"link set {port} master br{k}"])
     spaces.batch(fabric, [f"link set {port} up"])
 
 
-def _build_node(spaces: Namespaces, names: Names, i: int, node: NodePlan) -> None:
+def _build_node(spaces: Namespaces, names: Names, i: int, node: NodeLayout) -> None:
     """Node ``i``: its namespace, its uplink on its segment's bridge (``n<i>``), its pods and their routes."""
     ns = names.node_ns(node.name)
     spaces.add(ns)
@@ -67,18 +67,18 @@ def _build_node(spaces: Namespaces, names: Names, i: int, node: NodePlan) -> Non
         # until their retransmission, 1 s later; the simulator's REJECT refuses every one at once
         "net.ipv4.icmp_ratemask=0",
     )
-    _uplink(spaces, names, ns, f"n{i}", names.plan.fabric.hub_of[node.name])
+    _uplink(spaces, names, ns, f"n{i}", names.layout.fabric.hub_of[node.name])
     for pod in node.pods:
         spaces.add(names.pod_ns(pod.name))
     spaces.batch(ns, node_commands(names, node))
     for pod in node.pods:
-        spaces.batch(names.pod_ns(pod.name), pod_commands(names.plan, pod))
+        spaces.batch(names.pod_ns(pod.name), pod_commands(names.layout, pod))
 
 
 def _build_router(spaces: Namespaces, names: Names, r: int, router: str, addresses: Mapping[str, str]) -> None:
     """A router between segments: an address on each (``r<r>s<k>`` on bridge k), routes to every node, pod and
     external client."""
-    plan, fab = names.plan, names.plan.fabric
+    layout, fab = names.layout, names.layout.fabric
     rns = names.router_ns(r)
     spaces.add(rns)
     spaces.sysctl(rns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
@@ -91,13 +91,13 @@ def _build_router(spaces: Namespaces, names: Names, r: int, router: str, address
         )
         spaces.batch(names.fabric_ns, [f"link set r{r}s{k} up"])
         cmds += [f"addr add {address}/24 dev s{k}", f"link set s{k} up"]
-    for node in plan.nodes:
+    for node in layout.nodes:
         out, gateway = fab.next_hop(router, node.name)
         dev = f"s{fab.segments.index(out)}"
         if gateway:
             cmds.append(f"route add {node.ip}/32 via {gateway} dev {dev} onlink")
         cmds += [f"route add {p.ip}/32 via {gateway or node.ip} dev {dev} onlink" for p in node.pods]
-    for ext in plan.scenario.external_clients:
+    for ext in layout.scenario.external_clients:
         out, gateway = fab.next_hop(router, fab.hub_of[ext.name])
         dev = f"s{fab.segments.index(out)}"
         via = f" via {gateway} dev {dev} onlink" if gateway else f" dev {dev}"
@@ -108,47 +108,47 @@ def _build_router(spaces: Namespaces, names: Names, r: int, router: str, address
 def _build_client(spaces: Namespaces, names: Names, x: int, ext: ExternalClient) -> None:
     """External client ``x``: on its segment's bridge (``x<x>``), with a routing table per node for the load
     balancer."""
-    plan = names.plan
+    layout = names.layout
     xns = names.client_ns(ext.name)
-    hub = plan.fabric.hub_of[ext.name]
+    hub = layout.fabric.hub_of[ext.name]
     spaces.add(xns)
     _uplink(spaces, names, xns, f"x{x}", hub)
     cmds = [f"addr add {ext.ip}/32 dev eth0", "link set eth0 up"]
-    cmds += [route(plan, hub, node.name, f"{node.ip}/32") for node in plan.nodes]
-    for i, node in enumerate(plan.nodes):
-        if plan.fabric.hub_of[node.name] != hub:
-            continue  # the load balancer's nodes are on the client's segment (the plan checks)
+    cmds += [route(layout, hub, node.name, f"{node.ip}/32") for node in layout.nodes]
+    for i, node in enumerate(layout.nodes):
+        if layout.fabric.hub_of[node.name] != hub:
+            continue  # the load balancer's nodes are on the client's segment (the layout checks)
         table = LB_TABLE_BASE + i
-        cmds += [f"route add {ip}/32 via {node.ip} dev eth0 onlink table {table}" for ip in external_vips(plan)]
+        cmds += [f"route add {ip}/32 via {node.ip} dev eth0 onlink table {table}" for ip in external_vips(layout)]
         cmds.append(f"rule add fwmark {table} table {table}")
     spaces.batch(xns, cmds)
 
 
-def node_commands(names: Names, node: NodePlan) -> list[str]:
+def node_commands(names: Names, node: NodeLayout) -> list[str]:
     """A node's address and routes: ClusterIPs and external IPs out of its uplink, other segments' nodes and
     external clients through the routers on the topology's path, its pods on their veths, other nodes' pods via
     the next hop."""
-    plan, fab = names.plan, names.plan.fabric
+    layout, fab = names.layout, names.layout.fabric
     cmds = [f"addr add {node.ip}/24 dev eth0", "link set eth0 up"]
     # ClusterIPs route towards the uplink, as a node's default route would take them (nothing answers
     # there: packets the rules neither DNAT nor drop go nowhere)
     cmds.append(f"route add {SERVICE_NET} dev eth0")
-    cmds += [f"route add {ip}/32 dev eth0" for ip in external_vips(plan)]  # LB and external IPs: likewise
-    for other in plan.nodes:  # nodes on other segments, through the routers the topology's path crosses
+    cmds += [f"route add {ip}/32 dev eth0" for ip in external_vips(layout)]  # LB and external IPs: likewise
+    for other in layout.nodes:  # nodes on other segments, through the routers the topology's path crosses
         if other.name != node.name and fab.hub_of[other.name] != fab.hub_of[node.name]:
-            cmds.append(route(plan, node.name, other.name, f"{other.ip}/32"))
-    for ext in plan.scenario.external_clients:
-        cmds.append(route(plan, node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
+            cmds.append(route(layout, node.name, other.name, f"{other.ip}/32"))
+    for ext in layout.scenario.external_clients:
+        cmds.append(route(layout, node.name, fab.hub_of[ext.name], f"{ext.ip}/32"))
     cmds += pod_link_commands(names, node)
-    for there in plan.nodes:
+    for there in layout.nodes:
         if there.name != node.name:
             _, gateway = fab.next_hop(node.name, there.name)
             cmds += [f"route add {peer.ip}/32 via {gateway or there.ip} dev eth0 onlink" for peer in there.pods]
     return cmds
 
 
-def pod_link_commands(names: Names, node: NodePlan) -> list[str]:
-    """The node's end of each pod's veth (named as the plan says) holding the pods' gateway address and the
+def pod_link_commands(names: Names, node: NodeLayout) -> list[str]:
+    """The node's end of each pod's veth (named as the layout says) holding the pods' gateway address and the
     pod's route; or, with a pod bridge, the veths attached to that bridge, which holds the gateway address and
     the pods' routes (so that a pod's packets come in on the bridge, as on kubenet's ``cbr0``)."""
     bridge, cmds = node.pod_bridge, []
@@ -164,7 +164,7 @@ def pod_link_commands(names: Names, node: NodePlan) -> list[str]:
     return cmds
 
 
-def pod_commands(plan: Plan, pod: Pod) -> list[str]:
+def pod_commands(layout: Layout, pod: Pod) -> list[str]:
     """A pod's address and routes: everything through its node's gateway address."""
     cmds = [
         f"addr add {pod.ip}/32 dev eth0",
@@ -173,11 +173,11 @@ def pod_commands(plan: Plan, pod: Pod) -> list[str]:
         f"route add {SERVICE_NET} via {POD_GATEWAY} dev eth0",
     ]
     cmds += [
-        f"route add {o.ip}/32 via {POD_GATEWAY} dev eth0" for n in plan.nodes for o in n.pods if o.name != pod.name
+        f"route add {o.ip}/32 via {POD_GATEWAY} dev eth0" for n in layout.nodes for o in n.pods if o.name != pod.name
     ]
     # replies to external clients, and to nodes (masqueraded external traffic comes from a node's IP)
-    cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in plan.scenario.external_clients]
+    cmds += [f"route add {ext.ip}/32 via {POD_GATEWAY} dev eth0" for ext in layout.scenario.external_clients]
     cmds.append(f"route add {NODE_NET} via {POD_GATEWAY} dev eth0")
     # pods calling a LoadBalancer IP or an external IP: out through their node, whose proxy captures it
-    cmds += [f"route add {ip}/32 via {POD_GATEWAY} dev eth0" for ip in external_vips(plan)]
+    cmds += [f"route add {ip}/32 via {POD_GATEWAY} dev eth0" for ip in external_vips(layout)]
     return cmds

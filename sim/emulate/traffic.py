@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from sim.emulate.kernel import SETUP_TIMEOUT_S, EmulationError
+from sim.emulate.layout import Layout
 from sim.emulate.names import Names
 from sim.emulate.network import LB_TABLE_BASE
-from sim.emulate.plan import Plan
 from sim.emulate.processes import Processes, lines, readline
 from sim.scenario import Stream, Target, lb_nodes
 
@@ -37,8 +37,8 @@ class ClientJob:
 
 def start_servers(procs: Processes, names: Names) -> None:
     """An HTTP server in every backend pod, on every port its endpoints name; each must say it is ready."""
-    for pod, ports in names.plan.servers.items():
-        node = names.plan.scenario.pod(pod).node
+    for pod, ports in names.layout.servers.items():
+        node = names.layout.scenario.pod(pod).node
         proc = procs.start(names.pod_ns(pod), [sys.executable, "-I", str(SERVER), pod, node, *map(str, ports)])
         line = readline(proc, SETUP_TIMEOUT_S)
         if line.strip() != "ready":
@@ -47,10 +47,10 @@ def start_servers(procs: Processes, names: Names) -> None:
 
 
 def start_clients(procs: Processes, names: Names, connect_timeout_s: float, read_timeout_s: float) -> list[ClientJob]:
-    """One client process per client of the plan, all at once, each given its streams and timeouts (s)."""
+    """One client process per client of the layout, all at once, each given its streams and timeouts (s)."""
     jobs = []
-    for client in names.plan.clients:
-        spec = client_spec(names.plan, client, connect_timeout_s, read_timeout_s)
+    for client in names.layout.clients:
+        spec = client_spec(names.layout, client, connect_timeout_s, read_timeout_s)
         argv = [sys.executable, "-I", str(CLIENT), json.dumps(spec)]
         proc = procs.start(names.client_ns(client), argv, stdin=subprocess.DEVNULL)
         jobs.append(ClientJob(client, proc, float(spec["deadline_s"]) + 30))
@@ -76,17 +76,17 @@ def collect_answers(jobs: list[ClientJob], progress: Callable[[int], None] | Non
     return out
 
 
-def targets(plan: Plan, stream: Stream) -> list[tuple[str, int, int]]:
+def targets(layout: Layout, stream: Stream) -> list[tuple[str, int, int]]:
     """Where a stream's new connections go: (address, port, fwmark), one drawn uniformly per connection.
 
     ClusterIP: the Service's. NodePort: the stream's node. LoadBalancer: the Service's first LoadBalancer IP,
     from outside sent through one of the load balancer's nodes (the mark picks the routing table via that
     node), from a pod straight to it (its node's proxy captures it). The port is the stream's."""
-    sc = plan.scenario
+    sc = layout.scenario
     svc = sc.service(stream.service).at_port(stream.port)
-    index = {n.name: i for i, n in enumerate(plan.nodes)}
+    index = {n.name: i for i, n in enumerate(layout.nodes)}
     if stream.target == Target.NODE_PORT:
-        node = next(n for n in plan.nodes if n.name == stream.node)
+        node = next(n for n in layout.nodes if n.name == stream.node)
         return [(node.ip, svc.node_port, 0)]
     if stream.target == Target.EXTERNAL_IP:  # a pod: its own node's proxy captures it
         return [(svc.external_ips[0], svc.port, 0)]
@@ -94,20 +94,20 @@ def targets(plan: Plan, stream: Stream) -> list[tuple[str, int, int]]:
         return [(svc.load_balancer_ips[0], svc.port, 0)]  # a pod: its own node's proxy captures the LB IP
     if stream.target == Target.LOAD_BALANCER:
         return [(svc.load_balancer_ips[0], svc.port, LB_TABLE_BASE + index[n]) for n in lb_nodes(sc, stream)]
-    return [(plan.cluster_ips[stream.service], svc.port, 0)]
+    return [(layout.cluster_ips[stream.service], svc.port, 0)]
 
 
-def client_spec(plan: Plan, client: str, connect_timeout_s: float, read_timeout_s: float) -> dict[str, Any]:
+def client_spec(layout: Layout, client: str, connect_timeout_s: float, read_timeout_s: float) -> dict[str, Any]:
     """What ``client.py`` is given for one client: its streams (Service, targets, requests), the timeouts (s)
     and a deadline (s) for the whole run."""
     streams: list[dict[str, Any]] = [
         {
             "service": st.service,
-            "targets": targets(plan, st),
+            "targets": targets(layout, st),
             "requests": st.requests or 0,
             "max_requests": st.connections.max_requests,
         }
-        for st in plan.scenario.streams
+        for st in layout.scenario.streams
         if st.client == client
     ]
     budget = sum(int(s["requests"]) for s in streams) * (connect_timeout_s + read_timeout_s) + 10

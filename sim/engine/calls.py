@@ -211,7 +211,7 @@ class Calls:
         self._call(job, call, records.request(req.base), records.attempt(req.base) + 1)
 
     def returned(self, req: Request, outcome: int, reason: int) -> None:
-        """A call is over for its caller (``Run._over``): retried (``call.retries``), or the next sequential call,
+        """A call is over for its caller (``Run._finish``): retried (``call.retries``), or the next sequential call,
         the stage joined, or done."""
         job, call = req.job
         if job.dead:

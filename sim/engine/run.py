@@ -124,7 +124,7 @@ def _merge(merged: list[tuple[np.ndarray, int]]) -> Iterator[tuple[float, int]]:
     return schedule(at, who, time_order(at))
 
 
-def _affine(s: Stream, entry: Entry, now: float) -> tuple[Target, int]:
+def _affinity_target(s: Stream, entry: Entry, now: float) -> tuple[Target, int]:
     """ClientIP session affinity: the endpoint the client's address last reached (if it is still in the
     route and not expired), else the picker's; either way, remembered now."""
     affinity = entry.affinity
@@ -194,7 +194,7 @@ class Run:
                 b.reply = self.calls.reply_or_call
         _schedule_sends(self, draws, shortcuts)
         for s in self.streams:
-            s.resend = (None if self.calls else lane(self, s)) or self._again
+            s.resend = (None if self.calls else lane(self, s)) or self._send_next
         self._setup_changes()
 
     def _setup_changes(self) -> None:
@@ -258,7 +258,7 @@ class Run:
             if entry.affinity is None:
                 target, pick = entry.targets[choose((s.ip << 16) | next(s.ports))], PICK_FRESH
             else:
-                target, pick = _affine(s, entry, now)
+                target, pick = _affinity_target(s, entry, now)
             if s.max_requests > 1:
                 s.conn_target = (entry, target)
                 s.conn_left = s.max_requests - 1
@@ -331,7 +331,7 @@ class Run:
 
     def _return(self, ev: simpy.Event) -> None:
         """The reply reaches the client (unless it gave up already; the backend did the work anyway)."""
-        self._over(ev._value, OK)
+        self._finish(ev._value, OK)
 
     def fail_after(self, delay: float, req: Request, reason: DropReason) -> None:
         """The attempt fails for ``reason`` after ``delay`` seconds (as the client learns of it)."""
@@ -341,13 +341,13 @@ class Run:
     def _fail(self, ev: simpy.Event) -> None:
         """The client learns that the attempt failed (for the request's ``reason``)."""
         req: Request = ev._value
-        self._over(req, DROPPED, req.reason)
+        self._finish(req, DROPPED, req.reason)
 
     def expire(self, ev: simpy.Event) -> None:
         """The client's request timeout (or, for a caller's request, a call of it that timed out)."""
-        self._over(ev._value, TIMEOUT)
+        self._finish(ev._value, TIMEOUT)
 
-    def _over(self, req: Request, outcome: int, reason: int = 0) -> None:
+    def _finish(self, req: Request, outcome: int, reason: int = 0) -> None:
         """The attempt is over for the client with ``outcome``, unless it was already: free its connection slot,
         then retry or go on."""
         records, base, s = self.records, req.base, req.stream
@@ -379,7 +379,7 @@ class Run:
         records = self.records
         self.send(req.stream, records.request(req.base), records.attempt(req.base) + 1)
 
-    def _again(self, ev: simpy.Event) -> None:
+    def _send_next(self, ev: simpy.Event) -> None:
         """Closed loop: the think time is over; send the next request."""
         self.send(ev._value, -1, 0)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from sim.callgraph import Call, CallMode, CallStage, Connection, Parallel, ServiceCalls
 from sim.io.cluster.builders import Defaults
-from sim.io.tables import Table
+from sim.io.typed import Table
 from sim.rpc import Retries
 
 _MODES = [m.value for m in CallMode]

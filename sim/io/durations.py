@@ -10,7 +10,7 @@ from typing import Any
 
 from sim.distributions import Constant, Dist, Empirical, Exponential, Gamma, LogNormal, Uniform
 from sim.io.samples import numbers
-from sim.io.tables import MISSING, Table
+from sim.io.typed import MISSING, Table
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from sim.experiment.spec import (
 )
 from sim.io.cluster.objects import OBJECT_SUFFIXES
 from sim.io.scenario import parse_scenario, with_cluster_names
-from sim.io.tables import MAX_DEPTH, Table, depth, load_toml, type_name
+from sim.io.typed import MAX_DEPTH, Table, depth, load_toml, type_name
 from sim.scenario import Scenario
 
 

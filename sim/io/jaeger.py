@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sim.io.tables import Table, type_name
+from sim.io.typed import Table, type_name
 from sim.traces import Kind, Span
 
 PEER_TAGS = ("peer.service", "db.system", "db.type")

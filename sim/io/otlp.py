@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sim.io.tables import INT_MAX, Table
+from sim.io.typed import INT_MAX, Table
 from sim.traces import Kind, Span
 
 KINDS = {1: Kind.INTERNAL, 2: Kind.SERVER, 3: Kind.CLIENT, 4: Kind.PRODUCER, 5: Kind.CONSUMER}

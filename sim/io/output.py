@@ -4,7 +4,7 @@ A target is checked before any work and again when written. It is refused, in on
 empty, a directory where a file is meant (or a file where a directory is), a device, a FIFO or a socket, a
 symlink to anything but a regular file, a name the kernel cannot take (too long, a NUL byte), under a parent that
 is a file, in a place nobody may write, or any file this command has read: its inputs, the scenario's topology,
-the run or results it reports on (``sim.io.tables.read_bytes`` notes each file it reads, by device and inode, so
+the run or results it reports on (``sim.io.typed.read_bytes`` notes each file it reads, by device and inode, so
 a second name for the same file is caught too). A symlink to a regular file is written through: the file it
 names is replaced, never the link. ``-`` is stdout, where the command's format makes sense there.
 

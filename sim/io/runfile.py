@@ -11,7 +11,7 @@ from typing import Any
 from sim.errors import SpecError
 from sim.experiment.metrics import json_problem
 from sim.io.store import MAX_JSON_BYTES
-from sim.io.tables import read_bytes, type_name
+from sim.io.typed import read_bytes, type_name
 
 
 def load_run(path: str | Path) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from sim.errors import SpecError
-from sim.io.tables import MAX_SAMPLE_BYTES, NUMBER_RANGE, Table, read_text
+from sim.io.typed import MAX_SAMPLE_BYTES, NUMBER_RANGE, Table, read_text
 
 
 def numbers(t: Table, inline_key: str) -> tuple[str, tuple[float, ...]]:

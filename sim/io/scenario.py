@@ -33,9 +33,9 @@ from sim.io.cluster.objects import KNode, KPod, Objects
 from sim.io.cluster.placement import kind_node_capacity, place
 from sim.io.cluster.schema import ENDPOINT_FIELDS, SELECTOR, SERVICE_FIELDS, from_table
 from sim.io.durations import duration
-from sim.io.tables import MISSING, Table, load_toml
 from sim.io.timeline import event, sync
 from sim.io.topology import load_topology
+from sim.io.typed import MISSING, Table, load_toml
 from sim.io.workloads import workload
 from sim.routing import DataplaneConfig, generate_hints
 from sim.rpc import LINUX_SYN_TIMEOUT_S

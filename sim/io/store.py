@@ -18,7 +18,7 @@ from sim.errors import SpecError
 from sim.experiment.analysis import LATENCY_BINS_PER_DECADE, LATENCY_FLOOR_S
 from sim.experiment.metrics import json_problem
 from sim.io.output import write_file
-from sim.io.tables import check_depth, read_text
+from sim.io.typed import check_depth, read_text
 
 MAX_JSON_BYTES = 64 << 20
 """The largest experiment.json or run record read back (bytes)."""

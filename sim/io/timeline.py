@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sim.cluster import TrafficDistribution, TrafficPolicy
-from sim.io.tables import Table
+from sim.io.typed import Table
 from sim.scenario import Sync
 from sim.timeline import NODE_MONITOR_GRACE_PERIOD_S, Action, Event
 from sim.topology import Topology

@@ -7,7 +7,7 @@ from pathlib import Path
 from sim import guards
 from sim.distributions import Constant
 from sim.io.durations import duration
-from sim.io.tables import Table, load_toml
+from sim.io.typed import Table, load_toml
 from sim.topology import ElementKind, Link, Topology
 
 _ELEMENTS = [k.value for k in ElementKind if k != ElementKind.NODE]

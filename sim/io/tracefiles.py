@@ -17,7 +17,7 @@ from typing import Any
 from sim.errors import SpecError
 from sim.io.jaeger import is_jaeger, jaeger_spans
 from sim.io.otlp import is_otlp, otlp_spans
-from sim.io.tables import MAX_DEPTH, MAX_SAMPLE_BYTES, check_depth, read_bytes
+from sim.io.typed import MAX_DEPTH, MAX_SAMPLE_BYTES, check_depth, read_bytes
 from sim.traces import Span
 
 MAX_TRACE_BYTES = MAX_SAMPLE_BYTES

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sim.distributions import Constant
 from sim.io.durations import duration
 from sim.io.samples import numbers
-from sim.io.tables import Table
+from sim.io.typed import Table
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace, Workload
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from sim.errors import SpecError
-from sim.io.tables import MAX_DEPTH, check_depth
+from sim.io.typed import MAX_DEPTH, check_depth
 
 MAX_ALIAS_NODES = 100_000
 """The most nodes aliases may add to one YAML document (each alias counts the subtree it repeats)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sim.emulate.plan import ServiceRules
+from sim.emulate.layout import ServiceRules
 from sim.emulate.rules.common import Proxy, detector, node_proxy
 from sim.emulate.rules.iptables import iptables_jumps, iptables_restore
 from sim.emulate.rules.nftables import nft_transaction

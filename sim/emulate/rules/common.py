@@ -19,7 +19,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from sim.cluster import Endpoint, Service, SessionAffinity, TrafficPolicy, namespace_of
-from sim.emulate.plan import SERVICE_NET, NodePlan, ServiceRules
+from sim.emulate.layout import SERVICE_NET, NodeLayout, ServiceRules
 from sim.emulate.quoting import checked
 
 PROTOCOL = "tcp"
@@ -83,7 +83,7 @@ class Proxy:
     service_cidr: str = ""
 
 
-def node_proxy(node: NodePlan) -> Proxy:
+def node_proxy(node: NodeLayout) -> Proxy:
     """The proxy configuration of one emulated node: its detector, its address, the emulation's service CIDR."""
     return Proxy(detector(*node.detector), node.ip, str(SERVICE_NET))
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sim.cluster import Endpoint, Service, ServiceType, TrafficPolicy
-from sim.emulate.plan import ServiceRules
+from sim.emulate.layout import ServiceRules
 from sim.emulate.quoting import iptables_comment, iptables_word
 from sim.emulate.rules.common import (
     MASQUERADE_MARK,

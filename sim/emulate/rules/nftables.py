@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sim.cluster import Endpoint, Service, TrafficPolicy
-from sim.emulate.plan import ServiceRules
+from sim.emulate.layout import ServiceRules
 from sim.emulate.quoting import nft_comment, nft_identifier
 from sim.emulate.rules.common import (
     MASQUERADE_MARK,

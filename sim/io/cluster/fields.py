@@ -12,7 +12,7 @@ from typing import Any
 from sim.cluster import DEFAULT_NAMESPACE
 from sim.errors import SpecError, shown
 from sim.io.cluster.objects import OPERATORS, LabelSelector, Requirement
-from sim.io.tables import Table, type_name
+from sim.io.typed import Table, type_name
 
 
 class KObject(Table):

@@ -20,7 +20,7 @@ from typing import Any
 
 from sim.errors import SpecError
 from sim.io.cluster.objects import CONTROL_PLANE_TAINT, HOSTNAME_LABEL, KNode, Taint
-from sim.io.tables import type_name
+from sim.io.typed import type_name
 from sim.io.yamlfile import yaml_documents
 
 ROLES = ("control-plane", "worker")

@@ -52,7 +52,7 @@ from sim.io.cluster.objects import (
 )
 from sim.io.cluster.podspec import priority_class, quantity, scheduling_extras
 from sim.io.cluster.schema import SELECTOR, SERVICE_FIELDS, from_object
-from sim.io.tables import read_text, type_name
+from sim.io.typed import read_text, type_name
 from sim.io.yamlfile import json_document, yaml_documents
 
 MAX_OBJECTS_BYTES = 1 << 30

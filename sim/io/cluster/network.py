@@ -18,7 +18,7 @@ from sim.cluster import ZONE_LABEL
 from sim.distributions import Dist, Exponential, LogNormal
 from sim.io.cluster.objects import KNode
 from sim.io.durations import duration
-from sim.io.tables import Table
+from sim.io.typed import Table
 from sim.topology import ElementKind, Link, Topology
 
 KIND_BRIDGE = "kind-bridge"

@@ -50,7 +50,7 @@ from sim.io.cluster.scoring import (
     select_host,
 )
 from sim.io.cluster.spread import default_selector, spread_filter, spread_score, system_defaults
-from sim.io.tables import Table
+from sim.io.typed import Table
 from sim.rng import Streams
 
 DAEMONSET_TOLERATIONS = (

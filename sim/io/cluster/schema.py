@@ -27,7 +27,7 @@ from sim.cluster import (
 from sim.errors import shown
 from sim.io.cluster import builders
 from sim.io.cluster.fields import KObject
-from sim.io.tables import MISSING, Table
+from sim.io.typed import MISSING, Table
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class ServiceRules:
 
 
 @dataclass(frozen=True)
-class NodePlan:
+class NodeLayout:
     """One node: its address on the bridge, its pods, every Service port as its proxy programs it, its proxy's
     local-traffic detector (mode and the match it uses: a CIDR, a bridge or an interface prefix), the node's end
     of each pod's veth (by index, as ``pods``) and the bridge they are attached to ("": none)."""
@@ -83,12 +83,12 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Layout:
     """Everything one emulation builds, and the scenario (dataplane set to ``mode``) the simulator runs."""
 
     scenario: Scenario
     mode: str
-    nodes: tuple[NodePlan, ...]
+    nodes: tuple[NodeLayout, ...]
     cluster_ips: dict[str, str]
     servers: dict[str, tuple[int, ...]]
     """Backend pod -> the ports its HTTP server listens on (every port its endpoints have, in any Service port)."""
@@ -371,7 +371,7 @@ def _check_pod_interfaces(sc: Scenario, path: str) -> None:
         raise SpecError(path, field, f"{name!r} would match a node's own link ({', '.join(_NODE_LINKS)}, v<N>)")
 
 
-def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
+def make_layout(scenario: Scenario, mode: str | None, path: str) -> Layout:
     """What to build for ``scenario`` under kube-proxy ``mode``; SpecError naming ``path`` for what cannot be."""
     sc = with_mode(scenario, mode, path)
     _refuse_unsupported(sc, path)
@@ -381,7 +381,7 @@ def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
         raise SpecError(path, "pods", f"{len(present)} pods; at most {MAX_PODS} are emulated")
     ips = cluster_ips(sc.services)
     nodes = tuple(
-        NodePlan(
+        NodeLayout(
             name,
             fabric.ips[name],
             tuple(p for p in present if p.node == name),
@@ -399,4 +399,4 @@ def make_plan(scenario: Scenario, mode: str | None, path: str) -> Plan:
                 listening.setdefault(ep.pod or "", set()).add(int(ep.address.rsplit(":", 1)[1]))
     servers = {pod.name: tuple(sorted(listening[pod.name])) for pod in present if pod.name in listening}
     clients = tuple(dict.fromkeys(st.client for st in sc.streams))
-    return Plan(sc, sc.dataplane.name, nodes, ips, servers, clients, fabric)
+    return Layout(sc, sc.dataplane.name, nodes, ips, servers, clients, fabric)
