@@ -332,6 +332,8 @@ def _validate(sc: Scenario) -> None:
             "dataplane.service_no_backend_response",
             f"unknown value {dp.service_no_backend_response!r}; expected one of {list(NO_BACKEND_RESPONSES)}",
         )
+    if dp.masquerade_all and dp.name not in ("iptables", "nftables"):
+        raise fail("dataplane.masquerade_all", f"is modelled for iptables and nftables only, not {dp.name!r}")
     if dp.recent_list_size < 0:
         raise fail("dataplane.recent_list_size", f"must be >= 0 (0: no limit), got {dp.recent_list_size}")
     if sc.duration_s is not None and not sc.duration_s > 0:

@@ -156,30 +156,64 @@ def test_a_wrong_model_fails_the_replay():
 
 # --- TestInternalExternalMasquerade (pkg/proxy/nftables/proxier_test.go, the same flows in iptables) -----------
 
-MASQ_FLOWS = [  # (flow name, service, source, expected endpoints, masq): upstream's flowTests, pod and external
+MASQ_FLOWS = [  # upstream's 27 flowTests, in its order: (flow name, service, source, expected endpoints, masq)
     ("pod to ClusterIP", "ns1/svc1", "pod", "10.180.0.1:80, 10.180.1.1:80", False),
     ("pod to NodePort", "ns1/svc1", "pod-external", "10.180.0.1:80, 10.180.1.1:80", True),
     ("pod to LB", "ns1/svc1", "pod-external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("node to ClusterIP", "ns1/svc1", "node", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("node to NodePort", "ns1/svc1", "node-external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("node to LB", "ns1/svc1", "node-external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("external to ClusterIP", "ns1/svc1", "external-cluster-ip", "10.180.0.1:80, 10.180.1.1:80", True),
     ("external to NodePort", "ns1/svc1", "external", "10.180.0.1:80, 10.180.1.1:80", True),
     ("external to LB", "ns1/svc1", "external", "10.180.0.1:80, 10.180.1.1:80", True),
     ("pod to ClusterIP with eTP:Local", "ns2/svc2", "pod", "10.180.0.2:80, 10.180.1.2:80", False),
     ("pod to NodePort with eTP:Local", "ns2/svc2", "pod-external", "10.180.0.2:80, 10.180.1.2:80", False),
     ("pod to LB with eTP:Local", "ns2/svc2", "pod-external", "10.180.0.2:80, 10.180.1.2:80", False),
+    ("node to ClusterIP with eTP:Local", "ns2/svc2", "node", "10.180.0.2:80, 10.180.1.2:80", True),
+    # upstream's flow calls port 3001, svc1's NodePort (not svc2's 3002), and expects svc1's endpoints
+    ("node to NodePort with eTP:Local", "ns1/svc1", "node-external", "10.180.0.1:80, 10.180.1.1:80", True),
+    ("node to LB with eTP:Local", "ns2/svc2", "node-external", "10.180.0.2:80, 10.180.1.2:80", True),
+    ("external to ClusterIP with eTP:Local", "ns2/svc2", "external-cluster-ip", "10.180.0.2:80, 10.180.1.2:80", True),
     ("external to NodePort with eTP:Local", "ns2/svc2", "external", "10.180.0.2:80", False),
     ("external to LB with eTP:Local", "ns2/svc2", "external", "10.180.0.2:80", False),
     ("pod to ClusterIP with iTP:Local", "ns3/svc3", "pod", "10.180.0.3:80", False),
     ("pod to NodePort with iTP:Local", "ns3/svc3", "pod-external", "10.180.0.3:80, 10.180.1.3:80", True),
     ("pod to LB with iTP:Local", "ns3/svc3", "pod-external", "10.180.0.3:80, 10.180.1.3:80", True),
+    ("node to ClusterIP with iTP:Local", "ns3/svc3", "node", "10.180.0.3:80", True),
+    ("node to NodePort with iTP:Local", "ns3/svc3", "node-external", "10.180.0.3:80, 10.180.1.3:80", True),
+    ("node to LB with iTP:Local", "ns3/svc3", "node-external", "10.180.0.3:80, 10.180.1.3:80", True),
+    ("external to ClusterIP with iTP:Local", "ns3/svc3", "external-cluster-ip", "10.180.0.3:80", True),
     ("external to NodePort with iTP:Local", "ns3/svc3", "external", "10.180.0.3:80, 10.180.1.3:80", True),
     ("external to LB with iTP:Local", "ns3/svc3", "external", "10.180.0.3:80, 10.180.1.3:80", True),
 ]
-NO_DETECTOR_OVERRIDES = {  # upstream's "no LocalTrafficDetector" overrides that concern these flows
-    "pod to NodePort with eTP:Local": "10.180.0.2:80",
-    "pod to LB with eTP:Local": "10.180.0.2:80",
+NO_DETECTOR = {  # "no LocalTrafficDetector": ClusterIP traffic assumed a pod's; no eTP=Local pod short-circuit
+    "node to ClusterIP": (None, False),
+    "node to ClusterIP with eTP:Local": (None, False),
+    "node to ClusterIP with iTP:Local": (None, False),
+    "external to ClusterIP": (None, False),
+    "external to ClusterIP with eTP:Local": (None, False),
+    "external to ClusterIP with iTP:Local": (None, False),
+    "pod to NodePort with eTP:Local": ("10.180.0.2:80", None),
+    "pod to LB with eTP:Local": ("10.180.0.2:80", None),
+}
+MASQUERADE_ALL = {  # "masqueradeAll": every connection to a ClusterIP masqueraded
+    "pod to ClusterIP": (None, True),
+    "pod to ClusterIP with eTP:Local": (None, True),
+    "pod to ClusterIP with iTP:Local": (None, True),
+}
+MASQ_CASES = {  # upstream's testCases: (masqueradeAll, detector, overrides (output, masq); None: the base value)
+    "base": (False, "ClusterCIDR", {}),
+    "no LocalTrafficDetector": (False, "none", NO_DETECTOR),
+    "masqueradeAll": (True, "ClusterCIDR", MASQUERADE_ALL),
+    "masqueradeAll, no LocalTrafficDetector": (
+        True,
+        "none",
+        {**MASQUERADE_ALL, **{k: v for k, v in NO_DETECTOR.items() if "ClusterIP" not in k}},
+    ),
 }
 
 
-def masquerade_scenario(mode: str, detector_mode: str) -> Scenario:
+def masquerade_scenario(mode: str, detector_mode: str, masquerade_all: bool = False) -> Scenario:
     """``TestInternalExternalMasquerade``'s ``setupTest``: three LoadBalancers (plain, eTP=Local, iTP=Local), each
     with an endpoint on ``test-node`` and one on ``remote``."""
     lb = ServiceType.LOAD_BALANCER
@@ -220,28 +254,66 @@ def masquerade_scenario(mode: str, detector_mode: str) -> Scenario:
         pods=pods,
         services=services,
         streams=(),
-        dataplane=DataplaneConfig(mode, local_traffic_detector=detector_mode, cluster_cidr="10.0.0.0/8"),
+        dataplane=DataplaneConfig(
+            mode, local_traffic_detector=detector_mode, cluster_cidr="10.0.0.0/8", masquerade_all=masquerade_all
+        ),
         given_endpoints=given,
     )
 
 
+def masq_flows(case: str) -> list[tuple[str, str, str, str, bool]]:
+    """Upstream's flows with the case's overrides merged in, as its test loop merges them."""
+    overrides = MASQ_CASES[case][2]
+    out = []
+    for name, service, source, output, masq in MASQ_FLOWS:
+        new_output, new_masq = overrides.get(name, (None, None))
+        out.append(
+            (
+                name,
+                service,
+                source,
+                output if new_output is None else new_output,
+                masq if new_masq is None else new_masq,
+            )
+        )
+    return out
+
+
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
-@pytest.mark.parametrize("detector_mode", ["ClusterCIDR", "none"])
-def test_internal_external_masquerade_flows_match_upstream(mode, detector_mode):
+@pytest.mark.parametrize("case", list(MASQ_CASES))
+def test_internal_external_masquerade_flows_match_upstream(mode, case):
     """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (and ``pkg/proxy/iptables/proxier_test.go``)
-    ``TestInternalExternalMasquerade``, cases "base" and "no LocalTrafficDetector": every flow from a pod or from
+    ``TestInternalExternalMasquerade``, all four cases ("base", "no LocalTrafficDetector", "masqueradeAll",
+    "masqueradeAll, no LocalTrafficDetector"): each of the 27 flows from a pod, from the node itself and from
     outside, through ``sim.scenario.route_for`` (what ``sim run`` and ``sim routes`` use): the endpoints reached and
-    whether the source is masqueraded. (Flows from the node itself, external clients to a ClusterIP and
-    ``--masquerade-all`` are not modelled.)"""
+    whether the source is masqueraded."""
     from sim.routing import Source
 
-    sc = masquerade_scenario(mode, detector_mode)
-    for name, service, source, expected, masq in MASQ_FLOWS:
-        if detector_mode == "none":
-            expected = NO_DETECTOR_OVERRIDES.get(name, expected)
+    masquerade_all, detector_mode, _ = MASQ_CASES[case]
+    sc = masquerade_scenario(mode, detector_mode, masquerade_all)
+    flows = masq_flows(case)
+    assert len(flows) == 27
+    for name, service, source, expected, masq in flows:
         route = route_for(sc, service, NODE, Source(source))
         assert ", ".join(e.address for e in route.endpoints) == expected, name
         assert (not route.source_preserved) == masq, name
+
+
+@pytest.mark.parametrize(
+    ("case", "detector_mode", "masquerade_all"),
+    [("base", "none", False), ("masqueradeAll", "ClusterCIDR", False), ("no LocalTrafficDetector", "none", True)],
+)
+def test_internal_external_masquerade_replay_can_fail(case, detector_mode, masquerade_all):
+    """The replay tells models apart: a case run with another case's configuration (no detector where upstream has
+    one, ``--masquerade-all`` off where it is on, and on where it is off) disagrees on some flow."""
+    from sim.routing import Source
+
+    sc = masquerade_scenario("nftables", detector_mode, masquerade_all)
+    got = []
+    for _, service, source, _, _ in MASQ_FLOWS:
+        route = route_for(sc, service, NODE, Source(source))
+        got.append((", ".join(e.address for e in route.endpoints), not route.source_preserved))
+    assert got != [(output, masq) for _, _, _, output, masq in masq_flows(case)]
 
 
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
