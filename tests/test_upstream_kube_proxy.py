@@ -13,6 +13,7 @@ iptables' lack of ``--random-fully``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -535,3 +536,100 @@ def test_external_traffic_policy_flows_match_upstream(mode, policy):
     for flow, source, local_out, local_masq, cluster_out, cluster_masq in ETP_FLOWS:
         expected = (local_out, local_masq) if policy == TrafficPolicy.LOCAL else (cluster_out, cluster_masq)
         assert outcome(sc, source) == (named[expected[0]], expected[1]), flow
+
+
+# --- --masquerade-all in the written rules (pkg/proxy/{iptables,nftables}/proxier.go syncProxyRules) -------------
+
+MASQUERADE_ALL_RULES = {  # ns1/svc1's ClusterIP masquerade rule, as each mode writes it (chain names upstream's)
+    "iptables": (
+        '-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41'
+        " --dport 80 {match}-j KUBE-MARK-MASQ"
+    ),
+    "nftables": "add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 {match}jump "
+    "mark-for-masquerade",
+}
+IF_NOT_LOCAL = {"iptables": "! -s 10.0.0.0/8 ", "nftables": "ip saddr != 10.0.0.0/8 "}
+
+
+def cluster_ip_masquerade_rules(mode: str, masquerade_all: bool, detector_mode: str = "ClusterCIDR") -> list[str]:
+    """The lines of ``test-node``'s rules for ``TestInternalExternalMasquerade``'s Services that mark connections
+    to a ClusterIP for masquerade."""
+    sc = masquerade_scenario(mode, detector_mode, masquerade_all)
+    found = detector(detector_mode, "10.0.0.0/8")
+    proxy = Proxy(found, "192.168.0.2", "172.30.0.0/16", masquerade_all)
+    ips = {f"ns{i}/svc{i}": f"172.30.0.4{i}" for i in (1, 2, 3)}
+    text = "".join(node_rules(service_rules(sc, NODE, ips), mode, proxy).values())
+    return [ln for ln in text.splitlines() if " 172.30.0.4" in ln and ("KUBE-MARK-MASQ" in ln or "mark-for-masq" in ln)]
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_masquerade_all_rules_as_kube_proxy_writes_them(mode):
+    """kubernetes ``pkg/proxy/iptables/proxier.go`` and ``pkg/proxy/nftables/proxier.go`` ``syncProxyRules``: with
+    ``proxier.masqueradeAll`` each Service port with internal endpoints gets one unconditional ClusterIP masquerade
+    rule in its internal chain (iptables: the ``"<name> cluster IP"`` arguments then ``-j KUBE-MARK-MASQ``; nftables:
+    ``ip daddr <ClusterIP> jump mark-for-masquerade``, addresses only as since kubernetes#131492) *in place of* the
+    detector's ``IfNotLocal`` rule, with or without a detector. Off, the detector's rule is back (the wrong model)."""
+    rules = cluster_ip_masquerade_rules(mode, masquerade_all=True)
+    assert len(rules) == 3, rules  # svc1, svc2, svc3 (iTP=Local, with its local endpoint)
+    assert rules[0] == MASQUERADE_ALL_RULES[mode].format(match="")
+    assert all("10.0.0.0/8" not in ln for ln in rules)
+    assert cluster_ip_masquerade_rules(mode, masquerade_all=True, detector_mode="none") == rules
+    off = cluster_ip_masquerade_rules(mode, masquerade_all=False)
+    assert off[0] == MASQUERADE_ALL_RULES[mode].format(match=IF_NOT_LOCAL[mode])
+    assert len(off) == 3 and all("10.0.0.0/8" in ln for ln in off)
+    assert cluster_ip_masquerade_rules(mode, masquerade_all=False, detector_mode="none") == []
+
+
+UNCONDITIONAL = {  # a ClusterIP masquerade rule with no source match
+    "iptables": r'cluster IP" -m tcp -p tcp -d \S+ --dport 80 -j KUBE-MARK-MASQ',
+    "nftables": r"ip daddr \S+ jump mark-for-masquerade",
+}
+MASQUERADE_ALL_SCENARIO = """name = "masquerade-all"
+topology = "{topology}"
+dataplane = {{ name = "{mode}", masquerade_all = {on} }}
+[[pods]]
+name = "client"
+node = "kind-worker"
+[[pods]]
+name = "web-1"
+node = "kind-worker"
+labels = {{ app = "web" }}
+[[services]]
+name = "web"
+selector = {{ app = "web" }}
+[[streams]]
+client = "client"
+service = "web"
+requests = 1
+workload = {{ kind = "closed_loop" }}
+"""
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_masquerade_all_from_the_scenario_file(mode, tmp_path, capsys):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` ``TestInternalExternalMasquerade``, case "masqueradeAll",
+    through the CLI: ``[dataplane] masquerade_all = true`` makes ``sim routes`` report a pod's ClusterIP connection
+    masqueraded (``source_preserved`` false; "pod to ClusterIP" is masq true) and ``sim emulate --show-rules`` write
+    the unconditional ClusterIP masquerade rule; off (kube-proxy's default), the source is kept. IPVS and Cilium
+    refuse the option: one line, exit 2."""
+    import json
+
+    from sim.cli import main
+
+    kind = Path(__file__).parent.parent / "topologies" / "kind.toml"
+    path = tmp_path / "masq.toml"
+    preserved = {}
+    for on in ("true", "false"):
+        path.write_text(MASQUERADE_ALL_SCENARIO.format(topology=kind, mode=mode, on=on))
+        assert main(["routes", str(path), "--json"]) == 0
+        routes = json.loads(capsys.readouterr().out)["services"]["web"]
+        preserved[on] = routes["from_nodes"]["kind-worker"]["source_preserved"]
+        assert main(["emulate", str(path), "--show-rules"]) == 0
+        rules = capsys.readouterr().out
+        unconditional = re.search(UNCONDITIONAL[mode], rules) is not None
+        assert unconditional == (on == "true"), on
+    assert preserved == {"true": False, "false": True}
+    path.write_text(MASQUERADE_ALL_SCENARIO.format(topology=kind, mode="ipvs", on="true"))
+    assert main(["routes", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dataplane.masquerade_all" in err[0] and "ipvs" in err[0], err
