@@ -633,3 +633,90 @@ def test_masquerade_all_from_the_scenario_file(mode, tmp_path, capsys):
     assert main(["routes", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dataplane.masquerade_all" in err[0] and "ipvs" in err[0], err
+
+
+HOST_NETWORK_SCENARIO = """name = "host-network"
+topology = "{topology}"
+dataplane = "{mode}"
+[[pods]]
+name = "agent"
+node = "kind-worker"
+host_network = {host}
+[[pods]]
+name = "web-1"
+node = "kind-worker"
+labels = {{ app = "web" }}
+[[pods]]
+name = "web-2"
+node = "kind-worker2"
+labels = {{ app = "web" }}
+[[services]]
+name = "web"
+selector = {{ app = "web" }}
+[[services]]
+name = "lb"
+selector = {{ app = "web" }}
+externalTrafficPolicy = "Local"
+loadBalancerIPs = ["198.51.100.7"]
+nodePort = 30080
+[[streams]]
+client = "agent"
+service = "web"
+requests = 1
+workload = {{ kind = "closed_loop" }}
+[[streams]]
+client = "agent"
+service = "lb"
+target = "LoadBalancer"
+requests = 1
+workload = {{ kind = "closed_loop" }}
+[[streams]]
+client = "agent"
+service = "lb"
+target = "NodePort"
+node = "kind-worker2"
+requests = 1
+workload = {{ kind = "closed_loop" }}
+"""
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_a_host_network_client_is_the_nodes_own_traffic(mode, tmp_path, capsys):
+    """kubernetes ``pkg/proxy/nftables/proxier_test.go`` (and ``pkg/proxy/iptables/proxier_test.go``)
+    ``TestInternalExternalMasquerade``, the "node to ..." flows, from a scenario file: a pod with
+    ``host_network = true`` on kind-worker calls (1) a ClusterIP: both endpoints, masqueraded ("node to ClusterIP");
+    (2) an eTP=Local LoadBalancer IP: both endpoints, masqueraded ("node to LB with eTP:Local": the ``--src-type
+    LOCAL`` short-circuit), where a pod there would get both with its address kept; (3) kind-worker2's NodePort
+    of that Service: there it is not local traffic, so eTP=Local keeps it on kind-worker2's endpoint, address kept.
+    ``sim emulate`` refuses such a client: one line, exit 2."""
+    from sim.cli import main
+    from sim.io import load_scenario
+    from sim.scenario import entry_nodes, stream_route
+
+    kind = Path(__file__).parent.parent / "topologies" / "kind.toml"
+    path = tmp_path / "host.toml"
+
+    def routes(host: str) -> list[tuple[str, str, bool]]:
+        path.write_text(HOST_NETWORK_SCENARIO.format(topology=kind, mode=mode, host=host))
+        sc, _ = load_scenario(path)
+        out = []
+        for stream in sc.streams:
+            (node,) = entry_nodes(sc, stream)
+            route = stream_route(sc, stream, node)
+            out.append((node, ", ".join(sorted(e.pod or "" for e in route.endpoints)), route.source_preserved))
+        return out
+
+    assert routes("true") == [
+        ("kind-worker", "web-1, web-2", False),
+        ("kind-worker", "web-1, web-2", False),
+        ("kind-worker2", "web-2", True),
+    ]
+    assert routes("false") == [  # the pod's own traffic, for contrast (ClusterCIDR detector: kind's)
+        ("kind-worker", "web-1, web-2", True),
+        ("kind-worker", "web-1, web-2", True),
+        ("kind-worker2", "web-1, web-2", True),
+    ]
+    path.write_text(HOST_NETWORK_SCENARIO.format(topology=kind, mode=mode, host="true"))
+    assert main(["emulate", str(path), "--show-rules"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "streams[0].client" in err[0] and "hostNetwork" in err[0], err
