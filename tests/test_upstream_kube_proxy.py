@@ -25,6 +25,7 @@ from sim.emulate.rules import Proxy, detector, node_rules
 from sim.routing import DataplaneConfig
 from sim.scenario import Scenario, route_for
 from tests.conftest import star
+from tests.test_emulate import MODES
 
 DATA = Path(__file__).parent / "data" / "kube_proxy"
 NODE = "test-node"
@@ -687,9 +688,7 @@ def test_a_host_network_client_is_the_nodes_own_traffic(mode, tmp_path, capsys):
     ``host_network = true`` on kind-worker calls (1) a ClusterIP: both endpoints, masqueraded ("node to ClusterIP");
     (2) an eTP=Local LoadBalancer IP: both endpoints, masqueraded ("node to LB with eTP:Local": the ``--src-type
     LOCAL`` short-circuit), where a pod there would get both with its address kept; (3) kind-worker2's NodePort
-    of that Service: there it is not local traffic, so eTP=Local keeps it on kind-worker2's endpoint, address kept.
-    ``sim emulate`` refuses such a client: one line, exit 2."""
-    from sim.cli import main
+    of that Service: there it is not local traffic, so eTP=Local keeps it on kind-worker2's endpoint, address kept."""
     from sim.io import load_scenario
     from sim.scenario import entry_nodes, stream_route
 
@@ -716,7 +715,33 @@ def test_a_host_network_client_is_the_nodes_own_traffic(mode, tmp_path, capsys):
         ("kind-worker", "web-1, web-2", True),
         ("kind-worker2", "web-1, web-2", True),
     ]
-    path.write_text(HOST_NETWORK_SCENARIO.format(topology=kind, mode=mode, host="true"))
-    assert main(["emulate", str(path), "--show-rules"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "streams[0].client" in err[0] and "hostNetwork" in err[0], err
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_host_network_client_on_the_kernel(mode, tmp_path):
+    """The same scenario on the kernel (``sim emulate``: the hostNetwork client's process runs in its node's
+    namespace, so its packets leave from the node's address through the OUTPUT hooks): both Services' splits agree
+    with ``sim run`` (homogeneity p > P_FAIL, no failures), kind-worker2's NodePort reaching web-2 only. Against the
+    wrong model (the client taken as a pod: the ClusterCIDR short-circuit sends kind-worker2's NodePort to both
+    endpoints) the same kernel counts give p < 1e-6."""
+    from dataclasses import replace as changed
+
+    from sim.emulate import make_plan
+    from sim.emulate.compare import compare, sim_counts
+    from sim.emulate.netns import emulated
+    from sim.io import load_scenario
+    from tests.test_emulate import CONNECT_TIMEOUT_S, assert_agree
+
+    kind = Path(__file__).parent.parent / "topologies" / "kind.toml"
+    path = tmp_path / "host.toml"
+    path.write_text(HOST_NETWORK_SCENARIO.format(topology=kind, mode=mode, host="true").replace("= 1\n", "= 200\n"))
+    scenario, seed = load_scenario(path)
+    with emulated(make_plan(scenario, mode, str(path)), connect_timeout_s=CONNECT_TIMEOUT_S) as em:
+        kernel = em.run_clients()
+    report = compare(scenario, kernel, sim_counts(scenario, seed))["services"]
+    for name in ("web", "lb"):
+        assert report[name]["kernel"]["failures"] == {}, report[name]
+        assert_agree(report[name])
+    pods = tuple(changed(p, host_network=False) for p in scenario.pods)
+    wrong = compare(scenario, kernel, sim_counts(changed(scenario, pods=pods), seed))["services"]["lb"]
+    assert wrong["homogeneity_p"] < 1e-6

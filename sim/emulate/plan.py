@@ -166,8 +166,6 @@ def _refuse_unsupported(sc: Scenario, path: str) -> None:
             _check_address(path, f"services[{i}].loadBalancerIPs[{k}]", ip, taken)
     for i, st in enumerate(sc.streams):
         where = f"streams[{i}]"
-        if not sc.is_external(st.client) and sc.pod(st.client).host_network:
-            raise SpecError(path, f"{where}.client", "a hostNetwork client (the node's own traffic) is not emulated")
         if sc.is_external(st.client) and st.target == Target.EXTERNAL_IP:
             raise SpecError(
                 path, f"{where}.target", "an external client calling an externalIP is not emulated (pods are)"
