@@ -52,7 +52,8 @@ POD_COUNTERPART = {
     Source.EXTERNAL_CLUSTER_IP: Source.POD,
     Source.NODE_EXTERNAL: Source.POD_EXTERNAL,
 }
-"""The pod source IPVS and Cilium route a node's or an outside client's ClusterIP connection as."""
+"""The pod source IPVS and Cilium route the node's own traffic and an outside client's ClusterIP connection as
+(not modelled separately for them)."""
 
 
 LOCAL_TRAFFIC_DETECTORS = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "none")
