@@ -99,6 +99,9 @@ class Pod:
     queue_limit: int | None = None
     """Most requests that may wait for a worker; one more is refused (``queue_full``). None: unbounded."""
     discipline: Discipline = Discipline.FIFO
+    host_network: bool = False
+    """``spec.hostNetwork``: its connections leave from the node itself (the node's address), which kube-proxy
+    treats as the node's traffic (``sim.routing.Source.NODE``), not a pod's. Only its calls change."""
 
 
 class ServiceType(StrEnum):

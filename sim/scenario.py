@@ -257,12 +257,13 @@ def stream_source(sc: Scenario, stream: Stream) -> Source:
     """What kind of connection a stream makes, as the deciding node's proxy sees it (``sim.routing.Source``)."""
     if sc.is_external(stream.client):
         return Source.EXTERNAL
+    host = sc.pod(stream.client).host_network  # the node's own traffic: --src-type LOCAL where it is decided
     if stream.target == Target.CLUSTER_IP:
-        return Source.POD
+        return Source.NODE if host else Source.POD
     remote = stream.target == Target.NODE_PORT and stream.node != sc.pod(stream.client).node
     if remote and sc.dataplane_impl.remote_node_port_decided_there(sc.dataplane):
-        return Source.POD_NODE_PORT
-    return Source.POD_EXTERNAL
+        return Source.EXTERNAL if host else Source.POD_NODE_PORT  # another node's address: not local there
+    return Source.NODE_EXTERNAL if host else Source.POD_EXTERNAL
 
 
 def lb_nodes(sc: Scenario, stream: Stream) -> tuple[str, ...]:
@@ -282,7 +283,7 @@ def entry_nodes(sc: Scenario, stream: Stream) -> tuple[str, ...]:
         return lb_nodes(sc, stream)
     if stream.target in (Target.NODE_PORT, Target.EXTERNAL_IP) and sc.is_external(stream.client):
         return (stream.node or "",)
-    if stream_source(sc, stream) == Source.POD_NODE_PORT:  # that node's proxy decides, not the client's
+    if stream_source(sc, stream) in (Source.POD_NODE_PORT, Source.EXTERNAL):  # that node's proxy decides
         return (stream.node or "",)
     return (sc.pod(stream.client).node,)
 
@@ -332,6 +333,8 @@ def _validate(sc: Scenario) -> None:
             "dataplane.service_no_backend_response",
             f"unknown value {dp.service_no_backend_response!r}; expected one of {list(NO_BACKEND_RESPONSES)}",
         )
+    if dp.masquerade_all and dp.name not in ("iptables", "nftables"):
+        raise fail("dataplane.masquerade_all", f"is modelled for iptables and nftables only, not {dp.name!r}")
     if dp.recent_list_size < 0:
         raise fail("dataplane.recent_list_size", f"must be >= 0 (0: no limit), got {dp.recent_list_size}")
     if sc.duration_s is not None and not sc.duration_s > 0:

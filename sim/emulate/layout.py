@@ -71,7 +71,8 @@ class ServiceRules:
 class NodeLayout:
     """One node: its address on the bridge, its pods, every Service port as its proxy programs it, its proxy's
     local-traffic detector (mode and the match it uses: a CIDR, a bridge or an interface prefix), the node's end
-    of each pod's veth (by index, as ``pods``) and the bridge they are attached to ("": none)."""
+    of each pod's veth (by index, as ``pods``), the bridge they are attached to ("": none) and whether its proxy
+    runs with ``--masquerade-all``."""
 
     name: str
     ip: str
@@ -80,6 +81,7 @@ class NodeLayout:
     detector: tuple[str, str] = ("none", "")
     pod_links: tuple[str, ...] = ()
     pod_bridge: str = ""
+    masquerade_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -389,6 +391,7 @@ def make_layout(scenario: Scenario, mode: str | None, path: str) -> Layout:
             node_detector(sc, i),
             pod_links(sc, sum(p.node == name for p in present)),
             pod_bridge(sc),
+            sc.dataplane.masquerade_all,
         )
         for i, name in enumerate(sc.topology.nodes)
     )

@@ -27,9 +27,13 @@ class Names:
         return f"{self.prefix}p{[p.name for p in self.layout.scenario.pods].index(pod)}"
 
     def client_ns(self, client: str) -> str:
-        """The namespace a client runs in: its pod's, or an external client's own."""
-        if self.layout.scenario.is_external(client):
-            return f"{self.prefix}x{[c.name for c in self.layout.scenario.external_clients].index(client)}"
+        """The namespace a client runs in: its pod's, its node's for a hostNetwork pod, or an external client's
+        own."""
+        sc = self.layout.scenario
+        if sc.is_external(client):
+            return f"{self.prefix}x{[c.name for c in sc.external_clients].index(client)}"
+        if sc.pod(client).host_network:
+            return self.node_ns(sc.pod(client).node)
         return self.pod_ns(client)
 
     def router_ns(self, index: int) -> str:

@@ -318,6 +318,7 @@ def _pods(
             concurrency=t.integer("concurrency", d.concurrency, minimum=1),
             queue_limit=t.integer("queue_limit", d.queue_limit, minimum=0),
             discipline=t.choice("discipline", Discipline, _DISCIPLINES, d.discipline),
+            host_network=t.take("host_network", bool, d.host_network),
         )
         if old is None:
             pods.append(pod)

@@ -32,6 +32,28 @@ class Source(StrEnum):
     so the packet reaches that node and *its* proxy decides, as for a client outside the cluster."""
     EXTERNAL = "external"
     """A client outside the cluster arriving at a node through the NodePort or a load balancer: eTP applies."""
+    NODE = "node"
+    """The node itself (a hostNetwork process, source the node's IP) calling the ClusterIP: iTP applies, and the
+    local-traffic detector does not count it as a pod's. Routed by kube-proxy's iptables and nftables modes; IPVS
+    and Cilium route it as a pod's (not modelled separately)."""
+    NODE_EXTERNAL = "node-external"
+    """The node itself calling its NodePort, a LoadBalancer IP or an externalIP: kube-proxy's ``--src-type LOCAL``
+    (``fib saddr type local``) rules send it to the cluster-wide endpoints, masqueraded, whatever eTP says. IPVS and
+    Cilium route it as ``pod-external``."""
+    EXTERNAL_CLUSTER_IP = "external-cluster-ip"
+    """A client outside the cluster reaching the ClusterIP through a route to this node ("establish a static route
+    for your Service range, routing to any node"): iTP applies. IPVS and Cilium route it as a pod's."""
+
+
+CLUSTER_IP_SOURCES = frozenset({Source.POD, Source.NODE, Source.EXTERNAL_CLUSTER_IP})
+"""The sources calling the ClusterIP, where internalTrafficPolicy applies."""
+POD_COUNTERPART = {
+    Source.NODE: Source.POD,
+    Source.EXTERNAL_CLUSTER_IP: Source.POD,
+    Source.NODE_EXTERNAL: Source.POD_EXTERNAL,
+}
+"""The pod source IPVS and Cilium route the node's own traffic and an outside client's ClusterIP connection as
+(not modelled separately for them)."""
 
 
 LOCAL_TRAFFIC_DETECTORS = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "none")
@@ -63,7 +85,8 @@ class DataplaneConfig:
     ``interface_name_prefix`` (``--pod-interface-name-prefix``), defaulted as kind configures kube-proxy,
     ``recent_list_size`` (xt_recent's ``ip_list_tot``, iptables only; 0: unlimited) and
     ``ipvs_graceful_termination`` (removed real servers kept at weight 0; off: deleted at once, as before
-    kube-proxy 1.13).
+    kube-proxy 1.13), ``masquerade_all`` (``--masquerade-all``, off; iptables and nftables: every connection to a
+    ClusterIP masqueraded).
     """
 
     name: str = "iptables"
@@ -83,6 +106,7 @@ class DataplaneConfig:
     cilium_topology_safeguards: bool = True
     cilium_prefer_same: bool = True
     ipvs_graceful_termination: bool = True
+    masquerade_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,16 @@ def pod_is_local(source: Source, cfg: DataplaneConfig) -> bool:
     return mode == "ClusterCIDR" or source == Source.POD_EXTERNAL
 
 
+def cluster_ip_masqueraded(source: Source, cfg: DataplaneConfig) -> bool:
+    """Whether kube-proxy marks a connection to the ClusterIP for masquerade (``syncProxyRules``' internal chain):
+    all of them with ``--masquerade-all``, else those the local-traffic detector does not match (``IfNotLocal()``:
+    the node itself and clients outside the cluster; a pod's packet is decided on its own node, where every detector
+    matches it); with no detector, none."""
+    if cfg.masquerade_all:
+        return True
+    return cfg.local_traffic_detector != "none" and source != Source.POD
+
+
 def kube_proxy_route(
     service: Service, endpoints: Sequence[Endpoint], node: Node, source: Source, cfg: DataplaneConfig
 ) -> Route:
@@ -137,14 +171,16 @@ def kube_proxy_route(
     External destinations (NodePort, LB IP) go through the EXT chain: eTP=Cluster masquerades everything ("masquerade
     traffic for ... external destinations") and uses the cluster set; eTP=Local sends pod traffic that the
     local-traffic detector matches to the cluster chain ("pod traffic for ... external destinations", source
-    kept), and the rest to the local chain (source kept), or to the filter DROP when there is no local endpoint.
+    kept), traffic from the node itself (``--src-type LOCAL``) to the cluster chain, masqueraded, and the rest to
+    the local chain (source kept), or to the filter DROP when there is no local endpoint. The ClusterIP masquerades
+    per ``cluster_ip_masqueraded``.
     """
     cat = categorize_endpoints(service, endpoints, node, prefer_same_node_gate=cfg.prefer_same_node_gate)
-    if source == Source.POD:
+    if source in CLUSTER_IP_SOURCES:
         local = service.internal_traffic_policy == TrafficPolicy.LOCAL
         chosen = cat.local if local else cat.cluster
-        preserved = True
-    elif service.external_traffic_policy != TrafficPolicy.LOCAL:
+        preserved = not cluster_ip_masqueraded(source, cfg)
+    elif source == Source.NODE_EXTERNAL or service.external_traffic_policy != TrafficPolicy.LOCAL:
         chosen, preserved = cat.cluster, False
     else:
         chosen = cat.cluster if pod_is_local(source, cfg) else cat.local
@@ -171,6 +207,7 @@ def ipvs_route(
     through the deciding node (a client outside the cluster, a pod on another node): the client discards it and
     waits, which is modelled as the iptables DROP. KUBE-NODE-PORT / KUBE-LOAD-BALANCER masquerade eTP=Cluster.
     """
+    source = POD_COUNTERPART.get(source, source)
     cat = categorize_endpoints(service, endpoints, node, prefer_same_node_gate=cfg.prefer_same_node_gate)
     picker = _picker(cfg, "round-robin")
     expire = not cfg.ipvs_graceful_termination
@@ -198,6 +235,7 @@ def cilium_route(
     configured algorithm where the frontend has a Maglev table (NodePort / LB, ClusterIP only with
     ``external_clusterip``), and a frontend without backends rejected or dropped per
     ``--service-no-backend-response``. External traffic (``nodeport_lb4``): eTP, SNAT for eTP=Cluster."""
+    source = POD_COUNTERPART.get(source, source)
     tc_path = source in (Source.EXTERNAL, Source.POD_NODE_PORT) or cfg.socket_lb_host_namespace_only
     if source in (Source.EXTERNAL, Source.POD_NODE_PORT):
         only_local = service.external_traffic_policy == TrafficPolicy.LOCAL

@@ -1,7 +1,8 @@
 """What both of kube-proxy's modes share when writing one node's rules: pure, no I/O.
 
 The Service port's name (``ServicePortName``) and the hash every chain name is built on; the proxy's configuration
-modelled, which is kube-proxy's default but for what kind gives it: masquerade bit 14 (``--masquerade-all`` off),
+modelled, which is kube-proxy's default but for what kind gives it: masquerade bit 14, ``--masquerade-all`` as the
+scenario says (``[dataplane] masquerade_all``, off by default),
 ``localhostNodePorts`` on, no ``--nodeport-addresses``, the scenario's local-traffic detector (``[dataplane]
 local_traffic_detector``; kind's is ClusterCIDR on its pod subnet, which kubeadm passes as ``--cluster-cidr``: the
 "masquerade off-cluster traffic" rule and the short-circuit of pod traffic to external destinations), the service
@@ -76,16 +77,19 @@ def detector(mode: str, match: str) -> Detector:
 class Proxy:
     """What one node's kube-proxy is configured with beyond the Services: its local-traffic detector, its node IP
     (loadBalancerSourceRanges containing it also admit the LB IPs) and the service CIDR (``--service-cluster-ip-
-    range``, for the nftables drop of unallocated ClusterIPs; empty: no such rule)."""
+    range``, for the nftables drop of unallocated ClusterIPs; empty: no such rule) and ``--masquerade-all`` (every
+    connection to a ClusterIP marked for masquerade, in place of the detector's ``IfNotLocal`` rule)."""
 
     detector: Detector = Detector()
     node_ip: str = ""
     service_cidr: str = ""
+    masquerade_all: bool = False
 
 
 def node_proxy(node: NodeLayout) -> Proxy:
-    """The proxy configuration of one emulated node: its detector, its address, the emulation's service CIDR."""
-    return Proxy(detector(*node.detector), node.ip, str(SERVICE_NET))
+    """The proxy configuration of one emulated node: its detector, its address, the emulation's service CIDR and
+    ``--masquerade-all``."""
+    return Proxy(detector(*node.detector), node.ip, str(SERVICE_NET), node.masquerade_all)
 
 
 def endpoint_ip(ep: Endpoint) -> str:

@@ -255,7 +255,9 @@ def _iptables_entries(s: ServiceRules, out: _Restore, proxy: Proxy) -> None:
     dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {s.cluster_ip} --dport {svc.port}"
     target, why = _filter_verdict(s)
     if has_internal_endpoints(s):
-        if proxy.detector.implemented:  # "masquerades off-cluster traffic to a service VIP"
+        if proxy.masquerade_all:  # "SNAT all traffic sent via Service cluster IPs"
+            out.nat_rules.append(f"-A {internal_chain(s)} {_comment(f'{name} cluster IP')} {dest} -j KUBE-MARK-MASQ")
+        elif proxy.detector.implemented:  # "masquerades off-cluster traffic to a service VIP"
             out.nat_rules.append(
                 f"-A {internal_chain(s)} {_comment(f'{name} cluster IP')} {dest} "
                 f"{proxy.detector.if_not_local} -j KUBE-MARK-MASQ"

@@ -288,9 +288,11 @@ def _nft_service_rules(tx: _Tx, s: ServiceRules, proxy: Proxy) -> None:
     """A Service port's own rules: off-cluster masquerade to its ClusterIP, its external chain, its firewall
     chain, its affinity sets, and the pick among endpoints in its cluster and local chains."""
     svc, names, found = s.service, _NftNames.of(s.service), proxy.detector
-    if has_internal_endpoints(s) and found.implemented:  # "masquerades off-cluster traffic to a service VIP"
-        chain = names.local if svc.internal_traffic_policy == TrafficPolicy.LOCAL else names.cluster
-        tx.rule(chain, f"ip daddr {s.cluster_ip} {found.if_not_local_nft} jump mark-for-masquerade")
+    internal = names.local if svc.internal_traffic_policy == TrafficPolicy.LOCAL else names.cluster
+    if has_internal_endpoints(s) and proxy.masquerade_all:  # every connection to the ClusterIP
+        tx.rule(internal, f"ip daddr {s.cluster_ip} jump mark-for-masquerade")
+    elif has_internal_endpoints(s) and found.implemented:  # "masquerades off-cluster traffic to a service VIP"
+        tx.rule(internal, f"ip daddr {s.cluster_ip} {found.if_not_local_nft} jump mark-for-masquerade")
     if uses_external_chain(s):
         if not external_policy_local(svc):
             tx.rule(names.external, "jump mark-for-masquerade")
