@@ -48,6 +48,33 @@ def node_text(text: str, node: str) -> str:
     return text.split(f"# ===== node {node} ")[1].split("# ===== node ")[0]
 
 
+TWO_PORT_SLICES = textwrap.dedent(
+    """\
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: api-2, namespace: shop, labels: {app: other}}
+    spec: {nodeName: kind-worker}
+    status: {phase: Running, podIP: 10.244.1.7, conditions: [{type: Ready, status: "True"}]}
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: api-http, namespace: shop, labels: {kubernetes.io/service-name: api}}
+    addressType: IPv4
+    ports: [{name: http, port: 8080}]
+    endpoints: [{addresses: [10.244.1.5], nodeName: kind-worker, targetRef: {kind: Pod, name: api-1}}]
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: {name: api-grpc, namespace: shop, labels: {kubernetes.io/service-name: api}}
+    addressType: IPv4
+    ports: [{name: grpc, port: 9090}]
+    endpoints: [{addresses: [10.244.1.7], nodeName: kind-worker, targetRef: {kind: Pod, name: api-2}}]
+    """
+)
+"""api-1 in a slice with only port ``http`` and api-2 (labelled ``app: other``) in one with only ``grpc``."""
+
+
 def test_pod_to_etp_local_lb_routes_runs_and_rules_agree():
     """kubernetes ``pkg/proxy/iptables/proxier.go`` ``syncProxyRules``: the eTP=Local ``KUBE-EXT-*`` chain's "pod
     traffic for ... external destinations" rule (``localDetector.IfLocal()``: ClusterCIDR ``-s 10.244.0.0/16``,
@@ -206,29 +233,7 @@ def test_run_summary_breaks_a_service_down_by_port(tmp_path):
     where. Two streams, one per port (http to api-1, grpc to api-2, as ``endpointslicecache.go`` joins the two
     slices): the Service's own counts add both (unchanged keys); ``by_port`` gives each port's. A Service whose
     requests use one port has no ``by_port``."""
-    slices = """\
-    ---
-    apiVersion: v1
-    kind: Pod
-    metadata: {name: api-2, namespace: shop, labels: {app: other}}
-    spec: {nodeName: kind-worker}
-    status: {phase: Running, podIP: 10.244.1.7, conditions: [{type: Ready, status: "True"}]}
-    ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata: {name: api-http, namespace: shop, labels: {kubernetes.io/service-name: api}}
-    addressType: IPv4
-    ports: [{name: http, port: 8080}]
-    endpoints: [{addresses: [10.244.1.5], nodeName: kind-worker, targetRef: {kind: Pod, name: api-1}}]
-    ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata: {name: api-grpc, namespace: shop, labels: {kubernetes.io/service-name: api}}
-    addressType: IPv4
-    ports: [{name: grpc, port: 9090}]
-    endpoints: [{addresses: [10.244.1.7], nodeName: kind-worker, targetRef: {kind: Pod, name: api-2}}]
-    """
-    table = objects_table(objects(tmp_path, MULTI + textwrap.dedent(slices)))
+    table = objects_table(objects(tmp_path, MULTI + TWO_PORT_SLICES))
     table["pods"] = [{"name": "client", "node": "kind-worker", "labels": {"app": "client"}}]
     table["streams"] = [stream("client", "shop/api", 40, port="http"), stream("client", "shop/api", 40, port="grpc")]
     sc = parse_scenario(table, tmp_path / "s.toml")[0]
@@ -388,29 +393,7 @@ def test_slices_with_different_ports_each_serve_their_port(tmp_path):
     """kubernetes ``pkg/proxy/endpointslicecache.go``: a slice contributes to each ``ServicePortName`` it has a
     port for; one slice with only ``http`` and another with only ``grpc`` give each port its own endpoints (the
     first port's too)."""
-    slices = """\
-    ---
-    apiVersion: v1
-    kind: Pod
-    metadata: {name: api-2, namespace: shop, labels: {app: other}}
-    spec: {nodeName: kind-worker}
-    status: {phase: Running, podIP: 10.244.1.7, conditions: [{type: Ready, status: "True"}]}
-    ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata: {name: api-http, namespace: shop, labels: {kubernetes.io/service-name: api}}
-    addressType: IPv4
-    ports: [{name: http, port: 8080}]
-    endpoints: [{addresses: [10.244.1.5], nodeName: kind-worker, targetRef: {kind: Pod, name: api-1}}]
-    ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata: {name: api-grpc, namespace: shop, labels: {kubernetes.io/service-name: api}}
-    addressType: IPv4
-    ports: [{name: grpc, port: 9090}]
-    endpoints: [{addresses: [10.244.1.7], nodeName: kind-worker, targetRef: {kind: Pod, name: api-2}}]
-    """
-    sc = multi_scenario(tmp_path, "grpc", textwrap.dedent(slices))
+    sc = multi_scenario(tmp_path, "grpc", TWO_PORT_SLICES)
     assert [e.address for e in sc.control_plane.endpoints("shop/api", port="http")] == ["10.244.1.5:8080"]
     assert [e.address for e in sc.control_plane.endpoints("shop/api", port="grpc")] == ["10.244.1.7:9090"]
     assert [e.pod for e in stream_route(sc, sc.streams[0], "kind-worker").endpoints] == ["shop/api-2"]
