@@ -199,3 +199,47 @@ def test_an_object_given_twice_merges_when_identical_and_fails_when_not(tmp_path
     with pytest.raises(SpecError) as e:
         read_objects([a, c])
     assert str(e.value) == f"{c}: Node default/n1: given twice with different content: also in {a}"
+
+
+HOST_NETWORK = """\
+apiVersion: v1
+kind: Node
+metadata: {name: n1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: agent}
+spec: {nodeName: n1, hostNetwork: true}
+status: {phase: Running, podIP: 10.244.0.5, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: app}
+spec: {nodeName: n1}
+status: {phase: Running, podIP: 10.244.0.6, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: exporter}
+spec:
+  selector: {matchLabels: {app: exporter}}
+  template:
+    metadata: {labels: {app: exporter}}
+    spec: {hostNetwork: true, containers: [{name: e, image: e}]}
+"""
+
+
+def test_host_network_pods_are_read_and_written(tmp_path):
+    """``spec.hostNetwork`` (k8s.io/api/core/v1 ``PodSpec.HostNetwork``) on a Pod and on a DaemonSet's template:
+    the pods are ``host_network`` (their calls are the node's own traffic: kube-proxy's ``--src-type LOCAL``), a pod
+    without it is not, and ``sim import`` writes ``host_network = true``, which reads back the same."""
+    from sim.cli import main
+    from sim.io import load_scenario
+
+    expected = {"default/agent": True, "default/app": False, "default/exporter-n1": True}
+    objects = write(tmp_path, HOST_NETWORK)
+    assert {p.name: p.host_network for p in scenario_of(objects).pods} == expected
+    out = tmp_path / "imported.toml"
+    assert main(["-q", "import", str(objects), "-o", str(out)]) == 0
+    assert out.read_text().count("host_network = true") == 2
+    assert {p.name: p.host_network for p in load_scenario(out, need_streams=False)[0].pods} == expected

@@ -70,7 +70,7 @@ def _pod(p: Pod, default: Pod) -> dict[str, Any]:
     out: dict[str, Any] = {"name": p.name, "node": p.node, "ip": p.ip}
     if p.labels:
         out["labels"] = dict(p.labels)
-    for attr in ("ready", "terminating", "concurrency", "queue_limit"):
+    for attr in ("ready", "terminating", "host_network", "concurrency", "queue_limit"):
         if getattr(p, attr) != getattr(default, attr) and getattr(p, attr) is not None:
             out[attr] = getattr(p, attr)
     if p.service_time != default.service_time:

@@ -95,6 +95,7 @@ def cluster_parts(
                 kp.labels,
                 ready=kp.ready and kp.phase in SERVING_PHASES,
                 terminating=kp.terminating,
+                host_network=kp.host_network,
             )
         )
     by_name = {p.name: p for p in out.pods}

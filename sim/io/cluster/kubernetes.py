@@ -326,7 +326,7 @@ def _container_ports(o: KObject, spec: Any, where: str) -> dict[str, int]:
 
 
 def _pod(o: KObject, out: Objects) -> None:
-    """Pod: node, labels, phase, the Ready condition, deletionTimestamp (terminating), podIP. A pod without
+    """Pod: node, labels, phase, the Ready condition, deletionTimestamp (terminating), podIP, hostNetwork. A pod without
     status is a manifest: taken as Running and Ready once placed."""
     spec = o.get("spec", dict, {})
     status = o.get("status", dict, {})
@@ -352,6 +352,7 @@ def _pod(o: KObject, out: Objects) -> None:
             has_status=has_status,
             file=o.file,
             owner=_controller(o),
+            host_network=o.get("hostNetwork", bool, False, spec),
         )
     )
 
@@ -529,6 +530,7 @@ def _workload(o: KObject, out: Objects) -> None:
             ports=_container_ports(o, spec, "spec.template.spec"),
             owner=owner if o.object_kind == "ReplicaSet" else "",
             file=o.file,
+            host_network=o.get("hostNetwork", bool, False, spec),
         )
     )
 

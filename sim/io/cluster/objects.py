@@ -173,6 +173,8 @@ class KPod:
     file: str = ""
     owner: str = ""
     """The controller that made the pod (``kind/namespace/name``), or ``""``: kube-scheduler spreads its pods."""
+    host_network: bool = False
+    """``spec.hostNetwork``: the pod's calls are its node's own traffic."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,8 @@ class KWorkload:
     owner: str = ""
     """The Deployment (``namespace/name``) that owns a ReplicaSet, or ``""``."""
     file: str = ""
+    host_network: bool = False
+    """The pod template's ``spec.hostNetwork``."""
 
 
 @dataclass

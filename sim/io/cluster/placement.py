@@ -351,7 +351,14 @@ def _expand(w: KWorkload, objects: Objects, ledger: Ledger, notes: list[str], rn
 
 def _pod(w: KWorkload, name: str, node: str) -> KPod:
     return KPod(
-        name, node, dict(w.labels), scheduling=w.scheduling, ports=w.ports, file=w.file, owner=f"{w.kind}/{w.name}"
+        name,
+        node,
+        dict(w.labels),
+        scheduling=w.scheduling,
+        ports=w.ports,
+        file=w.file,
+        owner=f"{w.kind}/{w.name}",
+        host_network=w.host_network,
     )
 
 
