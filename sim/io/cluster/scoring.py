@@ -36,8 +36,6 @@ objects do not describe, the same for every node, and is left out."""
 SYSTEM_DEFAULT_CONSTRAINTS = (("kubernetes.io/hostname", 3), ("topology.kubernetes.io/zone", 5))
 """``podtopologyspread/plugin.go`` ``systemDefaultConstraints``: (topologyKey, maxSkew), ScheduleAnyway."""
 
-HOSTNAME_KEY = SYSTEM_DEFAULT_CONSTRAINTS[0][0]
-
 
 def least_allocated(requested: np.ndarray, allocatable: np.ndarray) -> np.ndarray:
     """NodeResourcesFit ``LeastAllocated`` (``leastResourceScorer``, weight 1 per resource) of each node (rows:
