@@ -37,7 +37,6 @@ from sim.io.cluster.objects import (
     SERVICE_TYPES,
     TAINT_EFFECTS,
     WORKLOAD_KINDS,
-    AntiAffinity,
     KEndpoint,
     KNode,
     KPod,
@@ -50,7 +49,7 @@ from sim.io.cluster.objects import (
     Taint,
     Toleration,
 )
-from sim.io.cluster.podspec import priority_class, quantity, scheduling_extras
+from sim.io.cluster.podspec import pod_affinity, priority_class, quantity, scheduling_extras
 from sim.io.cluster.schema import SELECTOR, SERVICE_FIELDS, from_object
 from sim.io.typed import read_text, type_name
 from sim.io.yamlfile import json_document, yaml_documents
@@ -291,20 +290,12 @@ def _scheduling(o: KObject, spec: Any, where: str, labels: dict[str, str]) -> Sc
         if effect and effect not in TAINT_EFFECTS:
             raise o.error(f"{f}.effect", f"unknown value {shown(effect)}; expected one of {list(TAINT_EFFECTS)}")
         tolerations.append(Toleration(o.get("key", str, "", t), op, o.get("value", str, "", t), effect))
-    anti = []
-    anti_path = "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-    for f, term in o.items(anti_path, spec, f"{where}.{anti_path}"):
-        key = o.get("topologyKey", str, None, term)
-        if not key:
-            raise o.error(f"{f}.topologyKey", "is required")
-        namespaces = o.get("namespaces", list, [], term)
-        selector = label_selector(o, o.get("labelSelector", dict, None, term), f"{f}.labelSelector")
-        anti.append(AntiAffinity(selector, key, tuple(str(n) for n in namespaces) or (o.namespace,)))
+    anti = pod_affinity(o, spec, where, "podAntiAffinity")
     return Scheduling(
         o.strings("nodeSelector", spec, f"{where}.nodeSelector"),
         tuple(terms),
         tuple(tolerations),
-        tuple(anti),
+        anti,
         priority=o.get("priority", int, None, spec),
         priority_class=o.get("priorityClassName", str, "", spec),
         **scheduling_extras(o, spec, where, labels),

@@ -114,9 +114,10 @@ def _pod_term(o: KObject, term: Any, where: str) -> AntiAffinity:
     return AntiAffinity(selector, key, tuple(str(n) for n in namespaces) or (o.namespace,))
 
 
-def pod_affinity(o: KObject, spec: Any, where: str) -> tuple[AntiAffinity, ...]:
-    """``podAffinity.requiredDuringSchedulingIgnoredDuringExecution``: the pod-affinity terms that must hold."""
-    path = "affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+def pod_affinity(o: KObject, spec: Any, where: str, kind: str = "podAffinity") -> tuple[AntiAffinity, ...]:
+    """``podAffinity.requiredDuringSchedulingIgnoredDuringExecution``: the pod-affinity terms that must hold
+    (``kind`` ``podAntiAffinity``: the required anti-affinity terms)."""
+    path = f"affinity.{kind}.requiredDuringSchedulingIgnoredDuringExecution"
     return tuple(_pod_term(o, term, f) for f, term in o.items(path, spec, f"{where}.{path}"))
 
 
