@@ -166,10 +166,6 @@ def _table_flag(t: Table, key: str, default: Any, f: ObjectField) -> Any:
     return t.take(key, bool, default)
 
 
-def _table_names(t: Table, key: str, default: Any, f: ObjectField) -> Any:
-    return string_list(t, key) if key in t.data else default
-
-
 def _table_port_map(t: Table, key: str, default: Any, f: ObjectField) -> Any:
     """``ports = { http = 8080, grpc = 9090 }``: ports by name, sorted."""
     if key not in t.data:
@@ -184,7 +180,7 @@ TEXT = FieldKind(_table_text, None, lambda v: v)
 """A string (an address, a name)."""
 FLAG = FieldKind(_table_flag, None, lambda v: v)
 """A boolean (None where absent: the API's default decides)."""
-NAMES = FieldKind(_table_names, None, sorted)
+NAMES = FieldKind(_table_list, None, sorted)
 """A set of names, written sorted."""
 PORT_MAP = FieldKind(_table_port_map, None, dict)
 """Port numbers by name."""
