@@ -329,16 +329,18 @@ def _pod(o: KObject, out: Objects) -> None:
             f"{o.file}: Pod {o.name}: Running with no Ready condition: not ready (IsPodReady, "
             "k8s.io/kubernetes/pkg/api/v1/pod/util.go: no condition is not ready)"
         )
+    node = o.get("nodeName", str, None, spec)
+    labels = o.strings("metadata.labels")
     out.pods.append(
         KPod(
             name=o.name,
-            node=o.get("nodeName", str, None, spec),
-            labels=o.strings("metadata.labels"),
+            node=node,
+            labels=labels,
             phase=phase if has_status else "Running",
             ready=bool(ready) if has_status else True,
             terminating=o.get("metadata.deletionTimestamp", str, None) is not None,
             ip=o.get("status.podIP", str, None),
-            scheduling=_scheduling(o, spec, "spec", o.strings("metadata.labels")),
+            scheduling=_scheduling(o, spec, "spec", labels),
             ports=_container_ports(o, spec, "spec"),
             has_status=has_status,
             file=o.file,
@@ -508,16 +510,15 @@ def _workload(o: KObject, out: Objects) -> None:
     owner = next(
         (f"{o.namespace}/{r.get('name')}" for r in owners if isinstance(r, dict) and r.get("kind") == "Deployment"), ""
     )
+    labels = o.strings("metadata.labels", template, "spec.template.metadata.labels")
     out.workloads.append(
         KWorkload(
             kind=o.object_kind,
             name=o.name,
             replicas=replicas,
-            labels=o.strings("metadata.labels", template, "spec.template.metadata.labels"),
+            labels=labels,
             selector=label_selector(o, o.get("spec.selector", dict, None), "spec.selector"),
-            scheduling=_scheduling(
-                o, spec, "spec.template.spec", o.strings("metadata.labels", template, "spec.template.metadata.labels")
-            ),
+            scheduling=_scheduling(o, spec, "spec.template.spec", labels),
             ports=_container_ports(o, spec, "spec.template.spec"),
             owner=owner if o.object_kind == "ReplicaSet" else "",
             file=o.file,
