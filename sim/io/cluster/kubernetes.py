@@ -445,6 +445,17 @@ def _allocate_node_port(out: Objects, ports: Sequence[KPort]) -> int:
     return port
 
 
+def _named_ports(o: KObject, base: Any, where: str) -> dict[str, int]:
+    """The ``ports`` of an EndpointSlice (``base`` None) or of an Endpoints subset: number by name."""
+    ports: dict[str, int] = {}
+    for f, p in o.items("ports", base, where):
+        number = o.get("port", int, None, p)
+        if number is None or not 1 <= number <= 65535:
+            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {shown(number)}")
+        ports[o.get("name", str, "", p)] = number
+    return ports
+
+
 def _slice(o: KObject, out: Objects) -> None:
     """EndpointSlice (discovery.k8s.io/v1): endpoints with conditions (API defaults where absent), nodeName, zone,
     hints, targetRef, and the slice's ports; joined to its Service by the kubernetes.io/service-name label."""
@@ -459,12 +470,7 @@ def _slice(o: KObject, out: Objects) -> None:
         why = "no kubernetes.io/service-name label" if not service else "addressType FQDN"
         out.notes.append(f"{o.file}: EndpointSlice {o.name}: {why}: kube-proxy ignores it")
         return
-    ports: dict[str, int] = {}
-    for f, p in o.items("ports"):
-        number = o.get("port", int, None, p)
-        if number is None or not 1 <= number <= 65535:
-            raise o.error(f"{f}.port", f"is required: an integer 1-65535, got {shown(number)}")
-        ports[o.get("name", str, "", p)] = number
+    ports = _named_ports(o, None, "")
     endpoints = []
     for f, ep in o.items("endpoints"):
         addresses = o.get("addresses", list, [], ep)
@@ -540,12 +546,7 @@ def _endpoints(o: KObject, out: Objects) -> None:
         out.notes.append(f"{o.file}: Endpoints {o.name}: labelled {SKIP_MIRROR_LABEL}: not mirrored")
         return
     for f, subset in o.items("subsets"):
-        ports: dict[str, int] = {}
-        for g, p in o.items("ports", subset, f"{f}.ports"):
-            number = o.get("port", int, None, p)
-            if number is None or not 1 <= number <= 65535:
-                raise o.error(f"{g}.port", f"is required: an integer 1-65535, got {number!r}")
-            ports[o.get("name", str, "", p)] = number
+        ports = _named_ports(o, subset, f"{f}.ports")
         endpoints = []
         for key, ready in (("addresses", True), ("notReadyAddresses", False)):
             for g, a in o.items(key, subset, f"{f}.{key}"):
