@@ -82,15 +82,14 @@ def _pod(p: Pod, default: Pod) -> dict[str, Any]:
 
 def _ports(s: Service) -> dict[str, Any]:
     """``port`` / ``targetPort`` / ``nodePort`` for one unnamed port, else ``ports = [...]``."""
-    if not s.port_name and not s.other_ports:
-        out: dict[str, Any] = {"port": s.port}
-        out.update({api: v for api, v in (("targetPort", s.target_port), ("nodePort", s.node_port)) if v})
-        return out
     entries = []
     for p in s.ports:
         entry: dict[str, Any] = {"name": p.name, "port": p.port}
         entry.update({api: v for api, v in (("targetPort", p.target_port), ("nodePort", p.node_port)) if v})
         entries.append(entry)
+    if not s.port_name and not s.other_ports:
+        del entries[0]["name"]
+        return entries[0]
     return {"ports": entries}
 
 
