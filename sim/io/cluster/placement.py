@@ -239,9 +239,10 @@ def _place_pod(pod: KPod, objects: Objects, ledger: Ledger, notes: list[str], rn
     """Schedule one manifest pod without a node, and note where and why, or why it stays Pending (then True)."""
     rules = pod.scheduling
     incoming = _incoming(objects, dict(pod.labels), namespace_of(pod.name), rules, rules.tolerations, pod.owner)
-    node, why = _choose(ledger, _Fixed(ledger, incoming), incoming, rng)
+    fixed = _Fixed(ledger, incoming)
+    node, why = _choose(ledger, fixed, incoming, rng)
     if node is None:
-        notes.append(f"Pod {pod.name}: Pending: {_why(ledger, rules, rules.tolerations)}")
+        notes.append(f"Pod {pod.name}: Pending: {_why(ledger, fixed)}")
         return True
     ledger.add(replace(pod, node=node))
     notes.append(f"placed Pod {pod.name} on {node}: {why}")
@@ -322,7 +323,7 @@ def _expand(w: KWorkload, objects: Objects, ledger: Ledger, notes: list[str], rn
                 ledger.add(_pod(w, f"{w.name}-{node.name}", node.name))
                 eligible = _eligible(ledger, fixed, incoming)
         if len(ledger.placed) == first:
-            notes.append(f"DaemonSet {w.name}: no eligible node: {_why(ledger, w.scheduling, tolerations)}")
+            notes.append(f"DaemonSet {w.name}: no eligible node: {_why(ledger, fixed)}")
         return False
     pending = 0
     mine: dict[str, int] = {}
@@ -341,8 +342,7 @@ def _expand(w: KWorkload, objects: Objects, ledger: Ledger, notes: list[str], rn
         notes.append(f"placed {w.kind} {w.name} pod {name} on {chosen}: {why}")
     if pending:
         notes.append(
-            f"{w.kind} {w.name}: {pending} of {w.replicas} replicas Pending: "
-            f"{_why(ledger, w.scheduling, tolerations, incoming)}"
+            f"{w.kind} {w.name}: {pending} of {w.replicas} replicas Pending: {_why(ledger, fixed, w.scheduling)}"
         )
     if w.kind != "StatefulSet":  # listed by name, as the API does
         ledger.placed[first:] = sorted(ledger.placed[first:], key=lambda p: p.name)
@@ -422,13 +422,14 @@ def interpod_affinity_scores(ledger: Ledger, feasible: np.ndarray, pod: _Incomin
     return interpod_normalize(per_node[feasible])
 
 
-def _why(ledger: Ledger, rules: Scheduling, tolerations: Sequence[Toleration], pod: _Incoming | None = None) -> str:
-    """Why no node takes the pod: the counts the scheduler's "0/N nodes are available" message gives."""
+def _why(ledger: Ledger, fixed: _Fixed, rules: Scheduling | None = None) -> str:
+    """Why no node takes the pod (``fixed``: its filters that do not change): the counts the scheduler's "0/N nodes
+    are available" message gives; with its ``rules``, also the nodes short of room and those pod (anti-)affinity
+    excludes."""
     nodes = ledger.nodes
     if not nodes:
         return "no nodes"
-    ok = np.array([tolerated(n.taints, tolerations) for n in nodes], dtype=bool)
-    matched = np.array([node_matches(n, rules) for n in nodes], dtype=bool)
+    ok, matched = fixed.tolerated, fixed.matches
     tainted, unmatched = int((~ok).sum()), int((ok & ~matched).sum())
     parts = []
     if tainted:
@@ -436,7 +437,7 @@ def _why(ledger: Ledger, rules: Scheduling, tolerations: Sequence[Toleration], p
     if unmatched:
         parts.append(f"{unmatched} not matching the node selector/affinity")
     rest = ok & matched
-    if pod is not None:
+    if rules is not None:
         short = int((rest & ~resources_fit(ledger, rules)).sum())
         if short:
             parts.append(f"{short} with too little CPU, memory or pod room left")
