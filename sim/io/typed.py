@@ -265,7 +265,7 @@ def depth(obj: object) -> int:
     return deepest
 
 
-def check_depth(path: Path, obj: object) -> None:
+def check_depth(path: str | Path, obj: object) -> None:
     """Refuse ``obj`` if its tables and arrays nest deeper than MAX_DEPTH."""
     if depth(obj) > MAX_DEPTH:
         raise SpecError(str(path), "", f"nests tables and arrays more than {MAX_DEPTH} deep")

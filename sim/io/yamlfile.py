@@ -114,7 +114,7 @@ def json_document(label: str, text: str) -> Any:
 
 def check_text(label: str, doc: Any) -> None:
     """Refuse ``doc`` if it nests more than MAX_DEPTH deep or holds a string that is not text (a lone surrogate)."""
-    check_depth(label, doc)  # type: ignore[arg-type]
+    check_depth(label, doc)
     stack = [doc]
     while stack:
         item = stack.pop()
