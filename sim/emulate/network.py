@@ -17,6 +17,8 @@ from sim.scenario import ExternalClient
 
 LB_TABLE_BASE = 100
 """An external client's routing table (and fwmark) for "the load balancer sent it via node i": 100 + i."""
+_FORWARDING = ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+"""The sysctls of a namespace that forwards (a node, a router): forwarding on, reverse-path filtering off."""
 
 
 def build_network(spaces: Namespaces, names: Names) -> None:
@@ -64,9 +66,7 @@ def _build_node(spaces: Namespaces, names: Names, i: int, node: NodeLayout) -> N
     spaces.add(ns)
     spaces.sysctl(
         ns,
-        "net.ipv4.ip_forward=1",
-        "net.ipv4.conf.all.rp_filter=0",
-        "net.ipv4.conf.default.rp_filter=0",
+        *_FORWARDING,
         # every REJECT answers: Linux rate-limits ICMP errors per destination (a burst of 6, then one a
         # second), so a loop of connects to a Service without endpoints would see some SYNs unanswered
         # until their retransmission, 1 s later; the simulator's REJECT refuses every one at once
@@ -86,7 +86,7 @@ def _build_router(spaces: Namespaces, names: Names, r: int, router: str, address
     layout, fab = names.layout, names.layout.fabric
     rns = names.router_ns(r)
     spaces.add(rns)
-    spaces.sysctl(rns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+    spaces.sysctl(rns, *_FORWARDING)
     cmds = []
     for hub, address in addresses.items():
         k = fab.segments.index(hub)
