@@ -150,10 +150,11 @@ def _setup_nftables(tx: _Tx, proxy: Proxy) -> None:
     if proxy.node_ip:  # nftables' default --nodeport-addresses primary: the node's own IP
         tx.add(f"flush set {TABLE} nodeport-ips")
         tx.add(f"add element {TABLE} nodeport-ips {{ {proxy.node_ip} }}")
-        nodeports = "ip daddr @nodeport-ips"
+        no_endpoint_check = nodeports = "ip daddr @nodeport-ips"
     else:  # nodePortAddresses.MatchAll()
         tx.add(f"delete set {TABLE} nodeport-ips")
-        nodeports = "fib daddr type local ip daddr != 127.0.0.0/8"
+        no_endpoint_check = "ip daddr != 127.0.0.0/8"
+        nodeports = f"fib daddr type local {no_endpoint_check}"
     tx.add(
         f"add map {TABLE} no-endpoint-services {{ type {_ADDR_MAP} ; "
         'comment "vmap to drop or reject packets to services with no endpoints" ; }'
@@ -168,7 +169,6 @@ def _setup_nftables(tx: _Tx, proxy: Proxy) -> None:
     tx.add(f"flush chain {TABLE} reject-chain")
     tx.rule("reject-chain", "reject")
     tx.rule("service-endpoints-check", "ip daddr . meta l4proto . th dport vmap @no-endpoint-services")
-    no_endpoint_check = nodeports.removeprefix("fib daddr type local ")
     tx.rule("nodeport-endpoints-check", f"{no_endpoint_check} meta l4proto . th dport vmap @no-endpoint-nodeports")
     tx.add(
         f"add map {TABLE} firewall-ips {{ type {_ADDR_MAP} ; "
