@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sim.cli.text import _VERBOSITY, EXIT_INTERRUPTED, _error
 from sim.errors import SpecError
-
-if TYPE_CHECKING:
-    pass
 
 
 def _emulate(args: argparse.Namespace) -> int:

@@ -143,11 +143,11 @@ def run_stream(spec: dict, connect_timeout: float, read_timeout: float, deadline
 
 def main() -> int:
     """Run every stream of this client, one after another, printing a JSON line each."""
-    layout = json.loads(sys.argv[1])
-    deadline = time.monotonic() + float(layout["deadline_s"])
+    given = json.loads(sys.argv[1])  # traffic.client_spec's object
+    deadline = time.monotonic() + float(given["deadline_s"])
     progress = Progress()
-    for spec in layout["streams"]:
-        out = run_stream(spec, float(layout["connect_timeout_s"]), float(layout["read_timeout_s"]), deadline, progress)
+    for spec in given["streams"]:
+        out = run_stream(spec, float(given["connect_timeout_s"]), float(given["read_timeout_s"]), deadline, progress)
         print(json.dumps(out), flush=True)
     return 0
 

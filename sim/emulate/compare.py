@@ -103,9 +103,7 @@ def homogeneity(kernel: Mapping[str, int], sim: Mapping[str, int]) -> dict[str, 
     >>> homogeneity({"timeout": 10}, {"timeout": 10})["note"]
     'one category in both (timeout): identical, nothing to test'
     """
-    cats = sorted(
-        (set(kernel) | set(sim)) - {c for c in set(kernel) | set(sim) if not kernel.get(c) and not sim.get(c)}
-    )
+    cats = sorted(c for c in set(kernel) | set(sim) if kernel.get(c) or sim.get(c))
     table = np.array([[kernel.get(c, 0) for c in cats], [sim.get(c, 0) for c in cats]], dtype=float)
     if not cats or table.sum(axis=1).min() == 0:
         return {"pvalue": None, "statistic": None, "dof": 0, "note": "a sample is empty: nothing to compare"}

@@ -200,10 +200,6 @@ class Fabric:
     paths: dict[tuple[str, str], tuple[str, ...]]
     """(from, to) -> the topology's lowest-latency path, for every pair a route is needed for."""
 
-    def network(self, hub: str) -> str:
-        """The segment's subnet."""
-        return str(NODE_NET.network_address + 256 * self.segments.index(hub)) + "/24"
-
     def next_hop(self, frm: str, to: str) -> tuple[str, str | None]:
         """Leaving ``frm`` (a node, a router, or a segment for the external clients on it) towards ``to`` (a node
         or a segment): the segment the packet goes out on, and the router address it goes to (None: on-link)."""

@@ -17,6 +17,8 @@ from sim.scenario import ExternalClient
 
 LB_TABLE_BASE = 100
 """An external client's routing table (and fwmark) for "the load balancer sent it via node i": 100 + i."""
+_FORWARDING = ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+"""The sysctls of a namespace that forwards (a node, a router): forwarding on, reverse-path filtering off."""
 
 
 def build_network(spaces: Namespaces, names: Names) -> None:
@@ -45,12 +47,17 @@ def route(layout: Layout, frm: str, to: str, dest: str, dev: str = "eth0") -> st
     return f"route add {dest} via {gateway} dev {dev} onlink" if gateway else f"route add {dest} dev {dev}"
 
 
-def _uplink(spaces: Namespaces, names: Names, ns: str, port: str, hub: str) -> None:
-    """A veth from the fabric's bridge of segment ``hub`` (its end named ``port``) to ``eth0`` in ``ns``."""
+def _uplink(spaces: Namespaces, names: Names, ns: str, port: str, hub: str, peer: str = "eth0") -> None:
+    """A veth from the fabric's bridge of segment ``hub`` (its end named ``port``) to ``peer`` in ``ns``."""
     k = names.layout.fabric.segments.index(hub)
-    fabric = names.fabric_ns
-    spaces.batch(fabric, [f"link add {port} type veth peer name eth0 netns {ns}", f"link set {port} master br{k}"])
-    spaces.batch(fabric, [f"link set {port} up"])
+    spaces.batch(
+        names.fabric_ns,
+        [
+            f"link add {port} type veth peer name {peer} netns {ns}",
+            f"link set {port} master br{k}",
+            f"link set {port} up",
+        ],
+    )
 
 
 def _build_node(spaces: Namespaces, names: Names, i: int, node: NodeLayout) -> None:
@@ -59,9 +66,7 @@ def _build_node(spaces: Namespaces, names: Names, i: int, node: NodeLayout) -> N
     spaces.add(ns)
     spaces.sysctl(
         ns,
-        "net.ipv4.ip_forward=1",
-        "net.ipv4.conf.all.rp_filter=0",
-        "net.ipv4.conf.default.rp_filter=0",
+        *_FORWARDING,
         # every REJECT answers: Linux rate-limits ICMP errors per destination (a burst of 6, then one a
         # second), so a loop of connects to a Service without endpoints would see some SYNs unanswered
         # until their retransmission, 1 s later; the simulator's REJECT refuses every one at once
@@ -81,15 +86,11 @@ def _build_router(spaces: Namespaces, names: Names, r: int, router: str, address
     layout, fab = names.layout, names.layout.fabric
     rns = names.router_ns(r)
     spaces.add(rns)
-    spaces.sysctl(rns, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+    spaces.sysctl(rns, *_FORWARDING)
     cmds = []
     for hub, address in addresses.items():
         k = fab.segments.index(hub)
-        spaces.batch(
-            names.fabric_ns,
-            [f"link add r{r}s{k} type veth peer name s{k} netns {rns}", f"link set r{r}s{k} master br{k}"],
-        )
-        spaces.batch(names.fabric_ns, [f"link set r{r}s{k} up"])
+        _uplink(spaces, names, rns, f"r{r}s{k}", hub, peer=f"s{k}")
         cmds += [f"addr add {address}/24 dev s{k}", f"link set s{k} up"]
     for node in layout.nodes:
         out, gateway = fab.next_hop(router, node.name)

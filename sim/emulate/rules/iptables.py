@@ -252,8 +252,12 @@ def _iptables_entries(s: ServiceRules, out: _Restore, proxy: Proxy) -> None:
     its chain where it has endpoints, and rejected or dropped in ``*filter`` where it has none for that traffic;
     its health check node port accepted."""
     svc, name = s.service, service_port_name(s.service)
-    dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {s.cluster_ip} --dport {svc.port}"
     target, why = _filter_verdict(s)
+
+    def to(ip: str) -> str:
+        return f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+
+    dest = to(s.cluster_ip)
     if has_internal_endpoints(s):
         if proxy.masquerade_all:  # "SNAT all traffic sent via Service cluster IPs"
             out.nat_rules.append(f"-A {internal_chain(s)} {_comment(f'{name} cluster IP')} {dest} -j KUBE-MARK-MASQ")
@@ -267,14 +271,14 @@ def _iptables_entries(s: ServiceRules, out: _Restore, proxy: Proxy) -> None:
         out.filter_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} {why}')} {dest} -j {target}")
     external = has_external_endpoints(s)
     for ip in svc.external_ips:
-        ext_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+        ext_dest = to(ip)
         if s.has_endpoints:
             out.nat_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} external IP')} {ext_dest} -j {ext_chain(svc)}")
         if not external:
             out.filter_rules.append(f"-A KUBE-EXTERNAL-SERVICES {_comment(f'{name} {why}')} {ext_dest} -j {target}")
     lb_target = fw_chain(svc) if uses_fw_chain(s) else ext_chain(svc)
     for ip in svc.load_balancer_ips:
-        lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
+        lb_dest = to(ip)
         if s.has_endpoints:
             out.nat_rules.append(f"-A KUBE-SERVICES {_comment(f'{name} loadbalancer IP')} {lb_dest} -j {lb_target}")
         if uses_fw_chain(s):
@@ -284,8 +288,7 @@ def _iptables_entries(s: ServiceRules, out: _Restore, proxy: Proxy) -> None:
             )
     if not external:
         for ip in svc.load_balancer_ips:
-            lb_dest = f"-m {PROTOCOL} -p {PROTOCOL} -d {ip} --dport {svc.port}"
-            out.filter_rules.append(f"-A KUBE-EXTERNAL-SERVICES {_comment(f'{name} {why}')} {lb_dest} -j {target}")
+            out.filter_rules.append(f"-A KUBE-EXTERNAL-SERVICES {_comment(f'{name} {why}')} {to(ip)} -j {target}")
     if svc.node_port:
         np_dest = f"-m {PROTOCOL} -p {PROTOCOL} --dport {svc.node_port}"
         if s.has_endpoints:

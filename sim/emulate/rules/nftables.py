@@ -150,10 +150,11 @@ def _setup_nftables(tx: _Tx, proxy: Proxy) -> None:
     if proxy.node_ip:  # nftables' default --nodeport-addresses primary: the node's own IP
         tx.add(f"flush set {TABLE} nodeport-ips")
         tx.add(f"add element {TABLE} nodeport-ips {{ {proxy.node_ip} }}")
-        nodeports = "ip daddr @nodeport-ips"
+        no_endpoint_check = nodeports = "ip daddr @nodeport-ips"
     else:  # nodePortAddresses.MatchAll()
         tx.add(f"delete set {TABLE} nodeport-ips")
-        nodeports = "fib daddr type local ip daddr != 127.0.0.0/8"
+        no_endpoint_check = "ip daddr != 127.0.0.0/8"
+        nodeports = f"fib daddr type local {no_endpoint_check}"
     tx.add(
         f"add map {TABLE} no-endpoint-services {{ type {_ADDR_MAP} ; "
         'comment "vmap to drop or reject packets to services with no endpoints" ; }'
@@ -168,7 +169,6 @@ def _setup_nftables(tx: _Tx, proxy: Proxy) -> None:
     tx.add(f"flush chain {TABLE} reject-chain")
     tx.rule("reject-chain", "reject")
     tx.rule("service-endpoints-check", "ip daddr . meta l4proto . th dport vmap @no-endpoint-services")
-    no_endpoint_check = nodeports.removeprefix("fib daddr type local ")
     tx.rule("nodeport-endpoints-check", f"{no_endpoint_check} meta l4proto . th dport vmap @no-endpoint-nodeports")
     tx.add(
         f"add map {TABLE} firewall-ips {{ type {_ADDR_MAP} ; "
@@ -213,17 +213,21 @@ def nft_transaction(services: Sequence[ServiceRules], proxy: Proxy = Proxy()) ->
 
 @dataclass(frozen=True)
 class _NftNames:
-    """A Service port's nftables chain names (``service-``, ``local-``, ``external-``, ``firewall-`` + base)."""
+    """A Service port's nftables chain names (``service-``, ``local-``, ``external-``, ``firewall-`` + base), and
+    ``internal``: its ``internalTrafficChain`` (``local-`` for iTP=Local, else ``service-``)."""
 
     cluster: str
     local: str
     external: str
     firewall: str
+    internal: str
 
     @staticmethod
     def of(svc: Service) -> _NftNames:
         base = nft_chain_base(svc)
-        return _NftNames(f"service-{base}", f"local-{base}", f"external-{base}", f"firewall-{base}")
+        local = svc.internal_traffic_policy == TrafficPolicy.LOCAL
+        internal = f"local-{base}" if local else f"service-{base}"
+        return _NftNames(f"service-{base}", f"local-{base}", f"external-{base}", f"firewall-{base}", internal)
 
 
 def nft_uses_fw_chain(s: ServiceRules) -> bool:
@@ -250,7 +254,6 @@ def _nft_elements(tx: _Tx, s: ServiceRules) -> None:
     """A Service port's map elements: where its ClusterIP, external IPs, LoadBalancer IPs and node port go, the
     no-endpoint verdicts, and the firewall map for loadBalancerSourceRanges."""
     svc, name, names = s.service, service_port_name(s.service), _NftNames.of(s.service)
-    internal = names.local if svc.internal_traffic_policy == TrafficPolicy.LOCAL else names.cluster
     verdict = "goto reject-chain" if not s.has_endpoints else "drop"
     external = has_external_endpoints(s)
 
@@ -259,7 +262,7 @@ def _nft_elements(tx: _Tx, s: ServiceRules) -> None:
 
     tx.add(f"add element {TABLE} cluster-ips {{ {s.cluster_ip} }}")
     if has_internal_endpoints(s):
-        tx.add(f"add element {TABLE} service-ips {{ {key(s.cluster_ip)} : goto {internal} }}")
+        tx.add(f"add element {TABLE} service-ips {{ {key(s.cluster_ip)} : goto {names.internal} }}")
     else:
         comment = nft_comment(name)
         tx.add(f"add element {TABLE} no-endpoint-services {{ {key(s.cluster_ip)} comment {comment} : {verdict} }}")
@@ -288,11 +291,10 @@ def _nft_service_rules(tx: _Tx, s: ServiceRules, proxy: Proxy) -> None:
     """A Service port's own rules: off-cluster masquerade to its ClusterIP, its external chain, its firewall
     chain, its affinity sets, and the pick among endpoints in its cluster and local chains."""
     svc, names, found = s.service, _NftNames.of(s.service), proxy.detector
-    internal = names.local if svc.internal_traffic_policy == TrafficPolicy.LOCAL else names.cluster
     if has_internal_endpoints(s) and proxy.masquerade_all:  # every connection to the ClusterIP
-        tx.rule(internal, f"ip daddr {s.cluster_ip} jump mark-for-masquerade")
+        tx.rule(names.internal, f"ip daddr {s.cluster_ip} jump mark-for-masquerade")
     elif has_internal_endpoints(s) and found.implemented:  # "masquerades off-cluster traffic to a service VIP"
-        tx.rule(internal, f"ip daddr {s.cluster_ip} {found.if_not_local_nft} jump mark-for-masquerade")
+        tx.rule(names.internal, f"ip daddr {s.cluster_ip} {found.if_not_local_nft} jump mark-for-masquerade")
     if uses_external_chain(s):
         if not external_policy_local(svc):
             tx.rule(names.external, "jump mark-for-masquerade")
