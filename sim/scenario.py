@@ -457,11 +457,16 @@ def _validate_calls(sc: Scenario) -> None:
                 if svc is None:
                     raise fail(f"{at}.service", f"no service named {call.service!r}; {known}")
                 if svc.port_of(call.port) is None:
-                    named = [p.name or str(p.port) for p in svc.ports]
-                    raise fail(f"{at}.port", f"service {svc.name!r} has no port {call.port!r}; it has {named}")
+                    raise fail(f"{at}.port", _no_port(svc, call.port))
     cycle = sc.call_graph.find_cycle()
     if cycle is not None:
         raise fail(f"services.{cycle[0]}.calls", f"the calls form a cycle: {' -> '.join(cycle)}")
+
+
+def _no_port(svc: Service, port: str) -> str:
+    """The problem of a port (a call's or a stream's) that the Service does not have, with the ports it has."""
+    named = [p.name or str(p.port) for p in svc.ports]
+    return f"service {svc.name!r} has no port {port!r}; it has {named}"
 
 
 def _validate_event(sc: Scenario, i: int, ev: Event, pods: set[str], services: set[str]) -> None:
@@ -496,8 +501,7 @@ def _validate_stream(
         raise fail(f"streams[{i}].requests", f"must be >= 0, got {stream.requests}")
     svc = sc.service(stream.service)
     if svc.port_of(stream.port) is None:
-        named = [p.name or str(p.port) for p in svc.ports]
-        raise fail(f"streams[{i}].port", f"service {svc.name!r} has no port {stream.port!r}; it has {named}")
+        raise fail(f"streams[{i}].port", _no_port(svc, stream.port))
     svc = svc.at_port(stream.port)
     external = sc.is_external(stream.client)
     if external and stream.target == Target.CLUSTER_IP:
