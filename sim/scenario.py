@@ -523,16 +523,17 @@ def _validate_stream(
         raise fail(f"streams[{i}].target", f"service {svc.name!r} has no loadBalancerIPs")
     if stream.target == Target.LOAD_BALANCER and not lb_nodes(sc, stream):
         raise fail(f"streams[{i}].target", "every node is excluded from external load balancers")
+    entries = entry_nodes(sc, stream)
     if (
         stream.requests is None
         and isinstance(stream.workload, ClosedLoop)
         and stream.workload.think.mean_s == 0
-        and any(_fails_at_once(stream_route(sc, stream, n)) for n in entry_nodes(sc, stream))
+        and any(_fails_at_once(stream_route(sc, stream, n)) for n in entries)
     ):
         raise fail(f"streams[{i}].requests", "a closed loop failing at once with no think time never ends")
     origin = sc.origin(stream.client)
     topo = sc.topology
-    for entry in entry_nodes(sc, stream):
+    for entry in entries:
         if not topo.connected(origin, entry):
             raise fail(f"streams[{i}]", f"client {stream.client!r} at {origin!r} has no path to node {entry!r}")
         if stream.service not in components:
