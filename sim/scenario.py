@@ -27,7 +27,7 @@ from sim.cluster import (
     Service,
     TrafficPolicy,
 )
-from sim.errors import SpecError
+from sim.errors import SpecError, shown
 from sim.outcomes import DropReason
 from sim.routing import (
     DATAPLANES,
@@ -153,7 +153,7 @@ def _ip(fld: str, text: str) -> None:
     try:
         ipaddress.ip_address(text)
     except ValueError:
-        raise fail(fld, f"must be an IP address, got {text[:80]!r}") from None
+        raise fail(fld, f"must be an IP address, got {shown(text)}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -386,7 +386,7 @@ def _validate_detector(sc: Scenario) -> None:
     try:
         net = ipaddress.ip_network(dp.cluster_cidr)
     except ValueError:
-        raise fail("dataplane.cluster_cidr", f"{dp.cluster_cidr!r} is not a CIDR (e.g. 10.244.0.0/16)") from None
+        raise fail("dataplane.cluster_cidr", f"{shown(dp.cluster_cidr)} is not a CIDR (e.g. 10.244.0.0/16)") from None
     if net.version != 4:
         raise fail("dataplane.cluster_cidr", "only IPv4 is modelled")
     needs = {"BridgeInterface": "bridge_interface", "InterfaceNamePrefix": "interface_name_prefix"}.get(mode)
@@ -428,7 +428,7 @@ def _validate_addresses(sc: Scenario) -> None:
             ip, colon, port = ep.address.rpartition(":")
             _ip(f"given_endpoints.{svc_name}", ip if colon else ep.address)
             if colon and not (port.isascii() and port.isdigit() and 1 <= int(port[:6]) <= MAX_PORT):
-                raise fail(f"given_endpoints.{svc_name}", f"endpoint port must be 1-{MAX_PORT}, got {port[:20]!r}")
+                raise fail(f"given_endpoints.{svc_name}", f"endpoint port must be 1-{MAX_PORT}, got {shown(port)}")
 
 
 def _validate_given(sc: Scenario, services: set[str]) -> None:
