@@ -182,7 +182,7 @@ class Service:
         p = self.port_of(selector)
         if p is None:
             raise KeyError(f"Service {self.name} has no port {selector!r}")
-        if p == self.ports[0] and not self.other_ports:
+        if not self.other_ports:  # its only port: already first and alone
             return self
         return replace(
             self, port=p.port, port_name=p.name, target_port=p.target_port, node_port=p.node_port, other_ports=()

@@ -27,7 +27,7 @@ from sim.cluster import (
     Service,
     TrafficPolicy,
 )
-from sim.errors import SpecError
+from sim.errors import SpecError, shown
 from sim.outcomes import DropReason
 from sim.routing import (
     DATAPLANES,
@@ -153,7 +153,7 @@ def _ip(fld: str, text: str) -> None:
     try:
         ipaddress.ip_address(text)
     except ValueError:
-        raise fail(fld, f"must be an IP address, got {text[:80]!r}") from None
+        raise fail(fld, f"must be an IP address, got {shown(text)}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -386,7 +386,7 @@ def _validate_detector(sc: Scenario) -> None:
     try:
         net = ipaddress.ip_network(dp.cluster_cidr)
     except ValueError:
-        raise fail("dataplane.cluster_cidr", f"{dp.cluster_cidr!r} is not a CIDR (e.g. 10.244.0.0/16)") from None
+        raise fail("dataplane.cluster_cidr", f"{shown(dp.cluster_cidr)} is not a CIDR (e.g. 10.244.0.0/16)") from None
     if net.version != 4:
         raise fail("dataplane.cluster_cidr", "only IPv4 is modelled")
     needs = {"BridgeInterface": "bridge_interface", "InterfaceNamePrefix": "interface_name_prefix"}.get(mode)
@@ -428,7 +428,7 @@ def _validate_addresses(sc: Scenario) -> None:
             ip, colon, port = ep.address.rpartition(":")
             _ip(f"given_endpoints.{svc_name}", ip if colon else ep.address)
             if colon and not (port.isascii() and port.isdigit() and 1 <= int(port[:6]) <= MAX_PORT):
-                raise fail(f"given_endpoints.{svc_name}", f"endpoint port must be 1-{MAX_PORT}, got {port[:20]!r}")
+                raise fail(f"given_endpoints.{svc_name}", f"endpoint port must be 1-{MAX_PORT}, got {shown(port)}")
 
 
 def _validate_given(sc: Scenario, services: set[str]) -> None:
@@ -457,11 +457,16 @@ def _validate_calls(sc: Scenario) -> None:
                 if svc is None:
                     raise fail(f"{at}.service", f"no service named {call.service!r}; {known}")
                 if svc.port_of(call.port) is None:
-                    named = [p.name or str(p.port) for p in svc.ports]
-                    raise fail(f"{at}.port", f"service {svc.name!r} has no port {call.port!r}; it has {named}")
+                    raise fail(f"{at}.port", _no_port(svc, call.port))
     cycle = sc.call_graph.find_cycle()
     if cycle is not None:
         raise fail(f"services.{cycle[0]}.calls", f"the calls form a cycle: {' -> '.join(cycle)}")
+
+
+def _no_port(svc: Service, port: str) -> str:
+    """The problem of a port (a call's or a stream's) that the Service does not have, with the ports it has."""
+    named = [p.name or str(p.port) for p in svc.ports]
+    return f"service {svc.name!r} has no port {port!r}; it has {named}"
 
 
 def _validate_event(sc: Scenario, i: int, ev: Event, pods: set[str], services: set[str]) -> None:
@@ -496,8 +501,7 @@ def _validate_stream(
         raise fail(f"streams[{i}].requests", f"must be >= 0, got {stream.requests}")
     svc = sc.service(stream.service)
     if svc.port_of(stream.port) is None:
-        named = [p.name or str(p.port) for p in svc.ports]
-        raise fail(f"streams[{i}].port", f"service {svc.name!r} has no port {stream.port!r}; it has {named}")
+        raise fail(f"streams[{i}].port", _no_port(svc, stream.port))
     svc = svc.at_port(stream.port)
     external = sc.is_external(stream.client)
     if external and stream.target == Target.CLUSTER_IP:
@@ -519,16 +523,17 @@ def _validate_stream(
         raise fail(f"streams[{i}].target", f"service {svc.name!r} has no loadBalancerIPs")
     if stream.target == Target.LOAD_BALANCER and not lb_nodes(sc, stream):
         raise fail(f"streams[{i}].target", "every node is excluded from external load balancers")
+    entries = entry_nodes(sc, stream)
     if (
         stream.requests is None
         and isinstance(stream.workload, ClosedLoop)
         and stream.workload.think.mean_s == 0
-        and any(_fails_at_once(stream_route(sc, stream, n)) for n in entry_nodes(sc, stream))
+        and any(_fails_at_once(stream_route(sc, stream, n)) for n in entries)
     ):
         raise fail(f"streams[{i}].requests", "a closed loop failing at once with no think time never ends")
     origin = sc.origin(stream.client)
     topo = sc.topology
-    for entry in entry_nodes(sc, stream):
+    for entry in entries:
         if not topo.connected(origin, entry):
             raise fail(f"streams[{i}]", f"client {stream.client!r} at {origin!r} has no path to node {entry!r}")
         if stream.service not in components:

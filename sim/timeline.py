@@ -137,7 +137,7 @@ class ControlPlane:
     """What the control plane publishes over a run (a Scenario's ``control_plane``): its versions (``plan``), the
     data-plane changes, and per version each Service as published and its endpoints with the EndpointSlice
     controller's hints (``sim.routing.generate_hints``), or the EndpointSlices given (read from a cluster),
-    each computed once when first asked for."""
+    and a further port's endpoints, each computed once when first asked for."""
 
     def __init__(
         self,
@@ -155,6 +155,7 @@ class ControlPlane:
         self.absent = absent
         self._pods_at_start = {p.name: p for p in pods}
         self._hints_by_version: dict[int, dict[str, Hints]] = {}
+        self._at_port: dict[tuple[str, int, str], tuple[Endpoint, ...]] = {}
         self._services_at: list[dict[str, Service]] = []
         for _, state in self.versions:  # one lookup per stream and entry node, not a scan of 10,000 Services
             by_name: dict[str, Service] = {}
@@ -173,9 +174,13 @@ class ControlPlane:
         svc = self.service_at(service, version)
         if not svc.other_ports:
             return endpoints
-        name = svc.at_port(port).port_name
-        moved = (ep.at_port(name) if ep.ports else ep for ep in endpoints)
-        return tuple(sorted((ep for ep in moved if ep is not None), key=lambda ep: ep.address))
+        cached = self._at_port.get((service, version, port))
+        if cached is None:  # once per port and version, not per stream and entry node that asks
+            name = svc.at_port(port).port_name
+            moved = (ep.at_port(name) if ep.ports else ep for ep in endpoints)
+            cached = tuple(sorted((ep for ep in moved if ep is not None), key=lambda ep: ep.address))
+            self._at_port[service, version, port] = cached
+        return cached
 
     def hints(self, service: str, version: int = 0) -> Hints:
         """The hints the EndpointSlice controller wrote for ``service`` (or why it wrote none)."""
