@@ -109,6 +109,18 @@ def solve_fast(scenario: Scenario, seed: int) -> RunResult:
     return simulate(scenario, seed, "fast")
 
 
+def assert_same_call_records(solved: RunResult, events: RunResult) -> None:
+    """``solved`` (the event-free solver's) writes ``events``' records (the event path's) to the bit: the end, the
+    span links (``parent``) and every column, dtype and bytes."""
+    assert (solved.engine, events.engine) == ("solver", "events")
+    assert solved.end_s == events.end_s
+    assert solved.parent is not None and events.parent is not None
+    assert solved.parent.tobytes() == events.parent.tobytes()
+    for name, column in events.columns.items():
+        got = solved.columns[name]
+        assert column.dtype == got.dtype and column.tobytes() == got.tobytes(), name
+
+
 def call_tree(
     graph: dict[str, ServiceCalls],
     work: dict[str, Dist],
