@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,15 @@ def rounding_drift_s(result: RunResult) -> float:
     """
     largest = max((float(np.nanmax(np.abs(result.columns[c]), initial=0.0)) for c in TIME_COLUMNS), default=0.0)
     return 2 * max(len(result), 1) * float(np.finfo(float).eps) * max(largest, result.end_s)
+
+
+def check_theory(grand: float, se: float, theory: float, wrong: Mapping[str, float]) -> None:
+    """The statistical tests' acceptance rule: the grand mean of independent replications (standard error ``se``,
+    the estimator's own sampling error) within 3 standard errors of ``theory``, and beyond 3 of each named wrong
+    model's value (so the data could have told them apart)."""
+    assert abs(grand - theory) < 3 * se, f"{grand:.4f} vs theory {theory:.4f} (SE {se:.4f})"
+    for name, w in wrong.items():
+        assert abs(grand - w) > 3 * se, f"{grand:.4f} cannot tell theory {theory:.4f} from {name} {w:.4f}"
 
 
 def solve_fast(scenario: Scenario, seed: int) -> RunResult:
