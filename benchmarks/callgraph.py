@@ -115,9 +115,8 @@ def child(pages: int, trace: bool, shape: str = "", size: int = 0) -> dict[str, 
     started = time.perf_counter()
     summarize(result)
     out["summary_s"] = time.perf_counter() - started
-    stored = sum(c.nbytes for c in result.columns.stored.values())
-    parent = result.parent.nbytes if result.parent is not None else 0
-    out["bytes_per_record"] = (stored + parent) / len(result)
+    parent = result.parent.itemsize if result.parent is not None else 0
+    out["bytes_per_record"] = float(result.nbytes_per_request() + parent)
     out["peak_rss_mb"] = _hwm_mb()
     out["us_per_record"] = 1e6 * des_s / len(result)
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -102,11 +103,32 @@ def rounding_drift_s(result: RunResult) -> float:
     return 2 * max(len(result), 1) * float(np.finfo(float).eps) * max(largest, result.end_s)
 
 
+def check_theory(grand: float, se: float, theory: float, wrong: Mapping[str, float]) -> None:
+    """The statistical tests' acceptance rule: the grand mean of independent replications (standard error ``se``,
+    the estimator's own sampling error) within 3 standard errors of ``theory``, and beyond 3 of each named wrong
+    model's value (so the data could have told them apart)."""
+    assert abs(grand - theory) < 3 * se, f"{grand:.4f} vs theory {theory:.4f} (SE {se:.4f})"
+    for name, w in wrong.items():
+        assert abs(grand - w) > 3 * se, f"{grand:.4f} cannot tell theory {theory:.4f} from {name} {w:.4f}"
+
+
 def solve_fast(scenario: Scenario, seed: int) -> RunResult:
     """The event-free solver's numpy way, through the facade (``sim.simulate(..., engine="fast")``)."""
     from sim.facade import simulate
 
     return simulate(scenario, seed, "fast")
+
+
+def assert_same_call_records(solved: RunResult, events: RunResult) -> None:
+    """``solved`` (the event-free solver's) writes ``events``' records (the event path's) to the bit: the end, the
+    span links (``parent``) and every column, dtype and bytes."""
+    assert (solved.engine, events.engine) == ("solver", "events")
+    assert solved.end_s == events.end_s
+    assert solved.parent is not None and events.parent is not None
+    assert solved.parent.tobytes() == events.parent.tobytes()
+    for name, column in events.columns.items():
+        got = solved.columns[name]
+        assert column.dtype == got.dtype and column.tobytes() == got.tobytes(), name
 
 
 def call_tree(

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from benchmarks import run as bench
 from sim.facade import simulate
+from sim.stats import mean_ci
 
 MODELS = [bench.simpy_callback, bench.heapq_loop, bench.simpy_process]
 
@@ -42,12 +42,6 @@ def test_the_fanout_scenario_is_on_the_fast_path() -> None:
     assert bench.events_needed(bench.scenario_of(bench.FANOUT, 10)) is None
 
 
-def _ci99(values: list[float]) -> tuple[float, float]:
-    """Mean and half width of the 99% Student t interval of independent replications' values."""
-    n = len(values)
-    return float(np.mean(values)), float(stats.t.ppf(0.995, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
-
-
 @pytest.mark.statistical
 def test_the_closed_loop_w3_and_its_callback_model_agree_with_mean_value_analysis() -> None:
     """W3 is a closed product-form network (32 clients, an infinite-server think station of mean 8 s, 8 FIFO M/M/1
@@ -64,6 +58,6 @@ def test_the_closed_loop_w3_and_its_callback_model_agree_with_mean_value_analysi
     open_loop_s = bench.W3_SERVICE_MEAN_S / (1 - rho)
     assert pytest.approx(1.6534, abs=1e-4) == bench.W3_THEORY_S
     for values in (ours, hand):
-        mean, half = _ci99(values)
-        assert abs(mean - bench.W3_THEORY_S) <= half
-        assert abs(mean - open_loop_s) > half
+        ci = mean_ci(values, 0.99)  # the replications' Student t interval
+        assert ci.low <= bench.W3_THEORY_S <= ci.high, ci
+        assert not ci.low <= open_loop_s <= ci.high, ci

@@ -33,6 +33,7 @@ from sim.callgraph import (
 )
 from sim.queueing import fifo_serve
 from sim.rpc import Retries
+from tests.conftest import check_theory
 
 CONTRACT = CallGraph(
     {
@@ -212,14 +213,11 @@ R = 6
 N = 20_000
 
 
-def _check(samples: list[float], theory: float, *wrong: float, se: float | None = None) -> None:
-    """The grand mean of R replication means within 3 standard errors of ``theory`` (``se``, where theory gives it;
-    else the replications' own), and beyond them of each wrong model's value."""
-    grand = float(np.mean(samples))
+def _check(samples: list[float], theory: float, wrong: dict[str, float], se: float | None = None) -> None:
+    """``check_theory`` on the grand mean of R replication means, with ``se`` where theory gives it, else the
+    replications' own standard error."""
     se = se if se is not None else float(np.std(samples, ddof=1) / math.sqrt(len(samples)))
-    assert abs(grand - theory) < 3 * se, (grand, theory, se)
-    for w in wrong:
-        assert abs(grand - w) > 3 * se, (grand, w, se)
+    check_theory(float(np.mean(samples)), se, theory, wrong)
 
 
 def _poisson(rng: np.random.Generator, rate: float, n: int) -> np.ndarray:
@@ -243,7 +241,7 @@ def test_fork_join_of_two_mm1_queues_is_nelson_tantawi():
         a = _poisson(rng, lam, N)
         both = np.maximum(_sojourns(a, rng, mu), _sojourns(a, rng, mu))
         means.append(float(np.mean(both[N // 4 :])))
-    _check(means, fork_join_mean_s(lam, mu), 1 / (mu - lam), 2 / (mu - lam))
+    _check(means, fork_join_mean_s(lam, mu), {"one queue": 1 / (mu - lam), "the sum": 2 / (mu - lam)})
 
 
 @pytest.mark.statistical
@@ -262,7 +260,8 @@ def test_sync_call_behind_an_unqueued_front_pod():
         waited[order] = _sojourns(call_at[order], rng, mu)
         means.append(float(np.mean((s1 + waited)[N // 4 :])))
     queued_front = 1 / (1 / front - lam) + 1 / (mu - lam)
-    _check(means, sync_call_mean_s(front, lam, mu), queued_front, 1 / (mu - lam))
+    wrong = {"the front pod an M/M/1 too": queued_front, "the callee alone": 1 / (mu - lam)}
+    _check(means, sync_call_mean_s(front, lam, mu), wrong)
 
 
 @pytest.mark.statistical
@@ -280,8 +279,9 @@ def test_a_call_with_probability_p_is_a_thinned_poisson_stream():
         gaps = np.diff(called)
         scv.append(float(np.var(gaps) / np.mean(gaps) ** 2))
     expected = thinned_rate_rps(lam, p)  # a count over the horizon is Poisson: its variance is its mean
-    _check(rates, expected, lam, p * p * lam, se=math.sqrt(expected * horizon) / horizon / math.sqrt(R))
-    _check(scv, 1.0, 0.5, 2.0)  # wrong: gaps of an Erlang-2 stream, or twice as variable
+    wrong = {"every request calls": lam, "p^2 x lambda": p * p * lam}
+    _check(rates, expected, wrong, se=math.sqrt(expected * horizon) / horizon / math.sqrt(R))
+    _check(scv, 1.0, {"Erlang-2 gaps": 0.5, "twice as variable": 2.0})
 
 
 def test_with_retries_counts_every_attempt_of_every_call():

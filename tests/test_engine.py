@@ -13,7 +13,14 @@ from sim.facade import simulate
 from sim.outcomes import DropReason, Outcome
 from sim.scenario import Scenario, Stream
 from sim.workload import ClosedLoop, ConstantRate, Poisson, Trace
-from tests.conftest import TIME_COLUMNS, call_tree, rounding_drift_s, star, two_node_scenario
+from tests.conftest import (
+    TIME_COLUMNS,
+    assert_same_call_records,
+    call_tree,
+    rounding_drift_s,
+    star,
+    two_node_scenario,
+)
 
 LOCAL, CLUSTER = TrafficPolicy.LOCAL, TrafficPolicy.CLUSTER
 
@@ -473,15 +480,6 @@ SHOP = {  # fe: a, then b twice and c (optional) at once; a: d with probability 
 }
 
 
-def _same_records(solved, events) -> None:
-    assert (solved.engine, events.engine) == ("solver", "events")
-    assert solved.end_s == events.end_s
-    assert solved.parent.tobytes() == events.parent.tobytes()
-    for name, column in events.columns.items():
-        got = solved.columns[name]
-        assert column.dtype == got.dtype and column.tobytes() == got.tobytes(), name
-
-
 @pytest.mark.parametrize(
     ("work", "options"),
     [
@@ -522,7 +520,7 @@ def test_the_exact_solver_writes_a_call_trees_records_to_the_bit(work, options):
     scenario = call_tree(graph, work, **options)
     solved = simulate(scenario, 11, "des")
     assert solved.events_needed is None
-    _same_records(solved, run(scenario, seed=11))
+    assert_same_call_records(solved, run(scenario, seed=11))
     counts = solved.counts()
     if "missing" in options:
         assert counts["dropped"] > 20  # the Local drops fail calls (and, where not optional, their parents)
@@ -558,7 +556,7 @@ def test_a_call_tree_solver_that_breaks_ties_by_creation_order_would_be_caught(m
     graph = {"fe": ServiceCalls(ASYNC, (Call("a"),))}
     scenario = call_tree(graph, {"fe": zero, "a": zero}, workloads=(ConstantRate(200.0),) * 2, hop=zero)
     events = run(scenario, seed=3)
-    _same_records(simulate(scenario, 3, "des"), events)
+    assert_same_call_records(simulate(scenario, 3, "des"), events)
     monkeypatch.setattr(sim.callsolver._Events, "compare", lambda self, a, b: 0)
     wrong = simulate(scenario, 3, "des")
     assert not np.array_equal(wrong.columns["endpoint"], events.columns["endpoint"])

@@ -586,6 +586,10 @@ SERVICE = (
 NODE = "apiVersion: v1\nkind: Node\nmetadata:\n  name: kind-worker\nstatus:\n  allocatable:\n    cpu: {cpu}\n"
 UNICODE_DIGITS = ["²", "٣", "໒", "\uff11", "\U0001d7d5", "Ⅻ", "½"]  # digits other than 0-9
 HOSTILE_NAMES = ["$\\undefinedcmd{x}$", "$x^2$", 'a"b', "a b", "x;y", "x#y", "{x}", "é名🙂", "a\\b", "-A INPUT -j DROP"]
+DEMO = str(ROOT / "experiments" / "cilium_demo.toml")
+DEMO_TEXT = (ROOT / "experiments" / "cilium_demo.toml").read_text().replace('"../topologies/', f'"{ROOT}/topologies/')
+"""The demo scenario's text with its topology's path made absolute, to be written into a case's directory."""
+RULES = str(ROOT / "experiments" / "local_pod_gone_iptables.toml")
 
 
 def bomb(levels: int, width: int) -> str:
@@ -631,7 +635,7 @@ def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], st
             out = (
                 kind,
                 {},
-                ["validate", str(ROOT / "experiments" / "cilium_demo.toml"), "--set", "seed=" + "[" * n],
+                ["validate", DEMO, "--set", "seed=" + "[" * n],
                 None,
             )
     elif kind == "big integers":
@@ -648,18 +652,14 @@ def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], st
             out = (
                 kind,
                 {},
-                ["validate", str(ROOT / "experiments" / "cilium_demo.toml"), "--set", f"streams.0.requests={digits}"],
+                ["validate", DEMO, "--set", f"streams.0.requests={digits}"],
                 None,
             )
         elif where == "toml":
-            text = (
-                (ROOT / "experiments" / "cilium_demo.toml")
-                .read_text()
-                .replace("requests = ", f"requests = {digits} # ", 1)
-            )
+            text = DEMO_TEXT.replace("requests = ", f"requests = {digits} # ", 1)
             out = (
                 kind,
-                {"s.toml": text.replace('"../topologies/', f'"{ROOT}/topologies/').encode()},
+                {"s.toml": text.encode()},
                 ["validate", "{d}/s.toml"],
                 None,
             )
@@ -687,14 +687,14 @@ def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], st
             out = (
                 kind,
                 {},
-                ["validate", str(ROOT / "experiments" / "cilium_demo.toml"), "--set", f"streams.{digit}.requests=5"],
+                ["validate", DEMO, "--set", f"streams.{digit}.requests=5"],
                 None,
             )
         else:
             out = (
                 kind,
                 {},
-                ["validate", str(ROOT / "experiments" / "cilium_demo.toml"), "--set", f"streams.0.requests={digit}"],
+                ["validate", DEMO, "--set", f"streams.0.requests={digit}"],
                 None,
             )
     elif kind == "surrogates":
@@ -716,7 +716,7 @@ def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], st
                 {},
                 [
                     "run",
-                    str(ROOT / "experiments" / "cilium_demo.toml"),
+                    DEMO,
                     "--requests",
                     "20",
                     "--json",
@@ -726,7 +726,7 @@ def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], st
                 None,
             )
         else:
-            out = kind, {}, ["routes", str(ROOT / "experiments" / "cilium_demo.toml"), "--service", f"a{s}"], None
+            out = kind, {}, ["routes", DEMO, "--service", f"a{s}"], None
     elif kind == "long paths":
         deep = "/".join(["d" * 200] * draw(st.sampled_from([1, 21, 40])))
         long = "{d}/" + ("x" * draw(st.sampled_from([255, 256, 5_000])))
@@ -740,13 +740,13 @@ def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], st
                     ["import", f"{{d}}/{deep}/x.yaml", "-o", "{d}/i.toml"],
                     [
                         "run",
-                        str(ROOT / "experiments" / "cilium_demo.toml"),
+                        DEMO,
                         "--requests",
                         "10",
                         "--out",
                         f"{{d}}/{deep}/o.json",
                     ],
-                    ["run", str(ROOT / "experiments" / "cilium_demo.toml"), "--requests", "10", "--out", long],
+                    ["run", DEMO, "--requests", "10", "--out", long],
                     ["sweep", f"{{d}}/{deep}/s.toml"],
                 ]
             )
@@ -754,10 +754,7 @@ def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], st
         out = kind, {}, argv, None
     elif kind == "names":
         name = draw(st.sampled_from(HOSTILE_NAMES))
-        text = (
-            (ROOT / "experiments" / "cilium_demo.toml").read_text().replace('"../topologies/', f'"{ROOT}/topologies/')
-        )
-        text = text.replace('"echo-1"', json.dumps(name, ensure_ascii=False))
+        text = DEMO_TEXT.replace('"echo-1"', json.dumps(name, ensure_ascii=False))
         how = draw(st.sampled_from(["plot", "rules iptables", "rules nftables"]))
         if how == "plot":
             argv = ["run", "{d}/s.toml", "--requests", "30", "--plot", "{d}/figs", "--json"]
@@ -795,13 +792,8 @@ def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], st
                 None,
             )
         elif what in ("port", "nodePort"):
-            text = (
-                (ROOT / "experiments" / "cilium_demo.toml")
-                .read_text()
-                .replace('"../topologies/', f'"{ROOT}/topologies/')
-            )
             value = draw(st.sampled_from([0, 65_536, 70_000, 99_999_999, -1]))
-            text = text.replace('name = "echo-1"', f'name = "echo-1"\n{what} = {value}', 1)
+            text = DEMO_TEXT.replace('name = "echo-1"', f'name = "echo-1"\n{what} = {value}', 1)
             out = kind, {"s.toml": text.encode()}, ["validate", "{d}/s.toml"], None
         elif what == "cpu nan":
             files = {
@@ -813,39 +805,11 @@ def hostile_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], st
         else:
             value = draw(st.sampled_from(["nan", "inf", "-1", "0", "1e400"]))
             flag = {"alpha": "--alpha", "rate": "--rate", "timeout": "--connect-timeout"}[what]
-            if what == "alpha":
-                out = (
-                    kind,
-                    {},
-                    [
-                        "emulate",
-                        str(ROOT / "experiments" / "local_pod_gone_iptables.toml"),
-                        "--show-rules",
-                        flag,
-                        value,
-                    ],
-                    None,
-                )
-            elif what == "rate":
-                out = (
-                    kind,
-                    {},
-                    ["run", str(KIND), "--client", "default/client", "--service", "default/echo-1", flag, value],
-                    None,
-                )
+            if what == "rate":
+                argv = ["run", str(KIND), "--client", "default/client", "--service", "default/echo-1", flag, value]
             else:
-                out = (
-                    kind,
-                    {},
-                    [
-                        "emulate",
-                        str(ROOT / "experiments" / "local_pod_gone_iptables.toml"),
-                        "--show-rules",
-                        flag,
-                        value,
-                    ],
-                    None,
-                )
+                argv = ["emulate", RULES, "--show-rules", flag, value]
+            out = kind, {}, argv, None
     else:
         target = draw(
             st.sampled_from(

@@ -20,7 +20,7 @@ from sim.errors import SpecError
 from sim.io.output import check_directory, check_file, forget_reads, write_file
 from tests.conftest import ROOT
 from tests.test_cli import demo_copy, one_error, sim_cli
-from tests.test_fuzz import device
+from tests.test_fuzz import SMALL_SPEC, device
 
 
 @pytest.fixture
@@ -155,14 +155,7 @@ def test_a_long_path_is_one_line(capsys, tmp_path):
 
 def test_a_run_record_that_is_a_directory_is_one_line(capsys, tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text(
-        (ROOT / "tests" / "test_fuzz.py")
-        .read_text()
-        .split('SMALL_SPEC = """')[1]
-        .split('"""')[0]
-        .replace("[defaults]", "[scenario.defaults]")
-        .replace('"../topologies/kind.toml"', f'"{ROOT / "topologies" / "kind.toml"}"')
-    )
+    spec.write_text(SMALL_SPEC.replace('"../topologies/kind.toml"', f'"{ROOT / "topologies" / "kind.toml"}"'))
     out = tmp_path / "results"
     assert sim_cli(capsys, "sweep", str(spec), "--serial", "--out", str(out), "-q")[0] == 0
     record = next((out / "runs").glob("*.json"))
