@@ -629,8 +629,7 @@ class _Router:
         if route.endpoints:
             choose = self.choosers.get(rp.proxy_key)
             if choose is None:
-                rng = self.draws.rngs.generator("route", *rp.proxy, 0)
-                choose = self.choosers[rp.proxy_key] = route.picker.chooser(route.endpoints, rng, [])
+                choose = self.choosers[rp.proxy_key] = self.draws.chooser(rp)
             classes = self.plan.path_classes(sp.origin, rp.node, rp.endpoint_nodes)
             paths = [(self.draws.path(o), self.draws.path(b)) for o, b in classes]
         way = _Way(rp.node_index, int(route.source_preserved), choose, sp.ip << 16, paths, rp.pods,

@@ -25,7 +25,7 @@ from sim.distributions import Dist, Sum
 from sim.outcomes import Outcome
 from sim.records import COLUMNS, PICK_FRESH, STORED, Columns, RunResult, flag_lookups, monitors, pack_flags
 from sim.rng import Seed, Streams, blocks, seed_record
-from sim.routing import Route, ip_key
+from sim.routing import Chooser, Route, ip_key
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
 from sim.scenario import Connections, Scenario, Stream, entry_nodes, stream_route, stream_source
@@ -293,6 +293,12 @@ class Draws:
         """Uniform draws in [0, 1) deciding the calls of ``service``'s requests made with a probability below 1:
         one per such call per parent request, in the order the calls come due."""
         return blocks(lambda rng, n: rng.random(n), functools.partial(self.rngs.generator, "calls", service))
+
+    def chooser(self, rp: RoutePlan, version: int = 0, load: Sequence[int] = ()) -> Chooser:
+        """The picker of ``rp``'s proxy over its route's endpoints, drawing from the proxy's own key as of the
+        control-plane ``version`` that made it (``load``: its live connection counts, where the picker reads them)."""
+        route = rp.route
+        return route.picker.chooser(route.endpoints, self.rngs.generator("route", *rp.proxy, version), load)
 
     def entries(self, sp: StreamPlan) -> Iterator[int] | None:
         """A load balancer's uniform picks of the stream's entry node (None: one entry node, nothing drawn)."""

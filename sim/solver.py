@@ -362,10 +362,7 @@ def _route_exact(
     """Per send, in send order, as the event path makes it: the (group, slot) pair its proxy's chooser picked for
     its new connection's flow (-1: unrouted, nothing drawn), its trip out and back (s; drawn together, out then
     back, from its path's draws)."""
-    choosers: dict[int, Callable[[int], int]] = {}
-    for p, rp in enumerate(route_groups.proxies):  # each proxy's chooser, keyed as the event path keys it
-        route = rp.route
-        choosers[p] = route.picker.chooser(route.endpoints, draws.rngs.generator("route", *rp.proxy, 0), [])
+    choosers = {p: draws.chooser(rp) for p, rp in enumerate(route_groups.proxies)}  # as the event path keys them
     ways = []  # per pair, in the order of the groups' pairs: its draws out and back
     for sp in plan.streams:
         for rp in sp.routes[0]:

@@ -174,10 +174,8 @@ class Proxies:
         key = rp.proxy_key
         proxy = self._choosers.get(key)
         if proxy is None:
-            picker = route.picker
-            load = [0] * len(route.endpoints) if picker.needs_load else None
-            rng = self.draws.rngs.generator("route", *rp.proxy, version)
-            proxy = self._choosers[key] = (picker.chooser(route.endpoints, rng, load or []), load)
+            load = [0] * len(route.endpoints) if route.picker.needs_load else None
+            proxy = self._choosers[key] = (self.draws.chooser(rp, version, load or []), load)
         e.choose, load = proxy
         e.reads_flow = getattr(route.picker, "reads_flow", True)
         if rp.affinity_timeout_s is not None:
