@@ -292,7 +292,7 @@ class Draws:
     def calls(self, service: str) -> Iterator[float]:
         """Uniform draws in [0, 1) deciding the calls of ``service``'s requests made with a probability below 1:
         one per such call per parent request, in the order the calls come due."""
-        return blocks(lambda rng, n: rng.random(n), functools.partial(self.rngs.generator, "calls", service))
+        return blocks(_uniform, functools.partial(self.rngs.generator, "calls", service))
 
     def chooser(self, rp: RoutePlan, version: int = 0, load: Sequence[int] = ()) -> Chooser:
         """The picker of ``rp``'s proxy over its route's endpoints, drawing from the proxy's own key as of the
@@ -300,11 +300,21 @@ class Draws:
         route = rp.route
         return route.picker.chooser(route.endpoints, self.rngs.generator("route", *rp.proxy, version), load)
 
+    def retries(self, sp: StreamPlan) -> Iterator[float]:
+        """Uniform draws in [0, 1) scaling the backoff of the stream's retried attempts (full jitter): a client's
+        retries (``Stream.retries``) or, on a call stream, its calls' (``Call.retries``)."""
+        return blocks(_uniform, functools.partial(self.rngs.generator, *sp.key("retries")))
+
     def entries(self, sp: StreamPlan) -> Iterator[int] | None:
         """A load balancer's uniform picks of the stream's entry node (None: one entry node, nothing drawn)."""
         if len(sp.entries) < 2:
             return None
         return uniform_indices(len(sp.entries), self.rngs.generator(*sp.key("load-balancer")))
+
+
+def _uniform(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` uniform draws in [0, 1)."""
+    return rng.random(n)
 
 
 def _route_plan(

@@ -39,7 +39,7 @@ from sim.engine.records import (
 from sim.outcomes import DropReason
 from sim.plan import Draws, Plan, StreamPlan, clip_to_horizon, compile_plan
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
-from sim.rng import Seed, Streams, blocks
+from sim.rng import Seed, Streams
 from sim.scenario import Scenario
 from sim.workload import ClosedLoop, send_times, time_order
 
@@ -107,9 +107,8 @@ def _stream(sp: StreamPlan, proxies: Proxies, draws: Draws, shortcuts: bool, pro
     s.fold = shortcuts and s.closed and spec.timeout_s is None and not loads
     s.retries = spec.retries.attempts
     s.retry_base_s, s.retry_max_s = spec.retries.base_s, spec.retries.max_s
-    if s.retries:
-        uniform = draws.rngs.generator(*sp.key("retries"))
-        s.backoff = blocks(lambda rng, n: rng.random(n), uniform)
+    if s.retries or s.is_call:  # a call stream's calls may be retried (``Calls.returned``)
+        s.backoff = draws.retries(sp)
     return s
 
 
@@ -189,7 +188,7 @@ class Run:
         self.streams = [_stream(sp, self.proxies, draws, shortcuts, progs) for sp in plan.streams]
         self.calls: Calls | None = None
         if plan.call_streams:  # every reply past the calls; no stream on the lane (it serves in its own callback)
-            self.calls = Calls(self, plan, draws)
+            self.calls = Calls(self, plan)
             for b in self.backends:
                 b.reply = self.calls.reply_or_call
         _schedule_sends(self, draws, shortcuts)
