@@ -413,8 +413,7 @@ def _serve_exact(plan: Plan, draws: Draws, pod: np.ndarray, arrived: np.ndarray)
         finishes: list[float] = []
         for i in busy[first:last]:
             p = pods[i]
-            limit = p.queue_limit if p.discipline == Discipline.FIFO else None
-            s, f = fifo_serve(times[bounds[i] - lo : bounds[i + 1] - lo], draws.service(p), p.concurrency, limit)
+            s, f = fifo_serve(times[bounds[i] - lo : bounds[i + 1] - lo], draws.service(p), p.concurrency, _limit(p))
             starts += s
             finishes += f
         started[rows], finished[rows] = starts, finishes
