@@ -262,8 +262,10 @@ def clip_to_horizon(cols: dict[str, np.ndarray], horizon_s: float) -> None:
 class Draws:
     """A run's random draws, each kind from its own ``Streams`` key, made once here for every engine that draws
     request by request (the event path, and the event-free solver where it is exact): service times (s) per
-    pod, path delays (s) per tuple of legs' delay classes, and per stream its source ports and load-balancer
-    picks. Each is a lazy iterator of blocks (``sim.rng.blocks``); asking twice for one key gives the same one."""
+    pod, path delays (s) per tuple of legs' delay classes, per stream its source ports, load-balancer picks and
+    retries' backoff, per calling Service its draws for calls made with a probability, and per proxy its picker
+    (``chooser``). Each is a lazy iterator of blocks (``sim.rng.blocks``); asking twice for a path gives the same
+    one."""
 
     __slots__ = ("_paths", "plan", "rngs")
 
