@@ -212,12 +212,8 @@ class Calls:
         job, call = req.job
         if job.dead:
             return
-        if outcome != OK:
-            attempt = self.run.records.attempt(req.base)
-            if attempt < call.retries.attempts:
-                cap = min(call.retries.max_s, call.retries.base_s * 2**attempt)
-                self.run.env.timeout(next(req.stream.backoff) * cap, req).callbacks.append(self._retry)
-                return
+        if outcome != OK and self.run.retry_later(req, call.retries, self._retry):
+            return
         if outcome != OK and not call.optional and not job.reason:
             job.reason = reason or TIMED_OUT
         job.pending -= 1
