@@ -539,7 +539,7 @@ class _Solver:
         failed = reason != 0
         self.end(rows[failed], events.add(t[failed] + back[failed], at[failed], 0), _DROPPED, reason[failed])
         call = self.is_call[cols["stream"][rows]] & ~failed
-        self.end(rows[call], events.add(t[call] + ((t[call] - t[call]) + back[call]), at[call], 0), _OK, 0)
+        self.end(rows[call], events.add(t[call] + back[call], at[call], 0), _OK, 0)  # now + ((now - now) + back)
         client = ~failed & ~call
         cols["returned"][rows[client]] = t[client] + back[client]
 
