@@ -657,10 +657,11 @@ class _Way:
 def solve_calls(plan: Plan, seed: Seed, engine: str = "solver") -> RunResult:
     """The run of a call graph under ``seed`` without an event loop, where ``calls_problem(plan)`` is None: the
     event path's records byte for byte. Raises ValueError naming the reason where it needs events."""
+    problem = calls_problem(plan)  # among its reasons, that ``tasks`` finds no order
+    if problem is not None:
+        raise ValueError(f"scenario {plan.scenario.name!r} needs the event path: {problem}")
     order = tasks(plan)
-    problem = calls_problem(plan)
-    if problem is not None or isinstance(order, str):
-        raise ValueError(f"scenario {plan.scenario.name!r} needs the event path: {problem or order}")
+    assert not isinstance(order, str)
     solver = _Solver(plan, Draws(plan, Streams(seed)))
     solver.client_sends()
     for task in order:
