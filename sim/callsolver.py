@@ -539,7 +539,7 @@ class _Solver:
         failed = reason != 0
         self.end(rows[failed], events.add(t[failed] + back[failed], at[failed], 0), _DROPPED, reason[failed])
         call = self.is_call[cols["stream"][rows]] & ~failed
-        self.end(rows[call], events.add(t[call] + ((t[call] - t[call]) + back[call]), at[call], 0), _OK, 0)
+        self.end(rows[call], events.add(t[call] + back[call], at[call], 0), _OK, 0)  # now + ((now - now) + back)
         client = ~failed & ~call
         cols["returned"][rows[client]] = t[client] + back[client]
 
@@ -629,8 +629,7 @@ class _Router:
         if route.endpoints:
             choose = self.choosers.get(rp.proxy_key)
             if choose is None:
-                rng = self.draws.rngs.generator("route", *rp.proxy, 0)
-                choose = self.choosers[rp.proxy_key] = route.picker.chooser(route.endpoints, rng, [])
+                choose = self.choosers[rp.proxy_key] = self.draws.chooser(rp)
             classes = self.plan.path_classes(sp.origin, rp.node, rp.endpoint_nodes)
             paths = [(self.draws.path(o), self.draws.path(b)) for o, b in classes]
         way = _Way(rp.node_index, int(route.source_preserved), choose, sp.ip << 16, paths, rp.pods,
@@ -658,10 +657,11 @@ class _Way:
 def solve_calls(plan: Plan, seed: Seed, engine: str = "solver") -> RunResult:
     """The run of a call graph under ``seed`` without an event loop, where ``calls_problem(plan)`` is None: the
     event path's records byte for byte. Raises ValueError naming the reason where it needs events."""
+    problem = calls_problem(plan)  # among its reasons, that ``tasks`` finds no order
+    if problem is not None:
+        raise ValueError(f"scenario {plan.scenario.name!r} needs the event path: {problem}")
     order = tasks(plan)
-    problem = calls_problem(plan)
-    if problem is not None or isinstance(order, str):
-        raise ValueError(f"scenario {plan.scenario.name!r} needs the event path: {problem or order}")
+    assert not isinstance(order, str)
     solver = _Solver(plan, Draws(plan, Streams(seed)))
     solver.client_sends()
     for task in order:

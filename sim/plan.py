@@ -25,7 +25,7 @@ from sim.distributions import Dist, Sum
 from sim.outcomes import Outcome
 from sim.records import COLUMNS, PICK_FRESH, STORED, Columns, RunResult, flag_lookups, monitors, pack_flags
 from sim.rng import Seed, Streams, blocks, seed_record
-from sim.routing import Route, ip_key
+from sim.routing import Chooser, Route, ip_key
 from sim.routing.pickers import uniform_indices
 from sim.routing.ports import source_ports
 from sim.scenario import Connections, Scenario, Stream, entry_nodes, stream_route, stream_source
@@ -262,8 +262,10 @@ def clip_to_horizon(cols: dict[str, np.ndarray], horizon_s: float) -> None:
 class Draws:
     """A run's random draws, each kind from its own ``Streams`` key, made once here for every engine that draws
     request by request (the event path, and the event-free solver where it is exact): service times (s) per
-    pod, path delays (s) per tuple of legs' delay classes, and per stream its source ports and load-balancer
-    picks. Each is a lazy iterator of blocks (``sim.rng.blocks``); asking twice for one key gives the same one."""
+    pod, path delays (s) per tuple of legs' delay classes, per stream its source ports, load-balancer picks and
+    retries' backoff, per calling Service its draws for calls made with a probability, and per proxy its picker
+    (``chooser``). Each is a lazy iterator of blocks (``sim.rng.blocks``); asking twice for a path gives the same
+    one."""
 
     __slots__ = ("_paths", "plan", "rngs")
 
@@ -292,13 +294,29 @@ class Draws:
     def calls(self, service: str) -> Iterator[float]:
         """Uniform draws in [0, 1) deciding the calls of ``service``'s requests made with a probability below 1:
         one per such call per parent request, in the order the calls come due."""
-        return blocks(lambda rng, n: rng.random(n), functools.partial(self.rngs.generator, "calls", service))
+        return blocks(_uniform, functools.partial(self.rngs.generator, "calls", service))
+
+    def chooser(self, rp: RoutePlan, version: int = 0, load: Sequence[int] = ()) -> Chooser:
+        """The picker of ``rp``'s proxy over its route's endpoints, drawing from the proxy's own key as of the
+        control-plane ``version`` that made it (``load``: its live connection counts, where the picker reads them)."""
+        route = rp.route
+        return route.picker.chooser(route.endpoints, self.rngs.generator("route", *rp.proxy, version), load)
+
+    def retries(self, sp: StreamPlan) -> Iterator[float]:
+        """Uniform draws in [0, 1) scaling the backoff of the stream's retried attempts (full jitter): a client's
+        retries (``Stream.retries``) or, on a call stream, its calls' (``Call.retries``)."""
+        return blocks(_uniform, functools.partial(self.rngs.generator, *sp.key("retries")))
 
     def entries(self, sp: StreamPlan) -> Iterator[int] | None:
         """A load balancer's uniform picks of the stream's entry node (None: one entry node, nothing drawn)."""
         if len(sp.entries) < 2:
             return None
         return uniform_indices(len(sp.entries), self.rngs.generator(*sp.key("load-balancer")))
+
+
+def _uniform(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` uniform draws in [0, 1)."""
+    return rng.random(n)
 
 
 def _route_plan(

@@ -362,10 +362,7 @@ def _route_exact(
     """Per send, in send order, as the event path makes it: the (group, slot) pair its proxy's chooser picked for
     its new connection's flow (-1: unrouted, nothing drawn), its trip out and back (s; drawn together, out then
     back, from its path's draws)."""
-    choosers: dict[int, Callable[[int], int]] = {}
-    for p, rp in enumerate(route_groups.proxies):  # each proxy's chooser, keyed as the event path keys it
-        route = rp.route
-        choosers[p] = route.picker.chooser(route.endpoints, draws.rngs.generator("route", *rp.proxy, 0), [])
+    choosers = {p: draws.chooser(rp) for p, rp in enumerate(route_groups.proxies)}  # as the event path keys them
     ways = []  # per pair, in the order of the groups' pairs: its draws out and back
     for sp in plan.streams:
         for rp in sp.routes[0]:
@@ -416,8 +413,7 @@ def _serve_exact(plan: Plan, draws: Draws, pod: np.ndarray, arrived: np.ndarray)
         finishes: list[float] = []
         for i in busy[first:last]:
             p = pods[i]
-            limit = p.queue_limit if p.discipline == Discipline.FIFO else None
-            s, f = fifo_serve(times[bounds[i] - lo : bounds[i + 1] - lo], draws.service(p), p.concurrency, limit)
+            s, f = fifo_serve(times[bounds[i] - lo : bounds[i + 1] - lo], draws.service(p), p.concurrency, _limit(p))
             starts += s
             finishes += f
         started[rows], finished[rows] = starts, finishes

@@ -23,7 +23,8 @@ event-free solver, whose exact way gives this path's records byte for byte.
 
 The package: ``records`` (the record writer), ``backends`` (the request in flight, one backend class per
 discipline), ``proxies`` (routes per stream and entry node, rebuilt on syncs; clients' state), ``run`` (``Run``:
-setup and a request's life, one callback per step), ``lane`` (a closed-loop send to reply in one callback).
+setup and a request's life, one callback per step), ``lane`` (a closed-loop send to reply in one callback),
+``calls`` (call graphs: a request's calls after its own work, and the backends that hold a worker through them).
 Decisions are not made here: routes come from the plan (``sim.plan``), pickers and affinity tables are the
 routing layer's, every draw comes from ``sim.plan.Draws``, and the RunResult is assembled by ``Plan.result``, as
 the solver's is.

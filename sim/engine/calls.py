@@ -28,7 +28,6 @@ from sim.engine.backends import EventFifo, Request, Shared
 from sim.engine.records import OK
 from sim.outcomes import DropReason
 from sim.plan import Draws, Plan
-from sim.rng import blocks
 
 if TYPE_CHECKING:
     from sim.engine.proxies import Stream
@@ -104,16 +103,13 @@ class Calls:
     parent row of every row sent so far (``parents``: an int32 array indexed by row, -1 for a client's request,
     written when a call is sent: 4 bytes a record, where a dict took about 100 a call)."""
 
-    __slots__ = ("_backoff", "by_pod", "draws", "index", "parents", "plan", "run", "streams")
+    __slots__ = ("by_pod", "index", "parents", "run", "streams")
 
-    def __init__(self, run: Run, plan: Plan, draws: Draws) -> None:
+    def __init__(self, run: Run, plan: Plan) -> None:
         self.run = run
-        self.plan = plan
-        self.draws = draws
         self.index = plan.call_streams
         self.streams: list[Stream] = run.streams
         self.parents = array("i")
-        self._backoff: dict[int, Iterator[float]] = {}
         # in a changing cluster, per pod its requests' jobs in progress (base -> job), to end them if it stops
         self.by_pod: dict[int, dict[int, Job]] | None = {} if plan.dynamic else None
 
@@ -216,12 +212,8 @@ class Calls:
         job, call = req.job
         if job.dead:
             return
-        if outcome != OK:
-            attempt = self.run.records.attempt(req.base)
-            if attempt < call.retries.attempts:
-                cap = min(call.retries.max_s, call.retries.base_s * 2**attempt)
-                self.run.env.timeout(next(self._backoffs(req.stream)) * cap, req).callbacks.append(self._retry)
-                return
+        if outcome != OK and self.run.retry_later(req, call.retries, self._retry):
+            return
         if outcome != OK and not call.optional and not job.reason:
             job.reason = reason or TIMED_OUT
         job.pending -= 1
@@ -231,14 +223,6 @@ class Calls:
             self._call(job, call)
         elif job.pending == 0:
             self._stage(job)
-
-    def _backoffs(self, s: Stream) -> Iterator[float]:
-        """The call stream's uniform draws in [0, 1) scaling its retries' backoff (its own ``retries`` key)."""
-        draws = self._backoff.get(s.index)
-        if draws is None:
-            rng = self.draws.rngs.generator(*self.plan.streams[s.index].key("retries"))
-            draws = self._backoff[s.index] = blocks(lambda g, n: g.random(n), rng)
-        return draws
 
     def parent_column(self, rows: int) -> np.ndarray:
         """Per record row (``rows`` of them), the row of the request whose call it is (-1: a client's request), as

@@ -16,6 +16,7 @@ from sim.engine.backends import Backend
 from sim.outcomes import DropReason
 from sim.plan import Draws, Plan, StreamPlan
 from sim.routing import Affinity, Chooser
+from sim.rpc import Retries
 
 if TYPE_CHECKING:
     from sim.engine.calls import Program
@@ -76,6 +77,10 @@ class Entry:
         self.expire: frozenset[int] | None = None  # the route's pods, where connections to others are expired
 
 
+NO_RETRIES = Retries()
+"""A stream that retries nothing."""
+
+
 class Stream:
     """A client stream's run-time state."""
 
@@ -101,8 +106,6 @@ class Stream:
         "remaining",
         "resend",
         "retries",
-        "retry_base_s",
-        "retry_max_s",
         "think_zero",
         "timeout_s",
     )
@@ -127,9 +130,7 @@ class Stream:
         self.conn_opened = 0.0
         self.connect_timeout_s = 0.0
         self.timeout_s: float | None = None
-        self.retries = 0
-        self.retry_base_s = 0.0
-        self.retry_max_s = 0.0
+        self.retries = NO_RETRIES  # its requests' retries (a call stream's are its calls', ``Call.retries``)
         self.backoff: Iterator[float] = iter(())
         self.program: Program | None = None  # its Service's calls, where it makes any (``sim.engine.calls``)
         self.is_call = False  # a pod's call stream: its attempts' ends go to the calling job
@@ -174,10 +175,8 @@ class Proxies:
         key = rp.proxy_key
         proxy = self._choosers.get(key)
         if proxy is None:
-            picker = route.picker
-            load = [0] * len(route.endpoints) if picker.needs_load else None
-            rng = self.draws.rngs.generator("route", *rp.proxy, version)
-            proxy = self._choosers[key] = (picker.chooser(route.endpoints, rng, load or []), load)
+            load = [0] * len(route.endpoints) if route.picker.needs_load else None
+            proxy = self._choosers[key] = (self.draws.chooser(rp, version, load or []), load)
         e.choose, load = proxy
         e.reads_flow = getattr(route.picker, "reads_flow", True)
         if rp.affinity_timeout_s is not None:

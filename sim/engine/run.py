@@ -14,7 +14,7 @@ import contextlib
 import gc
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import simpy
@@ -39,7 +39,8 @@ from sim.engine.records import (
 from sim.outcomes import DropReason
 from sim.plan import Draws, Plan, StreamPlan, clip_to_horizon, compile_plan
 from sim.records import PICK_AFFINITY, PICK_FRESH, PICK_REUSED, RunResult
-from sim.rng import Seed, Streams, blocks
+from sim.rng import Seed, Streams
+from sim.rpc import Retries
 from sim.scenario import Scenario
 from sim.workload import ClosedLoop, send_times, time_order
 
@@ -105,11 +106,9 @@ def _stream(sp: StreamPlan, proxies: Proxies, draws: Draws, shortcuts: bool, pro
     s.passive = shortcuts and not s.closed and spec.timeout_s is None
     loads = any(rp.route.picker.needs_load for routes in sp.routes for rp in routes if rp.route.endpoints)
     s.fold = shortcuts and s.closed and spec.timeout_s is None and not loads
-    s.retries = spec.retries.attempts
-    s.retry_base_s, s.retry_max_s = spec.retries.base_s, spec.retries.max_s
-    if s.retries:
-        uniform = draws.rngs.generator(*sp.key("retries"))
-        s.backoff = blocks(lambda rng, n: rng.random(n), uniform)
+    s.retries = spec.retries
+    if s.retries.attempts or s.is_call:  # a call stream's calls may be retried (``Calls.returned``)
+        s.backoff = draws.retries(sp)
     return s
 
 
@@ -189,7 +188,7 @@ class Run:
         self.streams = [_stream(sp, self.proxies, draws, shortcuts, progs) for sp in plan.streams]
         self.calls: Calls | None = None
         if plan.call_streams:  # every reply past the calls; no stream on the lane (it serves in its own callback)
-            self.calls = Calls(self, plan, draws)
+            self.calls = Calls(self, plan)
             for b in self.backends:
                 b.reply = self.calls.reply_or_call
         _schedule_sends(self, draws, shortcuts)
@@ -360,18 +359,25 @@ class Run:
         if s.is_call:
             self.calls.returned(req, outcome, reason)  # type: ignore[union-attr]
             return
-        if outcome != OK and s.retries:
-            attempt = records.attempt(base)
-            if attempt < s.retries:
-                cap = min(s.retry_max_s, s.retry_base_s * 2**attempt)
-                self.env.timeout(next(s.backoff) * cap, req).callbacks.append(self._retry)
-                return
+        if outcome != OK and s.retries.attempts and self.retry_later(req, s.retries, self._retry):
+            return
         if s.closed and s.remaining > 0:
             s.remaining -= 1
             if s.think_zero:
                 self.send(s, -1, 0)
             else:
                 self.env.timeout(next(s.gaps), s).callbacks.append(s.resend)
+
+    def retry_later(self, req: Request, retries: Retries, callback: Callable[[simpy.Event], None]) -> bool:
+        """Where the failed attempt ``req`` has a retry left, its next attempt scheduled (``callback``) after a
+        full-jitter backoff, uniform on [0, min(max_s, base_s * 2**k)) before retry k (from its stream's draws);
+        whether it was."""
+        attempt = self.records.attempt(req.base)
+        if attempt >= retries.attempts:
+            return False
+        cap = min(retries.max_s, retries.base_s * 2**attempt)
+        self.env.timeout(next(req.stream.backoff) * cap, req).callbacks.append(callback)
+        return True
 
     def _retry(self, ev: simpy.Event) -> None:
         """The backoff is over: the failed attempt's request is sent again, as its next attempt."""
