@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 
+from sim.experiment import presentation as show
 from sim.experiment.analysis import histogram_ecdf
 from sim.experiment.metrics import LatencyHistogram, ServiceSummary, record_services
 from sim.experiment.rundoc import share_interval
@@ -203,7 +204,7 @@ def node_heatmap_of(
         for (i, j), value in np.ndenumerate(share):
             if value > 0:
                 color = "white" if value < 60 else "black"
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize="small", color=color)
+                ax.text(j, i, show.decimals(value, 1), ha="center", va="center", fontsize="small", color=color)
     if len(served_nodes) <= LABELLED_TICKS:
         ax.set_xticks(range(len(served_nodes)), served_nodes, rotation=45, ha="right", fontsize="small")
     if len(clients) <= LABELLED_TICKS:
