@@ -417,7 +417,7 @@ def service_summaries(
         for i, name in enumerate(result.service_names)
         if rows[i].size or name in streamed
     }
-    mine = {name: rows[result.service_names.index(name)] for name in out}
+    mine = {name: rows[i] for i, name in enumerate(result.service_names) if name in out}
     for name, path in call_paths(result, mine, index.node_zone).items():
         out[name] = replace(out[name], call_path=path)
     return out
