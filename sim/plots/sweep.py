@@ -246,8 +246,9 @@ def sweep_figures(
     figures: dict[str, Figure] = {}
 
     if x is not None:
+        table = design_point_summary(summary_frame(ok, names), names)  # once for both figures
         for what in ("latency", "locality"):
-            figures[f"tradeoff_{what}"] = _tradeoff_figure(ok, names, x, line, service, labels, title, what)
+            figures[f"tradeoff_{what}"] = _tradeoff_figure(table, names, x, line, service, labels, title, what)
 
     experiment = str(info.get("name", "experiment"))
     figures.update(_point_figures(ok, names, levels, line, service, labels, title, at, experiment))
@@ -255,7 +256,7 @@ def sweep_figures(
 
 
 def _tradeoff_figure(
-    ok: Records,
+    table: pd.DataFrame,
     names: list[str],
     x: str,
     line: str | None,
@@ -266,8 +267,8 @@ def _tradeoff_figure(
 ) -> Figure:
     """``sweep_figures``' ``tradeoff_latency`` or ``tradeoff_locality`` (``what``): that statistic against ``x``,
     one panel per combination of the other factors (at most 3 a row, so that it reads on a slide), one legend
-    below: a colour per level of ``line`` and a line style per statistic."""
-    table = design_point_summary(summary_frame(ok, names), names)
+    below: a colour per level of ``line`` and a line style per statistic. ``table``: the sweep's
+    ``design_point_summary``."""
     table = table[table["service"] == service]
     facets = [n for n in names if n not in (x, line)]
     combos = [(None, table)] if not facets else list(table.groupby(facets, sort=False))
