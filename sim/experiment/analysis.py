@@ -211,7 +211,7 @@ def _summarize(
         deterministic=s.deterministic,
         max_deviation=s.max_deviation,
         verdict=s.verdict,
-        latency_s=_latency_summary(r.latency[ok]),
+        latency_s=Latency.of(r.latency[ok]),
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
         cross_node_by_entry_node=cross_by_node,
@@ -320,13 +320,6 @@ def _pick_groups(
         )
         for g in test.groups
     ]
-
-
-def _latency_summary(latency: np.ndarray) -> Latency:
-    """Mean, median and 99th percentile (s) of latencies (s; NaN without any)."""
-    if not latency.size:
-        return Latency(math.nan, math.nan, math.nan)
-    return Latency(float(latency.mean()), float(np.percentile(latency, 50)), float(np.percentile(latency, 99)))
 
 
 def _crossing(

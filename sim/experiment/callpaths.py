@@ -164,7 +164,7 @@ def _call_path(result: RunResult, split: Split, roots: np.ndarray, node_zone: np
     names = result.service_names
     return CallPath(
         requests=n,
-        latency_s=Latency(float(latency.mean()), float(np.percentile(latency, 50)), float(np.percentile(latency, 99))),
+        latency_s=Latency.of(latency),
         critical_path_s=CriticalPath(**{k: float(v.sum()) / n for k, v in split.parts.items()}),
         wait_on_callee_s={
             names[i]: float(split.waits[i]) / n for i in sorted(np.flatnonzero(split.calls), key=names.__getitem__)
