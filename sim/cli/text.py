@@ -58,16 +58,21 @@ def format_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
         f"scenario {summary['scenario']}  seed {seed_text(summary['seed'])}  dataplane {summary['dataplane']}  "
         f"simulated {show.decimals(summary['end_s'], 3)} s"
     ]
+    clients: dict[str, set[str]] = {}  # per Service, once: a scan of every stream per Service was quadratic
+    for st in scenario.streams:
+        clients.setdefault(st.service, set()).add(f"{st.client}@{scenario.origin(st.client)}")
+    callers: dict[str, list[str]] = {}
+    for a, b in scenario.call_graph.edges():
+        callers.setdefault(b, []).append(a)
     for s in services_from_json(summary).values():
-        out.extend(_service_lines(scenario, s))
+        out.extend(_service_lines(scenario, s, sorted(clients.get(s.name, ())), callers.get(s.name, [])))
     return "\n".join(out)
 
 
-def _service_lines(scenario: Scenario, s: ServiceSummary) -> list[str]:
-    """One Service's block of ``format_summary``."""
+def _service_lines(scenario: Scenario, s: ServiceSummary, clients: list[str], callers: list[str]) -> list[str]:
+    """One Service's block of ``format_summary``: ``clients`` (``client@origin``, sorted) and ``callers`` (the
+    Services that call it) its streams' and the call graph's."""
     svc = scenario.service(s.name)
-    clients = sorted({f"{st.client}@{scenario.origin(st.client)}" for st in scenario.streams if st.service == s.name})
-    callers = [a for a, b in scenario.call_graph.edges() if b == s.name]
     called = f"  called by: {', '.join(callers)} (sent: the calls received)" if callers else ""
     who = (f"  clients: {', '.join(clients)}" if clients or not callers else "") + called
     out = [

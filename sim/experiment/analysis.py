@@ -211,7 +211,7 @@ def _summarize(
         deterministic=s.deterministic,
         max_deviation=s.max_deviation,
         verdict=s.verdict,
-        latency_s=_latency_summary(r.latency[ok]),
+        latency_s=Latency.of(r.latency[ok]),
         cross_node_fraction=cross,
         cross_zone_fraction=cross_zone,
         cross_node_by_entry_node=cross_by_node,
@@ -322,13 +322,6 @@ def _pick_groups(
     ]
 
 
-def _latency_summary(latency: np.ndarray) -> Latency:
-    """Mean, median and 99th percentile (s) of latencies (s; NaN without any)."""
-    if not latency.size:
-        return Latency(math.nan, math.nan, math.nan)
-    return Latency(float(latency.mean()), float(np.percentile(latency, 50)), float(np.percentile(latency, 99)))
-
-
 def _crossing(
     result: RunResult, node_zone: np.ndarray, entry: np.ndarray, served: np.ndarray
 ) -> tuple[float, float, dict[str, float]]:
@@ -417,7 +410,7 @@ def service_summaries(
         for i, name in enumerate(result.service_names)
         if rows[i].size or name in streamed
     }
-    mine = {name: rows[result.service_names.index(name)] for name in out}
+    mine = {name: rows[i] for i, name in enumerate(result.service_names) if name in out}
     for name, path in call_paths(result, mine, index.node_zone).items():
         out[name] = replace(out[name], call_path=path)
     return out

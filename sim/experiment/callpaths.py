@@ -164,7 +164,7 @@ def _call_path(result: RunResult, split: Split, roots: np.ndarray, node_zone: np
     names = result.service_names
     return CallPath(
         requests=n,
-        latency_s=Latency(float(latency.mean()), float(np.percentile(latency, 50)), float(np.percentile(latency, 99))),
+        latency_s=Latency.of(latency),
         critical_path_s=CriticalPath(**{k: float(v.sum()) / n for k, v in split.parts.items()}),
         wait_on_callee_s={
             names[i]: float(split.waits[i]) / n for i in sorted(np.flatnonzero(split.calls), key=names.__getitem__)
@@ -219,23 +219,29 @@ def call_graph_document(result: RunResult, node_zone: np.ndarray) -> dict[str, A
     ok = cols["outcome"][rows] == Outcome.OK
     entry, served = cols["entry_node"][rows].astype(np.int64), cols.at("endpoint_node", rows).astype(np.int64)
     span = max(result.end_s - result.scenario.warmup_s, 1e-12)
+    # one stable sort by edge, then a slice per edge (as ``service_rows``): a mask per edge cost edges x requests
+    n_services = len(result.service_names)
+    key = (caller + 1) * n_services + callee
+    order = np.argsort(key, kind="stable")
+    keys, starts = np.unique(key[order], return_index=True)
     edges = []
-    for a, b in sorted({(int(x), int(y)) for x, y in zip(caller.tolist(), callee.tolist(), strict=True)}):
-        mine = (caller == a) & (callee == b)
-        done = mine & ok
-        zoned = done & (node_zone[entry] >= 0) & (node_zone[served] >= 0)
+    for k, mine in zip(keys.tolist(), np.split(order, starts[1:]) if key.size else [], strict=True):
+        a, b = divmod(k, n_services)  # ``mine``: the edge's requests, in row order
+        done = mine[ok[mine]]
+        here, there = entry[done], served[done]
+        zoned = (node_zone[here] >= 0) & (node_zone[there] >= 0)
         edges.append(
             {
-                "caller": result.service_names[a] if a >= 0 else CLIENTS,
+                "caller": result.service_names[a - 1] if a > 0 else CLIENTS,
                 "callee": result.service_names[b],
-                "calls": int(mine.sum()),
-                "calls_per_s": float(mine.sum()) / span,
-                "cross_node_fraction": float(np.mean(served[done] != entry[done])) if done.any() else math.nan,
+                "calls": int(mine.size),
+                "calls_per_s": float(mine.size) / span,
+                "cross_node_fraction": float(np.mean(there != here)) if done.size else math.nan,
                 "cross_zone_fraction": (
-                    float(np.mean(node_zone[served[zoned]] != node_zone[entry[zoned]])) if zoned.any() else math.nan
+                    float(np.mean(node_zone[there[zoned]] != node_zone[here[zoned]])) if zoned.any() else math.nan
                 ),
                 "latency_mean_s": float(np.mean(cols["t_returned"][rows[done]] - cols["t_sent"][rows[done]]))
-                if done.any()
+                if done.size
                 else math.nan,
             }
         )

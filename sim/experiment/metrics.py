@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar, cast
 
+import numpy as np
+
 from sim.stats import ChiSquare
 
 _MISSING = object()
@@ -105,6 +107,13 @@ class Latency(_JsonPart):
     mean: float
     p50: float
     p99: float
+
+    @classmethod
+    def of(cls, seconds: np.ndarray) -> Latency:
+        """The mean, median and 99th percentile of latencies ``seconds`` (NaN without any)."""
+        if not seconds.size:
+            return cls(math.nan, math.nan, math.nan)
+        return cls(float(seconds.mean()), float(np.percentile(seconds, 50)), float(np.percentile(seconds, 99)))
 
 
 @dataclass(frozen=True)

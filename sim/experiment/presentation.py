@@ -60,13 +60,23 @@ def decimals(value: Any, places: int) -> str:
     return MISSING if is_missing(value) else f"{value:.{places}f}"
 
 
-def significant(value: Any) -> str:
-    """A statistic with four significant digits, or ``-``.
+def significant(value: Any, digits: int = 4) -> str:
+    """A statistic with ``digits`` significant digits (a rate: 3), or ``-``.
 
-    >>> significant(0.000123456), significant(12345.6)
-    ('0.0001235', '1.235e+04')
+    >>> significant(0.000123456), significant(12345.6), significant(12345.6, 3)
+    ('0.0001235', '1.235e+04', '1.23e+04')
     """
-    return MISSING if is_missing(value) else f"{value:.4g}"
+    return MISSING if is_missing(value) else f"{value:.{digits}g}"
+
+
+def latency_words(seconds: float) -> str:
+    """A latency in a figure's few characters: whole microseconds below a millisecond, else two significant
+    digits of milliseconds.
+
+    >>> latency_words(0.000125), latency_words(0.0123)
+    ('125 us', '12 ms')
+    """
+    return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2g} ms"
 
 
 def pvalue(p: float) -> str:

@@ -1,5 +1,6 @@
 """What every figure shares: a new Axes, the series colours and line styles, log axes labelled in plain numbers,
-notes on what is not drawn, titles that fit their figure, and latency in words."""
+notes on what is not drawn, titles that fit their figure (latency in words:
+``sim.experiment.presentation.latency_words``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from sim.experiment.presentation import latency_words as latency_words  # worded there; importable here too
 
 MS_PER_S = 1e3
 
@@ -154,7 +157,3 @@ def wrap(text: str, width: int = 90) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
-
-
-def latency_words(seconds: float) -> str:
-    return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2g} ms"

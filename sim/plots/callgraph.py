@@ -12,9 +12,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
+from sim.experiment import presentation as show
 from sim.experiment.callpaths import CLIENTS
 from sim.experiment.metrics import ServiceSummary
-from sim.plots.axes import MS_PER_S, axes_or_new, latency_words
+from sim.plots.axes import MS_PER_S, axes_or_new
 from sim.plots.panels import draw_ecdf, histogram_of
 
 
@@ -101,10 +102,10 @@ def edge_table(doc: Mapping[str, Any], ax: Axes | None = None) -> Axes:
         [
             str(k),
             f"{short(e['caller'])} -> {short(e['callee'])}",
-            f"{e['calls_per_s']:.3g}",
-            latency_words(e["latency_mean_s"]),
-            _share(e["cross_node_fraction"]),
-            _share(e["cross_zone_fraction"]),
+            show.significant(e["calls_per_s"], 3),
+            show.latency_words(e["latency_mean_s"]),
+            show.percent(e["cross_node_fraction"], 0),
+            show.percent(e["cross_zone_fraction"], 0),
         ]
         for k, e in enumerate(edges, start=1)
     ]
@@ -176,10 +177,6 @@ def _number_edges(
             zorder=4,
             bbox={"boxstyle": "circle", "facecolor": "white", "edgecolor": "grey", "pad": 0.2},
         )
-
-
-def _share(x: float | None) -> str:
-    return "-" if x is None or x != x else f"{x:.0%}"
 
 
 def _legs(span: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, str, str]]:

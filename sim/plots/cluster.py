@@ -12,7 +12,8 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 
-from sim.plots.axes import axes_or_new, latency_words
+from sim.experiment.presentation import latency_words
+from sim.plots.axes import axes_or_new
 
 LABELLED_VERTICES = 150
 """Above this many vertices the cluster figure has no text per vertex or link (one would hide the next) and a

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 
+from sim.experiment import presentation as show
 from sim.experiment.analysis import histogram_ecdf
 from sim.experiment.metrics import LatencyHistogram, ServiceSummary, record_services
 from sim.experiment.rundoc import share_interval
@@ -85,8 +86,10 @@ def endpoint_bars_of(
     (default: every endpoint that was expected or got a request), e.g. the same set for panels side by side."""
     ax = axes_or_new(ax)
     pods = list(endpoints) if endpoints is not None else endpoints_of(runs)
-    routed = [m.routed_by_endpoint for m in runs]
-    shares = np.array([[r.get(p, 0) / max(sum(r.values()), 1) for p in pods] for r in routed])
+    picked = [sum(m.routed_by_endpoint.values()) for m in runs]  # once a run, not once a bar
+    shares = np.array(
+        [[m.routed_by_endpoint.get(p, 0) / max(n, 1) for p in pods] for m, n in zip(runs, picked, strict=True)]
+    )
     shares = shares.reshape(len(runs), len(pods))
     expected = np.array([[m.expected_share.get(p, 0.0) for p in pods] for m in runs]).reshape(len(runs), len(pods))
     cis = [mean_ci(shares[:, j]) for j in range(len(pods))]
@@ -117,7 +120,7 @@ def endpoint_bars_of(
         label="expected share",
     )
     if one:  # where its share should fall if the picker draws the expected shares
-        n = sum(runs[0].routed_by_endpoint.values())
+        n = picked[0]
         band = np.array([share_interval(n, p / 100) for p in expected_mean]).reshape(len(pods), 2) * 100
         ax.errorbar(
             xs + 0.3,
@@ -201,7 +204,7 @@ def node_heatmap_of(
         for (i, j), value in np.ndenumerate(share):
             if value > 0:
                 color = "white" if value < 60 else "black"
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize="small", color=color)
+                ax.text(j, i, show.decimals(value, 1), ha="center", va="center", fontsize="small", color=color)
     if len(served_nodes) <= LABELLED_TICKS:
         ax.set_xticks(range(len(served_nodes)), served_nodes, rotation=45, ha="right", fontsize="small")
     if len(clients) <= LABELLED_TICKS:

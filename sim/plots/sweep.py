@@ -32,12 +32,11 @@ from sim.plots.axes import (
 from sim.plots.panels import (
     Records,
     by_client_node,
-    endpoint_bars,
+    endpoint_bars_of,
     endpoints_of,
     latency_ecdf,
-    node_heatmap,
+    node_heatmap_of,
     page_latency_ecdf,
-    service_metrics,
 )
 
 if TYPE_CHECKING:
@@ -246,8 +245,9 @@ def sweep_figures(
     figures: dict[str, Figure] = {}
 
     if x is not None:
+        table = design_point_summary(summary_frame(ok, names), names)  # once for both figures
         for what in ("latency", "locality"):
-            figures[f"tradeoff_{what}"] = _tradeoff_figure(ok, names, x, line, service, labels, title, what)
+            figures[f"tradeoff_{what}"] = _tradeoff_figure(table, names, x, line, service, labels, title, what)
 
     experiment = str(info.get("name", "experiment"))
     figures.update(_point_figures(ok, names, levels, line, service, labels, title, at, experiment))
@@ -255,7 +255,7 @@ def sweep_figures(
 
 
 def _tradeoff_figure(
-    ok: Records,
+    table: pd.DataFrame,
     names: list[str],
     x: str,
     line: str | None,
@@ -266,8 +266,8 @@ def _tradeoff_figure(
 ) -> Figure:
     """``sweep_figures``' ``tradeoff_latency`` or ``tradeoff_locality`` (``what``): that statistic against ``x``,
     one panel per combination of the other factors (at most 3 a row, so that it reads on a slide), one legend
-    below: a colour per level of ``line`` and a line style per statistic."""
-    table = design_point_summary(summary_frame(ok, names), names)
+    below: a colour per level of ``line`` and a line style per statistic. ``table``: the sweep's
+    ``design_point_summary``."""
     table = table[table["service"] == service]
     facets = [n for n in names if n not in (x, line)]
     combos = [(None, table)] if not facets else list(table.groupby(facets, sort=False))
@@ -333,7 +333,9 @@ def _point_figures(
         if picked:
             groups[str(level) if line else "all runs"] = picked
     where = f"at {_describe(chosen, labels)}" if chosen else "(every run)"
-    runs = [m for recs in groups.values() for m in service_metrics(recs, service)]
+    by_group = {label: [record_services(r) for r in recs] for label, recs in groups.items()}  # each record read once
+    metrics = {label: [run[service] for run in group if service in run] for label, group in by_group.items()}
+    runs = [m for group in metrics.values() for m in group]
     ncols = 2 if len(groups) > 2 else max(len(groups), 1)
     nrows = -(-len(groups) // ncols)
 
@@ -346,17 +348,17 @@ def _point_figures(
 
     fig, grid = panels(6.0, 4.2)
     pods = endpoints_of(runs)
-    for ax, (label, recs) in zip(grid, groups.items(), strict=False):
-        endpoint_bars(recs, service, ax, title=_describe({line: label}, labels) if line else label, endpoints=pods)
+    for ax, (label, group) in zip(grid, metrics.items(), strict=False):
+        endpoint_bars_of(group, service, ax, title=_describe({line: label}, labels) if line else label, endpoints=pods)
     wrapped_suptitle(fig, f"{title}: requests per endpoint\n{where}")
     figures["endpoints"] = fig
 
     fig, grid = panels(6.4, 3.4)
     pairs = [(c, s) for m in runs for c, row in by_client_node(m).items() for s in row]
     clients, servers = sorted({c for c, _ in pairs}), sorted({s for _, s in pairs})
-    for ax, (label, recs) in zip(grid, groups.items(), strict=False):
+    for ax, (label, group) in zip(grid, metrics.items(), strict=False):
         title_here = _describe({line: label}, labels) if line else label
-        node_heatmap(recs, service, ax, title=title_here, clients=clients, servers=servers)
+        node_heatmap_of(group, service, ax, title=title_here, clients=clients, servers=servers)
     wrapped_suptitle(fig, f"{title}: client node x serving node\n{where}")
     figures["heatmap"] = fig
 
@@ -365,7 +367,6 @@ def _point_figures(
     per = labels.get(line, line) if line else "run"
     wrapped_suptitle(fig, f"{title}: latency ECDF per {per}")
     figures["latency_ecdf"] = fig
-    by_group = {label: [record_services(r) for r in recs] for label, recs in groups.items()}
     if any(s.call_path for group in by_group.values() for run in group for s in run.values()):
         fig = Figure(figsize=(8.0, 5.2), layout="constrained")
         page_latency_ecdf(by_group, fig.add_subplot(), title=wrap(where, 72))
