@@ -144,10 +144,8 @@ def _call_path_lines(s: ServiceSummary) -> list[str]:
 def _verdict_lines(s: ServiceSummary) -> list[str]:
     """The test's lines of a Service's table: the combined statistic, how it was combined, and the verdict."""
     cs = s.chi_square
-    lines = [
-        f"  {show.statistic_label(cs)} {show.decimals(cs.statistic, 3)}  dof {cs.dof}  p-value {show.pvalue(cs.pvalue)}"
-        f"  Cohen's w {show.decimals(cs.cohens_w, 4)}"
-    ]
+    label, statistic, p, w = show.fit_numbers(cs)
+    lines = [f"  {label} {statistic}  dof {cs.dof}  p-value {p}  Cohen's w {w}"]
     if len(s.groups) > 1:
         lines.append(
             f"  tested per group (requests whose routes expect the same shares): {len(s.groups)} groups, dof "

@@ -112,6 +112,16 @@ def statistic_label(test: ChiSquare) -> str:
     return CHI_SQUARE if test.method == CHI_SQUARE else f"{test.method} test: statistic"
 
 
+def fit_numbers(test: ChiSquare) -> tuple[str, str, str, str]:
+    """The test's label, statistic, p-value and Cohen's w as every reader writes them (the layouts differ).
+
+    >>> from sim.stats import ChiSquare
+    >>> fit_numbers(ChiSquare(0.5, 0.4795, 1, 10, 0.2236, 5))
+    ('chi-square', '0.500', '0.4795', '0.2236')
+    """
+    return statistic_label(test), decimals(test.statistic, 3), pvalue(test.pvalue), decimals(test.cohens_w, 4)
+
+
 def fit_verdict(test: ChiSquare, alpha: float = 0.01) -> str:
     """The plain-words reading of a goodness-of-fit test at level ``alpha``."""
     if test.dof == 0:
