@@ -71,11 +71,13 @@ def significant(value: Any, digits: int = 4) -> str:
 
 def latency_words(seconds: float) -> str:
     """A latency in a figure's few characters: whole microseconds below a millisecond, else two significant
-    digits of milliseconds.
+    digits of milliseconds; ``-`` for none (an edge whose calls all failed).
 
-    >>> latency_words(0.000125), latency_words(0.0123)
-    ('125 us', '12 ms')
+    >>> latency_words(0.000125), latency_words(0.0123), latency_words(float("nan"))
+    ('125 us', '12 ms', '-')
     """
+    if is_missing(seconds):
+        return MISSING
     return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2g} ms"
 
 
