@@ -323,3 +323,10 @@ def test_a_call_graph_run_that_measured_no_calls_reports_without_warnings(tmp_pa
     assert main(["-q", "report", str(run), "-o", str(tmp_path / "r.html")]) == 0
     assert "service_graph" not in (tmp_path / "r.html").read_text()
     assert not [w for w in recwarn if "singular" in str(w.message)]
+
+
+def test_an_empty_plot_out_is_named_as_the_flag(local_pod_dies_run, capsys):
+    """``sim plot RUN --out ''``: the one-line error names ``--out``, the flag given (it named "figures directory",
+    the default's words, because an empty string is falsy)."""
+    assert main(["plot", str(local_pod_dies_run), "--out", ""]) == 2
+    assert capsys.readouterr().err.strip() == "sim: error: '': --out: is not a directory name; give one"

@@ -98,7 +98,7 @@ def _plot(args: argparse.Namespace) -> int:
         doc = load_run(args.results)
         run_path = Path(args.results)
         out = Path(args.out) if args.out is not None else run_path.with_name(f"{run_path.stem}-figures")
-        check_directory(args.out if args.out is not None else out, "--out" if args.out else "figures directory")
+        check_directory(args.out if args.out is not None else out, "--out" if args.out is not None else "figures directory")
         try:
             return _plot_run(doc, out)
         except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file load_run let through
@@ -106,7 +106,7 @@ def _plot(args: argparse.Namespace) -> int:
     info, records = load_results(args.results)
     at = dict(parse_set(text) for text in args.at)
     out = Path(args.out) if args.out is not None else Path(args.results) / "figures"
-    check_directory(args.out if args.out is not None else out, "--out" if args.out else "figures directory")
+    check_directory(args.out if args.out is not None else out, "--out" if args.out is not None else "figures directory")
     from sim import plots  # here: matplotlib takes a while to import, and only this command needs it
 
     try:
