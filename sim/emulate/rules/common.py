@@ -3,7 +3,8 @@
 The Service port's name (``ServicePortName``) and the hash every chain name is built on; the proxy's configuration
 modelled, which is kube-proxy's default but for what kind gives it: masquerade bit 14, ``--masquerade-all`` as the
 scenario says (``[dataplane] masquerade_all``, off by default),
-``localhostNodePorts`` on, no ``--nodeport-addresses``, the scenario's local-traffic detector (``[dataplane]
+``localhostNodePorts`` on, ``--nodeport-addresses`` unset (each mode's default: iptables every local address,
+nftables the node's primary IP), the scenario's local-traffic detector (``[dataplane]
 local_traffic_detector``; kind's is ClusterCIDR on its pod subnet, which kubeadm passes as ``--cluster-cidr``: the
 "masquerade off-cluster traffic" rule and the short-circuit of pod traffic to external destinations), the service
 CIDR the emulation takes ClusterIPs from (the nftables drop of unallocated ClusterIPs), and
