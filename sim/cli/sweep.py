@@ -98,7 +98,9 @@ def _plot(args: argparse.Namespace) -> int:
         doc = load_run(args.results)
         run_path = Path(args.results)
         out = Path(args.out) if args.out is not None else run_path.with_name(f"{run_path.stem}-figures")
-        check_directory(args.out if args.out is not None else out, "--out" if args.out is not None else "figures directory")
+        check_directory(
+            args.out if args.out is not None else out, "--out" if args.out is not None else "figures directory"
+        )
         try:
             return _plot_run(doc, out)
         except (KeyError, TypeError, ValueError, IndexError) as e:  # a hand-edited file load_run let through
